@@ -43,6 +43,11 @@ func (c *conn) handle(ctx context.Context, data []byte) bool {
 		return c.identify(obj)
 	}
 	agent := c.agentID()
+	if agent == "" && typ == protocol.FramePing {
+		// Allowed before identify, so a client can check the link first.
+		c.reply(map[string]any{"type": protocol.OutPong, "timestamp": c.srv.now().UnixMilli()})
+		return false
+	}
 	if agent == "" {
 		c.reply(protocol.ErrorFrame{Type: protocol.OutError, Error: protocol.CodeNotIdentified})
 		return false

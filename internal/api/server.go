@@ -39,14 +39,14 @@ type Access int
 
 // Access levels.
 const (
-	Public    Access = iota // no token
-	AnyToken                // any valid token, Bearer header only (style A)
-	AnyTokenB               // any valid token, Bearer or ?token= (style B)
-	Agent                   // an agent or admin token, Bearer only; acts as its own agent
-	OwnAgent                // style B, and the token must act as the path's {agent_id}
-	Admin                   // an admin token, Bearer only
-	Dashboard               // public on a loopback-only hub, else viewer/admin token
-	DashboardAdmin          // admin token; on a loopback-only hub, public
+	Public         Access = iota // no token
+	AnyToken                     // any valid token, Bearer header only (style A)
+	AnyTokenB                    // any valid token, Bearer or ?token= (style B)
+	Agent                        // an agent or admin token, Bearer only; acts as its own agent
+	OwnAgent                     // style B, and the token must act as the path's {agent_id}
+	Admin                        // an admin token, Bearer only
+	Dashboard                    // public on a loopback-only hub, else viewer/admin token
+	DashboardAdmin               // admin token; on a loopback-only hub, public
 )
 
 func (a Access) String() string {

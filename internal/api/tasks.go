@@ -199,4 +199,3 @@ func nullable(s string) any {
 	}
 	return s
 }
-
