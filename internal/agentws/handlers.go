@@ -149,9 +149,10 @@ func (c *conn) message(agent string, obj protocol.Object) {
 		m.To = obj.String("to")
 	}
 	c.srv.messaging.Stamp(&m)
-	// message_sent goes out before the sender's own broadcast echo.
-	c.reply(map[string]any{"type": protocol.OutMessageSent, "id": m.ID})
-	if _, err := c.srv.messaging.Send(m); err != nil {
+	// message_sent goes out once the message is stored, before the
+	// sender's own broadcast echo.
+	sent := func() { c.reply(map[string]any{"type": protocol.OutMessageSent, "id": m.ID}) }
+	if _, err := c.srv.messaging.Send(m, sent); err != nil {
 		c.srv.log.Error("message routing failed", "event", "message_failed", "agent_id", agent, "err", err)
 		c.reply(protocol.ErrorFrame{Type: protocol.OutError, Error: protocol.CodeInternal})
 	}

@@ -102,7 +102,7 @@ func (c *Core) postMessage(r *Request) Response {
 		m.To = r.Body.String("to")
 	}
 	c.Messaging.Stamp(&m)
-	if _, err := c.Messaging.Send(m); err != nil {
+	if _, err := c.Messaging.Send(m, nil); err != nil {
 		return Err(http.StatusInternalServerError, "storage_error", "detail", err.Error())
 	}
 	return JSON(http.StatusOK, map[string]any{"status": "sent", "id": m.ID})

@@ -63,7 +63,10 @@ func (s *Service) Stamp(m *Message) {
 // Send routes a direct or broadcast message: it is recorded in the history
 // and the thread index, counted, then pushed to live sockets or put in
 // mailboxes. It returns the outcome (Delivered, Queued or Broadcasted).
-func (s *Service) Send(m Message) (string, error) {
+// recorded, when not nil, runs once the message is stored and before any
+// delivery: the socket layer acknowledges the sender there, so the
+// acknowledgement precedes the sender's own broadcast echo.
+func (s *Service) Send(m Message, recorded func()) (string, error) {
 	s.Stamp(&m)
 	if _, err := s.History.Append(m); err != nil {
 		return "", fmt.Errorf("send %s: %w", m.ID, err)
@@ -72,6 +75,9 @@ func (s *Service) Send(m Message) (string, error) {
 		// The thread index is derived data: a failure must not lose the
 		// message, which is already in the history.
 		s.log.Error("thread index failed", "event", "thread_index_failed", "message_id", m.ID, "err", err)
+	}
+	if recorded != nil {
+		recorded()
 	}
 	to := m.Recipient()
 	s.Analytics.RecordMessage(m.From, to)

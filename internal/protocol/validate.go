@@ -109,8 +109,11 @@ func ValidateBody(name string, obj Object) error {
 		return nil
 	}
 	ve := &ValidationError{MessageType: name, Errors: errs}
+	// The original's error strings: "missing required field: x" only fits
+	// an absent field; "missing or invalid field: x" fits any error of x.
+	onlyMissing := strings.HasPrefix(s.Legacy, "missing required")
 	for _, fe := range errs {
-		if isRequired(s, fe.Field) {
+		if isRequired(s, fe.Field) && (!onlyMissing || fe.Error == ErrRequired) {
 			ve.Legacy = s.Legacy
 			break
 		}
