@@ -23,7 +23,7 @@ type Tasks struct {
 // Routes returns the task route table.
 func (t *Tasks) Routes() []Route {
 	return []Route{
-		{Method: "POST", Path: "/api/tasks", Access: Agent, Handler: t.submit},
+		{Method: "POST", Path: "/api/tasks", Access: Agent, Handler: t.submit, Class: "tasks"},
 		{Method: "GET", Path: "/api/tasks", Access: AnyToken, Handler: t.list},
 		{Method: "GET", Path: "/api/tasks/dead-letter", Access: AnyToken, Handler: t.deadLetter},
 		{Method: "GET", Path: "/api/tasks/stats", Access: AnyToken, Handler: t.stats},

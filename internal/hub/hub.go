@@ -20,6 +20,7 @@ import (
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/messaging"
 	"github.com/agentcom/agentcom/internal/presence"
+	"github.com/agentcom/agentcom/internal/ratelimit"
 	"github.com/agentcom/agentcom/internal/scheduler"
 	"github.com/agentcom/agentcom/internal/settings"
 	"github.com/agentcom/agentcom/internal/store"
@@ -36,9 +37,12 @@ type Config struct {
 	OpenRegistration bool
 	JoinSecret       string
 
-	Socket               agentws.Config
-	Scheduler            scheduler.Config
-	Queue                tasks.Config
+	Socket    agentws.Config
+	Scheduler scheduler.Config
+	Queue     tasks.Config
+	// RateLimits per agent and action class, and per HTTP caller; nil
+	// disables rate limiting.
+	RateLimits           ratelimit.Limits
 	AcceptTimeout        time.Duration
 	BusyHold             time.Duration
 	MailboxEvictInterval time.Duration
@@ -48,7 +52,8 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Addr: ":4000", DataDir: "data", Version: "dev",
-		Socket: agentws.DefaultConfig(), Scheduler: scheduler.DefaultConfig(), Queue: tasks.DefaultConfig(),
+		RateLimits: ratelimit.DefaultLimits(),
+		Socket:     agentws.DefaultConfig(), Scheduler: scheduler.DefaultConfig(), Queue: tasks.DefaultConfig(),
 		AcceptTimeout: 60 * time.Second, BusyHold: 60 * time.Second, MailboxEvictInterval: time.Hour,
 	}
 }
@@ -69,6 +74,7 @@ type Hub struct {
 	Scheduler *scheduler.Scheduler
 	Sockets   *agentws.Server
 	API       *api.Server
+	Limiter   *ratelimit.Limiter // nil when rate limiting is off
 
 	listener net.Listener
 	http     *http.Server
@@ -136,12 +142,20 @@ func (h *Hub) build() error {
 	})
 	sched = scheduler.New(h.Queue, h.Agents, h.cfg.Scheduler, h.log)
 	h.Scheduler = sched
-	h.Sockets = agentws.New(h.cfg.Socket, agentws.Deps{Tokens: h.Tokens, Presence: h.Presence, Scheduler: sched, Log: h.log})
+	deps := agentws.Deps{Tokens: h.Tokens, Presence: h.Presence, Scheduler: sched, Log: h.log}
+	if h.cfg.RateLimits != nil {
+		h.Limiter = ratelimit.New(h.cfg.RateLimits)
+		deps.Limiter = h.Limiter
+	}
+	h.Sockets = agentws.New(h.cfg.Socket, deps)
 	h.Messaging = messaging.NewService(mb, hist, chans, threads, messaging.NewAnalytics(), h.Sockets, h.Tokens, h.Bus, h.log)
 	h.Sockets.SetMessaging(h.Messaging)
 	sched.SetPusher(h.Sockets)
 
 	h.API = api.NewServer(h.Tokens, isLoopback(h.cfg.Addr), h.log)
+	if h.Limiter != nil {
+		h.API.SetLimiter(h.Limiter)
+	}
 	core := &api.Core{Server: h.API, Tokens: h.Tokens, Presence: h.Presence, Agents: h.Agents, Messaging: h.Messaging,
 		Settings: h.Settings, Kick: h.Sockets.Kick, OpenRegistration: h.cfg.OpenRegistration, JoinSecret: h.cfg.JoinSecret,
 		EvictMailboxes: h.evictMailboxes, Version: h.cfg.Version}
@@ -174,7 +188,10 @@ func (h *Hub) Serve(ln net.Listener) error {
 		ErrorLog: slog.NewLogLogger(h.log.Handler(), slog.LevelWarn)}
 	h.loop(func() { h.Scheduler.Run(ctx) })
 	h.loop(func() { h.Sockets.Run(ctx) })
-	h.loop(func() { h.evictLoop(ctx) })
+	h.loop(func() { every(ctx, h.cfg.MailboxEvictInterval, h.evictMailboxes) })
+	if h.Limiter != nil {
+		h.loop(func() { every(ctx, time.Minute, func() { h.Limiter.Sweep(time.Minute) }) })
+	}
 	h.loop(func() {
 		if err := h.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			h.log.Error("http server stopped", "event", "http_failed", "err", err)
@@ -221,19 +238,6 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (h *Hub) evictLoop(ctx context.Context) {
-	t := time.NewTicker(h.cfg.MailboxEvictInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			h.evictMailboxes()
-		}
-	}
-}
-
 func (h *Hub) evictMailboxes() {
 	n, err := h.Messaging.Mailbox.Evict(h.Settings.MailboxTTL())
 	if err != nil {
@@ -242,6 +246,20 @@ func (h *Hub) evictMailboxes() {
 	}
 	if n > 0 {
 		h.log.Info("mailbox messages expired", "component", "messaging", "event", "mailbox_evicted", "count", n)
+	}
+}
+
+// every runs f every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/hub"
+	"github.com/agentcom/agentcom/internal/ratelimit"
 )
 
 // Hub is a hub under test.
@@ -41,6 +43,9 @@ func FastTimers(c *hub.Config) {
 	c.Socket.ReapInterval = 100 * time.Millisecond
 }
 
+// WithRateLimits turns rate limiting on with limits.
+func WithRateLimits(l ratelimit.Limits) Option { return func(c *hub.Config) { c.RateLimits = l } }
+
 // NoBackoff retries failed tasks at once.
 func NoBackoff(c *hub.Config) { c.Queue.BackoffBase = 0 }
 
@@ -54,6 +59,7 @@ func Start(t testing.TB, dir string, opts ...Option) *Hub {
 	cfg := hub.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DataDir = dir
+	cfg.RateLimits = nil // tests that exercise limits opt in with WithRateLimits
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -173,6 +179,8 @@ type Client struct {
 	Conn *websocket.Conn
 	in   chan map[string]any
 	done chan struct{}
+	quit chan struct{}
+	once sync.Once
 	err  error
 }
 
@@ -186,7 +194,7 @@ func Dial(t testing.TB, url string) *Client {
 		t.Fatalf("dial %s: %v", url, err)
 	}
 	c.SetReadLimit(8 << 20)
-	cl := &Client{T: t, Conn: c, in: make(chan map[string]any, 4096), done: make(chan struct{})}
+	cl := &Client{T: t, Conn: c, in: make(chan map[string]any, 4096), done: make(chan struct{}), quit: make(chan struct{})}
 	go cl.read()
 	t.Cleanup(func() { cl.Close() })
 	return cl
@@ -224,7 +232,11 @@ func (c *Client) read() {
 			c.err = fmt.Errorf("bad frame %q: %w", data, err)
 			return
 		}
-		c.in <- m
+		select {
+		case c.in <- m:
+		case <-c.quit:
+			return
+		}
 	}
 }
 
@@ -321,4 +333,7 @@ func (c *Client) Closed(d time.Duration) (websocket.StatusCode, string) {
 }
 
 // Close closes the client.
-func (c *Client) Close() { c.Conn.CloseNow() }
+func (c *Client) Close() {
+	c.once.Do(func() { close(c.quit) })
+	c.Conn.CloseNow()
+}

@@ -83,11 +83,12 @@ func (s *Service) Send(m Message, recorded func()) (string, error) {
 	s.Analytics.RecordMessage(m.From, to)
 	outcome := Broadcasted
 	if m.IsBroadcast() {
+		// Offline agents' copies are stored before anyone is told, so a
+		// reader woken by the live push finds them too.
 		online := s.pusher.OnlineAgents()
 		isOnline := make(map[string]bool, len(online))
 		for _, a := range online {
 			isOnline[a] = true
-			s.pusher.PushMessage(a, m)
 		}
 		for _, a := range s.agents.Agents() {
 			if a == m.From || isOnline[a] {
@@ -96,6 +97,9 @@ func (s *Service) Send(m Message, recorded func()) (string, error) {
 			if _, err := s.Mailbox.Enqueue(a, m); err != nil {
 				return "", fmt.Errorf("broadcast %s: %w", m.ID, err)
 			}
+		}
+		for _, a := range online {
+			s.pusher.PushMessage(a, m)
 		}
 	} else if s.pusher.PushMessage(to, m) {
 		outcome = Delivered
