@@ -243,20 +243,26 @@ func (c *Client) read() {
 // Send writes one frame (a value to marshal, or a raw string).
 func (c *Client) Send(frame any) {
 	c.T.Helper()
+	if err := c.TrySend(frame); err != nil {
+		c.T.Fatalf("send: %v", err)
+	}
+}
+
+// TrySend is Send that returns the write error (the server may have
+// closed the socket).
+func (c *Client) TrySend(frame any) error {
 	var b []byte
 	if s, ok := frame.(string); ok {
 		b = []byte(s)
 	} else {
 		var err error
 		if b, err = json.Marshal(frame); err != nil {
-			c.T.Fatal(err)
+			return err
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := c.Conn.Write(ctx, websocket.MessageText, b); err != nil {
-		c.T.Fatalf("send: %v", err)
-	}
+	return c.Conn.Write(ctx, websocket.MessageText, b)
 }
 
 // Next returns the next frame within timeout, or nil.
