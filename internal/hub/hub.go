@@ -19,6 +19,7 @@ import (
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/messaging"
+	"github.com/agentcom/agentcom/internal/metrics"
 	"github.com/agentcom/agentcom/internal/presence"
 	"github.com/agentcom/agentcom/internal/ratelimit"
 	"github.com/agentcom/agentcom/internal/scheduler"
@@ -75,6 +76,7 @@ type Hub struct {
 	Sockets   *agentws.Server
 	API       *api.Server
 	Limiter   *ratelimit.Limiter // nil when rate limiting is off
+	Metrics   *metrics.Metrics
 
 	listener net.Listener
 	http     *http.Server
@@ -142,7 +144,8 @@ func (h *Hub) build() error {
 	})
 	sched = scheduler.New(h.Queue, h.Agents, h.cfg.Scheduler, h.log)
 	h.Scheduler = sched
-	deps := agentws.Deps{Tokens: h.Tokens, Presence: h.Presence, Scheduler: sched, Log: h.log}
+	h.Metrics = metrics.New(h.Bus, metrics.Sources{Queue: h.Queue, Agents: h.Agents, DB: h.DB})
+	deps := agentws.Deps{Tokens: h.Tokens, Presence: h.Presence, Scheduler: sched, Log: h.log, Observer: h.Metrics}
 	if h.cfg.RateLimits != nil {
 		h.Limiter = ratelimit.New(h.cfg.RateLimits)
 		deps.Limiter = h.Limiter
@@ -156,13 +159,20 @@ func (h *Hub) build() error {
 	if h.Limiter != nil {
 		h.API.SetLimiter(h.Limiter)
 	}
+	h.API.SetObserver(h.Metrics)
 	core := &api.Core{Server: h.API, Tokens: h.Tokens, Presence: h.Presence, Agents: h.Agents, Messaging: h.Messaging,
 		Settings: h.Settings, Kick: h.Sockets.Kick, OpenRegistration: h.cfg.OpenRegistration, JoinSecret: h.cfg.JoinSecret,
 		EvictMailboxes: h.evictMailboxes, Version: h.cfg.Version}
 	taskRoutes := &api.Tasks{Server: h.API, Queue: h.Queue, Scheduler: sched, Presence: h.Presence, NotifyCancel: h.Sockets.PushCancel}
 	h.API.Handle(core.Routes()...)
 	h.API.Handle(taskRoutes.Routes()...)
-	h.API.Handle(api.Route{Method: "GET", Path: "/ws", Access: api.Public, Raw: h.Sockets})
+	h.API.Handle(
+		api.Route{Method: "GET", Path: "/ws", Access: api.Public, Raw: h.Sockets},
+		api.Route{Method: "GET", Path: "/metrics", Access: api.Dashboard, Raw: h.Metrics.Handler()},
+		api.Route{Method: "GET", Path: "/api/metrics", Access: api.Dashboard, Handler: func(*api.Request) api.Response {
+			return api.JSON(http.StatusOK, h.Metrics.Summary())
+		}},
+	)
 	return nil
 }
 
@@ -186,6 +196,7 @@ func (h *Hub) Serve(ln net.Listener) error {
 	h.cancel = cancel
 	h.http = &http.Server{Handler: h.API, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(h.log.Handler(), slog.LevelWarn)}
+	h.loop(func() { h.Metrics.Run(ctx) })
 	h.loop(func() { h.Scheduler.Run(ctx) })
 	h.loop(func() { h.Sockets.Run(ctx) })
 	h.loop(func() { every(ctx, h.cfg.MailboxEvictInterval, h.evictMailboxes) })
