@@ -15,6 +15,7 @@ import (
 
 	"github.com/agentcom/agentcom/internal/agents"
 	"github.com/agentcom/agentcom/internal/agentws"
+	"github.com/agentcom/agentcom/internal/alerts"
 	"github.com/agentcom/agentcom/internal/api"
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/bus"
@@ -45,6 +46,7 @@ type Config struct {
 	// disables rate limiting.
 	RateLimits           ratelimit.Limits
 	AcceptTimeout        time.Duration
+	AlertInterval        time.Duration
 	BusyHold             time.Duration
 	MailboxEvictInterval time.Duration
 }
@@ -55,7 +57,7 @@ func DefaultConfig() Config {
 		Addr: ":4000", DataDir: "data", Version: "dev",
 		RateLimits: ratelimit.DefaultLimits(),
 		Socket:     agentws.DefaultConfig(), Scheduler: scheduler.DefaultConfig(), Queue: tasks.DefaultConfig(),
-		AcceptTimeout: 60 * time.Second, BusyHold: 60 * time.Second, MailboxEvictInterval: time.Hour,
+		AcceptTimeout: 60 * time.Second, AlertInterval: 30 * time.Second, BusyHold: 60 * time.Second, MailboxEvictInterval: time.Hour,
 	}
 }
 
@@ -77,6 +79,7 @@ type Hub struct {
 	API       *api.Server
 	Limiter   *ratelimit.Limiter // nil when rate limiting is off
 	Metrics   *metrics.Metrics
+	Alerts    *alerts.Manager
 
 	listener net.Listener
 	http     *http.Server
@@ -164,6 +167,8 @@ func (h *Hub) build() error {
 		Settings: h.Settings, Kick: h.Sockets.Kick, OpenRegistration: h.cfg.OpenRegistration, JoinSecret: h.cfg.JoinSecret,
 		EvictMailboxes: h.evictMailboxes, Version: h.cfg.Version}
 	taskRoutes := &api.Tasks{Server: h.API, Queue: h.Queue, Scheduler: sched, Presence: h.Presence, NotifyCancel: h.Sockets.PushCancel}
+	h.Alerts = alerts.New(h.Settings, h.Queue, idleCounter{h.Agents}, nil, h.Bus)
+	h.API.Handle((&api.Alerts{Server: h.API, Manager: h.Alerts}).Routes()...)
 	h.API.Handle(core.Routes()...)
 	h.API.Handle(taskRoutes.Routes()...)
 	h.API.Handle(
@@ -197,6 +202,7 @@ func (h *Hub) Serve(ln net.Listener) error {
 	h.http = &http.Server{Handler: h.API, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(h.log.Handler(), slog.LevelWarn)}
 	h.loop(func() { h.Metrics.Run(ctx) })
+	h.loop(func() { h.Alerts.Run(ctx, h.cfg.AlertInterval) })
 	h.loop(func() { h.Scheduler.Run(ctx) })
 	h.loop(func() { h.Sockets.Run(ctx) })
 	h.loop(func() { every(ctx, h.cfg.MailboxEvictInterval, h.evictMailboxes) })
@@ -259,6 +265,11 @@ func (h *Hub) evictMailboxes() {
 		h.log.Info("mailbox messages expired", "component", "messaging", "event", "mailbox_evicted", "count", n)
 	}
 }
+
+// idleCounter adapts the agent registry to the alert rules.
+type idleCounter struct{ r *agents.Registry }
+
+func (c idleCounter) IdleCount() int { return c.r.Counts()[agents.Idle] }
 
 // every runs f every d until ctx ends.
 func every(ctx context.Context, d time.Duration, f func()) {
