@@ -38,6 +38,9 @@ type Config struct {
 
 	OpenRegistration bool
 	JoinSecret       string
+	// DashboardToken makes the dashboard, its socket and the metrics need
+	// a token even when the hub listens on loopback only.
+	DashboardToken bool
 
 	Socket    agentws.Config
 	Scheduler scheduler.Config
@@ -158,7 +161,7 @@ func (h *Hub) build() error {
 	h.Sockets.SetMessaging(h.Messaging)
 	sched.SetPusher(h.Sockets)
 
-	h.API = api.NewServer(h.Tokens, isLoopback(h.cfg.Addr), h.log)
+	h.API = api.NewServer(h.Tokens, isLoopback(h.cfg.Addr) && !h.cfg.DashboardToken, h.log)
 	if h.Limiter != nil {
 		h.API.SetLimiter(h.Limiter)
 	}
