@@ -36,6 +36,7 @@ type cmdEnv struct {
 func commands() map[string]command {
 	return map[string]command{
 		"serve":   {"start the hub (HTTP + WebSocket, embedded storage)", runServe},
+		"bench":   {"load-test a hub with simulated agents and print the figures", runBench},
 		"version": {"print the version", runVersion},
 		"token":   {"manage auth tokens offline on the data directory", runToken},
 	}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+
+	"github.com/agentcom/agentcom/internal/bench"
+)
+
+// runBench is the load tool: it drives a hub with simulated agents over
+// real WebSockets and prints the figures (see internal/bench).
+func runBench(ctx context.Context, env *cmdEnv, args []string) error {
+	o := bench.DefaultOptions()
+	fs := newFlagSet(env, "bench", "[flags]")
+	fs.StringVar(&o.Scenario, "scenario", o.Scenario, "tasks, messages, broadcast, idle, storage, restart or all")
+	fs.IntVar(&o.Agents, "agents", o.Agents, "simulated agents, each its own WebSocket")
+	fs.IntVar(&o.Tasks, "tasks", o.Tasks, "tasks: how many to submit at once")
+	fs.IntVar(&o.Samples, "samples", o.Samples, "tasks: then how many to submit one at a time with every agent idle")
+	fs.IntVar(&o.Messages, "messages", o.Messages, "messages: direct messages to send in all")
+	fs.IntVar(&o.Broadcasts, "broadcasts", o.Broadcasts, "broadcast: broadcasts to send, one after the other")
+	fs.IntVar(&o.Window, "window", o.Window, "messages: unacknowledged messages per sender")
+	fs.IntVar(&o.Submitters, "submitters", o.Submitters, "tasks: concurrent HTTP clients submitting")
+	fs.IntVar(&o.ConnectWorkers, "connect-workers", o.ConnectWorkers, "agents connecting at the same time")
+	fs.DurationVar(&o.Duration, "duration", o.Duration, "idle: how long to hold the connections")
+	fs.DurationVar(&o.PingInterval, "ping-interval", o.PingInterval, "idle: how often each agent pings")
+	fs.IntVar(&o.StorageRecords, "storage-records", o.StorageRecords, "storage: records in the table")
+	fs.IntVar(&o.StorageWriters, "storage-writers", o.StorageWriters, "storage: concurrent writers")
+	fs.IntVar(&o.Records, "records", o.Records, "restart: records stored before the restart")
+	fs.StringVar(&o.RecordKind, "record-kind", o.RecordKind, "restart: tasks or mailbox")
+	fs.StringVar(&o.HubURL, "hub", "", "drive a running hub at this URL instead of starting one")
+	fs.StringVar(&o.Token, "token", env.getenv("AGENTCOM_TOKEN"), "admin token for --hub (env AGENTCOM_TOKEN)")
+	hubProc := fs.String("hub-process", "auto", "auto: hub in-process, but the idle scenario runs it as a child 'agentcom serve'; child: every scenario; in: never")
+	fs.StringVar(&o.TempDir, "tmp", "", "directory for the scenarios' data (default: the OS temp dir)")
+	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "cap on each scenario")
+	asJSON := fs.Bool("json", false, "print one JSON object instead of the table")
+	var prof bench.Profiles
+	fs.StringVar(&prof.CPU, "cpuprofile", "", "write a CPU profile of this process")
+	fs.StringVar(&prof.Mutex, "mutexprofile", "", "write a mutex contention profile")
+	fs.StringVar(&prof.Block, "blockprofile", "", "write a blocking profile")
+	fs.StringVar(&prof.Heap, "memprofile", "", "write a heap profile at the end")
+	quiet := fs.Bool("quiet", false, "no progress line")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch *hubProc {
+	case "auto", "child":
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find this binary to run the hub: %w", err)
+		}
+		o.HubCommand = func(addr, dir string) *exec.Cmd {
+			return exec.Command(exe, "serve", "--addr", addr, "--data", dir, "--rate-limits", "off",
+				"--log-level", "error", "--log-format", "json")
+		}
+		o.ChildHub = *hubProc == "child"
+	case "in":
+	default:
+		return errors.New("--hub-process must be auto, child or in")
+	}
+	if !*quiet {
+		o.Progress = env.stderr
+	}
+	stop, err := prof.Start()
+	if err != nil {
+		return err
+	}
+	rep, runErr := bench.Run(ctx, o)
+	if err := stop(); err != nil {
+		fmt.Fprintf(env.stderr, "agentcom bench: %v\n", err)
+	}
+	if rep != nil {
+		if *asJSON {
+			err = rep.WriteJSON(env.stdout)
+		} else {
+			err = rep.WriteTable(env.stdout)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return runErr
+}

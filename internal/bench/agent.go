@@ -1,0 +1,277 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// agent is one simulated agent: its own WebSocket connection speaking the
+// sidecar's protocol. It holds one goroutine, the reader, which hands
+// every frame to the scenario's handler; handlers answer from there.
+type agent struct {
+	id  string
+	idx int // position in its fleet
+	ws  *websocket.Conn
+	on  handler
+	// sets hold latency samples the handler records, one set per phase;
+	// only the reader touches them while the phase runs.
+	sets [2]latencies
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // why the reader stopped (after done)
+}
+
+// handler sees every frame an agent receives, with its arrival time and
+// its type read from the frame.
+type handler func(a *agent, typ string, data []byte, at time.Time)
+
+// frame holds the parts of a hub frame the scenarios use.
+type frame struct {
+	Type       string `json:"type"`
+	Error      string `json:"error"`
+	TaskID     string `json:"task_id"`
+	Status     string `json:"status"`
+	Generation int64  `json:"generation"`
+	Metadata   stamp  `json:"metadata"`
+	Payload    stamp  `json:"payload"`
+}
+
+// stamp is what the bench puts in task metadata and message payloads: the
+// send time in microseconds since the run's clock started (the same
+// process reads it back, so no clock sync is involved) and a sequence.
+type stamp struct {
+	T0 int64 `json:"bench_t0"`
+	N  int64 `json:"bench_n"`
+}
+
+// connectAgent dials the hub and identifies as id, returning once the hub
+// said identified. Frames that arrive before it (presence of others) go
+// to the handler too.
+func connectAgent(ctx context.Context, client *http.Client, url string, idx int, id, token string, on handler) (*agent, error) {
+	dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{HTTPClient: client})
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", id, err)
+	}
+	ws.SetReadLimit(16 << 20)
+	a := &agent{id: id, idx: idx, ws: ws, on: on, done: make(chan struct{})}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	ident := fmt.Appendf(nil, `{"type":"identify","agent_id":%s,"token":%s,"name":%s,"status":"idle",`+
+		`"capabilities":[],"client_type":"sidecar","protocol_version":1}`, quote(id), quote(token), quote(id))
+	if err := ws.Write(dctx, websocket.MessageText, ident); err != nil {
+		a.abort()
+		return nil, fmt.Errorf("identify %s: %w", id, err)
+	}
+	for {
+		_, data, err := ws.Read(dctx)
+		if err != nil {
+			a.abort()
+			return nil, fmt.Errorf("identify %s: %w", id, err)
+		}
+		typ := frameType(data)
+		if typ == "identified" {
+			break
+		}
+		if typ == "error" {
+			a.abort()
+			return nil, fmt.Errorf("identify %s: hub answered %s", id, data)
+		}
+		if on != nil {
+			on(a, typ, data, time.Now())
+		}
+	}
+	go a.read()
+	return a, nil
+}
+
+func (a *agent) read() {
+	defer close(a.done)
+	for {
+		_, data, err := a.ws.Read(a.ctx)
+		if err != nil {
+			a.err = err
+			return
+		}
+		if a.on != nil {
+			a.on(a, frameType(data), data, time.Now())
+		}
+	}
+}
+
+// send writes one frame.
+func (a *agent) send(b []byte) error {
+	ctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
+	defer cancel()
+	if err := a.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		return fmt.Errorf("agent %s: send: %w", a.id, err)
+	}
+	return nil
+}
+
+// close ends the connection with a close handshake and waits for the
+// reader to stop.
+func (a *agent) close() {
+	_ = a.ws.Close(websocket.StatusNormalClosure, "")
+	a.cancel()
+	<-a.done
+}
+
+// abort drops a connection whose reader never started.
+func (a *agent) abort() {
+	a.ws.CloseNow()
+	a.cancel()
+}
+
+// closedByHub reports whether the reader stopped because the hub closed
+// the socket (rather than the bench), with the code.
+func (a *agent) closedByHub() (websocket.StatusCode, bool) {
+	select {
+	case <-a.done:
+	default:
+		return 0, false
+	}
+	if a.ctx.Err() != nil {
+		return 0, false
+	}
+	return websocket.CloseStatus(a.err), true
+}
+
+// fleet is a set of connected agents.
+type fleet struct {
+	agents []*agent
+}
+
+// connectFleet connects ids in parallel (ConnectWorkers at a time), counting
+// them in connected as they identify.
+func (r *runner) connectFleet(ctx context.Context, t *target, ids []string, on handler, connected *atomic.Int64) (*fleet, error) {
+	f := &fleet{agents: make([]*agent, len(ids))}
+	url := t.wsURL()
+	err := parallel(ctx, len(ids), r.o.ConnectWorkers, func(i int) error {
+		a, err := connectAgent(ctx, r.dial, url, i, ids[i], t.tokens[i], on)
+		if err != nil {
+			return err
+		}
+		f.agents[i] = a
+		if connected != nil {
+			connected.Add(1)
+		}
+		return nil
+	})
+	if err != nil {
+		f.close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// close closes every agent, many at a time.
+func (f *fleet) close() {
+	_ = parallel(context.Background(), len(f.agents), 256, func(i int) error {
+		if a := f.agents[i]; a != nil {
+			a.close()
+		}
+		return nil
+	})
+}
+
+// lost counts agents the hub disconnected, by close code.
+func (f *fleet) lost() map[string]int {
+	out := map[string]int{}
+	for _, a := range f.agents {
+		if a == nil {
+			continue
+		}
+		if code, ok := a.closedByHub(); ok {
+			out[strconv.Itoa(int(code))]++
+		}
+	}
+	return out
+}
+
+// samples merges every agent's latencies of one phase.
+func (f *fleet) samples(phase int) latencies {
+	sets := make([]latencies, 0, len(f.agents))
+	for _, a := range f.agents {
+		sets = append(sets, a.sets[phase])
+	}
+	return merge(sets...)
+}
+
+// frameType reads the "type" of a hub frame without decoding it all: the
+// bench sees many frames and only a few kinds matter. Frames of the bench's
+// own traffic never carry "type" inside payloads, so the first occurrence
+// is the frame's.
+func frameType(data []byte) string {
+	const key = `"type":"`
+	i := bytes.Index(data, []byte(key))
+	if i < 0 {
+		return ""
+	}
+	rest := data[i+len(key):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return ""
+	}
+	return string(rest[:j])
+}
+
+func decodeFrame(data []byte) (frame, error) {
+	var f frame
+	err := json.Unmarshal(data, &f)
+	return f, err
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// parallel runs fn(0..n-1) on up to workers goroutines. The first error
+// stops the handing out of further indexes and is returned.
+func parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
+	if n == 0 {
+		return nil
+	}
+	workers = max(min(workers, n), 1)
+	var next atomic.Int64
+	var once sync.Once
+	var first error
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				err := ctx.Err()
+				if err == nil {
+					err = fn(i)
+				}
+				if err != nil {
+					once.Do(func() { first = err })
+					failed.Store(true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// errTimeout is returned when a phase does not finish in time.
+var errTimeout = errors.New("timed out")

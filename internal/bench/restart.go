@@ -1,0 +1,140 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/agentcom/agentcom/internal/bus"
+	"github.com/agentcom/agentcom/internal/hub"
+	"github.com/agentcom/agentcom/internal/messaging"
+	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/tasks"
+)
+
+// Record kinds of the restart scenario.
+const (
+	RecordTasks   = "tasks"
+	RecordMailbox = "mailbox"
+)
+
+// runRestart: Records records are stored through the domain packages
+// (queued tasks, or mailbox messages spread over agents at the mailbox
+// cap), the tables are closed, and then a hub is started on them: the
+// figure is the time from hub.New until GET /health answers 200.
+func runRestart(ctx context.Context, r *runner, res *Result) error {
+	o := r.o
+	res.Hub = KindInProcess
+	res.Params = map[string]any{"records": o.Records, "kind": o.RecordKind}
+	dir, err := o.tempDir("restart-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	fillStart := time.Now()
+	if err := r.fillRecords(ctx, dir); err != nil {
+		return err
+	}
+	fill := time.Since(fillStart)
+	var bytes int64
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && filepath.Ext(e.Name()) == ".db" {
+			bytes += fi.Size()
+		}
+	}
+
+	r.prog.begin("restart: start hub", func() string { return fmt.Sprintf("%d %s stored", o.Records, o.RecordKind) })
+	cfg := hub.DefaultConfig()
+	cfg.Addr, cfg.DataDir, cfg.Version, cfg.RateLimits = "127.0.0.1:0", dir, "bench", nil
+	start := time.Now()
+	h, err := hub.New(cfg)
+	if err != nil {
+		return fmt.Errorf("start hub: %w", err)
+	}
+	built := time.Since(start)
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		h.Shutdown(context.Background())
+		return err
+	}
+	if err := h.Serve(ln); err != nil {
+		ln.Close()
+		h.Shutdown(context.Background())
+		return err
+	}
+	err = waitHealthy(ctx, h.URL(), 5*time.Minute, nil)
+	serving := time.Since(start)
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if serr := h.Shutdown(sctx); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return err
+	}
+	res.add(Figure{Name: "records", Value: float64(o.Records), Unit: "records"},
+		Figure{Name: "fill", Value: rate(o.Records, fill), Unit: "records/s"},
+		Figure{Name: "data_size", Value: mb(bytes), Unit: "MB"},
+		Figure{Name: "hub_new", Value: ms(built), Unit: "ms"},
+		Figure{Name: "until_serving", Value: ms(serving), Unit: "ms"})
+	res.goal("until_serving", "≤ 2 s with 1M records", o.Records >= 1000000, serving <= 2*time.Second)
+	res.note("until_serving: hub.New (open tables, load state) + Serve until GET /health answers 200")
+	return nil
+}
+
+// fillRecords stores the records through the packages the hub uses, many
+// writers at once so the store groups the commits, then closes the tables.
+func (r *runner) fillRecords(ctx context.Context, dir string) error {
+	o := r.o
+	db, err := store.Open(dir, store.AllTables(), store.Options{})
+	if err != nil {
+		return err
+	}
+	var put func(i int) error
+	switch o.RecordKind {
+	case RecordTasks:
+		q, err := tasks.New(db.MustTable(store.TaskQueue), db.MustTable(store.TaskDeadLetter), bus.New(), tasks.DefaultConfig())
+		if err != nil {
+			db.Close()
+			return err
+		}
+		put = func(i int) error {
+			_, err := q.Submit(tasks.SubmitParams{Description: "restart benchmark task " + strconv.Itoa(i),
+				Metadata: map[string]any{"n": i}, Priority: i % 4, SubmittedBy: "bench"})
+			return err
+		}
+	case RecordMailbox:
+		mbox, err := messaging.NewMailbox(db.MustTable(store.AgentMailbox), db.MustTable(store.Meta))
+		if err != nil {
+			db.Close()
+			return err
+		}
+		agents := max(o.Records/messaging.MailboxCap, 1)
+		now := time.Now().UnixMilli()
+		put = func(i int) error {
+			to := "bench-restart-agent-" + strconv.Itoa(i%agents)
+			_, err := mbox.Enqueue(to, messaging.Message{ID: messaging.NewID(), From: "bench", To: to, Type: "chat",
+				Payload: map[string]any{"n": i, "text": "restart benchmark message"}, Timestamp: now})
+			return err
+		}
+	default:
+		db.Close()
+		return fmt.Errorf("unknown record kind %q (want %s or %s)", o.RecordKind, RecordTasks, RecordMailbox)
+	}
+	var done atomic.Int64
+	r.prog.begin("restart: fill", func() string { return fmt.Sprintf("%d/%d %s", done.Load(), o.Records, o.RecordKind) })
+	err = parallel(ctx, o.Records, 512, func(i int) error {
+		err := put(i)
+		done.Add(1)
+		return err
+	})
+	return errors.Join(err, db.Close())
+}

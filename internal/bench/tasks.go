@@ -1,0 +1,208 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// runTasks: T tasks are submitted over HTTP by concurrent clients while
+// the agents accept and complete each task the moment it is assigned.
+// Then Samples tasks go in one at a time, each after the previous one
+// completed, so every agent is idle and submit → task_assign is measured
+// without queueing.
+func runTasks(ctx context.Context, r *runner, res *Result) error {
+	o := r.o
+	res.Params = map[string]any{"agents": o.Agents, "tasks": o.Tasks, "samples": o.Samples, "submitters": o.Submitters}
+	ids := r.agentIDs("task-agent", o.Agents)
+	t, err := startTarget(ctx, o, o.ChildHub, ids)
+	if err != nil {
+		return err
+	}
+	defer t.stop()
+	res.Hub = t.kind
+
+	var connected, assigned, completed, failures atomic.Int64
+	var lastDone atomic.Int64
+	notify := make(chan struct{}, 1)
+	var firstErr atomic.Pointer[string]
+	on := func(a *agent, typ string, data []byte, at time.Time) {
+		switch typ {
+		case "task_assign":
+			f, err := decodeFrame(data)
+			if err != nil {
+				failures.Add(1)
+				return
+			}
+			if f.Metadata.T0 > 0 && f.Metadata.N >= 0 && int(f.Metadata.N) < len(a.sets) {
+				a.sets[f.Metadata.N].add(r.since(f.Metadata.T0, at))
+			}
+			assigned.Add(1)
+			id := quote(f.TaskID)
+			err1 := a.send(fmt.Appendf(nil, `{"type":"task_accepted","task_id":%s,"protocol_version":1}`, id))
+			err2 := a.send(fmt.Appendf(nil, `{"type":"task_complete","task_id":%s,"generation":%d,`+
+				`"result":{"status":"success","output":"bench"},"protocol_version":1}`, id, f.Generation))
+			if err1 != nil || err2 != nil {
+				failures.Add(1)
+			}
+		case "task_ack":
+			if bytes.Contains(data, []byte(`"status":"complete"`)) {
+				lastDone.Store(r.now())
+				completed.Add(1)
+				select {
+				case notify <- struct{}{}:
+				default:
+				}
+			}
+		case "error":
+			failures.Add(1)
+			s := string(data)
+			firstErr.CompareAndSwap(nil, &s)
+		}
+	}
+	r.prog.begin("tasks: connect", func() string { return fmt.Sprintf("%d/%d agents identified", connected.Load(), o.Agents) })
+	f, err := r.connectFleet(ctx, t, ids, on, &connected)
+	if err != nil {
+		return err
+	}
+	defer f.close()
+
+	// Phase 0: everything at once.
+	var submitted atomic.Int64
+	r.prog.begin("tasks: flood", func() string {
+		return fmt.Sprintf("submitted %d/%d  assigned %d  completed %d", submitted.Load(), o.Tasks, assigned.Load(), completed.Load())
+	})
+	httpLat := make(latencies, o.Tasks)
+	start := r.now()
+	err = parallel(ctx, o.Tasks, o.Submitters, func(i int) error {
+		t0 := r.now()
+		if err := r.submitTask(ctx, t, i, t0, 0); err != nil {
+			return err
+		}
+		httpLat[i] = time.Duration(r.now()-t0) * time.Microsecond
+		submitted.Add(1)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := waitCount(ctx, &completed, int64(o.Tasks), notify); err != nil {
+		return fmt.Errorf("flood: %d of %d tasks completed: %w", completed.Load(), o.Tasks, err)
+	}
+	elapsed := time.Duration(lastDone.Load()-start) * time.Microsecond
+	flood := f.samples(0)
+	slices.Sort(httpLat)
+
+	// Phase 1: one at a time, every agent idle.
+	done := int64(o.Tasks)
+	r.prog.begin("tasks: idle latency", func() string {
+		return fmt.Sprintf("sample %d/%d", completed.Load()-int64(o.Tasks), o.Samples)
+	})
+	for i := range o.Samples {
+		if err := r.submitTask(ctx, t, o.Tasks+i, r.now(), 1); err != nil {
+			return err
+		}
+		done++
+		if err := waitCount(ctx, &completed, done, notify); err != nil {
+			return fmt.Errorf("idle latency: sample %d not completed: %w", i, err)
+		}
+	}
+	idle := f.samples(1)
+
+	res.add(Figure{Name: "throughput", Value: rate(o.Tasks, elapsed), Unit: "tasks/s"})
+	res.goal("throughput", "≥ 3,000 tasks/s with 100 agents", o.Agents == 100, rate(o.Tasks, elapsed) >= 3000)
+	res.add(Figure{Name: "flood_elapsed", Value: elapsed.Seconds(), Unit: "s"})
+	res.add(flood.percentileFigures("flood_submit_to_assign")...)
+	res.add(httpLat.percentileFigures("flood_submit_http")...)
+	res.add(idle.percentileFigures("idle_submit_to_assign")...)
+	res.goal("idle_submit_to_assign_p99", "≤ 5 ms with 1,000 idle agents", o.Agents >= 1000, idle.quantile(0.99) <= 5*time.Millisecond)
+	res.add(Figure{Name: "errors", Value: float64(failures.Load()), Unit: "frames"})
+	res.note("throughput: first submit to last task_ack(complete), %d tasks by %d concurrent HTTP clients; each agent sends task_accepted and task_complete on task_assign", o.Tasks, o.Submitters)
+	res.note("latency: submit → task_assign is from just before the POST to the frame's arrival at the agent (same process clock); flood figures include queueing behind busy agents, idle figures do not")
+	if p := firstErr.Load(); p != nil {
+		res.note("first error frame: %s", *p)
+	}
+	if lost := f.lost(); len(lost) > 0 {
+		return fmt.Errorf("hub closed agent sockets (by close code): %v", lost)
+	}
+	return nil
+}
+
+// submitTask posts one task stamped with t0 and the phase.
+func (r *runner) submitTask(ctx context.Context, t *target, i int, t0 int64, phase int) error {
+	body := fmt.Appendf(nil, `{"description":"bench task %d","priority":"normal","metadata":{"bench_t0":%d,"bench_n":%d}}`, i, t0, phase)
+	status, raw, err := r.call(ctx, t, http.MethodPost, "/api/tasks", body)
+	if err != nil {
+		return err
+	}
+	if status != http.StatusCreated {
+		return fmt.Errorf("submit: HTTP %d: %s", status, raw)
+	}
+	return nil
+}
+
+// call makes one API request with the admin token.
+func (r *runner) call(ctx context.Context, t *target, method, path string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, t.base+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+t.admin)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := r.api.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw, err
+}
+
+// waitCount waits until c reaches want; notify is signalled on changes.
+// It gives up when no progress is made for a minute.
+func waitCount(ctx context.Context, c *atomic.Int64, want int64, notify <-chan struct{}) error {
+	last, lastAt := c.Load(), time.Now()
+	for {
+		n := c.Load()
+		if n >= want {
+			return nil
+		}
+		if n != last {
+			last, lastAt = n, time.Now()
+		} else if time.Since(lastAt) > time.Minute {
+			return fmt.Errorf("no progress for a minute: %w", errTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-notify:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// agentIDs names n agents. Against a remote hub the names carry a random
+// run tag so they clash neither with real agents nor with earlier runs.
+func (r *runner) agentIDs(prefix string, n int) []string {
+	tag := ""
+	if r.o.HubURL != "" {
+		var b [3]byte
+		_, _ = rand.Read(b[:])
+		tag = hex.EncodeToString(b[:]) + "-"
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = "bench-" + tag + prefix + "-" + strconv.Itoa(i)
+	}
+	return out
+}
