@@ -28,6 +28,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	fs.DurationVar(&o.PingInterval, "ping-interval", o.PingInterval, "idle: how often each agent pings")
 	fs.IntVar(&o.StorageRecords, "storage-records", o.StorageRecords, "storage: records in the table")
 	fs.IntVar(&o.StorageWriters, "storage-writers", o.StorageWriters, "storage: concurrent writers")
+	fs.DurationVar(&o.StoragePhase, "storage-phase", o.StoragePhase, "storage: writers alone before the backup (half of it between and after)")
 	fs.IntVar(&o.Records, "records", o.Records, "restart: records stored before the restart")
 	fs.StringVar(&o.RecordKind, "record-kind", o.RecordKind, "restart: tasks or mailbox")
 	fs.StringVar(&o.HubURL, "hub", "", "drive a running hub at this URL instead of starting one")

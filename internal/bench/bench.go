@@ -76,6 +76,10 @@ type Options struct {
 	StorageRecords int
 	// StorageWriters is how many goroutines write during maintenance.
 	StorageWriters int
+	// StoragePhase is how long the writers run alone before the backup
+	// (the baseline); half of it separates the backup from the compaction
+	// and follows the compaction.
+	StoragePhase time.Duration
 	// Records is how many records the restart scenario stores first.
 	Records int
 	// RecordKind is what the restart scenario stores: "tasks" (queued
@@ -106,7 +110,7 @@ func DefaultOptions() Options {
 	return Options{
 		Scenario: ScenarioAll, Agents: 100, Tasks: 10000, Samples: 500, Messages: 20000, Broadcasts: 50,
 		Window: 8, Submitters: 32, ConnectWorkers: 32, Duration: 30 * time.Second, PingInterval: 30 * time.Second,
-		StorageRecords: 100000, StorageWriters: 4, Records: 1000000, RecordKind: "tasks",
+		StorageRecords: 100000, StorageWriters: 4, StoragePhase: 2 * time.Second, Records: 1000000, RecordKind: "tasks",
 		Timeout: 15 * time.Minute,
 	}
 }
@@ -140,6 +144,7 @@ func (o *Options) fill() {
 	setD(&o.Duration, d.Duration)
 	setD(&o.PingInterval, d.PingInterval)
 	setD(&o.Timeout, d.Timeout)
+	setD(&o.StoragePhase, d.StoragePhase)
 	if o.RecordKind == "" {
 		o.RecordKind = d.RecordKind
 	}

@@ -24,7 +24,7 @@ func runIdle(ctx context.Context, r *runner, res *Result) error {
 	measurable := t.pid != 0
 
 	// Let the fresh hub settle before the baseline.
-	if err := sleep(ctx, time.Second); err != nil {
+	if err := sleep(ctx, min(time.Second, o.Duration)); err != nil {
 		return err
 	}
 	var base procMem

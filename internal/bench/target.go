@@ -182,7 +182,7 @@ func remoteTarget(ctx context.Context, o *Options, ids []string) (*target, error
 		return nil, errors.New("--hub needs --token (an admin token)")
 	}
 	base := strings.TrimRight(o.HubURL, "/")
-	if err := waitHealthy(ctx, base, 10*time.Second, nil); err != nil {
+	if err := checkHealthy(ctx, base); err != nil {
 		return nil, err
 	}
 	t := &target{kind: KindRemote, base: base, admin: o.Token, stop: func() error { return nil }}
@@ -238,6 +238,25 @@ func waitHealthy(ctx context.Context, base string, within time.Duration, exited 
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// checkHealthy asks a running hub's GET /health once.
+func checkHealthy(ctx context.Context, base string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/health", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("hub %s: %w", base, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("hub %s: GET /health answered %s", base, resp.Status)
+	}
+	return nil
 }
 
 // freeLoopbackAddr returns a loopback address with a port free right now.

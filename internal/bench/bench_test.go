@@ -1,0 +1,326 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/agentcom/agentcom/internal/hub"
+	"github.com/agentcom/agentcom/internal/hubtest"
+)
+
+// childHubEnv makes the test binary act as a hub process (the stand-in
+// for "agentcom serve" in the child-process tests).
+const childHubEnv = "AGENTCOM_BENCH_TEST_HUB"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childHubEnv) == "1" {
+		os.Exit(serveChildHub())
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// serveChildHub runs a hub on $ADDR over $DIR until SIGTERM.
+func serveChildHub() int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	cfg := hub.DefaultConfig()
+	cfg.Addr, cfg.DataDir, cfg.RateLimits = os.Getenv("ADDR"), os.Getenv("DIR"), nil
+	h, err := hub.New(cfg)
+	if err != nil {
+		os.Stderr.WriteString(err.Error())
+		return 1
+	}
+	if err := h.Start(); err != nil {
+		os.Stderr.WriteString(err.Error())
+		return 1
+	}
+	<-ctx.Done()
+	if err := h.Shutdown(context.Background()); err != nil {
+		return 1
+	}
+	return 0
+}
+
+func testHubCommand(addr, dir string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childHubEnv+"=1", "ADDR="+addr, "DIR="+dir)
+	return cmd
+}
+
+// tiny is a run small enough for CI: every scenario in a few seconds.
+func tiny(t *testing.T, scenario string) Options {
+	return Options{
+		Scenario: scenario, Agents: 4, Tasks: 40, Samples: 5, Messages: 60, Broadcasts: 3, Window: 4,
+		Submitters: 4, ConnectWorkers: 4, Duration: 300 * time.Millisecond, PingInterval: 100 * time.Millisecond,
+		StorageRecords: 2000, StorageWriters: 2, StoragePhase: 200 * time.Millisecond, Records: 200,
+		TempDir: t.TempDir(), Timeout: time.Minute,
+	}
+}
+
+func figure(t *testing.T, res *Result, name string) Figure {
+	t.Helper()
+	for _, f := range res.Figures {
+		if f.Name == name {
+			return f
+		}
+	}
+	t.Fatalf("%s: no figure %q in %+v", res.Scenario, name, res.Figures)
+	return Figure{}
+}
+
+func runOne(t *testing.T, o Options) *Result {
+	t.Helper()
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatalf("run %s: %v", o.Scenario, err)
+	}
+	if len(rep.Scenarios) != 1 {
+		t.Fatalf("want 1 result, got %d", len(rep.Scenarios))
+	}
+	res := rep.Scenarios[0]
+	if res.Error != "" {
+		t.Fatalf("%s: %s", res.Scenario, res.Error)
+	}
+	return res
+}
+
+func TestIdleScenarioChildHub(t *testing.T) {
+	o := tiny(t, ScenarioIdle)
+	o.HubCommand = testHubCommand
+	res := runOne(t, o)
+	if res.Hub != KindChild {
+		t.Fatalf("hub = %q, want child-process", res.Hub)
+	}
+	if v := figure(t, res, "rss_before").Value; v <= 0 {
+		t.Errorf("rss before = %v", v)
+	}
+	if f := figure(t, res, "cpu_during_hold"); f.Value < 0 {
+		t.Errorf("cpu = %v", f.Value)
+	}
+}
+
+func TestRestartScenarioMailbox(t *testing.T) {
+	o := tiny(t, ScenarioRestart)
+	o.RecordKind = RecordMailbox
+	res := runOne(t, o)
+	if v := figure(t, res, "until_serving").Value; v <= 0 {
+		t.Errorf("until serving = %v", v)
+	}
+}
+
+func TestRemoteHub(t *testing.T) {
+	h := hubtest.Start(t, "")
+	o := tiny(t, ScenarioTasks)
+	o.HubURL, o.Token = h.URL(), h.AdminToken
+	res := runOne(t, o)
+	if res.Hub != KindRemote {
+		t.Errorf("hub = %q", res.Hub)
+	}
+	if v := figure(t, res, "throughput").Value; v <= 0 {
+		t.Errorf("throughput = %v", v)
+	}
+}
+
+func TestRemoteHubNeedsToken(t *testing.T) {
+	h := hubtest.Start(t, "")
+	o := tiny(t, ScenarioTasks)
+	o.HubURL = h.URL()
+	rep, err := Run(context.Background(), o)
+	if err == nil || !strings.Contains(rep.Scenarios[0].Error, "--token") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestAllScenarios runs every scenario against in-process hubs and checks
+// each one's figures, then both output forms.
+func TestAllScenarios(t *testing.T) {
+	o := tiny(t, ScenarioAll)
+	var progress bytes.Buffer
+	o.Progress = &progress
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Scenarios) != len(Scenarios()) {
+		t.Fatalf("got %d scenarios", len(rep.Scenarios))
+	}
+	res := map[string]*Result{}
+	for _, r := range rep.Scenarios {
+		res[r.Scenario] = r
+	}
+	positive := func(scenario string, names ...string) {
+		t.Helper()
+		for _, n := range names {
+			if v := figure(t, res[scenario], n).Value; v <= 0 {
+				t.Errorf("%s %s = %v, want > 0", scenario, n, v)
+			}
+		}
+	}
+	positive(ScenarioTasks, "throughput", "flood_submit_to_assign_max", "idle_submit_to_assign_p50")
+	positive(ScenarioMessages, "delivered", "send_to_receive_max")
+	positive(ScenarioBroadcast, "all_received_p99", "per_receiver_max")
+	positive(ScenarioIdle, "rss_connected", "pings")
+	positive(ScenarioStorage, "backup_size", "compaction_after", "backup_duration", "compaction_duration")
+	positive(ScenarioRestart, "until_serving", "records")
+	for _, s := range []string{ScenarioTasks, ScenarioMessages, ScenarioBroadcast} {
+		if v := figure(t, res[s], "errors").Value; v != 0 {
+			t.Errorf("%s: %v error frames", s, v)
+		}
+	}
+	if got, want := figure(t, res[ScenarioBroadcast], "delivered").Value, float64(o.Agents*o.Broadcasts); got != want {
+		t.Errorf("broadcast delivered %v, want %v", got, want)
+	}
+	if res[ScenarioIdle].Hub != KindInProcess || res[ScenarioTasks].Hub != KindInProcess {
+		t.Errorf("hubs: idle %q tasks %q", res[ScenarioIdle].Hub, res[ScenarioTasks].Hub)
+	}
+	// 4 agents is not the target's 100: the figure names the goal but
+	// does not judge it.
+	if f := figure(t, res[ScenarioTasks], "throughput"); f.Target == "" || f.Met != nil {
+		t.Errorf("throughput target = %q met = %v", f.Target, f.Met)
+	}
+	var js bytes.Buffer
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Scenarios []struct {
+			Scenario string `json:"scenario"`
+			Figures  []struct {
+				Name  string  `json:"name"`
+				Value float64 `json:"value"`
+			} `json:"figures"`
+		} `json:"scenarios"`
+		Notes []string `json:"notes"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+		t.Fatalf("json: %v\n%s", err, js.String())
+	}
+	if len(back.Scenarios) != 6 || len(back.Scenarios[0].Figures) == 0 {
+		t.Fatalf("json scenarios: %+v", back.Scenarios)
+	}
+	if !strings.Contains(strings.Join(back.Notes, " "), "rate limits off") {
+		t.Errorf("notes do not say rate limits are off: %q", back.Notes)
+	}
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range append(Scenarios(), "throughput", "≥ 3,000 tasks/s", "share the machine's CPUs") {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	if !strings.Contains(progress.String(), "\r[tasks") {
+		t.Errorf("no progress line: %q", progress.String())
+	}
+}
+
+func TestUnknownScenario(t *testing.T) {
+	_, err := Run(context.Background(), Options{Scenario: "nope"})
+	if !errors.Is(err, ErrUnknownScenario) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestRemoteHubDown(t *testing.T) {
+	// A hub that is not there: the scenario fails at once with a clear
+	// error instead of hanging.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	o := tiny(t, ScenarioTasks)
+	o.HubURL, o.Token = "http://"+addr, "x"
+	rep, err := Run(context.Background(), o)
+	if err == nil || !strings.Contains(rep.Scenarios[0].Error, "connection refused") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestQuantiles(t *testing.T) {
+	var l latencies
+	for i := 100; i >= 1; i-- {
+		l.add(time.Duration(i) * time.Millisecond)
+	}
+	l = merge(l)
+	for q, want := range map[float64]time.Duration{0.5: 50 * time.Millisecond, 0.9: 90 * time.Millisecond,
+		0.99: 99 * time.Millisecond, 1: 100 * time.Millisecond, 0: time.Millisecond} {
+		if got := l.quantile(q); got != want {
+			t.Errorf("q%v = %v, want %v", q, got, want)
+		}
+	}
+	if l.max() != 100*time.Millisecond || latencies(nil).quantile(0.5) != 0 || latencies(nil).max() != 0 {
+		t.Error("max or empty quantile wrong")
+	}
+}
+
+func TestFrameType(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"type":"task_assign","task_id":"x"}`:         "task_assign",
+		`{"id":"ab","type":"message_sent"}`:            "message_sent",
+		`{"agent":{"name":"a"},"type":"agent_joined"}`: "agent_joined",
+		`{"no":"type"}`:   "",
+		`{"type":"unterm`: "",
+	} {
+		if got := frameType([]byte(in)); got != want {
+			t.Errorf("frameType(%s) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestProcReaders(t *testing.T) {
+	m, err := readMem(os.Getpid())
+	if err != nil || m.RSS <= 0 || m.Peak < m.RSS {
+		t.Fatalf("mem = %+v, %v", m, err)
+	}
+	if _, err := readCPU(os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readMem(-1); err == nil {
+		t.Error("no error for a missing process")
+	}
+	if loadAvg() == "" {
+		t.Error("no load average")
+	}
+	if lim, err := raiseFileLimit(64); err != nil || lim < 64 {
+		t.Errorf("file limit = %d, %v", lim, err)
+	}
+}
+
+func TestNumber(t *testing.T) {
+	for v, want := range map[float64]string{1234567: "1,234,567", 12345.4: "12,345", 472.63: "472.6", 5.9412: "5.941", -20000: "-20,000"} {
+		if got := number(v); got != want {
+			t.Errorf("number(%v) = %q, want %q", v, got, want)
+		}
+	}
+}
+
+// FuzzFrameType feeds arbitrary hub frames to the parts of the bench that
+// read them: neither may panic, and a type found is a substring.
+func FuzzFrameType(f *testing.F) {
+	for _, s := range []string{`{"type":"task_assign","task_id":"t","generation":1,"metadata":{"bench_t0":5,"bench_n":0}}`,
+		`{"type":"message","payload":{"bench_t0":1}}`, `{"type":"`, `"type":"x"`, `[]`, ``, `{"metadata":7,"type":"task_assign"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		typ := frameType(data)
+		if typ != "" && !bytes.Contains(data, []byte(typ)) {
+			t.Fatalf("type %q not in %q", typ, data)
+		}
+		_, _ = decodeFrame(data)
+	})
+}
