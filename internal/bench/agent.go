@@ -201,6 +201,15 @@ func (f *fleet) lost() map[string]int {
 	return out
 }
 
+// explain adds to err which sockets the hub closed, the usual reason a
+// phase stops making progress.
+func (f *fleet) explain(err error) error {
+	if lost := f.lost(); len(lost) > 0 {
+		return fmt.Errorf("%w; the hub closed agent sockets (count by close code): %v", err, lost)
+	}
+	return err
+}
+
 // samples merges every agent's latencies of one phase.
 func (f *fleet) samples(phase int) latencies {
 	sets := make([]latencies, 0, len(f.agents))

@@ -56,6 +56,7 @@ func runBroadcast(ctx context.Context, r *runner, res *Result) error {
 		return err
 	}
 	defer f.close()
+	defer f.keepAlive(o.PingInterval)()
 
 	var current atomic.Int64
 	r.prog.begin("broadcast", func() string {
@@ -69,7 +70,7 @@ func runBroadcast(ctx context.Context, r *runner, res *Result) error {
 		t0 := r.now()
 		msg := fmt.Appendf(nil, `{"type":"message","message_type":"chat","payload":{"bench_t0":%d,"bench_n":%d},"protocol_version":1}`, t0, b)
 		if err := f.agents[sender].send(msg); err != nil {
-			return err
+			return f.explain(err)
 		}
 		deadline := time.Now().Add(30 * time.Second)
 		for got[b].Load() < int64(o.Agents) && time.Now().Before(deadline) {

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"time"
 )
@@ -77,12 +78,12 @@ func runIdle(ctx context.Context, r *runner, res *Result) error {
 		}
 	})
 	if err != nil {
-		return err
+		return f.explain(err)
 	}
 	hold := time.Since(holdStart)
 	// Pongs still in flight are waited for, so the reader writes are done.
 	if err := waitCount(ctx, &pongs, pinged.Load(), nil); err != nil {
-		return fmt.Errorf("%d of %d pings answered: %w", pongs.Load(), pinged.Load(), err)
+		return f.explain(fmt.Errorf("%d of %d pings answered: %w", pongs.Load(), pinged.Load(), err))
 	}
 
 	res.add(Figure{Name: "connect_all", Value: connTime.Seconds(), Unit: "s"})
@@ -130,6 +131,9 @@ func pingFor(ctx context.Context, f *fleet, interval, d time.Duration, ping func
 	start := time.Now()
 	nextSample := start
 	for i := 0; ; i++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		due := start.Add(time.Duration(i) * step)
 		if due.Sub(start) >= d {
 			return nil
@@ -146,6 +150,25 @@ func pingFor(ctx context.Context, f *fleet, interval, d time.Duration, ping func
 		if err := ping(f.agents[i%n]); err != nil {
 			return err
 		}
+	}
+}
+
+// keepAlive pings every agent every interval, as the sidecar does, so
+// the hub's reaper leaves the sockets open through long phases. It stops
+// when stop is called.
+func (f *fleet) keepAlive(interval time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = pingFor(ctx, f, interval, time.Duration(math.MaxInt64), func(a *agent) error {
+			_ = a.send([]byte(`{"type":"ping","protocol_version":1}`)) // a dead socket shows in fleet.lost
+			return nil
+		}, func() {})
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }
 

@@ -68,6 +68,7 @@ func runMessages(ctx context.Context, r *runner, res *Result) error {
 		return err
 	}
 	defer f.close()
+	defer f.keepAlive(o.PingInterval)()
 
 	r.prog.begin("messages", func() string {
 		return fmt.Sprintf("sent %d/%d  delivered %d  errors %d", sent.Load(), o.Messages, received.Load(), failures.Load())
@@ -96,10 +97,10 @@ func runMessages(ctx context.Context, r *runner, res *Result) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return f.explain(err)
 	}
 	if err := waitCount(ctx, &received, int64(o.Messages), notify); err != nil {
-		return fmt.Errorf("%d of %d messages delivered: %w", received.Load(), o.Messages, err)
+		return f.explain(fmt.Errorf("%d of %d messages delivered: %w", received.Load(), o.Messages, err))
 	}
 	elapsed := time.Duration(lastRecv.Load()-start) * time.Microsecond
 	lat := f.samples(0)

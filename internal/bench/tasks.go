@@ -74,6 +74,7 @@ func runTasks(ctx context.Context, r *runner, res *Result) error {
 		return err
 	}
 	defer f.close()
+	defer f.keepAlive(o.PingInterval)()
 
 	// Phase 0: everything at once.
 	var submitted atomic.Int64
@@ -95,7 +96,7 @@ func runTasks(ctx context.Context, r *runner, res *Result) error {
 		return err
 	}
 	if err := waitCount(ctx, &completed, int64(o.Tasks), notify); err != nil {
-		return fmt.Errorf("flood: %d of %d tasks completed: %w", completed.Load(), o.Tasks, err)
+		return f.explain(fmt.Errorf("flood: %d of %d tasks completed: %w", completed.Load(), o.Tasks, err))
 	}
 	elapsed := time.Duration(lastDone.Load()-start) * time.Microsecond
 	flood := f.samples(0)
@@ -112,7 +113,7 @@ func runTasks(ctx context.Context, r *runner, res *Result) error {
 		}
 		done++
 		if err := waitCount(ctx, &completed, done, notify); err != nil {
-			return fmt.Errorf("idle latency: sample %d not completed: %w", i, err)
+			return f.explain(fmt.Errorf("idle latency: sample %d not completed: %w", i, err))
 		}
 	}
 	idle := f.samples(1)
