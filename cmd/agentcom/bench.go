@@ -41,7 +41,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	fs.StringVar(&prof.CPU, "cpuprofile", "", "write a CPU profile of this process")
 	fs.StringVar(&prof.Mutex, "mutexprofile", "", "write a mutex contention profile")
 	fs.StringVar(&prof.Block, "blockprofile", "", "write a blocking profile")
-	fs.StringVar(&prof.Heap, "memprofile", "", "write a heap profile at the end")
+	fs.StringVar(&o.HeapProfile, "memprofile", "", "idle: write a heap profile of this process at the end of the hold (use --hub-process in to see the hub's connections)")
 	quiet := fs.Bool("quiet", false, "no progress line")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -63,6 +63,10 @@ type Options struct {
 	// after the other.
 	Broadcasts int
 	// Window is how many messages each sender may have unacknowledged.
+	// The hub reads a socket's frames one at a time, so a ping queued
+	// behind a long window is read late, and an overloaded hub then
+	// closes the socket as stale; 1 (send, wait for message_sent) is what
+	// an agent does.
 	Window int
 	// Submitters is how many HTTP clients submit tasks concurrently.
 	Submitters int
@@ -96,6 +100,11 @@ type Options struct {
 	HubCommand HubCommand
 	ChildHub   bool
 
+	// HeapProfile, when set, is where the idle scenario writes a heap
+	// profile of this process at the end of its hold, connections open:
+	// with an in-process hub it shows what each connection holds.
+	HeapProfile string
+
 	// TempDir holds the scenarios' data directories (default: the OS temp
 	// directory); each is removed afterwards.
 	TempDir string
@@ -109,7 +118,7 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		Scenario: ScenarioAll, Agents: 100, Tasks: 10000, Samples: 500, Messages: 20000, Broadcasts: 50,
-		Window: 8, Submitters: 32, ConnectWorkers: 32, Duration: 30 * time.Second, PingInterval: 30 * time.Second,
+		Window: 1, Submitters: 32, ConnectWorkers: 32, Duration: 30 * time.Second, PingInterval: 30 * time.Second,
 		StorageRecords: 100000, StorageWriters: 4, StoragePhase: 2 * time.Second, Records: 1000000, RecordKind: "tasks",
 		Timeout: 15 * time.Minute,
 	}

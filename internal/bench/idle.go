@@ -81,6 +81,12 @@ func runIdle(ctx context.Context, r *runner, res *Result) error {
 		return f.explain(err)
 	}
 	hold := time.Since(holdStart)
+	if o.HeapProfile != "" {
+		if err := writeProfile("heap", o.HeapProfile); err != nil {
+			return err
+		}
+		res.note("heap profile of this process with the connections open: %s", o.HeapProfile)
+	}
 	// Pongs still in flight are waited for, so the reader writes are done.
 	if err := waitCount(ctx, &pongs, pinged.Load(), nil); err != nil {
 		return f.explain(fmt.Errorf("%d of %d pings answered: %w", pongs.Load(), pinged.Load(), err))

@@ -11,11 +11,12 @@ import (
 // Profiles names the pprof files to write for a run; empty names are
 // skipped. They profile this process: with an in-process hub that is the
 // hub and the load generator together (pprof's -focus separates them).
+// For a heap profile with the idle scenario's connections open, see
+// Options.HeapProfile.
 type Profiles struct {
 	CPU   string
 	Mutex string
 	Block string
-	Heap  string
 }
 
 // Start begins the profiles and returns the function that writes them.
@@ -44,7 +45,7 @@ func (p Profiles) Start() (stop func() error, err error) {
 			pprof.StopCPUProfile()
 			errs = append(errs, cpu.Close())
 		}
-		errs = append(errs, writeProfile("mutex", p.Mutex), writeProfile("block", p.Block), writeProfile("heap", p.Heap))
+		errs = append(errs, writeProfile("mutex", p.Mutex), writeProfile("block", p.Block))
 		return errors.Join(errs...)
 	}, nil
 }
