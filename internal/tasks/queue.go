@@ -97,6 +97,16 @@ type Queue struct {
 	live   map[string]*Task // queued and assigned tasks
 	idx    *index
 	counts map[Status][Lanes]int // records per status and lane, both tables
+	// tombs holds the version at which a task left task_queue for the dead
+	// letter during this run. A write of an older snapshot of the task
+	// (taken before the move, committed after it) is dropped instead of
+	// putting the task back in task_queue.
+	tombs map[string]uint64
+
+	// moveMu serializes moves between the two tables, so a retry from the
+	// dead letter never interleaves with the two writes of a dead-letter
+	// move, and two retries of one task never both succeed.
+	moveMu sync.Mutex
 }
 
 // New opens the queue and loads its state from the tables.
@@ -179,7 +189,7 @@ func (q *Queue) Reload() error {
 		}
 	}
 	q.mu.Lock()
-	q.live, q.idx, q.counts = live, idx, counts
+	q.live, q.idx, q.counts, q.tombs = live, idx, counts, map[string]uint64{}
 	q.mu.Unlock()
 	return nil
 }
@@ -631,6 +641,7 @@ func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t
 		lt.Status = StatusDeadLetter
 		lt.addHistory("dead_letter", now, errText)
 		lt.Version++
+		q.tombs[id] = lt.Version
 		snap := lt.Clone()
 		q.mu.Unlock()
 		if err := q.moveToDeadLetter(snap); err != nil {
@@ -814,8 +825,11 @@ func (q *Queue) Assigned() []*Task {
 
 // RetryDeadLetter moves a dead-letter task back to the queue with its
 // failures forgotten. A deadline that has passed is cleared: the operator
-// asked for the work again.
+// asked for the work again. Of two concurrent retries of one task, one
+// succeeds and the other finds nothing to retry.
 func (q *Queue) RetryDeadLetter(id string) (*Task, error) {
+	q.moveMu.Lock()
+	defer q.moveMu.Unlock()
 	t, err := load(q.dead, id)
 	if err != nil {
 		return nil, err
@@ -847,6 +861,7 @@ func (q *Queue) RetryDeadLetter(id string) (*Task, error) {
 		return nil, fmt.Errorf("retry %s: %w", id, err)
 	}
 	q.mu.Lock()
+	delete(q.tombs, id)
 	q.count(StatusDeadLetter, t.Priority, -1)
 	q.count(StatusQueued, t.Priority, +1)
 	q.live[id] = t
@@ -960,6 +975,7 @@ func (q *Queue) Expire(id string) (*Task, string, error) {
 	t.UpdatedAt = now
 	t.addHistory("dead_letter", now, "deadline exceeded")
 	t.Version++
+	q.tombs[id] = t.Version
 	snap := t.Clone()
 	q.mu.Unlock()
 	if err := q.moveToDeadLetter(snap); err != nil {
@@ -975,6 +991,8 @@ func (q *Queue) Expire(id string) (*Task, string, error) {
 // moveToDeadLetter writes the dead-letter copy, then deletes the queue
 // copy; Reload settles a crash in between by version.
 func (q *Queue) moveToDeadLetter(t *Task) error {
+	q.moveMu.Lock()
+	defer q.moveMu.Unlock()
 	if err := q.persist(q.dead, t); err != nil {
 		return err
 	}
@@ -1011,7 +1029,11 @@ func runMs(t *Task, now int64) int64 {
 
 // persist writes task snapshots in one transaction. A record already on
 // disk with a version at or above the snapshot's is newer (written by a
-// later change that won the race to the commit loop) and is kept.
+// later change that won the race to the commit loop) and is kept. In
+// task_queue, a snapshot older than the task's move to the dead letter is
+// dropped: the move deleted the record, and writing it would bring the
+// task back. The tombstones are read inside the transaction, so a write
+// committed after the move's delete always sees the move's tombstone.
 func (q *Queue) persist(tbl *store.Table, ts ...*Task) error {
 	vals := make([][]byte, len(ts))
 	for i, t := range ts {
@@ -1022,7 +1044,14 @@ func (q *Queue) persist(tbl *store.Table, ts ...*Task) error {
 		vals[i] = v
 	}
 	return tbl.Update(func(tx *store.Tx) error {
+		var tombs []uint64
+		if tbl == q.active {
+			tombs = q.tombsOf(ts)
+		}
 		for i, t := range ts {
+			if tombs != nil && tombs[i] >= t.Version {
+				continue
+			}
 			k := []byte(t.ID)
 			if old := tx.Get(k); len(old) >= 8 && binary.BigEndian.Uint64(old) >= t.Version {
 				continue
@@ -1033,6 +1062,21 @@ func (q *Queue) persist(tbl *store.Table, ts ...*Task) error {
 		}
 		return nil
 	})
+}
+
+// tombsOf returns the dead-letter tombstone version of each task (0:
+// none), or nil when there are no tombstones at all.
+func (q *Queue) tombsOf(ts []*Task) []uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.tombs) == 0 {
+		return nil
+	}
+	out := make([]uint64, len(ts))
+	for i, t := range ts {
+		out[i] = q.tombs[t.ID]
+	}
+	return out
 }
 
 func deleteKeys(tbl *store.Table, ids []string) error {
