@@ -200,26 +200,28 @@ func (r *Registry) Release(id, taskID, flag string) bool {
 	})
 }
 
-// Busy takes the agent out of scheduling for the busy hold.
+// Busy takes the agent out of scheduling for the busy hold. With no hold
+// configured it changes nothing: an agent is never left out for good.
 func (r *Registry) Busy(id string) bool {
-	ok := r.transition(id, func(a *agent) (State, string, bool) {
-		if !slices.Contains(a.Flags, FlagBusy) {
-			a.Flags = append(a.Flags, FlagBusy)
-		}
-		return Blocked, "", true
-	})
-	if ok && r.cfg.BusyHold > 0 {
-		r.mu.Lock()
-		if a := r.agents[id]; a != nil {
-			conn := a.conn
-			if a.timer != nil {
-				a.timer.Stop()
-			}
-			a.timer = time.AfterFunc(r.cfg.BusyHold, func() { r.busyOver(id, conn) })
-		}
+	r.mu.Lock()
+	a, ok := r.agents[id]
+	if !ok || r.cfg.BusyHold <= 0 {
 		r.mu.Unlock()
+		return ok
 	}
-	return ok
+	if !slices.Contains(a.Flags, FlagBusy) {
+		a.Flags = append(a.Flags, FlagBusy)
+	}
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+	conn := a.conn
+	a.timer = time.AfterFunc(r.cfg.BusyHold, func() { r.busyOver(id, conn) })
+	ch := r.moveLocked(a, Blocked, "")
+	r.mu.Unlock()
+	r.publish(ch)
+	r.mirror(id, Blocked)
+	return true
 }
 
 func (r *Registry) busyOver(id string, conn uint64) {
