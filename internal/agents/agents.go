@@ -33,9 +33,9 @@ const (
 	// FlagUnresponsive: the agent let an acceptance timer run out. Cleared
 	// by reconnecting.
 	FlagUnresponsive = "unresponsive"
-	// FlagBusy: the agent declined a task because it is busy with work the
-	// hub does not know about; it is not offered tasks until it reports a
-	// result, reconnects, or the busy hold ends.
+	// FlagBusy: the agent declined a task (busy with work the hub does not
+	// know about, or unable to take it); it is not offered tasks until the
+	// busy hold ends or it reconnects.
 	FlagBusy = "busy"
 )
 
@@ -62,14 +62,16 @@ type Agent struct {
 	ConnectedAt     int64    `json:"connected_at"`
 	LastStateChange int64    `json:"last_state_change"`
 	LastHeard       int64    `json:"last_heard"`
+	// Conn identifies the connection that owns this agent record.
+	Conn uint64 `json:"-"`
 }
 
 // Config tunes the registry.
 type Config struct {
 	// AcceptTimeout is how long an agent has to accept an assigned task.
 	AcceptTimeout time.Duration
-	// BusyHold is how long an agent that declined a task as busy is left
-	// out of scheduling.
+	// BusyHold is how long an agent that declined a task is left out of
+	// scheduling. Zero: not at all.
 	BusyHold time.Duration
 	// OnAcceptTimeout is called (outside any lock) when an agent did not
 	// accept taskID in time.
@@ -379,6 +381,7 @@ func (r *Registry) mirror(id string, s State) {
 
 func (a *agent) snapshot() Agent {
 	cp := a.Agent
+	cp.Conn = a.conn
 	cp.Capabilities = slices.Clone(a.Capabilities)
 	cp.Flags = slices.Clone(a.Flags)
 	return cp

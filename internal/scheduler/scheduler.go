@@ -117,6 +117,9 @@ func (s *Scheduler) armBackoff(t *time.Timer) {
 
 // Pass assigns as many queued tasks as there are idle agents that fit
 // them, then pushes the assignments. It returns how many were assigned.
+// An agent that declined a task is its last choice: the task goes to any
+// other idle agent that fits first, and back to a decliner only when none
+// does, so a task whose only fitting agent declined it is not stranded.
 func (s *Scheduler) Pass() int {
 	s.passMu.Lock()
 	defer s.passMu.Unlock()
@@ -125,8 +128,17 @@ func (s *Scheduler) Pass() int {
 		return 0
 	}
 	taken := make([]bool, len(idle))
+	conns := make(map[string]uint64)
+	reserve := func(i int, taskID string) bool {
+		taken[i] = true // whether or not the reserve works, it is not idle now
+		if s.agents.Reserve(idle[i].ID, taskID) {
+			conns[idle[i].ID] = idle[i].Conn
+			return true
+		}
+		return false
+	}
 	pick := func(t *tasks.Task) (string, bool) {
-		fits := false
+		fits, decliner := false, -1
 		for i, a := range idle {
 			if taken[i] {
 				continue
@@ -139,12 +151,17 @@ func (s *Scheduler) Pass() int {
 			}
 			fits = true
 			if slices.Contains(t.RejectedBy, a.ID) {
+				if decliner < 0 {
+					decliner = i
+				}
 				continue
 			}
-			taken[i] = true // whether or not the reserve works, it is not idle now
-			if s.agents.Reserve(a.ID, t.ID) {
+			if reserve(i, t.ID) {
 				return a.ID, false
 			}
+		}
+		if decliner >= 0 && reserve(decliner, t.ID) {
+			return idle[decliner].ID, false
 		}
 		return "", !fits
 	}
@@ -153,14 +170,16 @@ func (s *Scheduler) Pass() int {
 		s.log.Error("assignment not persisted", "event", "assign_failed", "err", err)
 	}
 	for _, t := range assigned {
-		s.deliver(t)
+		s.deliver(t, conns[t.Holder()])
 	}
 	return len(assigned)
 }
 
-// deliver pushes an assignment; when the agent vanished meanwhile, the
-// task goes straight back to the queue.
-func (s *Scheduler) deliver(t *tasks.Task) {
+// deliver pushes an assignment. When the agent's socket vanished
+// meanwhile, the agent record of that connection is dropped (so no later
+// pass picks it before its socket's cleanup runs) and the task goes
+// straight back to the queue.
+func (s *Scheduler) deliver(t *tasks.Task, conn uint64) {
 	s.pushMu.RLock()
 	p := s.push
 	s.pushMu.RUnlock()
@@ -169,6 +188,7 @@ func (s *Scheduler) deliver(t *tasks.Task) {
 		s.log.Debug("task assigned", "event", "task_assigned", "task_id", t.ID, "agent_id", agent, "generation", t.Generation)
 		return
 	}
+	s.agents.Disconnect(agent, conn)
 	s.reclaim(t.ID, agent, tasks.ReasonDisconnect, "")
 }
 
@@ -301,19 +321,16 @@ func (s *Scheduler) Fail(agentID, taskID string, gen int64, reason string, outpu
 }
 
 // Reject handles task_rejected: the task goes back to the queue for
-// someone else. An agent that is busy is left out of scheduling for a
-// while; one that declined for another reason is idle again.
+// someone else. The agent that declined it, busy or unable to take it
+// for another reason, is left out of scheduling for the busy hold, so a
+// task only it can run is not bounced back and forth.
 func (s *Scheduler) Reject(agentID, taskID, reason string) error {
 	_, err := s.q.Reject(taskID, agentID, reason)
 	if err != nil {
 		return err
 	}
-	if reason == "busy" {
-		s.agents.Release(agentID, taskID, "")
-		s.agents.Busy(agentID)
-	} else {
-		s.agents.Release(agentID, taskID, "")
-	}
+	s.agents.Release(agentID, taskID, "")
+	s.agents.Busy(agentID)
 	s.Kick()
 	return nil
 }
