@@ -93,8 +93,12 @@ type Queue struct {
 	cfg    Config
 	now    func() time.Time
 
-	mu     sync.Mutex
-	live   map[string]*Task // queued and assigned tasks
+	mu   sync.Mutex
+	live map[string]*Task // queued and assigned tasks
+	// held indexes the assigned tasks by holder, so what an agent holds
+	// is found without scanning every live task (a reconnect storm over a
+	// deep queue would otherwise hold the lock for seconds).
+	held   map[string]map[string]*Task
 	idx    *index
 	counts map[Status][Lanes]int // records per status and lane, both tables
 	// tombs holds the version at which a task left task_queue for the dead
@@ -183,13 +187,17 @@ func (q *Queue) Reload() error {
 	}
 	now := q.now().UnixMilli()
 	idx := newIndex()
+	held := map[string]map[string]*Task{}
 	for _, t := range live {
-		if t.Status == StatusQueued {
+		switch t.Status {
+		case StatusQueued:
 			idx.add(t, now)
+		case StatusAssigned:
+			addHeld(held, t)
 		}
 	}
 	q.mu.Lock()
-	q.live, q.idx, q.counts, q.tombs = live, idx, counts, map[string]uint64{}
+	q.live, q.held, q.idx, q.counts, q.tombs = live, held, idx, counts, map[string]uint64{}
 	q.mu.Unlock()
 	return nil
 }
@@ -496,6 +504,7 @@ func (q *Queue) assignLocked(t *Task, agent string, now int64) {
 	q.count(StatusAssigned, t.Priority, +1)
 	t.Status = StatusAssigned
 	t.AssignedTo, t.AssignedAt = &agent, &now
+	addHeld(q.held, t)
 	t.Generation++
 	t.UpdatedAt = now
 	t.NotBefore = 0
@@ -583,6 +592,7 @@ func (q *Queue) Complete(id, agent string, gen int64, result any, tokens *int64)
 		return nil, false, err
 	}
 	delete(q.live, id)
+	q.dropHeld(lt)
 	q.count(StatusAssigned, lt.Priority, -1)
 	q.count(StatusCompleted, lt.Priority, +1)
 	lt.Status = StatusCompleted
@@ -636,6 +646,7 @@ func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t
 	lt.endAttempt(gen, now, "failed", errText)
 	if lt.RetryCount >= lt.MaxRetries {
 		delete(q.live, id)
+		q.dropHeld(lt)
 		q.count(StatusAssigned, lt.Priority, -1)
 		q.count(StatusDeadLetter, lt.Priority, +1)
 		lt.Status = StatusDeadLetter
@@ -682,6 +693,7 @@ func (q *Queue) duplicate(id, agent string, gen int64, outcome string) (*Task, b
 // The caller adds the history entry and re-indexes it.
 func (q *Queue) requeueLocked(t *Task, now int64) {
 	if t.Status == StatusAssigned {
+		q.dropHeld(t)
 		q.count(StatusAssigned, t.Priority, -1)
 		q.count(StatusQueued, t.Priority, +1)
 	}
@@ -765,11 +777,9 @@ func (q *Queue) ReclaimAgent(agent, reason string) ([]*Task, error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
 	var snaps []*Task
-	for _, t := range q.live {
-		if t.Status == StatusAssigned && t.Holder() == agent {
-			q.reclaimLocked(t, reason, now)
-			snaps = append(snaps, t.Clone())
-		}
+	for _, t := range sortedHeld(q.held[agent]) {
+		q.reclaimLocked(t, reason, now)
+		snaps = append(snaps, t.Clone())
 	}
 	q.mu.Unlock()
 	if len(snaps) == 0 {
@@ -800,13 +810,10 @@ func (q *Queue) Recover(id, agent string) (int64, bool) {
 func (q *Queue) HeldBy(agent string) []*Task {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	var out []*Task
-	for _, t := range q.live {
-		if t.Status == StatusAssigned && t.Holder() == agent {
-			out = append(out, t.Clone())
-		}
+	out := sortedHeld(q.held[agent])
+	for i, t := range out {
+		out[i] = t.Clone()
 	}
-	sort.Slice(out, func(i, j int) bool { return *out[i].AssignedAt < *out[j].AssignedAt })
 	return out
 }
 
@@ -815,11 +822,45 @@ func (q *Queue) Assigned() []*Task {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var out []*Task
-	for _, t := range q.live {
-		if t.Status == StatusAssigned {
+	for _, ts := range q.held {
+		for _, t := range ts {
 			out = append(out, t.Clone())
 		}
 	}
+	return out
+}
+
+// addHeld indexes an assigned task under its holder.
+func addHeld(held map[string]map[string]*Task, t *Task) {
+	h := t.Holder()
+	if held[h] == nil {
+		held[h] = map[string]*Task{}
+	}
+	held[h][t.ID] = t
+}
+
+// dropHeld removes an assigned task from the holder index; call it while
+// the task still names its holder. Caller holds q.mu.
+func (q *Queue) dropHeld(t *Task) {
+	h := t.Holder()
+	delete(q.held[h], t.ID)
+	if len(q.held[h]) == 0 {
+		delete(q.held, h)
+	}
+}
+
+// sortedHeld lists tasks by assignment time, then id.
+func sortedHeld(m map[string]*Task) []*Task {
+	out := make([]*Task, 0, len(m))
+	for _, t := range m {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if *out[i].AssignedAt != *out[j].AssignedAt {
+			return *out[i].AssignedAt < *out[j].AssignedAt
+		}
+		return out[i].ID < out[j].ID
+	})
 	return out
 }
 
@@ -891,6 +932,7 @@ func (q *Queue) Cancel(id, by string, canAny bool, reason string) (*Task, string
 	holder := t.Holder()
 	if t.Status == StatusAssigned {
 		t.endAttempt(t.Generation, now, "cancelled", reason)
+		q.dropHeld(t)
 	}
 	q.count(t.Status, t.Priority, -1)
 	q.count(StatusCancelled, t.Priority, +1)
