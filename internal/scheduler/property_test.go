@@ -280,7 +280,7 @@ func (s *sim) act() {
 		s.what = "fail"
 		if id, v, ok := s.pickView(); ok {
 			before := s.snapshot(v.task)
-			outcome, err := s.w.S.Fail(id, v.task, v.gen, fmt.Sprint("err@", s.step), nil)
+			outcome, _, err := s.w.S.Fail(id, v.task, v.gen, fmt.Sprint("err@", s.step), nil)
 			s.expect(before, id, v, err, failure)
 			if err == nil {
 				after := s.w.get(v.task)
@@ -316,7 +316,7 @@ func (s *sim) act() {
 				s.expect(before, id, stale, err, complete)
 			case 1:
 				stale := held{task: v.task, gen: v.gen + 1}
-				_, err := s.w.S.Fail(id, v.task, stale.gen, "x", nil)
+				_, _, err := s.w.S.Fail(id, v.task, stale.gen, "x", nil)
 				s.expect(before, id, stale, err, failure)
 			default:
 				other := s.ids[s.rng.Intn(len(s.ids))]

@@ -306,18 +306,19 @@ func (s *Scheduler) Complete(agentID, taskID string, gen int64, result any, toke
 }
 
 // Fail handles task_failed and returns the outcome (retried or
-// dead_letter).
-func (s *Scheduler) Fail(agentID, taskID string, gen int64, reason string, output any) (string, error) {
+// dead_letter). dup reports a resend of a failure already applied; it
+// gets the earlier outcome and changes nothing.
+func (s *Scheduler) Fail(agentID, taskID string, gen int64, reason string, output any) (outcome string, dup bool, err error) {
 	s.agents.Heard(agentID)
-	_, outcome, dup, err := s.q.Fail(taskID, agentID, gen, reason, output)
+	_, outcome, dup, err = s.q.Fail(taskID, agentID, gen, reason, output)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	if !dup {
 		s.agents.Release(agentID, taskID, "")
 		s.Kick()
 	}
-	return outcome, nil
+	return outcome, dup, nil
 }
 
 // Reject handles task_rejected: the task goes back to the queue for

@@ -366,7 +366,7 @@ func TestBackoffDelaysRetry(t *testing.T) {
 	task := w.submit(tasks.SubmitParams{})
 	first := w.P.next(t, 5*time.Second)
 	failed := time.Now()
-	if _, err := w.S.Fail("a", task.ID, first.gen, "boom", nil); err != nil {
+	if _, _, err := w.S.Fail("a", task.ID, first.gen, "boom", nil); err != nil {
 		t.Fatal(err)
 	}
 	again := w.P.next(t, 5*time.Second)
@@ -377,7 +377,7 @@ func TestBackoffDelaysRetry(t *testing.T) {
 		t.Fatalf("generation %d after %d", again.gen, first.gen)
 	}
 	failed = time.Now()
-	if _, err := w.S.Fail("a", task.ID, again.gen, "boom", nil); err != nil {
+	if _, _, err := w.S.Fail("a", task.ID, again.gen, "boom", nil); err != nil {
 		t.Fatal(err)
 	}
 	w.P.next(t, 5*time.Second)
