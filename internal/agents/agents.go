@@ -106,10 +106,18 @@ func New(b *bus.Bus, cfg Config) *Registry {
 // Connect creates the agent for a new connection, replacing any earlier
 // one. An agent that still holds task (after a reconnect or a hub restart)
 // starts assigned with a fresh acceptance timer; task_accepted or
-// task_continue stops it.
+// task_continue stops it. A second identify on the same connection only
+// updates the name and capabilities: the agent's task, state and timer
+// stay as they are.
 func (r *Registry) Connect(id, name string, caps []string, conn uint64, task string) Agent {
 	now := r.now().UnixMilli()
 	r.mu.Lock()
+	if old, ok := r.agents[id]; ok && old.conn == conn {
+		old.Name, old.Capabilities, old.LastHeard = name, slices.Clone(caps), now
+		snap := old.snapshot()
+		r.mu.Unlock()
+		return snap
+	}
 	if old, ok := r.agents[id]; ok && old.timer != nil {
 		old.timer.Stop()
 	}

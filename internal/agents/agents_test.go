@@ -138,6 +138,23 @@ func TestReplacedConnection(t *testing.T) {
 	}
 }
 
+// TestReidentifySameConnection: identify sent again on the same socket
+// updates the agent but keeps its task, state and timer as they were; a
+// working agent is not put back to assigned (where its acceptance timer
+// would reclaim the task).
+func TestReidentifySameConnection(t *testing.T) {
+	const d = 30 * time.Millisecond
+	r, timeouts, _ := newRegistry(t, d, 0)
+	r.Connect("a", "A", []string{"code"}, 1, "")
+	r.Reserve("a", "t1")
+	r.Accepted("a", "t1")
+	got := r.Connect("a", "A2", []string{"code", "go"}, 1, "t1")
+	if got.State != agents.Working || got.CurrentTask != "t1" || got.Name != "A2" || !slices.Equal(got.Capabilities, []string{"code", "go"}) {
+		t.Fatalf("after re-identify: %+v", got)
+	}
+	noTimeout(t, timeouts, 4*d)
+}
+
 func TestBusyHold(t *testing.T) {
 	r, _, over := newRegistry(t, time.Hour, 30*time.Millisecond)
 	r.Connect("a", "A", nil, 1, "")

@@ -738,3 +738,24 @@ func valueOr(v any) float64 {
 	f, _ := v.(float64)
 	return f
 }
+
+// TestTaskReidentifyKeepsWork: identify sent again on the same socket does
+// not restart the acceptance timer on a task being worked on.
+func TestTaskReidentifyKeepsWork(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	e := newEngine(t, func(c *hub.Config) { c.AcceptTimeout = timeout })
+	tok := e.Token("worker-1", auth.RoleAgent)
+	a := e.Connect("worker-1", tok)
+	id := e.submit(map[string]any{"description": "x"})
+	_, g := assignment(a)
+	accept(a, id)
+	a.Send(map[string]any{"type": "identify", "agent_id": "worker-1", "token": tok, "name": "worker-1",
+		"capabilities": []string{}, "client_type": "sidecar", "protocol_version": 1})
+	a.Expect("identified")
+	time.Sleep(3 * timeout)
+	if task := e.task(id); task["status"] != "assigned" || gen(task) != g {
+		t.Fatalf("re-identify cost the task: %v", task)
+	}
+	e.waitAgentState("worker-1", "working")
+	expectAck(t, complete(a, id, g), id, "complete")
+}
