@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agentcom/agentcom/internal/hub"
+	"github.com/agentcom/agentcom/internal/ratelimit"
 )
 
 func runServe(ctx context.Context, env *cmdEnv, args []string) error {
@@ -19,8 +20,18 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	logLevel := fs.String("log-level", envOr(env, "AGENTCOM_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	openReg := fs.Bool("open-registration", envBool(env, "AGENTCOM_OPEN_REGISTRATION"), "let anyone register an agent with POST /api/onboard/register (env AGENTCOM_OPEN_REGISTRATION)")
 	joinSecret := fs.String("join-secret", env.getenv("AGENTCOM_JOIN_SECRET"), "secret that lets a registration through when registration is closed (env AGENTCOM_JOIN_SECRET)")
+	rateSpec := fs.String("rate-limits", env.getenv("AGENTCOM_RATE_LIMITS"), "rate limits over the defaults, class=per_second:burst,... classes: messages, tasks, channels, other, http; 0:0 disables one; \"off\" disables all (env AGENTCOM_RATE_LIMITS)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *rateSpec == "off" {
+		cfg.RateLimits = nil
+	} else {
+		limits, err := ratelimit.Parse(*rateSpec)
+		if err != nil {
+			return err
+		}
+		cfg.RateLimits = limits
 	}
 	log, err := newLogger(env, *logFormat, *logLevel)
 	if err != nil {

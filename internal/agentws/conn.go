@@ -27,7 +27,8 @@ type conn struct {
 	lastPingT atomic.Int64 // unix ms of the last ping (or identify)
 
 	closeOnce sync.Once
-	done      chan struct{}
+	done      chan struct{} // closed when the socket starts closing
+	closed    chan struct{} // closed when the close handshake ended
 
 	// violations in the current window; only the reader touches them.
 	violations  int
@@ -35,7 +36,8 @@ type conn struct {
 }
 
 func newConn(s *Server, ws *websocket.Conn, id uint64, remote string) *conn {
-	c := &conn{srv: s, ws: ws, id: id, remote: remote, out: make(chan []byte, s.cfg.SendBuffer), done: make(chan struct{})}
+	c := &conn{srv: s, ws: ws, id: id, remote: remote, out: make(chan []byte, s.cfg.SendBuffer),
+		done: make(chan struct{}), closed: make(chan struct{})}
 	now := s.now().UnixMilli()
 	c.lastIn.Store(now)
 	c.lastPingT.Store(now)
@@ -63,6 +65,9 @@ func (c *conn) run(ctx context.Context) {
 	}()
 	defer func() {
 		c.close(protocol.CloseNormal, "")
+		// Cancelling ctx would cut the connection, so the close
+		// handshake (and the frames queued before it) goes first.
+		<-c.closed
 		cancel()
 		<-writerDone
 	}()
@@ -148,6 +153,7 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 			// Close waits for the client's close frame; a client that
 			// never answers is cut off by the library's own timeout.
 			_ = c.ws.Close(code, reason)
+			close(c.closed)
 		}()
 	})
 }

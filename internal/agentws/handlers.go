@@ -52,7 +52,7 @@ func (c *conn) handle(ctx context.Context, data []byte) bool {
 		c.reply(protocol.ErrorFrame{Type: protocol.OutError, Error: protocol.CodeNotIdentified})
 		return false
 	}
-	if c.srv.limiter != nil && typ != protocol.FramePing {
+	if c.srv.limiter != nil {
 		if ok, wait := c.srv.limiter.Allow(agent, typ); !ok {
 			if c.srv.obs != nil {
 				c.srv.obs.RateLimited(typ)

@@ -15,6 +15,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/protocol"
@@ -32,6 +33,9 @@ type Route struct {
 	Handler func(*Request) Response
 	// Raw handlers write their own response (WebSocket upgrades, assets).
 	Raw http.Handler
+	// Class, when set, is a rate-limit class applied per caller on top of
+	// the HTTP limit (task submissions).
+	Class string
 }
 
 // Access says who may call a route.
@@ -99,6 +103,7 @@ type Server struct {
 // Limiter rate-limits HTTP callers by key (token or client IP).
 type Limiter interface {
 	AllowHTTP(key string) (ok bool, retryAfterMs int64)
+	AllowClass(class, key string) (ok bool, wait time.Duration)
 }
 
 // Observer is told about requests, for metrics.
@@ -177,7 +182,13 @@ func (s *Server) wrap(rt Route) http.Handler {
 			if id.AgentID != "" {
 				key = "agent:" + id.AgentID
 			}
-			if allowed, wait := s.limiter.AllowHTTP(key); !allowed {
+			allowed, wait := s.limiter.AllowHTTP(key)
+			if allowed && rt.Class != "" {
+				var d time.Duration
+				allowed, d = s.limiter.AllowClass(rt.Class, key)
+				wait = d.Milliseconds()
+			}
+			if !allowed {
 				if s.obs != nil {
 					s.obs.RateLimited(rt.Path)
 				}
@@ -388,3 +399,5 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(body)
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

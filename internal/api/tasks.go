@@ -23,7 +23,7 @@ type Tasks struct {
 // Routes returns the task route table.
 func (t *Tasks) Routes() []Route {
 	return []Route{
-		{Method: "POST", Path: "/api/tasks", Access: Agent, Handler: t.submit},
+		{Method: "POST", Path: "/api/tasks", Access: Agent, Handler: t.submit, Class: "tasks"},
 		{Method: "GET", Path: "/api/tasks", Access: AnyToken, Handler: t.list},
 		{Method: "GET", Path: "/api/tasks/dead-letter", Access: AnyToken, Handler: t.deadLetter},
 		{Method: "GET", Path: "/api/tasks/stats", Access: AnyToken, Handler: t.stats},
@@ -42,6 +42,12 @@ func (t *Tasks) submit(r *Request) Response {
 		Description: r.Body.String("description"), Metadata: r.Body.Map("metadata"),
 		Priority: tasks.ParsePriority(r.Body.Raw("priority")), NeededCapabilities: r.Body.Strings("needed_capabilities"),
 		TargetAgent: r.Body.String("target_agent"), SubmittedBy: r.ID.AgentID,
+	}
+	if p.TargetAgent == "" {
+		// agentcom-submit.js --target puts the agent in metadata.
+		if ta, ok := p.Metadata["target_agent"].(string); ok {
+			p.TargetAgent = ta
+		}
 	}
 	if r.Body.Has("max_retries") {
 		n := int(r.Body.Int("max_retries"))

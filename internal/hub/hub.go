@@ -15,11 +15,14 @@ import (
 
 	"github.com/agentcom/agentcom/internal/agents"
 	"github.com/agentcom/agentcom/internal/agentws"
+	"github.com/agentcom/agentcom/internal/alerts"
 	"github.com/agentcom/agentcom/internal/api"
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/messaging"
+	"github.com/agentcom/agentcom/internal/metrics"
 	"github.com/agentcom/agentcom/internal/presence"
+	"github.com/agentcom/agentcom/internal/ratelimit"
 	"github.com/agentcom/agentcom/internal/scheduler"
 	"github.com/agentcom/agentcom/internal/settings"
 	"github.com/agentcom/agentcom/internal/store"
@@ -35,11 +38,18 @@ type Config struct {
 
 	OpenRegistration bool
 	JoinSecret       string
+	// DashboardToken makes the dashboard, its socket and the metrics need
+	// a token even when the hub listens on loopback only.
+	DashboardToken bool
 
-	Socket               agentws.Config
-	Scheduler            scheduler.Config
-	Queue                tasks.Config
+	Socket    agentws.Config
+	Scheduler scheduler.Config
+	Queue     tasks.Config
+	// RateLimits per agent and action class, and per HTTP caller; nil
+	// disables rate limiting.
+	RateLimits           ratelimit.Limits
 	AcceptTimeout        time.Duration
+	AlertInterval        time.Duration
 	BusyHold             time.Duration
 	MailboxEvictInterval time.Duration
 }
@@ -48,8 +58,9 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Addr: ":4000", DataDir: "data", Version: "dev",
-		Socket: agentws.DefaultConfig(), Scheduler: scheduler.DefaultConfig(), Queue: tasks.DefaultConfig(),
-		AcceptTimeout: 60 * time.Second, BusyHold: 60 * time.Second, MailboxEvictInterval: time.Hour,
+		RateLimits: ratelimit.DefaultLimits(),
+		Socket:     agentws.DefaultConfig(), Scheduler: scheduler.DefaultConfig(), Queue: tasks.DefaultConfig(),
+		AcceptTimeout: 60 * time.Second, AlertInterval: 30 * time.Second, BusyHold: 60 * time.Second, MailboxEvictInterval: time.Hour,
 	}
 }
 
@@ -69,6 +80,9 @@ type Hub struct {
 	Scheduler *scheduler.Scheduler
 	Sockets   *agentws.Server
 	API       *api.Server
+	Limiter   *ratelimit.Limiter // nil when rate limiting is off
+	Metrics   *metrics.Metrics
+	Alerts    *alerts.Manager
 
 	listener net.Listener
 	http     *http.Server
@@ -136,19 +150,37 @@ func (h *Hub) build() error {
 	})
 	sched = scheduler.New(h.Queue, h.Agents, h.cfg.Scheduler, h.log)
 	h.Scheduler = sched
-	h.Sockets = agentws.New(h.cfg.Socket, agentws.Deps{Tokens: h.Tokens, Presence: h.Presence, Scheduler: sched, Log: h.log})
+	h.Metrics = metrics.New(h.Bus, metrics.Sources{Queue: h.Queue, Agents: h.Agents, DB: h.DB})
+	deps := agentws.Deps{Tokens: h.Tokens, Presence: h.Presence, Scheduler: sched, Log: h.log, Observer: h.Metrics}
+	if h.cfg.RateLimits != nil {
+		h.Limiter = ratelimit.New(h.cfg.RateLimits)
+		deps.Limiter = h.Limiter
+	}
+	h.Sockets = agentws.New(h.cfg.Socket, deps)
 	h.Messaging = messaging.NewService(mb, hist, chans, threads, messaging.NewAnalytics(), h.Sockets, h.Tokens, h.Bus, h.log)
 	h.Sockets.SetMessaging(h.Messaging)
 	sched.SetPusher(h.Sockets)
 
-	h.API = api.NewServer(h.Tokens, isLoopback(h.cfg.Addr), h.log)
+	h.API = api.NewServer(h.Tokens, isLoopback(h.cfg.Addr) && !h.cfg.DashboardToken, h.log)
+	if h.Limiter != nil {
+		h.API.SetLimiter(h.Limiter)
+	}
+	h.API.SetObserver(h.Metrics)
 	core := &api.Core{Server: h.API, Tokens: h.Tokens, Presence: h.Presence, Agents: h.Agents, Messaging: h.Messaging,
 		Settings: h.Settings, Kick: h.Sockets.Kick, OpenRegistration: h.cfg.OpenRegistration, JoinSecret: h.cfg.JoinSecret,
 		EvictMailboxes: h.evictMailboxes, Version: h.cfg.Version}
 	taskRoutes := &api.Tasks{Server: h.API, Queue: h.Queue, Scheduler: sched, Presence: h.Presence, NotifyCancel: h.Sockets.PushCancel}
+	h.Alerts = alerts.New(h.Settings, h.Queue, idleCounter{h.Agents}, nil, h.Bus)
+	h.API.Handle((&api.Alerts{Server: h.API, Manager: h.Alerts}).Routes()...)
 	h.API.Handle(core.Routes()...)
 	h.API.Handle(taskRoutes.Routes()...)
-	h.API.Handle(api.Route{Method: "GET", Path: "/ws", Access: api.Public, Raw: h.Sockets})
+	h.API.Handle(
+		api.Route{Method: "GET", Path: "/ws", Access: api.Public, Raw: h.Sockets},
+		api.Route{Method: "GET", Path: "/metrics", Access: api.Dashboard, Raw: h.Metrics.Handler()},
+		api.Route{Method: "GET", Path: "/api/metrics", Access: api.Dashboard, Handler: func(*api.Request) api.Response {
+			return api.JSON(http.StatusOK, h.Metrics.Summary())
+		}},
+	)
 	return nil
 }
 
@@ -172,9 +204,14 @@ func (h *Hub) Serve(ln net.Listener) error {
 	h.cancel = cancel
 	h.http = &http.Server{Handler: h.API, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(h.log.Handler(), slog.LevelWarn)}
+	h.loop(func() { h.Metrics.Run(ctx) })
+	h.loop(func() { h.Alerts.Run(ctx, h.cfg.AlertInterval) })
 	h.loop(func() { h.Scheduler.Run(ctx) })
 	h.loop(func() { h.Sockets.Run(ctx) })
-	h.loop(func() { h.evictLoop(ctx) })
+	h.loop(func() { every(ctx, h.cfg.MailboxEvictInterval, h.evictMailboxes) })
+	if h.Limiter != nil {
+		h.loop(func() { every(ctx, time.Minute, func() { h.Limiter.Sweep(time.Minute) }) })
+	}
 	h.loop(func() {
 		if err := h.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			h.log.Error("http server stopped", "event", "http_failed", "err", err)
@@ -221,19 +258,6 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (h *Hub) evictLoop(ctx context.Context) {
-	t := time.NewTicker(h.cfg.MailboxEvictInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			h.evictMailboxes()
-		}
-	}
-}
-
 func (h *Hub) evictMailboxes() {
 	n, err := h.Messaging.Mailbox.Evict(h.Settings.MailboxTTL())
 	if err != nil {
@@ -242,6 +266,25 @@ func (h *Hub) evictMailboxes() {
 	}
 	if n > 0 {
 		h.log.Info("mailbox messages expired", "component", "messaging", "event", "mailbox_evicted", "count", n)
+	}
+}
+
+// idleCounter adapts the agent registry to the alert rules.
+type idleCounter struct{ r *agents.Registry }
+
+func (c idleCounter) IdleCount() int { return c.r.Counts()[agents.Idle] }
+
+// every runs f every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
 	}
 }
 

@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/hub"
+	"github.com/agentcom/agentcom/internal/ratelimit"
 )
 
 // Hub is a hub under test.
@@ -41,6 +44,16 @@ func FastTimers(c *hub.Config) {
 	c.Socket.ReapInterval = 100 * time.Millisecond
 }
 
+// WithRateLimits turns rate limiting on with limits.
+func WithRateLimits(l ratelimit.Limits) Option { return func(c *hub.Config) { c.RateLimits = l } }
+
+// WithJSONLog sends the hub's logs, as JSON lines at debug level, to w.
+func WithJSONLog(w io.Writer) Option {
+	return func(c *hub.Config) {
+		c.Log = slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+}
+
 // NoBackoff retries failed tasks at once.
 func NoBackoff(c *hub.Config) { c.Queue.BackoffBase = 0 }
 
@@ -54,6 +67,7 @@ func Start(t testing.TB, dir string, opts ...Option) *Hub {
 	cfg := hub.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DataDir = dir
+	cfg.RateLimits = nil // tests that exercise limits opt in with WithRateLimits
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -173,6 +187,8 @@ type Client struct {
 	Conn *websocket.Conn
 	in   chan map[string]any
 	done chan struct{}
+	quit chan struct{}
+	once sync.Once
 	err  error
 }
 
@@ -186,7 +202,7 @@ func Dial(t testing.TB, url string) *Client {
 		t.Fatalf("dial %s: %v", url, err)
 	}
 	c.SetReadLimit(8 << 20)
-	cl := &Client{T: t, Conn: c, in: make(chan map[string]any, 4096), done: make(chan struct{})}
+	cl := &Client{T: t, Conn: c, in: make(chan map[string]any, 4096), done: make(chan struct{}), quit: make(chan struct{})}
 	go cl.read()
 	t.Cleanup(func() { cl.Close() })
 	return cl
@@ -224,27 +240,37 @@ func (c *Client) read() {
 			c.err = fmt.Errorf("bad frame %q: %w", data, err)
 			return
 		}
-		c.in <- m
+		select {
+		case c.in <- m:
+		case <-c.quit:
+			return
+		}
 	}
 }
 
 // Send writes one frame (a value to marshal, or a raw string).
 func (c *Client) Send(frame any) {
 	c.T.Helper()
+	if err := c.TrySend(frame); err != nil {
+		c.T.Fatalf("send: %v", err)
+	}
+}
+
+// TrySend is Send that returns the write error (the server may have
+// closed the socket).
+func (c *Client) TrySend(frame any) error {
 	var b []byte
 	if s, ok := frame.(string); ok {
 		b = []byte(s)
 	} else {
 		var err error
 		if b, err = json.Marshal(frame); err != nil {
-			c.T.Fatal(err)
+			return err
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := c.Conn.Write(ctx, websocket.MessageText, b); err != nil {
-		c.T.Fatalf("send: %v", err)
-	}
+	return c.Conn.Write(ctx, websocket.MessageText, b)
 }
 
 // Next returns the next frame within timeout, or nil.
@@ -321,4 +347,7 @@ func (c *Client) Closed(d time.Duration) (websocket.StatusCode, string) {
 }
 
 // Close closes the client.
-func (c *Client) Close() { c.Conn.CloseNow() }
+func (c *Client) Close() {
+	c.once.Do(func() { close(c.quit) })
+	c.Conn.CloseNow()
+}
