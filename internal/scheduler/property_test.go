@@ -20,7 +20,7 @@ import (
 // test clock; acceptance timers, busy holds and leases are off), so a seed
 // always means the same kind of run.
 func TestRandomizedInvariants(t *testing.T) {
-	steps := 1000
+	steps := 700
 	if testing.Short() {
 		steps = 200
 	}
