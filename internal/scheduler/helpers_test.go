@@ -104,12 +104,14 @@ type world struct {
 }
 
 type config struct {
-	queue   tasks.Config
-	sched   scheduler.Config
-	accept  time.Duration
-	busy    time.Duration
-	run     bool // run the scheduler's loop (kicks, timers, sweeps)
-	dataDir string
+	queue  tasks.Config
+	sched  scheduler.Config
+	accept time.Duration
+	busy   time.Duration
+	run    bool // run the scheduler's loop (kicks, timers, sweeps)
+	// zeroSched passes sched to the scheduler as is (no test defaults).
+	zeroSched bool
+	dataDir   string
 }
 
 func newWorld(t testing.TB, c config) *world {
@@ -127,10 +129,10 @@ func newWorld(t testing.TB, c config) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.sched.LeaseTTL == 0 {
+	if c.sched.LeaseTTL == 0 && !c.zeroSched {
 		c.sched.LeaseTTL = time.Hour
 	}
-	if c.sched.SweepInterval == 0 {
+	if c.sched.SweepInterval == 0 && !c.zeroSched {
 		c.sched.SweepInterval = time.Hour
 	}
 	w := &world{t: t, db: db, Q: q, P: newPusher(), conns: map[string]uint64{}}

@@ -60,8 +60,17 @@ type Scheduler struct {
 	passMu sync.Mutex // one pass at a time
 }
 
-// New returns a scheduler; SetPusher must be called before Run.
+// New returns a scheduler; SetPusher must be called before Run. Zero
+// durations in cfg take the defaults (a zero lease would reclaim every
+// task at the first sweep).
 func New(q *tasks.Queue, reg *agents.Registry, cfg Config, log *slog.Logger) *Scheduler {
+	def := DefaultConfig()
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = def.LeaseTTL
+	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = def.SweepInterval
+	}
 	return &Scheduler{q: q, agents: reg, cfg: cfg, log: log.With("component", "scheduler"),
 		start: time.Now().UnixMilli(), kick: make(chan struct{}, 1)}
 }

@@ -411,3 +411,16 @@ func leaseCfg(ttl time.Duration) (c schedCfg) {
 	c.SweepInterval = time.Hour
 	return c
 }
+
+// TestZeroConfigTakesDefaults: a scheduler built with a zero config runs
+// and does not treat every held task as expired.
+func TestZeroConfigTakesDefaults(t *testing.T) {
+	w := newWorld(t, config{sched: schedCfg{}, run: true, zeroSched: true})
+	w.connect("a")
+	task := w.submit(tasks.SubmitParams{})
+	w.P.next(t, 5*time.Second)
+	w.S.Sweep()
+	if got := w.get(task.ID); got.Status != tasks.StatusAssigned {
+		t.Fatalf("held task after a sweep: %+v", got)
+	}
+}

@@ -510,6 +510,9 @@ func (q *Queue) assignLocked(t *Task, agent string, now int64) {
 	t.NotBefore = 0
 	t.addHistory("assigned", now, map[string]any{"agent_id": agent, "generation": t.Generation})
 	t.Attempts = append(t.Attempts, Attempt{Generation: t.Generation, AgentID: agent, AssignedAt: now})
+	if n := len(t.Attempts) - AttemptsCap; n > 0 {
+		t.Attempts = slices.Delete(t.Attempts, 0, n)
+	}
 	t.Version++
 }
 

@@ -545,3 +545,28 @@ func TestAssignBatchSkipsBlockedGroups(t *testing.T) {
 		t.Fatalf("second pass: %v %v", got, err)
 	}
 }
+
+// TestRecordsStayBounded: a task bounced forever (an agent that never
+// accepts, a holder that keeps vanishing) keeps a bounded record: the
+// newest history entries and attempts are kept.
+func TestRecordsStayBounded(t *testing.T) {
+	e := newEnv(t, noBackoff())
+	task := e.submit(tasks.SubmitParams{})
+	for range 3 * tasks.HistoryCap {
+		e.assignTo("a")
+		if _, err := e.Q.Reclaim(task.ID, "a", tasks.ReasonAcceptTimout); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := e.assignTo("a")
+	got := e.get(task.ID)
+	if len(got.History) != tasks.HistoryCap || len(got.Attempts) != tasks.AttemptsCap {
+		t.Fatalf("history %d, attempts %d", len(got.History), len(got.Attempts))
+	}
+	if a := got.Attempts[len(got.Attempts)-1]; a.Generation != last.Generation || a.Outcome != "" {
+		t.Fatalf("newest attempt: %+v", a)
+	}
+	if _, _, err := e.Q.Complete(task.ID, "a", last.Generation, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+}
