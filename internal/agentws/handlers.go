@@ -286,7 +286,11 @@ func (c *conn) task(agent, typ string, obj protocol.Object) {
 		if reason == "" {
 			reason = "unspecified"
 		}
-		if err := s.sched.Reject(agent, id, reason); err != nil {
+		gen := int64(-1) // the original sidecar does not say which generation
+		if obj.Has("generation") {
+			gen = obj.Int("generation")
+		}
+		if err := s.sched.Reject(agent, id, gen, reason); err != nil {
 			fail(protocol.CodeTaskRejectFailed, err)
 			return
 		}

@@ -759,3 +759,24 @@ func TestTaskReidentifyKeepsWork(t *testing.T) {
 	e.waitAgentState("worker-1", "working")
 	expectAck(t, complete(a, id, g), id, "complete")
 }
+
+// TestTaskRejectFencedByGeneration: a task_rejected that names an old
+// generation (the Go sidecar sends it) does not take away the agent's
+// current assignment of the same task.
+func TestTaskRejectFencedByGeneration(t *testing.T) {
+	e := newEngine(t, func(c *hub.Config) { c.BusyHold = 0 })
+	a := e.Agent("worker-1")
+	id := e.submit(map[string]any{"description": "x"})
+	_, g := assignment(a)
+	a.Send(map[string]any{"type": "task_rejected", "task_id": id, "reason": "busy", "generation": g})
+	a.Expect("task_ack")
+	_, g2 := assignment(a) // no one else: back to the decliner
+	a.Send(map[string]any{"type": "task_rejected", "task_id": id, "reason": "busy", "generation": g})
+	if m := a.Expect("error"); m["error"] != "task_reject_failed: stale_generation" || m["task_id"] != id {
+		t.Fatalf("stale reject: %v", m)
+	}
+	if task := e.task(id); task["status"] != "assigned" || gen(task) != g2 {
+		t.Fatalf("stale reject changed the task: %v", task)
+	}
+	expectAck(t, complete(a, id, g2), id, "complete")
+}

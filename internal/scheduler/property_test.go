@@ -298,8 +298,8 @@ func (s *sim) act() {
 		s.what = "decline"
 		if id, v, ok := s.pickView(); ok {
 			before := s.snapshot(v.task)
-			err := s.w.S.Reject(id, v.task, "busy")
-			s.expect(before, id, v, err, anyGen)
+			err := s.w.S.Reject(id, v.task, v.gen, "busy")
+			s.expect(before, id, v, err, decline)
 			if err == nil && s.w.agent(id).State != agents.Idle {
 				s.fail("decliner not idle without a busy hold")
 			}
@@ -422,7 +422,8 @@ func (s *sim) recover(id string, v held) {
 
 // report kinds, for expect.
 const (
-	anyGen   = iota // accept, progress, decline: the holder, any generation
+	anyGen   = iota // accept, progress: the holder, any generation
+	decline         // the holder at the current generation
 	complete        // the holder at the current generation, or a resend
 	failure
 )
@@ -433,7 +434,10 @@ const (
 func (s *sim) expect(before *tasks.Task, agent string, v held, err error, kind int) {
 	s.t.Helper()
 	ok := before.Status == tasks.StatusAssigned && before.Holder() == agent
-	if kind != anyGen {
+	if kind == decline {
+		ok = ok && before.Generation == v.gen
+	}
+	if kind == complete || kind == failure {
 		ok = ok && before.Generation == v.gen
 		outcome := "completed"
 		if kind == failure {

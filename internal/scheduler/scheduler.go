@@ -334,8 +334,10 @@ func (s *Scheduler) Fail(agentID, taskID string, gen int64, reason string, outpu
 // someone else. The agent that declined it, busy or unable to take it
 // for another reason, is left out of scheduling for the busy hold, so a
 // task only it can run is not bounced back and forth.
-func (s *Scheduler) Reject(agentID, taskID, reason string) error {
-	_, err := s.q.Reject(taskID, agentID, reason)
+//
+// gen is the declined generation, negative when the agent did not say.
+func (s *Scheduler) Reject(agentID, taskID string, gen int64, reason string) error {
+	_, err := s.q.Reject(taskID, agentID, gen, reason)
 	if err != nil {
 		return err
 	}

@@ -139,7 +139,7 @@ func TestRejectedTaskComesBack(t *testing.T) {
 	w.connect("a")
 	task := w.submit(tasks.SubmitParams{TargetAgent: "a"})
 	first := w.P.next(t, 5*time.Second)
-	if err := w.S.Reject("a", task.ID, "busy"); err != nil {
+	if err := w.S.Reject("a", task.ID, -1, "busy"); err != nil {
 		t.Fatal(err)
 	}
 	if got := w.agent("a"); got.State != agents.Blocked {
@@ -160,7 +160,7 @@ func TestRejectedTaskComesBack(t *testing.T) {
 	if _, err := w.S.Complete("a", task.ID, again.gen, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.S.Reject("b", open.ID, "state_write_failed"); err != nil {
+	if err := w.S.Reject("b", open.ID, -1, "state_write_failed"); err != nil {
 		t.Fatal(err)
 	}
 	got = w.P.next(t, 5*time.Second)
@@ -177,7 +177,7 @@ func TestDeclineHoldsAgent(t *testing.T) {
 	w.connect("a")
 	task := w.submit(tasks.SubmitParams{})
 	w.S.Pass()
-	if err := w.S.Reject("a", task.ID, "state_write_failed"); err != nil {
+	if err := w.S.Reject("a", task.ID, -1, "state_write_failed"); err != nil {
 		t.Fatal(err)
 	}
 	if a := w.agent("a"); a.State != agents.Blocked {
@@ -186,7 +186,7 @@ func TestDeclineHoldsAgent(t *testing.T) {
 	if n := w.S.Pass(); n != 0 {
 		t.Fatal("declined task offered straight back")
 	}
-	if err := w.S.Reject("a", task.ID, "busy"); !errors.Is(err, tasks.ErrInvalidState) {
+	if err := w.S.Reject("a", task.ID, -1, "busy"); !errors.Is(err, tasks.ErrInvalidState) {
 		t.Fatalf("second decline of a queued task: %v", err)
 	}
 	// Reconnecting ends the hold.

@@ -722,11 +722,13 @@ func (q *Queue) backoff(failures int, now int64) int64 {
 }
 
 // Reject returns a task its holder declined to the queue. The agent is
-// remembered so the scheduler offers the task to others first.
-func (q *Queue) Reject(id, agent, reason string) (*Task, error) {
+// remembered so the scheduler offers the task to others first. gen is the
+// generation the agent declined, or negative when it did not say; a
+// decline of an earlier generation is stale.
+func (q *Queue) Reject(id, agent string, gen int64, reason string) (*Task, error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
-	t, err := q.heldLocked(id, agent, -1)
+	t, err := q.heldLocked(id, agent, gen)
 	if err != nil {
 		q.mu.Unlock()
 		return nil, err

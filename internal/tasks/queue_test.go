@@ -153,7 +153,7 @@ func TestGenerationFencing(t *testing.T) {
 	if _, _, err := e.Q.Complete(task.ID, "a", gen, nil, nil); !errors.Is(err, tasks.ErrNotHolder) {
 		t.Fatalf("old holder: %v", err)
 	}
-	got, err = e.Q.Reject(task.ID, "b", "busy")
+	got, err = e.Q.Reject(task.ID, "b", -1, "busy")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,10 +467,13 @@ func TestRejectAndRecover(t *testing.T) {
 	if _, ok := e.Q.Recover(task.ID, "b"); ok {
 		t.Fatal("recover by another agent continued the task")
 	}
-	if _, err := e.Q.Reject(task.ID, "b", "busy"); !errors.Is(err, tasks.ErrNotHolder) {
+	if _, err := e.Q.Reject(task.ID, "b", -1, "busy"); !errors.Is(err, tasks.ErrNotHolder) {
 		t.Fatalf("reject by another agent: %v", err)
 	}
-	got, err := e.Q.Reject(task.ID, "a", "busy")
+	if _, err := e.Q.Reject(task.ID, "a", a.Generation-1, "busy"); !errors.Is(err, tasks.ErrStaleGeneration) {
+		t.Fatalf("reject of an earlier generation: %v", err)
+	}
+	got, err := e.Q.Reject(task.ID, "a", a.Generation, "busy")
 	if err != nil || got.Status != tasks.StatusQueued || !slices.Equal(got.RejectedBy, []string{"a"}) || got.RetryCount != 0 {
 		t.Fatalf("reject: %+v %v", got, err)
 	}
