@@ -198,12 +198,16 @@ func (s *Scheduler) deliver(t *tasks.Task, conn uint64) {
 		return
 	}
 	s.agents.Disconnect(agent, conn)
-	s.reclaim(t.ID, agent, tasks.ReasonDisconnect, "")
+	s.reclaim(t.ID, agent, t.Generation, tasks.ReasonDisconnect, "")
 }
 
 // reclaim returns a task to the queue and frees its holder.
-func (s *Scheduler) reclaim(taskID, agent, reason, flag string) {
-	if _, err := s.q.Reclaim(taskID, agent, reason); err != nil && !isGone(err) {
+func (s *Scheduler) reclaim(taskID, agent string, gen int64, reason, flag string) {
+	_, err := s.q.Reclaim(taskID, agent, gen, reason)
+	if errors.Is(err, tasks.ErrStaleGeneration) {
+		return // the task was assigned again since: that assignment stands
+	}
+	if err != nil && !isGone(err) {
 		s.log.Error("reclaim failed", "event", "reclaim_failed", "task_id", taskID, "agent_id", agent, "err", err)
 	}
 	s.agents.Release(agent, taskID, flag)
@@ -239,7 +243,7 @@ func (s *Scheduler) Sweep() {
 		}
 		if now-base > ttl {
 			s.log.Warn("lease expired", "event", "lease_expired", "task_id", t.ID, "agent_id", holder)
-			s.reclaim(t.ID, holder, tasks.ReasonLeaseExpired, "")
+			s.reclaim(t.ID, holder, t.Generation, tasks.ReasonLeaseExpired, "")
 		}
 	}
 }
@@ -247,7 +251,7 @@ func (s *Scheduler) Sweep() {
 // AcceptTimeout is wired as the agent registry's timeout callback.
 func (s *Scheduler) AcceptTimeout(agentID, taskID string) {
 	s.log.Warn("task not accepted in time", "event", "accept_timeout", "task_id", taskID, "agent_id", agentID)
-	s.reclaim(taskID, agentID, tasks.ReasonAcceptTimout, agents.FlagUnresponsive)
+	s.reclaim(taskID, agentID, -1, tasks.ReasonAcceptTimout, agents.FlagUnresponsive)
 }
 
 // Connect registers an agent's new connection. A task it still holds

@@ -749,12 +749,14 @@ func (q *Queue) Reject(id, agent string, gen int64, reason string) (*Task, error
 	return snap, nil
 }
 
-// Reclaim returns a task held by agent to the queue (agent "" matches any
-// holder). Reclaims never count as failures.
-func (q *Queue) Reclaim(id, agent, reason string) (*Task, error) {
+// Reclaim returns a task held by agent at generation gen to the queue
+// (agent "" matches any holder, a negative gen any generation), so a
+// decision taken on an older look at the task (a lease sweep) never takes
+// back a newer assignment. Reclaims never count as failures.
+func (q *Queue) Reclaim(id, agent string, gen int64, reason string) (*Task, error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
-	t, err := q.heldLocked(id, agent, -1)
+	t, err := q.heldLocked(id, agent, gen)
 	if err != nil {
 		q.mu.Unlock()
 		return nil, err

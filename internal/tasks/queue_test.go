@@ -88,7 +88,7 @@ func TestLaneOrder(t *testing.T) {
 	if _, _, _, err := e.Q.Fail(n1.ID, n1.Holder(), n1.Generation, "boom", nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Q.Reclaim(n2.ID, n2.Holder(), tasks.ReasonDisconnect); err != nil {
+	if _, err := e.Q.Reclaim(n2.ID, n2.Holder(), -1, tasks.ReasonDisconnect); err != nil {
 		t.Fatal(err)
 	}
 	if got := order(); !slices.Equal(got, []string{ids[1], ids[4], newer}) {
@@ -134,7 +134,7 @@ func TestGenerationFencing(t *testing.T) {
 	if _, err := e.Q.Accept(task.ID, "b"); !errors.Is(err, tasks.ErrNotHolder) {
 		t.Fatalf("accept by wrong agent: %v", err)
 	}
-	if _, err := e.Q.Reclaim(task.ID, "b", tasks.ReasonDisconnect); !errors.Is(err, tasks.ErrNotHolder) {
+	if _, err := e.Q.Reclaim(task.ID, "b", -1, tasks.ReasonDisconnect); !errors.Is(err, tasks.ErrNotHolder) {
 		t.Fatalf("reclaim scoped to holder: %v", err)
 	}
 	got, outcome, _, err := e.Q.Fail(task.ID, "a", gen, "boom", nil)
@@ -143,7 +143,10 @@ func TestGenerationFencing(t *testing.T) {
 	}
 	step("retry", got)
 	step("assign", e.assignTo("a"))
-	got, err = e.Q.Reclaim(task.ID, "a", tasks.ReasonDisconnect)
+	if _, err := e.Q.Reclaim(task.ID, "a", gen-1, tasks.ReasonLeaseExpired); !errors.Is(err, tasks.ErrStaleGeneration) {
+		t.Fatalf("reclaim decided on an older assignment: %v", err)
+	}
+	got, err = e.Q.Reclaim(task.ID, "a", gen, tasks.ReasonDisconnect)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -557,7 +560,7 @@ func TestRecordsStayBounded(t *testing.T) {
 	task := e.submit(tasks.SubmitParams{})
 	for range 3 * tasks.HistoryCap {
 		e.assignTo("a")
-		if _, err := e.Q.Reclaim(task.ID, "a", tasks.ReasonAcceptTimout); err != nil {
+		if _, err := e.Q.Reclaim(task.ID, "a", -1, tasks.ReasonAcceptTimout); err != nil {
 			t.Fatal(err)
 		}
 	}
