@@ -116,6 +116,7 @@ type (
 		Type            string `json:"type"`
 		TaskID          string `json:"task_id"`
 		Reason          string `json:"reason,omitempty"`
+		Generation      *int64 `json:"generation,omitempty"`
 		ProtocolVersion int    `json:"protocol_version"`
 	}
 	recoveringFrame struct {
@@ -135,11 +136,12 @@ type (
 		ProtocolVersion int             `json:"protocol_version"`
 	}
 	failedFrame struct {
-		Type            string `json:"type"`
-		TaskID          string `json:"task_id"`
-		Reason          string `json:"reason"`
-		Generation      int64  `json:"generation"`
-		ProtocolVersion int    `json:"protocol_version"`
+		Type            string          `json:"type"`
+		TaskID          string          `json:"task_id"`
+		Reason          string          `json:"reason"`
+		Generation      int64           `json:"generation"`
+		Output          json.RawMessage `json:"output,omitempty"`
+		ProtocolVersion int             `json:"protocol_version"`
 	}
 	pingFrame struct {
 		Type            string `json:"type"`
@@ -153,5 +155,5 @@ func reportFrame(r Report) any {
 	if r.Type == reportComplete {
 		return completeFrame{Type: reportComplete, TaskID: r.TaskID, Result: r.Result, Generation: r.Generation, ProtocolVersion: protocolVersion}
 	}
-	return failedFrame{Type: reportFailed, TaskID: r.TaskID, Reason: r.Reason, Generation: r.Generation, ProtocolVersion: protocolVersion}
+	return failedFrame{Type: reportFailed, TaskID: r.TaskID, Reason: r.Reason, Generation: r.Generation, Output: r.Output, ProtocolVersion: protocolVersion}
 }

@@ -19,6 +19,9 @@ type Outcome struct {
 	Success bool
 	Result  json.RawMessage
 	Reason  string
+	// Output is the failed result object, kept so the hub can store it
+	// with the error (nil when the file was not a JSON object).
+	Output json.RawMessage
 }
 
 // ParseResult decodes an agent's <task_id>.json. A JSON object with
@@ -44,13 +47,14 @@ func ParseResult(data []byte) Outcome {
 	}
 	var status string
 	_ = json.Unmarshal(obj["status"], &status)
+	compact := new(bytes.Buffer)
+	if err := json.Compact(compact, bytes.TrimSpace(data)); err != nil {
+		return Outcome{Reason: cut("result_parse_error: " + err.Error())}
+	}
 	if status == "success" {
-		compact := new(bytes.Buffer)
-		if err := json.Compact(compact, bytes.TrimSpace(data)); err != nil {
-			return Outcome{Reason: cut("result_parse_error: " + err.Error())}
-		}
 		return Outcome{Success: true, Result: compact.Bytes()}
 	}
+	out := Outcome{Output: compact.Bytes()}
 	for _, k := range []string{"reason", "error"} {
 		v, ok := obj[k]
 		if !ok || string(v) == "null" {
@@ -61,11 +65,14 @@ func ParseResult(data []byte) Outcome {
 			if s == "" {
 				continue
 			}
-			return Outcome{Reason: cut(s)}
+			out.Reason = cut(s)
+			return out
 		}
-		return Outcome{Reason: cut(string(v))}
+		out.Reason = cut(string(v))
+		return out
 	}
-	return Outcome{Reason: "unknown"}
+	out.Reason = "unknown"
+	return out
 }
 
 // cut shortens s to maxReason bytes without splitting a UTF-8 character.

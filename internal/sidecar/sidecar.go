@@ -360,6 +360,8 @@ func (s *Sidecar) onFrame(f inFrame) {
 		s.onContinue(f)
 	case "task_reassign":
 		s.onReassign(f)
+	case "task_cancelled":
+		s.onCancelled(f)
 	default:
 		s.log.Debug("unhandled hub frame", "event", "unhandled_message", "type", f.Type)
 	}
@@ -386,6 +388,11 @@ func (s *Sidecar) onHubError(f inFrame) {
 		}
 		if id == "" {
 			s.log.Warn("hub rejected a report", "event", "hub_error", "error", code)
+			return
+		}
+		if strings.HasSuffix(code, "internal_error") {
+			// The hub could not store it: keep it for the next connection.
+			s.log.Warn("hub could not record the report; will resend after the next identify", "event", "report_deferred", "task_id", id, "error", code)
 			return
 		}
 		// The hub answered deliberately (stale generation, task gone,
@@ -419,7 +426,7 @@ func (s *Sidecar) onAssign(f inFrame) {
 			}
 			return
 		}
-		s.sess.send(taskFrame{Type: "task_rejected", TaskID: f.TaskID, Reason: "busy", ProtocolVersion: protocolVersion})
+		s.sess.send(taskFrame{Type: "task_rejected", TaskID: f.TaskID, Reason: "busy", Generation: genPtr(f.Generation), ProtocolVersion: protocolVersion})
 		s.log.Info("busy: task rejected", "event", "task_rejected", "task_id", f.TaskID, "active_task_id", t.TaskID)
 		return
 	}
@@ -438,7 +445,7 @@ func (s *Sidecar) onAssign(f inFrame) {
 		// Without a durable record the task must not be accepted.
 		s.st.Active = nil
 		s.log.Error("cannot save the task; rejecting it", "event", "state_write_error", "task_id", f.TaskID, "error", err)
-		s.sess.send(taskFrame{Type: "task_rejected", TaskID: f.TaskID, Reason: "state_write_failed", ProtocolVersion: protocolVersion})
+		s.sess.send(taskFrame{Type: "task_rejected", TaskID: f.TaskID, Reason: "state_write_failed", Generation: genPtr(f.Generation), ProtocolVersion: protocolVersion})
 		return
 	}
 	s.sess.send(taskFrame{Type: "task_accepted", TaskID: t.TaskID, ProtocolVersion: protocolVersion})
@@ -591,25 +598,37 @@ func (s *Sidecar) onContinue(f inFrame) {
 }
 
 func (s *Sidecar) onReassign(f inFrame) {
-	if s.recoverPending == f.TaskID {
+	s.takeBack(f.TaskID, "recovery_reassigned", "hub took the task back")
+}
+
+// onCancelled drops a task the hub cancelled.
+func (s *Sidecar) onCancelled(f inFrame) {
+	s.takeBack(f.TaskID, "task_cancelled", "hub cancelled the task")
+}
+
+// takeBack forgets a task the hub no longer wants from this agent
+// (task_reassign, task_cancelled): whatever runs for it is stopped, its
+// files are removed, and a pending report for it is discarded.
+func (s *Sidecar) takeBack(id, event, msg string) {
+	if s.recoverPending == id {
 		s.recoverPending = ""
 	}
-	if t := s.st.Active; t != nil && t.TaskID == f.TaskID {
+	if t := s.st.Active; t != nil && t.TaskID == id {
 		s.run.cancel()
 		s.run = nil
 		s.st.Active = nil
 		s.save()
-		s.removeTaskFiles(f.TaskID)
-		s.log.Info("hub took the task back", "event", "recovery_reassigned", "task_id", f.TaskID)
+		s.removeTaskFiles(id)
+		s.log.Info(msg+"; stopped it", "event", event, "task_id", id)
 		return
 	}
-	if s.hasReport(f.TaskID) {
-		s.removeInflight(f.TaskID)
-		s.dropReports(f.TaskID)
-		s.log.Warn("hub reassigned a task whose report was pending; report dropped", "event", "recovery_reassigned", "task_id", f.TaskID)
+	if s.hasReport(id) {
+		s.removeInflight(id)
+		s.dropReports(id)
+		s.log.Warn(msg+"; its pending report is dropped", "event", event, "task_id", id)
 		return
 	}
-	s.log.Info("task_reassign for a task this agent does not hold", "event", "recovery_reassign_ignored", "task_id", f.TaskID)
+	s.log.Info(msg+", but this agent does not hold it", "event", event+"_ignored", "task_id", id)
 }
 
 // resume continues the active task after the hub confirmed it is still
@@ -734,7 +753,7 @@ func (s *Sidecar) onSubmitted(ev evSubmitted) {
 
 func (s *Sidecar) finishOutcome(out Outcome, extra map[string]any) {
 	if !out.Success {
-		s.finish(Report{Type: reportFailed, Reason: out.Reason})
+		s.finish(Report{Type: reportFailed, Reason: out.Reason, Output: out.Output})
 		return
 	}
 	res := out.Result
@@ -879,6 +898,13 @@ func metadataString(meta json.RawMessage, k string) string {
 	}
 	v, _ := m[k].(string)
 	return v
+}
+
+func genPtr(g int64) *int64 {
+	if g < 0 {
+		return nil
+	}
+	return &g
 }
 
 func fileExists(p string) bool {

@@ -645,3 +645,79 @@ func jsonEq(a json.RawMessage, b string) bool {
 	yb, _ := json.Marshal(y)
 	return string(xb) == string(yb)
 }
+
+func TestCancelledTaskStopsTheWake(t *testing.T) {
+	h := newFakeHub(t, "tok-1")
+	cfg := testConfig(t, h)
+	dir := t.TempDir()
+	shellWake(&cfg, `sleep 1; : > `+dir+`/"$TASK_ID"`)
+	r := start(t, cfg, Options{})
+	h.next("identify")
+	id := taskID(1)
+	marker := filepath.Join(dir, id)
+	h.assign(id, 1, nil, "x")
+	h.next("task_accepted")
+	eventually(t, "waking", func() bool { st := readState(t, cfg); return st.Active != nil && st.Active.Status == StatusWaking })
+	h.send(map[string]any{"type": "task_cancelled", "task_id": id})
+	eventually(t, "task dropped", func() bool { return readState(t, cfg).Active == nil })
+	eventually(t, "task_cancelled event", func() bool { return r.log.has("task_cancelled") })
+	// Idle again: the next task is accepted.
+	h.assign(taskID(2), 1, nil, "y")
+	if f := h.next("task_accepted"); f.str("task_id") != taskID(2) {
+		t.Fatalf("accepted = %v", f.m)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("the wake of a cancelled task kept running")
+	}
+}
+
+func TestFailedResultCarriesOutputAndRejectionCarriesGeneration(t *testing.T) {
+	h := newFakeHub(t, "tok-1")
+	cfg := testConfig(t, h)
+	start(t, cfg, Options{})
+	h.next("identify")
+	id := taskID(1)
+	h.assign(id, 2, nil, "x")
+	h.next("task_accepted")
+	h.assign(taskID(2), 6, nil, "y")
+	if rej := h.next("task_rejected"); rej.num("generation") != 6 {
+		t.Fatalf("rejected = %v", rej.m)
+	}
+	writeResult(t, cfg, id, map[string]any{"status": "failed", "reason": "tests fail", "log": "line 1"})
+	f := h.next("task_failed")
+	out, _ := f.m["output"].(map[string]any)
+	if f.str("reason") != "tests fail" || out["log"] != "line 1" || f.num("generation") != 2 {
+		t.Fatalf("failed = %v", f.m)
+	}
+}
+
+func TestInternalErrorKeepsReportForNextConnection(t *testing.T) {
+	h := newFakeHub(t, "tok-1")
+	cfg := testConfig(t, h)
+	var refuse atomic.Bool
+	refuse.Store(true)
+	h.set(func(h *fakeHub) {
+		h.onReport = func(f rx) map[string]any {
+			if refuse.Load() {
+				return map[string]any{"type": "error", "error": "task_complete_failed: internal_error"}
+			}
+			return map[string]any{"type": "task_ack", "task_id": f.str("task_id"), "status": "complete"}
+		}
+	})
+	r := start(t, cfg, Options{})
+	h.next("identify")
+	id := taskID(1)
+	h.assign(id, 1, nil, "x")
+	h.next("task_accepted")
+	writeResult(t, cfg, id, map[string]any{"status": "success"})
+	h.next("task_complete")
+	eventually(t, "report_deferred", func() bool { return r.log.has("report_deferred") })
+	if len(readState(t, cfg).Outbox) != 1 {
+		t.Fatal("report dropped on a transient hub error")
+	}
+	refuse.Store(false)
+	h.dropConns()
+	h.next("task_complete")
+	eventually(t, "outbox drained", func() bool { return len(readState(t, cfg).Outbox) == 0 })
+}

@@ -60,7 +60,9 @@ type Report struct {
 	Generation int64           `json:"generation"`
 	Result     json.RawMessage `json:"result,omitempty"`
 	Reason     string          `json:"reason,omitempty"`
-	CreatedAt  int64           `json:"created_at"`
+	// Output is a failed result object, sent along with the reason.
+	Output    json.RawMessage `json:"output,omitempty"`
+	CreatedAt int64           `json:"created_at"`
 }
 
 const (
@@ -127,6 +129,9 @@ func DecodeState(data []byte) (State, []string, error) {
 		}
 		if r.Type == reportComplete && (len(r.Result) == 0 || !json.Valid(r.Result)) {
 			return State{}, nil, fmt.Errorf("%w: outbox entry %d has no valid result", ErrCorruptState, i)
+		}
+		if len(r.Output) > 0 && !json.Valid(r.Output) {
+			return State{}, nil, fmt.Errorf("%w: outbox entry %d has an invalid output", ErrCorruptState, i)
 		}
 	}
 	return st, notes, nil
