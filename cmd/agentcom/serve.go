@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/agentcom/agentcom/internal/hub"
+	"github.com/agentcom/agentcom/internal/ratelimit"
+)
+
+func runServe(ctx context.Context, env *cmdEnv, args []string) error {
+	cfg := hub.DefaultConfig()
+	fs := newFlagSet(env, "serve", "[flags]")
+	addr := fs.String("addr", defaultAddr(env), "listen address (env PORT sets the port of the default :4000)")
+	data := fs.String("data", envOr(env, "AGENTCOM_DATA_DIR", "data"), "data directory (env AGENTCOM_DATA_DIR)")
+	logFormat := fs.String("log-format", envOr(env, "AGENTCOM_LOG_FORMAT", "auto"), "log format: auto, text or json (env AGENTCOM_LOG_FORMAT)")
+	logLevel := fs.String("log-level", envOr(env, "AGENTCOM_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	openReg := fs.Bool("open-registration", envBool(env, "AGENTCOM_OPEN_REGISTRATION"), "let anyone register an agent with POST /api/onboard/register (env AGENTCOM_OPEN_REGISTRATION)")
+	joinSecret := fs.String("join-secret", env.getenv("AGENTCOM_JOIN_SECRET"), "secret that lets a registration through when registration is closed (env AGENTCOM_JOIN_SECRET)")
+	rateSpec := fs.String("rate-limits", env.getenv("AGENTCOM_RATE_LIMITS"), "rate limits over the defaults, class=per_second:burst,... classes: messages, tasks, channels, other, http; 0:0 disables one; \"off\" disables all (env AGENTCOM_RATE_LIMITS)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *rateSpec == "off" {
+		cfg.RateLimits = nil
+	} else {
+		limits, err := ratelimit.Parse(*rateSpec)
+		if err != nil {
+			return err
+		}
+		cfg.RateLimits = limits
+	}
+	log, err := newLogger(env, *logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+	cfg.Addr, cfg.DataDir, cfg.Version, cfg.Log = *addr, *data, version, log
+	cfg.OpenRegistration, cfg.JoinSecret = *openReg, *joinSecret
+	h, err := hub.New(cfg)
+	if err != nil {
+		return fmt.Errorf("start hub: %w", err)
+	}
+	if err := h.Start(); err != nil {
+		h.Shutdown(context.Background())
+		return err
+	}
+	fmt.Fprintf(env.stderr, "AgentCom hub %s listening on %s (dashboard: %s/dashboard)\n", version, h.Addr(), displayURL(h.Addr()))
+	<-ctx.Done()
+	log.Info("shutting down", "component", "hub", "event", "shutdown")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return h.Shutdown(sctx)
+}
+
+func defaultAddr(env *cmdEnv) string {
+	if p := env.getenv("PORT"); p != "" {
+		return ":" + p
+	}
+	return ":4000"
+}
+
+func displayURL(addr string) string {
+	if len(addr) > 0 && addr[0] == ':' {
+		return "http://localhost" + addr
+	}
+	if len(addr) > 5 && addr[:5] == "[::]:" {
+		return "http://localhost:" + addr[5:]
+	}
+	return "http://" + addr
+}
+
+func envOr(env *cmdEnv, key, def string) string {
+	if v := env.getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func envBool(env *cmdEnv, key string) bool {
+	switch env.getenv(key) {
+	case "1", "true", "yes", "on":
+		return true
+	}
+	return false
+}
+
+// newLogger builds the slog logger: text on a terminal, JSON otherwise,
+// unless the format is given.
+func newLogger(env *cmdEnv, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("bad --log-level %q", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "auto":
+		if isTerminal(env.stderr) {
+			return slog.New(slog.NewTextHandler(env.stderr, opts)), nil
+		}
+		return slog.New(slog.NewJSONHandler(env.stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(env.stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(env.stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("bad --log-format %q (want auto, text or json)", format)
+}
+
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,355 @@
+package agentws
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/agentcom/agentcom/internal/auth"
+	"github.com/agentcom/agentcom/internal/messaging"
+	"github.com/agentcom/agentcom/internal/presence"
+	"github.com/agentcom/agentcom/internal/protocol"
+	"github.com/agentcom/agentcom/internal/tasks"
+)
+
+// handle processes one text frame and reports whether the socket must
+// stop reading (it was closed).
+func (c *conn) handle(ctx context.Context, data []byte) bool {
+	obj, err := protocol.DecodeObject(data)
+	if errors.Is(err, protocol.ErrInvalidJSON) {
+		c.reply(protocol.ErrorFrame{Type: protocol.OutError, Error: protocol.CodeInvalidJSON})
+		return false
+	}
+	typ := ""
+	if err == nil {
+		typ, err = protocol.ValidateFrame(obj)
+	}
+	var ve *protocol.ValidationError
+	if errors.As(err, &ve) {
+		if c.srv.obs != nil {
+			c.srv.obs.ValidationFailed(typ)
+		}
+		if c.violation() {
+			return true
+		}
+		c.reply(protocol.ValidationFrame{Type: protocol.OutError, Error: protocol.CodeValidationFailed,
+			MessageType: ve.MessageType, Errors: ve.Errors})
+		return false
+	}
+	if typ == protocol.FrameIdentify {
+		return c.identify(obj)
+	}
+	agent := c.agentID()
+	if agent == "" && typ == protocol.FramePing {
+		// Allowed before identify, so a client can check the link first.
+		c.reply(map[string]any{"type": protocol.OutPong, "timestamp": c.srv.now().UnixMilli()})
+		return false
+	}
+	if agent == "" {
+		c.reply(protocol.ErrorFrame{Type: protocol.OutError, Error: protocol.CodeNotIdentified})
+		return false
+	}
+	if c.srv.limiter != nil {
+		if ok, wait := c.srv.limiter.Allow(agent, typ); !ok {
+			if c.srv.obs != nil {
+				c.srv.obs.RateLimited(typ)
+			}
+			if c.violation() {
+				return true
+			}
+			c.reply(protocol.RateLimitedFrame{Type: protocol.OutError, Error: protocol.CodeRateLimited,
+				MessageType: typ, RetryAfterMs: max(wait.Milliseconds(), 1)})
+			return false
+		}
+	}
+	c.dispatch(agent, typ, obj)
+	return false
+}
+
+func (c *conn) dispatch(agent, typ string, obj protocol.Object) {
+	s := c.srv
+	switch typ {
+	case protocol.FramePing:
+		now := s.now().UnixMilli()
+		c.lastPingT.Store(now)
+		s.presence.Touch(agent)
+		s.sched.Heard(agent)
+		c.reply(map[string]any{"type": protocol.OutPong, "timestamp": now})
+	case protocol.FrameStatus:
+		c.reply(map[string]any{"type": protocol.OutStatusUpdated})
+		if e, ok := s.presence.SetStatus(agent, obj.String("status")); ok {
+			s.broadcastAll(map[string]any{"type": protocol.OutStatusChanged, "agent": agentInfo(e)})
+		}
+	case protocol.FrameListAgents:
+		list := s.presence.List()
+		infos := make([]protocol.AgentInfo, len(list))
+		for i, e := range list {
+			infos[i] = agentInfo(e)
+		}
+		c.reply(map[string]any{"type": protocol.OutAgents, "agents": infos})
+	case protocol.FrameMessage:
+		c.message(agent, obj)
+	case protocol.FrameChannelSubscribe, protocol.FrameChannelUnsubscribe, protocol.FrameChannelPublish,
+		protocol.FrameChannelHistory, protocol.FrameListChannels:
+		c.channel(agent, typ, obj)
+	default:
+		c.task(agent, typ, obj)
+	}
+}
+
+// identify authenticates the socket. It reports whether the socket closed.
+func (c *conn) identify(obj protocol.Object) bool {
+	s := c.srv
+	agent := obj.String("agent_id")
+	if wait := s.cooldown.remaining(agent, s.now()); wait > 0 {
+		secs := wait.Milliseconds()/1000 + 1
+		c.close(protocol.ClosePolicy, fmt.Sprintf("cooldown active: retry in %ds", secs))
+		return true
+	}
+	id, err := s.tokens.Verify(obj.String("token"))
+	if err != nil {
+		c.reply(protocol.ErrorFrame{Type: protocol.OutError, Error: protocol.CodeInvalidToken})
+		return false
+	}
+	if id.Role == auth.RoleViewer || !id.CanActAs(agent) {
+		c.reply(protocol.ErrorFrame{Type: protocol.OutError, Error: protocol.CodeTokenAgentMismatch})
+		return false
+	}
+	if prev := c.agentID(); prev != "" && prev != agent {
+		// Re-identifying as another agent: the old identity goes away
+		// first, so one socket never holds two agents.
+		s.remove(c)
+		s.mu.Lock()
+		s.all[c] = struct{}{}
+		s.mu.Unlock()
+	}
+	caps := obj.Strings("capabilities")
+	c.agent.Store(&agent)
+	c.lastPingT.Store(s.now().UnixMilli())
+	s.bind(agent, c)
+	entry := s.presence.Register(presence.Entry{AgentID: agent, Name: obj.String("name"),
+		Status: obj.String("status"), Capabilities: caps})
+	s.messaging.Analytics.RecordConnect(agent)
+	c.reply(map[string]any{"type": protocol.OutIdentified, "agent_id": agent})
+	s.broadcastExcept(agent, map[string]any{"type": protocol.OutAgentJoined, "agent": agentInfo(entry)})
+	// After identified is queued: any task_assign the scheduler pushes now
+	// reaches the client after it.
+	s.sched.Connect(agent, entry.Name, caps, c.id)
+	s.log.Info("agent identified", "event", "agent_identified", "agent_id", agent, "remote", c.remote)
+	return false
+}
+
+func (c *conn) message(agent string, obj protocol.Object) {
+	m := messaging.Message{From: agent, Type: obj.String("message_type"), Payload: obj.Map("payload"),
+		ReplyTo: messaging.StrPtr(obj.String("reply_to"))}
+	if obj.Has("to") {
+		m.To = obj.String("to")
+	}
+	c.srv.messaging.Stamp(&m)
+	// message_sent goes out once the message is stored, before the
+	// sender's own broadcast echo.
+	sent := func() { c.reply(map[string]any{"type": protocol.OutMessageSent, "id": m.ID}) }
+	if _, err := c.srv.messaging.Send(m, sent); err != nil {
+		c.srv.log.Error("message routing failed", "event", "message_failed", "agent_id", agent, "err", err)
+		c.reply(protocol.ErrorFrame{Type: protocol.OutError, Error: protocol.CodeInternal})
+	}
+}
+
+func (c *conn) channel(agent, typ string, obj protocol.Object) {
+	s := c.srv
+	name := obj.String("channel")
+	notFound := func(err error) bool {
+		if errors.Is(err, messaging.ErrChannelNotFound) {
+			c.reply(protocol.ErrorFrame{Type: protocol.OutError, Error: protocol.CodeChannelNotFound})
+			return true
+		}
+		if err != nil {
+			s.log.Error("channel operation failed", "event", "channel_failed", "agent_id", agent, "channel", name, "err", err)
+			c.reply(protocol.ErrorFrame{Type: protocol.OutError, Error: protocol.CodeInternal})
+			return true
+		}
+		return false
+	}
+	switch typ {
+	case protocol.FrameChannelSubscribe:
+		already, err := s.messaging.Subscribe(name, agent)
+		if notFound(err) {
+			return
+		}
+		f := map[string]any{"type": protocol.OutChannelSubscribed, "channel": name}
+		if already {
+			f["note"] = "already_subscribed"
+		}
+		c.reply(f)
+	case protocol.FrameChannelUnsubscribe:
+		if notFound(s.messaging.Channels.Unsubscribe(name, agent)) {
+			return
+		}
+		c.reply(map[string]any{"type": protocol.OutChannelUnsubscribed, "channel": name})
+	case protocol.FrameChannelPublish:
+		m := messaging.Message{From: agent, Type: obj.String("message_type"), Payload: obj.Map("payload"),
+			ReplyTo: messaging.StrPtr(obj.String("reply_to"))}
+		s.messaging.Stamp(&m)
+		n, err := s.messaging.Publish(name, m)
+		if notFound(err) {
+			return
+		}
+		c.reply(map[string]any{"type": protocol.OutChannelPublished, "channel": name, "seq": n, "id": m.ID})
+	case protocol.FrameChannelHistory:
+		limit := int64(messaging.ChannelHistoryDefaultLimit)
+		if obj.Has("limit") {
+			limit = obj.Int("limit")
+		}
+		since := max(obj.Int("since"), 0)
+		entries, err := s.messaging.Channels.History(name, int(limit), uint64(since))
+		if notFound(err) {
+			return
+		}
+		c.reply(map[string]any{"type": protocol.OutChannelHistory, "channel": name, "messages": entries})
+	case protocol.FrameListChannels:
+		c.reply(map[string]any{"type": protocol.OutChannels, "channels": s.messaging.Channels.List()})
+	}
+}
+
+func (c *conn) task(agent, typ string, obj protocol.Object) {
+	s := c.srv
+	id := obj.String("task_id")
+	ack := func(status string, dup bool) {
+		c.reply(protocol.TaskAck{Type: protocol.OutTaskAck, TaskID: id, Status: status, Duplicate: dup})
+	}
+	fail := func(prefix string, err error) {
+		if !errors.Is(err, tasks.ErrNotFound) && !errors.Is(err, tasks.ErrInvalidState) &&
+			!errors.Is(err, tasks.ErrStaleGeneration) && !errors.Is(err, tasks.ErrNotHolder) {
+			s.log.Error("task report failed", "event", "task_report_failed", "agent_id", agent, "task_id", id, "err", err)
+		}
+		c.reply(protocol.ErrorFrame{Type: protocol.OutError, Error: prefix + ": " + tasks.WireReason(err)})
+	}
+	switch typ {
+	case protocol.FrameTaskAccepted:
+		// Acknowledged whatever happened, as the original did.
+		if err := s.sched.Accepted(agent, id); err != nil {
+			s.log.Debug("accept ignored", "event", "task_accept_ignored", "agent_id", agent, "task_id", id, "reason", err.Error())
+		}
+		ack(protocol.AckAccepted, false)
+	case protocol.FrameTaskProgress:
+		if err := s.sched.Progress(agent, id); err != nil {
+			s.log.Debug("progress ignored", "event", "task_progress_ignored", "agent_id", agent, "task_id", id, "reason", err.Error())
+		}
+	case protocol.FrameTaskComplete:
+		result := any(obj.Map("result"))
+		if !obj.Has("result") {
+			result = map[string]any{}
+		}
+		var tokens *int64
+		if obj.Has("tokens_used") {
+			n := obj.Int("tokens_used")
+			tokens = &n
+		} else if r := obj.Map("result"); r != nil {
+			if n, ok := r["tokens_used"].(json.Number); ok {
+				if v, err := n.Int64(); err == nil {
+					tokens = &v
+				}
+			}
+		}
+		dup, err := s.sched.Complete(agent, id, obj.Int("generation"), result, tokens)
+		if err != nil {
+			fail(protocol.CodeTaskCompleteFailed, err)
+			return
+		}
+		ack(protocol.AckComplete, dup)
+	case protocol.FrameTaskFailed:
+		reason := obj.String("error")
+		if reason == "" {
+			reason = obj.String("reason")
+		}
+		if reason == "" {
+			reason = "unknown"
+		}
+		outcome, err := s.sched.Fail(agent, id, obj.Int("generation"), reason, obj.Raw("output"))
+		if err != nil {
+			fail(protocol.CodeTaskFailFailed, err)
+			return
+		}
+		status := protocol.AckRetried
+		if outcome == tasks.OutcomeDeadLetter {
+			status = protocol.AckDeadLetter
+		}
+		ack(status, false)
+	case protocol.FrameTaskRejected:
+		reason := obj.String("reason")
+		if reason == "" {
+			reason = "unspecified"
+		}
+		if err := s.sched.Reject(agent, id, reason); err != nil {
+			fail(protocol.CodeTaskRejectFailed, err)
+			return
+		}
+		ack(protocol.AckRejected, false)
+	case protocol.FrameTaskRecovering:
+		if gen, ok := s.sched.Recover(agent, id); ok {
+			c.reply(map[string]any{"type": protocol.OutTaskContinue, "task_id": id, "generation": gen})
+		} else {
+			c.reply(map[string]any{"type": protocol.OutTaskReassign, "task_id": id})
+		}
+	}
+}
+
+// broadcastAll sends a frame to every identified socket.
+func (s *Server) broadcastAll(frame any) { s.broadcastExcept("", frame) }
+
+func marshal(frame any) ([]byte, error) { return json.Marshal(frame) }
+
+// cooldowns remembers agents disconnected for validation floods. Counts
+// decay: a disconnect older than the longest cooldown times four is
+// forgotten, so an agent that behaved for a while starts over.
+type cooldowns struct {
+	steps []time.Duration
+	mu    sync.Mutex
+	m     map[string]*cooldown
+}
+
+type cooldown struct {
+	count int
+	last  time.Time
+}
+
+func newCooldowns(steps []time.Duration) *cooldowns {
+	return &cooldowns{steps: steps, m: map[string]*cooldown{}}
+}
+
+func (c *cooldowns) record(agent string, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cd := c.m[agent]
+	if cd == nil || now.Sub(cd.last) > c.forget() {
+		cd = &cooldown{}
+		c.m[agent] = cd
+	}
+	cd.count++
+	cd.last = now
+}
+
+func (c *cooldowns) remaining(agent string, now time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cd := c.m[agent]
+	if cd == nil || len(c.steps) == 0 {
+		return 0
+	}
+	if now.Sub(cd.last) > c.forget() {
+		delete(c.m, agent)
+		return 0
+	}
+	step := c.steps[min(cd.count, len(c.steps))-1]
+	return step - now.Sub(cd.last)
+}
+
+func (c *cooldowns) forget() time.Duration {
+	if len(c.steps) == 0 {
+		return 0
+	}
+	return 4 * c.steps[len(c.steps)-1]
+}

@@ -1,0 +1,384 @@
+// Package agentws serves the agent socket, /ws: the original hub's
+// protocol, frame for frame, over WebSocket. It translates frames into
+// calls on the domain packages and domain deliveries into frames; it holds
+// no domain state beyond who is connected.
+package agentws
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/agentcom/agentcom/internal/auth"
+	"github.com/agentcom/agentcom/internal/messaging"
+	"github.com/agentcom/agentcom/internal/presence"
+	"github.com/agentcom/agentcom/internal/protocol"
+	"github.com/agentcom/agentcom/internal/scheduler"
+	"github.com/agentcom/agentcom/internal/tasks"
+)
+
+// Config tunes the socket layer. Zero values take the defaults.
+type Config struct {
+	// IdleTimeout closes a socket that sent no frame at all for this long.
+	IdleTimeout time.Duration
+	// StaleAfter closes an identified socket whose agent sent no ping for
+	// this long (the reaper).
+	StaleAfter time.Duration
+	// ReapInterval is how often idle and stale sockets are looked for.
+	ReapInterval time.Duration
+	// SendBuffer is how many frames may wait for a slow client before it
+	// is disconnected.
+	SendBuffer int
+	// ReadLimit caps one inbound frame, in bytes.
+	ReadLimit int64
+	// ViolationLimit validation failures within ViolationWindow close the
+	// socket; the agent then waits a cooldown before identifying again.
+	ViolationLimit  int
+	ViolationWindow time.Duration
+	Cooldowns       []time.Duration
+}
+
+// DefaultConfig holds the original hub's timers.
+func DefaultConfig() Config {
+	return Config{
+		IdleTimeout: 60 * time.Second, StaleAfter: 60 * time.Second, ReapInterval: 30 * time.Second,
+		SendBuffer: 1024, ReadLimit: 1 << 20,
+		ViolationLimit: 10, ViolationWindow: time.Minute,
+		Cooldowns: []time.Duration{30 * time.Second, 60 * time.Second, 300 * time.Second},
+	}
+}
+
+// Verifier checks tokens.
+type Verifier interface {
+	Verify(token string) (auth.Identity, error)
+}
+
+// Limiter decides whether a frame from an agent may go through now. It
+// returns how long to wait when it may not.
+type Limiter interface {
+	Allow(agentID, frameType string) (ok bool, retryAfter time.Duration)
+}
+
+// Observer is told about traffic, for metrics.
+type Observer interface {
+	ValidationFailed(frameType string)
+	RateLimited(frameType string)
+	Connections(n int)
+}
+
+// Server is the agent socket endpoint and the registry of live sockets.
+type Server struct {
+	cfg       Config
+	tokens    Verifier
+	presence  *presence.Directory
+	messaging *messaging.Service
+	sched     *scheduler.Scheduler
+	limiter   Limiter
+	obs       Observer
+	log       *slog.Logger
+	now       func() time.Time
+
+	nextID atomic.Uint64
+
+	mu       sync.RWMutex
+	byAgent  map[string]*conn // identified sockets
+	all      map[*conn]struct{}
+	closed   bool
+	wg       sync.WaitGroup
+	cooldown *cooldowns
+}
+
+// Deps are what the server calls into.
+type Deps struct {
+	Tokens    Verifier
+	Presence  *presence.Directory
+	Messaging *messaging.Service
+	Scheduler *scheduler.Scheduler
+	Limiter   Limiter  // optional
+	Observer  Observer // optional
+	Log       *slog.Logger
+}
+
+// New returns a server. Its Pusher side must be handed to the domain
+// (messaging, scheduler) by the caller.
+func New(cfg Config, d Deps) *Server {
+	def := DefaultConfig()
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = def.IdleTimeout
+	}
+	if cfg.StaleAfter == 0 {
+		cfg.StaleAfter = def.StaleAfter
+	}
+	if cfg.ReapInterval == 0 {
+		cfg.ReapInterval = def.ReapInterval
+	}
+	if cfg.SendBuffer == 0 {
+		cfg.SendBuffer = def.SendBuffer
+	}
+	if cfg.ReadLimit == 0 {
+		cfg.ReadLimit = def.ReadLimit
+	}
+	if cfg.ViolationLimit == 0 {
+		cfg.ViolationLimit = def.ViolationLimit
+	}
+	if cfg.ViolationWindow == 0 {
+		cfg.ViolationWindow = def.ViolationWindow
+	}
+	if cfg.Cooldowns == nil {
+		cfg.Cooldowns = def.Cooldowns
+	}
+	return &Server{cfg: cfg, tokens: d.Tokens, presence: d.Presence, messaging: d.Messaging,
+		sched: d.Scheduler, limiter: d.Limiter, obs: d.Observer,
+		log: d.Log.With("component", "agentws"), now: time.Now,
+		byAgent: map[string]*conn{}, all: map[*conn]struct{}{}, cooldown: newCooldowns(cfg.Cooldowns)}
+}
+
+// SetMessaging sets the messaging service (built after the server, since
+// it pushes through it).
+func (s *Server) SetMessaging(m *messaging.Service) { s.messaging = m }
+
+// ServeHTTP upgrades the request and runs the socket until it closes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Agents are not browsers; the original accepted any origin, and the
+	// token inside identify is what authenticates.
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		return
+	}
+	ws.SetReadLimit(s.cfg.ReadLimit)
+	c := newConn(s, ws, s.nextID.Add(1), r.RemoteAddr)
+	if !s.add(c) {
+		ws.Close(protocol.CloseGoingAway, "hub shutting down")
+		return
+	}
+	s.wg.Add(1)
+	defer s.wg.Done()
+	c.run(r.Context())
+	s.remove(c)
+}
+
+func (s *Server) add(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.all[c] = struct{}{}
+	s.observeLocked()
+	return true
+}
+
+// remove runs the cleanup of a closed socket: presence, analytics, and the
+// tasks its agent held, unless a newer socket took the agent over.
+func (s *Server) remove(c *conn) {
+	s.mu.Lock()
+	delete(s.all, c)
+	agent := c.agentID()
+	owner := agent != "" && s.byAgent[agent] == c
+	if owner {
+		delete(s.byAgent, agent)
+	}
+	s.observeLocked()
+	shutdown := s.closed
+	s.mu.Unlock()
+	if !owner {
+		return
+	}
+	s.presence.Unregister(agent)
+	s.broadcastExcept(agent, map[string]any{"type": protocol.OutAgentLeft, "agent_id": agent})
+	s.messaging.Analytics.RecordDisconnect(agent)
+	if shutdown {
+		// The hub is stopping, not the agent: its tasks stay assigned and
+		// it gets a full lease to come back and continue them.
+		return
+	}
+	s.sched.Disconnect(agent, c.id)
+	s.log.Info("agent disconnected", "event", "agent_disconnected", "agent_id", agent)
+}
+
+func (s *Server) observeLocked() {
+	if s.obs != nil {
+		s.obs.Connections(len(s.all))
+	}
+}
+
+// bind makes c the socket of agent, closing an earlier one.
+func (s *Server) bind(agent string, c *conn) {
+	s.mu.Lock()
+	old := s.byAgent[agent]
+	s.byAgent[agent] = c
+	s.mu.Unlock()
+	if old != nil && old != c {
+		s.log.Info("agent connection replaced", "event", "connection_replaced", "agent_id", agent)
+		old.close(protocol.CloseReplaced, "replaced by a newer connection for this agent")
+	}
+}
+
+func (s *Server) conn(agent string) *conn {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.byAgent[agent]
+}
+
+// Run reaps idle and stale sockets until ctx ends.
+func (s *Server) Run(ctx context.Context) {
+	t := time.NewTicker(s.cfg.ReapInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.Reap()
+		}
+	}
+}
+
+// Reap closes sockets that sent nothing for the idle timeout and
+// identified sockets whose agent stopped pinging.
+func (s *Server) Reap() {
+	now := s.now()
+	s.mu.RLock()
+	var idle, stale []*conn
+	for c := range s.all {
+		switch {
+		case now.Sub(c.lastFrame()) > s.cfg.IdleTimeout:
+			idle = append(idle, c)
+		case c.agentID() != "" && now.Sub(c.lastPing()) > s.cfg.StaleAfter:
+			stale = append(stale, c)
+		}
+	}
+	s.mu.RUnlock()
+	for _, c := range idle {
+		s.log.Info("closing idle socket", "event", "socket_idle", "agent_id", c.agentID())
+		c.close(protocol.CloseIdle, "idle timeout")
+	}
+	for _, c := range stale {
+		s.log.Info("closing stale socket", "event", "socket_stale", "agent_id", c.agentID())
+		c.close(protocol.CloseStale, "no ping received")
+	}
+}
+
+// Shutdown closes every socket with 1001 and waits for their cleanup.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	s.closed = true
+	conns := make([]*conn, 0, len(s.all))
+	for c := range s.all {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.close(protocol.CloseGoingAway, "hub shutting down")
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// Kick closes the socket of an agent whose tokens were revoked.
+func (s *Server) Kick(agent string) {
+	if c := s.conn(agent); c != nil {
+		c.close(protocol.CloseRevoked, "token revoked")
+	}
+}
+
+// Connected returns the number of open sockets.
+func (s *Server) Connected() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.all)
+}
+
+// OnlineAgents lists agents with an identified socket (messaging.Pusher).
+func (s *Server) OnlineAgents() []string {
+	s.mu.RLock()
+	out := make([]string, 0, len(s.byAgent))
+	for a := range s.byAgent {
+		out = append(out, a)
+	}
+	s.mu.RUnlock()
+	sort.Strings(out)
+	return out
+}
+
+// Online reports whether agent has an identified socket.
+func (s *Server) Online(agent string) bool { return s.conn(agent) != nil }
+
+// PushMessage delivers a direct or broadcast message.
+func (s *Server) PushMessage(agent string, m messaging.Message) bool {
+	return s.send(agent, protocol.PushedMessage{Type: protocol.OutMessage, ID: m.ID, From: m.From,
+		MessageType: m.Type, Payload: m.Payload, ReplyTo: m.ReplyTo, Timestamp: m.Timestamp})
+}
+
+// PushChannelMessage delivers a channel message to a subscriber.
+func (s *Server) PushChannelMessage(agent, channel string, m messaging.Message) bool {
+	return s.send(agent, protocol.PushedChannelMessage{Type: protocol.OutChannelMessage, Channel: channel,
+		ID: m.ID, From: m.From, MessageType: m.Type, Payload: m.Payload, ReplyTo: m.ReplyTo, Timestamp: m.Timestamp})
+}
+
+// PushChannelJoined tells a subscriber another agent joined the channel.
+func (s *Server) PushChannelJoined(agent, channel, joined string) bool {
+	return s.send(agent, map[string]any{"type": protocol.OutChannelAgentJoined, "channel": channel, "agent_id": joined})
+}
+
+// PushAssign delivers a task assignment (scheduler.Pusher).
+func (s *Server) PushAssign(agent string, t *tasks.Task) bool {
+	at := s.now().UnixMilli()
+	if t.AssignedAt != nil {
+		at = *t.AssignedAt
+	}
+	return s.send(agent, protocol.TaskAssign{Type: protocol.OutTaskAssign, TaskID: t.ID, Description: t.Description,
+		Metadata: t.Metadata, Generation: t.Generation, AssignedAt: at, CompleteBy: t.CompleteBy})
+}
+
+// PushCancel tells an agent its task was cancelled.
+func (s *Server) PushCancel(agent, taskID string) bool {
+	return s.send(agent, map[string]any{"type": protocol.OutTaskCancelled, "task_id": taskID})
+}
+
+func (s *Server) send(agent string, frame any) bool {
+	c := s.conn(agent)
+	if c == nil {
+		return false
+	}
+	b, err := json.Marshal(frame)
+	if err != nil {
+		s.log.Error("encode frame", "event", "encode_failed", "agent_id", agent, "err", err)
+		return false
+	}
+	return c.enqueue(b)
+}
+
+// broadcastExcept sends a frame to every identified socket but agent's.
+func (s *Server) broadcastExcept(agent string, frame any) {
+	b, err := json.Marshal(frame)
+	if err != nil {
+		return
+	}
+	s.mu.RLock()
+	targets := make([]*conn, 0, len(s.byAgent))
+	for a, c := range s.byAgent {
+		if a != agent {
+			targets = append(targets, c)
+		}
+	}
+	s.mu.RUnlock()
+	for _, c := range targets {
+		c.enqueue(b)
+	}
+}
+
+func agentInfo(e presence.Entry) protocol.AgentInfo {
+	return protocol.AgentInfo{AgentID: e.AgentID, Name: e.Name, Status: e.Status, Capabilities: e.Capabilities, ConnectedAt: e.ConnectedAt}
+}

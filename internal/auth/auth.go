@@ -1,0 +1,270 @@
+// Package auth issues and verifies the hub's bearer tokens.
+//
+// A token is 32 random bytes written as 64 lowercase hex characters. Only
+// its SHA-256 hash is stored; the plaintext is shown once, when created.
+// Every token is bound to one agent id and carries a role.
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/agentcom/agentcom/internal/store"
+)
+
+// Role says what a token may do.
+type Role string
+
+// Roles.
+const (
+	// RoleAgent acts only as its own agent.
+	RoleAgent Role = "agent"
+	// RoleAdmin may do everything, including token management and storage
+	// operations.
+	RoleAdmin Role = "admin"
+	// RoleViewer may only watch the dashboard and read-only views.
+	RoleViewer Role = "viewer"
+)
+
+// ParseRole maps a role name onto a Role.
+func ParseRole(s string) (Role, error) {
+	switch Role(s) {
+	case RoleAgent, RoleAdmin, RoleViewer:
+		return Role(s), nil
+	case "":
+		return RoleAgent, nil
+	}
+	return "", fmt.Errorf("unknown role %q (want agent, admin or viewer)", s)
+}
+
+// Errors callers test for.
+var (
+	ErrUnknownToken = errors.New("unknown token")
+)
+
+// PrefixLen is how many characters of a token listings show.
+const PrefixLen = 8
+
+// Identity is who a verified token speaks for.
+type Identity struct {
+	AgentID string `json:"agent_id"`
+	Role    Role   `json:"role"`
+}
+
+// IsAdmin reports whether the identity holds the admin role.
+func (id Identity) IsAdmin() bool { return id.Role == RoleAdmin }
+
+// CanActAs reports whether the identity may act as agent: its own agent,
+// or any agent for an admin.
+func (id Identity) CanActAs(agent string) bool {
+	return id.Role == RoleAdmin || (id.Role == RoleAgent && id.AgentID == agent)
+}
+
+// record is the stored form of a token. The key is the hash.
+type record struct {
+	AgentID   string `json:"agent_id"`
+	Role      Role   `json:"role"`
+	Prefix    string `json:"prefix"`
+	CreatedAt int64  `json:"created_at"`
+}
+
+// Listed is one token as listings show it.
+type Listed struct {
+	AgentID     string `json:"agent_id"`
+	TokenPrefix string `json:"token_prefix"`
+	Role        Role   `json:"role"`
+	CreatedAt   int64  `json:"created_at"`
+}
+
+// Tokens is the token registry. It keeps every record in memory (tokens
+// are few) and writes through to its table.
+type Tokens struct {
+	table *store.Table
+
+	mu     sync.RWMutex
+	byHash map[string]record
+}
+
+// New loads the registry from its table.
+func New(table *store.Table) (*Tokens, error) {
+	t := &Tokens{table: table}
+	if err := t.Reload(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Reload rebuilds the in-memory registry from the table (after a restore).
+func (t *Tokens) Reload() error {
+	m := make(map[string]record)
+	err := t.table.View(func(tx *store.Tx) error {
+		return tx.ForEach(func(k, v []byte) error {
+			var r record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("token record %.8s: %w", k, err)
+			}
+			m[string(k)] = r
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("load tokens: %w", err)
+	}
+	t.mu.Lock()
+	t.byHash = m
+	t.mu.Unlock()
+	return nil
+}
+
+// Create issues a new token for agent with role and returns its plaintext.
+// The plaintext is not kept anywhere.
+func (t *Tokens) Create(agent string, role Role) (string, error) {
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("create token: %w", err)
+	}
+	tok := hex.EncodeToString(raw[:])
+	return tok, t.put(tok, agent, role)
+}
+
+// Import stores an existing plaintext token (from the original hub's
+// tokens.json) for agent with role.
+func (t *Tokens) Import(tok, agent string, role Role) error {
+	if len(tok) == 0 {
+		return errors.New("import token: empty token")
+	}
+	return t.put(tok, agent, role)
+}
+
+func (t *Tokens) put(tok, agent string, role Role) error {
+	h := hash(tok)
+	r := record{AgentID: agent, Role: role, Prefix: prefix(tok), CreatedAt: time.Now().UnixMilli()}
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := t.table.Update(func(tx *store.Tx) error { return tx.Put([]byte(h), v) }); err != nil {
+		return fmt.Errorf("store token: %w", err)
+	}
+	t.mu.Lock()
+	t.byHash[h] = r
+	t.mu.Unlock()
+	return nil
+}
+
+// Verify returns the identity a token speaks for.
+func (t *Tokens) Verify(tok string) (Identity, error) {
+	if tok == "" {
+		return Identity{}, ErrUnknownToken
+	}
+	h := hash(tok)
+	t.mu.RLock()
+	r, ok := t.byHash[h]
+	t.mu.RUnlock()
+	// The lookup is keyed by a hash of the secret, so its timing reveals
+	// nothing useful about the secret itself.
+	if !ok {
+		return Identity{}, ErrUnknownToken
+	}
+	return Identity{AgentID: r.AgentID, Role: r.Role}, nil
+}
+
+// Revoke removes every token of agent and returns how many there were.
+func (t *Tokens) Revoke(agent string) (int, error) {
+	t.mu.RLock()
+	var hashes []string
+	for h, r := range t.byHash {
+		if r.AgentID == agent {
+			hashes = append(hashes, h)
+		}
+	}
+	t.mu.RUnlock()
+	if len(hashes) == 0 {
+		return 0, nil
+	}
+	err := t.table.Update(func(tx *store.Tx) error {
+		for _, h := range hashes {
+			if err := tx.Delete([]byte(h)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("revoke %s: %w", agent, err)
+	}
+	t.mu.Lock()
+	for _, h := range hashes {
+		delete(t.byHash, h)
+	}
+	t.mu.Unlock()
+	return len(hashes), nil
+}
+
+// List returns every token, prefix only, ordered by agent then creation.
+func (t *Tokens) List() []Listed {
+	t.mu.RLock()
+	out := make([]Listed, 0, len(t.byHash))
+	for _, r := range t.byHash {
+		out = append(out, Listed{AgentID: r.AgentID, TokenPrefix: r.Prefix + "...", Role: r.Role, CreatedAt: r.CreatedAt})
+	}
+	t.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].AgentID != out[j].AgentID {
+			return out[i].AgentID < out[j].AgentID
+		}
+		return out[i].CreatedAt < out[j].CreatedAt
+	})
+	return out
+}
+
+// Agents returns the distinct agent ids that hold an agent token, sorted.
+// Broadcast fan-out to offline mailboxes uses it: one copy per agent, not
+// one per token.
+func (t *Tokens) Agents() []string {
+	t.mu.RLock()
+	seen := make(map[string]struct{})
+	for _, r := range t.byHash {
+		if r.Role == RoleAgent {
+			seen[r.AgentID] = struct{}{}
+		}
+	}
+	t.mu.RUnlock()
+	out := make([]string, 0, len(seen))
+	for a := range seen {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// HasAgent reports whether any token is bound to agent.
+func (t *Tokens) HasAgent(agent string) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, r := range t.byHash {
+		if r.AgentID == agent {
+			return true
+		}
+	}
+	return false
+}
+
+func hash(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:])
+}
+
+func prefix(tok string) string {
+	if len(tok) <= PrefixLen {
+		return tok
+	}
+	return tok[:PrefixLen]
+}

@@ -1,0 +1,277 @@
+// Package hub assembles the AgentCom hub: it opens the storage, builds the
+// domain services, wires the transports to them and runs the background
+// loops. It is the only package that knows every other one.
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/agentcom/agentcom/internal/agents"
+	"github.com/agentcom/agentcom/internal/agentws"
+	"github.com/agentcom/agentcom/internal/api"
+	"github.com/agentcom/agentcom/internal/auth"
+	"github.com/agentcom/agentcom/internal/bus"
+	"github.com/agentcom/agentcom/internal/messaging"
+	"github.com/agentcom/agentcom/internal/presence"
+	"github.com/agentcom/agentcom/internal/ratelimit"
+	"github.com/agentcom/agentcom/internal/scheduler"
+	"github.com/agentcom/agentcom/internal/settings"
+	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/tasks"
+)
+
+// Config is everything the hub can be told at start.
+type Config struct {
+	Addr    string // listen address, e.g. ":4000"
+	DataDir string
+	Version string
+	Log     *slog.Logger
+
+	OpenRegistration bool
+	JoinSecret       string
+
+	Socket    agentws.Config
+	Scheduler scheduler.Config
+	Queue     tasks.Config
+	// RateLimits per agent and action class, and per HTTP caller; nil
+	// disables rate limiting.
+	RateLimits           ratelimit.Limits
+	AcceptTimeout        time.Duration
+	BusyHold             time.Duration
+	MailboxEvictInterval time.Duration
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		Addr: ":4000", DataDir: "data", Version: "dev",
+		RateLimits: ratelimit.DefaultLimits(),
+		Socket:     agentws.DefaultConfig(), Scheduler: scheduler.DefaultConfig(), Queue: tasks.DefaultConfig(),
+		AcceptTimeout: 60 * time.Second, BusyHold: 60 * time.Second, MailboxEvictInterval: time.Hour,
+	}
+}
+
+// Hub is a running hub.
+type Hub struct {
+	cfg Config
+	log *slog.Logger
+
+	DB        *store.DB
+	Bus       *bus.Bus
+	Tokens    *auth.Tokens
+	Presence  *presence.Directory
+	Messaging *messaging.Service
+	Settings  *settings.Store
+	Queue     *tasks.Queue
+	Agents    *agents.Registry
+	Scheduler *scheduler.Scheduler
+	Sockets   *agentws.Server
+	API       *api.Server
+	Limiter   *ratelimit.Limiter // nil when rate limiting is off
+
+	listener net.Listener
+	http     *http.Server
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	started  time.Time
+}
+
+// New opens the data directory and builds the hub without starting it.
+func New(cfg Config) (*Hub, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	h := &Hub{cfg: cfg, log: cfg.Log, Bus: bus.New(), started: time.Now()}
+	db, err := store.Open(cfg.DataDir, store.AllTables(), store.Options{OnError: h.storageError})
+	if err != nil {
+		return nil, err
+	}
+	h.DB = db
+	if err := h.build(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+func (h *Hub) storageError(table string, err error) {
+	h.log.Error("storage error", "component", "store", "event", "storage_error", "table", table, "err", err)
+}
+
+func (h *Hub) build() error {
+	var err error
+	db := h.DB
+	if h.Tokens, err = auth.New(db.MustTable(store.Tokens)); err != nil {
+		return err
+	}
+	if h.Settings, err = settings.New(db.MustTable(store.Config)); err != nil {
+		return err
+	}
+	h.Presence = presence.New(h.Bus)
+	meta := db.MustTable(store.Meta)
+	mb, err := messaging.NewMailbox(db.MustTable(store.AgentMailbox), meta)
+	if err != nil {
+		return err
+	}
+	hist, err := messaging.NewHistory(db.MustTable(store.MessageHistory), meta)
+	if err != nil {
+		return err
+	}
+	chans, err := messaging.NewChannels(db.MustTable(store.AgentChannels), db.MustTable(store.ChannelHistory), meta)
+	if err != nil {
+		return err
+	}
+	threads := messaging.NewThreads(db.MustTable(store.ThreadMessages), db.MustTable(store.ThreadReplies))
+	if h.Queue, err = tasks.New(db.MustTable(store.TaskQueue), db.MustTable(store.TaskDeadLetter), h.Bus, h.cfg.Queue); err != nil {
+		return err
+	}
+	var sched *scheduler.Scheduler
+	h.Agents = agents.New(h.Bus, agents.Config{
+		AcceptTimeout:   h.cfg.AcceptTimeout,
+		BusyHold:        h.cfg.BusyHold,
+		OnAcceptTimeout: func(a, t string) { sched.AcceptTimeout(a, t) },
+		OnBusyOver:      func(string) { sched.Kick() },
+		OnState:         func(a string, s agents.State) { h.Presence.SetState(a, string(s)) },
+	})
+	sched = scheduler.New(h.Queue, h.Agents, h.cfg.Scheduler, h.log)
+	h.Scheduler = sched
+	deps := agentws.Deps{Tokens: h.Tokens, Presence: h.Presence, Scheduler: sched, Log: h.log}
+	if h.cfg.RateLimits != nil {
+		h.Limiter = ratelimit.New(h.cfg.RateLimits)
+		deps.Limiter = h.Limiter
+	}
+	h.Sockets = agentws.New(h.cfg.Socket, deps)
+	h.Messaging = messaging.NewService(mb, hist, chans, threads, messaging.NewAnalytics(), h.Sockets, h.Tokens, h.Bus, h.log)
+	h.Sockets.SetMessaging(h.Messaging)
+	sched.SetPusher(h.Sockets)
+
+	h.API = api.NewServer(h.Tokens, isLoopback(h.cfg.Addr), h.log)
+	if h.Limiter != nil {
+		h.API.SetLimiter(h.Limiter)
+	}
+	core := &api.Core{Server: h.API, Tokens: h.Tokens, Presence: h.Presence, Agents: h.Agents, Messaging: h.Messaging,
+		Settings: h.Settings, Kick: h.Sockets.Kick, OpenRegistration: h.cfg.OpenRegistration, JoinSecret: h.cfg.JoinSecret,
+		EvictMailboxes: h.evictMailboxes, Version: h.cfg.Version}
+	taskRoutes := &api.Tasks{Server: h.API, Queue: h.Queue, Scheduler: sched, Presence: h.Presence, NotifyCancel: h.Sockets.PushCancel}
+	h.API.Handle(core.Routes()...)
+	h.API.Handle(taskRoutes.Routes()...)
+	h.API.Handle(api.Route{Method: "GET", Path: "/ws", Access: api.Public, Raw: h.Sockets})
+	return nil
+}
+
+// Handler is the hub's HTTP handler (for tests that bring their own server).
+func (h *Hub) Handler() http.Handler { return h.API }
+
+// Start listens on the configured address and runs the background loops
+// until Shutdown.
+func (h *Hub) Start() error {
+	ln, err := net.Listen("tcp", h.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", h.cfg.Addr, err)
+	}
+	return h.Serve(ln)
+}
+
+// Serve runs the hub on an existing listener.
+func (h *Hub) Serve(ln net.Listener) error {
+	h.listener = ln
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	h.http = &http.Server{Handler: h.API, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(h.log.Handler(), slog.LevelWarn)}
+	h.loop(func() { h.Scheduler.Run(ctx) })
+	h.loop(func() { h.Sockets.Run(ctx) })
+	h.loop(func() { every(ctx, h.cfg.MailboxEvictInterval, h.evictMailboxes) })
+	if h.Limiter != nil {
+		h.loop(func() { every(ctx, time.Minute, func() { h.Limiter.Sweep(time.Minute) }) })
+	}
+	h.loop(func() {
+		if err := h.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			h.log.Error("http server stopped", "event", "http_failed", "err", err)
+		}
+	})
+	h.log.Info("hub listening", "component", "hub", "event", "listening", "addr", ln.Addr().String(),
+		"data_dir", h.cfg.DataDir, "version", h.cfg.Version)
+	return nil
+}
+
+func (h *Hub) loop(f func()) {
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		f()
+	}()
+}
+
+// Addr is the address the hub listens on.
+func (h *Hub) Addr() string { return h.listener.Addr().String() }
+
+// URL is the hub's base URL on loopback.
+func (h *Hub) URL() string { return "http://" + h.Addr() }
+
+// Shutdown stops accepting, closes every socket with 1001, waits for the
+// loops, and flushes and closes every table.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	var errs []error
+	if h.http != nil {
+		if err := h.http.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	h.Sockets.Shutdown(ctx)
+	if h.cancel != nil {
+		h.cancel()
+	}
+	h.wg.Wait()
+	h.Agents.Stop()
+	if err := h.DB.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	h.log.Info("hub stopped", "component", "hub", "event", "stopped")
+	return errors.Join(errs...)
+}
+
+func (h *Hub) evictMailboxes() {
+	n, err := h.Messaging.Mailbox.Evict(h.Settings.MailboxTTL())
+	if err != nil {
+		h.log.Error("mailbox eviction failed", "component", "messaging", "event", "mailbox_evict_failed", "err", err)
+		return
+	}
+	if n > 0 {
+		h.log.Info("mailbox messages expired", "component", "messaging", "event", "mailbox_evicted", "count", n)
+	}
+}
+
+// every runs f every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
+	}
+}
+
+// isLoopback reports whether addr binds only loopback interfaces.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,107 @@
+// Package messaging carries agent-to-agent communication: direct and
+// broadcast messages, offline mailboxes, channels with their history, the
+// global message history, reply threads and traffic analytics.
+//
+// It knows nothing of sockets: delivery to connected agents goes through
+// the Pusher interface, which the agent socket layer implements.
+package messaging
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+)
+
+// Message is one message as stored and as the HTTP API shows it.
+type Message struct {
+	ID        string         `json:"id"`
+	From      string         `json:"from"`
+	To        any            `json:"to"` // agent id, "broadcast", or null
+	Type      string         `json:"type"`
+	Payload   map[string]any `json:"payload"`
+	ReplyTo   *string        `json:"reply_to"`
+	Timestamp int64          `json:"timestamp"`
+}
+
+// DefaultType is the kind of a message that names none.
+const DefaultType = "chat"
+
+// Broadcast is the recipient that means every agent.
+const Broadcast = "broadcast"
+
+// IsBroadcast reports whether the message goes to everyone.
+func (m Message) IsBroadcast() bool {
+	s, isString := m.To.(string)
+	return m.To == nil || (isString && s == Broadcast)
+}
+
+// Recipient returns the direct recipient, or "" for a broadcast.
+func (m Message) Recipient() string {
+	if m.IsBroadcast() {
+		return ""
+	}
+	s, _ := m.To.(string)
+	return s
+}
+
+// ReplyToID returns the parent id or "".
+func (m Message) ReplyToID() string {
+	if m.ReplyTo == nil {
+		return ""
+	}
+	return *m.ReplyTo
+}
+
+// WithSeq is a message flattened with a sequence number, as mailbox polls
+// and history queries return it.
+type WithSeq struct {
+	Message
+	Seq uint64 `json:"seq"`
+}
+
+// MarshalJSON flattens the message and adds seq.
+func (w WithSeq) MarshalJSON() ([]byte, error) {
+	type plain Message
+	b, err := json.Marshal(plain(w.Message))
+	if err != nil {
+		return nil, err
+	}
+	seq, _ := json.Marshal(w.Seq)
+	out := make([]byte, 0, len(b)+16)
+	out = append(out, b[:len(b)-1]...)
+	out = append(out, `,"seq":`...)
+	out = append(out, seq...)
+	return append(out, '}'), nil
+}
+
+// NewID returns a fresh 16-hex-character message id.
+func NewID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// StrPtr returns a pointer to s, or nil for "".
+func StrPtr(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// Pusher delivers to agents that hold a live socket. Each method reports
+// whether the agent was connected and the delivery was queued.
+type Pusher interface {
+	PushMessage(agentID string, m Message) bool
+	PushChannelMessage(agentID, channel string, m Message) bool
+	PushChannelJoined(agentID, channel, joined string) bool
+	Online(agentID string) bool
+	// OnlineAgents lists the agents with a live socket.
+	OnlineAgents() []string
+}
+
+// Directory lists the agents known to the hub (those holding a token), so
+// broadcasts reach offline agents' mailboxes once per agent.
+type Directory interface {
+	Agents() []string
+}

@@ -1,0 +1,176 @@
+package messaging
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"time"
+
+	"github.com/agentcom/agentcom/internal/bus"
+)
+
+// Event types published on bus.TopicMessages.
+const (
+	EventMessageRouted    = "message_routed"
+	EventChannelPublished = "channel_published"
+)
+
+// Outcome of routing a direct message.
+const (
+	Delivered   = "delivered" // pushed to a live socket
+	Queued      = "queued"    // put in the recipient's mailbox
+	Broadcasted = "broadcast" // pushed to everyone online, mailboxed for the rest
+)
+
+// Service routes messages between agents and owns the stores behind it.
+type Service struct {
+	Mailbox   *Mailbox
+	History   *History
+	Channels  *Channels
+	Threads   *Threads
+	Analytics *Analytics
+
+	pusher Pusher
+	agents Directory
+	bus    *bus.Bus
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// NewService wires the messaging parts together.
+func NewService(mb *Mailbox, h *History, ch *Channels, th *Threads, an *Analytics,
+	p Pusher, agents Directory, b *bus.Bus, log *slog.Logger) *Service {
+	return &Service{Mailbox: mb, History: h, Channels: ch, Threads: th, Analytics: an,
+		pusher: p, agents: agents, bus: b, log: log.With("component", "messaging"), now: time.Now}
+}
+
+// Stamp fills a message's id, type, payload and timestamp when unset.
+func (s *Service) Stamp(m *Message) {
+	if m.ID == "" {
+		m.ID = NewID()
+	}
+	if m.Type == "" {
+		m.Type = DefaultType
+	}
+	if m.Payload == nil {
+		m.Payload = map[string]any{}
+	}
+	if m.Timestamp == 0 {
+		m.Timestamp = s.now().UnixMilli()
+	}
+}
+
+// Send routes a direct or broadcast message: it is recorded in the history
+// and the thread index, counted, then pushed to live sockets or put in
+// mailboxes. It returns the outcome (Delivered, Queued or Broadcasted).
+// recorded, when not nil, runs once the message is stored and before any
+// delivery: the socket layer acknowledges the sender there, so the
+// acknowledgement precedes the sender's own broadcast echo.
+func (s *Service) Send(m Message, recorded func()) (string, error) {
+	s.Stamp(&m)
+	if _, err := s.History.Append(m); err != nil {
+		return "", fmt.Errorf("send %s: %w", m.ID, err)
+	}
+	if err := s.Threads.Index(m); err != nil {
+		// The thread index is derived data: a failure must not lose the
+		// message, which is already in the history.
+		s.log.Error("thread index failed", "event", "thread_index_failed", "message_id", m.ID, "err", err)
+	}
+	if recorded != nil {
+		recorded()
+	}
+	to := m.Recipient()
+	s.Analytics.RecordMessage(m.From, to)
+	outcome := Broadcasted
+	if m.IsBroadcast() {
+		// Offline agents' copies are stored before anyone is told, so a
+		// reader woken by the live push finds them too.
+		online := s.pusher.OnlineAgents()
+		isOnline := make(map[string]bool, len(online))
+		for _, a := range online {
+			isOnline[a] = true
+		}
+		for _, a := range s.agents.Agents() {
+			if a == m.From || isOnline[a] {
+				continue
+			}
+			if _, err := s.Mailbox.Enqueue(a, m); err != nil {
+				return "", fmt.Errorf("broadcast %s: %w", m.ID, err)
+			}
+		}
+		for _, a := range online {
+			s.pusher.PushMessage(a, m)
+		}
+	} else if s.pusher.PushMessage(to, m) {
+		outcome = Delivered
+	} else {
+		if _, err := s.Mailbox.Enqueue(to, m); err != nil {
+			return "", fmt.Errorf("send %s: %w", m.ID, err)
+		}
+		outcome = Queued
+	}
+	s.bus.Publish(bus.Event{Topic: bus.TopicMessages, Type: EventMessageRouted, Data: map[string]any{
+		"id": m.ID, "from": m.From, "to": m.To, "type": m.Type, "outcome": outcome, "kind": kindOf(m)}})
+	return outcome, nil
+}
+
+func kindOf(m Message) string {
+	if m.IsBroadcast() {
+		return "broadcast"
+	}
+	return "direct"
+}
+
+// Publish posts m on a channel: recorded in the channel history, copied to
+// every other subscriber's mailbox (tagged with the channel) and pushed to
+// subscribers that are connected. It returns the channel sequence number.
+func (s *Service) Publish(channel string, m Message) (uint64, error) {
+	ch, err := s.Channels.Get(channel)
+	if err != nil {
+		return 0, err
+	}
+	s.Stamp(&m)
+	m.To = nil
+	n, err := s.Channels.AppendHistory(ch.Name, m)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.Threads.Index(m); err != nil {
+		s.log.Error("thread index failed", "event", "thread_index_failed", "message_id", m.ID, "err", err)
+	}
+	s.Analytics.RecordMessage(m.From, "")
+	for _, sub := range ch.Subscribers {
+		if sub == m.From {
+			continue
+		}
+		cp := m
+		cp.Payload = maps.Clone(m.Payload)
+		cp.Payload["channel"] = ch.Name
+		if _, err := s.Mailbox.Enqueue(sub, cp); err != nil {
+			return n, fmt.Errorf("publish %s: %w", ch.Name, err)
+		}
+		s.pusher.PushChannelMessage(sub, ch.Name, m)
+	}
+	s.bus.Publish(bus.Event{Topic: bus.TopicMessages, Type: EventChannelPublished, Data: map[string]any{
+		"id": m.ID, "from": m.From, "channel": ch.Name, "seq": n, "kind": "channel"}})
+	return n, nil
+}
+
+// Subscribe adds agent to a channel and tells the channel's other
+// connected subscribers. It reports whether the agent was already there.
+func (s *Service) Subscribe(channel, agent string) (bool, error) {
+	already, err := s.Channels.Subscribe(channel, agent)
+	if err != nil || already {
+		return already, err
+	}
+	ch, err := s.Channels.Get(channel)
+	if err != nil {
+		return false, err
+	}
+	for _, sub := range ch.Subscribers {
+		if sub != agent {
+			s.pusher.PushChannelJoined(sub, ch.Name, agent)
+		}
+	}
+	return false, nil
+}

@@ -1,0 +1,109 @@
+package protocol
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+)
+
+func TestValidateFrameOrdersErrors(t *testing.T) {
+	obj, err := DecodeObject([]byte(`{"type":"channel_publish","payload":[],"reply_to":1,"message_type":2}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ValidateFrame(obj)
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("err = %v", err)
+	}
+	var got []string
+	for _, fe := range ve.Errors {
+		got = append(got, fe.Field+":"+fe.Error)
+	}
+	want := []string{"channel:required", "payload:wrong_type", "message_type:wrong_type", "reply_to:wrong_type"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v want %v", got, want)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("got %v want %v", got, want)
+		}
+	}
+}
+
+func TestIntegerTyping(t *testing.T) {
+	for _, tc := range []struct {
+		num   string
+		isInt bool
+	}{{"1", true}, {"-5", true}, {"1.0", false}, {"1e3", false}, {"2E1", false}} {
+		if got := isIntegerToken(json.Number(tc.num)); got != tc.isInt {
+			t.Errorf("%s: got %v", tc.num, got)
+		}
+	}
+}
+
+func TestNullOptionalIsAbsent(t *testing.T) {
+	obj, _ := DecodeObject([]byte(`{"type":"identify","agent_id":"a","token":"t","name":null,"capabilities":null}`))
+	if _, err := ValidateFrame(obj); err != nil {
+		t.Fatalf("null optional fields must pass: %v", err)
+	}
+	obj, _ = DecodeObject([]byte(`{"type":"identify","agent_id":null,"token":"t"}`))
+	if _, err := ValidateFrame(obj); err == nil {
+		t.Fatal("null required field must fail")
+	}
+}
+
+func TestEveryBodySchemaHasRequiredLegacyOrNone(t *testing.T) {
+	for name, s := range httpBodies {
+		for _, f := range s.Fields {
+			if f.Required && s.Legacy == "" {
+				t.Errorf("%s: required field %s without an error string", name, f.Name)
+			}
+		}
+	}
+}
+
+// FuzzAgentFrame feeds arbitrary bytes through the agent-frame decoder and
+// validator: they must never panic, and a frame that validates must carry
+// a known type.
+func FuzzAgentFrame(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"identify","agent_id":"a","token":"t","capabilities":["x"]}`,
+		`{"type":"task_complete","task_id":"task-1","generation":1,"result":{}}`,
+		`{"type":"message","payload":{"a":[1,2,{"b":null}]},"to":"x"}`,
+		`{"type":1}`, `[]`, `null`, `"x"`, `{"type":"ping","protocol_version":1}`, `{`, ``,
+		`{"type":"channel_history","channel":"c","limit":1e99}`,
+		`{"type":"task_failed","task_id":"t","generation":99999999999999999999}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		obj, err := DecodeObject(data)
+		if err != nil {
+			return
+		}
+		typ, err := ValidateFrame(obj)
+		if err == nil {
+			if _, ok := agentFrames[typ]; !ok {
+				t.Fatalf("validated unknown type %q", typ)
+			}
+		}
+	})
+}
+
+// FuzzHTTPBody runs every HTTP body schema over arbitrary JSON.
+func FuzzHTTPBody(f *testing.F) {
+	f.Add([]byte(`{"description":"d","priority":"high","max_retries":2}`))
+	f.Add([]byte(`{"payload":{},"to":"b"}`))
+	f.Add([]byte(`{"seq":"x"}`))
+	f.Add([]byte(`{"endpoint":"https://x","keys":{}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		obj, err := DecodeObject(data)
+		if err != nil {
+			return
+		}
+		for name := range httpBodies {
+			_ = ValidateBody(name, obj)
+		}
+	})
+}

@@ -1,0 +1,387 @@
+// Package scheduler moves work: it matches queued tasks to idle agents
+// whose capabilities fit, pushes the assignments, and turns what agents
+// report (accepted, progress, done, failed, declined, recovering) into
+// queue and agent-state changes. It also runs the timers that keep work
+// from getting lost: acceptance timeouts, leases, deadlines and retry
+// backoffs.
+//
+// Scheduling is push based: every event that can create a match kicks a
+// pass; kicks coalesce, so a burst of submissions costs one pass.
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/agentcom/agentcom/internal/agents"
+	"github.com/agentcom/agentcom/internal/tasks"
+)
+
+// Pusher sends an assignment to an agent's live connection. It reports
+// false when the agent has no connection.
+type Pusher interface {
+	PushAssign(agentID string, t *tasks.Task) bool
+}
+
+// Config tunes the scheduler.
+type Config struct {
+	// LeaseTTL: a task whose holder has not been heard from (ping,
+	// progress, accept) for this long is reclaimed. A holder that is not
+	// connected is measured from the later of the task's last update and
+	// the hub's start, so agents get a full lease to come back after a hub
+	// restart.
+	LeaseTTL time.Duration
+	// SweepInterval is how often leases and deadlines are checked.
+	SweepInterval time.Duration
+}
+
+// DefaultConfig holds the documented defaults.
+func DefaultConfig() Config {
+	return Config{LeaseTTL: 5 * time.Minute, SweepInterval: 30 * time.Second}
+}
+
+// Scheduler coordinates the queue and the agents.
+type Scheduler struct {
+	q      *tasks.Queue
+	agents *agents.Registry
+	cfg    Config
+	log    *slog.Logger
+	start  int64
+
+	pushMu sync.RWMutex
+	push   Pusher
+
+	kick   chan struct{}
+	passMu sync.Mutex // one pass at a time
+}
+
+// New returns a scheduler; SetPusher must be called before Run.
+func New(q *tasks.Queue, reg *agents.Registry, cfg Config, log *slog.Logger) *Scheduler {
+	return &Scheduler{q: q, agents: reg, cfg: cfg, log: log.With("component", "scheduler"),
+		start: time.Now().UnixMilli(), kick: make(chan struct{}, 1)}
+}
+
+// SetPusher sets where assignments go (the agent socket layer, built after
+// the scheduler).
+func (s *Scheduler) SetPusher(p Pusher) {
+	s.pushMu.Lock()
+	s.push = p
+	s.pushMu.Unlock()
+}
+
+// Kick asks for a scheduling pass soon. It never blocks.
+func (s *Scheduler) Kick() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run schedules until ctx ends.
+func (s *Scheduler) Run(ctx context.Context) {
+	sweep := time.NewTicker(s.cfg.SweepInterval)
+	defer sweep.Stop()
+	backoff := time.NewTimer(time.Hour)
+	defer backoff.Stop()
+	s.Kick()
+	for {
+		s.armBackoff(backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+			s.Pass()
+		case <-backoff.C:
+			if s.q.PromoteDue() > 0 {
+				s.Pass()
+			}
+		case <-sweep.C:
+			s.Sweep()
+		}
+	}
+}
+
+func (s *Scheduler) armBackoff(t *time.Timer) {
+	next := s.q.NextDue()
+	d := time.Hour
+	if !next.IsZero() {
+		d = max(time.Until(next), time.Millisecond)
+	}
+	t.Reset(d)
+}
+
+// Pass assigns as many queued tasks as there are idle agents that fit
+// them, then pushes the assignments. It returns how many were assigned.
+func (s *Scheduler) Pass() int {
+	s.passMu.Lock()
+	defer s.passMu.Unlock()
+	idle := s.agents.Idle()
+	if len(idle) == 0 {
+		return 0
+	}
+	taken := make([]bool, len(idle))
+	pick := func(t *tasks.Task) (string, bool) {
+		fits := false
+		for i, a := range idle {
+			if taken[i] {
+				continue
+			}
+			if tg := t.Target(); tg != "" && a.ID != tg {
+				continue
+			}
+			if !tasks.MatchesCapabilities(t.NeededCapabilities, a.Capabilities) {
+				continue
+			}
+			fits = true
+			if slices.Contains(t.RejectedBy, a.ID) {
+				continue
+			}
+			taken[i] = true // whether or not the reserve works, it is not idle now
+			if s.agents.Reserve(a.ID, t.ID) {
+				return a.ID, false
+			}
+		}
+		return "", !fits
+	}
+	assigned, err := s.q.AssignBatch(pick, len(idle))
+	if err != nil {
+		s.log.Error("assignment not persisted", "event", "assign_failed", "err", err)
+	}
+	for _, t := range assigned {
+		s.deliver(t)
+	}
+	return len(assigned)
+}
+
+// deliver pushes an assignment; when the agent vanished meanwhile, the
+// task goes straight back to the queue.
+func (s *Scheduler) deliver(t *tasks.Task) {
+	s.pushMu.RLock()
+	p := s.push
+	s.pushMu.RUnlock()
+	agent := t.Holder()
+	if p != nil && p.PushAssign(agent, t) {
+		s.log.Debug("task assigned", "event", "task_assigned", "task_id", t.ID, "agent_id", agent, "generation", t.Generation)
+		return
+	}
+	s.reclaim(t.ID, agent, tasks.ReasonDisconnect, "")
+}
+
+// reclaim returns a task to the queue and frees its holder.
+func (s *Scheduler) reclaim(taskID, agent, reason, flag string) {
+	if _, err := s.q.Reclaim(taskID, agent, reason); err != nil && !isGone(err) {
+		s.log.Error("reclaim failed", "event", "reclaim_failed", "task_id", taskID, "agent_id", agent, "err", err)
+	}
+	s.agents.Release(agent, taskID, flag)
+	s.Kick()
+}
+
+// Sweep reclaims tasks whose lease ran out and expires tasks whose
+// deadline passed.
+func (s *Scheduler) Sweep() {
+	now := time.Now().UnixMilli()
+	for _, t := range s.q.Overdue() {
+		_, holder, err := s.q.Expire(t.ID)
+		if err != nil {
+			if !isGone(err) {
+				s.log.Error("deadline expiry failed", "event", "expire_failed", "task_id", t.ID, "err", err)
+			}
+			continue
+		}
+		s.log.Info("task deadline passed", "event", "task_deadline", "task_id", t.ID, "agent_id", holder)
+		if holder != "" {
+			s.agents.Release(holder, t.ID, "")
+			s.Kick()
+		}
+	}
+	ttl := s.cfg.LeaseTTL.Milliseconds()
+	for _, t := range s.q.Assigned() {
+		holder := t.Holder()
+		base := t.UpdatedAt
+		if a, ok := s.agents.Get(holder); ok {
+			base = max(base, a.LastHeard)
+		} else {
+			base = max(base, s.start)
+		}
+		if now-base > ttl {
+			s.log.Warn("lease expired", "event", "lease_expired", "task_id", t.ID, "agent_id", holder)
+			s.reclaim(t.ID, holder, tasks.ReasonLeaseExpired, "")
+		}
+	}
+}
+
+// AcceptTimeout is wired as the agent registry's timeout callback.
+func (s *Scheduler) AcceptTimeout(agentID, taskID string) {
+	s.log.Warn("task not accepted in time", "event", "accept_timeout", "task_id", taskID, "agent_id", agentID)
+	s.reclaim(taskID, agentID, tasks.ReasonAcceptTimout, agents.FlagUnresponsive)
+}
+
+// Connect registers an agent's new connection. A task it still holds
+// (reconnect, hub restart) stays with it: the agent starts assigned and is
+// expected to send task_recovering or task_accepted.
+func (s *Scheduler) Connect(agentID, name string, caps []string, conn uint64) {
+	held := ""
+	if ts := s.q.HeldBy(agentID); len(ts) > 0 {
+		held = ts[0].ID
+	}
+	s.agents.Connect(agentID, name, caps, conn, held)
+	s.Kick()
+}
+
+// Disconnect ends an agent's connection: every task it holds goes back to
+// the queue.
+func (s *Scheduler) Disconnect(agentID string, conn uint64) {
+	if _, removed := s.agents.Disconnect(agentID, conn); !removed {
+		return
+	}
+	ts, err := s.q.ReclaimAgent(agentID, tasks.ReasonDisconnect)
+	if err != nil {
+		s.log.Error("reclaim on disconnect failed", "event", "reclaim_failed", "agent_id", agentID, "err", err)
+	}
+	if len(ts) > 0 {
+		s.log.Info("tasks reclaimed from disconnected agent", "event", "reclaimed", "agent_id", agentID, "count", len(ts))
+		s.Kick()
+	}
+}
+
+// Heard extends the leases of what the agent holds.
+func (s *Scheduler) Heard(agentID string) { s.agents.Heard(agentID) }
+
+// Accepted handles task_accepted.
+func (s *Scheduler) Accepted(agentID, taskID string) error {
+	s.agents.Heard(agentID)
+	_, err := s.q.Accept(taskID, agentID)
+	if err != nil {
+		return err
+	}
+	s.agents.Accepted(agentID, taskID)
+	return nil
+}
+
+// Progress handles task_progress: it extends the lease.
+func (s *Scheduler) Progress(agentID, taskID string) error {
+	s.agents.Heard(agentID)
+	_, err := s.q.Progress(taskID, agentID)
+	return err
+}
+
+// Complete handles task_complete. dup reports a resend of a completion
+// already applied.
+func (s *Scheduler) Complete(agentID, taskID string, gen int64, result any, tokens *int64) (dup bool, err error) {
+	s.agents.Heard(agentID)
+	_, dup, err = s.q.Complete(taskID, agentID, gen, result, tokens)
+	if err != nil {
+		return false, err
+	}
+	if !dup {
+		s.agents.Release(agentID, taskID, "")
+		s.Kick()
+	}
+	return dup, nil
+}
+
+// Fail handles task_failed and returns the outcome (retried or
+// dead_letter).
+func (s *Scheduler) Fail(agentID, taskID string, gen int64, reason string, output any) (string, error) {
+	s.agents.Heard(agentID)
+	_, outcome, dup, err := s.q.Fail(taskID, agentID, gen, reason, output)
+	if err != nil {
+		return "", err
+	}
+	if !dup {
+		s.agents.Release(agentID, taskID, "")
+		s.Kick()
+	}
+	return outcome, nil
+}
+
+// Reject handles task_rejected: the task goes back to the queue for
+// someone else. An agent that is busy is left out of scheduling for a
+// while; one that declined for another reason is idle again.
+func (s *Scheduler) Reject(agentID, taskID, reason string) error {
+	_, err := s.q.Reject(taskID, agentID, reason)
+	if err != nil {
+		return err
+	}
+	if reason == "busy" {
+		s.agents.Release(agentID, taskID, "")
+		s.agents.Busy(agentID)
+	} else {
+		s.agents.Release(agentID, taskID, "")
+	}
+	s.Kick()
+	return nil
+}
+
+// Recover answers task_recovering: the generation to continue with, or
+// false when the agent should drop the task.
+func (s *Scheduler) Recover(agentID, taskID string) (int64, bool) {
+	s.agents.Heard(agentID)
+	gen, ok := s.q.Recover(taskID, agentID)
+	if ok {
+		s.agents.Continue(agentID, taskID)
+	}
+	return gen, ok
+}
+
+// Cancel cancels a task and frees its holder. It returns the holder ("" if
+// it was queued) so the caller can tell the agent.
+func (s *Scheduler) Cancel(taskID, by string, canAny bool, reason string) (*tasks.Task, string, error) {
+	t, holder, err := s.q.Cancel(taskID, by, canAny, reason)
+	if err != nil {
+		return nil, "", err
+	}
+	if holder != "" {
+		s.agents.Release(holder, taskID, "")
+		s.Kick()
+	}
+	return t, holder, nil
+}
+
+// Submit queues a task and kicks a pass.
+func (s *Scheduler) Submit(p tasks.SubmitParams) (*tasks.Task, error) {
+	t, err := s.q.Submit(p)
+	if err != nil {
+		return nil, err
+	}
+	s.Kick()
+	return t, nil
+}
+
+// RetryDeadLetter requeues a dead-letter task and kicks a pass.
+func (s *Scheduler) RetryDeadLetter(id string) (*tasks.Task, error) {
+	t, err := s.q.RetryDeadLetter(id)
+	if err != nil {
+		return nil, err
+	}
+	s.Kick()
+	return t, nil
+}
+
+// Reconcile runs after the task tables were restored from a backup: tasks
+// that connected agents are working on but that the restored queue does
+// not show as theirs are released, and every agent is re-matched with
+// what the queue says it holds.
+func (s *Scheduler) Reconcile() error {
+	if err := s.q.Reload(); err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	for _, a := range s.agents.List() {
+		held := s.q.HeldBy(a.ID)
+		holds := slices.ContainsFunc(held, func(t *tasks.Task) bool { return t.ID == a.CurrentTask })
+		if a.CurrentTask != "" && !holds {
+			s.agents.Release(a.ID, a.CurrentTask, "")
+		}
+	}
+	s.Kick()
+	return nil
+}
+
+func isGone(err error) bool {
+	return errors.Is(err, tasks.ErrNotFound) || errors.Is(err, tasks.ErrInvalidState) || errors.Is(err, tasks.ErrNotHolder)
+}

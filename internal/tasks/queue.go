@@ -1,0 +1,1108 @@
+package tasks
+
+import (
+	"container/heap"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/agentcom/agentcom/internal/bus"
+	"github.com/agentcom/agentcom/internal/store"
+)
+
+// Errors callers test for. The wire names of the original protocol are in
+// WireReason.
+var (
+	ErrNotFound        = errors.New("not_found")
+	ErrStaleGeneration = errors.New("stale_generation")
+	ErrInvalidState    = errors.New("invalid_state")
+	ErrNotHolder       = errors.New("not_holder")
+	ErrForbidden       = errors.New("forbidden")
+)
+
+// WireReason maps an error onto the reason text the original protocol
+// puts after "task_complete_failed: ". A report from an agent that does
+// not hold the task is stale from that agent's point of view.
+func WireReason(err error) string {
+	switch {
+	case errors.Is(err, ErrStaleGeneration), errors.Is(err, ErrNotHolder):
+		return "stale_generation"
+	case errors.Is(err, ErrInvalidState):
+		return "invalid_state"
+	case errors.Is(err, ErrNotFound):
+		return "not_found"
+	}
+	return "internal_error"
+}
+
+// Event types published on bus.TopicTasks.
+const (
+	EventSubmitted  = "task_submitted"
+	EventAssigned   = "task_assigned"
+	EventAccepted   = "task_accepted"
+	EventProgress   = "task_progress"
+	EventCompleted  = "task_completed"
+	EventFailed     = "task_failed"
+	EventRetried    = "task_retried"
+	EventReclaimed  = "task_reclaimed"
+	EventDeadLetter = "task_dead_letter"
+	EventCancelled  = "task_cancelled"
+	EventRejected   = "task_rejected"
+	EventRecovering = "task_recovering"
+)
+
+// EventData is the payload of every task event.
+type EventData struct {
+	TaskID      string `json:"task_id"`
+	AgentID     string `json:"agent_id,omitempty"`
+	Generation  int64  `json:"generation"`
+	Priority    int    `json:"priority"`
+	Status      Status `json:"status"`
+	Description string `json:"description,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+	// WaitMs is queue time for assignments; RunMs is assignment-to-end
+	// time for completions and failures.
+	WaitMs     int64  `json:"wait_ms,omitempty"`
+	RunMs      int64  `json:"run_ms,omitempty"`
+	TokensUsed *int64 `json:"tokens_used,omitempty"`
+}
+
+// Config tunes the queue.
+type Config struct {
+	// BackoffBase is the wait before the first retry after a failure; each
+	// later failure doubles it, up to BackoffMax. Zero disables backoff.
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+}
+
+// DefaultConfig is the documented default.
+func DefaultConfig() Config {
+	return Config{BackoffBase: 5 * time.Second, BackoffMax: 5 * time.Minute}
+}
+
+// Queue is the task store and its indexes.
+type Queue struct {
+	active *store.Table // task_queue
+	dead   *store.Table // task_dead_letter
+	bus    *bus.Bus
+	cfg    Config
+	now    func() time.Time
+
+	mu     sync.Mutex
+	live   map[string]*Task // queued and assigned tasks
+	idx    *index
+	counts map[Status][Lanes]int // records per status and lane, both tables
+}
+
+// New opens the queue and loads its state from the tables.
+func New(active, dead *store.Table, b *bus.Bus, cfg Config) (*Queue, error) {
+	q := &Queue{active: active, dead: dead, bus: b, cfg: cfg, now: time.Now}
+	if err := q.Reload(); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// SetClock replaces the queue's clock (tests).
+func (q *Queue) SetClock(now func() time.Time) { q.now = now }
+
+// Reload rebuilds the in-memory state from the tables: at start and after
+// either table was restored from a backup. A task found in both tables
+// (a crash between the two writes of a dead-letter move) keeps the copy
+// with the higher version and the other is removed.
+func (q *Queue) Reload() error {
+	deadVer := map[string]uint64{}
+	counts := map[Status][Lanes]int{}
+	bump := func(s Status, p int) {
+		c := counts[s]
+		c[min(max(p, 0), Lanes-1)]++
+		counts[s] = c
+	}
+	err := q.dead.View(func(tx *store.Tx) error {
+		return tx.ForEach(func(k, v []byte) error {
+			t, err := decode(v)
+			if err != nil {
+				return fmt.Errorf("task %s: %w", k, err)
+			}
+			deadVer[t.ID] = t.Version
+			bump(StatusDeadLetter, t.Priority)
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("load dead letter: %w", err)
+	}
+	live := map[string]*Task{}
+	var staleActive, staleDead []string
+	err = q.active.View(func(tx *store.Tx) error {
+		return tx.ForEach(func(k, v []byte) error {
+			t, err := decode(v)
+			if err != nil {
+				return fmt.Errorf("task %s: %w", k, err)
+			}
+			if dv, ok := deadVer[t.ID]; ok {
+				if dv >= t.Version {
+					staleActive = append(staleActive, t.ID)
+					return nil
+				}
+				staleDead = append(staleDead, t.ID)
+				c := counts[StatusDeadLetter]
+				c[t.Priority]--
+				counts[StatusDeadLetter] = c
+			}
+			bump(t.Status, t.Priority)
+			if t.Status == StatusQueued || t.Status == StatusAssigned {
+				live[t.ID] = t
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("load tasks: %w", err)
+	}
+	if err := deleteKeys(q.active, staleActive); err != nil {
+		return err
+	}
+	if err := deleteKeys(q.dead, staleDead); err != nil {
+		return err
+	}
+	now := q.now().UnixMilli()
+	idx := newIndex()
+	for _, t := range live {
+		if t.Status == StatusQueued {
+			idx.add(t, now)
+		}
+	}
+	q.mu.Lock()
+	q.live, q.idx, q.counts = live, idx, counts
+	q.mu.Unlock()
+	return nil
+}
+
+// SubmitParams describe a new task.
+type SubmitParams struct {
+	Description        string
+	Metadata           map[string]any
+	Priority           int
+	MaxRetries         *int
+	CompleteBy         *int64
+	NeededCapabilities []string
+	TargetAgent        string
+	SubmittedBy        string
+}
+
+// Submit stores a new queued task. When it returns, the task is on disk.
+func (q *Queue) Submit(p SubmitParams) (*Task, error) {
+	now := q.now().UnixMilli()
+	t := &Task{
+		ID: NewID(), Description: p.Description, Metadata: p.Metadata, Priority: p.Priority,
+		Status: StatusQueued, MaxRetries: DefaultMaxRetries, NeededCapabilities: p.NeededCapabilities,
+		CompleteBy: p.CompleteBy, SubmittedBy: p.SubmittedBy, CreatedAt: now, UpdatedAt: now,
+		History: []Event{{Event: "queued", Timestamp: now, Details: "submitted"}}, Attempts: []Attempt{},
+	}
+	if t.Metadata == nil {
+		t.Metadata = map[string]any{}
+	}
+	if t.NeededCapabilities == nil {
+		t.NeededCapabilities = []string{}
+	}
+	if p.MaxRetries != nil {
+		t.MaxRetries = *p.MaxRetries
+	}
+	if t.SubmittedBy == "" {
+		t.SubmittedBy = "unknown"
+	}
+	if p.TargetAgent != "" {
+		ta := p.TargetAgent
+		t.TargetAgent = &ta
+	}
+	t.Version = 1
+	snap := t.Clone()
+	if err := q.persist(q.active, snap); err != nil {
+		return nil, fmt.Errorf("submit: %w", err)
+	}
+	q.mu.Lock()
+	q.live[t.ID] = t
+	q.idx.add(t, now)
+	q.count(StatusQueued, t.Priority, +1)
+	q.mu.Unlock()
+	q.emit(EventSubmitted, snap, "", 0, 0)
+	return snap, nil
+}
+
+// Get returns a task from the live set, the queue table or the dead letter.
+func (q *Queue) Get(id string) (*Task, error) {
+	q.mu.Lock()
+	if t, ok := q.live[id]; ok {
+		cp := t.Clone()
+		q.mu.Unlock()
+		return cp, nil
+	}
+	q.mu.Unlock()
+	for _, tbl := range []*store.Table{q.active, q.dead} {
+		t, err := load(tbl, id)
+		if err != nil {
+			return nil, err
+		}
+		if t != nil {
+			return t, nil
+		}
+	}
+	return nil, ErrNotFound
+}
+
+// Filter selects tasks for listings. Zero values select everything.
+type Filter struct {
+	Status     Status
+	Priority   *int
+	AssignedTo string
+	Offset     int
+	Limit      int // 0: no limit
+}
+
+// List returns the main table's tasks (never dead letter) matching f,
+// sorted by lane, creation time and id, and the number of matches before
+// Offset/Limit. Queued and assigned tasks come from memory; the other
+// statuses need a table scan.
+func (q *Queue) List(f Filter) ([]*Task, int, error) {
+	var out []*Task
+	if f.Status == StatusQueued || f.Status == StatusAssigned {
+		q.mu.Lock()
+		for _, t := range q.live {
+			if f.match(t) {
+				out = append(out, t.Clone())
+			}
+		}
+		q.mu.Unlock()
+	} else {
+		err := q.active.View(func(tx *store.Tx) error {
+			return tx.ForEach(func(k, v []byte) error {
+				t, err := decode(v)
+				if err != nil {
+					return fmt.Errorf("task %s: %w", k, err)
+				}
+				if f.match(t) {
+					out = append(out, t)
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return nil, 0, fmt.Errorf("list tasks: %w", err)
+		}
+	}
+	return paginate(sortTasks(out), f)
+}
+
+// ListDeadLetter returns dead-letter tasks in the same order.
+func (q *Queue) ListDeadLetter(f Filter) ([]*Task, int, error) {
+	var out []*Task
+	err := q.dead.View(func(tx *store.Tx) error {
+		return tx.ForEach(func(k, v []byte) error {
+			t, err := decode(v)
+			if err != nil {
+				return fmt.Errorf("task %s: %w", k, err)
+			}
+			f.Status = ""
+			if f.match(t) {
+				out = append(out, t)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list dead letter: %w", err)
+	}
+	return paginate(sortTasks(out), f)
+}
+
+// Queued returns up to limit queued tasks in scheduling order (ready ones
+// first by key; tasks waiting out a backoff are included in key order).
+func (q *Queue) Queued(limit int) []*Task {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []*Task
+	for _, t := range q.live {
+		if t.Status == StatusQueued {
+			out = append(out, t)
+		}
+	}
+	sortTasks(out)
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	for i, t := range out {
+		out[i] = t.Clone()
+	}
+	return out
+}
+
+func (f Filter) match(t *Task) bool {
+	if f.Status != "" && t.Status != f.Status {
+		return false
+	}
+	if f.Priority != nil && t.Priority != *f.Priority {
+		return false
+	}
+	if f.AssignedTo != "" && t.Holder() != f.AssignedTo {
+		return false
+	}
+	return true
+}
+
+func sortTasks(ts []*Task) []*Task {
+	sort.Slice(ts, func(i, j int) bool { return keyOf(ts[i]).less(keyOf(ts[j])) })
+	return ts
+}
+
+func paginate(ts []*Task, f Filter) ([]*Task, int, error) {
+	total := len(ts)
+	if f.Offset > 0 {
+		ts = ts[min(f.Offset, len(ts)):]
+	}
+	if f.Limit > 0 && len(ts) > f.Limit {
+		ts = ts[:f.Limit]
+	}
+	if ts == nil {
+		ts = []*Task{}
+	}
+	return ts, total, nil
+}
+
+// Stats counts tasks.
+type Stats struct {
+	ByStatus        map[string]int `json:"by_status"`
+	ByPriority      map[string]int `json:"by_priority"`
+	DeadLetter      int            `json:"dead_letter"`
+	QueuedIndexSize int            `json:"queued_index_size"`
+}
+
+// Stats returns counts per status and lane. Only non-zero keys appear,
+// as in the original.
+func (q *Queue) Stats() Stats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := Stats{ByStatus: map[string]int{}, ByPriority: map[string]int{}, QueuedIndexSize: q.idx.size()}
+	for st, lanes := range q.counts {
+		n := 0
+		for p, c := range lanes {
+			n += c
+			if st != StatusDeadLetter && c > 0 {
+				s.ByPriority[fmt.Sprint(p)] += c
+			}
+		}
+		if st == StatusDeadLetter {
+			s.DeadLetter = n
+		} else if n > 0 {
+			s.ByStatus[string(st)] = n
+		}
+	}
+	return s
+}
+
+// LaneCounts returns the number of queued tasks per lane.
+func (q *Queue) LaneCounts() [Lanes]int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.counts[StatusQueued]
+}
+
+// Pick chooses an agent for a ready task during AssignBatch. It returns the
+// agent, or "" with groupBlocked true when no agent can take any task of
+// the task's group (same needs and target), or "" with false to skip only
+// this task. A returned agent must already be reserved by the picker.
+type Pick func(t *Task) (agent string, groupBlocked bool)
+
+// AssignBatch walks the ready tasks in scheduling order, asks pick for an
+// agent for each, and assigns up to max tasks. One unmatchable task never
+// blocks the others: only its own group is skipped. The assignments are on
+// disk when it returns; it returns snapshots of the assigned tasks.
+func (q *Queue) AssignBatch(pick Pick, max int) ([]*Task, error) {
+	now := q.now().UnixMilli()
+	q.mu.Lock()
+	var gh groupHeap
+	for sig, g := range q.idx.groups {
+		if q.idx.head(g) {
+			gh = append(gh, g)
+		} else {
+			delete(q.idx.groups, sig)
+		}
+	}
+	heap.Init(&gh)
+	var assigned []*Task
+	var skipped []entry
+	for gh.Len() > 0 && len(assigned) < max {
+		g := gh[0]
+		e := g.items[0]
+		t := q.live[e.id]
+		agent, blocked := "", false
+		if t != nil && t.Status == StatusQueued {
+			agent, blocked = pick(t)
+		}
+		if blocked {
+			heap.Pop(&gh)
+			continue
+		}
+		heap.Pop(&g.items)
+		if t != nil && agent == "" {
+			skipped = append(skipped, e)
+		}
+		if agent != "" {
+			q.idx.remove(t.ID)
+			q.assignLocked(t, agent, now)
+			assigned = append(assigned, t.Clone())
+		}
+		if q.idx.head(g) {
+			heap.Fix(&gh, 0)
+		} else {
+			heap.Pop(&gh)
+		}
+	}
+	for _, e := range skipped {
+		if g, ok := q.idx.groups[q.live[e.id].signature()]; ok && q.idx.live(e.id, e.token) {
+			heap.Push(&g.items, e)
+		}
+	}
+	q.mu.Unlock()
+	if len(assigned) == 0 {
+		return nil, nil
+	}
+	if err := q.persist(q.active, assigned...); err != nil {
+		return assigned, fmt.Errorf("assign: %w", err)
+	}
+	for _, t := range assigned {
+		q.emit(EventAssigned, t, t.Holder(), now-t.CreatedAt, 0)
+	}
+	return assigned, nil
+}
+
+func (q *Queue) assignLocked(t *Task, agent string, now int64) {
+	q.count(StatusQueued, t.Priority, -1)
+	q.count(StatusAssigned, t.Priority, +1)
+	t.Status = StatusAssigned
+	t.AssignedTo, t.AssignedAt = &agent, &now
+	t.Generation++
+	t.UpdatedAt = now
+	t.NotBefore = 0
+	t.addHistory("assigned", now, map[string]any{"agent_id": agent, "generation": t.Generation})
+	t.Attempts = append(t.Attempts, Attempt{Generation: t.Generation, AgentID: agent, AssignedAt: now})
+	t.Version++
+}
+
+// held returns the live task id if agent holds it at generation gen (gen
+// < 0: any generation), or the error the protocol reports.
+func (q *Queue) heldLocked(id, agent string, gen int64) (*Task, error) {
+	t, ok := q.live[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	if t.Status != StatusAssigned {
+		return t, ErrInvalidState
+	}
+	if gen >= 0 && t.Generation != gen {
+		return t, ErrStaleGeneration
+	}
+	if agent != "" && t.Holder() != agent {
+		return t, ErrNotHolder
+	}
+	return t, nil
+}
+
+// Accept records that agent started the task it holds.
+func (q *Queue) Accept(id, agent string) (*Task, error) {
+	now := q.now().UnixMilli()
+	q.mu.Lock()
+	t, err := q.heldLocked(id, agent, -1)
+	if err != nil {
+		q.mu.Unlock()
+		return nil, err
+	}
+	t.UpdatedAt = now
+	for i := range t.Attempts {
+		if a := &t.Attempts[i]; a.Generation == t.Generation && a.AcceptedAt == 0 {
+			a.AcceptedAt = now
+		}
+	}
+	t.Version++
+	snap := t.Clone()
+	q.mu.Unlock()
+	if err := q.persist(q.active, snap); err != nil {
+		return nil, fmt.Errorf("accept %s: %w", id, err)
+	}
+	q.emit(EventAccepted, snap, agent, 0, 0)
+	return snap, nil
+}
+
+// Progress refreshes a held task's updated_at (its lease on disk).
+func (q *Queue) Progress(id, agent string) (*Task, error) {
+	now := q.now().UnixMilli()
+	q.mu.Lock()
+	t, err := q.heldLocked(id, agent, -1)
+	if err != nil {
+		q.mu.Unlock()
+		return nil, err
+	}
+	t.UpdatedAt = now
+	t.Version++
+	snap := t.Clone()
+	q.mu.Unlock()
+	if err := q.persist(q.active, snap); err != nil {
+		return nil, fmt.Errorf("progress %s: %w", id, err)
+	}
+	q.emit(EventProgress, snap, agent, 0, 0)
+	return snap, nil
+}
+
+// Complete finishes a task held by agent at generation gen. A repeat of a
+// completion that was already applied (a sidecar resending from its
+// outbox) returns the task with dup set and changes nothing.
+func (q *Queue) Complete(id, agent string, gen int64, result any, tokens *int64) (t *Task, dup bool, err error) {
+	now := q.now().UnixMilli()
+	q.mu.Lock()
+	lt, err := q.heldLocked(id, agent, gen)
+	if err != nil {
+		q.mu.Unlock()
+		if d, ok := q.duplicate(id, agent, gen, "completed"); ok {
+			return d, true, nil
+		}
+		return nil, false, err
+	}
+	delete(q.live, id)
+	q.count(StatusAssigned, lt.Priority, -1)
+	q.count(StatusCompleted, lt.Priority, +1)
+	lt.Status = StatusCompleted
+	if result == nil {
+		result = map[string]any{}
+	}
+	lt.Result, lt.TokensUsed, lt.UpdatedAt = result, tokens, now
+	lt.addHistory("completed", now, map[string]any{"tokens_used": tokens})
+	lt.endAttempt(gen, now, "completed", "")
+	lt.Version++
+	snap := lt.Clone()
+	q.mu.Unlock()
+	if err := q.persist(q.active, snap); err != nil {
+		return nil, false, fmt.Errorf("complete %s: %w", id, err)
+	}
+	q.emit(EventCompleted, snap, agent, 0, runMs(snap, now))
+	return snap, false, nil
+}
+
+// Outcomes of Fail.
+const (
+	OutcomeRetried    = "retried"
+	OutcomeDeadLetter = "dead_letter"
+)
+
+// Fail records a failed attempt. The task is requeued (after a backoff)
+// unless this failure brings retry_count to max_retries, which
+// dead-letters it keeping the error and the output. A repeat of an applied
+// failure returns the earlier outcome with dup set.
+func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t *Task, outcome string, dup bool, err error) {
+	now := q.now().UnixMilli()
+	q.mu.Lock()
+	lt, err := q.heldLocked(id, agent, gen)
+	if err != nil {
+		q.mu.Unlock()
+		if d, ok := q.duplicate(id, agent, gen, "failed"); ok {
+			oc := OutcomeRetried
+			if d.Status == StatusDeadLetter {
+				oc = OutcomeDeadLetter
+			}
+			return d, oc, true, nil
+		}
+		return nil, "", false, err
+	}
+	lt.RetryCount++
+	lt.LastError = errText
+	if output != nil {
+		lt.LastOutput = output
+	}
+	lt.UpdatedAt = now
+	lt.endAttempt(gen, now, "failed", errText)
+	if lt.RetryCount >= lt.MaxRetries {
+		delete(q.live, id)
+		q.count(StatusAssigned, lt.Priority, -1)
+		q.count(StatusDeadLetter, lt.Priority, +1)
+		lt.Status = StatusDeadLetter
+		lt.addHistory("dead_letter", now, errText)
+		lt.Version++
+		snap := lt.Clone()
+		q.mu.Unlock()
+		if err := q.moveToDeadLetter(snap); err != nil {
+			return nil, "", false, fmt.Errorf("fail %s: %w", id, err)
+		}
+		q.emit(EventFailed, snap, agent, 0, runMs(snap, now))
+		q.emit(EventDeadLetter, snap, agent, 0, 0)
+		return snap, OutcomeDeadLetter, false, nil
+	}
+	q.requeueLocked(lt, now)
+	lt.NotBefore = q.backoff(lt.RetryCount, now)
+	lt.addHistory("retry", now, errText)
+	q.idx.add(lt, now)
+	snap := lt.Clone()
+	q.mu.Unlock()
+	if err := q.persist(q.active, snap); err != nil {
+		return nil, "", false, fmt.Errorf("fail %s: %w", id, err)
+	}
+	q.emit(EventFailed, snap, agent, 0, runMs(snap, now))
+	q.emit(EventRetried, snap, agent, 0, 0)
+	return snap, OutcomeRetried, false, nil
+}
+
+// duplicate finds an already-applied report of the same kind.
+func (q *Queue) duplicate(id, agent string, gen int64, outcome string) (*Task, bool) {
+	t, err := q.Get(id)
+	if err != nil {
+		return nil, false
+	}
+	a, ok := t.finishedAttempt(gen, agent)
+	if !ok || a.Outcome != outcome {
+		return nil, false
+	}
+	return t, true
+}
+
+// requeueLocked returns an assigned task to queued with a new generation.
+// The caller adds the history entry and re-indexes it.
+func (q *Queue) requeueLocked(t *Task, now int64) {
+	if t.Status == StatusAssigned {
+		q.count(StatusAssigned, t.Priority, -1)
+		q.count(StatusQueued, t.Priority, +1)
+	}
+	t.Status = StatusQueued
+	t.AssignedTo, t.AssignedAt = nil, nil
+	t.Generation++
+	t.UpdatedAt = now
+	t.Version++
+}
+
+func (q *Queue) backoff(failures int, now int64) int64 {
+	if q.cfg.BackoffBase <= 0 {
+		return 0
+	}
+	d := q.cfg.BackoffBase
+	for i := 1; i < failures && d < q.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	if q.cfg.BackoffMax > 0 {
+		d = min(d, q.cfg.BackoffMax)
+	}
+	return now + d.Milliseconds()
+}
+
+// Reject returns a task its holder declined to the queue. The agent is
+// remembered so the scheduler offers the task to others first.
+func (q *Queue) Reject(id, agent, reason string) (*Task, error) {
+	now := q.now().UnixMilli()
+	q.mu.Lock()
+	t, err := q.heldLocked(id, agent, -1)
+	if err != nil {
+		q.mu.Unlock()
+		return nil, err
+	}
+	t.endAttempt(t.Generation, now, "rejected", reason)
+	q.requeueLocked(t, now)
+	if !slices.Contains(t.RejectedBy, agent) {
+		t.RejectedBy = append(t.RejectedBy, agent)
+	}
+	t.addHistory("rejected", now, map[string]any{"agent_id": agent, "reason": reason})
+	q.idx.add(t, now)
+	snap := t.Clone()
+	q.mu.Unlock()
+	if err := q.persist(q.active, snap); err != nil {
+		return nil, fmt.Errorf("reject %s: %w", id, err)
+	}
+	q.emit(EventRejected, snap, agent, 0, 0)
+	return snap, nil
+}
+
+// Reclaim returns a task held by agent to the queue (agent "" matches any
+// holder). Reclaims never count as failures.
+func (q *Queue) Reclaim(id, agent, reason string) (*Task, error) {
+	now := q.now().UnixMilli()
+	q.mu.Lock()
+	t, err := q.heldLocked(id, agent, -1)
+	if err != nil {
+		q.mu.Unlock()
+		return nil, err
+	}
+	holder := t.Holder()
+	q.reclaimLocked(t, reason, now)
+	snap := t.Clone()
+	q.mu.Unlock()
+	if err := q.persist(q.active, snap); err != nil {
+		return nil, fmt.Errorf("reclaim %s: %w", id, err)
+	}
+	q.emitReason(EventReclaimed, snap, holder, reason)
+	return snap, nil
+}
+
+func (q *Queue) reclaimLocked(t *Task, reason string, now int64) {
+	t.endAttempt(t.Generation, now, "reclaimed", reason)
+	q.requeueLocked(t, now)
+	t.addHistory("reclaimed", now, reason)
+	q.idx.add(t, now)
+}
+
+// ReclaimAgent returns every task agent holds to the queue.
+func (q *Queue) ReclaimAgent(agent, reason string) ([]*Task, error) {
+	now := q.now().UnixMilli()
+	q.mu.Lock()
+	var snaps []*Task
+	for _, t := range q.live {
+		if t.Status == StatusAssigned && t.Holder() == agent {
+			q.reclaimLocked(t, reason, now)
+			snaps = append(snaps, t.Clone())
+		}
+	}
+	q.mu.Unlock()
+	if len(snaps) == 0 {
+		return nil, nil
+	}
+	if err := q.persist(q.active, snaps...); err != nil {
+		return snaps, fmt.Errorf("reclaim tasks of %s: %w", agent, err)
+	}
+	for _, t := range snaps {
+		q.emitReason(EventReclaimed, t, agent, reason)
+	}
+	return snaps, nil
+}
+
+// Recover answers a sidecar's task_recovering: the task's generation and
+// true when agent still holds it, false when it should drop it.
+func (q *Queue) Recover(id, agent string) (int64, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t, err := q.heldLocked(id, agent, -1)
+	if err != nil {
+		return 0, false
+	}
+	return t.Generation, true
+}
+
+// HeldBy returns the tasks agent holds, oldest assignment first.
+func (q *Queue) HeldBy(agent string) []*Task {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []*Task
+	for _, t := range q.live {
+		if t.Status == StatusAssigned && t.Holder() == agent {
+			out = append(out, t.Clone())
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return *out[i].AssignedAt < *out[j].AssignedAt })
+	return out
+}
+
+// Assigned returns every assigned task.
+func (q *Queue) Assigned() []*Task {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []*Task
+	for _, t := range q.live {
+		if t.Status == StatusAssigned {
+			out = append(out, t.Clone())
+		}
+	}
+	return out
+}
+
+// RetryDeadLetter moves a dead-letter task back to the queue with its
+// failures forgotten. A deadline that has passed is cleared: the operator
+// asked for the work again.
+func (q *Queue) RetryDeadLetter(id string) (*Task, error) {
+	t, err := load(q.dead, id)
+	if err != nil {
+		return nil, err
+	}
+	if t == nil {
+		return nil, ErrNotFound
+	}
+	now := q.now().UnixMilli()
+	t.Status = StatusQueued
+	t.RetryCount = 0
+	t.AssignedTo, t.AssignedAt = nil, nil
+	t.Generation++
+	t.LastError = nil
+	t.NotBefore = 0
+	t.RejectedBy = nil
+	t.UpdatedAt = now
+	if t.CompleteBy != nil && *t.CompleteBy < now {
+		t.CompleteBy = nil
+	}
+	t.addHistory("queued", now, "retried from dead-letter")
+	t.Version++
+	snap := t.Clone()
+	// Queue table first: a crash between the writes leaves the newer copy
+	// there, and Reload drops the stale dead-letter copy.
+	if err := q.persist(q.active, snap); err != nil {
+		return nil, fmt.Errorf("retry %s: %w", id, err)
+	}
+	if err := deleteKeys(q.dead, []string{id}); err != nil {
+		return nil, fmt.Errorf("retry %s: %w", id, err)
+	}
+	q.mu.Lock()
+	q.count(StatusDeadLetter, t.Priority, -1)
+	q.count(StatusQueued, t.Priority, +1)
+	q.live[id] = t
+	q.idx.add(t, now)
+	q.mu.Unlock()
+	q.emit(EventRetried, snap, "", 0, 0)
+	return snap, nil
+}
+
+// Cancel ends a queued or assigned task. by is who asked; canAny says
+// whether they may cancel tasks they did not submit (admins).
+func (q *Queue) Cancel(id, by string, canAny bool, reason string) (*Task, string, error) {
+	now := q.now().UnixMilli()
+	q.mu.Lock()
+	t, ok := q.live[id]
+	if !ok {
+		q.mu.Unlock()
+		if _, err := q.Get(id); err == nil {
+			return nil, "", ErrInvalidState
+		}
+		return nil, "", ErrNotFound
+	}
+	if !canAny && t.SubmittedBy != by {
+		q.mu.Unlock()
+		return nil, "", ErrForbidden
+	}
+	holder := t.Holder()
+	if t.Status == StatusAssigned {
+		t.endAttempt(t.Generation, now, "cancelled", reason)
+	}
+	q.count(t.Status, t.Priority, -1)
+	q.count(StatusCancelled, t.Priority, +1)
+	delete(q.live, id)
+	q.idx.remove(id)
+	t.Status = StatusCancelled
+	t.CancelledBy = by
+	t.UpdatedAt = now
+	t.Generation++ // fences out the holder's late reports
+	t.addHistory("cancelled", now, map[string]any{"by": by, "reason": reason})
+	t.Version++
+	snap := t.Clone()
+	q.mu.Unlock()
+	if err := q.persist(q.active, snap); err != nil {
+		return nil, "", fmt.Errorf("cancel %s: %w", id, err)
+	}
+	q.emitReason(EventCancelled, snap, holder, reason)
+	return snap, holder, nil
+}
+
+// PromoteDue moves tasks whose backoff ended into the ready set and
+// reports how many moved.
+func (q *Queue) PromoteDue() int {
+	now := q.now().UnixMilli()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.idx.due(now, func(id string) *Task {
+		t := q.live[id]
+		if t == nil || t.Status != StatusQueued {
+			return nil
+		}
+		return t
+	}))
+}
+
+// NextDue is when the next backoff ends (zero time: none pending).
+func (q *Queue) NextDue() time.Time {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if d := q.idx.nextDue(); d != 0 {
+		return time.UnixMilli(d)
+	}
+	return time.Time{}
+}
+
+// Overdue returns live tasks whose complete_by has passed.
+func (q *Queue) Overdue() []*Task {
+	now := q.now().UnixMilli()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []*Task
+	for _, t := range q.live {
+		if t.CompleteBy != nil && *t.CompleteBy < now {
+			out = append(out, t.Clone())
+		}
+	}
+	return out
+}
+
+// Expire dead-letters a live task whose deadline passed. An assigned task
+// is first reclaimed from its holder (history "reclaimed: deadline").
+func (q *Queue) Expire(id string) (*Task, string, error) {
+	now := q.now().UnixMilli()
+	q.mu.Lock()
+	t, ok := q.live[id]
+	if !ok {
+		q.mu.Unlock()
+		return nil, "", ErrNotFound
+	}
+	holder := t.Holder()
+	if t.Status == StatusAssigned {
+		t.endAttempt(t.Generation, now, "reclaimed", ReasonDeadline)
+		q.requeueLocked(t, now)
+		t.addHistory("reclaimed", now, ReasonDeadline)
+	}
+	delete(q.live, id)
+	q.idx.remove(id)
+	q.count(StatusQueued, t.Priority, -1)
+	q.count(StatusDeadLetter, t.Priority, +1)
+	t.Status = StatusDeadLetter
+	t.LastError = "deadline exceeded"
+	t.UpdatedAt = now
+	t.addHistory("dead_letter", now, "deadline exceeded")
+	t.Version++
+	snap := t.Clone()
+	q.mu.Unlock()
+	if err := q.moveToDeadLetter(snap); err != nil {
+		return nil, "", fmt.Errorf("expire %s: %w", id, err)
+	}
+	if holder != "" {
+		q.emitReason(EventReclaimed, snap, holder, ReasonDeadline)
+	}
+	q.emitReason(EventDeadLetter, snap, holder, "deadline exceeded")
+	return snap, holder, nil
+}
+
+// moveToDeadLetter writes the dead-letter copy, then deletes the queue
+// copy; Reload settles a crash in between by version.
+func (q *Queue) moveToDeadLetter(t *Task) error {
+	if err := q.persist(q.dead, t); err != nil {
+		return err
+	}
+	return deleteKeys(q.active, []string{t.ID})
+}
+
+// count adjusts a status/lane counter; caller holds q.mu.
+func (q *Queue) count(s Status, p, d int) {
+	c := q.counts[s]
+	c[min(max(p, 0), Lanes-1)] += d
+	q.counts[s] = c
+}
+
+func (q *Queue) emit(typ string, t *Task, agent string, waitMs, runMs int64) {
+	q.bus.Publish(bus.Event{Topic: bus.TopicTasks, Type: typ, Data: EventData{
+		TaskID: t.ID, AgentID: agent, Generation: t.Generation, Priority: t.Priority, Status: t.Status,
+		Description: t.Description, WaitMs: waitMs, RunMs: runMs, TokensUsed: t.TokensUsed}})
+}
+
+func (q *Queue) emitReason(typ string, t *Task, agent, reason string) {
+	q.bus.Publish(bus.Event{Topic: bus.TopicTasks, Type: typ, Data: EventData{
+		TaskID: t.ID, AgentID: agent, Generation: t.Generation, Priority: t.Priority, Status: t.Status,
+		Description: t.Description, Reason: reason}})
+}
+
+func runMs(t *Task, now int64) int64 {
+	for i := len(t.Attempts) - 1; i >= 0; i-- {
+		if t.Attempts[i].EndedAt == now {
+			return now - t.Attempts[i].AssignedAt
+		}
+	}
+	return 0
+}
+
+// persist writes task snapshots in one transaction. A record already on
+// disk with a version at or above the snapshot's is newer (written by a
+// later change that won the race to the commit loop) and is kept.
+func (q *Queue) persist(tbl *store.Table, ts ...*Task) error {
+	vals := make([][]byte, len(ts))
+	for i, t := range ts {
+		v, err := encode(t)
+		if err != nil {
+			return err
+		}
+		vals[i] = v
+	}
+	return tbl.Update(func(tx *store.Tx) error {
+		for i, t := range ts {
+			k := []byte(t.ID)
+			if old := tx.Get(k); len(old) >= 8 && binary.BigEndian.Uint64(old) >= t.Version {
+				continue
+			}
+			if err := tx.Put(k, vals[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func deleteKeys(tbl *store.Table, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := tbl.Update(func(tx *store.Tx) error {
+		for _, id := range ids {
+			if err := tx.Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete from %s: %w", tbl.Name(), err)
+	}
+	return nil
+}
+
+func load(tbl *store.Table, id string) (*Task, error) {
+	var t *Task
+	err := tbl.View(func(tx *store.Tx) error {
+		v := tx.Get([]byte(id))
+		if v == nil {
+			return nil
+		}
+		var err error
+		t, err = decode(v)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load task %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// Records are the 8-byte big-endian version followed by the task's JSON,
+// so the write-ordering check needs no decoding.
+func encode(t *Task) ([]byte, error) {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return nil, fmt.Errorf("encode task %s: %w", t.ID, err)
+	}
+	return append(binary.BigEndian.AppendUint64(make([]byte, 0, len(b)+8), t.Version), b...), nil
+}
+
+// Decode parses a stored task record.
+func Decode(v []byte) (*Task, error) { return decode(v) }
+
+func decode(v []byte) (*Task, error) {
+	if len(v) < 8 {
+		return nil, errors.New("task record too short")
+	}
+	t := &Task{}
+	if err := json.Unmarshal(v[8:], t); err != nil {
+		return nil, fmt.Errorf("decode task: %w", err)
+	}
+	if t.ID == "" {
+		return nil, errors.New("task record without id")
+	}
+	t.Version = binary.BigEndian.Uint64(v[:8])
+	if t.Metadata == nil {
+		t.Metadata = map[string]any{}
+	}
+	if t.NeededCapabilities == nil {
+		t.NeededCapabilities = []string{}
+	}
+	if t.Attempts == nil {
+		t.Attempts = []Attempt{}
+	}
+	return t, nil
+}

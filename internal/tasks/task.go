@@ -1,0 +1,250 @@
+// Package tasks is the persistent priority queue of work.
+//
+// A task lives in the task_queue table while it is queued, assigned,
+// completed or cancelled, and moves to task_dead_letter when its failures
+// run out. Queued and assigned tasks are also held in memory with an index
+// by lane and requirement, so a scheduling pass never scans the table.
+// Every change is written to disk before the call that made it returns.
+package tasks
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Status of a task.
+type Status string
+
+// Statuses. Completed, cancelled and dead-letter are terminal (a
+// dead-letter task can be retried by an operator).
+const (
+	StatusQueued     Status = "queued"
+	StatusAssigned   Status = "assigned"
+	StatusCompleted  Status = "completed"
+	StatusDeadLetter Status = "dead_letter"
+	StatusCancelled  Status = "cancelled"
+)
+
+// Priority lanes, lower runs first.
+const (
+	PriorityUrgent = 0
+	PriorityHigh   = 1
+	PriorityNormal = 2
+	PriorityLow    = 3
+	Lanes          = 4
+)
+
+// DefaultMaxRetries is the number of failures that dead-letters a task.
+const DefaultMaxRetries = 3
+
+// HistoryCap bounds a task's history.
+const HistoryCap = 50
+
+// Reclaim reasons, written to history and events.
+const (
+	ReasonDisconnect   = "agent_disconnect"
+	ReasonLeaseExpired = "lease_expired"
+	ReasonDeadline     = "deadline"
+	ReasonAcceptTimout = "acceptance_timeout"
+	ReasonRestore      = "storage_restore"
+)
+
+// LaneName returns the name of a priority lane.
+func LaneName(p int) string {
+	switch p {
+	case PriorityUrgent:
+		return "urgent"
+	case PriorityHigh:
+		return "high"
+	case PriorityLow:
+		return "low"
+	}
+	return "normal"
+}
+
+// ParsePriority maps a lane name (or an integer 0..3) onto its lane. Any
+// other value is normal, as the original hub did, so old clients sending
+// "critical" keep working.
+func ParsePriority(v any) int {
+	switch x := v.(type) {
+	case string:
+		switch x {
+		case "urgent":
+			return PriorityUrgent
+		case "high":
+			return PriorityHigh
+		case "low":
+			return PriorityLow
+		}
+	case interface{ Int64() (int64, error) }:
+		if n, err := x.Int64(); err == nil && n >= 0 && n < Lanes {
+			return int(n)
+		}
+	case int:
+		if x >= 0 && x < Lanes {
+			return x
+		}
+	}
+	return PriorityNormal
+}
+
+// LaneByName parses a strict lane name; ok is false for anything else.
+func LaneByName(s string) (int, bool) {
+	switch s {
+	case "urgent":
+		return PriorityUrgent, true
+	case "high":
+		return PriorityHigh, true
+	case "normal":
+		return PriorityNormal, true
+	case "low":
+		return PriorityLow, true
+	}
+	return 0, false
+}
+
+// Event is one entry of a task's history.
+type Event struct {
+	Event     string `json:"event"`
+	Timestamp int64  `json:"timestamp"`
+	Details   any    `json:"details"`
+}
+
+// Attempt is one assignment of a task and how it ended.
+type Attempt struct {
+	Generation int64  `json:"generation"`
+	AgentID    string `json:"agent_id"`
+	AssignedAt int64  `json:"assigned_at"`
+	AcceptedAt int64  `json:"accepted_at,omitempty"`
+	EndedAt    int64  `json:"ended_at,omitempty"`
+	// Outcome is completed, failed, reclaimed, rejected or cancelled; empty
+	// while the attempt runs.
+	Outcome string `json:"outcome,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// Task is one unit of work. JSON field names are the wire names.
+type Task struct {
+	ID                 string         `json:"id"`
+	Description        string         `json:"description"`
+	Metadata           map[string]any `json:"metadata"`
+	Priority           int            `json:"priority"`
+	Status             Status         `json:"status"`
+	AssignedTo         *string        `json:"assigned_to"`
+	AssignedAt         *int64         `json:"assigned_at"`
+	Generation         int64          `json:"generation"`
+	RetryCount         int            `json:"retry_count"`
+	MaxRetries         int            `json:"max_retries"`
+	NeededCapabilities []string       `json:"needed_capabilities"`
+	LastError          any            `json:"last_error"`
+	CompleteBy         *int64         `json:"complete_by"`
+	Result             any            `json:"result"`
+	TokensUsed         *int64         `json:"tokens_used"`
+	SubmittedBy        string         `json:"submitted_by"`
+	CreatedAt          int64          `json:"created_at"`
+	UpdatedAt          int64          `json:"updated_at"`
+	History            []Event        `json:"history"`
+
+	// Additions over the original.
+	TargetAgent *string   `json:"target_agent"`
+	NotBefore   int64     `json:"not_before,omitempty"` // retry backoff: not scheduled before this
+	LastOutput  any       `json:"last_output,omitempty"`
+	Attempts    []Attempt `json:"attempts"`
+	RejectedBy  []string  `json:"rejected_by,omitempty"`
+	CancelledBy string    `json:"cancelled_by,omitempty"`
+
+	// version orders writes of this task to disk; see Queue.persist.
+	Version uint64 `json:"-"`
+}
+
+// Holder returns the agent the task is assigned to, or "".
+func (t *Task) Holder() string {
+	if t.AssignedTo == nil {
+		return ""
+	}
+	return *t.AssignedTo
+}
+
+// Target returns the only agent that may take the task, or "".
+func (t *Task) Target() string {
+	if t.TargetAgent == nil {
+		return ""
+	}
+	return *t.TargetAgent
+}
+
+// Clone returns a deep enough copy for callers to read without racing.
+func (t *Task) Clone() *Task {
+	cp := *t
+	cp.History = slices.Clone(t.History)
+	cp.Attempts = slices.Clone(t.Attempts)
+	cp.NeededCapabilities = slices.Clone(t.NeededCapabilities)
+	cp.RejectedBy = slices.Clone(t.RejectedBy)
+	return &cp
+}
+
+// signature identifies tasks that every agent matches alike: the same
+// needed capabilities and target. Scheduling groups tasks by it.
+func (t *Task) signature() string {
+	caps := slices.Clone(t.NeededCapabilities)
+	slices.Sort(caps)
+	caps = slices.Compact(caps)
+	var b strings.Builder
+	b.WriteString(t.Target())
+	b.WriteByte(0)
+	for _, c := range caps {
+		b.WriteString(strconv.Quote(c))
+	}
+	return b.String()
+}
+
+// addHistory prepends an entry, keeping the newest HistoryCap.
+func (t *Task) addHistory(event string, ts int64, details any) {
+	t.History = append([]Event{{Event: event, Timestamp: ts, Details: details}}, t.History...)
+	if len(t.History) > HistoryCap {
+		t.History = t.History[:HistoryCap]
+	}
+}
+
+// endAttempt closes the running attempt of generation gen.
+func (t *Task) endAttempt(gen int64, ts int64, outcome, reason string) {
+	for i := len(t.Attempts) - 1; i >= 0; i-- {
+		a := &t.Attempts[i]
+		if a.Generation == gen && a.Outcome == "" {
+			a.EndedAt, a.Outcome, a.Reason = ts, outcome, reason
+			return
+		}
+	}
+}
+
+// finishedAttempt returns the attempt of gen by agent if it already ended.
+func (t *Task) finishedAttempt(gen int64, agent string) (Attempt, bool) {
+	for i := len(t.Attempts) - 1; i >= 0; i-- {
+		a := t.Attempts[i]
+		if a.Generation == gen && a.AgentID == agent && a.Outcome != "" {
+			return a, true
+		}
+	}
+	return Attempt{}, false
+}
+
+// NewID returns a fresh task id: "task-" and 16 hex characters.
+func NewID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "task-" + hex.EncodeToString(b[:])
+}
+
+// MatchesCapabilities reports whether an agent offering caps can take a
+// task needing needed: every needed name must be offered, exactly.
+func MatchesCapabilities(needed, caps []string) bool {
+	for _, n := range needed {
+		if !slices.Contains(caps, n) {
+			return false
+		}
+	}
+	return true
+}
