@@ -19,7 +19,7 @@ var ErrConfig = errors.New("invalid sidecar config")
 
 // Config is the sidecar configuration: the fields of the original
 // config.json plus the knobs the original hard-coded. Every field can be
-// overridden by an environment variable AGENTCOM_<FIELD IN UPPER CASE>
+// overridden by an environment variable AGENTCOM_SIDECAR_<FIELD IN UPPER CASE>
 // (ConfigFields lists them with their meaning and default). Relative paths
 // are resolved against the directory of the config file, once.
 type Config struct {
@@ -156,7 +156,7 @@ func ConfigFields() []ConfigField {
 		msF("shutdown_timeout_ms", 5*time.Second, "how long a stop may wait for the hub to acknowledge the close", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 	}
 	for i := range fs {
-		fs[i].Env = "AGENTCOM_" + strings.ToUpper(fs[i].Key)
+		fs[i].Env = "AGENTCOM_SIDECAR_" + strings.ToUpper(fs[i].Key)
 	}
 	return fs
 }

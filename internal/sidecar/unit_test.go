@@ -12,10 +12,10 @@ import (
 
 func TestParseConfigDefaultsAndOverrides(t *testing.T) {
 	env := map[string]string{
-		"AGENTCOM_TOKEN":                "from-env",
-		"AGENTCOM_CAPABILITIES":         "code, review ,",
-		"AGENTCOM_WAKE_RETRY_DELAYS_MS": "1,2",
-		"AGENTCOM_WAKE_TIMEOUT_MS":      "1500",
+		"AGENTCOM_SIDECAR_TOKEN":                "from-env",
+		"AGENTCOM_SIDECAR_CAPABILITIES":         "code, review ,",
+		"AGENTCOM_SIDECAR_WAKE_RETRY_DELAYS_MS": "1,2",
+		"AGENTCOM_SIDECAR_WAKE_TIMEOUT_MS":      "1500",
 	}
 	c, err := ParseConfig([]byte(`{"agent_id":"a","token":"t","hub_url":"http://hub:4000","wake_command":"echo hi","typo_field":1,
 		"confirmation_timeout_ms":0,"results_dir":"./r","repo_dir":"repo"}`), func(k string) string { return env[k] })
@@ -77,14 +77,14 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 	if _, err := ParseConfig([]byte(`{"agent_id":"a","token":"t","hub_url":"ws://h"}`), func(k string) string {
-		if k == "AGENTCOM_PING_INTERVAL_MS" {
+		if k == "AGENTCOM_SIDECAR_PING_INTERVAL_MS" {
 			return "soon"
 		}
 		return ""
-	}); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "AGENTCOM_PING_INTERVAL_MS") {
+	}); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "AGENTCOM_SIDECAR_PING_INTERVAL_MS") {
 		t.Errorf("bad env: %v", err)
 	}
-	if h := ConfigHelp(); !strings.Contains(h, "AGENTCOM_WAKE_COMMAND") || !strings.Contains(h, "confirmation_timeout_ms") {
+	if h := ConfigHelp(); !strings.Contains(h, "AGENTCOM_SIDECAR_WAKE_COMMAND") || !strings.Contains(h, "confirmation_timeout_ms") {
 		t.Errorf("help lacks fields:\n%s", h)
 	}
 }
