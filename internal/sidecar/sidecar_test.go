@@ -721,3 +721,19 @@ func TestInternalErrorKeepsReportForNextConnection(t *testing.T) {
 	h.next("task_complete")
 	eventually(t, "outbox drained", func() bool { return len(readState(t, cfg).Outbox) == 0 })
 }
+
+func TestWakeThatLeavesABackgroundAgentSucceeds(t *testing.T) {
+	h := newFakeHub(t, "tok-1")
+	cfg := testConfig(t, h)
+	cfg.ConfirmationTimeout = 20 * time.Second
+	// The wake launches the "agent" in the background and exits at once;
+	// the agent keeps the inherited output open while it works.
+	shellWake(&cfg, `(sleep 2; : > "$STARTED_FILE"; echo '{"status":"success"}' > "$RESULT_FILE") & exit 0`)
+	r := start(t, cfg, Options{})
+	h.next("identify")
+	h.assign(taskID(1), 1, nil, "x")
+	h.next("task_complete")
+	if r.log.has("wake_error") {
+		t.Fatal("a wake that exited 0 was counted as a failure")
+	}
+}

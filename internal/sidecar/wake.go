@@ -139,10 +139,16 @@ func (s *Sidecar) runWake(ctx context.Context, t Task, taskFile string) error {
 	cmd.Dir = filepath.Dir(s.cfg.StateFile)
 	out := &tailBuffer{max: 4096}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.WaitDelay = 2 * time.Second
+	cmd.WaitDelay = time.Second
 	ownProcessGroup(cmd)
 	err := cmd.Run()
 	if err == nil {
+		return nil
+	}
+	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
+		// The command exited 0 but left a background child (typically
+		// the agent it launched) holding its output: that is a successful
+		// wake.
 		return nil
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
