@@ -29,7 +29,7 @@ func runGit(ctx context.Context, env *cmdEnv, args []string) error {
 	remote := fs.String("remote", "origin", "remote")
 	asJSON := fs.Bool("json", false, "print the outcome as JSON")
 	agent := fs.String("agent-id", env.getenv("AGENT_ID"), "agent id, the branch prefix (env AGENT_ID)")
-	var desc, reviewer, prio, hubURL *string
+	var desc, reviewer, prio, hubURL, gh *string
 	var noPR *bool
 	switch sub {
 	case "start-task":
@@ -39,6 +39,7 @@ func runGit(ctx context.Context, env *cmdEnv, args []string) error {
 		prio = fs.String("priority", "", "priority label (default: the task's, or normal)")
 		hubURL = fs.String("hub", envOr(env, "HUB_URL", envOr(env, "AGENTCOM_HUB", "")), "hub URL for the task link (env HUB_URL)")
 		noPR = fs.Bool("no-pr", false, "push only")
+		gh = fs.String("gh", "gh", "GitHub CLI binary")
 	case "status":
 	default:
 		fmt.Fprintf(env.stderr, "agentcom git: unknown command %q\n", sub)
@@ -53,6 +54,9 @@ func runGit(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	repo.Base, repo.Remote = *base, *remote
+	if gh != nil {
+		repo.GH = *gh
+	}
 	var out any
 	switch sub {
 	case "start-task":

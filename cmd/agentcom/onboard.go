@@ -21,6 +21,7 @@ func runOnboard(ctx context.Context, env *cmdEnv, args []string) error {
 	wake := fs.String("wake-command", "", "command that wakes the agent (run through /bin/sh; the task arrives in TASK_* variables)")
 	repo := fs.String("repo", "", "git checkout the agent works in (turns on the git workflow)")
 	home := fs.String("home", "", "directory holding one folder per agent (default ~/.agentcom)")
+	unitDir := fs.String("unit-dir", "", "where the systemd user unit goes (default ~/.config/systemd/user)")
 	noStart := fs.Bool("no-start", false, "write the systemd unit but do not start it")
 	noVerify := fs.Bool("no-verify", false, "skip the end-to-end test task")
 	timeout := fs.Duration("verify-timeout", time.Minute, "how long the test task may take")
@@ -33,7 +34,7 @@ func runOnboard(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	o := onboard.Options{
 		HubURL: *hub, Name: *name, Capabilities: splitComma(*caps), JoinSecret: *secret, WakeCommand: *wake,
-		RepoDir: *repo, Home: *home, SkipVerify: *noVerify, VerifyTimeout: *timeout,
+		RepoDir: *repo, Home: *home, UnitDir: *unitDir, SkipVerify: *noVerify, VerifyTimeout: *timeout,
 		HTTPClient: &http.Client{Timeout: 15 * time.Second}, Out: env.stdout,
 	}
 	if !*noStart {
@@ -57,6 +58,7 @@ func runOffboard(ctx context.Context, env *cmdEnv, args []string) error {
 	hub := fs.String("hub", envOr(env, "AGENTCOM_HUB", ""), "hub HTTP URL (default: the agent's config; env AGENTCOM_HUB)")
 	token := fs.String("token", env.getenv("AGENTCOM_TOKEN"), "admin token (env AGENTCOM_TOKEN)")
 	home := fs.String("home", "", "directory holding one folder per agent (default ~/.agentcom)")
+	unitDir := fs.String("unit-dir", "", "where the systemd user unit is (default ~/.config/systemd/user)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -65,7 +67,7 @@ func runOffboard(ctx context.Context, env *cmdEnv, args []string) error {
 		return errUsage
 	}
 	err := onboard.Offboard(ctx, onboard.OffboardOptions{
-		Name: *name, HubURL: *hub, AdminToken: *token, Home: *home, Systemctl: userSystemctl(env),
+		Name: *name, HubURL: *hub, AdminToken: *token, Home: *home, UnitDir: *unitDir, Systemctl: userSystemctl(env),
 		HTTPClient: &http.Client{Timeout: 15 * time.Second}, Out: env.stdout,
 	})
 	if err != nil {
