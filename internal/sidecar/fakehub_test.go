@@ -43,19 +43,22 @@ type fakeHub struct {
 	t   *testing.T
 	srv *httptest.Server
 
-	mu           sync.Mutex
-	token        string
-	down         bool
-	silentPong   bool
-	dropOnOpen   bool
-	conns        map[int]*websocket.Conn
-	latest       int
-	connTimes    []time.Time
-	closes       []websocket.CloseError
-	all          []rx
-	onRecovering func(f rx) map[string]any
-	onReport     func(f rx) map[string]any
-	onFrame      func(f rx)
+	mu         sync.Mutex
+	token      string
+	down       bool
+	silentPong bool
+	dropOnOpen bool
+	// closeAfterIdentify closes the socket with this code right after
+	// identified (0: never).
+	closeAfterIdentify websocket.StatusCode
+	conns              map[int]*websocket.Conn
+	latest             int
+	connTimes          []time.Time
+	closes             []websocket.CloseError
+	all                []rx
+	onRecovering       func(f rx) map[string]any
+	onReport           func(f rx) map[string]any
+	onFrame            func(f rx)
 
 	frames chan rx
 }
@@ -173,6 +176,13 @@ func (h *fakeHub) serve(w http.ResponseWriter, r *http.Request) {
 			_ = c.Write(ctx, websocket.MessageText, b)
 		}
 		h.frames <- f
+		h.mu.Lock()
+		code := h.closeAfterIdentify
+		h.mu.Unlock()
+		if code != 0 && reply["type"] == "identified" {
+			_ = c.Close(code, "replaced by a newer connection")
+			return
+		}
 	}
 }
 

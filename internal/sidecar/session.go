@@ -43,6 +43,8 @@ type session struct {
 	identified   atomic.Bool
 	authRejected atomic.Bool
 	lastPong     atomic.Int64 // unix nanoseconds
+	// closeCode is the close code the hub sent, -1 if none.
+	closeCode atomic.Int32
 }
 
 // dial opens a session; its goroutines deliver inbound frames to deliver.
@@ -63,6 +65,7 @@ func dial(ctx context.Context, id uint64, url string, hc *http.Client, log *slog
 	sctx, scancel := context.WithCancel(context.Background())
 	s := &session{id: id, conn: conn, log: log.With("conn", id), out: make(chan []byte, outQueue), ctx: sctx, cancel: scancel}
 	s.lastPong.Store(time.Now().UnixNano())
+	s.closeCode.Store(-1)
 	return s, nil
 }
 
@@ -104,6 +107,7 @@ func (s *session) reader(deliver func(*session, []byte) bool) {
 	for {
 		typ, data, err := s.conn.Read(s.ctx)
 		if err != nil {
+			s.closeCode.Store(int32(websocket.CloseStatus(err)))
 			if s.ctx.Err() == nil {
 				s.log.Info("connection closed", "event", "ws_close", "code", int(websocket.CloseStatus(err)), "error", err)
 			}

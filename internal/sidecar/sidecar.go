@@ -1,17 +1,3 @@
-// Package sidecar is the agent-side daemon: it keeps a WebSocket to the
-// hub, receives pushed tasks one at a time, wakes the agent, watches the
-// results directory for the agent's answer and reports it, surviving
-// crashes, hub restarts and network loss without losing or duplicating a
-// report.
-//
-// Design: one event loop goroutine owns all task state and the durable
-// state file. Everything that can block (the connection, the wake command,
-// git) runs on its own goroutine and reports back as an event, so
-// heartbeats never wait on task work. Every externally visible step is
-// preceded by a durable state write (temp file, fsync, rename, fsync dir):
-// a task is saved before task_accepted is sent, and a terminal report is
-// saved in the outbox before it is sent and removed only when the hub
-// acknowledges it.
 package sidecar
 
 import (
@@ -29,6 +15,12 @@ import (
 
 	"github.com/agentcom/agentcom/internal/gitflow"
 	"github.com/coder/websocket"
+)
+
+// Close codes of the hub (see the hub README) the sidecar reacts to.
+const (
+	closeReplaced = 4001 // another connection identified as this agent
+	closeRevoked  = 4004 // the agent's tokens were revoked
 )
 
 // GitWorkflow is what the sidecar needs of the git workflow.
@@ -252,6 +244,16 @@ func (s *Sidecar) connLoop(ctx context.Context) {
 		d := bo.next()
 		if sess.authRejected.Load() {
 			d = max(d, s.cfg.AuthRetry)
+		}
+		switch sess.closeCode.Load() {
+		case closeReplaced:
+			// Only a second live connection for this agent id does this:
+			// fighting over the slot every second helps no one.
+			s.log.Error("the hub closed this connection because another connection identified as this agent; is a second sidecar running with the same agent_id?",
+				"event", "connection_replaced", "retry_in_ms", s.cfg.ReconnectMax.Milliseconds())
+			d = max(d, s.cfg.ReconnectMax)
+		case closeRevoked:
+			s.log.Error("the hub closed this connection because the agent's tokens were revoked", "event", "token_revoked")
 		}
 		s.log.Info("reconnecting", "event", "reconnect_scheduled", "delay_ms", d.Milliseconds())
 		sleepCtx(ctx, d)

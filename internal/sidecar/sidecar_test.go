@@ -737,3 +737,19 @@ func TestWakeThatLeavesABackgroundAgentSucceeds(t *testing.T) {
 		t.Fatal("a wake that exited 0 was counted as a failure")
 	}
 }
+
+func TestReplacedConnectionBacksOff(t *testing.T) {
+	h := newFakeHub(t, "tok-1")
+	h.set(func(h *fakeHub) { h.closeAfterIdentify = closeReplaced })
+	cfg := testConfig(t, h)
+	cfg.ReconnectMax = 300 * time.Millisecond
+	r := start(t, cfg, Options{})
+	eventually(t, "two attempts", func() bool { return len(h.connects()) >= 2 })
+	c := h.connects()
+	if gap := c[1].Sub(c[0]); gap < cfg.ReconnectMax {
+		t.Fatalf("reconnected after %s although replaced", gap)
+	}
+	if !r.log.has("connection_replaced") {
+		t.Fatal("no connection_replaced event")
+	}
+}
