@@ -332,3 +332,22 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestWakeEnvKeepsHugeTasksInTheFileOnly(t *testing.T) {
+	cfg := Config{AgentID: "a", Token: "secret-token", HubURL: "ws://h/ws", HubAPIURL: "http://h", ResultsDir: "/r", StateFile: "/s/q.json"}
+	s := &Sidecar{cfg: cfg}
+	big := strings.Repeat("x", maxEnvValue+1)
+	env := strings.Join(s.wakeEnv(Task{TaskID: "t1", Description: big, Metadata: json.RawMessage(`{}`)}, "/s/tasks/t1.json"), "\n")
+	if !strings.Contains(env, "TASK_DESCRIPTION_TRUNCATED=1") || strings.Contains(env, "TASK_JSON=") || strings.Contains(env, big) {
+		t.Fatal("a huge description went into the environment")
+	}
+	env = strings.Join(s.wakeEnv(Task{TaskID: "t1", Description: "small", Metadata: json.RawMessage(`{}`)}, "/s/tasks/t1.json"), "\n")
+	for _, want := range []string{"TASK_ID=t1", "TASK_FILE=/s/tasks/t1.json", "TASK_DESCRIPTION=small", "RESULT_FILE=/r/t1.json", "STARTED_FILE=/r/t1.started", "HUB_URL=http://h", "HUB_WS_URL=ws://h/ws", "AGENT_ID=a"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("env lacks %s", want)
+		}
+	}
+	if strings.Contains(env, "secret-token") {
+		t.Fatal("the token reached the wake command")
+	}
+}
