@@ -399,3 +399,5 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(body)
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -15,10 +15,12 @@ import (
 
 	"github.com/agentcom/agentcom/internal/agents"
 	"github.com/agentcom/agentcom/internal/agentws"
+	"github.com/agentcom/agentcom/internal/alerts"
 	"github.com/agentcom/agentcom/internal/api"
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/messaging"
+	"github.com/agentcom/agentcom/internal/metrics"
 	"github.com/agentcom/agentcom/internal/presence"
 	"github.com/agentcom/agentcom/internal/ratelimit"
 	"github.com/agentcom/agentcom/internal/scheduler"
@@ -36,6 +38,9 @@ type Config struct {
 
 	OpenRegistration bool
 	JoinSecret       string
+	// DashboardToken makes the dashboard, its socket and the metrics need
+	// a token even when the hub listens on loopback only.
+	DashboardToken bool
 
 	Socket    agentws.Config
 	Scheduler scheduler.Config
@@ -44,6 +49,7 @@ type Config struct {
 	// disables rate limiting.
 	RateLimits           ratelimit.Limits
 	AcceptTimeout        time.Duration
+	AlertInterval        time.Duration
 	BusyHold             time.Duration
 	MailboxEvictInterval time.Duration
 }
@@ -54,7 +60,7 @@ func DefaultConfig() Config {
 		Addr: ":4000", DataDir: "data", Version: "dev",
 		RateLimits: ratelimit.DefaultLimits(),
 		Socket:     agentws.DefaultConfig(), Scheduler: scheduler.DefaultConfig(), Queue: tasks.DefaultConfig(),
-		AcceptTimeout: 60 * time.Second, BusyHold: 60 * time.Second, MailboxEvictInterval: time.Hour,
+		AcceptTimeout: 60 * time.Second, AlertInterval: 30 * time.Second, BusyHold: 60 * time.Second, MailboxEvictInterval: time.Hour,
 	}
 }
 
@@ -75,6 +81,8 @@ type Hub struct {
 	Sockets   *agentws.Server
 	API       *api.Server
 	Limiter   *ratelimit.Limiter // nil when rate limiting is off
+	Metrics   *metrics.Metrics
+	Alerts    *alerts.Manager
 
 	listener net.Listener
 	http     *http.Server
@@ -142,7 +150,8 @@ func (h *Hub) build() error {
 	})
 	sched = scheduler.New(h.Queue, h.Agents, h.cfg.Scheduler, h.log)
 	h.Scheduler = sched
-	deps := agentws.Deps{Tokens: h.Tokens, Presence: h.Presence, Scheduler: sched, Log: h.log}
+	h.Metrics = metrics.New(h.Bus, metrics.Sources{Queue: h.Queue, Agents: h.Agents, DB: h.DB})
+	deps := agentws.Deps{Tokens: h.Tokens, Presence: h.Presence, Scheduler: sched, Log: h.log, Observer: h.Metrics}
 	if h.cfg.RateLimits != nil {
 		h.Limiter = ratelimit.New(h.cfg.RateLimits)
 		deps.Limiter = h.Limiter
@@ -152,17 +161,26 @@ func (h *Hub) build() error {
 	h.Sockets.SetMessaging(h.Messaging)
 	sched.SetPusher(h.Sockets)
 
-	h.API = api.NewServer(h.Tokens, isLoopback(h.cfg.Addr), h.log)
+	h.API = api.NewServer(h.Tokens, isLoopback(h.cfg.Addr) && !h.cfg.DashboardToken, h.log)
 	if h.Limiter != nil {
 		h.API.SetLimiter(h.Limiter)
 	}
+	h.API.SetObserver(h.Metrics)
 	core := &api.Core{Server: h.API, Tokens: h.Tokens, Presence: h.Presence, Agents: h.Agents, Messaging: h.Messaging,
 		Settings: h.Settings, Kick: h.Sockets.Kick, OpenRegistration: h.cfg.OpenRegistration, JoinSecret: h.cfg.JoinSecret,
 		EvictMailboxes: h.evictMailboxes, Version: h.cfg.Version}
 	taskRoutes := &api.Tasks{Server: h.API, Queue: h.Queue, Scheduler: sched, Presence: h.Presence, NotifyCancel: h.Sockets.PushCancel}
+	h.Alerts = alerts.New(h.Settings, h.Queue, idleCounter{h.Agents}, nil, h.Bus)
+	h.API.Handle((&api.Alerts{Server: h.API, Manager: h.Alerts}).Routes()...)
 	h.API.Handle(core.Routes()...)
 	h.API.Handle(taskRoutes.Routes()...)
-	h.API.Handle(api.Route{Method: "GET", Path: "/ws", Access: api.Public, Raw: h.Sockets})
+	h.API.Handle(
+		api.Route{Method: "GET", Path: "/ws", Access: api.Public, Raw: h.Sockets},
+		api.Route{Method: "GET", Path: "/metrics", Access: api.Dashboard, Raw: h.Metrics.Handler()},
+		api.Route{Method: "GET", Path: "/api/metrics", Access: api.Dashboard, Handler: func(*api.Request) api.Response {
+			return api.JSON(http.StatusOK, h.Metrics.Summary())
+		}},
+	)
 	return nil
 }
 
@@ -186,6 +204,8 @@ func (h *Hub) Serve(ln net.Listener) error {
 	h.cancel = cancel
 	h.http = &http.Server{Handler: h.API, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(h.log.Handler(), slog.LevelWarn)}
+	h.loop(func() { h.Metrics.Run(ctx) })
+	h.loop(func() { h.Alerts.Run(ctx, h.cfg.AlertInterval) })
 	h.loop(func() { h.Scheduler.Run(ctx) })
 	h.loop(func() { h.Sockets.Run(ctx) })
 	h.loop(func() { every(ctx, h.cfg.MailboxEvictInterval, h.evictMailboxes) })
@@ -248,6 +268,11 @@ func (h *Hub) evictMailboxes() {
 		h.log.Info("mailbox messages expired", "component", "messaging", "event", "mailbox_evicted", "count", n)
 	}
 }
+
+// idleCounter adapts the agent registry to the alert rules.
+type idleCounter struct{ r *agents.Registry }
+
+func (c idleCounter) IdleCount() int { return c.r.Counts()[agents.Idle] }
 
 // every runs f every d until ctx ends.
 func every(ctx context.Context, d time.Duration, f func()) {

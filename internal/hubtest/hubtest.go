@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -45,6 +46,13 @@ func FastTimers(c *hub.Config) {
 
 // WithRateLimits turns rate limiting on with limits.
 func WithRateLimits(l ratelimit.Limits) Option { return func(c *hub.Config) { c.RateLimits = l } }
+
+// WithJSONLog sends the hub's logs, as JSON lines at debug level, to w.
+func WithJSONLog(w io.Writer) Option {
+	return func(c *hub.Config) {
+		c.Log = slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+}
 
 // NoBackoff retries failed tasks at once.
 func NoBackoff(c *hub.Config) { c.Queue.BackoffBase = 0 }

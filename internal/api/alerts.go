@@ -1,0 +1,50 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/agentcom/agentcom/internal/alerts"
+	"github.com/agentcom/agentcom/internal/protocol"
+)
+
+// Alerts holds what the alert routes call.
+type Alerts struct {
+	Server  *Server
+	Manager *alerts.Manager
+}
+
+// Routes returns the alert route table.
+func (a *Alerts) Routes() []Route {
+	return []Route{
+		{Method: "GET", Path: "/api/alerts", Access: Dashboard, Handler: a.list},
+		{Method: "GET", Path: "/api/config/alerts", Access: AnyTokenB, Handler: a.getConfig},
+		{Method: "PUT", Path: "/api/config/alerts", Access: Admin, Handler: a.putConfig},
+	}
+}
+
+func (a *Alerts) list(*Request) Response {
+	return JSON(http.StatusOK, map[string]any{"active": a.Manager.Active(), "history": a.Manager.History()})
+}
+
+func (a *Alerts) getConfig(*Request) Response { return JSON(http.StatusOK, a.Manager.Config()) }
+
+func (a *Alerts) putConfig(r *Request) Response {
+	if resp, ok := a.Server.Validate(r, protocol.BodyPutAlerts); !ok {
+		return resp
+	}
+	// Re-decode strictly into the typed config: unknown fields are errors
+	// here, since a misspelled threshold would silently do nothing.
+	raw, _ := json.Marshal(r.Body)
+	var c alerts.Config
+	dec := json.NewDecoder(bytesReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Err(http.StatusBadRequest, "invalid alert configuration", "detail", err.Error())
+	}
+	saved, err := a.Manager.SetConfig(c)
+	if err != nil {
+		return Err(http.StatusBadRequest, "invalid alert configuration", "detail", err.Error())
+	}
+	return JSON(http.StatusOK, saved)
+}
