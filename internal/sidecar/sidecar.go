@@ -386,7 +386,7 @@ func (s *Sidecar) onHubError(f inFrame) {
 		if id == "" {
 			id = s.popInflight(typ)
 		} else {
-			s.removeInflight(id)
+			s.removeInflight(typ, id)
 		}
 		if id == "" {
 			s.log.Warn("hub rejected a report", "event", "hub_error", "error", code)
@@ -399,7 +399,7 @@ func (s *Sidecar) onHubError(f inFrame) {
 		}
 		// The hub answered deliberately (stale generation, task gone,
 		// not ours): resending can never succeed.
-		s.dropReports(id)
+		s.dropReport(typ, id)
 		s.log.Error("hub refused the task report; dropped", "event", "report_rejected", "task_id", id, "error", code)
 	default:
 		s.log.Warn("hub error", "event", "hub_error", "error", code)
@@ -562,9 +562,18 @@ func (s *Sidecar) onAck(f inFrame) {
 		s.log.Debug("ack for no pending report", "event", "task_ack", "task_id", f.TaskID, "status", f.Status)
 		return
 	}
-	s.removeInflight(f.TaskID)
-	s.dropReports(f.TaskID)
+	// An ack answers one report: the oldest of its kind for the task.
+	typ := ""
+	switch f.Status {
+	case "complete":
+		typ = reportComplete
+	case "retried", "dead_letter":
+		typ = reportFailed
+	}
+	s.removeInflight(typ, f.TaskID)
+	s.dropReport(typ, f.TaskID)
 	s.log.Info("hub acknowledged the report", "event", "report_acked", "task_id", f.TaskID, "status", f.Status)
+	s.flushOutbox()
 }
 
 func (s *Sidecar) onContinue(f inFrame) {
@@ -625,7 +634,7 @@ func (s *Sidecar) takeBack(id, event, msg string) {
 		return
 	}
 	if s.hasReport(id) {
-		s.removeInflight(id)
+		s.removeInflight("", id)
 		s.dropReports(id)
 		s.log.Warn(msg+"; its pending report is dropped", "event", event, "task_id", id)
 		return
@@ -819,10 +828,12 @@ func (s *Sidecar) popInflight(typ string) string {
 	return ""
 }
 
-func (s *Sidecar) removeInflight(id string) {
+// removeInflight forgets the in-flight mark of report (typ, id); an empty
+// typ matches both kinds.
+func (s *Sidecar) removeInflight(typ, id string) {
 	out := s.inflight[:0]
 	for _, k := range s.inflight {
-		if _, kid, _ := strings.Cut(k, "\x00"); kid != id {
+		if kt, kid, _ := strings.Cut(k, "\x00"); kid != id || (typ != "" && kt != typ) {
 			out = append(out, k)
 		}
 	}
@@ -838,6 +849,19 @@ func (s *Sidecar) hasReport(id string) bool {
 	return false
 }
 
+// dropReport removes the oldest report (typ, id) from the outbox; an empty
+// typ matches both kinds.
+func (s *Sidecar) dropReport(typ, id string) {
+	for i, r := range s.st.Outbox {
+		if r.TaskID == id && (typ == "" || r.Type == typ) {
+			s.st.Outbox = append(s.st.Outbox[:i:i], s.st.Outbox[i+1:]...)
+			s.save()
+			return
+		}
+	}
+}
+
+// dropReports removes every report for the task.
 func (s *Sidecar) dropReports(id string) {
 	out := s.st.Outbox[:0]
 	for _, r := range s.st.Outbox {

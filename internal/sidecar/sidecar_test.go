@@ -753,3 +753,38 @@ func TestReplacedConnectionBacksOff(t *testing.T) {
 		t.Fatal("no connection_replaced event")
 	}
 }
+
+func TestAckDropsOnlyTheReportItAnswers(t *testing.T) {
+	h := newFakeHub(t, "tok-1")
+	cfg := testConfig(t, h)
+	var ack atomic.Bool
+	h.set(func(h *fakeHub) {
+		h.onReport = func(f rx) map[string]any {
+			if !ack.Load() {
+				return nil // the hub is slow to answer the first report
+			}
+			return map[string]any{"type": "task_ack", "task_id": f.str("task_id"), "status": "retried"}
+		}
+	})
+	start(t, cfg, Options{})
+	h.next("identify")
+	id := taskID(1)
+	h.assign(id, 1, nil, "x")
+	h.next("task_accepted")
+	writeResult(t, cfg, id, map[string]any{"status": "failed", "reason": "first"})
+	if f := h.next("task_failed"); f.num("generation") != 1 {
+		t.Fatalf("first = %v", f.m)
+	}
+	// The hub retries the task on the same agent before acknowledging.
+	h.assign(id, 2, nil, "x")
+	h.next("task_accepted")
+	writeResult(t, cfg, id, map[string]any{"status": "failed", "reason": "second"})
+	eventually(t, "two reports pending", func() bool { return len(readState(t, cfg).Outbox) == 2 })
+	ack.Store(true)
+	h.send(map[string]any{"type": "task_ack", "task_id": id, "status": "retried"})
+	f := h.next("task_failed")
+	if f.num("generation") != 2 || f.str("reason") != "second" {
+		t.Fatalf("second = %v", f.m)
+	}
+	eventually(t, "outbox drained", func() bool { return len(readState(t, cfg).Outbox) == 0 })
+}
