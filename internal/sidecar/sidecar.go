@@ -59,7 +59,6 @@ type Sidecar struct {
 	recoverPending string // task id announced with task_recovering, no answer yet
 	inflight       []string
 	run            *taskRun
-	nextSession    uint64
 }
 
 // taskRun is the in-memory side of the active task: what is running for it
@@ -114,8 +113,10 @@ type (
 	}
 )
 
-// New validates cfg and prepares a sidecar.
+// New validates cfg (filling unset fields with their defaults) and
+// prepares a sidecar.
 func New(cfg Config, opts Options) (*Sidecar, error) {
+	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -222,12 +223,14 @@ func (s *Sidecar) connLoop(ctx context.Context) {
 			continue
 		}
 		s.log.Info("connected", "event", "ws_open", "conn", id)
-		sess.start(s.deliver, s.cfg.PingInterval, s.cfg.PongTimeout)
+		// The loop adopts the session before its reader runs, so no frame
+		// of it can arrive first and be taken for a stale connection's.
 		if !s.emit(ctx, evConnected{sess: sess}) {
 			sess.closeGraceful(websocket.StatusNormalClosure, "shutdown", s.cfg.ShutdownTimeout)
 			sess.wait()
 			return
 		}
+		sess.start(s.deliver, s.cfg.PingInterval, s.cfg.PongTimeout)
 		ended := make(chan struct{})
 		go func() { sess.wait(); close(ended) }()
 		select {
