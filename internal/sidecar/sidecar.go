@@ -712,7 +712,10 @@ func (s *Sidecar) checkResult(now time.Time) bool {
 		run.resultSeen = false
 		return false
 	}
-	stable := run.resultSeen && fi.Size() == run.resultSize && fi.ModTime().Equal(run.resultMod) && now.Sub(fi.ModTime()) >= s.cfg.ResultSettle
+	// Unchanged since the last tick and quiet for ResultSettle; a modtime
+	// in the future (clock skew) only needs to be unchanged.
+	quiet := now.Sub(fi.ModTime()) >= s.cfg.ResultSettle || fi.ModTime().After(now)
+	stable := run.resultSeen && fi.Size() == run.resultSize && fi.ModTime().Equal(run.resultMod) && quiet
 	run.resultSeen, run.resultSize, run.resultMod = true, fi.Size(), fi.ModTime()
 	if !stable {
 		return false

@@ -788,3 +788,19 @@ func TestAckDropsOnlyTheReportItAnswers(t *testing.T) {
 	}
 	eventually(t, "outbox drained", func() bool { return len(readState(t, cfg).Outbox) == 0 })
 }
+
+func TestResultWithFutureModTimeIsRead(t *testing.T) {
+	h := newFakeHub(t, "tok-1")
+	cfg := testConfig(t, h)
+	start(t, cfg, Options{})
+	h.next("identify")
+	id := taskID(1)
+	h.assign(id, 1, nil, "x")
+	h.next("task_accepted")
+	writeResult(t, cfg, id, map[string]any{"status": "success"})
+	future := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(cfg.ResultsDir, id+".json"), future, future); err != nil {
+		t.Fatal(err)
+	}
+	h.next("task_complete")
+}
