@@ -22,6 +22,7 @@ import (
 
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/client"
+	"github.com/agentcom/agentcom/internal/gitflow"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
 )
@@ -395,4 +396,70 @@ func TestE2ERealHubBusyAssignIsRejected(t *testing.T) {
 	})
 	writeResult(t, s.cfg, next.TaskID, map[string]any{"status": "success"})
 	waitTask(t, admin, next.TaskID, "completed", func(tk client.Task) bool { return tk.Status == "completed" })
+}
+
+func TestE2EGitWorkflowWithRealRepo(t *testing.T) {
+	h := hubtest.Start(t, "", hubtest.FastTimers)
+	agentTok := h.Token("gcu-git", auth.RoleAgent)
+	admin := client.New(h.URL(), h.AdminToken, nil)
+
+	root := t.TempDir()
+	origin, seed, work := filepath.Join(root, "origin.git"), filepath.Join(root, "seed"), filepath.Join(root, "work")
+	git := func(dir string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@e"}, args...)...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git(root, "init", "-q", "--bare", "-b", "main", origin)
+	git(root, "init", "-q", "-b", "main", seed)
+	if err := os.WriteFile(filepath.Join(seed, "README"), []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git(seed, "add", ".")
+	git(seed, "commit", "-q", "-m", "chore: init")
+	git(seed, "push", "-q", origin, "main")
+	git(root, "clone", "-q", origin, work)
+
+	// The agent commits its work on the task branch, then reports.
+	agentScript := `cd "$REPO_DIR" && echo "$TASK_ID" > done.txt && git add done.txt && ` +
+		`git -c user.name=agent -c user.email=a@e commit -q -m "feat: $TASK_ID" && : > "$STARTED_FILE" && ` +
+		`echo '{"status":"success","output":"committed"}' > "$RESULT_FILE"`
+	s := newE2E(t, h.WSURL(), "gcu-git", agentTok, agentScript)
+	s.cfg.RepoDir = work
+	repo, err := gitflowRepo(work, filepath.Join(root, "no-gh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, s.cfg, Options{Git: repo})
+
+	sub, err := admin.SubmitTask(context.Background(), client.TaskSubmit{Description: "Add done file"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk := waitTask(t, admin, sub.TaskID, "completed", func(tk client.Task) bool { return tk.Status == "completed" })
+	var res map[string]any
+	_ = json.Unmarshal(tk.Result, &res)
+	branch := "gcu/" + sub.TaskID + "-add-done-file"
+	if res["branch"] != branch || !strings.Contains(res["git_error"].(string), "GitHub CLI (gh) not found") || res["output"] != "committed" {
+		t.Fatalf("result = %v", res)
+	}
+	// The branch was pushed to origin with the agent's commit.
+	if got := git(origin, "log", "-1", "--format=%s", "refs/heads/"+branch); got != "feat: "+sub.TaskID {
+		t.Fatalf("pushed commit = %q", got)
+	}
+}
+
+// gitflowRepo is the real git workflow on dir with gh at ghPath.
+func gitflowRepo(dir, ghPath string) (*gitflow.Repo, error) {
+	r, err := gitflow.New(dir)
+	if err != nil {
+		return nil, err
+	}
+	r.GH = ghPath
+	return r, nil
 }
