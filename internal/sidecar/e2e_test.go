@@ -463,3 +463,27 @@ func gitflowRepo(dir, ghPath string) (*gitflow.Repo, error) {
 	r.GH = ghPath
 	return r, nil
 }
+
+func TestE2EFailureReachesTheDeadLetterWithItsOutput(t *testing.T) {
+	h := hubtest.Start(t, "", hubtest.FastTimers, hubtest.NoBackoff)
+	agentTok := h.Token("failer", auth.RoleAgent)
+	admin := client.New(h.URL(), h.AdminToken, nil)
+	s := newE2E(t, h.WSURL(), "failer", agentTok,
+		`: > "$STARTED_FILE"; echo '{"status":"failed","reason":"tests fail","log":"3 failures"}' > "$RESULT_FILE"`)
+	r := start(t, s.cfg, Options{})
+	one := 1
+	sub, err := admin.SubmitTask(context.Background(), client.TaskSubmit{Description: "doomed", MaxRetries: &one})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk := waitTask(t, admin, sub.TaskID, "dead-lettered", func(tk client.Task) bool { return tk.Status == "dead_letter" })
+	if !strings.Contains(string(tk.LastError), "tests fail") {
+		t.Fatalf("last_error = %s", tk.LastError)
+	}
+	raw, _ := json.Marshal(tk)
+	_, full := h.Do("GET", "/api/tasks/"+sub.TaskID, h.AdminToken, nil)
+	if b, _ := json.Marshal(full); !strings.Contains(string(b), "3 failures") {
+		t.Fatalf("the failed output is not kept: %s", raw)
+	}
+	eventually(t, "ack received", func() bool { return r.log.has("report_acked") })
+}
