@@ -150,11 +150,17 @@ func readLog(s e2eSetup) string {
 	return string(b)
 }
 
-func TestE2EProcessCompletesTasksAndSurvivesSIGKILL(t *testing.T) {
+// TestE2EProcess runs the real `agentcom sidecar` binary (built once).
+func TestE2EProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
 	bin := buildAgentcom(t)
+	t.Run("tasks, SIGKILL and SIGTERM", func(t *testing.T) { e2eTasksAndSIGKILL(t, bin) })
+	t.Run("hub restart and result while the hub is down", func(t *testing.T) { e2eHubRestart(t, bin) })
+}
+
+func e2eTasksAndSIGKILL(t *testing.T, bin string) {
 	h := hubtest.Start(t, "", hubtest.FastTimers, hubtest.NoBackoff)
 	agentTok := h.Token("e2e-agent", auth.RoleAgent)
 	admin := client.New(h.URL(), h.AdminToken, nil)
@@ -221,11 +227,7 @@ func TestE2EProcessCompletesTasksAndSurvivesSIGKILL(t *testing.T) {
 	}
 }
 
-func TestE2EHubRestartAndResultWhileHubDown(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := buildAgentcom(t)
+func e2eHubRestart(t *testing.T, bin string) {
 	h := hubtest.Start(t, "", hubtest.FastTimers)
 	agentTok := h.Token("e2e-agent", auth.RoleAgent)
 	s := newE2E(t, h.WSURL(), "e2e-agent", agentTok, fakeAgent)

@@ -156,33 +156,38 @@ func (s *session) writer() {
 	}
 }
 
-// heartbeat sends a ping every interval and drops the connection when no
-// pong came back within pongTimeout.
+// heartbeat sends a ping every interval and drops the connection when a
+// ping gets no pong within pongTimeout. A ping still unanswered when the
+// next one is due is not doubled.
 func (s *session) heartbeat(interval, pongTimeout time.Duration) {
 	defer s.wg.Done()
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	wait := time.NewTimer(pongTimeout)
+	wait.Stop()
+	defer wait.Stop()
+	var sent time.Time
+	pending := false
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
-		case <-t.C:
-		}
-		sent := time.Now()
-		if !s.send(pingFrame{Type: "ping", ProtocolVersion: protocolVersion}) {
-			return
-		}
-		wait := time.NewTimer(pongTimeout)
-		select {
-		case <-s.ctx.Done():
-			wait.Stop()
-			return
 		case <-wait.C:
-		}
-		if s.lastPong.Load() < sent.UnixNano() {
-			s.log.Warn("no pong from the hub; reconnecting", "event", "heartbeat_timeout", "timeout_ms", pongTimeout.Milliseconds())
-			s.closeNow()
-			return
+			if pending && s.lastPong.Load() < sent.UnixNano() {
+				s.log.Warn("no pong from the hub; reconnecting", "event", "heartbeat_timeout", "timeout_ms", pongTimeout.Milliseconds())
+				s.closeNow()
+				return
+			}
+			pending = false
+		case <-tick.C:
+			if pending && s.lastPong.Load() < sent.UnixNano() {
+				continue // the previous ping is still waiting for its pong
+			}
+			sent, pending = time.Now(), true
+			if !s.send(pingFrame{Type: "ping", ProtocolVersion: protocolVersion}) {
+				return
+			}
+			wait.Reset(pongTimeout)
 		}
 	}
 }

@@ -149,6 +149,7 @@ func TestWakeArgvWithoutShell(t *testing.T) {
 }
 
 func TestConfirmationBeforeWakeExitCounts(t *testing.T) {
+	t.Parallel() // mostly waiting on child processes
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
 	cfg.ConfirmationTimeout = 50 * time.Millisecond
@@ -209,6 +210,7 @@ func TestWakeRetriesThenFails(t *testing.T) {
 }
 
 func TestWakeTimeoutKillsProcessGroup(t *testing.T) {
+	t.Parallel() // mostly waiting on child processes
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
 	cfg.WakeTimeout = 100 * time.Millisecond
@@ -495,6 +497,7 @@ func TestProgressIsSentWhileWorking(t *testing.T) {
 }
 
 func TestStopWhileWakingClosesCleanly(t *testing.T) {
+	t.Parallel() // mostly waiting on child processes
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
 	marker := filepath.Join(t.TempDir(), "survived")
@@ -647,6 +650,7 @@ func jsonEq(a json.RawMessage, b string) bool {
 }
 
 func TestCancelledTaskStopsTheWake(t *testing.T) {
+	t.Parallel() // mostly waiting on child processes
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
 	dir := t.TempDir()
@@ -723,6 +727,7 @@ func TestInternalErrorKeepsReportForNextConnection(t *testing.T) {
 }
 
 func TestWakeThatLeavesABackgroundAgentSucceeds(t *testing.T) {
+	t.Parallel() // mostly waiting on child processes
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
 	cfg.ConfirmationTimeout = 20 * time.Second
