@@ -18,6 +18,7 @@ import (
 	"github.com/agentcom/agentcom/internal/api"
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/bus"
+	"github.com/agentcom/agentcom/internal/dashboard"
 	"github.com/agentcom/agentcom/internal/messaging"
 	"github.com/agentcom/agentcom/internal/presence"
 	"github.com/agentcom/agentcom/internal/scheduler"
@@ -42,6 +43,13 @@ type Config struct {
 	AcceptTimeout        time.Duration
 	BusyHold             time.Duration
 	MailboxEvictInterval time.Duration
+
+	// Dashboard tunes the operator dashboard and web push (VAPID keys from
+	// the environment go in Dashboard.VAPIDPublicKey/VAPIDPrivateKey).
+	Dashboard dashboard.Config
+	// Storage is the storage coordinator the dashboard shows and drives;
+	// nil leaves the storage panel unavailable.
+	Storage dashboard.Storage
 }
 
 // DefaultConfig returns the documented defaults.
@@ -50,6 +58,7 @@ func DefaultConfig() Config {
 		Addr: ":4000", DataDir: "data", Version: "dev",
 		Socket: agentws.DefaultConfig(), Scheduler: scheduler.DefaultConfig(), Queue: tasks.DefaultConfig(),
 		AcceptTimeout: 60 * time.Second, BusyHold: 60 * time.Second, MailboxEvictInterval: time.Hour,
+		Dashboard: dashboard.DefaultConfig(),
 	}
 }
 
@@ -69,6 +78,7 @@ type Hub struct {
 	Scheduler *scheduler.Scheduler
 	Sockets   *agentws.Server
 	API       *api.Server
+	Dashboard *dashboard.Dashboard
 
 	listener net.Listener
 	http     *http.Server
@@ -149,6 +159,15 @@ func (h *Hub) build() error {
 	h.API.Handle(core.Routes()...)
 	h.API.Handle(taskRoutes.Routes()...)
 	h.API.Handle(api.Route{Method: "GET", Path: "/ws", Access: api.Public, Raw: h.Sockets})
+
+	h.Dashboard, err = dashboard.New(h.cfg.Dashboard, dashboard.Deps{Bus: h.Bus, Queue: h.Queue, Scheduler: sched,
+		Agents: h.Agents, Presence: h.Presence, Tokens: h.Tokens, LoopbackOnly: isLoopback(h.cfg.Addr),
+		Storage: h.cfg.Storage, NotifyCancel: h.Sockets.PushCancel,
+		PushSubscriptions: db.MustTable(store.PushSubscriptions), DataDir: h.cfg.DataDir, Log: h.log})
+	if err != nil {
+		return err
+	}
+	h.API.Handle(h.Dashboard.Routes()...)
 	return nil
 }
 
@@ -175,6 +194,7 @@ func (h *Hub) Serve(ln net.Listener) error {
 	h.loop(func() { h.Scheduler.Run(ctx) })
 	h.loop(func() { h.Sockets.Run(ctx) })
 	h.loop(func() { h.evictLoop(ctx) })
+	h.loop(func() { h.Dashboard.Run(ctx) })
 	h.loop(func() {
 		if err := h.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			h.log.Error("http server stopped", "event", "http_failed", "err", err)
