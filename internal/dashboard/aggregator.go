@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentcom/agentcom/internal/agents"
@@ -45,6 +46,7 @@ type Aggregator struct {
 
 	snapReq     chan chan *Encoded
 	storageKick chan struct{}
+	builds      atomic.Int64
 
 	mu            sync.Mutex
 	completions   ring[completion]
@@ -726,6 +728,7 @@ func (a *Aggregator) snapshotLoop(ctx context.Context) {
 // Build builds and encodes a snapshot now (Snapshot throttles and shares
 // this).
 func (a *Aggregator) Build() *Encoded {
+	a.builds.Add(1)
 	s := a.snapshot()
 	data, err := json.Marshal(s)
 	if err != nil {
@@ -740,6 +743,9 @@ func (a *Aggregator) Build() *Encoded {
 	frame = append(frame, '}')
 	return &Encoded{Data: data, Frame: frame}
 }
+
+// Builds counts the snapshots built so far.
+func (a *Aggregator) Builds() int64 { return a.builds.Load() }
 
 // deadLetters returns the cached dead-letter list, reloading it after a
 // change.
