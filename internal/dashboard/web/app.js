@@ -146,9 +146,15 @@
     return c;
   }
 
+  // fill replaces a list's rows, unless they render the same: rows stay
+  // put under the pointer and keep their selection while nothing changed.
   function fill(bodyId, emptyId, rows) {
     const body = $(bodyId);
-    body.replaceChildren(...rows);
+    const html = rows.map((r) => r.outerHTML).join('');
+    if (body.dataset.rendered !== html) {
+      body.replaceChildren(...rows);
+      body.dataset.rendered = html;
+    }
     if (emptyId) $(emptyId).hidden = rows.length > 0;
   }
 
@@ -474,13 +480,14 @@
     ctx.fillStyle = '#8a8aa0';
     ctx.font = '10px system-ui, sans-serif';
     ctx.lineWidth = 1;
-    for (const f of [0, 0.5, 1]) {
-      const y = pad.t + (h - pad.t - pad.b) * (1 - f);
+    const marks = max >= 2 ? [0, Math.round(max / 2), max] : [0, max];
+    for (const v of marks) {
+      const y = pad.t + (h - pad.t - pad.b) * (1 - v / max);
       ctx.beginPath();
       ctx.moveTo(pad.l, y + 0.5);
       ctx.lineTo(w - pad.r, y + 0.5);
       ctx.stroke();
-      ctx.fillText(String(Math.round(max * f)), 2, y + 3);
+      ctx.fillText(String(v), 2, y + 3);
     }
     ctx.fillText('-60m', pad.l, h - 2);
     ctx.fillText('now', w - pad.r - 18, h - 2);
