@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/agentcom/agentcom/internal/auth"
 )
 
 // chromiumPath is where Debian's chromium lives; AGENTCOM_CHROMIUM
@@ -213,6 +215,24 @@ func TestBrowserDashboard(t *testing.T) {
 	waitJS(t, ctx, "the compaction in the history", `[...document.querySelectorAll('#compaction-body tr[data-table="task_queue"]')].some(r => r.textContent.includes('compacted'))`)
 	waitJS(t, ctx, "the toast", `[...document.querySelectorAll('#toasts .toast')].some(e => e.textContent.includes('Compaction of task_queue done'))`)
 
+	// Restore shows the dry run in a confirmation dialog first.
+	click(t, ctx, `#storage-body button.restore[data-table="agent_mailbox"]`)
+	waitJS(t, ctx, "the dry run in the dialog", `document.getElementById('confirm-dialog').open && document.getElementById('confirm-detail').textContent.includes('agent_mailbox_2026-01-01T00-00-00.bbolt')`)
+	fs.mu.Lock()
+	early := len(fs.restores)
+	fs.mu.Unlock()
+	if early != 0 {
+		t.Fatal("the dry run restored")
+	}
+	click(t, ctx, "#confirm-ok")
+	waitJS(t, ctx, "the restore event", `[...document.querySelectorAll('#storage-events li')].some(e => e.textContent.includes('Restored agent_mailbox (manual) from agent_mailbox_2026-01-01T00-00-00.bbolt'))`)
+	fs.mu.Lock()
+	restores := fs.restores
+	fs.mu.Unlock()
+	if describe(restores) != `["agent_mailbox@agent_mailbox_2026-01-01T00-00-00.bbolt"]` {
+		t.Fatalf("restores: %v", restores)
+	}
+
 	// Open the agent's timeline, let the charts draw, and keep a picture.
 	click(t, ctx, `#agents-body tr[data-agent="worker-1"]`)
 	waitJS(t, ctx, "the timeline", `document.querySelectorAll('#timeline-list li').length > 3`)
@@ -222,12 +242,51 @@ func TestBrowserDashboard(t *testing.T) {
 		t.Fatal("no screenshot saved")
 	}
 
+	// The page notices a hub restart and reconnects on its own.
+	h.Restart()
+	waitJS(t, ctx, "connected again", `document.getElementById('conn-text').textContent === 'Connected' && document.querySelector('#agents-body tr') === null`)
+
 	for _, m := range console() {
 		if m.IsException() || m.Type == chromedp.ConsoleError {
 			if strings.Contains(m.Text, "favicon") {
 				continue
 			}
 			t.Errorf("page console: %s", m.String())
+		}
+	}
+}
+
+// TestBrowserTokenPrompt: on a hub reachable beyond loopback the page asks
+// for a token once, keeps it, and a viewer token only watches.
+func TestBrowserTokenPrompt(t *testing.T) {
+	ctx, console := browser(t)
+	h := startRemoteHub(t)
+	viewer := h.Token("wall-screen", auth.RoleViewer)
+	id := submit(t, h, map[string]any{"description": "parked", "needed_capabilities": []string{"gpu"}})
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(h.URL()+"/dashboard")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the token dialog", `document.getElementById('token-dialog').open`)
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#token-input"), viewer)); err != nil {
+		t.Fatal(err)
+	}
+	click(t, ctx, "#token-save")
+	waitJS(t, ctx, "connected", `document.getElementById('conn-text').textContent === 'Connected'`)
+	waitJS(t, ctx, "read-only mode", `document.body.classList.contains('viewer') && document.getElementById('role-badge').textContent === 'read-only'`)
+	waitJS(t, ctx, "the queued task", rowJS("queued-body", "task", id))
+	waitJS(t, ctx, "no cancel button for a viewer", `getComputedStyle(document.querySelector('#queued-body button.cancel')).display === 'none'`)
+	waitJS(t, ctx, "the token kept", fmt.Sprintf(`localStorage.getItem('agentcom.dashboardToken') === %q`, viewer))
+
+	// A reload does not ask again.
+	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "connected after reload", `document.getElementById('conn-text').textContent === 'Connected' && !document.getElementById('token-dialog').open`)
+	shot(t, ctx, "viewer")
+	for _, m := range console() {
+		if m.IsException() {
+			t.Errorf("page exception: %s", m.String())
 		}
 	}
 }

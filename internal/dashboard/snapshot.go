@@ -196,6 +196,11 @@ func (a *Aggregator) snapshot() Snapshot {
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// The depth just read is a sample too: the chart's current minute is
+	// never behind what the page shows beside it.
+	if b := a.bucketAt(nowMs); !b.depthSet || s.Queue.Queued > b.depth {
+		b.depth, b.depthSet = s.Queue.Queued, true
+	}
 	s.RecentCompletions = a.completions.items()
 	s.RecentFailures = a.failures.items()
 	s.Series, s.Throughput = a.seriesLocked(nowMs)

@@ -536,6 +536,14 @@
         if (!started) { ctx.moveTo(x, y); started = true; } else ctx.lineTo(x, y);
       }
       ctx.stroke();
+      for (let i = n - 1; i >= 0; i--) {
+        if (d[i] === null) continue;
+        ctx.fillStyle = '#7eb8da';
+        ctx.beginPath();
+        ctx.arc(pad.l + i * step, pad.t + ph - (d[i] / max) * ph, 3, 0, 2 * Math.PI);
+        ctx.fill();
+        break;
+      }
     }
   }
 
