@@ -53,8 +53,7 @@ type Aggregator struct {
 	failures      ring[failure]
 	buckets       [SeriesMinutes]bucket
 	timelines     map[string]*timeline
-	left          map[string]int64  // agent → when it left (offline condition)
-	held          map[string]string // agent → task its state machine holds
+	left          map[string]int64 // agent → when it left (offline condition)
 	queueSamples  []int
 	storageView   storageView
 	storageEvents ring[map[string]any]
@@ -149,7 +148,7 @@ func NewAggregator(cfg Config, d Deps) *Aggregator {
 		snapReq:     make(chan chan *Encoded),
 		storageKick: make(chan struct{}, 1),
 		completions: newRing[completion](RecentCap), failures: newRing[failure](RecentCap),
-		timelines: map[string]*timeline{}, left: map[string]int64{}, held: map[string]string{},
+		timelines: map[string]*timeline{}, left: map[string]int64{},
 		storageEvents: newRing[map[string]any](StorageEventsCap), compactions: newRing[map[string]any](CompactionCap),
 		degraded: map[string]int64{}, backupFailed: map[string]string{}, drillFailed: map[string]string{},
 		alerts: newRing[map[string]any](AlertsCap), dlDirty: true,
@@ -371,11 +370,6 @@ func (a *Aggregator) applyAgent(e bus.Event) any {
 		ch, ok := e.Data.(agents.StateChange)
 		if !ok {
 			return nil
-		}
-		if ch.TaskID != "" {
-			a.held[ch.AgentID] = ch.TaskID
-		} else if ch.To != agents.Offline {
-			delete(a.held, ch.AgentID)
 		}
 		a.timelineLocked(ch.AgentID, timelineEntry{Timestamp: e.Time, Kind: "state",
 			Event: string(ch.From) + " → " + string(ch.To), TaskID: ch.TaskID})

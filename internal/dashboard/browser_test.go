@@ -237,6 +237,9 @@ func TestBrowserDashboard(t *testing.T) {
 	click(t, ctx, `#agents-body tr[data-agent="worker-1"]`)
 	waitJS(t, ctx, "the timeline", `document.querySelectorAll('#timeline-list li').length > 3`)
 	waitJS(t, ctx, "the throughput", `document.getElementById('tp-completed').textContent === '2'`)
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById('toasts').replaceChildren()`)); err != nil {
+		t.Fatal(err)
+	}
 	path := shot(t, ctx, "final")
 	if path == "" {
 		t.Fatal("no screenshot saved")

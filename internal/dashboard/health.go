@@ -66,7 +66,11 @@ func (a *Aggregator) healthLocked(now int64, agentList []agents.Agent, assigned 
 	}
 	var offline []string
 	for id, at := range a.left {
-		if _, back := connected[id]; back || now-at > a.cfg.OfflineGrace.Milliseconds() {
+		if now-at > a.cfg.OfflineGrace.Milliseconds() {
+			delete(a.left, id) // keeps the map as small as the grace window
+			continue
+		}
+		if _, back := connected[id]; back {
 			continue
 		}
 		offline = append(offline, id)

@@ -9,6 +9,7 @@
   const BACKOFF_MAX = 30000;
   const KEEPALIVE_MS = 25000;
   const PONG_WAIT_MS = 10000;
+  const SNAPSHOT_GAP_MS = 500;
   const LANES = ['urgent', 'high', 'normal', 'low'];
 
   const S = {
@@ -21,6 +22,8 @@
     pongTimer: null,
     snapshotInFlight: false,
     snapshotAgain: false,
+    snapshotTimer: null,
+    lastSnapshotRequest: 0,
     canAct: true,
     role: '',
     selectedAgent: null,
@@ -734,13 +737,22 @@
     clearTimeout(S.pongTimer);
   }
 
+  // requestSnapshot asks for a fresh snapshot: one request in flight at a
+  // time, and at most one per SNAPSHOT_GAP_MS, however busy the hub is.
   function requestSnapshot() {
     if (!S.ws || S.ws.readyState !== WebSocket.OPEN) return;
     if (S.snapshotInFlight) {
       S.snapshotAgain = true;
       return;
     }
+    if (S.snapshotTimer) return; // already due
+    const wait = S.lastSnapshotRequest + SNAPSHOT_GAP_MS - Date.now();
+    if (wait > 0) {
+      S.snapshotTimer = setTimeout(() => { S.snapshotTimer = null; requestSnapshot(); }, wait);
+      return;
+    }
     S.snapshotInFlight = true;
+    S.lastSnapshotRequest = Date.now();
     S.ws.send(JSON.stringify({ type: 'request_snapshot' }));
   }
 
