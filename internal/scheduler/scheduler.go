@@ -126,9 +126,13 @@ func (s *Scheduler) armBackoff(t *time.Timer) {
 
 // Pass assigns as many queued tasks as there are idle agents that fit
 // them, then pushes the assignments. It returns how many were assigned.
-// An agent that declined a task is its last choice: the task goes to any
-// other idle agent that fits first, and back to a decliner only when none
-// does, so a task whose only fitting agent declined it is not stranded.
+//
+// An agent that declined a task is offered other work first: the pass
+// runs in two rounds. The first never gives a task to an agent that
+// declined it; the second, only when agents are left idle and some task
+// was held back for that reason, gives such a task back to a decliner
+// (any other idle agent that fits still comes first). So a task whose
+// only fitting agent declined it is not stranded.
 func (s *Scheduler) Pass() int {
 	s.passMu.Lock()
 	defer s.passMu.Unlock()
@@ -137,46 +141,64 @@ func (s *Scheduler) Pass() int {
 		return 0
 	}
 	taken := make([]bool, len(idle))
+	free := len(idle)
 	conns := make(map[string]uint64)
 	reserve := func(i int, taskID string) bool {
 		taken[i] = true // whether or not the reserve works, it is not idle now
+		free--
 		if s.agents.Reserve(idle[i].ID, taskID) {
 			conns[idle[i].ID] = idle[i].Conn
 			return true
 		}
 		return false
 	}
-	pick := func(t *tasks.Task) (string, bool) {
-		fits, decliner := false, -1
-		for i, a := range idle {
-			if taken[i] {
-				continue
-			}
-			if tg := t.Target(); tg != "" && a.ID != tg {
-				continue
-			}
-			if !tasks.MatchesCapabilities(t.NeededCapabilities, a.Capabilities) {
-				continue
-			}
-			fits = true
-			if slices.Contains(t.RejectedBy, a.ID) {
-				if decliner < 0 {
-					decliner = i
+	heldBack := false
+	pick := func(decliners bool) tasks.Pick {
+		return func(t *tasks.Task) (string, bool) {
+			fits, decliner := false, -1
+			for i, a := range idle {
+				if taken[i] {
+					continue
 				}
-				continue
+				if tg := t.Target(); tg != "" && a.ID != tg {
+					continue
+				}
+				if !tasks.MatchesCapabilities(t.NeededCapabilities, a.Capabilities) {
+					continue
+				}
+				fits = true
+				if slices.Contains(t.RejectedBy, a.ID) {
+					if decliner < 0 {
+						decliner = i
+					}
+					continue
+				}
+				if reserve(i, t.ID) {
+					return a.ID, false
+				}
 			}
-			if reserve(i, t.ID) {
-				return a.ID, false
+			if decliner >= 0 {
+				if !decliners {
+					heldBack = true
+					return "", false // skip this task only
+				}
+				if reserve(decliner, t.ID) {
+					return idle[decliner].ID, false
+				}
 			}
+			return "", !fits
 		}
-		if decliner >= 0 && reserve(decliner, t.ID) {
-			return idle[decliner].ID, false
-		}
-		return "", !fits
 	}
-	assigned, err := s.q.AssignBatch(pick, len(idle))
+	assigned, err := s.q.AssignBatch(pick(false), free)
 	if err != nil {
 		s.log.Error("assignment not persisted", "event", "assign_failed", "err", err)
+	}
+	if heldBack && free > 0 {
+		more, err := s.q.AssignBatch(pick(true), free)
+		if err != nil {
+			s.log.Error("assignment not persisted", "event", "assign_failed", "err", err)
+		}
+		assigned = append(assigned, more...)
 	}
 	for _, t := range assigned {
 		s.deliver(t, conns[t.Holder()])

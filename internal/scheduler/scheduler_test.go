@@ -169,6 +169,30 @@ func TestRejectedTaskComesBack(t *testing.T) {
 	}
 }
 
+// TestDeclinerGetsOtherWorkFirst: an agent that declined a task is given
+// other work it fits before the declined task comes back to it.
+func TestDeclinerGetsOtherWorkFirst(t *testing.T) {
+	w := newWorld(t, config{})
+	w.connect("a")
+	declined := w.submit(tasks.SubmitParams{Priority: tasks.PriorityUrgent})
+	w.S.Pass()
+	if err := w.S.Reject("a", declined.ID, -1, "busy"); err != nil {
+		t.Fatal(err)
+	}
+	fresh := w.submit(tasks.SubmitParams{Priority: tasks.PriorityLow})
+	w.S.Pass()
+	if h := w.holders(); h[fresh.ID] != "a" || h[declined.ID] != "" {
+		t.Fatalf("holders %v: want the fresh task first", h)
+	}
+	if _, err := w.S.Complete("a", fresh.ID, w.get(fresh.ID).Generation, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.S.Pass()
+	if h := w.holders(); h[declined.ID] != "a" {
+		t.Fatalf("holders %v: the declined task should come back when nothing else is left", h)
+	}
+}
+
 // TestDeclineHoldsAgent: whatever the reason given, an agent that
 // declined a task sits out the busy hold, so a task only it can run is
 // not bounced between it and the queue.
