@@ -386,8 +386,9 @@ func TestE2ERealHubBusyAssignIsRejected(t *testing.T) {
 	}
 	eventually(t, "old task dropped", func() bool { return r.log.has("recovery_reassigned") })
 	// The sidecar is free again: the next task is accepted and completed.
-	// (The hub does not offer a rejected task to the same agent again, so
-	// the next task is a fresh one.)
+	// (The hub offers a declined task to other agents first and back to
+	// its decliner only after the busy hold, so the next task checked here
+	// is a fresh one.)
 	next, err := admin.SubmitTask(ctx, client.TaskSubmit{Description: "after the rejection"})
 	if err != nil {
 		t.Fatal(err)
