@@ -523,6 +523,6 @@ func (v *verifier) checkFreelist(id uint64) {
 
 type bitset []uint64
 
-func newBitset(n uint64) bitset     { return make(bitset, (n+63)/64) }
-func (s bitset) set(i uint64)       { s[i/64] |= 1 << (i % 64) }
-func (s bitset) has(i uint64) bool  { return s[i/64]&(1<<(i%64)) != 0 }
+func newBitset(n uint64) bitset    { return make(bitset, (n+63)/64) }
+func (s bitset) set(i uint64)      { s[i/64] |= 1 << (i % 64) }
+func (s bitset) has(i uint64) bool { return s[i/64]&(1<<(i%64)) != 0 }
