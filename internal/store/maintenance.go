@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -262,6 +263,18 @@ func (t *Table) verifyLive(txid uint64) (records int, moved bool, err error) {
 // compactBatchBytes bounds one transaction of the compaction copy.
 const compactBatchBytes = 16 << 20
 
+// CompactReport describes one compaction.
+type CompactReport struct {
+	BytesBefore int64 `json:"bytes_before"`
+	BytesAfter  int64 `json:"bytes_after"`
+	Records     int   `json:"records"`
+	// CaughtUp is the number of keys written during the copy and re-copied
+	// while the table was paused.
+	CaughtUp int `json:"caught_up"`
+	// Pause is how long the table's readers and writers were held.
+	Pause time.Duration `json:"pause_ns"`
+}
+
 // Compact rewrites the table into a fresh file and swaps it in atomically.
 //
 // The copy is taken from a snapshot while reads and writes continue; keys
@@ -272,6 +285,19 @@ const compactBatchBytes = 16 << 20
 // or the new file complete under the table's name. It returns the file
 // sizes before and after.
 func (t *Table) Compact() (before, after int64, err error) {
+	rep, err := t.CompactReport()
+	return rep.BytesBefore, rep.BytesAfter, err
+}
+
+// CompactReport is Compact returning the full report.
+func (t *Table) CompactReport() (CompactReport, error) {
+	var rep CompactReport
+	before, after, err := t.compact(&rep)
+	rep.BytesBefore, rep.BytesAfter = before, after
+	return rep, err
+}
+
+func (t *Table) compact(rep *CompactReport) (before, after int64, err error) {
 	t.maint.Lock()
 	defer t.maint.Unlock()
 	if fi, err := os.Stat(t.path); err == nil {
@@ -305,10 +331,15 @@ func (t *Table) Compact() (before, after int64, err error) {
 	}
 
 	t.swap.Lock()
-	defer t.swap.Unlock()
+	pausedAt := time.Now()
+	defer func() {
+		rep.Pause = time.Since(pausedAt)
+		t.swap.Unlock()
+	}()
 	if err := t.usable("compact"); err != nil {
 		return before, 0, err
 	}
+	rep.CaughtUp = len(t.dirty)
 	want, err := t.catchUp(dst, copied)
 	if err != nil {
 		return before, 0, err
@@ -328,6 +359,7 @@ func (t *Table) Compact() (before, after int64, err error) {
 	if got, err := t.countLocked(); err != nil || got != want {
 		return before, 0, t.fail("compact", fmt.Errorf("%w: compacted file holds %d records, want %d (%v)", ErrCorrupt, got, want, err))
 	}
+	rep.Records = want
 	if fi, err := os.Stat(t.path); err == nil {
 		after = fi.Size()
 	}
