@@ -62,8 +62,8 @@ func (l layout) newBackupPath(table string, at time.Time) string {
 	at = at.UTC().Truncate(time.Millisecond)
 	for {
 		p := filepath.Join(l.backupDir(table), table+"_"+at.Format(stampLayout)+store.FileExt)
-		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-			return p
+		if _, err := os.Lstat(p); err != nil {
+			return p // free, or unusable: the write reports why
 		}
 		at = at.Add(time.Millisecond)
 	}
