@@ -114,7 +114,9 @@ func parseBackupName(table, name string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	at, err := time.ParseInLocation(stampLayout, stamp, time.UTC)
-	if err != nil {
+	// Only names this package writes: the parser accepts variants
+	// ("T7-…", "," for ".") that would sort out of time order.
+	if err != nil || at.Format(stampLayout) != stamp {
 		return time.Time{}, false
 	}
 	return at, true
@@ -183,13 +185,18 @@ func (l layout) readMarker(table string) (*marker, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseMarker(table, b), nil
+}
+
+// parseMarker decodes a marker file. A marker that does not parse still
+// means degraded: its presence is what counts.
+func parseMarker(table string, b []byte) *marker {
 	var m marker
 	if err := json.Unmarshal(b, &m); err != nil {
-		// A marker that does not parse still means degraded.
-		return &marker{Table: table, Reason: "degraded marker unreadable: " + err.Error()}, nil
+		return &marker{Table: table, Reason: "degraded marker unreadable: " + err.Error()}
 	}
 	m.Table = table
-	return &m, nil
+	return &m
 }
 
 func (l layout) removeMarker(table string) error {
