@@ -44,7 +44,11 @@ func TestKillDuringMaintenance(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
 	for _, mode := range []string{"backup", "compact", "restore"} {
 		t.Run(mode, func(t *testing.T) {
-			for round := range 2 {
+			rounds := 2
+			if raceEnabled {
+				rounds = 1
+			}
+			for round := range rounds {
 				dir := t.TempDir()
 				backupRecords, liveRecords := prepareCrashDir(t, dir)
 				acked := runCrashChild(t, mode, dir, 1+rng.IntN(2), time.Duration(rng.IntN(40))*time.Millisecond)
@@ -109,7 +113,7 @@ func prepareCrashDir(t *testing.T, dir string) (backupRecords, liveRecords int) 
 	for _, name := range store.AllTables() {
 		n := 200
 		if name == store.MessageHistory || name == crashRestoreTable {
-			n = 20000 // big enough for operations to take a while
+			n = 10000 // big enough for operations to take a while
 		}
 		fillTable(t, db.Table(name), 0, n)
 	}
@@ -117,8 +121,8 @@ func prepareCrashDir(t *testing.T, dir string) (backupRecords, liveRecords int) 
 	if _, err := c.Backup(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	fillTable(t, db.Table(crashRestoreTable), 20000, 5000)
-	return 20000, 25000
+	fillTable(t, db.Table(crashRestoreTable), 10000, 5000)
+	return 10000, 15000
 }
 
 func fillTable(t *testing.T, tb *store.Table, from, n int) {

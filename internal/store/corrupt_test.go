@@ -317,7 +317,11 @@ func TestRandomDamageNeverPanics(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 9))
 	dir := t.TempDir()
 	accepted, rejected := 0, 0
-	for i := range 200 {
+	iterations := 200
+	if raceEnabled {
+		iterations = 60
+	}
+	for i := range iterations {
 		data := bytes.Clone(orig)
 		for range 1 + rng.IntN(4) {
 			data[rng.IntN(used)] ^= byte(1 + rng.IntN(255))
