@@ -79,7 +79,7 @@ func (c *Coordinator) backup(ctx context.Context, trigger string) (BackupRespons
 		})
 	}
 	if len(failures) > 0 {
-		c.publish(EventBackupFailed, BackupFailedEvent{Timestamp: resp.Timestamp, Failures: failures, Trigger: trigger})
+		c.publish(EventBackupFailed, BackupFailedEvent{Timestamp: resp.Timestamp, Failures: failures, Reason: summary(failures), Trigger: trigger})
 	}
 	return resp, nil
 }

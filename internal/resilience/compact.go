@@ -25,6 +25,7 @@ type CompactResult struct {
 	Retried       bool     `json:"retried,omitempty"`
 	BytesBefore   int64    `json:"bytes_before,omitempty"`
 	BytesAfter    int64    `json:"bytes_after,omitempty"`
+	BytesSaved    int64    `json:"bytes_saved,omitempty"`
 	Fragmentation *float64 `json:"fragmentation_ratio,omitempty"`
 	PauseMs       *int64   `json:"pause_ms,omitempty"`
 }
@@ -139,7 +140,7 @@ func (c *Coordinator) finishCompaction(at int64, trigger string, results []Compa
 	c.mu.Unlock()
 	c.publish(EventCompactionComplete, CompactionCompleteEvent{Timestamp: at, Results: results, Trigger: trigger})
 	if len(failures) > 0 {
-		c.publish(EventCompactionFailed, CompactionFailedEvent{Timestamp: at, Failures: failures, Trigger: trigger})
+		c.publish(EventCompactionFailed, CompactionFailedEvent{Timestamp: at, Failures: failures, Reason: summary(failures), Trigger: trigger})
 	}
 }
 
@@ -197,6 +198,7 @@ func (c *Coordinator) compactOnce(t *store.Table, force bool) (CompactResult, er
 	}
 	pause := ms(rep.Pause)
 	r.Status, r.BytesAfter, r.PauseMs = "compacted", rep.BytesAfter, &pause
+	r.BytesSaved = max(rep.BytesBefore-rep.BytesAfter, 0)
 	return r, nil
 }
 

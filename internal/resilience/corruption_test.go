@@ -45,7 +45,7 @@ func TestCorruptionBeforeStartRestoresEveryTable(t *testing.T) {
 				}
 				ev := e.waitEvent(EventRecoveryComplete, nil)
 				d := ev.Data.(RecoveryCompleteEvent)
-				if d.Trigger != TriggerStartup || d.RecordCount != 40 || d.BackupUsed == "" {
+				if d.Trigger != TriggerAuto || !d.Startup || d.RecordCount != 40 || d.BackupUsed == "" {
 					t.Fatalf("event %+v", d)
 				}
 				if p, ok := PushFor(ev); !ok || !strings.Contains(p.Body, "restored from backup") {
@@ -84,7 +84,7 @@ func TestCorruptionBeforeStartWithoutBackupDegrades(t *testing.T) {
 			e.put(store.AgentMailbox, 0, 1) // usable, empty
 			ev := e.waitEvent(EventDegradedMode, nil)
 			d := ev.Data.(DegradedModeEvent)
-			if d.Table != store.AgentMailbox || !d.DataLost || d.AsidePath == "" || d.Trigger != TriggerStartup {
+			if d.Table != store.AgentMailbox || !d.DataLost || d.AsidePath == "" || d.Trigger != TriggerAuto || !d.Startup {
 				t.Fatalf("event %+v", d)
 			}
 			if p, ok := PushFor(ev); !ok || p.Title != "AgentCom Critical" {

@@ -68,7 +68,7 @@ func (c *Coordinator) Drill(ctx context.Context) (DrillResponse, error) {
 	}
 	if len(failures) > 0 {
 		c.log.Error("restore drill failed", "failures", len(failures))
-		c.publish(EventDrillFailed, DrillFailedEvent{Timestamp: resp.Timestamp, Failures: failures})
+		c.publish(EventDrillFailed, DrillFailedEvent{Timestamp: resp.Timestamp, Failures: failures, Reason: summary(failures)})
 	}
 	return resp, nil
 }

@@ -25,8 +25,7 @@ const (
 const (
 	TriggerScheduled = "scheduled"
 	TriggerManual    = "manual"
-	TriggerAuto      = "auto"    // corruption detected while running
-	TriggerStartup   = "startup" // corruption or a missing file found at start
+	TriggerAuto      = "auto" // damage found by the hub itself (running, or at start: see Startup)
 )
 
 // Failure names one table an operation failed on.
@@ -47,9 +46,11 @@ type BackupCompleteEvent struct {
 }
 
 // BackupFailedEvent lists the tables a backup run could not back up.
+// Reason sums the failures up in one line.
 type BackupFailedEvent struct {
 	Timestamp int64     `json:"timestamp"`
 	Failures  []Failure `json:"failures"`
+	Reason    string    `json:"reason"`
 	Trigger   string    `json:"trigger"`
 }
 
@@ -66,11 +67,13 @@ type CompactionCompleteEvent struct {
 type CompactionFailedEvent struct {
 	Timestamp int64     `json:"timestamp"`
 	Failures  []Failure `json:"failures"`
+	Reason    string    `json:"reason"`
 	Trigger   string    `json:"trigger"`
 }
 
 // RecoveryCompleteEvent: a table was restored from a verified backup.
-// Degraded mode is never reported with this event.
+// Degraded mode is never reported with this event. Startup is set when
+// the damage was found by OpenDB before the hub started.
 type RecoveryCompleteEvent struct {
 	Timestamp    int64    `json:"timestamp"`
 	Table        string   `json:"table"`
@@ -78,6 +81,7 @@ type RecoveryCompleteEvent struct {
 	BackupTime   int64    `json:"backup_time"`
 	RecordCount  int      `json:"record_count"`
 	Trigger      string   `json:"trigger"`
+	Startup      bool     `json:"startup,omitempty"`
 	Reason       string   `json:"reason,omitempty"`
 	AsidePath    string   `json:"aside_path,omitempty"`
 	ReloadErrors []string `json:"reload_errors,omitempty"`
@@ -99,6 +103,7 @@ type DegradedModeEvent struct {
 	Reason    string `json:"reason"`
 	AsidePath string `json:"aside_path,omitempty"`
 	Trigger   string `json:"trigger"`
+	Startup   bool   `json:"startup,omitempty"`
 	DataLost  bool   `json:"data_lost"`
 }
 
@@ -113,6 +118,7 @@ type DrillCompleteEvent struct {
 type DrillFailedEvent struct {
 	Timestamp int64     `json:"timestamp"`
 	Failures  []Failure `json:"failures"`
+	Reason    string    `json:"reason"`
 }
 
 // Push is a web push notification for a storage event.
@@ -156,6 +162,15 @@ func tables(fs []Failure) string {
 		names[i] = f.Table
 	}
 	return strings.Join(names, ", ")
+}
+
+// summary renders failures as one line: "t1: reason; t2: reason".
+func summary(fs []Failure) string {
+	parts := make([]string, len(fs))
+	for i, f := range fs {
+		parts[i] = f.Table + ": " + f.Reason
+	}
+	return strings.Join(parts, "; ")
 }
 
 // publish sends an event on the storage topic; a nil bus (offline tools)

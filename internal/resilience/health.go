@@ -33,6 +33,8 @@ type Health struct {
 	LastCompactionAt  *int64          `json:"last_compaction_at"`
 	CompactionHistory []CompactionRun `json:"compaction_history"`
 
+	LastVerifiedBackupAt *int64 `json:"last_verified_backup_at"` // the oldest of the tables' last verifications
+
 	Status         string   `json:"status"`  // ok | warning | critical
 	Reasons        []string `json:"reasons"` // why, most severe first; empty when ok
 	DegradedTables []string `json:"degraded_tables"`
@@ -111,7 +113,7 @@ func (c *Coordinator) Health() Health {
 	started := c.started
 	var critical, warning []string
 	var fragmented, failedBackups, failedDrills, stale, noBackup, storageErrs []string
-	oldest := int64(-1)
+	oldest, oldestVerified := int64(-1), int64(-1)
 	for _, name := range c.names {
 		th := stats[name]
 		st := c.state(name)
@@ -159,12 +161,18 @@ func (c *Coordinator) Health() Health {
 		if oldest != 0 && (oldest < 0 || st.lastBackupAt < oldest) {
 			oldest = st.lastBackupAt
 		}
+		if oldestVerified < 0 || st.lastVerifiedAt < oldestVerified {
+			oldestVerified = st.lastVerifiedAt
+		}
 		h.Tables = append(h.Tables, th)
 	}
 	c.mu.Unlock()
 
 	if oldest > 0 {
 		h.LastBackupAt = &oldest
+	}
+	if oldestVerified > 0 {
+		h.LastVerifiedBackupAt = &oldestVerified
 	}
 	if len(noBackup) > 0 && now.Sub(started) > c.cfg.FirstBackupDelay+backupGrace {
 		h.StaleBackup = true

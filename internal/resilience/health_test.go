@@ -167,3 +167,31 @@ func TestPushForIgnoresOtherEvents(t *testing.T) {
 		t.Fatalf("recovery_failed push %+v", p)
 	}
 }
+
+func TestAdapters(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.putAll(2)
+	ctx := context.Background()
+	a := AnyResults{C: e.c}
+	for name, call := range map[string]func() (any, error){
+		"health":      func() (any, error) { return a.Health(ctx) },
+		"backup":      func() (any, error) { return a.Backup(ctx) },
+		"compact all": func() (any, error) { return a.Compact(ctx, "", false) },
+		"compact one": func() (any, error) { return a.Compact(ctx, store.Tokens, true) },
+		"restore dry": func() (any, error) { return a.Restore(ctx, store.Tokens, "", true) },
+	} {
+		v, err := call()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		jsonKeys(t, v)
+	}
+	if _, err := e.c.Drill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := e.c.Protection()
+	if len(p) != 12 || p[0].Table != store.TaskQueue || p[9].Table != store.Tokens || p[9].LastBackup.IsZero() ||
+		p[9].LastVerified.IsZero() || p[9].LastCompaction.IsZero() || !p[9].LastDrillOK || p[9].Degraded {
+		t.Fatalf("protection %+v", p[9])
+	}
+}

@@ -159,6 +159,7 @@ type marker struct {
 	Reason    string `json:"reason"`
 	AsidePath string `json:"aside_path,omitempty"`
 	Trigger   string `json:"trigger"`
+	Startup   bool   `json:"startup,omitempty"`
 }
 
 func (l layout) writeMarker(m marker) error {

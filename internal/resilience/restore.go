@@ -279,7 +279,8 @@ func (c *Coordinator) enterDegraded(m marker, reloadErrs []string) {
 	c.mu.Unlock()
 	c.log.Error("table running empty after data loss (degraded mode)", "table", m.Table, "reason", m.Reason, "aside", m.AsidePath)
 	c.publish(EventDegradedMode, DegradedModeEvent{
-		Timestamp: m.Since, Table: m.Table, Reason: m.Reason, AsidePath: m.AsidePath, Trigger: m.Trigger, DataLost: true,
+		Timestamp: m.Since, Table: m.Table, Reason: m.Reason, AsidePath: m.AsidePath, Trigger: m.Trigger,
+		Startup: m.Startup, DataLost: true,
 	})
 }
 

@@ -156,7 +156,7 @@ func recoverFile(l layout, cfg Config, name, why string) StartupTable {
 		why += " (" + strings.Join(st.Problems, "; ") + ")"
 	}
 	st.Reason = why
-	_ = l.writeMarker(marker{Table: name, Since: cfg.Now().UnixMilli(), Reason: why, AsidePath: st.AsidePath, Trigger: TriggerStartup})
+	_ = l.writeMarker(marker{Table: name, Since: cfg.Now().UnixMilli(), Reason: why, AsidePath: st.AsidePath, Trigger: TriggerAuto, Startup: true})
 	return st
 }
 
@@ -186,16 +186,16 @@ func (c *Coordinator) NoteStartup(rep *StartupReport) {
 		case "restored":
 			now := c.now().UnixMilli()
 			c.mu.Lock()
-			c.state(st.Table).lastRecovery = &RecoveryInfo{At: now, Status: "restored", Trigger: TriggerStartup, BackupUsed: st.BackupUsed, Reason: st.Reason}
+			c.state(st.Table).lastRecovery = &RecoveryInfo{At: now, Status: "restored", Trigger: TriggerAuto, BackupUsed: st.BackupUsed, Reason: st.Reason}
 			c.mu.Unlock()
 			c.publish(EventRecoveryComplete, RecoveryCompleteEvent{
 				Timestamp: now, Table: st.Table, BackupUsed: st.BackupUsed, BackupTime: st.BackupTime,
-				RecordCount: st.Records, Trigger: TriggerStartup, Reason: st.Reason, AsidePath: st.AsidePath,
+				RecordCount: st.Records, Trigger: TriggerAuto, Startup: true, Reason: st.Reason, AsidePath: st.AsidePath,
 			})
 		case "degraded":
 			m, err := c.layout.readMarker(st.Table)
 			if err != nil || m == nil {
-				m = &marker{Table: st.Table, Since: c.now().UnixMilli(), Reason: st.Reason, AsidePath: st.AsidePath, Trigger: TriggerStartup}
+				m = &marker{Table: st.Table, Since: c.now().UnixMilli(), Reason: st.Reason, AsidePath: st.AsidePath, Trigger: TriggerAuto, Startup: true}
 			}
 			c.enterDegraded(*m, nil)
 		}
