@@ -184,7 +184,7 @@ func (c *Coordinator) compactOnce(t *store.Table, force bool) (CompactResult, er
 		return r, err
 	}
 	frag := round3(st.Fragmentation)
-	r.Fragmentation = &frag
+	r.Fragmentation, r.BytesBefore = &frag, st.FileBytes
 	if !force && !c.worthCompacting(st) {
 		r.Status, r.Reason = "skipped", "below_threshold"
 		return r, nil

@@ -18,6 +18,7 @@ import (
 //	<data>/<table>.db                                   live tables
 //	<backups>/<table>/<table>_2006-01-02T15-04-05.000.db verified backups (UTC)
 //	<data>/corrupt/<table>_2006-01-02T15-04-05.000.db    damaged files kept aside
+//	<data>/replaced/<table>_2006-01-02T15-04-05.000.db   files replaced by a manual restore
 //	<data>/degraded/<table>.json                         degraded-mode markers
 //	<data>/drill/                                        restore-drill scratch space
 //
@@ -52,9 +53,15 @@ func (l layout) markerPath(table string) string {
 	return filepath.Join(l.data, "degraded", table+".json")
 }
 
-// asidePath is where a damaged file of table is kept, named by time.
-func (l layout) asidePath(table string, at time.Time) string {
-	return filepath.Join(l.data, "corrupt", table+"_"+at.UTC().Format(stampLayout)+store.FileExt)
+// asidePath is where a replaced file of table is kept, named by time:
+// under corrupt/ when it was damaged (automatic recovery), replaced/ when
+// an operator restored over it.
+func (l layout) asidePath(table string, at time.Time, damaged bool) string {
+	dir := "replaced"
+	if damaged {
+		dir = "corrupt"
+	}
+	return filepath.Join(l.data, dir, table+"_"+at.UTC().Format(stampLayout)+store.FileExt)
 }
 
 // newBackupPath returns an unused backup name for table at time at.

@@ -153,7 +153,8 @@ func openOffline(dir string, names []string) (*store.DB, error) {
 // RestoreOffline restores one table of a stopped hub from its newest
 // verified backup, or the named one; dryRun only reports. It works on a
 // damaged table file too (the file is kept under <data>/corrupt), and a
-// successful restore ends that table's degraded mode. With no usable
+// successful restore ends that table's degraded mode. The replaced file is
+// kept under <data>/replaced. With no usable
 // backup it refuses and touches nothing.
 func RestoreOffline(ctx context.Context, dir string, names []string, cfg Config, table, backupName string, dryRun bool) (RestoreResponse, error) {
 	cfg = cfg.withDefaults()
@@ -192,7 +193,7 @@ func RestoreOffline(ctx context.Context, dir string, names []string, cfg Config,
 		resp.Status = "dry_run"
 		return resp, nil
 	}
-	aside := l.asidePath(table, cfg.Now())
+	aside := l.asidePath(table, cfg.Now(), false)
 	n, err := store.RestoreFile(b.Path, path, aside)
 	if err != nil {
 		return failed(err)

@@ -38,7 +38,7 @@ type RestoreResponse struct {
 // backup directory). With dryRun nothing is touched and the response says
 // what would change. With no usable backup it refuses and touches nothing:
 // ErrNoBackup, ErrBackupNotFound or ErrBackupUnusable (the response then
-// has status "failed"). The replaced file is kept under <data>/corrupt.
+// has status "failed"). The replaced file is kept under <data>/replaced.
 // Users of the table pause (gates) while the file is swapped and the
 // reloaders rebuild their state. A successful restore ends degraded mode.
 func (c *Coordinator) Restore(ctx context.Context, table, backupName string, dryRun bool) (RestoreResponse, error) {
@@ -124,7 +124,7 @@ type restoreOutcome struct {
 // recovery_failed. Caller holds the maintenance slot.
 func (c *Coordinator) restoreFrom(ctx context.Context, t *store.Table, b backupFile, trigger, why string) (restoreOutcome, error) {
 	name := t.Name()
-	aside := c.layout.asidePath(name, c.now())
+	aside := c.layout.asidePath(name, c.now(), trigger != TriggerManual)
 	var out restoreOutcome
 	err := c.swapPaused(ctx, name, func() error {
 		n, err := t.Restore(b.Path, aside)
@@ -251,7 +251,7 @@ func (c *Coordinator) recoverTable(ctx context.Context, t *store.Table, trigger,
 // until acknowledged or restored), degraded_mode event and push.
 func (c *Coordinator) degrade(ctx context.Context, t *store.Table, trigger, why string) {
 	name := t.Name()
-	aside := c.layout.asidePath(name, c.now())
+	aside := c.layout.asidePath(name, c.now(), true)
 	var reloadErrs []string
 	err := c.swapPaused(ctx, name, func() error { return t.Reset(aside) }, &reloadErrs)
 	now := c.now().UnixMilli()

@@ -126,7 +126,7 @@ func startTable(l layout, cfg Config, name string) (StartupTable, error) {
 func recoverFile(l layout, cfg Config, name, why string) StartupTable {
 	st := StartupTable{Table: name, Reason: why}
 	path := l.tablePath(name)
-	aside := l.asidePath(name, cfg.Now())
+	aside := l.asidePath(name, cfg.Now(), true)
 	files, err := l.listBackups(name)
 	if err != nil {
 		st.Problems = append(st.Problems, reason(err))
