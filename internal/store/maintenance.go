@@ -51,7 +51,10 @@ func (t *Table) Stats() (Stats, error) {
 	st.FileBytes = fi.Size()
 	var free int64
 	err = guard(func() error {
-		free = int64(t.bolt.Stats().FreeAlloc)
+		// Free and pending page counts are loaded with the freelist at
+		// open and updated by every write transaction.
+		bs := t.bolt.Stats()
+		free = int64(bs.FreePageN+bs.PendingPageN) * int64(t.pageSize)
 		return t.bolt.View(func(tx *bolt.Tx) error {
 			st.DataBytes = tx.Size()
 			st.Records = tx.Bucket(bucketName).Stats().KeyN
@@ -309,10 +312,10 @@ func (t *Table) compact(rep *CompactReport) (before, after int64, err error) {
 	if err != nil {
 		return before, 0, fmt.Errorf("compact %s: %w", t.name, err)
 	}
-	dst.NoSync = true // the copy is fsynced once, by the catch-up commit
-	ok := false
+	dst.NoSync = true // the bulk copy is fsynced once, before the pause
+	swapped := false
 	defer func() {
-		if !ok {
+		if !swapped {
 			_ = guard(dst.Close)
 			_ = os.Remove(tmp)
 			t.wmu.Lock()
@@ -325,11 +328,46 @@ func (t *Table) compact(rep *CompactReport) (before, after int64, err error) {
 	if err != nil {
 		return before, 0, err
 	}
-	// Check the bulk copy before pausing anyone; the catch-up adds little.
+	// Flush and check the bulk copy before pausing anyone: in the pause
+	// only the catch-up is written and synced.
+	if err := guard(dst.Sync); err != nil {
+		return before, 0, fmt.Errorf("compact %s: %w", t.name, err)
+	}
 	if _, err := verifyOpenFile(tmp); err != nil {
 		return before, 0, fmt.Errorf("compact %s: copy fails verification: %w", t.name, err)
 	}
+	dst.NoSync = false // the catch-up commit fsyncs itself
+	meta, err := os.Open(tmp) // becomes the pre-check handle; same file after the rename
+	if err != nil {
+		return before, 0, fmt.Errorf("compact %s: %w", t.name, err)
+	}
 
+	old, oldMeta, oldPoisoned, records, err := t.swapCompacted(rep, dst, meta, tmp, copied)
+	if err != nil {
+		_ = meta.Close()
+		return before, 0, err
+	}
+	swapped = true
+	// Readers and writers already use the new file; the old one is closed
+	// outside the pause. A poisoned handle is abandoned (see detach).
+	if !oldPoisoned {
+		_ = guard(old.Close)
+	}
+	_ = oldMeta.Close()
+	rep.Records = records
+	if fi, err := os.Stat(t.path); err == nil {
+		after = fi.Size()
+	}
+	return before, after, nil
+}
+
+// swapCompacted is the pause of a compaction: with the table's readers and
+// writers held, it applies the catch-up to dst (fsynced), renames dst's
+// file over the table's and makes dst the live handle. dst stays open
+// throughout, so nothing is reopened while the table waits. It returns the
+// old handles for the caller to close after the pause.
+func (t *Table) swapCompacted(rep *CompactReport, dst *bolt.DB, meta *os.File, tmp string, copied int) (
+	old *bolt.DB, oldMeta *os.File, oldPoisoned bool, records int, err error) {
 	t.swap.Lock()
 	pausedAt := time.Now()
 	defer func() {
@@ -337,33 +375,21 @@ func (t *Table) compact(rep *CompactReport) (before, after int64, err error) {
 		t.swap.Unlock()
 	}()
 	if err := t.usable("compact"); err != nil {
-		return before, 0, err
+		return nil, nil, false, 0, err
 	}
 	rep.CaughtUp = len(t.dirty)
-	want, err := t.catchUp(dst, copied)
+	records, err = t.catchUp(dst, copied)
 	if err != nil {
-		return before, 0, err
+		return nil, nil, false, 0, err
 	}
-	dst.NoSync = false
-	if err := guard(dst.Sync); err != nil {
-		return before, 0, fmt.Errorf("compact %s: %w", t.name, err)
+	if err := renameSynced(tmp, t.path); err != nil {
+		return nil, nil, false, 0, fmt.Errorf("compact %s: %w", t.name, err)
 	}
-	if err := guard(dst.Close); err != nil {
-		return before, 0, fmt.Errorf("compact %s: %w", t.name, err)
-	}
-	ok = true
+	old, oldMeta, oldPoisoned = t.bolt, t.metaFile, t.poisoned.Load()
+	t.bolt, t.metaFile, t.pageSize = dst, meta, dst.Info().PageSize
+	t.poisoned.Store(false)
 	t.dirty = nil // writers are paused: nothing reads it concurrently
-	if err := t.swapIn(tmp, ""); err != nil {
-		return before, 0, t.fail("compact", err)
-	}
-	if got, err := t.countLocked(); err != nil || got != want {
-		return before, 0, t.fail("compact", fmt.Errorf("%w: compacted file holds %d records, want %d (%v)", ErrCorrupt, got, want, err))
-	}
-	rep.Records = want
-	if fi, err := os.Stat(t.path); err == nil {
-		after = fi.Size()
-	}
-	return before, after, nil
+	return old, oldMeta, oldPoisoned, records, nil
 }
 
 // compactCopy copies a snapshot of the table into dst, and starts tracking
@@ -418,29 +444,36 @@ func (t *Table) compactCopy(dst *bolt.DB) (copied int, err error) {
 }
 
 // catchUp applies to dst the keys written since the copy's snapshot and
-// returns the live record count, which dst now matches. Caller holds
-// t.swap exclusively, so no write is in flight.
+// returns dst's record count. Caller holds t.swap exclusively, so no write
+// is in flight. Its cost is proportional to the keys written during the
+// copy: nothing here walks the whole table.
 func (t *Table) catchUp(dst *bolt.DB, copied int) (int, error) {
 	keys := make([]string, 0, len(t.dirty))
 	for k := range t.dirty {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	var want int
+	records := copied
 	err := guard(func() error {
 		return t.bolt.View(func(src *bolt.Tx) error {
 			sb := src.Bucket(bucketName)
-			want = sb.Stats().KeyN
 			return dst.Update(func(tx *bolt.Tx) error {
 				b := tx.Bucket(bucketName)
 				for _, k := range keys {
 					kb := []byte(k)
+					had := b.Get(kb) != nil
 					if v := sb.Get(kb); v != nil {
 						if err := b.Put(kb, v); err != nil {
 							return fmt.Errorf("catch-up: %w", err)
 						}
-					} else if err := b.Delete(kb); err != nil {
-						return fmt.Errorf("catch-up: %w", err)
+						if !had {
+							records++
+						}
+					} else if had {
+						if err := b.Delete(kb); err != nil {
+							return fmt.Errorf("catch-up: %w", err)
+						}
+						records--
 					}
 				}
 				return nil
@@ -453,8 +486,7 @@ func (t *Table) catchUp(dst *bolt.DB, copied int) (int, error) {
 		}
 		return 0, fmt.Errorf("compact %s: %w", t.name, err)
 	}
-	_ = copied
-	return want, nil
+	return records, nil
 }
 
 // countLocked counts records of the open file. Caller holds t.swap.

@@ -181,6 +181,13 @@ func openBolt(path string) (b *bolt.DB, err error) {
 		// Grow the file in 1 MiB steps once it is mapped; with the large
 		// initial mapping bbolt would otherwise grow it 16 MiB at a time.
 		b.AllocSize = 1 << 20
+		exists := false
+		if err := b.View(func(tx *bolt.Tx) error {
+			exists = tx.Bucket(bucketName) != nil
+			return nil
+		}); err != nil || exists {
+			return err
+		}
 		return b.Update(func(tx *bolt.Tx) error {
 			_, err := tx.CreateBucketIfNotExists(bucketName)
 			return err
