@@ -336,7 +336,7 @@ func (t *Table) compact(rep *CompactReport) (before, after int64, err error) {
 	if _, err := verifyOpenFile(tmp); err != nil {
 		return before, 0, fmt.Errorf("compact %s: copy fails verification: %w", t.name, err)
 	}
-	dst.NoSync = false // the catch-up commit fsyncs itself
+	dst.NoSync = false        // the catch-up commit fsyncs itself
 	meta, err := os.Open(tmp) // becomes the pre-check handle; same file after the rename
 	if err != nil {
 		return before, 0, fmt.Errorf("compact %s: %w", t.name, err)
