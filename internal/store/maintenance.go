@@ -333,8 +333,8 @@ func (t *Table) compact(rep *CompactReport) (before, after int64, err error) {
 	if err := guard(dst.Sync); err != nil {
 		return before, 0, fmt.Errorf("compact %s: %w", t.name, err)
 	}
-	if _, err := verifyOpenFile(tmp); err != nil {
-		return before, 0, fmt.Errorf("compact %s: copy fails verification: %w", t.name, err)
+	if n, err := CheckFile(tmp); err != nil || n != copied {
+		return before, 0, fmt.Errorf("compact %s: copy fails verification (%d of %d records): %v", t.name, n, copied, err)
 	}
 	dst.NoSync = false        // the catch-up commit fsyncs itself
 	meta, err := os.Open(tmp) // becomes the pre-check handle; same file after the rename
@@ -500,10 +500,6 @@ func (t *Table) countLocked() (int, error) {
 	})
 	return n, err
 }
-
-// verifyOpenFile verifies a file another handle may hold open (no writes
-// in flight).
-func verifyOpenFile(path string) (int, error) { return CheckFile(path) }
 
 // Restore replaces the table with the backup file at src. The current file
 // is kept under aside (never deleted) when aside is not empty. The backup
