@@ -368,11 +368,11 @@ func (t *Table) compact(rep *CompactReport) (before, after int64, err error) {
 // old handles for the caller to close after the pause.
 func (t *Table) swapCompacted(rep *CompactReport, dst *bolt.DB, meta *os.File, tmp string, copied int) (
 	old *bolt.DB, oldMeta *os.File, oldPoisoned bool, records int, err error) {
-	t.swap.Lock()
-	pausedAt := time.Now()
+	pausedAt := time.Now() // writers wait from here: the in-flight commit counts
+	t.lockExclusive()
 	defer func() {
 		rep.Pause = time.Since(pausedAt)
-		t.swap.Unlock()
+		t.unlockExclusive()
 	}()
 	if err := t.usable("compact"); err != nil {
 		return nil, nil, false, 0, err
@@ -395,20 +395,32 @@ func (t *Table) swapCompacted(rep *CompactReport, dst *bolt.DB, meta *os.File, t
 // compactCopy copies a snapshot of the table into dst, and starts tracking
 // the keys written after that snapshot. Records are re-verified on the way.
 func (t *Table) compactCopy(dst *bolt.DB) (copied int, err error) {
+	// Start the snapshot and the tracking together, between two commits.
+	t.wmu.Lock()
 	t.swap.RLock()
 	defer t.swap.RUnlock()
 	if err := t.usable("compact"); err != nil {
+		t.wmu.Unlock()
 		return 0, err
 	}
+	var src *bolt.Tx
 	err = guard(func() error {
-		t.wmu.Lock()
+		var err error
+		src, err = t.bolt.Begin(false)
+		return err
+	})
+	if err == nil {
 		t.dirty = make(map[string]struct{})
-		src, err := t.bolt.Begin(false)
-		t.wmu.Unlock()
-		if err != nil {
-			return err
+	}
+	t.wmu.Unlock()
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			return 0, t.fail("compact", err)
 		}
-		defer func() { _ = src.Rollback() }()
+		return 0, fmt.Errorf("compact %s: %w", t.name, err)
+	}
+	defer func() { _ = guard(src.Rollback) }()
+	err = guard(func() error {
 		c := src.Bucket(bucketName).Cursor()
 		k, v := c.First()
 		for k != nil {
@@ -444,8 +456,8 @@ func (t *Table) compactCopy(dst *bolt.DB) (copied int, err error) {
 }
 
 // catchUp applies to dst the keys written since the copy's snapshot and
-// returns dst's record count. Caller holds t.swap exclusively, so no write
-// is in flight. Its cost is proportional to the keys written during the
+// returns dst's record count. Caller holds the table exclusively, so no
+// write is in flight. Its cost is proportional to the keys written during the
 // copy: nothing here walks the whole table.
 func (t *Table) catchUp(dst *bolt.DB, copied int) (int, error) {
 	keys := make([]string, 0, len(t.dirty))
@@ -528,8 +540,8 @@ func (t *Table) Restore(src, aside string) (int, error) {
 		_ = os.Remove(tmp)
 		return 0, fmt.Errorf("restore %s: copy of the backup fails verification (%d of %d records): %v", t.name, got, want, err)
 	}
-	t.swap.Lock()
-	defer t.swap.Unlock()
+	t.lockExclusive()
+	defer t.unlockExclusive()
 	if t.isClosed() {
 		_ = os.Remove(tmp)
 		return 0, fmt.Errorf("restore %s: %w", t.name, ErrClosed)
@@ -558,8 +570,8 @@ func (t *Table) Reset(aside string) error {
 	if err := b.Close(); err != nil {
 		return fmt.Errorf("reset %s: %w", t.name, err)
 	}
-	t.swap.Lock()
-	defer t.swap.Unlock()
+	t.lockExclusive()
+	defer t.unlockExclusive()
 	if t.isClosed() {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("reset %s: %w", t.name, ErrClosed)
@@ -623,8 +635,8 @@ func keepAside(path, aside string) error {
 func (t *Table) Reopen() error {
 	t.maint.Lock()
 	defer t.maint.Unlock()
-	t.swap.Lock()
-	defer t.swap.Unlock()
+	t.lockExclusive()
+	defer t.unlockExclusive()
 	if t.isClosed() {
 		return fmt.Errorf("reopen %s: %w", t.name, ErrClosed)
 	}

@@ -49,7 +49,7 @@ type Table struct {
 
 	// wmu is held by the commit loop around each write transaction, so a
 	// compaction can start tracking writes at the exact point its snapshot
-	// is taken.
+	// is taken. Lock order: wmu before swap.
 	wmu   sync.Mutex
 	dirty map[string]struct{} // keys written since the compaction snapshot; nil when not compacting
 
@@ -344,6 +344,20 @@ func (t *Table) usable(op string) error {
 	return nil
 }
 
+// lockExclusive holds this table's writers, then its readers, in the
+// order every path takes the two locks (wmu, then swap). Taking wmu first
+// waits for an in-flight commit while readers still run; readers are held
+// only once the commit is done.
+func (t *Table) lockExclusive() {
+	t.wmu.Lock()
+	t.swap.Lock()
+}
+
+func (t *Table) unlockExclusive() {
+	t.swap.Unlock()
+	t.wmu.Unlock()
+}
+
 // isClosed reports whether Close was called.
 func (t *Table) isClosed() bool {
 	select {
@@ -417,6 +431,8 @@ func (t *Table) drain() {
 // transaction is rolled back and each request runs alone, so one caller's
 // error never discards another's writes.
 func (t *Table) commit(group []*writeReq) {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
 	t.swap.RLock()
 	defer t.swap.RUnlock()
 	if err := t.usable("update"); err != nil {
@@ -425,8 +441,6 @@ func (t *Table) commit(group []*writeReq) {
 		}
 		return
 	}
-	t.wmu.Lock()
-	defer t.wmu.Unlock()
 	if len(group) > 1 {
 		var touched []string
 		memberFailed := false
@@ -553,8 +567,8 @@ func (t *Table) Close() error {
 		close(t.stop)
 	}
 	<-t.stopped
-	t.swap.Lock()
-	defer t.swap.Unlock()
+	t.lockExclusive()
+	defer t.unlockExclusive()
 	if t.bolt == nil {
 		return nil
 	}
