@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // errorLog collects what a table reports to its error hook.
@@ -356,27 +358,11 @@ func TestRandomDamageNeverPanics(t *testing.T) {
 }
 
 func FuzzCheckFile(f *testing.F) {
-	dir := f.TempDir()
-	tb, err := OpenTable("t", filepath.Join(dir, "seed.db"), Options{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	fill(f, tb, 0, 300, 40)
-	if err := tb.Close(); err != nil {
-		f.Fatal(err)
-	}
-	seed, err := os.ReadFile(filepath.Join(dir, "seed.db"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	// Keep the seed small: the pages without the preallocated tail are a
-	// complete file.
-	m, err := newestMeta(bytes.NewReader(seed), int64(len(seed)))
-	if err != nil {
-		f.Fatal(err)
-	}
-	seed = seed[:int(m.hwm)*m.pageSize]
+	// Small seeds keep the fuzzer fast: 1 KiB pages, a few records, one
+	// file with a branch level and one with an inline bucket.
+	seed := smallTableFile(f, 60)
 	f.Add(seed)
+	f.Add(smallTableFile(f, 3))
 	f.Add(seed[:len(seed)/2])
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -401,4 +387,41 @@ func FuzzCheckFile(f *testing.F) {
 			t.Fatalf("verified file reads %d of %d: %v", cnt, n, err)
 		}
 	})
+}
+
+// smallTableFile builds a table file of n records with 1 KiB pages, the
+// smallest bbolt allows, and returns its bytes.
+func smallTableFile(f *testing.F, n int) []byte {
+	path := filepath.Join(f.TempDir(), "seed.db")
+	b, err := bolt.Open(path, 0o600, &bolt.Options{PageSize: 1024})
+	if err != nil {
+		f.Fatal(err)
+	}
+	err = b.Update(func(tx *bolt.Tx) error {
+		bk, err := tx.CreateBucket(bucketName)
+		if err != nil {
+			return err
+		}
+		for i := range n {
+			if err := bk.Put(key(i), seal(key(i), val(i, 30))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if cerr := b.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		f.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	m, err := newestMeta(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	return data[:int(m.hwm)*m.pageSize]
 }
