@@ -35,10 +35,15 @@ type cmdEnv struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve":   {"start the hub (HTTP + WebSocket, embedded storage)", runServe},
-		"bench":   {"load-test a hub with simulated agents and print the figures", runBench},
-		"version": {"print the version", runVersion},
-		"token":   {"manage auth tokens offline on the data directory", runToken},
+		"serve":    {"start the hub (HTTP + WebSocket, embedded storage)", runServe},
+		"bench":    {"load-test a hub with simulated agents and print the figures", runBench},
+		"version":  {"print the version", runVersion},
+		"token":    {"manage auth tokens offline on the data directory", runToken},
+		"sidecar":  {"run the agent-side daemon (--config FILE)", runSidecar},
+		"onboard":  {"register this machine's agent with a hub and set up its sidecar", runOnboard},
+		"offboard": {"revoke an agent's tokens and remove its local setup", runOffboard},
+		"task":     {"submit, list, show, retry and cancel tasks", runTask},
+		"git":      {"agent git workflow: start-task, submit, status", runGit},
 	}
 }
 

@@ -33,9 +33,9 @@ const (
 	// FlagUnresponsive: the agent let an acceptance timer run out. Cleared
 	// by reconnecting.
 	FlagUnresponsive = "unresponsive"
-	// FlagBusy: the agent declined a task because it is busy with work the
-	// hub does not know about; it is not offered tasks until it reports a
-	// result, reconnects, or the busy hold ends.
+	// FlagBusy: the agent declined a task (busy with work the hub does not
+	// know about, or unable to take it); it is not offered tasks until the
+	// busy hold ends or it reconnects.
 	FlagBusy = "busy"
 )
 
@@ -62,14 +62,16 @@ type Agent struct {
 	ConnectedAt     int64    `json:"connected_at"`
 	LastStateChange int64    `json:"last_state_change"`
 	LastHeard       int64    `json:"last_heard"`
+	// Conn identifies the connection that owns this agent record.
+	Conn uint64 `json:"-"`
 }
 
 // Config tunes the registry.
 type Config struct {
 	// AcceptTimeout is how long an agent has to accept an assigned task.
 	AcceptTimeout time.Duration
-	// BusyHold is how long an agent that declined a task as busy is left
-	// out of scheduling.
+	// BusyHold is how long an agent that declined a task is left out of
+	// scheduling. Zero: not at all.
 	BusyHold time.Duration
 	// OnAcceptTimeout is called (outside any lock) when an agent did not
 	// accept taskID in time.
@@ -104,10 +106,18 @@ func New(b *bus.Bus, cfg Config) *Registry {
 // Connect creates the agent for a new connection, replacing any earlier
 // one. An agent that still holds task (after a reconnect or a hub restart)
 // starts assigned with a fresh acceptance timer; task_accepted or
-// task_continue stops it.
+// task_continue stops it. A second identify on the same connection only
+// updates the name and capabilities: the agent's task, state and timer
+// stay as they are.
 func (r *Registry) Connect(id, name string, caps []string, conn uint64, task string) Agent {
 	now := r.now().UnixMilli()
 	r.mu.Lock()
+	if old, ok := r.agents[id]; ok && old.conn == conn {
+		old.Name, old.Capabilities, old.LastHeard = name, slices.Clone(caps), now
+		snap := old.snapshot()
+		r.mu.Unlock()
+		return snap
+	}
 	if old, ok := r.agents[id]; ok && old.timer != nil {
 		old.timer.Stop()
 	}
@@ -200,26 +210,28 @@ func (r *Registry) Release(id, taskID, flag string) bool {
 	})
 }
 
-// Busy takes the agent out of scheduling for the busy hold.
+// Busy takes the agent out of scheduling for the busy hold. With no hold
+// configured it changes nothing: an agent is never left out for good.
 func (r *Registry) Busy(id string) bool {
-	ok := r.transition(id, func(a *agent) (State, string, bool) {
-		if !slices.Contains(a.Flags, FlagBusy) {
-			a.Flags = append(a.Flags, FlagBusy)
-		}
-		return Blocked, "", true
-	})
-	if ok && r.cfg.BusyHold > 0 {
-		r.mu.Lock()
-		if a := r.agents[id]; a != nil {
-			conn := a.conn
-			if a.timer != nil {
-				a.timer.Stop()
-			}
-			a.timer = time.AfterFunc(r.cfg.BusyHold, func() { r.busyOver(id, conn) })
-		}
+	r.mu.Lock()
+	a, ok := r.agents[id]
+	if !ok || r.cfg.BusyHold <= 0 {
 		r.mu.Unlock()
+		return ok
 	}
-	return ok
+	if !slices.Contains(a.Flags, FlagBusy) {
+		a.Flags = append(a.Flags, FlagBusy)
+	}
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+	conn := a.conn
+	a.timer = time.AfterFunc(r.cfg.BusyHold, func() { r.busyOver(id, conn) })
+	ch := r.moveLocked(a, Blocked, "")
+	r.mu.Unlock()
+	r.publish(ch)
+	r.mirror(id, Blocked)
+	return true
 }
 
 func (r *Registry) busyOver(id string, conn uint64) {
@@ -377,6 +389,7 @@ func (r *Registry) mirror(id string, s State) {
 
 func (a *agent) snapshot() Agent {
 	cp := a.Agent
+	cp.Conn = a.conn
 	cp.Capabilities = slices.Clone(a.Capabilities)
 	cp.Flags = slices.Clone(a.Flags)
 	return cp

@@ -225,7 +225,10 @@ func (c *conn) task(agent, typ string, obj protocol.Object) {
 			!errors.Is(err, tasks.ErrStaleGeneration) && !errors.Is(err, tasks.ErrNotHolder) {
 			s.log.Error("task report failed", "event", "task_report_failed", "agent_id", agent, "task_id", id, "err", err)
 		}
-		c.reply(protocol.ErrorFrame{Type: protocol.OutError, Error: prefix + ": " + tasks.WireReason(err)})
+		// The original's error shape, plus the task id: a sidecar that
+		// keeps unacknowledged reports can tell which one was refused, so
+		// every terminal report gets an answer naming its task.
+		c.reply(map[string]any{"type": protocol.OutError, "error": prefix + ": " + tasks.WireReason(err), "task_id": id})
 	}
 	switch typ {
 	case protocol.FrameTaskAccepted:
@@ -268,7 +271,7 @@ func (c *conn) task(agent, typ string, obj protocol.Object) {
 		if reason == "" {
 			reason = "unknown"
 		}
-		outcome, err := s.sched.Fail(agent, id, obj.Int("generation"), reason, obj.Raw("output"))
+		outcome, dup, err := s.sched.Fail(agent, id, obj.Int("generation"), reason, obj.Raw("output"))
 		if err != nil {
 			fail(protocol.CodeTaskFailFailed, err)
 			return
@@ -277,13 +280,17 @@ func (c *conn) task(agent, typ string, obj protocol.Object) {
 		if outcome == tasks.OutcomeDeadLetter {
 			status = protocol.AckDeadLetter
 		}
-		ack(status, false)
+		ack(status, dup)
 	case protocol.FrameTaskRejected:
 		reason := obj.String("reason")
 		if reason == "" {
 			reason = "unspecified"
 		}
-		if err := s.sched.Reject(agent, id, reason); err != nil {
+		gen := int64(-1) // the original sidecar does not say which generation
+		if obj.Has("generation") {
+			gen = obj.Int("generation")
+		}
+		if err := s.sched.Reject(agent, id, gen, reason); err != nil {
 			fail(protocol.CodeTaskRejectFailed, err)
 			return
 		}

@@ -43,6 +43,12 @@ func (t *Tasks) submit(r *Request) Response {
 		Priority: tasks.ParsePriority(r.Body.Raw("priority")), NeededCapabilities: r.Body.Strings("needed_capabilities"),
 		TargetAgent: r.Body.String("target_agent"), SubmittedBy: r.ID.AgentID,
 	}
+	if p.TargetAgent == "" {
+		// agentcom-submit.js --target puts the agent in metadata.
+		if ta, ok := p.Metadata["target_agent"].(string); ok {
+			p.TargetAgent = ta
+		}
+	}
 	if r.Body.Has("max_retries") {
 		n := int(r.Body.Int("max_retries"))
 		if n < 0 {

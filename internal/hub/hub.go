@@ -19,6 +19,7 @@ import (
 	"github.com/agentcom/agentcom/internal/api"
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/bus"
+	"github.com/agentcom/agentcom/internal/dashboard"
 	"github.com/agentcom/agentcom/internal/messaging"
 	"github.com/agentcom/agentcom/internal/metrics"
 	"github.com/agentcom/agentcom/internal/presence"
@@ -52,6 +53,13 @@ type Config struct {
 	AlertInterval        time.Duration
 	BusyHold             time.Duration
 	MailboxEvictInterval time.Duration
+
+	// Dashboard tunes the operator dashboard and web push (VAPID keys from
+	// the environment go in Dashboard.VAPIDPublicKey/VAPIDPrivateKey).
+	Dashboard dashboard.Config
+	// Storage is the storage coordinator the dashboard shows and drives;
+	// nil leaves the storage panel unavailable.
+	Storage dashboard.Storage
 }
 
 // DefaultConfig returns the documented defaults.
@@ -61,6 +69,7 @@ func DefaultConfig() Config {
 		RateLimits: ratelimit.DefaultLimits(),
 		Socket:     agentws.DefaultConfig(), Scheduler: scheduler.DefaultConfig(), Queue: tasks.DefaultConfig(),
 		AcceptTimeout: 60 * time.Second, AlertInterval: 30 * time.Second, BusyHold: 60 * time.Second, MailboxEvictInterval: time.Hour,
+		Dashboard: dashboard.DefaultConfig(),
 	}
 }
 
@@ -83,6 +92,7 @@ type Hub struct {
 	Limiter   *ratelimit.Limiter // nil when rate limiting is off
 	Metrics   *metrics.Metrics
 	Alerts    *alerts.Manager
+	Dashboard *dashboard.Dashboard
 
 	listener net.Listener
 	http     *http.Server
@@ -181,6 +191,15 @@ func (h *Hub) build() error {
 			return api.JSON(http.StatusOK, h.Metrics.Summary())
 		}},
 	)
+
+	h.Dashboard, err = dashboard.New(h.cfg.Dashboard, dashboard.Deps{Bus: h.Bus, Queue: h.Queue, Scheduler: sched,
+		Agents: h.Agents, Presence: h.Presence, Tokens: h.Tokens, LoopbackOnly: isLoopback(h.cfg.Addr) && !h.cfg.DashboardToken,
+		Storage: h.cfg.Storage, NotifyCancel: h.Sockets.PushCancel,
+		PushSubscriptions: db.MustTable(store.PushSubscriptions), DataDir: h.cfg.DataDir, Log: h.log})
+	if err != nil {
+		return err
+	}
+	h.API.Handle(h.Dashboard.Routes()...)
 	return nil
 }
 
@@ -212,6 +231,7 @@ func (h *Hub) Serve(ln net.Listener) error {
 	if h.Limiter != nil {
 		h.loop(func() { every(ctx, time.Minute, func() { h.Limiter.Sweep(time.Minute) }) })
 	}
+	h.loop(func() { h.Dashboard.Run(ctx) })
 	h.loop(func() {
 		if err := h.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			h.log.Error("http server stopped", "event", "http_failed", "err", err)

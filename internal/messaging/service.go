@@ -63,9 +63,10 @@ func (s *Service) Stamp(m *Message) {
 // Send routes a direct or broadcast message: it is recorded in the history
 // and the thread index, counted, then pushed to live sockets or put in
 // mailboxes. It returns the outcome (Delivered, Queued or Broadcasted).
-// recorded, when not nil, runs once the message is stored and before any
-// delivery: the socket layer acknowledges the sender there, so the
-// acknowledgement precedes the sender's own broadcast echo.
+// recorded, when not nil, runs once the message is stored (history and
+// any mailbox copies) and before any live delivery: the socket layer
+// acknowledges the sender there, so the acknowledgement precedes the
+// sender's own broadcast echo.
 func (s *Service) Send(m Message, recorded func()) (string, error) {
 	s.Stamp(&m)
 	if _, err := s.History.Append(m); err != nil {
@@ -76,13 +77,16 @@ func (s *Service) Send(m Message, recorded func()) (string, error) {
 		// message, which is already in the history.
 		s.log.Error("thread index failed", "event", "thread_index_failed", "message_id", m.ID, "err", err)
 	}
-	if recorded != nil {
-		recorded()
-	}
 	to := m.Recipient()
 	s.Analytics.RecordMessage(m.From, to)
+	ack := func() {
+		if recorded != nil {
+			recorded()
+		}
+	}
 	outcome := Broadcasted
-	if m.IsBroadcast() {
+	switch {
+	case m.IsBroadcast():
 		// Offline agents' copies are stored before anyone is told, so a
 		// reader woken by the live push finds them too.
 		online := s.pusher.OnlineAgents()
@@ -98,15 +102,26 @@ func (s *Service) Send(m Message, recorded func()) (string, error) {
 				return "", fmt.Errorf("broadcast %s: %w", m.ID, err)
 			}
 		}
+		ack()
 		for _, a := range online {
 			s.pusher.PushMessage(a, m)
 		}
-	} else if s.pusher.PushMessage(to, m) {
-		outcome = Delivered
-	} else {
+	case s.pusher.Online(to):
+		ack()
+		if s.pusher.PushMessage(to, m) {
+			outcome = Delivered
+			break
+		}
+		// The socket went away between the check and the push.
 		if _, err := s.Mailbox.Enqueue(to, m); err != nil {
 			return "", fmt.Errorf("send %s: %w", m.ID, err)
 		}
+		outcome = Queued
+	default:
+		if _, err := s.Mailbox.Enqueue(to, m); err != nil {
+			return "", fmt.Errorf("send %s: %w", m.ID, err)
+		}
+		ack()
 		outcome = Queued
 	}
 	s.bus.Publish(bus.Event{Topic: bus.TopicMessages, Type: EventMessageRouted, Data: map[string]any{

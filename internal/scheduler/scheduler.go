@@ -60,8 +60,17 @@ type Scheduler struct {
 	passMu sync.Mutex // one pass at a time
 }
 
-// New returns a scheduler; SetPusher must be called before Run.
+// New returns a scheduler; SetPusher must be called before Run. Zero
+// durations in cfg take the defaults (a zero lease would reclaim every
+// task at the first sweep).
 func New(q *tasks.Queue, reg *agents.Registry, cfg Config, log *slog.Logger) *Scheduler {
+	def := DefaultConfig()
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = def.LeaseTTL
+	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = def.SweepInterval
+	}
 	return &Scheduler{q: q, agents: reg, cfg: cfg, log: log.With("component", "scheduler"),
 		start: time.Now().UnixMilli(), kick: make(chan struct{}, 1)}
 }
@@ -117,6 +126,13 @@ func (s *Scheduler) armBackoff(t *time.Timer) {
 
 // Pass assigns as many queued tasks as there are idle agents that fit
 // them, then pushes the assignments. It returns how many were assigned.
+//
+// An agent that declined a task is offered other work first: the pass
+// runs in two rounds. The first never gives a task to an agent that
+// declined it; the second, only when agents are left idle and some task
+// was held back for that reason, gives such a task back to a decliner
+// (any other idle agent that fits still comes first). So a task whose
+// only fitting agent declined it is not stranded.
 func (s *Scheduler) Pass() int {
 	s.passMu.Lock()
 	defer s.passMu.Unlock()
@@ -125,42 +141,76 @@ func (s *Scheduler) Pass() int {
 		return 0
 	}
 	taken := make([]bool, len(idle))
-	pick := func(t *tasks.Task) (string, bool) {
-		fits := false
-		for i, a := range idle {
-			if taken[i] {
-				continue
-			}
-			if tg := t.Target(); tg != "" && a.ID != tg {
-				continue
-			}
-			if !tasks.MatchesCapabilities(t.NeededCapabilities, a.Capabilities) {
-				continue
-			}
-			fits = true
-			if slices.Contains(t.RejectedBy, a.ID) {
-				continue
-			}
-			taken[i] = true // whether or not the reserve works, it is not idle now
-			if s.agents.Reserve(a.ID, t.ID) {
-				return a.ID, false
-			}
+	free := len(idle)
+	conns := make(map[string]uint64)
+	reserve := func(i int, taskID string) bool {
+		taken[i] = true // whether or not the reserve works, it is not idle now
+		free--
+		if s.agents.Reserve(idle[i].ID, taskID) {
+			conns[idle[i].ID] = idle[i].Conn
+			return true
 		}
-		return "", !fits
+		return false
 	}
-	assigned, err := s.q.AssignBatch(pick, len(idle))
+	heldBack := false
+	pick := func(decliners bool) tasks.Pick {
+		return func(t *tasks.Task) (string, bool) {
+			fits, decliner := false, -1
+			for i, a := range idle {
+				if taken[i] {
+					continue
+				}
+				if tg := t.Target(); tg != "" && a.ID != tg {
+					continue
+				}
+				if !tasks.MatchesCapabilities(t.NeededCapabilities, a.Capabilities) {
+					continue
+				}
+				fits = true
+				if slices.Contains(t.RejectedBy, a.ID) {
+					if decliner < 0 {
+						decliner = i
+					}
+					continue
+				}
+				if reserve(i, t.ID) {
+					return a.ID, false
+				}
+			}
+			if decliner >= 0 {
+				if !decliners {
+					heldBack = true
+					return "", false // skip this task only
+				}
+				if reserve(decliner, t.ID) {
+					return idle[decliner].ID, false
+				}
+			}
+			return "", !fits
+		}
+	}
+	assigned, err := s.q.AssignBatch(pick(false), free)
 	if err != nil {
 		s.log.Error("assignment not persisted", "event", "assign_failed", "err", err)
 	}
+	if heldBack && free > 0 {
+		more, err := s.q.AssignBatch(pick(true), free)
+		if err != nil {
+			s.log.Error("assignment not persisted", "event", "assign_failed", "err", err)
+		}
+		assigned = append(assigned, more...)
+	}
 	for _, t := range assigned {
-		s.deliver(t)
+		s.deliver(t, conns[t.Holder()])
 	}
 	return len(assigned)
 }
 
-// deliver pushes an assignment; when the agent vanished meanwhile, the
-// task goes straight back to the queue.
-func (s *Scheduler) deliver(t *tasks.Task) {
+// deliver pushes an assignment. When the agent's socket vanished
+// meanwhile, the agent record of that connection is dropped (so no later
+// pass picks it before its socket's cleanup runs) and the task goes
+// straight back to the queue.
+func (s *Scheduler) deliver(t *tasks.Task, conn uint64) {
 	s.pushMu.RLock()
 	p := s.push
 	s.pushMu.RUnlock()
@@ -169,12 +219,17 @@ func (s *Scheduler) deliver(t *tasks.Task) {
 		s.log.Debug("task assigned", "event", "task_assigned", "task_id", t.ID, "agent_id", agent, "generation", t.Generation)
 		return
 	}
-	s.reclaim(t.ID, agent, tasks.ReasonDisconnect, "")
+	s.agents.Disconnect(agent, conn)
+	s.reclaim(t.ID, agent, t.Generation, tasks.ReasonDisconnect, "")
 }
 
 // reclaim returns a task to the queue and frees its holder.
-func (s *Scheduler) reclaim(taskID, agent, reason, flag string) {
-	if _, err := s.q.Reclaim(taskID, agent, reason); err != nil && !isGone(err) {
+func (s *Scheduler) reclaim(taskID, agent string, gen int64, reason, flag string) {
+	_, err := s.q.Reclaim(taskID, agent, gen, reason)
+	if errors.Is(err, tasks.ErrStaleGeneration) {
+		return // the task was assigned again since: that assignment stands
+	}
+	if err != nil && !isGone(err) {
 		s.log.Error("reclaim failed", "event", "reclaim_failed", "task_id", taskID, "agent_id", agent, "err", err)
 	}
 	s.agents.Release(agent, taskID, flag)
@@ -210,7 +265,7 @@ func (s *Scheduler) Sweep() {
 		}
 		if now-base > ttl {
 			s.log.Warn("lease expired", "event", "lease_expired", "task_id", t.ID, "agent_id", holder)
-			s.reclaim(t.ID, holder, tasks.ReasonLeaseExpired, "")
+			s.reclaim(t.ID, holder, t.Generation, tasks.ReasonLeaseExpired, "")
 		}
 	}
 }
@@ -218,7 +273,7 @@ func (s *Scheduler) Sweep() {
 // AcceptTimeout is wired as the agent registry's timeout callback.
 func (s *Scheduler) AcceptTimeout(agentID, taskID string) {
 	s.log.Warn("task not accepted in time", "event", "accept_timeout", "task_id", taskID, "agent_id", agentID)
-	s.reclaim(taskID, agentID, tasks.ReasonAcceptTimout, agents.FlagUnresponsive)
+	s.reclaim(taskID, agentID, -1, tasks.ReasonAcceptTimout, agents.FlagUnresponsive)
 }
 
 // Connect registers an agent's new connection. A task it still holds
@@ -286,34 +341,34 @@ func (s *Scheduler) Complete(agentID, taskID string, gen int64, result any, toke
 }
 
 // Fail handles task_failed and returns the outcome (retried or
-// dead_letter).
-func (s *Scheduler) Fail(agentID, taskID string, gen int64, reason string, output any) (string, error) {
+// dead_letter). dup reports a resend of a failure already applied; it
+// gets the earlier outcome and changes nothing.
+func (s *Scheduler) Fail(agentID, taskID string, gen int64, reason string, output any) (outcome string, dup bool, err error) {
 	s.agents.Heard(agentID)
-	_, outcome, dup, err := s.q.Fail(taskID, agentID, gen, reason, output)
+	_, outcome, dup, err = s.q.Fail(taskID, agentID, gen, reason, output)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	if !dup {
 		s.agents.Release(agentID, taskID, "")
 		s.Kick()
 	}
-	return outcome, nil
+	return outcome, dup, nil
 }
 
 // Reject handles task_rejected: the task goes back to the queue for
-// someone else. An agent that is busy is left out of scheduling for a
-// while; one that declined for another reason is idle again.
-func (s *Scheduler) Reject(agentID, taskID, reason string) error {
-	_, err := s.q.Reject(taskID, agentID, reason)
+// someone else. The agent that declined it, busy or unable to take it
+// for another reason, is left out of scheduling for the busy hold, so a
+// task only it can run is not bounced back and forth.
+//
+// gen is the declined generation, negative when the agent did not say.
+func (s *Scheduler) Reject(agentID, taskID string, gen int64, reason string) error {
+	_, err := s.q.Reject(taskID, agentID, gen, reason)
 	if err != nil {
 		return err
 	}
-	if reason == "busy" {
-		s.agents.Release(agentID, taskID, "")
-		s.agents.Busy(agentID)
-	} else {
-		s.agents.Release(agentID, taskID, "")
-	}
+	s.agents.Release(agentID, taskID, "")
+	s.agents.Busy(agentID)
 	s.Kick()
 	return nil
 }

@@ -15,7 +15,10 @@ const FileExt = ".db"
 // ErrUnknownTable is returned for a table name the DB was not opened with.
 var ErrUnknownTable = errors.New("unknown table")
 
-// ErrCorrupt marks a table file that cannot be read as a bbolt file.
+// ErrCorrupt marks damage: a table or backup file that fails its checks,
+// a record whose checksum does not match, or a bbolt panic on a damaged
+// page. Only errors wrapping ErrCorrupt call for a restore; other storage
+// errors (disk full, I/O) do not.
 var ErrCorrupt = errors.New("corrupt table file")
 
 // ErrClosed is returned by operations on a closed table.
@@ -25,7 +28,9 @@ var ErrClosed = errors.New("table closed")
 type Options struct {
 	// OnError, when set, is told about every storage error (not errors
 	// returned by callers' transaction functions). The resilience
-	// coordinator uses it to detect corruption while the hub runs.
+	// coordinator uses it to detect corruption while the hub runs. It is
+	// called from inside store operations, possibly with table locks held:
+	// it must return quickly and must not call back into the table.
 	OnError func(table string, err error)
 }
 
@@ -103,4 +108,13 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// SetOnError replaces the storage error hook of every table (see
+// Options.OnError). The resilience coordinator, created after the tables
+// are open, installs itself here.
+func (db *DB) SetOnError(fn func(table string, err error)) {
+	for _, t := range db.tables {
+		t.SetOnError(fn)
+	}
 }

@@ -1,9 +1,6 @@
 package tasks
 
-import (
-	"container/heap"
-	"sort"
-)
+import "container/heap"
 
 // key orders queued tasks: lane, then creation time, then id. A task keeps
 // its key across retries and reclaims, so it goes back to its old place.
@@ -174,18 +171,4 @@ func (ix *index) head(g *group) bool {
 		heap.Pop(&g.items)
 	}
 	return false
-}
-
-// ordered returns the ids of ready tasks in scheduling order.
-func (ix *index) ordered() []key {
-	var keys []key
-	for _, g := range ix.groups {
-		for _, e := range g.items {
-			if ix.live(e.id, e.token) {
-				keys = append(keys, e.key)
-			}
-		}
-	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
-	return keys
 }

@@ -93,10 +93,24 @@ type Queue struct {
 	cfg    Config
 	now    func() time.Time
 
-	mu     sync.Mutex
-	live   map[string]*Task // queued and assigned tasks
+	mu   sync.Mutex
+	live map[string]*Task // queued and assigned tasks
+	// held indexes the assigned tasks by holder, so what an agent holds
+	// is found without scanning every live task (a reconnect storm over a
+	// deep queue would otherwise hold the lock for seconds).
+	held   map[string]map[string]*Task
 	idx    *index
 	counts map[Status][Lanes]int // records per status and lane, both tables
+	// tombs holds the version at which a task left task_queue for the dead
+	// letter during this run. A write of an older snapshot of the task
+	// (taken before the move, committed after it) is dropped instead of
+	// putting the task back in task_queue.
+	tombs map[string]uint64
+
+	// moveMu serializes moves between the two tables, so a retry from the
+	// dead letter never interleaves with the two writes of a dead-letter
+	// move, and two retries of one task never both succeed.
+	moveMu sync.Mutex
 }
 
 // New opens the queue and loads its state from the tables.
@@ -173,13 +187,17 @@ func (q *Queue) Reload() error {
 	}
 	now := q.now().UnixMilli()
 	idx := newIndex()
+	held := map[string]map[string]*Task{}
 	for _, t := range live {
-		if t.Status == StatusQueued {
+		switch t.Status {
+		case StatusQueued:
 			idx.add(t, now)
+		case StatusAssigned:
+			addHeld(held, t)
 		}
 	}
 	q.mu.Lock()
-	q.live, q.idx, q.counts = live, idx, counts
+	q.live, q.held, q.idx, q.counts, q.tombs = live, held, idx, counts, map[string]uint64{}
 	q.mu.Unlock()
 	return nil
 }
@@ -486,11 +504,15 @@ func (q *Queue) assignLocked(t *Task, agent string, now int64) {
 	q.count(StatusAssigned, t.Priority, +1)
 	t.Status = StatusAssigned
 	t.AssignedTo, t.AssignedAt = &agent, &now
+	addHeld(q.held, t)
 	t.Generation++
 	t.UpdatedAt = now
 	t.NotBefore = 0
 	t.addHistory("assigned", now, map[string]any{"agent_id": agent, "generation": t.Generation})
 	t.Attempts = append(t.Attempts, Attempt{Generation: t.Generation, AgentID: agent, AssignedAt: now})
+	if n := len(t.Attempts) - AttemptsCap; n > 0 {
+		t.Attempts = slices.Delete(t.Attempts, 0, n)
+	}
 	t.Version++
 }
 
@@ -573,6 +595,7 @@ func (q *Queue) Complete(id, agent string, gen int64, result any, tokens *int64)
 		return nil, false, err
 	}
 	delete(q.live, id)
+	q.dropHeld(lt)
 	q.count(StatusAssigned, lt.Priority, -1)
 	q.count(StatusCompleted, lt.Priority, +1)
 	lt.Status = StatusCompleted
@@ -626,11 +649,13 @@ func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t
 	lt.endAttempt(gen, now, "failed", errText)
 	if lt.RetryCount >= lt.MaxRetries {
 		delete(q.live, id)
+		q.dropHeld(lt)
 		q.count(StatusAssigned, lt.Priority, -1)
 		q.count(StatusDeadLetter, lt.Priority, +1)
 		lt.Status = StatusDeadLetter
 		lt.addHistory("dead_letter", now, errText)
 		lt.Version++
+		q.tombs[id] = lt.Version
 		snap := lt.Clone()
 		q.mu.Unlock()
 		if err := q.moveToDeadLetter(snap); err != nil {
@@ -671,6 +696,7 @@ func (q *Queue) duplicate(id, agent string, gen int64, outcome string) (*Task, b
 // The caller adds the history entry and re-indexes it.
 func (q *Queue) requeueLocked(t *Task, now int64) {
 	if t.Status == StatusAssigned {
+		q.dropHeld(t)
 		q.count(StatusAssigned, t.Priority, -1)
 		q.count(StatusQueued, t.Priority, +1)
 	}
@@ -696,11 +722,13 @@ func (q *Queue) backoff(failures int, now int64) int64 {
 }
 
 // Reject returns a task its holder declined to the queue. The agent is
-// remembered so the scheduler offers the task to others first.
-func (q *Queue) Reject(id, agent, reason string) (*Task, error) {
+// remembered so the scheduler offers the task to others first. gen is the
+// generation the agent declined, or negative when it did not say; a
+// decline of an earlier generation is stale.
+func (q *Queue) Reject(id, agent string, gen int64, reason string) (*Task, error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
-	t, err := q.heldLocked(id, agent, -1)
+	t, err := q.heldLocked(id, agent, gen)
 	if err != nil {
 		q.mu.Unlock()
 		return nil, err
@@ -721,12 +749,14 @@ func (q *Queue) Reject(id, agent, reason string) (*Task, error) {
 	return snap, nil
 }
 
-// Reclaim returns a task held by agent to the queue (agent "" matches any
-// holder). Reclaims never count as failures.
-func (q *Queue) Reclaim(id, agent, reason string) (*Task, error) {
+// Reclaim returns a task held by agent at generation gen to the queue
+// (agent "" matches any holder, a negative gen any generation), so a
+// decision taken on an older look at the task (a lease sweep) never takes
+// back a newer assignment. Reclaims never count as failures.
+func (q *Queue) Reclaim(id, agent string, gen int64, reason string) (*Task, error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
-	t, err := q.heldLocked(id, agent, -1)
+	t, err := q.heldLocked(id, agent, gen)
 	if err != nil {
 		q.mu.Unlock()
 		return nil, err
@@ -754,11 +784,9 @@ func (q *Queue) ReclaimAgent(agent, reason string) ([]*Task, error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
 	var snaps []*Task
-	for _, t := range q.live {
-		if t.Status == StatusAssigned && t.Holder() == agent {
-			q.reclaimLocked(t, reason, now)
-			snaps = append(snaps, t.Clone())
-		}
+	for _, t := range sortedHeld(q.held[agent]) {
+		q.reclaimLocked(t, reason, now)
+		snaps = append(snaps, t.Clone())
 	}
 	q.mu.Unlock()
 	if len(snaps) == 0 {
@@ -789,13 +817,10 @@ func (q *Queue) Recover(id, agent string) (int64, bool) {
 func (q *Queue) HeldBy(agent string) []*Task {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	var out []*Task
-	for _, t := range q.live {
-		if t.Status == StatusAssigned && t.Holder() == agent {
-			out = append(out, t.Clone())
-		}
+	out := sortedHeld(q.held[agent])
+	for i, t := range out {
+		out[i] = t.Clone()
 	}
-	sort.Slice(out, func(i, j int) bool { return *out[i].AssignedAt < *out[j].AssignedAt })
 	return out
 }
 
@@ -804,18 +829,55 @@ func (q *Queue) Assigned() []*Task {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var out []*Task
-	for _, t := range q.live {
-		if t.Status == StatusAssigned {
+	for _, ts := range q.held {
+		for _, t := range ts {
 			out = append(out, t.Clone())
 		}
 	}
 	return out
 }
 
+// addHeld indexes an assigned task under its holder.
+func addHeld(held map[string]map[string]*Task, t *Task) {
+	h := t.Holder()
+	if held[h] == nil {
+		held[h] = map[string]*Task{}
+	}
+	held[h][t.ID] = t
+}
+
+// dropHeld removes an assigned task from the holder index; call it while
+// the task still names its holder. Caller holds q.mu.
+func (q *Queue) dropHeld(t *Task) {
+	h := t.Holder()
+	delete(q.held[h], t.ID)
+	if len(q.held[h]) == 0 {
+		delete(q.held, h)
+	}
+}
+
+// sortedHeld lists tasks by assignment time, then id.
+func sortedHeld(m map[string]*Task) []*Task {
+	out := make([]*Task, 0, len(m))
+	for _, t := range m {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if *out[i].AssignedAt != *out[j].AssignedAt {
+			return *out[i].AssignedAt < *out[j].AssignedAt
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
 // RetryDeadLetter moves a dead-letter task back to the queue with its
 // failures forgotten. A deadline that has passed is cleared: the operator
-// asked for the work again.
+// asked for the work again. Of two concurrent retries of one task, one
+// succeeds and the other finds nothing to retry.
 func (q *Queue) RetryDeadLetter(id string) (*Task, error) {
+	q.moveMu.Lock()
+	defer q.moveMu.Unlock()
 	t, err := load(q.dead, id)
 	if err != nil {
 		return nil, err
@@ -847,6 +909,7 @@ func (q *Queue) RetryDeadLetter(id string) (*Task, error) {
 		return nil, fmt.Errorf("retry %s: %w", id, err)
 	}
 	q.mu.Lock()
+	delete(q.tombs, id)
 	q.count(StatusDeadLetter, t.Priority, -1)
 	q.count(StatusQueued, t.Priority, +1)
 	q.live[id] = t
@@ -876,6 +939,7 @@ func (q *Queue) Cancel(id, by string, canAny bool, reason string) (*Task, string
 	holder := t.Holder()
 	if t.Status == StatusAssigned {
 		t.endAttempt(t.Generation, now, "cancelled", reason)
+		q.dropHeld(t)
 	}
 	q.count(t.Status, t.Priority, -1)
 	q.count(StatusCancelled, t.Priority, +1)
@@ -960,6 +1024,7 @@ func (q *Queue) Expire(id string) (*Task, string, error) {
 	t.UpdatedAt = now
 	t.addHistory("dead_letter", now, "deadline exceeded")
 	t.Version++
+	q.tombs[id] = t.Version
 	snap := t.Clone()
 	q.mu.Unlock()
 	if err := q.moveToDeadLetter(snap); err != nil {
@@ -975,6 +1040,8 @@ func (q *Queue) Expire(id string) (*Task, string, error) {
 // moveToDeadLetter writes the dead-letter copy, then deletes the queue
 // copy; Reload settles a crash in between by version.
 func (q *Queue) moveToDeadLetter(t *Task) error {
+	q.moveMu.Lock()
+	defer q.moveMu.Unlock()
 	if err := q.persist(q.dead, t); err != nil {
 		return err
 	}
@@ -1011,7 +1078,11 @@ func runMs(t *Task, now int64) int64 {
 
 // persist writes task snapshots in one transaction. A record already on
 // disk with a version at or above the snapshot's is newer (written by a
-// later change that won the race to the commit loop) and is kept.
+// later change that won the race to the commit loop) and is kept. In
+// task_queue, a snapshot older than the task's move to the dead letter is
+// dropped: the move deleted the record, and writing it would bring the
+// task back. The tombstones are read inside the transaction, so a write
+// committed after the move's delete always sees the move's tombstone.
 func (q *Queue) persist(tbl *store.Table, ts ...*Task) error {
 	vals := make([][]byte, len(ts))
 	for i, t := range ts {
@@ -1022,7 +1093,14 @@ func (q *Queue) persist(tbl *store.Table, ts ...*Task) error {
 		vals[i] = v
 	}
 	return tbl.Update(func(tx *store.Tx) error {
+		var tombs []uint64
+		if tbl == q.active {
+			tombs = q.tombsOf(ts)
+		}
 		for i, t := range ts {
+			if tombs != nil && tombs[i] >= t.Version {
+				continue
+			}
 			k := []byte(t.ID)
 			if old := tx.Get(k); len(old) >= 8 && binary.BigEndian.Uint64(old) >= t.Version {
 				continue
@@ -1033,6 +1111,21 @@ func (q *Queue) persist(tbl *store.Table, ts ...*Task) error {
 		}
 		return nil
 	})
+}
+
+// tombsOf returns the dead-letter tombstone version of each task (0:
+// none), or nil when there are no tombstones at all.
+func (q *Queue) tombsOf(ts []*Task) []uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.tombs) == 0 {
+		return nil
+	}
+	out := make([]uint64, len(ts))
+	for i, t := range ts {
+		out[i] = q.tombs[t.ID]
+	}
+	return out
 }
 
 func deleteKeys(tbl *store.Table, ids []string) error {

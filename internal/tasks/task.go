@@ -43,6 +43,11 @@ const DefaultMaxRetries = 3
 // HistoryCap bounds a task's history.
 const HistoryCap = 50
 
+// AttemptsCap bounds a task's attempt list; the oldest attempts go first.
+// A task bounced without end (an agent that never accepts it) would
+// otherwise grow its record, and every write of it, forever.
+const AttemptsCap = 50
+
 // Reclaim reasons, written to history and events.
 const (
 	ReasonDisconnect   = "agent_disconnect"

@@ -1,0 +1,360 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+)
+
+// Health is the answer of GET /health.
+type Health struct {
+	Status          string `json:"status"`
+	Service         string `json:"service"`
+	AgentsConnected int    `json:"agents_connected"`
+}
+
+// Health calls GET /health (no auth).
+func (c *Client) Health(ctx context.Context) (Health, error) {
+	var h Health
+	err := c.get(ctx, "/health", &h)
+	return h, err
+}
+
+// Agent is one connected agent of GET /api/agents.
+type Agent struct {
+	AgentID      string   `json:"agent_id"`
+	Name         string   `json:"name"`
+	Status       string   `json:"status"`
+	Capabilities []string `json:"capabilities"`
+	ConnectedAt  int64    `json:"connected_at"`
+	FSMState     string   `json:"fsm_state"`
+}
+
+// Agents calls GET /api/agents: the agents connected right now.
+func (c *Client) Agents(ctx context.Context) ([]Agent, error) {
+	var r struct {
+		Agents []Agent `json:"agents"`
+	}
+	err := c.get(ctx, "/api/agents", &r)
+	return r.Agents, err
+}
+
+// Registration is the answer of POST /api/onboard/register.
+type Registration struct {
+	AgentID     string  `json:"agent_id"`
+	Token       string  `json:"token"`
+	HubWSURL    string  `json:"hub_ws_url"`
+	HubAPIURL   string  `json:"hub_api_url"`
+	DefaultRepo *string `json:"default_repo"`
+}
+
+// Register calls POST /api/onboard/register for agentID. A non-empty
+// joinSecret is sent both in the body field "join_secret" and in the
+// X-Join-Secret header, so hubs that read either accept it. A taken name
+// answers 409 (IsConflict).
+func (c *Client) Register(ctx context.Context, agentID, joinSecret string) (Registration, error) {
+	body := map[string]string{"agent_id": agentID}
+	var h http.Header
+	if joinSecret != "" {
+		body["join_secret"] = joinSecret
+		h = http.Header{"X-Join-Secret": {joinSecret}}
+	}
+	var r Registration
+	err := c.Do(ctx, http.MethodPost, "/api/onboard/register", body, &r, h)
+	return r, err
+}
+
+// TaskSubmit is the body of POST /api/tasks. Zero-valued optional fields
+// are left out so the hub applies its defaults.
+type TaskSubmit struct {
+	Description        string         `json:"description"`
+	Priority           string         `json:"priority,omitempty"`
+	Metadata           map[string]any `json:"metadata,omitempty"`
+	NeededCapabilities []string       `json:"needed_capabilities,omitempty"`
+	// MaxRetries is a pointer so an explicit 0 can be sent.
+	MaxRetries *int `json:"max_retries,omitempty"`
+	// CompleteBy is an absolute deadline in Unix milliseconds.
+	CompleteBy *int64 `json:"complete_by,omitempty"`
+	// TargetAgent restricts the task to one agent.
+	TargetAgent string `json:"target_agent,omitempty"`
+}
+
+// Submitted is the answer of POST /api/tasks.
+type Submitted struct {
+	Status    string `json:"status"`
+	TaskID    string `json:"task_id"`
+	Priority  int    `json:"priority"`
+	CreatedAt int64  `json:"created_at"`
+}
+
+// SubmitTask calls POST /api/tasks.
+func (c *Client) SubmitTask(ctx context.Context, t TaskSubmit) (Submitted, error) {
+	var r Submitted
+	err := c.post(ctx, "/api/tasks", t, &r)
+	return r, err
+}
+
+// TaskEvent is one entry of a task's history (newest first).
+type TaskEvent struct {
+	Event     string          `json:"event"`
+	Timestamp int64           `json:"timestamp"`
+	Details   json.RawMessage `json:"details,omitempty"`
+}
+
+// Task is the hub's task object (TaskJSON). Fields whose type the original
+// hub does not enforce are kept raw.
+type Task struct {
+	ID                 string          `json:"id"`
+	Description        json.RawMessage `json:"description,omitempty"`
+	Metadata           json.RawMessage `json:"metadata,omitempty"`
+	Priority           int             `json:"priority"`
+	Status             string          `json:"status"`
+	AssignedTo         *string         `json:"assigned_to"`
+	AssignedAt         *int64          `json:"assigned_at"`
+	Generation         int64           `json:"generation"`
+	RetryCount         int             `json:"retry_count"`
+	MaxRetries         json.RawMessage `json:"max_retries,omitempty"`
+	NeededCapabilities json.RawMessage `json:"needed_capabilities,omitempty"`
+	LastError          json.RawMessage `json:"last_error,omitempty"`
+	CompleteBy         json.RawMessage `json:"complete_by,omitempty"`
+	Result             json.RawMessage `json:"result,omitempty"`
+	TokensUsed         json.RawMessage `json:"tokens_used,omitempty"`
+	SubmittedBy        string          `json:"submitted_by"`
+	TargetAgent        *string         `json:"target_agent,omitempty"`
+	CreatedAt          int64           `json:"created_at"`
+	UpdatedAt          int64           `json:"updated_at"`
+	History            []TaskEvent     `json:"history,omitempty"`
+}
+
+// DescriptionText returns the description as text: the string itself when
+// it is a JSON string, the raw JSON otherwise.
+func (t Task) DescriptionText() string {
+	var s string
+	if json.Unmarshal(t.Description, &s) == nil {
+		return s
+	}
+	return string(t.Description)
+}
+
+// Terminal reports whether the task reached a state the hub will not leave
+// on its own (completed, dead_letter, cancelled).
+func (t Task) Terminal() bool {
+	switch t.Status {
+	case "completed", "complete", "dead_letter", "cancelled", "canceled", "failed":
+		return true
+	}
+	return false
+}
+
+// TaskFilter selects tasks in ListTasks. Empty fields do not filter.
+type TaskFilter struct {
+	Status     string
+	Priority   string
+	AssignedTo string
+}
+
+// ListTasks calls GET /api/tasks (active table only).
+func (c *Client) ListTasks(ctx context.Context, f TaskFilter) ([]Task, error) {
+	q := url.Values{}
+	if f.Status != "" {
+		q.Set("status", f.Status)
+	}
+	if f.Priority != "" {
+		q.Set("priority", f.Priority)
+	}
+	if f.AssignedTo != "" {
+		q.Set("assigned_to", f.AssignedTo)
+	}
+	path := "/api/tasks"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var r struct {
+		Tasks []Task `json:"tasks"`
+	}
+	err := c.get(ctx, path, &r)
+	return r.Tasks, err
+}
+
+// DeadLetter calls GET /api/tasks/dead-letter.
+func (c *Client) DeadLetter(ctx context.Context) ([]Task, error) {
+	var r struct {
+		Tasks []Task `json:"tasks"`
+	}
+	err := c.get(ctx, "/api/tasks/dead-letter", &r)
+	return r.Tasks, err
+}
+
+// TaskStats is the answer of GET /api/tasks/stats.
+type TaskStats struct {
+	ByStatus        map[string]int `json:"by_status"`
+	ByPriority      map[string]int `json:"by_priority"`
+	DeadLetter      int            `json:"dead_letter"`
+	QueuedIndexSize int            `json:"queued_index_size"`
+}
+
+// TaskStats calls GET /api/tasks/stats.
+func (c *Client) TaskStats(ctx context.Context) (TaskStats, error) {
+	var s TaskStats
+	err := c.get(ctx, "/api/tasks/stats", &s)
+	return s, err
+}
+
+// Task calls GET /api/tasks/:id (active table, then dead letter).
+func (c *Client) Task(ctx context.Context, id string) (Task, error) {
+	var t Task
+	err := c.get(ctx, "/api/tasks/"+seg(id), &t)
+	return t, err
+}
+
+// TaskAction is the answer of the retry and cancel routes.
+type TaskAction struct {
+	Status   string `json:"status"`
+	TaskID   string `json:"task_id"`
+	Priority *int   `json:"priority,omitempty"`
+}
+
+// RetryTask calls POST /api/tasks/:id/retry (dead-letter tasks only).
+func (c *Client) RetryTask(ctx context.Context, id string) (TaskAction, error) {
+	var r TaskAction
+	err := c.post(ctx, "/api/tasks/"+seg(id)+"/retry", nil, &r)
+	return r, err
+}
+
+// CancelTask calls POST /api/tasks/:id/cancel.
+func (c *Client) CancelTask(ctx context.Context, id string) (TaskAction, error) {
+	var r TaskAction
+	err := c.post(ctx, "/api/tasks/"+seg(id)+"/cancel", nil, &r)
+	return r, err
+}
+
+// NewToken is the answer of POST /admin/tokens.
+type NewToken struct {
+	AgentID string `json:"agent_id"`
+	Token   string `json:"token"`
+	Role    string `json:"role,omitempty"`
+}
+
+// CreateToken calls POST /admin/tokens. role ("agent" or "admin") is left
+// out when empty.
+func (c *Client) CreateToken(ctx context.Context, agentID, role string) (NewToken, error) {
+	body := map[string]string{"agent_id": agentID}
+	if role != "" {
+		body["role"] = role
+	}
+	var r NewToken
+	err := c.post(ctx, "/admin/tokens", body, &r)
+	return r, err
+}
+
+// TokenInfo is one entry of GET /admin/tokens.
+type TokenInfo struct {
+	AgentID     string `json:"agent_id"`
+	TokenPrefix string `json:"token_prefix"`
+	Role        string `json:"role,omitempty"`
+}
+
+// Tokens calls GET /admin/tokens.
+func (c *Client) Tokens(ctx context.Context) ([]TokenInfo, error) {
+	var r struct {
+		Tokens []TokenInfo `json:"tokens"`
+	}
+	err := c.get(ctx, "/admin/tokens", &r)
+	return r.Tokens, err
+}
+
+// RevokeTokens calls DELETE /admin/tokens/:agent_id: every token of the
+// agent stops working.
+func (c *Client) RevokeTokens(ctx context.Context, agentID string) error {
+	return c.Do(ctx, http.MethodDelete, "/admin/tokens/"+seg(agentID), nil, nil, nil)
+}
+
+// BackupResult is the answer of POST /api/admin/backup.
+type BackupResult struct {
+	Status        string            `json:"status"`
+	TablesTotal   int               `json:"tables_total"`
+	TablesSuccess int               `json:"tables_success"`
+	Results       []json.RawMessage `json:"results"`
+}
+
+// Backup calls POST /api/admin/backup.
+func (c *Client) Backup(ctx context.Context) (BackupResult, error) {
+	var r BackupResult
+	err := c.post(ctx, "/api/admin/backup", nil, &r)
+	return r, err
+}
+
+// StorageHealth calls GET /api/admin/dets-health. The shape grows with the
+// hub, so it is returned raw.
+func (c *Client) StorageHealth(ctx context.Context) (json.RawMessage, error) {
+	var r json.RawMessage
+	err := c.get(ctx, "/api/admin/dets-health", &r)
+	return r, err
+}
+
+// Compact calls POST /api/admin/compact (every table) when table is empty,
+// POST /api/admin/compact/:table otherwise. The answer is returned raw.
+func (c *Client) Compact(ctx context.Context, table string) (json.RawMessage, error) {
+	path := "/api/admin/compact"
+	if table != "" {
+		path += "/" + seg(table)
+	}
+	var r json.RawMessage
+	err := c.post(ctx, path, nil, &r)
+	return r, err
+}
+
+// Restore calls POST /api/admin/restore/:table. The answer is returned raw.
+func (c *Client) Restore(ctx context.Context, table string) (json.RawMessage, error) {
+	var r json.RawMessage
+	err := c.post(ctx, "/api/admin/restore/"+seg(table), nil, &r)
+	return r, err
+}
+
+// HeartbeatInterval calls GET /api/config/heartbeat-interval.
+func (c *Client) HeartbeatInterval(ctx context.Context) (int64, error) {
+	var r struct {
+		V int64 `json:"heartbeat_interval_ms"`
+	}
+	err := c.get(ctx, "/api/config/heartbeat-interval", &r)
+	return r.V, err
+}
+
+// SetHeartbeatInterval calls PUT /api/config/heartbeat-interval.
+func (c *Client) SetHeartbeatInterval(ctx context.Context, ms int64) error {
+	return c.put(ctx, "/api/config/heartbeat-interval", map[string]int64{"heartbeat_interval_ms": ms}, nil)
+}
+
+// MailboxRetention calls GET /api/config/mailbox-retention.
+func (c *Client) MailboxRetention(ctx context.Context) (int64, error) {
+	var r struct {
+		V int64 `json:"mailbox_ttl_ms"`
+	}
+	err := c.get(ctx, "/api/config/mailbox-retention", &r)
+	return r.V, err
+}
+
+// SetMailboxRetention calls PUT /api/config/mailbox-retention.
+func (c *Client) SetMailboxRetention(ctx context.Context, ms int64) error {
+	return c.put(ctx, "/api/config/mailbox-retention", map[string]int64{"mailbox_ttl_ms": ms}, nil)
+}
+
+// DefaultRepo calls GET /api/config/default-repo; "" when none is set.
+func (c *Client) DefaultRepo(ctx context.Context) (string, error) {
+	var r struct {
+		DefaultRepo *string `json:"default_repo"`
+	}
+	if err := c.get(ctx, "/api/config/default-repo", &r); err != nil {
+		return "", err
+	}
+	if r.DefaultRepo == nil {
+		return "", nil
+	}
+	return *r.DefaultRepo, nil
+}
+
+// SetDefaultRepo calls PUT /api/config/default-repo.
+func (c *Client) SetDefaultRepo(ctx context.Context, repoURL string) error {
+	return c.put(ctx, "/api/config/default-repo", map[string]string{"url": repoURL}, nil)
+}

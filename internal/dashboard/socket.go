@@ -1,0 +1,274 @@
+package dashboard
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/agentcom/agentcom/internal/auth"
+	"github.com/agentcom/agentcom/internal/protocol"
+)
+
+// Close codes of dashboard sockets.
+const (
+	closeNormal       = websocket.StatusCode(protocol.CloseNormal)
+	closeGoingAway    = websocket.StatusCode(protocol.CloseGoingAway)
+	closeSlowConsumer = websocket.StatusCode(protocol.CloseSlowConsumer)
+)
+
+// client is one browser socket. Everything sent to it goes through out
+// and a single writer, so the aggregator's fan-out never waits on it.
+type client struct {
+	d      *Dashboard
+	ws     *websocket.Conn
+	out    chan []byte
+	done   chan struct{}
+	id     auth.Identity
+	canAct bool
+
+	closeOnce sync.Once
+	code      websocket.StatusCode
+	reason    string
+
+	storageBusy atomic.Bool // one storage action at a time per socket
+}
+
+// ServeHTTP upgrades /ws/dashboard. The route's access level already let
+// the caller in; here the identity decides whether it may act.
+func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := d.identity(r)
+	// Browsers send Origin: only pages served by this hub may open the
+	// socket (on a loopback hub that is what keeps other sites' pages
+	// from driving it). Clients without Origin (tools) are let in.
+	ws, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	ws.SetReadLimit(maxFrameBytes)
+	c := &client{d: d, ws: ws, out: make(chan []byte, d.cfg.SendBuffer), done: make(chan struct{}), id: id,
+		canAct: id.IsAdmin()}
+	if !d.sockets.add() {
+		ws.Close(closeGoingAway, "hub shutting down")
+		return
+	}
+	defer d.sockets.done()
+	c.run(r.Context())
+}
+
+// identity is who the socket speaks for: the local operator (admin) on a
+// loopback-only hub, else the token's identity.
+func (d *Dashboard) identity(r *http.Request) auth.Identity {
+	if d.loopback {
+		return auth.Identity{Role: auth.RoleAdmin, AgentID: "local-operator"}
+	}
+	tok := ""
+	if h := r.Header.Values("Authorization"); len(h) == 1 && strings.HasPrefix(h[0], "Bearer ") {
+		tok = strings.TrimSpace(h[0][len("Bearer "):])
+	} else {
+		tok = r.URL.Query().Get("token")
+	}
+	if tok == "" || d.tokens == nil {
+		return auth.Identity{}
+	}
+	id, err := d.tokens.Verify(tok)
+	if err != nil {
+		return auth.Identity{}
+	}
+	return id
+}
+
+func (c *client) run(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		c.kill(closeNormal, "")
+		cancel()
+		wg.Wait()
+		c.d.agg.removeClient(c)
+	}()
+	role := string(c.id.Role)
+	c.send(map[string]any{"type": "hello", "role": role, "can_act": c.canAct, "server_time": time.Now().UnixMilli()})
+	if !c.d.agg.addClient(c) {
+		c.kill(closeGoingAway, "hub shutting down")
+	}
+	wg.Go(func() { c.writeLoop() })
+	wg.Go(func() { c.pingLoop(ctx) })
+	c.sendSnapshot(ctx)
+	for {
+		typ, data, err := c.ws.Read(ctx)
+		if err != nil {
+			return
+		}
+		if typ != websocket.MessageText {
+			c.send(errorFrame("unknown", "", protocol.CodeValidationFailed, "expected a text frame holding a JSON object", nil))
+			continue
+		}
+		f, ferr := decodeFrame(data)
+		if ferr != nil {
+			detail := "invalid frame"
+			if ferr.Code == protocol.CodeInvalidJSON {
+				detail = "frame is not JSON"
+			}
+			c.send(errorFrame(ferr.Type, ferr.Ref, ferr.Code, detail, ferr.Errors))
+			continue
+		}
+		c.handle(ctx, f)
+	}
+}
+
+func (c *client) sendSnapshot(ctx context.Context) {
+	s, err := c.d.agg.Snapshot(ctx)
+	if err != nil {
+		return
+	}
+	c.enqueue(s.Frame)
+}
+
+// writeLoop writes queued frames; when the client is killed it closes
+// the socket with the recorded code.
+func (c *client) writeLoop() {
+	for {
+		select {
+		case <-c.done:
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			for len(c.out) > 0 && ctx.Err() == nil {
+				// Flush what was queued before the close (a reply sent just
+				// before a policy close still reaches the page).
+				_ = c.ws.Write(ctx, websocket.MessageText, <-c.out)
+			}
+			cancel()
+			_ = c.ws.Close(c.code, c.reason)
+			return
+		case b := <-c.out:
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := c.ws.Write(ctx, websocket.MessageText, b)
+			cancel()
+			if err != nil {
+				c.kill(closeNormal, "")
+				c.ws.CloseNow()
+				return
+			}
+		}
+	}
+}
+
+// pingLoop pings at the WebSocket level; a browser that does not answer
+// in time is gone (sleeping laptop, dropped network) and is closed.
+func (c *client) pingLoop(ctx context.Context) {
+	t := time.NewTicker(c.d.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.done:
+			return
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, c.d.cfg.PongTimeout)
+			err := c.ws.Ping(pctx)
+			cancel()
+			if err != nil {
+				c.kill(closeNormal, "no pong")
+				return
+			}
+		}
+	}
+}
+
+// enqueue queues a frame without blocking. A client whose queue is full
+// is closed: it must not hold memory or slow the others.
+func (c *client) enqueue(b []byte) bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+	}
+	select {
+	case c.out <- b:
+		return true
+	default:
+		c.d.log.Warn("dashboard client not reading, disconnecting", "component", "dashboard", "event", "slow_consumer")
+		c.kill(closeSlowConsumer, "client too slow to read its frames")
+		return false
+	}
+}
+
+func (c *client) send(frame any) {
+	b, err := json.Marshal(frame)
+	if err != nil {
+		c.d.log.Error("encode dashboard frame", "component", "dashboard", "event", "encode_failed", "err", err)
+		return
+	}
+	c.enqueue(b)
+}
+
+// kill starts closing the socket once; the writer sends the close frame.
+func (c *client) kill(code websocket.StatusCode, reason string) {
+	c.closeOnce.Do(func() {
+		c.code, c.reason = code, reason
+		close(c.done)
+	})
+}
+
+// errorFrame builds {"type":"error",...}.
+func errorFrame(request, ref, code, detail string, errs []protocol.FieldError) map[string]any {
+	f := map[string]any{"type": "error", "error": code, "request": request, "detail": detail}
+	if ref != "" {
+		f["ref"] = ref
+	}
+	if len(errs) > 0 {
+		f["errors"] = errs
+	}
+	return f
+}
+
+// socketGroup counts live socket handlers so shutdown can wait for them.
+type socketGroup struct {
+	mu     sync.Mutex
+	n      int
+	closed bool
+	zero   chan struct{}
+}
+
+func (g *socketGroup) add() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.n++
+	return true
+}
+
+func (g *socketGroup) done() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.n--
+	if g.closed && g.n == 0 && g.zero != nil {
+		close(g.zero)
+		g.zero = nil
+	}
+}
+
+// closeAndWait refuses new sockets and waits for the live ones to end.
+func (g *socketGroup) closeAndWait(ctx context.Context) {
+	g.mu.Lock()
+	g.closed = true
+	if g.n == 0 {
+		g.mu.Unlock()
+		return
+	}
+	zero := make(chan struct{})
+	g.zero = zero
+	g.mu.Unlock()
+	select {
+	case <-zero:
+	case <-ctx.Done():
+	}
+}

@@ -1,0 +1,203 @@
+package resilience
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/agentcom/agentcom/internal/store"
+)
+
+// StartupReport says what OpenDB found and did, per table.
+type StartupReport struct {
+	Tables []StartupTable `json:"tables"`
+}
+
+// StartupTable is one table at startup. Action: "ok" (verified clean),
+// "created" (new, empty), "restored" (damaged or missing, restored from
+// BackupUsed) or "degraded" (damaged or missing with no usable backup: now
+// empty, the damaged file kept at AsidePath).
+type StartupTable struct {
+	Table      string   `json:"table"`
+	Action     string   `json:"action"`
+	Records    int      `json:"records"`
+	Reason     string   `json:"reason,omitempty"`
+	BackupUsed string   `json:"backup_used,omitempty"`
+	BackupTime int64    `json:"backup_time,omitempty"`
+	AsidePath  string   `json:"aside_path,omitempty"`
+	Problems   []string `json:"problems,omitempty"` // backups that could not be used
+}
+
+// Recovered lists the tables restored or degraded at startup.
+func (r *StartupReport) Recovered() []string {
+	var out []string
+	for _, t := range r.Tables {
+		if t.Action == "restored" || t.Action == "degraded" {
+			out = append(out, t.Table)
+		}
+	}
+	return out
+}
+
+// OpenDB opens the hub's tables, before any domain package reads them.
+// Every existing table file is verified in full first; a damaged one (or a
+// missing one that has backups) is restored from its newest backup that
+// verifies, or, with none, replaced by an empty table in degraded mode
+// (marker file written; NoteStartup announces it). Damaged files are kept
+// under <data>/corrupt. An I/O error that is not damage stops the start.
+func OpenDB(ctx context.Context, dir string, names []string, cfg Config, logger *slog.Logger) (*store.DB, *StartupReport, error) {
+	cfg = cfg.withDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	log := logger.With("component", "resilience")
+	l := newLayout(dir, cfg)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create data dir: %w", err)
+	}
+	rep := &StartupReport{}
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return nil, rep, err
+		}
+		st, err := startTable(l, cfg, name)
+		if err != nil {
+			return nil, rep, err
+		}
+		logStartup(log, st)
+		rep.Tables = append(rep.Tables, st)
+	}
+	db, err := store.Open(dir, names, store.Options{})
+	if err == nil {
+		return db, rep, nil
+	}
+	// The full check passed but bbolt refused a file: treat that table as
+	// damaged, recover it, and try once more.
+	for i, name := range names {
+		t, oerr := store.OpenTable(name, l.tablePath(name), store.Options{})
+		if oerr == nil {
+			_ = t.Close()
+			continue
+		}
+		if !errors.Is(oerr, store.ErrCorrupt) {
+			return nil, rep, oerr
+		}
+		rep.Tables[i] = recoverFile(l, cfg, name, "table file does not open: "+reason(oerr))
+		logStartup(log, rep.Tables[i])
+	}
+	db, err = store.Open(dir, names, store.Options{})
+	if err != nil {
+		return nil, rep, err
+	}
+	return db, rep, nil
+}
+
+// startTable checks one table file and recovers it when needed.
+func startTable(l layout, cfg Config, name string) (StartupTable, error) {
+	path := l.tablePath(name)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		files, lerr := l.listBackups(name)
+		if lerr != nil {
+			return StartupTable{}, lerr
+		}
+		if len(files) == 0 {
+			return StartupTable{Table: name, Action: "created"}, nil
+		}
+		return recoverFile(l, cfg, name, "table file missing"), nil
+	} else if err != nil {
+		return StartupTable{}, fmt.Errorf("start %s: %w", name, err)
+	}
+	n, err := store.CheckFile(path)
+	switch {
+	case err == nil:
+		return StartupTable{Table: name, Action: "ok", Records: n}, nil
+	case errors.Is(err, store.ErrCorrupt):
+		return recoverFile(l, cfg, name, "damaged at start: "+reason(err)), nil
+	default:
+		return StartupTable{}, fmt.Errorf("start %s: %w", name, err)
+	}
+}
+
+// recoverFile restores a closed table file from its newest usable backup,
+// or resets it empty and marks it degraded.
+func recoverFile(l layout, cfg Config, name, why string) StartupTable {
+	st := StartupTable{Table: name, Reason: why}
+	path := l.tablePath(name)
+	aside := l.asidePath(name, cfg.Now(), true)
+	files, err := l.listBackups(name)
+	if err != nil {
+		st.Problems = append(st.Problems, reason(err))
+	}
+	for _, f := range files {
+		n, err := store.RestoreFile(f.Path, path, aside)
+		if err != nil {
+			st.Problems = append(st.Problems, f.Name+": "+reason(err))
+			continue
+		}
+		st.Action, st.Records, st.BackupUsed, st.BackupTime = "restored", n, f.Name, f.Time.UnixMilli()
+		if _, err := os.Stat(aside); err == nil {
+			st.AsidePath = aside
+		}
+		_ = l.removeMarker(name)
+		return st
+	}
+	if err := store.ResetFile(path, aside); err != nil {
+		st.Problems = append(st.Problems, "reset: "+reason(err))
+	}
+	st.Action = "degraded"
+	if _, err := os.Stat(aside); err == nil {
+		st.AsidePath = aside
+	}
+	why += "; no usable backup"
+	if len(st.Problems) > 0 {
+		why += " (" + strings.Join(st.Problems, "; ") + ")"
+	}
+	st.Reason = why
+	_ = l.writeMarker(marker{Table: name, Since: cfg.Now().UnixMilli(), Reason: why, AsidePath: st.AsidePath, Trigger: TriggerAuto, Startup: true})
+	return st
+}
+
+func logStartup(log *slog.Logger, st StartupTable) {
+	switch st.Action {
+	case "restored":
+		log.Warn("table restored from backup at start", "table", st.Table, "backup", st.BackupUsed, "records", st.Records, "reason", st.Reason, "aside", st.AsidePath)
+	case "degraded":
+		log.Error("table running empty after data loss (degraded mode)", "table", st.Table, "reason", st.Reason, "aside", st.AsidePath)
+	default:
+		log.Debug("table opened", "table", st.Table, "action", st.Action, "records", st.Records)
+	}
+}
+
+// NoteStartup records what OpenDB did and publishes it: recovery_complete
+// (trigger "startup") for restored tables, degraded_mode for degraded ones.
+// Call it once subscribers (dashboard, notifier) are wired.
+func (c *Coordinator) NoteStartup(rep *StartupReport) {
+	if rep == nil {
+		return
+	}
+	for _, st := range rep.Tables {
+		if c.db.Table(st.Table) == nil {
+			continue
+		}
+		switch st.Action {
+		case "restored":
+			now := c.now().UnixMilli()
+			c.mu.Lock()
+			c.state(st.Table).lastRecovery = &RecoveryInfo{At: now, Status: "restored", Trigger: TriggerAuto, BackupUsed: st.BackupUsed, Reason: st.Reason}
+			c.mu.Unlock()
+			c.publish(EventRecoveryComplete, RecoveryCompleteEvent{
+				Timestamp: now, Table: st.Table, BackupUsed: st.BackupUsed, BackupTime: st.BackupTime,
+				RecordCount: st.Records, Trigger: TriggerAuto, Startup: true, Reason: st.Reason, AsidePath: st.AsidePath,
+			})
+		case "degraded":
+			m, err := c.layout.readMarker(st.Table)
+			if err != nil || m == nil {
+				m = &marker{Table: st.Table, Since: c.now().UnixMilli(), Reason: st.Reason, AsidePath: st.AsidePath, Trigger: TriggerAuto, Startup: true}
+			}
+			c.enterDegraded(*m, nil)
+		}
+	}
+}

@@ -1,0 +1,419 @@
+package sidecar
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrConfig marks a configuration that cannot be used.
+var ErrConfig = errors.New("invalid sidecar config")
+
+// Config is the sidecar configuration: the fields of the original
+// config.json plus the knobs the original hard-coded. Every field can be
+// overridden by an environment variable AGENTCOM_SIDECAR_<FIELD IN UPPER CASE>
+// (ConfigFields lists them with their meaning and default). Relative paths
+// are resolved against the directory of the config file, once.
+type Config struct {
+	AgentID      string
+	Token        string
+	HubURL       string // WebSocket URL of the hub's /ws
+	HubAPIURL    string // HTTP base URL of the hub
+	Capabilities []string
+
+	// WakeCommand is run to wake the agent for a task. A single string
+	// runs through /bin/sh -c (the task reaches it only through the
+	// environment, never by text substitution); several strings are an
+	// argument vector run without a shell. Empty: no wake, the task is
+	// "working" at once.
+	WakeCommand         []string
+	WakeShell           bool
+	WakeTimeout         time.Duration
+	WakeRetryDelays     []time.Duration
+	ConfirmationTimeout time.Duration
+
+	ResultsDir string
+	StateFile  string
+	LogFile    string
+	LogLevel   string
+
+	RepoDir   string
+	Reviewer  string
+	GitRemote string
+	GitBase   string
+
+	PingInterval     time.Duration
+	PongTimeout      time.Duration
+	ReconnectMin     time.Duration
+	ReconnectMax     time.Duration
+	AuthRetry        time.Duration
+	ProgressInterval time.Duration
+	PollInterval     time.Duration
+	ResultSettle     time.Duration
+	ShutdownTimeout  time.Duration
+
+	// Path is the file the config was read from ("" when built in code).
+	Path string
+	// Unknown lists keys of the file that are not config fields (typos).
+	Unknown []string
+}
+
+// ConfigField documents one config key.
+type ConfigField struct {
+	Key, Env, Default, Doc string
+	set                    func(c *Config, raw json.RawMessage) error
+	env                    func(c *Config, s string) error
+}
+
+// ConfigFields returns every config key with its environment variable,
+// default and meaning, in file order.
+func ConfigFields() []ConfigField {
+	fs := []ConfigField{
+		strF("agent_id", "", "required. The agent's identity, sent in identify and used as its name", func(c *Config) *string { return &c.AgentID }),
+		strF("token", "", "required. The agent's hub token (sent in identify; never logged)", func(c *Config) *string { return &c.Token }),
+		strF("hub_url", "", "required. The hub's agent socket, e.g. ws://hub:4000/ws (http:// is turned into ws://, a missing path into /ws)", func(c *Config) *string { return &c.HubURL }),
+		strF("hub_api_url", "derived from hub_url", "the hub's HTTP base URL, given to the wake command as HUB_URL and used in PR links", func(c *Config) *string { return &c.HubAPIURL }),
+		listF("capabilities", "[]", "capabilities sent in identify (env: comma-separated)", func(c *Config) *[]string { return &c.Capabilities }),
+		{Key: "wake_command", Default: "none", Doc: "command that wakes the agent: a string runs through /bin/sh -c, an array runs as an argument vector. The task reaches it through TASK_ID, TASK_FILE, TASK_DESCRIPTION, TASK_JSON, TASK_GENERATION, RESULTS_DIR, RESULT_FILE, STARTED_FILE, HUB_URL, HUB_WS_URL, AGENT_ID; never by text substitution",
+			set: func(c *Config, raw json.RawMessage) error {
+				var s string
+				if json.Unmarshal(raw, &s) == nil {
+					c.WakeCommand, c.WakeShell = nil, false
+					if strings.TrimSpace(s) != "" {
+						c.WakeCommand, c.WakeShell = []string{s}, true
+					}
+					return nil
+				}
+				var v []string
+				if err := json.Unmarshal(raw, &v); err != nil {
+					return errors.New("must be a string or an array of strings")
+				}
+				c.WakeCommand, c.WakeShell = v, false
+				return nil
+			},
+			env: func(c *Config, s string) error {
+				c.WakeCommand, c.WakeShell = nil, false
+				if strings.TrimSpace(s) != "" {
+					c.WakeCommand, c.WakeShell = []string{s}, true
+				}
+				return nil
+			}},
+		msF("wake_timeout_ms", 60*time.Second, "how long one wake attempt may run before it is killed", func(c *Config) *time.Duration { return &c.WakeTimeout }),
+		{Key: "wake_retry_delays_ms", Default: "[5000,15000,30000]", Doc: "pauses between wake attempts; one attempt more than pauses (env: comma-separated)",
+			set: func(c *Config, raw json.RawMessage) error {
+				var v []json.Number
+				if err := json.Unmarshal(raw, &v); err != nil {
+					return errors.New("must be an array of integers")
+				}
+				out := make([]time.Duration, 0, len(v))
+				for _, n := range v {
+					ms, err := strconv.ParseInt(n.String(), 10, 64)
+					if err != nil || ms < 0 {
+						return fmt.Errorf("%s is not a non-negative integer", n)
+					}
+					out = append(out, time.Duration(ms)*time.Millisecond)
+				}
+				c.WakeRetryDelays = out
+				return nil
+			},
+			env: func(c *Config, s string) error {
+				var out []time.Duration
+				for _, p := range splitList(s) {
+					ms, err := strconv.ParseInt(p, 10, 64)
+					if err != nil || ms < 0 {
+						return fmt.Errorf("%q is not a non-negative integer", p)
+					}
+					out = append(out, time.Duration(ms)*time.Millisecond)
+				}
+				c.WakeRetryDelays = out
+				return nil
+			}},
+		msF("confirmation_timeout_ms", 30*time.Second, "after a successful wake, how long to wait for <task_id>.started (0 means the default)", func(c *Config) *time.Duration { return &c.ConfirmationTimeout }),
+		strF("results_dir", "./results", "where the agent writes <task_id>.started and <task_id>.json; created at start", func(c *Config) *string { return &c.ResultsDir }),
+		strF("state_file", "./queue.json", "the sidecar's durable state (current task and unacknowledged reports); task files go to tasks/ beside it", func(c *Config) *string { return &c.StateFile }),
+		strF("log_file", "standard error", "JSON log file, appended to and rotated at 10 MiB (one old file kept)", func(c *Config) *string { return &c.LogFile }),
+		strF("log_level", "info", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
+		strF("repo_dir", "none", "a git checkout: when set, a task branch is started before the wake and pushed with a PR after success", func(c *Config) *string { return &c.RepoDir }),
+		strF("reviewer", "none", "GitHub user asked to review the PRs", func(c *Config) *string { return &c.Reviewer }),
+		strF("git_remote", "origin", "remote the task branches are fetched from and pushed to", func(c *Config) *string { return &c.GitRemote }),
+		strF("git_base", "main", "branch the task branches start from and PRs target", func(c *Config) *string { return &c.GitBase }),
+		msF("ping_interval_ms", 30*time.Second, "application ping period", func(c *Config) *time.Duration { return &c.PingInterval }),
+		msF("pong_timeout_ms", 10*time.Second, "a ping not answered within this closes the connection", func(c *Config) *time.Duration { return &c.PongTimeout }),
+		msF("reconnect_min_ms", time.Second, "first reconnect delay; doubles up to reconnect_max_ms, with jitter, and resets only after identified", func(c *Config) *time.Duration { return &c.ReconnectMin }),
+		msF("reconnect_max_ms", 60*time.Second, "longest reconnect delay", func(c *Config) *time.Duration { return &c.ReconnectMax }),
+		msF("auth_retry_ms", 5*time.Minute, "delay before trying again after the hub rejected the token", func(c *Config) *time.Duration { return &c.AuthRetry }),
+		msF("progress_interval_ms", 30*time.Second, "task_progress period while a task runs (extends the hub's lease)", func(c *Config) *time.Duration { return &c.ProgressInterval }),
+		msF("poll_interval_ms", 250*time.Millisecond, "how often results_dir is checked", func(c *Config) *time.Duration { return &c.PollInterval }),
+		msF("result_settle_ms", 500*time.Millisecond, "a result file is read once it has not changed for this long", func(c *Config) *time.Duration { return &c.ResultSettle }),
+		msF("shutdown_timeout_ms", 5*time.Second, "how long a stop may wait for the hub to acknowledge the close", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
+	}
+	for i := range fs {
+		fs[i].Env = "AGENTCOM_SIDECAR_" + strings.ToUpper(fs[i].Key)
+	}
+	return fs
+}
+
+// LoadConfig reads a JSON config file, applies environment overrides
+// (getenv may be nil), fills defaults, resolves relative paths against the
+// file's directory and validates the result.
+func LoadConfig(path string, getenv func(string) string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	c, err := ParseConfig(data, getenv)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return Config{}, err
+	}
+	c.Path = abs
+	c.resolvePaths(filepath.Dir(abs))
+	return c, nil
+}
+
+// ParseConfig decodes config JSON, applies environment overrides and
+// defaults and validates. Relative paths are left relative (LoadConfig
+// resolves them).
+func ParseConfig(data []byte, getenv func(string) string) (Config, error) {
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil {
+		return Config{}, fmt.Errorf("%w: not a JSON object: %v", ErrConfig, err)
+	}
+	var c Config
+	fields := ConfigFields()
+	known := map[string]bool{}
+	for _, f := range fields {
+		known[f.Key] = true
+		v, ok := raw[f.Key]
+		if !ok || string(v) == "null" {
+			continue
+		}
+		if err := f.set(&c, v); err != nil {
+			return Config{}, fmt.Errorf("%w: %s: %v", ErrConfig, f.Key, err)
+		}
+	}
+	for k := range raw {
+		if !known[k] {
+			c.Unknown = append(c.Unknown, k)
+		}
+	}
+	sort.Strings(c.Unknown)
+	if getenv != nil {
+		for _, f := range fields {
+			if s := getenv(f.Env); s != "" {
+				if err := f.env(&c, s); err != nil {
+					return Config{}, fmt.Errorf("%w: %s: %v", ErrConfig, f.Env, err)
+				}
+			}
+		}
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// applyDefaults fills every zero field with its default.
+func (c *Config) applyDefaults() {
+	setDur := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	setDur(&c.WakeTimeout, 60*time.Second)
+	if c.WakeRetryDelays == nil {
+		c.WakeRetryDelays = []time.Duration{5 * time.Second, 15 * time.Second, 30 * time.Second}
+	}
+	setDur(&c.ConfirmationTimeout, 30*time.Second)
+	setDur(&c.PingInterval, 30*time.Second)
+	setDur(&c.PongTimeout, 10*time.Second)
+	setDur(&c.ReconnectMin, time.Second)
+	setDur(&c.ReconnectMax, 60*time.Second)
+	setDur(&c.AuthRetry, 5*time.Minute)
+	setDur(&c.ProgressInterval, 30*time.Second)
+	setDur(&c.PollInterval, 250*time.Millisecond)
+	setDur(&c.ResultSettle, 500*time.Millisecond)
+	setDur(&c.ShutdownTimeout, 5*time.Second)
+	if c.ResultsDir == "" {
+		c.ResultsDir = "./results"
+	}
+	if c.StateFile == "" {
+		c.StateFile = "./queue.json"
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.GitRemote == "" {
+		c.GitRemote = "origin"
+	}
+	if c.GitBase == "" {
+		c.GitBase = "main"
+	}
+	if c.Capabilities == nil {
+		c.Capabilities = []string{}
+	}
+	if u, err := normalizeWSURL(c.HubURL); err == nil {
+		c.HubURL = u
+	}
+	if c.HubAPIURL == "" {
+		c.HubAPIURL = apiURLFromWS(c.HubURL)
+	}
+	c.HubAPIURL = strings.TrimRight(c.HubAPIURL, "/")
+}
+
+// Validate reports the first problem that makes the config unusable.
+func (c *Config) Validate() error {
+	for _, r := range []struct{ k, v string }{{"agent_id", c.AgentID}, {"token", c.Token}, {"hub_url", c.HubURL}} {
+		if strings.TrimSpace(r.v) == "" {
+			return fmt.Errorf("%w: missing required field %s", ErrConfig, r.k)
+		}
+	}
+	if len(c.AgentID) > 128 {
+		return fmt.Errorf("%w: agent_id is longer than 128 characters", ErrConfig)
+	}
+	if _, err := normalizeWSURL(c.HubURL); err != nil {
+		return fmt.Errorf("%w: hub_url: %v", ErrConfig, err)
+	}
+	if c.ReconnectMax < c.ReconnectMin {
+		return fmt.Errorf("%w: reconnect_max_ms is below reconnect_min_ms", ErrConfig)
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("%w: log_level %q is not debug, info, warn or error", ErrConfig, c.LogLevel)
+	}
+	if len(c.WakeCommand) > 0 && strings.TrimSpace(c.WakeCommand[0]) == "" {
+		return fmt.Errorf("%w: wake_command has an empty program", ErrConfig)
+	}
+	return nil
+}
+
+func (c *Config) resolvePaths(dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	abs(&c.ResultsDir)
+	abs(&c.StateFile)
+	abs(&c.LogFile)
+	abs(&c.RepoDir)
+}
+
+// normalizeWSURL accepts ws(s):// and http(s):// URLs and returns the
+// WebSocket form, adding /ws when the path is empty.
+func normalizeWSURL(s string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil {
+		return "", err
+	}
+	switch u.Scheme {
+	case "ws", "wss":
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	default:
+		return "", fmt.Errorf("%q is not a ws://, wss://, http:// or https:// URL", s)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("%q has no host", s)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/ws"
+	}
+	return u.String(), nil
+}
+
+// apiURLFromWS derives the HTTP base URL from the socket URL.
+func apiURLFromWS(ws string) string {
+	u, err := url.Parse(ws)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	scheme := "http"
+	if u.Scheme == "wss" {
+		scheme = "https"
+	}
+	return scheme + "://" + u.Host
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func strF(key, def, doc string, p func(*Config) *string) ConfigField {
+	return ConfigField{Key: key, Default: def, Doc: doc,
+		set: func(c *Config, raw json.RawMessage) error {
+			if err := json.Unmarshal(raw, p(c)); err != nil {
+				return errors.New("must be a string")
+			}
+			return nil
+		},
+		env: func(c *Config, s string) error { *p(c) = s; return nil }}
+}
+
+func listF(key, def, doc string, p func(*Config) *[]string) ConfigField {
+	return ConfigField{Key: key, Default: def, Doc: doc,
+		set: func(c *Config, raw json.RawMessage) error {
+			if err := json.Unmarshal(raw, p(c)); err != nil {
+				return errors.New("must be an array of strings")
+			}
+			return nil
+		},
+		env: func(c *Config, s string) error { *p(c) = splitList(s); return nil }}
+}
+
+func msF(key string, def time.Duration, doc string, p func(*Config) *time.Duration) ConfigField {
+	parse := func(s string) (time.Duration, error) {
+		ms, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		if err != nil || ms < 0 {
+			return 0, fmt.Errorf("%q is not a non-negative integer of milliseconds", s)
+		}
+		return time.Duration(ms) * time.Millisecond, nil
+	}
+	return ConfigField{Key: key, Default: strconv.FormatInt(def.Milliseconds(), 10), Doc: doc,
+		set: func(c *Config, raw json.RawMessage) error {
+			d, err := parse(string(raw))
+			if err == nil {
+				*p(c) = d
+			}
+			return err
+		},
+		env: func(c *Config, s string) error {
+			d, err := parse(s)
+			if err == nil {
+				*p(c) = d
+			}
+			return err
+		}}
+}
+
+// ConfigHelp renders the field table for --help output.
+func ConfigHelp() string {
+	var b strings.Builder
+	for _, f := range ConfigFields() {
+		fmt.Fprintf(&b, "  %-24s (env %s, default %s)\n      %s\n", f.Key, f.Env, f.Default, f.Doc)
+	}
+	return b.String()
+}

@@ -1,0 +1,159 @@
+package sidecar
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// protocolVersion is added to every frame the sidecar sends.
+const protocolVersion = 1
+
+// inFrame is a decoded hub frame: only the fields the sidecar reads.
+type inFrame struct {
+	Type        string
+	TaskID      string
+	AgentID     string
+	Status      string
+	Error       string
+	Description string
+	Metadata    json.RawMessage
+	// Generation is -1 when the frame carried none.
+	Generation int64
+	AssignedAt int64
+}
+
+// errFrame is a hub frame the sidecar cannot use.
+var errFrame = errors.New("invalid hub frame")
+
+// decodeFrame parses one text frame from the hub. Integers are checked
+// strictly (1.0 is not an integer), task ids must be safe file names, and
+// fields of the wrong type are errors, so a bad frame is logged and
+// dropped instead of reaching the task logic.
+func decodeFrame(data []byte) (inFrame, error) {
+	f := inFrame{Generation: -1}
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil || raw == nil {
+		return f, fmt.Errorf("%w: not a JSON object", errFrame)
+	}
+	str := func(k string, dst *string) error {
+		v, ok := raw[k]
+		if !ok || string(v) == "null" {
+			return nil
+		}
+		if err := json.Unmarshal(v, dst); err != nil {
+			return fmt.Errorf("%w: %s is not a string", errFrame, k)
+		}
+		return nil
+	}
+	if err := str("type", &f.Type); err != nil {
+		return f, err
+	}
+	if f.Type == "" {
+		return f, fmt.Errorf("%w: no type", errFrame)
+	}
+	for k, dst := range map[string]*string{"task_id": &f.TaskID, "agent_id": &f.AgentID, "status": &f.Status} {
+		if err := str(k, dst); err != nil {
+			return f, err
+		}
+	}
+	if v, ok := raw["error"]; ok && string(v) != "null" {
+		if json.Unmarshal(v, &f.Error) != nil {
+			f.Error = string(v) // structured validation errors: keep the JSON text
+		}
+	}
+	if v, ok := raw["description"]; ok && string(v) != "null" {
+		if json.Unmarshal(v, &f.Description) != nil {
+			f.Description = string(v) // the original allows any JSON
+		}
+	}
+	if v, ok := raw["metadata"]; ok && string(v) != "null" {
+		f.Metadata = append(json.RawMessage(nil), v...)
+	}
+	var err error
+	if f.Generation, err = strictInt(raw, "generation", -1); err != nil {
+		return f, err
+	}
+	if f.AssignedAt, err = strictInt(raw, "assigned_at", 0); err != nil {
+		return f, err
+	}
+	if f.TaskID != "" && !ValidTaskID(f.TaskID) {
+		return f, fmt.Errorf("%w: task_id %q is not a valid task id", errFrame, f.TaskID)
+	}
+	return f, nil
+}
+
+// strictInt reads an optional integer field; absent or null gives def.
+func strictInt(raw map[string]json.RawMessage, k string, def int64) (int64, error) {
+	v, ok := raw[k]
+	if !ok || string(v) == "null" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return def, fmt.Errorf("%w: %s is not an integer", errFrame, k)
+	}
+	return n, nil
+}
+
+// Outbound frames, with fields in the original's order.
+type (
+	identifyFrame struct {
+		Type            string   `json:"type"`
+		AgentID         string   `json:"agent_id"`
+		Token           string   `json:"token"`
+		Name            string   `json:"name"`
+		Status          string   `json:"status"`
+		Capabilities    []string `json:"capabilities"`
+		ClientType      string   `json:"client_type"`
+		ProtocolVersion int      `json:"protocol_version"`
+	}
+	taskFrame struct {
+		Type            string `json:"type"`
+		TaskID          string `json:"task_id"`
+		Reason          string `json:"reason,omitempty"`
+		Generation      *int64 `json:"generation,omitempty"`
+		ProtocolVersion int    `json:"protocol_version"`
+	}
+	recoveringFrame struct {
+		Type            string          `json:"type"`
+		TaskID          string          `json:"task_id"`
+		Description     string          `json:"description"`
+		Metadata        json.RawMessage `json:"metadata"`
+		LastStatus      string          `json:"last_status"`
+		Generation      int64           `json:"generation"`
+		ProtocolVersion int             `json:"protocol_version"`
+	}
+	completeFrame struct {
+		Type            string          `json:"type"`
+		TaskID          string          `json:"task_id"`
+		Result          json.RawMessage `json:"result"`
+		Generation      int64           `json:"generation"`
+		ProtocolVersion int             `json:"protocol_version"`
+	}
+	failedFrame struct {
+		Type            string          `json:"type"`
+		TaskID          string          `json:"task_id"`
+		Reason          string          `json:"reason"`
+		Generation      int64           `json:"generation"`
+		Output          json.RawMessage `json:"output,omitempty"`
+		ProtocolVersion int             `json:"protocol_version"`
+	}
+	pingFrame struct {
+		Type            string `json:"type"`
+		Timestamp       int64  `json:"timestamp,omitempty"`
+		ProtocolVersion int    `json:"protocol_version"`
+	}
+)
+
+// reportFrame renders an outbox entry as the frame sent to the hub.
+func reportFrame(r Report) any {
+	if r.Type == reportComplete {
+		return completeFrame{Type: reportComplete, TaskID: r.TaskID, Result: r.Result, Generation: r.Generation, ProtocolVersion: protocolVersion}
+	}
+	return failedFrame{Type: reportFailed, TaskID: r.TaskID, Reason: r.Reason, Generation: r.Generation, Output: r.Output, ProtocolVersion: protocolVersion}
+}

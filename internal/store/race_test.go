@@ -1,0 +1,7 @@
+//go:build race
+
+package store
+
+// raceEnabled lets slow property tests run fewer rounds under the race
+// detector, which slows them tenfold without finding more.
+const raceEnabled = true
