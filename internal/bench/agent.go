@@ -135,6 +135,16 @@ func (a *agent) abort() {
 	a.cancel()
 }
 
+// gone reports whether the connection has ended.
+func (a *agent) gone() bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // closedByHub reports whether the reader stopped because the hub closed
 // the socket (rather than the bench), with the code.
 func (a *agent) closedByHub() (websocket.StatusCode, bool) {
@@ -151,39 +161,51 @@ func (a *agent) closedByHub() (websocket.StatusCode, bool) {
 
 // fleet is a set of connected agents.
 type fleet struct {
-	agents []*agent
+	agents    []*agent
+	closeOnce sync.Once
 }
 
-// connectFleet connects ids in parallel (ConnectWorkers at a time), counting
-// them in connected as they identify.
+// connectFleet connects ids in parallel (ConnectWorkers at a time),
+// counting them in connected as they identify. Agents already connected
+// ping every PingInterval while the others connect: with thousands of
+// agents that takes longer than the hub's idle timeout.
 func (r *runner) connectFleet(ctx context.Context, t *target, ids []string, on handler, connected *atomic.Int64) (*fleet, error) {
-	f := &fleet{agents: make([]*agent, len(ids))}
+	slots := make([]atomic.Pointer[agent], len(ids))
+	stop := keepAlive(len(ids), func(i int) *agent { return slots[i].Load() }, r.o.PingInterval)
 	url := t.wsURL()
 	err := parallel(ctx, len(ids), r.o.ConnectWorkers, func(i int) error {
 		a, err := connectAgent(ctx, r.dial, url, i, ids[i], t.tokens[i], on)
 		if err != nil {
 			return err
 		}
-		f.agents[i] = a
+		slots[i].Store(a)
 		if connected != nil {
 			connected.Add(1)
 		}
 		return nil
 	})
+	stop()
+	f := &fleet{agents: make([]*agent, len(ids))}
+	for i := range slots {
+		f.agents[i] = slots[i].Load()
+	}
 	if err != nil {
+		err = f.explain(err)
 		f.close()
 		return nil, err
 	}
 	return f, nil
 }
 
-// close closes every agent, many at a time.
+// close closes every agent, many at a time (once).
 func (f *fleet) close() {
-	_ = parallel(context.Background(), len(f.agents), 256, func(i int) error {
-		if a := f.agents[i]; a != nil {
-			a.close()
-		}
-		return nil
+	f.closeOnce.Do(func() {
+		_ = parallel(context.Background(), len(f.agents), 256, func(i int) error {
+			if a := f.agents[i]; a != nil {
+				a.close()
+			}
+			return nil
+		})
 	})
 }
 
@@ -214,7 +236,9 @@ func (f *fleet) explain(err error) error {
 func (f *fleet) samples(phase int) latencies {
 	sets := make([]latencies, 0, len(f.agents))
 	for _, a := range f.agents {
-		sets = append(sets, a.sets[phase])
+		if a != nil {
+			sets = append(sets, a.sets[phase])
+		}
 	}
 	return merge(sets...)
 }

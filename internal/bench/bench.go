@@ -274,9 +274,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep := &Report{Started: time.Now(), GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH,
 		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), LoadAvg: loadAvg(), HubURL: o.HubURL}
 	// Every agent holds a socket here, and its peer end too when the hub
-	// runs in this process.
+	// runs in this process (the idle scenario runs it as a child when it
+	// can).
 	want := uint64(o.Agents) + 1024
-	if o.HubURL == "" && !o.ChildHub {
+	inProcess := o.HubURL == "" && (o.HubCommand == nil || !o.ChildHub &&
+		slices.ContainsFunc(names, func(n string) bool { return n != ScenarioIdle && n != ScenarioStorage && n != ScenarioRestart }))
+	if inProcess {
 		want += uint64(o.Agents)
 	}
 	lim, err := raiseFileLimit(want)
@@ -328,7 +331,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 func hubNote(o *Options) string {
 	switch {
 	case o.HubURL != "":
-		return "hub: remote " + o.HubURL + " (its rate limits apply; agents identify with the admin token); storage and restart run locally"
+		return "hub: remote " + o.HubURL + " (its rate limits apply; agents identify with the admin token); storage runs on a local store, restart is skipped"
 	case o.ChildHub && o.HubCommand != nil:
 		return "hub: child process per scenario on a temp data directory, rate limits off; hub and load generator share the machine's CPUs"
 	default:
