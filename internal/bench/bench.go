@@ -236,7 +236,7 @@ type runner struct {
 	prog  *progress
 }
 
-// stamp returns microseconds since the run's clock started.
+// now returns microseconds since the run's clock started (a stamp).
 func (r *runner) now() int64 { return time.Since(r.clock).Microseconds() }
 
 // since turns a stamp into the time elapsed from it to at.

@@ -70,7 +70,7 @@ func runIdle(ctx context.Context, r *runner, res *Result) error {
 	var peak procMem
 	err = pingLoop(ctx, len(f.agents), func(i int) *agent { return f.agents[i] }, o.PingInterval, o.Duration, func(a *agent) {
 		pingAt[a.idx].Store(r.now())
-		if a.send(pingFrame) != nil {
+		if a.send([]byte(pingFrame)) != nil {
 			pingFailed.Add(1)
 			return
 		}

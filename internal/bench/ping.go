@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-var pingFrame = []byte(`{"type":"ping","protocol_version":1}`)
+// pingFrame is the sidecar's heartbeat.
+const pingFrame = `{"type":"ping","protocol_version":1}`
 
 // pingLoop pings agents 0..n-1 round robin for d, spreading one interval's
 // pings evenly over it, as a fleet of sidecars each pinging every interval
@@ -51,7 +52,7 @@ func keepAlive(n int, get func(int) *agent, interval time.Duration) (stop func()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = pingLoop(ctx, n, get, interval, time.Duration(math.MaxInt64), func(a *agent) { _ = a.send(pingFrame) }, nil)
+		_ = pingLoop(ctx, n, get, interval, time.Duration(math.MaxInt64), func(a *agent) { _ = a.send([]byte(pingFrame)) }, nil)
 	}()
 	return func() {
 		cancel()

@@ -16,7 +16,7 @@ import (
 // is 100 on every Linux architecture Go supports.
 const clockTicks = 100
 
-// procStatus reads resident memory figures of a process from
+// procMem holds resident memory figures of a process, read from
 // /proc/<pid>/status, in bytes.
 type procMem struct {
 	RSS  int64 // VmRSS
