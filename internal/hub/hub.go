@@ -182,7 +182,7 @@ func (h *Hub) build() error {
 	})
 	sched = scheduler.New(h.Queue, h.Agents, h.cfg.Scheduler, h.log)
 	h.Scheduler = sched
-	h.Metrics = metrics.New(h.Bus, metrics.Sources{Queue: h.Queue, Agents: h.Agents, DB: h.DB, Storage: protection{h.Storage}})
+	h.Metrics = metrics.New(h.Bus, metrics.Sources{Queue: h.Queue, Agents: h.Agents, DB: h.DB, Storage: h.Storage})
 	deps := agentws.Deps{Tokens: h.Tokens, Presence: h.Presence, Scheduler: sched, Log: h.log, Observer: h.Metrics}
 	if h.cfg.RateLimits != nil {
 		h.Limiter = ratelimit.New(h.cfg.RateLimits)
@@ -326,17 +326,8 @@ func storageFor(h *Hub) dashboard.Storage {
 	return resilience.AnyResults{C: h.Storage}
 }
 
-// protection adapts the coordinator to metrics and alerts.
+// protection adapts the coordinator to the alert rules.
 type protection struct{ c *resilience.Coordinator }
-
-func (p protection) TableStatus() []metrics.TableStatus {
-	ps := p.c.Protection()
-	out := make([]metrics.TableStatus, len(ps))
-	for i, t := range ps {
-		out[i] = metrics.TableStatus(t)
-	}
-	return out
-}
 
 // LastBackup is the oldest of the tables' last successful backups: the
 // hub is only as protected as its least recently backed-up table.
