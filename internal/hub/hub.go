@@ -277,6 +277,19 @@ func (h *Hub) loop(f func()) {
 	}()
 }
 
+// LoopbackOnly reports whether the dashboard is open without a token.
+func (h *Hub) LoopbackOnly() bool { return isLoopback(h.cfg.Addr) && !h.cfg.DashboardToken }
+
+// HasOperatorToken reports whether an admin or viewer token exists.
+func (h *Hub) HasOperatorToken() bool {
+	for _, t := range h.Tokens.List() {
+		if t.Role == auth.RoleAdmin || t.Role == auth.RoleViewer {
+			return true
+		}
+	}
+	return false
+}
+
 // Addr is the address the hub listens on.
 func (h *Hub) Addr() string { return h.listener.Addr().String() }
 
