@@ -62,7 +62,8 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	fmt.Fprintf(env.stderr, "AgentCom hub %s listening on %s (dashboard: %s/dashboard)\n", version, h.Addr(), displayURL(h.Addr()))
 	if !h.LoopbackOnly() && !h.HasOperatorToken() {
 		fmt.Fprintln(env.stderr, "The hub listens beyond this machine, so the dashboard asks for a token and there is none yet.\n"+
-			"Stop the hub and run: agentcom token create --agent ops --admin   (or --role viewer to only watch)\n"+
+			"Stop the hub and run: agentcom token create --agent ops --admin   (or --role viewer to only watch),\n"+
+			"start it again and open /dashboard#token=<that token> (the page keeps it in this browser);\n"+
 			"or start it with --addr 127.0.0.1:4000 for a hub on this machine only, whose dashboard needs no token.")
 	}
 	<-ctx.Done()
