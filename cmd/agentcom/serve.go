@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/agentcom/agentcom/internal/hub"
@@ -44,6 +45,11 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	cfg.Addr, cfg.DataDir, cfg.Version, cfg.Log = *addr, *data, version, log
 	cfg.OpenRegistration, cfg.JoinSecret = *openReg, *joinSecret
+	for _, a := range strings.Split(env.getenv("ADMIN_AGENTS"), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			cfg.AdminAgents = append(cfg.AdminAgents, a)
+		}
+	}
 	cfg.Resilience.BackupDir = *backups
 	cfg.Resilience.FirstBackupDelay = *firstBackup
 	cfg.Resilience.BackupInterval = *backupEvery

@@ -71,6 +71,7 @@ var allowed = map[string][]string{
 	"POST /api/tasks/{task_id}/retry":                   {agentTok, admin}, // the submitter (agentTok) or an admin
 	"POST /api/tasks/{task_id}/cancel":                  {agentTok, admin},
 	"POST /api/admin/push-task":                         {admin},
+	"POST /api/admin/reset":                             {admin}, // or an agent listed in ADMIN_AGENTS
 	"GET /api/alerts":                                   {viewer, admin},
 	"GET /metrics":                                      {viewer, admin},
 	"GET /api/metrics":                                  {viewer, admin},

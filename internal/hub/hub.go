@@ -23,6 +23,7 @@ import (
 	"github.com/agentcom/agentcom/internal/messaging"
 	"github.com/agentcom/agentcom/internal/metrics"
 	"github.com/agentcom/agentcom/internal/presence"
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/ratelimit"
 	"github.com/agentcom/agentcom/internal/resilience"
 	"github.com/agentcom/agentcom/internal/scheduler"
@@ -40,6 +41,9 @@ type Config struct {
 
 	OpenRegistration bool
 	JoinSecret       string
+	// AdminAgents may call POST /api/admin/reset without an admin token
+	// (the original's ADMIN_AGENTS).
+	AdminAgents []string
 	// DashboardToken makes the dashboard, its socket and the metrics need
 	// a token even when the hub listens on loopback only.
 	DashboardToken bool
@@ -205,6 +209,7 @@ func (h *Hub) build() error {
 	h.Alerts = alerts.New(h.Settings, h.Queue, idleCounter{h.Agents}, protection{h.Storage}, h.Bus)
 	h.API.Handle((&api.Storage{Server: h.API, Coordinator: h.Storage}).Routes()...)
 	h.API.Handle((&api.Alerts{Server: h.API, Manager: h.Alerts}).Routes()...)
+	h.API.Handle((&api.Reset{AdminAgents: h.cfg.AdminAgents, Delay: 500 * time.Millisecond, Do: h.Reset}).Routes()...)
 	h.API.Handle(core.Routes()...)
 	h.API.Handle(taskRoutes.Routes()...)
 	h.API.Handle(
@@ -275,6 +280,17 @@ func (h *Hub) loop(f func()) {
 		defer h.wg.Done()
 		f()
 	}()
+}
+
+// Reset closes every agent socket (code 1012: agents reconnect) and
+// rebuilds in-memory state from the tables, like the original's hub reset.
+// Analytics, which live only in memory, start over.
+func (h *Hub) Reset() {
+	n := h.Sockets.CloseAll(protocol.CloseRestart, "hub reset by an admin: reconnect")
+	errs := []error{h.Tokens.Reload(), h.Settings.Reload(), h.Messaging.Channels.Reload(),
+		h.Messaging.History.Reload(), h.Scheduler.Reconcile()}
+	h.Messaging.Analytics.Reset()
+	h.log.Warn("hub reset", "component", "hub", "event", "hub_reset", "sockets_closed", n, "err", errors.Join(errs...))
 }
 
 // LoopbackOnly reports whether the dashboard is open without a token.
