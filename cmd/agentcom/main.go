@@ -44,6 +44,8 @@ func commands() map[string]command {
 		"offboard": {"revoke an agent's tokens and remove its local setup", runOffboard},
 		"task":     {"submit, list, show, retry and cancel tasks", runTask},
 		"git":      {"agent git workflow: start-task, submit, status", runGit},
+		"admin":    {"storage operations on a running hub: backup, health, compact, restore, drill", runAdmin},
+		"store":    {"offline storage maintenance while the hub is stopped: check, compact, restore", runStore},
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/agentcom/agentcom/internal/hub"
@@ -20,6 +21,11 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	logLevel := fs.String("log-level", envOr(env, "AGENTCOM_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	openReg := fs.Bool("open-registration", envBool(env, "AGENTCOM_OPEN_REGISTRATION"), "let anyone register an agent with POST /api/onboard/register (env AGENTCOM_OPEN_REGISTRATION)")
 	joinSecret := fs.String("join-secret", env.getenv("AGENTCOM_JOIN_SECRET"), "secret that lets a registration through when registration is closed (env AGENTCOM_JOIN_SECRET)")
+	backups := fs.String("backups", env.getenv("AGENTCOM_BACKUP_DIR"), "backup directory (default <data>/backups; env AGENTCOM_BACKUP_DIR)")
+	firstBackup := fs.Duration("first-backup", 0, "delay before the first scheduled backup (default 1m)")
+	backupEvery := fs.Duration("backup-interval", 0, "interval between scheduled backups (default 24h)")
+	retention := fs.Int("backup-retention", 0, "verified backups kept per table (default 3)")
+	compactEvery := fs.Duration("compaction-interval", 0, "interval between scheduled compactions (default 6h)")
 	rateSpec := fs.String("rate-limits", env.getenv("AGENTCOM_RATE_LIMITS"), "rate limits over the defaults, class=per_second:burst,... classes: messages, tasks, channels, other, http; 0:0 disables one; \"off\" disables all (env AGENTCOM_RATE_LIMITS)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -39,6 +45,18 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	cfg.Addr, cfg.DataDir, cfg.Version, cfg.Log = *addr, *data, version, log
 	cfg.OpenRegistration, cfg.JoinSecret = *openReg, *joinSecret
+	for _, a := range strings.Split(env.getenv("ADMIN_AGENTS"), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			cfg.AdminAgents = append(cfg.AdminAgents, a)
+		}
+	}
+	cfg.Resilience.BackupDir = *backups
+	cfg.Resilience.FirstBackupDelay = *firstBackup
+	cfg.Resilience.BackupInterval = *backupEvery
+	cfg.Resilience.Retention = *retention
+	cfg.Resilience.CompactionInterval = *compactEvery
+	cfg.Dashboard.VAPIDPublicKey = env.getenv("VAPID_PUBLIC_KEY")
+	cfg.Dashboard.VAPIDPrivateKey = env.getenv("VAPID_PRIVATE_KEY")
 	h, err := hub.New(cfg)
 	if err != nil {
 		return fmt.Errorf("start hub: %w", err)
@@ -48,6 +66,12 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.stderr, "AgentCom hub %s listening on %s (dashboard: %s/dashboard)\n", version, h.Addr(), displayURL(h.Addr()))
+	if !h.LoopbackOnly() && !h.HasOperatorToken() {
+		fmt.Fprintln(env.stderr, "The hub listens beyond this machine, so the dashboard asks for a token and there is none yet.\n"+
+			"Stop the hub and run: agentcom token create --agent ops --admin   (or --role viewer to only watch),\n"+
+			"start it again and open /dashboard#token=<that token> (the page keeps it in this browser);\n"+
+			"or start it with --addr 127.0.0.1:4000 for a hub on this machine only, whose dashboard needs no token.")
+	}
 	<-ctx.Done()
 	log.Info("shutting down", "component", "hub", "event", "shutdown")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

@@ -286,6 +286,22 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}
 }
 
+// CloseAll closes every socket with code and reason; agents reconnect and
+// identify again. Unlike Shutdown the server keeps accepting, and the
+// agents' tasks go back to the queue as on any disconnect.
+func (s *Server) CloseAll(code websocket.StatusCode, reason string) int {
+	s.mu.RLock()
+	conns := make([]*conn, 0, len(s.all))
+	for c := range s.all {
+		conns = append(conns, c)
+	}
+	s.mu.RUnlock()
+	for _, c := range conns {
+		c.close(code, reason)
+	}
+	return len(conns)
+}
+
 // Kick closes the socket of an agent whose tokens were revoked.
 func (s *Server) Kick(agent string) {
 	if c := s.conn(agent); c != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/agentcom/agentcom/internal/resilience"
 	"log/slog"
 	"sort"
 	"sync"
@@ -409,29 +410,29 @@ func (a *Aggregator) applyStorage(e bus.Event) any {
 	tables := tablesOf(m)
 	a.mu.Lock()
 	switch e.Type {
-	case EventCompactionComplete, EventCompactionFailed:
+	case resilience.EventCompactionComplete, resilience.EventCompactionFailed:
 		// One history entry per run: a failed run publishes both events,
 		// the second only adds its failures.
-		if e.Type == EventCompactionComplete || len(list(m, "results")) > 0 {
+		if e.Type == resilience.EventCompactionComplete || len(list(m, "results")) > 0 {
 			entry := map[string]any{"timestamp": m["timestamp"], "results": normalizeResults(list(m, "results"))}
 			if t := str(m, "trigger"); t != "" {
 				entry["trigger"] = t
 			}
 			a.compactions.push(entry)
 		}
-		if e.Type == EventCompactionComplete {
+		if e.Type == resilience.EventCompactionComplete {
 			m["results"] = normalizeResults(list(m, "results"))
 		} else {
 			m["failures"] = normalizeFailures(m)
 		}
-	case EventBackupComplete:
+	case resilience.EventBackupComplete:
 		for _, t := range stringsOf(m["tables_backed_up"]) {
 			delete(a.backupFailed, t)
 		}
 		if len(stringsOf(m["tables_backed_up"])) == 0 && len(tables) == 0 {
 			clear(a.backupFailed)
 		}
-	case EventBackupFailed:
+	case resilience.EventBackupFailed:
 		reason := str(m, "reason")
 		if len(tables) == 0 {
 			tables = []string{"all"}
@@ -439,25 +440,25 @@ func (a *Aggregator) applyStorage(e bus.Event) any {
 		for _, t := range tables {
 			a.backupFailed[t] = reason
 		}
-	case EventDrillComplete:
+	case resilience.EventDrillComplete:
 		for _, t := range tables {
 			delete(a.drillFailed, t)
 		}
 		if len(tables) == 0 {
 			clear(a.drillFailed)
 		}
-	case EventDrillFailed:
+	case resilience.EventDrillFailed:
 		if len(tables) == 0 {
 			tables = []string{"all"}
 		}
 		for _, t := range tables {
 			a.drillFailed[t] = str(m, "reason")
 		}
-	case EventDegradedMode:
+	case resilience.EventDegradedMode:
 		for _, t := range tables {
 			a.degraded[t] = num(m, "timestamp")
 		}
-	case EventRecoveryComplete:
+	case resilience.EventRecoveryComplete:
 		a.dlDirty = true
 		if str(m, "status") != "degraded" {
 			for _, t := range tables {
@@ -466,7 +467,7 @@ func (a *Aggregator) applyStorage(e bus.Event) any {
 		}
 	}
 	switch e.Type {
-	case EventCompactionComplete, EventDrillComplete:
+	case resilience.EventCompactionComplete, resilience.EventDrillComplete:
 		// Routine successes stay out of the event log; history shows them.
 	default:
 		log := map[string]any{"type": e.Type}

@@ -2,12 +2,12 @@ package dashboard_test
 
 import (
 	"fmt"
+	"github.com/agentcom/agentcom/internal/resilience"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/agentcom/agentcom/internal/bus"
-	"github.com/agentcom/agentcom/internal/dashboard"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
 )
@@ -154,7 +154,7 @@ func TestHealthConditions(t *testing.T) {
 	waitState(t, h, "agent back", func(s map[string]any) bool { return obj(s, "health")["status"] == "ok" })
 
 	// Degraded mode is critical until the table is restored.
-	h.Bus.Publish(bus.Event{Topic: bus.TopicStorage, Type: dashboard.EventDegradedMode, Data: map[string]any{"table": "agent_mailbox"}})
+	h.Bus.Publish(bus.Event{Topic: bus.TopicStorage, Type: resilience.EventDegradedMode, Data: map[string]any{"table": "agent_mailbox"}})
 	s = waitState(t, h, "degraded", func(s map[string]any) bool { return obj(s, "health")["status"] == "critical" })
 	if d := describe(obj(s, "storage")["degraded_tables"]); d != `["agent_mailbox"]` {
 		t.Fatalf("degraded tables: %s", d)
@@ -358,7 +358,7 @@ func TestBatching(t *testing.T) {
 	eventually(t, "client registered", func() bool { return agg.Clients() == 1 })
 	const n = 25
 	for i := range n {
-		agg.Apply(bus.Event{Topic: bus.TopicStorage, Type: dashboard.EventBackupComplete,
+		agg.Apply(bus.Event{Topic: bus.TopicStorage, Type: resilience.EventBackupComplete,
 			Data: map[string]any{"tables_backed_up": []string{fmt.Sprint("t", i)}}})
 	}
 	agg.Flush()

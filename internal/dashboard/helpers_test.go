@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agentcom/agentcom/internal/resilience"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,7 +14,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/agentcom/agentcom/internal/bus"
-	"github.com/agentcom/agentcom/internal/dashboard"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
 	"github.com/agentcom/agentcom/internal/store"
@@ -58,7 +58,7 @@ func (f *fakeStorage) Backup(context.Context) (any, error) {
 	f.mu.Lock()
 	f.lastBackup = &now
 	f.mu.Unlock()
-	f.publish(dashboard.EventBackupComplete, map[string]any{"timestamp": now, "tables_backed_up": store.AdminTables()})
+	f.publish(resilience.EventBackupComplete, map[string]any{"timestamp": now, "tables_backed_up": store.AdminTables()})
 	return map[string]any{"status": "complete", "tables_total": 9, "tables_success": 9}, nil
 }
 
@@ -81,9 +81,9 @@ func (f *fakeStorage) Compact(_ context.Context, table string, force bool) (any,
 	entry := map[string]any{"timestamp": time.Now().UnixMilli(), "results": results, "trigger": "manual"}
 	f.history = append([]map[string]any{entry}, f.history...)
 	f.mu.Unlock()
-	f.publish(dashboard.EventCompactionComplete, entry)
+	f.publish(resilience.EventCompactionComplete, entry)
 	if fail {
-		f.publish(dashboard.EventCompactionFailed, map[string]any{"timestamp": entry["timestamp"], "failures": results})
+		f.publish(resilience.EventCompactionFailed, map[string]any{"timestamp": entry["timestamp"], "failures": results})
 		return map[string]any{"results": results}, errors.New("compaction failed: disk full")
 	}
 	return map[string]any{"status": "complete", "results": results, "force": force}, nil
@@ -100,7 +100,7 @@ func (f *fakeStorage) Restore(_ context.Context, table, backup string, dryRun bo
 	f.mu.Lock()
 	f.restores = append(f.restores, table+"@"+backup)
 	f.mu.Unlock()
-	f.publish(dashboard.EventRecoveryComplete, map[string]any{"table": table, "trigger": "manual", "backup_used": backup, "record_count": 7})
+	f.publish(resilience.EventRecoveryComplete, map[string]any{"table": table, "trigger": "manual", "backup_used": backup, "record_count": 7})
 	return res, nil
 }
 

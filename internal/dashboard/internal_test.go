@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"github.com/agentcom/agentcom/internal/resilience"
 	"log/slog"
 	"sync"
 	"testing"
@@ -44,16 +45,16 @@ func TestRules(t *testing.T) {
 		{"deadline dead letter", task(tasks.EventDeadLetter, "", "deadline exceeded"), TitleAlert, "Task dead-lettered: build it (task-1) -- deadline exceeded"},
 		{"offline with a task", task(tasks.EventReclaimed, "a", tasks.ReasonDisconnect), TitleAlert, "Agent offline: a (task task-1 returned to the queue)"},
 		{"other reclaims are silent", task(tasks.EventReclaimed, "a", tasks.ReasonLeaseExpired), "", ""},
-		{"backup ok", storage(EventBackupComplete, nil), "", ""},
-		{"backup failed", storage(EventBackupFailed, map[string]any{"reason": "disk full"}), TitleAlert, "Backup failed: all tables -- disk full"},
-		{"compaction ok", storage(EventCompactionComplete, nil), "", ""},
-		{"compaction failed", storage(EventCompactionFailed, map[string]any{"failures": []any{map[string]any{"table": "a"}, map[string]any{"table": "b"}}}), TitleAlert, "Compaction failed: a, b"},
-		{"drill ok", storage(EventDrillComplete, map[string]any{"table": "t"}), "", ""},
-		{"drill failed", storage(EventDrillFailed, map[string]any{"table": "t", "reason": "checksum"}), TitleAlert, "Restore drill failed: t -- checksum"},
-		{"manual restore ok", storage(EventRecoveryComplete, map[string]any{"table": "t", "trigger": "manual"}), "", ""},
-		{"auto restore", storage(EventRecoveryComplete, map[string]any{"table": "t", "trigger": "auto"}), TitleAlert, "Auto-restore: t restored from backup"},
-		{"restore failed", storage(EventRecoveryFailed, map[string]any{"table": "t", "trigger": "manual", "reason": "no backup"}), TitleCritical, "Storage recovery FAILED: t -- no backup"},
-		{"degraded", storage(EventDegradedMode, map[string]any{"table": "t"}), TitleCritical, "Storage degraded: t running empty after data loss"},
+		{"backup ok", storage(resilience.EventBackupComplete, nil), "", ""},
+		{"backup failed", storage(resilience.EventBackupFailed, map[string]any{"reason": "disk full"}), TitleAlert, "Backup failed: all tables -- disk full"},
+		{"compaction ok", storage(resilience.EventCompactionComplete, nil), "", ""},
+		{"compaction failed", storage(resilience.EventCompactionFailed, map[string]any{"failures": []any{map[string]any{"table": "a"}, map[string]any{"table": "b"}}}), TitleAlert, "Compaction failed: a, b"},
+		{"drill ok", storage(resilience.EventDrillComplete, map[string]any{"table": "t"}), "", ""},
+		{"drill failed", storage(resilience.EventDrillFailed, map[string]any{"table": "t", "reason": "checksum"}), TitleAlert, "Restore drill failed: t -- checksum"},
+		{"manual restore ok", storage(resilience.EventRecoveryComplete, map[string]any{"table": "t", "trigger": "manual"}), "", ""},
+		{"auto restore", storage(resilience.EventRecoveryComplete, map[string]any{"table": "t", "trigger": "auto"}), TitleAlert, "Auto-restore: t restored from backup"},
+		{"restore failed", storage(resilience.EventRecoveryFailed, map[string]any{"table": "t", "trigger": "manual", "reason": "no backup"}), TitleCritical, "Storage recovery FAILED: t -- no backup"},
+		{"degraded", storage(resilience.EventDegradedMode, map[string]any{"table": "t"}), TitleCritical, "Storage degraded: t running empty after data loss"},
 		{"messages are silent", bus.Event{Topic: bus.TopicMessages, Type: "message_routed"}, "", ""},
 	}
 	for _, c := range cases {

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"github.com/agentcom/agentcom/internal/resilience"
 	"log/slog"
 	"strings"
 	"sync"
@@ -199,20 +200,20 @@ func Rule(e bus.Event) (string, webpush.Notification, bool) {
 			return s
 		}
 		switch e.Type {
-		case EventBackupFailed:
+		case resilience.EventBackupFailed:
 			return "backup_failed:" + tables, webpush.NewNotification(TitleAlert, withReason("Backup failed: "+orAll(tables))), true
-		case EventCompactionFailed:
+		case resilience.EventCompactionFailed:
 			return "compaction_failed:" + tables, webpush.NewNotification(TitleAlert, "Compaction failed: "+orAll(tables)), true
-		case EventDrillFailed:
+		case resilience.EventDrillFailed:
 			return "drill_failed:" + tables, webpush.NewNotification(TitleAlert, withReason("Restore drill failed: "+orAll(tables))), true
-		case EventRecoveryComplete:
+		case resilience.EventRecoveryComplete:
 			if str(m, "trigger") != "auto" || str(m, "status") == "degraded" {
 				return "", webpush.Notification{}, false
 			}
 			return "recovery_auto:" + tables, webpush.NewNotification(TitleAlert, "Auto-restore: "+tables+" restored from backup"), true
-		case EventRecoveryFailed:
+		case resilience.EventRecoveryFailed:
 			return "recovery_failed:" + tables, webpush.NewNotification(TitleCritical, withReason("Storage recovery FAILED: "+orAll(tables))), true
-		case EventDegradedMode:
+		case resilience.EventDegradedMode:
 			return "degraded:" + tables, webpush.NewNotification(TitleCritical, "Storage degraded: "+orAll(tables)+" running empty after data loss"), true
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/agentcom/agentcom/internal/resilience"
 	"io"
 	"math/big"
 	"net/http"
@@ -239,20 +240,20 @@ func TestPushEndToEnd(t *testing.T) {
 	pub := func(typ string, data map[string]any) {
 		h.Bus.Publish(bus.Event{Topic: bus.TopicStorage, Type: typ, Data: data})
 	}
-	pub(dashboard.EventBackupComplete, map[string]any{"tables_backed_up": []string{"task_queue"}})
-	pub(dashboard.EventCompactionComplete, map[string]any{"results": []map[string]any{{"table": "task_queue", "status": "compacted"}}})
-	pub(dashboard.EventRecoveryComplete, map[string]any{"table": "task_queue", "trigger": "manual"})
-	pub(dashboard.EventDrillComplete, map[string]any{"table": "task_queue"})
-	pub(dashboard.EventBackupFailed, map[string]any{"table": "agent_mailbox", "reason": "disk full"})
+	pub(resilience.EventBackupComplete, map[string]any{"tables_backed_up": []string{"task_queue"}})
+	pub(resilience.EventCompactionComplete, map[string]any{"results": []map[string]any{{"table": "task_queue", "status": "compacted"}}})
+	pub(resilience.EventRecoveryComplete, map[string]any{"table": "task_queue", "trigger": "manual"})
+	pub(resilience.EventDrillComplete, map[string]any{"table": "task_queue"})
+	pub(resilience.EventBackupFailed, map[string]any{"table": "agent_mailbox", "reason": "disk full"})
 	if n := nextPush(t, got, "/ok/1", ua, vapid, srv.URL); n.Body != "Backup failed: agent_mailbox -- disk full" {
 		t.Fatalf("backup failure push: %+v", n)
 	}
-	pub(dashboard.EventBackupFailed, map[string]any{"table": "agent_mailbox", "reason": "disk full"})
-	pub(dashboard.EventRecoveryComplete, map[string]any{"table": "thread_messages", "trigger": "auto"})
+	pub(resilience.EventBackupFailed, map[string]any{"table": "agent_mailbox", "reason": "disk full"})
+	pub(resilience.EventRecoveryComplete, map[string]any{"table": "thread_messages", "trigger": "auto"})
 	if n := nextPush(t, got, "/ok/1", ua, vapid, srv.URL); n.Body != "Auto-restore: thread_messages restored from backup" {
 		t.Fatalf("after a repeat within the cooldown: %+v", n)
 	}
-	pub(dashboard.EventDegradedMode, map[string]any{"table": "agent_channels"})
+	pub(resilience.EventDegradedMode, map[string]any{"table": "agent_channels"})
 	if n := nextPush(t, got, "/ok/1", ua, vapid, srv.URL); n.Title != dashboard.TitleCritical ||
 		n.Body != "Storage degraded: agent_channels running empty after data loss" {
 		t.Fatalf("degraded push: %+v", n)

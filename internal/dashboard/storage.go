@@ -34,21 +34,10 @@ type Storage interface {
 // no storage coordinator.
 var ErrStorageUnavailable = errors.New("storage_unavailable")
 
-// Storage event types, published on bus.TopicStorage with JSON-map
-// payloads. The keys read are table, tables, reason, trigger, results,
+// Storage events are the resilience package's (bus.TopicStorage); their
+// payloads are read as JSON maps: table, tables, reason, trigger, results,
 // failures, backup_used, record_count, duration_ms, bytes_saved and
 // timestamp; any other key is forwarded to the browser untouched.
-const (
-	EventBackupComplete     = "backup_complete"
-	EventBackupFailed       = "backup_failed"
-	EventCompactionComplete = "compaction_complete"
-	EventCompactionFailed   = "compaction_failed"
-	EventRecoveryComplete   = "recovery_complete"
-	EventRecoveryFailed     = "recovery_failed"
-	EventDegradedMode       = "degraded_mode"
-	EventDrillComplete      = "drill_complete"
-	EventDrillFailed        = "drill_failed"
-)
 
 // storageHealth is what the dashboard reads out of Storage.Health to
 // compute health conditions. Unknown keys are ignored.

@@ -186,3 +186,20 @@ func TestHTTPBoundaries(t *testing.T) {
 		t.Fatalf("a refused body changed state: %v", stats)
 	}
 }
+
+func TestAdminReset(t *testing.T) {
+	h := hubtest.Start(t, "", func(c *hub.Config) { c.AdminAgents = []string{"boss"} })
+	a := h.Agent("worker")
+	if st, body := h.Do("POST", "/api/admin/reset", h.Token("worker", auth.RoleAgent), nil); st != 403 ||
+		body["error"] != "admin_only" || body["message"] != "Only admin agents can reset the hub" {
+		t.Fatalf("non-admin reset: %d %v", st, body)
+	}
+	st, body := h.Do("POST", "/api/admin/reset", h.Token("boss", auth.RoleAgent), nil)
+	if st != 200 || body["status"] != "reset_scheduled" || body["triggered_by"] != "boss" {
+		t.Fatalf("reset: %d %v", st, body)
+	}
+	if code, _ := a.Closed(5e9); code != 1012 {
+		t.Fatalf("socket closed with %d, want 1012", code)
+	}
+	h.Agent("worker") // agents reconnect and identify again
+}

@@ -23,7 +23,9 @@ import (
 	"github.com/agentcom/agentcom/internal/messaging"
 	"github.com/agentcom/agentcom/internal/metrics"
 	"github.com/agentcom/agentcom/internal/presence"
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/ratelimit"
+	"github.com/agentcom/agentcom/internal/resilience"
 	"github.com/agentcom/agentcom/internal/scheduler"
 	"github.com/agentcom/agentcom/internal/settings"
 	"github.com/agentcom/agentcom/internal/store"
@@ -39,6 +41,9 @@ type Config struct {
 
 	OpenRegistration bool
 	JoinSecret       string
+	// AdminAgents may call POST /api/admin/reset without an admin token
+	// (the original's ADMIN_AGENTS).
+	AdminAgents []string
 	// DashboardToken makes the dashboard, its socket and the metrics need
 	// a token even when the hub listens on loopback only.
 	DashboardToken bool
@@ -57,8 +62,10 @@ type Config struct {
 	// Dashboard tunes the operator dashboard and web push (VAPID keys from
 	// the environment go in Dashboard.VAPIDPublicKey/VAPIDPrivateKey).
 	Dashboard dashboard.Config
-	// Storage is the storage coordinator the dashboard shows and drives;
-	// nil leaves the storage panel unavailable.
+	// Resilience tunes backups, compaction, drills and recovery.
+	Resilience resilience.Config
+	// Storage overrides what the dashboard shows and drives as storage
+	// (tests); nil means the hub's own resilience coordinator.
 	Storage dashboard.Storage
 }
 
@@ -93,6 +100,9 @@ type Hub struct {
 	Metrics   *metrics.Metrics
 	Alerts    *alerts.Manager
 	Dashboard *dashboard.Dashboard
+	Storage   *resilience.Coordinator
+
+	startup *resilience.StartupReport
 
 	listener net.Listener
 	http     *http.Server
@@ -102,25 +112,41 @@ type Hub struct {
 }
 
 // New opens the data directory and builds the hub without starting it.
+// Every table is checked first; a damaged one is restored from its newest
+// verified backup, or started empty in degraded mode, before anything
+// reads it.
 func New(cfg Config) (*Hub, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	h := &Hub{cfg: cfg, log: cfg.Log, Bus: bus.New(), started: time.Now()}
-	db, err := store.Open(cfg.DataDir, store.AllTables(), store.Options{OnError: h.storageError})
+	db, rep, err := resilience.OpenDB(context.Background(), cfg.DataDir, store.AllTables(), cfg.Resilience, h.log)
 	if err != nil {
 		return nil, err
 	}
-	h.DB = db
+	h.DB, h.startup = db, rep
+	h.Storage = resilience.New(db, h.Bus, cfg.Resilience, h.log)
 	if err := h.build(); err != nil {
 		db.Close()
 		return nil, err
 	}
+	h.registerReloaders()
 	return h, nil
 }
 
-func (h *Hub) storageError(table string, err error) {
-	h.log.Error("storage error", "component", "store", "event", "storage_error", "table", table, "err", err)
+// registerReloaders rebuilds in-memory state after a table is restored
+// from a backup, and reconciles the live system with the restored data.
+func (h *Hub) registerReloaders() {
+	c := h.Storage
+	c.RegisterReloader(store.Tokens, func(context.Context) error { return h.Tokens.Reload() })
+	c.RegisterReloader(store.Config, func(context.Context) error { return h.Settings.Reload() })
+	c.RegisterReloader(store.AgentChannels, func(context.Context) error { return h.Messaging.Channels.Reload() })
+	c.RegisterReloader(store.MessageHistory, func(context.Context) error { return h.Messaging.History.Reload() })
+	// Tasks held by connected agents that the restored queue no longer
+	// shows as theirs are released; the queue's indexes are rebuilt.
+	reconcile := func(context.Context) error { return h.Scheduler.Reconcile() }
+	c.RegisterReloader(store.TaskQueue, reconcile)
+	c.RegisterReloader(store.TaskDeadLetter, reconcile)
 }
 
 func (h *Hub) build() error {
@@ -160,7 +186,7 @@ func (h *Hub) build() error {
 	})
 	sched = scheduler.New(h.Queue, h.Agents, h.cfg.Scheduler, h.log)
 	h.Scheduler = sched
-	h.Metrics = metrics.New(h.Bus, metrics.Sources{Queue: h.Queue, Agents: h.Agents, DB: h.DB})
+	h.Metrics = metrics.New(h.Bus, metrics.Sources{Queue: h.Queue, Agents: h.Agents, DB: h.DB, Storage: h.Storage})
 	deps := agentws.Deps{Tokens: h.Tokens, Presence: h.Presence, Scheduler: sched, Log: h.log, Observer: h.Metrics}
 	if h.cfg.RateLimits != nil {
 		h.Limiter = ratelimit.New(h.cfg.RateLimits)
@@ -180,8 +206,10 @@ func (h *Hub) build() error {
 		Settings: h.Settings, Kick: h.Sockets.Kick, OpenRegistration: h.cfg.OpenRegistration, JoinSecret: h.cfg.JoinSecret,
 		EvictMailboxes: h.evictMailboxes, Version: h.cfg.Version}
 	taskRoutes := &api.Tasks{Server: h.API, Queue: h.Queue, Scheduler: sched, Presence: h.Presence, NotifyCancel: h.Sockets.PushCancel}
-	h.Alerts = alerts.New(h.Settings, h.Queue, idleCounter{h.Agents}, nil, h.Bus)
+	h.Alerts = alerts.New(h.Settings, h.Queue, idleCounter{h.Agents}, protection{h.Storage}, h.Bus)
+	h.API.Handle((&api.Storage{Server: h.API, Coordinator: h.Storage}).Routes()...)
 	h.API.Handle((&api.Alerts{Server: h.API, Manager: h.Alerts}).Routes()...)
+	h.API.Handle((&api.Reset{AdminAgents: h.cfg.AdminAgents, Delay: 500 * time.Millisecond, Do: h.Reset}).Routes()...)
 	h.API.Handle(core.Routes()...)
 	h.API.Handle(taskRoutes.Routes()...)
 	h.API.Handle(
@@ -194,7 +222,7 @@ func (h *Hub) build() error {
 
 	h.Dashboard, err = dashboard.New(h.cfg.Dashboard, dashboard.Deps{Bus: h.Bus, Queue: h.Queue, Scheduler: sched,
 		Agents: h.Agents, Presence: h.Presence, Tokens: h.Tokens, LoopbackOnly: isLoopback(h.cfg.Addr) && !h.cfg.DashboardToken,
-		Storage: h.cfg.Storage, NotifyCancel: h.Sockets.PushCancel,
+		Storage: storageFor(h), NotifyCancel: h.Sockets.PushCancel,
 		PushSubscriptions: db.MustTable(store.PushSubscriptions), DataDir: h.cfg.DataDir, Log: h.log})
 	if err != nil {
 		return err
@@ -232,6 +260,10 @@ func (h *Hub) Serve(ln net.Listener) error {
 		h.loop(func() { every(ctx, time.Minute, func() { h.Limiter.Sweep(time.Minute) }) })
 	}
 	h.loop(func() { h.Dashboard.Run(ctx) })
+	// Everyone who reports storage events has subscribed: tell them what
+	// the startup check found, then run the schedules.
+	h.Storage.NoteStartup(h.startup)
+	h.Storage.Start(ctx)
 	h.loop(func() {
 		if err := h.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			h.log.Error("http server stopped", "event", "http_failed", "err", err)
@@ -248,6 +280,30 @@ func (h *Hub) loop(f func()) {
 		defer h.wg.Done()
 		f()
 	}()
+}
+
+// Reset closes every agent socket (code 1012: agents reconnect) and
+// rebuilds in-memory state from the tables, like the original's hub reset.
+// Analytics, which live only in memory, start over.
+func (h *Hub) Reset() {
+	n := h.Sockets.CloseAll(protocol.CloseRestart, "hub reset by an admin: reconnect")
+	errs := []error{h.Tokens.Reload(), h.Settings.Reload(), h.Messaging.Channels.Reload(),
+		h.Messaging.History.Reload(), h.Scheduler.Reconcile()}
+	h.Messaging.Analytics.Reset()
+	h.log.Warn("hub reset", "component", "hub", "event", "hub_reset", "sockets_closed", n, "err", errors.Join(errs...))
+}
+
+// LoopbackOnly reports whether the dashboard is open without a token.
+func (h *Hub) LoopbackOnly() bool { return isLoopback(h.cfg.Addr) && !h.cfg.DashboardToken }
+
+// HasOperatorToken reports whether an admin or viewer token exists.
+func (h *Hub) HasOperatorToken() bool {
+	for _, t := range h.Tokens.List() {
+		if t.Role == auth.RoleAdmin || t.Role == auth.RoleViewer {
+			return true
+		}
+	}
+	return false
 }
 
 // Addr is the address the hub listens on.
@@ -270,6 +326,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		h.cancel()
 	}
 	h.wg.Wait()
+	h.Storage.Wait()
 	h.Agents.Stop()
 	if err := h.DB.Close(); err != nil {
 		errs = append(errs, err)
@@ -287,6 +344,43 @@ func (h *Hub) evictMailboxes() {
 	if n > 0 {
 		h.log.Info("mailbox messages expired", "component", "messaging", "event", "mailbox_evicted", "count", n)
 	}
+}
+
+// storageFor is the storage view the dashboard drives: the configured
+// override (tests), else the hub's coordinator.
+func storageFor(h *Hub) dashboard.Storage {
+	if h.cfg.Storage != nil {
+		return h.cfg.Storage
+	}
+	return resilience.AnyResults{C: h.Storage}
+}
+
+// protection adapts the coordinator to the alert rules.
+type protection struct{ c *resilience.Coordinator }
+
+// LastBackup is the oldest of the tables' last successful backups: the
+// hub is only as protected as its least recently backed-up table.
+func (p protection) LastBackup() time.Time {
+	var oldest time.Time
+	for i, t := range p.c.Protection() {
+		if t.LastBackup.IsZero() {
+			return time.Time{}
+		}
+		if i == 0 || t.LastBackup.Before(oldest) {
+			oldest = t.LastBackup
+		}
+	}
+	return oldest
+}
+
+func (p protection) DegradedTables() []string {
+	var out []string
+	for _, t := range p.c.Protection() {
+		if t.Degraded {
+			out = append(out, t.Table)
+		}
+	}
+	return out
 }
 
 // idleCounter adapts the agent registry to the alert rules.

@@ -78,6 +78,13 @@ func (a *Analytics) agent(id string) *agentStats {
 
 func bucketOf(ms int64) int64 { return ms / hourMs * hourMs }
 
+// Reset forgets every figure.
+func (a *Analytics) Reset() {
+	a.mu.Lock()
+	a.agents = make(map[string]*agentStats)
+	a.mu.Unlock()
+}
+
 // RecordMessage counts one message from -> to ("" for a broadcast).
 func (a *Analytics) RecordMessage(from, to string) {
 	now := a.now().UnixMilli()

@@ -226,24 +226,7 @@ func (c *Channels) AppendHistory(channel string, m Message) (uint64, error) {
 		return 0, err
 	}
 	prefix := channelPrefix(channel)
-	err = c.history.Update(func(tx *store.Tx) error {
-		if err := tx.Put(seq.AppendKey(prefix, n), v); err != nil {
-			return err
-		}
-		var keys [][]byte
-		if err := tx.Scan(prefix, func(k, _ []byte) error {
-			keys = append(keys, append([]byte(nil), k...))
-			return nil
-		}); err != nil {
-			return err
-		}
-		for i := 0; i < len(keys)-ChannelHistoryCap; i++ {
-			if err := tx.Delete(keys[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err = c.history.Update(func(tx *store.Tx) error { return appendCapped(tx, prefix, n, v, ChannelHistoryCap) })
 	if err != nil {
 		return 0, fmt.Errorf("channel history %s: %w", channel, err)
 	}

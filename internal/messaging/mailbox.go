@@ -64,24 +64,7 @@ func (mb *Mailbox) Enqueue(agent string, m Message) (uint64, error) {
 		return 0, err
 	}
 	prefix := mailboxPrefix(agent)
-	err = mb.table.Update(func(tx *store.Tx) error {
-		if err := tx.Put(seq.AppendKey(prefix, n), v); err != nil {
-			return err
-		}
-		var keys [][]byte
-		if err := tx.Scan(prefix, func(k, _ []byte) error {
-			keys = append(keys, append([]byte(nil), k...))
-			return nil
-		}); err != nil {
-			return err
-		}
-		for i := 0; i < len(keys)-MailboxCap; i++ {
-			if err := tx.Delete(keys[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err = mb.table.Update(func(tx *store.Tx) error { return appendCapped(tx, prefix, n, v, MailboxCap) })
 	if err != nil {
 		return 0, fmt.Errorf("mailbox enqueue %s: %w", agent, err)
 	}
@@ -183,3 +166,24 @@ func (mb *Mailbox) Evict(ttl time.Duration) (int, error) {
 
 // LastSeq is the highest sequence number handed out.
 func (mb *Mailbox) LastSeq() uint64 { return mb.seq.Peek() }
+
+// appendCapped stores v under prefix+n and deletes the oldest records under
+// prefix beyond limit. Keys under a prefix sort by sequence number.
+func appendCapped(tx *store.Tx, prefix []byte, n uint64, v []byte, limit int) error {
+	if err := tx.Put(seq.AppendKey(prefix, n), v); err != nil {
+		return err
+	}
+	var keys [][]byte
+	if err := tx.Scan(prefix, func(k, _ []byte) error {
+		keys = append(keys, append([]byte(nil), k...))
+		return nil
+	}); err != nil {
+		return err
+	}
+	for i := 0; i < len(keys)-limit; i++ {
+		if err := tx.Delete(keys[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}

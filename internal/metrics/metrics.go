@@ -19,6 +19,7 @@ import (
 
 	"github.com/agentcom/agentcom/internal/agents"
 	"github.com/agentcom/agentcom/internal/bus"
+	"github.com/agentcom/agentcom/internal/resilience"
 	"github.com/agentcom/agentcom/internal/store"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
@@ -34,18 +35,7 @@ type Sources struct {
 
 // StorageStatus is what the resilience layer reports per table.
 type StorageStatus interface {
-	TableStatus() []TableStatus
-}
-
-// TableStatus is one table's protection state. Zero times mean never.
-type TableStatus struct {
-	Table          string
-	LastBackup     time.Time
-	LastVerified   time.Time
-	LastDrill      time.Time
-	LastDrillOK    bool
-	Degraded       bool
-	LastCompaction time.Time
+	Protection() []resilience.TableProtection
 }
 
 // Metrics holds the registry and the live summaries.
@@ -364,7 +354,7 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if s := src.Storage; s != nil {
 		now := time.Now()
-		for _, ts := range s.TableStatus() {
+		for _, ts := range s.Protection() {
 			age := -1.0
 			if !ts.LastBackup.IsZero() {
 				age = now.Sub(ts.LastBackup).Seconds()

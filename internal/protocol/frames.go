@@ -57,6 +57,7 @@ const (
 	CloseNormal       = 1000
 	CloseGoingAway    = 1001 // hub shutting down
 	ClosePolicy       = 1008 // validation flood, cooldown, rate-limit flood
+	CloseRestart      = 1012 // hub reset by an admin: reconnect
 	CloseReplaced     = 4001 // a newer connection identified as the same agent
 	CloseStale        = 4002 // no ping within the stale threshold
 	CloseIdle         = 4003 // no frame at all within the idle timeout

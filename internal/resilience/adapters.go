@@ -36,8 +36,6 @@ func (a AnyResults) Restore(ctx context.Context, table, backup string, dryRun bo
 }
 
 // TableProtection is one table's protection state; zero times mean never.
-// Its fields match metrics.TableStatus, so a slice converts element-wise
-// with a plain type conversion.
 type TableProtection struct {
 	Table          string
 	LastBackup     time.Time

@@ -71,7 +71,7 @@ func (c *Coordinator) backup(ctx context.Context, trigger string) (BackupRespons
 	c.mu.Lock()
 	c.lastBackup = &resp
 	c.mu.Unlock()
-	c.log.Info("backup run", "trigger", trigger, "tables_ok", resp.TablesSuccess, "tables_total", resp.TablesTotal)
+	c.log.Info("backup run", "event", "backup_run", "trigger", trigger, "tables_ok", resp.TablesSuccess, "tables_total", resp.TablesTotal)
 	if len(done) > 0 {
 		c.publish(EventBackupComplete, BackupCompleteEvent{
 			Timestamp: resp.Timestamp, TablesBackedUp: done, BackupDir: c.layout.backups,
@@ -90,7 +90,7 @@ func (c *Coordinator) backupTable(name string, at time.Time) BackupResult {
 		c.mu.Lock()
 		c.state(name).lastBackupError = reason(err)
 		c.mu.Unlock()
-		c.log.Error("backup failed", "table", name, "error", reason(err))
+		c.log.Error("backup failed", "event", "backup_failed", "table", name, "error", reason(err))
 		return BackupResult{Table: name, Status: "error", Reason: reason(err)}
 	}
 	t, err := c.table(name)
@@ -106,7 +106,7 @@ func (c *Coordinator) backupTable(name string, at time.Time) BackupResult {
 	}
 	pruned, perr := c.layout.prune(name, c.cfg.Retention)
 	if perr != nil {
-		c.log.Warn("backup retention", "table", name, "error", perr.Error())
+		c.log.Warn("backup retention", "event", "backup_retention", "table", name, "error", perr.Error())
 	}
 	now := c.now().UnixMilli()
 	c.mu.Lock()

@@ -157,7 +157,7 @@ func (c *Coordinator) compactTable(name string, force bool) CompactResult {
 		return r
 	}
 	first := *r.DurationMs
-	c.log.Warn("compaction failed, retrying once", "table", name, "error", reason(err))
+	c.log.Warn("compaction failed, retrying once", "event", "compaction_failed_retrying_once", "table", name, "error", reason(err))
 	r2, err2 := c.compactOnce(t, force)
 	if r2.Status == "skipped" {
 		return r2
@@ -165,7 +165,7 @@ func (c *Coordinator) compactTable(name string, force bool) CompactResult {
 	total := first + *r2.DurationMs
 	r2.DurationMs = &total
 	if err2 != nil {
-		c.log.Error("compaction failed after retry", "table", name, "error", reason(err2))
+		c.log.Error("compaction failed after retry", "event", "compaction_failed_after_retry", "table", name, "error", reason(err2))
 		return r2
 	}
 	r2.Retried = true

@@ -67,7 +67,7 @@ func (c *Coordinator) Drill(ctx context.Context) (DrillResponse, error) {
 		c.publish(EventDrillComplete, DrillCompleteEvent(resp))
 	}
 	if len(failures) > 0 {
-		c.log.Error("restore drill failed", "failures", len(failures))
+		c.log.Error("restore drill failed", "event", "restore_drill_failed", "failures", len(failures))
 		c.publish(EventDrillFailed, DrillFailedEvent{Timestamp: resp.Timestamp, Failures: failures, Reason: summary(failures)})
 	}
 	return resp, nil

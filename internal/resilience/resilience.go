@@ -267,7 +267,7 @@ func (c *Coordinator) ReportError(table string, err error) {
 		default:
 		}
 	}
-	c.log.Warn("storage error", "table", table, "error", err.Error(), "corrupt", corrupt)
+	c.log.Warn("storage error", "event", "storage_error", "table", table, "error", err.Error(), "corrupt", corrupt)
 }
 
 // Start runs the schedules and the corruption worker until ctx is
@@ -348,20 +348,20 @@ func (c *Coordinator) schedule(ctx context.Context) {
 			return
 		case <-backup.C:
 			if _, err := c.backup(ctx, TriggerScheduled); err != nil && ctx.Err() == nil {
-				c.log.Error("scheduled backup", "error", err.Error())
+				c.log.Error("scheduled backup", "event", "scheduled_backup", "error", err.Error())
 			}
 			c.mu.Lock()
 			due := c.cfg.Now().Sub(time.UnixMilli(c.lastDrill)) >= c.cfg.DrillInterval
 			c.mu.Unlock()
 			if due && ctx.Err() == nil {
 				if _, err := c.Drill(ctx); err != nil && ctx.Err() == nil {
-					c.log.Error("scheduled restore drill", "error", err.Error())
+					c.log.Error("scheduled restore drill", "event", "scheduled_restore_drill", "error", err.Error())
 				}
 			}
 			backup.Reset(c.cfg.BackupInterval)
 		case <-compact.C:
 			if _, err := c.compactAll(ctx, false, TriggerScheduled); err != nil && ctx.Err() == nil {
-				c.log.Error("scheduled compaction", "error", err.Error())
+				c.log.Error("scheduled compaction", "event", "scheduled_compaction", "error", err.Error())
 			}
 			compact.Reset(c.cfg.CompactionInterval)
 		}

@@ -134,7 +134,7 @@ func (c *Coordinator) restoreFrom(ctx context.Context, t *store.Table, b backupF
 	now := c.now().UnixMilli()
 	if err != nil {
 		c.recordRecovery(name, &RecoveryInfo{At: now, Status: "failed", Trigger: trigger, BackupUsed: b.Name, Reason: reason(err)}, false)
-		c.log.Error("restore failed", "table", name, "backup", b.Name, "trigger", trigger, "error", reason(err))
+		c.log.Error("restore failed", "event", "restore_failed", "table", name, "backup", b.Name, "trigger", trigger, "error", reason(err))
 		c.publish(EventRecoveryFailed, RecoveryFailedEvent{Timestamp: now, Table: name, Reason: reason(err), Trigger: trigger})
 		return out, err
 	}
@@ -142,7 +142,7 @@ func (c *Coordinator) restoreFrom(ctx context.Context, t *store.Table, b backupF
 		out.aside = aside
 	}
 	c.recordRecovery(name, &RecoveryInfo{At: now, Status: "restored", Trigger: trigger, BackupUsed: b.Name, Reason: why, ReloadErrors: out.reloadErrors}, true)
-	c.log.Warn("table restored from backup", "table", name, "backup", b.Name, "records", out.records, "trigger", trigger, "aside", out.aside)
+	c.log.Warn("table restored from backup", "event", "table_restored_from_backup", "table", name, "backup", b.Name, "records", out.records, "trigger", trigger, "aside", out.aside)
 	c.publish(EventRecoveryComplete, RecoveryCompleteEvent{
 		Timestamp: now, Table: name, BackupUsed: b.Name, BackupTime: b.Time.UnixMilli(),
 		RecordCount: out.records, Trigger: trigger, Reason: why, AsidePath: out.aside,
@@ -171,7 +171,7 @@ func (c *Coordinator) swapPaused(ctx context.Context, table string, swap func() 
 	for _, fn := range reloaders {
 		if err := fn(ctx); err != nil {
 			*reloadErrs = append(*reloadErrs, reason(err))
-			c.log.Error("reload after restore", "table", table, "error", reason(err))
+			c.log.Error("reload after restore", "event", "reload_after_restore", "table", table, "error", reason(err))
 		}
 	}
 	return nil
@@ -182,7 +182,7 @@ func (c *Coordinator) swapPaused(ctx context.Context, table string, swap func() 
 func (c *Coordinator) recordRecovery(table string, info *RecoveryInfo, clearDegraded bool) {
 	if clearDegraded {
 		if err := c.layout.removeMarker(table); err != nil {
-			c.log.Error("remove degraded marker", "table", table, "error", err.Error())
+			c.log.Error("remove degraded marker", "event", "remove_degraded_marker", "table", table, "error", err.Error())
 		}
 	}
 	c.mu.Lock()
@@ -210,10 +210,10 @@ func (c *Coordinator) handleCorruption(ctx context.Context, table string, report
 	}
 	defer c.unlockOp()
 	if _, err := t.CheckCount(); err == nil {
-		c.log.Info("reported damage not confirmed by a full check", "table", table, "report", reason(report))
+		c.log.Info("reported damage not confirmed by a full check", "event", "reported_damage_not_confirmed_by_a_full", "table", table, "report", reason(report))
 		return
 	} else if !errors.Is(err, store.ErrCorrupt) {
-		c.log.Error("cannot check reported table", "table", table, "error", reason(err))
+		c.log.Error("cannot check reported table", "event", "cannot_check_reported_table", "table", table, "error", reason(err))
 		return
 	}
 	c.recoverTable(ctx, t, TriggerAuto, "corruption detected: "+reason(report))
@@ -225,7 +225,7 @@ func (c *Coordinator) recoverTable(ctx context.Context, t *store.Table, trigger,
 	name := t.Name()
 	files, err := c.layout.listBackups(name)
 	if err != nil {
-		c.log.Error("list backups", "table", name, "error", reason(err))
+		c.log.Error("list backups", "event", "list_backups", "table", name, "error", reason(err))
 	}
 	var problems []string
 	for _, f := range files {
@@ -257,7 +257,7 @@ func (c *Coordinator) degrade(ctx context.Context, t *store.Table, trigger, why 
 	now := c.now().UnixMilli()
 	if err != nil {
 		c.recordRecovery(name, &RecoveryInfo{At: now, Status: "failed", Trigger: trigger, Reason: why + "; reset failed: " + reason(err)}, false)
-		c.log.Error("degraded-mode reset failed", "table", name, "error", reason(err))
+		c.log.Error("degraded-mode reset failed", "event", "degraded_mode_reset_failed", "table", name, "error", reason(err))
 		c.publish(EventRecoveryFailed, RecoveryFailedEvent{Timestamp: now, Table: name, Reason: why + "; reset failed: " + reason(err), Trigger: trigger})
 		return
 	}
@@ -270,14 +270,14 @@ func (c *Coordinator) degrade(ctx context.Context, t *store.Table, trigger, why 
 // enterDegraded records and announces degraded mode.
 func (c *Coordinator) enterDegraded(m marker, reloadErrs []string) {
 	if err := c.layout.writeMarker(m); err != nil {
-		c.log.Error("write degraded marker", "table", m.Table, "error", err.Error())
+		c.log.Error("write degraded marker", "event", "write_degraded_marker", "table", m.Table, "error", err.Error())
 	}
 	c.mu.Lock()
 	st := c.state(m.Table)
 	st.degraded = &m
 	st.lastRecovery = &RecoveryInfo{At: m.Since, Status: "degraded", Trigger: m.Trigger, Reason: m.Reason, ReloadErrors: reloadErrs}
 	c.mu.Unlock()
-	c.log.Error("table running empty after data loss (degraded mode)", "table", m.Table, "reason", m.Reason, "aside", m.AsidePath)
+	c.log.Error("table running empty after data loss (degraded mode)", "event", "table_running_empty_after_data_loss_degr", "table", m.Table, "reason", m.Reason, "aside", m.AsidePath)
 	c.publish(EventDegradedMode, DegradedModeEvent{
 		Timestamp: m.Since, Table: m.Table, Reason: m.Reason, AsidePath: m.AsidePath, Trigger: m.Trigger,
 		Startup: m.Startup, DataLost: true,
@@ -301,7 +301,7 @@ func (c *Coordinator) AcknowledgeDegraded(table string) error {
 	if !was {
 		return fmt.Errorf("acknowledge %s: %w", table, ErrNotDegraded)
 	}
-	c.log.Info("degraded mode acknowledged", "table", table)
+	c.log.Info("degraded mode acknowledged", "event", "degraded_mode_acknowledged", "table", table)
 	return nil
 }
 

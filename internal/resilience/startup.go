@@ -163,11 +163,11 @@ func recoverFile(l layout, cfg Config, name, why string) StartupTable {
 func logStartup(log *slog.Logger, st StartupTable) {
 	switch st.Action {
 	case "restored":
-		log.Warn("table restored from backup at start", "table", st.Table, "backup", st.BackupUsed, "records", st.Records, "reason", st.Reason, "aside", st.AsidePath)
+		log.Warn("table restored from backup at start", "event", "table_restored_from_backup_at_start", "table", st.Table, "backup", st.BackupUsed, "records", st.Records, "reason", st.Reason, "aside", st.AsidePath)
 	case "degraded":
-		log.Error("table running empty after data loss (degraded mode)", "table", st.Table, "reason", st.Reason, "aside", st.AsidePath)
+		log.Error("table running empty after data loss (degraded mode)", "event", "table_running_empty_after_data_loss_degr", "table", st.Table, "reason", st.Reason, "aside", st.AsidePath)
 	default:
-		log.Debug("table opened", "table", st.Table, "action", st.Action, "records", st.Records)
+		log.Debug("table opened", "event", "table_opened", "table", st.Table, "action", st.Action, "records", st.Records)
 	}
 }
 

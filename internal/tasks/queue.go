@@ -537,31 +537,23 @@ func (q *Queue) heldLocked(id, agent string, gen int64) (*Task, error) {
 
 // Accept records that agent started the task it holds.
 func (q *Queue) Accept(id, agent string) (*Task, error) {
-	now := q.now().UnixMilli()
-	q.mu.Lock()
-	t, err := q.heldLocked(id, agent, -1)
-	if err != nil {
-		q.mu.Unlock()
-		return nil, err
-	}
-	t.UpdatedAt = now
-	for i := range t.Attempts {
-		if a := &t.Attempts[i]; a.Generation == t.Generation && a.AcceptedAt == 0 {
-			a.AcceptedAt = now
+	return q.touch(id, agent, "accept", EventAccepted, func(t *Task, now int64) {
+		for i := range t.Attempts {
+			if a := &t.Attempts[i]; a.Generation == t.Generation && a.AcceptedAt == 0 {
+				a.AcceptedAt = now
+			}
 		}
-	}
-	t.Version++
-	snap := t.Clone()
-	q.mu.Unlock()
-	if err := q.persist(q.active, snap); err != nil {
-		return nil, fmt.Errorf("accept %s: %w", id, err)
-	}
-	q.emit(EventAccepted, snap, agent, 0, 0)
-	return snap, nil
+	})
 }
 
 // Progress refreshes a held task's updated_at (its lease on disk).
 func (q *Queue) Progress(id, agent string) (*Task, error) {
+	return q.touch(id, agent, "progress", EventProgress, nil)
+}
+
+// touch refreshes updated_at of a task agent holds, applies change, and
+// persists it before publishing event.
+func (q *Queue) touch(id, agent, op, event string, change func(t *Task, now int64)) (*Task, error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
 	t, err := q.heldLocked(id, agent, -1)
@@ -570,13 +562,16 @@ func (q *Queue) Progress(id, agent string) (*Task, error) {
 		return nil, err
 	}
 	t.UpdatedAt = now
+	if change != nil {
+		change(t, now)
+	}
 	t.Version++
 	snap := t.Clone()
 	q.mu.Unlock()
 	if err := q.persist(q.active, snap); err != nil {
-		return nil, fmt.Errorf("progress %s: %w", id, err)
+		return nil, fmt.Errorf("%s %s: %w", op, id, err)
 	}
-	q.emit(EventProgress, snap, agent, 0, 0)
+	q.emit(event, snap, agent, 0, 0)
 	return snap, nil
 }
 

@@ -40,6 +40,15 @@
 
   function token() { return localStorage.getItem(TOKEN_KEY) || ''; }
 
+  // A link of the form /dashboard#token=<token> stores the token and drops
+  // it from the address bar (a fragment never reaches the server).
+  function tokenFromFragment() {
+    const m = /(?:^#|&)token=([0-9a-fA-F]{16,256})/.exec(location.hash);
+    if (!m) return;
+    localStorage.setItem(TOKEN_KEY, m[1]);
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+
   function authHeaders() {
     const t = token();
     return t ? { Authorization: 'Bearer ' + t } : {};
@@ -994,6 +1003,7 @@
   }
 
   document.addEventListener('DOMContentLoaded', () => {
+    tokenFromFragment();
     initTokenDialog();
     initControls();
     initPush();

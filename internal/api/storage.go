@@ -1,0 +1,154 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/agentcom/agentcom/internal/resilience"
+)
+
+// Storage holds what the storage admin routes call. Every route needs an
+// admin token.
+type Storage struct {
+	Server      *Server
+	Coordinator *resilience.Coordinator
+}
+
+// Routes returns the storage route table.
+func (s *Storage) Routes() []Route {
+	return []Route{
+		{Method: "POST", Path: "/api/admin/backup", Access: Admin, Handler: s.backup},
+		{Method: "GET", Path: "/api/admin/dets-health", Access: Admin, Handler: s.health},
+		{Method: "GET", Path: "/api/admin/storage-health", Access: Admin, Handler: s.health},
+		{Method: "POST", Path: "/api/admin/compact", Access: Admin, Handler: s.compactAll},
+		{Method: "POST", Path: "/api/admin/compact/{table_name}", Access: Admin, Handler: s.compactOne},
+		{Method: "POST", Path: "/api/admin/restore/{table_name}", Access: Admin, Handler: s.restore},
+		{Method: "GET", Path: "/api/admin/backups/{table_name}", Access: Admin, Handler: s.backups},
+		{Method: "POST", Path: "/api/admin/drill", Access: Admin, Handler: s.drill},
+		{Method: "POST", Path: "/api/admin/degraded/{table_name}/acknowledge", Access: Admin, Handler: s.acknowledge},
+	}
+}
+
+func (s *Storage) backup(r *Request) Response {
+	resp, err := s.Coordinator.Backup(r.Context())
+	if err != nil {
+		return Err(http.StatusInternalServerError, "backup_failed", "detail", err.Error())
+	}
+	return JSON(http.StatusOK, resp)
+}
+
+func (s *Storage) health(*Request) Response { return JSON(http.StatusOK, s.Coordinator.Health()) }
+
+func (s *Storage) compactAll(r *Request) Response {
+	force, bad := queryBool(r, "force")
+	if bad != nil {
+		return *bad
+	}
+	resp, err := s.Coordinator.CompactAll(r.Context(), force)
+	if err != nil {
+		return Err(http.StatusInternalServerError, "compaction_failed", "detail", err.Error())
+	}
+	return JSON(http.StatusOK, resp)
+}
+
+func (s *Storage) compactOne(r *Request) Response {
+	force, bad := queryBool(r, "force")
+	if bad != nil {
+		return *bad
+	}
+	resp, err := s.Coordinator.Compact(r.Context(), r.PathValue("table_name"), force)
+	if ut := unknownTable(err); ut != nil {
+		return *ut
+	}
+	if err != nil {
+		return Err(http.StatusInternalServerError, "compaction_failed", "detail", err.Error())
+	}
+	return JSON(http.StatusOK, resp)
+}
+
+func (s *Storage) restore(r *Request) Response {
+	dry, bad := queryBool(r, "dry_run")
+	if bad != nil {
+		return *bad
+	}
+	table := r.PathValue("table_name")
+	resp, err := s.Coordinator.Restore(r.Context(), table, r.URL.Query().Get("backup"), dry)
+	if ut := unknownTable(err); ut != nil {
+		return *ut
+	}
+	switch {
+	case err == nil:
+		return JSON(http.StatusOK, resp)
+	case errors.Is(err, resilience.ErrNoBackup):
+		// Refused: nothing was touched.
+		return Err(http.StatusConflict, "no_backup", "table", table, "detail", err.Error())
+	case errors.Is(err, resilience.ErrBackupNotFound):
+		return Err(http.StatusNotFound, "backup_not_found", "table", table, "detail", err.Error())
+	case errors.Is(err, resilience.ErrBackupUnusable):
+		return Err(http.StatusConflict, "backup_unusable", "table", table, "detail", err.Error())
+	}
+	if resp.Status == "" {
+		resp.Status, resp.Table, resp.Error = "failed", table, err.Error()
+	}
+	return JSON(http.StatusInternalServerError, resp)
+}
+
+func (s *Storage) backups(r *Request) Response {
+	table := r.PathValue("table_name")
+	list, err := s.Coordinator.Backups(table)
+	if ut := unknownTable(err); ut != nil {
+		return *ut
+	}
+	if err != nil {
+		return storageErr(err)
+	}
+	return JSON(http.StatusOK, map[string]any{"table": table, "backups": list})
+}
+
+func (s *Storage) drill(r *Request) Response {
+	resp, err := s.Coordinator.Drill(r.Context())
+	if err != nil {
+		return Err(http.StatusInternalServerError, "drill_failed", "detail", err.Error())
+	}
+	return JSON(http.StatusOK, resp)
+}
+
+func (s *Storage) acknowledge(r *Request) Response {
+	table := r.PathValue("table_name")
+	err := s.Coordinator.AcknowledgeDegraded(table)
+	if ut := unknownTable(err); ut != nil {
+		return *ut
+	}
+	if errors.Is(err, resilience.ErrNotDegraded) {
+		return Err(http.StatusConflict, "not_degraded", "table", table)
+	}
+	if err != nil {
+		return storageErr(err)
+	}
+	return JSON(http.StatusOK, map[string]any{"status": "acknowledged", "table": table})
+}
+
+// unknownTable maps an unknown table id onto the original's 404, with the
+// list of valid ids added.
+func unknownTable(err error) *Response {
+	var ut *resilience.UnknownTableError
+	if !errors.As(err, &ut) {
+		return nil
+	}
+	r := Err(http.StatusNotFound, "unknown_table", "table", ut.Table, "valid_tables", ut.Valid)
+	return &r
+}
+
+func queryBool(r *Request, name string) (bool, *Response) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		resp := fieldErr(name, "expected true or false")
+		return false, &resp
+	}
+	return b, nil
+}
