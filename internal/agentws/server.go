@@ -49,7 +49,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		IdleTimeout: 60 * time.Second, StaleAfter: 60 * time.Second, ReapInterval: 30 * time.Second,
-		SendBuffer: 1024, ReadLimit: 1 << 20,
+		SendBuffer: 256, ReadLimit: 1 << 20,
 		ViolationLimit: 10, ViolationWindow: time.Minute,
 		Cooldowns: []time.Duration{30 * time.Second, 60 * time.Second, 300 * time.Second},
 	}

@@ -24,8 +24,8 @@ type History struct {
 	seq   *seq.Counter
 	now   func() time.Time
 
-	mu    sync.Mutex // serializes append+trim so the count stays true
-	count int
+	mu    sync.Mutex // guards count
+	count int        // records in the table, as of the last commit
 }
 
 type historyEntry struct {
@@ -61,10 +61,11 @@ func (h *History) Reload() error {
 	return h.table.View(func(tx *store.Tx) error { h.count = tx.Count(); return nil })
 }
 
-// Append stores m and trims the oldest entries beyond the cap.
+// Append stores m and trims the oldest entries beyond the cap. Appends
+// from many senders share commits: no lock is held across the durable
+// write. Concurrent appends may leave the log a few entries over the cap
+// for a moment; the next append trims it back.
 func (h *History) Append(m Message) (uint64, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	n, err := h.seq.Next()
 	if err != nil {
 		return 0, err
@@ -73,13 +74,15 @@ func (h *History) Append(m Message) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	excess := h.count + 1 - HistoryCap
 	removed := 0
 	err = h.table.Update(func(tx *store.Tx) error {
 		removed = 0
 		if err := tx.Put(seq.Key(n), v); err != nil {
 			return err
 		}
+		h.mu.Lock()
+		excess := h.count + 1 - HistoryCap
+		h.mu.Unlock()
 		for ; removed < excess; removed++ {
 			k, _ := tx.First(nil)
 			if k == nil {
@@ -94,7 +97,9 @@ func (h *History) Append(m Message) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("history append: %w", err)
 	}
+	h.mu.Lock()
 	h.count += 1 - removed
+	h.mu.Unlock()
 	return n, nil
 }
 

@@ -69,13 +69,18 @@ func (s *Service) Stamp(m *Message) {
 // sender's own broadcast echo.
 func (s *Service) Send(m Message, recorded func()) (string, error) {
 	s.Stamp(&m)
-	if _, err := s.History.Append(m); err != nil {
-		return "", fmt.Errorf("send %s: %w", m.ID, err)
-	}
-	if err := s.Threads.Index(m); err != nil {
+	// History and thread index are separate tables with their own commit
+	// loops: write both at once.
+	indexed := make(chan error, 1)
+	go func() { indexed <- s.Threads.Index(m) }()
+	_, err := s.History.Append(m)
+	if ierr := <-indexed; ierr != nil {
 		// The thread index is derived data: a failure must not lose the
-		// message, which is already in the history.
-		s.log.Error("thread index failed", "event", "thread_index_failed", "message_id", m.ID, "err", err)
+		// message, which is in the history.
+		s.log.Error("thread index failed", "event", "thread_index_failed", "message_id", m.ID, "err", ierr)
+	}
+	if err != nil {
+		return "", fmt.Errorf("send %s: %w", m.ID, err)
 	}
 	to := m.Recipient()
 	s.Analytics.RecordMessage(m.From, to)
