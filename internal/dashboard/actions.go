@@ -98,10 +98,13 @@ func (c *client) storageAction(f clientFrame) {
 	}
 	go func() {
 		defer d.actions.done()
-		defer c.storageBusy.Store(false)
 		ctx, cancel := context.WithTimeout(d.runCtx, d.cfg.ActionTimeout)
 		defer cancel()
-		c.send(withRef(d.runStorage(ctx, f), f.Ref))
+		res := withRef(d.runStorage(ctx, f), f.Ref)
+		// Free the socket's slot before answering: a page that sends its
+		// next action on receipt of this result must not be told "busy".
+		c.storageBusy.Store(false)
+		c.send(res)
 	}()
 }
 
