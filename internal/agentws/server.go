@@ -5,6 +5,7 @@
 package agentws
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -110,27 +111,13 @@ type Deps struct {
 // (messaging, scheduler) by the caller.
 func New(cfg Config, d Deps) *Server {
 	def := DefaultConfig()
-	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = def.IdleTimeout
-	}
-	if cfg.StaleAfter == 0 {
-		cfg.StaleAfter = def.StaleAfter
-	}
-	if cfg.ReapInterval == 0 {
-		cfg.ReapInterval = def.ReapInterval
-	}
-	if cfg.SendBuffer == 0 {
-		cfg.SendBuffer = def.SendBuffer
-	}
-	if cfg.ReadLimit == 0 {
-		cfg.ReadLimit = def.ReadLimit
-	}
-	if cfg.ViolationLimit == 0 {
-		cfg.ViolationLimit = def.ViolationLimit
-	}
-	if cfg.ViolationWindow == 0 {
-		cfg.ViolationWindow = def.ViolationWindow
-	}
+	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, def.IdleTimeout)
+	cfg.StaleAfter = cmp.Or(cfg.StaleAfter, def.StaleAfter)
+	cfg.ReapInterval = cmp.Or(cfg.ReapInterval, def.ReapInterval)
+	cfg.SendBuffer = cmp.Or(cfg.SendBuffer, def.SendBuffer)
+	cfg.ReadLimit = cmp.Or(cfg.ReadLimit, def.ReadLimit)
+	cfg.ViolationLimit = cmp.Or(cfg.ViolationLimit, def.ViolationLimit)
+	cfg.ViolationWindow = cmp.Or(cfg.ViolationWindow, def.ViolationWindow)
 	if cfg.Cooldowns == nil {
 		cfg.Cooldowns = def.Cooldowns
 	}
@@ -333,14 +320,12 @@ func (s *Server) Online(agent string) bool { return s.conn(agent) != nil }
 
 // PushMessage delivers a direct or broadcast message.
 func (s *Server) PushMessage(agent string, m messaging.Message) bool {
-	return s.send(agent, protocol.PushedMessage{Type: protocol.OutMessage, ID: m.ID, From: m.From,
-		MessageType: m.Type, Payload: m.Payload, ReplyTo: m.ReplyTo, Timestamp: m.Timestamp})
+	return s.send(agent, pushed(protocol.OutMessage, m))
 }
 
 // PushChannelMessage delivers a channel message to a subscriber.
 func (s *Server) PushChannelMessage(agent, channel string, m messaging.Message) bool {
-	return s.send(agent, protocol.PushedChannelMessage{Type: protocol.OutChannelMessage, Channel: channel,
-		ID: m.ID, From: m.From, MessageType: m.Type, Payload: m.Payload, ReplyTo: m.ReplyTo, Timestamp: m.Timestamp})
+	return s.send(agent, protocol.PushedChannelMessage{PushedMessage: pushed(protocol.OutChannelMessage, m), Channel: channel})
 }
 
 // PushChannelJoined tells a subscriber another agent joined the channel.
@@ -393,6 +378,12 @@ func (s *Server) broadcastExcept(agent string, frame any) {
 	for _, c := range targets {
 		c.enqueue(b)
 	}
+}
+
+// pushed renders a stored message as a pushed frame of type typ.
+func pushed(typ string, m messaging.Message) protocol.PushedMessage {
+	return protocol.PushedMessage{Type: typ, ID: m.ID, From: m.From, MessageType: m.Type,
+		Payload: m.Payload, ReplyTo: m.ReplyTo, Timestamp: m.Timestamp}
 }
 
 func agentInfo(e presence.Entry) protocol.AgentInfo {

@@ -108,16 +108,11 @@ type PushedMessage struct {
 	Timestamp   int64          `json:"timestamp"`
 }
 
-// PushedChannelMessage is a channel message pushed to a subscriber.
+// PushedChannelMessage is a channel message pushed to a subscriber: the
+// message frame's fields plus the channel.
 type PushedChannelMessage struct {
-	Type        string         `json:"type"`
-	Channel     string         `json:"channel"`
-	ID          string         `json:"id"`
-	From        string         `json:"from"`
-	MessageType string         `json:"message_type"`
-	Payload     map[string]any `json:"payload"`
-	ReplyTo     *string        `json:"reply_to"`
-	Timestamp   int64          `json:"timestamp"`
+	PushedMessage
+	Channel string `json:"channel"`
 }
 
 // TaskAssign pushes a task to the agent chosen for it. Priority and

@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"os"
 
-	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/agentcom/agentcom/internal/store"
 )
@@ -144,7 +144,7 @@ func openOffline(dir string, names []string) (*store.DB, error) {
 		}
 	}
 	db, err := store.Open(dir, names, store.Options{})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w (%v)", ErrInUse, err)
 	}
 	return db, err

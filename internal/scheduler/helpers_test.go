@@ -61,12 +61,6 @@ func (p *fakePusher) setOnline(agent string, on bool) {
 	p.mu.Unlock()
 }
 
-func (p *fakePusher) all() []push {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]push(nil), p.pushes...)
-}
-
 // next waits for the next delivery.
 func (p *fakePusher) next(t *testing.T, d time.Duration) push {
 	t.Helper()

@@ -56,6 +56,15 @@ func TestOneTaskPerAgentAndLanes(t *testing.T) {
 	if h[urgent[0]] == "" || h[urgent[1]] == "" {
 		t.Fatalf("urgent tasks waiting: %v", h)
 	}
+	lowsAssigned := 0
+	for _, id := range low {
+		if h[id] != "" {
+			lowsAssigned++
+		}
+	}
+	if lowsAssigned != 1 {
+		t.Fatalf("%d low tasks assigned with 3 agents and 2 urgent tasks: %v", lowsAssigned, h)
+	}
 	per := map[string]int{}
 	for _, a := range h {
 		per[a]++

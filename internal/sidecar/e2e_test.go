@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,7 +41,10 @@ const fakeAgent = `: > "$STARTED_FILE"
 func buildAgentcom(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "agentcom")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("go toolchain not on PATH: %v", err)
+	}
 	cmd := exec.Command(gobin, "build", "-o", bin, "github.com/agentcom/agentcom/cmd/agentcom")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build agentcom: %v\n%s", err, out)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // bucketName is the single bucket every table file holds.
@@ -205,8 +206,8 @@ func openBolt(path string) (b *bolt.DB, err error) {
 // classifyOpenError marks the bbolt open errors that mean a damaged file.
 func classifyOpenError(err error) error {
 	switch {
-	case errors.Is(err, bolt.ErrInvalid), errors.Is(err, bolt.ErrChecksum),
-		errors.Is(err, bolt.ErrVersionMismatch):
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
+		errors.Is(err, berrors.ErrVersionMismatch):
 		return fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	return err

@@ -148,9 +148,8 @@ func (e *env) get(id string) *tasks.Task {
 	return task
 }
 
-func intp(n int) *int       { return &n }
-func i64p(n int64) *int64   { return &n }
-func strp(s string) *string { return &s }
+func intp(n int) *int     { return &n }
+func i64p(n int64) *int64 { return &n }
 
 // historyEvents lists a task's history event names, oldest first.
 func historyEvents(t *tasks.Task) []string {

@@ -298,19 +298,8 @@ func (q *Queue) List(f Filter) ([]*Task, int, error) {
 		}
 		q.mu.Unlock()
 	} else {
-		err := q.active.View(func(tx *store.Tx) error {
-			return tx.ForEach(func(k, v []byte) error {
-				t, err := decode(v)
-				if err != nil {
-					return fmt.Errorf("task %s: %w", k, err)
-				}
-				if f.match(t) {
-					out = append(out, t)
-				}
-				return nil
-			})
-		})
-		if err != nil {
+		var err error
+		if out, err = scan(q.active, f); err != nil {
 			return nil, 0, fmt.Errorf("list tasks: %w", err)
 		}
 	}
@@ -319,24 +308,30 @@ func (q *Queue) List(f Filter) ([]*Task, int, error) {
 
 // ListDeadLetter returns dead-letter tasks in the same order.
 func (q *Queue) ListDeadLetter(f Filter) ([]*Task, int, error) {
+	f.Status = "" // every record there is dead_letter
+	out, err := scan(q.dead, f)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list dead letter: %w", err)
+	}
+	return paginate(sortTasks(out), f)
+}
+
+// scan decodes every record of tbl and keeps those f matches.
+func scan(tbl *store.Table, f Filter) ([]*Task, error) {
 	var out []*Task
-	err := q.dead.View(func(tx *store.Tx) error {
+	err := tbl.View(func(tx *store.Tx) error {
 		return tx.ForEach(func(k, v []byte) error {
 			t, err := decode(v)
 			if err != nil {
 				return fmt.Errorf("task %s: %w", k, err)
 			}
-			f.Status = ""
 			if f.match(t) {
 				out = append(out, t)
 			}
 			return nil
 		})
 	})
-	if err != nil {
-		return nil, 0, fmt.Errorf("list dead letter: %w", err)
-	}
-	return paginate(sortTasks(out), f)
+	return out, err
 }
 
 // Queued returns up to limit queued tasks in scheduling order (ready ones
