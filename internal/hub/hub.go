@@ -137,16 +137,31 @@ func New(cfg Config) (*Hub, error) {
 // registerReloaders rebuilds in-memory state after a table is restored
 // from a backup, and reconciles the live system with the restored data.
 func (h *Hub) registerReloaders() {
-	c := h.Storage
-	c.RegisterReloader(store.Tokens, func(context.Context) error { return h.Tokens.Reload() })
-	c.RegisterReloader(store.Config, func(context.Context) error { return h.Settings.Reload() })
-	c.RegisterReloader(store.AgentChannels, func(context.Context) error { return h.Messaging.Channels.Reload() })
-	c.RegisterReloader(store.MessageHistory, func(context.Context) error { return h.Messaging.History.Reload() })
-	// Tasks held by connected agents that the restored queue no longer
-	// shows as theirs are released; the queue's indexes are rebuilt.
-	reconcile := func(context.Context) error { return h.Scheduler.Reconcile() }
-	c.RegisterReloader(store.TaskQueue, reconcile)
-	c.RegisterReloader(store.TaskDeadLetter, reconcile)
+	for _, r := range h.reloaders() {
+		for _, t := range r.tables {
+			h.Storage.RegisterReloader(t, func(context.Context) error { return r.reload() })
+		}
+	}
+}
+
+// reloader rebuilds the in-memory state that tables feed.
+type reloader struct {
+	tables []string
+	reload func() error
+}
+
+// reloaders lists every piece of in-memory state built from a table: a
+// restore of one of the tables, and an admin reset, rebuild it.
+func (h *Hub) reloaders() []reloader {
+	return []reloader{
+		{[]string{store.Tokens}, h.Tokens.Reload},
+		{[]string{store.Config}, h.Settings.Reload},
+		{[]string{store.AgentChannels}, h.Messaging.Channels.Reload},
+		{[]string{store.MessageHistory}, h.Messaging.History.Reload},
+		// Tasks held by connected agents that the restored queue no longer
+		// shows as theirs are released; the queue's indexes are rebuilt.
+		{[]string{store.TaskQueue, store.TaskDeadLetter}, h.Scheduler.Reconcile},
+	}
 }
 
 func (h *Hub) build() error {
@@ -287,8 +302,10 @@ func (h *Hub) loop(f func()) {
 // Analytics, which live only in memory, start over.
 func (h *Hub) Reset() {
 	n := h.Sockets.CloseAll(protocol.CloseRestart, "hub reset by an admin: reconnect")
-	errs := []error{h.Tokens.Reload(), h.Settings.Reload(), h.Messaging.Channels.Reload(),
-		h.Messaging.History.Reload(), h.Scheduler.Reconcile()}
+	var errs []error
+	for _, r := range h.reloaders() {
+		errs = append(errs, r.reload())
+	}
 	h.Messaging.Analytics.Reset()
 	h.log.Warn("hub reset", "component", "hub", "event", "hub_reset", "sockets_closed", n, "err", errors.Join(errs...))
 }
