@@ -121,10 +121,7 @@ func (c *conn) identify(obj protocol.Object) bool {
 	if prev := c.agentID(); prev != "" && prev != agent {
 		// Re-identifying as another agent: the old identity goes away
 		// first, so one socket never holds two agents.
-		s.remove(c)
-		s.mu.Lock()
-		s.all[c] = struct{}{}
-		s.mu.Unlock()
+		s.release(c)
 	}
 	caps := obj.Strings("capabilities")
 	c.agent.Store(&agent)

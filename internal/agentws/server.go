@@ -167,12 +167,20 @@ func (s *Server) add(c *conn) bool {
 func (s *Server) remove(c *conn) {
 	s.mu.Lock()
 	delete(s.all, c)
+	s.observeLocked()
+	s.mu.Unlock()
+	s.release(c)
+}
+
+// release ends c's hold on its agent: presence, analytics and the tasks
+// the agent held, unless a newer socket already took the agent over.
+func (s *Server) release(c *conn) {
+	s.mu.Lock()
 	agent := c.agentID()
 	owner := agent != "" && s.byAgent[agent] == c
 	if owner {
 		delete(s.byAgent, agent)
 	}
-	s.observeLocked()
 	shutdown := s.closed
 	s.mu.Unlock()
 	if !owner {

@@ -225,3 +225,19 @@ func TestPresenceFrames(t *testing.T) {
 		t.Fatalf("agent_left = %v", l)
 	}
 }
+
+// TestReidentifyAsAnotherAgent: one socket never holds two agents; the
+// first identity is released when the socket identifies as another.
+func TestReidentifyAsAnotherAgent(t *testing.T) {
+	h := hubtest.Start(t, "")
+	c := h.Connect("first", h.Token("first", auth.RoleAgent))
+	c.Send(map[string]any{"type": "identify", "agent_id": "second", "token": h.Token("second", auth.RoleAgent)})
+	c.Expect("identified")
+	_, body := h.Do("GET", "/api/agents", "", nil)
+	agents := body["agents"].([]any)
+	if len(agents) != 1 || agents[0].(map[string]any)["agent_id"] != "second" {
+		t.Fatalf("agents after re-identify: %v", agents)
+	}
+	c.Send(`{"type":"ping"}`)
+	c.Expect("pong")
+}
