@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 
@@ -37,7 +38,7 @@ func (a *Alerts) putConfig(r *Request) Response {
 	// here, since a misspelled threshold would silently do nothing.
 	raw, _ := json.Marshal(r.Body)
 	var c alerts.Config
-	dec := json.NewDecoder(bytesReader(raw))
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
 		return Err(http.StatusBadRequest, "invalid alert configuration", "detail", err.Error())

@@ -399,5 +399,3 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(body)
 }
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
