@@ -44,6 +44,10 @@ type Config struct {
 	ViolationLimit  int
 	ViolationWindow time.Duration
 	Cooldowns       []time.Duration
+	// Now is the server's clock (nil: time.Now): idle and stale checks,
+	// the violation window and the cooldowns. Tests inject one to check
+	// the cooldowns to the second.
+	Now func() time.Time
 }
 
 // DefaultConfig holds the original hub's timers.
@@ -121,9 +125,12 @@ func New(cfg Config, d Deps) *Server {
 	if cfg.Cooldowns == nil {
 		cfg.Cooldowns = def.Cooldowns
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Server{cfg: cfg, tokens: d.Tokens, presence: d.Presence, messaging: d.Messaging,
 		sched: d.Scheduler, limiter: d.Limiter, obs: d.Observer,
-		log: d.Log.With("component", "agentws"), now: time.Now,
+		log: d.Log.With("component", "agentws"), now: cfg.Now,
 		byAgent: map[string]*conn{}, all: map[*conn]struct{}{}, cooldown: newCooldowns(cfg.Cooldowns)}
 }
 
