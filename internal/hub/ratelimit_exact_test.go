@@ -104,3 +104,35 @@ func TestRateLimitCloseAndCooldownsExact(t *testing.T) {
 		}
 	}
 }
+
+// TestTasksHTTPRateClass: POST /api/tasks has its own class on top of the
+// http class; once its bucket is empty submissions get 429 with
+// Retry-After while other routes, and other callers' submissions, go on.
+func TestTasksHTTPRateClass(t *testing.T) {
+	h := hubtest.Start(t, "", hubtest.WithRateLimits(ratelimit.Limits{
+		ratelimit.ClassTasks: {PerSecond: 1e-6, Burst: 3},
+		ratelimit.ClassHTTP:  {PerSecond: 1e-6, Burst: 1000},
+	}))
+	submit := func(tok string) (int, map[string]any) {
+		return h.Do("POST", "/api/tasks", tok, map[string]any{"description": "limited"})
+	}
+	for i := range 3 {
+		if st, body := submit(h.AdminToken); st != 201 {
+			t.Fatalf("submission %d within the burst: %d %v", i+1, st, body)
+		}
+	}
+	st, body := submit(h.AdminToken)
+	if st != 429 || body["error"] != "rate_limited" || body["retry_after_ms"] == nil {
+		t.Fatalf("4th submission: %d %v", st, body)
+	}
+	if st, body := h.Do("GET", "/api/tasks/stats", h.AdminToken, nil); st != 200 {
+		t.Fatalf("another route limited by the tasks class: %d %v", st, body)
+	}
+	if st, body := submit(h.Token("other", auth.RoleAgent)); st != 201 {
+		t.Fatalf("another caller's submission: %d %v", st, body)
+	}
+	_, stats := h.Do("GET", "/api/tasks/stats", h.AdminToken, nil)
+	if q := stats["by_status"].(map[string]any)["queued"]; q != float64(4) {
+		t.Fatalf("queued %v: the refused submission changed state", q)
+	}
+}
