@@ -152,7 +152,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ws.Close(protocol.CloseGoingAway, "hub shutting down")
 		return
 	}
-	s.wg.Add(1)
 	defer s.wg.Done()
 	c.run(r.Context())
 	s.remove(c)
@@ -164,6 +163,10 @@ func (s *Server) add(c *conn) bool {
 	if s.closed {
 		return false
 	}
+	// Counted under the lock that Shutdown takes to set closed: every
+	// accepted socket is counted before Shutdown waits, so the wait
+	// covers its cleanup (an Add after the unlock raced with Wait).
+	s.wg.Add(1)
 	s.all[c] = struct{}{}
 	s.observeLocked()
 	return true
