@@ -20,6 +20,7 @@ import (
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
 	"github.com/agentcom/agentcom/internal/powerloss"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 // TestPowerLossKeepsAcknowledgedTasksAndMessages runs a hub in a child
@@ -57,7 +58,7 @@ func TestPowerLossKeepsAcknowledgedTasksAndMessages(t *testing.T) {
 	}
 	p, err := powerloss.Start(cmd, dir)
 	if errors.Is(err, powerloss.ErrUnsupported) {
-		t.Skip(err)
+		testenv.Missing(t, "the power-loss tracer", err.Error())
 	}
 	if err != nil {
 		t.Fatal(err)

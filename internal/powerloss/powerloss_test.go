@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 const childEnv = "POWERLOSS_TEST_CHILD_DIR"
@@ -58,7 +60,7 @@ func TestCrashUndoesUnsyncedWrites(t *testing.T) {
 	}
 	p, err := Start(cmd, dir)
 	if errors.Is(err, ErrUnsupported) {
-		t.Skip(err)
+		testenv.Missing(t, "the power-loss tracer", err.Error())
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/agentcom/agentcom/internal/powerloss"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 // TestPowerLossKeepsAcknowledgedWrites runs the crash writer child (see
@@ -34,7 +35,7 @@ func TestPowerLossKeepsAcknowledgedWrites(t *testing.T) {
 	}
 	p, err := powerloss.Start(cmd, dir)
 	if errors.Is(err, powerloss.ErrUnsupported) {
-		t.Skip(err)
+		testenv.Missing(t, "the power-loss tracer", err.Error())
 	}
 	if err != nil {
 		t.Fatal(err)
