@@ -89,6 +89,16 @@ func (s *Sidecar) wakeEnv(t Task, taskFile string) []string {
 	if t.Branch != "" {
 		add("TASK_BRANCH", t.Branch)
 	}
+	if t.Attempt > 1 {
+		// A retry after a failed verification: what failed, as a file
+		// and (when small enough) as text.
+		if b, err := os.ReadFile(s.feedbackPath(t.TaskID)); err == nil {
+			add("VERIFY_FEEDBACK_FILE", s.feedbackPath(t.TaskID))
+			if len(b) <= maxEnvValue {
+				add("VERIFY_FEEDBACK", string(b))
+			}
+		}
+	}
 	return env
 }
 
