@@ -34,21 +34,21 @@ type Config struct {
 	// environment, never by text substitution); several strings are an
 	// argument vector run without a shell. Empty: no wake, the task is
 	// "working" at once.
-	WakeCommand         []string
-	WakeShell           bool
+	WakeCommand []string
+	WakeShell   bool
 	// RunCommand (run mode) is the agent itself: it runs for the task's
 	// whole life. Exclusive with WakeCommand.
-	RunCommand        []string
-	RunShell          bool
-	RunTimeout        time.Duration
-	KillGrace         time.Duration
-	WorkDir           string
-	TaskLogDir        string
-	OutputInterval    time.Duration
-	OutputChunk       int
-	VerifyTimeout     time.Duration
-	MaxVerifyAttempts int
-	DenyTaskVerify    bool
+	RunCommand          []string
+	RunShell            bool
+	RunTimeout          time.Duration
+	KillGrace           time.Duration
+	WorkDir             string
+	TaskLogDir          string
+	OutputInterval      time.Duration
+	OutputChunk         int
+	VerifyTimeout       time.Duration
+	MaxVerifyAttempts   int
+	DenyTaskVerify      bool
 	WakeTimeout         time.Duration
 	WakeRetryDelays     []time.Duration
 	ConfirmationTimeout time.Duration

@@ -142,11 +142,11 @@ func New(cfg Config, opts Options) (*Sidecar, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Sidecar{
-		cfg:    cfg,
-		log:    log.With("component", "sidecar", "agent_id", cfg.AgentID),
-		git:    opts.Git,
-		hc:     opts.HTTPClient,
-		events: make(chan event, 64),
+		cfg:      cfg,
+		log:      log.With("component", "sidecar", "agent_id", cfg.AgentID),
+		git:      opts.Git,
+		hc:       opts.HTTPClient,
+		events:   make(chan event, 64),
 		stopping: map[int]bool{},
 	}
 	if s.git == nil && cfg.RepoDir != "" {
