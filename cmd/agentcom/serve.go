@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/ratelimit"
+	"github.com/agentcom/agentcom/internal/tasklog"
 )
 
 func runServe(ctx context.Context, env *cmdEnv, args []string) error {
@@ -27,9 +29,15 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	retention := fs.Int("backup-retention", 0, "verified backups kept per table (default 3)")
 	compactEvery := fs.Duration("compaction-interval", 0, "interval between scheduled compactions (default 6h)")
 	rateSpec := fs.String("rate-limits", env.getenv("AGENTCOM_RATE_LIMITS"), "rate limits over the defaults, class=per_second:burst,... classes: messages, tasks, channels, other, http; 0:0 disables one; \"off\" disables all (env AGENTCOM_RATE_LIMITS)")
+	logKB := fs.Int("task-log-kb", envInt(env, "AGENTCOM_TASK_LOG_KB", 64), "live output kept per task, in KiB (env AGENTCOM_TASK_LOG_KB)")
+	logTasks := fs.Int("task-log-tasks", envInt(env, "AGENTCOM_TASK_LOG_TASKS", 1000), "tasks whose live output is kept, the most recently written (env AGENTCOM_TASK_LOG_TASKS)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if *logKB < 1 || *logKB > 16<<10 || *logTasks < 1 || *logTasks > 1_000_000 {
+		return fmt.Errorf("--task-log-kb must be 1..16384 and --task-log-tasks 1..1000000")
+	}
+	cfg.TaskLogs = tasklog.Config{MaxBytes: *logKB << 10, MaxTasks: *logTasks}
 	if *rateSpec == "off" {
 		cfg.RateLimits = nil
 	} else {
@@ -94,6 +102,18 @@ func displayURL(addr string) string {
 		return "http://localhost:" + addr[5:]
 	}
 	return "http://" + addr
+}
+
+// envInt reads an integer environment variable; def when unset or bad
+// (a bad value is then refused by the flag's own check).
+func envInt(env *cmdEnv, key string, def int) int {
+	if v := env.getenv(key); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+		return -1
+	}
+	return def
 }
 
 func envOr(env *cmdEnv, key, def string) string {

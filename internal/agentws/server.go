@@ -22,6 +22,7 @@ import (
 	"github.com/agentcom/agentcom/internal/presence"
 	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/scheduler"
+	"github.com/agentcom/agentcom/internal/tasklog"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
@@ -83,6 +84,7 @@ type Server struct {
 	sched     *scheduler.Scheduler
 	limiter   Limiter
 	obs       Observer
+	logs      *tasklog.Store
 	log       *slog.Logger
 	now       func() time.Time
 
@@ -104,6 +106,8 @@ type Deps struct {
 	Scheduler *scheduler.Scheduler
 	Limiter   Limiter  // optional
 	Observer  Observer // optional
+	// TaskLogs receives the agents' live output (optional).
+	TaskLogs *tasklog.Store
 	Log       *slog.Logger
 }
 
@@ -122,7 +126,7 @@ func New(cfg Config, d Deps) *Server {
 		cfg.Cooldowns = def.Cooldowns
 	}
 	return &Server{cfg: cfg, tokens: d.Tokens, presence: d.Presence, messaging: d.Messaging,
-		sched: d.Scheduler, limiter: d.Limiter, obs: d.Observer,
+		sched: d.Scheduler, limiter: d.Limiter, obs: d.Observer, logs: d.TaskLogs,
 		log: d.Log.With("component", "agentws"), now: time.Now,
 		byAgent: map[string]*conn{}, all: map[*conn]struct{}{}, cooldown: newCooldowns(cfg.Cooldowns)}
 }
@@ -353,7 +357,14 @@ func (s *Server) PushAssign(agent string, t *tasks.Task) bool {
 
 // PushCancel tells an agent its task was cancelled.
 func (s *Server) PushCancel(agent, taskID string) bool {
-	return s.send(agent, map[string]any{"type": protocol.OutTaskCancelled, "task_id": taskID})
+	return s.send(agent, protocol.TaskRevoked{Type: protocol.OutTaskCancelled, TaskID: taskID})
+}
+
+// PushRevoke tells an agent the hub took its task back (lease, deadline,
+// acceptance timeout), with the original's task_reassign frame; the
+// agent stops working on it (scheduler.Revoker).
+func (s *Server) PushRevoke(agent, taskID, reason string) bool {
+	return s.send(agent, protocol.TaskRevoked{Type: protocol.OutTaskReassign, TaskID: taskID, Reason: reason})
 }
 
 func (s *Server) send(agent string, frame any) bool {

@@ -69,6 +69,31 @@ type VerifyCheck struct {
 	OutputTail string `json:"output_tail"`
 }
 
+// Bounded returns the check with its text fields cut to the limits.
+func (c VerifyCheck) Bounded() VerifyCheck {
+	c.Command = cutRunes(c.Command, MaxCheckCommand)
+	c.OutputTail = cutRunes(c.OutputTail, MaxCheckOutput)
+	return c
+}
+
+// cutRunes keeps the last n characters of s (the tail matters most).
+func cutRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[len(r)-n:])
+}
+
+// TaskRevoked tells an agent to stop a task: task_cancelled (cancelled by
+// an operator) or task_reassign (taken back by the hub; the reason is an
+// addition old sidecars ignore).
+type TaskRevoked struct {
+	Type   string `json:"type"`
+	TaskID string `json:"task_id"`
+	Reason string `json:"reason,omitempty"`
+}
+
 // TaskProgress is the task_progress frame: the original's task_id and
 // progress, plus the optional output chunk and verification check.
 type TaskProgress struct {
@@ -93,3 +118,22 @@ func (o Object) Into(k string, dst any) error {
 	}
 	return json.Unmarshal(b, dst)
 }
+
+// TaskLogs is the answer of GET /api/tasks/{task_id}/logs: the output the
+// hub keeps for the task after offset "since".
+type TaskLogs struct {
+	TaskID string `json:"task_id"`
+	Status string `json:"status"`
+	// Offset is where Data starts; pass Next as "since" to read on.
+	Offset int64  `json:"offset"`
+	Next   int64  `json:"next"`
+	Data   string `json:"data"`
+	// Truncated: output between "since" and Offset is no longer kept.
+	Truncated bool `json:"truncated"`
+	// Done: the task ended (completed, dead_letter, cancelled); no more
+	// output will come.
+	Done bool `json:"done"`
+}
+
+// MaxLogsWaitMs bounds the long-poll wait of GET /api/tasks/{id}/logs.
+const MaxLogsWaitMs = 30000

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/agentcom/agentcom/internal/agents"
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
@@ -26,6 +27,13 @@ import (
 // false when the agent has no connection.
 type Pusher interface {
 	PushAssign(agentID string, t *tasks.Task) bool
+}
+
+// Revoker tells a connected agent that a task it holds was taken back
+// (lease, deadline, acceptance timeout), so it stops working on it. The
+// Pusher may implement it.
+type Revoker interface {
+	PushRevoke(agentID, taskID, reason string) bool
 }
 
 // Config tunes the scheduler.
@@ -233,7 +241,20 @@ func (s *Scheduler) reclaim(taskID, agent string, gen int64, reason, flag string
 		s.log.Error("reclaim failed", "event", "reclaim_failed", "task_id", taskID, "agent_id", agent, "err", err)
 	}
 	s.agents.Release(agent, taskID, flag)
+	if err == nil && reason != tasks.ReasonDisconnect {
+		s.revoke(agent, taskID, reason)
+	}
 	s.Kick()
+}
+
+// revoke tells the agent (if still connected) to stop a task taken back.
+func (s *Scheduler) revoke(agent, taskID, reason string) {
+	s.pushMu.RLock()
+	p := s.push
+	s.pushMu.RUnlock()
+	if r, ok := p.(Revoker); ok && agent != "" {
+		r.PushRevoke(agent, taskID, reason)
+	}
 }
 
 // Sweep reclaims tasks whose lease ran out and expires tasks whose
@@ -251,6 +272,7 @@ func (s *Scheduler) Sweep() {
 		s.log.Info("task deadline passed", "event", "task_deadline", "task_id", t.ID, "agent_id", holder)
 		if holder != "" {
 			s.agents.Release(holder, t.ID, "")
+			s.revoke(holder, t.ID, tasks.ReasonDeadline)
 			s.Kick()
 		}
 	}
@@ -325,11 +347,19 @@ func (s *Scheduler) Progress(agentID, taskID string) error {
 	return err
 }
 
+// RecordCheck handles a verification check in task_progress: it goes to
+// the task's history and extends the lease.
+func (s *Scheduler) RecordCheck(agentID, taskID string, c protocol.VerifyCheck) error {
+	s.agents.Heard(agentID)
+	_, err := s.q.RecordCheck(taskID, agentID, c)
+	return err
+}
+
 // Complete handles task_complete. dup reports a resend of a completion
 // already applied.
-func (s *Scheduler) Complete(agentID, taskID string, gen int64, result any, tokens *int64) (dup bool, err error) {
+func (s *Scheduler) Complete(agentID, taskID string, gen int64, result any, tokens *int64, usage *protocol.Usage) (dup bool, err error) {
 	s.agents.Heard(agentID)
-	_, dup, err = s.q.Complete(taskID, agentID, gen, result, tokens)
+	_, dup, err = s.q.CompleteWithUsage(taskID, agentID, gen, result, tokens, usage)
 	if err != nil {
 		return false, err
 	}
@@ -343,9 +373,9 @@ func (s *Scheduler) Complete(agentID, taskID string, gen int64, result any, toke
 // Fail handles task_failed and returns the outcome (retried or
 // dead_letter). dup reports a resend of a failure already applied; it
 // gets the earlier outcome and changes nothing.
-func (s *Scheduler) Fail(agentID, taskID string, gen int64, reason string, output any) (outcome string, dup bool, err error) {
+func (s *Scheduler) Fail(agentID, taskID string, gen int64, reason string, output any, usage *protocol.Usage) (outcome string, dup bool, err error) {
 	s.agents.Heard(agentID)
-	_, outcome, dup, err = s.q.Fail(taskID, agentID, gen, reason, output)
+	_, outcome, dup, err = s.q.FailWithUsage(taskID, agentID, gen, reason, output, usage)
 	if err != nil {
 		return "", false, err
 	}

@@ -79,7 +79,7 @@ func TestOneTaskPerAgentAndLanes(t *testing.T) {
 			done = id
 		}
 	}
-	if _, err := w.S.Complete("a", done, w.get(done).Generation, nil, nil); err != nil {
+	if _, err := w.S.Complete("a", done, w.get(done).Generation, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if w.agent("a").State != agents.Idle {
@@ -166,7 +166,7 @@ func TestRejectedTaskComesBack(t *testing.T) {
 	if got.agent != "b" || got.task != open.ID {
 		t.Fatalf("assignment %+v", got)
 	}
-	if _, err := w.S.Complete("a", task.ID, again.gen, nil, nil); err != nil {
+	if _, err := w.S.Complete("a", task.ID, again.gen, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.S.Reject("b", open.ID, -1, "state_write_failed"); err != nil {
@@ -193,7 +193,7 @@ func TestDeclinerGetsOtherWorkFirst(t *testing.T) {
 	if h := w.holders(); h[fresh.ID] != "a" || h[declined.ID] != "" {
 		t.Fatalf("holders %v: want the fresh task first", h)
 	}
-	if _, err := w.S.Complete("a", fresh.ID, w.get(fresh.ID).Generation, nil, nil); err != nil {
+	if _, err := w.S.Complete("a", fresh.ID, w.get(fresh.ID).Generation, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	w.S.Pass()
@@ -270,10 +270,10 @@ func TestDisconnectReclaims(t *testing.T) {
 	}
 	w.connect("b")
 	w.S.Pass()
-	if _, err := w.S.Complete("a", task.ID, 1, nil, nil); err == nil {
+	if _, err := w.S.Complete("a", task.ID, 1, nil, nil, nil); err == nil {
 		t.Fatal("old holder completed")
 	}
-	if _, err := w.S.Complete("b", task.ID, 3, nil, nil); err != nil {
+	if _, err := w.S.Complete("b", task.ID, 3, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -319,7 +319,7 @@ func TestAcceptTimeoutAndContinue(t *testing.T) {
 		t.Fatal("recover after reconnect")
 	}
 	w.P.none(t, 600*time.Millisecond)
-	if _, err := w.S.Complete("a", task.ID, again.gen, nil, nil); err != nil {
+	if _, err := w.S.Complete("a", task.ID, again.gen, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -384,7 +384,7 @@ func TestDeadlineSweep(t *testing.T) {
 	if a := w.agent("a"); a.State != agents.Idle || a.CurrentTask != "" {
 		t.Fatalf("holder: %+v", a)
 	}
-	if _, err := w.S.Complete("a", task.ID, got.Generation-1, nil, nil); !errors.Is(err, tasks.ErrNotFound) {
+	if _, err := w.S.Complete("a", task.ID, got.Generation-1, nil, nil, nil); !errors.Is(err, tasks.ErrNotFound) {
 		t.Fatalf("late completion: %v", err)
 	}
 }
@@ -398,7 +398,7 @@ func TestBackoffDelaysRetry(t *testing.T) {
 	task := w.submit(tasks.SubmitParams{})
 	first := w.P.next(t, 5*time.Second)
 	failed := time.Now()
-	if _, _, err := w.S.Fail("a", task.ID, first.gen, "boom", nil); err != nil {
+	if _, _, err := w.S.Fail("a", task.ID, first.gen, "boom", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	again := w.P.next(t, 5*time.Second)
@@ -409,7 +409,7 @@ func TestBackoffDelaysRetry(t *testing.T) {
 		t.Fatalf("generation %d after %d", again.gen, first.gen)
 	}
 	failed = time.Now()
-	if _, _, err := w.S.Fail("a", task.ID, again.gen, "boom", nil); err != nil {
+	if _, _, err := w.S.Fail("a", task.ID, again.gen, "boom", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	w.P.next(t, 5*time.Second)
@@ -433,7 +433,7 @@ func TestCancelHeldTask(t *testing.T) {
 	if a := w.agent("a"); a.State != agents.Idle {
 		t.Fatalf("holder after cancel: %+v", a)
 	}
-	if _, err := w.S.Complete("a", task.ID, 1, nil, nil); err == nil {
+	if _, err := w.S.Complete("a", task.ID, 1, nil, nil, nil); err == nil {
 		t.Fatal("completion of a cancelled task accepted")
 	}
 }

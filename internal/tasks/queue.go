@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agentcom/agentcom/internal/bus"
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/store"
 )
 
@@ -54,6 +55,7 @@ const (
 	EventCancelled  = "task_cancelled"
 	EventRejected   = "task_rejected"
 	EventRecovering = "task_recovering"
+	EventVerified   = "task_verified" // a verification check was recorded
 )
 
 // EventData is the payload of every task event.
@@ -70,6 +72,8 @@ type EventData struct {
 	WaitMs     int64  `json:"wait_ms,omitempty"`
 	RunMs      int64  `json:"run_ms,omitempty"`
 	TokensUsed *int64 `json:"tokens_used,omitempty"`
+	// Usage is what the agent reported with this completion or failure.
+	Usage *protocol.Usage `json:"usage,omitempty"`
 }
 
 // Config tunes the queue.
@@ -574,6 +578,12 @@ func (q *Queue) touch(id, agent, op, event string, change func(t *Task, now int6
 // completion that was already applied (a sidecar resending from its
 // outbox) returns the task with dup set and changes nothing.
 func (q *Queue) Complete(id, agent string, gen int64, result any, tokens *int64) (t *Task, dup bool, err error) {
+	return q.CompleteWithUsage(id, agent, gen, result, tokens, nil)
+}
+
+// CompleteWithUsage is Complete with what the agent reported it spent,
+// added to the task's usage.
+func (q *Queue) CompleteWithUsage(id, agent string, gen int64, result any, tokens *int64, usage *protocol.Usage) (t *Task, dup bool, err error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
 	lt, err := q.heldLocked(id, agent, gen)
@@ -593,6 +603,7 @@ func (q *Queue) Complete(id, agent string, gen int64, result any, tokens *int64)
 		result = map[string]any{}
 	}
 	lt.Result, lt.TokensUsed, lt.UpdatedAt = result, tokens, now
+	lt.addUsage(usage)
 	lt.addHistory("completed", now, map[string]any{"tokens_used": tokens})
 	lt.endAttempt(gen, now, "completed", "")
 	lt.Version++
@@ -601,7 +612,7 @@ func (q *Queue) Complete(id, agent string, gen int64, result any, tokens *int64)
 	if err := q.persist(q.active, snap); err != nil {
 		return nil, false, fmt.Errorf("complete %s: %w", id, err)
 	}
-	q.emit(EventCompleted, snap, agent, 0, runMs(snap, now))
+	q.emitUsage(EventCompleted, snap, agent, runMs(snap, now), usage)
 	return snap, false, nil
 }
 
@@ -616,6 +627,12 @@ const (
 // dead-letters it keeping the error and the output. A repeat of an applied
 // failure returns the earlier outcome with dup set.
 func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t *Task, outcome string, dup bool, err error) {
+	return q.FailWithUsage(id, agent, gen, errText, output, nil)
+}
+
+// FailWithUsage is Fail with what the agent reported it spent, added to
+// the task's usage.
+func (q *Queue) FailWithUsage(id, agent string, gen int64, errText string, output any, usage *protocol.Usage) (t *Task, outcome string, dup bool, err error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
 	lt, err := q.heldLocked(id, agent, gen)
@@ -631,6 +648,7 @@ func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t
 		return nil, "", false, err
 	}
 	lt.RetryCount++
+	lt.addUsage(usage)
 	lt.LastError = errText
 	if output != nil {
 		lt.LastOutput = output
@@ -651,7 +669,7 @@ func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t
 		if err := q.moveToDeadLetter(snap); err != nil {
 			return nil, "", false, fmt.Errorf("fail %s: %w", id, err)
 		}
-		q.emit(EventFailed, snap, agent, 0, runMs(snap, now))
+		q.emitUsage(EventFailed, snap, agent, runMs(snap, now), usage)
 		q.emit(EventDeadLetter, snap, agent, 0, 0)
 		return snap, OutcomeDeadLetter, false, nil
 	}
@@ -664,7 +682,7 @@ func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t
 	if err := q.persist(q.active, snap); err != nil {
 		return nil, "", false, fmt.Errorf("fail %s: %w", id, err)
 	}
-	q.emit(EventFailed, snap, agent, 0, runMs(snap, now))
+	q.emitUsage(EventFailed, snap, agent, runMs(snap, now), usage)
 	q.emit(EventRetried, snap, agent, 0, 0)
 	return snap, OutcomeRetried, false, nil
 }
@@ -1049,6 +1067,27 @@ func (q *Queue) emit(typ string, t *Task, agent string, waitMs, runMs int64) {
 	q.bus.Publish(bus.Event{Topic: bus.TopicTasks, Type: typ, Data: EventData{
 		TaskID: t.ID, AgentID: agent, Generation: t.Generation, Priority: t.Priority, Status: t.Status,
 		Description: t.Description, WaitMs: waitMs, RunMs: runMs, TokensUsed: t.TokensUsed}})
+}
+
+// emitUsage publishes a completion or failure with the usage of that
+// report (not the task's running total), so sums over events count each
+// report once.
+func (q *Queue) emitUsage(typ string, t *Task, agent string, runMs int64, usage *protocol.Usage) {
+	d := EventData{TaskID: t.ID, AgentID: agent, Generation: t.Generation, Priority: t.Priority, Status: t.Status,
+		Description: t.Description, RunMs: runMs, TokensUsed: t.TokensUsed}
+	if usage != nil {
+		u := usage.Normalize()
+		d.Usage = &u
+	}
+	q.bus.Publish(bus.Event{Topic: bus.TopicTasks, Type: typ, Data: d})
+}
+
+// RecordCheck adds a verification check reported by the task's holder to
+// its history (event "verify"). It extends the lease like progress.
+func (q *Queue) RecordCheck(id, agent string, c protocol.VerifyCheck) (*Task, error) {
+	return q.touch(id, agent, "record check", EventVerified, func(t *Task, now int64) {
+		t.addHistory("verify", now, c)
+	})
 }
 
 func (q *Queue) emitReason(typ string, t *Task, agent, reason string) {
