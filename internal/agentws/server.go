@@ -108,7 +108,7 @@ type Deps struct {
 	Observer  Observer // optional
 	// TaskLogs receives the agents' live output (optional).
 	TaskLogs *tasklog.Store
-	Log       *slog.Logger
+	Log      *slog.Logger
 }
 
 // New returns a server. Its Pusher side must be handed to the domain
