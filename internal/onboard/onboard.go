@@ -166,18 +166,24 @@ func Onboard(ctx context.Context, o Options) (Result, error) {
 		fmt.Fprintln(out, "[5/5] verification skipped")
 		return res, nil
 	}
-	fmt.Fprint(out, "[5/5] verifying with a test task... ")
+	var notes []string
 	switch {
 	case len(cfg.RunCommand) > 0:
-		fmt.Fprint(out, "(through run_command) ")
+		notes = append(notes, "the test task goes through run_command")
 	case len(cfg.WakeCommand) > 0:
-		fmt.Fprint(out, "(through wake_command) ")
+		notes = append(notes, "the test task goes through wake_command")
 	default:
-		fmt.Fprint(out, "(no wake_command or run_command: the sidecar answers it itself, the agent is not tested) ")
+		notes = append(notes, "no wake_command or run_command configured: the sidecar answers the test task itself, the agent is not tested")
 	}
 	if !res.ServiceStarted {
-		fmt.Fprint(out, "(no sidecar service is running yet: running one in this process for the test) ")
+		notes = append(notes, "no sidecar service is running yet: one runs in this process for the test")
 	}
+	fmt.Fprint(out, "[5/5] verifying with a test task... ")
+	defer func() {
+		for _, n := range notes {
+			fmt.Fprintf(out, "      %s\n", n)
+		}
+	}()
 	id, err := verify(ctx, hub.WithToken(reg.Token), cfg, res.ServiceStarted, o)
 	res.VerifyTaskID = id
 	if err != nil {

@@ -207,7 +207,7 @@ func TestOnboardVerificationRunsTheConfiguredCommand(t *testing.T) {
 		t.Fatalf("onboard: %v\n%s", err, o.Out)
 	}
 	out := o.Out.(*bytes.Buffer).String()
-	if !strings.Contains(out, "(through run_command)") || !strings.Contains(out, "no sidecar service is running yet") {
+	if !strings.Contains(out, "the test task goes through run_command") || !strings.Contains(out, "no sidecar service is running yet") {
 		t.Fatalf("output:\n%s", out)
 	}
 	if _, err := os.Stat(marker); err != nil {
