@@ -203,3 +203,21 @@ func TestRunModeRestartAdoptsTheRunningProcess(t *testing.T) {
 		t.Fatalf("agent started %d times", strings.Count(string(b), "x"))
 	}
 }
+
+// The sidecar's token, even when it came from the environment, is not
+// passed on to the agent.
+func TestRunModeAgentDoesNotInheritTheToken(t *testing.T) {
+	t.Setenv("AGENTCOM_SIDECAR_TOKEN", "secret-token-value")
+	h := newFakeHub(t, "tok-1")
+	cfg := testConfig(t, h)
+	shellRun(&cfg, `env`)
+	start(t, cfg, Options{})
+	h.next("identify")
+	h.assign(taskID(1), 1, nil, "x")
+	done := h.next("task_complete")
+	res, _ := done.m["result"].(map[string]any)
+	out, _ := res["output"].(string)
+	if !strings.Contains(out, "TASK_ID="+taskID(1)) || strings.Contains(out, "secret-token-value") {
+		t.Fatalf("agent environment = %q", out)
+	}
+}

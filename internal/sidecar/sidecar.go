@@ -854,6 +854,7 @@ func (s *Sidecar) finish(r Report) {
 	s.st.Outbox = append(s.st.Outbox, r)
 	s.save()
 	s.removeTaskFiles(t.TaskID)
+	s.removeOldLogs(time.Now())
 	s.run = nil
 	if r.Type == reportComplete {
 		s.log.Info("task complete", "event", "task_complete", "task_id", t.TaskID, "generation", r.Generation)

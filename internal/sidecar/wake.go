@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -63,7 +65,10 @@ func (s *Sidecar) writeTaskFile(t Task) (string, error) {
 // wakeEnv is the environment of the wake command: the sidecar's own plus
 // the task. The token is deliberately not passed on.
 func (s *Sidecar) wakeEnv(t Task, taskFile string) []string {
-	env := os.Environ()
+	// The sidecar's own secrets stay with it.
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "AGENTCOM_SIDECAR_TOKEN=") || strings.HasPrefix(kv, "AGENTCOM_TOKEN=")
+	})
 	add := func(k, v string) { env = append(env, k+"="+v) }
 	add("TASK_ID", t.TaskID)
 	add("TASK_FILE", taskFile)
