@@ -31,13 +31,21 @@ type Usage struct {
 	CostUSD      float64 `json:"cost_usd,omitempty"`
 }
 
+// Bounds of one usage report: hostile figures cannot overflow the sums.
+const (
+	MaxUsageTokens  = 1e12
+	MaxUsageCostUSD = 1e9
+)
+
 // Normalize fills TotalTokens from the parts when it is missing and
-// clamps negative values to zero.
+// clamps every figure to [0, its maximum].
 func (u Usage) Normalize() Usage {
-	u.InputTokens, u.OutputTokens, u.TotalTokens = max(u.InputTokens, 0), max(u.OutputTokens, 0), max(u.TotalTokens, 0)
+	clamp := func(n int64) int64 { return min(max(n, 0), MaxUsageTokens) }
+	u.InputTokens, u.OutputTokens, u.TotalTokens = clamp(u.InputTokens), clamp(u.OutputTokens), clamp(u.TotalTokens)
 	if u.CostUSD < 0 || u.CostUSD != u.CostUSD {
 		u.CostUSD = 0
 	}
+	u.CostUSD = min(u.CostUSD, MaxUsageCostUSD)
 	if u.TotalTokens == 0 {
 		u.TotalTokens = u.InputTokens + u.OutputTokens
 	}

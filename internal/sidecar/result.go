@@ -3,6 +3,7 @@ package sidecar
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/agentcom/agentcom/internal/protocol"
@@ -99,6 +100,7 @@ func resultUsage(obj map[string]json.RawMessage) *protocol.Usage {
 
 // cut shortens s to maxReason bytes without splitting a UTF-8 character.
 func cut(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	if len(s) <= maxReason {
 		return s
 	}
