@@ -840,6 +840,11 @@ func (s *Sidecar) finishOutcome(out Outcome, extra map[string]any) {
 // durable write that clears the task, then the agent's files are removed
 // and the report is sent.
 func (s *Sidecar) finish(r Report) {
+	if s.run != nil && s.run.started {
+		// The last output (verification, exit marker) goes before the
+		// report: the hub takes output only from the task's holder.
+		s.streamOutput(time.Now(), true)
+	}
 	t := s.st.Active
 	r.TaskID, r.Generation, r.CreatedAt = t.TaskID, t.Generation, time.Now().UnixMilli()
 	if !t.Usage.IsZero() {
