@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
 	"github.com/agentcom/agentcom/internal/protocol"
@@ -178,4 +179,30 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// A sidecar whose connection dropped comes back still working on its
+// task: whether the scheduler offered the requeued task to it again first
+// or not, task_recovering continues it (never task_reassign) and its
+// report at that generation completes it.
+func TestRecoveringAfterDisconnectKeepsTheWork(t *testing.T) {
+	e := newEngine(t, hubtest.FastTimers)
+	tok := e.Token("worker-1", auth.RoleAgent)
+	a := e.Connect("worker-1", tok, "code")
+	id := e.submit(map[string]any{"description": "long job", "needed_capabilities": []string{"code"}})
+	assignment(a)
+	accept(a, id)
+	a.Close()
+	e.waitTask(id, "reclaimed on disconnect", func(m map[string]any) bool { return m["status"] == "queued" })
+	a2 := e.Connect("worker-1", tok, "code")
+	a2.Send(map[string]any{"type": "task_recovering", "task_id": id, "description": "long job", "metadata": map[string]any{}, "last_status": "working"})
+	f := a2.Expect("task_continue")
+	if f["task_id"] != id {
+		t.Fatalf("continue = %v", f)
+	}
+	g := int64(f["generation"].(float64))
+	if task := e.task(id); task["status"] != "assigned" || task["assigned_to"] != "worker-1" || gen(task) != g {
+		t.Fatalf("task = %v", task)
+	}
+	expectAck(t, complete(a2, id, g), id, "complete")
 }

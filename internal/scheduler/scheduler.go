@@ -405,13 +405,32 @@ func (s *Scheduler) Reject(agentID, taskID string, gen int64, reason string) err
 
 // Recover answers task_recovering: the generation to continue with, or
 // false when the agent should drop the task.
+//
+// A task the hub took back when the agent's connection dropped, and gave
+// to no one since, is given back to the agent (at a new generation) when
+// it is idle: its sidecar is still working on it, and the work is not lost.
 func (s *Scheduler) Recover(agentID, taskID string) (int64, bool) {
 	s.agents.Heard(agentID)
 	gen, ok := s.q.Recover(taskID, agentID)
 	if ok {
 		s.agents.Continue(agentID, taskID)
+		return gen, true
 	}
-	return gen, ok
+	a, ok := s.agents.Get(agentID)
+	if !ok || a.State != agents.Idle || !s.agents.Reserve(agentID, taskID) {
+		return 0, false
+	}
+	t, err := s.q.GiveBack(taskID, agentID, a.Capabilities)
+	if err != nil {
+		s.agents.Release(agentID, taskID, "")
+		if !isGone(err) {
+			s.log.Error("give back failed", "event", "give_back_failed", "task_id", taskID, "agent_id", agentID, "err", err)
+		}
+		return 0, false
+	}
+	s.agents.Continue(agentID, taskID)
+	s.log.Info("task given back to the agent recovering it", "event", "task_given_back", "task_id", taskID, "agent_id", agentID, "generation", t.Generation)
+	return t.Generation, true
 }
 
 // Cancel cancels a task and frees its holder. It returns the holder ("" if

@@ -456,3 +456,37 @@ func TestZeroConfigTakesDefaults(t *testing.T) {
 		t.Fatalf("held task after a sweep: %+v", got)
 	}
 }
+
+// TestRecoverGivesBackTheDisconnectedAgentsTask: the agent's socket
+// dropped (its task went back to the queue) and it returns still working:
+// task_recovering gets the task back to it before any pass gives it
+// away; another agent's recovery of the task is refused.
+func TestRecoverGivesBackTheDisconnectedAgentsTask(t *testing.T) {
+	w := newWorld(t, config{})
+	w.connect("a", "code")
+	w.connect("b", "code")
+	task := w.submit(tasks.SubmitParams{NeededCapabilities: []string{"code"}, TargetAgent: "a"})
+	w.S.Pass()
+	if err := w.S.Accepted("a", task.ID); err != nil {
+		t.Fatal(err)
+	}
+	first := w.get(task.ID).Generation
+	w.drop("a")
+	if w.get(task.ID).Status != tasks.StatusQueued {
+		t.Fatal("not reclaimed on disconnect")
+	}
+	w.connect("a", "code") // no pass runs: the loop is off
+	if _, ok := w.S.Recover("b", task.ID); ok {
+		t.Fatal("another agent recovered the task")
+	}
+	gen, ok := w.S.Recover("a", task.ID)
+	if !ok || gen != first+2 {
+		t.Fatalf("recover = %d, %v", gen, ok)
+	}
+	if got := w.get(task.ID); got.Holder() != "a" || got.Status != tasks.StatusAssigned || w.agent("a").State != agents.Working {
+		t.Fatalf("task %+v, agent %+v", got, w.agent("a"))
+	}
+	if _, err := w.S.Complete("a", task.ID, gen, nil, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -821,6 +821,41 @@ func (q *Queue) Recover(id, agent string) (int64, bool) {
 	return t.Generation, true
 }
 
+// GiveBack assigns a queued task back to the agent it was taken from when
+// that agent disconnected, for a sidecar that comes back still working on
+// it (task_recovering). Only that case qualifies: the task's last attempt
+// must be the agent's, reclaimed on disconnect, and the agent must still
+// fit the task (target, capabilities). The task gets a new generation.
+func (q *Queue) GiveBack(id, agent string, caps []string) (*Task, error) {
+	now := q.now().UnixMilli()
+	q.mu.Lock()
+	t, ok := q.live[id]
+	if !ok {
+		q.mu.Unlock()
+		return nil, ErrNotFound
+	}
+	n := len(t.Attempts)
+	if t.Status != StatusQueued || n == 0 {
+		q.mu.Unlock()
+		return nil, ErrInvalidState
+	}
+	last := t.Attempts[n-1]
+	if last.AgentID != agent || last.Outcome != "reclaimed" || last.Reason != ReasonDisconnect ||
+		(t.Target() != "" && t.Target() != agent) || !MatchesCapabilities(t.NeededCapabilities, caps) {
+		q.mu.Unlock()
+		return nil, ErrNotHolder
+	}
+	q.idx.remove(t.ID)
+	q.assignLocked(t, agent, now)
+	snap := t.Clone()
+	q.mu.Unlock()
+	if err := q.persist(q.active, snap); err != nil {
+		return nil, fmt.Errorf("give back %s: %w", id, err)
+	}
+	q.emit(EventAssigned, snap, agent, now-snap.CreatedAt, 0)
+	return snap, nil
+}
+
 // HeldBy returns the tasks agent holds, oldest assignment first.
 func (q *Queue) HeldBy(agent string) []*Task {
 	q.mu.Lock()
