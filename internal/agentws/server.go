@@ -363,8 +363,8 @@ func (s *Server) PushCancel(agent, taskID string) bool {
 // PushRevoke tells an agent the hub took its task back (lease, deadline,
 // acceptance timeout), with the original's task_reassign frame; the
 // agent stops working on it (scheduler.Revoker).
-func (s *Server) PushRevoke(agent, taskID, reason string) bool {
-	return s.send(agent, protocol.TaskRevoked{Type: protocol.OutTaskReassign, TaskID: taskID, Reason: reason})
+func (s *Server) PushRevoke(agent, taskID string, gen int64, reason string) bool {
+	return s.send(agent, protocol.TaskRevoked{Type: protocol.OutTaskReassign, TaskID: taskID, Generation: &gen, Reason: reason})
 }
 
 func (s *Server) send(agent string, frame any) bool {

@@ -165,7 +165,7 @@ func TestTaskDeadlineTellsTheHolder(t *testing.T) {
 	assignment(a)
 	accept(a, id)
 	f := a.ExpectWithin("task_reassign", 10*time.Second)
-	if f["task_id"] != id || f["reason"] != "deadline" {
+	if f["task_id"] != id || f["reason"] != "deadline" || f["generation"] == nil {
 		t.Fatalf("reassign = %v", f)
 	}
 }

@@ -99,7 +99,11 @@ func cutRunes(s string, n int) string {
 type TaskRevoked struct {
 	Type   string `json:"type"`
 	TaskID string `json:"task_id"`
-	Reason string `json:"reason,omitempty"`
+	// Generation, on an unasked task_reassign, is the task's generation
+	// after the take-back: a holder of this generation or a later one (the
+	// task was assigned to it again) keeps working.
+	Generation *int64 `json:"generation,omitempty"`
+	Reason     string `json:"reason,omitempty"`
 }
 
 // TaskProgress is the task_progress frame: the original's task_id and

@@ -33,7 +33,9 @@ type Pusher interface {
 // (lease, deadline, acceptance timeout), so it stops working on it. The
 // Pusher may implement it.
 type Revoker interface {
-	PushRevoke(agentID, taskID, reason string) bool
+	// PushRevoke says the agent's hold on taskID ended below generation
+	// gen: an agent already holding gen or later (assigned again) keeps it.
+	PushRevoke(agentID, taskID string, gen int64, reason string) bool
 }
 
 // Config tunes the scheduler.
@@ -233,27 +235,30 @@ func (s *Scheduler) deliver(t *tasks.Task, conn uint64) {
 
 // reclaim returns a task to the queue and frees its holder.
 func (s *Scheduler) reclaim(taskID, agent string, gen int64, reason, flag string) {
-	_, err := s.q.Reclaim(taskID, agent, gen, reason)
+	t, err := s.q.Reclaim(taskID, agent, gen, reason)
 	if errors.Is(err, tasks.ErrStaleGeneration) {
 		return // the task was assigned again since: that assignment stands
 	}
 	if err != nil && !isGone(err) {
 		s.log.Error("reclaim failed", "event", "reclaim_failed", "task_id", taskID, "agent_id", agent, "err", err)
 	}
-	s.agents.Release(agent, taskID, flag)
 	if err == nil && reason != tasks.ReasonDisconnect {
-		s.revoke(agent, taskID, reason)
+		// Before the agent is free again: the revoke reaches its socket
+		// ahead of any new assignment of the same task.
+		s.revoke(agent, taskID, t.Generation, reason)
 	}
+	s.agents.Release(agent, taskID, flag)
 	s.Kick()
 }
 
-// revoke tells the agent (if still connected) to stop a task taken back.
-func (s *Scheduler) revoke(agent, taskID, reason string) {
+// revoke tells the agent (if still connected) to stop a task taken back;
+// gen is the task's generation after the take-back.
+func (s *Scheduler) revoke(agent, taskID string, gen int64, reason string) {
 	s.pushMu.RLock()
 	p := s.push
 	s.pushMu.RUnlock()
 	if r, ok := p.(Revoker); ok && agent != "" {
-		r.PushRevoke(agent, taskID, reason)
+		r.PushRevoke(agent, taskID, gen, reason)
 	}
 }
 
@@ -262,7 +267,7 @@ func (s *Scheduler) revoke(agent, taskID, reason string) {
 func (s *Scheduler) Sweep() {
 	now := time.Now().UnixMilli()
 	for _, t := range s.q.Overdue() {
-		_, holder, err := s.q.Expire(t.ID)
+		exp, holder, err := s.q.Expire(t.ID)
 		if err != nil {
 			if !isGone(err) {
 				s.log.Error("deadline expiry failed", "event", "expire_failed", "task_id", t.ID, "err", err)
@@ -271,8 +276,8 @@ func (s *Scheduler) Sweep() {
 		}
 		s.log.Info("task deadline passed", "event", "task_deadline", "task_id", t.ID, "agent_id", holder)
 		if holder != "" {
+			s.revoke(holder, t.ID, exp.Generation, tasks.ReasonDeadline)
 			s.agents.Release(holder, t.ID, "")
-			s.revoke(holder, t.ID, tasks.ReasonDeadline)
 			s.Kick()
 		}
 	}

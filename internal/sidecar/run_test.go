@@ -221,3 +221,25 @@ func TestRunModeAgentDoesNotInheritTheToken(t *testing.T) {
 		t.Fatalf("agent environment = %q", out)
 	}
 }
+
+// An unasked task_reassign older than the assignment the sidecar holds
+// (the hub took the task back, then gave it to this agent again) does not
+// stop the agent; a current one does.
+func TestStaleReassignIsIgnored(t *testing.T) {
+	h := newFakeHub(t, "tok-1")
+	cfg := testConfig(t, h)
+	shellRun(&cfg, `echo started; sleep 300`)
+	r := start(t, cfg, Options{})
+	h.next("identify")
+	id := taskID(1)
+	h.assign(id, 3, nil, "x")
+	progressOutput(t, h, "started")
+	h.send(map[string]any{"type": "task_reassign", "task_id": id, "generation": 2, "reason": "lease_expired"})
+	eventually(t, "stale ignored", func() bool { return r.log.has("reassign_stale_ignored") })
+	if st := readState(t, cfg); st.Active == nil || st.Active.Run == nil || !groupAlive(st.Active.Run.PGID) {
+		t.Fatal("the agent was stopped by a stale take-back")
+	}
+	pgid := readState(t, cfg).Active.Run.PGID
+	h.send(map[string]any{"type": "task_reassign", "task_id": id, "generation": 4, "reason": "deadline"})
+	eventually(t, "group gone", func() bool { return !groupAlive(pgid) })
+}

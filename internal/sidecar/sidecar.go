@@ -642,6 +642,13 @@ func (s *Sidecar) onContinue(f inFrame) {
 }
 
 func (s *Sidecar) onReassign(f inFrame) {
+	if t := s.st.Active; t != nil && t.TaskID == f.TaskID && f.Generation >= 0 && t.Generation >= f.Generation {
+		// An unasked take-back that predates the assignment this sidecar
+		// holds now: that assignment stands.
+		s.log.Info("stale take-back ignored", "event", "reassign_stale_ignored", "task_id", f.TaskID,
+			"generation", t.Generation, "reassign_generation", f.Generation)
+		return
+	}
 	s.takeBack(f.TaskID, "recovery_reassigned", "hub took the task back")
 }
 
