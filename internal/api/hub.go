@@ -102,8 +102,13 @@ func (c *Core) postMessage(r *Request) Response {
 		m.To = r.Body.String("to")
 	}
 	c.Messaging.Stamp(&m)
-	if _, err := c.Messaging.Send(m, nil); err != nil {
-		return Err(http.StatusInternalServerError, "storage_error", "detail", err.Error())
+	_, err := c.Messaging.Send(m, nil)
+	if errors.Is(err, messaging.ErrUnknownRecipient) {
+		return Err(http.StatusNotFound, protocol.CodeUnknownRecipient, "to", r.Body.String("to"),
+			"detail", "no agent with this id holds a token or is connected")
+	}
+	if err != nil {
+		return storageErr(err)
 	}
 	return JSON(http.StatusOK, map[string]any{"status": "sent", "id": m.ID})
 }
@@ -169,7 +174,10 @@ func (c *Core) pollMailbox(r *Request) Response {
 	if bad != nil {
 		return *bad
 	}
-	agent := r.PathValue("agent_id")
+	agent, bad := pathAgentID(r)
+	if bad != nil {
+		return *bad
+	}
 	msgs, last, err := c.Messaging.Mailbox.Poll(agent, uint64(max(since, 0)))
 	if err != nil {
 		return storageErr(err)
@@ -181,9 +189,13 @@ func (c *Core) ackMailbox(r *Request) Response {
 	if resp, ok := c.Server.Validate(r, protocol.BodyMailboxAck); !ok {
 		return resp
 	}
+	agent, bad := pathAgentID(r)
+	if bad != nil {
+		return *bad
+	}
 	seq := r.Body.Int("seq")
 	if seq > 0 {
-		if err := c.Messaging.Mailbox.Ack(r.PathValue("agent_id"), uint64(seq)); err != nil {
+		if err := c.Messaging.Mailbox.Ack(agent, uint64(seq)); err != nil {
 			return storageErr(err)
 		}
 	}
@@ -216,8 +228,20 @@ func (c *Core) root(r *Request) Response {
 	return JSON(http.StatusOK, map[string]any{"message_id": id, "root": root})
 }
 
-func (c *Core) listChannels(*Request) Response {
-	return JSON(http.StatusOK, map[string]any{"channels": c.Messaging.Channels.List()})
+// listChannels pages the channels by name: ?after=NAME&limit=N (default
+// and maximum messaging.ChannelsMaxLimit). "next_after" names where the
+// next page starts, when there is one.
+func (c *Core) listChannels(r *Request) Response {
+	limit, bad := QueryLimit(r, messaging.ChannelsDefaultLimit, messaging.ChannelsMaxLimit)
+	if bad != nil {
+		return *bad
+	}
+	list, total := c.Messaging.Channels.List(r.URL.Query().Get("after"), limit)
+	body := map[string]any{"channels": list, "total": total}
+	if len(list) == limit && len(list) > 0 {
+		body["next_after"] = list[len(list)-1].Name
+	}
+	return JSON(http.StatusOK, body)
 }
 
 func (c *Core) createChannel(r *Request) Response {
@@ -228,6 +252,9 @@ func (c *Core) createChannel(r *Request) Response {
 	_, err := c.Messaging.Channels.Create(name, r.Body.String("description"), r.ID.AgentID)
 	if errors.Is(err, messaging.ErrChannelExists) {
 		return Err(http.StatusConflict, "channel_exists")
+	}
+	if resp, ok := channelRefusal(err); ok {
+		return resp
 	}
 	if err != nil {
 		return storageErr(err)
@@ -249,6 +276,9 @@ func (c *Core) subscribe(r *Request) Response {
 	already, err := c.Messaging.Subscribe(name, r.ID.AgentID)
 	if errors.Is(err, messaging.ErrChannelNotFound) {
 		return Err(http.StatusNotFound, "channel_not_found")
+	}
+	if resp, ok := channelRefusal(err); ok {
+		return resp
 	}
 	if err != nil {
 		return storageErr(err)
@@ -468,6 +498,31 @@ func (c *Core) register(r *Request) Response {
 }
 
 func (c *Core) schemas(*Request) Response { return JSON(http.StatusOK, protocol.Discovery()) }
+
+// channelRefusal maps a refused channel name or a channel cap onto its
+// reply.
+func channelRefusal(err error) (Response, bool) {
+	switch {
+	case errors.Is(err, messaging.ErrInvalidChannel):
+		return JSON(http.StatusBadRequest, map[string]any{"error": protocol.CodeValidationFailed, "errors": []protocol.FieldError{{
+			Field: "name", Error: protocol.ErrInvalidValue, Detail: err.Error()}}}), true
+	case errors.Is(err, messaging.ErrChannelLimit):
+		return Err(http.StatusConflict, protocol.CodeChannelLimit, "detail", err.Error()), true
+	}
+	return Response{}, false
+}
+
+// pathAgentID returns the {agent_id} path segment once it follows the
+// agent-id rule; mailbox keys are formed from it.
+func pathAgentID(r *Request) (string, *Response) {
+	agent := r.PathValue("agent_id")
+	if err := protocol.CheckAgentID(agent); err != nil {
+		resp := JSON(http.StatusBadRequest, map[string]any{"error": protocol.CodeValidationFailed, "errors": []protocol.FieldError{{
+			Field: "agent_id", Error: protocol.ErrInvalidValue, Detail: err.Error()}}})
+		return "", &resp
+	}
+	return agent, nil
+}
 
 func storageErr(err error) Response {
 	return Err(http.StatusInternalServerError, "storage_error", "detail", err.Error())

@@ -389,6 +389,21 @@ func QueryInt(req *Request, name string, def int64) (int64, *Response) {
 	return n, nil
 }
 
+// QueryLimit parses the page-size parameter "limit": def when absent,
+// clamped to max; zero or negative is refused.
+func QueryLimit(req *Request, def, max int) (int, *Response) {
+	n, bad := QueryInt(req, "limit", int64(def))
+	if bad != nil {
+		return 0, bad
+	}
+	if n <= 0 {
+		r := JSON(http.StatusBadRequest, map[string]any{"error": protocol.CodeValidationFailed, "errors": []protocol.FieldError{{
+			Field: "limit", Error: protocol.ErrInvalidValue, Detail: "expected a positive integer", Value: n}}})
+		return 0, &r
+	}
+	return int(min(n, int64(max))), nil
+}
+
 func writeJSON(w http.ResponseWriter, status int, body any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/store"
 )
 
@@ -144,6 +145,9 @@ func (t *Tokens) Import(tok, agent string, role Role) error {
 }
 
 func (t *Tokens) put(tok, agent string, role Role) error {
+	if err := protocol.CheckAgentID(agent); err != nil {
+		return fmt.Errorf("token for %q: %w", agent, err)
+	}
 	h := hash(tok)
 	r := record{AgentID: agent, Role: role, Prefix: prefix(tok), CreatedAt: time.Now().UnixMilli()}
 	v, err := json.Marshal(r)
@@ -233,6 +237,26 @@ func (t *Tokens) Agents() []string {
 	seen := make(map[string]struct{})
 	for _, r := range t.byHash {
 		if r.Role == RoleAgent {
+			seen[r.AgentID] = struct{}{}
+		}
+	}
+	t.mu.RUnlock()
+	out := make([]string, 0, len(seen))
+	for a := range seen {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// NonConforming returns the distinct agent ids of stored tokens that break
+// the agent-id rule (created before it existed), sorted. Such a token no
+// longer identifies; the operator revokes it and creates a new one.
+func (t *Tokens) NonConforming() []string {
+	t.mu.RLock()
+	seen := make(map[string]struct{})
+	for _, r := range t.byHash {
+		if protocol.CheckAgentID(r.AgentID) != nil {
 			seen[r.AgentID] = struct{}{}
 		}
 	}

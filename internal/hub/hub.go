@@ -170,6 +170,10 @@ func (h *Hub) build() error {
 	if h.Tokens, err = auth.New(db.MustTable(store.Tokens)); err != nil {
 		return err
 	}
+	if bad := h.Tokens.NonConforming(); len(bad) > 0 {
+		h.log.Warn("tokens bound to agent ids that break the agent-id rule can no longer identify; revoke them and create new ones",
+			"component", "auth", "event", "nonconforming_agent_ids", "agent_ids", bad, "rule", protocol.AgentIDRule)
+	}
 	if h.Settings, err = settings.New(db.MustTable(store.Config)); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -31,6 +32,8 @@ func (p *benchPusher) OnlineAgents() []string                        { return p.
 type benchDirectory []string
 
 func (d benchDirectory) Agents() []string { return d }
+
+func (d benchDirectory) HasAgent(a string) bool { return slices.Contains(d, a) }
 
 // newBenchService builds the messaging service over durable tables in a
 // temp dir, with agents online.
@@ -118,7 +121,7 @@ func BenchmarkHistoryAppend(b *testing.B) {
 		for pb.Next() {
 			m := chat("a", "b", int(n.Add(1)))
 			m.ID = messaging.NewID()
-			if _, err := svc.History.Append(m); err != nil {
+			if _, _, err := svc.History.Append(m); err != nil {
 				b.Error(err)
 				return
 			}

@@ -18,12 +18,27 @@ import (
 const (
 	ChannelHistoryCap          = 200
 	ChannelHistoryDefaultLimit = 50
+	// MaxChannelNameLen is the longest channel name, after normalization.
+	MaxChannelNameLen = 64
+	// MaxChannels is how many channels the hub keeps; creating one more is
+	// refused with ErrChannelLimit.
+	MaxChannels = 1000
+	// MaxChannelSubscribers is how many agents one channel holds.
+	MaxChannelSubscribers = 1000
+	// ChannelsDefaultLimit and ChannelsMaxLimit page channel listings.
+	ChannelsDefaultLimit = 1000
+	ChannelsMaxLimit     = 1000
 )
 
 // Errors callers test for.
 var (
 	ErrChannelNotFound = errors.New("channel_not_found")
 	ErrChannelExists   = errors.New("channel_exists")
+	// ErrInvalidChannel is a name that is empty or too long once
+	// normalized.
+	ErrInvalidChannel = errors.New("invalid_channel_name")
+	// ErrChannelLimit is a channel, or a subscriber, over its cap.
+	ErrChannelLimit = errors.New("channel_limit_reached")
 )
 
 // Channel is one named channel.
@@ -113,13 +128,20 @@ func (c *Channels) Reload() error {
 	return nil
 }
 
-// Create makes a channel; the name is normalized.
+// Create makes a channel; the name is normalized and must then be a valid
+// channel name. At most MaxChannels exist.
 func (c *Channels) Create(name, description, by string) (Channel, error) {
 	n := NormalizeChannel(name)
+	if err := checkChannelName(n); err != nil {
+		return Channel{}, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.byName[n]; ok {
 		return Channel{}, ErrChannelExists
+	}
+	if len(c.byName) >= MaxChannels {
+		return Channel{}, fmt.Errorf("%w: at most %d channels", ErrChannelLimit, MaxChannels)
 	}
 	ch := &Channel{Name: n, Description: description, CreatedAt: c.now().UnixMilli(), CreatedBy: by, Subscribers: []string{}}
 	if err := c.save(ch); err != nil {
@@ -140,17 +162,27 @@ func (c *Channels) Get(name string) (Channel, error) {
 	return cloneChannel(ch), nil
 }
 
-// List returns every channel, sorted by name.
-func (c *Channels) List() []ChannelSummary {
+// List returns up to limit channels whose name sorts after the name
+// after (all from the start when empty), sorted by name, and the total
+// number of channels.
+func (c *Channels) List(after string, limit int) ([]ChannelSummary, int) {
 	c.mu.Lock()
-	out := make([]ChannelSummary, 0, len(c.byName))
-	for _, ch := range c.byName {
+	total := len(c.byName)
+	out := make([]ChannelSummary, 0, min(total, max(limit, 0)))
+	names := make([]string, 0, total)
+	for n := range c.byName {
+		if n > after {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names[:min(len(names), max(limit, 0))] {
+		ch := c.byName[n]
 		out = append(out, ChannelSummary{Name: ch.Name, Description: ch.Description,
 			SubscriberCount: len(ch.Subscribers), CreatedAt: ch.CreatedAt})
 	}
 	c.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
+	return out, total
 }
 
 // Subscribe adds agent to the channel. It reports whether the agent was
@@ -164,6 +196,9 @@ func (c *Channels) Subscribe(name, agent string) (already bool, err error) {
 	}
 	if slices.Contains(ch.Subscribers, agent) {
 		return true, nil
+	}
+	if len(ch.Subscribers) >= MaxChannelSubscribers {
+		return false, fmt.Errorf("%w: at most %d subscribers per channel", ErrChannelLimit, MaxChannelSubscribers)
 	}
 	next := cloneChannel(ch)
 	next.Subscribers = append([]string{agent}, next.Subscribers...)
@@ -209,28 +244,54 @@ func (c *Channels) Subscriptions(agent string) []string {
 }
 
 // AppendHistory stores m in the channel's history, trims it to the cap, and
-// returns the entry's per-channel sequence number.
-func (c *Channels) AppendHistory(channel string, m Message) (uint64, error) {
+// returns the entry's per-channel sequence number and the ids of the
+// messages trimmed away.
+func (c *Channels) AppendHistory(channel string, m Message) (uint64, []string, error) {
+	prefix, err := channelPrefix(channel)
+	if err != nil {
+		return 0, nil, err
+	}
 	c.histLock.Lock()
 	defer c.histLock.Unlock()
 	ctr, err := c.counter(channel)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	n, err := ctr.Next()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	v, err := json.Marshal(ChannelEntry{Seq: n, Message: m, StoredAt: c.now().UnixMilli()})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	prefix := channelPrefix(channel)
-	err = c.history.Update(func(tx *store.Tx) error { return appendCapped(tx, prefix, n, v, ChannelHistoryCap) })
+	var removed [][]byte
+	err = c.history.Update(func(tx *store.Tx) error {
+		var err error
+		removed, err = appendCapped(tx, prefix, n, v, ChannelHistoryCap)
+		return err
+	})
 	if err != nil {
-		return 0, fmt.Errorf("channel history %s: %w", channel, err)
+		return 0, nil, fmt.Errorf("channel history %s: %w", channel, err)
 	}
-	return n, nil
+	return n, trimmedIDs(removed), nil
+}
+
+// trimmedIDs returns the message ids of trimmed history or channel
+// records (both carry the message under "message").
+func trimmedIDs(values [][]byte) []string {
+	ids := make([]string, 0, len(values))
+	for _, v := range values {
+		var e struct {
+			Message struct {
+				ID string `json:"id"`
+			} `json:"message"`
+		}
+		if json.Unmarshal(v, &e) == nil && e.Message.ID != "" {
+			ids = append(ids, e.Message.ID)
+		}
+	}
+	return ids
 }
 
 // History returns the newest limit entries with seq > since, ascending.
@@ -240,9 +301,12 @@ func (c *Channels) History(name string, limit int, since uint64) ([]ChannelEntry
 	if limit <= 0 {
 		return out, nil
 	}
-	prefix := channelPrefix(NormalizeChannel(name))
-	err := c.history.View(func(tx *store.Tx) error {
-		return tx.Scan(prefix, func(k, v []byte) error {
+	prefix, err := channelPrefix(NormalizeChannel(name))
+	if err != nil {
+		return out, nil // no such channel can exist
+	}
+	err = c.history.View(func(tx *store.Tx) error {
+		return scanOwned(tx, prefix, func(k, v []byte) error {
 			if seq.Decode(k) <= since {
 				return nil
 			}
@@ -269,12 +333,16 @@ func (c *Channels) counter(channel string) (*seq.Counter, error) {
 	if ctr, ok := c.seqs[channel]; ok {
 		return ctr, nil
 	}
+	prefix, err := channelPrefix(channel)
+	if err != nil {
+		return nil, err
+	}
 	var floor uint64
-	err := c.history.View(func(tx *store.Tx) error {
-		if k, _ := tx.Last(channelPrefix(channel)); k != nil {
-			floor = seq.Decode(k)
-		}
-		return nil
+	err = c.history.View(func(tx *store.Tx) error {
+		return scanOwned(tx, prefix, func(k, _ []byte) error {
+			floor = max(floor, seq.Decode(k))
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -298,8 +366,6 @@ func (c *Channels) save(ch *Channel) error {
 	}
 	return nil
 }
-
-func channelPrefix(name string) []byte { return append([]byte(name), 0) }
 
 func cloneChannel(ch *Channel) Channel {
 	cp := *ch

@@ -1,12 +1,14 @@
 package messaging
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"time"
 
 	"github.com/agentcom/agentcom/internal/bus"
+	"github.com/agentcom/agentcom/internal/protocol"
 )
 
 // Event types published on bus.TopicMessages.
@@ -14,6 +16,9 @@ const (
 	EventMessageRouted    = "message_routed"
 	EventChannelPublished = "channel_published"
 )
+
+// ErrUnknownRecipient is a direct message to an id the hub does not know.
+var ErrUnknownRecipient = errors.New("unknown_recipient")
 
 // Outcome of routing a direct message.
 const (
@@ -67,13 +72,27 @@ func (s *Service) Stamp(m *Message) {
 // any mailbox copies) and before any live delivery: the socket layer
 // acknowledges the sender there, so the acknowledgement precedes the
 // sender's own broadcast echo.
+//
+// A direct message must name an agent the hub knows (one that holds a
+// token or is connected): anything else is refused with ErrUnknownRecipient
+// before anything is stored, so made-up ids create no mailbox and no
+// analytics entry.
 func (s *Service) Send(m Message, recorded func()) (string, error) {
 	s.Stamp(&m)
+	to := m.Recipient()
+	if !m.IsBroadcast() {
+		if err := protocol.CheckAgentID(to); err != nil {
+			return "", fmt.Errorf("%w: %w", ErrUnknownRecipient, err)
+		}
+		if !s.agents.HasAgent(to) && !s.pusher.Online(to) {
+			return "", fmt.Errorf("%w: %s", ErrUnknownRecipient, to)
+		}
+	}
 	// History and thread index are separate tables with their own commit
 	// loops: write both at once.
 	indexed := make(chan error, 1)
 	go func() { indexed <- s.Threads.Index(m) }()
-	_, err := s.History.Append(m)
+	_, trimmed, err := s.History.Append(m)
 	if ierr := <-indexed; ierr != nil {
 		// The thread index is derived data: a failure must not lose the
 		// message, which is in the history.
@@ -82,7 +101,7 @@ func (s *Service) Send(m Message, recorded func()) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("send %s: %w", m.ID, err)
 	}
-	to := m.Recipient()
+	s.forget(trimmed)
 	s.Analytics.RecordMessage(m.From, to)
 	ack := func() {
 		if recorded != nil {
@@ -134,6 +153,14 @@ func (s *Service) Send(m Message, recorded func()) (string, error) {
 	return outcome, nil
 }
 
+// forget drops trimmed history entries from the thread index, which holds
+// only what the histories still keep.
+func (s *Service) forget(ids []string) {
+	if err := s.Threads.Forget(ids); err != nil {
+		s.log.Error("thread index trim failed", "event", "thread_trim_failed", "count", len(ids), "err", err)
+	}
+}
+
 func kindOf(m Message) string {
 	if m.IsBroadcast() {
 		return "broadcast"
@@ -151,13 +178,14 @@ func (s *Service) Publish(channel string, m Message) (uint64, error) {
 	}
 	s.Stamp(&m)
 	m.To = nil
-	n, err := s.Channels.AppendHistory(ch.Name, m)
+	n, trimmed, err := s.Channels.AppendHistory(ch.Name, m)
 	if err != nil {
 		return 0, err
 	}
 	if err := s.Threads.Index(m); err != nil {
 		s.log.Error("thread index failed", "event", "thread_index_failed", "message_id", m.ID, "err", err)
 	}
+	s.forget(trimmed)
 	s.Analytics.RecordMessage(m.From, "")
 	for _, sub := range ch.Subscribers {
 		if sub == m.From {

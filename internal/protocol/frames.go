@@ -33,6 +33,8 @@ const (
 	CodeInvalidToken       = "invalid_token"
 	CodeTokenAgentMismatch = "token_agent_mismatch"
 	CodeChannelNotFound    = "channel_not_found"
+	CodeChannelLimit       = "channel_limit_reached"
+	CodeUnknownRecipient   = "unknown_recipient"
 	CodeValidationFailed   = "validation_failed"
 	CodeRateLimited        = "rate_limited"
 	CodeForbidden          = "forbidden"

@@ -178,6 +178,9 @@ func checkValue(f Field, v any) (FieldError, bool) {
 			return FieldError{Field: f.Name, Error: ErrTooLong,
 				Detail: fmt.Sprintf("exceeds maximum length of %d characters", max), Value: truncate(s)}, true
 		}
+		if err := f.Format.check(s); err != nil {
+			return FieldError{Field: f.Name, Error: ErrInvalidValue, Detail: err.Error(), Value: truncate(s)}, true
+		}
 	case KindInteger, KindPositiveInteger:
 		n, ok := v.(json.Number)
 		if !ok || !isIntegerToken(n) {
