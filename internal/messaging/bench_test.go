@@ -3,8 +3,8 @@ package messaging_test
 import (
 	"fmt"
 	"log/slog"
-	"strconv"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"testing"
 
