@@ -122,8 +122,8 @@ func (c *Core) putHeartbeat(r *Request) Response {
 		return resp
 	}
 	v := r.Body.Int(settings.KeyHeartbeatInterval)
-	if err := c.Settings.Put(settings.KeyHeartbeatInterval, v); err != nil {
-		return storageErr(err)
+	if err := c.Settings.PutInt(settings.KeyHeartbeatInterval, v); err != nil {
+		return settingErr(err)
 	}
 	return JSON(http.StatusOK, map[string]any{"heartbeat_interval_ms": v, "status": "updated"})
 }
@@ -137,8 +137,8 @@ func (c *Core) putRetention(r *Request) Response {
 		return resp
 	}
 	v := r.Body.Int(settings.KeyMailboxTTL)
-	if err := c.Settings.Put(settings.KeyMailboxTTL, v); err != nil {
-		return storageErr(err)
+	if err := c.Settings.PutInt(settings.KeyMailboxTTL, v); err != nil {
+		return settingErr(err)
 	}
 	return JSON(http.StatusOK, map[string]any{"mailbox_ttl_ms": v, "status": "updated"})
 }
@@ -522,6 +522,18 @@ func pathAgentID(r *Request) (string, *Response) {
 		return "", &resp
 	}
 	return agent, nil
+}
+
+// settingErr answers a refused setting with the structured validation
+// error naming its bounds, and anything else as a storage error.
+func settingErr(err error) Response {
+	var re *settings.RangeError
+	if errors.As(err, &re) {
+		return JSON(http.StatusBadRequest, map[string]any{"error": protocol.CodeValidationFailed, "errors": []protocol.FieldError{{
+			Field: re.Key, Error: protocol.ErrOutOfRange, Detail: re.Error(), Value: re.Value}},
+			"min": re.Range.Min, "max": re.Range.Max})
+	}
+	return storageErr(err)
 }
 
 func storageErr(err error) Response {

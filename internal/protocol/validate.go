@@ -17,6 +17,8 @@ const (
 	ErrTooLong            = "too_long"
 	ErrUnknownMessageType = "unknown_message_type"
 	ErrInvalidValue       = "invalid_value"
+	ErrOutOfRange         = "out_of_range"
+	ErrTooLarge           = "too_large"
 )
 
 // FieldError is one problem with one field.
