@@ -80,7 +80,7 @@ func submitRefusal(err error) (Response, bool) {
 	case errors.As(err, &le):
 		return JSON(http.StatusBadRequest, map[string]any{"error": protocol.CodeValidationFailed,
 			"errors": []protocol.FieldError{{Field: le.Field, Error: protocol.ErrTooLarge, Detail: le.Error()}},
-			"limit": le.Limit}), true
+			"limit":  le.Limit}), true
 	case errors.Is(err, tasks.ErrQuota):
 		return Err(http.StatusTooManyRequests, tasks.ErrQuota.Error(), "detail", err.Error()), true
 	}
