@@ -216,7 +216,7 @@ func (c *conn) channel(agent, typ string, obj protocol.Object) {
 		}
 		c.reply(map[string]any{"type": protocol.OutChannelHistory, "channel": name, "messages": entries})
 	case protocol.FrameListChannels:
-		list, _ := s.messaging.Channels.List("", messaging.ChannelsMaxLimit)
+		list, _, _ := s.messaging.Channels.List("", messaging.ChannelsMaxLimit)
 		c.reply(map[string]any{"type": protocol.OutChannels, "channels": list})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"sort"
 	"strings"
 
 	"github.com/agentcom/agentcom/internal/agents"
@@ -236,9 +237,9 @@ func (c *Core) listChannels(r *Request) Response {
 	if bad != nil {
 		return *bad
 	}
-	list, total := c.Messaging.Channels.List(r.URL.Query().Get("after"), limit)
+	list, total, more := c.Messaging.Channels.List(r.URL.Query().Get("after"), limit)
 	body := map[string]any{"channels": list, "total": total}
-	if len(list) == limit && len(list) > 0 {
+	if more {
 		body["next_after"] = list[len(list)-1].Name
 	}
 	return JSON(http.StatusOK, body)
@@ -446,8 +447,22 @@ func (c *Core) analyticsSummary(*Request) Response {
 	return JSON(http.StatusOK, c.Messaging.Analytics.Summary())
 }
 
-func (c *Core) analyticsAgents(*Request) Response {
-	return JSON(http.StatusOK, map[string]any{"agents": c.Messaging.Analytics.Agents()})
+// analyticsAgents pages the figures by agent id: ?after=ID&limit=N
+// (default and maximum messaging.AnalyticsMaxLimit).
+func (c *Core) analyticsAgents(r *Request) Response {
+	limit, bad := QueryLimit(r, messaging.AnalyticsDefaultLimit, messaging.AnalyticsMaxLimit)
+	if bad != nil {
+		return *bad
+	}
+	all := c.Messaging.Analytics.Agents()
+	after := r.URL.Query().Get("after")
+	start := sort.Search(len(all), func(i int) bool { return all[i].AgentID > after })
+	page := all[start:min(len(all), start+limit)]
+	body := map[string]any{"agents": page, "total": len(all)}
+	if start+limit < len(all) {
+		body["next_after"] = page[len(page)-1].AgentID
+	}
+	return JSON(http.StatusOK, body)
 }
 
 func (c *Core) analyticsHourly(r *Request) Response {

@@ -51,6 +51,8 @@ type Config struct {
 	Socket    agentws.Config
 	Scheduler scheduler.Config
 	Queue     tasks.Config
+	// Messaging bounds channels and analytics (zero fields: defaults).
+	Messaging messaging.Limits
 	// RateLimits per agent and action class, and per HTTP caller; nil
 	// disables rate limiting.
 	RateLimits           ratelimit.Limits
@@ -187,7 +189,7 @@ func (h *Hub) build() error {
 	if err != nil {
 		return err
 	}
-	chans, err := messaging.NewChannels(db.MustTable(store.AgentChannels), db.MustTable(store.ChannelHistory), meta)
+	chans, err := messaging.NewChannels(db.MustTable(store.AgentChannels), db.MustTable(store.ChannelHistory), meta, h.cfg.Messaging)
 	if err != nil {
 		return err
 	}
@@ -212,7 +214,7 @@ func (h *Hub) build() error {
 		deps.Limiter = h.Limiter
 	}
 	h.Sockets = agentws.New(h.cfg.Socket, deps)
-	h.Messaging = messaging.NewService(mb, hist, chans, threads, messaging.NewAnalytics(), h.Sockets, h.Tokens, h.Bus, h.log)
+	h.Messaging = messaging.NewService(mb, hist, chans, threads, messaging.NewAnalyticsLimited(h.cfg.Messaging.WithDefaults().MaxTrackedAgents), h.Sockets, h.Tokens, h.Bus, h.log)
 	h.Sockets.SetMessaging(h.Messaging)
 	sched.SetPusher(h.Sockets)
 

@@ -53,7 +53,7 @@ func newBenchService(b *testing.B, agents int) (*messaging.Service, *benchPusher
 	if err != nil {
 		b.Fatal(err)
 	}
-	chans, err := messaging.NewChannels(db.MustTable(store.AgentChannels), db.MustTable(store.ChannelHistory), meta)
+	chans, err := messaging.NewChannels(db.MustTable(store.AgentChannels), db.MustTable(store.ChannelHistory), meta, messaging.Limits{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package messaging
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,11 +21,11 @@ const (
 	ChannelHistoryDefaultLimit = 50
 	// MaxChannelNameLen is the longest channel name, after normalization.
 	MaxChannelNameLen = 64
-	// MaxChannels is how many channels the hub keeps; creating one more is
-	// refused with ErrChannelLimit.
-	MaxChannels = 1000
-	// MaxChannelSubscribers is how many agents one channel holds.
-	MaxChannelSubscribers = 1000
+	// DefaultMaxChannels is how many channels the hub keeps; creating one
+	// more is refused with ErrChannelLimit.
+	DefaultMaxChannels = 1000
+	// DefaultMaxChannelSubscribers is how many agents one channel holds.
+	DefaultMaxChannelSubscribers = 1000
 	// ChannelsDefaultLimit and ChannelsMaxLimit page channel listings.
 	ChannelsDefaultLimit = 1000
 	ChannelsMaxLimit     = 1000
@@ -71,6 +72,7 @@ type Channels struct {
 	history  *store.Table
 	meta     *store.Table
 	now      func() time.Time
+	limits   Limits
 
 	mu       sync.Mutex // guards byName and seqs, serializes writes
 	byName   map[string]*Channel
@@ -91,9 +93,25 @@ func NormalizeChannel(name string) string {
 	}, name)
 }
 
+// Limits bound what messaging keeps in memory and in its tables. Zero
+// fields take the defaults.
+type Limits struct {
+	MaxChannels           int
+	MaxChannelSubscribers int
+	MaxTrackedAgents      int
+}
+
+// WithDefaults fills zero fields.
+func (l Limits) WithDefaults() Limits {
+	l.MaxChannels = cmp.Or(l.MaxChannels, DefaultMaxChannels)
+	l.MaxChannelSubscribers = cmp.Or(l.MaxChannelSubscribers, DefaultMaxChannelSubscribers)
+	l.MaxTrackedAgents = cmp.Or(l.MaxTrackedAgents, MaxTrackedAgents)
+	return l
+}
+
 // NewChannels opens the channel tables.
-func NewChannels(channels, history, meta *store.Table) (*Channels, error) {
-	c := &Channels{channels: channels, history: history, meta: meta, now: time.Now}
+func NewChannels(channels, history, meta *store.Table, limits Limits) (*Channels, error) {
+	c := &Channels{channels: channels, history: history, meta: meta, now: time.Now, limits: limits.WithDefaults()}
 	if err := c.Reload(); err != nil {
 		return nil, err
 	}
@@ -140,8 +158,8 @@ func (c *Channels) Create(name, description, by string) (Channel, error) {
 	if _, ok := c.byName[n]; ok {
 		return Channel{}, ErrChannelExists
 	}
-	if len(c.byName) >= MaxChannels {
-		return Channel{}, fmt.Errorf("%w: at most %d channels", ErrChannelLimit, MaxChannels)
+	if len(c.byName) >= c.limits.MaxChannels {
+		return Channel{}, fmt.Errorf("%w: at most %d channels", ErrChannelLimit, c.limits.MaxChannels)
 	}
 	ch := &Channel{Name: n, Description: description, CreatedAt: c.now().UnixMilli(), CreatedBy: by, Subscribers: []string{}}
 	if err := c.save(ch); err != nil {
@@ -163,9 +181,9 @@ func (c *Channels) Get(name string) (Channel, error) {
 }
 
 // List returns up to limit channels whose name sorts after the name
-// after (all from the start when empty), sorted by name, and the total
-// number of channels.
-func (c *Channels) List(after string, limit int) ([]ChannelSummary, int) {
+// after (all from the start when empty), sorted by name, the total number
+// of channels, and whether more follow the page.
+func (c *Channels) List(after string, limit int) ([]ChannelSummary, int, bool) {
 	c.mu.Lock()
 	total := len(c.byName)
 	out := make([]ChannelSummary, 0, min(total, max(limit, 0)))
@@ -182,7 +200,7 @@ func (c *Channels) List(after string, limit int) ([]ChannelSummary, int) {
 			SubscriberCount: len(ch.Subscribers), CreatedAt: ch.CreatedAt})
 	}
 	c.mu.Unlock()
-	return out, total
+	return out, total, len(names) > len(out)
 }
 
 // Subscribe adds agent to the channel. It reports whether the agent was
@@ -197,8 +215,8 @@ func (c *Channels) Subscribe(name, agent string) (already bool, err error) {
 	if slices.Contains(ch.Subscribers, agent) {
 		return true, nil
 	}
-	if len(ch.Subscribers) >= MaxChannelSubscribers {
-		return false, fmt.Errorf("%w: at most %d subscribers per channel", ErrChannelLimit, MaxChannelSubscribers)
+	if len(ch.Subscribers) >= c.limits.MaxChannelSubscribers {
+		return false, fmt.Errorf("%w: at most %d subscribers per channel", ErrChannelLimit, c.limits.MaxChannelSubscribers)
 	}
 	next := cloneChannel(ch)
 	next.Subscribers = append([]string{agent}, next.Subscribers...)
