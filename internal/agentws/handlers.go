@@ -154,6 +154,10 @@ func (c *conn) message(agent string, obj protocol.Object) {
 		c.reply(map[string]any{"type": protocol.OutError, "error": protocol.CodeUnknownRecipient, "to": obj.String("to")})
 		return
 	}
+	if errors.Is(err, messaging.ErrPayloadTooLarge) {
+		c.reply(map[string]any{"type": protocol.OutError, "error": protocol.CodePayloadTooLarge, "limit_bytes": messaging.MaxPayloadBytes})
+		return
+	}
 	if err != nil {
 		c.srv.log.Error("message routing failed", "event", "message_failed", "agent_id", agent, "err", err)
 		c.reply(protocol.ErrorFrame{Type: protocol.OutError, Error: protocol.CodeInternal})
@@ -170,6 +174,10 @@ func (c *conn) channel(agent, typ string, obj protocol.Object) {
 		}
 		if errors.Is(err, messaging.ErrChannelLimit) {
 			c.reply(protocol.ErrorFrame{Type: protocol.OutError, Error: protocol.CodeChannelLimit})
+			return true
+		}
+		if errors.Is(err, messaging.ErrPayloadTooLarge) {
+			c.reply(map[string]any{"type": protocol.OutError, "error": protocol.CodePayloadTooLarge, "limit_bytes": messaging.MaxPayloadBytes})
 			return true
 		}
 		if err != nil {

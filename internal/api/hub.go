@@ -108,6 +108,9 @@ func (c *Core) postMessage(r *Request) Response {
 		return Err(http.StatusNotFound, protocol.CodeUnknownRecipient, "to", r.Body.String("to"),
 			"detail", "no agent with this id holds a token or is connected")
 	}
+	if resp, refused := payloadRefusal(err); refused {
+		return resp
+	}
 	if err != nil {
 		return storageErr(err)
 	}
@@ -316,6 +319,9 @@ func (c *Core) publish(r *Request) Response {
 	if errors.Is(err, messaging.ErrChannelNotFound) {
 		return Err(http.StatusNotFound, "channel_not_found")
 	}
+	if resp, refused := payloadRefusal(err); refused {
+		return resp
+	}
 	if err != nil {
 		return storageErr(err)
 	}
@@ -513,6 +519,15 @@ func (c *Core) register(r *Request) Response {
 }
 
 func (c *Core) schemas(*Request) Response { return JSON(http.StatusOK, protocol.Discovery()) }
+
+// payloadRefusal answers a message whose payload is over
+// messaging.MaxPayloadBytes.
+func payloadRefusal(err error) (Response, bool) {
+	if errors.Is(err, messaging.ErrPayloadTooLarge) {
+		return Err(http.StatusRequestEntityTooLarge, protocol.CodePayloadTooLarge, "limit_bytes", messaging.MaxPayloadBytes), true
+	}
+	return Response{}, false
+}
 
 // channelRefusal maps a refused channel name or a channel cap onto its
 // reply.

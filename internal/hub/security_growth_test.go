@@ -3,6 +3,7 @@ package hub_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/agentcom/agentcom/internal/auth"
@@ -139,5 +140,36 @@ func TestThreadIndexTrimmedWithHistory(t *testing.T) {
 	}
 	if _, body = h.Do("GET", "/api/threads/"+second, tok, nil); body["count"].(float64) != 0 {
 		t.Fatalf("trimmed reply still indexed: %v", body)
+	}
+}
+
+// A message payload over messaging.MaxPayloadBytes is refused everywhere
+// a message enters, before anything is stored.
+func TestMessagePayloadCap(t *testing.T) {
+	h := hubtest.Start(t, "")
+	tok := h.Token("big", auth.RoleAgent)
+	h.Token("peer", auth.RoleAgent)
+	big := map[string]any{"blob": strings.Repeat("x", messaging.MaxPayloadBytes)}
+	if status, body := h.Do("POST", "/api/message", tok, map[string]any{"to": "peer", "payload": big}); status != http.StatusRequestEntityTooLarge || body["error"] != "payload_too_large" {
+		t.Fatalf("HTTP message: %d %v", status, body)
+	}
+	if status, body := h.Do("POST", "/api/channels", tok, map[string]any{"name": "ch"}); status != http.StatusCreated {
+		t.Fatalf("create: %d %v", status, body)
+	}
+	if status, body := h.Do("POST", "/api/channels/ch/publish", tok, map[string]any{"payload": big}); status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("HTTP publish: %d %v", status, body)
+	}
+	a := h.Connect("big", tok)
+	a.Send(map[string]any{"type": "message", "to": "peer", "payload": map[string]any{"blob": strings.Repeat("y", messaging.MaxPayloadBytes)}})
+	if f := a.Expect("error"); f["error"] != "payload_too_large" {
+		t.Fatalf("socket message: %v", f)
+	}
+	_, body := h.Do("GET", "/api/messages", tok, nil)
+	if body["count"].(float64) != 0 {
+		t.Fatalf("a refused message reached the history: %v", body)
+	}
+	_, body = h.Do("GET", "/api/mailbox/peer", h.AdminToken, nil)
+	if body["count"].(float64) != 0 {
+		t.Fatalf("a refused message reached a mailbox: %v", body)
 	}
 }

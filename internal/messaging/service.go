@@ -1,6 +1,7 @@
 package messaging
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,28 @@ const (
 
 // ErrUnknownRecipient is a direct message to an id the hub does not know.
 var ErrUnknownRecipient = errors.New("unknown_recipient")
+
+// ErrPayloadTooLarge is a message whose payload, as JSON, exceeds
+// MaxPayloadBytes.
+var ErrPayloadTooLarge = errors.New("payload_too_large")
+
+// MaxPayloadBytes bounds one message's payload as JSON. Every message may
+// be kept up to 100 times per mailbox, 10,000 times in the history and
+// 200 times per channel, and listings return up to 200 at once: this
+// keeps each of those in the tens of megabytes.
+const MaxPayloadBytes = 64 << 10
+
+// checkPayload refuses a payload over MaxPayloadBytes.
+func checkPayload(m Message) error {
+	b, err := json.Marshal(m.Payload)
+	if err != nil {
+		return fmt.Errorf("encode payload: %w", err)
+	}
+	if len(b) > MaxPayloadBytes {
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrPayloadTooLarge, len(b), MaxPayloadBytes)
+	}
+	return nil
+}
 
 // Outcome of routing a direct message.
 const (
@@ -79,6 +102,9 @@ func (s *Service) Stamp(m *Message) {
 // analytics entry.
 func (s *Service) Send(m Message, recorded func()) (string, error) {
 	s.Stamp(&m)
+	if err := checkPayload(m); err != nil {
+		return "", err
+	}
 	to := m.Recipient()
 	if !m.IsBroadcast() {
 		if err := protocol.CheckAgentID(to); err != nil {
@@ -177,6 +203,9 @@ func (s *Service) Publish(channel string, m Message) (uint64, error) {
 		return 0, err
 	}
 	s.Stamp(&m)
+	if err := checkPayload(m); err != nil {
+		return 0, err
+	}
 	m.To = nil
 	n, trimmed, err := s.Channels.AppendHistory(ch.Name, m)
 	if err != nil {

@@ -35,6 +35,7 @@ const (
 	CodeChannelNotFound    = "channel_not_found"
 	CodeChannelLimit       = "channel_limit_reached"
 	CodeUnknownRecipient   = "unknown_recipient"
+	CodePayloadTooLarge    = "payload_too_large"
 	CodeValidationFailed   = "validation_failed"
 	CodeRateLimited        = "rate_limited"
 	CodeForbidden          = "forbidden"

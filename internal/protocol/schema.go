@@ -90,6 +90,10 @@ var lengthLimits = map[string]int{
 	"url":         2048,
 	"endpoint":    2048,
 	"join_secret": 256,
+	// Message fields: ids are 16 hex characters, kinds short words.
+	"reply_to":     256,
+	"message_type": 256,
+	"type":         256,
 }
 
 // limit is the maximum length of field f, or 0 for none.
