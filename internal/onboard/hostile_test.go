@@ -104,3 +104,34 @@ func TestSystemdQuote(t *testing.T) {
 		t.Fatal("a refused unit was written")
 	}
 }
+
+// FuzzSystemdQuote: a quoted value is one line, one quoted word, with no
+// lone specifier or variable; anything else is refused.
+func FuzzSystemdQuote(f *testing.F) {
+	for _, s := range []string{"/opt/agent com/agentcom", "a\nExecStartPre=x", `"%h$X\`, ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		q, err := systemdQuote(s)
+		if err != nil {
+			return
+		}
+		if strings.ContainsAny(q, "\n\r\x00") || len(q) < 2 || q[0] != '"' || q[len(q)-1] != '"' {
+			t.Fatalf("systemdQuote(%q) = %q", s, q)
+		}
+		body := q[1 : len(q)-1]
+		for i := 0; i < len(body); i++ {
+			switch body[i] {
+			case '\\':
+				i++ // an escape takes the next byte
+			case '"':
+				t.Fatalf("unescaped quote in %q", q)
+			case '%', '$':
+				if i+1 >= len(body) || body[i+1] != body[i] {
+					t.Fatalf("lone %c in %q", body[i], q)
+				}
+				i++
+			}
+		}
+	})
+}

@@ -33,8 +33,8 @@ type Range struct{ Min, Max int64 }
 var bounds = map[string]Range{
 	// 1 second to 1 day.
 	KeyHeartbeatInterval: {Min: 1_000, Max: 86_400_000},
-	// 1 minute to 365 days.
-	KeyMailboxTTL: {Min: 60_000, Max: 365 * 86_400_000},
+	// 1 second to 365 days.
+	KeyMailboxTTL: {Min: 1_000, Max: 365 * 86_400_000},
 }
 
 // Bounds returns the range of an integer setting.
