@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/agentcom/agentcom/internal/protocol"
 )
 
 // ErrConfig marks a configuration that cannot be used.
@@ -282,8 +284,8 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: missing required field %s", ErrConfig, r.k)
 		}
 	}
-	if len(c.AgentID) > 128 {
-		return fmt.Errorf("%w: agent_id is longer than 128 characters", ErrConfig)
+	if err := protocol.CheckAgentID(c.AgentID); err != nil {
+		return fmt.Errorf("%w: agent_id: %v", ErrConfig, err)
 	}
 	if _, err := normalizeWSURL(c.HubURL); err != nil {
 		return fmt.Errorf("%w: hub_url: %v", ErrConfig, err)
