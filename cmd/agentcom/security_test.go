@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/agentcom/agentcom/internal/hubtest"
+	"github.com/agentcom/agentcom/internal/store"
 )
 
 func runIn(t *testing.T, run func(context.Context, *cmdEnv, []string) error, env map[string]string, args ...string) (string, string, error) {
@@ -67,5 +70,25 @@ func TestServeFlagBounds(t *testing.T) {
 		if _, _, err := runIn(t, serve, c.env, args...); err == nil || !strings.Contains(err.Error(), "range") && !strings.Contains(err.Error(), "rate limit") {
 			t.Errorf("serve %v %v: %v", c.args, c.env, err)
 		}
+	}
+}
+
+// `agentcom admin backup` against a hub whose backups all fail prints the
+// per-table report and exits non-zero.
+func TestAdminBackupFailureExitsNonZero(t *testing.T) {
+	h := hubtest.Start(t, "")
+	for _, table := range store.AllTables() {
+		dir := filepath.Join(h.Dir, "backups", table)
+		if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dir, []byte("not a directory"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := map[string]string{"AGENTCOM_HUB": h.URL(), "AGENTCOM_TOKEN": h.AdminToken}
+	code, out, errs := runCmd(t, env, "admin", "backup")
+	if code == 0 || !strings.Contains(out, `"status": "failed"`) || !strings.Contains(errs, "status failed") {
+		t.Fatalf("admin backup: %d\n%s\n%s", code, out, errs)
 	}
 }
