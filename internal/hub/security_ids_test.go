@@ -39,17 +39,7 @@ func TestNULAgentIDCannotReachAnotherMailbox(t *testing.T) {
 		t.Fatalf("admin token for a2\\x00: %d %v", status, body)
 	}
 	// A token stored with that id before the rule existed.
-	legacy := "0000000000000000000000000000000000000000000000000000000000000001"
-	sum := sha256.Sum256([]byte(legacy))
-	rec, _ := json.Marshal(map[string]any{"agent_id": "a2\x00", "role": "agent", "prefix": legacy[:8], "created_at": 1})
-	if err := h.DB.MustTable(store.Tokens).Update(func(tx *store.Tx) error {
-		return tx.Put([]byte(hex.EncodeToString(sum[:])), rec)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Tokens.Reload(); err != nil {
-		t.Fatal(err)
-	}
+	legacy := storeLegacyToken(t, h, "a2\x00")
 	for _, tok := range []string{legacy, h.AdminToken} {
 		status, body = h.Do("GET", "/api/mailbox/a2%00", tok, nil)
 		if status == http.StatusOK {
@@ -192,4 +182,44 @@ func TestMessageToUnknownAgentRefused(t *testing.T) {
 		t.Fatalf("message to a connected agent: %d %v", status, body)
 	}
 	op.Expect("message")
+}
+
+// storeLegacyToken writes a token for agent straight into the token table,
+// as a version without the agent-id rule could have, and returns it.
+func storeLegacyToken(t *testing.T, h *hubtest.Hub, agent string) string {
+	t.Helper()
+	seed := sha256.Sum256([]byte("legacy:" + agent))
+	tok := hex.EncodeToString(seed[:])
+	sum := sha256.Sum256([]byte(tok))
+	rec, _ := json.Marshal(map[string]any{"agent_id": agent, "role": "agent", "prefix": tok[:8], "created_at": 1})
+	if err := h.DB.MustTable(store.Tokens).Update(func(tx *store.Tx) error {
+		return tx.Put([]byte(hex.EncodeToString(sum[:])), rec)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Tokens.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// A token kept from before the rule, for an id that breaks it, does not
+// break broadcasts or channel publishing for everyone else, and the hub
+// names such ids at start.
+func TestLegacyBadIDTokenDoesNotBreakMessaging(t *testing.T) {
+	var logs syncBuffer
+	h := hubtest.Start(t, "", hubtest.WithJSONLog(&logs))
+	tok := h.Token("sender", auth.RoleAgent)
+	h.Token("offline", auth.RoleAgent)
+	storeLegacyToken(t, h, "my agent")
+	if status, body := h.Do("POST", "/api/message", tok, map[string]any{"to": "broadcast", "payload": map[string]any{"n": 1}}); status != http.StatusOK {
+		t.Fatalf("broadcast with a legacy id around: %d %v", status, body)
+	}
+	if _, body := h.Do("GET", "/api/mailbox/offline", h.AdminToken, nil); body["count"].(float64) != 1 {
+		t.Fatalf("offline agent's copy: %v", body)
+	}
+	h.Restart()
+	if !strings.Contains(logs.String(), `"event":"nonconforming_agent_ids"`) || !strings.Contains(logs.String(), "my agent") {
+		t.Fatalf("no start-up warning naming the legacy id:\n%s", logs.String())
+	}
 }

@@ -153,6 +153,9 @@ func (c *Channels) Create(name, description, by string) (Channel, error) {
 	if err := checkChannelName(n); err != nil {
 		return Channel{}, err
 	}
+	if len(n) > MaxChannelNameLen {
+		return Channel{}, fmt.Errorf("%w: %q is longer than %d characters", ErrInvalidChannel, n, MaxChannelNameLen)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.byName[n]; ok {

@@ -46,10 +46,11 @@ func scanOwned(tx *store.Tx, prefix []byte, fn func(k, v []byte) error) error {
 	})
 }
 
-// checkChannelName accepts a name as NormalizeChannel leaves it: 1 to
-// MaxChannelNameLen characters from a-z 0-9 _ -.
+// checkChannelName accepts a name as NormalizeChannel leaves it, non-empty:
+// only a-z 0-9 _ -, so never NUL. Channels made before names were limited
+// to MaxChannelNameLen (Create enforces it) keep working.
 func checkChannelName(name string) error {
-	if name == "" || len(name) > MaxChannelNameLen || NormalizeChannel(name) != name {
+	if name == "" || NormalizeChannel(name) != name {
 		return fmt.Errorf("%w: %q (want 1 to %d characters from a-z 0-9 _ -)", ErrInvalidChannel, name, MaxChannelNameLen)
 	}
 	return nil

@@ -145,7 +145,9 @@ func (s *Service) Send(m Message, recorded func()) (string, error) {
 			isOnline[a] = true
 		}
 		for _, a := range s.agents.Agents() {
-			if a == m.From || isOnline[a] {
+			// A token kept from before the agent-id rule names an agent
+			// that can neither identify nor poll: it gets no copy.
+			if a == m.From || isOnline[a] || protocol.CheckAgentID(a) != nil {
 				continue
 			}
 			if _, err := s.Mailbox.Enqueue(a, m); err != nil {
@@ -217,7 +219,7 @@ func (s *Service) Publish(channel string, m Message) (uint64, error) {
 	s.forget(trimmed)
 	s.Analytics.RecordMessage(m.From, "")
 	for _, sub := range ch.Subscribers {
-		if sub == m.From {
+		if sub == m.From || protocol.CheckAgentID(sub) != nil {
 			continue
 		}
 		cp := m
