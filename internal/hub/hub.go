@@ -223,6 +223,9 @@ func (h *Hub) build() error {
 		h.API.SetLimiter(h.Limiter)
 	}
 	h.API.SetObserver(h.Metrics)
+	// A body carries at most one task: its metadata plus room for the
+	// description and the other fields.
+	h.API.SetMaxBody(max(api.DefaultMaxBody, int64(h.cfg.Queue.MaxMetadataBytes)+128<<10))
 	core := &api.Core{Server: h.API, Tokens: h.Tokens, Presence: h.Presence, Agents: h.Agents, Messaging: h.Messaging,
 		Settings: h.Settings, Kick: h.Sockets.Kick, OpenRegistration: h.cfg.OpenRegistration, JoinSecret: h.cfg.JoinSecret,
 		EvictMailboxes: h.evictMailboxes, Version: h.cfg.Version}

@@ -87,6 +87,11 @@ func TestTaskSubmissionLimits(t *testing.T) {
 	if status != http.StatusBadRequest || body["errors"].([]any)[0].(map[string]any)["field"] != "metadata" {
 		t.Fatalf("oversized metadata: %d %v", status, body)
 	}
+	// A body over the request limit is refused before it is decoded.
+	huge := map[string]any{"description": "huge", "metadata": map[string]any{"blob": strings.Repeat("x", 3<<19)}}
+	if status, body = h.Do("POST", "/api/tasks", tok, huge); status != http.StatusRequestEntityTooLarge || body["error"] != "payload_too_large" {
+		t.Fatalf("1.5 MiB body: %d %v", status, body)
+	}
 	caps := make([]string, 33)
 	for i := range caps {
 		caps[i] = "c"
