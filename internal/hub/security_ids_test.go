@@ -169,7 +169,7 @@ func TestMessageToUnknownAgentRefused(t *testing.T) {
 	if status != http.StatusOK || body["count"].(float64) != 0 {
 		t.Fatalf("ghost's mailbox: %d %v", status, body)
 	}
-	status, body = h.Do("GET", "/api/analytics/agents", "", nil)
+	_, body = h.Do("GET", "/api/analytics/agents", "", nil)
 	for _, a := range body["agents"].([]any) {
 		if a.(map[string]any)["agent_id"] == "ghost" {
 			t.Fatalf("analytics tracks ghost: %v", body)
