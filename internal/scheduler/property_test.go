@@ -405,10 +405,23 @@ func (s *sim) record(agent string, v held) {
 
 func (s *sim) recover(id string, v held) {
 	before := s.snapshot(v.task)
+	idle := s.w.agent(id).State == agents.Idle
 	gen, ok := s.w.S.Recover(id, v.task)
 	holds := before.Status == tasks.StatusAssigned && before.Holder() == id
-	if ok != holds || ok && gen != before.Generation {
-		s.fail("recover %s: %d %v, task %+v", v.task, gen, ok, before)
+	// A task taken from this agent on disconnect, and given to no one
+	// since, comes back to it (at a new generation) when it is idle and fits.
+	givenBack := false
+	if n := len(before.Attempts); !holds && n > 0 && before.Status == tasks.StatusQueued {
+		last := before.Attempts[n-1]
+		givenBack = idle && last.AgentID == id && last.Outcome == "reclaimed" && last.Reason == tasks.ReasonDisconnect &&
+			fits(before, id, s.caps[id])
+	}
+	want := before.Generation
+	if givenBack {
+		want++
+	}
+	if ok != (holds || givenBack) || ok && gen != want {
+		s.fail("recover %s: %d %v (given back %v), task %+v", v.task, gen, ok, givenBack, before)
 	}
 	if !ok {
 		delete(s.views, id)
