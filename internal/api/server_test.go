@@ -90,7 +90,7 @@ func TestAccessAndBodyRefusalsAreStructured(t *testing.T) {
 		{"POST", "/agent", "agent-tok", "text/plain", `{}`, 415, "unsupported_media_type"},
 		{"POST", "/agent", "agent-tok", "application/json", `{"x":`, 400, "invalid_json"},
 		{"POST", "/agent", "agent-tok", "application/json", `[1]`, 400, ""},
-		{"POST", "/agent", "agent-tok", "application/json", `{"x":"` + strings.Repeat("a", MaxBody) + `"}`, 413, "payload_too_large"},
+		{"POST", "/agent", "agent-tok", "application/json", `{"x":"` + strings.Repeat("a", DefaultMaxBody) + `"}`, 413, "payload_too_large"},
 		{"GET", "/own/someone-else", "agent-tok", "", "", 401, "unauthorized"},
 		{"GET", "/admin", "agent-tok", "", "", 403, "forbidden"},
 		{"GET", "/dash", "agent-tok", "", "", 403, "forbidden"},

@@ -123,7 +123,7 @@ func TestHistoryCapIs10000(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		n, err := h.Append(msg(HistoryCap + 1 + i))
+		n, _, err := h.Append(msg(HistoryCap + 1 + i))
 		if err != nil || n != uint64(HistoryCap+1+i) {
 			t.Fatalf("append: seq %d, %v", n, err)
 		}
@@ -152,16 +152,16 @@ func TestChannelHistoryCapIs200(t *testing.T) {
 		t.Fatalf("ChannelHistoryCap = %d, README says 200", ChannelHistoryCap)
 	}
 	db := openDB(t)
-	ch, err := NewChannels(db.MustTable(store.AgentChannels), db.MustTable(store.ChannelHistory), db.MustTable(store.Meta))
+	ch, err := NewChannels(db.MustTable(store.AgentChannels), db.MustTable(store.ChannelHistory), db.MustTable(store.Meta), Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 203 {
-		if _, err := ch.AppendHistory("busy", msg(i)); err != nil {
+		if _, _, err := ch.AppendHistory("busy", msg(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := ch.AppendHistory("quiet", msg(-1)); err != nil {
+	if _, _, err := ch.AppendHistory("quiet", msg(-1)); err != nil {
 		t.Fatal(err)
 	}
 	got, err := ch.History("busy", 1000, 0)

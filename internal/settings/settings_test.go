@@ -1,66 +1,59 @@
-package settings
+package settings_test
 
 import (
+	"errors"
+	"math"
 	"testing"
 	"time"
 
+	"github.com/agentcom/agentcom/internal/settings"
 	"github.com/agentcom/agentcom/internal/store"
 )
 
-func TestDefaultsPutReloadAndBadValues(t *testing.T) {
-	dir := t.TempDir()
-	db, err := store.Open(dir, []string{store.Config}, store.Options{})
+// FuzzSettingValue: every integer setting refuses exactly the values
+// outside its bounds and changes nothing then; whatever is stored
+// (including values an older version wrote unchecked) reads back inside
+// the bounds, and the derived duration never overflows.
+func FuzzSettingValue(f *testing.F) {
+	for _, v := range []int64{math.MaxInt64, math.MinInt64, 0, -1, 1, 1e13, 999, 1_000, 365 * 86_400_000, 365*86_400_000 + 1} {
+		f.Add(v, true)
+		f.Add(v, false)
+	}
+	db, err := store.Open(f.TempDir(), []string{store.Config}, store.Options{})
 	if err != nil {
-		t.Fatal(err)
+		f.Fatal(err)
 	}
-	defer db.Close()
-	s, err := New(db.MustTable(store.Config))
+	f.Cleanup(func() { _ = db.Close() })
+	s, err := settings.New(db.MustTable(store.Config))
 	if err != nil {
-		t.Fatal(err)
+		f.Fatal(err)
 	}
-	// README: heartbeat 15 min, mailbox retention 7 days, no default repo.
-	if s.HeartbeatIntervalMs() != 15*60*1000 || s.MailboxTTL() != 7*24*time.Hour {
-		t.Fatalf("defaults %d %v", s.HeartbeatIntervalMs(), s.MailboxTTL())
-	}
-	if _, ok := s.DefaultRepo(); ok {
-		t.Fatal("a default repo out of nothing")
-	}
-	if err := s.Put(KeyMailboxTTL, 3600_000); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Put(KeyDefaultRepo, "git@example.com:r.git"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Put("bad", func() {}); err == nil {
-		t.Fatal("an unencodable value was accepted")
-	}
-	// A value of the wrong type reads as the default, never as garbage.
-	if err := s.Put(KeyHeartbeatInterval, "soon"); err != nil {
-		t.Fatal(err)
-	}
-	if s.HeartbeatIntervalMs() != DefaultHeartbeatIntervalMs {
-		t.Fatalf("wrong-typed heartbeat read as %d", s.HeartbeatIntervalMs())
-	}
-
-	// Durable: a new store over the same table sees the values.
-	s2, err := New(db.MustTable(store.Config))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s2.MailboxTTL() != time.Hour {
-		t.Fatalf("after reload %v", s2.MailboxTTL())
-	}
-	if r, ok := s2.DefaultRepo(); !ok || r != "git@example.com:r.git" {
-		t.Fatalf("repo %q %v", r, ok)
-	}
-	// Reload follows a table changed underneath (a restore).
-	if err := db.MustTable(store.Config).Update(func(tx *store.Tx) error { return tx.Delete([]byte(KeyMailboxTTL)) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := s2.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	if s2.MailboxTTL() != 7*24*time.Hour {
-		t.Fatalf("after reload of a restored table %v", s2.MailboxTTL())
-	}
+	f.Fuzz(func(t *testing.T, v int64, mailbox bool) {
+		key := settings.KeyHeartbeatInterval
+		if mailbox {
+			key = settings.KeyMailboxTTL
+		}
+		r, _ := settings.Bounds(key)
+		before := s.Int(key, -1)
+		err := s.PutInt(key, v)
+		inside := v >= r.Min && v <= r.Max
+		switch {
+		case inside && err != nil:
+			t.Fatalf("%s=%d refused: %v", key, v, err)
+		case !inside && !errors.Is(err, settings.ErrOutOfRange):
+			t.Fatalf("%s=%d accepted (err %v)", key, v, err)
+		case !inside && s.Int(key, -1) != before:
+			t.Fatalf("refused %s=%d changed the value", key, v)
+		}
+		// A raw store of anything reads back within the bounds.
+		if err := s.Put(key, v); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Int(key, 0); got < r.Min || got > r.Max {
+			t.Fatalf("stored %d reads as %d, outside [%d, %d]", v, got, r.Min, r.Max)
+		}
+		if ttl := s.MailboxTTL(); ttl <= 0 || ttl > 366*24*time.Hour {
+			t.Fatalf("mailbox TTL %v after storing %d", ttl, v)
+		}
+	})
 }

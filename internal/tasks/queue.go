@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agentcom/agentcom/internal/bus"
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/store"
 )
 
@@ -23,7 +24,27 @@ var (
 	ErrInvalidState    = errors.New("invalid_state")
 	ErrNotHolder       = errors.New("not_holder")
 	ErrForbidden       = errors.New("forbidden")
+	// ErrTooLarge is a submission with a field over its limit (see
+	// *LimitError).
+	ErrTooLarge = errors.New("too_large")
+	// ErrQuota is a submission by a submitter that already holds
+	// Config.MaxQueuedPerSubmitter unfinished tasks.
+	ErrQuota = errors.New("queue_quota_exceeded")
 )
+
+// LimitError names the field of a submission over its limit.
+type LimitError struct {
+	Field string
+	Limit int
+	Got   int
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("%s: %d over the limit of %d", e.Field, e.Got, e.Limit)
+}
+
+// Unwrap makes errors.Is(err, ErrTooLarge) hold.
+func (e *LimitError) Unwrap() error { return ErrTooLarge }
 
 // WireReason maps an error onto the reason text the original protocol
 // puts after "task_complete_failed: ". A report from an agent that does
@@ -54,6 +75,7 @@ const (
 	EventCancelled  = "task_cancelled"
 	EventRejected   = "task_rejected"
 	EventRecovering = "task_recovering"
+	EventVerified   = "task_verified" // a verification check was recorded
 )
 
 // EventData is the payload of every task event.
@@ -70,6 +92,8 @@ type EventData struct {
 	WaitMs     int64  `json:"wait_ms,omitempty"`
 	RunMs      int64  `json:"run_ms,omitempty"`
 	TokensUsed *int64 `json:"tokens_used,omitempty"`
+	// Usage is what the agent reported with this completion or failure.
+	Usage *protocol.Usage `json:"usage,omitempty"`
 }
 
 // Config tunes the queue.
@@ -78,11 +102,30 @@ type Config struct {
 	// later failure doubles it, up to BackoffMax. Zero disables backoff.
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
+	// MaxMetadataBytes bounds a submitted task's metadata, as JSON.
+	MaxMetadataBytes int
+	// MaxCapabilities bounds how many needed capabilities a task lists
+	// (each at most MaxCapabilityLen bytes).
+	MaxCapabilities int
+	// MaxQueuedPerSubmitter bounds the unfinished (queued or assigned)
+	// tasks one submitter (the agent id of the submitting token) holds.
+	MaxQueuedPerSubmitter int
 }
+
+// Default limits of a submission. The description's limit (10,000
+// characters) is the protocol's field limit.
+const (
+	DefaultMaxMetadataBytes      = 64 << 10
+	DefaultMaxCapabilities       = 32
+	MaxCapabilityLen             = 128
+	DefaultMaxQueuedPerSubmitter = 10_000
+)
 
 // DefaultConfig is the documented default.
 func DefaultConfig() Config {
-	return Config{BackoffBase: 5 * time.Second, BackoffMax: 5 * time.Minute}
+	return Config{BackoffBase: 5 * time.Second, BackoffMax: 5 * time.Minute,
+		MaxMetadataBytes: DefaultMaxMetadataBytes, MaxCapabilities: DefaultMaxCapabilities,
+		MaxQueuedPerSubmitter: DefaultMaxQueuedPerSubmitter}
 }
 
 // Queue is the task store and its indexes.
@@ -95,6 +138,9 @@ type Queue struct {
 
 	mu   sync.Mutex
 	live map[string]*Task // queued and assigned tasks
+	// perSubmitter counts the live tasks of each submitter, for
+	// MaxQueuedPerSubmitter.
+	perSubmitter map[string]int
 	// held indexes the assigned tasks by holder, so what an agent holds
 	// is found without scanning every live task (a reconnect storm over a
 	// deep queue would otherwise hold the lock for seconds).
@@ -196,8 +242,13 @@ func (q *Queue) Reload() error {
 			addHeld(held, t)
 		}
 	}
+	perSubmitter := make(map[string]int)
+	for _, t := range live {
+		perSubmitter[t.SubmittedBy]++
+	}
 	q.mu.Lock()
 	q.live, q.held, q.idx, q.counts, q.tombs = live, held, idx, counts, map[string]uint64{}
+	q.perSubmitter = perSubmitter
 	q.mu.Unlock()
 	return nil
 }
@@ -239,9 +290,24 @@ func (q *Queue) Submit(p SubmitParams) (*Task, error) {
 		ta := p.TargetAgent
 		t.TargetAgent = &ta
 	}
+	if err := q.checkSize(t); err != nil {
+		return nil, err
+	}
+	// The submitter's slot is taken before the write, so concurrent
+	// submissions cannot overrun the quota, and given back if it fails.
+	q.mu.Lock()
+	if limit := q.cfg.MaxQueuedPerSubmitter; limit > 0 && q.perSubmitter[t.SubmittedBy] >= limit {
+		q.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s already holds %d unfinished tasks", ErrQuota, t.SubmittedBy, limit)
+	}
+	q.perSubmitter[t.SubmittedBy]++
+	q.mu.Unlock()
 	t.Version = 1
 	snap := t.Clone()
 	if err := q.persist(q.active, snap); err != nil {
+		q.mu.Lock()
+		q.dropSubmitter(t)
+		q.mu.Unlock()
 		return nil, fmt.Errorf("submit: %w", err)
 	}
 	q.mu.Lock()
@@ -251,6 +317,39 @@ func (q *Queue) Submit(p SubmitParams) (*Task, error) {
 	q.mu.Unlock()
 	q.emit(EventSubmitted, snap, "", 0, 0)
 	return snap, nil
+}
+
+// checkSize refuses a submission whose metadata or capability list is over
+// its configured limit.
+func (q *Queue) checkSize(t *Task) error {
+	if max := q.cfg.MaxCapabilities; max > 0 && len(t.NeededCapabilities) > max {
+		return &LimitError{Field: "needed_capabilities", Limit: max, Got: len(t.NeededCapabilities)}
+	}
+	for _, c := range t.NeededCapabilities {
+		if len(c) > MaxCapabilityLen {
+			return &LimitError{Field: "needed_capabilities", Limit: MaxCapabilityLen, Got: len(c)}
+		}
+	}
+	if max := q.cfg.MaxMetadataBytes; max > 0 {
+		b, err := json.Marshal(t.Metadata)
+		if err != nil {
+			return fmt.Errorf("submit: metadata: %w", err)
+		}
+		if len(b) > max {
+			return &LimitError{Field: "metadata", Limit: max, Got: len(b)}
+		}
+	}
+	return nil
+}
+
+// dropSubmitter gives back a live task's submitter slot; the caller holds
+// q.mu.
+func (q *Queue) dropSubmitter(t *Task) {
+	if q.perSubmitter[t.SubmittedBy] <= 1 {
+		delete(q.perSubmitter, t.SubmittedBy)
+		return
+	}
+	q.perSubmitter[t.SubmittedBy]--
 }
 
 // Get returns a task from the live set, the queue table or the dead letter.
@@ -574,6 +673,12 @@ func (q *Queue) touch(id, agent, op, event string, change func(t *Task, now int6
 // completion that was already applied (a sidecar resending from its
 // outbox) returns the task with dup set and changes nothing.
 func (q *Queue) Complete(id, agent string, gen int64, result any, tokens *int64) (t *Task, dup bool, err error) {
+	return q.CompleteWithUsage(id, agent, gen, result, tokens, nil)
+}
+
+// CompleteWithUsage is Complete with what the agent reported it spent,
+// added to the task's usage.
+func (q *Queue) CompleteWithUsage(id, agent string, gen int64, result any, tokens *int64, usage *protocol.Usage) (t *Task, dup bool, err error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
 	lt, err := q.heldLocked(id, agent, gen)
@@ -585,6 +690,7 @@ func (q *Queue) Complete(id, agent string, gen int64, result any, tokens *int64)
 		return nil, false, err
 	}
 	delete(q.live, id)
+	q.dropSubmitter(lt)
 	q.dropHeld(lt)
 	q.count(StatusAssigned, lt.Priority, -1)
 	q.count(StatusCompleted, lt.Priority, +1)
@@ -593,6 +699,7 @@ func (q *Queue) Complete(id, agent string, gen int64, result any, tokens *int64)
 		result = map[string]any{}
 	}
 	lt.Result, lt.TokensUsed, lt.UpdatedAt = result, tokens, now
+	lt.addUsage(usage)
 	lt.addHistory("completed", now, map[string]any{"tokens_used": tokens})
 	lt.endAttempt(gen, now, "completed", "")
 	lt.Version++
@@ -601,7 +708,7 @@ func (q *Queue) Complete(id, agent string, gen int64, result any, tokens *int64)
 	if err := q.persist(q.active, snap); err != nil {
 		return nil, false, fmt.Errorf("complete %s: %w", id, err)
 	}
-	q.emit(EventCompleted, snap, agent, 0, runMs(snap, now))
+	q.emitUsage(EventCompleted, snap, agent, runMs(snap, now), usage)
 	return snap, false, nil
 }
 
@@ -616,6 +723,12 @@ const (
 // dead-letters it keeping the error and the output. A repeat of an applied
 // failure returns the earlier outcome with dup set.
 func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t *Task, outcome string, dup bool, err error) {
+	return q.FailWithUsage(id, agent, gen, errText, output, nil)
+}
+
+// FailWithUsage is Fail with what the agent reported it spent, added to
+// the task's usage.
+func (q *Queue) FailWithUsage(id, agent string, gen int64, errText string, output any, usage *protocol.Usage) (t *Task, outcome string, dup bool, err error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
 	lt, err := q.heldLocked(id, agent, gen)
@@ -631,6 +744,7 @@ func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t
 		return nil, "", false, err
 	}
 	lt.RetryCount++
+	lt.addUsage(usage)
 	lt.LastError = errText
 	if output != nil {
 		lt.LastOutput = output
@@ -639,6 +753,7 @@ func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t
 	lt.endAttempt(gen, now, "failed", errText)
 	if lt.RetryCount >= lt.MaxRetries {
 		delete(q.live, id)
+		q.dropSubmitter(lt)
 		q.dropHeld(lt)
 		q.count(StatusAssigned, lt.Priority, -1)
 		q.count(StatusDeadLetter, lt.Priority, +1)
@@ -651,7 +766,7 @@ func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t
 		if err := q.moveToDeadLetter(snap); err != nil {
 			return nil, "", false, fmt.Errorf("fail %s: %w", id, err)
 		}
-		q.emit(EventFailed, snap, agent, 0, runMs(snap, now))
+		q.emitUsage(EventFailed, snap, agent, runMs(snap, now), usage)
 		q.emit(EventDeadLetter, snap, agent, 0, 0)
 		return snap, OutcomeDeadLetter, false, nil
 	}
@@ -664,7 +779,7 @@ func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t
 	if err := q.persist(q.active, snap); err != nil {
 		return nil, "", false, fmt.Errorf("fail %s: %w", id, err)
 	}
-	q.emit(EventFailed, snap, agent, 0, runMs(snap, now))
+	q.emitUsage(EventFailed, snap, agent, runMs(snap, now), usage)
 	q.emit(EventRetried, snap, agent, 0, 0)
 	return snap, OutcomeRetried, false, nil
 }
@@ -803,6 +918,41 @@ func (q *Queue) Recover(id, agent string) (int64, bool) {
 	return t.Generation, true
 }
 
+// GiveBack assigns a queued task back to the agent it was taken from when
+// that agent disconnected, for a sidecar that comes back still working on
+// it (task_recovering). Only that case qualifies: the task's last attempt
+// must be the agent's, reclaimed on disconnect, and the agent must still
+// fit the task (target, capabilities). The task gets a new generation.
+func (q *Queue) GiveBack(id, agent string, caps []string) (*Task, error) {
+	now := q.now().UnixMilli()
+	q.mu.Lock()
+	t, ok := q.live[id]
+	if !ok {
+		q.mu.Unlock()
+		return nil, ErrNotFound
+	}
+	n := len(t.Attempts)
+	if t.Status != StatusQueued || n == 0 {
+		q.mu.Unlock()
+		return nil, ErrInvalidState
+	}
+	last := t.Attempts[n-1]
+	if last.AgentID != agent || last.Outcome != "reclaimed" || last.Reason != ReasonDisconnect ||
+		(t.Target() != "" && t.Target() != agent) || !MatchesCapabilities(t.NeededCapabilities, caps) {
+		q.mu.Unlock()
+		return nil, ErrNotHolder
+	}
+	q.idx.remove(t.ID)
+	q.assignLocked(t, agent, now)
+	snap := t.Clone()
+	q.mu.Unlock()
+	if err := q.persist(q.active, snap); err != nil {
+		return nil, fmt.Errorf("give back %s: %w", id, err)
+	}
+	q.emit(EventAssigned, snap, agent, now-snap.CreatedAt, 0)
+	return snap, nil
+}
+
 // HeldBy returns the tasks agent holds, oldest assignment first.
 func (q *Queue) HeldBy(agent string) []*Task {
 	q.mu.Lock()
@@ -903,6 +1053,7 @@ func (q *Queue) RetryDeadLetter(id string) (*Task, error) {
 	q.count(StatusDeadLetter, t.Priority, -1)
 	q.count(StatusQueued, t.Priority, +1)
 	q.live[id] = t
+	q.perSubmitter[t.SubmittedBy]++
 	q.idx.add(t, now)
 	q.mu.Unlock()
 	q.emit(EventRetried, snap, "", 0, 0)
@@ -934,6 +1085,7 @@ func (q *Queue) Cancel(id, by string, canAny bool, reason string) (*Task, string
 	q.count(t.Status, t.Priority, -1)
 	q.count(StatusCancelled, t.Priority, +1)
 	delete(q.live, id)
+	q.dropSubmitter(t)
 	q.idx.remove(id)
 	t.Status = StatusCancelled
 	t.CancelledBy = by
@@ -1006,6 +1158,7 @@ func (q *Queue) Expire(id string) (*Task, string, error) {
 		t.addHistory("reclaimed", now, ReasonDeadline)
 	}
 	delete(q.live, id)
+	q.dropSubmitter(t)
 	q.idx.remove(id)
 	q.count(StatusQueued, t.Priority, -1)
 	q.count(StatusDeadLetter, t.Priority, +1)
@@ -1049,6 +1202,27 @@ func (q *Queue) emit(typ string, t *Task, agent string, waitMs, runMs int64) {
 	q.bus.Publish(bus.Event{Topic: bus.TopicTasks, Type: typ, Data: EventData{
 		TaskID: t.ID, AgentID: agent, Generation: t.Generation, Priority: t.Priority, Status: t.Status,
 		Description: t.Description, WaitMs: waitMs, RunMs: runMs, TokensUsed: t.TokensUsed}})
+}
+
+// emitUsage publishes a completion or failure with the usage of that
+// report (not the task's running total), so sums over events count each
+// report once.
+func (q *Queue) emitUsage(typ string, t *Task, agent string, runMs int64, usage *protocol.Usage) {
+	d := EventData{TaskID: t.ID, AgentID: agent, Generation: t.Generation, Priority: t.Priority, Status: t.Status,
+		Description: t.Description, RunMs: runMs, TokensUsed: t.TokensUsed}
+	if usage != nil {
+		u := usage.Normalize()
+		d.Usage = &u
+	}
+	q.bus.Publish(bus.Event{Topic: bus.TopicTasks, Type: typ, Data: d})
+}
+
+// RecordCheck adds a verification check reported by the task's holder to
+// its history (event "verify"). It extends the lease like progress.
+func (q *Queue) RecordCheck(id, agent string, c protocol.VerifyCheck) (*Task, error) {
+	return q.touch(id, agent, "record check", EventVerified, func(t *Task, now int64) {
+		t.addHistory("verify", now, c)
+	})
 }
 
 func (q *Queue) emitReason(typ string, t *Task, agent, reason string) {
