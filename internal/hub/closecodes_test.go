@@ -12,6 +12,7 @@ import (
 
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
+	"github.com/agentcom/agentcom/internal/messaging"
 	"github.com/agentcom/agentcom/internal/protocol"
 )
 
@@ -76,10 +77,10 @@ func TestSlowConsumerClosed4005(t *testing.T) {
 	// From here "slow" reads nothing. Large messages fill the kernel's
 	// socket buffers, then the hub's send queue.
 	sender := h.Agent("sender")
-	big := strings.Repeat("x", 256<<10)
+	big := strings.Repeat("x", messaging.MaxPayloadBytes-1024) // as large as a payload may be
 	sent := 0
 flood:
-	for ; sent < 400; sent++ {
+	for ; sent < 2000; sent++ {
 		select {
 		case <-logs.seen:
 			break flood

@@ -40,6 +40,11 @@ func TestPowerLossKeepsAcknowledgedTasksAndMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for i := range recipients { // known recipients, never connected
+		if _, err := setup.Tokens.Create(fmt.Sprintf("offline-%d", i), auth.RoleAgent); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := setup.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
