@@ -243,3 +243,29 @@ func TestStaleReassignIsIgnored(t *testing.T) {
 	h.send(map[string]any{"type": "task_reassign", "task_id": id, "generation": 4, "reason": "deadline"})
 	eventually(t, "group gone", func() bool { return !groupAlive(pgid) })
 }
+
+// Wake mode verifies too: a failed check wakes the agent again with the
+// feedback, and the second result passes.
+func TestWakeModeVerificationRewakesWithFeedback(t *testing.T) {
+	h := newFakeHub(t, "tok-1")
+	cfg := testConfig(t, h)
+	cfg.WorkDir = t.TempDir()
+	shellWake(&cfg, `: > "$STARTED_FILE"; if [ -n "$VERIFY_FEEDBACK" ]; then echo ok > verdict; else echo bad > verdict; fi; `+
+		`echo '{"status":"success","output":"woken"}' > "$RESULT_FILE.tmp" && mv "$RESULT_FILE.tmp" "$RESULT_FILE"`)
+	start(t, cfg, Options{})
+	h.next("identify")
+	h.assign(taskID(1), 1, map[string]any{"verify": `grep -q ok verdict`}, "x")
+	done := h.next("task_complete")
+	res, _ := done.m["result"].(map[string]any)
+	ver, _ := res["verification"].([]any)
+	if len(ver) != 2 || res["output"] != "woken" {
+		t.Fatalf("result = %v", res)
+	}
+	first, _ := ver[0].(map[string]any)
+	if first["passed"] != false || first["attempt"] != float64(1) {
+		t.Fatalf("first check = %v", first)
+	}
+	if n := h.count("task_progress", ""); n < 2 {
+		t.Fatalf("%d checks reported", n)
+	}
+}
