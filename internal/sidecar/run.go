@@ -101,9 +101,12 @@ func (s *Sidecar) launch() {
 		s.finish(Report{Type: reportFailed, Reason: "task_log_failed: " + err.Error()})
 		return
 	}
-	if err := os.Remove(s.exitPath(t.TaskID)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		s.finish(Report{Type: reportFailed, Reason: "run_start_failed: " + err.Error()})
-		return
+	// Files of an earlier run (a verification retry) must not decide this one.
+	for _, p := range []string{s.exitPath(t.TaskID), s.resultPath(t.TaskID), s.startedPath(t.TaskID)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.finish(Report{Type: reportFailed, Reason: cut("run_start_failed: " + err.Error())})
+			return
+		}
 	}
 	start := fileSize(logPath)
 	run.readOff = max(run.readOff, t.LogSent)

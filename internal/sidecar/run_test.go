@@ -269,3 +269,18 @@ func TestWakeModeVerificationRewakesWithFeedback(t *testing.T) {
 		t.Fatalf("%d checks reported", n)
 	}
 }
+
+// A verification retry is decided by the new run, not by the result file
+// the first run left behind.
+func TestRunModeRetryIgnoresTheEarlierResultFile(t *testing.T) {
+	h := newFakeHub(t, "tok-1")
+	cfg := testConfig(t, h)
+	shellRun(&cfg, `if [ "$RUN_ATTEMPT" = 1 ]; then echo '{"status":"success","output":"first"}' > "$RESULT_FILE"; else echo "second run, no result file"; exit 5; fi`)
+	start(t, cfg, Options{})
+	h.next("identify")
+	h.assign(taskID(1), 1, map[string]any{"verify": "false", "max_verify_attempts": 2}, "x")
+	f := h.next("task_failed")
+	if f.str("reason") != "exit_code_5" {
+		t.Fatalf("failed = %v", f.m)
+	}
+}
