@@ -174,7 +174,7 @@ func TestRunModeRestartAdoptsTheRunningProcess(t *testing.T) {
 	cfg := testConfig(t, h)
 	ctl := t.TempDir()
 	// Each start of the agent is counted; it finishes when told to.
-	shellRun(&cfg, `echo x >> "`+ctl+`/starts"; while [ ! -e "`+ctl+`/go" ]; do sleep 0.02; done; echo finished`)
+	shellRun(&cfg, `echo x >> "`+ctl+`/starts"; echo '{"agentcom_usage":{"total_tokens":5}}'; while [ ! -e "`+ctl+`/go" ]; do sleep 0.02; done; echo finished`)
 	h.set(func(h *fakeHub) {
 		h.onRecovering = func(f rx) map[string]any {
 			return map[string]any{"type": "task_continue", "task_id": f.str("task_id"), "generation": 2}
@@ -184,7 +184,10 @@ func TestRunModeRestartAdoptsTheRunningProcess(t *testing.T) {
 	h.next("identify")
 	id := taskID(1)
 	h.assign(id, 1, nil, "x")
-	eventually(t, "agent started", func() bool { b, _ := os.ReadFile(filepath.Join(ctl, "starts")); return len(b) > 0 })
+	eventually(t, "usage line read and saved", func() bool {
+		st, _, err := LoadState(cfg.StateFile, time.Now())
+		return err == nil && st.Active != nil && st.Active.Run != nil && st.Active.Run.Usage.TotalTokens == 5
+	})
 	r.stop(t)
 	st := readState(t, cfg)
 	if st.Active == nil || st.Active.Run == nil || !groupAlive(st.Active.Run.PGID) {
@@ -196,7 +199,7 @@ func TestRunModeRestartAdoptsTheRunningProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := h.next("task_complete")
-	if done.num("generation") != 2 {
+	if u, _ := done.m["usage"].(map[string]any); done.num("generation") != 2 || u["total_tokens"] != float64(5) {
 		t.Fatalf("complete = %v", done.m)
 	}
 	if b, _ := os.ReadFile(filepath.Join(ctl, "starts")); strconv.Itoa(strings.Count(string(b), "x")) != "1" {
