@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,10 +10,22 @@ import (
 	"time"
 )
 
-func shellRun(cfg *Config, script string) {
+func shellRun(t *testing.T, cfg *Config, script string) {
 	cfg.RunCommand, cfg.RunShell = []string{script}, true
 	cfg.OutputInterval = 20 * time.Millisecond
 	cfg.KillGrace = 2 * time.Second
+	killAgentOnCleanup(t, cfg.StateFile)
+}
+
+// killAgentOnCleanup stops the run-mode agent the state file names when
+// the test ends: agents outlive their sidecar by design, and a failed test
+// must not leave one running.
+func killAgentOnCleanup(t *testing.T, stateFile string) {
+	t.Cleanup(func() {
+		if st, _, err := LoadState(stateFile, time.Now()); err == nil && st.Active != nil && st.Active.Run != nil {
+			stopGroup(context.Background(), st.Active.Run.PGID, 0)
+		}
+	})
 }
 
 // progressOutput collects task_progress output until it contains want.
@@ -29,7 +42,7 @@ func progressOutput(t *testing.T, h *fakeHub, want string) string {
 func TestRunModeStreamsOutputAndReportsExitAndUsage(t *testing.T) {
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
-	shellRun(&cfg, `echo "working on $TASK_ID attempt $RUN_ATTEMPT"; echo '{"agentcom_usage":{"input_tokens":100,"output_tokens":20,"cost_usd":0.5}}'; echo "to stderr" >&2; echo '{"agentcom_usage":{"input_tokens":1,"output_tokens":2,"cost_usd":0.25}}'; echo done`)
+	shellRun(t, &cfg, `echo "working on $TASK_ID attempt $RUN_ATTEMPT"; echo '{"agentcom_usage":{"input_tokens":100,"output_tokens":20,"cost_usd":0.5}}'; echo "to stderr" >&2; echo '{"agentcom_usage":{"input_tokens":1,"output_tokens":2,"cost_usd":0.25}}'; echo done`)
 	start(t, cfg, Options{})
 	h.next("identify")
 	id := taskID(1)
@@ -55,7 +68,7 @@ func TestRunModeStreamsOutputAndReportsExitAndUsage(t *testing.T) {
 func TestRunModeNonZeroExitFailsWithTail(t *testing.T) {
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
-	shellRun(&cfg, `echo "compiler says no"; exit 3`)
+	shellRun(t, &cfg, `echo "compiler says no"; exit 3`)
 	start(t, cfg, Options{})
 	h.next("identify")
 	h.assign(taskID(1), 1, nil, "x")
@@ -69,7 +82,7 @@ func TestRunModeNonZeroExitFailsWithTail(t *testing.T) {
 func TestRunModeResultFileDecidesAndMessageIsTheReason(t *testing.T) {
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
-	shellRun(&cfg, `echo '{"status":"error","message":"could not reach the API","usage":{"total_tokens":7}}' > "$RESULT_FILE"`)
+	shellRun(t, &cfg, `echo '{"status":"error","message":"could not reach the API","usage":{"total_tokens":7}}' > "$RESULT_FILE"`)
 	start(t, cfg, Options{})
 	h.next("identify")
 	h.assign(taskID(1), 1, nil, "x")
@@ -85,7 +98,7 @@ func TestRunModeCancelStopsTheProcessGroup(t *testing.T) {
 	cfg := testConfig(t, h)
 	// The agent starts a child that ignores nothing, then waits; SIGTERM
 	// must reach the whole group.
-	shellRun(&cfg, `sleep 300 & echo "child $!"; wait`)
+	shellRun(t, &cfg, `sleep 300 & echo "child $!"; wait`)
 	r := start(t, cfg, Options{})
 	h.next("identify")
 	id := taskID(1)
@@ -113,7 +126,7 @@ func TestRunModeCancelStopsTheProcessGroup(t *testing.T) {
 func TestRunModeTimeoutStopsWithSIGKILLAfterGrace(t *testing.T) {
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
-	shellRun(&cfg, `trap '' TERM; echo started; while :; do sleep 0.05; done`)
+	shellRun(t, &cfg, `trap '' TERM; echo started; while :; do sleep 0.05; done`)
 	cfg.RunTimeout = 300 * time.Millisecond
 	cfg.KillGrace = 200 * time.Millisecond
 	r := start(t, cfg, Options{})
@@ -132,7 +145,7 @@ func TestRunModeVerificationRetriesWithFeedback(t *testing.T) {
 	cfg.WorkDir = t.TempDir()
 	// Attempt 1 writes a wrong answer; the check fails; attempt 2 sees
 	// the feedback and fixes it.
-	shellRun(&cfg, `if [ -n "$VERIFY_FEEDBACK_FILE" ] && grep -q "want 42" "$VERIFY_FEEDBACK_FILE" && [ -n "$VERIFY_FEEDBACK" ]; then echo 42 > answer; else echo 41 > answer; fi; echo "attempt $RUN_ATTEMPT"`)
+	shellRun(t, &cfg, `if [ -n "$VERIFY_FEEDBACK_FILE" ] && grep -q "want 42" "$VERIFY_FEEDBACK_FILE" && [ -n "$VERIFY_FEEDBACK" ]; then echo 42 > answer; else echo 41 > answer; fi; echo "attempt $RUN_ATTEMPT"`)
 	start(t, cfg, Options{})
 	h.next("identify")
 	id := taskID(1)
@@ -159,7 +172,7 @@ func TestRunModeVerificationRetriesWithFeedback(t *testing.T) {
 func TestRunModeVerificationBudgetExhausted(t *testing.T) {
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
-	shellRun(&cfg, `echo "attempt $RUN_ATTEMPT"`)
+	shellRun(t, &cfg, `echo "attempt $RUN_ATTEMPT"`)
 	start(t, cfg, Options{})
 	h.next("identify")
 	h.assign(taskID(1), 1, map[string]any{"verify": "false", "max_verify_attempts": 2}, "x")
@@ -174,7 +187,7 @@ func TestRunModeRestartAdoptsTheRunningProcess(t *testing.T) {
 	cfg := testConfig(t, h)
 	ctl := t.TempDir()
 	// Each start of the agent is counted; it finishes when told to.
-	shellRun(&cfg, `echo x >> "`+ctl+`/starts"; echo '{"agentcom_usage":{"total_tokens":5}}'; while [ ! -e "`+ctl+`/go" ]; do sleep 0.02; done; echo finished`)
+	shellRun(t, &cfg, `echo x >> "`+ctl+`/starts"; echo '{"agentcom_usage":{"total_tokens":5}}'; while [ ! -e "`+ctl+`/go" ]; do sleep 0.02; done; echo finished`)
 	h.set(func(h *fakeHub) {
 		h.onRecovering = func(f rx) map[string]any {
 			return map[string]any{"type": "task_continue", "task_id": f.str("task_id"), "generation": 2}
@@ -213,7 +226,7 @@ func TestRunModeAgentDoesNotInheritTheToken(t *testing.T) {
 	t.Setenv("AGENTCOM_SIDECAR_TOKEN", "secret-token-value")
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
-	shellRun(&cfg, `env`)
+	shellRun(t, &cfg, `env`)
 	start(t, cfg, Options{})
 	h.next("identify")
 	h.assign(taskID(1), 1, nil, "x")
@@ -231,7 +244,7 @@ func TestRunModeAgentDoesNotInheritTheToken(t *testing.T) {
 func TestStaleReassignIsIgnored(t *testing.T) {
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
-	shellRun(&cfg, `echo started; sleep 300`)
+	shellRun(t, &cfg, `echo started; sleep 300`)
 	r := start(t, cfg, Options{})
 	h.next("identify")
 	id := taskID(1)
@@ -278,7 +291,7 @@ func TestWakeModeVerificationRewakesWithFeedback(t *testing.T) {
 func TestRunModeRetryIgnoresTheEarlierResultFile(t *testing.T) {
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
-	shellRun(&cfg, `if [ "$RUN_ATTEMPT" = 1 ]; then echo '{"status":"success","output":"first"}' > "$RESULT_FILE"; else echo "second run, no result file"; exit 5; fi`)
+	shellRun(t, &cfg, `if [ "$RUN_ATTEMPT" = 1 ]; then echo '{"status":"success","output":"first"}' > "$RESULT_FILE"; else echo "second run, no result file"; exit 5; fi`)
 	start(t, cfg, Options{})
 	h.next("identify")
 	h.assign(taskID(1), 1, map[string]any{"verify": "false", "max_verify_attempts": 2}, "x")
