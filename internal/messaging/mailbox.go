@@ -2,6 +2,7 @@ package messaging
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -75,9 +76,10 @@ func (mb *Mailbox) Enqueue(agent string, m Message) (uint64, error) {
 	return n, nil
 }
 
-// Poll returns agent's messages with seq > since in order, and the seq of
-// the last one (since when there are none).
-func (mb *Mailbox) Poll(agent string, since uint64) ([]WithSeq, uint64, error) {
+// Poll returns agent's first limit messages with seq > since in order, and
+// the seq of the last one returned (since when there are none). A mailbox
+// holds at most MailboxCap messages, so limit MailboxCap returns them all.
+func (mb *Mailbox) Poll(agent string, since uint64, limit int) ([]WithSeq, uint64, error) {
 	out := []WithSeq{}
 	last := since
 	prefix, err := mailboxPrefix(agent)
@@ -95,10 +97,13 @@ func (mb *Mailbox) Poll(agent string, since uint64) ([]WithSeq, uint64, error) {
 			}
 			out = append(out, WithSeq{Message: e.Message, Seq: e.Seq})
 			last = e.Seq
+			if len(out) >= limit {
+				return errEnough
+			}
 			return nil
 		})
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errEnough) {
 		return nil, since, fmt.Errorf("mailbox poll %s: %w", agent, err)
 	}
 	return out, last, nil
