@@ -166,6 +166,8 @@ const (
 	BodyPushSubscribe   = "post_push_subscribe"
 	BodyPutAlerts       = "put_alerts"
 	BodyTaskCancel      = "post_task_cancel"
+	BodyTaskBulk        = "post_tasks_bulk"
+	BodyAlertAck        = "post_alert_ack"
 	BodyEmpty           = "empty"
 )
 
@@ -198,5 +200,8 @@ var httpBodies = map[string]Schema{
 		req("endpoint", KindString), req("keys", KindObject)}},
 	BodyPutAlerts:  {Description: "replace alert rule thresholds", Legacy: "invalid alert configuration", Fields: []Field{req("rules", KindObject)}},
 	BodyTaskCancel: {Description: "cancel a task", Fields: []Field{opt("reason", KindString)}},
-	BodyEmpty:      {Description: "no body"},
+	BodyTaskBulk: {Description: "retry or cancel many tasks", Fields: []Field{
+		req("action", KindString), req("task_ids", KindStringArray), opt("reason", KindString)}},
+	BodyAlertAck: {Description: "acknowledge an active alert", Fields: []Field{opt("note", KindString)}},
+	BodyEmpty:    {Description: "no body"},
 }
