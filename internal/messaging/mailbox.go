@@ -1,6 +1,7 @@
 package messaging
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -130,6 +131,24 @@ func (mb *Mailbox) Count(agent string) (int, error) {
 		return tx.Scan(mailboxPrefix(agent), func(_, _ []byte) error { n++; return nil })
 	})
 	return n, err
+}
+
+// Depths returns how many messages wait per agent, for every agent with
+// a non-empty mailbox (one scan of the table).
+func (mb *Mailbox) Depths() (map[string]int, error) {
+	out := map[string]int{}
+	err := mb.table.View(func(tx *store.Tx) error {
+		return tx.ForEach(func(k, _ []byte) error {
+			if i := bytes.IndexByte(k, 0); i > 0 {
+				out[string(k[:i])]++
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mailbox depths: %w", err)
+	}
+	return out, nil
 }
 
 // Evict deletes every message stored before now - ttl and returns how many.
