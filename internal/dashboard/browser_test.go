@@ -276,7 +276,7 @@ func TestBrowserTokenPrompt(t *testing.T) {
 	}
 	click(t, ctx, "#token-save")
 	waitJS(t, ctx, "connected", `document.getElementById('conn-text').textContent === 'Connected'`)
-	waitJS(t, ctx, "read-only mode", `document.body.classList.contains('viewer') && document.getElementById('role-badge').textContent === 'read-only'`)
+	waitJS(t, ctx, "read-only mode", `document.body.classList.contains('viewer') && document.getElementById('role-badge').textContent === 'viewer'`)
 	waitJS(t, ctx, "the queued task", rowJS("queued-body", "task", id))
 	waitJS(t, ctx, "no cancel button for a viewer", `getComputedStyle(document.querySelector('#queued-body button.cancel')).display === 'none'`)
 	waitJS(t, ctx, "the token kept", fmt.Sprintf(`localStorage.getItem('agentcom.dashboardToken') === %q`, viewer))
