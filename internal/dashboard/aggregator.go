@@ -177,6 +177,7 @@ func (a *Aggregator) Run(ctx context.Context) {
 		a.sub.Close()
 		wg.Wait()
 	}()
+	a.seedRecent()
 	a.sampleDepth(false)
 	for {
 		select {
@@ -199,6 +200,58 @@ func (a *Aggregator) Run(ctx context.Context) {
 			a.sampleDepth(true)
 		}
 	}
+}
+
+// seedRecent fills the recent completions and failures from the tables,
+// newest last, with what ended before the aggregator subscribed (later
+// endings arrive as events): a restart keeps the lists. Failures that
+// were retried left no record of their own and are not restored.
+func (a *Aggregator) seedRecent() {
+	cut := a.started.UnixMilli()
+	load := func(st tasks.Status) []*tasks.Task {
+		ts, _, err := a.queue.Search(tasks.Filter{Status: st, Newest: true, CreatedTo: cut, Limit: RecentCap})
+		if err != nil {
+			a.log.Error("seed recent tasks", "component", "dashboard", "event", "recent_seed_failed", "err", err)
+			return nil
+		}
+		return ts
+	}
+	done, dead := load(tasks.StatusCompleted), load(tasks.StatusDeadLetter)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i := len(done) - 1; i >= 0; i-- {
+		t := done[i]
+		if t.UpdatedAt >= cut {
+			continue
+		}
+		at := lastAttempt(t)
+		var tok int64
+		if t.TokensUsed != nil {
+			tok = *t.TokensUsed
+		}
+		a.completions.push(completion{TaskID: t.ID, AgentID: at.AgentID, Description: clip(t.Description, 200),
+			DurationMs: max(at.EndedAt-at.AssignedAt, 0), TokensUsed: tok, CompletedAt: t.UpdatedAt})
+	}
+	for i := len(dead) - 1; i >= 0; i-- {
+		t := dead[i]
+		if t.UpdatedAt >= cut {
+			continue
+		}
+		at := lastAttempt(t)
+		errText := ""
+		if t.LastError != nil {
+			errText = fmt.Sprint(t.LastError)
+		}
+		a.failures.push(failure{TaskID: t.ID, AgentID: at.AgentID, Description: clip(t.Description, 200),
+			DurationMs: max(at.EndedAt-at.AssignedAt, 0), Error: clip(errText, 500), Outcome: "dead_letter", FailedAt: t.UpdatedAt})
+	}
+}
+
+func lastAttempt(t *tasks.Task) tasks.Attempt {
+	if len(t.Attempts) == 0 {
+		return tasks.Attempt{}
+	}
+	return t.Attempts[len(t.Attempts)-1]
 }
 
 // Apply folds one bus event into the state and queues it for the

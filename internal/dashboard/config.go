@@ -130,6 +130,9 @@ type Queue interface {
 	Assigned() []*tasks.Task
 	ListDeadLetter(f tasks.Filter) ([]*tasks.Task, int, error)
 	Get(id string) (*tasks.Task, error)
+	// Search lists both tables (the recent lists are seeded from it at
+	// start, so a restart does not empty them).
+	Search(f tasks.Filter) ([]*tasks.Task, int, error)
 }
 
 // Scheduler carries out the page's task actions.

@@ -291,6 +291,11 @@ func TestChartHistorySurvivesRestart(t *testing.T) {
 	if s, h := completed(); s != 1 || h != 1 {
 		t.Fatalf("after the restart the charts show %d (last hour) and %d (history) completions, want 1", s, h)
 	}
+	// The recent completions are back too.
+	_, s := e.Do("GET", "/api/dashboard/state", e.AdminToken, nil)
+	if rc := s["recent_completions"].([]any); len(rc) != 1 || rc[0].(map[string]any)["task_id"] != id || rc[0].(map[string]any)["agent_id"] != "worker-1" {
+		t.Fatalf("recent completions after the restart: %v", s["recent_completions"])
+	}
 	if st, body := e.Do("GET", "/api/dashboard/series?minutes=x", e.AdminToken, nil); st != 400 {
 		t.Fatalf("bad minutes: %d %v", st, body)
 	}

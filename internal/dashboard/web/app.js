@@ -1264,8 +1264,8 @@
         descCell(t.id, t.description),
         el('td', { title: t.last_error ? String(t.last_error) : '' }, statusTag(t.status)),
         el('td', null, el('span', { class: 'tag ' + laneTag(t.priority), text: LANES[t.priority] || t.priority })),
-        el('td', { class: 'trunc' }, lastAgent(t) || '--'),
-        el('td', { class: 'trunc' }, t.submitted_by || '--'),
+        el('td', { class: 'trunc narrow', title: lastAgent(t) }, lastAgent(t) || '--'),
+        el('td', { class: 'trunc narrow', title: t.submitted_by || '' }, t.submitted_by || '--'),
         el('td', { title: when(t.created_at) }, stamp(t.created_at)),
         el('td', { title: when(t.updated_at) }, rel(t.updated_at)),
         cell(String(t.retry_count || 0), { cls: 'num' }));
