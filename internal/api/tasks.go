@@ -108,7 +108,7 @@ type TaskList struct {
 var taskStatuses = []tasks.Status{tasks.StatusQueued, tasks.StatusAssigned, tasks.StatusCompleted,
 	tasks.StatusCancelled, tasks.StatusDeadLetter}
 
-// filter reads the listing query: status, priority or lane (a lane name),
+// filter reads the listing query: status (or all), priority or lane (a lane name),
 // assigned_to, agent (holder or any attempt), capability, submitted_by,
 // q (text in id, description, last error), since and until (created_at,
 // Unix ms), order (scheduling or newest), offset and limit. Unknown
@@ -125,9 +125,9 @@ func filter(r *Request) (tasks.Filter, *Response) {
 			return f, &bad
 		}
 	}
-	if s := q.Get("status"); s != "" {
+	if s := q.Get("status"); s != "" && s != statusAll {
 		if !slices.Contains(taskStatuses, tasks.Status(s)) {
-			bad := fieldErr("status", "one of queued, assigned, completed, cancelled, dead_letter")
+			bad := fieldErr("status", "one of queued, assigned, completed, cancelled, dead_letter, all")
 			return f, &bad
 		}
 		f.Status = tasks.Status(s)
@@ -174,9 +174,16 @@ func filter(r *Request) (tasks.Filter, *Response) {
 	return f, nil
 }
 
-// list lists both tables: every status, dead letter included, unless a
-// status narrows it.
+// statusAll lists every task, dead letter included.
+const statusAll = "all"
+
+// list lists the queue table, as the original did, when no status is
+// given; status=all adds the dead letter, status=dead_letter lists only
+// it.
 func (t *Tasks) list(r *Request) Response {
+	if r.URL.Query().Get("status") == "" {
+		return t.listWith(r, t.Queue.List)
+	}
 	return t.listWith(r, t.Queue.Search)
 }
 

@@ -120,11 +120,8 @@ func click(t *testing.T, ctx context.Context, sel string) {
 // (kept with go test -artifacts) or AGENTCOM_ARTIFACTS, and logs where.
 func shot(t *testing.T, ctx context.Context, name string) string {
 	t.Helper()
-	dir := os.Getenv("AGENTCOM_ARTIFACTS")
-	if dir == "" {
-		dir = t.ArtifactDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, err := artifactDir(t)
+	if err != nil {
 		t.Logf("screenshot dir: %v", err)
 		return ""
 	}
@@ -140,6 +137,16 @@ func shot(t *testing.T, ctx context.Context, name string) string {
 	}
 	t.Logf("screenshot saved: %s", path)
 	return path
+}
+
+// artifactDir is where screenshots go: AGENTCOM_ARTIFACTS, else the
+// test's artifact directory (kept with go test -artifacts).
+func artifactDir(t *testing.T) (string, error) {
+	dir := os.Getenv("AGENTCOM_ARTIFACTS")
+	if dir == "" {
+		dir = t.ArtifactDir()
+	}
+	return dir, os.MkdirAll(dir, 0o755)
 }
 
 func rowJS(body, attr, value string) string {

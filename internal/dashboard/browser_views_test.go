@@ -19,11 +19,8 @@ import (
 // viewShot saves what a 1400×900 screen shows of the page.
 func viewShot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	dir := os.Getenv("AGENTCOM_ARTIFACTS")
-	if dir == "" {
-		dir = t.ArtifactDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, err := artifactDir(t)
+	if err != nil {
 		t.Fatalf("screenshot dir: %v", err)
 	}
 	// Let a toast or a redraw settle; nothing is asserted on this wait.
@@ -129,6 +126,7 @@ func TestBrowserOperatorViews(t *testing.T) {
 		document.getElementById('task-desc').textContent.includes('goes on and on') &&
 		document.querySelectorAll('#task-attempts tr').length === 1 && document.getElementById('task-attempts').textContent.includes('worker-1')`)
 	waitJS(t, ctx, "its metadata", `document.getElementById('task-metadata').textContent.includes('agentcom')`)
+	waitJS(t, ctx, "the agent's timeline of the task", `[...document.querySelectorAll('#task-timeline li')].some(li => li.textContent.includes('worker-1 · task_completed'))`)
 
 	// Filter the list: dead letter only, then by text.
 	navigate(t, ctx, h.URL()+"/dashboard#/tasks")

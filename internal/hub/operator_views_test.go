@@ -65,9 +65,13 @@ func TestTaskListFiltersAndPaging(t *testing.T) {
 			"needed_capabilities": []string{"gpu"}, "priority": lane}))
 	}
 
-	all, body := e.listIDs("")
+	all, body := e.listIDs("status=all")
 	if len(all) != 7 || !slices.Contains(all, dead) || body["total"].(float64) != 7 || body["next_offset"] != nil {
-		t.Fatalf("unfiltered list: %v %v", all, body)
+		t.Fatalf("status=all: %v %v", all, body)
+	}
+	// Without a status the queue table only, as the original listed.
+	if active, _ := e.listIDs(""); len(active) != 6 || slices.Contains(active, dead) {
+		t.Fatalf("unfiltered list: %v", active)
 	}
 	if body["limit"].(float64) != 1000 {
 		t.Fatalf("default limit %v, want 1000", body["limit"])
@@ -80,12 +84,13 @@ func TestTaskListFiltersAndPaging(t *testing.T) {
 		{"status=completed", []string{done}},
 		{"status=queued&lane=urgent", []string{queued[0], queued[2], queued[4]}},
 		{"priority=low", []string{queued[1], queued[3]}},
-		{"capability=code", []string{done, dead}},
-		{"agent=worker-1", []string{done, dead}},
+		{"status=all&capability=code", []string{done, dead}},
+		{"status=all&agent=worker-1", []string{done, dead}},
 		{"submitted_by=alice&lane=low", []string{queued[1], queued[3]}},
-		{"q=FLAKY", []string{dead}},
-		{"q=boom", []string{dead}}, // the last error
-		{"q=" + dead, []string{dead}},
+		{"status=all&q=FLAKY", []string{dead}},
+		{"status=all&q=boom", []string{dead}}, // the last error
+		{"status=all&q=" + dead, []string{dead}},
+		{"q=FLAKY", nil},
 		{"since=" + fmt.Sprint(before) + "&lane=urgent", []string{queued[0], queued[2], queued[4]}},
 		{"until=" + fmt.Sprint(before) + "&status=completed", []string{done}},
 		{"until=1", nil},
@@ -111,7 +116,7 @@ func TestTaskListFiltersAndPaging(t *testing.T) {
 	if pages := slices.Concat(p1, p2, p3); !slices.Equal(pages, []string{queued[0], queued[2], queued[4], queued[1], queued[3]}) {
 		t.Fatalf("scheduling order %v", pages)
 	}
-	if newest, _ := e.listIDs("order=newest&limit=1"); len(newest) != 1 || newest[0] != queued[4] {
+	if newest, _ := e.listIDs("status=all&order=newest&limit=1"); len(newest) != 1 || newest[0] != queued[4] {
 		t.Fatalf("newest first: %v", newest)
 	}
 	if _, b := e.listIDs("limit=5000"); b["limit"].(float64) != 1000 {

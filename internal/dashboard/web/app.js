@@ -1214,7 +1214,8 @@
 
   async function loadTasks() {
     const f = S.taskFilter || filtersFromParams(new URLSearchParams());
-    const q = new URLSearchParams(f).toString();
+    // "any" status is every task, the dead letter included.
+    const q = new URLSearchParams(Object.assign({ status: 'all' }, f)).toString();
     const seq = ++S.tasksSeq;
     let r;
     try {
@@ -1445,8 +1446,31 @@
     const running = t.status === 'assigned';
     $('task-live-wrap').hidden = !running;
     if (running) renderLive(t);
+    loadTaskTimeline(t);
     $('task-retry').hidden = t.status !== 'dead_letter';
     $('task-cancel').hidden = t.status !== 'queued' && t.status !== 'assigned';
+  }
+
+  // loadTaskTimeline shows what the agents that ran the task did with it
+  // (the hub keeps each agent's recent timeline).
+  async function loadTaskTimeline(t) {
+    const agents = [...new Set((t.attempts || []).map((a) => a.agent_id).filter(Boolean))].slice(-5);
+    const seq = S.taskSeq;
+    const entries = [];
+    for (const id of agents) {
+      let r;
+      try {
+        r = await api('GET', '/api/dashboard/agents/' + encodeURIComponent(id) + '/timeline');
+      } catch (e) {
+        continue;
+      }
+      if (!r || !r.entries) continue;
+      for (const e of r.entries) if (e.task_id === t.id) entries.push(Object.assign({ agent: id }, e));
+    }
+    if (seq !== S.taskSeq) return;
+    entries.sort((a, b) => b.timestamp - a.timestamp);
+    fill('task-timeline', 'task-timeline-empty', entries.map((e) => el('li', { title: when(e.timestamp) },
+      clock(e.timestamp) + ' · ' + e.agent + ' · ' + e.event + (e.detail ? ' -- ' + e.detail : ''))));
   }
 
   // renderLive shows what the hub knows of a running task: its holder,
