@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -460,9 +461,11 @@ func (a *Aggregator) applyMessage(e bus.Event) {
 			a.timelineLocked(from, timelineEntry{Timestamp: e.Time, Kind: "message", Event: "broadcast sent", Detail: id})
 			return
 		}
-		a.timelineLocked(from, timelineEntry{Timestamp: e.Time, Kind: "message", Event: "sent to " + to, Detail: id})
-		a.timelineLocked(to, timelineEntry{Timestamp: e.Time, Kind: "message", Event: "received from " + from,
-			Detail: id + " (" + str(m, "outcome") + ")"})
+		// The detail says what kind of message and what became of it; the
+		// id finds it in the messages view.
+		detail := cmp.Or(str(m, "type"), messaging.DefaultType) + " message, " + str(m, "outcome") + ", id " + id
+		a.timelineLocked(from, timelineEntry{Timestamp: e.Time, Kind: "message", Event: "sent to " + to, Detail: detail})
+		a.timelineLocked(to, timelineEntry{Timestamp: e.Time, Kind: "message", Event: "received from " + from, Detail: detail})
 	case messaging.EventChannelPublished:
 		a.timelineLocked(from, timelineEntry{Timestamp: e.Time, Kind: "message", Event: "posted to #" + str(m, "channel"), Detail: id})
 	}

@@ -127,6 +127,7 @@ func TestBrowserOperatorViews(t *testing.T) {
 		document.querySelectorAll('#task-attempts tr').length === 1 && document.getElementById('task-attempts').textContent.includes('worker-1')`)
 	waitJS(t, ctx, "its metadata", `document.getElementById('task-metadata').textContent.includes('agentcom')`)
 	waitJS(t, ctx, "the agent's timeline of the task", `[...document.querySelectorAll('#task-timeline li')].some(li => li.textContent.includes('worker-1 · task_completed'))`)
+	viewShot(t, ctx, "task")
 
 	// Filter the list: dead letter only, then by text.
 	navigate(t, ctx, h.URL()+"/dashboard#/tasks")
@@ -167,7 +168,6 @@ func TestBrowserOperatorViews(t *testing.T) {
 	navigate(t, ctx, h.URL()+"/dashboard#/tasks/"+parked[0])
 	waitJS(t, ctx, "the deep-linked task", `!document.getElementById('view-task').hidden && document.getElementById('task-title').textContent === 'Render frame batch 00' &&
 		!document.getElementById('task-cancel').hidden && document.getElementById('task-retry').hidden`)
-	viewShot(t, ctx, "task")
 
 	// Acknowledge the alert.
 	navigate(t, ctx, h.URL()+"/dashboard#/alerts")

@@ -29,6 +29,7 @@ const (
 	recentMessages     = 100
 	viewChannels       = 100
 	viewChannelHistory = 20
+	viewMailboxes      = 500
 )
 
 // MessagesView is GET /api/dashboard/messages.
@@ -39,6 +40,9 @@ type MessagesView struct {
 	// ChannelsTotal counts every channel; Channels holds the first
 	// viewChannels by name.
 	ChannelsTotal int `json:"channels_total"`
+	// MailboxesTotal counts every mailbox; Mailboxes holds the
+	// viewMailboxes deepest.
+	MailboxesTotal int `json:"mailboxes_total"`
 }
 
 // ChannelView is one channel with its members and newest messages.
@@ -129,6 +133,8 @@ func (d *Dashboard) messages(*api.Request) api.Response {
 		}
 		return v.Mailboxes[i].AgentID < v.Mailboxes[j].AgentID
 	})
+	v.MailboxesTotal = len(v.Mailboxes)
+	v.Mailboxes = v.Mailboxes[:min(len(v.Mailboxes), viewMailboxes)]
 	return api.JSON(http.StatusOK, v)
 }
 
