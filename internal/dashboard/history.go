@@ -145,6 +145,21 @@ func (a *Aggregator) pruneLocked(nowMs int64) int64 {
 	return oldest
 }
 
+// sealLocked replaces the samples of minutes that ended more than a
+// minute ago by their percentiles, so memory holds samples for two
+// minutes at most, not for the whole week.
+func (a *Aggregator) sealLocked(nowMs int64) {
+	cut := nowMs/minuteMs - 1
+	for m, b := range a.hist {
+		if m >= cut || (len(b.waits.vals) == 0 && len(b.runs.vals) == 0) {
+			continue
+		}
+		p := b.point()
+		b.loaded = &p
+		b.waits, b.runs = samples{}, samples{}
+	}
+}
+
 func seriesKey(minute int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(minute)) }
 
 // loadHistory reads the stored minutes of the last HistoryMinutes.
@@ -182,15 +197,18 @@ func (a *Aggregator) loadHistory() error {
 // persistHistory writes the minutes changed since the last call and
 // deletes stored minutes older than the history, in one commit.
 func (a *Aggregator) persistHistory() error {
-	if a.series == nil {
-		return nil
-	}
 	type rec struct {
 		key []byte
 		val []byte
 	}
 	a.mu.Lock()
-	oldest := a.pruneLocked(a.now().UnixMilli())
+	nowMs := a.now().UnixMilli()
+	oldest := a.pruneLocked(nowMs)
+	a.sealLocked(nowMs)
+	if a.series == nil {
+		a.mu.Unlock()
+		return nil
+	}
 	var recs []rec
 	var written []*bucket
 	for _, b := range a.hist {

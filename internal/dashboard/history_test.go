@@ -55,6 +55,14 @@ func TestHistoryPersistsPrunesAndDownsamples(t *testing.T) {
 	if err := a.persistHistory(); err != nil {
 		t.Fatal(err)
 	}
+	// Minutes that ended keep their percentiles, not their samples.
+	a.mu.Lock()
+	for m, b := range a.hist {
+		if m < clock.UnixMilli()/minuteMs-1 && (len(b.waits.vals) > 0 || len(b.runs.vals) > 0) {
+			t.Errorf("minute %d still holds %d+%d samples", m, len(b.waits.vals), len(b.runs.vals))
+		}
+	}
+	a.mu.Unlock()
 	// The eight-day-old minute was pruned, in memory and on disk.
 	if n, _ := tbl.Count(); n != 3 {
 		t.Fatalf("stored minutes: %d, want 3", n)
