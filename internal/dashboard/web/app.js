@@ -733,7 +733,9 @@
     fill('timeline-list', 'timeline-empty', entries.map((e) => el('li', null,
       el('span', { title: when(e.timestamp) }, clock(e.timestamp)),
       el('span', { class: 'kind' }, e.kind),
-      el('span', null, e.event + (e.task_id ? ' ' + e.task_id : '') + (e.detail ? ' -- ' + e.detail : '')))));
+      el('span', null, e.event, e.task_id ? ' ' : null,
+        e.task_id ? el('a', { href: '#/tasks/' + encodeURIComponent(e.task_id), class: 'mono' }, e.task_id) : null,
+        e.detail ? ' -- ' + e.detail : ''))));
   }
 
   // ---------- actions ----------
@@ -1754,6 +1756,7 @@
     setInterval(() => { if (!$('view-overview').hidden) loadSeries(true); }, 30000);
     // Relative times and ages move on without new data.
     setInterval(() => {
+      if (S.route && S.route.view === 'task' && S.taskView && S.taskView.status === 'assigned') renderLive(S.taskView);
       if (!S.snap) return;
       S.snap.uptime_ms += 5000;
       render();
