@@ -118,9 +118,8 @@ func filter(r *Request) (tasks.Filter, *Response) {
 	q := r.URL.Query()
 	f := tasks.Filter{AssignedTo: q.Get("assigned_to"), Agent: q.Get("agent"), Capability: q.Get("capability"),
 		SubmittedBy: q.Get("submitted_by"), Text: q.Get("q")}
-	for name, v := range map[string]string{"assigned_to": f.AssignedTo, "agent": f.Agent, "capability": f.Capability,
-		"submitted_by": f.SubmittedBy, "q": f.Text} {
-		if len(v) > maxQueryText {
+	for _, name := range []string{"assigned_to", "agent", "capability", "submitted_by", "q"} {
+		if len(q.Get(name)) > maxQueryText {
 			bad := fieldErr(name, "at most 200 bytes")
 			return f, &bad
 		}
