@@ -276,7 +276,7 @@
       el('td', { title: a.agent_id }, a.name || a.agent_id),
       el('td', null, el('span', { class: 'state' }, el('span', { class: 'dot ' + a.fsm_state }), a.fsm_state)),
       el('td', { class: 'trunc' }, task),
-      el('td', { class: 'trunc', title: caps.join(', ') }, caps.length ? caps.join(', ') : '--'),
+      el('td', { class: 'trunc narrow', title: caps.join(', ') }, caps.length ? caps.join(', ') : '--'),
       el('td', { title: when(a.connected_at) }, rel(a.connected_at)),
       el('td', { title: when(a.last_seen) }, rel(a.last_seen)),
       el('td', null, ...(flags.length ? flags : ['--'])));
