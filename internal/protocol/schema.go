@@ -200,8 +200,10 @@ var httpBodies = map[string]Schema{
 		req("endpoint", KindString), req("keys", KindObject)}},
 	BodyPutAlerts:  {Description: "replace alert rule thresholds", Legacy: "invalid alert configuration", Fields: []Field{req("rules", KindObject)}},
 	BodyTaskCancel: {Description: "cancel a task", Fields: []Field{opt("reason", KindString)}},
-	BodyTaskBulk: {Description: "retry or cancel many tasks", Fields: []Field{
-		req("action", KindString), req("task_ids", KindStringArray), opt("reason", KindString)}},
+	// New route, no original error string: presence and values of
+	// action and task_ids are checked by the handler.
+	BodyTaskBulk: {Description: "retry or cancel many tasks (action and task_ids are required)", Fields: []Field{
+		opt("action", KindString), opt("task_ids", KindStringArray), opt("reason", KindString)}},
 	BodyAlertAck: {Description: "acknowledge an active alert", Fields: []Field{opt("note", KindString)}},
 	BodyEmpty:    {Description: "no body"},
 }
