@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/agentcom/agentcom/internal/auth"
@@ -36,6 +38,14 @@ func viewShot(t *testing.T, ctx context.Context, name string) {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
 	t.Logf("screenshot saved: %s", path)
+}
+
+// timezone makes the page run in the IANA zone id, whatever the host's.
+func timezone(id string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, t, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: id})
+		return chromedp.Void{}, err
+	}
 }
 
 func navigate(t *testing.T, ctx context.Context, url string) {
@@ -111,9 +121,22 @@ func TestBrowserOperatorViews(t *testing.T) {
 	h.Do("POST", "/api/channels/builds/publish", ops, map[string]any{"payload": map[string]any{"text": "main is green"}})
 
 	// Overview: the header reflects the active alert; the role is real.
+	// The browser runs in India (UTC+5:30), so local and UTC times differ.
+	if err := chromedp.Do(ctx, timezone("Asia/Kolkata")); err != nil {
+		t.Fatal(err)
+	}
 	navigate(t, ctx, h.URL()+"/dashboard")
 	waitJS(t, ctx, "connected", `document.getElementById('conn-text').textContent === 'Connected'`)
 	waitJS(t, ctx, "the role", `document.getElementById('role-badge').textContent === 'admin'`)
+	// Times: 24-hour in the browser's zone, UTC on hover.
+	waitJS(t, ctx, "a 24-hour local clock with UTC on hover", `(() => {
+		const e = document.getElementById('last-update');
+		const m = /^\d{4}-\d\d-\d\d (\d\d):(\d\d):(\d\d) UTC$/.exec(e.title);
+		if (!m || !/^\d\d:\d\d:\d\d$/.test(e.textContent)) return false;
+		const [h, mi] = e.textContent.split(':').map(Number);
+		const local = h * 60 + mi, utc = Number(m[1]) * 60 + Number(m[2]);
+		return (local - utc + 1440) % 1440 === 330;
+	})()`)
 	waitJS(t, ctx, "the alert in the header", `document.getElementById('health-text').textContent !== 'Healthy' && !document.getElementById('alerts-count').hidden`)
 	waitJS(t, ctx, "the charts", `Number(document.getElementById('chart-throughput').dataset.points) >= 1`)
 	waitJS(t, ctx, "a one-line description", `(() => { const td = document.querySelector('#recent-body tr[data-task="`+done+`"] td.trunc');

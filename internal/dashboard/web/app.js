@@ -1715,12 +1715,12 @@
   }
 
   // onTaskEvents keeps the open views current: the task view reloads on
-  // its task's events, the list at most every 2 s.
+  // its task's events, the list at most every 3 s.
   function onTaskEvents(ids) {
     if (!S.route) return;
     if (S.route.view === 'task' && ids.has(S.route.id)) showTask(S.route.id);
     if (S.route.view === 'tasks' && !S.tasksReload) {
-      S.tasksReload = setTimeout(() => { S.tasksReload = null; loadTasks(); }, 2000);
+      S.tasksReload = setTimeout(() => { S.tasksReload = null; loadTasks(); }, 3000);
     }
   }
 
