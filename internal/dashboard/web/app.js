@@ -1471,8 +1471,11 @@
     }
     if (seq !== S.taskSeq) return;
     entries.sort((a, b) => b.timestamp - a.timestamp);
+    // The description is on the page already: a detail that only repeats
+    // it is left out.
+    const repeats = (d) => !!t.description && t.description.startsWith(d.replace(/…$/, ''));
     fill('task-timeline', 'task-timeline-empty', entries.map((e) => el('li', { title: when(e.timestamp) },
-      clock(e.timestamp) + ' · ' + e.agent + ' · ' + e.event + (e.detail ? ' -- ' + e.detail : ''))));
+      clock(e.timestamp) + ' · ' + e.agent + ' · ' + e.event + (e.detail && !repeats(e.detail) ? ' -- ' + e.detail : ''))));
   }
 
   // renderLive shows what the hub knows of a running task: its holder,
