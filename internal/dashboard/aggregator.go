@@ -155,7 +155,7 @@ func NewAggregator(cfg Config, d Deps) *Aggregator {
 		a.storageView.err = "storage coordinator not configured"
 	}
 	if err := a.loadHistory(); err != nil {
-		log.Error("load chart history", "component", "dashboard", "event", "chart_history_load_failed", "err", err)
+		log.Error("load chart history", "event", "chart_history_load_failed", "err", err)
 	}
 	return a
 }
@@ -212,7 +212,7 @@ func (a *Aggregator) seedRecent() {
 	load := func(st tasks.Status) []*tasks.Task {
 		ts, _, err := a.queue.Search(tasks.Filter{Status: st, Newest: true, CreatedTo: cut, Limit: RecentCap})
 		if err != nil {
-			a.log.Error("seed recent tasks", "component", "dashboard", "event", "recent_seed_failed", "err", err)
+			a.log.Error("seed recent tasks", "event", "recent_seed_failed", "err", err)
 			return nil
 		}
 		return ts
@@ -662,7 +662,7 @@ func (b *bucket) noteDepth(n int, lanes [tasks.Lanes]int) {
 // tick tries again).
 func (a *Aggregator) savePoints() {
 	if err := a.persistHistory(); err != nil {
-		a.log.Warn("store chart history", "component", "dashboard", "event", "chart_history_store_failed", "err", err)
+		a.log.Warn("store chart history", "event", "chart_history_store_failed", "err", err)
 	}
 }
 

@@ -18,7 +18,9 @@ type AlertSource interface {
 // MessageSource is what the messages view reads.
 type MessageSource interface {
 	RecentMessages(limit int) ([]messaging.WithSeq, error)
-	Channels() []messaging.ChannelSummary
+	// Channels returns the first limit channels by name and how many
+	// there are.
+	Channels(limit int) ([]messaging.ChannelSummary, int)
 	Channel(name string) (messaging.Channel, error)
 	ChannelHistory(name string, limit int) ([]messaging.ChannelEntry, error)
 	MailboxDepths() (map[string]int, error)
@@ -71,7 +73,10 @@ func (m ServiceMessages) RecentMessages(limit int) ([]messaging.WithSeq, error) 
 }
 
 // Channels implements MessageSource.
-func (m ServiceMessages) Channels() []messaging.ChannelSummary { return m.S.Channels.List() }
+func (m ServiceMessages) Channels(limit int) ([]messaging.ChannelSummary, int) {
+	list, total, _ := m.S.Channels.List("", limit)
+	return list, total
+}
 
 // Channel implements MessageSource.
 func (m ServiceMessages) Channel(name string) (messaging.Channel, error) {
@@ -97,9 +102,9 @@ func (d *Dashboard) messages(*api.Request) api.Response {
 		return api.Err(http.StatusInternalServerError, "storage_error")
 	}
 	v := MessagesView{Recent: recent, Channels: []ChannelView{}, Mailboxes: []MailboxDepth{}}
-	list := src.Channels()
-	v.ChannelsTotal = len(list)
-	for _, cs := range list[:min(len(list), viewChannels)] {
+	list, total := src.Channels(viewChannels)
+	v.ChannelsTotal = total
+	for _, cs := range list {
 		ch, err := src.Channel(cs.Name)
 		if err != nil {
 			continue // removed meanwhile

@@ -148,12 +148,14 @@ func (mb *Mailbox) Count(agent string) (int, error) {
 }
 
 // Depths returns how many messages wait per agent, for every agent with
-// a non-empty mailbox (one scan of the table).
+// a non-empty mailbox (one scan of the table). Only keys of the owned
+// shape count (id, NUL, 8-byte sequence, the id without NUL), as in
+// scanOwned.
 func (mb *Mailbox) Depths() (map[string]int, error) {
 	out := map[string]int{}
 	err := mb.table.View(func(tx *store.Tx) error {
 		return tx.ForEach(func(k, _ []byte) error {
-			if i := bytes.IndexByte(k, 0); i > 0 {
+			if i := len(k) - 9; i > 0 && k[i] == 0 && bytes.IndexByte(k[:i], 0) < 0 {
 				out[string(k[:i])]++
 			}
 			return nil
