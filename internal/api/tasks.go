@@ -181,14 +181,11 @@ func filter(r *Request) (tasks.Filter, *Response) {
 	if bad != nil {
 		return f, bad
 	}
-	lim, bad := QueryInt(r, "limit", DefaultTaskLimit)
+	lim, bad := QueryLimit(r, DefaultTaskLimit, MaxTaskLimit)
 	if bad != nil {
 		return f, bad
 	}
-	if lim <= 0 {
-		lim = DefaultTaskLimit
-	}
-	f.Offset, f.Limit = int(max(off, 0)), int(min(lim, MaxTaskLimit))
+	f.Offset, f.Limit = int(max(off, 0)), lim
 	return f, nil
 }
 

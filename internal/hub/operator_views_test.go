@@ -135,7 +135,7 @@ func TestTaskListFiltersAndPaging(t *testing.T) {
 
 	// Unknown values are refused, naming the field; nothing else changes.
 	for q, field := range map[string]string{"status=bogus": "status", "lane=critical": "lane", "order=random": "order",
-		"limit=abc": "limit", "q=" + url.QueryEscape(strings.Repeat("x", 201)): "q"} {
+		"limit=abc": "limit", "limit=0": "limit", "q=" + url.QueryEscape(strings.Repeat("x", 201)): "q"} {
 		st, body := e.Do("GET", "/api/tasks?"+q, e.AdminToken, nil)
 		if st != 400 || !strings.Contains(fmt.Sprint(body), field) {
 			t.Errorf("%s: %d %v", q, st, body)
@@ -311,6 +311,7 @@ func TestChartHistorySurvivesRestart(t *testing.T) {
 func TestMessagesView(t *testing.T) {
 	e := newEngine(t)
 	ops := e.Token("ops", auth.RoleAgent)
+	e.Token("offline-bot", auth.RoleAgent) // a known agent, not connected: its message waits
 	if st, body := e.Do("POST", "/api/message", ops, map[string]any{"to": "offline-bot", "payload": map[string]any{"text": "hello"}}); st != 200 {
 		t.Fatalf("send: %d %v", st, body)
 	}
