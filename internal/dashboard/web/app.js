@@ -243,9 +243,11 @@
     if (h.status === 'warning') text = 'Warning -- ' + details.length + ' condition' + (details.length === 1 ? '' : 's');
     if (h.status === 'critical') {
       const c = details.find((d) => d.level === 'critical') || details[0];
-      text = 'Critical -- ' + (c ? c.text : '');
+      text = 'Critical' + (details.length > 1 ? ' (' + details.length + ')' : '') + ' -- ' + (c ? c.text : '');
     }
     $('health-text').textContent = text;
+    // The badge is cut to its box; every condition is on hover and a click.
+    badge.title = details.length ? details.map((d) => d.level + ': ' + d.text).join('\n') + '\n(click for the list)' : 'No condition to report';
     fill('health-conditions', null, details.map((d) => el('li', { class: d.level, text: d.text })));
     if (!details.length) $('health-conditions').hidden = true;
 
