@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,11 +63,13 @@ func evalJS(t *testing.T, ctx context.Context, expr string) {
 	}
 }
 
-func checkConsole(t *testing.T, console func() []chromedp.ConsoleMessage) {
+// checkConsole fails the test on a page exception or console error, but
+// for those containing one of the expected texts.
+func checkConsole(t *testing.T, console func() []chromedp.ConsoleMessage, expected ...string) {
 	t.Helper()
 	for _, m := range console() {
 		if m.IsException() || m.Type == chromedp.ConsoleError {
-			if strings.Contains(m.Text, "favicon") {
+			if strings.Contains(m.Text, "favicon") || slices.ContainsFunc(expected, func(e string) bool { return strings.Contains(m.Text, e) }) {
 				continue
 			}
 			t.Errorf("page console: %s", m.String())
@@ -191,6 +194,12 @@ func TestBrowserOperatorViews(t *testing.T) {
 	navigate(t, ctx, h.URL()+"/dashboard#/tasks/"+parked[0])
 	waitJS(t, ctx, "the deep-linked task", `!document.getElementById('view-task').hidden && document.getElementById('task-title').textContent === 'Render frame batch 00' &&
 		!document.getElementById('task-cancel').hidden && document.getElementById('task-retry').hidden`)
+	evalJS(t, ctx, `location.hash = '#/tasks/task-0000000000000000'`)
+	waitJS(t, ctx, "an unknown task said so", `!document.getElementById('task-error').hidden &&
+		document.getElementById('task-error').textContent.includes('No task task-0000000000000000') && document.getElementById('task-body').hidden &&
+		document.getElementById('task-cancel').hidden`)
+	evalJS(t, ctx, `location.hash = '#/tasks/%E0%A4%A'`) // a malformed escape must not break the page
+	waitJS(t, ctx, "a malformed link handled", `!document.getElementById('task-error').hidden`)
 
 	// Acknowledge the alert.
 	navigate(t, ctx, h.URL()+"/dashboard#/alerts")
@@ -243,7 +252,8 @@ func TestBrowserOperatorViews(t *testing.T) {
 	waitJS(t, ctx, "connected after the restart", `document.getElementById('conn-text').textContent === 'Connected'`)
 	waitJS(t, ctx, "the charts after the restart", `Number(document.getElementById('chart-throughput').dataset.points) >= 1 &&
 		Number(document.getElementById('chart-depth').dataset.points) >= 1 && document.documentElement.dataset.theme === '`+other+`'`)
-	checkConsole(t, console)
+	// The unknown task's lookups answered 404, which Chromium logs.
+	checkConsole(t, console, "status of 404 (Not Found)")
 }
 
 // TestBrowserViewerSession: a viewer token sees every view but no action

@@ -538,7 +538,7 @@
     S.seriesAt = Date.now();
     let r;
     try {
-      r = await api('GET', '/api/dashboard/series?minutes=' + minutes + '&step=' + (RANGE_STEP[minutes] || 1));
+      r = await call('GET', '/api/dashboard/series?minutes=' + minutes + '&step=' + (RANGE_STEP[minutes] || 1));
     } catch (e) {
       return;
     }
@@ -1048,6 +1048,37 @@
     return r.json();
   }
 
+  // call is api for the views: a refusal with a JSON body ({"error":...})
+  // comes back as that body for the caller to show; only a network
+  // failure or a body that is not JSON throws.
+  async function call(method, path, body) {
+    const opts = { method, headers: authHeaders() };
+    if (body !== undefined) {
+      opts.headers['Content-Type'] = 'application/json';
+      opts.body = JSON.stringify(body);
+    }
+    const r = await fetch(path, opts);
+    if (r.status === 401) {
+      S.authFailures++;
+      askToken(token() ? 'The hub refused this token.' : '');
+      return null;
+    }
+    let out;
+    try {
+      out = await r.json();
+    } catch (e) {
+      throw new Error(method + ' ' + path + ': ' + r.status);
+    }
+    if (!r.ok && (!out || typeof out.error !== 'string')) throw new Error(method + ' ' + path + ': ' + r.status);
+    return out;
+  }
+
+  // refusal describes an error body: its code and the first field error.
+  function refusal(r) {
+    const fe = r.errors && r.errors[0];
+    return r.error + (fe ? ' (' + fe.field + ': ' + (fe.detail || fe.error) + ')' : r.detail ? ' (' + r.detail + ')' : '');
+  }
+
   // checkAuth asks the state route: false when a token is needed.
   async function checkAuth() {
     try {
@@ -1139,7 +1170,11 @@
     const [path, query] = h.split('?');
     const params = new URLSearchParams(query || '');
     const parts = path.split('/').filter(Boolean);
-    if (parts[0] === 'tasks' && parts[1]) return { view: 'task', id: decodeURIComponent(parts[1]), params };
+    if (parts[0] === 'tasks' && parts[1]) {
+      let id = parts[1];
+      try { id = decodeURIComponent(id); } catch (e) { /* a malformed escape: use it as written */ }
+      return { view: 'task', id, params };
+    }
     if (VIEWS.includes(parts[0])) return { view: parts[0], params };
     return { view: 'overview', params };
   }
@@ -1223,7 +1258,7 @@
     const seq = ++S.tasksSeq;
     let r;
     try {
-      r = await api('GET', '/api/dashboard/tasks?' + q);
+      r = await call('GET', '/api/dashboard/tasks?' + q);
     } catch (e) {
       $('tasks-error').hidden = false;
       $('tasks-error').textContent = 'Could not load tasks: ' + e.message;
@@ -1232,7 +1267,7 @@
     if (!r || seq !== S.tasksSeq) return;
     if (r.error) {
       $('tasks-error').hidden = false;
-      $('tasks-error').textContent = 'Refused: ' + ((r.errors && r.errors[0] && r.errors[0].field + ' ' + r.errors[0].detail) || r.error);
+      $('tasks-error').textContent = 'Refused: ' + refusal(r);
       return;
     }
     $('tasks-error').hidden = true;
@@ -1324,14 +1359,14 @@
     if (!ok) return;
     let r;
     try {
-      r = await api('POST', '/api/dashboard/tasks/bulk', { action, task_ids: ids });
+      r = await call('POST', '/api/dashboard/tasks/bulk', { action, task_ids: ids });
     } catch (e) {
       toast('Bulk ' + action + ' failed: ' + e.message, 'bad');
       return;
     }
     if (!r) return;
     if (r.error) {
-      toast('Bulk ' + action + ' refused: ' + r.error, 'bad');
+      toast('Bulk ' + action + ' refused: ' + refusal(r), 'bad');
       return;
     }
     const failed = r.results.filter((x) => x.status !== 'requeued' && x.status !== 'cancelled');
@@ -1367,16 +1402,15 @@
     const seq = ++S.taskSeq;
     let t;
     try {
-      t = await api('GET', '/api/dashboard/tasks/' + encodeURIComponent(id));
+      t = await call('GET', '/api/dashboard/tasks/' + encodeURIComponent(id));
     } catch (e) {
-      $('task-error').hidden = false;
-      $('task-error').textContent = 'Could not load ' + id + ': ' + e.message;
-      return;
+      t = { error: 'unreachable', detail: e.message };
     }
     if (seq !== S.taskSeq || !t) return;
     if (t.error) {
+      S.taskView = null;
       $('task-error').hidden = false;
-      $('task-error').textContent = t.error === 'task_not_found' ? 'No task ' + id + ' on this hub.' : 'Refused: ' + t.error;
+      $('task-error').textContent = t.error === 'task_not_found' ? 'No task ' + id + ' on this hub.' : 'Could not load ' + id + ': ' + refusal(t);
       $('task-body').hidden = true;
       $('task-retry').hidden = $('task-cancel').hidden = true;
       $('task-title').textContent = id;
@@ -1546,14 +1580,14 @@
     b.disabled = true;
     let r;
     try {
-      r = await api('POST', '/api/alerts/' + encodeURIComponent(rule) + '/ack', {});
+      r = await call('POST', '/api/alerts/' + encodeURIComponent(rule) + '/ack', {});
     } catch (e) {
       toast('Acknowledge ' + rule + ': ' + e.message, 'bad');
       b.disabled = false;
       return;
     }
     if (!r) return;
-    if (r.error) toast('Acknowledge ' + rule + ': ' + r.error, 'bad');
+    if (r.error) toast('Acknowledge ' + rule + ': ' + refusal(r), 'bad');
     else toast('Acknowledged ' + rule, 'good');
     requestSnapshot();
   }
@@ -1570,12 +1604,16 @@
   async function loadMessages() {
     let r;
     try {
-      r = await api('GET', '/api/dashboard/messages');
+      r = await call('GET', '/api/dashboard/messages');
     } catch (e) {
       toast('Messages: ' + e.message, 'bad');
       return;
     }
-    if (!r || r.error) return;
+    if (!r) return;
+    if (r.error) {
+      toast('Messages: ' + refusal(r), 'bad');
+      return;
+    }
     S.messages = r;
     const recent = r.recent.slice().reverse();
     $('messages-count').textContent = recent.length;
