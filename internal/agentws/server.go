@@ -22,6 +22,7 @@ import (
 	"github.com/agentcom/agentcom/internal/presence"
 	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/scheduler"
+	"github.com/agentcom/agentcom/internal/tasklog"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
@@ -44,6 +45,10 @@ type Config struct {
 	ViolationLimit  int
 	ViolationWindow time.Duration
 	Cooldowns       []time.Duration
+	// Now is the server's clock (nil: time.Now): idle and stale checks,
+	// the violation window and the cooldowns. Tests inject one to check
+	// the cooldowns to the second.
+	Now func() time.Time
 }
 
 // DefaultConfig holds the original hub's timers.
@@ -83,6 +88,7 @@ type Server struct {
 	sched     *scheduler.Scheduler
 	limiter   Limiter
 	obs       Observer
+	logs      *tasklog.Store
 	log       *slog.Logger
 	now       func() time.Time
 
@@ -104,7 +110,9 @@ type Deps struct {
 	Scheduler *scheduler.Scheduler
 	Limiter   Limiter  // optional
 	Observer  Observer // optional
-	Log       *slog.Logger
+	// TaskLogs receives the agents' live output (optional).
+	TaskLogs *tasklog.Store
+	Log      *slog.Logger
 }
 
 // New returns a server. Its Pusher side must be handed to the domain
@@ -121,9 +129,12 @@ func New(cfg Config, d Deps) *Server {
 	if cfg.Cooldowns == nil {
 		cfg.Cooldowns = def.Cooldowns
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Server{cfg: cfg, tokens: d.Tokens, presence: d.Presence, messaging: d.Messaging,
-		sched: d.Scheduler, limiter: d.Limiter, obs: d.Observer,
-		log: d.Log.With("component", "agentws"), now: time.Now,
+		sched: d.Scheduler, limiter: d.Limiter, obs: d.Observer, logs: d.TaskLogs,
+		log: d.Log.With("component", "agentws"), now: cfg.Now,
 		byAgent: map[string]*conn{}, all: map[*conn]struct{}{}, cooldown: newCooldowns(cfg.Cooldowns)}
 }
 
@@ -145,7 +156,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ws.Close(protocol.CloseGoingAway, "hub shutting down")
 		return
 	}
-	s.wg.Add(1)
 	defer s.wg.Done()
 	c.run(r.Context())
 	s.remove(c)
@@ -157,6 +167,10 @@ func (s *Server) add(c *conn) bool {
 	if s.closed {
 		return false
 	}
+	// Counted under the lock that Shutdown takes to set closed: every
+	// accepted socket is counted before Shutdown waits, so the wait
+	// covers its cleanup (an Add after the unlock raced with Wait).
+	s.wg.Add(1)
 	s.all[c] = struct{}{}
 	s.observeLocked()
 	return true
@@ -353,7 +367,14 @@ func (s *Server) PushAssign(agent string, t *tasks.Task) bool {
 
 // PushCancel tells an agent its task was cancelled.
 func (s *Server) PushCancel(agent, taskID string) bool {
-	return s.send(agent, map[string]any{"type": protocol.OutTaskCancelled, "task_id": taskID})
+	return s.send(agent, protocol.TaskRevoked{Type: protocol.OutTaskCancelled, TaskID: taskID})
+}
+
+// PushRevoke tells an agent the hub took its task back (lease, deadline,
+// acceptance timeout), with the original's task_reassign frame; the
+// agent stops working on it (scheduler.Revoker).
+func (s *Server) PushRevoke(agent, taskID string, gen int64, reason string) bool {
+	return s.send(agent, protocol.TaskRevoked{Type: protocol.OutTaskReassign, TaskID: taskID, Generation: &gen, Reason: reason})
 }
 
 func (s *Server) send(agent string, frame any) bool {
