@@ -46,6 +46,7 @@ func (t *Tasks) Routes() []Route {
 		// loopback-only hub, else a viewer (read) or admin (act) token.
 		{Method: "GET", Path: "/api/dashboard/tasks", Access: Dashboard, Handler: t.list},
 		{Method: "GET", Path: "/api/dashboard/tasks/{task_id}", Access: Dashboard, Handler: t.get},
+		{Method: "GET", Path: "/api/dashboard/tasks/{task_id}/logs", Access: Dashboard, Handler: t.logs},
 		{Method: "POST", Path: "/api/dashboard/tasks/bulk", Access: DashboardAdmin, Handler: t.bulk},
 	}
 }

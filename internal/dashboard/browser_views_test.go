@@ -201,6 +201,25 @@ func TestBrowserOperatorViews(t *testing.T) {
 	evalJS(t, ctx, `location.hash = '#/tasks/%E0%A4%A'`) // a malformed escape must not break the page
 	waitJS(t, ctx, "a malformed link handled", `!document.getElementById('task-error').hidden`)
 
+	// A running task's output shows live in its view, then the end.
+	w := h.Agent("worker-2", "shell")
+	live := submit(t, h, map[string]any{"description": "Run the migration", "needed_capabilities": []string{"shell"}})
+	as := w.Expect("task_assign")
+	w.Send(map[string]any{"type": "task_accepted", "task_id": live})
+	w.Expect("task_ack")
+	w.Send(map[string]any{"type": "task_progress", "task_id": live, "output": "step 1: schema checked\n"})
+	navigate(t, ctx, h.URL()+"/dashboard#/tasks/"+live)
+	waitJS(t, ctx, "the first output", `document.getElementById('task-log').textContent.includes('step 1: schema checked') &&
+		document.getElementById('task-log-state').textContent.includes('live') && !document.getElementById('task-live-wrap').hidden`)
+	w.Send(map[string]any{"type": "task_progress", "task_id": live, "output": "step 2: 42 rows moved\n"})
+	waitJS(t, ctx, "more output, as it came", `document.getElementById('task-log').textContent.includes('step 1: schema checked\nstep 2: 42 rows moved')`)
+	viewShot(t, ctx, "task-live")
+	w.Send(map[string]any{"type": "task_complete", "task_id": live, "generation": as["generation"], "result": map[string]any{"status": "success"}})
+	w.Expect("task_ack")
+	waitJS(t, ctx, "the end of the output", `document.getElementById('task-log-state').textContent.includes('ended') &&
+		document.getElementById('task-live-wrap').hidden && document.getElementById('task-status').textContent === 'completed'`)
+	w.Close()
+
 	// Acknowledge the alert.
 	navigate(t, ctx, h.URL()+"/dashboard#/alerts")
 	waitJS(t, ctx, "the active alert", `!!document.querySelector('#alerts-active tr[data-rule="no_idle_agent"] button.ack')`)

@@ -98,6 +98,7 @@ var allowed = map[string][]string{
 	"POST /api/tasks/bulk":                              {admin},
 	"GET /api/dashboard/tasks":                          {viewer, admin},
 	"GET /api/dashboard/tasks/{task_id}":                {viewer, admin},
+	"GET /api/dashboard/tasks/{task_id}/logs":           {viewer, admin},
 	"POST /api/dashboard/tasks/bulk":                    {admin},
 	"POST /api/alerts/{rule}/ack":                       {admin},
 	"GET /api/dashboard/series":                         {viewer, admin},

@@ -46,6 +46,7 @@
     series: null,
     seriesAt: 0,
     seriesMinutes: 0,
+    log: null,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -1051,8 +1052,8 @@
   // call is api for the views: a refusal with a JSON body ({"error":...})
   // comes back as that body for the caller to show; only a network
   // failure or a body that is not JSON throws.
-  async function call(method, path, body) {
-    const opts = { method, headers: authHeaders() };
+  async function call(method, path, body, signal) {
+    const opts = { method, headers: authHeaders(), signal };
     if (body !== undefined) {
       opts.headers['Content-Type'] = 'application/json';
       opts.body = JSON.stringify(body);
@@ -1190,6 +1191,7 @@
       else a.removeAttribute('aria-current');
     }
     S.cursor = -1;
+    if (r.view !== 'task') stopLog();
     switch (r.view) {
       case 'tasks': showTasks(r.params); break;
       case 'task': showTask(r.id); break;
@@ -1409,6 +1411,7 @@
     if (seq !== S.taskSeq || !t) return;
     if (t.error) {
       S.taskView = null;
+      stopLog();
       $('task-error').hidden = false;
       $('task-error').textContent = t.error === 'task_not_found' ? 'No task ' + id + ' on this hub.' : 'Could not load ' + id + ': ' + refusal(t);
       $('task-body').hidden = true;
@@ -1485,6 +1488,7 @@
     $('task-live-wrap').hidden = !running;
     if (running) renderLive(t);
     loadTaskTimeline(t);
+    if (!S.log || S.log.id !== t.id) startLog(t.id);
     $('task-retry').hidden = t.status !== 'dead_letter';
     $('task-cancel').hidden = t.status !== 'queued' && t.status !== 'assigned';
   }
@@ -1512,6 +1516,63 @@
     const repeats = (d) => !!t.description && t.description.startsWith(d.replace(/…$/, ''));
     fill('task-timeline', 'task-timeline-empty', entries.map((e) => el('li', { title: when(e.timestamp) },
       clock(e.timestamp) + ' · ' + e.agent + ' · ' + e.event + (e.detail && !repeats(e.detail) ? ' -- ' + e.detail : ''))));
+  }
+
+  // ---------- live output ----------
+  // The task view follows GET /api/dashboard/tasks/ID/logs: long polls
+  // from the last offset until the task ended and nothing more came.
+
+  const LOG_KEEP = 256 * 1024; // characters kept on the page
+  const LOG_WAIT_MS = 25000;
+
+  function stopLog() {
+    if (!S.log) return;
+    S.log.stopped = true;
+    S.log.abort.abort();
+    S.log = null;
+  }
+
+  function startLog(id) {
+    stopLog();
+    const st = { id, next: 0, text: '', stopped: false, abort: new AbortController() };
+    S.log = st;
+    $('task-log').textContent = '';
+    $('task-log-wrap').hidden = true;
+    const show = (r) => {
+      const pre = $('task-log');
+      const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.textContent = st.text;
+      if (atEnd) pre.scrollTop = pre.scrollHeight;
+      const running = !r.done;
+      $('task-log-wrap').hidden = !st.text && !running;
+      $('task-log-state').textContent = running ? (st.text ? '· live' : '· waiting for output') : '· ended';
+      if (!st.text && running) pre.textContent = '(nothing yet)';
+    };
+    (async () => {
+      let wait = 0;
+      let failures = 0;
+      while (!st.stopped) {
+        let r;
+        try {
+          r = await call('GET', '/api/dashboard/tasks/' + encodeURIComponent(id) + '/logs?since=' + st.next + '&wait_ms=' + wait,
+            undefined, st.abort.signal);
+        } catch (e) {
+          if (st.stopped) return;
+          failures++;
+          await new Promise((res) => setTimeout(res, Math.min(30000, 1000 * 2 ** failures)));
+          continue;
+        }
+        if (st.stopped || !r || r.error) return;
+        failures = 0;
+        if (r.truncated) st.text += (st.text ? '\n' : '') + '[earlier output is no longer kept]\n';
+        st.text += r.data || '';
+        if (st.text.length > LOG_KEEP) st.text = '[…]' + st.text.slice(st.text.length - LOG_KEEP);
+        st.next = r.next;
+        show(r);
+        if (r.done && !r.data) return;
+        wait = LOG_WAIT_MS;
+      }
+    })();
   }
 
   // renderLive shows what the hub knows of a running task: its holder,
