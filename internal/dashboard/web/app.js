@@ -1432,6 +1432,17 @@
     return JSON.stringify(v, null, 2);
   }
 
+  // usageText is what agents reported spending on a task, or null.
+  function usageText(u) {
+    if (!u) return null;
+    const parts = [];
+    if (u.input_tokens) parts.push(u.input_tokens + ' in');
+    if (u.output_tokens) parts.push(u.output_tokens + ' out');
+    if (u.total_tokens) parts.push(u.total_tokens + ' tokens');
+    if (u.cost_usd) parts.push('$' + u.cost_usd.toFixed(u.cost_usd < 1 ? 4 : 2));
+    return parts.join(', ') || null;
+  }
+
   function renderTask(t) {
     document.title = t.id + ' · AgentCom Command Center';
     $('task-title').textContent = t.description ? t.description.split('\n')[0] : t.id;
@@ -1455,6 +1466,7 @@
       ['Deadline', t.complete_by, 'time'],
       ['Not before', t.not_before, 'time'],
       ['Tokens used', t.tokens_used === null || t.tokens_used === undefined ? '--' : String(t.tokens_used)],
+      ['Usage', usageText(t.usage)],
       ['Cancelled by', t.cancelled_by || null],
       ['Declined by', (t.rejected_by || []).join(', ') || null],
     ];
