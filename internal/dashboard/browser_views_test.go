@@ -214,9 +214,11 @@ func TestBrowserOperatorViews(t *testing.T) {
 	w.Send(map[string]any{"type": "task_progress", "task_id": live, "output": "step 2: 42 rows moved\n"})
 	waitJS(t, ctx, "more output, as it came", `document.getElementById('task-log').textContent.includes('step 1: schema checked\nstep 2: 42 rows moved')`)
 	viewShot(t, ctx, "task-live")
-	w.Send(map[string]any{"type": "task_complete", "task_id": live, "generation": as["generation"], "result": map[string]any{"status": "success"}})
+	w.Send(map[string]any{"type": "task_complete", "task_id": live, "generation": as["generation"], "result": map[string]any{"status": "success"},
+		"usage": map[string]any{"total_tokens": 1500, "cost_usd": 0.0123}})
 	w.Expect("task_ack")
 	waitJS(t, ctx, "the end of the output", `document.getElementById('task-log-state').textContent.includes('ended') &&
+		document.getElementById('task-meta').textContent.includes('1500 tokens, $0.0123') &&
 		document.getElementById('task-live-wrap').hidden && document.getElementById('task-status').textContent === 'completed'`)
 	w.Close()
 
