@@ -1,6 +1,7 @@
 package messaging
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -149,6 +150,26 @@ func (mb *Mailbox) Count(agent string) (int, error) {
 		return scanOwned(tx, prefix, func(_, _ []byte) error { n++; return nil })
 	})
 	return n, err
+}
+
+// Depths returns how many messages wait per agent, for every agent with
+// a non-empty mailbox (one scan of the table). Only keys of the owned
+// shape count (id, NUL, 8-byte sequence, the id without NUL), as in
+// scanOwned.
+func (mb *Mailbox) Depths() (map[string]int, error) {
+	out := map[string]int{}
+	err := mb.table.View(func(tx *store.Tx) error {
+		return tx.ForEach(func(k, _ []byte) error {
+			if i := len(k) - 9; i > 0 && k[i] == 0 && bytes.IndexByte(k[:i], 0) < 0 {
+				out[string(k[:i])]++
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mailbox depths: %w", err)
+	}
+	return out, nil
 }
 
 // Evict deletes every message stored before now - ttl and returns how many.
