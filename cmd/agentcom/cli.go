@@ -404,6 +404,9 @@ func (c *command) printGroupHelp(w io.Writer, path []string) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "usage: %s <command> [flags]\n", cmdName(path))
+	if c.summary != "" {
+		fmt.Fprintf(w, "\n%s\n", c.summary)
+	}
 	if c.about != "" {
 		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(c.about))
 	}

@@ -68,7 +68,7 @@ func (p *printer) table(header []string, rows [][]cell) {
 				b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(cl.text)+2))
 			}
 		}
-		fmt.Fprintln(p.w, b.String())
+		fmt.Fprintln(p.w, strings.TrimRight(b.String(), " "))
 	}
 	hc := make([]cell, len(header))
 	for i, h := range header {

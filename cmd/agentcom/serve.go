@@ -64,8 +64,7 @@ func runServe(in *inv) runFunc {
 		cfg.Dashboard.VAPIDPrivateKey = env.getenv("VAPID_PRIVATE_KEY")
 		h, err := hub.New(cfg)
 		if errors.Is(err, store.ErrLocked) {
-			return withHint(fmt.Errorf("another hub holds %s: its tables are locked: %w", *data, err),
-				"stop the other hub (or the agentcom command using that directory), or start this one with another --data")
+			return heldBy(*data, err, "stop the other hub first, or start this one with another --data")
 		}
 		if err != nil {
 			return fmt.Errorf("start hub: %w", err)

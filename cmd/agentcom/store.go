@@ -43,7 +43,7 @@ func storeFlags(in *inv) func() (string, resilience.Config) {
 // offlineErr names the process holding the data directory.
 func offlineErr(dir string, err error) error {
 	if errors.Is(err, resilience.ErrInUse) || errors.Is(err, store.ErrLocked) {
-		return heldBy(dir, err)
+		return heldBy(dir, err, "stop that hub first; with the hub running, use 'agentcom admin' instead")
 	}
 	return err
 }
@@ -58,6 +58,11 @@ func storeCheck(in *inv) runFunc {
 		}
 		if err := in.emit(rep, func(p *printer) { printCheck(p.w, rep) }); err != nil {
 			return err
+		}
+		for _, t := range rep.Tables {
+			if t.Status == "in_use" {
+				return offlineErr(dir, resilience.ErrInUse)
+			}
 		}
 		if !rep.OK {
 			return errors.New("problems found (see above)")

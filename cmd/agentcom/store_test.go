@@ -33,7 +33,7 @@ func TestStoreCommands(t *testing.T) {
 	if _, err := c.Backup(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, errs, code := storeCmd(t, "check", "--data", dir); code != 1 || !strings.Contains(errs, "another hub (or agentcom command) holds "+dir) {
+	if _, errs, code := storeCmd(t, "check", "--data", dir); code != 1 || !strings.Contains(errs, "another hub holds "+dir) {
 		t.Fatalf("check with the hub running: %d %s", code, errs)
 	}
 	if err := db.Close(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -109,7 +110,7 @@ func taskSubmit(in *inv) runFunc {
 		if !*wait {
 			return in.emit(sub, func(p *printer) {
 				p.line("submitted %s  %s lane", p.paint(bold, sub.TaskID), p.paint(laneStyle(sub.Priority), tasks.LaneName(sub.Priority)))
-				p.line("follow it:  agentcom task show %s", sub.TaskID)
+				p.line("follow it:  agentcom task show %s   (or submit with --wait)", sub.TaskID)
 			})
 		}
 		// With --json, stdout holds only the final task; progress goes
@@ -117,10 +118,9 @@ func taskSubmit(in *inv) runFunc {
 		progress := in.env.stdout
 		if in.asJSON {
 			progress = in.env.stderr
-		} else {
-			p := in.printer()
-			p.line("submitted %s  %s lane", p.paint(bold, sub.TaskID), p.paint(laneStyle(sub.Priority), tasks.LaneName(sub.Priority)))
 		}
+		pp := &printer{w: progress, color: in.env.colorOK() && !in.asJSON}
+		pp.line("submitted %s  %s lane", pp.paint(bold, sub.TaskID), pp.paint(laneStyle(sub.Priority), tasks.LaneName(sub.Priority)))
 		t, err := followTask(ctx, in, c, sub.TaskID, *waitTimeout, progress)
 		if err != nil {
 			return err
@@ -135,7 +135,7 @@ const waitPoll = time.Second
 // followTask polls the task and prints each change to progress until the
 // task ends. A hub outage is reported once, and once more when the hub is
 // back; the wait goes on across it.
-func followTask(ctx context.Context, in *inv, c *client.Client, id string, timeout time.Duration, progress interface{ Write([]byte) (int, error) }) (client.Task, error) {
+func followTask(ctx context.Context, in *inv, c *client.Client, id string, timeout time.Duration, progress io.Writer) (client.Task, error) {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)

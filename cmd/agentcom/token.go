@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 
 	"github.com/agentcom/agentcom/internal/auth"
@@ -45,7 +46,7 @@ func openTokens(env *cmdEnv, data string, fn func(*auth.Tokens) error) error {
 	dir := dataDir(env, data)
 	tbl, err := store.OpenTable(store.Tokens, store.TablePath(dir, store.Tokens), store.Options{})
 	if errors.Is(err, store.ErrLocked) {
-		return heldBy(dir, err)
+		return heldBy(dir, err, "stop that hub first, or, with the hub running, manage tokens over HTTP with an admin token (POST/GET/DELETE /admin/tokens)")
 	}
 	if err != nil {
 		return err
@@ -60,10 +61,13 @@ func openTokens(env *cmdEnv, data string, fn func(*auth.Tokens) error) error {
 	return err
 }
 
-// heldBy explains a data directory locked by another process.
-func heldBy(dir string, err error) error {
-	return withHint(fmt.Errorf("another hub (or agentcom command) holds %s: %w", dir, err),
-		"stop that hub first, use another --data, or, with the hub running, manage tokens over HTTP (/admin/tokens, admin token)")
+// heldBy explains a data directory locked by another process: who holds
+// it, and what to do instead.
+func heldBy(dir string, err error, fix string) error {
+	if abs, aerr := filepath.Abs(dir); aerr == nil {
+		dir = abs
+	}
+	return withHint(fmt.Errorf("another hub holds %s (or an agentcom command working on it): %w", dir, err), "%s", fix)
 }
 
 func roleFlags(in *inv) func() (auth.Role, error) {
