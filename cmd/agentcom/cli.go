@@ -86,11 +86,17 @@ func dispatch(ctx context.Context, env *cmdEnv, args []string) int {
 	switch {
 	case err == nil, errors.Is(err, errHelpShown):
 		return 0
-	case errors.Is(err, errUsage):
+	}
+	name := "agentcom"
+	var f *failed
+	if errors.As(err, &f) {
+		name, err = f.path, f.err
+	}
+	if errors.Is(err, errUsage) {
 		return 2
 	}
 	msg, hint := explain(err)
-	fmt.Fprintf(env.stderr, "agentcom: %s\n", msg)
+	fmt.Fprintf(env.stderr, "%s: %s\n", name, msg)
 	if hint != "" {
 		fmt.Fprintf(env.stderr, "  hint: %s\n", hint)
 	}
@@ -263,8 +269,20 @@ func (c *command) runLeaf(ctx context.Context, env *cmdEnv, path, args []string)
 			return in.usagef("too many arguments (%d)", len(pos))
 		}
 	}
-	return body(ctx, pos)
+	if err := body(ctx, pos); err != nil {
+		return &failed{path: cmdName(path), err: err}
+	}
+	return nil
 }
+
+// failed is the error of a command that ran: it names the command.
+type failed struct {
+	path string
+	err  error
+}
+
+func (f *failed) Error() string { return f.path + ": " + f.err.Error() }
+func (f *failed) Unwrap() error { return f.err }
 
 // parseInterleaved parses flags placed before or after the positional
 // arguments ("submit 'desc' --wait" as well as "submit --wait 'desc'").
