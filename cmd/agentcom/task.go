@@ -57,7 +57,7 @@ func taskCommand() *command {
 		subs: []*command{
 			{name: "submit", summary: "submit a task; --wait follows it to its end", synopsis: `"description"`,
 				args: [2]int{1, 1}, setup: taskSubmit},
-			{name: "list", summary: "list tasks, dead-lettered ones included, newest page first by lane", setup: taskList},
+			{name: "list", summary: "list tasks in scheduling order, dead-lettered ones last; filters and paging", setup: taskList},
 			{name: "show", summary: "a task in full: attempts, errors, result, history", synopsis: "TASK_ID",
 				args: [2]int{1, 1}, setup: taskShow},
 			{name: "retry", summary: "put a dead-lettered task back in the queue", synopsis: "TASK_ID",
