@@ -186,10 +186,12 @@ func TestTaskCommands(t *testing.T) {
 	contains(t, "cancel", r.ok("task", "cancel", stuck, "--reason", "obsolete"), "task "+stuck+" cancelled")
 	contains(t, "cancel twice", r.fail(1, "task", "cancel", stuck), "was already cancelled by admin", "nothing to cancel")
 	contains(t, "cancel completed", r.fail(1, "task", "cancel", done.TaskID), "is already completed")
-	var other client.Submitted
-	r.json(&other, "task", "submit", "to cancel", "--capabilities", "nobody")
-	r.json(&act, "task", "cancel", other.TaskID)
-	if act.Status != "cancelled" || act.TaskID != other.TaskID {
+	other := strings.TrimSpace(r.ok("task", "submit", "to cancel", "--capabilities", "nobody", "--quiet"))
+	if !taskIDRe.MatchString(other) || len(other) != len("task-0123456789abcdef") {
+		t.Fatalf("submit --quiet printed %q", other)
+	}
+	r.json(&act, "task", "cancel", other)
+	if act.Status != "cancelled" || act.TaskID != other {
 		t.Fatalf("cancel --json: %+v", act)
 	}
 
@@ -203,7 +205,7 @@ func TestTaskCommands(t *testing.T) {
 
 	// Usage errors.
 	for _, args := range [][]string{{"task", "submit"}, {"task", "submit", "x", "--priority", "critical"}, {"task", "nope"},
-		{"task", "submit", "x", "--complete-by", "soon"}, {"task", "submit", "x", "--metadata", "[1]"}, {"task", "submit", "a", "b"}} {
+		{"task", "submit", "x", "--complete-by", "soon"}, {"task", "submit", "x", "--metadata", "[1]"}, {"task", "submit", "a", "b"}, {"task", "submit", "a", "--quiet", "--wait"}} {
 		r.fail(2, args...)
 	}
 	r.noSecret(h.AdminToken)

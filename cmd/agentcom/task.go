@@ -79,7 +79,11 @@ func taskSubmit(in *inv) runFunc {
 	meta := in.fs.String("metadata", "", "metadata JSON object")
 	wait := in.fs.Bool("wait", false, "follow the task until it ends; exit 0 only if it completed")
 	waitTimeout := in.fs.Duration("wait-timeout", 0, "give up waiting after this long (0: no limit)")
+	quiet := in.fs.Bool("quiet", false, "print only the task id (for scripts: id=$(agentcom task submit ... --quiet))")
 	return func(ctx context.Context, pos []string) error {
+		if *quiet && (*wait || in.asJSON) {
+			return in.usagef("--quiet goes without --wait and --json")
+		}
 		if strings.TrimSpace(pos[0]) == "" {
 			return in.usagef("the description is empty")
 		}
@@ -106,6 +110,10 @@ func taskSubmit(in *inv) runFunc {
 		sub, err := c.SubmitTask(ctx, req)
 		if err != nil {
 			return err
+		}
+		if *quiet {
+			fmt.Fprintln(in.env.stdout, sub.TaskID)
+			return nil
 		}
 		if !*wait {
 			return in.emit(sub, func(p *printer) {
