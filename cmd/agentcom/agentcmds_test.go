@@ -120,6 +120,10 @@ func TestGitCommands(t *testing.T) {
 	}
 	gitT(t, work, "add", ".")
 	gitT(t, work, "commit", "-q", "-m", "feat: g")
+	code, out, _ = runCmd(t, env, "git", "status")
+	if code != 0 || !strings.Contains(out, "branch:") || !strings.Contains(out, "commits ahead:  1") {
+		t.Fatalf("status: %d %s", code, out)
+	}
 	code, out, _ = runCmd(t, env, "git", "status", "--json")
 	var st map[string]any
 	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st["commits_ahead"] != float64(1) || st["is_clean"] != true {
@@ -182,5 +186,29 @@ func TestOnboardAndOffboardCommands(t *testing.T) {
 	}
 	if code, _, _ := runCmd(t, nil, "onboard"); code != 2 {
 		t.Fatalf("onboard without --hub: %d", code)
+	}
+	// --json: stdout is the result alone, the steps go to stderr, and the
+	// agent's token stays in its config file.
+	code, out, errs = runCmd(t, map[string]string{"AGENTCOM_HUB": h.URL(), "AGENTCOM_JOIN_SECRET": "js"}, "onboard", "--name", "cli-agent-2",
+		"--home", home, "--unit-dir", units, "--json")
+	var res onboarded
+	mustJSON(t, "onboard --json", out, &res)
+	if code != 0 || res.AgentID != "cli-agent-2" || res.VerifyTaskID == "" || !strings.Contains(errs, "[5/5] verifying with a test task... ok") {
+		t.Fatalf("onboard --json: %d\n%s\n%s", code, out, errs)
+	}
+	raw, err := os.ReadFile(res.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil || len(cfg.Token) < 32 || strings.Contains(out+errs, cfg.Token) {
+		t.Fatalf("the agent's token was printed, or is missing from its config (%v)", err)
+	}
+	code, out, errs = runCmd(t, map[string]string{"AGENTCOM_HUB": h.URL(), "AGENTCOM_TOKEN": h.AdminToken}, "offboard", "--name", "cli-agent-2",
+		"--home", home, "--unit-dir", units, "--json")
+	if code != 0 || !strings.Contains(out, `"removed": true`) || !strings.Contains(errs, "[2/3] revoking") {
+		t.Fatalf("offboard --json: %d\n%s\n%s", code, out, errs)
 	}
 }

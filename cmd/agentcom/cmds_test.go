@@ -9,7 +9,9 @@ import (
 
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/client"
+	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
+	"github.com/agentcom/agentcom/internal/resilience"
 )
 
 // cliRun runs commands against one hub and remembers every output, so a
@@ -404,14 +406,23 @@ func TestAgentsCommands(t *testing.T) {
 	if d.Agent.AgentID != "worker-1" || len(d.Tasks) != 1 || len(d.Timeline) == 0 || d.TimelineError != "" {
 		t.Fatalf("show --json: %+v", d)
 	}
-	// An agent token may not read the dashboard's timeline: said, not fatal.
-	agentTok := h.Token("peer", auth.RoleAgent)
-	peer := newCLI(t, h, agentTok)
-	// hubtest hubs listen on loopback only, where the timeline is open;
-	// the note appears only on a hub that asks for a token.
-	contains(t, "peer show", peer.ok("agents", "show", "worker-1"), "timeline")
 	contains(t, "unknown agent", r.fail(1, "agents", "show", "ghost"), `agent "ghost" is not connected`, "agentcom agents")
 	r.noSecret(h.AdminToken)
+
+	// On a hub whose dashboard asks for a token, an agent token may not
+	// read the timeline: the rest is shown and the gap is said.
+	h2 := hubtest.Start(t, "", func(c *hub.Config) { c.DashboardToken = true })
+	h2.Agent("worker-2", "code")
+	agentTok := h2.Token("peer", auth.RoleAgent)
+	peer := newCLI(t, h2, agentTok)
+	contains(t, "peer show", peer.ok("agents", "show", "worker-2"), "state:", "idle", "the timeline needs a viewer or admin token")
+	var pd agentDetail
+	peer.json(&pd, "agents", "show", "worker-2")
+	if pd.TimelineError == "" || len(pd.Timeline) != 0 {
+		t.Fatalf("peer show --json: %+v", pd)
+	}
+	viewer := newCLI(t, h2, h2.Token("watcher", auth.RoleViewer))
+	contains(t, "viewer show", viewer.ok("agents", "show", "worker-2"), "presence", "connected")
 	peer.noSecret(agentTok)
 }
 
@@ -454,4 +465,62 @@ func TestTokenCommands(t *testing.T) {
 	if code, _, errs := runCmd(t, env, "token", "create"); code != 2 || !strings.Contains(errs, "--agent is required") {
 		t.Fatalf("create without agent: %d %q", code, errs)
 	}
+}
+
+func TestAdminCommands(t *testing.T) {
+	h := hubtest.Start(t, "")
+	r := newCLI(t, h, h.AdminToken)
+	if st, _ := h.Do("POST", "/api/tasks", h.AdminToken, map[string]any{"description": "something to back up"}); st != 201 {
+		t.Fatal(st)
+	}
+	contains(t, "backup", r.ok("admin", "backup"), "TABLE", "task_queue", "ok", "tables backed up to")
+	var b resilience.BackupResponse
+	r.json(&b, "admin", "backup")
+	if b.TablesTotal == 0 || b.TablesSuccess != b.TablesTotal {
+		t.Fatalf("backup --json: %+v", b)
+	}
+	contains(t, "health", r.ok("admin", "health"), "status:", "TABLE", "RECORDS", "task_queue", "just now")
+	var hl resilience.Health
+	r.json(&hl, "admin", "health")
+	if len(hl.Tables) == 0 || hl.Status == "" {
+		t.Fatalf("health --json: %+v", hl)
+	}
+	contains(t, "backups", r.ok("admin", "backups", "task_queue"), "BACKUP", "TAKEN", "just now")
+	var bl struct {
+		Table   string                  `json:"table"`
+		Backups []resilience.BackupInfo `json:"backups"`
+	}
+	r.json(&bl, "admin", "backups", "task_queue")
+	if bl.Table != "task_queue" || len(bl.Backups) != 2 {
+		t.Fatalf("backups --json: %+v", bl)
+	}
+	contains(t, "restore dry", r.ok("admin", "restore", "task_queue", "--dry-run"), "would restore task_queue")
+	var rr resilience.RestoreResponse
+	r.json(&rr, "admin", "restore", "task_queue", "--dry-run")
+	if rr.Status != "dry_run" || rr.RecordCount != 1 {
+		t.Fatalf("restore --json: %+v", rr)
+	}
+	contains(t, "compact all", r.ok("admin", "compact", "--force"), "compacted", "skipped")
+	var ca resilience.CompactAllResponse
+	r.json(&ca, "admin", "compact")
+	if ca.TablesTotal == 0 {
+		t.Fatalf("compact --json: %+v", ca)
+	}
+	contains(t, "compact one", r.ok("admin", "compact", "task_queue", "--force"), "task_queue:")
+	var co resilience.CompactOneResponse
+	r.json(&co, "admin", "compact", "task_queue")
+	if co.Table != "task_queue" {
+		t.Fatalf("compact one --json: %+v", co)
+	}
+	contains(t, "drill", r.ok("admin", "drill"), "TABLE", "task_queue", "ok")
+	var dr resilience.DrillResponse
+	r.json(&dr, "admin", "drill")
+	if len(dr.Results) == 0 {
+		t.Fatalf("drill --json: %+v", dr)
+	}
+	contains(t, "unknown table", r.fail(1, "admin", "backups", "nope"), "nope")
+	// An agent token is refused with the hint about the role.
+	agent := newCLI(t, h, h.Token("worker", auth.RoleAgent))
+	contains(t, "agent token", agent.fail(1, "admin", "health"), "forbidden (403)", "hint:", "admin token")
+	r.noSecret(h.AdminToken)
 }
