@@ -35,7 +35,7 @@ func runBench(in *inv) runFunc {
 	fs.IntVar(&o.Records, "records", o.Records, "restart: records stored before the restart")
 	fs.StringVar(&o.RecordKind, "record-kind", o.RecordKind, "restart: tasks or mailbox")
 	fs.StringVar(&o.HubURL, "hub", "", "drive a running hub at this URL instead of starting one")
-	token := in.secret("token", "AGENTCOM_TOKEN", "admin token for --hub")
+	token := in.secret("token", "AGENTCOM_TOKEN", "admin `TOKEN` for --hub")
 	hubProc := fs.String("hub-process", "auto", "auto: hub in-process, but the idle scenario runs it as a child 'agentcom serve'; child: every scenario; in: never")
 	fs.StringVar(&o.TempDir, "tmp", "", "directory for the scenarios' data (default: the OS temp dir)")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "cap on each scenario")

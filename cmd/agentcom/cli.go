@@ -318,7 +318,7 @@ func (in *inv) usagef(format string, a ...any) error {
 // errors can never show the secret; the environment is read when the
 // value is asked for.
 func (in *inv) secret(name, envKey, usage string) func() string {
-	v := in.fs.String(name, "", usage+" (env "+envKey+")")
+	v := in.fs.String(name, "", usage+" (env "+envKey+"; never shown)")
 	return func() string {
 		if *v != "" {
 			return *v

@@ -32,9 +32,9 @@ type payloadFlags struct {
 
 func (in *inv) payloadFlags() payloadFlags {
 	return payloadFlags{
-		kind:    in.fs.String("type", "chat", "message kind: chat, request, response, status, alert..."),
-		payload: in.fs.String("payload", "", "the payload as a JSON object, instead of TEXT"),
-		replyTo: in.fs.String("reply-to", "", "id of the message this answers (threads)"),
+		kind:    in.fs.String("type", "chat", "message `KIND`: chat, request, response, status, alert..."),
+		payload: in.fs.String("payload", "", "the payload as a `JSON` object, instead of TEXT"),
+		replyTo: in.fs.String("reply-to", "", "`ID` of the message this answers (threads)"),
 	}
 }
 
@@ -90,7 +90,7 @@ func messageSend(in *inv) runFunc {
 
 // mailboxAgent declares --agent for the mailbox commands.
 func (in *inv) mailboxAgent() func() string {
-	a := in.fs.String("agent", "", "whose mailbox (env AGENTCOM_AGENT); the token must be that agent's or an admin token")
+	a := in.fs.String("agent", "", "whose mailbox: an `AGENT` id (env AGENTCOM_AGENT); the token must be that agent's or an admin token")
 	return func() string {
 		if *a != "" {
 			return *a
@@ -105,7 +105,7 @@ var errNoAgent = withHint(errors.New("which agent's mailbox? --agent is missing"
 func messageInbox(in *inv) runFunc {
 	api := in.api()
 	agent := in.mailboxAgent()
-	since := in.fs.Uint64("since", 0, "only messages with a sequence number above this")
+	since := in.fs.Uint64("since", 0, "only messages with a sequence number above `SEQ`")
 	ack := in.fs.Bool("ack", false, "delete the messages shown from the mailbox")
 	return func(ctx context.Context, _ []string) error {
 		id := agent()
@@ -244,7 +244,7 @@ func channelShow(in *inv) runFunc {
 
 func channelCreate(in *inv) runFunc {
 	api := in.api()
-	desc := in.fs.String("description", "", "what the channel is for")
+	desc := in.fs.String("description", "", "what the channel is for (`TEXT`)")
 	return func(ctx context.Context, pos []string) error {
 		r, err := api.client().CreateChannel(ctx, pos[0], *desc)
 		if client.IsConflict(err) {
@@ -278,8 +278,8 @@ const followPoll = time.Second
 
 func channelHistory(in *inv) runFunc {
 	api := in.api()
-	limit := in.fs.Int("limit", 20, "at most this many messages (the hub keeps 200 per channel)")
-	since := in.fs.Uint64("since", 0, "only messages after this sequence number")
+	limit := in.fs.Int("limit", 20, "at most `N` messages (the hub keeps 200 per channel)")
+	since := in.fs.Uint64("since", 0, "only messages after sequence number `SEQ`")
 	follow := in.fs.Bool("follow", false, "keep printing new messages until interrupted (with --json, one JSON object per line)")
 	return func(ctx context.Context, pos []string) error {
 		name := pos[0]

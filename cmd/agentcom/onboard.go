@@ -38,7 +38,7 @@ func runOnboard(in *inv) runFunc {
 	hub := in.fs.String("hub", "", "hub HTTP URL, e.g. http://hub:4000 (env AGENTCOM_HUB; required)")
 	name := in.fs.String("name", "", "agent id (default: a free Culture ship name, gcu-...)")
 	caps := in.fs.String("capabilities", "code", "comma-separated capabilities")
-	secret := in.secret("join-secret", "AGENTCOM_JOIN_SECRET", "the hub's join secret")
+	secret := in.secret("join-secret", "AGENTCOM_JOIN_SECRET", "the hub's join `SECRET`")
 	wake := in.fs.String("wake-command", "", "command that wakes the agent (run through /bin/sh; the task arrives in TASK_* variables)")
 	repo := in.fs.String("repo", "", "git checkout the agent works in (turns on the git workflow)")
 	home := in.fs.String("home", "", "directory holding one folder per agent (default ~/.agentcom)")
@@ -87,7 +87,7 @@ func runOnboard(in *inv) runFunc {
 func runOffboard(in *inv) runFunc {
 	name := in.fs.String("name", "", "agent id (required)")
 	hub := in.fs.String("hub", "", "hub HTTP URL (default: the agent's config; env AGENTCOM_HUB)")
-	token := in.secret("token", "AGENTCOM_TOKEN", "admin token")
+	token := in.secret("token", "AGENTCOM_TOKEN", "admin `TOKEN`")
 	home := in.fs.String("home", "", "directory holding one folder per agent (default ~/.agentcom)")
 	unitDir := in.fs.String("unit-dir", "", "where the systemd user unit is (default ~/.config/systemd/user)")
 	return func(ctx context.Context, _ []string) error {

@@ -26,7 +26,7 @@ func runServe(in *inv) runFunc {
 	logFormat := fs.String("log-format", envOr(env, "AGENTCOM_LOG_FORMAT", "auto"), "log format: auto, text or json (env AGENTCOM_LOG_FORMAT)")
 	logLevel := fs.String("log-level", envOr(env, "AGENTCOM_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env AGENTCOM_LOG_LEVEL)")
 	openReg := fs.Bool("open-registration", envBool(env, "AGENTCOM_OPEN_REGISTRATION"), "let anyone register an agent with POST /api/onboard/register (env AGENTCOM_OPEN_REGISTRATION)")
-	joinSecret := in.secret("join-secret", "AGENTCOM_JOIN_SECRET", "secret that lets a registration through when registration is closed")
+	joinSecret := in.secret("join-secret", "AGENTCOM_JOIN_SECRET", "`SECRET` that lets a registration through when registration is closed")
 	backups := fs.String("backups", env.getenv("AGENTCOM_BACKUP_DIR"), "backup directory (default <data>/backups; env AGENTCOM_BACKUP_DIR)")
 	firstBackup := fs.Duration("first-backup", 0, "delay before the first scheduled backup (default 1m)")
 	backupEvery := fs.Duration("backup-interval", 0, "interval between scheduled backups (default 24h)")

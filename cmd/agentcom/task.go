@@ -26,8 +26,8 @@ type apiOpts struct {
 // api declares --hub and --token. The token never appears as a default.
 func (in *inv) api() *apiOpts {
 	return &apiOpts{
-		hub:   in.fs.String("hub", "", "hub HTTP URL (env AGENTCOM_HUB, else http://localhost:4000)"),
-		token: in.secret("token", "AGENTCOM_TOKEN", "bearer token"),
+		hub:   in.fs.String("hub", "", "hub HTTP `URL` (env AGENTCOM_HUB, else http://localhost:4000)"),
+		token: in.secret("token", "AGENTCOM_TOKEN", "bearer `TOKEN`"),
 		env:   in.env,
 	}
 }
@@ -71,12 +71,12 @@ func taskCommand() *command {
 
 func taskSubmit(in *inv) runFunc {
 	api := in.api()
-	prio := in.fs.String("priority", "normal", "lane: "+strings.Join(laneNames, ", "))
-	caps := in.fs.String("capabilities", "", "comma-separated capabilities the agent must all have")
-	target := in.fs.String("target", "", "only this agent may take the task")
+	prio := in.fs.String("priority", "normal", "`LANE`: "+strings.Join(laneNames, ", "))
+	caps := in.fs.String("capabilities", "", "comma-separated `CAPABILITIES` the agent must all have")
+	target := in.fs.String("target", "", "only this `AGENT` may take the task")
 	maxRetries := in.fs.Int("max-retries", -1, "failures before dead-letter (-1: the hub's default, 3)")
-	completeBy := in.fs.String("complete-by", "", "deadline: RFC 3339 time, a duration from now (30m), or Unix ms")
-	meta := in.fs.String("metadata", "", "metadata JSON object")
+	completeBy := in.fs.String("complete-by", "", "deadline `TIME`: RFC 3339, a duration from now (30m), or Unix ms")
+	meta := in.fs.String("metadata", "", "metadata, a `JSON` object")
 	wait := in.fs.Bool("wait", false, "follow the task until it ends; exit 0 only if it completed")
 	waitTimeout := in.fs.Duration("wait-timeout", 0, "give up waiting after this long (0: no limit)")
 	quiet := in.fs.Bool("quiet", false, "print only the task id (for scripts: id=$(agentcom task submit ... --quiet))")
@@ -243,12 +243,12 @@ func listTasks(in *inv, fixedStatus string) runFunc {
 	api := in.api()
 	status := &fixedStatus
 	if fixedStatus == "" {
-		status = in.fs.String("status", "", "only this status: "+strings.Join(taskStatuses, ", "))
+		status = in.fs.String("status", "", "only this `STATUS`: "+strings.Join(taskStatuses, ", "))
 	}
-	lane := in.fs.String("lane", "", "only this lane: "+strings.Join(laneNames, ", "))
-	agent := in.fs.String("agent", "", "only tasks assigned to this agent")
-	limit := in.fs.Int("limit", 50, "at most this many tasks (0: all)")
-	offset := in.fs.Int("offset", 0, "skip this many tasks first")
+	lane := in.fs.String("lane", "", "only this `LANE`: "+strings.Join(laneNames, ", "))
+	agent := in.fs.String("agent", "", "only tasks assigned to this `AGENT`")
+	limit := in.fs.Int("limit", 50, "at most `N` tasks (0: all)")
+	offset := in.fs.Int("offset", 0, "skip the first `N` tasks")
 	return func(ctx context.Context, _ []string) error {
 		if *status != "" && !slices.Contains(taskStatuses, *status) {
 			return in.usagef("--status %q: use one of %s", *status, strings.Join(taskStatuses, ", "))
@@ -451,7 +451,7 @@ func taskRetry(in *inv) runFunc {
 
 func taskCancel(in *inv) runFunc {
 	api := in.api()
-	reason := in.fs.String("reason", "", "why, kept in the task's history")
+	reason := in.fs.String("reason", "", "`WHY`, kept in the task's history")
 	return func(ctx context.Context, pos []string) error {
 		c := api.client()
 		r, err := c.CancelTask(ctx, pos[0], *reason)

@@ -31,7 +31,7 @@ func tokenCommand() *command {
 
 // dataFlag declares --data.
 func (in *inv) dataFlag() *string {
-	return in.fs.String("data", "", "data directory (env AGENTCOM_DATA_DIR, else ./data)")
+	return in.fs.String("data", "", "the data `DIR` (env AGENTCOM_DATA_DIR, else ./data)")
 }
 
 func dataDir(env *cmdEnv, flagValue string) string {
@@ -72,7 +72,7 @@ func heldBy(dir string, err error, fix string) error {
 
 func roleFlags(in *inv) func() (auth.Role, error) {
 	admin := in.fs.Bool("admin", false, "issue an admin token (same as --role admin)")
-	roleName := in.fs.String("role", "agent", "role: agent, admin or viewer")
+	roleName := in.fs.String("role", "agent", "`ROLE`: agent, admin or viewer")
 	return func() (auth.Role, error) {
 		if *admin {
 			return auth.RoleAdmin, nil
@@ -90,7 +90,7 @@ type createdToken struct {
 
 func tokenCreate(in *inv) runFunc {
 	data := in.dataFlag()
-	agent := in.fs.String("agent", "", "agent id the token acts as (required)")
+	agent := in.fs.String("agent", "", "`AGENT` id the token acts as (required)")
 	role := roleFlags(in)
 	return func(_ context.Context, _ []string) error {
 		if *agent == "" {
@@ -141,7 +141,7 @@ func tokenList(in *inv) runFunc {
 
 func tokenRevoke(in *inv) runFunc {
 	data := in.dataFlag()
-	agent := in.fs.String("agent", "", "agent id whose tokens to revoke (required)")
+	agent := in.fs.String("agent", "", "`AGENT` id whose tokens to revoke (required)")
 	return func(_ context.Context, _ []string) error {
 		if *agent == "" {
 			return in.usagef("--agent is required")
@@ -161,7 +161,7 @@ func tokenRevoke(in *inv) runFunc {
 
 func tokenImport(in *inv) runFunc {
 	data := in.dataFlag()
-	file := in.fs.String("file", "", "tokens.json of the original hub: a JSON object of token -> agent id (required)")
+	file := in.fs.String("file", "", "the original hub's tokens.json `FILE`: a JSON object of token -> agent id (required)")
 	role := roleFlags(in)
 	return func(_ context.Context, _ []string) error {
 		if *file == "" {
