@@ -255,6 +255,9 @@ func (c *command) runLeaf(ctx context.Context, env *cmdEnv, path, args []string)
 		return errHelpShown
 	}
 	if err != nil {
+		if near := c.nearFlag(in, err); near != "" {
+			fmt.Fprintf(env.stderr, "Did you mean --%s?\n", near)
+		}
 		fmt.Fprintf(env.stderr, "Run '%s --help' for usage.\n", cmdName(path))
 		return errUsage
 	}
@@ -283,6 +286,23 @@ type failed struct {
 
 func (f *failed) Error() string { return f.path + ": " + f.err.Error() }
 func (f *failed) Unwrap() error { return f.err }
+
+// nearFlag returns the flag closest to the undefined one err names, or "".
+func (c *command) nearFlag(in *inv, err error) string {
+	const prefix = "flag provided but not defined: -"
+	msg := err.Error()
+	if !strings.HasPrefix(msg, prefix) {
+		return ""
+	}
+	bad := strings.TrimLeft(strings.TrimPrefix(msg, prefix), "-")
+	best, bestD := "", 3
+	in.fs.VisitAll(func(f *flag.Flag) {
+		if d := editDistance(bad, f.Name); d < bestD {
+			best, bestD = f.Name, d
+		}
+	})
+	return best
+}
 
 // parseInterleaved parses flags placed before or after the positional
 // arguments ("submit 'desc' --wait" as well as "submit --wait 'desc'").

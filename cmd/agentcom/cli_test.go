@@ -183,6 +183,9 @@ func TestDidYouMean(t *testing.T) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want %q", tc.args, code, out, errs, tc.want)
 		}
 	}
+	if code, _, errs := runCmd(t, nil, "task", "list", "--stauts", "queued"); code != 2 || !strings.Contains(errs, "Did you mean --status?") {
+		t.Errorf("--stauts: %d %q", code, errs)
+	}
 	if code, _, errs := runCmd(t, nil, "zzzzzz"); code != 2 || strings.Contains(errs, "did you mean") {
 		t.Errorf("no suggestion expected: %d %q", code, errs)
 	}

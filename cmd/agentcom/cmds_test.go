@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -171,7 +173,7 @@ func TestTaskCommands(t *testing.T) {
 	if shown.ID != done.TaskID || len(shown.Attempts) != 1 || shown.Attempts[0].Outcome != "completed" {
 		t.Fatalf("show --json: %+v", shown)
 	}
-	contains(t, "show missing", r.fail(1, "task", "show", "task-00000000000000ff"), "task_not_found")
+	contains(t, "show missing", r.fail(1, "task", "show", "task-00000000000000ff"), "no task task-00000000000000ff", "hint: agentcom task list")
 
 	// retry: a completed task says its state; a dead-lettered one goes back.
 	errs = r.fail(1, "task", "retry", done.TaskID)
@@ -461,6 +463,23 @@ func TestTokenCommands(t *testing.T) {
 	code, out, _ = runCmd(t, env, "token", "revoke", "--agent", "viewer-1", "--json")
 	if code != 0 || !strings.Contains(out, `"revoked": 1`) {
 		t.Fatalf("revoke: %d %q", code, out)
+	}
+	if code, out, _ := runCmd(t, env, "token", "revoke", "--agent", "nobody"); code != 0 || out != "revoked 0 token(s) of \"nobody\"\n" {
+		t.Fatalf("revoke human: %d %q", code, out)
+	}
+	// import: the original hub's tokens.json, human and JSON.
+	old := strings.Repeat("a", 64)
+	file := filepath.Join(t.TempDir(), "tokens.json")
+	if err := os.WriteFile(file, []byte(`{"`+old+`":"legacy-1"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = runCmd(t, env, "token", "import", "--file", file)
+	if code != 0 || !strings.Contains(out, "imported 1 token(s) as role agent") || strings.Contains(out, old) {
+		t.Fatalf("import: %d %q", code, out)
+	}
+	code, out, _ = runCmd(t, env, "token", "import", "--file", file, "--role", "viewer", "--json")
+	if code != 0 || !strings.Contains(out, `"imported": 1`) || !strings.Contains(out, `"role": "viewer"`) {
+		t.Fatalf("import --json: %d %q", code, out)
 	}
 	if code, _, errs := runCmd(t, env, "token", "create"); code != 2 || !strings.Contains(errs, "--agent is required") {
 		t.Fatalf("create without agent: %d %q", code, errs)

@@ -338,6 +338,9 @@ func taskShow(in *inv) runFunc {
 	api := in.api()
 	return func(ctx context.Context, pos []string) error {
 		t, err := api.client().Task(ctx, pos[0])
+		if client.IsNotFound(err) {
+			return withHint(fmt.Errorf("no task %s on the hub", pos[0]), "agentcom task list shows the task ids")
+		}
 		if err != nil {
 			return err
 		}
