@@ -74,7 +74,7 @@ func adminHealth(in *inv) runFunc {
 			return err
 		}
 		return in.emit(h, func(p *printer) {
-			p.kv([][2]string{{"status", p.paint(statusStyle(h.Status), h.Status)}, {"backups in", h.BackupDir}})
+			p.kv([]field{kvs("status", h.Status, statusStyle(h.Status)), kv("backups in", h.BackupDir)})
 			for _, r := range h.Reasons {
 				p.line("  - %s", r)
 			}

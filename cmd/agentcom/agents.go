@@ -138,15 +138,15 @@ func printAgent(p *printer, d agentDetail) {
 	for i, cp := range a.Capabilities {
 		caps[i] = cp.Name
 	}
-	p.kv([][2]string{
-		{"agent", p.paint(bold, a.AgentID)},
-		{"state", p.paint(statusStyle(a.FSMState), a.FSMState)},
-		{"current task", orDash(deref(a.CurrentTaskID))},
-		{"capabilities", orDash(strings.Join(caps, ", "))},
-		{"flags", orDash(strings.Trim(string(a.Flags), "[]\""))},
-		{"connected", p.when(a.ConnectedAt)},
-		{"last heard", p.ago(a.LastHeard)},
-		{"state since", p.ago(a.LastStateChange)},
+	p.kv([]field{
+		kvs("agent", a.AgentID, bold),
+		kvs("state", a.FSMState, statusStyle(a.FSMState)),
+		kv("current task", orDash(deref(a.CurrentTaskID))),
+		kv("capabilities", orDash(strings.Join(caps, ", "))),
+		kv("flags", orDash(strings.Trim(string(a.Flags), "[]\""))),
+		kv("connected", p.when(a.ConnectedAt)),
+		kv("last heard", p.ago(a.LastHeard)),
+		kv("state since", p.ago(a.LastStateChange)),
 	})
 	if len(d.Tasks) > 0 {
 		p.heading("tasks assigned to it")

@@ -96,6 +96,8 @@ func dispatch(ctx context.Context, env *cmdEnv, args []string) int {
 		return 2
 	}
 	msg, hint := explain(err)
+	// Errors carry text from the hub: no control characters on the terminal.
+	msg, hint = safe(msg), safe(hint)
 	fmt.Fprintf(env.stderr, "%s: %s\n", name, msg)
 	if hint != "" {
 		fmt.Fprintf(env.stderr, "  hint: %s\n", hint)

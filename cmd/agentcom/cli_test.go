@@ -463,3 +463,42 @@ COMP_WORDS=(agentcom ta); COMP_CWORD=1; _agentcom; echo "${COMPREPLY[*]}"`
 		t.Fatalf("bash completion: %v\n%q", err, got)
 	}
 }
+
+// TestHostileTextCannotDriveTheTerminal: descriptions, messages and
+// names come from other agents; their control characters (escape
+// sequences: clear screen, set title, move the cursor) never reach the
+// terminal in human output. --json keeps the data as it is (escaped).
+func TestHostileTextCannotDriveTheTerminal(t *testing.T) {
+	h := hubtest.Start(t, "")
+	const evil = "fix\x1b]0;pwned\x07 the\x1b[2J bug\u009b1m"
+	if st, _ := h.Do("POST", "/api/tasks", h.AdminToken, map[string]any{"description": evil, "metadata": map[string]any{"k": evil}}); st != 201 {
+		t.Fatal(st)
+	}
+	if st, _ := h.Do("POST", "/api/message", h.AdminToken, map[string]any{"to": "bob", "payload": map[string]any{"text": evil}}); st != 200 {
+		t.Fatal(st)
+	}
+	env := map[string]string{"AGENTCOM_HUB": h.URL(), "AGENTCOM_TOKEN": h.AdminToken}
+	_, out, _ := runCmd(t, env, "task", "list", "--json")
+	id := regexp.MustCompile(`task-[0-9a-f]{16}`).FindString(out)
+	for _, tty := range []bool{false, true} {
+		for _, args := range [][]string{{"task", "list"}, {"task", "show", id}, {"message", "inbox", "--agent", "bob"}} {
+			var o, e bytes.Buffer
+			ce := &cmdEnv{stdout: &o, stderr: &e, getenv: func(k string) string { return env[k] }, stdoutTTY: tty}
+			if code := dispatch(context.Background(), ce, args); code != 0 {
+				t.Fatalf("%v: %d %s", args, code, e.String())
+			}
+			text := ansi.ReplaceAllString(o.String(), "") // our own colours
+			if strings.ContainsAny(text, "\x1b\x07\u009b") || !strings.Contains(text, "fix") {
+				t.Errorf("%v (tty %v) let control characters through:\n%q", args, tty, o.String())
+			}
+		}
+	}
+	_, out, _ = runCmd(t, env, "task", "show", id, "--json")
+	var task struct {
+		Description string `json:"description"`
+	}
+	mustJSON(t, "show --json", out, &task)
+	if task.Description != evil {
+		t.Fatalf("JSON changed the data: %q", task.Description)
+	}
+}

@@ -120,7 +120,7 @@ func gitStatus(in *inv) runFunc {
 			return err
 		}
 		return in.emit(st, func(p *printer) {
-			p.kv([][2]string{{"branch", st.Branch}, {"commits ahead", fmt.Sprint(st.CommitsAhead)}, {"clean", fmt.Sprint(st.IsClean)}})
+			p.kv([]field{kv("branch", st.Branch), kv("commits ahead", fmt.Sprint(st.CommitsAhead)), kv("clean", fmt.Sprint(st.IsClean))})
 			for _, f := range st.UncommittedChanges {
 				p.line("  modified:  %s", f)
 			}

@@ -235,9 +235,9 @@ func channelShow(in *inv) runFunc {
 			return channelNotFound(err, pos[0])
 		}
 		return in.emit(ch, func(p *printer) {
-			p.kv([][2]string{{"channel", p.paint(bold, ch.Name)}, {"description", orDash(ch.Description)},
-				{"created", p.when(ch.CreatedAt) + " by " + orDash(ch.CreatedBy)},
-				{"subscribers", fmt.Sprintf("%d %s", ch.SubscriberCount, strings.Join(ch.Subscribers, ", "))}})
+			p.kv([]field{kvs("channel", ch.Name, bold), kv("description", orDash(ch.Description)),
+				kv("created", p.when(ch.CreatedAt)+" by "+orDash(ch.CreatedBy)),
+				kv("subscribers", fmt.Sprintf("%d %s", ch.SubscriberCount, strings.Join(ch.Subscribers, ", ")))})
 		})
 	}
 }
@@ -330,7 +330,7 @@ func channelHistory(in *inv) runFunc {
 				return nil
 			case err != nil:
 				if msg, _ := explain(err); msg != outage {
-					fmt.Fprintf(in.env.stderr, "%s; still following\n", msg)
+					fmt.Fprintf(in.env.stderr, "%s; still following\n", safe(msg))
 					outage = msg
 				}
 			case outage != "":
@@ -356,7 +356,7 @@ func printEntries(p *printer, entries []client.ChannelEntry, header bool) {
 	for _, r := range rows {
 		parts := make([]string, len(r))
 		for i, cl := range r {
-			parts[i] = p.paint(cl.style, cl.text)
+			parts[i] = p.paint(cl.style, safe(cl.text))
 		}
 		p.line("%s", strings.Join(parts, "  "))
 	}

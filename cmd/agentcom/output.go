@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/agentcom/agentcom/internal/tasks"
@@ -63,7 +65,7 @@ func (p *printer) table(header []string, rows [][]cell) {
 	line := func(cells []cell) {
 		var b strings.Builder
 		for i, cl := range cells {
-			b.WriteString(p.paint(cl.style, cl.text))
+			b.WriteString(p.paint(cl.style, safe(cl.text)))
 			if i < len(cells)-1 {
 				b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(cl.text)+2))
 			}
@@ -80,18 +82,71 @@ func (p *printer) table(header []string, rows [][]cell) {
 	}
 }
 
+// field is one "key: value" line of a kv block.
+type field struct {
+	key string
+	val cell
+}
+
+func kv(key, val string) field           { return field{key, txt(val)} }
+func kvs(key, val string, s style) field { return field{key, styled(val, s)} }
+
 // kv prints "key:  value" lines with the values aligned.
-func (p *printer) kv(pairs [][2]string) {
+func (p *printer) kv(fields []field) {
 	width := 0
-	for _, kv := range pairs {
-		width = max(width, len(kv[0]))
+	for _, f := range fields {
+		width = max(width, len(f.key))
 	}
-	for _, kv := range pairs {
-		fmt.Fprintf(p.w, "%s  %s\n", p.paint(dim, fmt.Sprintf("%-*s", width+1, kv[0]+":")), kv[1])
+	for _, f := range fields {
+		fmt.Fprintf(p.w, "%s  %s\n", p.paint(dim, fmt.Sprintf("%-*s", width+1, f.key+":")), p.paint(f.val.style, safe(f.val.text)))
 	}
 }
 
-func (p *printer) line(format string, a ...any) { fmt.Fprintf(p.w, format+"\n", a...) }
+// safe replaces control characters (escape sequences included) of text
+// that came from the hub or from other agents, so it cannot drive the
+// terminal; newlines and tabs stay.
+func safe(s string) string {
+	if !strings.ContainsFunc(s, isUnsafe) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if isUnsafe(r) {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+}
+
+func isUnsafe(r rune) bool { return r != '\n' && r != '\t' && unicode.IsControl(r) }
+
+// line prints one formatted line; the arguments are made safe (see safe),
+// the format is ours.
+func (p *printer) line(format string, a ...any) {
+	for i, v := range a {
+		if s, ok := v.(string); ok {
+			a[i] = safeKeepColour(s)
+		}
+	}
+	fmt.Fprintf(p.w, format+"\n", a...)
+}
+
+// safeKeepColour is safe for a string that may carry this printer's own
+// colour codes: the codes paint emits survive (at worst, text from the hub
+// can recolour itself), every other control character does not.
+func safeKeepColour(s string) string {
+	parts := sgr.Split(s, -1)
+	codes := sgr.FindAllString(s, -1)
+	var b strings.Builder
+	for i, part := range parts {
+		b.WriteString(safe(part))
+		if i < len(codes) {
+			b.WriteString(codes[i])
+		}
+	}
+	return b.String()
+}
+
+var sgr = regexp.MustCompile("\x1b\\[(?:0|1|2|31|32|33|34|36)m")
 
 func (p *printer) heading(s string) { fmt.Fprintf(p.w, "\n%s\n", p.paint(bold, s)) }
 
@@ -116,7 +171,7 @@ func (p *printer) when(ms int64) string {
 	if ms <= 0 {
 		return "-"
 	}
-	return p.ago(ms) + " " + p.paint(dim, "("+time.UnixMilli(ms).UTC().Format("2006-01-02 15:04:05 UTC")+")")
+	return p.ago(ms) + " (" + time.UnixMilli(ms).UTC().Format("2006-01-02 15:04:05 UTC") + ")"
 }
 
 // shortDuration renders d with its two largest units: 45s, 3m12s, 2h5m, 3d4h.

@@ -163,7 +163,7 @@ func followTask(ctx context.Context, in *inv, c *client.Client, id string, timeo
 				msg = "hub unreachable (" + msg + "); still waiting"
 			}
 			if msg != lastErr {
-				fmt.Fprintf(in.env.stderr, "%s  %s\n", time.Now().UTC().Format(time.TimeOnly), msg)
+				fmt.Fprintf(in.env.stderr, "%s  %s\n", time.Now().UTC().Format(time.TimeOnly), safe(msg))
 				lastErr = msg
 			}
 		default:
@@ -177,7 +177,7 @@ func followTask(ctx context.Context, in *inv, c *client.Client, id string, timeo
 			}
 			if state != last {
 				fmt.Fprintf(progress, "%s  %s (generation %d)\n", time.Now().UTC().Format(time.TimeOnly),
-					p.paint(statusStyle(t.Status), state), t.Generation)
+					p.paint(statusStyle(t.Status), safe(state)), t.Generation)
 				last = state
 			}
 			if t.Terminal() {
@@ -349,49 +349,49 @@ func taskShow(in *inv) runFunc {
 }
 
 func printTask(p *printer, t client.Task) {
-	pairs := [][2]string{
-		{"id", p.paint(bold, t.ID)},
-		{"status", p.paint(statusStyle(t.Status), t.Status)},
-		{"lane", p.paint(laneStyle(t.Priority), tasks.LaneName(t.Priority))},
-		{"description", t.DescriptionText()},
-		{"submitted by", orDash(t.SubmittedBy)},
-		{"created", p.when(t.CreatedAt)},
-		{"updated", p.when(t.UpdatedAt)},
+	pairs := []field{
+		kvs("id", t.ID, bold),
+		kvs("status", t.Status, statusStyle(t.Status)),
+		kvs("lane", tasks.LaneName(t.Priority), laneStyle(t.Priority)),
+		kv("description", t.DescriptionText()),
+		kv("submitted by", orDash(t.SubmittedBy)),
+		kv("created", p.when(t.CreatedAt)),
+		kv("updated", p.when(t.UpdatedAt)),
 	}
 	if t.AssignedTo != nil {
 		at := int64(0)
 		if t.AssignedAt != nil {
 			at = *t.AssignedAt
 		}
-		pairs = append(pairs, [2]string{"assigned to", *t.AssignedTo + " " + p.paint(dim, p.ago(at))})
+		pairs = append(pairs, kv("assigned to", *t.AssignedTo+" ("+p.ago(at)+")"))
 	}
 	if t.TargetAgent != nil && *t.TargetAgent != "" {
-		pairs = append(pairs, [2]string{"target agent", *t.TargetAgent})
+		pairs = append(pairs, kv("target agent", *t.TargetAgent))
 	}
 	var caps []string
 	if json.Unmarshal(t.NeededCapabilities, &caps) == nil && len(caps) > 0 {
-		pairs = append(pairs, [2]string{"needs", strings.Join(caps, ", ")})
+		pairs = append(pairs, kv("needs", strings.Join(caps, ", ")))
 	}
-	pairs = append(pairs, [2]string{"generation", strconv.FormatInt(t.Generation, 10)},
-		[2]string{"failures", fmt.Sprintf("%d of %s", t.RetryCount, orDash(string(t.MaxRetries)))})
+	pairs = append(pairs, kv("generation", strconv.FormatInt(t.Generation, 10)),
+		kv("failures", fmt.Sprintf("%d of %s", t.RetryCount, orDash(string(t.MaxRetries)))))
 	var cb int64
 	if json.Unmarshal(t.CompleteBy, &cb) == nil && cb > 0 {
-		pairs = append(pairs, [2]string{"complete by", p.when(cb)})
+		pairs = append(pairs, kv("complete by", p.when(cb)))
 	}
 	if t.CancelledBy != "" {
-		pairs = append(pairs, [2]string{"cancelled by", t.CancelledBy})
+		pairs = append(pairs, kv("cancelled by", t.CancelledBy))
 	}
 	if hasValue(t.Metadata) && string(t.Metadata) != "{}" {
-		pairs = append(pairs, [2]string{"metadata", string(t.Metadata)})
+		pairs = append(pairs, kv("metadata", string(t.Metadata)))
 	}
 	if hasValue(t.LastError) {
-		pairs = append(pairs, [2]string{"last error", p.paint(red, rawString(t.LastError))})
+		pairs = append(pairs, kvs("last error", rawString(t.LastError), red))
 	}
 	if hasValue(t.LastOutput) {
-		pairs = append(pairs, [2]string{"last output", oneLine(rawString(t.LastOutput), 200)})
+		pairs = append(pairs, kv("last output", oneLine(rawString(t.LastOutput), 200)))
 	}
 	if hasValue(t.Result) {
-		pairs = append(pairs, [2]string{"result", string(t.Result)})
+		pairs = append(pairs, kv("result", string(t.Result)))
 	}
 	p.kv(pairs)
 	if len(t.Attempts) > 0 {
