@@ -502,3 +502,26 @@ func TestHostileTextCannotDriveTheTerminal(t *testing.T) {
 		t.Fatalf("JSON changed the data: %q", task.Description)
 	}
 }
+
+// FuzzSafe: whatever the hub sends, the human output has no control
+// characters but newlines and tabs, and clean text is left alone.
+func FuzzSafe(f *testing.F) {
+	for _, s := range []string{"plain", "a\x1b[2Jb", "\u009b31m", "tab\tnew\nline", "\xff\xfe", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := safe(s)
+		if strings.ContainsFunc(out, isUnsafe) {
+			t.Fatalf("safe(%q) = %q", s, out)
+		}
+		if !strings.ContainsFunc(s, isUnsafe) && out != s {
+			t.Fatalf("safe changed clean text %q to %q", s, out)
+		}
+		if kept := safeKeepColour(s); strings.ContainsFunc(sgr.ReplaceAllString(kept, ""), isUnsafe) {
+			t.Fatalf("safeKeepColour(%q) = %q", s, kept)
+		}
+		if one := oneLine(s, 20); strings.ContainsAny(safe(one), "\n\x1b") {
+			t.Fatalf("oneLine(%q) = %q", s, one)
+		}
+	})
+}

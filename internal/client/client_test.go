@@ -289,3 +289,21 @@ func FuzzErrorBody(f *testing.F) {
 		_ = e.Field("hint")
 	})
 }
+
+// FuzzMessages decodes any mailbox or channel history answer into the
+// typed structs; the accessors are total.
+func FuzzMessages(f *testing.F) {
+	for _, s := range []string{`{"messages":[{"id":"a","from":"b","to":null,"type":"chat","payload":{"text":"hi"},"seq":1}]}`,
+		`{"messages":[{"to":7,"type":{"x":1},"payload":"str"}]}`, `{"messages":[{"payload":{"text":5}}]}`, `[]`, ``} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		var mb Mailbox
+		if json.Unmarshal([]byte(body), &mb) != nil {
+			return
+		}
+		for _, m := range mb.Messages {
+			_, _, _ = m.Text(), m.ToText(), m.TypeText()
+		}
+	})
+}
