@@ -271,7 +271,7 @@ func (c *command) runLeaf(ctx context.Context, env *cmdEnv, path, args []string)
 		case len(pos) < lo:
 			return in.usagef("missing argument: %s", c.synopsis)
 		default:
-			return in.usagef("too many arguments (%d)", len(pos))
+			return in.usagef("too many arguments (%d); quote an argument that has spaces", len(pos))
 		}
 	}
 	if err := body(ctx, pos); err != nil {

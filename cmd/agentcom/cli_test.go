@@ -309,8 +309,13 @@ func TestErrorHints(t *testing.T) {
 	h := hubtest.Start(t, "")
 	// 401: the hint names --token and AGENTCOM_TOKEN.
 	code, out, errs := runCmd(t, map[string]string{"AGENTCOM_HUB": h.URL(), "AGENTCOM_TOKEN": "not-a-token"}, "task", "list")
-	if code != 1 || out != "" || !strings.Contains(errs, "unauthorized (401)") || !strings.Contains(errs, "hint: pass a valid token with --token or set AGENTCOM_TOKEN") {
+	if code != 1 || out != "" || !strings.Contains(errs, "unauthorized (401)") || !strings.Contains(errs, "hint: the token was refused") ||
+		!strings.Contains(errs, "--token or set AGENTCOM_TOKEN") {
 		t.Fatalf("401: %d %q %q", code, out, errs)
+	}
+	code, _, errs = runCmd(t, map[string]string{"AGENTCOM_HUB": h.URL()}, "task", "list")
+	if code != 1 || !strings.Contains(errs, "hint: this needs a token and none was given: pass --token or set AGENTCOM_TOKEN") {
+		t.Fatalf("401 without a token: %d %q", code, errs)
 	}
 	// 403: a viewer may not cancel.
 	viewer := h.Token("watcher", auth.RoleViewer)

@@ -225,7 +225,9 @@ func TestTaskWaitAcrossHubOutage(t *testing.T) {
 	id := taskIDRe.FindString(b.err.String())
 	h.Stop()
 	eventually(t, 20*time.Second, "the outage report", func() bool { return strings.Contains(b.err.String(), "hub unreachable") })
-	// Let several polls fail while the hub is down.
+	// Not a synchronisation: the hub stays down for a few more polls, so
+	// that a report per failed poll would show (the assertion below holds
+	// whatever the timing).
 	time.Sleep(3 * waitPoll)
 	h.Restart()
 	eventually(t, 20*time.Second, "the recovery report", func() bool { return strings.Contains(b.err.String(), "the hub answers again") })

@@ -62,7 +62,11 @@ func hubError(ce *client.Error) (string, string) {
 	}
 	switch ce.Status {
 	case http.StatusUnauthorized:
-		return msg, "pass a valid token with --token or set AGENTCOM_TOKEN; an operator makes one with 'agentcom token create --agent NAME' (offline) or POST /admin/tokens"
+		how := "an operator makes one with 'agentcom token create --agent NAME' (offline) or POST /admin/tokens"
+		if !ce.SentToken {
+			return msg, "this needs a token and none was given: pass --token or set AGENTCOM_TOKEN; " + how
+		}
+		return msg, "the token was refused (revoked, mistyped, or not this agent's): pass a valid token with --token or set AGENTCOM_TOKEN; " + how
 	case http.StatusForbidden:
 		return msg, "this token's role may not do that: use an admin token (agentcom token create --agent ops --admin)"
 	case http.StatusTooManyRequests:

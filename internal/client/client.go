@@ -72,6 +72,9 @@ type Error struct {
 	// Body is the raw response body (possibly truncated), for details such
 	// as "task_id" or "hint" that vary per route.
 	Body []byte
+	// SentToken says the request carried a bearer token (a 401 then means
+	// a wrong token rather than a missing one).
+	SentToken bool
 }
 
 func (e *Error) Error() string {
@@ -184,7 +187,9 @@ func (c *Client) Do(ctx context.Context, method, path string, body any, out any,
 		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return decodeError(method, path, resp.StatusCode, data)
+		e := decodeError(method, path, resp.StatusCode, data)
+		e.SentToken = c.token != ""
+		return e
 	}
 	if out == nil {
 		return nil
