@@ -19,6 +19,7 @@ func runBench(in *inv) runFunc {
 	fs := in.fs
 	o := bench.DefaultOptions()
 	fs.StringVar(&o.Scenario, "scenario", o.Scenario, "tasks, messages, broadcast, idle, storage, restart or all")
+	in.oneOf("scenario", "tasks", "messages", "broadcast", "idle", "storage", "restart", "all")
 	fs.IntVar(&o.Agents, "agents", o.Agents, "simulated agents, each its own WebSocket")
 	fs.IntVar(&o.Tasks, "tasks", o.Tasks, "tasks: how many to submit at once")
 	fs.IntVar(&o.Samples, "samples", o.Samples, "tasks: then how many to submit one at a time with every agent idle")

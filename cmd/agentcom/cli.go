@@ -41,6 +41,9 @@ type command struct {
 	hidden bool
 	// rawArgs passes every argument to the body unparsed (__complete).
 	rawArgs bool
+	// choices are the values of the leaf's positional argument, for
+	// completion.
+	choices []string
 	// defaultSub is the subcommand a group runs when given no command
 	// ("agentcom agents" lists them).
 	defaultSub string
@@ -55,6 +58,16 @@ type inv struct {
 	path   string // "task submit"
 	fs     *flag.FlagSet
 	asJSON bool
+	// choices are the values a flag takes, for completion.
+	choices map[string][]string
+}
+
+// oneOf declares the values flag name takes; completion offers them.
+func (in *inv) oneOf(name string, values ...string) {
+	if in.choices == nil {
+		in.choices = map[string][]string{}
+	}
+	in.choices[name] = values
 }
 
 // errUsage reports a command line that could not be used; the reason and
@@ -391,11 +404,17 @@ func (c *command) usageLine(path []string) string {
 
 // flags lists the leaf's flags as declared, with an empty environment.
 func (c *command) flags() []*flag.Flag {
+	var out []*flag.Flag
+	c.declared().fs.VisitAll(func(f *flag.Flag) { out = append(out, f) })
+	return out
+}
+
+// declared is the leaf's invocation as declared, with an empty
+// environment: its flags and their choices.
+func (c *command) declared() *inv {
 	env := &cmdEnv{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
 	in, _ := c.newInv(env, nil)
-	var out []*flag.Flag
-	in.fs.VisitAll(func(f *flag.Flag) { out = append(out, f) })
-	return out
+	return in
 }
 
 func (c *command) hasFlags() bool { return len(c.flags()) > 0 }

@@ -363,6 +363,14 @@ func TestCompletion(t *testing.T) {
 		{[]string{"token", "list", "--"}, []string{"--data\t", "--json\t"}, []string{"--agent", "--role", "--file"}},
 		{[]string{"help", "cha"}, []string{"channel\t"}, nil},
 		{[]string{"nope", ""}, nil, []string{"task"}},
+		{[]string{"task", "list", "--status", ""}, []string{"queued\n", "dead_letter\n"}, []string{"--"}},
+		{[]string{"task", "list", "--status", "de"}, []string{"dead_letter"}, []string{"queued"}},
+		{[]string{"task", "submit", "x", "--priority", "u"}, []string{"urgent"}, []string{"low"}},
+		{[]string{"task", "list", "--json", "--"}, []string{"--status\t"}, nil},
+		{[]string{"task", "list", "--hub", ""}, nil, []string{"--"}},
+		{[]string{"token", "create", "--role", ""}, []string{"agent", "admin", "viewer"}, nil},
+		{[]string{"completion", ""}, []string{"bash", "zsh", "fish"}, nil},
+		{[]string{"serve", "--log-level", "w"}, []string{"warn"}, nil},
 	} {
 		code, out, errs := runCmd(t, nil, append([]string{"__complete"}, tc.words...)...)
 		if code != 0 {

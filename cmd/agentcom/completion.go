@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -13,7 +14,7 @@ import (
 
 func completionCommand() *command {
 	return &command{name: "completion", summary: "print the shell completion script: bash, zsh or fish",
-		synopsis: "bash|zsh|fish", args: [2]int{1, 1}, noJSON: true,
+		synopsis: "bash|zsh|fish", args: [2]int{1, 1}, noJSON: true, choices: []string{"bash", "zsh", "fish"},
 		about: "bash:  source <(agentcom completion bash)          (or save it in /etc/bash_completion.d/agentcom)\n" +
 			"zsh:   source <(agentcom completion zsh)           (or save it as _agentcom in a directory of $fpath)\n" +
 			"fish:  agentcom completion fish > ~/.config/fish/completions/agentcom.fish",
@@ -84,6 +85,11 @@ func completeCommand() *command {
 		}}
 }
 
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
 // complete returns the candidates for the last of words.
 func complete(root *command, words []string) []string {
 	cur := ""
@@ -113,8 +119,30 @@ func complete(root *command, words []string) []string {
 		}
 		return out
 	}
-	// A leaf: its flags, when the word starts one. Flag values and
+	// A leaf: the values of the flag before the word, when it has a
+	// fixed set; its flags, when the word starts one. Other values and
 	// positional arguments are left to the shell (files).
+	in := node.declared()
+	if len(words) > 0 {
+		if prev := strings.TrimLeft(words[len(words)-1], "-"); strings.HasPrefix(words[len(words)-1], "-") {
+			for _, v := range in.choices[prev] {
+				if strings.HasPrefix(v, cur) {
+					out = append(out, v)
+				}
+			}
+			if in.fs.Lookup(prev) != nil && !isBoolFlag(in.fs.Lookup(prev)) {
+				return out
+			}
+		}
+	}
+	if node.choices != nil && !strings.HasPrefix(cur, "-") {
+		for _, v := range node.choices {
+			if strings.HasPrefix(v, cur) {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
 	if !strings.HasPrefix(cur, "-") {
 		return nil
 	}

@@ -25,6 +25,8 @@ func runServe(in *inv) runFunc {
 	data := fs.String("data", envOr(env, "AGENTCOM_DATA_DIR", "data"), "data directory (env AGENTCOM_DATA_DIR)")
 	logFormat := fs.String("log-format", envOr(env, "AGENTCOM_LOG_FORMAT", "auto"), "log format: auto, text or json (env AGENTCOM_LOG_FORMAT)")
 	logLevel := fs.String("log-level", envOr(env, "AGENTCOM_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env AGENTCOM_LOG_LEVEL)")
+	in.oneOf("log-format", "auto", "text", "json")
+	in.oneOf("log-level", "debug", "info", "warn", "error")
 	openReg := fs.Bool("open-registration", envBool(env, "AGENTCOM_OPEN_REGISTRATION"), "let anyone register an agent with POST /api/onboard/register (env AGENTCOM_OPEN_REGISTRATION)")
 	joinSecret := in.secret("join-secret", "AGENTCOM_JOIN_SECRET", "`SECRET` that lets a registration through when registration is closed")
 	backups := fs.String("backups", env.getenv("AGENTCOM_BACKUP_DIR"), "backup directory (default <data>/backups; env AGENTCOM_BACKUP_DIR)")

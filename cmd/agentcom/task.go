@@ -72,6 +72,7 @@ func taskCommand() *command {
 func taskSubmit(in *inv) runFunc {
 	api := in.api()
 	prio := in.fs.String("priority", "normal", "`LANE`: "+strings.Join(laneNames, ", "))
+	in.oneOf("priority", laneNames...)
 	caps := in.fs.String("capabilities", "", "comma-separated `CAPABILITIES` the agent must all have")
 	target := in.fs.String("target", "", "only this `AGENT` may take the task")
 	maxRetries := in.fs.Int("max-retries", -1, "failures before dead-letter (-1: the hub's default, 3)")
@@ -244,8 +245,10 @@ func listTasks(in *inv, fixedStatus string) runFunc {
 	status := &fixedStatus
 	if fixedStatus == "" {
 		status = in.fs.String("status", "", "only this `STATUS`: "+strings.Join(taskStatuses, ", "))
+		in.oneOf("status", taskStatuses...)
 	}
 	lane := in.fs.String("lane", "", "only this `LANE`: "+strings.Join(laneNames, ", "))
+	in.oneOf("lane", laneNames...)
 	agent := in.fs.String("agent", "", "only tasks assigned to this `AGENT`")
 	limit := in.fs.Int("limit", 50, "at most `N` tasks (0: all)")
 	offset := in.fs.Int("offset", 0, "skip the first `N` tasks")

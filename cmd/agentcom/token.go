@@ -73,6 +73,7 @@ func heldBy(dir string, err error, fix string) error {
 func roleFlags(in *inv) func() (auth.Role, error) {
 	admin := in.fs.Bool("admin", false, "issue an admin token (same as --role admin)")
 	roleName := in.fs.String("role", "agent", "`ROLE`: agent, admin or viewer")
+	in.oneOf("role", string(auth.RoleAgent), string(auth.RoleAdmin), string(auth.RoleViewer))
 	return func() (auth.Role, error) {
 		if *admin {
 			return auth.RoleAdmin, nil
