@@ -545,3 +545,22 @@ func TestAdminCommands(t *testing.T) {
 	contains(t, "agent token", agent.fail(1, "admin", "health"), "forbidden (403)", "hint:", "admin token")
 	r.noSecret(h.AdminToken)
 }
+
+// TestTaskWaitEndsOnRefusal: a refusal that waiting cannot cure (the
+// token revoked) ends the wait with the hint, instead of polling forever.
+func TestTaskWaitEndsOnRefusal(t *testing.T) {
+	h := hubtest.Start(t, "")
+	tok := h.Token("submitter", auth.RoleAgent)
+	b := runBG(t, map[string]string{"AGENTCOM_HUB": h.URL(), "AGENTCOM_TOKEN": tok}, "task", "submit", "orphan", "--capabilities", "nobody", "--wait", "--wait-timeout", "2m")
+	eventually(t, 10*time.Second, "the submission", func() bool { return strings.Contains(b.out.String(), "queued (generation 0)") })
+	if st, _ := h.Do("DELETE", "/admin/tokens/submitter", h.AdminToken, nil); st != 200 {
+		t.Fatal(st)
+	}
+	if code := b.wait(t, 30*time.Second); code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	contains(t, "stderr", b.err.String(), "unauthorized (401)", "hint: the token was refused")
+	if strings.Contains(b.err.String(), tok) {
+		t.Fatal("the token was printed")
+	}
+}

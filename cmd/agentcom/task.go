@@ -118,7 +118,7 @@ func taskSubmit(in *inv) runFunc {
 		}
 		if !*wait {
 			return in.emit(sub, func(p *printer) {
-				p.line("submitted %s  %s lane", p.paint(bold, sub.TaskID), p.paint(laneStyle(sub.Priority), tasks.LaneName(sub.Priority)))
+				printSubmitted(p, sub)
 				p.line("follow it:  agentcom task show %s   (or submit with --wait)", sub.TaskID)
 			})
 		}
@@ -128,14 +128,17 @@ func taskSubmit(in *inv) runFunc {
 		if in.asJSON {
 			progress = in.env.stderr
 		}
-		pp := &printer{w: progress, color: in.env.colorOK() && !in.asJSON}
-		pp.line("submitted %s  %s lane", pp.paint(bold, sub.TaskID), pp.paint(laneStyle(sub.Priority), tasks.LaneName(sub.Priority)))
+		printSubmitted(&printer{w: progress, color: in.env.colorOK() && !in.asJSON}, sub)
 		t, err := followTask(ctx, in, c, sub.TaskID, *waitTimeout, progress)
 		if err != nil {
 			return err
 		}
 		return reportEnd(in, t)
 	}
+}
+
+func printSubmitted(p *printer, sub client.Submitted) {
+	p.line("submitted %s  %s lane", p.paint(bold, sub.TaskID), p.paint(laneStyle(sub.Priority), tasks.LaneName(sub.Priority)))
 }
 
 // waitPoll is how often --wait asks for the task.
@@ -158,6 +161,10 @@ func followTask(ctx context.Context, in *inv, c *client.Client, id string, timeo
 		t, err := c.Task(ctx, id)
 		switch {
 		case err != nil && ctx.Err() != nil:
+		case permanent(err):
+			// The task is gone or the token no longer works: waiting
+			// longer would not change that.
+			return client.Task{}, err
 		case err != nil:
 			msg, _ := explain(err)
 			if client.IsUnreachable(err) {
@@ -193,11 +200,18 @@ func followTask(ctx context.Context, in *inv, c *client.Client, id string, timeo
 	}
 }
 
+// permanent reports a refusal that waiting does not cure: a 4xx answer
+// other than 429 (outages and 5xx answers are waited out).
+func permanent(err error) bool {
+	st := client.StatusOf(err)
+	return st >= 400 && st < 500 && st != http.StatusTooManyRequests
+}
+
 // reportEnd prints the ended task and fails unless it completed.
 func reportEnd(in *inv, t client.Task) error {
 	err := in.emit(t, func(p *printer) {
 		if hasValue(t.Result) {
-			p.line("result: %s", t.Result)
+			p.line("result: %s", string(t.Result))
 		}
 	})
 	if err != nil || t.Status == string(tasks.StatusCompleted) {
