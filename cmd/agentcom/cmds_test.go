@@ -564,3 +564,60 @@ func TestTaskWaitEndsOnRefusal(t *testing.T) {
 		t.Fatal("the token was printed")
 	}
 }
+
+// TestServeStartsAndStops runs the hub command itself: it says where it
+// listens, and an interrupt (the context) stops it cleanly, exit 0.
+func TestServeStartsAndStops(t *testing.T) {
+	dir := t.TempDir()
+	b := runBG(t, nil, "serve", "--addr", "127.0.0.1:0", "--data", dir, "--log-format", "json", "--log-level", "error", "--first-backup", "1h")
+	eventually(t, 20*time.Second, "the listening line", func() bool { return strings.Contains(b.err.String(), "listening on 127.0.0.1:") })
+	b.cancel()
+	if code := b.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit %d: %s", code, b.err.String())
+	}
+	if b.out.String() != "" {
+		t.Fatalf("serve wrote to stdout: %q", b.out.String())
+	}
+	// The data directory is free again.
+	if code, out, errs := runCmd(t, map[string]string{"AGENTCOM_DATA_DIR": dir}, "token", "list", "--json"); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("token list after serve: %d %q %q", code, out, errs)
+	}
+}
+
+// TestMoreOutputs covers the human or JSON form the other tests leave
+// out.
+func TestMoreOutputs(t *testing.T) {
+	h := hubtest.Start(t, "")
+	r := newCLI(t, h, h.AdminToken)
+	contains(t, "dead-letter empty", r.ok("task", "dead-letter"), "no tasks")
+	r.ok("channel", "create", "c1")
+	var res client.ChannelResult
+	r.json(&res, "channel", "subscribe", "c1")
+	if res.Status != "subscribed" || res.Channel != "c1" {
+		t.Fatalf("subscribe --json: %+v", res)
+	}
+	r.json(&res, "channel", "unsubscribe", "c1")
+	if res.Status != "unsubscribed" {
+		t.Fatalf("unsubscribe --json: %+v", res)
+	}
+	h.Stop()
+
+	// store compact and restore --json on the stopped hub's directory.
+	code, out, errs := runCmd(t, nil, "store", "compact", "--data", h.Dir, "--json", "--force")
+	var ca resilience.CompactAllResponse
+	mustJSON(t, "store compact --json", out, &ca)
+	if code != 0 || ca.TablesTotal == 0 {
+		t.Fatalf("store compact --json: %d %s %s", code, out, errs)
+	}
+	code, out, errs = runCmd(t, nil, "store", "restore", "--data", h.Dir, "--table", "task_queue", "--dry-run", "--json")
+	if code != 1 || out != "" || !strings.Contains(errs, "agentcom store restore: no verified backup for task_queue") {
+		t.Fatalf("store restore without a backup: %d %q %q", code, out, errs)
+	}
+
+	// bench's human table.
+	code, out, errs = runCmd(t, nil, "bench", "--scenario", "storage", "--storage-records", "200",
+		"--storage-writers", "1", "--storage-phase", "50ms", "--tmp", t.TempDir(), "--quiet")
+	if code != 0 || !strings.Contains(out, "storage") {
+		t.Fatalf("bench: %d\n%s\n%s", code, out, errs)
+	}
+}
