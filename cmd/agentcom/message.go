@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agentcom/agentcom/internal/client"
+	"github.com/agentcom/agentcom/internal/messaging"
 )
 
 func messageCommand() *command {
@@ -278,7 +279,7 @@ const followPoll = time.Second
 
 func channelHistory(in *inv) runFunc {
 	api := in.api()
-	limit := in.fs.Int("limit", 20, "at most `N` messages (the hub keeps 200 per channel)")
+	limit := in.fs.Int("limit", 20, fmt.Sprintf("at most `N` messages, the newest (the hub keeps %d per channel)", messaging.ChannelHistoryCap))
 	since := in.fs.Uint64("since", 0, "only messages after sequence number `SEQ`")
 	follow := in.fs.Bool("follow", false, "keep printing new messages until interrupted (with --json, one JSON object per line)")
 	return func(ctx context.Context, pos []string) error {
@@ -324,7 +325,9 @@ func channelHistory(in *inv) runFunc {
 				return nil
 			case <-tick.C:
 			}
-			entries, err = c.ChannelHistory(ctx, name, 0, last)
+			// As many as the hub keeps, so a burst between two polls is
+			// not cut to the default page.
+			entries, err = c.ChannelHistory(ctx, name, messaging.ChannelHistoryCap, last)
 			switch {
 			case err != nil && ctx.Err() != nil:
 				return nil
