@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentcom/agentcom/internal/client"
 	"github.com/agentcom/agentcom/internal/resilience"
 )
 
@@ -29,23 +32,59 @@ func adminCommand() *command {
 		}}
 }
 
-// adminCall sends one admin request; backups and compactions of big
-// tables take a while, so the usual client timeout does not apply.
+// adminCall sends one admin request and decodes the answer into out;
+// backups and compactions of big tables take a while, so the usual client
+// timeout does not apply. A non-2xx answer that is a report (a JSON body
+// without an error code, such as a backup that missed tables) is decoded
+// too and returned as a *reportFailed: the caller prints it, then fails.
 func adminCall(ctx context.Context, api *apiOpts, method, path string, out any) error {
 	c := api.client().WithHTTPClient(&http.Client{})
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	return c.Do(ctx, method, path, nil, out, nil)
+	err := c.Do(ctx, method, path, nil, out, nil)
+	var ce *client.Error
+	if errors.As(err, &ce) && ce.Code == "" && json.Valid(ce.Body) && json.Unmarshal(ce.Body, out) == nil {
+		return &reportFailed{status: ce.Status, body: ce.Body}
+	}
+	return err
+}
+
+// reportFailed is an operation the hub reports as failed, with its report.
+type reportFailed struct {
+	status int
+	body   []byte
+}
+
+func (r *reportFailed) Error() string {
+	var b struct {
+		Status string `json:"status"`
+	}
+	what := "see the report above"
+	if json.Unmarshal(r.body, &b) == nil && b.Status != "" {
+		what = "status " + b.Status
+	}
+	return fmt.Sprintf("hub answered %d: %s", r.status, what)
+}
+
+// adminRun makes one admin call and prints its answer (or the report of a
+// failed operation) as JSON or through human.
+func adminRun(ctx context.Context, in *inv, api *apiOpts, method, path string, out any, human func(p *printer)) error {
+	err := adminCall(ctx, api, method, path, out)
+	var rf *reportFailed
+	if err != nil && !errors.As(err, &rf) {
+		return err
+	}
+	if eerr := in.emit(out, human); eerr != nil {
+		return eerr
+	}
+	return err
 }
 
 func adminBackup(in *inv) runFunc {
 	api := in.api()
 	return func(ctx context.Context, _ []string) error {
 		var r resilience.BackupResponse
-		if err := adminCall(ctx, api, http.MethodPost, "/api/admin/backup", &r); err != nil {
-			return err
-		}
-		if err := in.emit(r, func(p *printer) {
+		if err := adminRun(ctx, in, api, http.MethodPost, "/api/admin/backup", &r, func(p *printer) {
 			rows := make([][]cell, 0, len(r.Results))
 			for _, b := range r.Results {
 				recs := "-"
@@ -70,10 +109,7 @@ func adminHealth(in *inv) runFunc {
 	api := in.api()
 	return func(ctx context.Context, _ []string) error {
 		var h resilience.Health
-		if err := adminCall(ctx, api, http.MethodGet, "/api/admin/dets-health", &h); err != nil {
-			return err
-		}
-		return in.emit(h, func(p *printer) {
+		return adminRun(ctx, in, api, http.MethodGet, "/api/admin/dets-health", &h, func(p *printer) {
 			p.kv([]field{kvs("status", h.Status, statusStyle(h.Status)), kv("backups in", h.BackupDir)})
 			for _, r := range h.Reasons {
 				p.line("  - %s", r)
@@ -101,10 +137,7 @@ func adminCompact(in *inv) runFunc {
 		}
 		if len(pos) == 0 {
 			var r resilience.CompactAllResponse
-			if err := adminCall(ctx, api, http.MethodPost, "/api/admin/compact"+q, &r); err != nil {
-				return err
-			}
-			if err := in.emit(r, func(p *printer) { printCompact(p.w, r) }); err != nil {
+			if err := adminRun(ctx, in, api, http.MethodPost, "/api/admin/compact"+q, &r, func(p *printer) { printCompact(p.w, r) }); err != nil {
 				return err
 			}
 			if r.TablesFailed > 0 {
@@ -113,10 +146,7 @@ func adminCompact(in *inv) runFunc {
 			return nil
 		}
 		var r resilience.CompactOneResponse
-		if err := adminCall(ctx, api, http.MethodPost, "/api/admin/compact/"+url.PathEscape(pos[0])+q, &r); err != nil {
-			return err
-		}
-		return in.emit(r, func(p *printer) {
+		return adminRun(ctx, in, api, http.MethodPost, "/api/admin/compact/"+url.PathEscape(pos[0])+q, &r, func(p *printer) {
 			p.line("%s: %s %s", r.Table, p.paint(statusStyle(r.Status), r.Status), strings.TrimSpace(r.Reason))
 			if r.Status == "compacted" {
 				p.line("%s -> %s in %dms", bytesText(r.BytesBefore), bytesText(r.BytesAfter), r.DurationMs)
@@ -142,10 +172,7 @@ func adminRestore(in *inv) runFunc {
 			path += "?" + q.Encode()
 		}
 		var r resilience.RestoreResponse
-		if err := adminCall(ctx, api, http.MethodPost, path, &r); err != nil {
-			return err
-		}
-		return in.emit(r, func(p *printer) { printRestore(p.w, r) })
+		return adminRun(ctx, in, api, http.MethodPost, path, &r, func(p *printer) { printRestore(p.w, r) })
 	}
 }
 
@@ -156,10 +183,7 @@ func adminBackups(in *inv) runFunc {
 			Table   string                  `json:"table"`
 			Backups []resilience.BackupInfo `json:"backups"`
 		}
-		if err := adminCall(ctx, api, http.MethodGet, "/api/admin/backups/"+url.PathEscape(pos[0]), &r); err != nil {
-			return err
-		}
-		return in.emit(r, func(p *printer) {
+		return adminRun(ctx, in, api, http.MethodGet, "/api/admin/backups/"+url.PathEscape(pos[0]), &r, func(p *printer) {
 			if len(r.Backups) == 0 {
 				p.line("no backups of %s yet; make one: agentcom admin backup", r.Table)
 				return
@@ -177,11 +201,8 @@ func adminDrill(in *inv) runFunc {
 	api := in.api()
 	return func(ctx context.Context, _ []string) error {
 		var r resilience.DrillResponse
-		if err := adminCall(ctx, api, http.MethodPost, "/api/admin/drill", &r); err != nil {
-			return err
-		}
 		failed := 0
-		err := in.emit(r, func(p *printer) {
+		err := adminRun(ctx, in, api, http.MethodPost, "/api/admin/drill", &r, func(p *printer) {
 			rows := make([][]cell, 0, len(r.Results))
 			for _, d := range r.Results {
 				rows = append(rows, []cell{txt(d.Table), styled(d.Status, statusStyle(d.Status)), txt(orDash(d.BackupUsed)),

@@ -487,6 +487,7 @@ func TestHostileTextCannotDriveTheTerminal(t *testing.T) {
 	if st, _ := h.Do("POST", "/api/tasks", h.AdminToken, map[string]any{"description": evil, "metadata": map[string]any{"k": evil}}); st != 201 {
 		t.Fatal(st)
 	}
+	h.Token("bob", auth.RoleAgent)
 	if st, _ := h.Do("POST", "/api/message", h.AdminToken, map[string]any{"to": "bob", "payload": map[string]any{"text": evil}}); st != 200 {
 		t.Fatal(st)
 	}

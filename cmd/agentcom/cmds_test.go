@@ -294,6 +294,7 @@ func TestMessageCommands(t *testing.T) {
 	delete(bob.env, "AGENTCOM_AGENT")
 	contains(t, "no agent", bob.fail(1, "message", "inbox"), "--agent is missing", "AGENTCOM_AGENT")
 	contains(t, "no text", r.fail(2, "message", "send", "bob"), "missing the message TEXT")
+	contains(t, "unknown recipient", r.fail(1, "message", "send", "nobody-here", "hi"), `no agent "nobody-here" holds a token or is connected`, "hint: agentcom agents")
 	contains(t, "no recipient", r.fail(2, "message", "send"), "--broadcast")
 	contains(t, "both", r.fail(2, "message", "send", "bob", "x", "--payload", `{"a":1}`), "not both")
 	contains(t, "bad payload", r.fail(2, "message", "send", "bob", "--payload", `[1]`), "JSON object")

@@ -76,6 +76,10 @@ func messageSend(in *inv) runFunc {
 			return err
 		}
 		r, err := api.client().SendMessage(ctx, m)
+		if client.IsNotFound(err) {
+			return withHint(fmt.Errorf("no agent %q holds a token or is connected", m.To),
+				"agentcom agents lists the connected agents; an operator makes a token with 'agentcom token create --agent %s'", m.To)
+		}
 		if err != nil {
 			return err
 		}

@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/agentcom/agentcom/internal/auth"
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/store"
 )
 
@@ -185,6 +187,17 @@ func tokenImport(in *inv) runFunc {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
+		// Every agent id is checked before anything is stored: a file with
+		// one bad id imports nothing.
+		var bad []string
+		for _, k := range keys {
+			if err := protocol.CheckAgentID(m[k]); err != nil {
+				bad = append(bad, fmt.Sprintf("%q", m[k]))
+			}
+		}
+		if len(bad) > 0 {
+			return fmt.Errorf("%s: nothing imported: agent ids break the rule (%s): %s", *file, protocol.AgentIDRule, strings.Join(bad, ", "))
+		}
 		return openTokens(in.env, *data, func(toks *auth.Tokens) error {
 			for _, k := range keys {
 				if err := toks.Import(k, m[k], r); err != nil {
