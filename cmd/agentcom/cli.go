@@ -434,7 +434,7 @@ func (c *command) printLeafHelp(w io.Writer, path []string) {
 	width := 0
 	for _, f := range fl {
 		typ, usage := flag.UnquoteUsage(f)
-		name := "--" + f.Name
+		name := flagName(f)
 		if typ != "" {
 			name += " " + typ
 		}
@@ -447,6 +447,15 @@ func (c *command) printLeafHelp(w io.Writer, path []string) {
 	for _, l := range lines {
 		fmt.Fprintf(w, "  %-*s  %s\n", width, l.name, l.usage)
 	}
+}
+
+// flagName is how help shows a flag: -f for one letter, --name otherwise
+// (both spellings work).
+func flagName(f *flag.Flag) string {
+	if len(f.Name) == 1 {
+		return "-" + f.Name
+	}
+	return "--" + f.Name
 }
 
 func isZeroDefault(f *flag.Flag) bool {

@@ -147,7 +147,7 @@ func complete(root *command, words []string) []string {
 		return nil
 	}
 	for _, f := range node.flags() {
-		if name := "--" + f.Name; strings.HasPrefix(name, cur) {
+		if name := flagName(f); strings.HasPrefix(name, cur) {
 			out = append(out, name+"\t"+oneLine(f.Usage, 60))
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os/exec"
 	"time"
@@ -39,11 +40,13 @@ func runOnboard(in *inv) runFunc {
 	name := in.fs.String("name", "", "agent id (default: a free Culture ship name, gcu-...)")
 	caps := in.fs.String("capabilities", "code", "comma-separated capabilities")
 	secret := in.secret("join-secret", "AGENTCOM_JOIN_SECRET", "the hub's join `SECRET`")
-	wake := in.fs.String("wake-command", "", "command that wakes the agent (run through /bin/sh; the task arrives in TASK_* variables)")
+	wake := in.fs.String("wake-command", "", "command that wakes the agent and returns (run through /bin/sh; the task arrives in TASK_* variables)")
+	run := in.fs.String("run-command", "", "run mode: the command that IS the agent, run for the task's whole life (e.g. 'claude -p \"$TASK_DESCRIPTION\"')")
 	repo := in.fs.String("repo", "", "git checkout the agent works in (turns on the git workflow)")
 	home := in.fs.String("home", "", "directory holding one folder per agent (default ~/.agentcom)")
 	unitDir := in.fs.String("unit-dir", "", "where the systemd user unit goes (default ~/.config/systemd/user)")
 	noStart := in.fs.Bool("no-start", false, "write the systemd unit but do not start it")
+	start := in.fs.Bool("start", false, "start the sidecar's systemd user unit, and fail if there is no user systemd to start it with (default: start it when possible)")
 	noVerify := in.fs.Bool("no-verify", false, "skip the end-to-end test task")
 	timeout := in.fs.Duration("verify-timeout", time.Minute, "how long the test task may take")
 	return func(ctx context.Context, _ []string) error {
@@ -53,17 +56,25 @@ func runOnboard(in *inv) runFunc {
 		if *hub == "" {
 			return in.usagef("--hub is required (or AGENTCOM_HUB)")
 		}
+		if *start && *noStart {
+			return in.usagef("--start and --no-start contradict each other")
+		}
 		progress := in.env.stdout
 		if in.asJSON {
 			progress = in.env.stderr
 		}
 		o := onboard.Options{
-			HubURL: *hub, Name: *name, Capabilities: splitComma(*caps), JoinSecret: secret(), WakeCommand: *wake,
+			HubURL: *hub, Name: *name, Capabilities: splitComma(*caps), JoinSecret: secret(), WakeCommand: *wake, RunCommand: *run,
 			RepoDir: *repo, Home: *home, UnitDir: *unitDir, SkipVerify: *noVerify, VerifyTimeout: *timeout,
 			HTTPClient: &http.Client{Timeout: 15 * time.Second}, Out: progress,
 		}
 		if !*noStart {
 			o.Systemctl = userSystemctl(in.env)
+		}
+		o.RequireStart = *start
+		if *start && o.Systemctl == "" {
+			return withHint(errors.New("--start: no user systemd instance here (systemctl --user)"),
+				"run the sidecar with 'agentcom sidecar --config FILE' under your own supervisor, or onboard without --start")
 		}
 		res, err := onboard.Onboard(ctx, o)
 		if err != nil {

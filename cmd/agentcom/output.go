@@ -146,6 +146,29 @@ func safeKeepColour(s string) string {
 	return b.String()
 }
 
+// safeOutput is an agent's raw output made safe for a terminal: colour
+// codes (any SGR sequence) and carriage returns survive, every other
+// control sequence does not.
+func safeOutput(s string) string {
+	parts := anySGR.Split(s, -1)
+	codes := anySGR.FindAllString(s, -1)
+	var b strings.Builder
+	for i, part := range parts {
+		b.WriteString(strings.Map(func(r rune) rune {
+			if r != '\r' && isUnsafe(r) {
+				return '\uFFFD'
+			}
+			return r
+		}, part))
+		if i < len(codes) {
+			b.WriteString(codes[i])
+		}
+	}
+	return b.String()
+}
+
+var anySGR = regexp.MustCompile("\x1b\\[[0-9;:]*m")
+
 var sgr = regexp.MustCompile("\x1b\\[(?:0|1|2|31|32|33|34|36)m")
 
 func (p *printer) heading(s string) { fmt.Fprintf(p.w, "\n%s\n", p.paint(bold, s)) }

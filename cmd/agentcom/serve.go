@@ -14,6 +14,7 @@ import (
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/ratelimit"
 	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/tasklog"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
@@ -41,6 +42,10 @@ func runServe(in *inv) runFunc {
 	maxQueued := fs.String("max-queued-per-submitter", envOr(env, "AGENTCOM_MAX_QUEUED_PER_SUBMITTER", strconv.Itoa(tasks.DefaultMaxQueuedPerSubmitter)),
 		"unfinished tasks one submitter may hold (1 to 1000000; env AGENTCOM_MAX_QUEUED_PER_SUBMITTER)")
 	rateSpec := fs.String("rate-limits", env.getenv("AGENTCOM_RATE_LIMITS"), "rate limits over the defaults, class=per_second:burst,... classes: messages, tasks, channels, other, http; 0:0 disables one; \"off\" disables all (env AGENTCOM_RATE_LIMITS)")
+	logKB := fs.String("task-log-kb", envOr(env, "AGENTCOM_TASK_LOG_KB", strconv.Itoa(tasklog.DefaultMaxBytes>>10)),
+		"live agent output kept per task, in KiB (1 to 16384; env AGENTCOM_TASK_LOG_KB)")
+	logTasks := fs.String("task-log-tasks", envOr(env, "AGENTCOM_TASK_LOG_TASKS", strconv.Itoa(tasklog.DefaultMaxTasks)),
+		"tasks whose live output is kept, the most recently written (1 to 1000000; env AGENTCOM_TASK_LOG_TASKS)")
 	return func(ctx context.Context, _ []string) error {
 		cfg := hub.DefaultConfig()
 		if err := checkServeBounds(*firstBackup, *backupEvery, *compactEvery, *retention); err != nil {
@@ -51,6 +56,13 @@ func runServe(in *inv) runFunc {
 			return in.usagef("%v", err)
 		}
 		if cfg.Queue.MaxQueuedPerSubmitter, err = intInRange("max-queued-per-submitter", *maxQueued, 1, 1_000_000); err != nil {
+			return in.usagef("%v", err)
+		}
+		if cfg.TaskLogs.MaxBytes, err = intInRange("task-log-kb", *logKB, 1, 16<<10); err != nil {
+			return in.usagef("%v", err)
+		}
+		cfg.TaskLogs.MaxBytes <<= 10
+		if cfg.TaskLogs.MaxTasks, err = intInRange("task-log-tasks", *logTasks, 1, 1_000_000); err != nil {
 			return in.usagef("%v", err)
 		}
 		if *rateSpec == "off" {

@@ -66,6 +66,8 @@ func taskCommand() *command {
 				args: [2]int{1, 1}, setup: taskCancel},
 			{name: "dead-letter", summary: "list dead-lettered tasks (task list --status dead_letter)", setup: taskDeadLetter},
 			{name: "stats", summary: "task counts by status and lane", setup: taskStats},
+			{name: "logs", summary: "the agent's output as the hub keeps it; -f follows it until the task ends", synopsis: "TASK_ID",
+				args: [2]int{1, 1}, setup: taskLogs},
 		}}
 }
 
@@ -80,6 +82,9 @@ func taskSubmit(in *inv) runFunc {
 	meta := in.fs.String("metadata", "", "metadata, a `JSON` object")
 	wait := in.fs.Bool("wait", false, "follow the task until it ends; exit 0 only if it completed")
 	waitTimeout := in.fs.Duration("wait-timeout", 0, "give up waiting after this long (0: no limit)")
+	var verify verifyFlag
+	in.fs.Var(&verify, "verify", "`COMMAND` the sidecar runs in the agent's working directory after the agent succeeds; a failure sends the agent back with it as feedback (repeatable)")
+	verifyAttempts := in.fs.String("max-verify-attempts", "", "agent runs allowed for a verified task, `N` from 1 to 10 (default: the sidecar's, 3)")
 	quiet := in.fs.Bool("quiet", false, "print only the task id (for scripts: id=$(agentcom task submit ... --quiet))")
 	return func(ctx context.Context, pos []string) error {
 		if *quiet && (*wait || in.asJSON) {
@@ -91,7 +96,11 @@ func taskSubmit(in *inv) runFunc {
 		if !slices.Contains(laneNames, *prio) {
 			return in.usagef("--priority %q: use one of %s", *prio, strings.Join(laneNames, ", "))
 		}
-		req := client.TaskSubmit{Description: pos[0], Priority: *prio, NeededCapabilities: splitComma(*caps), TargetAgent: *target}
+		req := client.TaskSubmit{Description: pos[0], Priority: *prio, NeededCapabilities: splitComma(*caps), TargetAgent: *target, Verify: verify}
+		var err error
+		if req.MaxVerifyAttempts, err = parseAttempts(*verifyAttempts); err != nil {
+			return in.usagef("%v", err)
+		}
 		if *maxRetries >= 0 {
 			req.MaxRetries = maxRetries
 		}

@@ -150,11 +150,15 @@ var agentFrames = map[string]Schema{
 		req("channel", KindString), opt("limit", KindInteger), opt("since", KindInteger)}},
 	FrameListChannels: {Description: "list channels"},
 	FrameTaskAccepted: {Description: "accept an assigned task", Fields: []Field{req("task_id", KindString)}},
-	FrameTaskProgress: {Description: "report progress; extends the task's lease", Fields: []Field{req("task_id", KindString), opt("progress", KindInteger)}},
+	FrameTaskProgress: {Description: "report progress; extends the task's lease. output (a chunk of the agent's live output) and check (a verification result) are additions", Fields: []Field{
+		req("task_id", KindString), opt("progress", KindInteger),
+		{Name: "output", Kind: KindString, MaxLen: MaxProgressOutput}, opt("check", KindObject)}},
 	FrameTaskComplete: {Description: "report a task done", Fields: []Field{
-		req("task_id", KindString), req("generation", KindInteger), opt("result", KindObject), opt("tokens_used", KindInteger)}},
+		req("task_id", KindString), req("generation", KindInteger), opt("result", KindObject), opt("tokens_used", KindInteger),
+		opt("usage", KindObject)}},
 	FrameTaskFailed: {Description: "report a task failed", Fields: []Field{
-		req("task_id", KindString), req("generation", KindInteger), opt("error", KindString), opt("reason", KindString)}},
+		req("task_id", KindString), req("generation", KindInteger), opt("error", KindString), opt("reason", KindString),
+		opt("usage", KindObject)}},
 	FrameTaskRecovering: {Description: "ask whether to continue a task after a restart or reconnect", Fields: []Field{req("task_id", KindString)}},
 	FrameTaskRejected: {Description: "decline an assigned task", Fields: []Field{
 		req("task_id", KindString), opt("reason", KindString), opt("generation", KindInteger)}},
@@ -211,7 +215,8 @@ var httpBodies = map[string]Schema{
 	BodyPostTask: {Description: "submit a task", Legacy: "missing required field: description", Fields: []Field{
 		req("description", KindString), opt("priority", KindAny), opt("metadata", KindObject),
 		opt("max_retries", KindInteger), opt("complete_by", KindInteger),
-		opt("needed_capabilities", KindStringArray), opt("target_agent", KindString).withFormat(FormatAgentID)}},
+		opt("needed_capabilities", KindStringArray), opt("target_agent", KindString).withFormat(FormatAgentID),
+		opt("verify", KindStringArray), opt("max_verify_attempts", KindInteger)}},
 	BodyOnboardRegister: {Description: "register a new agent", Legacy: "missing or invalid field: agent_id", Fields: []Field{
 		req("agent_id", KindString).withFormat(FormatAgentID), opt("join_secret", KindString), opt("capabilities", KindStringArray)}},
 	BodyPutDefaultRepo: {Description: "set the default repository", Legacy: "missing or invalid field: url", Fields: []Field{req("url", KindString)}},
