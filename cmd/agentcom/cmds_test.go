@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +15,7 @@ import (
 	"github.com/agentcom/agentcom/internal/client"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/resilience"
 )
 
@@ -621,4 +624,44 @@ func TestMoreOutputs(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "storage") {
 		t.Fatalf("bench: %d\n%s\n%s", code, out, errs)
 	}
+}
+
+// TestTaskLogsCommand: the agent's output, human (terminal-safe on a
+// terminal, raw when piped or with --raw) and --json; -f follows until
+// the task ends.
+func TestTaskLogsCommand(t *testing.T) {
+	h := hubtest.Start(t, "")
+	r := newCLI(t, h, h.AdminToken)
+	a := h.Agent("worker", "code")
+	var sub client.Submitted
+	r.json(&sub, "task", "submit", "talk", "--target", "worker")
+	as := a.Expect("task_assign")
+	a.Send(map[string]any{"type": "task_accepted", "task_id": sub.TaskID, "protocol_version": 1})
+	a.Expect("task_ack")
+	a.Send(map[string]any{"type": "task_progress", "task_id": sub.TaskID, "output": "step 1\n\x1b[32mgreen\x1b[0m \x1b]0;title\x07\n", "protocol_version": 1})
+	eventually(t, 10*time.Second, "the output", func() bool { return strings.Contains(r.ok("task", "logs", sub.TaskID), "step 1") })
+	if out := r.ok("task", "logs", sub.TaskID); !strings.Contains(out, "\x1b]0;title\x07") {
+		t.Fatalf("piped output is not raw: %q", out)
+	}
+	var o, e bytes.Buffer
+	ce := &cmdEnv{stdout: &o, stderr: &e, getenv: func(k string) string { return r.env[k] }, stdoutTTY: true}
+	if code := dispatch(context.Background(), ce, []string{"task", "logs", sub.TaskID}); code != 0 ||
+		strings.Contains(o.String(), "\x1b]") || strings.Contains(o.String(), "\x07") || !strings.Contains(o.String(), "\x1b[32mgreen\x1b[0m") {
+		t.Fatalf("terminal output: %d %q %s", code, o.String(), e.String())
+	}
+	var l protocol.TaskLogs
+	r.json(&l, "task", "logs", sub.TaskID)
+	if !strings.Contains(l.Data, "step 1") || l.Next == 0 {
+		t.Fatalf("logs --json: %+v", l)
+	}
+	// -f follows until the task ends.
+	b := runBG(t, r.env, "task", "logs", sub.TaskID, "-f", "--since", strconv.FormatInt(l.Next, 10))
+	a.Send(map[string]any{"type": "task_progress", "task_id": sub.TaskID, "output": "step 2\n", "protocol_version": 1})
+	eventually(t, 10*time.Second, "the followed output", func() bool { return strings.Contains(b.out.String(), "step 2") })
+	a.Send(map[string]any{"type": "task_complete", "task_id": sub.TaskID, "generation": as["generation"], "result": map[string]any{"status": "success"}})
+	if code := b.wait(t, 30*time.Second); code != 0 || strings.Contains(b.out.String(), "step 1") || !strings.Contains(b.err.String(), "completed") {
+		t.Fatalf("logs -f: %d %q %q", code, b.out.String(), b.err.String())
+	}
+	contains(t, "no task", r.fail(1, "task", "logs", "task-00000000000000ff"), "no output kept for task task-00000000000000ff")
+	r.noSecret(h.AdminToken)
 }
