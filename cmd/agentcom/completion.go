@@ -148,7 +148,8 @@ func complete(root *command, words []string) []string {
 	}
 	for _, f := range node.flags() {
 		if name := flagName(f); strings.HasPrefix(name, cur) {
-			out = append(out, name+"\t"+oneLine(f.Usage, 60))
+			_, usage := flag.UnquoteUsage(f)
+			out = append(out, name+"\t"+oneLine(usage, 60))
 		}
 	}
 	if strings.HasPrefix("--help", cur) {
