@@ -174,7 +174,7 @@ func TestRunModeRestartAdoptsTheRunningProcess(t *testing.T) {
 	cfg := testConfig(t, h)
 	ctl := t.TempDir()
 	// Each start of the agent is counted; it finishes when told to.
-	shellRun(&cfg, `echo x >> "`+ctl+`/starts"; while [ ! -e "`+ctl+`/go" ]; do sleep 0.02; done; echo finished`)
+	shellRun(&cfg, `echo x >> "`+ctl+`/starts"; echo '{"agentcom_usage":{"total_tokens":5}}'; while [ ! -e "`+ctl+`/go" ]; do sleep 0.02; done; echo finished`)
 	h.set(func(h *fakeHub) {
 		h.onRecovering = func(f rx) map[string]any {
 			return map[string]any{"type": "task_continue", "task_id": f.str("task_id"), "generation": 2}
@@ -184,7 +184,10 @@ func TestRunModeRestartAdoptsTheRunningProcess(t *testing.T) {
 	h.next("identify")
 	id := taskID(1)
 	h.assign(id, 1, nil, "x")
-	eventually(t, "agent started", func() bool { b, _ := os.ReadFile(filepath.Join(ctl, "starts")); return len(b) > 0 })
+	eventually(t, "usage line read and saved", func() bool {
+		st, _, err := LoadState(cfg.StateFile, time.Now())
+		return err == nil && st.Active != nil && st.Active.Run != nil && st.Active.Run.Usage.TotalTokens == 5
+	})
 	r.stop(t)
 	st := readState(t, cfg)
 	if st.Active == nil || st.Active.Run == nil || !groupAlive(st.Active.Run.PGID) {
@@ -196,7 +199,7 @@ func TestRunModeRestartAdoptsTheRunningProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := h.next("task_complete")
-	if done.num("generation") != 2 {
+	if u, _ := done.m["usage"].(map[string]any); done.num("generation") != 2 || u["total_tokens"] != float64(5) {
 		t.Fatalf("complete = %v", done.m)
 	}
 	if b, _ := os.ReadFile(filepath.Join(ctl, "starts")); strconv.Itoa(strings.Count(string(b), "x")) != "1" {
@@ -242,4 +245,45 @@ func TestStaleReassignIsIgnored(t *testing.T) {
 	pgid := readState(t, cfg).Active.Run.PGID
 	h.send(map[string]any{"type": "task_reassign", "task_id": id, "generation": 4, "reason": "deadline"})
 	eventually(t, "group gone", func() bool { return !groupAlive(pgid) })
+}
+
+// Wake mode verifies too: a failed check wakes the agent again with the
+// feedback, and the second result passes.
+func TestWakeModeVerificationRewakesWithFeedback(t *testing.T) {
+	h := newFakeHub(t, "tok-1")
+	cfg := testConfig(t, h)
+	cfg.WorkDir = t.TempDir()
+	shellWake(&cfg, `: > "$STARTED_FILE"; if [ -n "$VERIFY_FEEDBACK" ]; then echo ok > verdict; else echo bad > verdict; fi; `+
+		`echo '{"status":"success","output":"woken"}' > "$RESULT_FILE.tmp" && mv "$RESULT_FILE.tmp" "$RESULT_FILE"`)
+	start(t, cfg, Options{})
+	h.next("identify")
+	h.assign(taskID(1), 1, map[string]any{"verify": `grep -q ok verdict`}, "x")
+	done := h.next("task_complete")
+	res, _ := done.m["result"].(map[string]any)
+	ver, _ := res["verification"].([]any)
+	if len(ver) != 2 || res["output"] != "woken" {
+		t.Fatalf("result = %v", res)
+	}
+	first, _ := ver[0].(map[string]any)
+	if first["passed"] != false || first["attempt"] != float64(1) {
+		t.Fatalf("first check = %v", first)
+	}
+	if n := h.count("task_progress", ""); n < 2 {
+		t.Fatalf("%d checks reported", n)
+	}
+}
+
+// A verification retry is decided by the new run, not by the result file
+// the first run left behind.
+func TestRunModeRetryIgnoresTheEarlierResultFile(t *testing.T) {
+	h := newFakeHub(t, "tok-1")
+	cfg := testConfig(t, h)
+	shellRun(&cfg, `if [ "$RUN_ATTEMPT" = 1 ]; then echo '{"status":"success","output":"first"}' > "$RESULT_FILE"; else echo "second run, no result file"; exit 5; fi`)
+	start(t, cfg, Options{})
+	h.next("identify")
+	h.assign(taskID(1), 1, map[string]any{"verify": "false", "max_verify_attempts": 2}, "x")
+	f := h.next("task_failed")
+	if f.str("reason") != "exit_code_5" {
+		t.Fatalf("failed = %v", f.m)
+	}
 }
