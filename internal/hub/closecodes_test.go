@@ -12,7 +12,6 @@ import (
 
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
-	"github.com/agentcom/agentcom/internal/messaging"
 	"github.com/agentcom/agentcom/internal/protocol"
 )
 
@@ -77,7 +76,9 @@ func TestSlowConsumerClosed4005(t *testing.T) {
 	// From here "slow" reads nothing. Large messages fill the kernel's
 	// socket buffers, then the hub's send queue.
 	sender := h.Agent("sender")
-	big := strings.Repeat("x", messaging.MaxPayloadBytes-1024) // as large as a payload may be
+	// Payloads are capped at 64 KiB (messaging.MaxPayloadBytes): many
+	// messages just under it.
+	big := strings.Repeat("x", 60<<10)
 	sent := 0
 flood:
 	for ; sent < 2000; sent++ {
