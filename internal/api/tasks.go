@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/agentcom/agentcom/internal/presence"
 	"github.com/agentcom/agentcom/internal/protocol"
@@ -31,6 +32,17 @@ func (t *Tasks) Routes() []Route {
 		{Method: "POST", Path: "/api/tasks/{task_id}/retry", Access: Agent, Handler: t.retry},
 		{Method: "POST", Path: "/api/tasks/{task_id}/cancel", Access: Agent, Handler: t.cancel},
 		{Method: "POST", Path: "/api/admin/push-task", Access: Admin, Handler: t.pushTask},
+		{Method: "POST", Path: "/api/tasks/batch", Access: Agent, Handler: t.batch, Class: "tasks"},
+		{Method: "GET", Path: "/api/tasks/paused", Access: AnyToken, Handler: t.paused},
+		{Method: "POST", Path: "/api/tasks/pause", Access: Admin, Handler: t.pause},
+		{Method: "POST", Path: "/api/tasks/resume", Access: Admin, Handler: t.resume},
+		{Method: "GET", Path: "/api/schedules", Access: AnyToken, Handler: t.listSchedules},
+		{Method: "POST", Path: "/api/schedules", Access: Admin, Handler: t.addSchedule},
+		{Method: "GET", Path: "/api/schedules/{name}", Access: AnyToken, Handler: t.getSchedule},
+		{Method: "DELETE", Path: "/api/schedules/{name}", Access: Admin, Handler: t.removeSchedule},
+		{Method: "POST", Path: "/api/schedules/{name}/pause", Access: Admin, Handler: t.pauseSchedule},
+		{Method: "POST", Path: "/api/schedules/{name}/resume", Access: Admin, Handler: t.resumeSchedule},
+		{Method: "POST", Path: "/api/schedules/{name}/run", Access: Admin, Handler: t.runSchedule},
 	}
 }
 
@@ -38,34 +50,21 @@ func (t *Tasks) submit(r *Request) Response {
 	if resp, ok := t.Server.Validate(r, protocol.BodyPostTask); !ok {
 		return resp
 	}
-	p := tasks.SubmitParams{
-		Description: r.Body.String("description"), Metadata: r.Body.Map("metadata"),
-		Priority: tasks.ParsePriority(r.Body.Raw("priority")), NeededCapabilities: r.Body.Strings("needed_capabilities"),
-		TargetAgent: r.Body.String("target_agent"), SubmittedBy: r.ID.AgentID,
+	p, fe := taskParams(r.Body, r.ID.AgentID, time.Now(), "")
+	if fe != nil {
+		return fieldResponse(fe)
 	}
-	if p.TargetAgent == "" {
-		// agentcom-submit.js --target puts the agent in metadata.
-		if ta, ok := p.Metadata["target_agent"].(string); ok {
-			p.TargetAgent = ta
-		}
-	}
-	if r.Body.Has("max_retries") {
-		n := int(r.Body.Int("max_retries"))
-		if n < 0 {
-			return fieldErr("max_retries", "expected an integer >= 0")
-		}
-		p.MaxRetries = &n
-	}
-	if r.Body.Has("complete_by") {
-		cb := r.Body.Int("complete_by")
-		p.CompleteBy = &cb
-	}
-	task, err := t.Scheduler.Submit(p)
+	task, dup, err := t.Scheduler.SubmitTask(p)
 	if err != nil {
-		return storageErr(err)
+		return submitErr(err)
 	}
-	return JSON(http.StatusCreated, map[string]any{"status": "queued", "task_id": task.ID,
-		"priority": task.Priority, "created_at": task.CreatedAt})
+	out := submitted(task)
+	if dup {
+		// The task already holding the unique key.
+		out["duplicate"] = true
+		return JSON(http.StatusOK, out)
+	}
+	return JSON(http.StatusCreated, out)
 }
 
 func fieldErr(field, detail string) Response {
@@ -78,11 +77,7 @@ func fieldErr(field, detail string) Response {
 // original did.
 func filter(r *Request) (tasks.Filter, *Response) {
 	q := r.URL.Query()
-	f := tasks.Filter{AssignedTo: q.Get("assigned_to")}
-	switch s := tasks.Status(q.Get("status")); s {
-	case tasks.StatusQueued, tasks.StatusAssigned, tasks.StatusCompleted, tasks.StatusCancelled, tasks.StatusDeadLetter:
-		f.Status = s
-	}
+	f := tasks.Filter{AssignedTo: q.Get("assigned_to"), Status: statusFilter(q.Get("status"))}
 	if p, ok := tasks.LaneByName(q.Get("priority")); ok {
 		f.Priority = &p
 	}
@@ -110,7 +105,7 @@ func (t *Tasks) list(r *Request) Response {
 	if err != nil {
 		return storageErr(err)
 	}
-	return JSON(http.StatusOK, map[string]any{"tasks": ts, "count": len(ts), "total": total})
+	return JSON(http.StatusOK, map[string]any{"tasks": ts, "count": len(ts), "total": total, "paused": t.Queue.PausedState()})
 }
 
 func (t *Tasks) deadLetter(r *Request) Response {
@@ -136,7 +131,7 @@ func (t *Tasks) get(r *Request) Response {
 	if err != nil {
 		return storageErr(err)
 	}
-	return JSON(http.StatusOK, task)
+	return JSON(http.StatusOK, taskView{Task: task, Dependents: t.Queue.Dependents(id)})
 }
 
 func (t *Tasks) retry(r *Request) Response {

@@ -167,6 +167,9 @@ const (
 	BodyPutAlerts       = "put_alerts"
 	BodyTaskCancel      = "post_task_cancel"
 	BodyEmpty           = "empty"
+	BodyPostTaskBatch   = "post_task_batch"
+	BodyPause           = "post_pause"
+	BodyPostSchedule    = "post_schedule"
 )
 
 // httpBodies are the schemas of every HTTP request body.
@@ -190,7 +193,18 @@ var httpBodies = map[string]Schema{
 	BodyPostTask: {Description: "submit a task", Legacy: "missing required field: description", Fields: []Field{
 		req("description", KindString), opt("priority", KindAny), opt("metadata", KindObject),
 		opt("max_retries", KindInteger), opt("complete_by", KindInteger),
-		opt("needed_capabilities", KindStringArray), opt("target_agent", KindString)}},
+		opt("needed_capabilities", KindStringArray), opt("target_agent", KindString),
+		{Name: "unique_key", Kind: KindString, MaxLen: 256}, {Name: "unique_for", Kind: KindString, MaxLen: 64},
+		opt("run_at", KindAny), {Name: "run_in", Kind: KindString, MaxLen: 64},
+		opt("depends_on", KindStringArray), {Name: "on_dependency_failure", Kind: KindString, MaxLen: 16}}},
+	BodyPostTaskBatch: {Description: "submit tasks that depend on each other by key", Fields: []Field{req("tasks", KindAny)}},
+	BodyPause: {Description: "pause or resume a lane or a capability", Fields: []Field{
+		{Name: "lane", Kind: KindString, MaxLen: 16}, {Name: "capability", Kind: KindString, MaxLen: 256}}},
+	BodyPostSchedule: {Description: "add a periodic schedule", Fields: []Field{
+		req("name", KindString), {Name: "cron", Kind: KindString, Required: true, MaxLen: 128},
+		{Name: "timezone", Kind: KindString, MaxLen: 64}, req("description", KindString), opt("priority", KindAny),
+		opt("metadata", KindObject), opt("max_retries", KindInteger), opt("needed_capabilities", KindStringArray),
+		opt("target_agent", KindString)}},
 	BodyOnboardRegister: {Description: "register a new agent", Legacy: "missing or invalid field: agent_id", Fields: []Field{
 		req("agent_id", KindString), opt("join_secret", KindString), opt("capabilities", KindStringArray)}},
 	BodyPutDefaultRepo: {Description: "set the default repository", Legacy: "missing or invalid field: url", Fields: []Field{req("url", KindString)}},
