@@ -197,10 +197,10 @@ var httpBodies = map[string]Schema{
 		{Name: "unique_key", Kind: KindString, MaxLen: 256}, {Name: "unique_for", Kind: KindString, MaxLen: 64},
 		opt("run_at", KindAny), {Name: "run_in", Kind: KindString, MaxLen: 64},
 		opt("depends_on", KindStringArray), {Name: "on_dependency_failure", Kind: KindString, MaxLen: 16}}},
-	BodyPostTaskBatch: {Description: "submit tasks that depend on each other by key", Fields: []Field{req("tasks", KindAny)}},
+	BodyPostTaskBatch: {Description: "submit tasks that depend on each other by key", Legacy: "missing required field: tasks", Fields: []Field{req("tasks", KindAny)}},
 	BodyPause: {Description: "pause or resume a lane or a capability", Fields: []Field{
 		{Name: "lane", Kind: KindString, MaxLen: 16}, {Name: "capability", Kind: KindString, MaxLen: 256}}},
-	BodyPostSchedule: {Description: "add a periodic schedule", Fields: []Field{
+	BodyPostSchedule: {Description: "add a periodic schedule", Legacy: "missing required fields: name, cron, description", Fields: []Field{
 		req("name", KindString), {Name: "cron", Kind: KindString, Required: true, MaxLen: 128},
 		{Name: "timezone", Kind: KindString, MaxLen: 64}, req("description", KindString), opt("priority", KindAny),
 		opt("metadata", KindObject), opt("max_retries", KindInteger), opt("needed_capabilities", KindStringArray),
