@@ -126,6 +126,9 @@ type Queue interface {
 	Assigned() []*tasks.Task
 	ListDeadLetter(f tasks.Filter) ([]*tasks.Task, int, error)
 	Get(id string) (*tasks.Task, error)
+	List(f tasks.Filter) ([]*tasks.Task, int, error)
+	PausedState() tasks.Paused
+	Schedules() []tasks.Schedule
 }
 
 // Scheduler carries out the page's task actions.

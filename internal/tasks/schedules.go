@@ -320,7 +320,8 @@ func (q *Queue) nextTick() int64 {
 	return next
 }
 
-// SchedulesDue reports how many schedules are active (for metrics).
+// SchedulesCount reports how many schedules are active and paused (for
+// metrics).
 func (q *Queue) SchedulesCount() (active, paused int) {
 	q.wfMu.Lock()
 	defer q.wfMu.Unlock()
