@@ -444,7 +444,8 @@ func (s *Sidecar) onAssign(f inFrame) {
 	if assigned == 0 {
 		assigned = time.Now().UnixMilli()
 	}
-	t := &Task{TaskID: f.TaskID, Description: f.Description, Metadata: meta, Status: StatusAccepted, AssignedAt: assigned, Generation: gen}
+	t := &Task{TaskID: f.TaskID, Description: f.Description, Metadata: meta, Status: StatusAccepted, AssignedAt: assigned, Generation: gen,
+		Dependencies: f.Dependencies}
 	s.st.Active = t
 	if err := SaveState(s.cfg.StateFile, s.st); err != nil {
 		// Without a durable record the task must not be accepted.

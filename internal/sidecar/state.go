@@ -51,6 +51,8 @@ type Task struct {
 	Confirmed  bool   `json:"confirmed,omitempty"`
 	Branch     string `json:"branch,omitempty"`
 	GitWarning string `json:"git_warning,omitempty"`
+	// Dependencies are the upstream tasks' outcomes from task_assign.
+	Dependencies json.RawMessage `json:"dependencies,omitempty"`
 }
 
 // Report is a terminal report waiting for the hub's task_ack.
