@@ -43,6 +43,7 @@ func commands() map[string]command {
 		"onboard":  {"register this machine's agent with a hub and set up its sidecar", runOnboard},
 		"offboard": {"revoke an agent's tokens and remove its local setup", runOffboard},
 		"task":     {"submit, list, show, retry and cancel tasks", runTask},
+		"schedule": {"add, list, pause, resume, remove and run periodic schedules", runSchedule},
 		"git":      {"agent git workflow: start-task, submit, status", runGit},
 		"admin":    {"storage operations on a running hub: backup, health, compact, restore, drill", runAdmin},
 		"store":    {"offline storage maintenance while the hub is stopped: check, compact, restore", runStore},

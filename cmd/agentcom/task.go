@@ -21,13 +21,18 @@ func runTask(ctx context.Context, env *cmdEnv, args []string) error {
 	subs := map[string]func(context.Context, *cmdEnv, []string) error{
 		"submit": taskSubmit, "list": taskList, "show": taskShow, "retry": taskRetry,
 		"cancel": taskCancel, "dead-letter": taskDeadLetter, "stats": taskStats,
+		"pause": taskPause(true), "resume": taskPause(false), "paused": taskPaused, "batch": taskBatch,
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprintln(env.stderr, "usage: agentcom task <command> [flags]\n\n"+
 			"  submit \"description\" [--priority P] [--capabilities a,b] [--target AGENT]\n"+
 			"         [--max-retries N] [--complete-by T] [--metadata JSON] [--wait]\n"+
+			"         [--unique-key K [--unique-for D]] [--run-at T | --run-in D]\n"+
+			"         [--depends-on ID,ID [--on-dependency-failure cancel|run]]\n"+
+			"  batch FILE   submit {\"tasks\": [{\"key\": ..., \"depends_on\": [keys or ids], ...}]}\n"+
 			"  list [--status S] [--priority P] [--assigned-to AGENT]\n"+
-			"  show TASK_ID | retry TASK_ID | cancel TASK_ID | dead-letter | stats\n\n"+
+			"  show TASK_ID | retry TASK_ID | cancel TASK_ID | dead-letter | stats\n"+
+			"  pause|resume --lane LANE | --capability CAP   (admin)   paused\n\n"+
 			"Every command takes --hub (env AGENTCOM_HUB, default http://localhost:4000),\n"+
 			"--token (env AGENTCOM_TOKEN) and --json.")
 		if len(args) == 0 {
@@ -88,6 +93,7 @@ func taskSubmit(ctx context.Context, env *cmdEnv, args []string) error {
 	meta := fs.String("metadata", "", "metadata JSON object")
 	wait := fs.Bool("wait", false, "follow the task until it ends; exit 0 only if it completed")
 	waitTimeout := fs.Duration("wait-timeout", 0, "give up waiting after this long (0: no limit)")
+	wf := addTaskWorkflowFlags(fs)
 	pos, err := parseWithArgs(fs, args)
 	if err != nil {
 		return err
@@ -117,6 +123,9 @@ func taskSubmit(ctx context.Context, env *cmdEnv, args []string) error {
 			return fmt.Errorf("--metadata must be a JSON object")
 		}
 	}
+	if err := wf.apply(&req); err != nil {
+		return err
+	}
 	c := api.client()
 	sub, err := c.SubmitTask(ctx, req)
 	if err != nil {
@@ -127,6 +136,9 @@ func taskSubmit(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "task_id:    %s\npriority:   %d\nstatus:     %s\ncreated_at: %s\n",
 		sub.TaskID, sub.Priority, sub.Status, time.UnixMilli(sub.CreatedAt).UTC().Format(time.RFC3339))
+	if sub.Duplicate {
+		fmt.Fprintf(env.stdout, "duplicate:  yes (an existing task holds unique key %q)\n", req.UniqueKey)
+	}
 	if !*wait {
 		fmt.Fprintf(env.stdout, "\nfollow it:  agentcom task show %s\n", sub.TaskID)
 		return nil
@@ -191,7 +203,7 @@ func reportEnd(env *cmdEnv, t client.Task, asJSON bool) error {
 func taskList(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "task list", "[flags]")
 	api := addAPIFlags(env, fs)
-	status := fs.String("status", "", "queued, assigned, completed, cancelled")
+	status := fs.String("status", "", "queued, assigned, waiting, scheduled, completed, cancelled")
 	prio := fs.String("priority", "", "urgent, high, normal or low")
 	assigned := fs.String("assigned-to", "", "agent id")
 	if err := parseFlags(fs, args); err != nil {
@@ -237,12 +249,32 @@ func printTasks(env *cmdEnv, ts []client.Task, asJSON bool) error {
 	return w.Flush()
 }
 
+// taskShow prints the task's JSON and, without --json, its dependency
+// chain after it.
 func taskShow(ctx context.Context, env *cmdEnv, args []string) error {
-	return taskByID(ctx, env, "show", args, func(ctx context.Context, c *client.Client, id string) (any, error) {
-		var raw json.RawMessage
-		err := c.Do(ctx, http.MethodGet, "/api/tasks/"+url.PathEscape(id), nil, &raw, nil)
-		return raw, err
-	})
+	fs := newFlagSet(env, "task show", "TASK_ID [flags]")
+	api := addAPIFlags(env, fs)
+	pos, err := parseWithArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	c := api.client()
+	var raw json.RawMessage
+	if err := c.Do(ctx, http.MethodGet, "/api/tasks/"+url.PathEscape(pos[0]), nil, &raw, nil); err != nil {
+		return err
+	}
+	if err := printJSON(env, raw); err != nil || *api.json {
+		return err
+	}
+	var t client.Task
+	if json.Unmarshal(raw, &t) == nil {
+		printChain(ctx, env, c, t)
+	}
+	return nil
 }
 
 func taskRetry(ctx context.Context, env *cmdEnv, args []string) error {

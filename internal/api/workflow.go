@@ -59,7 +59,7 @@ func taskParams(b protocol.Object, by string, now time.Time, prefix string) (tas
 		if uf != UniqueWhileActive && uf != "while active" {
 			d, err := time.ParseDuration(uf)
 			if err != nil || d <= 0 || d > tasks.MaxUniqueFor {
-				return p, bad("unique_for", "a duration from 1s to %v (e.g. \"10m\", \"24h\") or %q", tasks.MaxUniqueFor, UniqueWhileActive)
+				return p, bad("unique_for", "a duration up to %s (e.g. \"10m\", \"24h\") or %q", days(tasks.MaxUniqueFor), UniqueWhileActive)
 			}
 			p.UniqueFor = d
 		}
@@ -90,13 +90,13 @@ func taskParams(b protocol.Object, by string, now time.Time, prefix string) (tas
 	}
 	if p.RunAt != 0 {
 		if d := time.UnixMilli(p.RunAt).Sub(now); d > tasks.MaxRunAhead || d < -tasks.MaxRunAhead {
-			return p, bad("run_at", "must be within %v of now", tasks.MaxRunAhead)
+			return p, bad("run_at", "must be within %s of now", days(tasks.MaxRunAhead))
 		}
 	}
 	if ri := b.String("run_in"); ri != "" {
 		d, err := time.ParseDuration(ri)
 		if err != nil || d <= 0 || d > tasks.MaxRunAhead {
-			return p, bad("run_in", "a duration from 1ms to %v (e.g. \"90s\", \"2h\")", tasks.MaxRunAhead)
+			return p, bad("run_in", "a positive duration up to %s (e.g. \"90s\", \"2h\")", days(tasks.MaxRunAhead))
 		}
 		p.RunAt = now.Add(d).UnixMilli()
 	}
@@ -122,6 +122,9 @@ func taskParams(b protocol.Object, by string, now time.Time, prefix string) (tas
 	}
 	return p, nil
 }
+
+// days renders a whole number of days.
+func days(d time.Duration) string { return fmt.Sprintf("%d days", int(d/(24*time.Hour))) }
 
 // fieldResponse is a 400 for one field.
 func fieldResponse(fe *protocol.FieldError) Response {

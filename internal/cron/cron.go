@@ -194,7 +194,7 @@ func value(s string, b bounds) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < b.min || n > b.max {
-		return 0, fmt.Errorf("%q is not a %s from %d to %d", s, b.name, b.min, b.max)
+		return 0, fmt.Errorf("%q is out of range for %s (%d-%d)", s, b.name, b.min, b.max)
 	}
 	return n, nil
 }
