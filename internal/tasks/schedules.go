@@ -63,6 +63,8 @@ type Schedule struct {
 	LastTaskID string `json:"last_task_id,omitempty"`
 	// NextRun is computed for listings (Unix ms, 0: none).
 	NextRun int64 `json:"next_run"`
+	// Error says why a stored schedule cannot run (computed at load).
+	Error string `json:"error,omitempty"`
 
 	expr *cron.Schedule
 	loc  *time.Location
@@ -93,7 +95,7 @@ func (s *Schedule) ref() time.Time { return time.UnixMilli(max(s.LastTick, s.Sin
 
 // next is the schedule's next tick (zero: none).
 func (s *Schedule) next() time.Time {
-	if s.Paused {
+	if s.Paused || s.expr == nil {
 		return time.Time{}
 	}
 	return s.expr.Next(s.ref(), s.loc)
@@ -110,11 +112,16 @@ func (s *Schedule) view() Schedule {
 	return v
 }
 
-func (s *Schedule) record() (wfRecord, error) { return putRecord(wfSchedule+s.Name, s) }
+func (s *Schedule) record() (wfRecord, error) {
+	cp := *s
+	cp.NextRun, cp.Error = 0, "" // computed, never stored
+	return putRecord(wfSchedule+s.Name, &cp)
+}
 
 // AddSchedule stores a new schedule; its first tick is the first one after
 // now. Field problems are InputErrors.
 func (q *Queue) AddSchedule(s Schedule, by string) (Schedule, error) {
+	s.Error = ""
 	if err := s.compile(); err != nil {
 		return Schedule{}, err
 	}

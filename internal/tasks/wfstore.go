@@ -85,8 +85,14 @@ func loadWorkflowRecord(st *workflowState, k, v []byte) error {
 		if err := json.Unmarshal(v, s); err != nil {
 			return fmt.Errorf("schedule record %q: %w", key, err)
 		}
+		if s.Name == "" {
+			return fmt.Errorf("schedule record %q without a name", key)
+		}
+		// A schedule that no longer compiles (a time zone removed from
+		// the system's database) is kept and shown with its error; it
+		// never fires, and the hub still starts.
 		if err := s.compile(); err != nil {
-			return fmt.Errorf("schedule record %q: %w", key, err)
+			s.Error = err.Error()
 		}
 		st.schedules[s.Name] = s
 	}
