@@ -297,7 +297,7 @@ func TestWorkflowUniqueUnderConcurrentSubmits(t *testing.T) {
 		}
 	}
 	if created != 1 || dups != n-1 || len(ids) != 1 {
-		t.Fatalf("created %d, duplicates %d, ids %v", created, dups, ids)
+		t.Fatalf("created %d, duplicates %d, distinct ids %d", created, dups, len(ids))
 	}
 	_, list := e.Do("GET", "/api/tasks?status=queued", e.AdminToken, nil)
 	if list["total"].(float64) != 1 {
