@@ -133,6 +133,9 @@ func fieldResponse(fe *protocol.FieldError) Response {
 
 // submitErr maps a queue error of a submission.
 func submitErr(err error) Response {
+	if resp, refused := submitRefusal(err); refused {
+		return resp
+	}
 	var ie *tasks.InputError
 	if errors.As(err, &ie) {
 		return fieldResponse(&protocol.FieldError{Field: ie.Field, Error: protocol.ErrInvalidValue, Detail: ie.Detail})

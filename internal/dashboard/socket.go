@@ -193,7 +193,7 @@ func (c *client) enqueue(b []byte) bool {
 	case c.out <- b:
 		return true
 	default:
-		c.d.log.Warn("dashboard client not reading, disconnecting", "component", "dashboard", "event", "slow_consumer")
+		c.d.log.Warn("dashboard client not reading, disconnecting", "event", "slow_consumer")
 		c.kill(closeSlowConsumer, "client too slow to read its frames")
 		return false
 	}
@@ -202,7 +202,7 @@ func (c *client) enqueue(b []byte) bool {
 func (c *client) send(frame any) {
 	b, err := json.Marshal(frame)
 	if err != nil {
-		c.d.log.Error("encode dashboard frame", "component", "dashboard", "event", "encode_failed", "err", err)
+		c.d.log.Error("encode dashboard frame", "event", "encode_failed", "err", err)
 		return
 	}
 	c.enqueue(b)

@@ -234,6 +234,7 @@ func TestThreadsFromRealTraffic(t *testing.T) {
 	h := hubtest.Start(t, "")
 	a := h.Agent("a")
 	tok := h.Token("a", auth.RoleAgent)
+	h.Token("b", auth.RoleAgent) // the recipient exists, offline
 	var ids []string
 	parent := ""
 	for i := range 3 {

@@ -17,6 +17,8 @@ const (
 	ErrTooLong            = "too_long"
 	ErrUnknownMessageType = "unknown_message_type"
 	ErrInvalidValue       = "invalid_value"
+	ErrOutOfRange         = "out_of_range"
+	ErrTooLarge           = "too_large"
 )
 
 // FieldError is one problem with one field.
@@ -177,6 +179,9 @@ func checkValue(f Field, v any) (FieldError, bool) {
 		if max := f.limit(); max > 0 && utf8.RuneCountInString(s) > max {
 			return FieldError{Field: f.Name, Error: ErrTooLong,
 				Detail: fmt.Sprintf("exceeds maximum length of %d characters", max), Value: truncate(s)}, true
+		}
+		if err := f.Format.check(s); err != nil {
+			return FieldError{Field: f.Name, Error: ErrInvalidValue, Detail: err.Error(), Value: truncate(s)}, true
 		}
 	case KindInteger, KindPositiveInteger:
 		n, ok := v.(json.Number)

@@ -97,6 +97,10 @@ func FuzzHTTPBody(f *testing.F) {
 	f.Add([]byte(`{"payload":{},"to":"b"}`))
 	f.Add([]byte(`{"seq":"x"}`))
 	f.Add([]byte(`{"endpoint":"https://x","keys":{}}`))
+	f.Add([]byte(`{"mailbox_ttl_ms":9223372036854775807}`))
+	f.Add([]byte(`{"heartbeat_interval_ms":1e13}`))
+	f.Add([]byte(`{"agent_id":"a2\u0000","role":"agent"}`))
+	f.Add([]byte(`{"payload":{},"to":"../../x"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		obj, err := DecodeObject(data)
 		if err != nil {

@@ -23,7 +23,27 @@ var (
 	ErrInvalidState    = errors.New("invalid_state")
 	ErrNotHolder       = errors.New("not_holder")
 	ErrForbidden       = errors.New("forbidden")
+	// ErrTooLarge is a submission with a field over its limit (see
+	// *LimitError).
+	ErrTooLarge = errors.New("too_large")
+	// ErrQuota is a submission by a submitter that already holds
+	// Config.MaxQueuedPerSubmitter unfinished tasks.
+	ErrQuota = errors.New("queue_quota_exceeded")
 )
+
+// LimitError names the field of a submission over its limit.
+type LimitError struct {
+	Field string
+	Limit int
+	Got   int
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("%s: %d over the limit of %d", e.Field, e.Got, e.Limit)
+}
+
+// Unwrap makes errors.Is(err, ErrTooLarge) hold.
+func (e *LimitError) Unwrap() error { return ErrTooLarge }
 
 // WireReason maps an error onto the reason text the original protocol
 // puts after "task_complete_failed: ". A report from an agent that does
@@ -78,11 +98,30 @@ type Config struct {
 	// later failure doubles it, up to BackoffMax. Zero disables backoff.
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
+	// MaxMetadataBytes bounds a submitted task's metadata, as JSON.
+	MaxMetadataBytes int
+	// MaxCapabilities bounds how many needed capabilities a task lists
+	// (each at most MaxCapabilityLen bytes).
+	MaxCapabilities int
+	// MaxQueuedPerSubmitter bounds the unfinished (queued or assigned)
+	// tasks one submitter (the agent id of the submitting token) holds.
+	MaxQueuedPerSubmitter int
 }
+
+// Default limits of a submission. The description's limit (10,000
+// characters) is the protocol's field limit.
+const (
+	DefaultMaxMetadataBytes      = 64 << 10
+	DefaultMaxCapabilities       = 32
+	MaxCapabilityLen             = 128
+	DefaultMaxQueuedPerSubmitter = 10_000
+)
 
 // DefaultConfig is the documented default.
 func DefaultConfig() Config {
-	return Config{BackoffBase: 5 * time.Second, BackoffMax: 5 * time.Minute}
+	return Config{BackoffBase: 5 * time.Second, BackoffMax: 5 * time.Minute,
+		MaxMetadataBytes: DefaultMaxMetadataBytes, MaxCapabilities: DefaultMaxCapabilities,
+		MaxQueuedPerSubmitter: DefaultMaxQueuedPerSubmitter}
 }
 
 // Queue is the task store and its indexes.
@@ -95,6 +134,9 @@ type Queue struct {
 
 	mu   sync.Mutex
 	live map[string]*Task // queued and assigned tasks
+	// perSubmitter counts the live tasks of each submitter, for
+	// MaxQueuedPerSubmitter.
+	perSubmitter map[string]int
 	// held indexes the assigned tasks by holder, so what an agent holds
 	// is found without scanning every live task (a reconnect storm over a
 	// deep queue would otherwise hold the lock for seconds).
@@ -242,9 +284,14 @@ func (q *Queue) Reload() error {
 	for _, t := range withKeys {
 		uniq[t.UniqueKey] = uniqEntry{id: t.ID, until: t.UniqueUntil}
 	}
+	perSubmitter := make(map[string]int)
+	for _, t := range live {
+		perSubmitter[t.SubmittedBy]++
+	}
 	q.wfMu.Lock()
 	q.mu.Lock()
 	q.live, q.held, q.idx, q.counts, q.tombs = live, held, idx, counts, map[string]uint64{}
+	q.perSubmitter = perSubmitter
 	q.dependents, q.uniq, q.paused, q.timers = dependents, uniq, wf.pauses, timers
 	q.schedules = wf.schedules
 	q.mu.Unlock()
@@ -336,11 +383,24 @@ func dedupe(ids []string) []string {
 func (q *Queue) store(now int64, ts ...*Task) ([]*Task, error) {
 	snaps := make([]*Task, len(ts))
 	for i, t := range ts {
+		if err := q.checkSize(t); err != nil {
+			return nil, err
+		}
 		t.History = []Event{{Event: string(t.Status), Timestamp: now, Details: "submitted"}}
 		t.Version = 1
 		snaps[i] = t.Clone()
 	}
+	// The submitters' slots are taken before the write, so concurrent
+	// submissions cannot overrun the quota, and given back if it fails.
+	if err := q.reserveSubmitters(ts); err != nil {
+		return nil, err
+	}
 	if err := q.persist(q.active, snaps...); err != nil {
+		q.mu.Lock()
+		for _, t := range ts {
+			q.dropSubmitter(t)
+		}
+		q.mu.Unlock()
 		return nil, fmt.Errorf("submit: %w", err)
 	}
 	var waiting []string
@@ -359,6 +419,28 @@ func (q *Queue) store(now int64, ts ...*Task) ([]*Task, error) {
 	// see this task's edge: look again.
 	_ = q.resolve(waiting...)
 	return snaps, nil
+}
+
+// reserveSubmitters takes one quota slot per task for its submitter, all
+// or none.
+func (q *Queue) reserveSubmitters(ts []*Task) error {
+	need := map[string]int{}
+	for _, t := range ts {
+		need[t.SubmittedBy]++
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if limit := q.cfg.MaxQueuedPerSubmitter; limit > 0 {
+		for who, n := range need {
+			if q.perSubmitter[who]+n > limit {
+				return fmt.Errorf("%w: %s already holds %d unfinished tasks (limit %d)", ErrQuota, who, q.perSubmitter[who], limit)
+			}
+		}
+	}
+	for who, n := range need {
+		q.perSubmitter[who] += n
+	}
+	return nil
 }
 
 // newTask builds a task from p (status and history are set by the caller).
@@ -390,6 +472,39 @@ func (q *Queue) newTask(p SubmitParams, now int64) *Task {
 		t.TargetAgent = &ta
 	}
 	return t
+}
+
+// checkSize refuses a submission whose metadata or capability list is over
+// its configured limit.
+func (q *Queue) checkSize(t *Task) error {
+	if max := q.cfg.MaxCapabilities; max > 0 && len(t.NeededCapabilities) > max {
+		return &LimitError{Field: "needed_capabilities", Limit: max, Got: len(t.NeededCapabilities)}
+	}
+	for _, c := range t.NeededCapabilities {
+		if len(c) > MaxCapabilityLen {
+			return &LimitError{Field: "needed_capabilities", Limit: MaxCapabilityLen, Got: len(c)}
+		}
+	}
+	if max := q.cfg.MaxMetadataBytes; max > 0 {
+		b, err := json.Marshal(t.Metadata)
+		if err != nil {
+			return fmt.Errorf("submit: metadata: %w", err)
+		}
+		if len(b) > max {
+			return &LimitError{Field: "metadata", Limit: max, Got: len(b)}
+		}
+	}
+	return nil
+}
+
+// dropSubmitter gives back a live task's submitter slot; the caller holds
+// q.mu.
+func (q *Queue) dropSubmitter(t *Task) {
+	if q.perSubmitter[t.SubmittedBy] <= 1 {
+		delete(q.perSubmitter, t.SubmittedBy)
+		return
+	}
+	q.perSubmitter[t.SubmittedBy]--
 }
 
 // Get returns a task from the live set, the queue table or the dead letter.
@@ -733,6 +848,7 @@ func (q *Queue) Complete(id, agent string, gen int64, result any, tokens *int64)
 		return nil, false, err
 	}
 	delete(q.live, id)
+	q.dropSubmitter(lt)
 	q.dropHeld(lt)
 	q.count(StatusAssigned, lt.Priority, -1)
 	q.count(StatusCompleted, lt.Priority, +1)
@@ -788,6 +904,7 @@ func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t
 	lt.endAttempt(gen, now, "failed", errText)
 	if lt.RetryCount >= lt.MaxRetries {
 		delete(q.live, id)
+		q.dropSubmitter(lt)
 		q.dropHeld(lt)
 		q.count(StatusAssigned, lt.Priority, -1)
 		q.count(StatusDeadLetter, lt.Priority, +1)
@@ -1053,6 +1170,7 @@ func (q *Queue) RetryDeadLetter(id string) (*Task, error) {
 	q.count(StatusDeadLetter, t.Priority, -1)
 	q.count(StatusQueued, t.Priority, +1)
 	q.live[id] = t
+	q.perSubmitter[t.SubmittedBy]++
 	q.idx.add(t, now)
 	q.mu.Unlock()
 	q.emit(EventRetried, snap, "", 0, 0)
@@ -1097,6 +1215,7 @@ func (q *Queue) cancelLocked(t *Task, by, reason string, now int64) string {
 	q.count(t.Status, t.Priority, -1)
 	q.count(StatusCancelled, t.Priority, +1)
 	delete(q.live, t.ID)
+	q.dropSubmitter(t)
 	q.idx.remove(t.ID)
 	t.Status = StatusCancelled
 	t.CancelledBy = by
@@ -1175,6 +1294,7 @@ func (q *Queue) Expire(id string) (*Task, string, error) {
 		t.addHistory("reclaimed", now, ReasonDeadline)
 	}
 	delete(q.live, id)
+	q.dropSubmitter(t)
 	q.idx.remove(id)
 	q.count(t.Status, t.Priority, -1)
 	q.count(StatusDeadLetter, t.Priority, +1)

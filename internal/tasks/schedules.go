@@ -306,6 +306,9 @@ func (q *Queue) fireSchedules(now time.Time) (int, error) {
 			continue
 		}
 		q.mu.Lock()
+		// A schedule's tasks count against its creator's quota but are
+		// never refused by it: the tick is already stored.
+		q.perSubmitter[t.SubmittedBy]++
 		q.insertLocked(t, ms)
 		q.mu.Unlock()
 		q.emit(EventSubmitted, snap, "", 0, 0)
