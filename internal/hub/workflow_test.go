@@ -459,7 +459,7 @@ func TestScheduleTicksExactlyOnceAcrossKill9(t *testing.T) {
 	}
 	before := waitTicks(3)
 	child.kill(t)
-	child = startCrashChild(t, dir, child.addr)
+	startCrashChild(t, dir, child.addr) // stopped by its cleanup
 	after := waitTicks(len(before) + 3)
 	var last int64
 	for tick, n := range after {
