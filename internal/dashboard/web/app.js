@@ -195,6 +195,7 @@
     renderHeader(s);
     renderAgents(s);
     renderQueue(s);
+    renderWorkflows(s);
     renderRunning(s);
     renderThroughput(s);
     renderRecent(s);
@@ -262,11 +263,39 @@
       cell(String(i + 1), { cls: 'num' }),
       el('td', { title: t.id + (t.description ? '\n' + t.description : '') }, trunc(t.description || t.id, 50),
         t.not_before && t.not_before > Date.now() ? el('span', { class: 'tag warn', text: 'backoff' }) : null),
-      el('td', null, el('span', { class: 'tag ' + laneTag(t.priority), text: t.lane })),
+      el('td', null, el('span', { class: 'tag ' + laneTag(t.priority), text: t.lane }),
+        t.paused ? el('span', { class: 'tag warn', text: 'paused', title: 'held by a paused lane or capability' }) : null),
       cell(t.submitted_by || '--'),
       el('td', { title: stamp(t.created_at) }, rel(t.created_at)),
       el('td', null, cancelButton(t.id))));
     fill('queued-body', 'queued-empty', rows);
+  }
+
+  // Workflows: what is paused, tasks waiting for dependencies or a
+  // run_at time, and the periodic schedules.
+  function renderWorkflows(s) {
+    const p = s.paused || {};
+    const held = (p.lanes || []).map((l) => 'lane ' + l).concat((p.capabilities || []).map((c) => 'capability ' + c));
+    $('paused-list').textContent = held.length ? held.join(', ') : 'nothing';
+    const pending = s.pending_tasks || [];
+    $('pending-count').textContent = pending.length;
+    const rows = pending.map((t) => el('tr', { dataset: { task: t.id } },
+      el('td', { title: t.id + (t.description ? '\n' + t.description : '') }, trunc(t.description || t.id, 40)),
+      el('td', null, el('span', { class: 'tag ' + (t.status === 'waiting' ? 'info' : ''), text: t.status })),
+      cell(t.lane),
+      t.status === 'scheduled'
+        ? el('td', { title: stamp(t.run_at) }, stamp(t.run_at))
+        : el('td', { title: (t.depends_on || []).join('\n') }, (t.depends_on || []).length + ' task(s)'),
+      el('td', null, cancelButton(t.id))));
+    fill('pending-body', 'pending-empty', rows);
+    const sched = (s.schedules || []).map((x) => el('tr', null,
+      cell(x.name),
+      el('td', { title: x.timezone }, x.cron + ' (' + x.timezone + ')'),
+      el('td', null, el('span', { class: 'tag ' + (x.error ? 'bad' : x.paused ? 'warn' : 'good'),
+        text: x.error ? 'error' : x.paused ? 'paused' : 'active', title: x.error || '' })),
+      el('td', { title: x.next_run ? stamp(x.next_run) : '' }, x.next_run ? stamp(x.next_run) : '--'),
+      cell(x.last_task_id || '--')));
+    fill('schedules-body', 'schedules-empty', sched);
   }
 
   function laneTag(p) { return ['bad', 'warn', 'info', ''][p] || ''; }
