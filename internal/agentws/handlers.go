@@ -105,7 +105,7 @@ func (c *conn) identify(obj protocol.Object) bool {
 	s := c.srv
 	agent := obj.String("agent_id")
 	if wait := s.cooldown.remaining(agent, s.now()); wait > 0 {
-		secs := wait.Milliseconds()/1000 + 1
+		secs := (wait.Milliseconds() + 999) / 1000 // rounded up: 30 s left says 30
 		c.close(protocol.ClosePolicy, fmt.Sprintf("cooldown active: retry in %ds", secs))
 		return true
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -67,6 +68,11 @@ func DecodeObject(data []byte) (Object, error) {
 	if dec.More() {
 		return nil, ErrInvalidJSON
 	}
+	if !finiteNumbers(v) {
+		// 1e309 is valid JSON text but no float64: relayed, it would be a
+		// frame other clients cannot decode (Go) or read as Infinity (JS).
+		return nil, ErrInvalidJSON
+	}
 	obj, ok := v.(map[string]any)
 	if !ok {
 		return nil, &ValidationError{MessageType: "unknown", Errors: []FieldError{{
@@ -74,6 +80,28 @@ func DecodeObject(data []byte) (Object, error) {
 		}}}
 	}
 	return Object(obj), nil
+}
+
+// finiteNumbers reports whether every number in v fits a float64.
+func finiteNumbers(v any) bool {
+	switch x := v.(type) {
+	case json.Number:
+		_, err := strconv.ParseFloat(string(x), 64)
+		return err == nil
+	case map[string]any:
+		for _, e := range x {
+			if !finiteNumbers(e) {
+				return false
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if !finiteNumbers(e) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // ValidateFrame checks a decoded agent frame and returns its type.

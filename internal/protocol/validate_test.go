@@ -111,3 +111,18 @@ func FuzzHTTPBody(f *testing.F) {
 		}
 	})
 }
+
+// Numbers beyond float64 are refused at decode: relayed, they would make
+// frames other clients cannot read.
+func TestDecodeRefusesNumbersBeyondFloat64(t *testing.T) {
+	for _, in := range []string{`{"a":1e309}`, `{"a":[{"b":-1e400}]}`, `{"type":"message","payload":{"x":[1,2,1e999]}}`} {
+		if _, err := DecodeObject([]byte(in)); !errors.Is(err, ErrInvalidJSON) {
+			t.Errorf("%s: %v, want ErrInvalidJSON", in, err)
+		}
+	}
+	for _, in := range []string{`{"a":1e308}`, `{"a":-0.0000001}`, `{"a":123456789012345678901234567890}`} {
+		if _, err := DecodeObject([]byte(in)); err != nil {
+			t.Errorf("%s: %v", in, err)
+		}
+	}
+}
