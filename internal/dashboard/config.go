@@ -135,6 +135,11 @@ type Queue interface {
 type Scheduler interface {
 	RetryDeadLetter(id string) (*tasks.Task, error)
 	Cancel(taskID, by string, canAny bool, reason string) (*tasks.Task, string, error)
+	Pause(kind tasks.PauseKind, name, by string) (bool, error)
+	Resume(kind tasks.PauseKind, name, by string) (bool, error)
+	RunScheduleNow(name, by string) (*tasks.Task, error)
+	SetSchedulePaused(name string, paused bool, by string) (tasks.Schedule, error)
+	RemoveSchedule(name, by string) error
 }
 
 // Agents lists the agents' scheduling state.

@@ -502,3 +502,16 @@ func (s *Scheduler) Reconcile() error {
 func isGone(err error) bool {
 	return errors.Is(err, tasks.ErrNotFound) || errors.Is(err, tasks.ErrInvalidState) || errors.Is(err, tasks.ErrNotHolder)
 }
+
+// SetSchedulePaused pauses or resumes a periodic schedule and re-arms
+// the timers.
+func (s *Scheduler) SetSchedulePaused(name string, paused bool, by string) (tasks.Schedule, error) {
+	sc, err := s.q.SetSchedulePaused(name, paused, by)
+	if err == nil {
+		s.Kick()
+	}
+	return sc, err
+}
+
+// RemoveSchedule deletes a periodic schedule.
+func (s *Scheduler) RemoveSchedule(name, by string) error { return s.q.RemoveSchedule(name, by) }
