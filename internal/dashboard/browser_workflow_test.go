@@ -38,10 +38,19 @@ func TestBrowserWorkflows(t *testing.T) {
 	}
 	waitJS(t, ctx, "the schedule", `[...document.querySelectorAll('#schedules-body tr')].some(r => r.textContent.includes('nightly-deps') && r.textContent.includes('Europe/Paris') && r.textContent.includes('active'))`)
 
-	if st, _ := h.Do("POST", "/api/tasks/resume", h.AdminToken, map[string]any{"lane": "low"}); st != 200 {
-		t.Fatal("resume")
-	}
+	// The page's own controls: resume the lane, pause and run the schedule.
+	click(t, ctx, `#lane-pause-buttons button.resume[data-lane="low"]`)
 	waitJS(t, ctx, "nothing paused", `document.getElementById('paused-list').textContent === 'nothing'`)
+	if _, body := h.Do("GET", "/api/tasks/paused", h.AdminToken, nil); len(body["lanes"].([]any)) != 0 {
+		t.Fatalf("still paused: %v", body)
+	}
+	click(t, ctx, `#schedules-body button.sched-pause[data-schedule="nightly-deps"]`)
+	waitJS(t, ctx, "the schedule paused", `[...document.querySelectorAll('#schedules-body tr')].some(r => r.textContent.includes('nightly-deps') && r.textContent.includes('paused'))`)
+	click(t, ctx, `#schedules-body button.sched-run[data-schedule="nightly-deps"]`)
+	waitJS(t, ctx, "the run-now toast", `[...document.querySelectorAll('#toasts .toast')].some(e => e.textContent.includes('Schedule nightly-deps: run'))`)
+	if _, body := h.Do("GET", "/api/schedules/nightly-deps", h.AdminToken, nil); body["paused"] != true {
+		t.Fatalf("schedule after the page paused it: %v", body)
+	}
 	for _, m := range console() {
 		if (m.IsException() || m.Type == chromedp.ConsoleError) && !strings.Contains(m.Text, "favicon") {
 			t.Errorf("page console: %s", m.String())

@@ -277,6 +277,11 @@
     const p = s.paused || {};
     const held = (p.lanes || []).map((l) => 'lane ' + l).concat((p.capabilities || []).map((c) => 'capability ' + c));
     $('paused-list').textContent = held.length ? held.join(', ') : 'nothing';
+    const lanes = LANES.map((l) => {
+      const paused = (p.lanes || []).includes(l);
+      return pauseButton(paused ? 'resume' : 'pause', { lane: l }, (paused ? 'Resume ' : 'Pause ') + l);
+    }).concat((p.capabilities || []).map((c) => pauseButton('resume', { capability: c }, 'Resume ' + c)));
+    $('lane-pause-buttons').replaceChildren(...lanes);
     const pending = s.pending_tasks || [];
     $('pending-count').textContent = pending.length;
     const rows = pending.map((t) => el('tr', { dataset: { task: t.id } },
@@ -294,8 +299,45 @@
       el('td', null, el('span', { class: 'tag ' + (x.error ? 'bad' : x.paused ? 'warn' : 'good'),
         text: x.error ? 'error' : x.paused ? 'paused' : 'active', title: x.error || '' })),
       el('td', { title: x.next_run ? stamp(x.next_run) : '' }, x.next_run ? stamp(x.next_run) : '--'),
-      cell(x.last_task_id || '--')));
+      cell(x.last_task_id || '--'),
+      el('td', { class: 'act' },
+        scheduleButton(x.name, x.paused ? 'resume' : 'pause', x.paused ? 'Resume' : 'Pause'),
+        scheduleButton(x.name, 'run', 'Run now'))));
     fill('schedules-body', 'schedules-empty', sched);
+  }
+
+  function pauseButton(type, target, label) {
+    return el('button', {
+      type: 'button', class: 'btn btn-small ' + type, dataset: target, text: label,
+      onclick: (ev) => {
+        ev.currentTarget.disabled = true;
+        act(Object.assign({ type }, target), (r) => {
+          if (r.type === 'pause_result' && (r.status === 'paused' || r.status === 'resumed' || r.status === 'unchanged')) {
+            toast(r.kind + ' ' + r.name + ' ' + (r.status === 'unchanged' ? 'unchanged' : r.status), 'good');
+          } else {
+            toast(label + ': ' + (r.error || r.status) + (r.detail ? ' -- ' + r.detail : ''), 'bad');
+          }
+          requestSnapshot();
+        });
+      },
+    });
+  }
+
+  function scheduleButton(name, action, label) {
+    return el('button', {
+      type: 'button', class: 'btn btn-small sched-' + action, dataset: { schedule: name }, text: label,
+      onclick: (ev) => {
+        ev.currentTarget.disabled = true;
+        act({ type: 'schedule_action', name, action }, (r) => {
+          if (r.type === 'schedule_result' && r.status === 'ok') {
+            toast('Schedule ' + name + ': ' + action + (r.task_id ? ' (task ' + r.task_id + ')' : '') + ' done', 'good');
+          } else {
+            toast('Schedule ' + name + ': ' + (r.error || r.status) + (r.detail ? ' -- ' + r.detail : ''), 'bad');
+          }
+          requestSnapshot();
+        });
+      },
+    });
   }
 
   function laneTag(p) { return ['bad', 'warn', 'info', ''][p] || ''; }
@@ -1017,6 +1059,15 @@
       for (const tr of document.querySelectorAll('#agents-body tr')) tr.classList.remove('selected');
     });
     $('btn-backup').addEventListener('click', backupNow);
+    $('pause-cap-btn').addEventListener('click', () => {
+      const cap = $('pause-cap').value.trim();
+      if (!cap) return;
+      act({ type: 'pause', capability: cap }, (r) => {
+        toast(r.type === 'pause_result' && r.status !== 'error' ? 'capability ' + cap + ' ' + r.status : 'Pause ' + cap + ': ' + (r.error || r.status), r.status === 'error' || r.type === 'error' ? 'bad' : 'good');
+        $('pause-cap').value = '';
+        requestSnapshot();
+      });
+    });
     $('btn-compact-all').addEventListener('click', () => compact(''));
     window.addEventListener('resize', () => drawCharts());
     // Relative times and ages move on without new data.
