@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/ratelimit"
+	"github.com/agentcom/agentcom/internal/tasklog"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
@@ -33,6 +34,10 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	maxQueued := fs.String("max-queued-per-submitter", envOr(env, "AGENTCOM_MAX_QUEUED_PER_SUBMITTER", strconv.Itoa(tasks.DefaultMaxQueuedPerSubmitter)),
 		"unfinished tasks one submitter may hold (1 to 1000000; env AGENTCOM_MAX_QUEUED_PER_SUBMITTER)")
 	rateSpec := fs.String("rate-limits", env.getenv("AGENTCOM_RATE_LIMITS"), "rate limits over the defaults, class=per_second:burst,... classes: messages, tasks, channels, other, http; 0:0 disables one; \"off\" disables all (env AGENTCOM_RATE_LIMITS)")
+	logKB := fs.String("task-log-kb", envOr(env, "AGENTCOM_TASK_LOG_KB", strconv.Itoa(tasklog.DefaultMaxBytes>>10)),
+		"live agent output kept per task, in KiB (1 to 16384; env AGENTCOM_TASK_LOG_KB)")
+	logTasks := fs.String("task-log-tasks", envOr(env, "AGENTCOM_TASK_LOG_TASKS", strconv.Itoa(tasklog.DefaultMaxTasks)),
+		"tasks whose live output is kept, the most recently written (1 to 1000000; env AGENTCOM_TASK_LOG_TASKS)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -44,6 +49,13 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	if cfg.Queue.MaxQueuedPerSubmitter, err = intInRange("max-queued-per-submitter", *maxQueued, 1, 1_000_000); err != nil {
+		return err
+	}
+	if cfg.TaskLogs.MaxBytes, err = intInRange("task-log-kb", *logKB, 1, 16<<10); err != nil {
+		return err
+	}
+	cfg.TaskLogs.MaxBytes <<= 10
+	if cfg.TaskLogs.MaxTasks, err = intInRange("task-log-tasks", *logTasks, 1, 1_000_000); err != nil {
 		return err
 	}
 	if *rateSpec == "off" {

@@ -2,12 +2,16 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/agentcom/agentcom/internal/presence"
 	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/scheduler"
+	"github.com/agentcom/agentcom/internal/tasklog"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
@@ -19,6 +23,8 @@ type Tasks struct {
 	Presence  *presence.Directory
 	// NotifyCancel tells a holder its task was cancelled.
 	NotifyCancel func(agentID, taskID string) bool
+	// Logs holds the agents' live output.
+	Logs *tasklog.Store
 }
 
 // Routes returns the task route table.
@@ -29,6 +35,7 @@ func (t *Tasks) Routes() []Route {
 		{Method: "GET", Path: "/api/tasks/dead-letter", Access: AnyToken, Handler: t.deadLetter},
 		{Method: "GET", Path: "/api/tasks/stats", Access: AnyToken, Handler: t.stats},
 		{Method: "GET", Path: "/api/tasks/{task_id}", Access: AnyToken, Handler: t.get},
+		{Method: "GET", Path: "/api/tasks/{task_id}/logs", Access: AnyToken, Handler: t.logs},
 		{Method: "POST", Path: "/api/tasks/{task_id}/retry", Access: Agent, Handler: t.retry},
 		{Method: "POST", Path: "/api/tasks/{task_id}/cancel", Access: Agent, Handler: t.cancel},
 		{Method: "POST", Path: "/api/admin/push-task", Access: Admin, Handler: t.pushTask},
@@ -54,6 +61,9 @@ func (t *Tasks) submit(r *Request) Response {
 	if fe != nil {
 		return fieldResponse(fe)
 	}
+	if resp, ok := verifyFields(r.Body, &p, ""); !ok {
+		return resp
+	}
 	task, dup, err := t.Scheduler.SubmitTask(p)
 	if err != nil {
 		return submitErr(err)
@@ -65,6 +75,97 @@ func (t *Tasks) submit(r *Request) Response {
 		return JSON(http.StatusOK, out)
 	}
 	return JSON(http.StatusCreated, out)
+}
+
+// verifyFields moves the body's "verify" commands and
+// "max_verify_attempts" into the task's metadata, where sidecars read them
+// (and where agentcom-submit.js --metadata puts them). prefix goes before
+// field names in errors (a batch item's "tasks[i].").
+func verifyFields(b protocol.Object, p *tasks.SubmitParams, prefix string) (Response, bool) {
+	if b.Has("verify") {
+		cmds := b.Strings("verify")
+		if len(cmds) > protocol.MaxVerifyCommands {
+			return fieldErr(prefix+"verify", fmt.Sprintf("at most %d commands", protocol.MaxVerifyCommands)), false
+		}
+		for _, c := range cmds {
+			if strings.TrimSpace(c) == "" || utf8.RuneCountInString(c) > protocol.MaxCheckCommand || strings.ContainsRune(c, 0) {
+				return fieldErr(prefix+"verify", fmt.Sprintf("each command must be non-empty, without NUL, at most %d characters", protocol.MaxCheckCommand)), false
+			}
+		}
+		if p.Metadata == nil {
+			p.Metadata = map[string]any{}
+		}
+		p.Metadata["verify"] = cmds
+	}
+	if b.Has("max_verify_attempts") {
+		n := b.Int("max_verify_attempts")
+		if n < 1 || n > protocol.MaxVerifyAttempts {
+			return fieldErr(prefix+"max_verify_attempts", fmt.Sprintf("expected an integer from 1 to %d", protocol.MaxVerifyAttempts)), false
+		}
+		if p.Metadata == nil {
+			p.Metadata = map[string]any{}
+		}
+		p.Metadata["max_verify_attempts"] = n
+	}
+	return Response{}, true
+}
+
+// logs serves the task's live output: ?since=OFFSET (default 0) returns
+// what came after it; with ?wait_ms=N (at most 30000) and nothing new
+// yet, the request waits up to N ms for output or for the task to end
+// (long polling: loop with since=next until done).
+func (t *Tasks) logs(r *Request) Response {
+	id := r.PathValue("task_id")
+	since, bad := QueryInt(r, "since", 0)
+	if bad != nil {
+		return *bad
+	}
+	waitMs, bad := QueryInt(r, "wait_ms", 0)
+	if bad != nil {
+		return *bad
+	}
+	if since < 0 || waitMs < 0 {
+		return fieldErr("since", "since and wait_ms must be >= 0")
+	}
+	wait := time.Duration(min(waitMs, protocol.MaxLogsWaitMs)) * time.Millisecond
+	var timeout <-chan time.Time
+	if wait > 0 {
+		tm := time.NewTimer(wait)
+		defer tm.Stop()
+		timeout = tm.C
+	}
+	for {
+		var changed <-chan struct{}
+		if wait > 0 && t.Logs != nil {
+			changed = t.Logs.Changed(id) // before reading: no change is missed
+		}
+		task, err := t.Queue.Get(id)
+		if errors.Is(err, tasks.ErrNotFound) {
+			return Err(http.StatusNotFound, "task_not_found", "task_id", id)
+		}
+		if err != nil {
+			return storageErr(err)
+		}
+		out := protocol.TaskLogs{TaskID: id, Status: string(task.Status), Offset: since, Next: since}
+		if t.Logs != nil {
+			c := t.Logs.Read(id, since)
+			out.Offset, out.Next, out.Data, out.Truncated = c.Offset, c.Next, c.Data, c.Truncated
+		}
+		switch task.Status {
+		case tasks.StatusCompleted, tasks.StatusDeadLetter, tasks.StatusCancelled:
+			out.Done = true
+		}
+		if out.Data != "" || out.Done || changed == nil {
+			return JSON(http.StatusOK, out)
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			return JSON(http.StatusOK, out)
+		case <-r.Context().Done():
+			return JSON(http.StatusOK, out)
+		}
+	}
 }
 
 // submitRefusal answers a submission the queue refused by its limits: a

@@ -185,6 +185,9 @@ func (t *Tasks) batch(r *Request) Response {
 		if fe != nil {
 			return fieldResponse(fe)
 		}
+		if resp, ok := verifyFields(obj, &p, prefix); !ok {
+			return resp
+		}
 		items[i] = tasks.BatchItem{Key: key, Params: p}
 	}
 	ts, err := t.Scheduler.SubmitBatch(items)

@@ -212,4 +212,3 @@ func urlSegment(s string) string {
 	}
 	return b.String()
 }
-

@@ -68,6 +68,7 @@ var allowed = map[string][]string{
 	"GET /api/tasks/dead-letter":                        {other, agentTok, viewer, admin},
 	"GET /api/tasks/stats":                              {other, agentTok, viewer, admin},
 	"GET /api/tasks/{task_id}":                          {other, agentTok, viewer, admin},
+	"GET /api/tasks/{task_id}/logs":                     {other, agentTok, viewer, admin},
 	"POST /api/tasks/{task_id}/retry":                   {agentTok, admin}, // the submitter (agentTok) or an admin
 	"POST /api/tasks/{task_id}/cancel":                  {agentTok, admin},
 	"POST /api/admin/push-task":                         {admin},

@@ -150,11 +150,15 @@ var agentFrames = map[string]Schema{
 		req("channel", KindString), opt("limit", KindInteger), opt("since", KindInteger)}},
 	FrameListChannels: {Description: "list channels"},
 	FrameTaskAccepted: {Description: "accept an assigned task", Fields: []Field{req("task_id", KindString)}},
-	FrameTaskProgress: {Description: "report progress; extends the task's lease", Fields: []Field{req("task_id", KindString), opt("progress", KindInteger)}},
+	FrameTaskProgress: {Description: "report progress; extends the task's lease. output (a chunk of the agent's live output) and check (a verification result) are additions", Fields: []Field{
+		req("task_id", KindString), opt("progress", KindInteger),
+		{Name: "output", Kind: KindString, MaxLen: MaxProgressOutput}, opt("check", KindObject)}},
 	FrameTaskComplete: {Description: "report a task done", Fields: []Field{
-		req("task_id", KindString), req("generation", KindInteger), opt("result", KindObject), opt("tokens_used", KindInteger)}},
+		req("task_id", KindString), req("generation", KindInteger), opt("result", KindObject), opt("tokens_used", KindInteger),
+		opt("usage", KindObject)}},
 	FrameTaskFailed: {Description: "report a task failed", Fields: []Field{
-		req("task_id", KindString), req("generation", KindInteger), opt("error", KindString), opt("reason", KindString)}},
+		req("task_id", KindString), req("generation", KindInteger), opt("error", KindString), opt("reason", KindString),
+		opt("usage", KindObject)}},
 	FrameTaskRecovering: {Description: "ask whether to continue a task after a restart or reconnect", Fields: []Field{req("task_id", KindString)}},
 	FrameTaskRejected: {Description: "decline an assigned task", Fields: []Field{
 		req("task_id", KindString), opt("reason", KindString), opt("generation", KindInteger)}},
@@ -217,7 +221,8 @@ var httpBodies = map[string]Schema{
 		opt("needed_capabilities", KindStringArray), opt("target_agent", KindString).withFormat(FormatAgentID),
 		{Name: "unique_key", Kind: KindString, MaxLen: 256}, {Name: "unique_for", Kind: KindString, MaxLen: 64},
 		opt("run_at", KindAny), {Name: "run_in", Kind: KindString, MaxLen: 64},
-		opt("depends_on", KindStringArray), {Name: "on_dependency_failure", Kind: KindString, MaxLen: 16}}},
+		opt("depends_on", KindStringArray), {Name: "on_dependency_failure", Kind: KindString, MaxLen: 16},
+		opt("verify", KindStringArray), opt("max_verify_attempts", KindInteger)}},
 	BodyPostTaskBatch: {Description: "submit tasks that depend on each other by key", Legacy: "missing required field: tasks", Fields: []Field{req("tasks", KindAny)}},
 	BodyPause: {Description: "pause or resume a lane or a capability", Fields: []Field{
 		{Name: "lane", Kind: KindString, MaxLen: 16}, {Name: "capability", Kind: KindString, MaxLen: 256}}},

@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -66,7 +68,10 @@ func (s *Sidecar) writeTaskFile(t Task) (string, error) {
 // wakeEnv is the environment of the wake command: the sidecar's own plus
 // the task. The token is deliberately not passed on.
 func (s *Sidecar) wakeEnv(t Task, taskFile string) []string {
-	env := os.Environ()
+	// The sidecar's own secrets stay with it.
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "AGENTCOM_SIDECAR_TOKEN=") || strings.HasPrefix(kv, "AGENTCOM_TOKEN=")
+	})
 	add := func(k, v string) { env = append(env, k+"="+v) }
 	add("TASK_ID", t.TaskID)
 	add("TASK_FILE", taskFile)
@@ -91,6 +96,16 @@ func (s *Sidecar) wakeEnv(t Task, taskFile string) []string {
 	}
 	if t.Branch != "" {
 		add("TASK_BRANCH", t.Branch)
+	}
+	if t.Attempt > 1 {
+		// A retry after a failed verification: what failed, as a file
+		// and (when small enough) as text.
+		if b, err := os.ReadFile(s.feedbackPath(t.TaskID)); err == nil {
+			add("VERIFY_FEEDBACK_FILE", s.feedbackPath(t.TaskID))
+			if len(b) <= maxEnvValue {
+				add("VERIFY_FEEDBACK", string(b))
+			}
+		}
 	}
 	return env
 }

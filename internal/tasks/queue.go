@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agentcom/agentcom/internal/bus"
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/store"
 )
 
@@ -74,6 +75,7 @@ const (
 	EventCancelled  = "task_cancelled"
 	EventRejected   = "task_rejected"
 	EventRecovering = "task_recovering"
+	EventVerified   = "task_verified" // a verification check was recorded
 )
 
 // EventData is the payload of every task event.
@@ -90,6 +92,8 @@ type EventData struct {
 	WaitMs     int64  `json:"wait_ms,omitempty"`
 	RunMs      int64  `json:"run_ms,omitempty"`
 	TokensUsed *int64 `json:"tokens_used,omitempty"`
+	// Usage is what the agent reported with this completion or failure.
+	Usage *protocol.Usage `json:"usage,omitempty"`
 }
 
 // Config tunes the queue.
@@ -837,6 +841,12 @@ func (q *Queue) touch(id, agent, op, event string, change func(t *Task, now int6
 // completion that was already applied (a sidecar resending from its
 // outbox) returns the task with dup set and changes nothing.
 func (q *Queue) Complete(id, agent string, gen int64, result any, tokens *int64) (t *Task, dup bool, err error) {
+	return q.CompleteWithUsage(id, agent, gen, result, tokens, nil)
+}
+
+// CompleteWithUsage is Complete with what the agent reported it spent,
+// added to the task's usage.
+func (q *Queue) CompleteWithUsage(id, agent string, gen int64, result any, tokens *int64, usage *protocol.Usage) (t *Task, dup bool, err error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
 	lt, err := q.heldLocked(id, agent, gen)
@@ -857,6 +867,7 @@ func (q *Queue) Complete(id, agent string, gen int64, result any, tokens *int64)
 		result = map[string]any{}
 	}
 	lt.Result, lt.TokensUsed, lt.UpdatedAt = result, tokens, now
+	lt.addUsage(usage)
 	lt.addHistory("completed", now, map[string]any{"tokens_used": tokens})
 	lt.endAttempt(gen, now, "completed", "")
 	lt.Version++
@@ -865,7 +876,7 @@ func (q *Queue) Complete(id, agent string, gen int64, result any, tokens *int64)
 	if err := q.persist(q.active, snap); err != nil {
 		return nil, false, fmt.Errorf("complete %s: %w", id, err)
 	}
-	q.emit(EventCompleted, snap, agent, 0, runMs(snap, now))
+	q.emitUsage(EventCompleted, snap, agent, runMs(snap, now), usage)
 	q.wake(id)
 	return snap, false, nil
 }
@@ -881,6 +892,12 @@ const (
 // dead-letters it keeping the error and the output. A repeat of an applied
 // failure returns the earlier outcome with dup set.
 func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t *Task, outcome string, dup bool, err error) {
+	return q.FailWithUsage(id, agent, gen, errText, output, nil)
+}
+
+// FailWithUsage is Fail with what the agent reported it spent, added to
+// the task's usage.
+func (q *Queue) FailWithUsage(id, agent string, gen int64, errText string, output any, usage *protocol.Usage) (t *Task, outcome string, dup bool, err error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
 	lt, err := q.heldLocked(id, agent, gen)
@@ -896,6 +913,7 @@ func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t
 		return nil, "", false, err
 	}
 	lt.RetryCount++
+	lt.addUsage(usage)
 	lt.LastError = errText
 	if output != nil {
 		lt.LastOutput = output
@@ -917,7 +935,7 @@ func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t
 		if err := q.moveToDeadLetter(snap); err != nil {
 			return nil, "", false, fmt.Errorf("fail %s: %w", id, err)
 		}
-		q.emit(EventFailed, snap, agent, 0, runMs(snap, now))
+		q.emitUsage(EventFailed, snap, agent, runMs(snap, now), usage)
 		q.emit(EventDeadLetter, snap, agent, 0, 0)
 		q.wake(id)
 		return snap, OutcomeDeadLetter, false, nil
@@ -931,7 +949,7 @@ func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t
 	if err := q.persist(q.active, snap); err != nil {
 		return nil, "", false, fmt.Errorf("fail %s: %w", id, err)
 	}
-	q.emit(EventFailed, snap, agent, 0, runMs(snap, now))
+	q.emitUsage(EventFailed, snap, agent, runMs(snap, now), usage)
 	q.emit(EventRetried, snap, agent, 0, 0)
 	return snap, OutcomeRetried, false, nil
 }
@@ -1068,6 +1086,41 @@ func (q *Queue) Recover(id, agent string) (int64, bool) {
 		return 0, false
 	}
 	return t.Generation, true
+}
+
+// GiveBack assigns a queued task back to the agent it was taken from when
+// that agent disconnected, for a sidecar that comes back still working on
+// it (task_recovering). Only that case qualifies: the task's last attempt
+// must be the agent's, reclaimed on disconnect, and the agent must still
+// fit the task (target, capabilities). The task gets a new generation.
+func (q *Queue) GiveBack(id, agent string, caps []string) (*Task, error) {
+	now := q.now().UnixMilli()
+	q.mu.Lock()
+	t, ok := q.live[id]
+	if !ok {
+		q.mu.Unlock()
+		return nil, ErrNotFound
+	}
+	n := len(t.Attempts)
+	if t.Status != StatusQueued || n == 0 {
+		q.mu.Unlock()
+		return nil, ErrInvalidState
+	}
+	last := t.Attempts[n-1]
+	if last.AgentID != agent || last.Outcome != "reclaimed" || last.Reason != ReasonDisconnect ||
+		(t.Target() != "" && t.Target() != agent) || !MatchesCapabilities(t.NeededCapabilities, caps) {
+		q.mu.Unlock()
+		return nil, ErrNotHolder
+	}
+	q.idx.remove(t.ID)
+	q.assignLocked(t, agent, now)
+	snap := t.Clone()
+	q.mu.Unlock()
+	if err := q.persist(q.active, snap); err != nil {
+		return nil, fmt.Errorf("give back %s: %w", id, err)
+	}
+	q.emit(EventAssigned, snap, agent, now-snap.CreatedAt, 0)
+	return snap, nil
 }
 
 // HeldBy returns the tasks agent holds, oldest assignment first.
@@ -1339,6 +1392,27 @@ func (q *Queue) emit(typ string, t *Task, agent string, waitMs, runMs int64) {
 	q.bus.Publish(bus.Event{Topic: bus.TopicTasks, Type: typ, Data: EventData{
 		TaskID: t.ID, AgentID: agent, Generation: t.Generation, Priority: t.Priority, Status: t.Status,
 		Description: t.Description, WaitMs: waitMs, RunMs: runMs, TokensUsed: t.TokensUsed}})
+}
+
+// emitUsage publishes a completion or failure with the usage of that
+// report (not the task's running total), so sums over events count each
+// report once.
+func (q *Queue) emitUsage(typ string, t *Task, agent string, runMs int64, usage *protocol.Usage) {
+	d := EventData{TaskID: t.ID, AgentID: agent, Generation: t.Generation, Priority: t.Priority, Status: t.Status,
+		Description: t.Description, RunMs: runMs, TokensUsed: t.TokensUsed}
+	if usage != nil {
+		u := usage.Normalize()
+		d.Usage = &u
+	}
+	q.bus.Publish(bus.Event{Topic: bus.TopicTasks, Type: typ, Data: d})
+}
+
+// RecordCheck adds a verification check reported by the task's holder to
+// its history (event "verify"). It extends the lease like progress.
+func (q *Queue) RecordCheck(id, agent string, c protocol.VerifyCheck) (*Task, error) {
+	return q.touch(id, agent, "record check", EventVerified, func(t *Task, now int64) {
+		t.addHistory("verify", now, c)
+	})
 }
 
 func (q *Queue) emitReason(typ string, t *Task, agent, reason string) {

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/agentcom/agentcom/internal/protocol"
 )
 
 // Status of a task.
@@ -173,6 +175,9 @@ type Task struct {
 	Attempts    []Attempt `json:"attempts"`
 	RejectedBy  []string  `json:"rejected_by,omitempty"`
 	CancelledBy string    `json:"cancelled_by,omitempty"`
+	// Usage sums what agents reported spending on the task, over every
+	// attempt (run mode: usage lines or result-file fields).
+	Usage *protocol.Usage `json:"usage,omitempty"`
 
 	// Workflow fields (see workflow.go).
 	UniqueKey string `json:"unique_key,omitempty"`
@@ -247,6 +252,18 @@ func (t *Task) signature() string {
 		b.WriteString(strconv.Quote(c))
 	}
 	return b.String()
+}
+
+// addUsage adds a report's usage to the task's total.
+func (t *Task) addUsage(u *protocol.Usage) {
+	if u == nil || u.IsZero() {
+		return
+	}
+	sum := u.Normalize()
+	if t.Usage != nil {
+		sum = t.Usage.Add(sum)
+	}
+	t.Usage = &sum
 }
 
 // addHistory prepends an entry, keeping the newest HistoryCap.
