@@ -72,6 +72,10 @@ func TestWorkflowChainRunsInOrder(t *testing.T) {
 	if st != 200 || body["total"].(float64) != 2 {
 		t.Fatalf("waiting list: %d %v", st, body)
 	}
+	_, metrics := e.DoRaw("GET", "/metrics", e.AdminToken, nil)
+	if !strings.Contains(string(metrics), `agentcom_queue_tasks{lane="all",status="waiting"} 2`) {
+		t.Fatalf("metrics lack the waiting gauge:\n%s", metrics)
+	}
 	a := e.Agent("w1")
 	runOne(t, a, ids["a"], map[string]any{"step": "a"})
 	runOne(t, a, ids["b"], map[string]any{"step": "b"})
