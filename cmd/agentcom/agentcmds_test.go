@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agentcom/agentcom/internal/auth"
+	"github.com/agentcom/agentcom/internal/client"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
 	"github.com/agentcom/agentcom/internal/sidecar"
@@ -26,62 +25,6 @@ func runCmd(t *testing.T, env map[string]string, args ...string) (int, string, s
 	e := &cmdEnv{stdout: &out, stderr: &errb, getenv: func(k string) string { return env[k] }}
 	code := dispatch(context.Background(), e, args)
 	return code, out.String(), errb.String()
-}
-
-func TestTaskCommands(t *testing.T) {
-	h := hubtest.Start(t, "")
-	env := map[string]string{"AGENTCOM_HUB": h.URL(), "AGENTCOM_TOKEN": h.AdminToken}
-
-	// Flags after the description, as in the issue's synopsis.
-	code, out, errs := runCmd(t, env, "task", "submit", "Fix the login bug", "--priority", "high", "--capabilities", "code,go",
-		"--target", "worker", "--max-retries", "2", "--complete-by", "30m", "--metadata", `{"k":1}`)
-	if code != 0 || !strings.Contains(out, "task_id:") {
-		t.Fatalf("submit: %d\n%s\n%s", code, out, errs)
-	}
-	id := strings.TrimSpace(strings.TrimPrefix(strings.Split(out, "\n")[0], "task_id:"))
-	_, task := h.Do("GET", "/api/tasks/"+id, h.AdminToken, nil)
-	if task["description"] != "Fix the login bug" || task["priority"] != float64(1) || task["max_retries"] != float64(2) ||
-		task["target_agent"] != "worker" || task["complete_by"] == nil || task["metadata"].(map[string]any)["k"] != float64(1) {
-		t.Fatalf("stored task = %v", task)
-	}
-	if caps, _ := task["needed_capabilities"].([]any); len(caps) != 2 {
-		t.Fatalf("capabilities = %v", task["needed_capabilities"])
-	}
-
-	code, out, _ = runCmd(t, env, "task", "list", "--status", "queued")
-	if code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "high") {
-		t.Fatalf("list: %d\n%s", code, out)
-	}
-	code, out, _ = runCmd(t, env, "task", "show", id)
-	var shown map[string]any
-	if code != 0 || json.Unmarshal([]byte(out), &shown) != nil || shown["id"] != id {
-		t.Fatalf("show: %d\n%s", code, out)
-	}
-	code, out, _ = runCmd(t, env, "task", "cancel", id)
-	if code != 0 || !strings.Contains(out, `"cancelled"`) {
-		t.Fatalf("cancel: %d\n%s", code, out)
-	}
-	// Retry works on dead-letter tasks only: a clear hub error, exit 1.
-	code, _, errs = runCmd(t, env, "task", "retry", id)
-	if code != 1 || !strings.Contains(errs, "404") {
-		t.Fatalf("retry: %d %s", code, errs)
-	}
-	for _, args := range [][]string{{"task", "stats"}, {"task", "dead-letter", "--json"}} {
-		if code, out, errs := runCmd(t, env, args...); code != 0 {
-			t.Fatalf("%v: %d %s %s", args, code, out, errs)
-		}
-	}
-	// Usage errors.
-	for _, args := range [][]string{{"task", "submit"}, {"task", "submit", "x", "--priority", "critical"}, {"task", "nope"},
-		{"task", "submit", "x", "--complete-by", "soon"}, {"task", "submit", "x", "--metadata", "[1]"}} {
-		if code, _, _ := runCmd(t, env, args...); code == 0 {
-			t.Errorf("%v succeeded", args)
-		}
-	}
-	// A bad token: the hub's 401 surfaces.
-	if code, _, errs := runCmd(t, map[string]string{"AGENTCOM_HUB": h.URL(), "AGENTCOM_TOKEN": "bad"}, "task", "list"); code != 1 || !strings.Contains(errs, "401") {
-		t.Fatalf("bad token: %d %s", code, errs)
-	}
 }
 
 func TestTaskSubmitWaitFollowsToTheEnd(t *testing.T) {
@@ -105,62 +48,34 @@ func TestTaskSubmitWaitFollowsToTheEnd(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 
 	env := map[string]string{"AGENTCOM_HUB": h.URL(), "AGENTCOM_TOKEN": h.AdminToken}
-	code, out, errs := runCmd(t, env, "task", "submit", "echo me", "--wait", "--wait-timeout", "30s")
+	code, out, errs := runCmd(t, env, "task", "submit", "echo me", "--wait", "--wait-timeout", "60s")
 	if code != 0 || !strings.Contains(out, "completed") || !strings.Contains(out, `"output":"echo me"`) {
 		t.Fatalf("wait: %d\n%s\n%s", code, out, errs)
 	}
+	// --wait --json: stdout is the final task and nothing else.
+	code, out, errs = runCmd(t, env, "task", "submit", "echo json", "--wait", "--wait-timeout", "60s", "--json")
+	var task client.Task
+	mustJSON(t, "submit --wait --json", out, &task)
+	if code != 0 || task.Status != "completed" || !strings.Contains(string(task.Result), "echo json") || !strings.Contains(errs, "completed (generation 1)") {
+		t.Fatalf("wait --json: %d\n%s\n%s", code, out, errs)
+	}
 	// A task that cannot run ends the wait with an error when it is
-	// cancelled. The canceller waits for the task to be queued (no fixed
-	// delay) and reports to the test goroutine instead of failing itself.
-	cancelled := make(chan error, 1)
-	go func() { cancelled <- cancelWhenQueued(h.URL(), h.AdminToken, 30*time.Second) }()
-	code, out, errs = runCmd(t, env, "task", "submit", "never", "--capabilities", "nobody-has-this", "--wait", "--wait-timeout", "60s")
-	if err := <-cancelled; err != nil {
-		t.Fatal(err)
+	// cancelled; the wait runs in the background, the test cancels.
+	b := runBG(t, env, "task", "submit", "never", "--capabilities", "nobody-has-this", "--wait", "--wait-timeout", "60s")
+	var id string
+	eventually(t, 10*time.Second, "the queued task", func() bool {
+		_, body := h.Do("GET", "/api/tasks?status=queued", h.AdminToken, nil)
+		if ts, _ := body["tasks"].([]any); len(ts) == 1 {
+			id, _ = ts[0].(map[string]any)["id"].(string)
+		}
+		return id != ""
+	})
+	if st, _ := h.Do("POST", "/api/tasks/"+id+"/cancel", h.AdminToken, nil); st != 200 {
+		t.Fatal(st)
 	}
-	if code != 1 || !strings.Contains(errs, "ended cancelled") {
-		t.Fatalf("cancelled wait: %d\n%s\n%s", code, out, errs)
+	if code := b.wait(t, 30*time.Second); code != 1 || !strings.Contains(b.err.String(), "ended cancelled") {
+		t.Fatalf("cancelled wait: %d\n%s\n%s", code, b.out.String(), b.err.String())
 	}
-}
-
-// cancelWhenQueued cancels the first queued task once there is one. It
-// runs on its own goroutine, so it returns errors rather than failing.
-func cancelWhenQueued(base, token string, within time.Duration) error {
-	do := func(method, path string, out any) error {
-		req, err := http.NewRequest(method, base+path, nil)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s %s: %d", method, path, resp.StatusCode)
-		}
-		if out == nil {
-			return nil
-		}
-		return json.NewDecoder(resp.Body).Decode(out)
-	}
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		var list struct {
-			Tasks []struct {
-				ID string `json:"id"`
-			} `json:"tasks"`
-		}
-		if err := do("GET", "/api/tasks?status=queued", &list); err != nil {
-			return err
-		}
-		if len(list.Tasks) > 0 {
-			return do("POST", "/api/tasks/"+list.Tasks[0].ID+"/cancel", nil)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return fmt.Errorf("no queued task within %v", within)
 }
 
 func gitT(t *testing.T, dir string, args ...string) {
@@ -205,6 +120,10 @@ func TestGitCommands(t *testing.T) {
 	}
 	gitT(t, work, "add", ".")
 	gitT(t, work, "commit", "-q", "-m", "feat: g")
+	code, out, _ = runCmd(t, env, "git", "status")
+	if code != 0 || !strings.Contains(out, "branch:") || !strings.Contains(out, "commits ahead:  1") {
+		t.Fatalf("status: %d %s", code, out)
+	}
 	code, out, _ = runCmd(t, env, "git", "status", "--json")
 	var st map[string]any
 	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st["commits_ahead"] != float64(1) || st["is_clean"] != true {
@@ -267,5 +186,29 @@ func TestOnboardAndOffboardCommands(t *testing.T) {
 	}
 	if code, _, _ := runCmd(t, nil, "onboard"); code != 2 {
 		t.Fatalf("onboard without --hub: %d", code)
+	}
+	// --json: stdout is the result alone, the steps go to stderr, and the
+	// agent's token stays in its config file.
+	code, out, errs = runCmd(t, map[string]string{"AGENTCOM_HUB": h.URL(), "AGENTCOM_JOIN_SECRET": "js"}, "onboard", "--name", "cli-agent-2",
+		"--home", home, "--unit-dir", units, "--json")
+	var res onboarded
+	mustJSON(t, "onboard --json", out, &res)
+	if code != 0 || res.AgentID != "cli-agent-2" || res.VerifyTaskID == "" || !strings.Contains(errs, "[5/5] verifying with a test task... ok") {
+		t.Fatalf("onboard --json: %d\n%s\n%s", code, out, errs)
+	}
+	raw, err := os.ReadFile(res.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil || len(cfg.Token) < 32 || strings.Contains(out+errs, cfg.Token) {
+		t.Fatalf("the agent's token was printed, or is missing from its config (%v)", err)
+	}
+	code, out, errs = runCmd(t, map[string]string{"AGENTCOM_HUB": h.URL(), "AGENTCOM_TOKEN": h.AdminToken}, "offboard", "--name", "cli-agent-2",
+		"--home", home, "--unit-dir", units, "--json")
+	if code != 0 || !strings.Contains(out, `"removed": true`) || !strings.Contains(errs, "[2/3] revoking") {
+		t.Fatalf("offboard --json: %d\n%s\n%s", code, out, errs)
 	}
 }

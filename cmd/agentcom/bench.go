@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,12 +9,17 @@ import (
 	"github.com/agentcom/agentcom/internal/bench"
 )
 
+func benchCommand() *command {
+	return &command{name: "bench", summary: "load-test a hub with simulated agents and print the figures (BENCHMARKS.md)", setup: runBench}
+}
+
 // runBench is the load tool: it drives a hub with simulated agents over
 // real WebSockets and prints the figures (see internal/bench).
-func runBench(ctx context.Context, env *cmdEnv, args []string) error {
+func runBench(in *inv) runFunc {
+	fs := in.fs
 	o := bench.DefaultOptions()
-	fs := newFlagSet(env, "bench", "[flags]")
 	fs.StringVar(&o.Scenario, "scenario", o.Scenario, "tasks, messages, broadcast, idle, storage, restart or all")
+	in.oneOf("scenario", "tasks", "messages", "broadcast", "idle", "storage", "restart", "all")
 	fs.IntVar(&o.Agents, "agents", o.Agents, "simulated agents, each its own WebSocket")
 	fs.IntVar(&o.Tasks, "tasks", o.Tasks, "tasks: how many to submit at once")
 	fs.IntVar(&o.Samples, "samples", o.Samples, "tasks: then how many to submit one at a time with every agent idle")
@@ -32,36 +36,42 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	fs.IntVar(&o.Records, "records", o.Records, "restart: records stored before the restart")
 	fs.StringVar(&o.RecordKind, "record-kind", o.RecordKind, "restart: tasks or mailbox")
 	fs.StringVar(&o.HubURL, "hub", "", "drive a running hub at this URL instead of starting one")
-	fs.StringVar(&o.Token, "token", env.getenv("AGENTCOM_TOKEN"), "admin token for --hub (env AGENTCOM_TOKEN)")
+	token := in.secret("token", "AGENTCOM_TOKEN", "admin `TOKEN` for --hub")
 	hubProc := fs.String("hub-process", "auto", "auto: hub in-process, but the idle scenario runs it as a child 'agentcom serve'; child: every scenario; in: never")
 	fs.StringVar(&o.TempDir, "tmp", "", "directory for the scenarios' data (default: the OS temp dir)")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "cap on each scenario")
-	asJSON := fs.Bool("json", false, "print one JSON object instead of the table")
 	var prof bench.Profiles
 	fs.StringVar(&prof.CPU, "cpuprofile", "", "write a CPU profile of this process")
 	fs.StringVar(&prof.Mutex, "mutexprofile", "", "write a mutex contention profile")
 	fs.StringVar(&prof.Block, "blockprofile", "", "write a blocking profile")
 	fs.StringVar(&o.HeapProfile, "memprofile", "", "idle: write a heap profile of this process at the end of the hold (use --hub-process in to see the hub's connections)")
 	quiet := fs.Bool("quiet", false, "no progress line")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+	return func(ctx context.Context, _ []string) error {
+		o.Token = token()
+		return benchRun(ctx, in, o, *hubProc, prof, *quiet)
 	}
-	switch *hubProc {
+}
+
+func benchRun(ctx context.Context, in *inv, o bench.Options, hubProc string, prof bench.Profiles, quiet bool) error {
+	env := in.env
+	switch hubProc {
 	case "auto", "child":
 		exe, err := os.Executable()
 		if err != nil {
 			return fmt.Errorf("find this binary to run the hub: %w", err)
 		}
 		o.HubCommand = func(addr, dir string) *exec.Cmd {
+			// The load tool submits every task with one admin token: no
+			// per-submitter quota, as no rate limits.
 			return exec.Command(exe, "serve", "--addr", addr, "--data", dir, "--rate-limits", "off",
-				"--log-level", "error", "--log-format", "json")
+				"--max-queued-per-submitter", "1000000", "--log-level", "error", "--log-format", "json")
 		}
-		o.ChildHub = *hubProc == "child"
+		o.ChildHub = hubProc == "child"
 	case "in":
 	default:
-		return errors.New("--hub-process must be auto, child or in")
+		return in.usagef("--hub-process must be auto, child or in")
 	}
-	if !*quiet {
+	if !quiet {
 		o.Progress = env.stderr
 	}
 	stop, err := prof.Start()
@@ -73,7 +83,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 		fmt.Fprintf(env.stderr, "agentcom bench: %v\n", err)
 	}
 	if rep != nil {
-		if *asJSON {
+		if in.asJSON {
 			err = rep.WriteJSON(env.stdout)
 		} else {
 			err = rep.WriteTable(env.stdout)

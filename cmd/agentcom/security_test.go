@@ -12,20 +12,12 @@ import (
 	"github.com/agentcom/agentcom/internal/store"
 )
 
-func runIn(t *testing.T, run func(context.Context, *cmdEnv, []string) error, env map[string]string, args ...string) (string, string, error) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	e := &cmdEnv{stdout: &out, stderr: &errb, getenv: func(k string) string { return env[k] }}
-	err := run(context.Background(), e, args)
-	return out.String(), errb.String(), err
-}
-
 // Token creation and import refuse agent ids that break the rule; an
 // import file with one bad id imports nothing.
 func TestTokenCommandsRefuseBadAgentIDs(t *testing.T) {
 	dir := t.TempDir()
 	for _, id := range []string{"a2\x00", "../../x", "a b", "broadcast"} {
-		if _, _, err := runIn(t, runToken, nil, "create", "--data", dir, "--agent", id); err == nil {
+		if code, _, _ := runCmd(t, nil, "token", "create", "--data", dir, "--agent", id); code == 0 {
 			t.Errorf("token create --agent %q succeeded", id)
 		}
 	}
@@ -34,13 +26,13 @@ func TestTokenCommandsRefuseBadAgentIDs(t *testing.T) {
 	if err := os.WriteFile(file, []byte(`{"`+good+`":"worker-1","`+bad+`":"a2\u0000"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := runIn(t, runToken, nil, "import", "--data", dir, "--file", file)
-	if err == nil || !strings.Contains(err.Error(), "nothing imported") || strings.Contains(err.Error(), bad) {
-		t.Fatalf("import with a bad id: %v", err)
+	code, _, errs := runCmd(t, nil, "token", "import", "--data", dir, "--file", file)
+	if code != 1 || !strings.Contains(errs, "nothing imported") || strings.Contains(errs, bad) {
+		t.Fatalf("import with a bad id: %d %s", code, errs)
 	}
-	out, _, err := runIn(t, runToken, nil, "list", "--data", dir)
-	if err != nil || strings.Contains(out, "worker-1") {
-		t.Fatalf("a refused import stored tokens: %v\n%s", err, out)
+	code, out, errs := runCmd(t, nil, "token", "list", "--data", dir)
+	if code != 0 || strings.Contains(out, "worker-1") {
+		t.Fatalf("a refused import stored tokens: %d %s\n%s", code, errs, out)
 	}
 }
 
@@ -62,13 +54,15 @@ func TestServeFlagBounds(t *testing.T) {
 		{args: []string{"--rate-limits", "messages=NaN:1"}},
 		{args: []string{"--rate-limits", "messages=1e300:1"}},
 	} {
-		args := append([]string{"--data", dir, "--addr", "127.0.0.1:0"}, c.args...)
+		args := append([]string{"serve", "--data", dir, "--addr", "127.0.0.1:0"}, c.args...)
 		// Already cancelled: a hub that wrongly starts stops at once.
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		serve := func(_ context.Context, e *cmdEnv, a []string) error { return runServe(ctx, e, a) }
-		if _, _, err := runIn(t, serve, c.env, args...); err == nil || !strings.Contains(err.Error(), "range") && !strings.Contains(err.Error(), "rate limit") {
-			t.Errorf("serve %v %v: %v", c.args, c.env, err)
+		var out, errb bytes.Buffer
+		e := &cmdEnv{stdout: &out, stderr: &errb, getenv: func(k string) string { return c.env[k] }}
+		code := dispatch(ctx, e, args)
+		if msg := errb.String(); code != 2 || !strings.Contains(msg, "range") && !strings.Contains(msg, "rate limit") {
+			t.Errorf("serve %v %v: exit %d, %s", c.args, c.env, code, msg)
 		}
 	}
 }
@@ -87,8 +81,12 @@ func TestAdminBackupFailureExitsNonZero(t *testing.T) {
 		}
 	}
 	env := map[string]string{"AGENTCOM_HUB": h.URL(), "AGENTCOM_TOKEN": h.AdminToken}
-	code, out, errs := runCmd(t, env, "admin", "backup")
+	code, out, errs := runCmd(t, env, "admin", "backup", "--json")
 	if code == 0 || !strings.Contains(out, `"status": "failed"`) || !strings.Contains(errs, "status failed") {
+		t.Fatalf("admin backup --json: %d\n%s\n%s", code, out, errs)
+	}
+	code, out, errs = runCmd(t, env, "admin", "backup")
+	if code != 1 || !strings.Contains(out, "TABLE") || !strings.Contains(out, "error") || !strings.Contains(errs, "status failed") {
 		t.Fatalf("admin backup: %d\n%s\n%s", code, out, errs)
 	}
 }

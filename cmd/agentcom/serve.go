@@ -2,28 +2,36 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/ratelimit"
+	"github.com/agentcom/agentcom/internal/store"
 	"github.com/agentcom/agentcom/internal/tasklog"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
-func runServe(ctx context.Context, env *cmdEnv, args []string) error {
-	cfg := hub.DefaultConfig()
-	fs := newFlagSet(env, "serve", "[flags]")
+func serveCommand() *command {
+	return &command{name: "serve", summary: "start the hub (HTTP + WebSocket, embedded storage)", noJSON: true, setup: runServe}
+}
+
+func runServe(in *inv) runFunc {
+	env, fs := in.env, in.fs
 	addr := fs.String("addr", defaultAddr(env), "listen address (env PORT sets the port of the default :4000)")
 	data := fs.String("data", envOr(env, "AGENTCOM_DATA_DIR", "data"), "data directory (env AGENTCOM_DATA_DIR)")
 	logFormat := fs.String("log-format", envOr(env, "AGENTCOM_LOG_FORMAT", "auto"), "log format: auto, text or json (env AGENTCOM_LOG_FORMAT)")
-	logLevel := fs.String("log-level", envOr(env, "AGENTCOM_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	logLevel := fs.String("log-level", envOr(env, "AGENTCOM_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env AGENTCOM_LOG_LEVEL)")
+	in.oneOf("log-format", "auto", "text", "json")
+	in.oneOf("log-level", "debug", "info", "warn", "error")
 	openReg := fs.Bool("open-registration", envBool(env, "AGENTCOM_OPEN_REGISTRATION"), "let anyone register an agent with POST /api/onboard/register (env AGENTCOM_OPEN_REGISTRATION)")
-	joinSecret := fs.String("join-secret", env.getenv("AGENTCOM_JOIN_SECRET"), "secret that lets a registration through when registration is closed (env AGENTCOM_JOIN_SECRET)")
+	joinSecret := in.secret("join-secret", "AGENTCOM_JOIN_SECRET", "`SECRET` that lets a registration through when registration is closed")
 	backups := fs.String("backups", env.getenv("AGENTCOM_BACKUP_DIR"), "backup directory (default <data>/backups; env AGENTCOM_BACKUP_DIR)")
 	firstBackup := fs.Duration("first-backup", 0, "delay before the first scheduled backup (default 1m)")
 	backupEvery := fs.Duration("backup-interval", 0, "interval between scheduled backups (default 24h)")
@@ -38,73 +46,79 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		"live agent output kept per task, in KiB (1 to 16384; env AGENTCOM_TASK_LOG_KB)")
 	logTasks := fs.String("task-log-tasks", envOr(env, "AGENTCOM_TASK_LOG_TASKS", strconv.Itoa(tasklog.DefaultMaxTasks)),
 		"tasks whose live output is kept, the most recently written (1 to 1000000; env AGENTCOM_TASK_LOG_TASKS)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := checkServeBounds(*firstBackup, *backupEvery, *compactEvery, *retention); err != nil {
-		return err
-	}
-	var err error
-	if cfg.Queue.MaxMetadataBytes, err = intInRange("max-task-metadata", *maxMeta, 1024, 4<<20); err != nil {
-		return err
-	}
-	if cfg.Queue.MaxQueuedPerSubmitter, err = intInRange("max-queued-per-submitter", *maxQueued, 1, 1_000_000); err != nil {
-		return err
-	}
-	if cfg.TaskLogs.MaxBytes, err = intInRange("task-log-kb", *logKB, 1, 16<<10); err != nil {
-		return err
-	}
-	cfg.TaskLogs.MaxBytes <<= 10
-	if cfg.TaskLogs.MaxTasks, err = intInRange("task-log-tasks", *logTasks, 1, 1_000_000); err != nil {
-		return err
-	}
-	if *rateSpec == "off" {
-		cfg.RateLimits = nil
-	} else {
-		limits, err := ratelimit.Parse(*rateSpec)
+	return func(ctx context.Context, _ []string) error {
+		cfg := hub.DefaultConfig()
+		if err := checkServeBounds(*firstBackup, *backupEvery, *compactEvery, *retention); err != nil {
+			return in.usagef("%v", err)
+		}
+		var err error
+		if cfg.Queue.MaxMetadataBytes, err = intInRange("max-task-metadata", *maxMeta, 1024, 4<<20); err != nil {
+			return in.usagef("%v", err)
+		}
+		if cfg.Queue.MaxQueuedPerSubmitter, err = intInRange("max-queued-per-submitter", *maxQueued, 1, 1_000_000); err != nil {
+			return in.usagef("%v", err)
+		}
+		if cfg.TaskLogs.MaxBytes, err = intInRange("task-log-kb", *logKB, 1, 16<<10); err != nil {
+			return in.usagef("%v", err)
+		}
+		cfg.TaskLogs.MaxBytes <<= 10
+		if cfg.TaskLogs.MaxTasks, err = intInRange("task-log-tasks", *logTasks, 1, 1_000_000); err != nil {
+			return in.usagef("%v", err)
+		}
+		if *rateSpec == "off" {
+			cfg.RateLimits = nil
+		} else {
+			limits, err := ratelimit.Parse(*rateSpec)
+			if err != nil {
+				return in.usagef("--rate-limits: %v", err)
+			}
+			cfg.RateLimits = limits
+		}
+		log, err := newLogger(env, *logFormat, *logLevel)
 		if err != nil {
+			return in.usagef("%v", err)
+		}
+		cfg.Addr, cfg.DataDir, cfg.Version, cfg.Log = *addr, *data, version, log
+		cfg.OpenRegistration, cfg.JoinSecret = *openReg, joinSecret()
+		for _, a := range strings.Split(env.getenv("ADMIN_AGENTS"), ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				cfg.AdminAgents = append(cfg.AdminAgents, a)
+			}
+		}
+		cfg.Resilience.BackupDir = *backups
+		cfg.Resilience.FirstBackupDelay = *firstBackup
+		cfg.Resilience.BackupInterval = *backupEvery
+		cfg.Resilience.Retention = *retention
+		cfg.Resilience.CompactionInterval = *compactEvery
+		cfg.Dashboard.VAPIDPublicKey = env.getenv("VAPID_PUBLIC_KEY")
+		cfg.Dashboard.VAPIDPrivateKey = env.getenv("VAPID_PRIVATE_KEY")
+		h, err := hub.New(cfg)
+		if errors.Is(err, store.ErrLocked) {
+			return heldBy(*data, err, "stop the other hub first, or start this one with another --data")
+		}
+		if err != nil {
+			return fmt.Errorf("start hub: %w", err)
+		}
+		if err := h.Start(); err != nil {
+			h.Shutdown(context.Background())
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return withHint(err, "another program listens on %s: stop it, or choose another --addr (or PORT)", *addr)
+			}
 			return err
 		}
-		cfg.RateLimits = limits
-	}
-	log, err := newLogger(env, *logFormat, *logLevel)
-	if err != nil {
-		return err
-	}
-	cfg.Addr, cfg.DataDir, cfg.Version, cfg.Log = *addr, *data, version, log
-	cfg.OpenRegistration, cfg.JoinSecret = *openReg, *joinSecret
-	for _, a := range strings.Split(env.getenv("ADMIN_AGENTS"), ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			cfg.AdminAgents = append(cfg.AdminAgents, a)
+		fmt.Fprintf(env.stderr, "AgentCom hub %s listening on %s (dashboard: %s/dashboard)\n", version, h.Addr(), displayURL(h.Addr()))
+		if !h.LoopbackOnly() && !h.HasOperatorToken() {
+			fmt.Fprintln(env.stderr, "The hub listens beyond this machine, so the dashboard asks for a token and there is none yet.\n"+
+				"Stop the hub and run: agentcom token create --agent ops --admin   (or --role viewer to only watch),\n"+
+				"start it again and open /dashboard#token=<that token> (the page keeps it in this browser);\n"+
+				"or start it with --addr 127.0.0.1:4000 for a hub on this machine only, whose dashboard needs no token.")
 		}
+		<-ctx.Done()
+		log.Info("shutting down", "component", "hub", "event", "shutdown")
+		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		return h.Shutdown(sctx)
 	}
-	cfg.Resilience.BackupDir = *backups
-	cfg.Resilience.FirstBackupDelay = *firstBackup
-	cfg.Resilience.BackupInterval = *backupEvery
-	cfg.Resilience.Retention = *retention
-	cfg.Resilience.CompactionInterval = *compactEvery
-	cfg.Dashboard.VAPIDPublicKey = env.getenv("VAPID_PUBLIC_KEY")
-	cfg.Dashboard.VAPIDPrivateKey = env.getenv("VAPID_PRIVATE_KEY")
-	h, err := hub.New(cfg)
-	if err != nil {
-		return fmt.Errorf("start hub: %w", err)
-	}
-	if err := h.Start(); err != nil {
-		h.Shutdown(context.Background())
-		return err
-	}
-	fmt.Fprintf(env.stderr, "AgentCom hub %s listening on %s (dashboard: %s/dashboard)\n", version, h.Addr(), displayURL(h.Addr()))
-	if !h.LoopbackOnly() && !h.HasOperatorToken() {
-		fmt.Fprintln(env.stderr, "The hub listens beyond this machine, so the dashboard asks for a token and there is none yet.\n"+
-			"Stop the hub and run: agentcom token create --agent ops --admin   (or --role viewer to only watch),\n"+
-			"start it again and open /dashboard#token=<that token> (the page keeps it in this browser);\n"+
-			"or start it with --addr 127.0.0.1:4000 for a hub on this machine only, whose dashboard needs no token.")
-	}
-	<-ctx.Done()
-	log.Info("shutting down", "component", "hub", "event", "shutdown")
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	return h.Shutdown(sctx)
 }
 
 // Bounds of the serve flags' durations and counts; 0 keeps the default.

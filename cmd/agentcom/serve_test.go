@@ -19,16 +19,9 @@ import (
 )
 
 // asMainEnv makes the test binary run main() with its arguments, so tests
-// can drive the real command in its own process (signals, exit codes).
+// can drive the real command in its own process (signals, exit codes);
+// TestMain (main_test.go) reads it.
 const asMainEnv = "AGENTCOM_TEST_AS_MAIN"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(asMainEnv) == "1" {
-		main()
-		return
-	}
-	os.Exit(m.Run())
-}
 
 // TestServeExitsZeroOnSIGTERM: README says SIGTERM stops the hub
 // gracefully: sockets are closed with 1001, every table is flushed and

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,82 +13,100 @@ import (
 	"github.com/agentcom/agentcom/internal/store"
 )
 
-// runStore is offline storage maintenance on the data directory of a
+// storeCommand is offline storage maintenance on the data directory of a
 // stopped hub: check, compact, restore. The work is in package resilience;
 // this only parses flags and prints.
-func runStore(ctx context.Context, env *cmdEnv, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(env.stderr, "usage: agentcom store <check|compact|restore> [flags]\n\n"+
-			"  check                                        verify every table and every backup\n"+
-			"  compact [--table T] [--force]                compact tables (all by default)\n"+
-			"  restore --table T [--backup NAME] [--dry-run] restore a table from a verified backup\n\n"+
-			"All work offline on --data (default ./data, env AGENTCOM_DATA_DIR); stop the hub first.\n"+
-			"Backups are read from --backups (default <data>/backups, env AGENTCOM_BACKUP_DIR).")
-		if len(args) == 0 {
-			return errUsage
+func storeCommand() *command {
+	return &command{name: "store", summary: "offline storage maintenance while the hub is stopped: check, compact, restore",
+		about: "All work offline on --data (env AGENTCOM_DATA_DIR, default ./data); stop the hub first.\n" +
+			"Backups are read from --backups (env AGENTCOM_BACKUP_DIR, default <data>/backups).",
+		subs: []*command{
+			{name: "check", summary: "verify every table and every backup", setup: storeCheck},
+			{name: "compact", summary: "compact tables (all by default)", setup: storeCompact},
+			{name: "restore", summary: "restore a table from a verified backup", setup: storeRestore},
+		}}
+}
+
+// storeFlags declares the flags every store command shares.
+func storeFlags(in *inv) func() (string, resilience.Config) {
+	data := in.dataFlag()
+	backups := in.fs.String("backups", "", "backup directory (env AGENTCOM_BACKUP_DIR, else <data>/backups)")
+	return func() (string, resilience.Config) {
+		b := *backups
+		if b == "" {
+			b = in.env.getenv("AGENTCOM_BACKUP_DIR")
+		}
+		return dataDir(in.env, *data), resilience.Config{BackupDir: b}
+	}
+}
+
+// offlineErr names the process holding the data directory.
+func offlineErr(dir string, err error) error {
+	if errors.Is(err, resilience.ErrInUse) || errors.Is(err, store.ErrLocked) {
+		return heldBy(dir, err, "stop that hub first; with the hub running, use 'agentcom admin' instead")
+	}
+	return err
+}
+
+func storeCheck(in *inv) runFunc {
+	opts := storeFlags(in)
+	return func(ctx context.Context, _ []string) error {
+		dir, cfg := opts()
+		rep, err := resilience.CheckOffline(ctx, dir, store.AllTables(), cfg)
+		if err != nil {
+			return offlineErr(dir, err)
+		}
+		if err := in.emit(rep, func(p *printer) { printCheck(p.w, rep) }); err != nil {
+			return err
+		}
+		for _, t := range rep.Tables {
+			if t.Status == "in_use" {
+				return offlineErr(dir, resilience.ErrInUse)
+			}
+		}
+		if !rep.OK {
+			return errors.New("problems found (see above)")
 		}
 		return nil
 	}
-	sub, rest := args[0], args[1:]
-	fs := newFlagSet(env, "store "+sub, "[flags]")
-	data := fs.String("data", envOr(env, "AGENTCOM_DATA_DIR", "data"), "data directory (env AGENTCOM_DATA_DIR)")
-	backups := fs.String("backups", envOr(env, "AGENTCOM_BACKUP_DIR", ""), "backup directory (default <data>/backups)")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	table := fs.String("table", "", "table id (compact: only this table; restore: required)")
-	force := fs.Bool("force", false, "compact: ignore the fragmentation threshold")
-	backup := fs.String("backup", "", "restore: backup file name (default: the newest that verifies)")
-	dryRun := fs.Bool("dry-run", false, "restore: only show what would change")
-	if err := parseFlags(fs, rest); err != nil {
-		return err
+}
+
+func storeCompact(in *inv) runFunc {
+	opts := storeFlags(in)
+	table := in.fs.String("table", "", "only this table")
+	force := in.fs.Bool("force", false, "ignore the fragmentation threshold")
+	return func(ctx context.Context, _ []string) error {
+		dir, cfg := opts()
+		rep, err := resilience.CompactOffline(ctx, dir, store.AllTables(), cfg, *table, *force, nil)
+		if err != nil {
+			return offlineErr(dir, err)
+		}
+		if err := in.emit(rep, func(p *printer) { printCompact(p.w, rep) }); err != nil {
+			return err
+		}
+		if rep.TablesFailed > 0 {
+			return fmt.Errorf("%d table(s) failed to compact", rep.TablesFailed)
+		}
+		return nil
 	}
-	cfg := resilience.Config{BackupDir: *backups}
-	names := store.AllTables()
-	var result any
-	var err error
-	switch sub {
-	case "check":
-		var rep resilience.CheckReport
-		rep, err = resilience.CheckOffline(ctx, *data, names, cfg)
-		result = rep
-		if err == nil && !*asJSON {
-			printCheck(env.stdout, rep)
-		}
-		if err == nil && !rep.OK {
-			err = errors.New("problems found (see above)")
-		}
-	case "compact":
-		var rep resilience.CompactAllResponse
-		rep, err = resilience.CompactOffline(ctx, *data, names, cfg, *table, *force, nil)
-		result = rep
-		if err == nil && !*asJSON {
-			printCompact(env.stdout, rep)
-		}
-		if err == nil && rep.TablesFailed > 0 {
-			err = fmt.Errorf("%d table(s) failed to compact", rep.TablesFailed)
-		}
-	case "restore":
+}
+
+func storeRestore(in *inv) runFunc {
+	opts := storeFlags(in)
+	table := in.fs.String("table", "", "the table to restore (required)")
+	backup := in.fs.String("backup", "", "backup file name (default: the newest that verifies)")
+	dryRun := in.fs.Bool("dry-run", false, "only show what would change")
+	return func(ctx context.Context, _ []string) error {
 		if *table == "" {
-			fmt.Fprintln(env.stderr, "agentcom store restore: --table is required")
-			return errUsage
+			return in.usagef("--table is required")
 		}
-		var rep resilience.RestoreResponse
-		rep, err = resilience.RestoreOffline(ctx, *data, names, cfg, *table, *backup, *dryRun)
-		result = rep
-		if err == nil && !*asJSON {
-			printRestore(env.stdout, rep)
+		dir, cfg := opts()
+		rep, err := resilience.RestoreOffline(ctx, dir, store.AllTables(), cfg, *table, *backup, *dryRun)
+		if err != nil {
+			return offlineErr(dir, err)
 		}
-	default:
-		fmt.Fprintf(env.stderr, "agentcom store: unknown subcommand %q (check, compact, restore)\n", sub)
-		return errUsage
+		return in.emit(rep, func(p *printer) { printRestore(p.w, rep) })
 	}
-	if *asJSON && result != nil {
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		if jerr := enc.Encode(result); jerr != nil && err == nil {
-			err = jerr
-		}
-	}
-	return err
 }
 
 func printCheck(w io.Writer, rep resilience.CheckReport) {

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,13 +12,12 @@ import (
 	"github.com/agentcom/agentcom/internal/store"
 )
 
-// storeCmd runs `agentcom store args...` in-process.
-func storeCmd(t *testing.T, args ...string) (string, string, error) {
+// storeCmd runs `agentcom store args...` in-process and returns its
+// output and exit code.
+func storeCmd(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	env := &cmdEnv{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
-	err := runStore(context.Background(), env, args)
-	return out.String(), errb.String(), err
+	code, out, errs := runCmd(t, nil, append([]string{"store"}, args...)...)
+	return out, errs, code
 }
 
 func TestStoreCommands(t *testing.T) {
@@ -36,47 +33,47 @@ func TestStoreCommands(t *testing.T) {
 	if _, err := c.Backup(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := storeCmd(t, "check", "--data", dir); err == nil {
-		t.Fatal("check with the hub running must fail")
+	if _, errs, code := storeCmd(t, "check", "--data", dir); code != 1 || !strings.Contains(errs, "another hub holds "+dir) {
+		t.Fatalf("check with the hub running: %d %s", code, errs)
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
 
-	out, _, err := storeCmd(t, "check", "--data", dir)
-	if err != nil || !strings.Contains(out, "task_queue") || !strings.Contains(out, "1 ok") {
-		t.Fatalf("check: %v\n%s", err, out)
+	out, _, code := storeCmd(t, "check", "--data", dir)
+	if code != 0 || !strings.Contains(out, "task_queue") || !strings.Contains(out, "1 ok") {
+		t.Fatalf("check: exit %d\n%s", code, out)
 	}
-	out, _, err = storeCmd(t, "check", "--data", dir, "--json")
+	out, _, code = storeCmd(t, "check", "--data", dir, "--json")
 	var rep resilience.CheckReport
-	if err != nil || json.Unmarshal([]byte(out), &rep) != nil || !rep.OK || len(rep.Tables) != 12 {
-		t.Fatalf("check --json: %v\n%s", err, out)
+	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || !rep.OK || len(rep.Tables) != len(store.AllTables()) {
+		t.Fatalf("check --json: exit %d\n%s", code, out)
 	}
-	out, _, err = storeCmd(t, "compact", "--data", dir, "--table", store.TaskQueue, "--force")
-	if err != nil || !strings.Contains(out, "1 compacted") {
-		t.Fatalf("compact: %v\n%s", err, out)
+	out, _, code = storeCmd(t, "compact", "--data", dir, "--table", store.TaskQueue, "--force")
+	if code != 0 || !strings.Contains(out, "1 compacted") {
+		t.Fatalf("compact: exit %d\n%s", code, out)
 	}
-	out, _, err = storeCmd(t, "restore", "--data", dir, "--table", store.TaskQueue, "--dry-run")
-	if err != nil || !strings.Contains(out, "would restore task_queue") {
-		t.Fatalf("restore dry: %v\n%s", err, out)
+	out, _, code = storeCmd(t, "restore", "--data", dir, "--table", store.TaskQueue, "--dry-run")
+	if code != 0 || !strings.Contains(out, "would restore task_queue") {
+		t.Fatalf("restore dry: exit %d\n%s", code, out)
 	}
-	out, _, err = storeCmd(t, "restore", "--data", dir, "--table", store.TaskQueue)
-	if err != nil || !strings.Contains(out, "restored task_queue") || !strings.Contains(out, "kept at") {
-		t.Fatalf("restore: %v\n%s", err, out)
+	out, _, code = storeCmd(t, "restore", "--data", dir, "--table", store.TaskQueue)
+	if code != 0 || !strings.Contains(out, "restored task_queue") || !strings.Contains(out, "kept at") {
+		t.Fatalf("restore: exit %d\n%s", code, out)
 	}
 	if err := os.RemoveAll(filepath.Join(dir, "backups", store.Meta)); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := storeCmd(t, "restore", "--data", dir, "--table", store.Meta); !errors.Is(err, resilience.ErrNoBackup) {
-		t.Fatalf("restore without backup: %v", err)
+	if _, errs, code := storeCmd(t, "restore", "--data", dir, "--table", store.Meta); code != 1 || !strings.Contains(errs, resilience.ErrNoBackup.Error()) {
+		t.Fatalf("restore without backup: %d %s", code, errs)
 	}
-	if _, _, err := storeCmd(t, "restore", "--data", dir); !errors.Is(err, errUsage) {
-		t.Fatalf("restore without --table: %v", err)
+	if _, _, code := storeCmd(t, "restore", "--data", dir); code != 2 {
+		t.Fatalf("restore without --table: %d", code)
 	}
-	if _, _, err := storeCmd(t, "frobnicate"); !errors.Is(err, errUsage) {
-		t.Fatalf("unknown subcommand: %v", err)
+	if _, errs, code := storeCmd(t, "chek"); code != 2 || !strings.Contains(errs, "did you mean check?") {
+		t.Fatalf("unknown subcommand: %d %s", code, errs)
 	}
-	if _, _, err := storeCmd(t); !errors.Is(err, errUsage) {
-		t.Fatalf("no subcommand: %v", err)
+	if _, _, code := storeCmd(t); code != 2 {
+		t.Fatalf("no subcommand: %d", code)
 	}
 }

@@ -16,60 +16,75 @@ import (
 const logsPoll = 10 * time.Second
 
 // taskLogs prints a task's live output: `agentcom task logs TASK_ID [-f]`.
-// With -f it follows the output (long polling) until the task ends.
-func taskLogs(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "task logs", "TASK_ID [-f] [flags]")
-	api := addAPIFlags(env, fs)
-	follow := fs.Bool("f", false, "follow: keep printing output as it arrives, until the task ends")
-	fs.BoolVar(follow, "follow", false, "same as -f")
-	since := fs.Int64("since", 0, "start at this output offset (the \"next\" of an earlier --json read)")
-	pos, err := parseWithArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errUsage
-	}
-	c := api.client()
-	off := *since
-	for {
-		wait := time.Duration(0)
-		if *follow {
-			wait = logsPoll
-		}
-		l, err := c.TaskLogs(ctx, pos[0], off, wait)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil // interrupted while following
+// With -f it follows the output (long polling) until the task ends; a hub
+// outage is reported once and the follow goes on. On a terminal the
+// output's control characters are replaced (colour codes kept) unless
+// --raw; piped, it is passed through as the agent wrote it.
+func taskLogs(in *inv) runFunc {
+	api := in.api()
+	follow := in.fs.Bool("f", false, "follow: keep printing output as it arrives, until the task ends")
+	in.fs.BoolVar(follow, "follow", false, "same as -f")
+	since := in.fs.Int64("since", 0, "start at this output `OFFSET` (the \"next\" of an earlier --json read)")
+	raw := in.fs.Bool("raw", false, "print the output exactly as the agent wrote it, also on a terminal")
+	return func(ctx context.Context, pos []string) error {
+		c := api.client()
+		clean := in.env.stdoutTTY && !*raw
+		off := *since
+		outage := ""
+		for {
+			wait := time.Duration(0)
+			if *follow {
+				wait = logsPoll
 			}
-			if *follow && !client.IsNotFound(err) && client.StatusOf(err) < 400 {
-				// A hub restart or a network blip: keep following.
-				fmt.Fprintf(env.stderr, "agentcom task logs: %v; retrying\n", err)
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(time.Second):
+			l, err := c.TaskLogs(ctx, pos[0], off, wait)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil // interrupted while following
 				}
-				continue
+				if client.IsNotFound(err) {
+					return withHint(fmt.Errorf("no output kept for task %s (no such task, or its output is gone)", pos[0]),
+						"agentcom task show %s shows its result and last output", pos[0])
+				}
+				if *follow && !permanent(err) {
+					// A hub restart or a network blip: keep following,
+					// and say so once.
+					if msg, _ := explain(err); msg != outage {
+						fmt.Fprintf(in.env.stderr, "%s; still following\n", safe(msg))
+						outage = msg
+					}
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-time.After(time.Second):
+					}
+					continue
+				}
+				return err
 			}
-			return err
-		}
-		if *api.json {
-			b, _ := json.Marshal(l)
-			fmt.Fprintln(env.stdout, string(b))
-		} else {
-			if l.Truncated {
-				fmt.Fprintf(env.stderr, "[agentcom: output before offset %d is no longer kept]\n", l.Offset)
+			if outage != "" {
+				fmt.Fprintln(in.env.stderr, "the hub answers again")
+				outage = ""
 			}
-			fmt.Fprint(env.stdout, l.Data)
-		}
-		off = l.Next
-		if !*follow || (l.Done && l.Data == "") {
-			if !*api.json && l.Done && *follow {
-				fmt.Fprintf(env.stderr, "[agentcom: task %s %s]\n", pos[0], l.Status)
+			if in.asJSON {
+				b, _ := json.Marshal(l)
+				fmt.Fprintln(in.env.stdout, string(b))
+			} else {
+				if l.Truncated {
+					fmt.Fprintf(in.env.stderr, "[agentcom: output before offset %d is no longer kept]\n", l.Offset)
+				}
+				data := l.Data
+				if clean {
+					data = safeOutput(data)
+				}
+				fmt.Fprint(in.env.stdout, data)
 			}
-			return nil
+			off = l.Next
+			if !*follow || (l.Done && l.Data == "") {
+				if !in.asJSON && l.Done && *follow {
+					fmt.Fprintf(in.env.stderr, "[agentcom: task %s %s]\n", pos[0], safe(l.Status))
+				}
+				return nil
+			}
 		}
 	}
 }

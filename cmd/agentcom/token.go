@@ -6,88 +6,173 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/store"
 )
 
-// runToken manages tokens directly in the data directory. It works while
-// the hub is stopped (the tables are locked while it runs); it is how the
-// first admin token is made. With the hub running, use the /admin/tokens
-// routes with an admin token.
-func runToken(ctx context.Context, env *cmdEnv, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(env.stderr, "usage: agentcom token <create|list|revoke|import> [flags]\n\n"+
-			"  create --agent ID [--admin|--role R]   issue a token and print it once\n"+
-			"  list                                  list tokens (prefix only)\n"+
-			"  revoke --agent ID                     revoke every token of an agent\n"+
-			"  import --file tokens.json             import the original hub's tokens.json\n\n"+
-			"All work offline on --data (default ./data); stop the hub first.")
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
+// tokenCommand manages tokens directly in the data directory. It works
+// while the hub is stopped (the tables are locked while it runs); it is how
+// the first admin token is made. With the hub running, use the
+// /admin/tokens routes with an admin token.
+func tokenCommand() *command {
+	return &command{name: "token", summary: "manage auth tokens offline on the data directory (hub stopped)",
+		about: "All work offline on --data (env AGENTCOM_DATA_DIR, default ./data); stop the hub first.\n" +
+			"With the hub running, an admin token manages tokens over HTTP (POST/GET/DELETE /admin/tokens).",
+		subs: []*command{
+			{name: "create", summary: "issue a token and print it once", setup: tokenCreate},
+			{name: "list", summary: "list tokens (an 8-character prefix only)", setup: tokenList},
+			{name: "revoke", summary: "revoke every token of an agent", setup: tokenRevoke},
+			{name: "import", summary: "import the original hub's tokens.json", setup: tokenImport},
+		}}
+}
+
+// dataFlag declares --data.
+func (in *inv) dataFlag() *string {
+	return in.fs.String("data", "", "the data `DIR` (env AGENTCOM_DATA_DIR, else ./data)")
+}
+
+func dataDir(env *cmdEnv, flagValue string) string {
+	if flagValue != "" {
+		return flagValue
 	}
-	sub, rest := args[0], args[1:]
-	fs := newFlagSet(env, "token "+sub, "[flags]")
-	data := fs.String("data", envOr(env, "AGENTCOM_DATA_DIR", "data"), "data directory")
-	agent := fs.String("agent", "", "agent id")
-	admin := fs.Bool("admin", false, "issue an admin token (same as --role admin)")
-	roleName := fs.String("role", "agent", "role: agent, admin or viewer")
-	file := fs.String("file", "", "tokens.json of the original hub (import)")
-	if err := parseFlags(fs, rest); err != nil {
-		return err
+	return envOr(env, "AGENTCOM_DATA_DIR", "data")
+}
+
+// openTokens opens the token table of a stopped hub and runs fn on it.
+func openTokens(env *cmdEnv, data string, fn func(*auth.Tokens) error) error {
+	dir := dataDir(env, data)
+	tbl, err := store.OpenTable(store.Tokens, store.TablePath(dir, store.Tokens), store.Options{})
+	if errors.Is(err, store.ErrLocked) {
+		return heldBy(dir, err, "stop that hub first, or, with the hub running, manage tokens over HTTP with an admin token (POST/GET/DELETE /admin/tokens)")
 	}
-	role, err := auth.ParseRole(*roleName)
 	if err != nil {
 		return err
 	}
-	if *admin {
-		role = auth.RoleAdmin
-	}
-	tbl, err := store.OpenTable(store.Tokens, store.TablePath(*data, store.Tokens), store.Options{})
-	if err != nil {
-		return fmt.Errorf("%w (is the hub running? stop it, or use the /admin/tokens API)", err)
-	}
-	defer tbl.Close()
 	toks, err := auth.New(tbl)
-	if err != nil {
-		return err
+	if err == nil {
+		err = fn(toks)
 	}
-	switch sub {
-	case "create":
+	if cerr := tbl.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// heldBy explains a data directory locked by another process: who holds
+// it, and what to do instead.
+func heldBy(dir string, err error, fix string) error {
+	if abs, aerr := filepath.Abs(dir); aerr == nil {
+		dir = abs
+	}
+	return withHint(fmt.Errorf("another hub holds %s (or an agentcom command working on it): %w", dir, err), "%s", fix)
+}
+
+func roleFlags(in *inv) func() (auth.Role, error) {
+	admin := in.fs.Bool("admin", false, "issue an admin token (same as --role admin)")
+	roleName := in.fs.String("role", "agent", "`ROLE`: agent, admin or viewer")
+	in.oneOf("role", string(auth.RoleAgent), string(auth.RoleAdmin), string(auth.RoleViewer))
+	return func() (auth.Role, error) {
+		if *admin {
+			return auth.RoleAdmin, nil
+		}
+		return auth.ParseRole(*roleName)
+	}
+}
+
+// createdToken is what token create prints with --json.
+type createdToken struct {
+	AgentID string    `json:"agent_id"`
+	Role    auth.Role `json:"role"`
+	Token   string    `json:"token"`
+}
+
+func tokenCreate(in *inv) runFunc {
+	data := in.dataFlag()
+	agent := in.fs.String("agent", "", "`AGENT` id the token acts as (required)")
+	role := roleFlags(in)
+	return func(_ context.Context, _ []string) error {
 		if *agent == "" {
-			return errors.New("--agent is required")
+			return in.usagef("--agent is required")
 		}
-		tok, err := toks.Create(*agent, role)
+		r, err := role()
 		if err != nil {
-			return err
+			return in.usagef("%v", err)
 		}
-		fmt.Fprintln(env.stdout, tok)
-		fmt.Fprintf(env.stderr, "created %s token for %q; it is shown only now, store it safely\n", role, *agent)
-	case "list":
-		w := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "AGENT\tROLE\tPREFIX")
-		for _, l := range toks.List() {
-			fmt.Fprintf(w, "%s\t%s\t%s\n", l.AgentID, l.Role, l.TokenPrefix)
-		}
-		w.Flush()
-	case "revoke":
+		return openTokens(in.env, *data, func(toks *auth.Tokens) error {
+			tok, err := toks.Create(*agent, r)
+			if err != nil {
+				return err
+			}
+			if in.asJSON {
+				return writeJSON(in.env.stdout, createdToken{AgentID: *agent, Role: r, Token: tok})
+			}
+			// The token alone on stdout, so TOKEN=$(agentcom token create ...) works.
+			fmt.Fprintln(in.env.stdout, tok)
+			fmt.Fprintf(in.env.stderr, "created %s token for %q; it is shown only now, store it safely\n", r, *agent)
+			return nil
+		})
+	}
+}
+
+func tokenList(in *inv) runFunc {
+	data := in.dataFlag()
+	return func(_ context.Context, _ []string) error {
+		return openTokens(in.env, *data, func(toks *auth.Tokens) error {
+			list := toks.List()
+			if list == nil {
+				list = []auth.Listed{}
+			}
+			return in.emit(list, func(p *printer) {
+				if len(list) == 0 {
+					p.line("no tokens; create one: agentcom token create --agent ops --admin")
+					return
+				}
+				rows := make([][]cell, 0, len(list))
+				for _, l := range list {
+					rows = append(rows, []cell{styled(l.AgentID, bold), txt(string(l.Role)), txt(l.TokenPrefix), txt(p.ago(l.CreatedAt))})
+				}
+				p.table([]string{"AGENT", "ROLE", "PREFIX", "CREATED"}, rows)
+			})
+		})
+	}
+}
+
+func tokenRevoke(in *inv) runFunc {
+	data := in.dataFlag()
+	agent := in.fs.String("agent", "", "`AGENT` id whose tokens to revoke (required)")
+	return func(_ context.Context, _ []string) error {
 		if *agent == "" {
-			return errors.New("--agent is required")
+			return in.usagef("--agent is required")
 		}
-		n, err := toks.Revoke(*agent)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(env.stdout, "revoked %d token(s) of %q\n", n, *agent)
-	case "import":
+		return openTokens(in.env, *data, func(toks *auth.Tokens) error {
+			n, err := toks.Revoke(*agent)
+			if err != nil {
+				return err
+			}
+			return in.emit(struct {
+				AgentID string `json:"agent_id"`
+				Revoked int    `json:"revoked"`
+			}{*agent, n}, func(p *printer) { p.line("revoked %d token(s) of %q", n, *agent) })
+		})
+	}
+}
+
+func tokenImport(in *inv) runFunc {
+	data := in.dataFlag()
+	file := in.fs.String("file", "", "the original hub's tokens.json `FILE`: a JSON object of token -> agent id (required)")
+	role := roleFlags(in)
+	return func(_ context.Context, _ []string) error {
 		if *file == "" {
-			return errors.New("--file is required")
+			return in.usagef("--file is required")
+		}
+		r, err := role()
+		if err != nil {
+			return in.usagef("%v", err)
 		}
 		raw, err := os.ReadFile(*file)
 		if err != nil {
@@ -113,14 +198,18 @@ func runToken(ctx context.Context, env *cmdEnv, args []string) error {
 		if len(bad) > 0 {
 			return fmt.Errorf("%s: nothing imported: agent ids break the rule (%s): %s", *file, protocol.AgentIDRule, strings.Join(bad, ", "))
 		}
-		for _, k := range keys {
-			if err := toks.Import(k, m[k], role); err != nil {
-				return err
+		return openTokens(in.env, *data, func(toks *auth.Tokens) error {
+			for _, k := range keys {
+				if err := toks.Import(k, m[k], r); err != nil {
+					return err
+				}
 			}
-		}
-		fmt.Fprintf(env.stdout, "imported %d token(s) as role %s; the file still holds them in plaintext: delete it\n", len(keys), role)
-	default:
-		return fmt.Errorf("unknown token command %q", sub)
+			return in.emit(struct {
+				Imported int       `json:"imported"`
+				Role     auth.Role `json:"role"`
+			}{len(keys), r}, func(p *printer) {
+				p.line("imported %d token(s) as role %s; the file still holds them in plaintext: delete it", len(keys), r)
+			})
+		})
 	}
-	return nil
 }

@@ -13,18 +13,23 @@ import (
 func TestWorkflowCommands(t *testing.T) {
 	h := hubtest.Start(t, "")
 	env := map[string]string{"AGENTCOM_HUB": h.URL(), "AGENTCOM_TOKEN": h.AdminToken}
-	idOf := func(out string) string {
-		return strings.TrimSpace(strings.TrimPrefix(strings.Split(out, "\n")[0], "task_id:"))
+	submitJSON := func(args ...string) map[string]any {
+		t.Helper()
+		code, out, errs := runCmd(t, env, append(append([]string{"task", "submit"}, args...), "--json")...)
+		var m map[string]any
+		if code != 0 || json.Unmarshal([]byte(out), &m) != nil {
+			t.Fatalf("submit %v: %d\n%s\n%s", args, code, out, errs)
+		}
+		return m
 	}
 
 	// A chain: the dependent waits and task show prints its upstream.
-	_, out, _ := runCmd(t, env, "task", "submit", "write the migration")
-	first := idOf(out)
+	first := submitJSON("write the migration")["task_id"].(string)
 	code, out, errs := runCmd(t, env, "task", "submit", "update the API", "--depends-on", first)
-	if code != 0 || !strings.Contains(out, "status:     waiting") {
+	if code != 0 || !strings.Contains(out, "waiting") {
 		t.Fatalf("dependent submit: %d\n%s\n%s", code, out, errs)
 	}
-	second := idOf(out)
+	second := submitJSON("update the docs", "--depends-on", first)["task_id"].(string)
 	code, out, _ = runCmd(t, env, "task", "show", second)
 	if code != 0 || !strings.Contains(out, "upstream (runs after):") || !strings.Contains(out, first) {
 		t.Fatalf("show chain: %d\n%s", code, out)
@@ -39,14 +44,17 @@ func TestWorkflowCommands(t *testing.T) {
 	}
 
 	// Unique keys and scheduled tasks.
-	_, out, _ = runCmd(t, env, "task", "submit", "ci", "--unique-key", "pr-1")
-	code, out2, _ := runCmd(t, env, "task", "submit", "ci", "--unique-key", "pr-1")
-	if code != 0 || idOf(out2) != idOf(out) || !strings.Contains(out2, "duplicate:  yes") {
-		t.Fatalf("duplicate: %d\n%s", code, out2)
+	one := submitJSON("ci", "--unique-key", "pr-1")
+	two := submitJSON("ci", "--unique-key", "pr-1")
+	if two["task_id"] != one["task_id"] || two["duplicate"] != true {
+		t.Fatalf("duplicate: %v %v", one, two)
 	}
-	code, out, _ = runCmd(t, env, "task", "submit", "later", "--run-in", "1h")
-	if code != 0 || !strings.Contains(out, "status:     scheduled") {
-		t.Fatalf("run-in: %d\n%s", code, out)
+	code, out, _ = runCmd(t, env, "task", "submit", "ci", "--unique-key", "pr-1")
+	if code != 0 || !strings.Contains(out, "duplicate") {
+		t.Fatalf("duplicate, human: %d\n%s", code, out)
+	}
+	if later := submitJSON("later", "--run-in", "1h"); later["status"] != "scheduled" {
+		t.Fatalf("run-in: %v", later)
 	}
 
 	// Batches from a file.

@@ -1,9 +1,11 @@
 package api
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -50,6 +52,13 @@ func (t *Tasks) Routes() []Route {
 		{Method: "POST", Path: "/api/schedules/{name}/pause", Access: Admin, Handler: t.pauseSchedule},
 		{Method: "POST", Path: "/api/schedules/{name}/resume", Access: Admin, Handler: t.resumeSchedule},
 		{Method: "POST", Path: "/api/schedules/{name}/run", Access: Admin, Handler: t.runSchedule},
+		{Method: "POST", Path: "/api/tasks/bulk", Access: Admin, Handler: t.bulk},
+		// The dashboard's own doors to the same handlers: open on a
+		// loopback-only hub, else a viewer (read) or admin (act) token.
+		{Method: "GET", Path: "/api/dashboard/tasks", Access: Dashboard, Handler: t.list},
+		{Method: "GET", Path: "/api/dashboard/tasks/{task_id}", Access: Dashboard, Handler: t.get},
+		{Method: "GET", Path: "/api/dashboard/tasks/{task_id}/logs", Access: Dashboard, Handler: t.logs},
+		{Method: "POST", Path: "/api/dashboard/tasks/bulk", Access: DashboardAdmin, Handler: t.bulk},
 	}
 }
 
@@ -189,52 +198,214 @@ func fieldErr(field, detail string) Response {
 		"errors": []protocol.FieldError{{Field: field, Error: protocol.ErrInvalidValue, Detail: detail}}})
 }
 
-// filter reads the listing query: status, priority (a lane name), assigned_to,
-// offset and limit. Unknown status or priority values are ignored, as the
-// original did.
+// Listing page sizes: a request without limit gets DefaultTaskLimit
+// tasks (large, so old clients that never paged still see everything a
+// normal hub holds), and no request gets more than MaxTaskLimit.
+const (
+	DefaultTaskLimit = 1000
+	MaxTaskLimit     = 1000
+	// MaxBulkTasks bounds one bulk retry or cancel.
+	MaxBulkTasks = 500
+	maxQueryText = 200
+)
+
+// TaskList is the answer of GET /api/tasks and /api/tasks/dead-letter:
+// the original's tasks and count, then the paging fields.
+type TaskList struct {
+	Tasks  []*tasks.Task `json:"tasks"`
+	Count  int           `json:"count"`
+	Total  int           `json:"total"`
+	Offset int           `json:"offset"`
+	Limit  int           `json:"limit"`
+	// NextOffset is the offset of the next page, null on the last one.
+	NextOffset *int `json:"next_offset"`
+	// Paused is what is paused (queued tasks it holds have "paused").
+	Paused tasks.Paused `json:"paused"`
+}
+
+// taskStatuses are the values of the status filter.
+var taskStatuses = []tasks.Status{tasks.StatusQueued, tasks.StatusAssigned, tasks.StatusCompleted,
+	tasks.StatusCancelled, tasks.StatusDeadLetter, tasks.StatusWaiting, tasks.StatusScheduled}
+
+// filter reads the listing query: status (or all), priority or lane (a lane name),
+// assigned_to, agent (holder or any attempt), capability, submitted_by,
+// q (text in id, description, last error), since and until (created_at,
+// Unix ms), order (scheduling or newest), offset and limit. Unknown
+// status, lane or order values are refused rather than ignored (the
+// original dropped the filter, which listed everything).
 func filter(r *Request) (tasks.Filter, *Response) {
 	q := r.URL.Query()
-	f := tasks.Filter{AssignedTo: q.Get("assigned_to"), Status: statusFilter(q.Get("status"))}
-	if p, ok := tasks.LaneByName(q.Get("priority")); ok {
+	f := tasks.Filter{AssignedTo: q.Get("assigned_to"), Agent: q.Get("agent"), Capability: q.Get("capability"),
+		SubmittedBy: q.Get("submitted_by"), Text: q.Get("q")}
+	for _, name := range []string{"assigned_to", "agent", "capability", "submitted_by", "q"} {
+		if len(q.Get(name)) > maxQueryText {
+			bad := fieldErr(name, "at most 200 bytes")
+			return f, &bad
+		}
+	}
+	if s := q.Get("status"); s != "" && s != statusAll {
+		if !slices.Contains(taskStatuses, tasks.Status(s)) {
+			bad := fieldErr("status", "one of queued, assigned, completed, cancelled, dead_letter, waiting, scheduled, all")
+			return f, &bad
+		}
+		f.Status = tasks.Status(s)
+	}
+	lane := cmp.Or(q.Get("lane"), q.Get("priority"))
+	if lane != "" {
+		p, ok := tasks.LaneByName(lane)
+		if !ok {
+			bad := fieldErr("lane", "one of urgent, high, normal, low")
+			return f, &bad
+		}
 		f.Priority = &p
+	}
+	switch q.Get("order") {
+	case "", "scheduling":
+	case "newest":
+		f.Newest = true
+	default:
+		bad := fieldErr("order", "scheduling or newest")
+		return f, &bad
+	}
+	for _, p := range []struct {
+		name string
+		dst  *int64
+	}{{"since", &f.CreatedFrom}, {"until", &f.CreatedTo}} {
+		v, bad := QueryInt(r, p.name, 0)
+		if bad != nil {
+			return f, bad
+		}
+		*p.dst = max(v, 0)
 	}
 	off, bad := QueryInt(r, "offset", 0)
 	if bad != nil {
 		return f, bad
 	}
-	lim, bad := QueryInt(r, "limit", 0)
+	lim, bad := QueryLimit(r, DefaultTaskLimit, MaxTaskLimit)
 	if bad != nil {
 		return f, bad
 	}
-	f.Offset, f.Limit = int(max(off, 0)), int(max(lim, 0))
+	f.Offset, f.Limit = int(max(off, 0)), lim
 	return f, nil
 }
 
+// statusAll lists every task, dead letter included.
+const statusAll = "all"
+
+// list lists the queue table, as the original did, when no status is
+// given; status=all adds the dead letter, status=dead_letter lists only
+// it.
 func (t *Tasks) list(r *Request) Response {
-	f, bad := filter(r)
-	if bad != nil {
-		return *bad
+	if r.URL.Query().Get("status") == "" {
+		return t.listWith(r, t.Queue.List)
 	}
-	if f.Status == tasks.StatusDeadLetter {
-		return JSON(http.StatusOK, map[string]any{"tasks": []any{}, "count": 0, "total": 0})
-	}
-	ts, total, err := t.Queue.List(f)
-	if err != nil {
-		return storageErr(err)
-	}
-	return JSON(http.StatusOK, map[string]any{"tasks": ts, "count": len(ts), "total": total, "paused": t.Queue.PausedState()})
+	return t.listWith(r, t.Queue.Search)
 }
 
 func (t *Tasks) deadLetter(r *Request) Response {
+	return t.listWith(r, t.Queue.ListDeadLetter)
+}
+
+func (t *Tasks) listWith(r *Request, find func(tasks.Filter) ([]*tasks.Task, int, error)) Response {
 	f, bad := filter(r)
 	if bad != nil {
 		return *bad
 	}
-	ts, total, err := t.Queue.ListDeadLetter(f)
+	ts, total, err := find(f)
 	if err != nil {
 		return storageErr(err)
 	}
-	return JSON(http.StatusOK, map[string]any{"tasks": ts, "count": len(ts), "total": total})
+	out := TaskList{Tasks: ts, Count: len(ts), Total: total, Offset: f.Offset, Limit: f.Limit, Paused: t.Queue.PausedState()}
+	if next := f.Offset + len(ts); next < total {
+		out.NextOffset = &next
+	}
+	return JSON(http.StatusOK, out)
+}
+
+// BulkResult is one task's outcome in a bulk action.
+type BulkResult struct {
+	TaskID string `json:"task_id"`
+	// Status is requeued or cancelled on success, else an error code:
+	// task_not_found, task_not_retryable, task_not_cancellable,
+	// storage_error.
+	Status string `json:"status"`
+	// State is the task's status when the action did not apply.
+	State string `json:"state,omitempty"`
+}
+
+// BulkResponse answers POST /api/tasks/bulk.
+type BulkResponse struct {
+	Action    string       `json:"action"`
+	Succeeded int          `json:"succeeded"`
+	Failed    int          `json:"failed"`
+	Results   []BulkResult `json:"results"`
+}
+
+// bulk retries (dead letter) or cancels (queued, assigned) many tasks.
+// Each task is handled on its own: one that cannot be acted on is
+// reported and the others go on.
+func (t *Tasks) bulk(r *Request) Response {
+	if resp, ok := t.Server.Validate(r, protocol.BodyTaskBulk); !ok {
+		return resp
+	}
+	action := r.Body.String("action")
+	if action != "retry" && action != "cancel" {
+		return fieldErr("action", "retry or cancel")
+	}
+	ids := r.Body.Strings("task_ids")
+	if len(ids) == 0 || len(ids) > MaxBulkTasks {
+		return fieldErr("task_ids", "between 1 and 500 task ids")
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if id == "" || len(id) > 64 {
+			return fieldErr("task_ids", "task ids are 1 to 64 bytes")
+		}
+		if seen[id] {
+			return fieldErr("task_ids", "duplicate task id "+id)
+		}
+		seen[id] = true
+	}
+	reason := r.Body.String("reason")
+	out := BulkResponse{Action: action, Results: make([]BulkResult, 0, len(ids))}
+	for _, id := range ids {
+		res := BulkResult{TaskID: id}
+		var err error
+		if action == "retry" {
+			if _, err = t.Scheduler.RetryDeadLetter(id); err == nil {
+				res.Status = "requeued"
+			}
+		} else {
+			var holder string
+			if _, holder, err = t.Scheduler.Cancel(id, r.ID.AgentID, true, reason); err == nil {
+				res.Status = "cancelled"
+				if holder != "" && t.NotifyCancel != nil {
+					t.NotifyCancel(holder, id)
+				}
+			}
+		}
+		if err != nil {
+			res.Status = "storage_error"
+			switch {
+			case errors.Is(err, tasks.ErrNotFound) && action == "retry":
+				res.Status = "task_not_retryable"
+			case errors.Is(err, tasks.ErrNotFound):
+				res.Status = "task_not_found"
+			case errors.Is(err, tasks.ErrInvalidState):
+				res.Status = "task_not_cancellable"
+			}
+			if task, gerr := t.Queue.Get(id); gerr == nil {
+				res.State = string(task.Status)
+			} else if errors.Is(gerr, tasks.ErrNotFound) {
+				res.Status = "task_not_found"
+			}
+			out.Failed++
+		} else {
+			out.Succeeded++
+		}
+		out.Results = append(out.Results, res)
+	}
+	return JSON(http.StatusOK, out)
 }
 
 func (t *Tasks) stats(*Request) Response { return JSON(http.StatusOK, t.Queue.Stats()) }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/agentcom/agentcom/internal/protocol"
@@ -325,17 +324,6 @@ func scheduleErr(err error, name string) Response {
 		return Err(http.StatusNotFound, "schedule_not_found", "name", name)
 	}
 	return storageErr(err)
-}
-
-// statusFilter parses ?status=: every task status, or nothing for an
-// unknown value (as the original did).
-func statusFilter(s string) tasks.Status {
-	switch st := tasks.Status(strings.TrimSpace(s)); st {
-	case tasks.StatusQueued, tasks.StatusAssigned, tasks.StatusCompleted, tasks.StatusCancelled,
-		tasks.StatusDeadLetter, tasks.StatusWaiting, tasks.StatusScheduled:
-		return st
-	}
-	return ""
 }
 
 // taskView is a task with its downstream tasks, for GET /api/tasks/:id.

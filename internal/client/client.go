@@ -53,6 +53,14 @@ func (c *Client) WithToken(token string) *Client {
 	return &cp
 }
 
+// WithHTTPClient returns a copy of the client that sends through hc (for
+// calls that need another timeout).
+func (c *Client) WithHTTPClient(hc *http.Client) *Client {
+	cp := *c
+	cp.hc = hc
+	return &cp
+}
+
 // Error is a non-2xx answer from the hub.
 type Error struct {
 	Method string
@@ -64,6 +72,9 @@ type Error struct {
 	// Body is the raw response body (possibly truncated), for details such
 	// as "task_id" or "hint" that vary per route.
 	Body []byte
+	// SentToken says the request carried a bearer token (a 401 then means
+	// a wrong token rather than a missing one).
+	SentToken bool
 }
 
 func (e *Error) Error() string {
@@ -77,15 +88,15 @@ func (e *Error) Error() string {
 	if msg == "" {
 		msg = http.StatusText(e.Status)
 	}
-	if fes := e.fieldErrors(); fes != "" {
+	if fes := e.FieldErrors(); fes != "" {
 		msg += " (" + fes + ")"
 	}
 	return fmt.Sprintf("%s %s: hub answered %d: %s", e.Method, e.Path, e.Status, msg)
 }
 
-// fieldErrors renders a validation answer's "errors" list as
+// FieldErrors renders a validation answer's "errors" list as
 // "field: detail; ...", bounded, or "" when there is none.
-func (e *Error) fieldErrors() string {
+func (e *Error) FieldErrors() string {
 	var b struct {
 		Errors []struct {
 			Field  string `json:"field"`
@@ -119,6 +130,27 @@ func (e *Error) Field(name string) string {
 	}
 	s, _ := m[name].(string)
 	return s
+}
+
+// UnreachableError is a request that got no answer at all: the hub is
+// not listening, the name does not resolve, the connection broke.
+type UnreachableError struct {
+	URL    string // the hub's base URL
+	Method string
+	Path   string
+	Err    error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("%s %s: no answer from the hub at %s: %v", e.Method, e.Path, e.URL, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// IsUnreachable reports whether err is (or wraps) an *UnreachableError.
+func IsUnreachable(err error) bool {
+	var u *UnreachableError
+	return errors.As(err, &u)
 }
 
 // StatusOf returns the HTTP status of err when it is (or wraps) a *Error,
@@ -174,7 +206,10 @@ func (c *Client) Do(ctx context.Context, method, path string, body any, out any,
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s %s: %w", method, path, ctx.Err())
+		}
+		return &UnreachableError{URL: c.base, Method: method, Path: path, Err: err}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
@@ -182,7 +217,9 @@ func (c *Client) Do(ctx context.Context, method, path string, body any, out any,
 		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return decodeError(method, path, resp.StatusCode, data)
+		e := decodeError(method, path, resp.StatusCode, data)
+		e.SentToken = c.token != ""
+		return e
 	}
 	if out == nil {
 		return nil

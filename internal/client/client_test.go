@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -112,18 +113,18 @@ func TestRoutes(t *testing.T) {
 	if _, ok := last.body["metadata"]; ok {
 		t.Errorf("empty metadata should be omitted: %v", last.body)
 	}
-	ts, err := c.ListTasks(ctx, TaskFilter{Status: "queued", AssignedTo: "a 1"})
-	if err != nil || len(ts) != 1 {
+	ts, err := c.ListTasks(ctx, TaskFilter{Status: "queued", AssignedTo: "a 1", Priority: "high", Offset: 5, Limit: 10})
+	if err != nil || len(ts.Tasks) != 1 || ts.Count != 1 {
 		t.Fatalf("ListTasks = %v, %v", ts, err)
 	}
-	if q := (*seen)[len(*seen)-1].query; q != "assigned_to=a+1&status=queued" {
+	if q := (*seen)[len(*seen)-1].query; q != "assigned_to=a+1&limit=10&offset=5&priority=high&status=queued" {
 		t.Errorf("list query = %q", q)
 	}
 	task, err := c.Task(ctx, "task-1")
 	if err != nil || task.DescriptionText() != "hello" || !task.Terminal() || task.Generation != 3 || len(task.History) != 1 {
 		t.Fatalf("Task = %+v, %v", task, err)
 	}
-	if dl, err := c.DeadLetter(ctx); err != nil || len(dl) != 0 {
+	if dl, err := c.DeadLetter(ctx, TaskFilter{Status: "queued"}); err != nil || len(dl.Tasks) != 0 || (*seen)[len(*seen)-1].query != "" {
 		t.Fatalf("DeadLetter = %v, %v", dl, err)
 	}
 	if st, err := c.TaskStats(ctx); err != nil || st.ByStatus["queued"] != 1 {
@@ -132,7 +133,7 @@ func TestRoutes(t *testing.T) {
 	if r, err := c.RetryTask(ctx, "task-1"); err != nil || r.Status != "requeued" || r.Priority == nil {
 		t.Fatalf("RetryTask = %+v, %v", r, err)
 	}
-	if r, err := c.CancelTask(ctx, "task-1"); err != nil || r.Status != "cancelled" {
+	if r, err := c.CancelTask(ctx, "task-1", ""); err != nil || r.Status != "cancelled" {
 		t.Fatalf("CancelTask = %+v, %v", r, err)
 	}
 	if r, err := c.CreateToken(ctx, "a1", "agent"); err != nil || r.Token != "abc" {
@@ -254,8 +255,16 @@ func TestTransportErrorAndBadJSON(t *testing.T) {
 		t.Fatalf("bad JSON: %v", err)
 	}
 	dead := New("http://127.0.0.1:1", "", nil)
-	if _, err := dead.Health(context.Background()); err == nil {
-		t.Fatal("expected a transport error")
+	_, err := dead.Health(context.Background())
+	var un *UnreachableError
+	if !IsUnreachable(err) || !errors.As(err, &un) || un.URL != "http://127.0.0.1:1" || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("expected an UnreachableError wrapping ECONNREFUSED: %v", err)
+	}
+	// A cancelled request is the caller's doing, not an outage.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := dead.Health(ctx); IsUnreachable(err) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
 	}
 	var raw json.RawMessage
 	if err := c.Do(context.Background(), http.MethodGet, "/health", nil, &raw, nil); err != nil || string(raw) != "not json" {
@@ -278,5 +287,23 @@ func FuzzErrorBody(f *testing.F) {
 			t.Fatal("empty message")
 		}
 		_ = e.Field("hint")
+	})
+}
+
+// FuzzMessages decodes any mailbox or channel history answer into the
+// typed structs; the accessors are total.
+func FuzzMessages(f *testing.F) {
+	for _, s := range []string{`{"messages":[{"id":"a","from":"b","to":null,"type":"chat","payload":{"text":"hi"},"seq":1}]}`,
+		`{"messages":[{"to":7,"type":{"x":1},"payload":"str"}]}`, `{"messages":[{"payload":{"text":5}}]}`, `[]`, ``} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		var mb Mailbox
+		if json.Unmarshal([]byte(body), &mb) != nil {
+			return
+		}
+		for _, m := range mb.Messages {
+			_, _, _ = m.Text(), m.ToText(), m.TypeText()
+		}
 	})
 }

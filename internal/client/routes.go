@@ -16,6 +16,7 @@ type Health struct {
 	Status          string `json:"status"`
 	Service         string `json:"service"`
 	AgentsConnected int    `json:"agents_connected"`
+	Version         string `json:"version,omitempty"`
 }
 
 // Health calls GET /health (no auth).
@@ -32,6 +33,7 @@ type Agent struct {
 	Status       string   `json:"status"`
 	Capabilities []string `json:"capabilities"`
 	ConnectedAt  int64    `json:"connected_at"`
+	LastSeen     int64    `json:"last_seen,omitempty"`
 	FSMState     string   `json:"fsm_state"`
 }
 
@@ -143,6 +145,9 @@ type Task struct {
 	CreatedAt          int64           `json:"created_at"`
 	UpdatedAt          int64           `json:"updated_at"`
 	History            []TaskEvent     `json:"history,omitempty"`
+	Attempts           []TaskAttempt   `json:"attempts,omitempty"`
+	LastOutput         json.RawMessage `json:"last_output,omitempty"`
+	CancelledBy        string          `json:"cancelled_by,omitempty"`
 	// Workflow fields.
 	DependsOn    []string `json:"depends_on,omitempty"`
 	Dependents   []string `json:"dependents,omitempty"` // GET /api/tasks/:id only
@@ -153,6 +158,19 @@ type Task struct {
 	Paused       bool     `json:"paused,omitempty"`
 	// Usage sums what agents reported spending on the task.
 	Usage *protocol.Usage `json:"usage,omitempty"`
+}
+
+// TaskAttempt is one assignment of a task and how it ended.
+type TaskAttempt struct {
+	Generation int64  `json:"generation"`
+	AgentID    string `json:"agent_id"`
+	AssignedAt int64  `json:"assigned_at"`
+	AcceptedAt int64  `json:"accepted_at,omitempty"`
+	EndedAt    int64  `json:"ended_at,omitempty"`
+	// Outcome is completed, failed, reclaimed, rejected or cancelled;
+	// empty while the attempt runs.
+	Outcome string `json:"outcome,omitempty"`
+	Reason  string `json:"reason,omitempty"`
 }
 
 // DescriptionText returns the description as text: the string itself when
@@ -175,15 +193,18 @@ func (t Task) Terminal() bool {
 	return false
 }
 
-// TaskFilter selects tasks in ListTasks. Empty fields do not filter.
+// TaskFilter selects tasks in ListTasks and DeadLetter. Empty fields do
+// not filter; Limit 0 means the hub's default (everything).
 type TaskFilter struct {
-	Status     string
+	Status string
+	// Priority is a lane name: urgent, high, normal or low.
 	Priority   string
 	AssignedTo string
+	Offset     int
+	Limit      int
 }
 
-// ListTasks calls GET /api/tasks (active table only).
-func (c *Client) ListTasks(ctx context.Context, f TaskFilter) ([]Task, error) {
+func (f TaskFilter) query() string {
 	q := url.Values{}
 	if f.Status != "" {
 		q.Set("status", f.Status)
@@ -194,24 +215,41 @@ func (c *Client) ListTasks(ctx context.Context, f TaskFilter) ([]Task, error) {
 	if f.AssignedTo != "" {
 		q.Set("assigned_to", f.AssignedTo)
 	}
-	path := "/api/tasks"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
+	if f.Offset > 0 {
+		q.Set("offset", strconv.Itoa(f.Offset))
 	}
-	var r struct {
-		Tasks []Task `json:"tasks"`
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
 	}
-	err := c.get(ctx, path, &r)
-	return r.Tasks, err
+	if len(q) == 0 {
+		return ""
+	}
+	return "?" + q.Encode()
 }
 
-// DeadLetter calls GET /api/tasks/dead-letter.
-func (c *Client) DeadLetter(ctx context.Context) ([]Task, error) {
-	var r struct {
-		Tasks []Task `json:"tasks"`
-	}
-	err := c.get(ctx, "/api/tasks/dead-letter", &r)
-	return r.Tasks, err
+// TaskPage is one page of a task listing. Total counts every task the
+// filter matches, across pages.
+type TaskPage struct {
+	Tasks []Task `json:"tasks"`
+	Count int    `json:"count"`
+	Total int    `json:"total"`
+}
+
+// ListTasks calls GET /api/tasks: the active table (queued, assigned,
+// completed, cancelled), in scheduling order.
+func (c *Client) ListTasks(ctx context.Context, f TaskFilter) (TaskPage, error) {
+	var p TaskPage
+	err := c.get(ctx, "/api/tasks"+f.query(), &p)
+	return p, err
+}
+
+// DeadLetter calls GET /api/tasks/dead-letter (the filter's Status is
+// ignored: every task there is dead_letter).
+func (c *Client) DeadLetter(ctx context.Context, f TaskFilter) (TaskPage, error) {
+	f.Status = ""
+	var p TaskPage
+	err := c.get(ctx, "/api/tasks/dead-letter"+f.query(), &p)
+	return p, err
 }
 
 // TaskStats is the answer of GET /api/tasks/stats.
@@ -254,6 +292,9 @@ type TaskAction struct {
 	Status   string `json:"status"`
 	TaskID   string `json:"task_id"`
 	Priority *int   `json:"priority,omitempty"`
+	// WasAssignedTo is the agent that held a cancelled task, if any.
+	WasAssignedTo *string `json:"was_assigned_to,omitempty"`
+	Generation    *int64  `json:"generation,omitempty"`
 }
 
 // RetryTask calls POST /api/tasks/:id/retry (dead-letter tasks only).
@@ -263,10 +304,15 @@ func (c *Client) RetryTask(ctx context.Context, id string) (TaskAction, error) {
 	return r, err
 }
 
-// CancelTask calls POST /api/tasks/:id/cancel.
-func (c *Client) CancelTask(ctx context.Context, id string) (TaskAction, error) {
+// CancelTask calls POST /api/tasks/:id/cancel. A non-empty reason is kept
+// in the task's history. A task that already ended answers 409.
+func (c *Client) CancelTask(ctx context.Context, id, reason string) (TaskAction, error) {
+	var body any
+	if reason != "" {
+		body = map[string]string{"reason": reason}
+	}
 	var r TaskAction
-	err := c.post(ctx, "/api/tasks/"+seg(id)+"/cancel", nil, &r)
+	err := c.post(ctx, "/api/tasks/"+seg(id)+"/cancel", body, &r)
 	return r, err
 }
 

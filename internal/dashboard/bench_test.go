@@ -39,10 +39,12 @@ func (q *benchQueue) Assigned() []*tasks.Task { return q.running }
 func (q *benchQueue) ListDeadLetter(tasks.Filter) ([]*tasks.Task, int, error) {
 	return nil, 0, nil
 }
-func (q *benchQueue) Get(string) (*tasks.Task, error)               { return nil, tasks.ErrNotFound }
-func (q *benchQueue) List(tasks.Filter) ([]*tasks.Task, int, error) { return nil, 0, nil }
-func (q *benchQueue) PausedState() tasks.Paused                     { return tasks.Paused{} }
-func (q *benchQueue) Schedules() []tasks.Schedule                   { return nil }
+func (q *benchQueue) Get(string) (*tasks.Task, error) { return nil, tasks.ErrNotFound }
+func (q *benchQueue) Search(tasks.Filter) ([]*tasks.Task, int, error) {
+	return nil, 0, nil
+}
+func (q *benchQueue) PausedState() tasks.Paused   { return tasks.Paused{} }
+func (q *benchQueue) Schedules() []tasks.Schedule { return nil }
 
 type benchAgents []agents.Agent
 

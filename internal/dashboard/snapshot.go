@@ -29,6 +29,9 @@ type Snapshot struct {
 	Series         series           `json:"series"`
 	Storage        storagePanel     `json:"storage"`
 	Alerts         []map[string]any `json:"alerts"`
+	// AlertPanel is the alerter's view: active alerts with their
+	// acknowledgements, and recent cleared ones.
+	AlertPanel alertsView `json:"alert_panel"`
 
 	// Workflows: what is paused, the tasks waiting for dependencies or
 	// a run_at time (oldest first, bounded like the queue list), and the
@@ -216,7 +219,7 @@ func (a *Aggregator) snapshot() Snapshot {
 	s.Schedules = a.queue.Schedules()
 	s.PendingTasks = []pendingView{}
 	for _, st := range []tasks.Status{tasks.StatusWaiting, tasks.StatusScheduled} {
-		ts, _, err := a.queue.List(tasks.Filter{Status: st, Limit: a.cfg.MaxListed})
+		ts, _, err := a.queue.Search(tasks.Filter{Status: st, Limit: a.cfg.MaxListed})
 		if err != nil {
 			continue // memory only: cannot fail
 		}
@@ -225,14 +228,13 @@ func (a *Aggregator) snapshot() Snapshot {
 				Lane: tasks.LaneName(t.Priority), RunAt: t.RunAt, DependsOn: t.DependsOn, Schedule: t.Schedule, CreatedAt: t.CreatedAt})
 		}
 	}
+	s.AlertPanel = a.alertsNow()
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	// The depth just read is a sample too: the chart's current minute is
 	// never behind what the page shows beside it.
-	if b := a.bucketAt(nowMs); !b.depthSet || s.Queue.Queued > b.depth {
-		b.depth, b.depthSet = s.Queue.Queued, true
-	}
+	a.bucketAt(nowMs).noteDepth(s.Queue.Queued, lanes)
 	s.RecentCompletions = a.completions.items()
 	s.RecentFailures = a.failures.items()
 	s.Series, s.Throughput = a.seriesLocked(nowMs)
@@ -263,19 +265,20 @@ func (a *Aggregator) snapshot() Snapshot {
 	return s
 }
 
-// seriesLocked reads the minute buckets of the last hour.
+// seriesLocked reads the minute buckets of the last hour. A queue depth
+// is null for a minute without a sample (the hub was down then) and
+// carries the last sample forward while the hub runs.
 func (a *Aggregator) seriesLocked(nowMs int64) (series, throughput) {
-	cur := nowMs / 60000
-	startMinute := a.started.UnixMilli() / 60000
-	s := series{BucketMs: 60000, End: cur * 60000, Completed: make([]int, SeriesMinutes), Failed: make([]int, SeriesMinutes),
+	cur := nowMs / minuteMs
+	startMinute := a.started.UnixMilli() / minuteMs
+	s := series{BucketMs: minuteMs, End: cur * minuteMs, Completed: make([]int, SeriesMinutes), Failed: make([]int, SeriesMinutes),
 		QueueDepth: make([]*int, SeriesMinutes)}
 	var tp throughput
 	var durSum int64
 	var lastDepth *int
 	for i := range SeriesMinutes {
 		minute := cur - int64(SeriesMinutes-1-i)
-		b := a.buckets[minute%SeriesMinutes]
-		if b.minute == minute {
+		if b, ok := a.hist[minute]; ok {
 			s.Completed[i], s.Failed[i] = b.completed, b.failed
 			tp.CompletedLastHour += b.completed
 			tp.FailedLastHour += b.failed
@@ -284,9 +287,10 @@ func (a *Aggregator) seriesLocked(nowMs int64) (series, throughput) {
 			if b.depthSet {
 				d := b.depth
 				lastDepth = &d
+				s.QueueDepth[i] = &d
 			}
 		}
-		if minute >= startMinute && lastDepth != nil {
+		if s.QueueDepth[i] == nil && minute >= startMinute && lastDepth != nil {
 			d := *lastDepth
 			s.QueueDepth[i] = &d
 		}

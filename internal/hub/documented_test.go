@@ -59,7 +59,9 @@ func TestDocumentedDefaults(t *testing.T) {
 // nobody calls POST /api/mailbox/evict here.
 func TestMailboxEvictionLoop(t *testing.T) {
 	h := hubtest.Start(t, "", func(c *hub.Config) { c.MailboxEvictInterval = 20 * time.Millisecond })
-	if st, body := h.Do("PUT", "/api/config/mailbox-retention", h.AdminToken, map[string]any{"mailbox_ttl_ms": 1}); st != http.StatusOK {
+	h.Token("away", "agent") // a known, offline recipient
+	// The shortest retention allowed: 1 s.
+	if st, body := h.Do("PUT", "/api/config/mailbox-retention", h.AdminToken, map[string]any{"mailbox_ttl_ms": 1000}); st != http.StatusOK {
 		t.Fatalf("set retention: %d %v", st, body)
 	}
 	if st, body := h.Do("POST", "/api/message", h.AdminToken, map[string]any{"to": "away", "payload": map[string]any{"x": 1}}); st != http.StatusOK {

@@ -106,6 +106,14 @@ var allowed = map[string][]string{
 	"POST /api/schedules/{name}/pause":                  {admin},
 	"POST /api/schedules/{name}/resume":                 {admin},
 	"POST /api/schedules/{name}/run":                    {admin},
+	"POST /api/tasks/bulk":                              {admin},
+	"GET /api/dashboard/tasks":                          {viewer, admin},
+	"GET /api/dashboard/tasks/{task_id}":                {viewer, admin},
+	"GET /api/dashboard/tasks/{task_id}/logs":           {viewer, admin},
+	"POST /api/dashboard/tasks/bulk":                    {admin},
+	"POST /api/alerts/{rule}/ack":                       {admin},
+	"GET /api/dashboard/series":                         {viewer, admin},
+	"GET /api/dashboard/messages":                       {viewer, admin},
 }
 
 // TestAuthorizationMatrix walks every route with every kind of caller on
@@ -124,7 +132,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	taskID := body["task_id"].(string)
 	h.Do("POST", "/api/channels", h.AdminToken, map[string]any{"name": "general"})
 	params := map[string]string{"agent_id": "agent-self", "task_id": taskID, "channel": "general", "message_id": "0123456789abcdef",
-		"table_name": "thread_replies", "name": "nightly"}
+		"table_name": "thread_replies", "rule": "no_idle_agent", "name": "nightly"}
 	wildcard := regexp.MustCompile(`\{([a-z_]+)\}`)
 
 	for _, rt := range h.API.Routes() {

@@ -255,6 +255,7 @@ func (h *Hub) build() error {
 	h.Dashboard, err = dashboard.New(h.cfg.Dashboard, dashboard.Deps{Bus: h.Bus, Queue: h.Queue, Scheduler: sched,
 		Agents: h.Agents, Presence: h.Presence, Tokens: h.Tokens, LoopbackOnly: isLoopback(h.cfg.Addr) && !h.cfg.DashboardToken,
 		Storage: storageFor(h), NotifyCancel: h.Sockets.PushCancel,
+		Series: db.MustTable(store.DashboardSeries), Alerts: h.Alerts, Messages: dashboard.ServiceMessages{S: h.Messaging},
 		PushSubscriptions: db.MustTable(store.PushSubscriptions), DataDir: h.cfg.DataDir, Log: h.log})
 	if err != nil {
 		return err

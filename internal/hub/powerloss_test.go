@@ -45,6 +45,13 @@ func TestPowerLossKeepsAcknowledgedTasksAndMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The recipients are known agents (direct messages to unknown ids are
+	// refused), offline for the whole test.
+	for i := range recipients {
+		if _, err := setup.Tokens.Create(fmt.Sprintf("offline-%d", i), auth.RoleAgent); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := setup.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}

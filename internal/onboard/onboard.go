@@ -490,7 +490,7 @@ func verify(ctx context.Context, hub *client.Client, cfg sidecar.Config, service
 		case <-ctx.Done():
 			// Clean up: the test task must not linger in the queue.
 			cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_, _ = hub.CancelTask(cctx, id)
+			_, _ = hub.CancelTask(cctx, id, "onboarding verification timed out")
 			ccancel()
 			return id, fmt.Errorf("%w: test task %s not completed within %s (cancelled); check the sidecar's log", ErrVerifyFailed, id, o.VerifyTimeout)
 		case <-tick.C:

@@ -191,6 +191,8 @@ const (
 	BodyPushSubscribe   = "post_push_subscribe"
 	BodyPutAlerts       = "put_alerts"
 	BodyTaskCancel      = "post_task_cancel"
+	BodyTaskBulk        = "post_tasks_bulk"
+	BodyAlertAck        = "post_alert_ack"
 	BodyEmpty           = "empty"
 	BodyPostTaskBatch   = "post_task_batch"
 	BodyPause           = "post_pause"
@@ -238,5 +240,10 @@ var httpBodies = map[string]Schema{
 		req("endpoint", KindString), req("keys", KindObject)}},
 	BodyPutAlerts:  {Description: "replace alert rule thresholds", Legacy: "invalid alert configuration", Fields: []Field{req("rules", KindObject)}},
 	BodyTaskCancel: {Description: "cancel a task", Fields: []Field{opt("reason", KindString)}},
-	BodyEmpty:      {Description: "no body"},
+	// New route, no original error string: presence and values of
+	// action and task_ids are checked by the handler.
+	BodyTaskBulk: {Description: "retry or cancel many tasks (action and task_ids are required)", Fields: []Field{
+		opt("action", KindString), opt("task_ids", KindStringArray), opt("reason", KindString)}},
+	BodyAlertAck: {Description: "acknowledge an active alert", Fields: []Field{opt("note", KindString)}},
+	BodyEmpty:    {Description: "no body"},
 }

@@ -103,7 +103,7 @@ func ConfigFields() []ConfigField {
 			func(c *Config) (*[]string, *bool) { return &c.RunCommand, &c.RunShell }),
 		msF("run_timeout_ms", 0, "run mode: longest one agent run may take before it is stopped (0: no limit besides the task's own deadline)", func(c *Config) *time.Duration { return &c.RunTimeout }),
 		msF("kill_grace_ms", 10*time.Second, "run mode: after SIGTERM to the agent's process group (cancel, reassignment, timeout), how long before SIGKILL", func(c *Config) *time.Duration { return &c.KillGrace }),
-		strF("work_dir", "repo_dir, else the state file's directory", "working directory of run_command and of verification commands", func(c *Config) *string { return &c.WorkDir }),
+		strF("work_dir", "repo_dir, else the state file's directory", "working directory of run_command and of verification commands; when set, of wake_command too (which otherwise runs in the state file's directory, as in the original)", func(c *Config) *string { return &c.WorkDir }),
 		strF("task_log_dir", "<state dir>/logs", "run mode: per-task output logs (<task_id>.log, stdout and stderr combined); removed 7 days after the task ends", func(c *Config) *string { return &c.TaskLogDir }),
 		msF("output_interval_ms", time.Second, "run mode: at most one output frame per this period (rate limit of live output)", func(c *Config) *time.Duration { return &c.OutputInterval }),
 		intF("output_chunk_bytes", 16<<10, "run mode: largest output chunk per frame; output arriving faster is cut, oldest first, with a note of the bytes skipped (max 65536)", func(c *Config) *int { return &c.OutputChunk }),

@@ -49,6 +49,7 @@ func newRunE2E(t *testing.T, h *hubtest.Hub, agent, run string, extra map[string
 		t.Fatal(err)
 	}
 	s.cfg = cfg
+	killAgentOnCleanup(t, cfg.StateFile)
 	return s
 }
 

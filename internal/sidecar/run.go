@@ -101,9 +101,12 @@ func (s *Sidecar) launch() {
 		s.finish(Report{Type: reportFailed, Reason: "task_log_failed: " + err.Error()})
 		return
 	}
-	if err := os.Remove(s.exitPath(t.TaskID)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		s.finish(Report{Type: reportFailed, Reason: "run_start_failed: " + err.Error()})
-		return
+	// Files of an earlier run (a verification retry) must not decide this one.
+	for _, p := range []string{s.exitPath(t.TaskID), s.resultPath(t.TaskID), s.startedPath(t.TaskID)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.finish(Report{Type: reportFailed, Reason: cut("run_start_failed: " + err.Error())})
+			return
+		}
 	}
 	start := fileSize(logPath)
 	run.readOff = max(run.readOff, t.LogSent)
@@ -121,7 +124,7 @@ func (s *Sidecar) launch() {
 		s.finish(Report{Type: reportFailed, Reason: cut("run_start_failed: " + err.Error())})
 		return
 	}
-	t.Run = &RunState{PGID: pgid, PID: pid, StartedAt: time.Now().UnixMilli(), LogStart: start}
+	t.Run = &RunState{PGID: pgid, PID: pid, StartedAt: time.Now().UnixMilli(), LogStart: start, UsageOff: start}
 	run.started = true
 	s.save()
 	s.log.Info("agent started", "event", "run_started", "task_id", t.TaskID, "attempt", t.Attempt, "pgid", pgid, "pid", pid)
@@ -267,10 +270,14 @@ func (s *Sidecar) streamOutput(now time.Time, force bool) {
 		f, err := os.Open(path)
 		if err == nil {
 			n := min(size-run.readOff, maxReadPerTick)
-			b, _ := io.ReadAll(io.NewSectionReader(f, run.readOff, n))
+			from := run.readOff
+			b, _ := io.ReadAll(io.NewSectionReader(f, from, n))
 			f.Close()
 			run.readOff += int64(len(b))
-			s.noteUsage(b)
+			if r := t.Run; r != nil && run.readOff > r.UsageOff {
+				s.noteUsage(b[max(r.UsageOff-from, 0):])
+				r.UsageOff = run.readOff
+			}
 			run.pending = append(run.pending, b...)
 			if limit := min(s.cfg.OutputChunk, frameOutputMax); len(run.pending) > limit {
 				drop := len(run.pending) - limit
@@ -334,9 +341,7 @@ func (s *Sidecar) noteUsage(b []byte) {
 			s.log.Warn("ignoring a malformed usage line", "event", "usage_line_invalid", "task_id", t.TaskID)
 			continue
 		}
-		if t.Run != nil {
-			t.Run.Usage = t.Run.Usage.Add(u.Usage.Normalize())
-		}
+		t.Run.Usage = t.Run.Usage.Add(u.Usage.Normalize())
 	}
 	if len(run.partial) > maxUsageLine {
 		run.partial = run.partial[:0] // a line this long is no usage report

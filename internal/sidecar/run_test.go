@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,10 +10,22 @@ import (
 	"time"
 )
 
-func shellRun(cfg *Config, script string) {
+func shellRun(t *testing.T, cfg *Config, script string) {
 	cfg.RunCommand, cfg.RunShell = []string{script}, true
 	cfg.OutputInterval = 20 * time.Millisecond
 	cfg.KillGrace = 2 * time.Second
+	killAgentOnCleanup(t, cfg.StateFile)
+}
+
+// killAgentOnCleanup stops the run-mode agent the state file names when
+// the test ends: agents outlive their sidecar by design, and a failed test
+// must not leave one running.
+func killAgentOnCleanup(t *testing.T, stateFile string) {
+	t.Cleanup(func() {
+		if st, _, err := LoadState(stateFile, time.Now()); err == nil && st.Active != nil && st.Active.Run != nil {
+			stopGroup(context.Background(), st.Active.Run.PGID, 0)
+		}
+	})
 }
 
 // progressOutput collects task_progress output until it contains want.
@@ -29,7 +42,7 @@ func progressOutput(t *testing.T, h *fakeHub, want string) string {
 func TestRunModeStreamsOutputAndReportsExitAndUsage(t *testing.T) {
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
-	shellRun(&cfg, `echo "working on $TASK_ID attempt $RUN_ATTEMPT"; echo '{"agentcom_usage":{"input_tokens":100,"output_tokens":20,"cost_usd":0.5}}'; echo "to stderr" >&2; echo '{"agentcom_usage":{"input_tokens":1,"output_tokens":2,"cost_usd":0.25}}'; echo done`)
+	shellRun(t, &cfg, `echo "working on $TASK_ID attempt $RUN_ATTEMPT"; echo '{"agentcom_usage":{"input_tokens":100,"output_tokens":20,"cost_usd":0.5}}'; echo "to stderr" >&2; echo '{"agentcom_usage":{"input_tokens":1,"output_tokens":2,"cost_usd":0.25}}'; echo done`)
 	start(t, cfg, Options{})
 	h.next("identify")
 	id := taskID(1)
@@ -55,7 +68,7 @@ func TestRunModeStreamsOutputAndReportsExitAndUsage(t *testing.T) {
 func TestRunModeNonZeroExitFailsWithTail(t *testing.T) {
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
-	shellRun(&cfg, `echo "compiler says no"; exit 3`)
+	shellRun(t, &cfg, `echo "compiler says no"; exit 3`)
 	start(t, cfg, Options{})
 	h.next("identify")
 	h.assign(taskID(1), 1, nil, "x")
@@ -69,7 +82,7 @@ func TestRunModeNonZeroExitFailsWithTail(t *testing.T) {
 func TestRunModeResultFileDecidesAndMessageIsTheReason(t *testing.T) {
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
-	shellRun(&cfg, `echo '{"status":"error","message":"could not reach the API","usage":{"total_tokens":7}}' > "$RESULT_FILE"`)
+	shellRun(t, &cfg, `echo '{"status":"error","message":"could not reach the API","usage":{"total_tokens":7}}' > "$RESULT_FILE"`)
 	start(t, cfg, Options{})
 	h.next("identify")
 	h.assign(taskID(1), 1, nil, "x")
@@ -85,7 +98,7 @@ func TestRunModeCancelStopsTheProcessGroup(t *testing.T) {
 	cfg := testConfig(t, h)
 	// The agent starts a child that ignores nothing, then waits; SIGTERM
 	// must reach the whole group.
-	shellRun(&cfg, `sleep 300 & echo "child $!"; wait`)
+	shellRun(t, &cfg, `sleep 300 & echo "child $!"; wait`)
 	r := start(t, cfg, Options{})
 	h.next("identify")
 	id := taskID(1)
@@ -113,7 +126,7 @@ func TestRunModeCancelStopsTheProcessGroup(t *testing.T) {
 func TestRunModeTimeoutStopsWithSIGKILLAfterGrace(t *testing.T) {
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
-	shellRun(&cfg, `trap '' TERM; echo started; while :; do sleep 0.05; done`)
+	shellRun(t, &cfg, `trap '' TERM; echo started; while :; do sleep 0.05; done`)
 	cfg.RunTimeout = 300 * time.Millisecond
 	cfg.KillGrace = 200 * time.Millisecond
 	r := start(t, cfg, Options{})
@@ -132,7 +145,7 @@ func TestRunModeVerificationRetriesWithFeedback(t *testing.T) {
 	cfg.WorkDir = t.TempDir()
 	// Attempt 1 writes a wrong answer; the check fails; attempt 2 sees
 	// the feedback and fixes it.
-	shellRun(&cfg, `if [ -n "$VERIFY_FEEDBACK_FILE" ] && grep -q "want 42" "$VERIFY_FEEDBACK_FILE" && [ -n "$VERIFY_FEEDBACK" ]; then echo 42 > answer; else echo 41 > answer; fi; echo "attempt $RUN_ATTEMPT"`)
+	shellRun(t, &cfg, `if [ -n "$VERIFY_FEEDBACK_FILE" ] && grep -q "want 42" "$VERIFY_FEEDBACK_FILE" && [ -n "$VERIFY_FEEDBACK" ]; then echo 42 > answer; else echo 41 > answer; fi; echo "attempt $RUN_ATTEMPT"`)
 	start(t, cfg, Options{})
 	h.next("identify")
 	id := taskID(1)
@@ -159,7 +172,7 @@ func TestRunModeVerificationRetriesWithFeedback(t *testing.T) {
 func TestRunModeVerificationBudgetExhausted(t *testing.T) {
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
-	shellRun(&cfg, `echo "attempt $RUN_ATTEMPT"`)
+	shellRun(t, &cfg, `echo "attempt $RUN_ATTEMPT"`)
 	start(t, cfg, Options{})
 	h.next("identify")
 	h.assign(taskID(1), 1, map[string]any{"verify": "false", "max_verify_attempts": 2}, "x")
@@ -174,7 +187,7 @@ func TestRunModeRestartAdoptsTheRunningProcess(t *testing.T) {
 	cfg := testConfig(t, h)
 	ctl := t.TempDir()
 	// Each start of the agent is counted; it finishes when told to.
-	shellRun(&cfg, `echo x >> "`+ctl+`/starts"; while [ ! -e "`+ctl+`/go" ]; do sleep 0.02; done; echo finished`)
+	shellRun(t, &cfg, `echo x >> "`+ctl+`/starts"; echo '{"agentcom_usage":{"total_tokens":5}}'; while [ ! -e "`+ctl+`/go" ]; do sleep 0.02; done; echo finished`)
 	h.set(func(h *fakeHub) {
 		h.onRecovering = func(f rx) map[string]any {
 			return map[string]any{"type": "task_continue", "task_id": f.str("task_id"), "generation": 2}
@@ -184,7 +197,10 @@ func TestRunModeRestartAdoptsTheRunningProcess(t *testing.T) {
 	h.next("identify")
 	id := taskID(1)
 	h.assign(id, 1, nil, "x")
-	eventually(t, "agent started", func() bool { b, _ := os.ReadFile(filepath.Join(ctl, "starts")); return len(b) > 0 })
+	eventually(t, "usage line read and saved", func() bool {
+		st, _, err := LoadState(cfg.StateFile, time.Now())
+		return err == nil && st.Active != nil && st.Active.Run != nil && st.Active.Run.Usage.TotalTokens == 5
+	})
 	r.stop(t)
 	st := readState(t, cfg)
 	if st.Active == nil || st.Active.Run == nil || !groupAlive(st.Active.Run.PGID) {
@@ -196,7 +212,7 @@ func TestRunModeRestartAdoptsTheRunningProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := h.next("task_complete")
-	if done.num("generation") != 2 {
+	if u, _ := done.m["usage"].(map[string]any); done.num("generation") != 2 || u["total_tokens"] != float64(5) {
 		t.Fatalf("complete = %v", done.m)
 	}
 	if b, _ := os.ReadFile(filepath.Join(ctl, "starts")); strconv.Itoa(strings.Count(string(b), "x")) != "1" {
@@ -210,7 +226,7 @@ func TestRunModeAgentDoesNotInheritTheToken(t *testing.T) {
 	t.Setenv("AGENTCOM_SIDECAR_TOKEN", "secret-token-value")
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
-	shellRun(&cfg, `env`)
+	shellRun(t, &cfg, `env`)
 	start(t, cfg, Options{})
 	h.next("identify")
 	h.assign(taskID(1), 1, nil, "x")
@@ -228,7 +244,7 @@ func TestRunModeAgentDoesNotInheritTheToken(t *testing.T) {
 func TestStaleReassignIsIgnored(t *testing.T) {
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
-	shellRun(&cfg, `echo started; sleep 300`)
+	shellRun(t, &cfg, `echo started; sleep 300`)
 	r := start(t, cfg, Options{})
 	h.next("identify")
 	id := taskID(1)
@@ -242,4 +258,45 @@ func TestStaleReassignIsIgnored(t *testing.T) {
 	pgid := readState(t, cfg).Active.Run.PGID
 	h.send(map[string]any{"type": "task_reassign", "task_id": id, "generation": 4, "reason": "deadline"})
 	eventually(t, "group gone", func() bool { return !groupAlive(pgid) })
+}
+
+// Wake mode verifies too: a failed check wakes the agent again with the
+// feedback, and the second result passes.
+func TestWakeModeVerificationRewakesWithFeedback(t *testing.T) {
+	h := newFakeHub(t, "tok-1")
+	cfg := testConfig(t, h)
+	cfg.WorkDir = t.TempDir()
+	shellWake(&cfg, `: > "$STARTED_FILE"; if [ -n "$VERIFY_FEEDBACK" ]; then echo ok > verdict; else echo bad > verdict; fi; `+
+		`echo '{"status":"success","output":"woken"}' > "$RESULT_FILE.tmp" && mv "$RESULT_FILE.tmp" "$RESULT_FILE"`)
+	start(t, cfg, Options{})
+	h.next("identify")
+	h.assign(taskID(1), 1, map[string]any{"verify": `grep -q ok verdict`}, "x")
+	done := h.next("task_complete")
+	res, _ := done.m["result"].(map[string]any)
+	ver, _ := res["verification"].([]any)
+	if len(ver) != 2 || res["output"] != "woken" {
+		t.Fatalf("result = %v", res)
+	}
+	first, _ := ver[0].(map[string]any)
+	if first["passed"] != false || first["attempt"] != float64(1) {
+		t.Fatalf("first check = %v", first)
+	}
+	if n := h.count("task_progress", ""); n < 2 {
+		t.Fatalf("%d checks reported", n)
+	}
+}
+
+// A verification retry is decided by the new run, not by the result file
+// the first run left behind.
+func TestRunModeRetryIgnoresTheEarlierResultFile(t *testing.T) {
+	h := newFakeHub(t, "tok-1")
+	cfg := testConfig(t, h)
+	shellRun(t, &cfg, `if [ "$RUN_ATTEMPT" = 1 ]; then echo '{"status":"success","output":"first"}' > "$RESULT_FILE"; else echo "second run, no result file"; exit 5; fi`)
+	start(t, cfg, Options{})
+	h.next("identify")
+	h.assign(taskID(1), 1, map[string]any{"verify": "false", "max_verify_attempts": 2}, "x")
+	f := h.next("task_failed")
+	if f.str("reason") != "exit_code_5" {
+		t.Fatalf("failed = %v", f.m)
+	}
 }

@@ -572,7 +572,7 @@ func TestOnboardingTestTaskGoesThroughTheCommand(t *testing.T) {
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
 	marker := filepath.Join(t.TempDir(), "woken")
-	shellRun(&cfg, `: > `+marker+`; echo "agent online"`)
+	shellRun(t, &cfg, `: > `+marker+`; echo "agent online"`)
 	start(t, cfg, Options{})
 	h.next("identify")
 	h.assign(taskID(1), 1, map[string]any{"onboarding_test": true}, "Onboarding test")

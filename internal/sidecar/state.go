@@ -88,8 +88,11 @@ type RunState struct {
 	StartedAt int64 `json:"started_at"`
 	// LogStart is the task log's size when this run started.
 	LogStart int64 `json:"log_start"`
-	// Usage sums the usage lines of this run read so far.
-	Usage protocol.Usage `json:"usage,omitzero"`
+	// Usage sums the usage lines of this run read so far, up to log
+	// offset UsageOff (saved together, so a restart never counts a line
+	// twice).
+	Usage    protocol.Usage `json:"usage,omitzero"`
+	UsageOff int64          `json:"usage_off,omitempty"`
 }
 
 // Report is a terminal report waiting for the hub's task_ack.

@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -154,7 +155,9 @@ func (s *Sidecar) runWake(ctx context.Context, t Task, taskFile string) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = s.wakeEnv(t, taskFile)
-	cmd.Dir = filepath.Dir(s.cfg.StateFile)
+	// The original's setups keep the state directory; an explicit work_dir
+	// (where verification runs) applies to the wake command too.
+	cmd.Dir = cmp.Or(s.cfg.WorkDir, filepath.Dir(s.cfg.StateFile))
 	out := &tailBuffer{max: 4096}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.WaitDelay = time.Second

@@ -24,6 +24,11 @@ var ErrCorrupt = errors.New("corrupt table file")
 // ErrClosed is returned by operations on a closed table.
 var ErrClosed = errors.New("table closed")
 
+// ErrLocked means a table file is held by another process (a running hub,
+// or an offline command on the same data directory): bbolt's file lock
+// did not come free within the open timeout.
+var ErrLocked = errors.New("table file locked by another process")
+
 // Options tune how tables are opened.
 type Options struct {
 	// OnError, when set, is told about every storage error (not errors

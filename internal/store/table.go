@@ -209,6 +209,9 @@ func classifyOpenError(err error) error {
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
 		errors.Is(err, berrors.ErrVersionMismatch):
 		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	case errors.Is(err, berrors.ErrTimeout):
+		// Both wrapped: callers test for ErrLocked, older ones for bbolt's.
+		return fmt.Errorf("%w: %w", ErrLocked, err)
 	}
 	return err
 }

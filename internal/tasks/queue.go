@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -538,8 +539,21 @@ type Filter struct {
 	Status     Status
 	Priority   *int
 	AssignedTo string
-	Offset     int
-	Limit      int // 0: no limit
+	// Agent matches the holder or the agent of any attempt.
+	Agent string
+	// Capability matches tasks needing that capability (exact name).
+	Capability  string
+	SubmittedBy string
+	// Text matches, case-insensitively, the id, description or last error.
+	Text string
+	// CreatedFrom and CreatedTo bound created_at (Unix ms, inclusive); 0
+	// is no bound.
+	CreatedFrom, CreatedTo int64
+	// Newest orders the result by last update, newest first, instead of
+	// scheduling order.
+	Newest bool
+	Offset int
+	Limit  int // 0: no limit
 }
 
 // List returns the main table's tasks (never dead letter) matching f,
@@ -564,7 +578,7 @@ func (q *Queue) List(f Filter) ([]*Task, int, error) {
 			return nil, 0, fmt.Errorf("list tasks: %w", err)
 		}
 	}
-	return paginate(sortTasks(out), f)
+	return paginate(order(out, f), f)
 }
 
 // ListDeadLetter returns dead-letter tasks in the same order.
@@ -574,7 +588,7 @@ func (q *Queue) ListDeadLetter(f Filter) ([]*Task, int, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("list dead letter: %w", err)
 	}
-	return paginate(sortTasks(out), f)
+	return paginate(order(out, f), f)
 }
 
 // scan decodes every record of tbl and keeps those f matches.
@@ -630,12 +644,76 @@ func (f Filter) match(t *Task) bool {
 	if f.AssignedTo != "" && t.Holder() != f.AssignedTo {
 		return false
 	}
+	if f.Agent != "" && t.Holder() != f.Agent && !slices.ContainsFunc(t.Attempts, func(a Attempt) bool { return a.AgentID == f.Agent }) {
+		return false
+	}
+	if f.Capability != "" && !slices.Contains(t.NeededCapabilities, f.Capability) {
+		return false
+	}
+	if f.SubmittedBy != "" && t.SubmittedBy != f.SubmittedBy {
+		return false
+	}
+	if f.CreatedFrom > 0 && t.CreatedAt < f.CreatedFrom {
+		return false
+	}
+	if f.CreatedTo > 0 && t.CreatedAt > f.CreatedTo {
+		return false
+	}
+	if f.Text != "" && !containsFold(t.ID, f.Text) && !containsFold(t.Description, f.Text) &&
+		!(t.LastError != nil && containsFold(fmt.Sprint(t.LastError), f.Text)) {
+		return false
+	}
 	return true
+}
+
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
 }
 
 func sortTasks(ts []*Task) []*Task {
 	sort.Slice(ts, func(i, j int) bool { return keyOf(ts[i]).less(keyOf(ts[j])) })
 	return ts
+}
+
+// order sorts as f asks: scheduling order, or newest update first.
+func order(ts []*Task, f Filter) []*Task {
+	if !f.Newest {
+		return sortTasks(ts)
+	}
+	sort.Slice(ts, func(i, j int) bool {
+		if ts[i].UpdatedAt != ts[j].UpdatedAt {
+			return ts[i].UpdatedAt > ts[j].UpdatedAt
+		}
+		return ts[i].ID < ts[j].ID
+	})
+	return ts
+}
+
+// Search lists tasks of both tables (the queue and the dead letter)
+// matching f, in f's order, and the number of matches before
+// Offset/Limit. A status of dead_letter reads only the dead letter; a
+// live status only the queue table.
+func (q *Queue) Search(f Filter) ([]*Task, int, error) {
+	var out []*Task
+	if f.Status != StatusDeadLetter {
+		g := f
+		g.Offset, g.Limit = 0, 0
+		ts, _, err := q.List(g)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = ts
+	}
+	if f.Status == "" || f.Status == StatusDeadLetter {
+		g := f
+		g.Status = ""
+		ts, err := scan(q.dead, g)
+		if err != nil {
+			return nil, 0, fmt.Errorf("search dead letter: %w", err)
+		}
+		out = append(out, ts...)
+	}
+	return paginate(order(out, f), f)
 }
 
 func paginate(ts []*Task, f Filter) ([]*Task, int, error) {
