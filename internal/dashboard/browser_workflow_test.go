@@ -32,6 +32,19 @@ func TestBrowserWorkflows(t *testing.T) {
 	waitJS(t, ctx, "the scheduled task", rowJS("pending-body", "task", later)+
 		` && document.querySelector('#pending-body tr[data-task="`+later+`"]').textContent.includes('scheduled')`)
 
+	// The task view links a task's upstream and downstream tasks.
+	if err := chromedp.Do(ctx, chromedp.Navigate(h.URL()+"/dashboard#/tasks/"+waiting)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the upstream link", `!!document.querySelector('#task-meta a.task-link[href="#/tasks/`+low+`"]')`)
+	if err := chromedp.Do(ctx, chromedp.Navigate(h.URL()+"/dashboard#/tasks/"+low)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the downstream link", `!!document.querySelector('#task-meta a.task-link[href="#/tasks/`+waiting+`"]')`)
+	if err := chromedp.Do(ctx, chromedp.Navigate(h.URL()+"/dashboard#/")); err != nil {
+		t.Fatal(err)
+	}
+
 	if st, body := h.Do("POST", "/api/schedules", h.AdminToken, map[string]any{"name": "nightly-deps", "cron": "0 3 * * *",
 		"timezone": "Europe/Paris", "description": "Update dependencies"}); st != 201 {
 		t.Fatalf("schedule: %d %v", st, body)

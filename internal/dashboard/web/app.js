@@ -1540,11 +1540,24 @@
       ['Usage', usageText(t.usage)],
       ['Cancelled by', t.cancelled_by || null],
       ['Declined by', (t.rejected_by || []).join(', ') || null],
+      ['Runs at', t.run_at, 'time'],
+      ['Unique key', t.unique_key || null],
+      ['Schedule', t.schedule ? t.schedule + (t.schedule_tick ? ' (tick ' + utc(t.schedule_tick) + ')' : ' (run now)') : null],
+      ['Paused', t.paused ? 'held by a paused lane or capability' : null],
+      ['Upstream', (t.depends_on || []).length ? t.depends_on : null, 'tasks'],
+      ['Downstream', (t.dependents || []).length ? t.dependents : null, 'tasks'],
     ];
     const dl = [];
     for (const [k, v, kind] of meta) {
       if (v === null || (kind === 'time' && !v)) continue;
       dl.push(el('dt', null, k));
+      if (kind === 'tasks') {
+        // Links to the upstream (depends_on) or downstream tasks.
+        const links = [];
+        v.forEach((id, i) => links.push(i ? ', ' : '', el('a', { href: '#/tasks/' + encodeURIComponent(id), class: 'mono task-link' }, id)));
+        dl.push(el('dd', null, ...links));
+        continue;
+      }
       dl.push(kind === 'time' ? el('dd', { title: utc(v) }, stamp(v) + ' · ' + rel(v)) : el('dd', { class: k === 'Task id' ? 'mono' : '' }, v));
     }
     $('task-meta').replaceChildren(...dl);
@@ -1573,7 +1586,7 @@
     loadTaskTimeline(t);
     if (!S.log || S.log.id !== t.id) startLog(t.id);
     $('task-retry').hidden = t.status !== 'dead_letter';
-    $('task-cancel').hidden = t.status !== 'queued' && t.status !== 'assigned';
+    $('task-cancel').hidden = !['queued', 'assigned', 'waiting', 'scheduled'].includes(t.status);
   }
 
   // loadTaskTimeline shows what the agents that ran the task did with it
