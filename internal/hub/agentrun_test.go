@@ -181,11 +181,11 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// A sidecar whose connection dropped comes back still working on its
-// task: whether the scheduler offered the requeued task to it again first
-// or not, task_recovering continues it (never task_reassign) and its
-// report at that generation completes it.
-func TestRecoveringAfterDisconnectKeepsTheWork(t *testing.T) {
+// reconnectedMidTask gives worker-1 a task it accepts, drops its socket
+// (the hub requeues the task) and connects it again: the hub, the task
+// and the new socket.
+func reconnectedMidTask(t *testing.T) (*engine, string, *hubtest.Client) {
+	t.Helper()
 	e := newEngine(t, hubtest.FastTimers)
 	tok := e.Token("worker-1", auth.RoleAgent)
 	a := e.Connect("worker-1", tok, "code")
@@ -195,6 +195,15 @@ func TestRecoveringAfterDisconnectKeepsTheWork(t *testing.T) {
 	a.Close()
 	e.waitTask(id, "reclaimed on disconnect", func(m map[string]any) bool { return m["status"] == "queued" })
 	a2 := e.Connect("worker-1", tok, "code")
+	return e, id, a2
+}
+
+// A sidecar whose connection dropped comes back still working on its
+// task: whether the scheduler offered the requeued task to it again first
+// or not, task_recovering continues it (never task_reassign) and its
+// report at that generation completes it.
+func TestRecoveringAfterDisconnectKeepsTheWork(t *testing.T) {
+	e, id, a2 := reconnectedMidTask(t)
 	a2.Send(map[string]any{"type": "task_recovering", "task_id": id, "description": "long job", "metadata": map[string]any{}, "last_status": "working"})
 	f := a2.Expect("task_continue")
 	if f["task_id"] != id {
@@ -203,6 +212,35 @@ func TestRecoveringAfterDisconnectKeepsTheWork(t *testing.T) {
 	g := int64(f["generation"].(float64))
 	if task := e.task(id); task["status"] != "assigned" || task["assigned_to"] != "worker-1" || gen(task) != g {
 		t.Fatalf("task = %v", task)
+	}
+	expectAck(t, complete(a2, id, g), id, "complete")
+}
+
+// The original Node sidecar, killed while its agent works and restarted,
+// reports task_recovering as soon as it is identified; the scheduler may
+// already have offered it the requeued task. Told task_continue, the
+// sidecar has the task active again, so the offer's task_assign that
+// arrives next is declined as "busy" (no generation: the original sends
+// none). That decline is stale and is refused (invalid_state): the task
+// stays assigned and the agent's report completes it (found by
+// scripts/compat-node-sidecar.sh: the task went back to the queue and the
+// agent's completion was refused).
+func TestOriginalSidecarBusyDeclineOfTheTaskItContinues(t *testing.T) {
+	e, id, a2 := reconnectedMidTask(t)
+	offered, g := assignment(a2) // the offer, not yet answered
+	if offered != id {
+		t.Fatalf("offered %s, want %s", offered, id)
+	}
+	a2.Send(map[string]any{"type": "task_recovering", "task_id": id, "description": "long job", "metadata": map[string]any{}, "last_status": "working", "protocol_version": 1})
+	if f := a2.Expect("task_continue"); f["task_id"] != id || int64(f["generation"].(float64)) != g {
+		t.Fatalf("continue = %v, want generation %d", f, g)
+	}
+	a2.Send(map[string]any{"type": "task_rejected", "task_id": id, "reason": "busy", "protocol_version": 1})
+	if f := a2.Expect("error"); f["task_id"] != id || f["error"] != "task_reject_failed: invalid_state" {
+		t.Fatalf("reply to the stale decline: %v", f)
+	}
+	if task := e.task(id); task["status"] != "assigned" || task["assigned_to"] != "worker-1" || gen(task) != g {
+		t.Fatalf("task after the stale decline = %v", task)
 	}
 	expectAck(t, complete(a2, id, g), id, "complete")
 }

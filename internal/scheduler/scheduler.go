@@ -415,6 +415,17 @@ func (s *Scheduler) Fail(agentID, taskID string, gen int64, reason string, outpu
 //
 // gen is the declined generation, negative when the agent did not say.
 func (s *Scheduler) Reject(agentID, taskID string, gen int64, reason string) error {
+	// A decline that names no generation (the original Node sidecar's) of
+	// the very task the agent is working on is stale: that sidecar declines
+	// only an offer that arrives while it is busy, and it is busy with this
+	// task, which it accepted or continued (task_recovering answered
+	// task_continue after the scheduler had already offered it the task
+	// again). Taking the task away would throw the running work away.
+	if gen < 0 {
+		if a, ok := s.agents.Get(agentID); ok && a.State == agents.Working && a.CurrentTask == taskID {
+			return fmt.Errorf("decline of %s by %s, which is working on it: %w", taskID, agentID, tasks.ErrInvalidState)
+		}
+	}
 	_, err := s.q.Reject(taskID, agentID, gen, reason)
 	if err != nil {
 		return err
