@@ -8,6 +8,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/protocol"
 )
 
@@ -23,8 +24,9 @@ type conn struct {
 	out    chan []byte
 
 	agent     atomic.Pointer[string]
-	lastIn    atomic.Int64 // unix ms of the last inbound frame
-	lastPingT atomic.Int64 // unix ms of the last ping (or identify)
+	identity  atomic.Pointer[auth.Identity] // the token identify verified
+	lastIn    atomic.Int64                  // unix ms of the last inbound frame
+	lastPingT atomic.Int64                  // unix ms of the last ping (or identify)
 
 	closeOnce sync.Once
 	done      chan struct{} // closed when the socket starts closing

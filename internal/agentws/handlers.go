@@ -104,6 +104,17 @@ func (c *conn) dispatch(agent, typ string, obj protocol.Object) {
 func (c *conn) identify(obj protocol.Object) bool {
 	s := c.srv
 	agent := obj.String("agent_id")
+	if agent == "" {
+		// An admin token may act as any agent, but not as nobody: an empty
+		// id would be an agent no one can address or remove.
+		if c.violation() {
+			return true
+		}
+		c.reply(protocol.ValidationFrame{Type: protocol.OutError, Error: protocol.CodeValidationFailed,
+			MessageType: protocol.FrameIdentify, Errors: []protocol.FieldError{{Field: "agent_id",
+				Error: protocol.ErrInvalidValue, Detail: "must not be empty", Value: ""}}})
+		return false
+	}
 	if wait := s.cooldown.remaining(agent, s.now()); wait > 0 {
 		secs := wait.Milliseconds()/1000 + 1
 		c.close(protocol.ClosePolicy, fmt.Sprintf("cooldown active: retry in %ds", secs))
@@ -118,25 +129,44 @@ func (c *conn) identify(obj protocol.Object) bool {
 		c.reply(protocol.ErrorFrame{Type: protocol.OutError, Error: protocol.CodeTokenAgentMismatch})
 		return false
 	}
+	caps := obj.Strings("capabilities")
+	entry := s.takeOver(c, agent, id, presence.Entry{AgentID: agent, Name: obj.String("name"),
+		Status: obj.String("status"), Capabilities: caps})
+	if !s.tokens.Live(id) {
+		// Revoked while identifying, before CloseRevoked could see the
+		// socket's identity.
+		c.close(protocol.CloseRevoked, "token revoked")
+		return true
+	}
+	s.log.Info("agent identified", "event", "agent_identified", "agent_id", entry.AgentID, "remote", c.remote)
+	return false
+}
+
+// takeOver makes c the socket of agent. Concurrent identifies of one agent
+// (and the releases of the sockets they replace) run one at a time, so the
+// socket left in byAgent is always the one the scheduler and presence know:
+// no agent is left connected in the scheduler, holding a task, without a
+// socket.
+func (s *Server) takeOver(c *conn, agent string, id auth.Identity, e presence.Entry) presence.Entry {
+	s.identifyMu.Lock()
+	defer s.identifyMu.Unlock()
 	if prev := c.agentID(); prev != "" && prev != agent {
 		// Re-identifying as another agent: the old identity goes away
 		// first, so one socket never holds two agents.
-		s.release(c)
+		s.releaseLocked(c)
 	}
-	caps := obj.Strings("capabilities")
+	c.identity.Store(&id)
 	c.agent.Store(&agent)
 	c.lastPingT.Store(s.now().UnixMilli())
 	s.bind(agent, c)
-	entry := s.presence.Register(presence.Entry{AgentID: agent, Name: obj.String("name"),
-		Status: obj.String("status"), Capabilities: caps})
+	entry := s.presence.Register(e)
 	s.messaging.Analytics.RecordConnect(agent)
 	c.reply(map[string]any{"type": protocol.OutIdentified, "agent_id": agent})
 	s.broadcastExcept(agent, map[string]any{"type": protocol.OutAgentJoined, "agent": agentInfo(entry)})
 	// After identified is queued: any task_assign the scheduler pushes now
 	// reaches the client after it.
-	s.sched.Connect(agent, entry.Name, caps, c.id)
-	s.log.Info("agent identified", "event", "agent_identified", "agent_id", agent, "remote", c.remote)
-	return false
+	s.sched.Connect(agent, entry.Name, e.Capabilities, c.id)
+	return entry
 }
 
 func (c *conn) message(agent string, obj protocol.Object) {

@@ -56,9 +56,10 @@ func DefaultConfig() Config {
 	}
 }
 
-// Verifier checks tokens.
+// Verifier checks tokens, and whether a verified one still holds.
 type Verifier interface {
 	Verify(token string) (auth.Identity, error)
+	Live(id auth.Identity) bool
 }
 
 // Limiter decides whether a frame from an agent may go through now. It
@@ -87,6 +88,9 @@ type Server struct {
 	now       func() time.Time
 
 	nextID atomic.Uint64
+
+	// identifyMu orders identifies and releases (see takeOver).
+	identifyMu sync.Mutex
 
 	mu       sync.RWMutex
 	byAgent  map[string]*conn // identified sockets
@@ -175,6 +179,12 @@ func (s *Server) remove(c *conn) {
 // release ends c's hold on its agent: presence, analytics and the tasks
 // the agent held, unless a newer socket already took the agent over.
 func (s *Server) release(c *conn) {
+	s.identifyMu.Lock()
+	defer s.identifyMu.Unlock()
+	s.releaseLocked(c)
+}
+
+func (s *Server) releaseLocked(c *conn) {
 	s.mu.Lock()
 	agent := c.agentID()
 	owner := agent != "" && s.byAgent[agent] == c
@@ -297,11 +307,23 @@ func (s *Server) CloseAll(code websocket.StatusCode, reason string) int {
 	return len(conns)
 }
 
-// Kick closes the socket of an agent whose tokens were revoked.
-func (s *Server) Kick(agent string) {
-	if c := s.conn(agent); c != nil {
+// CloseRevoked closes every socket identified with a token that no
+// longer holds (revoked, or gone with a restore of the token table),
+// whatever agent it identified as, and returns how many.
+func (s *Server) CloseRevoked() int {
+	s.mu.RLock()
+	var revoked []*conn
+	for c := range s.all {
+		if id := c.identity.Load(); id != nil && !s.tokens.Live(*id) {
+			revoked = append(revoked, c)
+		}
+	}
+	s.mu.RUnlock()
+	for _, c := range revoked {
+		s.log.Info("closing socket of a revoked token", "event", "socket_revoked", "agent_id", c.agentID())
 		c.close(protocol.CloseRevoked, "token revoked")
 	}
+	return len(revoked)
 }
 
 // Connected returns the number of open sockets.

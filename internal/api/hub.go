@@ -22,8 +22,8 @@ type Core struct {
 	Agents    *agents.Registry
 	Messaging *messaging.Service
 	Settings  *settings.Store
-	// Kick closes the socket of an agent whose tokens were revoked.
-	Kick func(agentID string)
+	// Revoked closes every socket opened with a token that was revoked.
+	Revoked func()
 	// OpenRegistration lets anyone register an agent; otherwise the
 	// request must carry JoinSecret (when set).
 	OpenRegistration bool
@@ -406,8 +406,8 @@ func (c *Core) revokeTokens(r *Request) Response {
 	if err != nil {
 		return storageErr(err)
 	}
-	if n > 0 && c.Kick != nil {
-		c.Kick(agent)
+	if n > 0 && c.Revoked != nil {
+		c.Revoked()
 	}
 	return JSON(http.StatusOK, map[string]any{"status": "revoked", "agent_id": agent, "revoked": n})
 }

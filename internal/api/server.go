@@ -94,6 +94,7 @@ type Server struct {
 	mux      *http.ServeMux
 	tokens   Verifier
 	loopback bool
+	hosts    Hosts
 	log      *slog.Logger
 	routes   []Route
 	limiter  Limiter
@@ -113,10 +114,15 @@ type Observer interface {
 	RateLimited(route string)
 }
 
+// LocalOperator is who a tokenless dashboard caller on a loopback-only
+// hub speaks for.
+var LocalOperator = auth.Identity{Role: auth.RoleAdmin, AgentID: "local-operator"}
+
 // NewServer builds the router. loopbackOnly says the hub listens only on
-// loopback, which lets the dashboard go without a token.
-func NewServer(tokens Verifier, loopbackOnly bool, log *slog.Logger) *Server {
-	return &Server{mux: http.NewServeMux(), tokens: tokens, loopback: loopbackOnly, log: log.With("component", "api")}
+// loopback, which lets the dashboard go without a token; hosts says which
+// Host headers are served at all.
+func NewServer(tokens Verifier, loopbackOnly bool, hosts Hosts, log *slog.Logger) *Server {
+	return &Server{mux: http.NewServeMux(), tokens: tokens, loopback: loopbackOnly, hosts: hosts, log: log.With("component", "api")}
 }
 
 // SetLimiter installs an HTTP rate limiter.
@@ -140,6 +146,12 @@ func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
 // ignored, as in the original) and answers unknown routes, and known paths
 // with another method, with 404 {"error":"not_found"}.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.hosts.Allowed(r.Host) {
+		// A name the hub does not serve: most likely DNS rebinding.
+		writeJSON(w, http.StatusMisdirectedRequest, map[string]string{"error": "host_not_allowed",
+			"detail": "this hub does not answer to that host name; the operator can add it with --allowed-hosts"})
+		return
+	}
 	if p := cleanPath(r.URL.Path); p != r.URL.Path {
 		r.URL.Path = p
 		r.URL.RawPath = ""
@@ -198,7 +210,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 			}
 		}
 		if rt.Raw != nil {
-			rt.Raw.ServeHTTP(w, r)
+			rt.Raw.ServeHTTP(w, withCaller(r, id))
 			return
 		}
 		s.write(w, rt, rt.Handler(req))
@@ -271,8 +283,11 @@ func (s *Server) authorize(a Access, req *Request) (auth.Identity, Response, boo
 	case Public:
 		return auth.Identity{}, Response{}, true
 	case Dashboard, DashboardAdmin:
-		if s.loopback {
-			return auth.Identity{Role: auth.RoleAdmin, AgentID: "local-operator"}, Response{}, true
+		if s.loopback && sameOrigin(req.Request) {
+			// The tokenless local operator: only for requests addressed to
+			// a name this hub serves (checked for every request above) and
+			// sent by no browser page, or by a page of this hub itself.
+			return LocalOperator, Response{}, true
 		}
 		tok, ok := bearerOrParam(req)
 		if !ok {

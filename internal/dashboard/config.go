@@ -144,9 +144,9 @@ type Presence interface {
 	List() []presence.Entry
 }
 
-// Verifier checks tokens.
+// Verifier tells whether the token a socket was opened with still holds.
 type Verifier interface {
-	Verify(token string) (auth.Identity, error)
+	Live(id auth.Identity) bool
 }
 
 // Deps are what the dashboard reads and drives.
@@ -156,10 +156,9 @@ type Deps struct {
 	Scheduler Scheduler
 	Agents    Agents
 	Presence  Presence
-	// Tokens and LoopbackOnly decide what a socket may do; the routes'
-	// access levels have already let the caller in.
-	Tokens       Verifier
-	LoopbackOnly bool
+	// Tokens tells when a socket's token was revoked; the routes' access
+	// levels have already let the caller in (api.Caller).
+	Tokens Verifier
 	// Storage may be nil: the storage panel then says unavailable.
 	Storage Storage
 	// NotifyCancel tells an agent its task was cancelled (optional).

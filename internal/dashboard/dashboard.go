@@ -30,7 +30,6 @@ type Dashboard struct {
 	sched        Scheduler
 	storage      Storage
 	tokens       Verifier
-	loopback     bool
 	notifyCancel func(agentID, taskID string) bool
 	log          *slog.Logger
 	assets       fs.FS
@@ -62,7 +61,7 @@ func New(cfg Config, d Deps) (*Dashboard, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dashboard assets: %w", err)
 	}
-	db := &Dashboard{cfg: cfg, sched: d.Scheduler, storage: d.Storage, tokens: d.Tokens, loopback: d.LoopbackOnly,
+	db := &Dashboard{cfg: cfg, sched: d.Scheduler, storage: d.Storage, tokens: d.Tokens,
 		notifyCancel: d.NotifyCancel, log: log, assets: assets}
 	// Until Run starts, actions run against a context that never ends.
 	db.runCtx, db.stop = context.WithCancel(context.Background())

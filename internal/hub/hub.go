@@ -47,6 +47,10 @@ type Config struct {
 	// DashboardToken makes the dashboard, its socket and the metrics need
 	// a token even when the hub listens on loopback only.
 	DashboardToken bool
+	// AllowedHosts are the host names (besides IP literals and localhost)
+	// the hub answers to; requests to any other Host are refused. A
+	// loopback-only hub always checks; others check once this is set.
+	AllowedHosts []string
 
 	Socket    agentws.Config
 	Scheduler scheduler.Config
@@ -154,7 +158,11 @@ type reloader struct {
 // restore of one of the tables, and an admin reset, rebuild it.
 func (h *Hub) reloaders() []reloader {
 	return []reloader{
-		{[]string{store.Tokens}, h.Tokens.Reload},
+		{[]string{store.Tokens}, func() error {
+			err := h.Tokens.Reload()
+			h.closeRevoked()
+			return err
+		}},
 		{[]string{store.Config}, h.Settings.Reload},
 		{[]string{store.AgentChannels}, h.Messaging.Channels.Reload},
 		{[]string{store.MessageHistory}, h.Messaging.History.Reload},
@@ -212,13 +220,13 @@ func (h *Hub) build() error {
 	h.Sockets.SetMessaging(h.Messaging)
 	sched.SetPusher(h.Sockets)
 
-	h.API = api.NewServer(h.Tokens, isLoopback(h.cfg.Addr) && !h.cfg.DashboardToken, h.log)
+	h.API = api.NewServer(h.Tokens, h.LoopbackOnly(), api.NewHosts(isLoopback(h.cfg.Addr), h.cfg.AllowedHosts), h.log)
 	if h.Limiter != nil {
 		h.API.SetLimiter(h.Limiter)
 	}
 	h.API.SetObserver(h.Metrics)
 	core := &api.Core{Server: h.API, Tokens: h.Tokens, Presence: h.Presence, Agents: h.Agents, Messaging: h.Messaging,
-		Settings: h.Settings, Kick: h.Sockets.Kick, OpenRegistration: h.cfg.OpenRegistration, JoinSecret: h.cfg.JoinSecret,
+		Settings: h.Settings, Revoked: h.closeRevoked, OpenRegistration: h.cfg.OpenRegistration, JoinSecret: h.cfg.JoinSecret,
 		EvictMailboxes: h.evictMailboxes, Version: h.cfg.Version}
 	taskRoutes := &api.Tasks{Server: h.API, Queue: h.Queue, Scheduler: sched, Presence: h.Presence, NotifyCancel: h.Sockets.PushCancel}
 	h.Alerts = alerts.New(h.Settings, h.Queue, idleCounter{h.Agents}, protection{h.Storage}, h.Bus)
@@ -236,7 +244,7 @@ func (h *Hub) build() error {
 	)
 
 	h.Dashboard, err = dashboard.New(h.cfg.Dashboard, dashboard.Deps{Bus: h.Bus, Queue: h.Queue, Scheduler: sched,
-		Agents: h.Agents, Presence: h.Presence, Tokens: h.Tokens, LoopbackOnly: isLoopback(h.cfg.Addr) && !h.cfg.DashboardToken,
+		Agents: h.Agents, Presence: h.Presence, Tokens: h.Tokens,
 		Storage: storageFor(h), NotifyCancel: h.Sockets.PushCancel,
 		PushSubscriptions: db.MustTable(store.PushSubscriptions), DataDir: h.cfg.DataDir, Log: h.log})
 	if err != nil {
@@ -308,6 +316,18 @@ func (h *Hub) Reset() {
 	}
 	h.Messaging.Analytics.Reset()
 	h.log.Warn("hub reset", "component", "hub", "event", "hub_reset", "sockets_closed", n, "err", errors.Join(errs...))
+}
+
+// closeRevoked closes every agent and dashboard socket whose token no
+// longer holds.
+func (h *Hub) closeRevoked() {
+	n := h.Sockets.CloseRevoked()
+	if h.Dashboard != nil {
+		n += h.Dashboard.CloseRevoked()
+	}
+	if n > 0 {
+		h.log.Info("sockets of revoked tokens closed", "component", "hub", "event", "revoked_sockets_closed", "count", n)
+	}
 }
 
 // LoopbackOnly reports whether the dashboard is open without a token.
