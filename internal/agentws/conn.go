@@ -21,7 +21,11 @@ type conn struct {
 	ws     *websocket.Conn
 	id     uint64
 	remote string
+	addr   string // remote IP, for the unidentified caps
 	out    chan []byte
+
+	counted bool        // taken off the unidentified count; guarded by srv.mu
+	pinging atomic.Bool // a hub ping is in flight
 
 	agent     atomic.Pointer[string]
 	identity  atomic.Pointer[auth.Identity] // the token identify verified
@@ -51,6 +55,21 @@ func (c *conn) agentID() string {
 		return *p
 	}
 	return ""
+}
+
+// heard records a pong to the hub's ping: the client is alive, as a ping
+// frame would show.
+func (c *conn) heard() {
+	if c == nil {
+		return
+	}
+	now := c.srv.now().UnixMilli()
+	c.lastIn.Store(now)
+	if agent := c.agentID(); agent != "" {
+		c.lastPingT.Store(now)
+		c.srv.presence.Touch(agent)
+		c.srv.sched.Heard(agent)
+	}
 }
 
 func (c *conn) lastFrame() time.Time { return time.UnixMilli(c.lastIn.Load()) }

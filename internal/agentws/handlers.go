@@ -157,6 +157,7 @@ func (s *Server) takeOver(c *conn, agent string, id auth.Identity, e presence.En
 	}
 	c.identity.Store(&id)
 	c.agent.Store(&agent)
+	s.identified(c)
 	c.lastPingT.Store(s.now().UnixMilli())
 	s.bind(agent, c)
 	entry := s.presence.Register(e)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
 	"sort"
 	"sync"
@@ -39,6 +40,18 @@ type Config struct {
 	SendBuffer int
 	// ReadLimit caps one inbound frame, in bytes.
 	ReadLimit int64
+	// IdentifyTimeout closes a socket that has not identified this long
+	// after it opened; pings before identify do not extend it.
+	IdentifyTimeout time.Duration
+	// MaxUnidentified caps sockets not yet identified, in all and per
+	// remote address; a handshake over either cap is refused with 503.
+	MaxUnidentified        int
+	MaxUnidentifiedPerAddr int
+	// PingInterval is how long an identified socket may stay silent before
+	// the hub sends it a WebSocket ping; its pong counts as the agent's
+	// ping (clients that never send ping frames stay connected while
+	// their socket is alive).
+	PingInterval time.Duration
 	// ViolationLimit validation failures within ViolationWindow close the
 	// socket; the agent then waits a cooldown before identifying again.
 	ViolationLimit  int
@@ -51,6 +64,8 @@ func DefaultConfig() Config {
 	return Config{
 		IdleTimeout: 60 * time.Second, StaleAfter: 60 * time.Second, ReapInterval: 30 * time.Second,
 		SendBuffer: 256, ReadLimit: 1 << 20,
+		IdentifyTimeout: 10 * time.Second, MaxUnidentified: 2048, MaxUnidentifiedPerAddr: 128,
+		PingInterval:   20 * time.Second,
 		ViolationLimit: 10, ViolationWindow: time.Minute,
 		Cooldowns: []time.Duration{30 * time.Second, 60 * time.Second, 300 * time.Second},
 	}
@@ -92,12 +107,14 @@ type Server struct {
 	// identifyMu orders identifies and releases (see takeOver).
 	identifyMu sync.Mutex
 
-	mu       sync.RWMutex
-	byAgent  map[string]*conn // identified sockets
-	all      map[*conn]struct{}
-	closed   bool
-	wg       sync.WaitGroup
-	cooldown *cooldowns
+	mu          sync.RWMutex
+	byAgent     map[string]*conn // identified sockets
+	all         map[*conn]struct{}
+	unident     int            // sockets never identified
+	unidentAddr map[string]int // the same, per remote address
+	closed      bool
+	wg          sync.WaitGroup
+	cooldown    *cooldowns
 }
 
 // Deps are what the server calls into.
@@ -120,6 +137,10 @@ func New(cfg Config, d Deps) *Server {
 	cfg.ReapInterval = cmp.Or(cfg.ReapInterval, def.ReapInterval)
 	cfg.SendBuffer = cmp.Or(cfg.SendBuffer, def.SendBuffer)
 	cfg.ReadLimit = cmp.Or(cfg.ReadLimit, def.ReadLimit)
+	cfg.IdentifyTimeout = cmp.Or(cfg.IdentifyTimeout, def.IdentifyTimeout)
+	cfg.MaxUnidentified = cmp.Or(cfg.MaxUnidentified, def.MaxUnidentified)
+	cfg.MaxUnidentifiedPerAddr = cmp.Or(cfg.MaxUnidentifiedPerAddr, def.MaxUnidentifiedPerAddr)
+	cfg.PingInterval = cmp.Or(cfg.PingInterval, def.PingInterval)
 	cfg.ViolationLimit = cmp.Or(cfg.ViolationLimit, def.ViolationLimit)
 	cfg.ViolationWindow = cmp.Or(cfg.ViolationWindow, def.ViolationWindow)
 	if cfg.Cooldowns == nil {
@@ -128,7 +149,7 @@ func New(cfg Config, d Deps) *Server {
 	return &Server{cfg: cfg, tokens: d.Tokens, presence: d.Presence, messaging: d.Messaging,
 		sched: d.Scheduler, limiter: d.Limiter, obs: d.Observer,
 		log: d.Log.With("component", "agentws"), now: time.Now,
-		byAgent: map[string]*conn{}, all: map[*conn]struct{}{}, cooldown: newCooldowns(cfg.Cooldowns)}
+		byAgent: map[string]*conn{}, all: map[*conn]struct{}{}, unidentAddr: map[string]int{}, cooldown: newCooldowns(cfg.Cooldowns)}
 }
 
 // SetMessaging sets the messaging service (built after the server, since
@@ -137,22 +158,79 @@ func (s *Server) SetMessaging(m *messaging.Service) { s.messaging = m }
 
 // ServeHTTP upgrades the request and runs the socket until it closes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	addr := remoteIP(r.RemoteAddr)
+	if !s.admit(addr) {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":"too_many_connections","detail":"too many sockets waiting to identify"}` + "\n"))
+		return
+	}
+	var c *conn
 	// Agents are not browsers; the original accepted any origin, and the
-	// token inside identify is what authenticates.
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	// token inside identify is what authenticates. A pong (to the hub's
+	// pings) is proof of life like a ping frame.
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true,
+		OnPongReceived: func(context.Context, []byte) { c.heard() }})
 	if err != nil {
+		s.unadmit(addr)
 		return
 	}
 	ws.SetReadLimit(s.cfg.ReadLimit)
-	c := newConn(s, ws, s.nextID.Add(1), r.RemoteAddr)
+	c = newConn(s, ws, s.nextID.Add(1), r.RemoteAddr)
+	c.addr = addr
 	if !s.add(c) {
+		s.unadmit(addr)
 		ws.Close(protocol.CloseGoingAway, "hub shutting down")
 		return
 	}
+	deadline := time.AfterFunc(s.cfg.IdentifyTimeout, func() {
+		if c.agentID() == "" {
+			s.log.Info("closing socket that did not identify", "event", "identify_timeout", "remote", c.remote)
+			c.close(protocol.CloseIdentifyTimeout, "identify timeout")
+		}
+	})
 	s.wg.Add(1)
 	defer s.wg.Done()
 	c.run(r.Context())
+	deadline.Stop()
 	s.remove(c)
+}
+
+// admit counts a new unidentified socket from addr, unless a cap is
+// reached or the server is closed.
+func (s *Server) admit(addr string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.unident >= s.cfg.MaxUnidentified || s.unidentAddr[addr] >= s.cfg.MaxUnidentifiedPerAddr {
+		return false
+	}
+	s.unident++
+	s.unidentAddr[addr]++
+	return true
+}
+
+func (s *Server) unadmit(addr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unadmitLocked(addr)
+}
+
+func (s *Server) unadmitLocked(addr string) {
+	s.unident--
+	if s.unidentAddr[addr]--; s.unidentAddr[addr] <= 0 {
+		delete(s.unidentAddr, addr)
+	}
+}
+
+// identified takes c off the unidentified count (once).
+func (s *Server) identified(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !c.counted {
+		c.counted = true
+		s.unadmitLocked(c.addr)
+	}
 }
 
 func (s *Server) add(c *conn) bool {
@@ -166,11 +244,23 @@ func (s *Server) add(c *conn) bool {
 	return true
 }
 
+// remoteIP is the address part of a RemoteAddr.
+func remoteIP(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
+}
+
 // remove runs the cleanup of a closed socket: presence, analytics, and the
 // tasks its agent held, unless a newer socket took the agent over.
 func (s *Server) remove(c *conn) {
 	s.mu.Lock()
 	delete(s.all, c)
+	if !c.counted {
+		c.counted = true
+		s.unadmitLocked(c.addr)
+	}
 	s.observeLocked()
 	s.mu.Unlock()
 	s.release(c)
@@ -236,14 +326,47 @@ func (s *Server) conn(agent string) *conn {
 func (s *Server) Run(ctx context.Context) {
 	t := time.NewTicker(s.cfg.ReapInterval)
 	defer t.Stop()
+	p := time.NewTicker(max(s.cfg.PingInterval/2, time.Millisecond))
+	defer p.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			s.Reap()
+		case <-p.C:
+			s.pingSilent()
 		}
 	}
+}
+
+// pingSilent sends a WebSocket ping to every identified socket silent for
+// PingInterval, one ping in flight per socket.
+func (s *Server) pingSilent() {
+	now := s.now()
+	s.mu.RLock()
+	var silent []*conn
+	for c := range s.all {
+		if c.agentID() != "" && now.Sub(c.lastFrame()) >= s.cfg.PingInterval && c.pinging.CompareAndSwap(false, true) {
+			silent = append(silent, c)
+		}
+	}
+	if s.closed {
+		silent = nil
+	}
+	for _, c := range silent {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer c.pinging.Store(false)
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PingInterval)
+			defer cancel()
+			// The pong is handled by OnPongReceived; a missing one is left
+			// to the stale and idle reapers.
+			_ = c.ws.Ping(ctx)
+		}()
+	}
+	s.mu.RUnlock()
 }
 
 // Reap closes sockets that sent nothing for the idle timeout and

@@ -64,7 +64,7 @@ func (c *Core) Routes() []Route {
 		{Method: "GET", Path: "/api/messages", Access: AnyTokenB, Handler: c.messages},
 		{Method: "POST", Path: "/admin/tokens", Access: Admin, Handler: c.createToken},
 		{Method: "GET", Path: "/admin/tokens", Access: Admin, Handler: c.listTokens},
-		{Method: "DELETE", Path: "/admin/tokens/{agent_id}", Access: Admin, Handler: c.revokeTokens},
+		{Method: "DELETE", Path: "/admin/tokens/{agent_id}", Access: AnyToken, Handler: c.revokeTokens},
 		{Method: "GET", Path: "/api/analytics/summary", Access: Public, Handler: c.analyticsSummary},
 		{Method: "GET", Path: "/api/analytics/agents", Access: Public, Handler: c.analyticsAgents},
 		{Method: "GET", Path: "/api/analytics/agents/{agent_id}/hourly", Access: Public, Handler: c.analyticsHourly},
@@ -400,8 +400,13 @@ func (c *Core) listTokens(*Request) Response {
 	return JSON(http.StatusOK, map[string]any{"tokens": c.Tokens.List()})
 }
 
+// revokeTokens revokes every token of an agent: an admin's call, or an
+// agent giving up its own (remove-agent.js revokes with the agent's token).
 func (c *Core) revokeTokens(r *Request) Response {
 	agent := r.PathValue("agent_id")
+	if !r.ID.IsAdmin() && r.ID.AgentID != agent {
+		return Err(http.StatusForbidden, "forbidden", "detail", "this route needs an admin token, or the token of the agent revoked")
+	}
 	n, err := c.Tokens.Revoke(agent)
 	if err != nil {
 		return storageErr(err)

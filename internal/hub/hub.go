@@ -4,6 +4,7 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,6 +54,7 @@ type Config struct {
 	AllowedHosts []string
 
 	Socket    agentws.Config
+	HTTP      HTTPConfig
 	Scheduler scheduler.Config
 	Queue     tasks.Config
 	// RateLimits per agent and action class, and per HTTP caller; nil
@@ -73,12 +75,28 @@ type Config struct {
 	Storage dashboard.Storage
 }
 
+// HTTPConfig bounds what one HTTP connection may hold. WebSocket
+// connections leave these limits once upgraded (they have their own).
+type HTTPConfig struct {
+	ReadHeaderTimeout time.Duration // time to send the request headers
+	ReadTimeout       time.Duration // time to send a whole request, body included
+	IdleTimeout       time.Duration // how long an idle keep-alive connection stays open
+	MaxHeaderBytes    int
+}
+
+// DefaultHTTPConfig holds the documented defaults: generous for an 8 MiB
+// body on a slow link, short enough that held connections are released.
+func DefaultHTTPConfig() HTTPConfig {
+	return HTTPConfig{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+		IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+}
+
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
 		Addr: ":4000", DataDir: "data", Version: "dev",
 		RateLimits: ratelimit.DefaultLimits(),
-		Socket:     agentws.DefaultConfig(), Scheduler: scheduler.DefaultConfig(), Queue: tasks.DefaultConfig(),
+		Socket:     agentws.DefaultConfig(), HTTP: DefaultHTTPConfig(), Scheduler: scheduler.DefaultConfig(), Queue: tasks.DefaultConfig(),
 		AcceptTimeout: 60 * time.Second, AlertInterval: 30 * time.Second, BusyHold: 60 * time.Second, MailboxEvictInterval: time.Hour,
 		Dashboard: dashboard.DefaultConfig(),
 	}
@@ -272,8 +290,13 @@ func (h *Hub) Serve(ln net.Listener) error {
 	h.listener = ln
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
-	h.http = &http.Server{Handler: h.API, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(h.log.Handler(), slog.LevelWarn)}
+	hc, def := h.cfg.HTTP, DefaultHTTPConfig()
+	h.http = &http.Server{Handler: h.API,
+		ReadHeaderTimeout: cmp.Or(hc.ReadHeaderTimeout, def.ReadHeaderTimeout),
+		ReadTimeout:       cmp.Or(hc.ReadTimeout, def.ReadTimeout),
+		IdleTimeout:       cmp.Or(hc.IdleTimeout, def.IdleTimeout),
+		MaxHeaderBytes:    cmp.Or(hc.MaxHeaderBytes, def.MaxHeaderBytes),
+		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelWarn)}
 	h.loop(func() { h.Metrics.Run(ctx) })
 	h.loop(func() { h.Alerts.Run(ctx, h.cfg.AlertInterval) })
 	h.loop(func() { h.Scheduler.Run(ctx) })

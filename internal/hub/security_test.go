@@ -2,6 +2,8 @@ package hub_test
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -205,5 +207,127 @@ func TestIdentifyEmptyAgentRefused(t *testing.T) {
 	}
 	if _, body := h.Do("GET", "/health", "", nil); body["agents_connected"] != 0.0 {
 		t.Fatalf("health: %v", body)
+	}
+}
+
+// TestIdentifyDeadline: a socket that only pings is closed (4006) once
+// the identify timeout passes; its pings do not extend it.
+func TestIdentifyDeadline(t *testing.T) {
+	h := hubtest.Start(t, "", func(c *hub.Config) { c.Socket.IdentifyTimeout = 300 * time.Millisecond })
+	c := hubtest.Dial(t, h.WSURL())
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if c.TrySend(map[string]any{"type": "ping"}) != nil {
+					return
+				}
+			}
+		}
+	})
+	code, reason := c.Closed(10 * time.Second)
+	close(stop)
+	wg.Wait()
+	if code != protocol.CloseIdentifyTimeout {
+		t.Fatalf("close %d %q, want %d", code, reason, protocol.CloseIdentifyTimeout)
+	}
+	// An identified socket is not subject to it.
+	a := h.Agent("punctual")
+	a.Send(map[string]any{"type": "list_agents"})
+	a.Expect("agents")
+}
+
+// TestUnidentifiedSocketCap: sockets waiting to identify are capped per
+// address; the handshake over the cap gets 503, and a socket that
+// identifies frees its place.
+func TestUnidentifiedSocketCap(t *testing.T) {
+	h := hubtest.Start(t, "", func(c *hub.Config) { c.Socket.MaxUnidentifiedPerAddr = 3 })
+	var waiting []*hubtest.Client
+	for range 3 {
+		waiting = append(waiting, hubtest.Dial(t, h.WSURL()))
+	}
+	_, resp, err := hubtest.DialWith(h.WSURL(), nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("fourth unidentified socket: %v %v, want 503", resp, err)
+	}
+	tok := h.Token("w", auth.RoleAgent)
+	waiting[0].Send(map[string]any{"type": "identify", "agent_id": "w", "token": tok})
+	waiting[0].Expect("identified")
+	h.Connect("w2", h.Token("w2", auth.RoleAgent)) // dials a fresh socket: there is room again
+	waiting[1].Close()
+	eventually(t, "a closed socket frees its place", func() bool {
+		conn, _, err := hubtest.DialWith(h.WSURL(), nil)
+		if err != nil {
+			return false
+		}
+		conn.CloseNow()
+		return true
+	})
+}
+
+// TestHTTPServerTimeouts: a request whose body never arrives is cut at
+// the read timeout, while an upgraded socket outlives it.
+func TestHTTPServerTimeouts(t *testing.T) {
+	h := hubtest.Start(t, "", func(c *hub.Config) { c.HTTP.ReadTimeout = 300 * time.Millisecond })
+	a := h.Agent("long-lived")
+	conn, err := net.Dial("tcp", h.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/tasks HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{", h.Addr())
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Fatalf("slow body: connection not closed by the hub: %v", err)
+	}
+	// The socket opened before is still served after the read timeout
+	// (net/http clears the connection's deadline when it is hijacked).
+	time.Sleep(2 * 300 * time.Millisecond)
+	a.Send(map[string]any{"type": "ping"})
+	a.Expect("pong")
+}
+
+// TestPongKeepsSilentClientAlive: a client that never sends a ping frame
+// (scripts/connect.js) but answers WebSocket pings stays connected past
+// the stale and idle timeouts.
+func TestPongKeepsSilentClientAlive(t *testing.T) {
+	h := hubtest.Start(t, "", hubtest.FastTimers, func(c *hub.Config) {
+		c.Socket.PingInterval = 50 * time.Millisecond
+		c.Socket.StaleAfter = 300 * time.Millisecond
+		c.Socket.IdleTimeout = 300 * time.Millisecond
+	})
+	a := h.Agent("quiet") // its reader answers pings, as every WebSocket client does
+	a.NoFrame("never", 5*300*time.Millisecond)
+	a.Send(map[string]any{"type": "list_agents"})
+	a.Expect("agents")
+}
+
+// TestAgentRevokesOwnToken: remove-agent.js revokes with the agent's own
+// token; that works, and only for its own agent.
+func TestAgentRevokesOwnToken(t *testing.T) {
+	h := hubtest.Start(t, "")
+	tok := h.Token("leaving", auth.RoleAgent)
+	other := h.Token("staying", auth.RoleAgent)
+	c := h.Connect("leaving", tok)
+	if st, body := h.Do("DELETE", "/admin/tokens/staying", tok, nil); st != http.StatusForbidden {
+		t.Fatalf("revoking another agent's token: %d %v", st, body)
+	}
+	if st, body := h.Do("DELETE", "/admin/tokens/leaving", tok, nil); st != 200 || body["revoked"] != 1.0 {
+		t.Fatalf("revoking its own token: %d %v", st, body)
+	}
+	if code, _ := c.Closed(5 * time.Second); code != protocol.CloseRevoked {
+		t.Fatalf("socket of the revoked token: close %d", code)
+	}
+	if st, _ := h.Do("GET", "/api/tasks", tok, nil); st != http.StatusUnauthorized {
+		t.Fatalf("revoked token still works: %d", st)
+	}
+	if st, _ := h.Do("GET", "/api/tasks", other, nil); st != 200 {
+		t.Fatalf("the other agent's token: %d", st)
 	}
 }

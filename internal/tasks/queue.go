@@ -582,7 +582,7 @@ func (q *Queue) Complete(id, agent string, gen int64, result any, tokens *int64)
 		if d, ok := q.duplicate(id, agent, gen, "completed"); ok {
 			return d, true, nil
 		}
-		return nil, false, err
+		return nil, false, q.refineNotFound(id, err)
 	}
 	delete(q.live, id)
 	q.dropHeld(lt)
@@ -628,7 +628,7 @@ func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t
 			}
 			return d, oc, true, nil
 		}
-		return nil, "", false, err
+		return nil, "", false, q.refineNotFound(id, err)
 	}
 	lt.RetryCount++
 	lt.LastError = errText
@@ -680,6 +680,19 @@ func (q *Queue) duplicate(id, agent string, gen int64, outcome string) (*Task, b
 		return nil, false
 	}
 	return t, true
+}
+
+// refineNotFound turns "not live" into the original's answer: a task
+// that ended but is still in the active table (completed, cancelled) is in
+// the wrong state; an unknown or dead-lettered one is not found.
+func (q *Queue) refineNotFound(id string, err error) error {
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if t, lerr := load(q.active, id); lerr == nil && t != nil {
+		return ErrInvalidState
+	}
+	return err
 }
 
 // requeueLocked returns an assigned task to queued with a new generation.
