@@ -39,6 +39,17 @@ func (c *conn) handle(ctx context.Context, data []byte) bool {
 			MessageType: ve.MessageType, Errors: ve.Errors})
 		return false
 	}
+	if int64(len(data)) > c.srv.cfg.ReadLimit && typ != protocol.FrameTaskComplete && typ != protocol.FrameTaskFailed {
+		// Only reports may carry a whole result; every other frame stays small.
+		if c.violation() {
+			return true
+		}
+		c.reply(protocol.ValidationFrame{Type: protocol.OutError, Error: protocol.CodeValidationFailed,
+			MessageType: typ, Errors: []protocol.FieldError{{Field: "message", Error: protocol.ErrTooLong,
+				Detail: fmt.Sprintf("frame of %d bytes; the limit is %d bytes (%d for task_complete and task_failed)",
+					len(data), c.srv.cfg.ReadLimit, c.srv.cfg.ReportLimit)}}})
+		return false
+	}
 	if typ == protocol.FrameIdentify {
 		return c.identify(obj)
 	}
@@ -158,6 +169,9 @@ func (s *Server) takeOver(c *conn, agent string, id auth.Identity, e presence.En
 	c.identity.Store(&id)
 	c.agent.Store(&agent)
 	s.identified(c)
+	// An identified agent may send its results; before identify every
+	// frame stays under ReadLimit.
+	c.ws.SetReadLimit(s.cfg.ReportLimit)
 	c.lastPingT.Store(s.now().UnixMilli())
 	s.bind(agent, c)
 	entry := s.presence.Register(e)

@@ -38,8 +38,13 @@ type Config struct {
 	// SendBuffer is how many frames may wait for a slow client before it
 	// is disconnected.
 	SendBuffer int
-	// ReadLimit caps one inbound frame, in bytes.
+	// ReadLimit caps one inbound frame, in bytes; a larger frame of another
+	// type is refused with a validation error.
 	ReadLimit int64
+	// ReportLimit caps task_complete and task_failed frames of an
+	// identified agent: the original sidecar sends the whole result file.
+	// A frame over it closes the socket (1009).
+	ReportLimit int64
 	// IdentifyTimeout closes a socket that has not identified this long
 	// after it opened; pings before identify do not extend it.
 	IdentifyTimeout time.Duration
@@ -63,7 +68,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		IdleTimeout: 60 * time.Second, StaleAfter: 60 * time.Second, ReapInterval: 30 * time.Second,
-		SendBuffer: 256, ReadLimit: 1 << 20,
+		SendBuffer: 256, ReadLimit: 1 << 20, ReportLimit: 16 << 20,
 		IdentifyTimeout: 10 * time.Second, MaxUnidentified: 2048, MaxUnidentifiedPerAddr: 128,
 		PingInterval:   20 * time.Second,
 		ViolationLimit: 10, ViolationWindow: time.Minute,
@@ -137,6 +142,7 @@ func New(cfg Config, d Deps) *Server {
 	cfg.ReapInterval = cmp.Or(cfg.ReapInterval, def.ReapInterval)
 	cfg.SendBuffer = cmp.Or(cfg.SendBuffer, def.SendBuffer)
 	cfg.ReadLimit = cmp.Or(cfg.ReadLimit, def.ReadLimit)
+	cfg.ReportLimit = max(cmp.Or(cfg.ReportLimit, def.ReportLimit), cfg.ReadLimit)
 	cfg.IdentifyTimeout = cmp.Or(cfg.IdentifyTimeout, def.IdentifyTimeout)
 	cfg.MaxUnidentified = cmp.Or(cfg.MaxUnidentified, def.MaxUnidentified)
 	cfg.MaxUnidentifiedPerAddr = cmp.Or(cfg.MaxUnidentifiedPerAddr, def.MaxUnidentifiedPerAddr)

@@ -331,3 +331,55 @@ func TestAgentRevokesOwnToken(t *testing.T) {
 		t.Fatalf("the other agent's token: %d", st)
 	}
 }
+
+// TestLargeResultsAndPoisonTasks: a result larger than ordinary frames
+// is accepted up to the report limit; other frames stay small; a task
+// whose result is over every limit (its agent is cut off each time) ends
+// in the dead letter with a reason after a few disconnect reclaims.
+func TestLargeResultsAndPoisonTasks(t *testing.T) {
+	e := newEngine(t, func(c *hub.Config) {
+		c.Socket.ReadLimit = 1 << 10
+		c.Socket.ReportLimit = 8 << 10
+		c.Queue.MaxDisconnectReclaims = 3
+	})
+	tok := e.Token("w", auth.RoleAgent)
+	a := e.Connect("w", tok)
+	id := e.submit(map[string]any{"description": "big result"})
+	_, g := assignment(a)
+	big := strings.Repeat("x", 4<<10)
+	expectAck(t, report(a, "task_complete", id, g, map[string]any{"result": map[string]any{"output": big}}), id, "complete")
+	if task := e.task(id); task["result"].(map[string]any)["output"] != big {
+		t.Fatal("large result not stored whole")
+	}
+	a.Send(map[string]any{"type": "status", "status": big})
+	if f := a.Expect("error"); f["error"] != protocol.CodeValidationFailed {
+		t.Fatalf("large status frame: %v", f)
+	}
+
+	a.Close()
+	eventually(t, "first socket gone", func() bool { return e.Sockets.Connected() == 0 })
+	poison := e.submit(map[string]any{"description": "poison"})
+	huge := strings.Repeat("y", 16<<10)
+	for i := range 3 {
+		c := e.Connect("w", tok)
+		tid, g := assignment(c)
+		if tid != poison {
+			t.Fatalf("round %d: assigned %s", i, tid)
+		}
+		_ = c.TrySend(map[string]any{"type": "task_complete", "task_id": tid, "generation": g, "result": map[string]any{"output": huge}})
+		if code, _ := c.Closed(5 * time.Second); code != websocket.StatusMessageTooBig {
+			t.Fatalf("round %d: close %d", i, code)
+		}
+	}
+	task := e.waitTask(poison, "dead-lettered", func(m map[string]any) bool { return m["status"] == "dead_letter" })
+	if le, _ := task["last_error"].(string); !strings.HasPrefix(le, "poison_task: reclaimed 3 times") || task["disconnect_reclaims"] != 3.0 {
+		t.Fatalf("poison task: %v %v", task["last_error"], task["disconnect_reclaims"])
+	}
+	// The operator's retry gives it a fresh count.
+	if st, body := e.Do("POST", "/api/tasks/"+poison+"/retry", e.AdminToken, nil); st != 200 {
+		t.Fatalf("retry: %d %v", st, body)
+	}
+	if task := e.task(poison); task["disconnect_reclaims"] != nil {
+		t.Fatalf("retried task keeps its count: %v", task["disconnect_reclaims"])
+	}
+}

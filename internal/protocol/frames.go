@@ -65,7 +65,6 @@ const (
 	CloseSlowConsumer = 4005 // the client did not read its frames
 
 	CloseIdentifyTimeout = 4006 // no identify within the identify timeout
-	CloseTooLarge        = 1009 // a frame over the size limit
 )
 
 // ErrorFrame is a simple error reply.
