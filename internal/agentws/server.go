@@ -38,6 +38,9 @@ type Config struct {
 	// SendBuffer is how many frames may wait for a slow client before it
 	// is disconnected.
 	SendBuffer int
+	// SendBytes caps the bytes waiting for a slow client the same way (one
+	// larger frame still goes to a client with nothing waiting).
+	SendBytes int64
 	// ReadLimit caps one inbound frame, in bytes; a larger frame of another
 	// type is refused with a validation error.
 	ReadLimit int64
@@ -68,7 +71,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		IdleTimeout: 60 * time.Second, StaleAfter: 60 * time.Second, ReapInterval: 30 * time.Second,
-		SendBuffer: 256, ReadLimit: 1 << 20, ReportLimit: 16 << 20,
+		SendBuffer: 256, SendBytes: 4 << 20, ReadLimit: 1 << 20, ReportLimit: 16 << 20,
 		IdentifyTimeout: 10 * time.Second, MaxUnidentified: 2048, MaxUnidentifiedPerAddr: 128,
 		PingInterval:   20 * time.Second,
 		ViolationLimit: 10, ViolationWindow: time.Minute,
@@ -141,6 +144,7 @@ func New(cfg Config, d Deps) *Server {
 	cfg.StaleAfter = cmp.Or(cfg.StaleAfter, def.StaleAfter)
 	cfg.ReapInterval = cmp.Or(cfg.ReapInterval, def.ReapInterval)
 	cfg.SendBuffer = cmp.Or(cfg.SendBuffer, def.SendBuffer)
+	cfg.SendBytes = cmp.Or(cfg.SendBytes, def.SendBytes)
 	cfg.ReadLimit = cmp.Or(cfg.ReadLimit, def.ReadLimit)
 	cfg.ReportLimit = max(cmp.Or(cfg.ReportLimit, def.ReportLimit), cfg.ReadLimit)
 	cfg.IdentifyTimeout = cmp.Or(cfg.IdentifyTimeout, def.IdentifyTimeout)

@@ -25,9 +25,10 @@ type Config struct {
 	// that does not answer within PongTimeout is closed.
 	PingInterval time.Duration
 	PongTimeout  time.Duration
-	// SendBuffer is how many frames may wait for a slow browser before
-	// its socket is closed.
+	// SendBuffer is how many frames, and SendBytes how many bytes, may
+	// wait for a slow browser before its socket is closed.
 	SendBuffer int
+	SendBytes  int64
 	// StorageRefresh is how often the storage health view is refreshed
 	// (it is also refreshed after every storage event and action);
 	// StorageTimeout bounds one refresh.
@@ -75,7 +76,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		FlushInterval: 100 * time.Millisecond, SnapshotInterval: 250 * time.Millisecond,
-		PingInterval: 25 * time.Second, PongTimeout: 15 * time.Second, SendBuffer: 256,
+		PingInterval: 25 * time.Second, PongTimeout: 15 * time.Second, SendBuffer: 256, SendBytes: 8 << 20,
 		StorageRefresh: 30 * time.Second, StorageTimeout: 5 * time.Second, ActionTimeout: 5 * time.Minute,
 		DepthSample: 5 * time.Second, QueueSample: time.Minute,
 		OfflineGrace: 10 * time.Minute, StuckAfter: 5 * time.Minute,
@@ -108,6 +109,9 @@ func (c Config) withDefaults() Config {
 	set(&c.HealthPoll, d.HealthPoll)
 	if c.SendBuffer <= 0 {
 		c.SendBuffer = d.SendBuffer
+	}
+	if c.SendBytes <= 0 {
+		c.SendBytes = d.SendBytes
 	}
 	if c.FailureMinSample <= 0 {
 		c.FailureMinSample = d.FailureMinSample

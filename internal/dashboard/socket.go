@@ -13,6 +13,7 @@ import (
 	"github.com/agentcom/agentcom/internal/api"
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/protocol"
+	"github.com/agentcom/agentcom/internal/sendq"
 )
 
 // Close codes of dashboard sockets.
@@ -28,7 +29,7 @@ const (
 type client struct {
 	d      *Dashboard
 	ws     *websocket.Conn
-	out    chan []byte
+	out    *sendq.Queue
 	done   chan struct{}
 	id     auth.Identity
 	canAct bool
@@ -52,7 +53,7 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(maxFrameBytes)
-	c := &client{d: d, ws: ws, out: make(chan []byte, d.cfg.SendBuffer), done: make(chan struct{}), id: id,
+	c := &client{d: d, ws: ws, out: sendq.New(d.cfg.SendBuffer, d.cfg.SendBytes), done: make(chan struct{}), id: id,
 		canAct: id.IsAdmin()}
 	if !d.sockets.add() {
 		ws.Close(closeGoingAway, "hub shutting down")
@@ -147,18 +148,21 @@ func (c *client) writeLoop() {
 		select {
 		case <-c.done:
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			for len(c.out) > 0 && ctx.Err() == nil {
+			for c.out.Len() > 0 && ctx.Err() == nil {
 				// Flush what was queued before the close (a reply sent just
 				// before a policy close still reaches the page).
-				_ = c.ws.Write(ctx, websocket.MessageText, <-c.out)
+				b := <-c.out.C()
+				_ = c.ws.Write(ctx, websocket.MessageText, b)
+				c.out.Done(b)
 			}
 			cancel()
 			_ = c.ws.Close(c.code, c.reason)
 			return
-		case b := <-c.out:
+		case b := <-c.out.C():
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			err := c.ws.Write(ctx, websocket.MessageText, b)
 			cancel()
+			c.out.Done(b)
 			if err != nil {
 				c.kill(closeNormal, "")
 				c.ws.CloseNow()
@@ -199,14 +203,13 @@ func (c *client) enqueue(b []byte) bool {
 		return false
 	default:
 	}
-	select {
-	case c.out <- b:
+	if c.out.Push(b) {
 		return true
-	default:
-		c.d.log.Warn("dashboard client not reading, disconnecting", "component", "dashboard", "event", "slow_consumer")
-		c.kill(closeSlowConsumer, "client too slow to read its frames")
-		return false
 	}
+	c.d.log.Warn("dashboard client not reading, disconnecting", "event", "slow_consumer",
+		"queued_frames", c.out.Len(), "queued_bytes", c.out.Bytes())
+	c.kill(closeSlowConsumer, "client too slow to read its frames")
+	return false
 }
 
 func (c *client) send(frame any) {

@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -381,5 +382,52 @@ func TestLargeResultsAndPoisonTasks(t *testing.T) {
 	}
 	if task := e.task(poison); task["disconnect_reclaims"] != nil {
 		t.Fatalf("retried task keeps its count: %v", task["disconnect_reclaims"])
+	}
+}
+
+// TestSlowConsumerBoundedInBytes: an agent that stops reading is
+// disconnected once the bytes waiting for it pass the cap, long before
+// its frame count would be.
+func TestSlowConsumerBoundedInBytes(t *testing.T) {
+	var logs syncBuffer
+	const capBytes = 256 << 10
+	h := hubtest.Start(t, "", hubtest.WithJSONLog(&logs), func(c *hub.Config) {
+		c.Socket.SendBuffer = 100000
+		c.Socket.SendBytes = capBytes
+	})
+	slow, _, err := hubtest.DialWith(h.WSURL(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.CloseNow()
+	b, _ := json.Marshal(map[string]any{"type": "identify", "agent_id": "slow", "token": h.Token("slow", auth.RoleAgent)})
+	if err := slow.Write(t.Context(), websocket.MessageText, b); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "slow identified", func() bool { return h.Sockets.Online("slow") })
+	sender := h.Agent("sender")
+	payload := map[string]any{"blob": strings.Repeat("z", 32<<10)}
+	for i := 0; h.Sockets.Online("slow"); i++ {
+		if i == 5000 {
+			t.Fatal("the slow agent was never disconnected")
+		}
+		sender.Send(map[string]any{"type": "message", "to": "slow", "payload": payload})
+		sender.Expect("message_sent")
+	}
+	eventually(t, "slow_consumer logged", func() bool { return strings.Contains(logs.String(), `"event":"slow_consumer"`) })
+	for line := range strings.SplitSeq(logs.String(), "\n") {
+		if !strings.Contains(line, `"event":"slow_consumer"`) {
+			continue
+		}
+		var rec struct {
+			QueuedBytes  int64 `json:"queued_bytes"`
+			QueuedFrames int   `json:"queued_frames"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.QueuedBytes > capBytes || rec.QueuedFrames >= 100000 {
+			t.Fatalf("slow consumer held %d bytes in %d frames (cap %d bytes)", rec.QueuedBytes, rec.QueuedFrames, capBytes)
+		}
 	}
 }
