@@ -11,6 +11,7 @@ import (
 	"github.com/agentcom/agentcom/internal/messaging"
 	"github.com/agentcom/agentcom/internal/presence"
 	"github.com/agentcom/agentcom/internal/protocol"
+	"github.com/agentcom/agentcom/internal/ratelimit"
 	"github.com/agentcom/agentcom/internal/settings"
 )
 
@@ -68,7 +69,7 @@ func (c *Core) Routes() []Route {
 		{Method: "GET", Path: "/api/analytics/summary", Access: Public, Handler: c.analyticsSummary},
 		{Method: "GET", Path: "/api/analytics/agents", Access: Public, Handler: c.analyticsAgents},
 		{Method: "GET", Path: "/api/analytics/agents/{agent_id}/hourly", Access: Public, Handler: c.analyticsHourly},
-		{Method: "POST", Path: "/api/onboard/register", Access: Public, Handler: c.register},
+		{Method: "POST", Path: "/api/onboard/register", Access: Public, Handler: c.register, Class: ratelimit.ClassRegister},
 		{Method: "GET", Path: "/api/schemas", Access: Public, Handler: c.schemas},
 	}
 }

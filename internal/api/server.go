@@ -34,8 +34,11 @@ type Route struct {
 	// Raw handlers write their own response (WebSocket upgrades, assets).
 	Raw http.Handler
 	// Class, when set, is a rate-limit class applied per caller on top of
-	// the HTTP limit (task submissions).
+	// the HTTP limit (task submissions, registrations).
 	Class string
+	// Unlimited routes skip the HTTP rate limits: the agent socket's
+	// handshake, bounded by its own caps and limited frame by frame.
+	Unlimited bool
 }
 
 // Access says who may call a route.
@@ -103,7 +106,7 @@ type Server struct {
 
 // Limiter rate-limits HTTP callers by key (token or client IP).
 type Limiter interface {
-	AllowHTTP(key string) (ok bool, retryAfterMs int64)
+	AllowHTTP(key string, public bool) (ok bool, retryAfterMs int64)
 	AllowClass(class, key string) (ok bool, wait time.Duration)
 }
 
@@ -189,12 +192,14 @@ func (s *Server) wrap(rt Route) http.Handler {
 			return
 		}
 		req.ID = id
-		if s.limiter != nil && rt.Access != Public {
-			key := "ip:" + clientIP(r)
-			if id.AgentID != "" {
+		if s.limiter != nil && !rt.Unlimited {
+			// Callers with a token are limited per agent; everyone else
+			// (public routes, wrong join secrets) per address.
+			key, public := "ip:"+clientIP(r), id.AgentID == ""
+			if !public {
 				key = "agent:" + id.AgentID
 			}
-			allowed, wait := s.limiter.AllowHTTP(key)
+			allowed, wait := s.limiter.AllowHTTP(key, public)
 			if allowed && rt.Class != "" {
 				var d time.Duration
 				allowed, d = s.limiter.AllowClass(rt.Class, key)

@@ -254,7 +254,7 @@ func (h *Hub) build() error {
 	h.API.Handle(core.Routes()...)
 	h.API.Handle(taskRoutes.Routes()...)
 	h.API.Handle(
-		api.Route{Method: "GET", Path: "/ws", Access: api.Public, Raw: h.Sockets},
+		api.Route{Method: "GET", Path: "/ws", Access: api.Public, Raw: h.Sockets, Unlimited: true},
 		api.Route{Method: "GET", Path: "/metrics", Access: api.Dashboard, Raw: h.Metrics.Handler()},
 		api.Route{Method: "GET", Path: "/api/metrics", Access: api.Dashboard, Handler: func(*api.Request) api.Response {
 			return api.JSON(http.StatusOK, h.Metrics.Summary())

@@ -17,6 +17,7 @@ import (
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
 	"github.com/agentcom/agentcom/internal/protocol"
+	"github.com/agentcom/agentcom/internal/ratelimit"
 )
 
 // eventually polls cond until it holds (10 s).
@@ -430,4 +431,46 @@ func TestSlowConsumerBoundedInBytes(t *testing.T) {
 			t.Fatalf("slow consumer held %d bytes in %d frames (cap %d bytes)", rec.QueuedBytes, rec.QueuedFrames, capBytes)
 		}
 	}
+}
+
+// TestPublicRoutesRateLimited: callers without a token are limited per
+// address (429 with Retry-After and retry_after_ms); wrong join secrets
+// have their own, tighter limit; the agent socket's handshake is not
+// limited by these.
+func TestPublicRoutesRateLimited(t *testing.T) {
+	h := hubtest.Start(t, "", func(c *hub.Config) { c.JoinSecret = "s3cret" }, hubtest.WithRateLimits(ratelimit.Limits{
+		ratelimit.ClassPublic: {PerSecond: 0.001, Burst: 5}, ratelimit.ClassRegister: {PerSecond: 0.001, Burst: 2}}))
+	guess := map[string]any{"agent_id": "intruder", "join_secret": "wrong"}
+	for i := range 2 {
+		if st, body := h.Do("POST", "/api/onboard/register", "", guess); st != http.StatusForbidden {
+			t.Fatalf("guess %d: %d %v", i, st, body)
+		}
+	}
+	st, raw := h.DoRaw("POST", "/api/onboard/register", "", guess)
+	var body map[string]any
+	_ = json.Unmarshal(raw, &body)
+	if st != http.StatusTooManyRequests || body["error"] != protocol.CodeRateLimited || body["retry_after_ms"].(float64) <= 0 {
+		t.Fatalf("third guess: %d %s", st, raw)
+	}
+	// The public class counted the three registrations too: two more
+	// requests fit its burst of 5, then 429.
+	for i := range 2 {
+		if st, _ := h.Do("GET", "/api/agents", "", nil); st != 200 {
+			t.Fatalf("public request %d: %d", i, st)
+		}
+	}
+	req, _ := http.NewRequest("GET", h.URL()+"/health", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("public flood: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	// Token holders and agent sockets are not caught by the address's limit.
+	if st, _ := h.Do("GET", "/api/tasks", h.AdminToken, nil); st != 200 {
+		t.Fatalf("token holder: %d", st)
+	}
+	h.Agent("still-welcome")
 }
