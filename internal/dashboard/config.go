@@ -70,6 +70,10 @@ type Config struct {
 	VAPIDPrivateKey string
 	// PushClient sends push messages; nil means webpush's default client.
 	PushClient *http.Client
+	// PushAllowPrivate accepts push endpoints over http and on loopback,
+	// private or link-local addresses (tests, closed networks); by default
+	// only https endpoints on public addresses are used.
+	PushAllowPrivate bool
 }
 
 // DefaultConfig returns the documented defaults.

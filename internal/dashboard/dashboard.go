@@ -73,13 +73,14 @@ func New(cfg Config, d Deps) (*Dashboard, error) {
 			db.agg.sub.Close()
 			return nil, fmt.Errorf("dashboard push keys: %w", err)
 		}
-		s, err := webpush.NewSender(keys, webpush.SenderOptions{Client: cfg.PushClient})
+		policy := webpush.EndpointPolicy{AllowPrivate: cfg.PushAllowPrivate}
+		s, err := webpush.NewSender(keys, webpush.SenderOptions{Client: cfg.PushClient, Endpoints: policy})
 		if err != nil {
 			db.agg.sub.Close()
 			return nil, fmt.Errorf("dashboard push sender: %w", err)
 		}
 		db.keys = keys
-		db.subs = webpush.NewSubscriptions(d.PushSubscriptions)
+		db.subs = webpush.NewSubscriptions(d.PushSubscriptions, policy)
 		sender = webpush.NewNotifier(s, db.subs, webpush.NotifierOptions{})
 	}
 	db.notifier = NewNotifier(cfg, d.Bus, sender, db.agg.Health, log)
@@ -118,7 +119,7 @@ func (d *Dashboard) Routes() []api.Route {
 		{Method: "GET", Path: "/api/dashboard/state", Access: api.Dashboard, Handler: d.state},
 		{Method: "GET", Path: "/api/dashboard/agents/{agent_id}/timeline", Access: api.Dashboard, Handler: d.timeline},
 		{Method: "GET", Path: "/api/dashboard/vapid-key", Access: api.Public, Handler: d.vapidKey},
-		{Method: "POST", Path: "/api/dashboard/push-subscribe", Access: api.Dashboard, Handler: d.pushSubscribe},
+		{Method: "POST", Path: "/api/dashboard/push-subscribe", Access: api.DashboardAdmin, Handler: d.pushSubscribe},
 		{Method: "GET", Path: "/ws/dashboard", Access: api.Dashboard, Raw: d},
 	}
 }
@@ -179,7 +180,7 @@ func (d *Dashboard) pushSubscribe(r *api.Request) api.Response {
 	}
 	sub, err := webpush.ParseSubscription(raw)
 	if err == nil {
-		err = d.subs.Add(sub)
+		err = d.subs.Add(r.Context(), sub)
 	}
 	var se *webpush.SubscriptionError
 	switch {
