@@ -55,10 +55,10 @@ type Config struct {
 	// remote address; a handshake over either cap is refused with 503.
 	MaxUnidentified        int
 	MaxUnidentifiedPerAddr int
-	// PingInterval is how long an identified socket may stay silent before
-	// the hub sends it a WebSocket ping; its pong counts as the agent's
-	// ping (clients that never send ping frames stay connected while
-	// their socket is alive).
+	// PingInterval is how long an identified socket may go without a ping
+	// before the hub sends it a WebSocket ping; its pong counts as the
+	// agent's ping (clients that never send ping frames stay connected
+	// while their socket is alive).
 	PingInterval time.Duration
 	// ViolationLimit validation failures within ViolationWindow close the
 	// socket; the agent then waits a cooldown before identifying again.
@@ -350,14 +350,16 @@ func (s *Server) Run(ctx context.Context) {
 	}
 }
 
-// pingSilent sends a WebSocket ping to every identified socket silent for
-// PingInterval, one ping in flight per socket.
+// pingSilent sends a WebSocket ping to every identified socket that has
+// not pinged (nor answered a ping) for PingInterval, one ping in flight
+// per socket. A client that sends other frames but never pings needs them
+// too: the stale reaper goes by pings.
 func (s *Server) pingSilent() {
 	now := s.now()
 	s.mu.RLock()
 	var silent []*conn
 	for c := range s.all {
-		if c.agentID() != "" && now.Sub(c.lastFrame()) >= s.cfg.PingInterval && c.pinging.CompareAndSwap(false, true) {
+		if c.agentID() != "" && now.Sub(c.lastPing()) >= s.cfg.PingInterval && c.pinging.CompareAndSwap(false, true) {
 			silent = append(silent, c)
 		}
 	}

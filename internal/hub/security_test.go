@@ -155,7 +155,8 @@ func TestRevokeClosesSocketIdentifiedAsOtherAgent(t *testing.T) {
 // agent at once, then all closing, leave no agent behind in the
 // scheduler holding a task without a socket.
 func TestConcurrentIdentifiesLeaveNoGhost(t *testing.T) {
-	e := newEngine(t)
+	// Every round reclaims the task on disconnect: no poison threshold here.
+	e := newEngine(t, func(c *hub.Config) { c.Queue.MaxDisconnectReclaims = 0 })
 	tok := e.Token("racer", auth.RoleAgent)
 	id := e.submit(map[string]any{"description": "held", "target_agent": "racer"})
 	for round := range 5 {
@@ -300,14 +301,21 @@ func TestHTTPServerTimeouts(t *testing.T) {
 // the stale and idle timeouts.
 func TestPongKeepsSilentClientAlive(t *testing.T) {
 	h := hubtest.Start(t, "", hubtest.FastTimers, func(c *hub.Config) {
-		c.Socket.PingInterval = 50 * time.Millisecond
-		c.Socket.StaleAfter = 300 * time.Millisecond
-		c.Socket.IdleTimeout = 300 * time.Millisecond
+		c.Socket.PingInterval = 200 * time.Millisecond
+		c.Socket.StaleAfter = 600 * time.Millisecond
+		c.Socket.IdleTimeout = 600 * time.Millisecond
 	})
 	a := h.Agent("quiet") // its reader answers pings, as every WebSocket client does
-	a.NoFrame("never", 5*300*time.Millisecond)
+	a.NoFrame("never", 3*600*time.Millisecond)
 	a.Send(map[string]any{"type": "list_agents"})
 	a.Expect("agents")
+	// A client that talks but never pings is kept alive the same way.
+	b := h.Agent("chatty")
+	for range 40 { // never silent for a ping interval, never a ping frame
+		b.Send(map[string]any{"type": "list_agents"})
+		b.Expect("agents")
+		b.NoFrame("never", 50*time.Millisecond)
+	}
 }
 
 // TestAgentRevokesOwnToken: remove-agent.js revokes with the agent's own
@@ -372,6 +380,9 @@ func TestLargeResultsAndPoisonTasks(t *testing.T) {
 		if code, _ := c.Closed(5 * time.Second); code != websocket.StatusMessageTooBig {
 			t.Fatalf("round %d: close %d", i, code)
 		}
+		// The next socket connects once the hub released this one (a
+		// reconnect that overtakes the release keeps the task held).
+		e.waitTask(poison, "released", func(m map[string]any) bool { return m["status"] != "assigned" })
 	}
 	task := e.waitTask(poison, "dead-lettered", func(m map[string]any) bool { return m["status"] == "dead_letter" })
 	if le, _ := task["last_error"].(string); !strings.HasPrefix(le, "poison_task: reclaimed 3 times") || task["disconnect_reclaims"] != 3.0 {
