@@ -73,7 +73,8 @@ func DefaultConfig() Config {
 		IdleTimeout: 60 * time.Second, StaleAfter: 60 * time.Second, ReapInterval: 30 * time.Second,
 		SendBuffer: 256, SendBytes: 4 << 20, ReadLimit: 1 << 20, ReportLimit: 16 << 20,
 		IdentifyTimeout: 10 * time.Second, MaxUnidentified: 2048, MaxUnidentifiedPerAddr: 128,
-		PingInterval:   20 * time.Second,
+		// Past the sidecars' 30 s pings (they need none), well before StaleAfter.
+		PingInterval:   35 * time.Second,
 		ViolationLimit: 10, ViolationWindow: time.Minute,
 		Cooldowns: []time.Duration{30 * time.Second, 60 * time.Second, 300 * time.Second},
 	}
