@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/agentcom/agentcom/internal/client"
 )
 
 // runAdmin drives the storage admin API of a running hub with an admin
@@ -92,7 +94,12 @@ func runAdmin(ctx context.Context, env *cmdEnv, args []string) error {
 	defer cancel()
 	var out json.RawMessage
 	err = c.Do(ctx, method, path, nil, &out, nil)
-	if err != nil {
+	var ce *client.Error
+	if errors.As(err, &ce) && ce.Code == "" && json.Valid(ce.Body) {
+		// A report that is not a success (a backup that missed tables):
+		// show it whole, and fail.
+		out, err = ce.Body, fmt.Errorf("hub answered %d: %s", ce.Status, failedStatus(ce.Body))
+	} else if err != nil {
 		return err
 	}
 	var pretty any
@@ -101,5 +108,16 @@ func runAdmin(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	b, _ := json.MarshalIndent(pretty, "", "  ")
 	fmt.Fprintln(env.stdout, string(b))
-	return nil
+	return err
+}
+
+// failedStatus names the "status" of a report body, for the error line.
+func failedStatus(body []byte) string {
+	var r struct {
+		Status string `json:"status"`
+	}
+	if json.Unmarshal(body, &r) != nil || r.Status == "" {
+		return "see the report above"
+	}
+	return "status " + r.Status
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,18 +109,58 @@ func TestTaskSubmitWaitFollowsToTheEnd(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "completed") || !strings.Contains(out, `"output":"echo me"`) {
 		t.Fatalf("wait: %d\n%s\n%s", code, out, errs)
 	}
-	// A task that cannot run ends the wait with an error when it is cancelled.
-	go func() {
-		time.Sleep(300 * time.Millisecond)
-		_, body := h.Do("GET", "/api/tasks?status=queued", h.AdminToken, nil)
-		for _, tk := range body["tasks"].([]any) {
-			h.Do("POST", "/api/tasks/"+tk.(map[string]any)["id"].(string)+"/cancel", h.AdminToken, nil)
-		}
-	}()
-	code, out, errs = runCmd(t, env, "task", "submit", "never", "--capabilities", "nobody-has-this", "--wait")
+	// A task that cannot run ends the wait with an error when it is
+	// cancelled. The canceller waits for the task to be queued (no fixed
+	// delay) and reports to the test goroutine instead of failing itself.
+	cancelled := make(chan error, 1)
+	go func() { cancelled <- cancelWhenQueued(h.URL(), h.AdminToken, 30*time.Second) }()
+	code, out, errs = runCmd(t, env, "task", "submit", "never", "--capabilities", "nobody-has-this", "--wait", "--wait-timeout", "60s")
+	if err := <-cancelled; err != nil {
+		t.Fatal(err)
+	}
 	if code != 1 || !strings.Contains(errs, "ended cancelled") {
 		t.Fatalf("cancelled wait: %d\n%s\n%s", code, out, errs)
 	}
+}
+
+// cancelWhenQueued cancels the first queued task once there is one. It
+// runs on its own goroutine, so it returns errors rather than failing.
+func cancelWhenQueued(base, token string, within time.Duration) error {
+	do := func(method, path string, out any) error {
+		req, err := http.NewRequest(method, base+path, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s %s: %d", method, path, resp.StatusCode)
+		}
+		if out == nil {
+			return nil
+		}
+		return json.NewDecoder(resp.Body).Decode(out)
+	}
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		var list struct {
+			Tasks []struct {
+				ID string `json:"id"`
+			} `json:"tasks"`
+		}
+		if err := do("GET", "/api/tasks?status=queued", &list); err != nil {
+			return err
+		}
+		if len(list.Tasks) > 0 {
+			return do("POST", "/api/tasks/"+list.Tasks[0].ID+"/cancel", nil)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("no queued task within %v", within)
 }
 
 func gitT(t *testing.T, dir string, args ...string) {

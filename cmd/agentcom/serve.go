@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/ratelimit"
+	"github.com/agentcom/agentcom/internal/tasks"
 )
 
 func runServe(ctx context.Context, env *cmdEnv, args []string) error {
@@ -26,6 +28,10 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	backupEvery := fs.Duration("backup-interval", 0, "interval between scheduled backups (default 24h)")
 	retention := fs.Int("backup-retention", 0, "verified backups kept per table (default 3)")
 	compactEvery := fs.Duration("compaction-interval", 0, "interval between scheduled compactions (default 6h)")
+	maxMeta := fs.String("max-task-metadata", envOr(env, "AGENTCOM_MAX_TASK_METADATA", strconv.Itoa(tasks.DefaultMaxMetadataBytes)),
+		"largest task metadata accepted, in bytes of JSON (1024 to 4194304; env AGENTCOM_MAX_TASK_METADATA)")
+	maxQueued := fs.String("max-queued-per-submitter", envOr(env, "AGENTCOM_MAX_QUEUED_PER_SUBMITTER", strconv.Itoa(tasks.DefaultMaxQueuedPerSubmitter)),
+		"unfinished tasks one submitter may hold (1 to 1000000; env AGENTCOM_MAX_QUEUED_PER_SUBMITTER)")
 	rateSpec := fs.String("rate-limits", env.getenv("AGENTCOM_RATE_LIMITS"), "rate limits over the defaults, class=per_second:burst,... classes: messages, tasks, channels, other, http, public, register; 0:0 disables one; \"off\" disables all (env AGENTCOM_RATE_LIMITS)")
 	allowedHosts := fs.String("allowed-hosts", env.getenv("AGENTCOM_ALLOWED_HOSTS"), "comma-separated host names the hub answers to besides IP literals and localhost; a loopback hub refuses every other Host (DNS rebinding), any hub does once this is set (env AGENTCOM_ALLOWED_HOSTS)")
 	pushPrivate := fs.Bool("push-allow-private", envBool(env, "AGENTCOM_PUSH_ALLOW_PRIVATE"), "accept web push endpoints over http or on loopback/private/link-local addresses (tests, closed networks; env AGENTCOM_PUSH_ALLOW_PRIVATE)")
@@ -41,19 +47,32 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if err := checkServeBounds(*firstBackup, *backupEvery, *compactEvery, *retention); err != nil {
+		return err
+	}
+	var err error
+	if cfg.Queue.MaxMetadataBytes, err = intInRange("max-task-metadata", *maxMeta, 1024, 4<<20); err != nil {
+		return err
+	}
+	if cfg.Queue.MaxQueuedPerSubmitter, err = intInRange("max-queued-per-submitter", *maxQueued, 1, 1_000_000); err != nil {
+		return err
+	}
 	for _, n := range []struct {
 		name string
 		bad  bool
 	}{
 		{"identify-timeout", cfg.Socket.IdentifyTimeout <= 0}, {"max-unidentified", cfg.Socket.MaxUnidentified <= 0},
 		{"max-unidentified-per-addr", cfg.Socket.MaxUnidentifiedPerAddr <= 0}, {"max-report-bytes", cfg.Socket.ReportLimit <= 0},
-		{"send-queue-bytes", cfg.Socket.SendBytes <= 0}, {"max-disconnect-reclaims", cfg.Queue.MaxDisconnectReclaims < 0},
+		{"send-queue-bytes", cfg.Socket.SendBytes <= 0},
 		{"http-read-header-timeout", cfg.HTTP.ReadHeaderTimeout <= 0}, {"http-read-timeout", cfg.HTTP.ReadTimeout <= 0},
 		{"http-idle-timeout", cfg.HTTP.IdleTimeout <= 0},
 	} {
 		if n.bad {
 			return fmt.Errorf("--%s must be positive", n.name)
 		}
+	}
+	if cfg.Queue.MaxDisconnectReclaims < 0 {
+		return fmt.Errorf("--max-disconnect-reclaims must be 0 (never) or more")
 	}
 	for _, h := range strings.Split(*allowedHosts, ",") {
 		if h = strings.TrimSpace(h); h != "" {
@@ -108,6 +127,40 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	return h.Shutdown(sctx)
+}
+
+// Bounds of the serve flags' durations and counts; 0 keeps the default.
+// Outside them the hub refuses to start and says which flag and why.
+var durationBounds = []struct {
+	name   string
+	lo, hi time.Duration
+}{
+	{"first-backup", time.Second, 24 * time.Hour},
+	{"backup-interval", time.Minute, 30 * 24 * time.Hour},
+	{"compaction-interval", time.Minute, 30 * 24 * time.Hour},
+}
+
+func checkServeBounds(firstBackup, backupEvery, compactEvery time.Duration, retention int) error {
+	for i, d := range []time.Duration{firstBackup, backupEvery, compactEvery} {
+		b := durationBounds[i]
+		if d != 0 && (d < b.lo || d > b.hi) {
+			return fmt.Errorf("--%s %s is out of range: want %s to %s (or 0 for the default)", b.name, d, b.lo, b.hi)
+		}
+	}
+	if retention < 0 || retention > 100 {
+		return fmt.Errorf("--backup-retention %d is out of range: want 1 to 100 (or 0 for the default)", retention)
+	}
+	return nil
+}
+
+// intInRange parses a count flag (or its environment variable) and
+// checks its bounds.
+func intInRange(name, v string, lo, hi int) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("--%s %q is out of range: want an integer from %d to %d", name, v, lo, hi)
+	}
+	return n, nil
 }
 
 func defaultAddr(env *cmdEnv) string {

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/agentcom/agentcom/internal/auth"
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/store"
 )
 
@@ -100,6 +102,17 @@ func runToken(ctx context.Context, env *cmdEnv, args []string) error {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
+		// Every agent id is checked before anything is stored: a file with
+		// one bad id imports nothing.
+		var bad []string
+		for _, k := range keys {
+			if err := protocol.CheckAgentID(m[k]); err != nil {
+				bad = append(bad, fmt.Sprintf("%q", m[k]))
+			}
+		}
+		if len(bad) > 0 {
+			return fmt.Errorf("%s: nothing imported: agent ids break the rule (%s): %s", *file, protocol.AgentIDRule, strings.Join(bad, ", "))
+		}
 		for _, k := range keys {
 			if err := toks.Import(k, m[k], role); err != nil {
 				return err

@@ -127,7 +127,7 @@ func (c *conn) identify(obj protocol.Object) bool {
 		return false
 	}
 	if wait := s.cooldown.remaining(agent, s.now()); wait > 0 {
-		secs := wait.Milliseconds()/1000 + 1
+		secs := (wait.Milliseconds() + 999) / 1000 // rounded up: 30 s left says 30
 		c.close(protocol.ClosePolicy, fmt.Sprintf("cooldown active: retry in %ds", secs))
 		return true
 	}
@@ -194,7 +194,16 @@ func (c *conn) message(agent string, obj protocol.Object) {
 	// message_sent goes out once the message is stored, before the
 	// sender's own broadcast echo.
 	sent := func() { c.reply(map[string]any{"type": protocol.OutMessageSent, "id": m.ID}) }
-	if _, err := c.srv.messaging.Send(m, sent); err != nil {
+	_, err := c.srv.messaging.Send(m, sent)
+	if errors.Is(err, messaging.ErrUnknownRecipient) {
+		c.reply(map[string]any{"type": protocol.OutError, "error": protocol.CodeUnknownRecipient, "to": obj.String("to")})
+		return
+	}
+	if errors.Is(err, messaging.ErrPayloadTooLarge) {
+		c.reply(map[string]any{"type": protocol.OutError, "error": protocol.CodePayloadTooLarge, "limit_bytes": messaging.MaxPayloadBytes})
+		return
+	}
+	if err != nil {
 		c.srv.log.Error("message routing failed", "event", "message_failed", "agent_id", agent, "err", err)
 		c.reply(protocol.ErrorFrame{Type: protocol.OutError, Error: protocol.CodeInternal})
 	}
@@ -206,6 +215,14 @@ func (c *conn) channel(agent, typ string, obj protocol.Object) {
 	notFound := func(err error) bool {
 		if errors.Is(err, messaging.ErrChannelNotFound) {
 			c.reply(protocol.ErrorFrame{Type: protocol.OutError, Error: protocol.CodeChannelNotFound})
+			return true
+		}
+		if errors.Is(err, messaging.ErrChannelLimit) {
+			c.reply(protocol.ErrorFrame{Type: protocol.OutError, Error: protocol.CodeChannelLimit})
+			return true
+		}
+		if errors.Is(err, messaging.ErrPayloadTooLarge) {
+			c.reply(map[string]any{"type": protocol.OutError, "error": protocol.CodePayloadTooLarge, "limit_bytes": messaging.MaxPayloadBytes})
 			return true
 		}
 		if err != nil {
@@ -252,7 +269,8 @@ func (c *conn) channel(agent, typ string, obj protocol.Object) {
 		}
 		c.reply(map[string]any{"type": protocol.OutChannelHistory, "channel": name, "messages": entries})
 	case protocol.FrameListChannels:
-		c.reply(map[string]any{"type": protocol.OutChannels, "channels": s.messaging.Channels.List()})
+		list, _, _ := s.messaging.Channels.List("", messaging.ChannelsMaxLimit)
+		c.reply(map[string]any{"type": protocol.OutChannels, "channels": list})
 	}
 }
 

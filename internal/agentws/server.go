@@ -65,6 +65,10 @@ type Config struct {
 	ViolationLimit  int
 	ViolationWindow time.Duration
 	Cooldowns       []time.Duration
+	// Now is the server's clock (nil: time.Now): idle and stale checks,
+	// the violation window and the cooldowns. Tests inject one to check
+	// the cooldowns to the second.
+	Now func() time.Time
 }
 
 // DefaultConfig holds the original hub's timers.
@@ -157,9 +161,12 @@ func New(cfg Config, d Deps) *Server {
 	if cfg.Cooldowns == nil {
 		cfg.Cooldowns = def.Cooldowns
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Server{cfg: cfg, tokens: d.Tokens, presence: d.Presence, messaging: d.Messaging,
 		sched: d.Scheduler, limiter: d.Limiter, obs: d.Observer,
-		log: d.Log.With("component", "agentws"), now: time.Now,
+		log: d.Log.With("component", "agentws"), now: cfg.Now,
 		byAgent: map[string]*conn{}, all: map[*conn]struct{}{}, unidentAddr: map[string]int{}, cooldown: newCooldowns(cfg.Cooldowns)}
 }
 
@@ -201,7 +208,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			c.close(protocol.CloseIdentifyTimeout, "identify timeout")
 		}
 	})
-	s.wg.Add(1)
 	defer s.wg.Done()
 	c.run(r.Context())
 	deadline.Stop()
@@ -250,6 +256,10 @@ func (s *Server) add(c *conn) bool {
 	if s.closed {
 		return false
 	}
+	// Counted under the lock that Shutdown takes to set closed: every
+	// accepted socket is counted before Shutdown waits, so the wait
+	// covers its cleanup (an Add after the unlock raced with Wait).
+	s.wg.Add(1)
 	s.all[c] = struct{}{}
 	s.observeLocked()
 	return true

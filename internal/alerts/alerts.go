@@ -72,6 +72,16 @@ func DefaultConfig() Config {
 	}}
 }
 
+// Bounds of the thresholds, so that every derived duration stays far from
+// overflow: for_seconds, window_seconds and cooldown_seconds up to 30
+// days, max_age_seconds up to 365 days, min_tasks up to 1,000,000,
+// percent 0 to 100.
+const (
+	MaxSpanSeconds = 30 * 86_400
+	MaxAgeSeconds  = 365 * 86_400
+	MaxMinTasks    = 1_000_000
+)
+
 // Validate checks a configuration.
 func (c Config) Validate() error {
 	for id, r := range c.Rules {
@@ -84,9 +94,15 @@ func (c Config) Validate() error {
 		if r.ForSeconds < 0 || r.WindowSeconds < 0 || r.MaxAgeSeconds < 0 || r.MinTasks < 0 || r.Percent < 0 || r.Percent > 100 {
 			return fmt.Errorf("rule %s: thresholds must be >= 0 (percent <= 100)", id)
 		}
+		if r.ForSeconds > MaxSpanSeconds || r.WindowSeconds > MaxSpanSeconds {
+			return fmt.Errorf("rule %s: for_seconds and window_seconds must be <= %d", id, MaxSpanSeconds)
+		}
+		if r.MaxAgeSeconds > MaxAgeSeconds || r.MinTasks > MaxMinTasks {
+			return fmt.Errorf("rule %s: max_age_seconds must be <= %d and min_tasks <= %d", id, MaxAgeSeconds, MaxMinTasks)
+		}
 	}
-	if c.CooldownSeconds < 0 {
-		return fmt.Errorf("cooldown_seconds must be >= 0")
+	if c.CooldownSeconds < 0 || c.CooldownSeconds > MaxSpanSeconds {
+		return fmt.Errorf("cooldown_seconds must be between 0 and %d", MaxSpanSeconds)
 	}
 	return nil
 }

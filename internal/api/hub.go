@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"sort"
 	"strings"
 
 	"github.com/agentcom/agentcom/internal/agents"
@@ -103,8 +104,16 @@ func (c *Core) postMessage(r *Request) Response {
 		m.To = r.Body.String("to")
 	}
 	c.Messaging.Stamp(&m)
-	if _, err := c.Messaging.Send(m, nil); err != nil {
-		return Err(http.StatusInternalServerError, "storage_error", "detail", err.Error())
+	_, err := c.Messaging.Send(m, nil)
+	if errors.Is(err, messaging.ErrUnknownRecipient) {
+		return Err(http.StatusNotFound, protocol.CodeUnknownRecipient, "to", r.Body.String("to"),
+			"detail", "no agent with this id holds a token or is connected")
+	}
+	if resp, refused := payloadRefusal(err); refused {
+		return resp
+	}
+	if err != nil {
+		return storageErr(err)
 	}
 	return JSON(http.StatusOK, map[string]any{"status": "sent", "id": m.ID})
 }
@@ -118,8 +127,8 @@ func (c *Core) putHeartbeat(r *Request) Response {
 		return resp
 	}
 	v := r.Body.Int(settings.KeyHeartbeatInterval)
-	if err := c.Settings.Put(settings.KeyHeartbeatInterval, v); err != nil {
-		return storageErr(err)
+	if err := c.Settings.PutInt(settings.KeyHeartbeatInterval, v); err != nil {
+		return settingErr(err)
 	}
 	return JSON(http.StatusOK, map[string]any{"heartbeat_interval_ms": v, "status": "updated"})
 }
@@ -133,8 +142,8 @@ func (c *Core) putRetention(r *Request) Response {
 		return resp
 	}
 	v := r.Body.Int(settings.KeyMailboxTTL)
-	if err := c.Settings.Put(settings.KeyMailboxTTL, v); err != nil {
-		return storageErr(err)
+	if err := c.Settings.PutInt(settings.KeyMailboxTTL, v); err != nil {
+		return settingErr(err)
 	}
 	return JSON(http.StatusOK, map[string]any{"mailbox_ttl_ms": v, "status": "updated"})
 }
@@ -170,7 +179,10 @@ func (c *Core) pollMailbox(r *Request) Response {
 	if bad != nil {
 		return *bad
 	}
-	agent := r.PathValue("agent_id")
+	agent, bad := pathAgentID(r)
+	if bad != nil {
+		return *bad
+	}
 	msgs, last, err := c.Messaging.Mailbox.Poll(agent, uint64(max(since, 0)))
 	if err != nil {
 		return storageErr(err)
@@ -182,9 +194,13 @@ func (c *Core) ackMailbox(r *Request) Response {
 	if resp, ok := c.Server.Validate(r, protocol.BodyMailboxAck); !ok {
 		return resp
 	}
+	agent, bad := pathAgentID(r)
+	if bad != nil {
+		return *bad
+	}
 	seq := r.Body.Int("seq")
 	if seq > 0 {
-		if err := c.Messaging.Mailbox.Ack(r.PathValue("agent_id"), uint64(seq)); err != nil {
+		if err := c.Messaging.Mailbox.Ack(agent, uint64(seq)); err != nil {
 			return storageErr(err)
 		}
 	}
@@ -217,8 +233,20 @@ func (c *Core) root(r *Request) Response {
 	return JSON(http.StatusOK, map[string]any{"message_id": id, "root": root})
 }
 
-func (c *Core) listChannels(*Request) Response {
-	return JSON(http.StatusOK, map[string]any{"channels": c.Messaging.Channels.List()})
+// listChannels pages the channels by name: ?after=NAME&limit=N (default
+// and maximum messaging.ChannelsMaxLimit). "next_after" names where the
+// next page starts, when there is one.
+func (c *Core) listChannels(r *Request) Response {
+	limit, bad := QueryLimit(r, messaging.ChannelsDefaultLimit, messaging.ChannelsMaxLimit)
+	if bad != nil {
+		return *bad
+	}
+	list, total, more := c.Messaging.Channels.List(r.URL.Query().Get("after"), limit)
+	body := map[string]any{"channels": list, "total": total}
+	if more {
+		body["next_after"] = list[len(list)-1].Name
+	}
+	return JSON(http.StatusOK, body)
 }
 
 func (c *Core) createChannel(r *Request) Response {
@@ -229,6 +257,9 @@ func (c *Core) createChannel(r *Request) Response {
 	_, err := c.Messaging.Channels.Create(name, r.Body.String("description"), r.ID.AgentID)
 	if errors.Is(err, messaging.ErrChannelExists) {
 		return Err(http.StatusConflict, "channel_exists")
+	}
+	if resp, ok := channelRefusal(err); ok {
+		return resp
 	}
 	if err != nil {
 		return storageErr(err)
@@ -250,6 +281,9 @@ func (c *Core) subscribe(r *Request) Response {
 	already, err := c.Messaging.Subscribe(name, r.ID.AgentID)
 	if errors.Is(err, messaging.ErrChannelNotFound) {
 		return Err(http.StatusNotFound, "channel_not_found")
+	}
+	if resp, ok := channelRefusal(err); ok {
+		return resp
 	}
 	if err != nil {
 		return storageErr(err)
@@ -285,6 +319,9 @@ func (c *Core) publish(r *Request) Response {
 	n, err := c.Messaging.Publish(name, m)
 	if errors.Is(err, messaging.ErrChannelNotFound) {
 		return Err(http.StatusNotFound, "channel_not_found")
+	}
+	if resp, refused := payloadRefusal(err); refused {
+		return resp
 	}
 	if err != nil {
 		return storageErr(err)
@@ -422,8 +459,22 @@ func (c *Core) analyticsSummary(*Request) Response {
 	return JSON(http.StatusOK, c.Messaging.Analytics.Summary())
 }
 
-func (c *Core) analyticsAgents(*Request) Response {
-	return JSON(http.StatusOK, map[string]any{"agents": c.Messaging.Analytics.Agents()})
+// analyticsAgents pages the figures by agent id: ?after=ID&limit=N
+// (default and maximum messaging.AnalyticsMaxLimit).
+func (c *Core) analyticsAgents(r *Request) Response {
+	limit, bad := QueryLimit(r, messaging.AnalyticsDefaultLimit, messaging.AnalyticsMaxLimit)
+	if bad != nil {
+		return *bad
+	}
+	all := c.Messaging.Analytics.Agents()
+	after := r.URL.Query().Get("after")
+	start := sort.Search(len(all), func(i int) bool { return all[i].AgentID > after })
+	page := all[start:min(len(all), start+limit)]
+	body := map[string]any{"agents": page, "total": len(all)}
+	if start+limit < len(all) {
+		body["next_after"] = page[len(page)-1].AgentID
+	}
+	return JSON(http.StatusOK, body)
 }
 
 func (c *Core) analyticsHourly(r *Request) Response {
@@ -474,6 +525,52 @@ func (c *Core) register(r *Request) Response {
 }
 
 func (c *Core) schemas(*Request) Response { return JSON(http.StatusOK, protocol.Discovery()) }
+
+// payloadRefusal answers a message whose payload is over
+// messaging.MaxPayloadBytes.
+func payloadRefusal(err error) (Response, bool) {
+	if errors.Is(err, messaging.ErrPayloadTooLarge) {
+		return Err(http.StatusRequestEntityTooLarge, protocol.CodePayloadTooLarge, "limit_bytes", messaging.MaxPayloadBytes), true
+	}
+	return Response{}, false
+}
+
+// channelRefusal maps a refused channel name or a channel cap onto its
+// reply.
+func channelRefusal(err error) (Response, bool) {
+	switch {
+	case errors.Is(err, messaging.ErrInvalidChannel):
+		return JSON(http.StatusBadRequest, map[string]any{"error": protocol.CodeValidationFailed, "errors": []protocol.FieldError{{
+			Field: "name", Error: protocol.ErrInvalidValue, Detail: err.Error()}}}), true
+	case errors.Is(err, messaging.ErrChannelLimit):
+		return Err(http.StatusConflict, protocol.CodeChannelLimit, "detail", err.Error()), true
+	}
+	return Response{}, false
+}
+
+// pathAgentID returns the {agent_id} path segment once it follows the
+// agent-id rule; mailbox keys are formed from it.
+func pathAgentID(r *Request) (string, *Response) {
+	agent := r.PathValue("agent_id")
+	if err := protocol.CheckAgentID(agent); err != nil {
+		resp := JSON(http.StatusBadRequest, map[string]any{"error": protocol.CodeValidationFailed, "errors": []protocol.FieldError{{
+			Field: "agent_id", Error: protocol.ErrInvalidValue, Detail: err.Error()}}})
+		return "", &resp
+	}
+	return agent, nil
+}
+
+// settingErr answers a refused setting with the structured validation
+// error naming its bounds, and anything else as a storage error.
+func settingErr(err error) Response {
+	var re *settings.RangeError
+	if errors.As(err, &re) {
+		return JSON(http.StatusBadRequest, map[string]any{"error": protocol.CodeValidationFailed, "errors": []protocol.FieldError{{
+			Field: re.Key, Error: protocol.ErrOutOfRange, Detail: re.Error(), Value: re.Value}},
+			"min": re.Range.Min, "max": re.Range.Max})
+	}
+	return storageErr(err)
+}
 
 func storageErr(err error) Response {
 	return Err(http.StatusInternalServerError, "storage_error", "detail", err.Error())

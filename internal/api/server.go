@@ -21,8 +21,10 @@ import (
 	"github.com/agentcom/agentcom/internal/protocol"
 )
 
-// MaxBody is the largest request body accepted, as in the original.
-const MaxBody = 8 << 20
+// DefaultMaxBody is the largest request body accepted unless the hub sets
+// another (SetMaxBody): what a task submission with its largest metadata
+// needs, far below the original's 8 MiB.
+const DefaultMaxBody = 1 << 20
 
 // Route is one entry of the route table. The authorization test walks the
 // table, so every route is declared here and nowhere else.
@@ -102,6 +104,7 @@ type Server struct {
 	routes   []Route
 	limiter  Limiter
 	obs      Observer
+	maxBody  int64
 }
 
 // Limiter rate-limits HTTP callers by key (token or client IP).
@@ -125,8 +128,12 @@ var LocalOperator = auth.Identity{Role: auth.RoleAdmin, AgentID: "local-operator
 // loopback, which lets the dashboard go without a token; hosts says which
 // Host headers are served at all.
 func NewServer(tokens Verifier, loopbackOnly bool, hosts Hosts, log *slog.Logger) *Server {
-	return &Server{mux: http.NewServeMux(), tokens: tokens, loopback: loopbackOnly, hosts: hosts, log: log.With("component", "api")}
+	return &Server{mux: http.NewServeMux(), tokens: tokens, loopback: loopbackOnly, hosts: hosts, log: log.With("component", "api"),
+		maxBody: DefaultMaxBody}
 }
+
+// SetMaxBody sets the largest request body accepted, in bytes.
+func (s *Server) SetMaxBody(n int64) { s.maxBody = n }
 
 // SetLimiter installs an HTTP rate limiter.
 func (s *Server) SetLimiter(l Limiter) { s.limiter = l }
@@ -247,11 +254,11 @@ func (s *Server) parseBody(req *Request) (Response, bool) {
 	if err != nil || !(mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))) {
 		return Err(http.StatusUnsupportedMediaType, "unsupported_media_type", "detail", "send Content-Type: application/json"), false
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(nil, req.Request.Body, MaxBody))
+	data, err := io.ReadAll(http.MaxBytesReader(nil, req.Request.Body, s.maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return Err(http.StatusRequestEntityTooLarge, "payload_too_large", "limit_bytes", MaxBody), false
+			return Err(http.StatusRequestEntityTooLarge, protocol.CodePayloadTooLarge, "limit_bytes", s.maxBody), false
 		}
 		return Err(http.StatusBadRequest, "invalid_body"), false
 	}
@@ -407,6 +414,21 @@ func QueryInt(req *Request, name string, def int64) (int64, *Response) {
 		return 0, &r
 	}
 	return n, nil
+}
+
+// QueryLimit parses the page-size parameter "limit": def when absent,
+// clamped to max; zero or negative is refused.
+func QueryLimit(req *Request, def, max int) (int, *Response) {
+	n, bad := QueryInt(req, "limit", int64(def))
+	if bad != nil {
+		return 0, bad
+	}
+	if n <= 0 {
+		r := JSON(http.StatusBadRequest, map[string]any{"error": protocol.CodeValidationFailed, "errors": []protocol.FieldError{{
+			Field: "limit", Error: protocol.ErrInvalidValue, Detail: "expected a positive integer", Value: n}}})
+		return 0, &r
+	}
+	return int(min(n, int64(max))), nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, body any) {

@@ -35,6 +35,11 @@ func (s *Storage) backup(r *Request) Response {
 	if err != nil {
 		return Err(http.StatusInternalServerError, "backup_failed", "detail", err.Error())
 	}
+	// Same body whatever happened; a run that missed any table is not a
+	// success and says so with its status code too.
+	if resp.Status != resilience.BackupComplete {
+		return JSON(http.StatusInternalServerError, resp)
+	}
 	return JSON(http.StatusOK, resp)
 }
 

@@ -62,11 +62,30 @@ func (t *Tasks) submit(r *Request) Response {
 		p.CompleteBy = &cb
 	}
 	task, err := t.Scheduler.Submit(p)
+	if resp, refused := submitRefusal(err); refused {
+		return resp
+	}
 	if err != nil {
 		return storageErr(err)
 	}
 	return JSON(http.StatusCreated, map[string]any{"status": "queued", "task_id": task.ID,
 		"priority": task.Priority, "created_at": task.CreatedAt})
+}
+
+// submitRefusal answers a submission the queue refused by its limits: a
+// field too large (400 validation_failed, error "too_large") or the
+// submitter's quota of unfinished tasks (429 queue_quota_exceeded).
+func submitRefusal(err error) (Response, bool) {
+	var le *tasks.LimitError
+	switch {
+	case errors.As(err, &le):
+		return JSON(http.StatusBadRequest, map[string]any{"error": protocol.CodeValidationFailed,
+			"errors": []protocol.FieldError{{Field: le.Field, Error: protocol.ErrTooLarge, Detail: le.Error()}},
+			"limit":  le.Limit}), true
+	case errors.Is(err, tasks.ErrQuota):
+		return Err(http.StatusTooManyRequests, tasks.ErrQuota.Error(), "detail", err.Error()), true
+	}
+	return Response{}, false
 }
 
 func fieldErr(field, detail string) Response {
@@ -193,6 +212,9 @@ func (t *Tasks) pushTask(r *Request) Response {
 	}
 	task, err := t.Scheduler.Submit(tasks.SubmitParams{Description: r.Body.String("description"),
 		Metadata: r.Body.Map("metadata"), Priority: tasks.PriorityUrgent, TargetAgent: agent, SubmittedBy: r.ID.AgentID})
+	if resp, refused := submitRefusal(err); refused {
+		return resp
+	}
 	if err != nil {
 		return storageErr(err)
 	}

@@ -12,10 +12,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/store"
 )
 
@@ -148,6 +151,9 @@ func (t *Tokens) Import(tok, agent string, role Role) error {
 }
 
 func (t *Tokens) put(tok, agent string, role Role) error {
+	if err := protocol.CheckAgentID(agent); err != nil {
+		return fmt.Errorf("token for %q: %w", agent, err)
+	}
 	h := hash(tok)
 	r := record{AgentID: agent, Role: role, Prefix: prefix(tok), CreatedAt: time.Now().UnixMilli()}
 	v, err := json.Marshal(r)
@@ -245,20 +251,28 @@ func (t *Tokens) List() []Listed {
 // Broadcast fan-out to offline mailboxes uses it: one copy per agent, not
 // one per token.
 func (t *Tokens) Agents() []string {
+	return t.agentsWhere(func(r record) bool { return r.Role == RoleAgent })
+}
+
+// NonConforming returns the distinct agent ids of stored tokens that break
+// the agent-id rule (created before it existed), sorted. Such a token no
+// longer identifies; the operator revokes it and creates a new one.
+func (t *Tokens) NonConforming() []string {
+	return t.agentsWhere(func(r record) bool { return protocol.CheckAgentID(r.AgentID) != nil })
+}
+
+// agentsWhere returns the distinct agent ids of the tokens keep selects,
+// sorted.
+func (t *Tokens) agentsWhere(keep func(record) bool) []string {
 	t.mu.RLock()
 	seen := make(map[string]struct{})
 	for _, r := range t.byHash {
-		if r.Role == RoleAgent {
+		if keep(r) {
 			seen[r.AgentID] = struct{}{}
 		}
 	}
 	t.mu.RUnlock()
-	out := make([]string, 0, len(seen))
-	for a := range seen {
-		out = append(out, a)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // HasAgent reports whether any token is bound to agent.

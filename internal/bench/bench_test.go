@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -106,8 +107,10 @@ func TestIdleScenarioChildHub(t *testing.T) {
 	if v := figure(t, res, "rss_before").Value; v <= 0 {
 		t.Errorf("rss before = %v", v)
 	}
-	if f := figure(t, res, "cpu_during_hold"); f.Value < 0 {
-		t.Errorf("cpu = %v", f.Value)
+	// A share of the machine: at least 0, at most every core. (readCPU
+	// itself is checked against a spinning process in TestReadCPUFollowsWork.)
+	if f := figure(t, res, "cpu_during_hold"); f.Value < 0 || f.Value > 100*float64(runtime.NumCPU()) || f.Unit != "% of a core" {
+		t.Errorf("cpu = %v %s", f.Value, f.Unit)
 	}
 }
 
@@ -323,4 +326,34 @@ func FuzzFrameType(f *testing.F) {
 		}
 		_, _ = decodeFrame(data)
 	})
+}
+
+// TestReadCPUFollowsWork: the CPU time read from /proc grows while this
+// process spins, and never runs ahead of the wall clock times the cores.
+func TestReadCPUFollowsWork(t *testing.T) {
+	start := time.Now()
+	c0, err := readCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	x := 0
+	for {
+		for i := range 1 << 20 {
+			x += i
+		}
+		c1, err := readCPU(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c1 > c0 {
+			if wall := time.Since(start); c1-c0 > wall*time.Duration(runtime.NumCPU())+10*time.Millisecond {
+				t.Fatalf("cpu %v in %v of wall time", c1-c0, wall)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cpu time did not grow while spinning (%d)", x)
+		}
+	}
 }

@@ -126,7 +126,7 @@ func (d *Dashboard) runStorage(ctx context.Context, f clientFrame) map[string]an
 		r = map[string]any{"type": "restore_result", "table": f.Table, "backup": nullable(f.Backup), "dry_run": f.DryRun}
 		res, err = d.storage.Restore(ctx, f.Table, f.Backup, f.DryRun)
 	}
-	d.log.Info("storage action from dashboard", "component", "dashboard", "event", "dashboard_storage_action",
+	d.log.Info("storage action from dashboard", "event", "dashboard_storage_action",
 		"action", f.Type, "table", f.Table, "dry_run", f.DryRun, "err", err)
 	d.agg.KickStorage()
 	r["result"] = toJSONSafe(res)

@@ -236,7 +236,7 @@ func (a *Aggregator) Apply(e bus.Event) {
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
-		a.log.Error("encode dashboard event", "component", "dashboard", "event", "encode_failed", "type", e.Type, "err", err)
+		a.log.Error("encode dashboard event", "event", "encode_failed", "type", e.Type, "err", err)
 		return
 	}
 	a.mu.Lock()
@@ -541,7 +541,7 @@ func (a *Aggregator) Flush() {
 	a.pending = nil
 	a.mu.Unlock()
 	if d := a.sub.Dropped(); d > a.droppedSeen {
-		a.log.Warn("dashboard fell behind the bus", "component", "dashboard", "event", "bus_dropped", "count", d-a.droppedSeen)
+		a.log.Warn("dashboard fell behind the bus", "event", "bus_dropped", "count", d-a.droppedSeen)
 		a.droppedSeen = d
 		pending = append(pending, json.RawMessage(`{"type":"resync"}`))
 	}
@@ -731,7 +731,7 @@ func (a *Aggregator) Build() *Encoded {
 	if err != nil {
 		// Every part is JSON-safe by construction; keep the socket alive
 		// with the error rather than nothing.
-		a.log.Error("encode snapshot", "component", "dashboard", "event", "snapshot_failed", "err", err)
+		a.log.Error("encode snapshot", "event", "snapshot_failed", "err", err)
 		data, _ = json.Marshal(map[string]any{"error": err.Error(), "timestamp": a.now().UnixMilli()})
 	}
 	frame := make([]byte, 0, len(data)+32)
@@ -754,7 +754,7 @@ func (a *Aggregator) deadLetters() ([]deadLetterView, int) {
 	if dirty {
 		ts, total, err := a.queue.ListDeadLetter(tasks.Filter{})
 		if err != nil {
-			a.log.Error("list dead letter", "component", "dashboard", "event", "dead_letter_list_failed", "err", err)
+			a.log.Error("list dead letter", "event", "dead_letter_list_failed", "err", err)
 			a.mu.Lock()
 			a.dlDirty = true
 			a.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/agentcom/agentcom/internal/auth"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 // chromiumPath is where Debian's chromium lives; AGENTCOM_CHROMIUM
@@ -30,7 +31,7 @@ func browser(t *testing.T) (context.Context, func() []chromedp.ConsoleMessage) {
 	t.Helper()
 	exe := chromiumPath()
 	if _, err := os.Stat(exe); err != nil {
-		t.Skipf("chromium not found at %s (apt-get install -y chromium, or set AGENTCOM_CHROMIUM): browser test skipped", exe)
+		testenv.Missing(t, "chromium at "+exe, "apt-get install -y chromium, or set AGENTCOM_CHROMIUM")
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe),

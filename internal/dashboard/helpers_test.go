@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"github.com/agentcom/agentcom/internal/resilience"
 	"sync"
 	"sync/atomic"
@@ -204,5 +203,5 @@ func runTask(t *testing.T, a *hubtest.Client, ok bool) string {
 
 func describe(v any) string {
 	b, _ := json.Marshal(v)
-	return fmt.Sprintf("%s", b)
+	return string(b)
 }

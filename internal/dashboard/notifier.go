@@ -142,7 +142,7 @@ func (n *Notifier) fire(key string, note webpush.Notification) {
 	select {
 	case n.queue <- note:
 	default:
-		n.log.Warn("push queue full, notification dropped", "component", "dashboard", "event", "push_dropped", "key", key)
+		n.log.Warn("push queue full, notification dropped", "event", "push_dropped", "key", key)
 	}
 }
 
@@ -159,11 +159,11 @@ func (n *Notifier) sendLoop(ctx context.Context) {
 			res, err := n.push.Notify(sctx, note)
 			cancel()
 			if err != nil {
-				n.log.Warn("push notification partly failed", "component", "dashboard", "event", "push_failed",
+				n.log.Warn("push notification partly failed", "event", "push_failed",
 					"title", note.Title, "sent", res.Sent, "dropped", res.Dropped, "failed", res.Failed, "err", err)
 				continue
 			}
-			n.log.Info("push notification sent", "component", "dashboard", "event", "push_sent",
+			n.log.Info("push notification sent", "event", "push_sent",
 				"title", note.Title, "sent", res.Sent, "dropped", res.Dropped)
 		}
 	}

@@ -215,7 +215,7 @@ func (c *client) enqueue(b []byte) bool {
 func (c *client) send(frame any) {
 	b, err := json.Marshal(frame)
 	if err != nil {
-		c.d.log.Error("encode dashboard frame", "component", "dashboard", "event", "encode_failed", "err", err)
+		c.d.log.Error("encode dashboard frame", "event", "encode_failed", "err", err)
 		return
 	}
 	c.enqueue(b)

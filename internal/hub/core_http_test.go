@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/hub"
@@ -91,22 +92,26 @@ func TestConfigRoutes(t *testing.T) {
 	if _, body := h.Do("GET", "/api/config/default-repo", "", nil); body["configured"] != true {
 		t.Fatalf("default repo = %v", body)
 	}
-	// Retention drives eviction: a 1 s TTL expires a message sent 2 s ago.
-	h.Do("PUT", "/api/config/mailbox-retention", h.AdminToken, map[string]any{"mailbox_ttl_ms": 1})
+	// Retention drives eviction: the shortest TTL (1 s) expires a message
+	// once it is older than that.
+	if st, body := h.Do("PUT", "/api/config/mailbox-retention", h.AdminToken, map[string]any{"mailbox_ttl_ms": 1000}); st != 200 {
+		t.Fatalf("retention 1000: %d %v", st, body)
+	}
 	h.Do("POST", "/api/message", h.AdminToken, map[string]any{"to": "a", "payload": map[string]any{}})
 	if st, body := h.Do("POST", "/api/mailbox/evict", h.AdminToken, nil); st != 200 || body["status"] != "eviction_triggered" {
 		t.Fatalf("evict: %d %v", st, body)
 	}
-	deadline := 50
-	for ; deadline > 0; deadline-- {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
 		_, mb := h.Do("GET", "/api/mailbox/a", agentTok, nil)
 		if mb["count"].(float64) == 0 {
 			break
 		}
+		if time.Now().After(deadline) {
+			t.Fatal("message not evicted")
+		}
+		time.Sleep(100 * time.Millisecond)
 		h.Do("POST", "/api/mailbox/evict", h.AdminToken, nil)
-	}
-	if deadline == 0 {
-		t.Fatal("message not evicted")
 	}
 }
 

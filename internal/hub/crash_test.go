@@ -115,23 +115,22 @@ func TestTaskEngineSurvivesKill9(t *testing.T) {
 
 	// Submit at a steady pace while a killer waits for a third of the
 	// tasks to be done, then SIGKILLs the hub and restarts it.
-	var killed atomic.Bool
+	// The killer waits until half the tasks are submitted and some are
+	// done; submitters pause at three quarters until the kill, so the
+	// hub always dies while submissions are still going on.
 	var submittedAtKill atomic.Int64
 	var nSubmitted atomic.Int64
-	restarted := make(chan *crashChild, 1)
+	killedCh := make(chan struct{})
 	go func() {
-		for ledger.completed() < total/3 {
+		for ledger.completed() < total/6 || nSubmitted.Load() < total/2 {
 			if ctx.Err() != nil {
-				restarted <- nil
 				return
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
-		child.kill(t)
-		killed.Store(true)
 		submittedAtKill.Store(nSubmitted.Load())
-		time.Sleep(100 * time.Millisecond)
-		restarted <- startCrashChild(t, dir, addr)
+		_ = child.cmd.Process.Kill() // SIGKILL; the test goroutine restarts it
+		close(killedCh)
 	}()
 	// Four submitters, so submissions outrun the agents and many tasks are
 	// queued or held when the hub dies.
@@ -144,10 +143,17 @@ func TestTaskEngineSurvivesKill9(t *testing.T) {
 			defer subs.Done()
 			for n := w; ; n += 4 {
 				mu.Lock()
-				full := len(submitted) >= total
+				full, gate := len(submitted) >= total, len(submitted) >= total*3/4
 				mu.Unlock()
 				if full {
 					return
+				}
+				if gate {
+					select {
+					case <-killedCh:
+					case <-ctx.Done():
+						return
+					}
 				}
 				st, id, err := crashSubmit(base, admin, n)
 				if err != nil || st != 201 {
@@ -163,12 +169,24 @@ func TestTaskEngineSurvivesKill9(t *testing.T) {
 			}
 		}()
 	}
-	subs.Wait()
-	child = <-restarted
-	if child == nil || !killed.Load() {
-		t.Fatal("the hub was never killed")
+	select {
+	case <-killedCh:
+	case <-time.After(60 * time.Second):
+		cancel()
+		subs.Wait()
+		t.Fatalf("the hub was never killed (%d submitted, %d completed)", nSubmitted.Load(), ledger.completed())
 	}
-	t.Logf("hub killed after %d submitted and %d+ completed", submittedAtKill.Load(), total/3)
+	select {
+	case <-child.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("killed hub did not exit")
+	}
+	child = startCrashChild(t, dir, addr)
+	subs.Wait()
+	if n := submittedAtKill.Load(); n >= total {
+		t.Fatalf("hub killed after all %d submissions", n)
+	}
+	t.Logf("hub killed after %d submitted and %d+ completed", submittedAtKill.Load(), total/6)
 
 	// Wait until every submitted task is completed.
 	deadline := time.Now().Add(60 * time.Second)

@@ -46,6 +46,11 @@ func TestLogsAreStructuredAndSecretFree(t *testing.T) {
 	a.Send(map[string]any{"type": "identify", "agent_id": "logged", "token": "bad-" + tok})
 	a.Expect("error")
 	a.Close()
+	// A dashboard storage action logs through the dashboard's logger.
+	d := hubtest.Dial(t, "ws://"+h.Addr()+"/ws/dashboard")
+	d.Send(map[string]any{"type": "compact", "table": "hub_meta"})
+	d.Expect("compact_result")
+	d.Close()
 	h.Stop()
 
 	sc := bufio.NewScanner(strings.NewReader(buf.String()))
@@ -56,6 +61,9 @@ func TestLogsAreStructuredAndSecretFree(t *testing.T) {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("not JSON: %q", line)
+		}
+		if k := repeatedKey(line); k != "" {
+			t.Errorf("key %q twice in: %s", k, line)
 		}
 		if m["component"] == nil || m["event"] == nil {
 			t.Errorf("line without component/event: %s", line)
@@ -75,4 +83,30 @@ func TestLogsAreStructuredAndSecretFree(t *testing.T) {
 	if lines == 0 || withAgent == 0 || withTask == 0 {
 		t.Fatalf("lines=%d with agent_id=%d with task_id=%d:\n%s", lines, withAgent, withTask, buf.String())
 	}
+}
+
+// repeatedKey returns a top-level key that a JSON object line repeats, or
+// "" (encoding/json would silently keep the last one).
+func repeatedKey(line string) string {
+	dec := json.NewDecoder(strings.NewReader(line))
+	if _, err := dec.Token(); err != nil {
+		return ""
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		k, _ := tok.(string)
+		if seen[k] {
+			return k
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return ""
+		}
+	}
+	return ""
 }

@@ -57,6 +57,8 @@ type Config struct {
 	HTTP      HTTPConfig
 	Scheduler scheduler.Config
 	Queue     tasks.Config
+	// Messaging bounds channels and analytics (zero fields: defaults).
+	Messaging messaging.Limits
 	// RateLimits per agent and action class, and per HTTP caller; nil
 	// disables rate limiting.
 	RateLimits           ratelimit.Limits
@@ -196,6 +198,10 @@ func (h *Hub) build() error {
 	if h.Tokens, err = auth.New(db.MustTable(store.Tokens)); err != nil {
 		return err
 	}
+	if bad := h.Tokens.NonConforming(); len(bad) > 0 {
+		h.log.Warn("tokens bound to agent ids that break the agent-id rule can no longer identify; revoke them and create new ones",
+			"component", "auth", "event", "nonconforming_agent_ids", "agent_ids", bad, "rule", protocol.AgentIDRule)
+	}
 	if h.Settings, err = settings.New(db.MustTable(store.Config)); err != nil {
 		return err
 	}
@@ -209,7 +215,7 @@ func (h *Hub) build() error {
 	if err != nil {
 		return err
 	}
-	chans, err := messaging.NewChannels(db.MustTable(store.AgentChannels), db.MustTable(store.ChannelHistory), meta)
+	chans, err := messaging.NewChannels(db.MustTable(store.AgentChannels), db.MustTable(store.ChannelHistory), meta, h.cfg.Messaging)
 	if err != nil {
 		return err
 	}
@@ -234,7 +240,7 @@ func (h *Hub) build() error {
 		deps.Limiter = h.Limiter
 	}
 	h.Sockets = agentws.New(h.cfg.Socket, deps)
-	h.Messaging = messaging.NewService(mb, hist, chans, threads, messaging.NewAnalytics(), h.Sockets, h.Tokens, h.Bus, h.log)
+	h.Messaging = messaging.NewService(mb, hist, chans, threads, messaging.NewAnalyticsLimited(h.cfg.Messaging.WithDefaults().MaxTrackedAgents), h.Sockets, h.Tokens, h.Bus, h.log)
 	h.Sockets.SetMessaging(h.Messaging)
 	sched.SetPusher(h.Sockets)
 
@@ -243,6 +249,9 @@ func (h *Hub) build() error {
 		h.API.SetLimiter(h.Limiter)
 	}
 	h.API.SetObserver(h.Metrics)
+	// A body carries at most one task: its metadata plus room for the
+	// description and the other fields.
+	h.API.SetMaxBody(max(api.DefaultMaxBody, int64(h.cfg.Queue.MaxMetadataBytes)+128<<10))
 	core := &api.Core{Server: h.API, Tokens: h.Tokens, Presence: h.Presence, Agents: h.Agents, Messaging: h.Messaging,
 		Settings: h.Settings, Revoked: h.closeRevoked, OpenRegistration: h.cfg.OpenRegistration, JoinSecret: h.cfg.JoinSecret,
 		EvictMailboxes: h.evictMailboxes, Version: h.cfg.Version}

@@ -368,9 +368,11 @@ func TestLargeResultsAndPoisonTasks(t *testing.T) {
 	if task := e.task(id); task["result"].(map[string]any)["output"] != big {
 		t.Fatal("large result not stored whole")
 	}
-	a.Send(map[string]any{"type": "status", "status": big})
-	if f := a.Expect("error"); f["error"] != protocol.CodeValidationFailed {
-		t.Fatalf("large status frame: %v", f)
+	a.Send(map[string]any{"type": "message", "to": "w", "payload": map[string]any{"blob": big}})
+	f := a.Expect("error")
+	if errs, _ := f["errors"].([]any); f["error"] != protocol.CodeValidationFailed || len(errs) != 1 ||
+		errs[0].(map[string]any)["error"] != protocol.ErrTooLong {
+		t.Fatalf("large message frame: %v", f)
 	}
 
 	a.Close()

@@ -95,3 +95,33 @@ func TestStorageAdminAPI(t *testing.T) {
 		t.Fatalf("agent token ran a backup: %d", st)
 	}
 }
+
+// A backup run that misses tables is not "complete": 0 of N answers 500
+// "failed", some of N answers 500 "partial", in the same body shape.
+func TestBackupFailuresAreNotComplete(t *testing.T) {
+	h := hubtest.Start(t, "")
+	block := func(table string) {
+		dir := filepath.Join(h.Dir, "backups", table)
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dir, []byte("not a directory"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	block(store.AgentMailbox)
+	st, body := h.Do("POST", "/api/admin/backup", h.AdminToken, nil)
+	if st != 500 || body["status"] != "partial" || body["tables_success"].(float64) != body["tables_total"].(float64)-1 {
+		t.Fatalf("one table failing: %d %v", st, body)
+	}
+	for _, table := range store.AllTables() {
+		block(table)
+	}
+	st, body = h.Do("POST", "/api/admin/backup", h.AdminToken, nil)
+	if st != 500 || body["status"] != "failed" || body["tables_success"].(float64) != 0 || len(body["results"].([]any)) == 0 {
+		t.Fatalf("every table failing: %d %v", st, body)
+	}
+}

@@ -99,6 +99,21 @@ func (e *engine) stats() map[string]any {
 }
 
 // assignment waits for a task_assign and returns its task id and generation.
+// acceptTimerControl offers a task to a fresh agent that never accepts
+// it and returns once the acceptance timer has reclaimed it. Any
+// acceptance timer started before this one and still running has fired
+// by then, so "this task was not reclaimed" needs no fixed sleep and
+// cannot pass just because a loaded machine ran the timer late.
+func (e *engine) acceptTimerControl(name string) {
+	e.t.Helper()
+	c := e.Agent(name)
+	id := e.submit(map[string]any{"description": "timer control", "target_agent": name})
+	assignment(c)
+	e.waitTask(id, "the control task reclaimed by the acceptance timer", func(m map[string]any) bool {
+		return slices.Contains(historyEvents(m), "reclaimed:acceptance_timeout")
+	})
+}
+
 func assignment(c *hubtest.Client) (string, int64) {
 	c.T.Helper()
 	f := c.Expect("task_assign")
@@ -420,7 +435,7 @@ func TestTaskRecoveryAfterSidecarRestart(t *testing.T) {
 		t.Fatalf("continue: %v", f)
 	}
 	e.waitAgentState("worker-1", "working")
-	time.Sleep(3 * timeout)
+	e.acceptTimerControl("control")
 	if task := e.task(id); task["status"] != "assigned" || gen(task) != g || slices.Contains(historyEvents(task), "reclaimed:acceptance_timeout") {
 		t.Fatalf("continued task was reclaimed: %v", task)
 	}
@@ -580,9 +595,12 @@ func TestTaskTargetAgent(t *testing.T) {
 	if got, _ := assignment(b); got != id {
 		t.Fatalf("worker-2 got %s", got)
 	}
-	a.NoFrame("task_assign", 200*time.Millisecond)
 	later := e.submit(map[string]any{"description": "for c", "target_agent": "worker-3"})
-	a.NoFrame("task_assign", 200*time.Millisecond)
+	// A task for worker-1 submitted last is the first worker-1 may get:
+	// had it been offered "for b" or "for c" (older, same lane), those
+	// would have come first.
+	mine := e.submit(map[string]any{"description": "for a", "target_agent": "worker-1"})
+	a.NoFrameBefore("task_assign", func(m map[string]any) bool { return m["type"] == "task_assign" && m["task_id"] == mine })
 	if task := e.task(later); task["status"] != "queued" || task["target_agent"] != "worker-3" {
 		t.Fatalf("task for an absent target: %v", task)
 	}
@@ -752,7 +770,7 @@ func TestTaskReidentifyKeepsWork(t *testing.T) {
 	a.Send(map[string]any{"type": "identify", "agent_id": "worker-1", "token": tok, "name": "worker-1",
 		"capabilities": []string{}, "client_type": "sidecar", "protocol_version": 1})
 	a.Expect("identified")
-	time.Sleep(3 * timeout)
+	e.acceptTimerControl("control")
 	if task := e.task(id); task["status"] != "assigned" || gen(task) != g {
 		t.Fatalf("re-identify cost the task: %v", task)
 	}

@@ -341,6 +341,28 @@ func (c *Client) NoFrame(typ string, d time.Duration) {
 	}
 }
 
+// NoFrameBefore reads frames until one for which sentinel is true (5 s)
+// and fails if a frame of type typ comes first. The caller causes the
+// sentinel after the action that must not produce typ, on a path the hub
+// orders after it; unlike NoFrame the check then has no quiet window that
+// a loaded machine could outlast.
+func (c *Client) NoFrameBefore(typ string, sentinel func(map[string]any) bool) {
+	c.T.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m := c.Next(time.Until(deadline))
+		if m == nil {
+			c.T.Fatalf("no sentinel frame within 5s (read error %v)", c.err)
+		}
+		if sentinel(m) {
+			return
+		}
+		if m["type"] == typ {
+			c.T.Fatalf("unexpected %q frame before the sentinel: %v", typ, m)
+		}
+	}
+}
+
 // Closed waits for the server to close the socket and returns the close
 // status and reason.
 func (c *Client) Closed(d time.Duration) (websocket.StatusCode, string) {

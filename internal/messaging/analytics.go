@@ -8,8 +8,15 @@ import (
 
 // Analytics counts traffic per agent in UTC hour buckets over the last 24
 // hours. It lives in memory and starts empty at every restart.
+//
+// It is bounded: at most MaxTrackedAgents agents (a new one beyond that
+// replaces the offline agent idle the longest, or is not tracked when all
+// are connected), and each agent keeps only the buckets of the last 24
+// hours, pruned when that agent is touched, so recording a message costs
+// the same however many agents there are.
 type Analytics struct {
 	now func() time.Time
+	max int
 
 	mu     sync.Mutex
 	agents map[string]*agentStats
@@ -19,6 +26,12 @@ const (
 	hourMs        = int64(time.Hour / time.Millisecond)
 	activeWindow  = 5 * time.Minute
 	bucketsPerDay = 24
+	// MaxTrackedAgents bounds the agents analytics keeps figures for.
+	MaxTrackedAgents = 10_000
+	// AnalyticsDefaultLimit and AnalyticsMaxLimit page
+	// GET /api/analytics/agents.
+	AnalyticsDefaultLimit = 1000
+	AnalyticsMaxLimit     = 1000
 )
 
 type agentStats struct {
@@ -62,18 +75,49 @@ type HourBucket struct {
 	Received int64  `json:"received"`
 }
 
-// NewAnalytics returns empty analytics.
-func NewAnalytics() *Analytics {
-	return &Analytics{now: time.Now, agents: make(map[string]*agentStats)}
+// NewAnalytics returns empty analytics tracking at most MaxTrackedAgents.
+func NewAnalytics() *Analytics { return NewAnalyticsLimited(MaxTrackedAgents) }
+
+// NewAnalyticsLimited returns empty analytics tracking at most max agents.
+func NewAnalyticsLimited(max int) *Analytics {
+	return &Analytics{now: time.Now, max: max, agents: make(map[string]*agentStats)}
 }
 
-func (a *Analytics) agent(id string) *agentStats {
+// agent returns id's figures, creating them when there is room, pruned to
+// the last 24 hours. It returns nil when id cannot be tracked. The caller
+// holds a.mu.
+func (a *Analytics) agent(id string, now int64) *agentStats {
 	s, ok := a.agents[id]
 	if !ok {
+		if len(a.agents) >= a.max && !a.evictOne() {
+			return nil
+		}
 		s = &agentStats{sent: map[int64]int64{}, received: map[int64]int64{}, connTime: map[int64]int64{}}
 		a.agents[id] = s
 	}
+	s.prune(bucketOf(now))
 	return s
+}
+
+// evictOne drops the offline agent idle the longest, reporting whether
+// there was one. It walks every entry, but runs only when the table is
+// full and a new agent appears.
+func (a *Analytics) evictOne() bool {
+	victim, oldest := "", int64(0)
+	for id, s := range a.agents {
+		if s.connectedAt != 0 {
+			continue
+		}
+		last := max(s.lastActive, s.lastSeen)
+		if victim == "" || last < oldest {
+			victim, oldest = id, last
+		}
+	}
+	if victim == "" {
+		return false
+	}
+	delete(a.agents, victim)
+	return true
 }
 
 func bucketOf(ms int64) int64 { return ms / hourMs * hourMs }
@@ -91,13 +135,15 @@ func (a *Analytics) RecordMessage(from, to string) {
 	b := bucketOf(now)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	s := a.agent(from)
-	s.sent[b]++
-	s.lastActive = now
-	if to != "" {
-		a.agent(to).received[b]++
+	if s := a.agent(from, now); s != nil {
+		s.sent[b]++
+		s.lastActive = now
 	}
-	a.prune(b)
+	if to != "" {
+		if s := a.agent(to, now); s != nil {
+			s.received[b]++
+		}
+	}
 }
 
 // RecordConnect notes a successful identify.
@@ -105,7 +151,10 @@ func (a *Analytics) RecordConnect(agent string) {
 	now := a.now().UnixMilli()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	s := a.agent(agent)
+	s := a.agent(agent, now)
+	if s == nil {
+		return
+	}
 	s.connectedAt = now
 	s.lastActive = now
 	s.totalConnections++
@@ -116,7 +165,10 @@ func (a *Analytics) RecordDisconnect(agent string) {
 	now := a.now().UnixMilli()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	s := a.agent(agent)
+	s := a.agent(agent, now)
+	if s == nil {
+		return
+	}
 	if s.connectedAt != 0 {
 		s.connTime[bucketOf(now)] += now - s.connectedAt
 		s.connectedAt = 0
@@ -124,15 +176,13 @@ func (a *Analytics) RecordDisconnect(agent string) {
 	s.lastSeen = now
 }
 
-// prune drops buckets older than 24 hours; caller holds a.mu.
-func (a *Analytics) prune(current int64) {
+// prune drops one agent's buckets older than 24 hours; caller holds a.mu.
+func (s *agentStats) prune(current int64) {
 	oldest := current - (bucketsPerDay-1)*hourMs
-	for _, s := range a.agents {
-		for _, m := range []map[int64]int64{s.sent, s.received, s.connTime} {
-			for b := range m {
-				if b < oldest {
-					delete(m, b)
-				}
+	for _, m := range []map[int64]int64{s.sent, s.received, s.connTime} {
+		for b := range m {
+			if b < oldest {
+				delete(m, b)
 			}
 		}
 	}

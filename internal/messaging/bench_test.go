@@ -3,6 +3,7 @@ package messaging_test
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -32,6 +33,8 @@ type benchDirectory []string
 
 func (d benchDirectory) Agents() []string { return d }
 
+func (d benchDirectory) HasAgent(a string) bool { return slices.Contains(d, a) }
+
 // newBenchService builds the messaging service over durable tables in a
 // temp dir, with agents online.
 func newBenchService(b *testing.B, agents int) (*messaging.Service, *benchPusher) {
@@ -50,7 +53,7 @@ func newBenchService(b *testing.B, agents int) (*messaging.Service, *benchPusher
 	if err != nil {
 		b.Fatal(err)
 	}
-	chans, err := messaging.NewChannels(db.MustTable(store.AgentChannels), db.MustTable(store.ChannelHistory), meta)
+	chans, err := messaging.NewChannels(db.MustTable(store.AgentChannels), db.MustTable(store.ChannelHistory), meta, messaging.Limits{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -118,7 +121,7 @@ func BenchmarkHistoryAppend(b *testing.B) {
 		for pb.Next() {
 			m := chat("a", "b", int(n.Add(1)))
 			m.ID = messaging.NewID()
-			if _, err := svc.History.Append(m); err != nil {
+			if _, _, err := svc.History.Append(m); err != nil {
 				b.Error(err)
 				return
 			}

@@ -1,6 +1,7 @@
 package messaging
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,12 +19,27 @@ import (
 const (
 	ChannelHistoryCap          = 200
 	ChannelHistoryDefaultLimit = 50
+	// MaxChannelNameLen is the longest channel name, after normalization.
+	MaxChannelNameLen = 64
+	// DefaultMaxChannels is how many channels the hub keeps; creating one
+	// more is refused with ErrChannelLimit.
+	DefaultMaxChannels = 1000
+	// DefaultMaxChannelSubscribers is how many agents one channel holds.
+	DefaultMaxChannelSubscribers = 1000
+	// ChannelsDefaultLimit and ChannelsMaxLimit page channel listings.
+	ChannelsDefaultLimit = 1000
+	ChannelsMaxLimit     = 1000
 )
 
 // Errors callers test for.
 var (
 	ErrChannelNotFound = errors.New("channel_not_found")
 	ErrChannelExists   = errors.New("channel_exists")
+	// ErrInvalidChannel is a name that is empty or too long once
+	// normalized.
+	ErrInvalidChannel = errors.New("invalid_channel_name")
+	// ErrChannelLimit is a channel, or a subscriber, over its cap.
+	ErrChannelLimit = errors.New("channel_limit_reached")
 )
 
 // Channel is one named channel.
@@ -56,6 +72,7 @@ type Channels struct {
 	history  *store.Table
 	meta     *store.Table
 	now      func() time.Time
+	limits   Limits
 
 	mu       sync.Mutex // guards byName and seqs, serializes writes
 	byName   map[string]*Channel
@@ -76,9 +93,25 @@ func NormalizeChannel(name string) string {
 	}, name)
 }
 
+// Limits bound what messaging keeps in memory and in its tables. Zero
+// fields take the defaults.
+type Limits struct {
+	MaxChannels           int
+	MaxChannelSubscribers int
+	MaxTrackedAgents      int
+}
+
+// WithDefaults fills zero fields.
+func (l Limits) WithDefaults() Limits {
+	l.MaxChannels = cmp.Or(l.MaxChannels, DefaultMaxChannels)
+	l.MaxChannelSubscribers = cmp.Or(l.MaxChannelSubscribers, DefaultMaxChannelSubscribers)
+	l.MaxTrackedAgents = cmp.Or(l.MaxTrackedAgents, MaxTrackedAgents)
+	return l
+}
+
 // NewChannels opens the channel tables.
-func NewChannels(channels, history, meta *store.Table) (*Channels, error) {
-	c := &Channels{channels: channels, history: history, meta: meta, now: time.Now}
+func NewChannels(channels, history, meta *store.Table, limits Limits) (*Channels, error) {
+	c := &Channels{channels: channels, history: history, meta: meta, now: time.Now, limits: limits.WithDefaults()}
 	if err := c.Reload(); err != nil {
 		return nil, err
 	}
@@ -113,13 +146,23 @@ func (c *Channels) Reload() error {
 	return nil
 }
 
-// Create makes a channel; the name is normalized.
+// Create makes a channel; the name is normalized and must then be a valid
+// channel name. At most MaxChannels exist.
 func (c *Channels) Create(name, description, by string) (Channel, error) {
 	n := NormalizeChannel(name)
+	if err := checkChannelName(n); err != nil {
+		return Channel{}, err
+	}
+	if len(n) > MaxChannelNameLen {
+		return Channel{}, fmt.Errorf("%w: %q is longer than %d characters", ErrInvalidChannel, n, MaxChannelNameLen)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.byName[n]; ok {
 		return Channel{}, ErrChannelExists
+	}
+	if len(c.byName) >= c.limits.MaxChannels {
+		return Channel{}, fmt.Errorf("%w: at most %d channels", ErrChannelLimit, c.limits.MaxChannels)
 	}
 	ch := &Channel{Name: n, Description: description, CreatedAt: c.now().UnixMilli(), CreatedBy: by, Subscribers: []string{}}
 	if err := c.save(ch); err != nil {
@@ -140,17 +183,27 @@ func (c *Channels) Get(name string) (Channel, error) {
 	return cloneChannel(ch), nil
 }
 
-// List returns every channel, sorted by name.
-func (c *Channels) List() []ChannelSummary {
+// List returns up to limit channels whose name sorts after the name
+// after (all from the start when empty), sorted by name, the total number
+// of channels, and whether more follow the page.
+func (c *Channels) List(after string, limit int) ([]ChannelSummary, int, bool) {
 	c.mu.Lock()
-	out := make([]ChannelSummary, 0, len(c.byName))
-	for _, ch := range c.byName {
+	total := len(c.byName)
+	out := make([]ChannelSummary, 0, min(total, max(limit, 0)))
+	names := make([]string, 0, total)
+	for n := range c.byName {
+		if n > after {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names[:min(len(names), max(limit, 0))] {
+		ch := c.byName[n]
 		out = append(out, ChannelSummary{Name: ch.Name, Description: ch.Description,
 			SubscriberCount: len(ch.Subscribers), CreatedAt: ch.CreatedAt})
 	}
 	c.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
+	return out, total, len(names) > len(out)
 }
 
 // Subscribe adds agent to the channel. It reports whether the agent was
@@ -164,6 +217,9 @@ func (c *Channels) Subscribe(name, agent string) (already bool, err error) {
 	}
 	if slices.Contains(ch.Subscribers, agent) {
 		return true, nil
+	}
+	if len(ch.Subscribers) >= c.limits.MaxChannelSubscribers {
+		return false, fmt.Errorf("%w: at most %d subscribers per channel", ErrChannelLimit, c.limits.MaxChannelSubscribers)
 	}
 	next := cloneChannel(ch)
 	next.Subscribers = append([]string{agent}, next.Subscribers...)
@@ -209,28 +265,54 @@ func (c *Channels) Subscriptions(agent string) []string {
 }
 
 // AppendHistory stores m in the channel's history, trims it to the cap, and
-// returns the entry's per-channel sequence number.
-func (c *Channels) AppendHistory(channel string, m Message) (uint64, error) {
+// returns the entry's per-channel sequence number and the ids of the
+// messages trimmed away.
+func (c *Channels) AppendHistory(channel string, m Message) (uint64, []string, error) {
+	prefix, err := channelPrefix(channel)
+	if err != nil {
+		return 0, nil, err
+	}
 	c.histLock.Lock()
 	defer c.histLock.Unlock()
 	ctr, err := c.counter(channel)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	n, err := ctr.Next()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	v, err := json.Marshal(ChannelEntry{Seq: n, Message: m, StoredAt: c.now().UnixMilli()})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	prefix := channelPrefix(channel)
-	err = c.history.Update(func(tx *store.Tx) error { return appendCapped(tx, prefix, n, v, ChannelHistoryCap) })
+	var removed [][]byte
+	err = c.history.Update(func(tx *store.Tx) error {
+		var err error
+		removed, err = appendCapped(tx, prefix, n, v, ChannelHistoryCap)
+		return err
+	})
 	if err != nil {
-		return 0, fmt.Errorf("channel history %s: %w", channel, err)
+		return 0, nil, fmt.Errorf("channel history %s: %w", channel, err)
 	}
-	return n, nil
+	return n, trimmedIDs(removed), nil
+}
+
+// trimmedIDs returns the message ids of trimmed history or channel
+// records (both carry the message under "message").
+func trimmedIDs(values [][]byte) []string {
+	ids := make([]string, 0, len(values))
+	for _, v := range values {
+		var e struct {
+			Message struct {
+				ID string `json:"id"`
+			} `json:"message"`
+		}
+		if json.Unmarshal(v, &e) == nil && e.Message.ID != "" {
+			ids = append(ids, e.Message.ID)
+		}
+	}
+	return ids
 }
 
 // History returns the newest limit entries with seq > since, ascending.
@@ -240,9 +322,12 @@ func (c *Channels) History(name string, limit int, since uint64) ([]ChannelEntry
 	if limit <= 0 {
 		return out, nil
 	}
-	prefix := channelPrefix(NormalizeChannel(name))
-	err := c.history.View(func(tx *store.Tx) error {
-		return tx.Scan(prefix, func(k, v []byte) error {
+	prefix, err := channelPrefix(NormalizeChannel(name))
+	if err != nil {
+		return out, nil // no such channel can exist
+	}
+	err = c.history.View(func(tx *store.Tx) error {
+		return scanOwned(tx, prefix, func(k, v []byte) error {
 			if seq.Decode(k) <= since {
 				return nil
 			}
@@ -269,12 +354,16 @@ func (c *Channels) counter(channel string) (*seq.Counter, error) {
 	if ctr, ok := c.seqs[channel]; ok {
 		return ctr, nil
 	}
+	prefix, err := channelPrefix(channel)
+	if err != nil {
+		return nil, err
+	}
 	var floor uint64
-	err := c.history.View(func(tx *store.Tx) error {
-		if k, _ := tx.Last(channelPrefix(channel)); k != nil {
-			floor = seq.Decode(k)
-		}
-		return nil
+	err = c.history.View(func(tx *store.Tx) error {
+		return scanOwned(tx, prefix, func(k, _ []byte) error {
+			floor = max(floor, seq.Decode(k))
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -298,8 +387,6 @@ func (c *Channels) save(ch *Channel) error {
 	}
 	return nil
 }
-
-func channelPrefix(name string) []byte { return append([]byte(name), 0) }
 
 func cloneChannel(ch *Channel) Channel {
 	cp := *ch

@@ -61,33 +61,35 @@ func (h *History) Reload() error {
 	return h.table.View(func(tx *store.Tx) error { h.count = tx.Count(); return nil })
 }
 
-// Append stores m and trims the oldest entries beyond the cap. Appends
+// Append stores m and trims the oldest entries beyond the cap, returning
+// the ids of the trimmed messages. Appends
 // from many senders share commits: no lock is held across the durable
 // write. Concurrent appends may leave the log a few entries over the cap
 // for a moment; the next append trims it back.
-func (h *History) Append(m Message) (uint64, error) {
+func (h *History) Append(m Message) (uint64, []string, error) {
 	n, err := h.seq.Next()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	v, err := json.Marshal(historyEntry{Seq: n, Message: m, StoredAt: h.now().UnixMilli()})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	removed := 0
+	var removed [][]byte
 	err = h.table.Update(func(tx *store.Tx) error {
-		removed = 0
+		removed = removed[:0]
 		if err := tx.Put(seq.Key(n), v); err != nil {
 			return err
 		}
 		h.mu.Lock()
 		excess := h.count + 1 - HistoryCap
 		h.mu.Unlock()
-		for ; removed < excess; removed++ {
-			k, _ := tx.First(nil)
+		for len(removed) < excess {
+			k, old := tx.First(nil)
 			if k == nil {
 				break
 			}
+			removed = append(removed, append([]byte(nil), old...))
 			if err := tx.Delete(append([]byte(nil), k...)); err != nil {
 				return err
 			}
@@ -95,12 +97,12 @@ func (h *History) Append(m Message) (uint64, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("history append: %w", err)
+		return 0, nil, fmt.Errorf("history append: %w", err)
 	}
 	h.mu.Lock()
-	h.count += 1 - removed
+	h.count += 1 - len(removed)
 	h.mu.Unlock()
-	return n, nil
+	return n, trimmedIDs(removed), nil
 }
 
 // Query filters the history. Zero values mean "no filter".

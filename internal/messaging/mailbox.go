@@ -50,11 +50,13 @@ func NewMailbox(table, meta *store.Table) (*Mailbox, error) {
 	return &Mailbox{table: table, seq: c, now: time.Now}, nil
 }
 
-func mailboxPrefix(agent string) []byte { return append([]byte(agent), 0) }
-
 // Enqueue stores m for agent, trims the mailbox to its cap and returns the
 // message's sequence number.
 func (mb *Mailbox) Enqueue(agent string, m Message) (uint64, error) {
+	prefix, err := mailboxPrefix(agent)
+	if err != nil {
+		return 0, fmt.Errorf("mailbox enqueue: %w", err)
+	}
 	n, err := mb.seq.Next()
 	if err != nil {
 		return 0, err
@@ -63,8 +65,10 @@ func (mb *Mailbox) Enqueue(agent string, m Message) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	prefix := mailboxPrefix(agent)
-	err = mb.table.Update(func(tx *store.Tx) error { return appendCapped(tx, prefix, n, v, MailboxCap) })
+	err = mb.table.Update(func(tx *store.Tx) error {
+		_, err := appendCapped(tx, prefix, n, v, MailboxCap)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("mailbox enqueue %s: %w", agent, err)
 	}
@@ -76,9 +80,12 @@ func (mb *Mailbox) Enqueue(agent string, m Message) (uint64, error) {
 func (mb *Mailbox) Poll(agent string, since uint64) ([]WithSeq, uint64, error) {
 	out := []WithSeq{}
 	last := since
-	prefix := mailboxPrefix(agent)
-	err := mb.table.View(func(tx *store.Tx) error {
-		return tx.Scan(prefix, func(k, v []byte) error {
+	prefix, err := mailboxPrefix(agent)
+	if err != nil {
+		return nil, since, fmt.Errorf("mailbox poll: %w", err)
+	}
+	err = mb.table.View(func(tx *store.Tx) error {
+		return scanOwned(tx, prefix, func(k, v []byte) error {
 			if seq.Decode(k) <= since {
 				return nil
 			}
@@ -99,10 +106,13 @@ func (mb *Mailbox) Poll(agent string, since uint64) ([]WithSeq, uint64, error) {
 
 // Ack deletes agent's messages with seq <= upTo.
 func (mb *Mailbox) Ack(agent string, upTo uint64) error {
-	prefix := mailboxPrefix(agent)
-	err := mb.table.Update(func(tx *store.Tx) error {
+	prefix, err := mailboxPrefix(agent)
+	if err != nil {
+		return fmt.Errorf("mailbox ack: %w", err)
+	}
+	err = mb.table.Update(func(tx *store.Tx) error {
 		var keys [][]byte
-		if err := tx.Scan(prefix, func(k, _ []byte) error {
+		if err := scanOwned(tx, prefix, func(k, _ []byte) error {
 			if seq.Decode(k) <= upTo {
 				keys = append(keys, append([]byte(nil), k...))
 			}
@@ -125,9 +135,13 @@ func (mb *Mailbox) Ack(agent string, upTo uint64) error {
 
 // Count returns how many messages wait for agent.
 func (mb *Mailbox) Count(agent string) (int, error) {
+	prefix, err := mailboxPrefix(agent)
+	if err != nil {
+		return 0, fmt.Errorf("mailbox count: %w", err)
+	}
 	n := 0
-	err := mb.table.View(func(tx *store.Tx) error {
-		return tx.Scan(mailboxPrefix(agent), func(_, _ []byte) error { n++; return nil })
+	err = mb.table.View(func(tx *store.Tx) error {
+		return scanOwned(tx, prefix, func(_, _ []byte) error { n++; return nil })
 	})
 	return n, err
 }
@@ -168,22 +182,27 @@ func (mb *Mailbox) Evict(ttl time.Duration) (int, error) {
 func (mb *Mailbox) LastSeq() uint64 { return mb.seq.Peek() }
 
 // appendCapped stores v under prefix+n and deletes the oldest records under
-// prefix beyond limit. Keys under a prefix sort by sequence number.
-func appendCapped(tx *store.Tx, prefix []byte, n uint64, v []byte, limit int) error {
+// prefix beyond limit, returning their values. Keys under a prefix sort by
+// sequence number.
+func appendCapped(tx *store.Tx, prefix []byte, n uint64, v []byte, limit int) ([][]byte, error) {
 	if err := tx.Put(seq.AppendKey(prefix, n), v); err != nil {
-		return err
+		return nil, err
 	}
 	var keys [][]byte
-	if err := tx.Scan(prefix, func(k, _ []byte) error {
+	if err := scanOwned(tx, prefix, func(k, _ []byte) error {
 		keys = append(keys, append([]byte(nil), k...))
 		return nil
 	}); err != nil {
-		return err
+		return nil, err
 	}
+	var removed [][]byte
 	for i := 0; i < len(keys)-limit; i++ {
+		if old := tx.Get(keys[i]); old != nil {
+			removed = append(removed, append([]byte(nil), old...))
+		}
 		if err := tx.Delete(keys[i]); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return removed, nil
 }

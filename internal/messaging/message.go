@@ -10,6 +10,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+
+	"github.com/agentcom/agentcom/internal/protocol"
 )
 
 // Message is one message as stored and as the HTTP API shows it.
@@ -27,7 +29,7 @@ type Message struct {
 const DefaultType = "chat"
 
 // Broadcast is the recipient that means every agent.
-const Broadcast = "broadcast"
+const Broadcast = protocol.BroadcastRecipient
 
 // IsBroadcast reports whether the message goes to everyone.
 func (m Message) IsBroadcast() bool {
@@ -104,4 +106,6 @@ type Pusher interface {
 // broadcasts reach offline agents' mailboxes once per agent.
 type Directory interface {
 	Agents() []string
+	// HasAgent reports whether any token is bound to the agent.
+	HasAgent(agent string) bool
 }

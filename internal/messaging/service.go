@@ -1,12 +1,15 @@
 package messaging
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"time"
 
 	"github.com/agentcom/agentcom/internal/bus"
+	"github.com/agentcom/agentcom/internal/protocol"
 )
 
 // Event types published on bus.TopicMessages.
@@ -14,6 +17,31 @@ const (
 	EventMessageRouted    = "message_routed"
 	EventChannelPublished = "channel_published"
 )
+
+// ErrUnknownRecipient is a direct message to an id the hub does not know.
+var ErrUnknownRecipient = errors.New("unknown_recipient")
+
+// ErrPayloadTooLarge is a message whose payload, as JSON, exceeds
+// MaxPayloadBytes.
+var ErrPayloadTooLarge = errors.New("payload_too_large")
+
+// MaxPayloadBytes bounds one message's payload as JSON. Every message may
+// be kept up to 100 times per mailbox, 10,000 times in the history and
+// 200 times per channel, and listings return up to 200 at once: this
+// keeps each of those in the tens of megabytes.
+const MaxPayloadBytes = 64 << 10
+
+// checkPayload refuses a payload over MaxPayloadBytes.
+func checkPayload(m Message) error {
+	b, err := json.Marshal(m.Payload)
+	if err != nil {
+		return fmt.Errorf("encode payload: %w", err)
+	}
+	if len(b) > MaxPayloadBytes {
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrPayloadTooLarge, len(b), MaxPayloadBytes)
+	}
+	return nil
+}
 
 // Outcome of routing a direct message.
 const (
@@ -67,13 +95,30 @@ func (s *Service) Stamp(m *Message) {
 // any mailbox copies) and before any live delivery: the socket layer
 // acknowledges the sender there, so the acknowledgement precedes the
 // sender's own broadcast echo.
+//
+// A direct message must name an agent the hub knows (one that holds a
+// token or is connected): anything else is refused with ErrUnknownRecipient
+// before anything is stored, so made-up ids create no mailbox and no
+// analytics entry.
 func (s *Service) Send(m Message, recorded func()) (string, error) {
 	s.Stamp(&m)
+	if err := checkPayload(m); err != nil {
+		return "", err
+	}
+	to := m.Recipient()
+	if !m.IsBroadcast() {
+		if err := protocol.CheckAgentID(to); err != nil {
+			return "", fmt.Errorf("%w: %w", ErrUnknownRecipient, err)
+		}
+		if !s.agents.HasAgent(to) && !s.pusher.Online(to) {
+			return "", fmt.Errorf("%w: %s", ErrUnknownRecipient, to)
+		}
+	}
 	// History and thread index are separate tables with their own commit
 	// loops: write both at once.
 	indexed := make(chan error, 1)
 	go func() { indexed <- s.Threads.Index(m) }()
-	_, err := s.History.Append(m)
+	_, trimmed, err := s.History.Append(m)
 	if ierr := <-indexed; ierr != nil {
 		// The thread index is derived data: a failure must not lose the
 		// message, which is in the history.
@@ -82,7 +127,7 @@ func (s *Service) Send(m Message, recorded func()) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("send %s: %w", m.ID, err)
 	}
-	to := m.Recipient()
+	s.forget(trimmed)
 	s.Analytics.RecordMessage(m.From, to)
 	ack := func() {
 		if recorded != nil {
@@ -100,7 +145,9 @@ func (s *Service) Send(m Message, recorded func()) (string, error) {
 			isOnline[a] = true
 		}
 		for _, a := range s.agents.Agents() {
-			if a == m.From || isOnline[a] {
+			// A token kept from before the agent-id rule names an agent
+			// that can neither identify nor poll: it gets no copy.
+			if a == m.From || isOnline[a] || protocol.CheckAgentID(a) != nil {
 				continue
 			}
 			if _, err := s.Mailbox.Enqueue(a, m); err != nil {
@@ -134,6 +181,14 @@ func (s *Service) Send(m Message, recorded func()) (string, error) {
 	return outcome, nil
 }
 
+// forget drops trimmed history entries from the thread index, which holds
+// only what the histories still keep.
+func (s *Service) forget(ids []string) {
+	if err := s.Threads.Forget(ids); err != nil {
+		s.log.Error("thread index trim failed", "event", "thread_trim_failed", "count", len(ids), "err", err)
+	}
+}
+
 func kindOf(m Message) string {
 	if m.IsBroadcast() {
 		return "broadcast"
@@ -150,17 +205,21 @@ func (s *Service) Publish(channel string, m Message) (uint64, error) {
 		return 0, err
 	}
 	s.Stamp(&m)
+	if err := checkPayload(m); err != nil {
+		return 0, err
+	}
 	m.To = nil
-	n, err := s.Channels.AppendHistory(ch.Name, m)
+	n, trimmed, err := s.Channels.AppendHistory(ch.Name, m)
 	if err != nil {
 		return 0, err
 	}
 	if err := s.Threads.Index(m); err != nil {
 		s.log.Error("thread index failed", "event", "thread_index_failed", "message_id", m.ID, "err", err)
 	}
+	s.forget(trimmed)
 	s.Analytics.RecordMessage(m.From, "")
 	for _, sub := range ch.Subscribers {
-		if sub == m.From {
+		if sub == m.From || protocol.CheckAgentID(sub) != nil {
 			continue
 		}
 		cp := m

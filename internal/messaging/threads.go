@@ -9,7 +9,9 @@ import (
 	"github.com/agentcom/agentcom/internal/store"
 )
 
-// Threads indexes messages by their reply_to links.
+// Threads indexes messages by their reply_to links. It holds the messages
+// still kept in the global history or a channel history: the stores that
+// trim those histories hand the trimmed ids to Forget.
 type Threads struct {
 	messages *store.Table // id -> message
 	replies  *store.Table // parent id -> [child ids] in arrival order
@@ -53,6 +55,61 @@ func (t *Threads) Index(m Message) error {
 		return fmt.Errorf("thread link %s: %w", m.ID, err)
 	}
 	return nil
+}
+
+// Forget removes messages from the index and unlinks each from its
+// parent's replies.
+func (t *Threads) Forget(ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	parents := make(map[string][]string)
+	err := t.messages.Update(func(tx *store.Tx) error {
+		for _, id := range ids {
+			raw := tx.Get([]byte(id))
+			if raw == nil {
+				continue
+			}
+			var m Message
+			if json.Unmarshal(raw, &m) == nil && m.ReplyToID() != "" {
+				parents[m.ReplyToID()] = append(parents[m.ReplyToID()], id)
+			}
+			if err := tx.Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || len(parents) == 0 {
+		return err
+	}
+	return t.replies.Update(func(tx *store.Tx) error {
+		for parent, gone := range parents {
+			raw := tx.Get([]byte(parent))
+			if raw == nil {
+				continue
+			}
+			var kids []string
+			if err := json.Unmarshal(raw, &kids); err != nil {
+				return fmt.Errorf("decode replies of %s: %w", parent, err)
+			}
+			kids = slices.DeleteFunc(kids, func(k string) bool { return slices.Contains(gone, k) })
+			if len(kids) == 0 {
+				if err := tx.Delete([]byte(parent)); err != nil {
+					return err
+				}
+				continue
+			}
+			b, err := json.Marshal(kids)
+			if err != nil {
+				return err
+			}
+			if err := tx.Put([]byte(parent), b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func (t *Threads) message(id string) (Message, bool, error) {

@@ -10,14 +10,18 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/agentcom/agentcom/internal/client"
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/sidecar"
 )
 
@@ -31,11 +35,68 @@ var (
 	ErrNotOnboarded       = errors.New("no such agent set up on this machine")
 )
 
-var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-
-// ValidName reports whether name can be an agent id, a directory and a
+// ValidName reports whether name follows the hub's agent-id rule
+// (protocol.CheckAgentID), which also makes it safe as a directory and a
 // systemd unit name.
-func ValidName(name string) bool { return validName.MatchString(name) }
+func ValidName(name string) bool { return protocol.CheckAgentID(name) == nil }
+
+// ErrHostileHub is an answer from the hub that onboarding refuses to act
+// on: an agent id, token or URL that breaks its rule.
+var ErrHostileHub = errors.New("the hub's answer is not acceptable")
+
+// validToken is the shape of a token the hub issues: 64 lowercase hex.
+var validToken = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// checkRegistration holds what the hub answered to the rules the user's
+// own input follows: the agent id is the one asked for and follows the
+// agent-id rule, the token has the hub's token shape, and the socket URL
+// is a plain ws:// or wss:// URL.
+func checkRegistration(asked string, reg client.Registration) error {
+	if reg.AgentID != asked {
+		return fmt.Errorf("%w: registered %q but the hub answered agent id %q", ErrHostileHub, asked, reg.AgentID)
+	}
+	if err := protocol.CheckAgentID(reg.AgentID); err != nil {
+		return fmt.Errorf("%w: %v", ErrHostileHub, err)
+	}
+	if !validToken.MatchString(reg.Token) {
+		return fmt.Errorf("%w: the token is not 64 lowercase hex characters", ErrHostileHub)
+	}
+	if reg.HubWSURL != "" {
+		if err := checkURL(reg.HubWSURL, "ws", "wss"); err != nil {
+			return fmt.Errorf("%w: hub_ws_url: %v", ErrHostileHub, err)
+		}
+	}
+	return nil
+}
+
+// checkURL accepts an absolute URL with one of schemes, a host, no user
+// information, and no control characters, at most 2048 bytes.
+func checkURL(raw string, schemes ...string) error {
+	if len(raw) > 2048 {
+		return errors.New("longer than 2048 bytes")
+	}
+	if strings.IndexFunc(raw, unicode.IsControl) >= 0 {
+		return errors.New("contains a control character")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(schemes, u.Scheme) || u.Host == "" || u.User != nil || u.Opaque != "" {
+		return fmt.Errorf("%q is not a %s URL with a host", raw, strings.Join(schemes, " or "))
+	}
+	return nil
+}
+
+// within returns filepath.Join(root, name) after checking the result is a
+// direct child of root.
+func within(root, name string) (string, error) {
+	p := filepath.Join(root, name)
+	if filepath.Dir(p) != filepath.Clean(root) || filepath.Base(p) != name {
+		return "", fmt.Errorf("%w: %q would leave %s", ErrInvalidName, name, root)
+	}
+	return p, nil
+}
 
 // Options drive Onboard. Zero values get defaults.
 type Options struct {
@@ -117,7 +178,10 @@ func Onboard(ctx context.Context, o Options) (Result, error) {
 	fmt.Fprintf(out, "ok (%s)\n", res.Name)
 
 	fmt.Fprint(out, "[3/5] writing the sidecar config... ")
-	res.Dir = filepath.Join(o.Home, res.Name)
+	if res.Dir, err = within(o.Home, res.Name); err != nil {
+		fmt.Fprintln(out, "FAILED")
+		return res, err
+	}
 	res.ConfigPath = filepath.Join(res.Dir, "config.json")
 	cfg, err := writeConfig(res.Dir, res.ConfigPath, hub.BaseURL(), reg, o)
 	if err != nil {
@@ -128,7 +192,10 @@ func Onboard(ctx context.Context, o Options) (Result, error) {
 
 	fmt.Fprint(out, "[4/5] installing the systemd user unit... ")
 	res.UnitName = UnitName(res.Name)
-	res.UnitPath = filepath.Join(o.UnitDir, res.UnitName)
+	if res.UnitPath, err = within(o.UnitDir, res.UnitName); err != nil {
+		fmt.Fprintln(out, "FAILED")
+		return res, err
+	}
 	if err := writeUnit(res.UnitPath, o.Binary, res.ConfigPath, res.Name); err != nil {
 		fmt.Fprintln(out, "FAILED")
 		return res, fmt.Errorf("onboard: %w", err)
@@ -214,6 +281,9 @@ func register(ctx context.Context, hub *client.Client, o Options) (client.Regist
 			if reg.Token == "" {
 				return reg, errors.New("onboard: the hub answered without a token")
 			}
+			if err := checkRegistration(name, reg); err != nil {
+				return client.Registration{}, fmt.Errorf("onboard: %w (nothing was written)", err)
+			}
 			return reg, nil
 		case client.IsConflict(err):
 			return reg, fmt.Errorf("%w: %s", ErrNameTaken, name)
@@ -227,8 +297,8 @@ func register(ctx context.Context, hub *client.Client, o Options) (client.Regist
 		}
 	}
 	if o.Name != "" {
-		if !ValidName(o.Name) {
-			return client.Registration{}, fmt.Errorf("%w: %q (use letters, digits, '.', '_', '-')", ErrInvalidName, o.Name)
+		if err := protocol.CheckAgentID(o.Name); err != nil {
+			return client.Registration{}, fmt.Errorf("%w: %v", ErrInvalidName, err)
 		}
 		if exists(filepath.Join(o.Home, o.Name)) {
 			return client.Registration{}, fmt.Errorf("%w: %s exists", ErrAlreadyOnboarded, filepath.Join(o.Home, o.Name))
@@ -306,6 +376,17 @@ func writeConfig(dir, path, apiURL string, reg client.Registration, o Options) (
 func UnitName(agent string) string { return "agentcom-sidecar-" + agent + ".service" }
 
 func writeUnit(path, binary, config, agent string) error {
+	if err := protocol.CheckAgentID(agent); err != nil {
+		return fmt.Errorf("unit for %q: %w", agent, err)
+	}
+	qb, err := systemdQuote(binary)
+	if err != nil {
+		return fmt.Errorf("unit: binary path: %w", err)
+	}
+	qc, err := systemdQuote(config)
+	if err != nil {
+		return fmt.Errorf("unit: config path: %w", err)
+	}
 	unit := fmt.Sprintf(`[Unit]
 Description=AgentCom sidecar for agent %s
 After=network-online.target
@@ -320,7 +401,7 @@ TimeoutStopSec=20
 
 [Install]
 WantedBy=default.target
-`, agent, systemdQuote(binary), systemdQuote(config))
+`, agent, qb, qc)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
 	}
@@ -416,10 +497,13 @@ func Offboard(ctx context.Context, o OffboardOptions) error {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
-	if !ValidName(o.Name) {
-		return fmt.Errorf("%w: %q", ErrInvalidName, o.Name)
+	if err := protocol.CheckAgentID(o.Name); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidName, err)
 	}
-	dir := filepath.Join(o.Home, o.Name)
+	dir, err := within(o.Home, o.Name)
+	if err != nil {
+		return err
+	}
 	cfgPath := filepath.Join(dir, "config.json")
 	haveLocal := exists(cfgPath)
 	if o.HubURL == "" && haveLocal {
@@ -499,10 +583,16 @@ func exists(p string) bool {
 	return err == nil
 }
 
-// systemdQuote quotes a path for an ExecStart= line.
-func systemdQuote(s string) string {
+// systemdQuote quotes a path for an ExecStart= line: backslash and double
+// quote are escaped, specifiers (%) and variables ($) doubled. A line break
+// or any other control character cannot be carried safely on one unit
+// line and is refused.
+func systemdQuote(s string) (string, error) {
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return "", fmt.Errorf("%q contains a control character", s)
+	}
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `%`, `%%`, `$`, `$$`)
-	return `"` + r.Replace(s) + `"`
+	return `"` + r.Replace(s) + `"`, nil
 }
 
 // shellQuote quotes a word for a POSIX shell, for printed commands.

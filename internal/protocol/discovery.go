@@ -7,6 +7,7 @@ type DiscoveryField struct {
 	Name      string `json:"name"`
 	Type      string `json:"type"`
 	MaxLength int    `json:"max_length,omitempty"`
+	Format    Format `json:"format,omitempty"`
 }
 
 // DiscoveryEntry describes one frame type or body.
@@ -51,7 +52,7 @@ func Discovery() DiscoveryDoc {
 func describe(s Schema) DiscoveryEntry {
 	e := DiscoveryEntry{Description: s.Description, Required: []DiscoveryField{}, Optional: []DiscoveryField{}}
 	for _, f := range s.Fields {
-		df := DiscoveryField{Name: f.Name, Type: f.Kind.String(), MaxLength: f.limit()}
+		df := DiscoveryField{Name: f.Name, Type: f.Kind.String(), MaxLength: f.limit(), Format: f.Format}
 		if f.Required {
 			e.Required = append(e.Required, df)
 		} else {

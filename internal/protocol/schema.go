@@ -49,7 +49,21 @@ type Field struct {
 	Required bool   `json:"-"`
 	// MaxLen overrides the limit given by the field's name; 0 keeps it.
 	MaxLen int `json:"-"`
+	// Format, for a string, is a rule beyond the length: FormatAgentID
+	// or FormatRecipient.
+	Format Format `json:"-"`
 }
+
+// Format is a rule a string field's value must follow.
+type Format string
+
+// Formats.
+const (
+	// FormatAgentID is CheckAgentID.
+	FormatAgentID Format = "agent_id"
+	// FormatRecipient is CheckRecipient: an agent id or "broadcast".
+	FormatRecipient Format = "recipient"
+)
 
 // Schema describes one frame type or one HTTP body.
 type Schema struct {
@@ -76,6 +90,10 @@ var lengthLimits = map[string]int{
 	"url":         2048,
 	"endpoint":    2048,
 	"join_secret": 256,
+	// Message fields: ids are 16 hex characters, kinds short words.
+	"reply_to":     256,
+	"message_type": 256,
+	"type":         256,
 }
 
 // limit is the maximum length of field f, or 0 for none.
@@ -88,6 +106,9 @@ func (f Field) limit() int {
 
 func req(name string, k Kind) Field { return Field{Name: name, Kind: k, Required: true} }
 func opt(name string, k Kind) Field { return Field{Name: name, Kind: k} }
+
+// withFormat returns f restricted to format.
+func (f Field) withFormat(format Format) Field { f.Format = format; return f }
 
 // Frame types the agent sends.
 const (
@@ -114,10 +135,10 @@ const (
 // agentFrames are the schemas of every frame an agent may send.
 var agentFrames = map[string]Schema{
 	FrameIdentify: {Description: "authenticate the socket as an agent", Fields: []Field{
-		req("agent_id", KindString), req("token", KindString),
+		req("agent_id", KindString).withFormat(FormatAgentID), req("token", KindString),
 		opt("name", KindString), opt("status", KindString), opt("capabilities", KindStringArray)}},
 	FrameMessage: {Description: "send a direct or broadcast message", Fields: []Field{
-		req("payload", KindObject), opt("to", KindString), opt("message_type", KindString), opt("reply_to", KindString)}},
+		req("payload", KindObject), opt("to", KindString).withFormat(FormatRecipient), opt("message_type", KindString), opt("reply_to", KindString)}},
 	FrameStatus:             {Description: "update presence status", Fields: []Field{req("status", KindString)}},
 	FrameListAgents:         {Description: "list connected agents"},
 	FramePing:               {Description: "application heartbeat"},
@@ -172,7 +193,7 @@ const (
 // httpBodies are the schemas of every HTTP request body.
 var httpBodies = map[string]Schema{
 	BodyPostMessage: {Description: "send a message", Legacy: "missing required field: payload", Fields: []Field{
-		req("payload", KindObject), opt("to", KindString), opt("type", KindString), opt("reply_to", KindString)}},
+		req("payload", KindObject), opt("to", KindString).withFormat(FormatRecipient), opt("type", KindString), opt("reply_to", KindString)}},
 	BodyPutHeartbeat: {Description: "set the heartbeat interval", Legacy: "missing or invalid field: heartbeat_interval_ms (positive integer)",
 		Fields: []Field{req("heartbeat_interval_ms", KindPositiveInteger)}},
 	BodyPutMailboxTTL: {Description: "set the mailbox retention", Legacy: "missing or invalid field: mailbox_ttl_ms (positive integer)",
@@ -184,15 +205,15 @@ var httpBodies = map[string]Schema{
 	BodyMailboxAck: {Description: "acknowledge mailbox messages up to seq", Legacy: "missing required field: seq", Fields: []Field{
 		req("seq", KindInteger), opt("token", KindString)}},
 	BodyPostToken: {Description: "create a token", Legacy: "missing required field: agent_id", Fields: []Field{
-		req("agent_id", KindString), opt("role", KindString)}},
+		req("agent_id", KindString).withFormat(FormatAgentID), opt("role", KindString)}},
 	BodyPushTask: {Description: "push a task straight to a connected agent", Legacy: "missing required fields: agent_id, description", Fields: []Field{
-		req("agent_id", KindString), req("description", KindString), opt("metadata", KindObject)}},
+		req("agent_id", KindString).withFormat(FormatAgentID), req("description", KindString), opt("metadata", KindObject)}},
 	BodyPostTask: {Description: "submit a task", Legacy: "missing required field: description", Fields: []Field{
 		req("description", KindString), opt("priority", KindAny), opt("metadata", KindObject),
 		opt("max_retries", KindInteger), opt("complete_by", KindInteger),
-		opt("needed_capabilities", KindStringArray), opt("target_agent", KindString)}},
+		opt("needed_capabilities", KindStringArray), opt("target_agent", KindString).withFormat(FormatAgentID)}},
 	BodyOnboardRegister: {Description: "register a new agent", Legacy: "missing or invalid field: agent_id", Fields: []Field{
-		req("agent_id", KindString), opt("join_secret", KindString), opt("capabilities", KindStringArray)}},
+		req("agent_id", KindString).withFormat(FormatAgentID), opt("join_secret", KindString), opt("capabilities", KindStringArray)}},
 	BodyPutDefaultRepo: {Description: "set the default repository", Legacy: "missing or invalid field: url", Fields: []Field{req("url", KindString)}},
 	BodyPushSubscribe: {Description: "store a web push subscription", Legacy: "invalid push subscription", Fields: []Field{
 		req("endpoint", KindString), req("keys", KindObject)}},

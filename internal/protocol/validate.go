@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -17,6 +18,8 @@ const (
 	ErrTooLong            = "too_long"
 	ErrUnknownMessageType = "unknown_message_type"
 	ErrInvalidValue       = "invalid_value"
+	ErrOutOfRange         = "out_of_range"
+	ErrTooLarge           = "too_large"
 )
 
 // FieldError is one problem with one field.
@@ -65,6 +68,11 @@ func DecodeObject(data []byte) (Object, error) {
 	if dec.More() {
 		return nil, ErrInvalidJSON
 	}
+	if !finiteNumbers(v) {
+		// 1e309 is valid JSON text but no float64: relayed, it would be a
+		// frame other clients cannot decode (Go) or read as Infinity (JS).
+		return nil, ErrInvalidJSON
+	}
 	obj, ok := v.(map[string]any)
 	if !ok {
 		return nil, &ValidationError{MessageType: "unknown", Errors: []FieldError{{
@@ -72,6 +80,28 @@ func DecodeObject(data []byte) (Object, error) {
 		}}}
 	}
 	return Object(obj), nil
+}
+
+// finiteNumbers reports whether every number in v fits a float64.
+func finiteNumbers(v any) bool {
+	switch x := v.(type) {
+	case json.Number:
+		_, err := strconv.ParseFloat(string(x), 64)
+		return err == nil
+	case map[string]any:
+		for _, e := range x {
+			if !finiteNumbers(e) {
+				return false
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if !finiteNumbers(e) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // ValidateFrame checks a decoded agent frame and returns its type.
@@ -177,6 +207,9 @@ func checkValue(f Field, v any) (FieldError, bool) {
 		if max := f.limit(); max > 0 && utf8.RuneCountInString(s) > max {
 			return FieldError{Field: f.Name, Error: ErrTooLong,
 				Detail: fmt.Sprintf("exceeds maximum length of %d characters", max), Value: truncate(s)}, true
+		}
+		if err := f.Format.check(s); err != nil {
+			return FieldError{Field: f.Name, Error: ErrInvalidValue, Detail: err.Error(), Value: truncate(s)}, true
 		}
 	case KindInteger, KindPositiveInteger:
 		n, ok := v.(json.Number)

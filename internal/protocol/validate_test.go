@@ -97,6 +97,10 @@ func FuzzHTTPBody(f *testing.F) {
 	f.Add([]byte(`{"payload":{},"to":"b"}`))
 	f.Add([]byte(`{"seq":"x"}`))
 	f.Add([]byte(`{"endpoint":"https://x","keys":{}}`))
+	f.Add([]byte(`{"mailbox_ttl_ms":9223372036854775807}`))
+	f.Add([]byte(`{"heartbeat_interval_ms":1e13}`))
+	f.Add([]byte(`{"agent_id":"a2\u0000","role":"agent"}`))
+	f.Add([]byte(`{"payload":{},"to":"../../x"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		obj, err := DecodeObject(data)
 		if err != nil {
@@ -106,4 +110,19 @@ func FuzzHTTPBody(f *testing.F) {
 			_ = ValidateBody(name, obj)
 		}
 	})
+}
+
+// Numbers beyond float64 are refused at decode: relayed, they would make
+// frames other clients cannot read.
+func TestDecodeRefusesNumbersBeyondFloat64(t *testing.T) {
+	for _, in := range []string{`{"a":1e309}`, `{"a":[{"b":-1e400}]}`, `{"type":"message","payload":{"x":[1,2,1e999]}}`} {
+		if _, err := DecodeObject([]byte(in)); !errors.Is(err, ErrInvalidJSON) {
+			t.Errorf("%s: %v, want ErrInvalidJSON", in, err)
+		}
+	}
+	for _, in := range []string{`{"a":1e308}`, `{"a":-0.0000001}`, `{"a":123456789012345678901234567890}`} {
+		if _, err := DecodeObject([]byte(in)); err != nil {
+			t.Errorf("%s: %v", in, err)
+		}
+	}
 }

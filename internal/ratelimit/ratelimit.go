@@ -52,8 +52,15 @@ func DefaultLimits() Limits {
 	}
 }
 
+// Bounds of a parsed limit.
+const (
+	MaxRate  = 1_000_000
+	MaxBurst = 1_000_000
+)
+
 // Parse reads "class=rate:burst,..." over the defaults, e.g.
-// "messages=100:200,http=0:0" (0:0 disables a class).
+// "messages=100:200,http=0:0" (0:0 disables a class). Rates and bursts
+// above MaxRate and MaxBurst, negative, or not finite are refused.
 func Parse(spec string) (Limits, error) {
 	l := DefaultLimits()
 	if strings.TrimSpace(spec) == "" {
@@ -70,8 +77,8 @@ func Parse(spec string) (Limits, error) {
 		rs, bs, ok := strings.Cut(v, ":")
 		r, err1 := strconv.ParseFloat(rs, 64)
 		b, err2 := strconv.Atoi(bs)
-		if !ok || err1 != nil || err2 != nil || r < 0 || b < 0 {
-			return nil, fmt.Errorf("rate limit %q: want class=rate:burst with numbers >= 0", part)
+		if !ok || err1 != nil || err2 != nil || !(r >= 0 && r <= MaxRate) || b < 0 || b > MaxBurst {
+			return nil, fmt.Errorf("rate limit %q: want class=rate:burst with 0 <= rate <= %d and 0 <= burst <= %d", part, MaxRate, MaxBurst)
 		}
 		l[k] = Limit{PerSecond: r, Burst: b}
 	}

@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
 	"time"
 )
@@ -10,7 +11,10 @@ import (
 // POST /api/admin/backup: the original's fields (status, tables_total,
 // tables_success, results) plus timestamp, trigger and backup_dir.
 type BackupResponse struct {
-	Status        string         `json:"status"` // always "complete": per-table outcomes are in results
+	// Status is BackupComplete when every table was backed up,
+	// BackupPartial when some were, BackupFailed when none was (or there
+	// is no table); per-table outcomes are in results.
+	Status        string         `json:"status"`
 	TablesTotal   int            `json:"tables_total"`
 	TablesSuccess int            `json:"tables_success"`
 	Results       []BackupResult `json:"results"`
@@ -34,6 +38,13 @@ type BackupResult struct {
 	Reason   string   `json:"reason,omitempty"`
 }
 
+// Backup run statuses.
+const (
+	BackupComplete = "complete"
+	BackupPartial  = "partial"
+	BackupFailed   = "failed"
+)
+
 // Backup backs up every table now (POST /api/admin/backup): a consistent
 // snapshot of each while writes continue, written to a temp name, fsynced,
 // verified, renamed; then retention keeps the newest Config.Retention per
@@ -50,7 +61,7 @@ func (c *Coordinator) backup(ctx context.Context, trigger string) (BackupRespons
 	defer c.unlockOp()
 	at := c.now()
 	resp := BackupResponse{
-		Status: "complete", TablesTotal: len(c.names), Results: []BackupResult{},
+		TablesTotal: len(c.names), Results: []BackupResult{},
 		Timestamp: at.UnixMilli(), Trigger: trigger, BackupDir: c.layout.backups,
 	}
 	var done []string
@@ -68,10 +79,23 @@ func (c *Coordinator) backup(ctx context.Context, trigger string) (BackupRespons
 			failures = append(failures, Failure{Table: name, Reason: res.Reason})
 		}
 	}
+	switch {
+	case resp.TablesSuccess == resp.TablesTotal && resp.TablesTotal > 0:
+		resp.Status = BackupComplete
+	case resp.TablesSuccess > 0:
+		resp.Status = BackupPartial
+	default:
+		resp.Status = BackupFailed
+	}
 	c.mu.Lock()
 	c.lastBackup = &resp
 	c.mu.Unlock()
-	c.log.Info("backup run", "event", "backup_run", "trigger", trigger, "tables_ok", resp.TablesSuccess, "tables_total", resp.TablesTotal)
+	level := slog.LevelInfo
+	if resp.Status != BackupComplete {
+		level = slog.LevelError
+	}
+	c.log.Log(context.Background(), level, "backup run", "event", "backup_run", "status", resp.Status, "trigger", trigger,
+		"tables_ok", resp.TablesSuccess, "tables_total", resp.TablesTotal)
 	if len(done) > 0 {
 		c.publish(EventBackupComplete, BackupCompleteEvent{
 			Timestamp: resp.Timestamp, TablesBackedUp: done, BackupDir: c.layout.backups,

@@ -209,9 +209,15 @@ func patch(t *testing.T, path string, off int64, b []byte) {
 	}
 }
 
-// asideFiles lists the damaged files kept for table.
-func (e *env) asideFiles(table string) []string {
-	m, _ := filepath.Glob(filepath.Join(e.dir, "corrupt", table+"_*.db"))
+// asideFiles lists the damaged files kept for table (under corrupt/).
+func (e *env) asideFiles(table string) []string { return e.keptFiles("corrupt", table) }
+
+// replacedFiles lists the files a manual restore kept for table (under
+// replaced/).
+func (e *env) replacedFiles(table string) []string { return e.keptFiles("replaced", table) }
+
+func (e *env) keptFiles(dir, table string) []string {
+	m, _ := filepath.Glob(filepath.Join(e.dir, dir, table+"_*.db"))
 	return m
 }
 

@@ -28,7 +28,7 @@ func TestManualRestore(t *testing.T) {
 	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
 		t.Fatal("a refused restore changed the table file")
 	}
-	if len(e.asideFiles(store.TaskQueue)) != 0 {
+	if len(e.asideFiles(store.TaskQueue))+len(e.replacedFiles(store.TaskQueue)) != 0 {
 		t.Fatal("a refused restore moved the file aside")
 	}
 
@@ -71,6 +71,17 @@ func TestManualRestore(t *testing.T) {
 		t.Fatalf("restore newest: %+v, %v", resp, err)
 	}
 	e.expect(store.TaskQueue, 15)
+	// The replaced file is kept under replaced/ (not corrupt/: it was not
+	// damaged), and it still holds the 20 records it had.
+	if kept := e.replacedFiles(store.TaskQueue); len(kept) != 1 || kept[0] != resp.AsidePath {
+		t.Fatalf("replaced files %v, response says %q", kept, resp.AsidePath)
+	}
+	if len(e.asideFiles(store.TaskQueue)) != 0 {
+		t.Fatal("a manual restore filed the replaced table as corrupt")
+	}
+	if n, err := store.CheckFile(resp.AsidePath); err != nil || n != 20 {
+		t.Fatalf("kept file: %d records, %v", n, err)
+	}
 	ev := e.waitEvent(EventRecoveryComplete, nil)
 	if d := ev.Data.(RecoveryCompleteEvent); d.Trigger != TriggerManual || d.RecordCount != 15 {
 		t.Fatalf("event %+v", d)
@@ -104,6 +115,9 @@ func TestManualRestore(t *testing.T) {
 		t.Fatalf("damaged named backup: %v", err)
 	}
 	e.expect(store.TaskQueue, 10)
+	if n := len(e.replacedFiles(store.TaskQueue)); n != 2 {
+		t.Fatalf("a refused restore moved the table aside: %d kept files, want the 2 earlier ones", n)
+	}
 }
 
 // A restore ends degraded mode: the operator's way back.

@@ -58,6 +58,17 @@ func OpenDB(ctx context.Context, dir string, names []string, cfg Config, logger 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("create data dir: %w", err)
 	}
+	// MkdirAll leaves an existing directory's mode alone: the data holds
+	// hashed tokens and every message, so it is the owner's only.
+	if fi, err := os.Stat(dir); err != nil {
+		return nil, nil, fmt.Errorf("data dir: %w", err)
+	} else if perm := fi.Mode().Perm(); perm != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return nil, nil, fmt.Errorf("data dir %s has mode %#o and cannot be restricted to 0700: %w", dir, perm, err)
+		}
+		log.Warn("data directory was readable by others: mode set to 0700", "event", "data_dir_mode_fixed",
+			"dir", dir, "old_mode", fmt.Sprintf("%#o", perm))
+	}
 	rep := &StartupReport{}
 	for _, name := range names {
 		if err := ctx.Err(); err != nil {
@@ -165,7 +176,10 @@ func logStartup(log *slog.Logger, st StartupTable) {
 	case "restored":
 		log.Warn("table restored from backup at start", "event", "table_restored_from_backup_at_start", "table", st.Table, "backup", st.BackupUsed, "records", st.Records, "reason", st.Reason, "aside", st.AsidePath)
 	case "degraded":
-		log.Error("table running empty after data loss (degraded mode)", "event", "table_running_empty_after_data_loss_degr", "table", st.Table, "reason", st.Reason, "aside", st.AsidePath)
+		// "Running empty (degraded mode)" is logged by NoteStartup, once
+		// the hub really runs; a start that fails later never says it.
+		log.Error("table damaged with no usable backup: replaced by an empty table", "event", "table_replaced_empty",
+			"table", st.Table, "reason", st.Reason, "aside", st.AsidePath)
 	default:
 		log.Debug("table opened", "event", "table_opened", "table", st.Table, "action", st.Action, "records", st.Records)
 	}

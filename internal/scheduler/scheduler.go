@@ -38,6 +38,9 @@ type Config struct {
 	LeaseTTL time.Duration
 	// SweepInterval is how often leases and deadlines are checked.
 	SweepInterval time.Duration
+	// Now is the clock of the leases, the hub's start included (nil:
+	// time.Now); tests inject one to check a lease to the millisecond.
+	Now func() time.Time
 }
 
 // DefaultConfig holds the documented defaults.
@@ -71,8 +74,11 @@ func New(q *tasks.Queue, reg *agents.Registry, cfg Config, log *slog.Logger) *Sc
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = def.SweepInterval
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Scheduler{q: q, agents: reg, cfg: cfg, log: log.With("component", "scheduler"),
-		start: time.Now().UnixMilli(), kick: make(chan struct{}, 1)}
+		start: cfg.Now().UnixMilli(), kick: make(chan struct{}, 1)}
 }
 
 // SetPusher sets where assignments go (the agent socket layer, built after
@@ -239,7 +245,7 @@ func (s *Scheduler) reclaim(taskID, agent string, gen int64, reason, flag string
 // Sweep reclaims tasks whose lease ran out and expires tasks whose
 // deadline passed.
 func (s *Scheduler) Sweep() {
-	now := time.Now().UnixMilli()
+	now := s.cfg.Now().UnixMilli()
 	for _, t := range s.q.Overdue() {
 		_, holder, err := s.q.Expire(t.ID)
 		if err != nil {

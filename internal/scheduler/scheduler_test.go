@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -454,5 +455,44 @@ func TestZeroConfigTakesDefaults(t *testing.T) {
 	w.S.Sweep()
 	if got := w.get(task.ID); got.Status != tasks.StatusAssigned {
 		t.Fatalf("held task after a sweep: %+v", got)
+	}
+}
+
+// TestFullLeaseAfterRestart: README says tasks held by agents stay
+// assigned across a hub restart and the agents get a full lease (5 min)
+// to come back. The hub here restarts ten minutes after the task was last
+// updated; the lease runs from the restart, to the millisecond.
+func TestFullLeaseAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	w := newWorld(t, config{dataDir: dir, sched: leaseCfg(5 * time.Minute /* README */)})
+	w.connect("a")
+	task := w.submit(tasks.SubmitParams{})
+	w.S.Pass()
+	w.S.Accepted("a", task.ID)
+	held := w.get(task.ID)
+	w.close() // the hub stops; the agent never disconnected cleanly
+
+	restart := time.UnixMilli(held.UpdatedAt).Add(10 * time.Minute)
+	var mu sync.Mutex
+	now := restart
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	set := func(t time.Time) { mu.Lock(); now = t; mu.Unlock() }
+	cfg := leaseCfg(5 * time.Minute /* README */)
+	cfg.Now = clock
+	w2 := newWorld(t, config{dataDir: dir, sched: cfg})
+	w2.S.Sweep()
+	if got := w2.get(task.ID); got.Status != tasks.StatusAssigned || got.Holder() != "a" {
+		t.Fatalf("right after the restart: %+v", got)
+	}
+	set(restart.Add(5 * time.Minute))
+	w2.S.Sweep()
+	if got := w2.get(task.ID); got.Status != tasks.StatusAssigned {
+		t.Fatalf("5 min after the restart (a full lease): %+v", got)
+	}
+	set(restart.Add(5*time.Minute + time.Millisecond))
+	w2.S.Sweep()
+	got := w2.get(task.ID)
+	if got.Status != tasks.StatusQueued || got.History[0].Details != tasks.ReasonLeaseExpired {
+		t.Fatalf("past the full lease: %+v", got)
 	}
 }

@@ -5,6 +5,7 @@ package settings
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -21,6 +22,52 @@ const (
 	DefaultHeartbeatIntervalMs = 900_000
 	DefaultMailboxTTLMs        = 604_800_000
 )
+
+// Range is the inclusive range an integer setting may take.
+type Range struct{ Min, Max int64 }
+
+// Bounds are the documented limits of the integer settings. A value
+// outside them is refused (ErrOutOfRange) and nothing changes; a stored
+// value outside them (written by an older version) reads as the nearest
+// bound. The upper bounds keep every derived duration far from overflow.
+var bounds = map[string]Range{
+	// 1 second to 1 day.
+	KeyHeartbeatInterval: {Min: 1_000, Max: 86_400_000},
+	// 1 second to 365 days.
+	KeyMailboxTTL: {Min: 1_000, Max: 365 * 86_400_000},
+}
+
+// Bounds returns the range of an integer setting.
+func Bounds(key string) (Range, bool) {
+	r, ok := bounds[key]
+	return r, ok
+}
+
+// ErrOutOfRange is a value outside its setting's bounds.
+var ErrOutOfRange = errors.New("out_of_range")
+
+// RangeError says which setting and which bounds.
+type RangeError struct {
+	Key   string
+	Value int64
+	Range Range
+}
+
+func (e *RangeError) Error() string {
+	return fmt.Sprintf("%s must be between %d and %d, got %d", e.Key, e.Range.Min, e.Range.Max, e.Value)
+}
+
+// Unwrap makes errors.Is(err, ErrOutOfRange) hold.
+func (e *RangeError) Unwrap() error { return ErrOutOfRange }
+
+// CheckInt refuses a value outside key's bounds (keys without bounds
+// accept anything).
+func CheckInt(key string, v int64) error {
+	if r, ok := bounds[key]; ok && (v < r.Min || v > r.Max) {
+		return &RangeError{Key: key, Value: v, Range: r}
+	}
+	return nil
+}
 
 // Store reads and writes settings. Reads are served from memory.
 type Store struct {
@@ -71,6 +118,15 @@ func (s *Store) Get(key string, dst any) (bool, error) {
 	return true, nil
 }
 
+// PutInt stores a bounded integer setting durably; out of range it is
+// refused with a *RangeError and nothing changes.
+func (s *Store) PutInt(key string, v int64) error {
+	if err := CheckInt(key, v); err != nil {
+		return err
+	}
+	return s.Put(key, v)
+}
+
 // Put stores a setting durably.
 func (s *Store) Put(key string, v any) error {
 	raw, err := json.Marshal(v)
@@ -86,11 +142,14 @@ func (s *Store) Put(key string, v any) error {
 	return nil
 }
 
-// Int returns an integer setting or def.
+// Int returns an integer setting or def, clamped to its bounds.
 func (s *Store) Int(key string, def int64) int64 {
 	var v int64
 	if ok, err := s.Get(key, &v); !ok || err != nil {
 		return def
+	}
+	if r, ok := bounds[key]; ok {
+		v = min(max(v, r.Min), r.Max)
 	}
 	return v
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/agentcom/agentcom/internal/protocol"
 )
 
 // ErrConfig marks a configuration that cannot be used.
@@ -113,29 +115,13 @@ func ConfigFields() []ConfigField {
 				if err := json.Unmarshal(raw, &v); err != nil {
 					return errors.New("must be an array of integers")
 				}
-				out := make([]time.Duration, 0, len(v))
-				for _, n := range v {
-					ms, err := strconv.ParseInt(n.String(), 10, 64)
-					if err != nil || ms < 0 {
-						return fmt.Errorf("%s is not a non-negative integer", n)
-					}
-					out = append(out, time.Duration(ms)*time.Millisecond)
+				strs := make([]string, len(v))
+				for i, n := range v {
+					strs[i] = n.String()
 				}
-				c.WakeRetryDelays = out
-				return nil
+				return setRetryDelays(c, strs)
 			},
-			env: func(c *Config, s string) error {
-				var out []time.Duration
-				for _, p := range splitList(s) {
-					ms, err := strconv.ParseInt(p, 10, 64)
-					if err != nil || ms < 0 {
-						return fmt.Errorf("%q is not a non-negative integer", p)
-					}
-					out = append(out, time.Duration(ms)*time.Millisecond)
-				}
-				c.WakeRetryDelays = out
-				return nil
-			}},
+			env: func(c *Config, s string) error { return setRetryDelays(c, splitList(s)) }},
 		msF("confirmation_timeout_ms", 30*time.Second, "after a successful wake, how long to wait for <task_id>.started (0 means the default)", func(c *Config) *time.Duration { return &c.ConfirmationTimeout }),
 		strF("results_dir", "./results", "where the agent writes <task_id>.started and <task_id>.json; created at start", func(c *Config) *string { return &c.ResultsDir }),
 		strF("state_file", "./queue.json", "the sidecar's durable state (current task and unacknowledged reports); task files go to tasks/ beside it", func(c *Config) *string { return &c.StateFile }),
@@ -282,8 +268,8 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: missing required field %s", ErrConfig, r.k)
 		}
 	}
-	if len(c.AgentID) > 128 {
-		return fmt.Errorf("%w: agent_id is longer than 128 characters", ErrConfig)
+	if err := protocol.CheckAgentID(c.AgentID); err != nil {
+		return fmt.Errorf("%w: agent_id: %v", ErrConfig, err)
 	}
 	if _, err := normalizeWSURL(c.HubURL); err != nil {
 		return fmt.Errorf("%w: hub_url: %v", ErrConfig, err)
@@ -384,14 +370,41 @@ func listF(key, def, doc string, p func(*Config) *[]string) ConfigField {
 		env: func(c *Config, s string) error { *p(c) = splitList(s); return nil }}
 }
 
-func msF(key string, def time.Duration, doc string, p func(*Config) *time.Duration) ConfigField {
-	parse := func(s string) (time.Duration, error) {
-		ms, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-		if err != nil || ms < 0 {
-			return 0, fmt.Errorf("%q is not a non-negative integer of milliseconds", s)
-		}
-		return time.Duration(ms) * time.Millisecond, nil
+// MaxDurationMs bounds every duration of the config (30 days), so that
+// none overflows once turned into a time.Duration.
+const MaxDurationMs = 30 * 24 * 3600 * 1000
+
+// maxRetryDelays bounds wake_retry_delays_ms.
+const maxRetryDelays = 20
+
+// parseMs reads a duration field: an integer of milliseconds from 0 to
+// MaxDurationMs.
+func parseMs(s string) (time.Duration, error) {
+	ms, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || ms < 0 || ms > MaxDurationMs {
+		return 0, fmt.Errorf("%q is not an integer of milliseconds from 0 to %d", s, MaxDurationMs)
 	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+func setRetryDelays(c *Config, list []string) error {
+	if len(list) > maxRetryDelays {
+		return fmt.Errorf("at most %d delays", maxRetryDelays)
+	}
+	out := make([]time.Duration, 0, len(list))
+	for _, s := range list {
+		d, err := parseMs(s)
+		if err != nil {
+			return err
+		}
+		out = append(out, d)
+	}
+	c.WakeRetryDelays = out
+	return nil
+}
+
+func msF(key string, def time.Duration, doc string, p func(*Config) *time.Duration) ConfigField {
+	parse := parseMs
 	return ConfigField{Key: key, Default: strconv.FormatInt(def.Milliseconds(), 10), Doc: doc,
 		set: func(c *Config, raw json.RawMessage) error {
 			d, err := parse(string(raw))

@@ -330,7 +330,38 @@ func FuzzParseConfig(f *testing.F) {
 		if c.AgentID == "" || c.Token == "" || c.PollInterval <= 0 || c.ReconnectMin <= 0 {
 			t.Fatalf("accepted config %+v", c)
 		}
+		for _, d := range append([]time.Duration{c.WakeTimeout, c.ConfirmationTimeout, c.PingInterval, c.PongTimeout,
+			c.ReconnectMin, c.ReconnectMax, c.AuthRetry, c.ProgressInterval, c.PollInterval, c.ResultSettle, c.ShutdownTimeout},
+			c.WakeRetryDelays...) {
+			if d < 0 || d > MaxDurationMs*time.Millisecond {
+				t.Fatalf("accepted duration %v out of bounds: %+v", d, c)
+			}
+		}
 	})
+}
+
+// Durations are bounded: a value that would overflow, or a list too long,
+// is refused by name.
+func TestConfigDurationBounds(t *testing.T) {
+	base := `{"agent_id":"a","token":"t","hub_url":"ws://h/ws",`
+	for _, extra := range []string{
+		`"wake_timeout_ms":9223372036854775807}`,
+		`"reconnect_max_ms":2592000001}`,
+		`"wake_retry_delays_ms":[9223372036854775807]}`,
+		`"wake_retry_delays_ms":[` + strings.Repeat("1,", 20) + `1]}`,
+		`"ping_interval_ms":-1}`,
+	} {
+		if c, err := ParseConfig([]byte(base+extra), nil); err == nil {
+			t.Errorf("%s accepted: %+v", extra, c)
+		}
+	}
+	env := map[string]string{"AGENTCOM_SIDECAR_PONG_TIMEOUT_MS": "9223372036854775807"}
+	if _, err := ParseConfig([]byte(base+`"wake_command":"x"}`), func(k string) string { return env[k] }); err == nil {
+		t.Error("an overflowing env duration was accepted")
+	}
+	if c, err := ParseConfig([]byte(base+`"auth_retry_ms":2592000000}`), nil); err != nil || c.AuthRetry != 30*24*time.Hour {
+		t.Errorf("the maximum: %v %v", c.AuthRetry, err)
+	}
 }
 
 func TestWakeEnvKeepsHugeTasksInTheFileOnly(t *testing.T) {

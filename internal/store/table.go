@@ -227,13 +227,13 @@ func guard(fn func() error) (err error) {
 }
 
 // callUser runs a caller's transaction function and captures its panic.
-func callUser(fn func(*Tx) error, tx *Tx) (err error, up *userPanic) {
+func callUser(fn func(*Tx) error, tx *Tx) (up *userPanic, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err, up = errUserPanic, &userPanic{val: r}
+			up, err = &userPanic{val: r}, errUserPanic
 		}
 	}()
-	return fn(tx), nil
+	return nil, fn(tx)
 }
 
 // Name is the table id.
@@ -305,7 +305,7 @@ func (t *Table) View(fn func(*Tx) error) error {
 			if err != nil {
 				return err
 			}
-			fnErr, up = callUser(fn, tx)
+			up, fnErr = callUser(fn, tx)
 			if up != nil {
 				return fnErr
 			}
@@ -455,7 +455,7 @@ func (t *Table) commit(group []*writeReq) {
 					return err
 				}
 				for _, r := range group {
-					fnErr, up := callUser(r.fn, tx)
+					up, fnErr := callUser(r.fn, tx)
 					if up != nil || fnErr != nil || tx.err != nil {
 						memberFailed = true
 						return errMemberFailed
@@ -503,7 +503,7 @@ func (t *Table) commitOne(r *writeReq) writeResult {
 			if err != nil {
 				return err
 			}
-			fnErr, up = callUser(r.fn, tx)
+			up, fnErr = callUser(r.fn, tx)
 			switch {
 			case up != nil:
 				return fnErr

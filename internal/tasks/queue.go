@@ -23,7 +23,27 @@ var (
 	ErrInvalidState    = errors.New("invalid_state")
 	ErrNotHolder       = errors.New("not_holder")
 	ErrForbidden       = errors.New("forbidden")
+	// ErrTooLarge is a submission with a field over its limit (see
+	// *LimitError).
+	ErrTooLarge = errors.New("too_large")
+	// ErrQuota is a submission by a submitter that already holds
+	// Config.MaxQueuedPerSubmitter unfinished tasks.
+	ErrQuota = errors.New("queue_quota_exceeded")
 )
+
+// LimitError names the field of a submission over its limit.
+type LimitError struct {
+	Field string
+	Limit int
+	Got   int
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("%s: %d over the limit of %d", e.Field, e.Got, e.Limit)
+}
+
+// Unwrap makes errors.Is(err, ErrTooLarge) hold.
+func (e *LimitError) Unwrap() error { return ErrTooLarge }
 
 // WireReason maps an error onto the reason text the original protocol
 // puts after "task_complete_failed: ". A report from an agent that does
@@ -82,11 +102,30 @@ type Config struct {
 	// because its holder disconnected: a task that kills or cuts off
 	// every agent that runs it must not loop forever. Zero disables.
 	MaxDisconnectReclaims int
+	// MaxMetadataBytes bounds a submitted task's metadata, as JSON.
+	MaxMetadataBytes int
+	// MaxCapabilities bounds how many needed capabilities a task lists
+	// (each at most MaxCapabilityLen bytes).
+	MaxCapabilities int
+	// MaxQueuedPerSubmitter bounds the unfinished (queued or assigned)
+	// tasks one submitter (the agent id of the submitting token) holds.
+	MaxQueuedPerSubmitter int
 }
+
+// Default limits of a submission. The description's limit (10,000
+// characters) is the protocol's field limit.
+const (
+	DefaultMaxMetadataBytes      = 64 << 10
+	DefaultMaxCapabilities       = 32
+	MaxCapabilityLen             = 128
+	DefaultMaxQueuedPerSubmitter = 10_000
+)
 
 // DefaultConfig is the documented default.
 func DefaultConfig() Config {
-	return Config{BackoffBase: 5 * time.Second, BackoffMax: 5 * time.Minute, MaxDisconnectReclaims: 5}
+	return Config{BackoffBase: 5 * time.Second, BackoffMax: 5 * time.Minute, MaxDisconnectReclaims: 5,
+		MaxMetadataBytes: DefaultMaxMetadataBytes, MaxCapabilities: DefaultMaxCapabilities,
+		MaxQueuedPerSubmitter: DefaultMaxQueuedPerSubmitter}
 }
 
 // Queue is the task store and its indexes.
@@ -99,6 +138,9 @@ type Queue struct {
 
 	mu   sync.Mutex
 	live map[string]*Task // queued and assigned tasks
+	// perSubmitter counts the live tasks of each submitter, for
+	// MaxQueuedPerSubmitter.
+	perSubmitter map[string]int
 	// held indexes the assigned tasks by holder, so what an agent holds
 	// is found without scanning every live task (a reconnect storm over a
 	// deep queue would otherwise hold the lock for seconds).
@@ -200,8 +242,13 @@ func (q *Queue) Reload() error {
 			addHeld(held, t)
 		}
 	}
+	perSubmitter := make(map[string]int)
+	for _, t := range live {
+		perSubmitter[t.SubmittedBy]++
+	}
 	q.mu.Lock()
 	q.live, q.held, q.idx, q.counts, q.tombs = live, held, idx, counts, map[string]uint64{}
+	q.perSubmitter = perSubmitter
 	q.mu.Unlock()
 	return nil
 }
@@ -243,9 +290,24 @@ func (q *Queue) Submit(p SubmitParams) (*Task, error) {
 		ta := p.TargetAgent
 		t.TargetAgent = &ta
 	}
+	if err := q.checkSize(t); err != nil {
+		return nil, err
+	}
+	// The submitter's slot is taken before the write, so concurrent
+	// submissions cannot overrun the quota, and given back if it fails.
+	q.mu.Lock()
+	if limit := q.cfg.MaxQueuedPerSubmitter; limit > 0 && q.perSubmitter[t.SubmittedBy] >= limit {
+		q.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s already holds %d unfinished tasks", ErrQuota, t.SubmittedBy, limit)
+	}
+	q.perSubmitter[t.SubmittedBy]++
+	q.mu.Unlock()
 	t.Version = 1
 	snap := t.Clone()
 	if err := q.persist(q.active, snap); err != nil {
+		q.mu.Lock()
+		q.dropSubmitter(t)
+		q.mu.Unlock()
 		return nil, fmt.Errorf("submit: %w", err)
 	}
 	q.mu.Lock()
@@ -255,6 +317,39 @@ func (q *Queue) Submit(p SubmitParams) (*Task, error) {
 	q.mu.Unlock()
 	q.emit(EventSubmitted, snap, "", 0, 0)
 	return snap, nil
+}
+
+// checkSize refuses a submission whose metadata or capability list is over
+// its configured limit.
+func (q *Queue) checkSize(t *Task) error {
+	if max := q.cfg.MaxCapabilities; max > 0 && len(t.NeededCapabilities) > max {
+		return &LimitError{Field: "needed_capabilities", Limit: max, Got: len(t.NeededCapabilities)}
+	}
+	for _, c := range t.NeededCapabilities {
+		if len(c) > MaxCapabilityLen {
+			return &LimitError{Field: "needed_capabilities", Limit: MaxCapabilityLen, Got: len(c)}
+		}
+	}
+	if max := q.cfg.MaxMetadataBytes; max > 0 {
+		b, err := json.Marshal(t.Metadata)
+		if err != nil {
+			return fmt.Errorf("submit: metadata: %w", err)
+		}
+		if len(b) > max {
+			return &LimitError{Field: "metadata", Limit: max, Got: len(b)}
+		}
+	}
+	return nil
+}
+
+// dropSubmitter gives back a live task's submitter slot; the caller holds
+// q.mu.
+func (q *Queue) dropSubmitter(t *Task) {
+	if q.perSubmitter[t.SubmittedBy] <= 1 {
+		delete(q.perSubmitter, t.SubmittedBy)
+		return
+	}
+	q.perSubmitter[t.SubmittedBy]--
 }
 
 // Get returns a task from the live set, the queue table or the dead letter.
@@ -589,6 +684,7 @@ func (q *Queue) Complete(id, agent string, gen int64, result any, tokens *int64)
 		return nil, false, q.refineNotFound(id, err)
 	}
 	delete(q.live, id)
+	q.dropSubmitter(lt)
 	q.dropHeld(lt)
 	q.count(StatusAssigned, lt.Priority, -1)
 	q.count(StatusCompleted, lt.Priority, +1)
@@ -643,6 +739,7 @@ func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t
 	lt.endAttempt(gen, now, "failed", errText)
 	if lt.RetryCount >= lt.MaxRetries {
 		delete(q.live, id)
+		q.dropSubmitter(lt)
 		q.dropHeld(lt)
 		q.count(StatusAssigned, lt.Priority, -1)
 		q.count(StatusDeadLetter, lt.Priority, +1)
@@ -942,6 +1039,7 @@ func (q *Queue) RetryDeadLetter(id string) (*Task, error) {
 	q.count(StatusDeadLetter, t.Priority, -1)
 	q.count(StatusQueued, t.Priority, +1)
 	q.live[id] = t
+	q.perSubmitter[t.SubmittedBy]++
 	q.idx.add(t, now)
 	q.mu.Unlock()
 	q.emit(EventRetried, snap, "", 0, 0)
@@ -973,6 +1071,7 @@ func (q *Queue) Cancel(id, by string, canAny bool, reason string) (*Task, string
 	q.count(t.Status, t.Priority, -1)
 	q.count(StatusCancelled, t.Priority, +1)
 	delete(q.live, id)
+	q.dropSubmitter(t)
 	q.idx.remove(id)
 	t.Status = StatusCancelled
 	t.CancelledBy = by
@@ -1061,6 +1160,7 @@ func (q *Queue) Expire(id string) (*Task, string, error) {
 // memory; the caller persists it with moveToDeadLetter. Caller holds q.mu.
 func (q *Queue) deadLetterLocked(t *Task, reason string, now int64) {
 	delete(q.live, t.ID)
+	q.dropSubmitter(t)
 	q.idx.remove(t.ID)
 	q.count(StatusQueued, t.Priority, -1)
 	q.count(StatusDeadLetter, t.Priority, +1)
