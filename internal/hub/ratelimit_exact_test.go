@@ -56,7 +56,7 @@ func TestRateLimitCloseAndCooldownsExact(t *testing.T) {
 		c.Send(map[string]any{"type": "identify", "agent_id": "flood", "token": tok, "name": "flood",
 			"capabilities": []string{}, "client_type": "sidecar", "protocol_version": 1})
 	}
-	msg := map[string]any{"type": "message", "to": "nobody", "payload": map[string]any{}}
+	msg := map[string]any{"type": "message", "to": "flood", "payload": map[string]any{}} // a known recipient
 
 	a := h.Connect("flood", tok)
 	a.Send(msg)
