@@ -116,6 +116,13 @@ func TestPowerLossKeepsAcknowledgedTasksAndMessages(t *testing.T) {
 		err = json.NewDecoder(resp.Body).Decode(&m)
 		return resp.StatusCode, m, err
 	}
+	// Direct messages go only to known agents: give each recipient a token
+	// (they never connect, so every message waits in a mailbox).
+	for i := range recipients {
+		if st, m, err := post("/admin/tokens", map[string]any{"agent_id": fmt.Sprintf("offline-%d", i)}); err != nil || st != http.StatusCreated {
+			t.Fatalf("token for offline-%d: %d %v %v", i, st, m, err)
+		}
+	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := range 4 {
