@@ -203,6 +203,20 @@ func TestTaskEngineSurvivesKill9(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The last acknowledgements may still be on their way to the agents
+	// when the stats show every task done: let them arrive (bounded; a
+	// task nobody is told about fails below).
+	told := func() bool {
+		for _, id := range submitted {
+			if ledger.ack(id)+ledger.dup(id) == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(10 * time.Second); !told() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	cancel()
 	wg.Wait()
 
