@@ -18,11 +18,13 @@ func runOnboard(ctx context.Context, env *cmdEnv, args []string) error {
 	name := fs.String("name", "", "agent id (default: a free Culture ship name, gcu-...)")
 	caps := fs.String("capabilities", "code", "comma-separated capabilities")
 	secret := fs.String("join-secret", env.getenv("AGENTCOM_JOIN_SECRET"), "the hub's join secret (env AGENTCOM_JOIN_SECRET)")
-	wake := fs.String("wake-command", "", "command that wakes the agent (run through /bin/sh; the task arrives in TASK_* variables)")
+	wake := fs.String("wake-command", "", "command that wakes the agent and returns (run through /bin/sh; the task arrives in TASK_* variables)")
+	run := fs.String("run-command", "", "run mode: the command that IS the agent, run for the task's whole life (e.g. 'claude -p \"$TASK_DESCRIPTION\"')")
 	repo := fs.String("repo", "", "git checkout the agent works in (turns on the git workflow)")
 	home := fs.String("home", "", "directory holding one folder per agent (default ~/.agentcom)")
 	unitDir := fs.String("unit-dir", "", "where the systemd user unit goes (default ~/.config/systemd/user)")
 	noStart := fs.Bool("no-start", false, "write the systemd unit but do not start it")
+	start := fs.Bool("start", false, "start the sidecar's systemd user unit, and fail if there is no user systemd to start it with (default: start it when possible)")
 	noVerify := fs.Bool("no-verify", false, "skip the end-to-end test task")
 	timeout := fs.Duration("verify-timeout", time.Minute, "how long the test task may take")
 	if err := parseFlags(fs, args); err != nil {
@@ -32,13 +34,20 @@ func runOnboard(ctx context.Context, env *cmdEnv, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
+	if *start && *noStart {
+		return fmt.Errorf("--start and --no-start contradict each other")
+	}
 	o := onboard.Options{
-		HubURL: *hub, Name: *name, Capabilities: splitComma(*caps), JoinSecret: *secret, WakeCommand: *wake,
+		HubURL: *hub, Name: *name, Capabilities: splitComma(*caps), JoinSecret: *secret, WakeCommand: *wake, RunCommand: *run,
 		RepoDir: *repo, Home: *home, UnitDir: *unitDir, SkipVerify: *noVerify, VerifyTimeout: *timeout,
 		HTTPClient: &http.Client{Timeout: 15 * time.Second}, Out: env.stdout,
 	}
 	if !*noStart {
 		o.Systemctl = userSystemctl(env)
+	}
+	o.RequireStart = *start
+	if *start && o.Systemctl == "" {
+		return fmt.Errorf("--start: no user systemd instance here (systemctl --user); run the sidecar with 'agentcom sidecar --config FILE' under your own supervisor")
 	}
 	res, err := onboard.Onboard(ctx, o)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/ratelimit"
+	"github.com/agentcom/agentcom/internal/tasklog"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
@@ -44,6 +45,10 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	fs.DurationVar(&cfg.HTTP.ReadHeaderTimeout, "http-read-header-timeout", cfg.HTTP.ReadHeaderTimeout, "time a client has to send request headers")
 	fs.DurationVar(&cfg.HTTP.ReadTimeout, "http-read-timeout", cfg.HTTP.ReadTimeout, "time a client has to send a whole request, body included")
 	fs.DurationVar(&cfg.HTTP.IdleTimeout, "http-idle-timeout", cfg.HTTP.IdleTimeout, "how long an idle keep-alive connection is kept")
+	logKB := fs.String("task-log-kb", envOr(env, "AGENTCOM_TASK_LOG_KB", strconv.Itoa(tasklog.DefaultMaxBytes>>10)),
+		"live agent output kept per task, in KiB (1 to 16384; env AGENTCOM_TASK_LOG_KB)")
+	logTasks := fs.String("task-log-tasks", envOr(env, "AGENTCOM_TASK_LOG_TASKS", strconv.Itoa(tasklog.DefaultMaxTasks)),
+		"tasks whose live output is kept, the most recently written (1 to 1000000; env AGENTCOM_TASK_LOG_TASKS)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -55,6 +60,13 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	if cfg.Queue.MaxQueuedPerSubmitter, err = intInRange("max-queued-per-submitter", *maxQueued, 1, 1_000_000); err != nil {
+		return err
+	}
+	if cfg.TaskLogs.MaxBytes, err = intInRange("task-log-kb", *logKB, 1, 16<<10); err != nil {
+		return err
+	}
+	cfg.TaskLogs.MaxBytes <<= 10
+	if cfg.TaskLogs.MaxTasks, err = intInRange("task-log-tasks", *logTasks, 1, 1_000_000); err != nil {
 		return err
 	}
 	for _, n := range []struct {

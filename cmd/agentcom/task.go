@@ -20,12 +20,14 @@ import (
 func runTask(ctx context.Context, env *cmdEnv, args []string) error {
 	subs := map[string]func(context.Context, *cmdEnv, []string) error{
 		"submit": taskSubmit, "list": taskList, "show": taskShow, "retry": taskRetry,
-		"cancel": taskCancel, "dead-letter": taskDeadLetter, "stats": taskStats,
+		"cancel": taskCancel, "dead-letter": taskDeadLetter, "stats": taskStats, "logs": taskLogs,
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprintln(env.stderr, "usage: agentcom task <command> [flags]\n\n"+
 			"  submit \"description\" [--priority P] [--capabilities a,b] [--target AGENT]\n"+
 			"         [--max-retries N] [--complete-by T] [--metadata JSON] [--wait]\n"+
+			"         [--verify CMD]... [--max-verify-attempts N]\n"+
+			"  logs TASK_ID [-f]          the agent's output (-f: follow until the task ends)\n"+
 			"  list [--status S] [--priority P] [--assigned-to AGENT]\n"+
 			"  show TASK_ID | retry TASK_ID | cancel TASK_ID | dead-letter | stats\n\n"+
 			"Every command takes --hub (env AGENTCOM_HUB, default http://localhost:4000),\n"+
@@ -88,6 +90,9 @@ func taskSubmit(ctx context.Context, env *cmdEnv, args []string) error {
 	meta := fs.String("metadata", "", "metadata JSON object")
 	wait := fs.Bool("wait", false, "follow the task until it ends; exit 0 only if it completed")
 	waitTimeout := fs.Duration("wait-timeout", 0, "give up waiting after this long (0: no limit)")
+	var verify verifyFlag
+	fs.Var(&verify, "verify", "command the sidecar runs in the agent's working directory after the agent succeeds; a failure sends the agent back with it as feedback (repeatable)")
+	verifyAttempts := fs.String("max-verify-attempts", "", "agent runs allowed for a verified task, 1-10 (default: the sidecar's, 3)")
 	pos, err := parseWithArgs(fs, args)
 	if err != nil {
 		return err
@@ -101,7 +106,10 @@ func taskSubmit(ctx context.Context, env *cmdEnv, args []string) error {
 	default:
 		return fmt.Errorf("--priority %q: use urgent, high, normal or low", *prio)
 	}
-	req := client.TaskSubmit{Description: pos[0], Priority: *prio, NeededCapabilities: splitComma(*caps), TargetAgent: *target}
+	req := client.TaskSubmit{Description: pos[0], Priority: *prio, NeededCapabilities: splitComma(*caps), TargetAgent: *target, Verify: verify}
+	if req.MaxVerifyAttempts, err = parseAttempts(*verifyAttempts); err != nil {
+		return err
+	}
 	if *maxRetries >= 0 {
 		req.MaxRetries = maxRetries
 	}

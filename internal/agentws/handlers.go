@@ -300,6 +300,21 @@ func (c *conn) task(agent, typ string, obj protocol.Object) {
 	case protocol.FrameTaskProgress:
 		if err := s.sched.Progress(agent, id); err != nil {
 			s.log.Debug("progress ignored", "event", "task_progress_ignored", "agent_id", agent, "task_id", id, "reason", err.Error())
+			return // output and checks count only from the task's holder
+		}
+		if out := obj.String("output"); out != "" && s.logs != nil {
+			s.logs.Append(id, out)
+		}
+		if obj.Has("check") {
+			var ck protocol.VerifyCheck
+			if err := obj.Into("check", &ck); err != nil {
+				c.reply(protocol.ValidationFrame{Type: protocol.OutError, Error: protocol.CodeValidationFailed, MessageType: typ,
+					Errors: []protocol.FieldError{{Field: "check", Error: protocol.ErrWrongType, Detail: "expected a verification check object"}}})
+				return
+			}
+			if err := s.sched.RecordCheck(agent, id, ck.Bounded()); err != nil {
+				s.log.Debug("check ignored", "event", "task_check_ignored", "agent_id", agent, "task_id", id, "reason", err.Error())
+			}
 		}
 	case protocol.FrameTaskComplete:
 		result := any(obj.Map("result"))
@@ -317,7 +332,11 @@ func (c *conn) task(agent, typ string, obj protocol.Object) {
 				}
 			}
 		}
-		dup, err := s.sched.Complete(agent, id, obj.Int("generation"), result, tokens)
+		usage, ok := c.usage(typ, obj)
+		if !ok {
+			return
+		}
+		dup, err := s.sched.Complete(agent, id, obj.Int("generation"), result, tokens, usage)
 		if err != nil {
 			fail(protocol.CodeTaskCompleteFailed, err)
 			return
@@ -331,7 +350,11 @@ func (c *conn) task(agent, typ string, obj protocol.Object) {
 		if reason == "" {
 			reason = "unknown"
 		}
-		outcome, dup, err := s.sched.Fail(agent, id, obj.Int("generation"), reason, obj.Raw("output"))
+		usage, ok := c.usage(typ, obj)
+		if !ok {
+			return
+		}
+		outcome, dup, err := s.sched.Fail(agent, id, obj.Int("generation"), reason, obj.Raw("output"), usage)
 		if err != nil {
 			fail(protocol.CodeTaskFailFailed, err)
 			return
@@ -362,6 +385,23 @@ func (c *conn) task(agent, typ string, obj protocol.Object) {
 			c.reply(map[string]any{"type": protocol.OutTaskReassign, "task_id": id})
 		}
 	}
+}
+
+// usage reads the optional "usage" object of a task report; a malformed
+// one is refused (false) with a validation error.
+func (c *conn) usage(typ string, obj protocol.Object) (*protocol.Usage, bool) {
+	if !obj.Has("usage") {
+		return nil, true
+	}
+	var u protocol.Usage
+	if err := obj.Into("usage", &u); err != nil {
+		c.reply(protocol.ValidationFrame{Type: protocol.OutError, Error: protocol.CodeValidationFailed, MessageType: typ,
+			Errors: []protocol.FieldError{{Field: "usage", Error: protocol.ErrWrongType,
+				Detail: "expected {input_tokens, output_tokens, total_tokens: integers, cost_usd: number}"}}})
+		return nil, false
+	}
+	u = u.Normalize()
+	return &u, true
 }
 
 // broadcastAll sends a frame to every identified socket.

@@ -23,6 +23,7 @@ import (
 	"github.com/agentcom/agentcom/internal/presence"
 	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/scheduler"
+	"github.com/agentcom/agentcom/internal/tasklog"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
@@ -112,6 +113,7 @@ type Server struct {
 	sched     *scheduler.Scheduler
 	limiter   Limiter
 	obs       Observer
+	logs      *tasklog.Store
 	log       *slog.Logger
 	now       func() time.Time
 
@@ -138,7 +140,9 @@ type Deps struct {
 	Scheduler *scheduler.Scheduler
 	Limiter   Limiter  // optional
 	Observer  Observer // optional
-	Log       *slog.Logger
+	// TaskLogs receives the agents' live output (optional).
+	TaskLogs *tasklog.Store
+	Log      *slog.Logger
 }
 
 // New returns a server. Its Pusher side must be handed to the domain
@@ -165,7 +169,7 @@ func New(cfg Config, d Deps) *Server {
 		cfg.Now = time.Now
 	}
 	return &Server{cfg: cfg, tokens: d.Tokens, presence: d.Presence, messaging: d.Messaging,
-		sched: d.Scheduler, limiter: d.Limiter, obs: d.Observer,
+		sched: d.Scheduler, limiter: d.Limiter, obs: d.Observer, logs: d.TaskLogs,
 		log: d.Log.With("component", "agentws"), now: cfg.Now,
 		byAgent: map[string]*conn{}, all: map[*conn]struct{}{}, unidentAddr: map[string]int{}, cooldown: newCooldowns(cfg.Cooldowns)}
 }
@@ -521,7 +525,14 @@ func (s *Server) PushAssign(agent string, t *tasks.Task) bool {
 
 // PushCancel tells an agent its task was cancelled.
 func (s *Server) PushCancel(agent, taskID string) bool {
-	return s.send(agent, map[string]any{"type": protocol.OutTaskCancelled, "task_id": taskID})
+	return s.send(agent, protocol.TaskRevoked{Type: protocol.OutTaskCancelled, TaskID: taskID})
+}
+
+// PushRevoke tells an agent the hub took its task back (lease, deadline,
+// acceptance timeout), with the original's task_reassign frame; the
+// agent stops working on it (scheduler.Revoker).
+func (s *Server) PushRevoke(agent, taskID string, gen int64, reason string) bool {
+	return s.send(agent, protocol.TaskRevoked{Type: protocol.OutTaskReassign, TaskID: taskID, Generation: &gen, Reason: reason})
 }
 
 func (s *Server) send(agent string, frame any) bool {

@@ -9,6 +9,7 @@ package alerts
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -23,7 +24,12 @@ import (
 const (
 	EventRaised  = "alert_raised"
 	EventCleared = "alert_cleared"
+	// EventAcknowledged: an operator acknowledged an active alert.
+	EventAcknowledged = "alert_acknowledged"
 )
+
+// ErrNotActive: the rule has no active alert to acknowledge.
+var ErrNotActive = errors.New("alert_not_active")
 
 // Rule ids.
 const (
@@ -131,6 +137,36 @@ type Alert struct {
 	// Notify says whether this raise should be pushed (outside the
 	// cooldown of the same rule).
 	Notify bool `json:"notify"`
+	// AckedAt and AckedBy: an operator acknowledged the alert (it stays
+	// active until its condition ends; the dashboard's health no longer
+	// counts it). A new raise of the rule starts unacknowledged.
+	AckedAt int64  `json:"acked_at,omitempty"`
+	AckedBy string `json:"acked_by,omitempty"`
+	AckNote string `json:"ack_note,omitempty"`
+}
+
+// maxAckNote bounds an acknowledgement's note.
+const maxAckNote = 500
+
+// Acknowledge marks the active alert of rule as seen by by. Acknowledging
+// twice keeps the first acknowledgement.
+func (m *Manager) Acknowledge(rule, by, note string) (Alert, error) {
+	if len(note) > maxAckNote {
+		note = note[:maxAckNote]
+	}
+	m.mu.Lock()
+	a, ok := m.active[rule]
+	if !ok {
+		m.mu.Unlock()
+		return Alert{}, ErrNotActive
+	}
+	if a.AckedAt == 0 {
+		a.AckedAt, a.AckedBy, a.AckNote = m.now().UnixMilli(), by, note
+	}
+	out := *a
+	m.mu.Unlock()
+	m.bus.Publish(bus.Event{Topic: bus.TopicAlerts, Type: EventAcknowledged, Time: out.AckedAt, Data: out})
+	return out, nil
 }
 
 // Settings stores the configuration.

@@ -183,7 +183,11 @@ func (c *Core) pollMailbox(r *Request) Response {
 	if bad != nil {
 		return *bad
 	}
-	msgs, last, err := c.Messaging.Mailbox.Poll(agent, uint64(max(since, 0)))
+	limit, bad := QueryLimit(r, messaging.MailboxCap, messaging.MailboxCap)
+	if bad != nil {
+		return *bad
+	}
+	msgs, last, err := c.Messaging.Mailbox.Poll(agent, uint64(max(since, 0)), limit)
 	if err != nil {
 		return storageErr(err)
 	}

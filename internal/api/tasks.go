@@ -1,13 +1,20 @@
 package api
 
 import (
+	"cmp"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/agentcom/agentcom/internal/presence"
 	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/ratelimit"
 	"github.com/agentcom/agentcom/internal/scheduler"
+	"github.com/agentcom/agentcom/internal/tasklog"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
@@ -19,6 +26,8 @@ type Tasks struct {
 	Presence  *presence.Directory
 	// NotifyCancel tells a holder its task was cancelled.
 	NotifyCancel func(agentID, taskID string) bool
+	// Logs holds the agents' live output.
+	Logs *tasklog.Store
 }
 
 // Routes returns the task route table.
@@ -29,9 +38,17 @@ func (t *Tasks) Routes() []Route {
 		{Method: "GET", Path: "/api/tasks/dead-letter", Access: AnyToken, Handler: t.deadLetter},
 		{Method: "GET", Path: "/api/tasks/stats", Access: AnyToken, Handler: t.stats},
 		{Method: "GET", Path: "/api/tasks/{task_id}", Access: AnyToken, Handler: t.get},
+		{Method: "GET", Path: "/api/tasks/{task_id}/logs", Access: AnyToken, Handler: t.logs},
 		{Method: "POST", Path: "/api/tasks/{task_id}/retry", Access: Agent, Handler: t.retry},
 		{Method: "POST", Path: "/api/tasks/{task_id}/cancel", Access: Agent, Handler: t.cancel},
 		{Method: "POST", Path: "/api/admin/push-task", Access: Admin, Handler: t.pushTask},
+		{Method: "POST", Path: "/api/tasks/bulk", Access: Admin, Handler: t.bulk},
+		// The dashboard's own doors to the same handlers: open on a
+		// loopback-only hub, else a viewer (read) or admin (act) token.
+		{Method: "GET", Path: "/api/dashboard/tasks", Access: Dashboard, Handler: t.list},
+		{Method: "GET", Path: "/api/dashboard/tasks/{task_id}", Access: Dashboard, Handler: t.get},
+		{Method: "GET", Path: "/api/dashboard/tasks/{task_id}/logs", Access: Dashboard, Handler: t.logs},
+		{Method: "POST", Path: "/api/dashboard/tasks/bulk", Access: DashboardAdmin, Handler: t.bulk},
 	}
 }
 
@@ -61,6 +78,9 @@ func (t *Tasks) submit(r *Request) Response {
 		cb := r.Body.Int("complete_by")
 		p.CompleteBy = &cb
 	}
+	if resp, ok := verifyFields(r, &p); !ok {
+		return resp
+	}
 	task, err := t.Scheduler.Submit(p)
 	if resp, refused := submitRefusal(err); refused {
 		return resp
@@ -70,6 +90,96 @@ func (t *Tasks) submit(r *Request) Response {
 	}
 	return JSON(http.StatusCreated, map[string]any{"status": "queued", "task_id": task.ID,
 		"priority": task.Priority, "created_at": task.CreatedAt})
+}
+
+// verifyFields moves the body's "verify" commands and
+// "max_verify_attempts" into the task's metadata, where sidecars read them
+// (and where agentcom-submit.js --metadata puts them).
+func verifyFields(r *Request, p *tasks.SubmitParams) (Response, bool) {
+	if r.Body.Has("verify") {
+		cmds := r.Body.Strings("verify")
+		if len(cmds) > protocol.MaxVerifyCommands {
+			return fieldErr("verify", fmt.Sprintf("at most %d commands", protocol.MaxVerifyCommands)), false
+		}
+		for _, c := range cmds {
+			if strings.TrimSpace(c) == "" || utf8.RuneCountInString(c) > protocol.MaxCheckCommand || strings.ContainsRune(c, 0) {
+				return fieldErr("verify", fmt.Sprintf("each command must be non-empty, without NUL, at most %d characters", protocol.MaxCheckCommand)), false
+			}
+		}
+		if p.Metadata == nil {
+			p.Metadata = map[string]any{}
+		}
+		p.Metadata["verify"] = cmds
+	}
+	if r.Body.Has("max_verify_attempts") {
+		n := r.Body.Int("max_verify_attempts")
+		if n < 1 || n > protocol.MaxVerifyAttempts {
+			return fieldErr("max_verify_attempts", fmt.Sprintf("expected an integer from 1 to %d", protocol.MaxVerifyAttempts)), false
+		}
+		if p.Metadata == nil {
+			p.Metadata = map[string]any{}
+		}
+		p.Metadata["max_verify_attempts"] = n
+	}
+	return Response{}, true
+}
+
+// logs serves the task's live output: ?since=OFFSET (default 0) returns
+// what came after it; with ?wait_ms=N (at most 30000) and nothing new
+// yet, the request waits up to N ms for output or for the task to end
+// (long polling: loop with since=next until done).
+func (t *Tasks) logs(r *Request) Response {
+	id := r.PathValue("task_id")
+	since, bad := QueryInt(r, "since", 0)
+	if bad != nil {
+		return *bad
+	}
+	waitMs, bad := QueryInt(r, "wait_ms", 0)
+	if bad != nil {
+		return *bad
+	}
+	if since < 0 || waitMs < 0 {
+		return fieldErr("since", "since and wait_ms must be >= 0")
+	}
+	wait := time.Duration(min(waitMs, protocol.MaxLogsWaitMs)) * time.Millisecond
+	var timeout <-chan time.Time
+	if wait > 0 {
+		tm := time.NewTimer(wait)
+		defer tm.Stop()
+		timeout = tm.C
+	}
+	for {
+		var changed <-chan struct{}
+		if wait > 0 && t.Logs != nil {
+			changed = t.Logs.Changed(id) // before reading: no change is missed
+		}
+		task, err := t.Queue.Get(id)
+		if errors.Is(err, tasks.ErrNotFound) {
+			return Err(http.StatusNotFound, "task_not_found", "task_id", id)
+		}
+		if err != nil {
+			return storageErr(err)
+		}
+		out := protocol.TaskLogs{TaskID: id, Status: string(task.Status), Offset: since, Next: since}
+		if t.Logs != nil {
+			c := t.Logs.Read(id, since)
+			out.Offset, out.Next, out.Data, out.Truncated = c.Offset, c.Next, c.Data, c.Truncated
+		}
+		switch task.Status {
+		case tasks.StatusCompleted, tasks.StatusDeadLetter, tasks.StatusCancelled:
+			out.Done = true
+		}
+		if out.Data != "" || out.Done || changed == nil {
+			return JSON(http.StatusOK, out)
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			return JSON(http.StatusOK, out)
+		case <-r.Context().Done():
+			return JSON(http.StatusOK, out)
+		}
+	}
 }
 
 // submitRefusal answers a submission the queue refused by its limits: a
@@ -93,56 +203,212 @@ func fieldErr(field, detail string) Response {
 		"errors": []protocol.FieldError{{Field: field, Error: protocol.ErrInvalidValue, Detail: detail}}})
 }
 
-// filter reads the listing query: status, priority (a lane name), assigned_to,
-// offset and limit. Unknown status or priority values are ignored, as the
-// original did.
+// Listing page sizes: a request without limit gets DefaultTaskLimit
+// tasks (large, so old clients that never paged still see everything a
+// normal hub holds), and no request gets more than MaxTaskLimit.
+const (
+	DefaultTaskLimit = 1000
+	MaxTaskLimit     = 1000
+	// MaxBulkTasks bounds one bulk retry or cancel.
+	MaxBulkTasks = 500
+	maxQueryText = 200
+)
+
+// TaskList is the answer of GET /api/tasks and /api/tasks/dead-letter:
+// the original's tasks and count, then the paging fields.
+type TaskList struct {
+	Tasks  []*tasks.Task `json:"tasks"`
+	Count  int           `json:"count"`
+	Total  int           `json:"total"`
+	Offset int           `json:"offset"`
+	Limit  int           `json:"limit"`
+	// NextOffset is the offset of the next page, null on the last one.
+	NextOffset *int `json:"next_offset"`
+}
+
+// taskStatuses are the values of the status filter.
+var taskStatuses = []tasks.Status{tasks.StatusQueued, tasks.StatusAssigned, tasks.StatusCompleted,
+	tasks.StatusCancelled, tasks.StatusDeadLetter}
+
+// filter reads the listing query: status (or all), priority or lane (a lane name),
+// assigned_to, agent (holder or any attempt), capability, submitted_by,
+// q (text in id, description, last error), since and until (created_at,
+// Unix ms), order (scheduling or newest), offset and limit. Unknown
+// status, lane or order values are refused rather than ignored (the
+// original dropped the filter, which listed everything).
 func filter(r *Request) (tasks.Filter, *Response) {
 	q := r.URL.Query()
-	f := tasks.Filter{AssignedTo: q.Get("assigned_to")}
-	switch s := tasks.Status(q.Get("status")); s {
-	case tasks.StatusQueued, tasks.StatusAssigned, tasks.StatusCompleted, tasks.StatusCancelled, tasks.StatusDeadLetter:
-		f.Status = s
+	f := tasks.Filter{AssignedTo: q.Get("assigned_to"), Agent: q.Get("agent"), Capability: q.Get("capability"),
+		SubmittedBy: q.Get("submitted_by"), Text: q.Get("q")}
+	for _, name := range []string{"assigned_to", "agent", "capability", "submitted_by", "q"} {
+		if len(q.Get(name)) > maxQueryText {
+			bad := fieldErr(name, "at most 200 bytes")
+			return f, &bad
+		}
 	}
-	if p, ok := tasks.LaneByName(q.Get("priority")); ok {
+	if s := q.Get("status"); s != "" && s != statusAll {
+		if !slices.Contains(taskStatuses, tasks.Status(s)) {
+			bad := fieldErr("status", "one of queued, assigned, completed, cancelled, dead_letter, all")
+			return f, &bad
+		}
+		f.Status = tasks.Status(s)
+	}
+	lane := cmp.Or(q.Get("lane"), q.Get("priority"))
+	if lane != "" {
+		p, ok := tasks.LaneByName(lane)
+		if !ok {
+			bad := fieldErr("lane", "one of urgent, high, normal, low")
+			return f, &bad
+		}
 		f.Priority = &p
+	}
+	switch q.Get("order") {
+	case "", "scheduling":
+	case "newest":
+		f.Newest = true
+	default:
+		bad := fieldErr("order", "scheduling or newest")
+		return f, &bad
+	}
+	for _, p := range []struct {
+		name string
+		dst  *int64
+	}{{"since", &f.CreatedFrom}, {"until", &f.CreatedTo}} {
+		v, bad := QueryInt(r, p.name, 0)
+		if bad != nil {
+			return f, bad
+		}
+		*p.dst = max(v, 0)
 	}
 	off, bad := QueryInt(r, "offset", 0)
 	if bad != nil {
 		return f, bad
 	}
-	lim, bad := QueryInt(r, "limit", 0)
+	lim, bad := QueryLimit(r, DefaultTaskLimit, MaxTaskLimit)
 	if bad != nil {
 		return f, bad
 	}
-	f.Offset, f.Limit = int(max(off, 0)), int(max(lim, 0))
+	f.Offset, f.Limit = int(max(off, 0)), lim
 	return f, nil
 }
 
+// statusAll lists every task, dead letter included.
+const statusAll = "all"
+
+// list lists the queue table, as the original did, when no status is
+// given; status=all adds the dead letter, status=dead_letter lists only
+// it.
 func (t *Tasks) list(r *Request) Response {
-	f, bad := filter(r)
-	if bad != nil {
-		return *bad
+	if r.URL.Query().Get("status") == "" {
+		return t.listWith(r, t.Queue.List)
 	}
-	if f.Status == tasks.StatusDeadLetter {
-		return JSON(http.StatusOK, map[string]any{"tasks": []any{}, "count": 0, "total": 0})
-	}
-	ts, total, err := t.Queue.List(f)
-	if err != nil {
-		return storageErr(err)
-	}
-	return JSON(http.StatusOK, map[string]any{"tasks": ts, "count": len(ts), "total": total})
+	return t.listWith(r, t.Queue.Search)
 }
 
 func (t *Tasks) deadLetter(r *Request) Response {
+	return t.listWith(r, t.Queue.ListDeadLetter)
+}
+
+func (t *Tasks) listWith(r *Request, find func(tasks.Filter) ([]*tasks.Task, int, error)) Response {
 	f, bad := filter(r)
 	if bad != nil {
 		return *bad
 	}
-	ts, total, err := t.Queue.ListDeadLetter(f)
+	ts, total, err := find(f)
 	if err != nil {
 		return storageErr(err)
 	}
-	return JSON(http.StatusOK, map[string]any{"tasks": ts, "count": len(ts), "total": total})
+	out := TaskList{Tasks: ts, Count: len(ts), Total: total, Offset: f.Offset, Limit: f.Limit}
+	if next := f.Offset + len(ts); next < total {
+		out.NextOffset = &next
+	}
+	return JSON(http.StatusOK, out)
+}
+
+// BulkResult is one task's outcome in a bulk action.
+type BulkResult struct {
+	TaskID string `json:"task_id"`
+	// Status is requeued or cancelled on success, else an error code:
+	// task_not_found, task_not_retryable, task_not_cancellable,
+	// storage_error.
+	Status string `json:"status"`
+	// State is the task's status when the action did not apply.
+	State string `json:"state,omitempty"`
+}
+
+// BulkResponse answers POST /api/tasks/bulk.
+type BulkResponse struct {
+	Action    string       `json:"action"`
+	Succeeded int          `json:"succeeded"`
+	Failed    int          `json:"failed"`
+	Results   []BulkResult `json:"results"`
+}
+
+// bulk retries (dead letter) or cancels (queued, assigned) many tasks.
+// Each task is handled on its own: one that cannot be acted on is
+// reported and the others go on.
+func (t *Tasks) bulk(r *Request) Response {
+	if resp, ok := t.Server.Validate(r, protocol.BodyTaskBulk); !ok {
+		return resp
+	}
+	action := r.Body.String("action")
+	if action != "retry" && action != "cancel" {
+		return fieldErr("action", "retry or cancel")
+	}
+	ids := r.Body.Strings("task_ids")
+	if len(ids) == 0 || len(ids) > MaxBulkTasks {
+		return fieldErr("task_ids", "between 1 and 500 task ids")
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if id == "" || len(id) > 64 {
+			return fieldErr("task_ids", "task ids are 1 to 64 bytes")
+		}
+		if seen[id] {
+			return fieldErr("task_ids", "duplicate task id "+id)
+		}
+		seen[id] = true
+	}
+	reason := r.Body.String("reason")
+	out := BulkResponse{Action: action, Results: make([]BulkResult, 0, len(ids))}
+	for _, id := range ids {
+		res := BulkResult{TaskID: id}
+		var err error
+		if action == "retry" {
+			if _, err = t.Scheduler.RetryDeadLetter(id); err == nil {
+				res.Status = "requeued"
+			}
+		} else {
+			var holder string
+			if _, holder, err = t.Scheduler.Cancel(id, r.ID.AgentID, true, reason); err == nil {
+				res.Status = "cancelled"
+				if holder != "" && t.NotifyCancel != nil {
+					t.NotifyCancel(holder, id)
+				}
+			}
+		}
+		if err != nil {
+			res.Status = "storage_error"
+			switch {
+			case errors.Is(err, tasks.ErrNotFound) && action == "retry":
+				res.Status = "task_not_retryable"
+			case errors.Is(err, tasks.ErrNotFound):
+				res.Status = "task_not_found"
+			case errors.Is(err, tasks.ErrInvalidState):
+				res.Status = "task_not_cancellable"
+			}
+			if task, gerr := t.Queue.Get(id); gerr == nil {
+				res.State = string(task.Status)
+			} else if errors.Is(gerr, tasks.ErrNotFound) {
+				res.Status = "task_not_found"
+			}
+			out.Failed++
+		} else {
+			out.Succeeded++
+		}
+		out.Results = append(out.Results, res)
+	}
+	return JSON(http.StatusOK, out)
 }
 
 func (t *Tasks) stats(*Request) Response { return JSON(http.StatusOK, t.Queue.Stats()) }

@@ -79,7 +79,10 @@ func inProcessTarget(ctx context.Context, o *Options, ids []string) (*target, er
 func startInProcess(ctx context.Context, dir string, ids []string) (*target, error) {
 	cfg := hub.DefaultConfig()
 	cfg.Addr, cfg.DataDir, cfg.Version = "127.0.0.1:0", dir, "bench"
+	// Every task is submitted with one admin token: no per-submitter quota,
+	// as no rate limits.
 	cfg.RateLimits = nil
+	cfg.Queue.MaxQueuedPerSubmitter = 0
 	h, err := hub.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start in-process hub: %w", err)

@@ -5,6 +5,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/agentcom/agentcom/internal/protocol"
 )
 
 // Health is the answer of GET /health.
@@ -78,6 +82,11 @@ type TaskSubmit struct {
 	CompleteBy *int64 `json:"complete_by,omitempty"`
 	// TargetAgent restricts the task to one agent.
 	TargetAgent string `json:"target_agent,omitempty"`
+	// Verify are commands the sidecar runs after the agent succeeded; a
+	// failing one sends the agent back with the failure as feedback.
+	Verify []string `json:"verify,omitempty"`
+	// MaxVerifyAttempts bounds the agent runs of a verified task (1-10).
+	MaxVerifyAttempts *int `json:"max_verify_attempts,omitempty"`
 }
 
 // Submitted is the answer of POST /api/tasks.
@@ -125,6 +134,8 @@ type Task struct {
 	CreatedAt          int64           `json:"created_at"`
 	UpdatedAt          int64           `json:"updated_at"`
 	History            []TaskEvent     `json:"history,omitempty"`
+	// Usage sums what agents reported spending on the task.
+	Usage *protocol.Usage `json:"usage,omitempty"`
 }
 
 // DescriptionText returns the description as text: the string itself when
@@ -206,6 +217,19 @@ func (c *Client) Task(ctx context.Context, id string) (Task, error) {
 	var t Task
 	err := c.get(ctx, "/api/tasks/"+seg(id), &t)
 	return t, err
+}
+
+// TaskLogs calls GET /api/tasks/:id/logs: the task's output after offset
+// since. wait > 0 long-polls: the hub answers when output arrives, the
+// task ends, or wait (at most 30 s) passes.
+func (c *Client) TaskLogs(ctx context.Context, id string, since int64, wait time.Duration) (protocol.TaskLogs, error) {
+	var r protocol.TaskLogs
+	q := url.Values{"since": {strconv.FormatInt(since, 10)}}
+	if wait > 0 {
+		q.Set("wait_ms", strconv.FormatInt(wait.Milliseconds(), 10))
+	}
+	err := c.get(ctx, "/api/tasks/"+seg(id)+"/logs?"+q.Encode(), &r)
+	return r, err
 }
 
 // TaskAction is the answer of the retry and cancel routes.

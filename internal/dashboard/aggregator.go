@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/agentcom/agentcom/internal/messaging"
 	"github.com/agentcom/agentcom/internal/presence"
 	"github.com/agentcom/agentcom/internal/resilience"
+	"github.com/agentcom/agentcom/internal/store"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
@@ -29,7 +31,7 @@ const (
 	StorageEventsCap = 50
 	CompactionCap    = 20
 	AlertsCap        = 50
-	SeriesMinutes    = 60
+	SeriesMinutes    = 60 // minutes of the snapshot's series
 	busBuffer        = 8192
 )
 
@@ -37,15 +39,17 @@ const (
 // shows. One goroutine (Run) applies events; snapshots are built on
 // demand by a single builder and shared.
 type Aggregator struct {
-	cfg     Config
-	queue   Queue
-	agents  Agents
-	pres    Presence
-	storage Storage
-	log     *slog.Logger
-	now     func() time.Time
-	started time.Time
-	sub     *bus.Sub
+	cfg      Config
+	queue    Queue
+	agents   Agents
+	pres     Presence
+	storage  Storage
+	series   *store.Table // nil: chart history in memory only
+	alertSrc AlertSource  // nil: no alerter
+	log      *slog.Logger
+	now      func() time.Time
+	started  time.Time
+	sub      *bus.Sub
 
 	snapReq     chan chan *Encoded
 	storageKick chan struct{}
@@ -54,7 +58,7 @@ type Aggregator struct {
 	mu            sync.Mutex
 	completions   ring[completion]
 	failures      ring[failure]
-	buckets       [SeriesMinutes]bucket
+	hist          map[int64]*bucket // minute → chart data, HistoryMinutes at most
 	timelines     map[string]*timeline
 	left          map[string]int64 // agent → when it left (offline condition)
 	queueSamples  []int
@@ -103,16 +107,6 @@ type failure struct {
 	FailedAt int64  `json:"failed_at"`
 }
 
-type bucket struct {
-	minute    int64
-	completed int
-	failed    int
-	durSum    int64
-	tokens    int64
-	depth     int
-	depthSet  bool
-}
-
 type timeline struct {
 	entries ring[timelineEntry]
 	touched int64
@@ -145,8 +139,9 @@ func NewAggregator(cfg Config, d Deps) *Aggregator {
 		log = slog.New(slog.DiscardHandler)
 	}
 	a := &Aggregator{
-		cfg: cfg, queue: d.Queue, agents: d.Agents, pres: d.Presence, storage: d.Storage,
-		log: log, now: time.Now, started: time.Now(),
+		cfg: cfg, queue: d.Queue, agents: d.Agents, pres: d.Presence, storage: d.Storage, series: d.Series, alertSrc: d.Alerts,
+		hist: map[int64]*bucket{},
+		log:  log, now: time.Now, started: time.Now(),
 		sub:         d.Bus.Subscribe(busBuffer, bus.TopicTasks, bus.TopicAgents, bus.TopicMessages, bus.TopicStorage, bus.TopicAlerts),
 		snapReq:     make(chan chan *Encoded),
 		storageKick: make(chan struct{}, 1),
@@ -161,6 +156,9 @@ func NewAggregator(cfg Config, d Deps) *Aggregator {
 	if a.storage == nil {
 		a.storageView.err = "storage coordinator not configured"
 	}
+	if err := a.loadHistory(); err != nil {
+		log.Error("load chart history", "event", "chart_history_load_failed", "err", err)
+	}
 	return a
 }
 
@@ -173,19 +171,25 @@ func (a *Aggregator) Run(ctx context.Context) {
 	flush := time.NewTicker(a.cfg.FlushInterval)
 	depth := time.NewTicker(a.cfg.DepthSample)
 	growth := time.NewTicker(a.cfg.QueueSample)
+	persist := time.NewTicker(a.cfg.HistoryPersist)
 	defer func() {
 		flush.Stop()
 		depth.Stop()
 		growth.Stop()
+		persist.Stop()
 		a.sub.Close()
 		wg.Wait()
 	}()
+	a.seedRecent()
 	a.sampleDepth(false)
 	for {
 		select {
 		case <-ctx.Done():
 			a.closeClients()
+			a.savePoints()
 			return
+		case <-persist.C:
+			a.savePoints()
 		case e, ok := <-a.sub.C:
 			if !ok {
 				return
@@ -199,6 +203,58 @@ func (a *Aggregator) Run(ctx context.Context) {
 			a.sampleDepth(true)
 		}
 	}
+}
+
+// seedRecent fills the recent completions and failures from the tables,
+// newest last, with what ended before the aggregator subscribed (later
+// endings arrive as events): a restart keeps the lists. Failures that
+// were retried left no record of their own and are not restored.
+func (a *Aggregator) seedRecent() {
+	cut := a.started.UnixMilli()
+	load := func(st tasks.Status) []*tasks.Task {
+		ts, _, err := a.queue.Search(tasks.Filter{Status: st, Newest: true, CreatedTo: cut, Limit: RecentCap})
+		if err != nil {
+			a.log.Error("seed recent tasks", "event", "recent_seed_failed", "err", err)
+			return nil
+		}
+		return ts
+	}
+	done, dead := load(tasks.StatusCompleted), load(tasks.StatusDeadLetter)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i := len(done) - 1; i >= 0; i-- {
+		t := done[i]
+		if t.UpdatedAt >= cut {
+			continue
+		}
+		at := lastAttempt(t)
+		var tok int64
+		if t.TokensUsed != nil {
+			tok = *t.TokensUsed
+		}
+		a.completions.push(completion{TaskID: t.ID, AgentID: at.AgentID, Description: clip(t.Description, 200),
+			DurationMs: max(at.EndedAt-at.AssignedAt, 0), TokensUsed: tok, CompletedAt: t.UpdatedAt})
+	}
+	for i := len(dead) - 1; i >= 0; i-- {
+		t := dead[i]
+		if t.UpdatedAt >= cut {
+			continue
+		}
+		at := lastAttempt(t)
+		errText := ""
+		if t.LastError != nil {
+			errText = fmt.Sprint(t.LastError)
+		}
+		a.failures.push(failure{TaskID: t.ID, AgentID: at.AgentID, Description: clip(t.Description, 200),
+			DurationMs: max(at.EndedAt-at.AssignedAt, 0), Error: clip(errText, 500), Outcome: "dead_letter", FailedAt: t.UpdatedAt})
+	}
+}
+
+func lastAttempt(t *tasks.Task) tasks.Attempt {
+	if len(t.Attempts) == 0 {
+		return tasks.Attempt{}
+	}
+	return t.Attempts[len(t.Attempts)-1]
 }
 
 // Apply folds one bus event into the state and queues it for the
@@ -301,6 +357,9 @@ func (a *Aggregator) applyTask(e bus.Event) any {
 		b.completed++
 		b.durSum += d.RunMs
 		b.tokens += tok
+		if d.RunMs > 0 {
+			b.runs.add(d.RunMs)
+		}
 	case tasks.EventFailed:
 		outcome := "retried"
 		if d.Status == tasks.StatusDeadLetter {
@@ -308,7 +367,15 @@ func (a *Aggregator) applyTask(e bus.Event) any {
 		}
 		a.failures.push(failure{TaskID: d.TaskID, AgentID: d.AgentID, Description: d.Description,
 			DurationMs: d.RunMs, Error: errText, Outcome: outcome, FailedAt: e.Time})
-		a.bucketAt(e.Time).failed++
+		b := a.bucketAt(e.Time)
+		b.failed++
+		if d.RunMs > 0 {
+			b.runs.add(d.RunMs)
+		}
+	case tasks.EventAssigned:
+		if d.WaitMs > 0 {
+			a.bucketAt(e.Time).waits.add(d.WaitMs)
+		}
 	case tasks.EventDeadLetter:
 		a.dlDirty = true
 		if d.Reason != "" {
@@ -396,9 +463,11 @@ func (a *Aggregator) applyMessage(e bus.Event) {
 			a.timelineLocked(from, timelineEntry{Timestamp: e.Time, Kind: "message", Event: "broadcast sent", Detail: id})
 			return
 		}
-		a.timelineLocked(from, timelineEntry{Timestamp: e.Time, Kind: "message", Event: "sent to " + to, Detail: id})
-		a.timelineLocked(to, timelineEntry{Timestamp: e.Time, Kind: "message", Event: "received from " + from,
-			Detail: id + " (" + str(m, "outcome") + ")"})
+		// The detail says what kind of message and what became of it; the
+		// id finds it in the messages view.
+		detail := cmp.Or(str(m, "type"), messaging.DefaultType) + " message, " + str(m, "outcome") + ", id " + id
+		a.timelineLocked(from, timelineEntry{Timestamp: e.Time, Kind: "message", Event: "sent to " + to, Detail: detail})
+		a.timelineLocked(to, timelineEntry{Timestamp: e.Time, Kind: "message", Event: "received from " + from, Detail: detail})
 	case messaging.EventChannelPublished:
 		a.timelineLocked(from, timelineEntry{Timestamp: e.Time, Kind: "message", Event: "posted to #" + str(m, "channel"), Detail: id})
 	}
@@ -563,18 +632,18 @@ func (a *Aggregator) Flush() {
 // sampleDepth records the queue depth for the chart and, every
 // QueueSample, for "Queue growing".
 func (a *Aggregator) sampleDepth(growth bool) {
+	lanes := a.queue.LaneCounts()
 	n := 0
-	for _, c := range a.queue.LaneCounts() {
+	for _, c := range lanes {
 		n += c
 	}
+	connected := len(a.pres.List())
 	now := a.now().UnixMilli()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	b := a.bucketAt(now)
-	if !b.depthSet || n > b.depth {
-		b.depth = n
-	}
-	b.depthSet = true
+	b.noteDepth(n, lanes)
+	b.agents = max(b.agents, connected)
 	if growth {
 		a.queueSamples = append(a.queueSamples, n)
 		if len(a.queueSamples) > 3 {
@@ -583,14 +652,20 @@ func (a *Aggregator) sampleDepth(growth bool) {
 	}
 }
 
-// bucketAt returns the minute bucket of ts, recycling an old one.
-func (a *Aggregator) bucketAt(ts int64) *bucket {
-	minute := ts / 60000
-	b := &a.buckets[minute%SeriesMinutes]
-	if b.minute != minute {
-		*b = bucket{minute: minute}
+// noteDepth keeps the minute's largest queued count and its lanes.
+func (b *bucket) noteDepth(n int, lanes [tasks.Lanes]int) {
+	if !b.depthSet || n > b.depth {
+		b.depth, b.lanes = n, lanes
 	}
-	return b
+	b.depthSet = true
+}
+
+// savePoints persists the chart history, logging a failure (the next
+// tick tries again).
+func (a *Aggregator) savePoints() {
+	if err := a.persistHistory(); err != nil {
+		a.log.Warn("store chart history", "event", "chart_history_store_failed", "err", err)
+	}
 }
 
 // timelineLocked appends to an agent's timeline, evicting the least

@@ -41,6 +41,9 @@ func (q *benchQueue) ListDeadLetter(tasks.Filter) ([]*tasks.Task, int, error) {
 	return nil, 0, nil
 }
 func (q *benchQueue) Get(string) (*tasks.Task, error) { return nil, tasks.ErrNotFound }
+func (q *benchQueue) Search(tasks.Filter) ([]*tasks.Task, int, error) {
+	return nil, 0, nil
+}
 
 type benchAgents []agents.Agent
 

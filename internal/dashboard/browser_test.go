@@ -121,11 +121,8 @@ func click(t *testing.T, ctx context.Context, sel string) {
 // (kept with go test -artifacts) or AGENTCOM_ARTIFACTS, and logs where.
 func shot(t *testing.T, ctx context.Context, name string) string {
 	t.Helper()
-	dir := os.Getenv("AGENTCOM_ARTIFACTS")
-	if dir == "" {
-		dir = t.ArtifactDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, err := artifactDir(t)
+	if err != nil {
 		t.Logf("screenshot dir: %v", err)
 		return ""
 	}
@@ -141,6 +138,16 @@ func shot(t *testing.T, ctx context.Context, name string) string {
 	}
 	t.Logf("screenshot saved: %s", path)
 	return path
+}
+
+// artifactDir is where screenshots go: AGENTCOM_ARTIFACTS, else the
+// test's artifact directory (kept with go test -artifacts).
+func artifactDir(t *testing.T) (string, error) {
+	dir := os.Getenv("AGENTCOM_ARTIFACTS")
+	if dir == "" {
+		dir = t.ArtifactDir()
+	}
+	return dir, os.MkdirAll(dir, 0o755)
 }
 
 func rowJS(body, attr, value string) string {
@@ -277,7 +284,7 @@ func TestBrowserTokenPrompt(t *testing.T) {
 	}
 	click(t, ctx, "#token-save")
 	waitJS(t, ctx, "connected", `document.getElementById('conn-text').textContent === 'Connected'`)
-	waitJS(t, ctx, "read-only mode", `document.body.classList.contains('viewer') && document.getElementById('role-badge').textContent === 'read-only'`)
+	waitJS(t, ctx, "read-only mode", `document.body.classList.contains('viewer') && document.getElementById('role-badge').textContent === 'viewer'`)
 	waitJS(t, ctx, "the queued task", rowJS("queued-body", "task", id))
 	waitJS(t, ctx, "no cancel button for a viewer", `getComputedStyle(document.querySelector('#queued-body button.cancel')).display === 'none'`)
 	waitJS(t, ctx, "the token kept", fmt.Sprintf(`localStorage.getItem('agentcom.dashboardToken') === %q`, viewer))

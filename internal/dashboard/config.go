@@ -41,6 +41,9 @@ type Config struct {
 	// QueueSample is the spacing of the three samples of "Queue growing".
 	DepthSample time.Duration
 	QueueSample time.Duration
+	// HistoryPersist is how often the chart history is written to its
+	// table (and on shutdown).
+	HistoryPersist time.Duration
 	// OfflineGrace is how long an agent that left stays in "Agent
 	// offline" unless it comes back.
 	OfflineGrace time.Duration
@@ -82,7 +85,7 @@ func DefaultConfig() Config {
 		FlushInterval: 100 * time.Millisecond, SnapshotInterval: 250 * time.Millisecond,
 		PingInterval: 25 * time.Second, PongTimeout: 15 * time.Second, SendBuffer: 256, SendBytes: 8 << 20,
 		StorageRefresh: 30 * time.Second, StorageTimeout: 5 * time.Second, ActionTimeout: 5 * time.Minute,
-		DepthSample: 5 * time.Second, QueueSample: time.Minute,
+		DepthSample: 5 * time.Second, QueueSample: time.Minute, HistoryPersist: 15 * time.Second,
 		OfflineGrace: 10 * time.Minute, StuckAfter: 5 * time.Minute,
 		BackupStale: 48 * time.Hour, BackupGrace: 15 * time.Minute, FailureMinSample: 1,
 		MaxListed: 200, PushCooldown: 10 * time.Minute, HealthPoll: time.Minute,
@@ -105,6 +108,7 @@ func (c Config) withDefaults() Config {
 	set(&c.ActionTimeout, d.ActionTimeout)
 	set(&c.DepthSample, d.DepthSample)
 	set(&c.QueueSample, d.QueueSample)
+	set(&c.HistoryPersist, d.HistoryPersist)
 	set(&c.OfflineGrace, d.OfflineGrace)
 	set(&c.StuckAfter, d.StuckAfter)
 	set(&c.BackupStale, d.BackupStale)
@@ -134,6 +138,9 @@ type Queue interface {
 	Assigned() []*tasks.Task
 	ListDeadLetter(f tasks.Filter) ([]*tasks.Task, int, error)
 	Get(id string) (*tasks.Task, error)
+	// Search lists both tables (the recent lists are seeded from it at
+	// start, so a restart does not empty them).
+	Search(f tasks.Filter) ([]*tasks.Task, int, error)
 }
 
 // Scheduler carries out the page's task actions.
@@ -171,6 +178,13 @@ type Deps struct {
 	Storage Storage
 	// NotifyCancel tells an agent its task was cancelled (optional).
 	NotifyCancel func(agentID, taskID string) bool
+	// Series keeps the chart history across restarts; nil keeps it in
+	// memory only.
+	Series *store.Table
+	// Alerts lists the alerter's active and past alerts (optional).
+	Alerts AlertSource
+	// Messages reads messaging for the messages view (optional).
+	Messages MessageSource
 	// PushSubscriptions holds web push subscriptions; nil disables push.
 	PushSubscriptions *store.Table
 	// DataDir holds the VAPID key file.

@@ -31,6 +31,7 @@ type Dashboard struct {
 	storage      Storage
 	tokens       Verifier
 	notifyCancel func(agentID, taskID string) bool
+	messagesSrc  MessageSource
 	log          *slog.Logger
 	assets       fs.FS
 
@@ -62,7 +63,7 @@ func New(cfg Config, d Deps) (*Dashboard, error) {
 		return nil, fmt.Errorf("dashboard assets: %w", err)
 	}
 	db := &Dashboard{cfg: cfg, sched: d.Scheduler, storage: d.Storage, tokens: d.Tokens,
-		notifyCancel: d.NotifyCancel, log: log, assets: assets}
+		notifyCancel: d.NotifyCancel, messagesSrc: d.Messages, log: log, assets: assets}
 	// Until Run starts, actions run against a context that never ends.
 	db.runCtx, db.stop = context.WithCancel(context.Background())
 	db.agg = NewAggregator(cfg, d)
@@ -118,6 +119,8 @@ func (d *Dashboard) Routes() []api.Route {
 		{Method: "GET", Path: "/favicon.ico", Access: api.Public, Raw: d.asset("favicon.ico", "image/x-icon")},
 		{Method: "GET", Path: "/api/dashboard/state", Access: api.Dashboard, Handler: d.state},
 		{Method: "GET", Path: "/api/dashboard/agents/{agent_id}/timeline", Access: api.Dashboard, Handler: d.timeline},
+		{Method: "GET", Path: "/api/dashboard/series", Access: api.Dashboard, Handler: d.series},
+		{Method: "GET", Path: "/api/dashboard/messages", Access: api.Dashboard, Handler: d.messages},
 		{Method: "GET", Path: "/api/dashboard/vapid-key", Access: api.Public, Handler: d.vapidKey},
 		{Method: "POST", Path: "/api/dashboard/push-subscribe", Access: api.DashboardAdmin, Handler: d.pushSubscribe},
 		{Method: "GET", Path: "/ws/dashboard", Access: api.Dashboard, Raw: d},

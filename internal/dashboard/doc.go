@@ -6,8 +6,12 @@
 // # Cost model
 //
 // One Aggregator goroutine consumes the bus and keeps bounded state
-// (recent completions and failures, per-agent timelines, 60 one-minute
-// buckets of throughput and queue depth). Snapshots are built by one
+// (recent completions and failures, per-agent timelines, and the chart
+// history: one point per minute for seven days, with at most 512 wait
+// and run samples per minute). The chart history is written to the
+// dashboard_series table every Config.HistoryPersist and at shutdown,
+// and read back at start; the recent lists are seeded from the task
+// tables at start, so a restart keeps both. Snapshots are built by one
 // builder at most every Config.SnapshotInterval and the encoded bytes are
 // shared by every socket and HTTP caller that asked meanwhile; a snapshot
 // handed to a caller was always started after the caller asked, so it is

@@ -2,10 +2,12 @@ package dashboard
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/agentcom/agentcom/internal/agents"
+	"github.com/agentcom/agentcom/internal/alerts"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
@@ -108,6 +110,7 @@ func (a *Aggregator) healthLocked(now int64, agentList []agents.Agent, assigned 
 	if a.storage != nil {
 		a.storageConditions(now, sv, add)
 	}
+	a.alertConditions(cs, add)
 
 	h := Health{Status: HealthOK, Conditions: make([]string, 0, len(cs)), Details: nonNil(cs)}
 	for _, c := range cs {
@@ -161,6 +164,35 @@ func (a *Aggregator) storageConditions(now int64, sv storageView, add func(key, 
 	}
 	if len(a.drillFailed) > 0 {
 		add("drill_failed", HealthWarning, "Restore drill failed: "+describe(a.drillFailed))
+	}
+}
+
+// alertRuleConditions maps an alert rule onto the health condition that
+// already reports the same thing.
+var alertRuleConditions = map[string]string{
+	alerts.RuleQueueGrowing: "queue_growing", alerts.RuleFailureRate: "failure_rate", alerts.RuleStuckTask: "stuck_tasks",
+	alerts.RuleBackupAge: "backup", alerts.RuleDegradedTable: "degraded",
+}
+
+// alertConditions adds the alerter's active, unacknowledged alerts that
+// no condition reports yet: the header never says healthy while an alert
+// nobody has acknowledged is raised.
+func (a *Aggregator) alertConditions(have []Condition, add func(key, level, text string)) {
+	if a.alertSrc == nil {
+		return
+	}
+	for _, al := range a.alertSrc.Active() {
+		if al.AckedAt > 0 {
+			continue
+		}
+		if key, ok := alertRuleConditions[al.Rule]; ok && slices.ContainsFunc(have, func(c Condition) bool { return c.Key == key }) {
+			continue
+		}
+		level := HealthWarning
+		if al.Severity == HealthCritical {
+			level = HealthCritical
+		}
+		add("alert_"+al.Rule, level, "Alert: "+al.Message)
 	}
 }
 

@@ -29,6 +29,9 @@ type Snapshot struct {
 	Series         series           `json:"series"`
 	Storage        storagePanel     `json:"storage"`
 	Alerts         []map[string]any `json:"alerts"`
+	// AlertPanel is the alerter's view: active alerts with their
+	// acknowledgements, and recent cleared ones.
+	AlertPanel alertsView `json:"alert_panel"`
 }
 
 type agentView struct {
@@ -193,14 +196,13 @@ func (a *Aggregator) snapshot() Snapshot {
 		s.QueuedTasks = append(s.QueuedTasks, v)
 	}
 	s.DeadLetterTasks = nonNil(dl)
+	s.AlertPanel = a.alertsNow()
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	// The depth just read is a sample too: the chart's current minute is
 	// never behind what the page shows beside it.
-	if b := a.bucketAt(nowMs); !b.depthSet || s.Queue.Queued > b.depth {
-		b.depth, b.depthSet = s.Queue.Queued, true
-	}
+	a.bucketAt(nowMs).noteDepth(s.Queue.Queued, lanes)
 	s.RecentCompletions = a.completions.items()
 	s.RecentFailures = a.failures.items()
 	s.Series, s.Throughput = a.seriesLocked(nowMs)
@@ -231,19 +233,20 @@ func (a *Aggregator) snapshot() Snapshot {
 	return s
 }
 
-// seriesLocked reads the minute buckets of the last hour.
+// seriesLocked reads the minute buckets of the last hour. A queue depth
+// is null for a minute without a sample (the hub was down then) and
+// carries the last sample forward while the hub runs.
 func (a *Aggregator) seriesLocked(nowMs int64) (series, throughput) {
-	cur := nowMs / 60000
-	startMinute := a.started.UnixMilli() / 60000
-	s := series{BucketMs: 60000, End: cur * 60000, Completed: make([]int, SeriesMinutes), Failed: make([]int, SeriesMinutes),
+	cur := nowMs / minuteMs
+	startMinute := a.started.UnixMilli() / minuteMs
+	s := series{BucketMs: minuteMs, End: cur * minuteMs, Completed: make([]int, SeriesMinutes), Failed: make([]int, SeriesMinutes),
 		QueueDepth: make([]*int, SeriesMinutes)}
 	var tp throughput
 	var durSum int64
 	var lastDepth *int
 	for i := range SeriesMinutes {
 		minute := cur - int64(SeriesMinutes-1-i)
-		b := a.buckets[minute%SeriesMinutes]
-		if b.minute == minute {
+		if b, ok := a.hist[minute]; ok {
 			s.Completed[i], s.Failed[i] = b.completed, b.failed
 			tp.CompletedLastHour += b.completed
 			tp.FailedLastHour += b.failed
@@ -252,9 +255,10 @@ func (a *Aggregator) seriesLocked(nowMs int64) (series, throughput) {
 			if b.depthSet {
 				d := b.depth
 				lastDepth = &d
+				s.QueueDepth[i] = &d
 			}
 		}
-		if minute >= startMinute && lastDepth != nil {
+		if s.QueueDepth[i] == nil && minute >= startMinute && lastDepth != nil {
 			d := *lastDepth
 			s.QueueDepth[i] = &d
 		}

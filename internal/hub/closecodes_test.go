@@ -76,7 +76,9 @@ func TestSlowConsumerClosed4005(t *testing.T) {
 	// From here "slow" reads nothing. Large messages fill the kernel's
 	// socket buffers, then the hub's send queue.
 	sender := h.Agent("sender")
-	big := strings.Repeat("x", 60<<10) // under the 64 KiB payload limit
+	// Payloads are capped at 64 KiB (messaging.MaxPayloadBytes): many
+	// messages just under it.
+	big := strings.Repeat("x", 60<<10)
 	sent := 0
 flood:
 	for ; sent < 2000; sent++ {

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
 	"github.com/agentcom/agentcom/internal/ratelimit"
@@ -76,10 +75,11 @@ func TestDocumentedDefaults(t *testing.T) {
 // nobody calls POST /api/mailbox/evict here.
 func TestMailboxEvictionLoop(t *testing.T) {
 	h := hubtest.Start(t, "", func(c *hub.Config) { c.MailboxEvictInterval = 20 * time.Millisecond })
-	if st, body := h.Do("PUT", "/api/config/mailbox-retention", h.AdminToken, map[string]any{"mailbox_ttl_ms": 1000}); st != http.StatusOK { // the shortest allowed
+	h.Token("away", "agent") // a known, offline recipient
+	// The shortest retention allowed: 1 s.
+	if st, body := h.Do("PUT", "/api/config/mailbox-retention", h.AdminToken, map[string]any{"mailbox_ttl_ms": 1000}); st != http.StatusOK {
 		t.Fatalf("set retention: %d %v", st, body)
 	}
-	h.Token("away", auth.RoleAgent) // a known recipient, never connected
 	if st, body := h.Do("POST", "/api/message", h.AdminToken, map[string]any{"to": "away", "payload": map[string]any{"x": 1}}); st != http.StatusOK {
 		t.Fatalf("send: %d %v", st, body)
 	}

@@ -68,6 +68,7 @@ var allowed = map[string][]string{
 	"GET /api/tasks/dead-letter":                        {other, agentTok, viewer, admin},
 	"GET /api/tasks/stats":                              {other, agentTok, viewer, admin},
 	"GET /api/tasks/{task_id}":                          {other, agentTok, viewer, admin},
+	"GET /api/tasks/{task_id}/logs":                     {other, agentTok, viewer, admin},
 	"POST /api/tasks/{task_id}/retry":                   {agentTok, admin}, // the submitter (agentTok) or an admin
 	"POST /api/tasks/{task_id}/cancel":                  {agentTok, admin},
 	"POST /api/admin/push-task":                         {admin},
@@ -94,6 +95,14 @@ var allowed = map[string][]string{
 	"POST /api/admin/drill":                             {admin},
 	"POST /api/admin/degraded/{table_name}/acknowledge": {admin},
 	"GET /ws/dashboard":                                 {viewer, admin},
+	"POST /api/tasks/bulk":                              {admin},
+	"GET /api/dashboard/tasks":                          {viewer, admin},
+	"GET /api/dashboard/tasks/{task_id}":                {viewer, admin},
+	"GET /api/dashboard/tasks/{task_id}/logs":           {viewer, admin},
+	"POST /api/dashboard/tasks/bulk":                    {admin},
+	"POST /api/alerts/{rule}/ack":                       {admin},
+	"GET /api/dashboard/series":                         {viewer, admin},
+	"GET /api/dashboard/messages":                       {viewer, admin},
 }
 
 // TestAuthorizationMatrix walks every route with every kind of caller on
@@ -112,7 +121,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	taskID := body["task_id"].(string)
 	h.Do("POST", "/api/channels", h.AdminToken, map[string]any{"name": "general"})
 	params := map[string]string{"agent_id": "agent-self", "task_id": taskID, "channel": "general", "message_id": "0123456789abcdef",
-		"table_name": "thread_replies"}
+		"table_name": "thread_replies", "rule": "no_idle_agent"}
 	wildcard := regexp.MustCompile(`\{([a-z_]+)\}`)
 
 	for _, rt := range h.API.Routes() {

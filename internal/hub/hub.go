@@ -30,6 +30,7 @@ import (
 	"github.com/agentcom/agentcom/internal/scheduler"
 	"github.com/agentcom/agentcom/internal/settings"
 	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/tasklog"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
@@ -66,6 +67,8 @@ type Config struct {
 	AlertInterval        time.Duration
 	BusyHold             time.Duration
 	MailboxEvictInterval time.Duration
+	// TaskLogs bounds the agents' live output kept in memory.
+	TaskLogs tasklog.Config
 
 	// Dashboard tunes the operator dashboard and web push (VAPID keys from
 	// the environment go in Dashboard.VAPIDPublicKey/VAPIDPrivateKey).
@@ -125,6 +128,7 @@ type Hub struct {
 	Alerts    *alerts.Manager
 	Dashboard *dashboard.Dashboard
 	Storage   *resilience.Coordinator
+	TaskLogs  *tasklog.Store
 
 	startup *resilience.StartupReport
 
@@ -234,7 +238,11 @@ func (h *Hub) build() error {
 	sched = scheduler.New(h.Queue, h.Agents, h.cfg.Scheduler, h.log)
 	h.Scheduler = sched
 	h.Metrics = metrics.New(h.Bus, metrics.Sources{Queue: h.Queue, Agents: h.Agents, DB: h.DB, Storage: h.Storage})
-	deps := agentws.Deps{Tokens: h.Tokens, Presence: h.Presence, Scheduler: sched, Log: h.log, Observer: h.Metrics}
+	if err := seedUsage(h.Queue, h.Metrics); err != nil {
+		h.log.Warn("usage sums not seeded from the stored tasks", "component", "hub", "event", "usage_seed_failed", "err", err)
+	}
+	h.TaskLogs = tasklog.New(h.cfg.TaskLogs)
+	deps := agentws.Deps{Tokens: h.Tokens, Presence: h.Presence, Scheduler: sched, Log: h.log, Observer: h.Metrics, TaskLogs: h.TaskLogs}
 	if h.cfg.RateLimits != nil {
 		h.Limiter = ratelimit.New(h.cfg.RateLimits)
 		deps.Limiter = h.Limiter
@@ -255,7 +263,7 @@ func (h *Hub) build() error {
 	core := &api.Core{Server: h.API, Tokens: h.Tokens, Presence: h.Presence, Agents: h.Agents, Messaging: h.Messaging,
 		Settings: h.Settings, Revoked: h.closeRevoked, OpenRegistration: h.cfg.OpenRegistration, JoinSecret: h.cfg.JoinSecret,
 		EvictMailboxes: h.evictMailboxes, Version: h.cfg.Version}
-	taskRoutes := &api.Tasks{Server: h.API, Queue: h.Queue, Scheduler: sched, Presence: h.Presence, NotifyCancel: h.Sockets.PushCancel}
+	taskRoutes := &api.Tasks{Server: h.API, Queue: h.Queue, Scheduler: sched, Presence: h.Presence, NotifyCancel: h.Sockets.PushCancel, Logs: h.TaskLogs}
 	h.Alerts = alerts.New(h.Settings, h.Queue, idleCounter{h.Agents}, protection{h.Storage}, h.Bus)
 	h.API.Handle((&api.Storage{Server: h.API, Coordinator: h.Storage}).Routes()...)
 	h.API.Handle((&api.Alerts{Server: h.API, Manager: h.Alerts}).Routes()...)
@@ -273,6 +281,7 @@ func (h *Hub) build() error {
 	h.Dashboard, err = dashboard.New(h.cfg.Dashboard, dashboard.Deps{Bus: h.Bus, Queue: h.Queue, Scheduler: sched,
 		Agents: h.Agents, Presence: h.Presence, Tokens: h.Tokens,
 		Storage: storageFor(h), NotifyCancel: h.Sockets.PushCancel,
+		Series: db.MustTable(store.DashboardSeries), Alerts: h.Alerts, Messages: dashboard.ServiceMessages{S: h.Messaging},
 		PushSubscriptions: db.MustTable(store.PushSubscriptions), DataDir: h.cfg.DataDir, Log: h.log})
 	if err != nil {
 		return err
@@ -309,6 +318,7 @@ func (h *Hub) Serve(ln net.Listener) error {
 	h.loop(func() { h.Metrics.Run(ctx) })
 	h.loop(func() { h.Alerts.Run(ctx, h.cfg.AlertInterval) })
 	h.loop(func() { h.Scheduler.Run(ctx) })
+	h.loop(func() { h.TaskLogs.Follow(ctx, h.Bus, taskOfEvent) })
 	h.loop(func() { h.Sockets.Run(ctx) })
 	h.loop(func() { every(ctx, h.cfg.MailboxEvictInterval, h.evictMailboxes) })
 	if h.Limiter != nil {
@@ -469,6 +479,39 @@ func every(ctx context.Context, d time.Duration, f func()) {
 			f()
 		}
 	}
+}
+
+// seedUsage adds the usage stored on every task to the metrics' sums, so
+// they survive a restart. Each task's usage is attributed to the agent of
+// its last attempt and the hour the task last changed.
+func seedUsage(q *tasks.Queue, m *metrics.Metrics) error {
+	live, _, err := q.List(tasks.Filter{})
+	if err != nil {
+		return err
+	}
+	dead, _, err := q.ListDeadLetter(tasks.Filter{})
+	if err != nil {
+		return err
+	}
+	for _, t := range append(live, dead...) {
+		if t.Usage == nil {
+			continue
+		}
+		agent := ""
+		if n := len(t.Attempts); n > 0 {
+			agent = t.Attempts[n-1].AgentID
+		}
+		m.AddUsage(agent, time.UnixMilli(t.UpdatedAt), *t.Usage)
+	}
+	return nil
+}
+
+// taskOfEvent is the task a task event is about.
+func taskOfEvent(e bus.Event) string {
+	if d, ok := e.Data.(tasks.EventData); ok {
+		return d.TaskID
+	}
+	return ""
 }
 
 // isLoopback reports whether addr binds only loopback interfaces.

@@ -52,11 +52,12 @@ func TestRateLimitCloseAndCooldownsExact(t *testing.T) {
 			c.Socket.IdleTimeout, c.Socket.StaleAfter = 1000*time.Hour, 1000*time.Hour
 		})
 	tok := h.Token("flood", auth.RoleAgent)
+	h.Token("nobody", auth.RoleAgent) // a known, offline recipient
 	identify := func(c *hubtest.Client) {
 		c.Send(map[string]any{"type": "identify", "agent_id": "flood", "token": tok, "name": "flood",
 			"capabilities": []string{}, "client_type": "sidecar", "protocol_version": 1})
 	}
-	msg := map[string]any{"type": "message", "to": "flood", "payload": map[string]any{}} // a known recipient
+	msg := map[string]any{"type": "message", "to": "nobody", "payload": map[string]any{}}
 
 	a := h.Connect("flood", tok)
 	a.Send(msg)

@@ -173,3 +173,32 @@ func TestMessagePayloadCap(t *testing.T) {
 		t.Fatalf("a refused message reached a mailbox: %v", body)
 	}
 }
+
+// A mailbox poll pages with limit (default and maximum: the mailbox cap)
+// and since, as clients continue from last_seq.
+func TestMailboxPollPages(t *testing.T) {
+	h := hubtest.Start(t, "")
+	tok := h.Token("sender", auth.RoleAgent)
+	rtok := h.Token("reader", auth.RoleAgent)
+	for i := range 3 {
+		if status, body := h.Do("POST", "/api/message", tok, map[string]any{"to": "reader", "payload": map[string]any{"i": i}}); status != http.StatusOK {
+			t.Fatalf("message %d: %d %v", i, status, body)
+		}
+	}
+	_, body := h.Do("GET", "/api/mailbox/reader?limit=2", rtok, nil)
+	if body["count"].(float64) != 2 {
+		t.Fatalf("first page: %v", body)
+	}
+	last := int64(body["last_seq"].(float64))
+	_, body = h.Do("GET", fmt.Sprintf("/api/mailbox/reader?limit=2&since=%d", last), rtok, nil)
+	msgs := body["messages"].([]any)
+	if len(msgs) != 1 || msgs[0].(map[string]any)["payload"].(map[string]any)["i"].(float64) != 2 {
+		t.Fatalf("second page: %v", body)
+	}
+	if status, _ := h.Do("GET", "/api/mailbox/reader?limit=-1", rtok, nil); status != http.StatusBadRequest {
+		t.Fatalf("limit=-1: %d", status)
+	}
+	if _, body = h.Do("GET", "/api/mailbox/reader", rtok, nil); body["count"].(float64) != 3 {
+		t.Fatalf("default page: %v", body)
+	}
+}

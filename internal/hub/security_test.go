@@ -20,18 +20,6 @@ import (
 	"github.com/agentcom/agentcom/internal/ratelimit"
 )
 
-// eventually polls cond until it holds (10 s).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // requestWithHost sends a request to the hub addressed to host, with an
 // Origin when origin is set.
 func requestWithHost(t *testing.T, h *hubtest.Hub, method, path, host, origin string) int {

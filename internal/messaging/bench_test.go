@@ -161,7 +161,7 @@ func BenchmarkMailboxPoll(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		msgs, _, err := svc.Mailbox.Poll("agent-1", 0)
+		msgs, _, err := svc.Mailbox.Poll("agent-1", 0, messaging.MailboxCap)
 		if err != nil || len(msgs) != messaging.MailboxCap {
 			b.Fatalf("poll: %d messages, %v", len(msgs), err)
 		}

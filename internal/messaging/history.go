@@ -151,6 +151,27 @@ func (h *History) Find(q Query) ([]WithSeq, uint64, error) {
 	return out, cursor, nil
 }
 
+// Recent returns the newest limit messages (at most HistoryMaxLimit),
+// oldest first.
+func (h *History) Recent(limit int) ([]WithSeq, error) {
+	limit = min(max(limit, 1), HistoryMaxLimit)
+	var last uint64
+	if err := h.table.View(func(tx *store.Tx) error {
+		if k, _ := tx.Last(nil); k != nil {
+			last = seq.Decode(k)
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	var cursor uint64
+	if last > uint64(limit) {
+		cursor = last - uint64(limit)
+	}
+	out, _, err := h.Find(Query{Cursor: cursor, Limit: limit})
+	return out, err
+}
+
 func (q Query) matches(e historyEntry) bool {
 	m := e.Message
 	if q.From != "" && m.From != q.From {

@@ -70,7 +70,7 @@ func TestMailboxCapIs100(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, _, err := mb.Poll("b", 0)
+	got, _, err := mb.Poll("b", 0, MailboxCap)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestMailboxRetentionIs7Days(t *testing.T) {
 	if n, err := mb.Evict(DefaultMailboxTTL); err != nil || n != 1 {
 		t.Fatalf("7 days + 1 ms: evicted %d, %v; want 1", n, err)
 	}
-	got, _, _ := mb.Poll("b", 0)
+	got, _, _ := mb.Poll("b", 0, MailboxCap)
 	if len(got) != 1 || got[0].ID != "m2" {
 		t.Fatalf("left %v", got)
 	}

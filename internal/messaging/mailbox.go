@@ -1,7 +1,9 @@
 package messaging
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -75,9 +77,10 @@ func (mb *Mailbox) Enqueue(agent string, m Message) (uint64, error) {
 	return n, nil
 }
 
-// Poll returns agent's messages with seq > since in order, and the seq of
-// the last one (since when there are none).
-func (mb *Mailbox) Poll(agent string, since uint64) ([]WithSeq, uint64, error) {
+// Poll returns agent's first limit messages with seq > since in order, and
+// the seq of the last one returned (since when there are none). A mailbox
+// holds at most MailboxCap messages, so limit MailboxCap returns them all.
+func (mb *Mailbox) Poll(agent string, since uint64, limit int) ([]WithSeq, uint64, error) {
 	out := []WithSeq{}
 	last := since
 	prefix, err := mailboxPrefix(agent)
@@ -95,10 +98,13 @@ func (mb *Mailbox) Poll(agent string, since uint64) ([]WithSeq, uint64, error) {
 			}
 			out = append(out, WithSeq{Message: e.Message, Seq: e.Seq})
 			last = e.Seq
+			if len(out) >= limit {
+				return errEnough
+			}
 			return nil
 		})
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errEnough) {
 		return nil, since, fmt.Errorf("mailbox poll %s: %w", agent, err)
 	}
 	return out, last, nil
@@ -144,6 +150,26 @@ func (mb *Mailbox) Count(agent string) (int, error) {
 		return scanOwned(tx, prefix, func(_, _ []byte) error { n++; return nil })
 	})
 	return n, err
+}
+
+// Depths returns how many messages wait per agent, for every agent with
+// a non-empty mailbox (one scan of the table). Only keys of the owned
+// shape count (id, NUL, 8-byte sequence, the id without NUL), as in
+// scanOwned.
+func (mb *Mailbox) Depths() (map[string]int, error) {
+	out := map[string]int{}
+	err := mb.table.View(func(tx *store.Tx) error {
+		return tx.ForEach(func(k, _ []byte) error {
+			if i := len(k) - 9; i > 0 && k[i] == 0 && bytes.IndexByte(k[:i], 0) < 0 {
+				out[string(k[:i])]++
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mailbox depths: %w", err)
+	}
+	return out, nil
 }
 
 // Evict deletes every message stored before now - ttl and returns how many.

@@ -54,6 +54,8 @@ type Metrics struct {
 	rateLimited  *prometheus.CounterVec
 	httpRequests *prometheus.CounterVec
 	storageEvts  *prometheus.CounterVec
+	tokens       *prometheus.CounterVec
+	cost         *prometheus.CounterVec
 
 	mu       sync.Mutex
 	waits    ring // recent wait times, ms
@@ -61,6 +63,7 @@ type Metrics struct {
 	outcomes []outcome
 	valErrs  int64
 	limited  int64
+	usage    usageSums
 }
 
 type outcome struct {
@@ -70,7 +73,7 @@ type outcome struct {
 
 // New builds the metrics over their sources.
 func New(b *bus.Bus, src Sources) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), src: src, bus: b, waits: newRing(1024), runs: newRing(1024)}
+	m := &Metrics{reg: prometheus.NewRegistry(), src: src, bus: b, waits: newRing(1024), runs: newRing(1024), usage: newUsageSums()}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -87,8 +90,11 @@ func New(b *bus.Bus, src Sources) *Metrics {
 	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agentcom_rate_limited_total", Help: "Frames and requests refused by rate limits."}, []string{"kind"})
 	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agentcom_http_requests_total", Help: "HTTP requests by route and status."}, []string{"route", "code"})
 	m.storageEvts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agentcom_storage_events_total", Help: "Backups, compactions, recoveries and drills by outcome event."}, []string{"event"})
+	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agentcom_agent_tokens_total",
+		Help: "Tokens agents reported spending, by agent and kind (input, output, total)."}, []string{"agent", "kind"})
+	m.cost = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "agentcom_agent_cost_usd_total", Help: "Cost agents reported, in USD, by agent."}, []string{"agent"})
 	for _, c := range []prometheus.Collector{m.connections, m.taskEvents, m.reclaims, m.waitSeconds, m.runSeconds,
-		m.messages, m.validation, m.rateLimited, m.httpRequests, m.storageEvts} {
+		m.messages, m.validation, m.rateLimited, m.httpRequests, m.storageEvts, m.tokens, m.cost} {
 		f(c)
 	}
 	f(newScrapeCollector(m))
@@ -133,6 +139,9 @@ func (m *Metrics) observe(e bus.Event) {
 			m.waits.add(d.WaitMs)
 			m.mu.Unlock()
 		case tasks.EventCompleted, tasks.EventFailed:
+			if d.Usage != nil {
+				m.AddUsage(d.AgentID, now, *d.Usage)
+			}
 			m.runSeconds.Observe(float64(d.RunMs) / 1000)
 			m.mu.Lock()
 			m.runs.add(d.RunMs)
@@ -204,6 +213,8 @@ type Summary struct {
 	FailureRate    float64        `json:"failure_rate_last_hour"`
 	ValidationErrs int64          `json:"validation_errors"`
 	RateLimited    int64          `json:"rate_limited"`
+	// Usage sums what agents reported spending.
+	Usage UsageSummary `json:"usage"`
 }
 
 // Percentiles over recent samples.
@@ -253,6 +264,7 @@ func (m *Metrics) Summary() Summary {
 		}
 	}
 	s.ValidationErrs, s.RateLimited = m.valErrs, m.limited
+	s.Usage = m.usage.summary()
 	m.mu.Unlock()
 	if n := s.CompletedHour + s.FailedHour; n > 0 {
 		s.FailureRate = float64(s.FailedHour) / float64(n)

@@ -106,8 +106,10 @@ type Options struct {
 	Name         string
 	Capabilities []string
 	JoinSecret   string
-	// WakeCommand and RepoDir go into the sidecar config when set.
+	// WakeCommand or RunCommand (run mode: the command is the agent) and
+	// RepoDir go into the sidecar config when set.
 	WakeCommand string
+	RunCommand  string
 	RepoDir     string
 
 	// Home holds one directory per agent (default ~/.agentcom).
@@ -121,6 +123,9 @@ type Options struct {
 	// Systemctl is the systemctl binary used to enable and start the unit;
 	// empty means "do not start it, print the commands".
 	Systemctl string
+	// RequireStart makes a unit that could not be started an error
+	// (agentcom onboard --start).
+	RequireStart bool
 
 	// SkipVerify skips the test task.
 	SkipVerify bool
@@ -158,6 +163,9 @@ func Onboard(ctx context.Context, o Options) (Result, error) {
 	out := o.Out
 	if o.HubURL == "" {
 		return res, errors.New("onboard: --hub is required")
+	}
+	if o.WakeCommand != "" && o.RunCommand != "" {
+		return res, errors.New("onboard: give --wake-command (it wakes the agent and returns) or --run-command (it is the agent), not both")
 	}
 	hub := client.New(o.HubURL, "", o.HTTPClient)
 
@@ -207,6 +215,9 @@ func Onboard(ctx context.Context, o Options) (Result, error) {
 	if o.Systemctl != "" {
 		if err := startUnit(ctx, o.Systemctl, res.UnitName); err != nil {
 			fmt.Fprintf(out, "written (%s), but not started: %v\n", res.UnitPath, err)
+			if o.RequireStart {
+				return res, fmt.Errorf("onboard: start %s: %w", res.UnitName, err)
+			}
 		} else {
 			res.ServiceStarted = true
 			fmt.Fprintf(out, "ok (%s, started)\n", res.UnitPath)
@@ -222,7 +233,24 @@ func Onboard(ctx context.Context, o Options) (Result, error) {
 		fmt.Fprintln(out, "[5/5] verification skipped")
 		return res, nil
 	}
+	var notes []string
+	switch {
+	case len(cfg.RunCommand) > 0:
+		notes = append(notes, "the test task goes through run_command")
+	case len(cfg.WakeCommand) > 0:
+		notes = append(notes, "the test task goes through wake_command")
+	default:
+		notes = append(notes, "no wake_command or run_command configured: the sidecar answers the test task itself, the agent is not tested")
+	}
+	if !res.ServiceStarted {
+		notes = append(notes, "no sidecar service is running yet: one runs in this process for the test")
+	}
 	fmt.Fprint(out, "[5/5] verifying with a test task... ")
+	defer func() {
+		for _, n := range notes {
+			fmt.Fprintf(out, "      %s\n", n)
+		}
+	}()
 	id, err := verify(ctx, hub.WithToken(reg.Token), cfg, res.ServiceStarted, o)
 	res.VerifyTaskID = id
 	if err != nil {
@@ -335,6 +363,7 @@ type configFile struct {
 	HubAPIURL    string   `json:"hub_api_url"`
 	Capabilities []string `json:"capabilities"`
 	WakeCommand  string   `json:"wake_command,omitempty"`
+	RunCommand   string   `json:"run_command,omitempty"`
 	RepoDir      string   `json:"repo_dir,omitempty"`
 	ResultsDir   string   `json:"results_dir"`
 	StateFile    string   `json:"state_file"`
@@ -346,7 +375,7 @@ func writeConfig(dir, path, apiURL string, reg client.Registration, o Options) (
 		ws = apiURL
 	}
 	cf := configFile{AgentID: reg.AgentID, Token: reg.Token, HubURL: ws, HubAPIURL: apiURL, Capabilities: o.Capabilities,
-		WakeCommand: o.WakeCommand, ResultsDir: "./results", StateFile: "./queue.json"}
+		WakeCommand: o.WakeCommand, RunCommand: o.RunCommand, ResultsDir: "./results", StateFile: "./queue.json"}
 	if o.RepoDir != "" {
 		abs, err := filepath.Abs(o.RepoDir)
 		if err != nil {

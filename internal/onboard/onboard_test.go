@@ -197,3 +197,33 @@ func TestSystemctlIsUsedWhenGiven(t *testing.T) {
 		t.Fatalf("systemctl calls:\n%s\nwant:\n%s", calls, want)
 	}
 }
+
+// The onboarding test task goes through the configured run_command: the
+// agent's own output is the task's result.
+func TestOnboardVerificationRunsTheConfiguredCommand(t *testing.T) {
+	h := hubtest.Start(t, "", openReg)
+	o := localOpts(t, h.URL())
+	marker := filepath.Join(t.TempDir(), "ran")
+	o.RunCommand = `echo "agent says hello for $TASK_ID"; : > ` + marker
+	res, err := Onboard(context.Background(), o)
+	if err != nil {
+		t.Fatalf("onboard: %v\n%s", err, o.Out)
+	}
+	out := o.Out.(*bytes.Buffer).String()
+	if !strings.Contains(out, "the test task goes through run_command") || !strings.Contains(out, "no sidecar service is running yet") {
+		t.Fatalf("output:\n%s", out)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatal("the run command did not run")
+	}
+	_, task := h.Do("GET", "/api/tasks/"+res.VerifyTaskID, h.AdminToken, nil)
+	r, _ := task["result"].(map[string]any)
+	if task["status"] != "completed" || !strings.Contains(r["output"].(string), "agent says hello for "+res.VerifyTaskID) {
+		t.Fatalf("test task = %v", task)
+	}
+	o2 := localOpts(t, h.URL())
+	o2.WakeCommand, o2.RunCommand = "x", "y"
+	if _, err := Onboard(context.Background(), o2); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Fatalf("both commands: %v", err)
+	}
+}

@@ -150,11 +150,15 @@ var agentFrames = map[string]Schema{
 		req("channel", KindString), opt("limit", KindInteger), opt("since", KindInteger)}},
 	FrameListChannels: {Description: "list channels"},
 	FrameTaskAccepted: {Description: "accept an assigned task", Fields: []Field{req("task_id", KindString)}},
-	FrameTaskProgress: {Description: "report progress; extends the task's lease", Fields: []Field{req("task_id", KindString), opt("progress", KindInteger)}},
+	FrameTaskProgress: {Description: "report progress; extends the task's lease. output (a chunk of the agent's live output) and check (a verification result) are additions", Fields: []Field{
+		req("task_id", KindString), opt("progress", KindInteger),
+		{Name: "output", Kind: KindString, MaxLen: MaxProgressOutput}, opt("check", KindObject)}},
 	FrameTaskComplete: {Description: "report a task done", Fields: []Field{
-		req("task_id", KindString), req("generation", KindInteger), opt("result", KindObject), opt("tokens_used", KindInteger)}},
+		req("task_id", KindString), req("generation", KindInteger), opt("result", KindObject), opt("tokens_used", KindInteger),
+		opt("usage", KindObject)}},
 	FrameTaskFailed: {Description: "report a task failed", Fields: []Field{
-		req("task_id", KindString), req("generation", KindInteger), opt("error", KindString), opt("reason", KindString)}},
+		req("task_id", KindString), req("generation", KindInteger), opt("error", KindString), opt("reason", KindString),
+		opt("usage", KindObject)}},
 	FrameTaskRecovering: {Description: "ask whether to continue a task after a restart or reconnect", Fields: []Field{req("task_id", KindString)}},
 	FrameTaskRejected: {Description: "decline an assigned task", Fields: []Field{
 		req("task_id", KindString), opt("reason", KindString), opt("generation", KindInteger)}},
@@ -187,6 +191,8 @@ const (
 	BodyPushSubscribe   = "post_push_subscribe"
 	BodyPutAlerts       = "put_alerts"
 	BodyTaskCancel      = "post_task_cancel"
+	BodyTaskBulk        = "post_tasks_bulk"
+	BodyAlertAck        = "post_alert_ack"
 	BodyEmpty           = "empty"
 )
 
@@ -211,7 +217,8 @@ var httpBodies = map[string]Schema{
 	BodyPostTask: {Description: "submit a task", Legacy: "missing required field: description", Fields: []Field{
 		req("description", KindString), opt("priority", KindAny), opt("metadata", KindObject),
 		opt("max_retries", KindInteger), opt("complete_by", KindInteger),
-		opt("needed_capabilities", KindStringArray), opt("target_agent", KindString).withFormat(FormatAgentID)}},
+		opt("needed_capabilities", KindStringArray), opt("target_agent", KindString).withFormat(FormatAgentID),
+		opt("verify", KindStringArray), opt("max_verify_attempts", KindInteger)}},
 	BodyOnboardRegister: {Description: "register a new agent", Legacy: "missing or invalid field: agent_id", Fields: []Field{
 		req("agent_id", KindString).withFormat(FormatAgentID), opt("join_secret", KindString), opt("capabilities", KindStringArray)}},
 	BodyPutDefaultRepo: {Description: "set the default repository", Legacy: "missing or invalid field: url", Fields: []Field{req("url", KindString)}},
@@ -219,5 +226,10 @@ var httpBodies = map[string]Schema{
 		req("endpoint", KindString), req("keys", KindObject)}},
 	BodyPutAlerts:  {Description: "replace alert rule thresholds", Legacy: "invalid alert configuration", Fields: []Field{req("rules", KindObject)}},
 	BodyTaskCancel: {Description: "cancel a task", Fields: []Field{opt("reason", KindString)}},
-	BodyEmpty:      {Description: "no body"},
+	// New route, no original error string: presence and values of
+	// action and task_ids are checked by the handler.
+	BodyTaskBulk: {Description: "retry or cancel many tasks (action and task_ids are required)", Fields: []Field{
+		opt("action", KindString), opt("task_ids", KindStringArray), opt("reason", KindString)}},
+	BodyAlertAck: {Description: "acknowledge an active alert", Fields: []Field{opt("note", KindString)}},
+	BodyEmpty:    {Description: "no body"},
 }

@@ -34,7 +34,7 @@ func TestCorruptionBeforeStartRestoresEveryTable(t *testing.T) {
 					t.Fatalf("startup %d: %+v", i, st)
 				}
 			}
-			if got := e.rep.Recovered(); len(got) != 12 {
+			if got := e.rep.Recovered(); len(got) != len(store.AllTables()) {
 				t.Fatalf("recovered %v", got)
 			}
 			for _, name := range store.AllTables() {

@@ -42,7 +42,7 @@ func TestHealthShapeMatchesOriginal(t *testing.T) {
 		t.Fatalf("compaction_history must be []: %v", m["compaction_history"])
 	}
 	tables := m["tables"].([]any)
-	if len(tables) != 12 {
+	if len(tables) != len(store.AllTables()) {
 		t.Fatalf("%d tables", len(tables))
 	}
 	for i, raw := range tables {
@@ -131,14 +131,14 @@ func TestMetricsCollector(t *testing.T) {
 		got[mf.GetName()] = len(mf.GetMetric())
 	}
 	for name, n := range map[string]int{
-		"agentcom_storage_records":                                12,
-		"agentcom_storage_file_bytes":                             12,
-		"agentcom_storage_fragmentation_ratio":                    12,
-		"agentcom_storage_last_backup_timestamp_seconds":          12,
-		"agentcom_storage_last_verified_backup_timestamp_seconds": 12,
-		"agentcom_storage_last_drill_success_timestamp_seconds":   12,
-		"agentcom_storage_degraded":                               12,
-		"agentcom_storage_available":                              12,
+		"agentcom_storage_records":                                len(store.AllTables()),
+		"agentcom_storage_file_bytes":                             len(store.AllTables()),
+		"agentcom_storage_fragmentation_ratio":                    len(store.AllTables()),
+		"agentcom_storage_last_backup_timestamp_seconds":          len(store.AllTables()),
+		"agentcom_storage_last_verified_backup_timestamp_seconds": len(store.AllTables()),
+		"agentcom_storage_last_drill_success_timestamp_seconds":   len(store.AllTables()),
+		"agentcom_storage_degraded":                               len(store.AllTables()),
+		"agentcom_storage_available":                              len(store.AllTables()),
 		"agentcom_storage_health_status":                          1,
 	} {
 		if got[name] != n {
@@ -191,7 +191,7 @@ func TestAdapters(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := e.c.Protection()
-	if len(p) != 12 || p[0].Table != store.TaskQueue || p[9].Table != store.Tokens || p[9].LastBackup.IsZero() ||
+	if len(p) != len(store.AllTables()) || p[0].Table != store.TaskQueue || p[9].Table != store.Tokens || p[9].LastBackup.IsZero() ||
 		p[9].LastVerified.IsZero() || p[9].LastCompaction.IsZero() || !p[9].LastDrillOK || p[9].Degraded {
 		t.Fatalf("protection %+v", p[9])
 	}

@@ -280,7 +280,7 @@ func (s *sim) act() {
 		s.what = "fail"
 		if id, v, ok := s.pickView(); ok {
 			before := s.snapshot(v.task)
-			outcome, _, err := s.w.S.Fail(id, v.task, v.gen, fmt.Sprint("err@", s.step), nil)
+			outcome, _, err := s.w.S.Fail(id, v.task, v.gen, fmt.Sprint("err@", s.step), nil, nil)
 			s.expect(before, id, v, err, failure)
 			if err == nil {
 				after := s.w.get(v.task)
@@ -312,15 +312,15 @@ func (s *sim) act() {
 			switch s.rng.Intn(3) {
 			case 0:
 				stale := held{task: v.task, gen: v.gen - 1}
-				_, err := s.w.S.Complete(id, v.task, stale.gen, nil, nil)
+				_, err := s.w.S.Complete(id, v.task, stale.gen, nil, nil, nil)
 				s.expect(before, id, stale, err, complete)
 			case 1:
 				stale := held{task: v.task, gen: v.gen + 1}
-				_, _, err := s.w.S.Fail(id, v.task, stale.gen, "x", nil)
+				_, _, err := s.w.S.Fail(id, v.task, stale.gen, "x", nil, nil)
 				s.expect(before, id, stale, err, failure)
 			default:
 				other := s.ids[s.rng.Intn(len(s.ids))]
-				_, err := s.w.S.Complete(other, v.task, v.gen, nil, nil)
+				_, err := s.w.S.Complete(other, v.task, v.gen, nil, nil, nil)
 				s.expect(before, other, v, err, complete)
 				if err == nil {
 					s.record(other, v)
@@ -333,7 +333,7 @@ func (s *sim) act() {
 		if len(s.done) > 0 {
 			d := s.done[s.rng.Intn(len(s.done))]
 			before := s.snapshot(d.task)
-			dup, err := s.w.S.Complete(d.agent, d.task, d.gen, nil, nil)
+			dup, err := s.w.S.Complete(d.agent, d.task, d.gen, nil, nil, nil)
 			if err != nil || !dup {
 				s.fail("resent completion of %s by %s: dup %v err %v", d.task, d.agent, dup, err)
 			}
@@ -386,7 +386,7 @@ func (s *sim) act() {
 // what the queue said before.
 func (s *sim) complete(id string, v held) {
 	before := s.snapshot(v.task)
-	dup, err := s.w.S.Complete(id, v.task, v.gen, map[string]any{"by": id}, nil)
+	dup, err := s.w.S.Complete(id, v.task, v.gen, map[string]any{"by": id}, nil, nil)
 	s.expect(before, id, v, err, complete)
 	if err == nil && !dup {
 		s.record(id, v)
@@ -405,10 +405,23 @@ func (s *sim) record(agent string, v held) {
 
 func (s *sim) recover(id string, v held) {
 	before := s.snapshot(v.task)
+	idle := s.w.agent(id).State == agents.Idle
 	gen, ok := s.w.S.Recover(id, v.task)
 	holds := before.Status == tasks.StatusAssigned && before.Holder() == id
-	if ok != holds || ok && gen != before.Generation {
-		s.fail("recover %s: %d %v, task %+v", v.task, gen, ok, before)
+	// A task taken from this agent on disconnect, and given to no one
+	// since, comes back to it (at a new generation) when it is idle and fits.
+	givenBack := false
+	if n := len(before.Attempts); !holds && n > 0 && before.Status == tasks.StatusQueued {
+		last := before.Attempts[n-1]
+		givenBack = idle && last.AgentID == id && last.Outcome == "reclaimed" && last.Reason == tasks.ReasonDisconnect &&
+			fits(before, id, s.caps[id])
+	}
+	want := before.Generation
+	if givenBack {
+		want++
+	}
+	if ok != (holds || givenBack) || ok && gen != want {
+		s.fail("recover %s: %d %v (given back %v), task %+v", v.task, gen, ok, givenBack, before)
 	}
 	if !ok {
 		delete(s.views, id)

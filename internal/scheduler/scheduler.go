@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/agentcom/agentcom/internal/agents"
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
@@ -26,6 +27,15 @@ import (
 // false when the agent has no connection.
 type Pusher interface {
 	PushAssign(agentID string, t *tasks.Task) bool
+}
+
+// Revoker tells a connected agent that a task it holds was taken back
+// (lease, deadline, acceptance timeout), so it stops working on it. The
+// Pusher may implement it.
+type Revoker interface {
+	// PushRevoke says the agent's hold on taskID ended below generation
+	// gen: an agent already holding gen or later (assigned again) keeps it.
+	PushRevoke(agentID, taskID string, gen int64, reason string) bool
 }
 
 // Config tunes the scheduler.
@@ -231,15 +241,31 @@ func (s *Scheduler) deliver(t *tasks.Task, conn uint64) {
 
 // reclaim returns a task to the queue and frees its holder.
 func (s *Scheduler) reclaim(taskID, agent string, gen int64, reason, flag string) {
-	_, err := s.q.Reclaim(taskID, agent, gen, reason)
+	t, err := s.q.Reclaim(taskID, agent, gen, reason)
 	if errors.Is(err, tasks.ErrStaleGeneration) {
 		return // the task was assigned again since: that assignment stands
 	}
 	if err != nil && !isGone(err) {
 		s.log.Error("reclaim failed", "event", "reclaim_failed", "task_id", taskID, "agent_id", agent, "err", err)
 	}
+	if err == nil && reason != tasks.ReasonDisconnect {
+		// Before the agent is free again: the revoke reaches its socket
+		// ahead of any new assignment of the same task.
+		s.revoke(agent, taskID, t.Generation, reason)
+	}
 	s.agents.Release(agent, taskID, flag)
 	s.Kick()
+}
+
+// revoke tells the agent (if still connected) to stop a task taken back;
+// gen is the task's generation after the take-back.
+func (s *Scheduler) revoke(agent, taskID string, gen int64, reason string) {
+	s.pushMu.RLock()
+	p := s.push
+	s.pushMu.RUnlock()
+	if r, ok := p.(Revoker); ok && agent != "" {
+		r.PushRevoke(agent, taskID, gen, reason)
+	}
 }
 
 // Sweep reclaims tasks whose lease ran out and expires tasks whose
@@ -247,7 +273,7 @@ func (s *Scheduler) reclaim(taskID, agent string, gen int64, reason, flag string
 func (s *Scheduler) Sweep() {
 	now := s.cfg.Now().UnixMilli()
 	for _, t := range s.q.Overdue() {
-		_, holder, err := s.q.Expire(t.ID)
+		exp, holder, err := s.q.Expire(t.ID)
 		if err != nil {
 			if !isGone(err) {
 				s.log.Error("deadline expiry failed", "event", "expire_failed", "task_id", t.ID, "err", err)
@@ -256,6 +282,7 @@ func (s *Scheduler) Sweep() {
 		}
 		s.log.Info("task deadline passed", "event", "task_deadline", "task_id", t.ID, "agent_id", holder)
 		if holder != "" {
+			s.revoke(holder, t.ID, exp.Generation, tasks.ReasonDeadline)
 			s.agents.Release(holder, t.ID, "")
 			s.Kick()
 		}
@@ -331,11 +358,19 @@ func (s *Scheduler) Progress(agentID, taskID string) error {
 	return err
 }
 
+// RecordCheck handles a verification check in task_progress: it goes to
+// the task's history and extends the lease.
+func (s *Scheduler) RecordCheck(agentID, taskID string, c protocol.VerifyCheck) error {
+	s.agents.Heard(agentID)
+	_, err := s.q.RecordCheck(taskID, agentID, c)
+	return err
+}
+
 // Complete handles task_complete. dup reports a resend of a completion
 // already applied.
-func (s *Scheduler) Complete(agentID, taskID string, gen int64, result any, tokens *int64) (dup bool, err error) {
+func (s *Scheduler) Complete(agentID, taskID string, gen int64, result any, tokens *int64, usage *protocol.Usage) (dup bool, err error) {
 	s.agents.Heard(agentID)
-	_, dup, err = s.q.Complete(taskID, agentID, gen, result, tokens)
+	_, dup, err = s.q.CompleteWithUsage(taskID, agentID, gen, result, tokens, usage)
 	if err != nil {
 		return false, err
 	}
@@ -349,9 +384,9 @@ func (s *Scheduler) Complete(agentID, taskID string, gen int64, result any, toke
 // Fail handles task_failed and returns the outcome (retried or
 // dead_letter). dup reports a resend of a failure already applied; it
 // gets the earlier outcome and changes nothing.
-func (s *Scheduler) Fail(agentID, taskID string, gen int64, reason string, output any) (outcome string, dup bool, err error) {
+func (s *Scheduler) Fail(agentID, taskID string, gen int64, reason string, output any, usage *protocol.Usage) (outcome string, dup bool, err error) {
 	s.agents.Heard(agentID)
-	_, outcome, dup, err = s.q.Fail(taskID, agentID, gen, reason, output)
+	_, outcome, dup, err = s.q.FailWithUsage(taskID, agentID, gen, reason, output, usage)
 	if err != nil {
 		return "", false, err
 	}
@@ -381,13 +416,32 @@ func (s *Scheduler) Reject(agentID, taskID string, gen int64, reason string) err
 
 // Recover answers task_recovering: the generation to continue with, or
 // false when the agent should drop the task.
+//
+// A task the hub took back when the agent's connection dropped, and gave
+// to no one since, is given back to the agent (at a new generation) when
+// it is idle: its sidecar is still working on it, and the work is not lost.
 func (s *Scheduler) Recover(agentID, taskID string) (int64, bool) {
 	s.agents.Heard(agentID)
 	gen, ok := s.q.Recover(taskID, agentID)
 	if ok {
 		s.agents.Continue(agentID, taskID)
+		return gen, true
 	}
-	return gen, ok
+	a, ok := s.agents.Get(agentID)
+	if !ok || a.State != agents.Idle || !s.agents.Reserve(agentID, taskID) {
+		return 0, false
+	}
+	t, err := s.q.GiveBack(taskID, agentID, a.Capabilities)
+	if err != nil {
+		s.agents.Release(agentID, taskID, "")
+		if !isGone(err) {
+			s.log.Error("give back failed", "event", "give_back_failed", "task_id", taskID, "agent_id", agentID, "err", err)
+		}
+		return 0, false
+	}
+	s.agents.Continue(agentID, taskID)
+	s.log.Info("task given back to the agent recovering it", "event", "task_given_back", "task_id", taskID, "agent_id", agentID, "generation", t.Generation)
+	return t.Generation, true
 }
 
 // Cancel cancels a task and frees its holder. It returns the holder ("" if

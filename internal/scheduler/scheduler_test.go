@@ -80,7 +80,7 @@ func TestOneTaskPerAgentAndLanes(t *testing.T) {
 			done = id
 		}
 	}
-	if _, err := w.S.Complete("a", done, w.get(done).Generation, nil, nil); err != nil {
+	if _, err := w.S.Complete("a", done, w.get(done).Generation, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if w.agent("a").State != agents.Idle {
@@ -167,7 +167,7 @@ func TestRejectedTaskComesBack(t *testing.T) {
 	if got.agent != "b" || got.task != open.ID {
 		t.Fatalf("assignment %+v", got)
 	}
-	if _, err := w.S.Complete("a", task.ID, again.gen, nil, nil); err != nil {
+	if _, err := w.S.Complete("a", task.ID, again.gen, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.S.Reject("b", open.ID, -1, "state_write_failed"); err != nil {
@@ -194,7 +194,7 @@ func TestDeclinerGetsOtherWorkFirst(t *testing.T) {
 	if h := w.holders(); h[fresh.ID] != "a" || h[declined.ID] != "" {
 		t.Fatalf("holders %v: want the fresh task first", h)
 	}
-	if _, err := w.S.Complete("a", fresh.ID, w.get(fresh.ID).Generation, nil, nil); err != nil {
+	if _, err := w.S.Complete("a", fresh.ID, w.get(fresh.ID).Generation, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	w.S.Pass()
@@ -271,10 +271,10 @@ func TestDisconnectReclaims(t *testing.T) {
 	}
 	w.connect("b")
 	w.S.Pass()
-	if _, err := w.S.Complete("a", task.ID, 1, nil, nil); err == nil {
+	if _, err := w.S.Complete("a", task.ID, 1, nil, nil, nil); err == nil {
 		t.Fatal("old holder completed")
 	}
-	if _, err := w.S.Complete("b", task.ID, 3, nil, nil); err != nil {
+	if _, err := w.S.Complete("b", task.ID, 3, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -320,7 +320,7 @@ func TestAcceptTimeoutAndContinue(t *testing.T) {
 		t.Fatal("recover after reconnect")
 	}
 	w.P.none(t, 600*time.Millisecond)
-	if _, err := w.S.Complete("a", task.ID, again.gen, nil, nil); err != nil {
+	if _, err := w.S.Complete("a", task.ID, again.gen, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -385,7 +385,7 @@ func TestDeadlineSweep(t *testing.T) {
 	if a := w.agent("a"); a.State != agents.Idle || a.CurrentTask != "" {
 		t.Fatalf("holder: %+v", a)
 	}
-	if _, err := w.S.Complete("a", task.ID, got.Generation-1, nil, nil); !errors.Is(err, tasks.ErrNotFound) {
+	if _, err := w.S.Complete("a", task.ID, got.Generation-1, nil, nil, nil); !errors.Is(err, tasks.ErrNotFound) {
 		t.Fatalf("late completion: %v", err)
 	}
 }
@@ -399,7 +399,7 @@ func TestBackoffDelaysRetry(t *testing.T) {
 	task := w.submit(tasks.SubmitParams{})
 	first := w.P.next(t, 5*time.Second)
 	failed := time.Now()
-	if _, _, err := w.S.Fail("a", task.ID, first.gen, "boom", nil); err != nil {
+	if _, _, err := w.S.Fail("a", task.ID, first.gen, "boom", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	again := w.P.next(t, 5*time.Second)
@@ -410,7 +410,7 @@ func TestBackoffDelaysRetry(t *testing.T) {
 		t.Fatalf("generation %d after %d", again.gen, first.gen)
 	}
 	failed = time.Now()
-	if _, _, err := w.S.Fail("a", task.ID, again.gen, "boom", nil); err != nil {
+	if _, _, err := w.S.Fail("a", task.ID, again.gen, "boom", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	w.P.next(t, 5*time.Second)
@@ -434,7 +434,7 @@ func TestCancelHeldTask(t *testing.T) {
 	if a := w.agent("a"); a.State != agents.Idle {
 		t.Fatalf("holder after cancel: %+v", a)
 	}
-	if _, err := w.S.Complete("a", task.ID, 1, nil, nil); err == nil {
+	if _, err := w.S.Complete("a", task.ID, 1, nil, nil, nil); err == nil {
 		t.Fatal("completion of a cancelled task accepted")
 	}
 }
@@ -455,6 +455,40 @@ func TestZeroConfigTakesDefaults(t *testing.T) {
 	w.S.Sweep()
 	if got := w.get(task.ID); got.Status != tasks.StatusAssigned {
 		t.Fatalf("held task after a sweep: %+v", got)
+	}
+}
+
+// TestRecoverGivesBackTheDisconnectedAgentsTask: the agent's socket
+// dropped (its task went back to the queue) and it returns still working:
+// task_recovering gets the task back to it before any pass gives it
+// away; another agent's recovery of the task is refused.
+func TestRecoverGivesBackTheDisconnectedAgentsTask(t *testing.T) {
+	w := newWorld(t, config{})
+	w.connect("a", "code")
+	w.connect("b", "code")
+	task := w.submit(tasks.SubmitParams{NeededCapabilities: []string{"code"}, TargetAgent: "a"})
+	w.S.Pass()
+	if err := w.S.Accepted("a", task.ID); err != nil {
+		t.Fatal(err)
+	}
+	first := w.get(task.ID).Generation
+	w.drop("a")
+	if w.get(task.ID).Status != tasks.StatusQueued {
+		t.Fatal("not reclaimed on disconnect")
+	}
+	w.connect("a", "code") // no pass runs: the loop is off
+	if _, ok := w.S.Recover("b", task.ID); ok {
+		t.Fatal("another agent recovered the task")
+	}
+	gen, ok := w.S.Recover("a", task.ID)
+	if !ok || gen != first+2 {
+		t.Fatalf("recover = %d, %v", gen, ok)
+	}
+	if got := w.get(task.ID); got.Holder() != "a" || got.Status != tasks.StatusAssigned || w.agent("a").State != agents.Working {
+		t.Fatalf("task %+v, agent %+v", got, w.agent("a"))
+	}
+	if _, err := w.S.Complete("a", task.ID, gen, nil, nil, nil); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -36,8 +36,21 @@ type Config struct {
 	// environment, never by text substitution); several strings are an
 	// argument vector run without a shell. Empty: no wake, the task is
 	// "working" at once.
-	WakeCommand         []string
-	WakeShell           bool
+	WakeCommand []string
+	WakeShell   bool
+	// RunCommand (run mode) is the agent itself: it runs for the task's
+	// whole life. Exclusive with WakeCommand.
+	RunCommand          []string
+	RunShell            bool
+	RunTimeout          time.Duration
+	KillGrace           time.Duration
+	WorkDir             string
+	TaskLogDir          string
+	OutputInterval      time.Duration
+	OutputChunk         int
+	VerifyTimeout       time.Duration
+	MaxVerifyAttempts   int
+	DenyTaskVerify      bool
 	WakeTimeout         time.Duration
 	WakeRetryDelays     []time.Duration
 	ConfirmationTimeout time.Duration
@@ -84,30 +97,19 @@ func ConfigFields() []ConfigField {
 		strF("hub_url", "", "required. The hub's agent socket, e.g. ws://hub:4000/ws (http:// is turned into ws://, a missing path into /ws)", func(c *Config) *string { return &c.HubURL }),
 		strF("hub_api_url", "derived from hub_url", "the hub's HTTP base URL, given to the wake command as HUB_URL and used in PR links", func(c *Config) *string { return &c.HubAPIURL }),
 		listF("capabilities", "[]", "capabilities sent in identify (env: comma-separated)", func(c *Config) *[]string { return &c.Capabilities }),
-		{Key: "wake_command", Default: "none", Doc: "command that wakes the agent: a string runs through /bin/sh -c, an array runs as an argument vector. The task reaches it through TASK_ID, TASK_FILE, TASK_DESCRIPTION, TASK_JSON, TASK_GENERATION, RESULTS_DIR, RESULT_FILE, STARTED_FILE, HUB_URL, HUB_WS_URL, AGENT_ID; never by text substitution",
-			set: func(c *Config, raw json.RawMessage) error {
-				var s string
-				if json.Unmarshal(raw, &s) == nil {
-					c.WakeCommand, c.WakeShell = nil, false
-					if strings.TrimSpace(s) != "" {
-						c.WakeCommand, c.WakeShell = []string{s}, true
-					}
-					return nil
-				}
-				var v []string
-				if err := json.Unmarshal(raw, &v); err != nil {
-					return errors.New("must be a string or an array of strings")
-				}
-				c.WakeCommand, c.WakeShell = v, false
-				return nil
-			},
-			env: func(c *Config, s string) error {
-				c.WakeCommand, c.WakeShell = nil, false
-				if strings.TrimSpace(s) != "" {
-					c.WakeCommand, c.WakeShell = []string{s}, true
-				}
-				return nil
-			}},
+		cmdF("wake_command", "command that wakes the agent and returns (the agent then works in the background and writes <task_id>.json): a string runs through /bin/sh -c, an array runs as an argument vector. The task reaches it through TASK_ID, TASK_FILE, TASK_DESCRIPTION, TASK_JSON, TASK_GENERATION, RESULTS_DIR, RESULT_FILE, STARTED_FILE, HUB_URL, HUB_WS_URL, AGENT_ID; never by text substitution",
+			func(c *Config) (*[]string, *bool) { return &c.WakeCommand, &c.WakeShell }),
+		cmdF("run_command", "run mode (instead of wake_command): the command IS the agent and runs for the task's whole life, in its own process group, with no fixed timeout; its output is kept in the task log and streamed to the hub, and its exit code (or <task_id>.json, when written) decides the outcome. Same environment as wake_command plus TASK_LOG_FILE, RUN_ATTEMPT and, on a verification retry, VERIFY_FEEDBACK / VERIFY_FEEDBACK_FILE",
+			func(c *Config) (*[]string, *bool) { return &c.RunCommand, &c.RunShell }),
+		msF("run_timeout_ms", 0, "run mode: longest one agent run may take before it is stopped (0: no limit besides the task's own deadline)", func(c *Config) *time.Duration { return &c.RunTimeout }),
+		msF("kill_grace_ms", 10*time.Second, "run mode: after SIGTERM to the agent's process group (cancel, reassignment, timeout), how long before SIGKILL", func(c *Config) *time.Duration { return &c.KillGrace }),
+		strF("work_dir", "repo_dir, else the state file's directory", "working directory of run_command and of verification commands; when set, of wake_command too (which otherwise runs in the state file's directory, as in the original)", func(c *Config) *string { return &c.WorkDir }),
+		strF("task_log_dir", "<state dir>/logs", "run mode: per-task output logs (<task_id>.log, stdout and stderr combined); removed 7 days after the task ends", func(c *Config) *string { return &c.TaskLogDir }),
+		msF("output_interval_ms", time.Second, "run mode: at most one output frame per this period (rate limit of live output)", func(c *Config) *time.Duration { return &c.OutputInterval }),
+		intF("output_chunk_bytes", 16<<10, "run mode: largest output chunk per frame; output arriving faster is cut, oldest first, with a note of the bytes skipped (max 65536)", func(c *Config) *int { return &c.OutputChunk }),
+		msF("verify_timeout_ms", 10*time.Minute, "longest one verification command may run", func(c *Config) *time.Duration { return &c.VerifyTimeout }),
+		intF("max_verify_attempts", 3, "agent runs allowed when a task has verify commands but no max_verify_attempts of its own (max 10)", func(c *Config) *int { return &c.MaxVerifyAttempts }),
+		boolF("deny_task_verify", false, "true: do not run the verification commands tasks carry (metadata.verify); such tasks fail with verify_not_allowed", func(c *Config) *bool { return &c.DenyTaskVerify }),
 		msF("wake_timeout_ms", 60*time.Second, "how long one wake attempt may run before it is killed", func(c *Config) *time.Duration { return &c.WakeTimeout }),
 		{Key: "wake_retry_delays_ms", Default: "[5000,15000,30000]", Doc: "pauses between wake attempts; one attempt more than pauses (env: comma-separated)",
 			set: func(c *Config, raw json.RawMessage) error {
@@ -234,6 +236,15 @@ func (c *Config) applyDefaults() {
 	setDur(&c.PollInterval, 250*time.Millisecond)
 	setDur(&c.ResultSettle, 500*time.Millisecond)
 	setDur(&c.ShutdownTimeout, 5*time.Second)
+	setDur(&c.KillGrace, 10*time.Second)
+	setDur(&c.OutputInterval, time.Second)
+	setDur(&c.VerifyTimeout, 10*time.Minute)
+	if c.OutputChunk <= 0 {
+		c.OutputChunk = 16 << 10
+	}
+	if c.MaxVerifyAttempts <= 0 {
+		c.MaxVerifyAttempts = 3
+	}
 	if c.ResultsDir == "" {
 		c.ResultsDir = "./results"
 	}
@@ -285,6 +296,18 @@ func (c *Config) Validate() error {
 	if len(c.WakeCommand) > 0 && strings.TrimSpace(c.WakeCommand[0]) == "" {
 		return fmt.Errorf("%w: wake_command has an empty program", ErrConfig)
 	}
+	if len(c.RunCommand) > 0 && strings.TrimSpace(c.RunCommand[0]) == "" {
+		return fmt.Errorf("%w: run_command has an empty program", ErrConfig)
+	}
+	if len(c.RunCommand) > 0 && len(c.WakeCommand) > 0 {
+		return fmt.Errorf("%w: set wake_command (the command wakes the agent and returns) or run_command (the command is the agent), not both", ErrConfig)
+	}
+	if c.OutputChunk > 64<<10 {
+		return fmt.Errorf("%w: output_chunk_bytes is above 65536", ErrConfig)
+	}
+	if c.MaxVerifyAttempts > 10 {
+		return fmt.Errorf("%w: max_verify_attempts is above 10", ErrConfig)
+	}
 	return nil
 }
 
@@ -298,6 +321,8 @@ func (c *Config) resolvePaths(dir string) {
 	abs(&c.StateFile)
 	abs(&c.LogFile)
 	abs(&c.RepoDir)
+	abs(&c.WorkDir)
+	abs(&c.TaskLogDir)
 }
 
 // normalizeWSURL accepts ws(s):// and http(s):// URLs and returns the
@@ -357,6 +382,77 @@ func strF(key, def, doc string, p func(*Config) *string) ConfigField {
 			return nil
 		},
 		env: func(c *Config, s string) error { *p(c) = s; return nil }}
+}
+
+// cmdF is a command field: a string runs through the shell, an array of
+// strings is an argument vector (env: always a shell string).
+func cmdF(key, doc string, p func(*Config) (*[]string, *bool)) ConfigField {
+	setShell := func(c *Config, s string) {
+		argv, shell := p(c)
+		*argv, *shell = nil, false
+		if strings.TrimSpace(s) != "" {
+			*argv, *shell = []string{s}, true
+		}
+	}
+	return ConfigField{Key: key, Default: "none", Doc: doc,
+		set: func(c *Config, raw json.RawMessage) error {
+			var s string
+			if json.Unmarshal(raw, &s) == nil {
+				setShell(c, s)
+				return nil
+			}
+			var v []string
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return errors.New("must be a string or an array of strings")
+			}
+			argv, shell := p(c)
+			*argv, *shell = v, false
+			return nil
+		},
+		env: func(c *Config, s string) error { setShell(c, s); return nil }}
+}
+
+func intF(key string, def int, doc string, p func(*Config) *int) ConfigField {
+	parse := func(s string) (int, error) {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%q is not a non-negative integer", s)
+		}
+		return n, nil
+	}
+	return ConfigField{Key: key, Default: strconv.Itoa(def), Doc: doc,
+		set: func(c *Config, raw json.RawMessage) error {
+			n, err := parse(string(raw))
+			if err == nil {
+				*p(c) = n
+			}
+			return err
+		},
+		env: func(c *Config, s string) error {
+			n, err := parse(s)
+			if err == nil {
+				*p(c) = n
+			}
+			return err
+		}}
+}
+
+func boolF(key string, def bool, doc string, p func(*Config) *bool) ConfigField {
+	return ConfigField{Key: key, Default: strconv.FormatBool(def), Doc: doc,
+		set: func(c *Config, raw json.RawMessage) error {
+			if err := json.Unmarshal(raw, p(c)); err != nil {
+				return errors.New("must be true or false")
+			}
+			return nil
+		},
+		env: func(c *Config, s string) error {
+			b, err := strconv.ParseBool(strings.TrimSpace(s))
+			if err != nil {
+				return fmt.Errorf("%q is not true or false", s)
+			}
+			*p(c) = b
+			return nil
+		}}
 }
 
 func listF(key, def, doc string, p func(*Config) *[]string) ConfigField {

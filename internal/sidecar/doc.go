@@ -44,10 +44,24 @@
 // it has not changed for result_settle_ms (write it to a temp name and
 // rename it). {"status":"success",...} reports task_complete with the
 // whole object as result; any other object reports task_failed with its
-// "reason" (else "error", else "unknown") and the object as output.
-// Other failure reasons: "result_parse_error: ...", "confirmation_timeout",
-// and "wake_failed_after_N_attempts" where N, as in the original, counts
-// the retries (the default 3 means 4 attempts).
+// "reason" (else "error", else "message", else "unknown") and the object
+// as output. Other failure reasons: "result_parse_error: ...",
+// "confirmation_timeout", and "wake_failed_after_N_attempts" where N, as
+// in the original, counts the retries (the default 3 means 4 attempts).
+//
+// # Run mode
+//
+// With run_command instead of wake_command, the command is the agent: it
+// runs for the task's whole life (run.go), detached in its own process
+// group, its output in a task log that is streamed to the hub as
+// task_progress output. Its exit code, or the result file when written,
+// decides. The process outlives a sidecar restart and is found again from
+// the state file; cancel and reassignment stop its group (SIGTERM, then
+// SIGKILL after kill_grace_ms). After a success, the task's verify
+// commands run (verify.go); a failure sends the agent back with
+// VERIFY_FEEDBACK. Usage lines ({"agentcom_usage":{...}}) and result-file
+// usage are summed and reported with the task. README.md "Agents" is the
+// user-facing contract.
 //
 // # Recovery
 //

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/agentcom/agentcom/internal/protocol"
 )
 
 // protocolVersion is added to every frame the sidecar sends.
@@ -23,6 +25,7 @@ type inFrame struct {
 	// Generation is -1 when the frame carried none.
 	Generation int64
 	AssignedAt int64
+	CompleteBy int64
 }
 
 // errFrame is a hub frame the sidecar cannot use.
@@ -81,6 +84,9 @@ func decodeFrame(data []byte) (inFrame, error) {
 	if f.AssignedAt, err = strictInt(raw, "assigned_at", 0); err != nil {
 		return f, err
 	}
+	if f.CompleteBy, err = strictInt(raw, "complete_by", 0); err != nil {
+		return f, err
+	}
 	if f.TaskID != "" && !ValidTaskID(f.TaskID) {
 		return f, fmt.Errorf("%w: task_id %q is not a valid task id", errFrame, f.TaskID)
 	}
@@ -133,6 +139,8 @@ type (
 		TaskID          string          `json:"task_id"`
 		Result          json.RawMessage `json:"result"`
 		Generation      int64           `json:"generation"`
+		TokensUsed      *int64          `json:"tokens_used,omitempty"`
+		Usage           *protocol.Usage `json:"usage,omitempty"`
 		ProtocolVersion int             `json:"protocol_version"`
 	}
 	failedFrame struct {
@@ -141,6 +149,7 @@ type (
 		Reason          string          `json:"reason"`
 		Generation      int64           `json:"generation"`
 		Output          json.RawMessage `json:"output,omitempty"`
+		Usage           *protocol.Usage `json:"usage,omitempty"`
 		ProtocolVersion int             `json:"protocol_version"`
 	}
 	pingFrame struct {
@@ -153,7 +162,14 @@ type (
 // reportFrame renders an outbox entry as the frame sent to the hub.
 func reportFrame(r Report) any {
 	if r.Type == reportComplete {
-		return completeFrame{Type: reportComplete, TaskID: r.TaskID, Result: r.Result, Generation: r.Generation, ProtocolVersion: protocolVersion}
+		var tokens *int64
+		if r.Usage != nil && r.Usage.TotalTokens > 0 {
+			n := r.Usage.TotalTokens
+			tokens = &n
+		}
+		return completeFrame{Type: reportComplete, TaskID: r.TaskID, Result: r.Result, Generation: r.Generation,
+			TokensUsed: tokens, Usage: r.Usage, ProtocolVersion: protocolVersion}
 	}
-	return failedFrame{Type: reportFailed, TaskID: r.TaskID, Reason: r.Reason, Generation: r.Generation, Output: r.Output, ProtocolVersion: protocolVersion}
+	return failedFrame{Type: reportFailed, TaskID: r.TaskID, Reason: r.Reason, Generation: r.Generation, Output: r.Output,
+		Usage: r.Usage, ProtocolVersion: protocolVersion}
 }

@@ -3,7 +3,10 @@ package sidecar
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"unicode/utf8"
+
+	"github.com/agentcom/agentcom/internal/protocol"
 )
 
 // maxReason is the hub's limit on a task_failed reason.
@@ -22,12 +25,15 @@ type Outcome struct {
 	// Output is the failed result object, kept so the hub can store it
 	// with the error (nil when the file was not a JSON object).
 	Output json.RawMessage
+	// Usage is what the result file says the agent spent: its "usage"
+	// object, else its "tokens_used" and "cost_usd" fields.
+	Usage *protocol.Usage
 }
 
 // ParseResult decodes an agent's <task_id>.json. A JSON object with
 // "status":"success" is a completion and is forwarded whole as the result.
 // Any other object is a failure whose reason is its "reason", else its
-// "error", else "unknown" (non-string values are sent as their JSON text,
+// "error", else its "message", else "unknown" (non-string values are sent as their JSON text,
 // cut to the hub's 2000 characters). Anything that is not a JSON object is
 // a failure "result_parse_error: ...".
 func ParseResult(data []byte) Outcome {
@@ -51,11 +57,12 @@ func ParseResult(data []byte) Outcome {
 	if err := json.Compact(compact, bytes.TrimSpace(data)); err != nil {
 		return Outcome{Reason: cut("result_parse_error: " + err.Error())}
 	}
+	usage := resultUsage(obj)
 	if status == "success" {
-		return Outcome{Success: true, Result: compact.Bytes()}
+		return Outcome{Success: true, Result: compact.Bytes(), Usage: usage}
 	}
-	out := Outcome{Output: compact.Bytes()}
-	for _, k := range []string{"reason", "error"} {
+	out := Outcome{Output: compact.Bytes(), Usage: usage}
+	for _, k := range []string{"reason", "error", "message"} {
 		v, ok := obj[k]
 		if !ok || string(v) == "null" {
 			continue
@@ -75,8 +82,25 @@ func ParseResult(data []byte) Outcome {
 	return out
 }
 
+// resultUsage reads the usage a result object reports, nil if none.
+func resultUsage(obj map[string]json.RawMessage) *protocol.Usage {
+	var u protocol.Usage
+	if v, ok := obj["usage"]; ok && json.Unmarshal(v, &u) == nil && !u.IsZero() {
+		u = u.Normalize()
+		return &u
+	}
+	_ = json.Unmarshal(obj["tokens_used"], &u.TotalTokens)
+	_ = json.Unmarshal(obj["cost_usd"], &u.CostUSD)
+	if u.IsZero() {
+		return nil
+	}
+	u = u.Normalize()
+	return &u
+}
+
 // cut shortens s to maxReason bytes without splitting a UTF-8 character.
 func cut(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	if len(s) <= maxReason {
 		return s
 	}

@@ -59,6 +59,9 @@ type Sidecar struct {
 	recoverPending string // task id announced with task_recovering, no answer yet
 	inflight       []string
 	run            *taskRun
+	// stopping holds the agent process groups being stopped; no new
+	// agent process starts until it is empty.
+	stopping map[int]bool
 }
 
 // taskRun is the in-memory side of the active task: what is running for it
@@ -73,7 +76,16 @@ type taskRun struct {
 	// must hear task_recovering.
 	sess *session
 
-	gitBusy, wakeBusy, submitBusy bool
+	gitBusy, wakeBusy, submitBusy, verifyBusy bool
+
+	// Run mode.
+	launchPending bool   // start the agent once earlier process groups are gone
+	stopReason    string // why the sidecar is stopping the agent (timeout)
+	readOff       int64  // task log offset read so far
+	partial       []byte // incomplete last output line (usage reports)
+	pending       []byte // output read but not sent yet
+	skipped       int64  // output bytes dropped by the rate limit
+	lastOutput    time.Time
 
 	confirmDeadline time.Time
 	lastProgress    time.Time
@@ -111,6 +123,11 @@ type (
 		res     gitflow.SubmitResult
 		err     error
 	}
+	evGroupGone struct {
+		pgid         int
+		taskID       string
+		killed, gone bool
+	}
 )
 
 // New validates cfg (filling unset fields with their defaults) and
@@ -125,11 +142,12 @@ func New(cfg Config, opts Options) (*Sidecar, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Sidecar{
-		cfg:    cfg,
-		log:    log.With("component", "sidecar", "agent_id", cfg.AgentID),
-		git:    opts.Git,
-		hc:     opts.HTTPClient,
-		events: make(chan event, 64),
+		cfg:      cfg,
+		log:      log.With("component", "sidecar", "agent_id", cfg.AgentID),
+		git:      opts.Git,
+		hc:       opts.HTTPClient,
+		events:   make(chan event, 64),
+		stopping: map[int]bool{},
 	}
 	if s.git == nil && cfg.RepoDir != "" {
 		r, err := gitflow.New(cfg.RepoDir)
@@ -199,6 +217,7 @@ func (s *Sidecar) loadState() error {
 		s.recoverPending = t.TaskID
 	}
 	s.removeStaleTaskFiles()
+	s.removeOldLogs(time.Now())
 	return nil
 }
 
@@ -336,6 +355,10 @@ func (s *Sidecar) handle(ev event) {
 		s.onWakeDone(ev)
 	case evSubmitted:
 		s.onSubmitted(ev)
+	case evVerified:
+		s.onVerified(ev)
+	case evGroupGone:
+		s.onGroupGone(ev)
 	}
 }
 
@@ -444,7 +467,8 @@ func (s *Sidecar) onAssign(f inFrame) {
 	if assigned == 0 {
 		assigned = time.Now().UnixMilli()
 	}
-	t := &Task{TaskID: f.TaskID, Description: f.Description, Metadata: meta, Status: StatusAccepted, AssignedAt: assigned, Generation: gen}
+	t := &Task{TaskID: f.TaskID, Description: f.Description, Metadata: meta, Status: StatusAccepted, AssignedAt: assigned, Generation: gen,
+		CompleteBy: max(f.CompleteBy, 0), LogSent: fileSize(s.TaskLogPath(f.TaskID))}
 	s.st.Active = t
 	if err := SaveState(s.cfg.StateFile, s.st); err != nil {
 		// Without a durable record the task must not be accepted.
@@ -458,7 +482,9 @@ func (s *Sidecar) onAssign(f inFrame) {
 	s.run = s.newRun(t.TaskID)
 	s.run.sess = s.sess
 	s.run.lastProgress = time.Now()
-	if isOnboardingTest(meta) {
+	if isOnboardingTest(meta) && len(s.cfg.WakeCommand) == 0 && !s.runMode() {
+		// With no command to go through, the sidecar answers the
+		// onboarding check itself; with one, the check really runs it.
 		res, _ := json.Marshal(map[string]any{"status": "success", "output": "agentcom sidecar " + s.cfg.AgentID + " online", "onboarding_test": true})
 		s.finish(Report{Type: reportComplete, Result: res})
 		return
@@ -505,6 +531,10 @@ func (s *Sidecar) onGitStarted(ev evGitStarted) {
 // is none.
 func (s *Sidecar) startWake() {
 	t, run := s.st.Active, s.run
+	if s.runMode() {
+		s.startAgent()
+		return
+	}
 	if len(s.cfg.WakeCommand) == 0 {
 		t.Status = StatusWorking
 		s.save()
@@ -612,6 +642,13 @@ func (s *Sidecar) onContinue(f inFrame) {
 }
 
 func (s *Sidecar) onReassign(f inFrame) {
+	if t := s.st.Active; t != nil && t.TaskID == f.TaskID && f.Generation >= 0 && t.Generation >= f.Generation {
+		// An unasked take-back that predates the assignment this sidecar
+		// holds now: that assignment stands.
+		s.log.Info("stale take-back ignored", "event", "reassign_stale_ignored", "task_id", f.TaskID,
+			"generation", t.Generation, "reassign_generation", f.Generation)
+		return
+	}
 	s.takeBack(f.TaskID, "recovery_reassigned", "hub took the task back")
 }
 
@@ -628,6 +665,9 @@ func (s *Sidecar) takeBack(id, event, msg string) {
 		s.recoverPending = ""
 	}
 	if t := s.st.Active; t != nil && t.TaskID == id {
+		if t.Run != nil {
+			s.terminate(t.Run.PGID, id, event)
+		}
 		s.run.cancel()
 		s.run = nil
 		s.st.Active = nil
@@ -657,6 +697,8 @@ func (s *Sidecar) resume() {
 		return // this process is already running it (reconnect, not restart)
 	}
 	switch t.Status {
+	case StatusRunning, StatusVerifying:
+		s.resumeRun()
 	case StatusAccepted:
 		s.prepare()
 	case StatusWaking:
@@ -687,7 +729,17 @@ func (s *Sidecar) tick(now time.Time) {
 		s.save()
 		s.log.Info("agent confirmed the start", "event", "confirmation_received", "task_id", t.TaskID)
 	}
-	if !run.gitBusy && !run.submitBusy && s.checkResult(now) {
+	if run.started {
+		s.streamOutput(now, false)
+	}
+	if s.runMode() {
+		if run.started && t.Status == StatusRunning && t.Run != nil && !run.verifyBusy {
+			s.pollRun(now)
+			if s.st.Active == nil || s.st.Active.Status != StatusRunning {
+				return
+			}
+		}
+	} else if !run.gitBusy && !run.submitBusy && !run.verifyBusy && t.Status != StatusVerifying && s.checkResult(now) {
 		return
 	}
 	if t.Status == StatusConfirmation && !t.Confirmed && !run.confirmDeadline.IsZero() && now.After(run.confirmDeadline) {
@@ -730,19 +782,11 @@ func (s *Sidecar) checkResult(now time.Time) bool {
 		out = ParseResult(data)
 	}
 	s.log.Info("result file found", "event", "result_watcher_result_file", "task_id", t.TaskID, "success", out.Success)
-	if out.Success && s.git != nil && t.Branch != "" {
-		run.submitBusy = true
-		req := gitflow.SubmitRequest{AgentID: s.cfg.AgentID, TaskID: t.TaskID, Description: t.Description,
-			Priority: metadataString(t.Metadata, "priority"), Reviewer: s.cfg.Reviewer, HubAPIURL: s.cfg.HubAPIURL}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			res, err := s.git.Submit(run.ctx, req)
-			s.emit(run.ctx, evSubmitted{run: run, outcome: out, res: res, err: err})
-		}()
-		return true
+	if out.Usage != nil {
+		t.Usage = t.Usage.Add(out.Usage.Normalize())
+		s.save()
 	}
-	s.finishOutcome(out, nil)
+	s.afterAgent(out)
 	return true
 }
 
@@ -774,6 +818,17 @@ func (s *Sidecar) finishOutcome(out Outcome, extra map[string]any) {
 		return
 	}
 	res := out.Result
+	if t := s.st.Active; t != nil {
+		if extra == nil {
+			extra = map[string]any{}
+		}
+		if len(t.Checks) > 0 {
+			extra["verification"] = t.Checks
+		}
+		if !t.Usage.IsZero() {
+			extra["usage"] = t.Usage
+		}
+	}
 	if len(extra) > 0 {
 		var m map[string]any
 		if json.Unmarshal(res, &m) == nil {
@@ -792,12 +847,26 @@ func (s *Sidecar) finishOutcome(out Outcome, extra map[string]any) {
 // durable write that clears the task, then the agent's files are removed
 // and the report is sent.
 func (s *Sidecar) finish(r Report) {
+	if s.run != nil && s.run.started {
+		// The last output (verification, exit marker) goes before the
+		// report: the hub takes output only from the task's holder.
+		s.streamOutput(time.Now(), true)
+	}
 	t := s.st.Active
 	r.TaskID, r.Generation, r.CreatedAt = t.TaskID, t.Generation, time.Now().UnixMilli()
+	if !t.Usage.IsZero() {
+		u := t.Usage
+		r.Usage = &u
+	}
+	if t.Run != nil && groupAlive(t.Run.PGID) {
+		s.terminate(t.Run.PGID, t.TaskID, "task ended")
+	}
+	s.run.cancel()
 	s.st.Active = nil
 	s.st.Outbox = append(s.st.Outbox, r)
 	s.save()
 	s.removeTaskFiles(t.TaskID)
+	s.removeOldLogs(time.Now())
 	s.run = nil
 	if r.Type == reportComplete {
 		s.log.Info("task complete", "event", "task_complete", "task_id", t.TaskID, "generation", r.Generation)
@@ -894,7 +963,7 @@ func (s *Sidecar) newRun(id string) *taskRun {
 
 // removeTaskFiles deletes the agent's files of a finished task.
 func (s *Sidecar) removeTaskFiles(id string) {
-	for _, p := range []string{s.resultPath(id), s.startedPath(id), s.taskFilePath(id)} {
+	for _, p := range []string{s.resultPath(id), s.startedPath(id), s.taskFilePath(id), s.exitPath(id), s.feedbackPath(id)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			s.log.Warn("cannot remove a task file", "event", "cleanup_error", "task_id", id, "path", p, "error", err)
 		}

@@ -566,20 +566,34 @@ func TestUnsafeTaskIDIsIgnored(t *testing.T) {
 	}
 }
 
-func TestOnboardingTestTaskCompletesWithoutWake(t *testing.T) {
+// The onboarding check goes through the configured command, so it proves
+// the agent really runs; only a sidecar with no command answers it itself.
+func TestOnboardingTestTaskGoesThroughTheCommand(t *testing.T) {
 	h := newFakeHub(t, "tok-1")
 	cfg := testConfig(t, h)
 	marker := filepath.Join(t.TempDir(), "woken")
-	shellWake(&cfg, `: > `+marker)
+	shellRun(&cfg, `: > `+marker+`; echo "agent online"`)
+	start(t, cfg, Options{})
+	h.next("identify")
+	h.assign(taskID(1), 1, map[string]any{"onboarding_test": true}, "Onboarding test")
+	f := h.next("task_complete")
+	if res, _ := f.m["result"].(map[string]any); res["status"] != "success" || !strings.Contains(res["output"].(string), "agent online") {
+		t.Fatalf("complete = %v", f.m)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatal("the onboarding test did not run the command")
+	}
+}
+
+func TestOnboardingTestTaskWithoutCommandIsAnsweredBySidecar(t *testing.T) {
+	h := newFakeHub(t, "tok-1")
+	cfg := testConfig(t, h)
 	start(t, cfg, Options{})
 	h.next("identify")
 	h.assign(taskID(1), 1, map[string]any{"onboarding_test": true}, "Onboarding test")
 	f := h.next("task_complete")
 	if res, _ := f.m["result"].(map[string]any); res["status"] != "success" || res["onboarding_test"] != true {
 		t.Fatalf("complete = %v", f.m)
-	}
-	if _, err := os.Stat(marker); err == nil {
-		t.Fatal("the agent was woken for an onboarding test")
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"time"
+
+	"github.com/agentcom/agentcom/internal/protocol"
 )
 
 // Task statuses kept in the state file (the original's values).
@@ -17,6 +19,10 @@ const (
 	StatusWaking       = "waking"
 	StatusConfirmation = "waking_confirmation"
 	StatusWorking      = "working"
+	// Run mode: the agent process runs (or is about to start), and the
+	// verification commands run after it succeeded.
+	StatusRunning   = "running"
+	StatusVerifying = "verifying"
 )
 
 // ErrCorruptState marks a state file that could not be decoded.
@@ -51,6 +57,40 @@ type Task struct {
 	Confirmed  bool   `json:"confirmed,omitempty"`
 	Branch     string `json:"branch,omitempty"`
 	GitWarning string `json:"git_warning,omitempty"`
+	// CompleteBy is the task's deadline (Unix ms, 0: none).
+	CompleteBy int64 `json:"complete_by,omitempty"`
+
+	// Run is the agent process of run mode, while one was started.
+	Run *RunState `json:"run,omitempty"`
+	// Attempt is the agent run in progress: 1, then one more per failed
+	// verification.
+	Attempt int `json:"attempt,omitempty"`
+	// Checks are the verification results of every attempt so far.
+	Checks []protocol.VerifyCheck `json:"checks,omitempty"`
+	// Usage sums what the agent reported over every finished run.
+	Usage protocol.Usage `json:"usage,omitzero"`
+	// LogSent is the offset in the task log up to which output was read
+	// and streamed to the hub.
+	LogSent int64 `json:"log_sent,omitempty"`
+	// AgentResult is the agent's successful result while it is being
+	// verified.
+	AgentResult json.RawMessage `json:"agent_result,omitempty"`
+}
+
+// RunState is what the sidecar must know to find a run-mode agent process
+// again after its own restart: the process group and how far its output
+// was streamed.
+type RunState struct {
+	PGID      int   `json:"pgid"`
+	PID       int   `json:"pid"`
+	StartedAt int64 `json:"started_at"`
+	// LogStart is the task log's size when this run started.
+	LogStart int64 `json:"log_start"`
+	// Usage sums the usage lines of this run read so far, up to log
+	// offset UsageOff (saved together, so a restart never counts a line
+	// twice).
+	Usage    protocol.Usage `json:"usage,omitzero"`
+	UsageOff int64          `json:"usage_off,omitempty"`
 }
 
 // Report is a terminal report waiting for the hub's task_ack.
@@ -63,6 +103,8 @@ type Report struct {
 	// Output is a failed result object, sent along with the reason.
 	Output    json.RawMessage `json:"output,omitempty"`
 	CreatedAt int64           `json:"created_at"`
+	// Usage is what the agent spent on the task (sent with the report).
+	Usage *protocol.Usage `json:"usage,omitempty"`
 }
 
 const (
@@ -114,7 +156,7 @@ func DecodeState(data []byte) (State, []string, error) {
 			return State{}, nil, fmt.Errorf("%w: active task id %q is not a valid task id", ErrCorruptState, t.TaskID)
 		}
 		switch t.Status {
-		case StatusAccepted, StatusWaking, StatusConfirmation, StatusWorking:
+		case StatusAccepted, StatusWaking, StatusConfirmation, StatusWorking, StatusRunning, StatusVerifying:
 		default:
 			notes = append(notes, fmt.Sprintf("task %s had status %q; treated as working", t.TaskID, t.Status))
 			t.Status = StatusWorking

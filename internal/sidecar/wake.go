@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -63,7 +66,10 @@ func (s *Sidecar) writeTaskFile(t Task) (string, error) {
 // wakeEnv is the environment of the wake command: the sidecar's own plus
 // the task. The token is deliberately not passed on.
 func (s *Sidecar) wakeEnv(t Task, taskFile string) []string {
-	env := os.Environ()
+	// The sidecar's own secrets stay with it.
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "AGENTCOM_SIDECAR_TOKEN=") || strings.HasPrefix(kv, "AGENTCOM_TOKEN=")
+	})
 	add := func(k, v string) { env = append(env, k+"="+v) }
 	add("TASK_ID", t.TaskID)
 	add("TASK_FILE", taskFile)
@@ -88,6 +94,16 @@ func (s *Sidecar) wakeEnv(t Task, taskFile string) []string {
 	}
 	if t.Branch != "" {
 		add("TASK_BRANCH", t.Branch)
+	}
+	if t.Attempt > 1 {
+		// A retry after a failed verification: what failed, as a file
+		// and (when small enough) as text.
+		if b, err := os.ReadFile(s.feedbackPath(t.TaskID)); err == nil {
+			add("VERIFY_FEEDBACK_FILE", s.feedbackPath(t.TaskID))
+			if len(b) <= maxEnvValue {
+				add("VERIFY_FEEDBACK", string(b))
+			}
+		}
 	}
 	return env
 }
@@ -136,7 +152,9 @@ func (s *Sidecar) runWake(ctx context.Context, t Task, taskFile string) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = s.wakeEnv(t, taskFile)
-	cmd.Dir = filepath.Dir(s.cfg.StateFile)
+	// The original's setups keep the state directory; an explicit work_dir
+	// (where verification runs) applies to the wake command too.
+	cmd.Dir = cmp.Or(s.cfg.WorkDir, filepath.Dir(s.cfg.StateFile))
 	out := &tailBuffer{max: 4096}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.WaitDelay = time.Second

@@ -28,6 +28,9 @@ const (
 	Meta = "hub_meta"
 	// PushSubscriptions holds web push subscriptions.
 	PushSubscriptions = "push_subscriptions"
+	// DashboardSeries holds the dashboard's chart history (one record
+	// per minute, seven days).
+	DashboardSeries = "dashboard_series"
 )
 
 // AdminTables returns the nine table ids the admin API accepts, in the
@@ -42,5 +45,5 @@ func AdminTables() []string {
 // AllTables returns every table the hub opens: the admin tables followed by
 // the hub's own.
 func AllTables() []string {
-	return append(AdminTables(), Tokens, Meta, PushSubscriptions)
+	return append(AdminTables(), Tokens, Meta, PushSubscriptions, DashboardSeries)
 }

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/agentcom/agentcom/internal/bus"
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/store"
 )
 
@@ -74,6 +76,7 @@ const (
 	EventCancelled  = "task_cancelled"
 	EventRejected   = "task_rejected"
 	EventRecovering = "task_recovering"
+	EventVerified   = "task_verified" // a verification check was recorded
 )
 
 // EventData is the payload of every task event.
@@ -90,6 +93,8 @@ type EventData struct {
 	WaitMs     int64  `json:"wait_ms,omitempty"`
 	RunMs      int64  `json:"run_ms,omitempty"`
 	TokensUsed *int64 `json:"tokens_used,omitempty"`
+	// Usage is what the agent reported with this completion or failure.
+	Usage *protocol.Usage `json:"usage,omitempty"`
 }
 
 // Config tunes the queue.
@@ -378,8 +383,21 @@ type Filter struct {
 	Status     Status
 	Priority   *int
 	AssignedTo string
-	Offset     int
-	Limit      int // 0: no limit
+	// Agent matches the holder or the agent of any attempt.
+	Agent string
+	// Capability matches tasks needing that capability (exact name).
+	Capability  string
+	SubmittedBy string
+	// Text matches, case-insensitively, the id, description or last error.
+	Text string
+	// CreatedFrom and CreatedTo bound created_at (Unix ms, inclusive); 0
+	// is no bound.
+	CreatedFrom, CreatedTo int64
+	// Newest orders the result by last update, newest first, instead of
+	// scheduling order.
+	Newest bool
+	Offset int
+	Limit  int // 0: no limit
 }
 
 // List returns the main table's tasks (never dead letter) matching f,
@@ -402,7 +420,7 @@ func (q *Queue) List(f Filter) ([]*Task, int, error) {
 			return nil, 0, fmt.Errorf("list tasks: %w", err)
 		}
 	}
-	return paginate(sortTasks(out), f)
+	return paginate(order(out, f), f)
 }
 
 // ListDeadLetter returns dead-letter tasks in the same order.
@@ -412,7 +430,7 @@ func (q *Queue) ListDeadLetter(f Filter) ([]*Task, int, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("list dead letter: %w", err)
 	}
-	return paginate(sortTasks(out), f)
+	return paginate(order(out, f), f)
 }
 
 // scan decodes every record of tbl and keeps those f matches.
@@ -464,12 +482,76 @@ func (f Filter) match(t *Task) bool {
 	if f.AssignedTo != "" && t.Holder() != f.AssignedTo {
 		return false
 	}
+	if f.Agent != "" && t.Holder() != f.Agent && !slices.ContainsFunc(t.Attempts, func(a Attempt) bool { return a.AgentID == f.Agent }) {
+		return false
+	}
+	if f.Capability != "" && !slices.Contains(t.NeededCapabilities, f.Capability) {
+		return false
+	}
+	if f.SubmittedBy != "" && t.SubmittedBy != f.SubmittedBy {
+		return false
+	}
+	if f.CreatedFrom > 0 && t.CreatedAt < f.CreatedFrom {
+		return false
+	}
+	if f.CreatedTo > 0 && t.CreatedAt > f.CreatedTo {
+		return false
+	}
+	if f.Text != "" && !containsFold(t.ID, f.Text) && !containsFold(t.Description, f.Text) &&
+		!(t.LastError != nil && containsFold(fmt.Sprint(t.LastError), f.Text)) {
+		return false
+	}
 	return true
+}
+
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
 }
 
 func sortTasks(ts []*Task) []*Task {
 	sort.Slice(ts, func(i, j int) bool { return keyOf(ts[i]).less(keyOf(ts[j])) })
 	return ts
+}
+
+// order sorts as f asks: scheduling order, or newest update first.
+func order(ts []*Task, f Filter) []*Task {
+	if !f.Newest {
+		return sortTasks(ts)
+	}
+	sort.Slice(ts, func(i, j int) bool {
+		if ts[i].UpdatedAt != ts[j].UpdatedAt {
+			return ts[i].UpdatedAt > ts[j].UpdatedAt
+		}
+		return ts[i].ID < ts[j].ID
+	})
+	return ts
+}
+
+// Search lists tasks of both tables (the queue and the dead letter)
+// matching f, in f's order, and the number of matches before
+// Offset/Limit. A status of dead_letter reads only the dead letter; a
+// live status only the queue table.
+func (q *Queue) Search(f Filter) ([]*Task, int, error) {
+	var out []*Task
+	if f.Status != StatusDeadLetter {
+		g := f
+		g.Offset, g.Limit = 0, 0
+		ts, _, err := q.List(g)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = ts
+	}
+	if f.Status == "" || f.Status == StatusDeadLetter {
+		g := f
+		g.Status = ""
+		ts, err := scan(q.dead, g)
+		if err != nil {
+			return nil, 0, fmt.Errorf("search dead letter: %w", err)
+		}
+		out = append(out, ts...)
+	}
+	return paginate(order(out, f), f)
 }
 
 func paginate(ts []*Task, f Filter) ([]*Task, int, error) {
@@ -673,6 +755,12 @@ func (q *Queue) touch(id, agent, op, event string, change func(t *Task, now int6
 // completion that was already applied (a sidecar resending from its
 // outbox) returns the task with dup set and changes nothing.
 func (q *Queue) Complete(id, agent string, gen int64, result any, tokens *int64) (t *Task, dup bool, err error) {
+	return q.CompleteWithUsage(id, agent, gen, result, tokens, nil)
+}
+
+// CompleteWithUsage is Complete with what the agent reported it spent,
+// added to the task's usage.
+func (q *Queue) CompleteWithUsage(id, agent string, gen int64, result any, tokens *int64, usage *protocol.Usage) (t *Task, dup bool, err error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
 	lt, err := q.heldLocked(id, agent, gen)
@@ -693,6 +781,7 @@ func (q *Queue) Complete(id, agent string, gen int64, result any, tokens *int64)
 		result = map[string]any{}
 	}
 	lt.Result, lt.TokensUsed, lt.UpdatedAt = result, tokens, now
+	lt.addUsage(usage)
 	lt.addHistory("completed", now, map[string]any{"tokens_used": tokens})
 	lt.endAttempt(gen, now, "completed", "")
 	lt.Version++
@@ -701,7 +790,7 @@ func (q *Queue) Complete(id, agent string, gen int64, result any, tokens *int64)
 	if err := q.persist(q.active, snap); err != nil {
 		return nil, false, fmt.Errorf("complete %s: %w", id, err)
 	}
-	q.emit(EventCompleted, snap, agent, 0, runMs(snap, now))
+	q.emitUsage(EventCompleted, snap, agent, runMs(snap, now), usage)
 	return snap, false, nil
 }
 
@@ -716,6 +805,12 @@ const (
 // dead-letters it keeping the error and the output. A repeat of an applied
 // failure returns the earlier outcome with dup set.
 func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t *Task, outcome string, dup bool, err error) {
+	return q.FailWithUsage(id, agent, gen, errText, output, nil)
+}
+
+// FailWithUsage is Fail with what the agent reported it spent, added to
+// the task's usage.
+func (q *Queue) FailWithUsage(id, agent string, gen int64, errText string, output any, usage *protocol.Usage) (t *Task, outcome string, dup bool, err error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
 	lt, err := q.heldLocked(id, agent, gen)
@@ -731,6 +826,7 @@ func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t
 		return nil, "", false, q.refineNotFound(id, err)
 	}
 	lt.RetryCount++
+	lt.addUsage(usage)
 	lt.LastError = errText
 	if output != nil {
 		lt.LastOutput = output
@@ -752,7 +848,7 @@ func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t
 		if err := q.moveToDeadLetter(snap); err != nil {
 			return nil, "", false, fmt.Errorf("fail %s: %w", id, err)
 		}
-		q.emit(EventFailed, snap, agent, 0, runMs(snap, now))
+		q.emitUsage(EventFailed, snap, agent, runMs(snap, now), usage)
 		q.emit(EventDeadLetter, snap, agent, 0, 0)
 		return snap, OutcomeDeadLetter, false, nil
 	}
@@ -765,7 +861,7 @@ func (q *Queue) Fail(id, agent string, gen int64, errText string, output any) (t
 	if err := q.persist(q.active, snap); err != nil {
 		return nil, "", false, fmt.Errorf("fail %s: %w", id, err)
 	}
-	q.emit(EventFailed, snap, agent, 0, runMs(snap, now))
+	q.emitUsage(EventFailed, snap, agent, runMs(snap, now), usage)
 	q.emit(EventRetried, snap, agent, 0, 0)
 	return snap, OutcomeRetried, false, nil
 }
@@ -936,6 +1032,41 @@ func (q *Queue) Recover(id, agent string) (int64, bool) {
 		return 0, false
 	}
 	return t.Generation, true
+}
+
+// GiveBack assigns a queued task back to the agent it was taken from when
+// that agent disconnected, for a sidecar that comes back still working on
+// it (task_recovering). Only that case qualifies: the task's last attempt
+// must be the agent's, reclaimed on disconnect, and the agent must still
+// fit the task (target, capabilities). The task gets a new generation.
+func (q *Queue) GiveBack(id, agent string, caps []string) (*Task, error) {
+	now := q.now().UnixMilli()
+	q.mu.Lock()
+	t, ok := q.live[id]
+	if !ok {
+		q.mu.Unlock()
+		return nil, ErrNotFound
+	}
+	n := len(t.Attempts)
+	if t.Status != StatusQueued || n == 0 {
+		q.mu.Unlock()
+		return nil, ErrInvalidState
+	}
+	last := t.Attempts[n-1]
+	if last.AgentID != agent || last.Outcome != "reclaimed" || last.Reason != ReasonDisconnect ||
+		(t.Target() != "" && t.Target() != agent) || !MatchesCapabilities(t.NeededCapabilities, caps) {
+		q.mu.Unlock()
+		return nil, ErrNotHolder
+	}
+	q.idx.remove(t.ID)
+	q.assignLocked(t, agent, now)
+	snap := t.Clone()
+	q.mu.Unlock()
+	if err := q.persist(q.active, snap); err != nil {
+		return nil, fmt.Errorf("give back %s: %w", id, err)
+	}
+	q.emit(EventAssigned, snap, agent, now-snap.CreatedAt, 0)
+	return snap, nil
 }
 
 // HeldBy returns the tasks agent holds, oldest assignment first.
@@ -1194,6 +1325,27 @@ func (q *Queue) emit(typ string, t *Task, agent string, waitMs, runMs int64) {
 	q.bus.Publish(bus.Event{Topic: bus.TopicTasks, Type: typ, Data: EventData{
 		TaskID: t.ID, AgentID: agent, Generation: t.Generation, Priority: t.Priority, Status: t.Status,
 		Description: t.Description, WaitMs: waitMs, RunMs: runMs, TokensUsed: t.TokensUsed}})
+}
+
+// emitUsage publishes a completion or failure with the usage of that
+// report (not the task's running total), so sums over events count each
+// report once.
+func (q *Queue) emitUsage(typ string, t *Task, agent string, runMs int64, usage *protocol.Usage) {
+	d := EventData{TaskID: t.ID, AgentID: agent, Generation: t.Generation, Priority: t.Priority, Status: t.Status,
+		Description: t.Description, RunMs: runMs, TokensUsed: t.TokensUsed}
+	if usage != nil {
+		u := usage.Normalize()
+		d.Usage = &u
+	}
+	q.bus.Publish(bus.Event{Topic: bus.TopicTasks, Type: typ, Data: d})
+}
+
+// RecordCheck adds a verification check reported by the task's holder to
+// its history (event "verify"). It extends the lease like progress.
+func (q *Queue) RecordCheck(id, agent string, c protocol.VerifyCheck) (*Task, error) {
+	return q.touch(id, agent, "record check", EventVerified, func(t *Task, now int64) {
+		t.addHistory("verify", now, c)
+	})
 }
 
 func (q *Queue) emitReason(typ string, t *Task, agent, reason string) {

@@ -576,3 +576,39 @@ func TestRecordsStayBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestGiveBack: a task reclaimed because its holder disconnected goes back
+// to that holder only (recovery), at a new generation; a task reclaimed
+// for another reason, or by anyone else, stays queued.
+func TestGiveBack(t *testing.T) {
+	e := newEnv(t, noBackoff())
+	task := e.submit(tasks.SubmitParams{NeededCapabilities: []string{"code"}})
+	held := e.assignTo("a")
+	if _, err := e.Q.ReclaimAgent("a", tasks.ReasonDisconnect); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Q.GiveBack(task.ID, "b", []string{"code"}); !errors.Is(err, tasks.ErrNotHolder) {
+		t.Fatalf("another agent got it: %v", err)
+	}
+	if _, err := e.Q.GiveBack(task.ID, "a", nil); !errors.Is(err, tasks.ErrNotHolder) {
+		t.Fatalf("an agent without the capability got it: %v", err)
+	}
+	got, err := e.Q.GiveBack(task.ID, "a", []string{"code"})
+	if err != nil || got.Status != tasks.StatusAssigned || got.Holder() != "a" || got.Generation != held.Generation+2 {
+		t.Fatalf("give back = %+v, %v", got, err)
+	}
+	if _, err := e.Q.GiveBack(task.ID, "a", []string{"code"}); !errors.Is(err, tasks.ErrInvalidState) {
+		t.Fatalf("given back twice: %v", err)
+	}
+	// Reclaimed for a lapsed lease: not given back.
+	if _, err := e.Q.Reclaim(task.ID, "a", -1, tasks.ReasonLeaseExpired); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Q.GiveBack(task.ID, "a", []string{"code"}); !errors.Is(err, tasks.ErrNotHolder) {
+		t.Fatalf("lease-expired task given back: %v", err)
+	}
+	e.reopen()
+	if g := e.get(task.ID); g.Status != tasks.StatusQueued {
+		t.Fatalf("after reopen: %+v", g)
+	}
+}

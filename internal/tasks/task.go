@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/agentcom/agentcom/internal/protocol"
 )
 
 // Status of a task.
@@ -165,6 +167,9 @@ type Task struct {
 	Attempts    []Attempt `json:"attempts"`
 	RejectedBy  []string  `json:"rejected_by,omitempty"`
 	CancelledBy string    `json:"cancelled_by,omitempty"`
+	// Usage sums what agents reported spending on the task, over every
+	// attempt (run mode: usage lines or result-file fields).
+	Usage *protocol.Usage `json:"usage,omitempty"`
 
 	// version orders writes of this task to disk; see Queue.persist.
 	Version uint64 `json:"-"`
@@ -209,6 +214,18 @@ func (t *Task) signature() string {
 		b.WriteString(strconv.Quote(c))
 	}
 	return b.String()
+}
+
+// addUsage adds a report's usage to the task's total.
+func (t *Task) addUsage(u *protocol.Usage) {
+	if u == nil || u.IsZero() {
+		return
+	}
+	sum := u.Normalize()
+	if t.Usage != nil {
+		sum = t.Usage.Add(sum)
+	}
+	t.Usage = &sum
 }
 
 // addHistory prepends an entry, keeping the newest HistoryCap.
