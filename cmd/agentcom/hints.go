@@ -60,6 +60,9 @@ func hubError(ce *client.Error) (string, string) {
 	if d := ce.Field("detail"); d != "" {
 		msg += ": " + d
 	}
+	if fes := ce.FieldErrors(); fes != "" {
+		msg += ": " + fes
+	}
 	switch ce.Status {
 	case http.StatusUnauthorized:
 		how := "an operator makes one with 'agentcom token create --agent NAME' (offline) or POST /admin/tokens"

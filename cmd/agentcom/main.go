@@ -36,6 +36,7 @@ func commands() *command {
 		onboardCommand(),
 		offboardCommand(),
 		taskCommand(),
+		scheduleCommand(),
 		messageCommand(),
 		channelCommand(),
 		agentsCommand(),

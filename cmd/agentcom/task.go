@@ -45,8 +45,8 @@ func (a *apiOpts) client() *client.Client {
 }
 
 // taskStatuses are the values --status accepts, in lifecycle order.
-var taskStatuses = []string{string(tasks.StatusQueued), string(tasks.StatusAssigned), string(tasks.StatusCompleted),
-	string(tasks.StatusCancelled), string(tasks.StatusDeadLetter)}
+var taskStatuses = []string{string(tasks.StatusWaiting), string(tasks.StatusScheduled), string(tasks.StatusQueued),
+	string(tasks.StatusAssigned), string(tasks.StatusCompleted), string(tasks.StatusCancelled), string(tasks.StatusDeadLetter)}
 
 var laneNames = []string{tasks.LaneName(tasks.PriorityUrgent), tasks.LaneName(tasks.PriorityHigh),
 	tasks.LaneName(tasks.PriorityNormal), tasks.LaneName(tasks.PriorityLow)}
@@ -55,7 +55,7 @@ func taskCommand() *command {
 	return &command{name: "task", summary: "submit, list, show, retry and cancel tasks",
 		about: "Every task command takes --hub (env AGENTCOM_HUB, default http://localhost:4000),\n" +
 			"--token (env AGENTCOM_TOKEN) and --json.",
-		subs: []*command{
+		subs: append([]*command{
 			{name: "submit", summary: "submit a task; --wait follows it to its end", synopsis: `"description"`,
 				args: [2]int{1, 1}, setup: taskSubmit},
 			{name: "list", summary: "list tasks in scheduling order, dead-lettered ones last; filters and paging", setup: taskList},
@@ -69,7 +69,7 @@ func taskCommand() *command {
 			{name: "stats", summary: "task counts by status and lane", setup: taskStats},
 			{name: "logs", summary: "the agent's output as the hub keeps it; -f follows it until the task ends", synopsis: "TASK_ID",
 				args: [2]int{1, 1}, setup: taskLogs},
-		}}
+		}, workflowTaskCommands()...)}
 }
 
 func taskSubmit(in *inv) runFunc {
@@ -86,6 +86,7 @@ func taskSubmit(in *inv) runFunc {
 	var verify verifyFlag
 	in.fs.Var(&verify, "verify", "`COMMAND` the sidecar runs in the agent's working directory after the agent succeeds; a failure sends the agent back with it as feedback (repeatable)")
 	verifyAttempts := in.fs.String("max-verify-attempts", "", "agent runs allowed for a verified task, `N` from 1 to 10 (default: the sidecar's, 3)")
+	wf := addTaskWorkflowFlags(in.fs)
 	quiet := in.fs.Bool("quiet", false, "print only the task id (for scripts: id=$(agentcom task submit ... --quiet))")
 	return func(ctx context.Context, pos []string) error {
 		if *quiet && (*wait || in.asJSON) {
@@ -116,6 +117,9 @@ func taskSubmit(in *inv) runFunc {
 			if err := json.Unmarshal([]byte(*meta), &req.Metadata); err != nil || req.Metadata == nil {
 				return in.usagef("--metadata must be a JSON object")
 			}
+		}
+		if err := wf.apply(&req); err != nil {
+			return in.usagef("%v", err)
 		}
 		c := api.client()
 		sub, err := c.SubmitTask(ctx, req)
@@ -149,6 +153,12 @@ func taskSubmit(in *inv) runFunc {
 
 func printSubmitted(p *printer, sub client.Submitted) {
 	p.line("submitted %s  %s lane", p.paint(bold, sub.TaskID), p.paint(laneStyle(sub.Priority), tasks.LaneName(sub.Priority)))
+	if sub.Status != "" && sub.Status != string(tasks.StatusQueued) {
+		p.line("status:    %s", p.paint(statusStyle(sub.Status), sub.Status))
+	}
+	if sub.Duplicate {
+		p.line("duplicate: an existing task holds this unique key; nothing new was stored")
+	}
 }
 
 // waitPoll is how often --wait asks for the task.
@@ -371,7 +381,10 @@ func taskShow(in *inv) runFunc {
 		if err != nil {
 			return err
 		}
-		return in.emit(t, func(p *printer) { printTask(p, t) })
+		return in.emit(t, func(p *printer) {
+			printTask(p, t)
+			printChain(ctx, p, api.client(), t)
+		})
 	}
 }
 

@@ -80,6 +80,10 @@ type Config struct {
 	OnBusyOver func(agentID string)
 	// OnState mirrors every state into the presence directory.
 	OnState func(agentID string, s State)
+	// Now stamps when agents were heard from (nil: time.Now); the hub
+	// passes the scheduler's lease clock so leases are measured on one
+	// clock.
+	Now func() time.Time
 }
 
 // Registry holds the connected agents.
@@ -100,7 +104,11 @@ type agent struct {
 
 // New returns an empty registry.
 func New(b *bus.Bus, cfg Config) *Registry {
-	return &Registry{cfg: cfg, bus: b, now: time.Now, agents: make(map[string]*agent)}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Registry{cfg: cfg, bus: b, now: now, agents: make(map[string]*agent)}
 }
 
 // Connect creates the agent for a new connection, replacing any earlier

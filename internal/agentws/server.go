@@ -361,8 +361,13 @@ func (s *Server) PushAssign(agent string, t *tasks.Task) bool {
 	if t.AssignedAt != nil {
 		at = *t.AssignedAt
 	}
+	var deps []protocol.Dependency
+	for _, u := range t.Upstream {
+		deps = append(deps, protocol.Dependency{TaskID: u.TaskID, Description: u.Description, Status: string(u.Status),
+			Result: u.Result, ResultTruncated: u.ResultTruncated})
+	}
 	return s.send(agent, protocol.TaskAssign{Type: protocol.OutTaskAssign, TaskID: t.ID, Description: t.Description,
-		Metadata: t.Metadata, Generation: t.Generation, AssignedAt: at, CompleteBy: t.CompleteBy})
+		Metadata: t.Metadata, Generation: t.Generation, AssignedAt: at, CompleteBy: t.CompleteBy, Dependencies: deps})
 }
 
 // PushCancel tells an agent its task was cancelled.

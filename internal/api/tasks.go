@@ -41,6 +41,17 @@ func (t *Tasks) Routes() []Route {
 		{Method: "POST", Path: "/api/tasks/{task_id}/retry", Access: Agent, Handler: t.retry},
 		{Method: "POST", Path: "/api/tasks/{task_id}/cancel", Access: Agent, Handler: t.cancel},
 		{Method: "POST", Path: "/api/admin/push-task", Access: Admin, Handler: t.pushTask},
+		{Method: "POST", Path: "/api/tasks/batch", Access: Agent, Handler: t.batch, Class: "tasks"},
+		{Method: "GET", Path: "/api/tasks/paused", Access: AnyToken, Handler: t.paused},
+		{Method: "POST", Path: "/api/tasks/pause", Access: Admin, Handler: t.pause},
+		{Method: "POST", Path: "/api/tasks/resume", Access: Admin, Handler: t.resume},
+		{Method: "GET", Path: "/api/schedules", Access: AnyToken, Handler: t.listSchedules},
+		{Method: "POST", Path: "/api/schedules", Access: Admin, Handler: t.addSchedule},
+		{Method: "GET", Path: "/api/schedules/{name}", Access: AnyToken, Handler: t.getSchedule},
+		{Method: "DELETE", Path: "/api/schedules/{name}", Access: Admin, Handler: t.removeSchedule},
+		{Method: "POST", Path: "/api/schedules/{name}/pause", Access: Admin, Handler: t.pauseSchedule},
+		{Method: "POST", Path: "/api/schedules/{name}/resume", Access: Admin, Handler: t.resumeSchedule},
+		{Method: "POST", Path: "/api/schedules/{name}/run", Access: Admin, Handler: t.runSchedule},
 		{Method: "POST", Path: "/api/tasks/bulk", Access: Admin, Handler: t.bulk},
 		// The dashboard's own doors to the same handlers: open on a
 		// loopback-only hub, else a viewer (read) or admin (act) token.
@@ -55,54 +66,39 @@ func (t *Tasks) submit(r *Request) Response {
 	if resp, ok := t.Server.Validate(r, protocol.BodyPostTask); !ok {
 		return resp
 	}
-	p := tasks.SubmitParams{
-		Description: r.Body.String("description"), Metadata: r.Body.Map("metadata"),
-		Priority: tasks.ParsePriority(r.Body.Raw("priority")), NeededCapabilities: r.Body.Strings("needed_capabilities"),
-		TargetAgent: r.Body.String("target_agent"), SubmittedBy: r.ID.AgentID,
+	p, fe := taskParams(r.Body, r.ID.AgentID, time.Now(), "")
+	if fe != nil {
+		return fieldResponse(fe)
 	}
-	if p.TargetAgent == "" {
-		// agentcom-submit.js --target puts the agent in metadata.
-		if ta, ok := p.Metadata["target_agent"].(string); ok {
-			p.TargetAgent = ta
-		}
-	}
-	if r.Body.Has("max_retries") {
-		n := int(r.Body.Int("max_retries"))
-		if n < 0 {
-			return fieldErr("max_retries", "expected an integer >= 0")
-		}
-		p.MaxRetries = &n
-	}
-	if r.Body.Has("complete_by") {
-		cb := r.Body.Int("complete_by")
-		p.CompleteBy = &cb
-	}
-	if resp, ok := verifyFields(r, &p); !ok {
+	if resp, ok := verifyFields(r.Body, &p, ""); !ok {
 		return resp
 	}
-	task, err := t.Scheduler.Submit(p)
-	if resp, refused := submitRefusal(err); refused {
-		return resp
-	}
+	task, dup, err := t.Scheduler.SubmitTask(p)
 	if err != nil {
-		return storageErr(err)
+		return submitErr(err)
 	}
-	return JSON(http.StatusCreated, map[string]any{"status": "queued", "task_id": task.ID,
-		"priority": task.Priority, "created_at": task.CreatedAt})
+	out := submitted(task)
+	if dup {
+		// The task already holding the unique key.
+		out["duplicate"] = true
+		return JSON(http.StatusOK, out)
+	}
+	return JSON(http.StatusCreated, out)
 }
 
 // verifyFields moves the body's "verify" commands and
 // "max_verify_attempts" into the task's metadata, where sidecars read them
-// (and where agentcom-submit.js --metadata puts them).
-func verifyFields(r *Request, p *tasks.SubmitParams) (Response, bool) {
-	if r.Body.Has("verify") {
-		cmds := r.Body.Strings("verify")
+// (and where agentcom-submit.js --metadata puts them). prefix goes before
+// field names in errors (a batch item's "tasks[i].").
+func verifyFields(b protocol.Object, p *tasks.SubmitParams, prefix string) (Response, bool) {
+	if b.Has("verify") {
+		cmds := b.Strings("verify")
 		if len(cmds) > protocol.MaxVerifyCommands {
-			return fieldErr("verify", fmt.Sprintf("at most %d commands", protocol.MaxVerifyCommands)), false
+			return fieldErr(prefix+"verify", fmt.Sprintf("at most %d commands", protocol.MaxVerifyCommands)), false
 		}
 		for _, c := range cmds {
 			if strings.TrimSpace(c) == "" || utf8.RuneCountInString(c) > protocol.MaxCheckCommand || strings.ContainsRune(c, 0) {
-				return fieldErr("verify", fmt.Sprintf("each command must be non-empty, without NUL, at most %d characters", protocol.MaxCheckCommand)), false
+				return fieldErr(prefix+"verify", fmt.Sprintf("each command must be non-empty, without NUL, at most %d characters", protocol.MaxCheckCommand)), false
 			}
 		}
 		if p.Metadata == nil {
@@ -110,10 +106,10 @@ func verifyFields(r *Request, p *tasks.SubmitParams) (Response, bool) {
 		}
 		p.Metadata["verify"] = cmds
 	}
-	if r.Body.Has("max_verify_attempts") {
-		n := r.Body.Int("max_verify_attempts")
+	if b.Has("max_verify_attempts") {
+		n := b.Int("max_verify_attempts")
 		if n < 1 || n > protocol.MaxVerifyAttempts {
-			return fieldErr("max_verify_attempts", fmt.Sprintf("expected an integer from 1 to %d", protocol.MaxVerifyAttempts)), false
+			return fieldErr(prefix+"max_verify_attempts", fmt.Sprintf("expected an integer from 1 to %d", protocol.MaxVerifyAttempts)), false
 		}
 		if p.Metadata == nil {
 			p.Metadata = map[string]any{}
@@ -223,11 +219,13 @@ type TaskList struct {
 	Limit  int           `json:"limit"`
 	// NextOffset is the offset of the next page, null on the last one.
 	NextOffset *int `json:"next_offset"`
+	// Paused is what is paused (queued tasks it holds have "paused").
+	Paused tasks.Paused `json:"paused"`
 }
 
 // taskStatuses are the values of the status filter.
 var taskStatuses = []tasks.Status{tasks.StatusQueued, tasks.StatusAssigned, tasks.StatusCompleted,
-	tasks.StatusCancelled, tasks.StatusDeadLetter}
+	tasks.StatusCancelled, tasks.StatusDeadLetter, tasks.StatusWaiting, tasks.StatusScheduled}
 
 // filter reads the listing query: status (or all), priority or lane (a lane name),
 // assigned_to, agent (holder or any attempt), capability, submitted_by,
@@ -247,7 +245,7 @@ func filter(r *Request) (tasks.Filter, *Response) {
 	}
 	if s := q.Get("status"); s != "" && s != statusAll {
 		if !slices.Contains(taskStatuses, tasks.Status(s)) {
-			bad := fieldErr("status", "one of queued, assigned, completed, cancelled, dead_letter, all")
+			bad := fieldErr("status", "one of queued, assigned, completed, cancelled, dead_letter, waiting, scheduled, all")
 			return f, &bad
 		}
 		f.Status = tasks.Status(s)
@@ -317,7 +315,7 @@ func (t *Tasks) listWith(r *Request, find func(tasks.Filter) ([]*tasks.Task, int
 	if err != nil {
 		return storageErr(err)
 	}
-	out := TaskList{Tasks: ts, Count: len(ts), Total: total, Offset: f.Offset, Limit: f.Limit}
+	out := TaskList{Tasks: ts, Count: len(ts), Total: total, Offset: f.Offset, Limit: f.Limit, Paused: t.Queue.PausedState()}
 	if next := f.Offset + len(ts); next < total {
 		out.NextOffset = &next
 	}
@@ -417,7 +415,7 @@ func (t *Tasks) get(r *Request) Response {
 	if err != nil {
 		return storageErr(err)
 	}
-	return JSON(http.StatusOK, task)
+	return JSON(http.StatusOK, taskView{Task: task, Dependents: t.Queue.Dependents(id)})
 }
 
 func (t *Tasks) retry(r *Request) Response {

@@ -88,7 +88,37 @@ func (e *Error) Error() string {
 	if msg == "" {
 		msg = http.StatusText(e.Status)
 	}
+	if fes := e.FieldErrors(); fes != "" {
+		msg += " (" + fes + ")"
+	}
 	return fmt.Sprintf("%s %s: hub answered %d: %s", e.Method, e.Path, e.Status, msg)
+}
+
+// FieldErrors renders a validation answer's "errors" list as
+// "field: detail; ...", bounded, or "" when there is none.
+func (e *Error) FieldErrors() string {
+	var b struct {
+		Errors []struct {
+			Field  string `json:"field"`
+			Detail string `json:"detail"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(e.Body, &b) != nil {
+		return ""
+	}
+	var parts []string
+	for i, fe := range b.Errors {
+		if i == 5 {
+			parts = append(parts, "...")
+			break
+		}
+		d := fe.Detail
+		if len(d) > 200 {
+			d = d[:200] + "..."
+		}
+		parts = append(parts, fe.Field+": "+d)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Field returns a top-level string field of the error body ("hint",

@@ -85,6 +85,13 @@ type TaskSubmit struct {
 	CompleteBy *int64 `json:"complete_by,omitempty"`
 	// TargetAgent restricts the task to one agent.
 	TargetAgent string `json:"target_agent,omitempty"`
+	// Workflow fields: see the README's Tasks section.
+	UniqueKey           string   `json:"unique_key,omitempty"`
+	UniqueFor           string   `json:"unique_for,omitempty"`
+	RunAt               *int64   `json:"run_at,omitempty"` // Unix ms
+	RunIn               string   `json:"run_in,omitempty"`
+	DependsOn           []string `json:"depends_on,omitempty"`
+	OnDependencyFailure string   `json:"on_dependency_failure,omitempty"`
 	// Verify are commands the sidecar runs after the agent succeeded; a
 	// failing one sends the agent back with the failure as feedback.
 	Verify []string `json:"verify,omitempty"`
@@ -98,6 +105,8 @@ type Submitted struct {
 	TaskID    string `json:"task_id"`
 	Priority  int    `json:"priority"`
 	CreatedAt int64  `json:"created_at"`
+	// Duplicate: a task holding the same unique_key was returned.
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // SubmitTask calls POST /api/tasks.
@@ -140,6 +149,14 @@ type Task struct {
 	Attempts           []TaskAttempt   `json:"attempts,omitempty"`
 	LastOutput         json.RawMessage `json:"last_output,omitempty"`
 	CancelledBy        string          `json:"cancelled_by,omitempty"`
+	// Workflow fields.
+	DependsOn    []string `json:"depends_on,omitempty"`
+	Dependents   []string `json:"dependents,omitempty"` // GET /api/tasks/:id only
+	RunAt        int64    `json:"run_at,omitempty"`
+	UniqueKey    string   `json:"unique_key,omitempty"`
+	Schedule     string   `json:"schedule,omitempty"`
+	ScheduleTick int64    `json:"schedule_tick,omitempty"`
+	Paused       bool     `json:"paused,omitempty"`
 	// Usage sums what agents reported spending on the task.
 	Usage *protocol.Usage `json:"usage,omitempty"`
 }

@@ -34,7 +34,75 @@ func (c *client) handle(ctx context.Context, f clientFrame) {
 		c.send(withRef(c.d.cancelTask(f.TaskID, c.id.AgentID, f.Reason), f.Ref))
 	case FrameBackupNow, FrameCompact, FrameRestore:
 		c.storageAction(f)
+	case FramePause, FrameResume:
+		c.send(withRef(c.d.setPaused(f, c.id.AgentID), f.Ref))
+	case FrameSchedule:
+		c.send(withRef(c.d.scheduleAction(f.Name, f.Action, c.id.AgentID), f.Ref))
 	}
+}
+
+// setPaused pauses or resumes a lane or capability: pause_result.
+func (d *Dashboard) setPaused(f clientFrame, by string) map[string]any {
+	kind, name := tasks.PauseLane, f.Lane
+	if f.Capability != "" {
+		kind, name = tasks.PauseCapability, f.Capability
+	}
+	r := map[string]any{"type": "pause_result", "kind": kind, "name": name}
+	var changed bool
+	var err error
+	if f.Type == FramePause {
+		changed, err = d.sched.Pause(kind, name, by)
+	} else {
+		changed, err = d.sched.Resume(kind, name, by)
+	}
+	switch {
+	case err != nil:
+		r["status"], r["error"] = "error", actionError(err)
+	case !changed:
+		r["status"] = "unchanged"
+	case f.Type == FramePause:
+		r["status"] = "paused"
+	default:
+		r["status"] = "resumed"
+	}
+	return r
+}
+
+// scheduleAction pauses, resumes, runs or removes a schedule:
+// schedule_result.
+func (d *Dashboard) scheduleAction(name, action, by string) map[string]any {
+	r := map[string]any{"type": "schedule_result", "name": name, "action": action}
+	var err error
+	switch action {
+	case "pause", "resume":
+		_, err = d.sched.SetSchedulePaused(name, action == "pause", by)
+	case "run":
+		var t *tasks.Task
+		if t, err = d.sched.RunScheduleNow(name, by); err == nil {
+			r["task_id"] = t.ID
+		}
+	case "remove":
+		err = d.sched.RemoveSchedule(name, by)
+	}
+	switch {
+	case err == nil:
+		r["status"] = "ok"
+	case errors.Is(err, tasks.ErrScheduleNotFound):
+		r["status"] = "not_found"
+	default:
+		r["status"], r["error"] = "error", actionError(err)
+	}
+	return r
+}
+
+// actionError is the client's text of a failed action: an input error's
+// detail, else a stable code (storage details stay in the hub's log).
+func actionError(err error) string {
+	var ie *tasks.InputError
+	if errors.As(err, &ie) {
+		return ie.Detail
+	}
+	return "storage_error"
 }
 
 // retryTask requeues a dead-letter task: the original's retry_result.

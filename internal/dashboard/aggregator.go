@@ -315,6 +315,16 @@ type taskEvent struct {
 	Generation  int64   `json:"generation,omitempty"`
 }
 
+// workflowEvent is a pause or schedule change in the events frame; the
+// page refreshes its snapshot on one.
+type workflowEvent struct {
+	Type      string               `json:"type"`
+	Event     string               `json:"event"` // lane_paused, lane_resumed, schedule_changed
+	Timestamp int64                `json:"timestamp"`
+	Pause     *tasks.PauseEvent    `json:"pause,omitempty"`
+	Schedule  *tasks.ScheduleEvent `json:"schedule,omitempty"`
+}
+
 func taskData(data any) (tasks.EventData, bool) {
 	switch d := data.(type) {
 	case tasks.EventData:
@@ -328,6 +338,12 @@ func taskData(data any) (tasks.EventData, bool) {
 }
 
 func (a *Aggregator) applyTask(e bus.Event) any {
+	switch w := e.Data.(type) {
+	case tasks.PauseEvent:
+		return workflowEvent{Type: "workflow_event", Event: e.Type, Timestamp: e.Time, Pause: &w}
+	case tasks.ScheduleEvent:
+		return workflowEvent{Type: "workflow_event", Event: e.Type, Timestamp: e.Time, Schedule: &w}
+	}
 	d, ok := taskData(e.Data)
 	if !ok {
 		return nil

@@ -43,6 +43,8 @@ func (q *benchQueue) Get(string) (*tasks.Task, error) { return nil, tasks.ErrNot
 func (q *benchQueue) Search(tasks.Filter) ([]*tasks.Task, int, error) {
 	return nil, 0, nil
 }
+func (q *benchQueue) PausedState() tasks.Paused   { return tasks.Paused{} }
+func (q *benchQueue) Schedules() []tasks.Schedule { return nil }
 
 type benchAgents []agents.Agent
 

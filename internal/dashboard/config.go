@@ -133,12 +133,19 @@ type Queue interface {
 	// Search lists both tables (the recent lists are seeded from it at
 	// start, so a restart does not empty them).
 	Search(f tasks.Filter) ([]*tasks.Task, int, error)
+	PausedState() tasks.Paused
+	Schedules() []tasks.Schedule
 }
 
 // Scheduler carries out the page's task actions.
 type Scheduler interface {
 	RetryDeadLetter(id string) (*tasks.Task, error)
 	Cancel(taskID, by string, canAny bool, reason string) (*tasks.Task, string, error)
+	Pause(kind tasks.PauseKind, name, by string) (bool, error)
+	Resume(kind tasks.PauseKind, name, by string) (bool, error)
+	RunScheduleNow(name, by string) (*tasks.Task, error)
+	SetSchedulePaused(name string, paused bool, by string) (tasks.Schedule, error)
+	RemoveSchedule(name, by string) error
 }
 
 // Agents lists the agents' scheduling state.

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/agentcom/agentcom/internal/protocol"
+	"github.com/agentcom/agentcom/internal/tasks"
 )
 
 // Client frame types of /ws/dashboard.
@@ -19,6 +20,12 @@ const (
 	FrameRestore         = "restore"
 	FrameAgentTimeline   = "agent_timeline"
 	FramePing            = "ping"
+	// FramePause and FrameResume take "lane" or "capability";
+	// FrameSchedule takes "name" and "action" (pause, resume, run,
+	// remove).
+	FramePause    = "pause"
+	FrameResume   = "resume"
+	FrameSchedule = "schedule_action"
 )
 
 // frameKind reports whether typ is a client frame type and whether it
@@ -27,7 +34,7 @@ func frameKind(typ string) (known, acts bool) {
 	switch typ {
 	case FrameRequestSnapshot, FrameAgentTimeline, FramePing:
 		return true, false
-	case FrameRetryTask, FrameCancelTask, FrameBackupNow, FrameCompact, FrameRestore:
+	case FrameRetryTask, FrameCancelTask, FrameBackupNow, FrameCompact, FrameRestore, FramePause, FrameResume, FrameSchedule:
 		return true, true
 	}
 	return false, false
@@ -55,6 +62,9 @@ type clientFrame struct {
 	Force   bool
 	DryRun  bool
 	AgentID string
+	// Pause targets and schedule actions.
+	Lane, Capability string
+	Name, Action     string
 }
 
 // frameError is a rejected client frame: the error frame's code and
@@ -115,6 +125,22 @@ func decodeFrame(data []byte) (clientFrame, *frameError) {
 			f.DryRun = v.boolean("dry_run", true)
 		case FrameAgentTimeline:
 			f.AgentID = v.str("agent_id", true, maxIDLen)
+		case FramePause, FrameResume:
+			f.Lane = v.str("lane", false, 16)
+			f.Capability = v.str("capability", false, tasks.MaxCapLen)
+			if (f.Lane == "") == (f.Capability == "") {
+				v.fail("lane", protocol.ErrInvalidValue, "give exactly one of lane or capability", nil)
+			} else if _, ok := tasks.LaneByName(f.Lane); f.Lane != "" && !ok {
+				v.fail("lane", protocol.ErrInvalidValue, "one of urgent, high, normal, low", f.Lane)
+			}
+		case FrameSchedule:
+			f.Name = v.str("name", true, tasks.MaxScheduleNameLen)
+			f.Action = v.str("action", true, 16)
+			switch f.Action {
+			case "", "pause", "resume", "run", "remove":
+			default:
+				v.fail("action", protocol.ErrInvalidValue, "pause, resume, run or remove", f.Action)
+			}
 		}
 	}
 	if len(v.errs) > 0 {
@@ -129,7 +155,7 @@ func decodeFrame(data []byte) (clientFrame, *frameError) {
 
 func frameTypes() []string {
 	return []string{FrameRequestSnapshot, FrameRetryTask, FrameCancelTask, FrameBackupNow, FrameCompact,
-		FrameRestore, FrameAgentTimeline, FramePing}
+		FrameRestore, FrameAgentTimeline, FramePing, FramePause, FrameResume, FrameSchedule}
 }
 
 type validator struct {

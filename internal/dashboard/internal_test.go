@@ -185,6 +185,7 @@ func FuzzDecodeFrame(f *testing.F) {
 		`{"type":"agent_timeline","agent_id":"worker-1"}`,
 		`{"type":"ping"}`,
 		`{"type":1}`, `{}`, `[]`, `null`, `not json`, `{"type":"compact","force":"yes"}`,
+		`{"type":"pause","lane":"low"}`, `{"type":"resume","capability":"gpu"}`, `{"type":"schedule_action","name":"n","action":"run"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -208,6 +209,14 @@ func FuzzDecodeFrame(f *testing.F) {
 			if !tableName.MatchString(fr.Table) {
 				t.Fatalf("restore of bad table %q", fr.Table)
 			}
+		case FramePause, FrameResume:
+			if (fr.Lane == "") == (fr.Capability == "") {
+				t.Fatalf("pause frame with lane %q and capability %q", fr.Lane, fr.Capability)
+			}
+		case FrameSchedule:
+			if fr.Name == "" || fr.Action == "" {
+				t.Fatalf("schedule frame %+v", fr)
+			}
 		}
 	})
 }
@@ -221,6 +230,11 @@ func TestDecodeFrameErrors(t *testing.T) {
 		`{"type":"compact","table":"../x"}`:                            "table",
 		`{"type":"compact","force":1}`:                                 "force",
 		`{"type":"restore","table":"t","backup":"a/b","dry_run":true}`: "backup",
+		`{"type":"pause"}`:                                             "lane",
+		`{"type":"pause","lane":"slow"}`:                               "lane",
+		`{"type":"pause","lane":"low","capability":"gpu"}`:             "lane",
+		`{"type":"schedule_action","name":"n","action":"x"}`:           "action",
+		`{"type":"schedule_action","action":"run"}`:                    "name",
 	}
 	for in, field := range cases {
 		_, err := decodeFrame([]byte(in))

@@ -32,6 +32,24 @@ type Snapshot struct {
 	// AlertPanel is the alerter's view: active alerts with their
 	// acknowledgements, and recent cleared ones.
 	AlertPanel alertsView `json:"alert_panel"`
+
+	// Workflows: what is paused, the tasks waiting for dependencies or
+	// a run_at time (oldest first, bounded like the queue list), and the
+	// periodic schedules.
+	Paused       tasks.Paused     `json:"paused"`
+	PendingTasks []pendingView    `json:"pending_tasks"`
+	Schedules    []tasks.Schedule `json:"schedules"`
+}
+
+type pendingView struct {
+	ID          string   `json:"id"`
+	Description string   `json:"description"`
+	Status      string   `json:"status"` // waiting or scheduled
+	Lane        string   `json:"lane"`
+	RunAt       int64    `json:"run_at,omitempty"`
+	DependsOn   []string `json:"depends_on,omitempty"`
+	Schedule    string   `json:"schedule,omitempty"`
+	CreatedAt   int64    `json:"created_at"`
 }
 
 type agentView struct {
@@ -73,6 +91,7 @@ type queuedView struct {
 	NeededCapabilities []string `json:"needed_capabilities"`
 	TargetAgent        *string  `json:"target_agent"`
 	PR                 any      `json:"pr,omitempty"`
+	Paused             bool     `json:"paused,omitempty"` // held by a paused lane or capability
 }
 
 type runningView struct {
@@ -189,13 +208,26 @@ func (a *Aggregator) snapshot() Snapshot {
 	for _, t := range queued {
 		v := queuedView{ID: t.ID, Description: t.Description, Priority: t.Priority, Lane: tasks.LaneName(t.Priority),
 			SubmittedBy: t.SubmittedBy, CreatedAt: t.CreatedAt, NotBefore: t.NotBefore, RetryCount: t.RetryCount,
-			NeededCapabilities: nonNil(t.NeededCapabilities), TargetAgent: t.TargetAgent}
+			NeededCapabilities: nonNil(t.NeededCapabilities), TargetAgent: t.TargetAgent, Paused: t.Paused}
 		if pr, ok := t.Metadata["pr_url"]; ok {
 			v.PR = pr
 		}
 		s.QueuedTasks = append(s.QueuedTasks, v)
 	}
 	s.DeadLetterTasks = nonNil(dl)
+	s.Paused = a.queue.PausedState()
+	s.Schedules = a.queue.Schedules()
+	s.PendingTasks = []pendingView{}
+	for _, st := range []tasks.Status{tasks.StatusWaiting, tasks.StatusScheduled} {
+		ts, _, err := a.queue.Search(tasks.Filter{Status: st, Limit: a.cfg.MaxListed})
+		if err != nil {
+			continue // memory only: cannot fail
+		}
+		for _, t := range ts {
+			s.PendingTasks = append(s.PendingTasks, pendingView{ID: t.ID, Description: clip(t.Description, 200), Status: string(t.Status),
+				Lane: tasks.LaneName(t.Priority), RunAt: t.RunAt, DependsOn: t.DependsOn, Schedule: t.Schedule, CreatedAt: t.CreatedAt})
+		}
+	}
 	s.AlertPanel = a.alertsNow()
 
 	a.mu.Lock()

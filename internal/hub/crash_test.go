@@ -188,18 +188,28 @@ func TestTaskEngineSurvivesKill9(t *testing.T) {
 	}
 	t.Logf("hub killed after %d submitted and %d+ completed", submittedAtKill.Load(), total/6)
 
-	// Wait until every submitted task is completed.
+	// Wait until every submitted task is completed and its completion
+	// acknowledged to an agent (the last acks may still be in flight when
+	// the stats already say completed).
+	told := func() (missing string) {
+		for _, id := range submitted {
+			if ledger.ack(id)+ledger.dup(id) == 0 {
+				return id
+			}
+		}
+		return ""
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		_, body, err := crashGet(base, admin, "/api/tasks/stats")
 		if err == nil {
 			bs, _ := body["by_status"].(map[string]any)
-			if bs["queued"] == nil && bs["assigned"] == nil && len(submitted) == total {
+			if bs["queued"] == nil && bs["assigned"] == nil && len(submitted) == total && told() == "" {
 				break
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("tasks never finished: %v %v", body, err)
+			t.Fatalf("tasks never finished, or one never acknowledged (%q): %v %v", told(), body, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -271,31 +281,42 @@ func startCrashChild(t *testing.T, dir, addr string) *crashChild {
 	}
 	c := &crashChild{cmd: cmd, done: make(chan struct{})}
 	t.Cleanup(func() { c.kill(t) })
+	go func() { _ = cmd.Wait(); close(c.done) }()
+	c.addr = childAddr(t, out, c.done)
+	return c
+}
+
+// childAddr reads a child hub's stdout until it says where it listens
+// (then drains the rest in the background) and returns that address. It
+// fails the test when the child reports an error, exits, or takes over a
+// minute.
+func childAddr(t *testing.T, out io.Reader, exited <-chan struct{}) string {
+	t.Helper()
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if line := sc.Text(); strings.HasPrefix(line, crashReady) {
-				ready <- strings.TrimPrefix(line, crashReady)
-			} else if strings.HasPrefix(line, "CRASH_CHILD_ERROR") {
-				ready <- line
+			if line := sc.Text(); strings.HasPrefix(line, crashReady) || strings.HasPrefix(line, "CRASH_CHILD_ERROR") {
+				select {
+				case ready <- line:
+				default:
+				}
 			}
 		}
 		_, _ = io.Copy(io.Discard, out)
 	}()
-	go func() { _ = cmd.Wait(); close(c.done) }()
 	select {
-	case a := <-ready:
-		if strings.HasPrefix(a, "CRASH_CHILD_ERROR") {
-			t.Fatalf("child hub: %s", a)
+	case line := <-ready:
+		if !strings.HasPrefix(line, crashReady) {
+			t.Fatalf("child hub: %s", line)
 		}
-		c.addr = a
-	case <-c.done:
+		return strings.TrimPrefix(line, crashReady)
+	case <-exited:
 		t.Fatal("child hub exited before listening")
-	case <-time.After(30 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("child hub did not start")
 	}
-	return c
+	return ""
 }
 
 // kill sends SIGKILL and waits for the process to go (idempotent).

@@ -96,6 +96,17 @@ var allowed = map[string][]string{
 	"POST /api/admin/drill":                             {admin},
 	"POST /api/admin/degraded/{table_name}/acknowledge": {admin},
 	"GET /ws/dashboard":                                 {viewer, admin},
+	"POST /api/tasks/batch":                             {other, agentTok, admin},
+	"GET /api/tasks/paused":                             {other, agentTok, viewer, admin},
+	"POST /api/tasks/pause":                             {admin},
+	"POST /api/tasks/resume":                            {admin},
+	"GET /api/schedules":                                {other, agentTok, viewer, admin},
+	"POST /api/schedules":                               {admin},
+	"GET /api/schedules/{name}":                         {other, agentTok, viewer, admin},
+	"DELETE /api/schedules/{name}":                      {admin},
+	"POST /api/schedules/{name}/pause":                  {admin},
+	"POST /api/schedules/{name}/resume":                 {admin},
+	"POST /api/schedules/{name}/run":                    {admin},
 	"POST /api/tasks/bulk":                              {admin},
 	"GET /api/dashboard/tasks":                          {viewer, admin},
 	"GET /api/dashboard/tasks/{task_id}":                {viewer, admin},
@@ -122,7 +133,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	taskID := body["task_id"].(string)
 	h.Do("POST", "/api/channels", h.AdminToken, map[string]any{"name": "general"})
 	params := map[string]string{"agent_id": "agent-self", "task_id": taskID, "channel": "general", "message_id": "0123456789abcdef",
-		"table_name": "thread_replies", "rule": "no_idle_agent"}
+		"table_name": "thread_replies", "rule": "no_idle_agent", "name": "nightly"}
 	wildcard := regexp.MustCompile(`\{([a-z_]+)\}`)
 
 	for _, rt := range h.API.Routes() {

@@ -203,6 +203,7 @@ func (h *Hub) build() error {
 	}
 	var sched *scheduler.Scheduler
 	h.Agents = agents.New(h.Bus, agents.Config{
+		Now:             h.cfg.Scheduler.Now,
 		AcceptTimeout:   h.cfg.AcceptTimeout,
 		BusyHold:        h.cfg.BusyHold,
 		OnAcceptTimeout: func(a, t string) { sched.AcceptTimeout(a, t) },

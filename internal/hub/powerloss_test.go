@@ -1,17 +1,13 @@
 package hub_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,7 +16,6 @@ import (
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
 	"github.com/agentcom/agentcom/internal/powerloss"
-	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 // TestPowerLossKeepsAcknowledgedTasksAndMessages runs a hub in a child
@@ -63,36 +58,8 @@ func TestPowerLossKeepsAcknowledgedTasksAndMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := powerloss.Start(cmd, dir)
-	if errors.Is(err, powerloss.ErrUnsupported) {
-		testenv.Missing(t, "the power-loss tracer", err.Error())
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Kill)
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if line := sc.Text(); strings.HasPrefix(line, crashReady) || strings.HasPrefix(line, "CRASH_CHILD_ERROR") {
-				ready <- line
-			}
-		}
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	var base string
-	select {
-	case line := <-ready:
-		if !strings.HasPrefix(line, crashReady) {
-			t.Fatalf("child hub: %s", line)
-		}
-		base = "http://" + strings.TrimPrefix(line, crashReady)
-	case <-p.Exited():
-		t.Fatal("child hub exited before listening")
-	case <-time.After(60 * time.Second):
-		t.Fatal("child hub did not start")
-	}
+	p := powerloss.StartT(t, cmd, dir)
+	base := "http://" + childAddr(t, out, p.Exited())
 
 	// Submitters run until the power goes; the cut comes once enough of
 	// both kinds are acknowledged, while requests are still in flight.

@@ -3,7 +3,6 @@ package hub_test
 import (
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,26 +11,11 @@ import (
 	"github.com/agentcom/agentcom/internal/hubtest"
 	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/ratelimit"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
-// fakeClock is a settable clock for the socket server.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+func newFakeClock() *testenv.Clock {
+	return testenv.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 }
 
 // TestRateLimitCloseAndCooldownsExact pins README's numbers with the

@@ -12,6 +12,7 @@ import (
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 // engine is a hub under test with helpers for the task routes.
@@ -662,12 +663,15 @@ func TestTaskDeadline(t *testing.T) {
 
 // TestTaskLease: a holder that keeps pinging keeps its task past the lease;
 // one that goes silent (socket still open) loses it with reason
-// lease_expired.
+// lease_expired, once the documented 5 min have passed and not before.
+// The lease clock is injected and the sweep driven by hand, so a loaded
+// machine cannot make a ping late.
 func TestTaskLease(t *testing.T) {
-	const ttl = 400 * time.Millisecond
+	clk := testenv.NewClock(time.Now())
+	ttl := hub.DefaultConfig().Scheduler.LeaseTTL
 	e := newEngine(t, func(c *hub.Config) {
-		c.Scheduler.LeaseTTL = ttl
-		c.Scheduler.SweepInterval = 50 * time.Millisecond
+		c.Scheduler.Now = clk.Now
+		c.Scheduler.SweepInterval = time.Hour // swept below
 	})
 	a := e.Agent("pinger")
 	ia := e.submit(map[string]any{"description": "a", "target_agent": "pinger"})
@@ -677,19 +681,24 @@ func TestTaskLease(t *testing.T) {
 	is := e.submit(map[string]any{"description": "s", "target_agent": "silent"})
 	_, _ = assignment(s)
 	accept(s, is)
-	start := time.Now()
-	for time.Since(start) < 4*ttl {
+	// Real time since the clock was made is well under a quarter lease.
+	for step := 1; step <= 8; step++ {
+		clk.Advance(ttl / 4)
 		a.Send(map[string]any{"type": "ping", "protocol_version": 1})
 		a.Expect("pong")
-		time.Sleep(ttl / 8)
+		e.Scheduler.Sweep()
+		reclaimed := slices.Contains(historyEvents(e.task(is)), "reclaimed:lease_expired")
+		// Silent since the start: inside the lease up to 4 quarters (the
+		// task's last update is a little after the clock's start), out of
+		// it from the fifth.
+		if reclaimed != (step >= 5) {
+			t.Fatalf("after %d/4 of the lease: silent holder's task reclaimed = %v", step, reclaimed)
+		}
 	}
 	if task := e.task(ia); task["status"] != "assigned" || gen(task) != ga || task["assigned_to"] != "pinger" {
 		t.Fatalf("pinging holder lost its task: %v", task)
 	}
-	task := e.waitTask(is, "reclaimed", func(m map[string]any) bool {
-		return slices.Contains(historyEvents(m), "reclaimed:lease_expired")
-	})
-	if task["retry_count"] != float64(0) {
+	if task := e.task(is); task["retry_count"] != float64(0) {
 		t.Fatalf("a reclaim counted as a failure: %v", task)
 	}
 }

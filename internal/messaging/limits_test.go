@@ -3,31 +3,13 @@ package messaging
 import (
 	"encoding/json"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/agentcom/agentcom/internal/seq"
 	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
-
-// testClock is a settable clock.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func openDB(t *testing.T) *store.DB {
 	t.Helper()
@@ -93,20 +75,20 @@ func TestMailboxRetentionIs7Days(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	mb.now = clk.now
+	clk := testenv.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	mb.now = clk.Now
 	if _, err := mb.Enqueue("b", msg(1)); err != nil {
 		t.Fatal(err)
 	}
-	clk.advance(time.Hour)
+	clk.Advance(time.Hour)
 	if _, err := mb.Enqueue("b", msg(2)); err != nil {
 		t.Fatal(err)
 	}
-	clk.advance(DefaultMailboxTTL - time.Hour) // the first is exactly 7 days old
+	clk.Advance(DefaultMailboxTTL - time.Hour) // the first is exactly 7 days old
 	if n, err := mb.Evict(DefaultMailboxTTL); err != nil || n != 0 {
 		t.Fatalf("at exactly 7 days: evicted %d, %v", n, err)
 	}
-	clk.advance(time.Millisecond)
+	clk.Advance(time.Millisecond)
 	if n, err := mb.Evict(DefaultMailboxTTL); err != nil || n != 1 {
 		t.Fatalf("7 days + 1 ms: evicted %d, %v; want 1", n, err)
 	}

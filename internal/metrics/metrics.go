@@ -203,6 +203,8 @@ type Summary struct {
 	QueueDepth     map[string]int `json:"queue_depth"` // queued tasks per lane
 	QueuedTotal    int            `json:"queued_total"`
 	Assigned       int            `json:"assigned"`
+	Waiting        int            `json:"waiting"`   // tasks waiting for dependencies
+	Scheduled      int            `json:"scheduled"` // tasks waiting for their run_at
 	DeadLetter     int            `json:"dead_letter"`
 	WaitMs         Percentiles    `json:"wait_ms"`
 	RunMs          Percentiles    `json:"run_ms"`
@@ -238,6 +240,8 @@ func (m *Metrics) Summary() Summary {
 		}
 		st := q.Stats()
 		s.Assigned = st.ByStatus[string(tasks.StatusAssigned)]
+		s.Waiting = st.ByStatus[string(tasks.StatusWaiting)]
+		s.Scheduled = st.ByStatus[string(tasks.StatusScheduled)]
 		s.DeadLetter = st.DeadLetter
 	}
 	if r := m.src.Agents; r != nil {
@@ -307,6 +311,7 @@ func (r *ring) percentiles() Percentiles {
 type scrapeCollector struct {
 	m                                  *Metrics
 	queue, agents, file, records, frag *prometheus.Desc
+	schedules                          *prometheus.Desc
 	backup, verified, drill, degraded  *prometheus.Desc
 }
 
@@ -315,20 +320,21 @@ func newScrapeCollector(m *Metrics) *scrapeCollector {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	return &scrapeCollector{m: m,
-		queue:    d("agentcom_queue_tasks", "Tasks by status and lane.", "status", "lane"),
-		agents:   d("agentcom_agents", "Connected agents by state.", "state"),
-		file:     d("agentcom_table_file_bytes", "Size of a table's file.", "table"),
-		records:  d("agentcom_table_records", "Records in a table.", "table"),
-		frag:     d("agentcom_table_fragmentation_ratio", "Wasted share of a table's file.", "table"),
-		backup:   d("agentcom_backup_age_seconds", "Age of the last successful backup (-1: never).", "table"),
-		verified: d("agentcom_backup_last_verified_timestamp_seconds", "When the newest verified backup was made (0: never).", "table"),
-		drill:    d("agentcom_restore_drill_success", "1 when the last restore drill of a table succeeded.", "table"),
-		degraded: d("agentcom_table_degraded", "1 when a table runs in degraded mode.", "table"),
+		queue:     d("agentcom_queue_tasks", "Tasks by status and lane.", "status", "lane"),
+		agents:    d("agentcom_agents", "Connected agents by state.", "state"),
+		file:      d("agentcom_table_file_bytes", "Size of a table's file.", "table"),
+		records:   d("agentcom_table_records", "Records in a table.", "table"),
+		frag:      d("agentcom_table_fragmentation_ratio", "Wasted share of a table's file.", "table"),
+		backup:    d("agentcom_backup_age_seconds", "Age of the last successful backup (-1: never).", "table"),
+		verified:  d("agentcom_backup_last_verified_timestamp_seconds", "When the newest verified backup was made (0: never).", "table"),
+		drill:     d("agentcom_restore_drill_success", "1 when the last restore drill of a table succeeded.", "table"),
+		degraded:  d("agentcom_table_degraded", "1 when a table runs in degraded mode.", "table"),
+		schedules: d("agentcom_schedules", "Periodic schedules by state.", "state"),
 	}
 }
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.queue, c.agents, c.file, c.records, c.frag, c.backup, c.verified, c.drill, c.degraded} {
+	for _, d := range []*prometheus.Desc{c.queue, c.agents, c.file, c.records, c.frag, c.backup, c.verified, c.drill, c.degraded, c.schedules} {
 		ch <- d
 	}
 }
@@ -343,6 +349,12 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.queue, prometheus.GaugeValue, float64(st.ByStatus[string(tasks.StatusAssigned)]), string(tasks.StatusAssigned), "all")
 		ch <- prometheus.MustNewConstMetric(c.queue, prometheus.GaugeValue, float64(st.DeadLetter), string(tasks.StatusDeadLetter), "all")
+		for _, s := range []tasks.Status{tasks.StatusWaiting, tasks.StatusScheduled} {
+			ch <- prometheus.MustNewConstMetric(c.queue, prometheus.GaugeValue, float64(st.ByStatus[string(s)]), string(s), "all")
+		}
+		active, paused := q.SchedulesCount()
+		ch <- prometheus.MustNewConstMetric(c.schedules, prometheus.GaugeValue, float64(active), "active")
+		ch <- prometheus.MustNewConstMetric(c.schedules, prometheus.GaugeValue, float64(paused), "paused")
 	}
 	if r := src.Agents; r != nil {
 		for st, n := range r.Counts() {

@@ -28,6 +28,9 @@ package powerloss
 import (
 	"errors"
 	"os/exec"
+	"testing"
+
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 // ErrUnsupported is returned by Start where the tracer does not run.
@@ -59,3 +62,19 @@ func Start(cmd *exec.Cmd, dir string) (*Process, error) { return start(cmd, dir)
 
 // Exited is closed when the traced process has ended.
 func (p *Process) Exited() <-chan struct{} { return p.done }
+
+// StartT is Start for tests: where the tracer cannot run the test is
+// skipped, or failed in CI (testenv.Missing); the process is killed when
+// the test ends.
+func StartT(t testing.TB, cmd *exec.Cmd, dir string) *Process {
+	t.Helper()
+	p, err := Start(cmd, dir)
+	if errors.Is(err, ErrUnsupported) {
+		testenv.Missing(t, "the power-loss tracer", err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Kill)
+	return p
+}

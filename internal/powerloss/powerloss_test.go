@@ -2,13 +2,10 @@ package powerloss
 
 import (
 	"bufio"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
-
-	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 const childEnv = "POWERLOSS_TEST_CHILD_DIR"
@@ -58,14 +55,7 @@ func TestCrashUndoesUnsyncedWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := Start(cmd, dir)
-	if errors.Is(err, ErrUnsupported) {
-		testenv.Missing(t, "the power-loss tracer", err.Error())
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Kill)
+	p := StartT(t, cmd, dir)
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil || line != "written\n" {
 		t.Fatalf("child said %q, %v", line, err)

@@ -129,6 +129,19 @@ type TaskAssign struct {
 	Generation  int64          `json:"generation"`
 	AssignedAt  int64          `json:"assigned_at"`
 	CompleteBy  *int64         `json:"complete_by,omitempty"`
+	// Dependencies are the outcomes of the tasks this one depends on
+	// (depends_on), an addition old sidecars ignore.
+	Dependencies []Dependency `json:"dependencies,omitempty"`
+}
+
+// Dependency is one upstream task's outcome in a task_assign frame. A
+// result over 64 KiB is left out with result_truncated set.
+type Dependency struct {
+	TaskID          string `json:"task_id"`
+	Description     string `json:"description"`
+	Status          string `json:"status"`
+	Result          any    `json:"result,omitempty"`
+	ResultTruncated bool   `json:"result_truncated,omitempty"`
 }
 
 // TaskAck acknowledges a task report.

@@ -194,6 +194,9 @@ const (
 	BodyTaskBulk        = "post_tasks_bulk"
 	BodyAlertAck        = "post_alert_ack"
 	BodyEmpty           = "empty"
+	BodyPostTaskBatch   = "post_task_batch"
+	BodyPause           = "post_pause"
+	BodyPostSchedule    = "post_schedule"
 )
 
 // httpBodies are the schemas of every HTTP request body.
@@ -218,7 +221,18 @@ var httpBodies = map[string]Schema{
 		req("description", KindString), opt("priority", KindAny), opt("metadata", KindObject),
 		opt("max_retries", KindInteger), opt("complete_by", KindInteger),
 		opt("needed_capabilities", KindStringArray), opt("target_agent", KindString).withFormat(FormatAgentID),
+		{Name: "unique_key", Kind: KindString, MaxLen: 256}, {Name: "unique_for", Kind: KindString, MaxLen: 64},
+		opt("run_at", KindAny), {Name: "run_in", Kind: KindString, MaxLen: 64},
+		opt("depends_on", KindStringArray), {Name: "on_dependency_failure", Kind: KindString, MaxLen: 16},
 		opt("verify", KindStringArray), opt("max_verify_attempts", KindInteger)}},
+	BodyPostTaskBatch: {Description: "submit tasks that depend on each other by key", Legacy: "missing required field: tasks", Fields: []Field{req("tasks", KindAny)}},
+	BodyPause: {Description: "pause or resume a lane or a capability", Fields: []Field{
+		{Name: "lane", Kind: KindString, MaxLen: 16}, {Name: "capability", Kind: KindString, MaxLen: 256}}},
+	BodyPostSchedule: {Description: "add a periodic schedule", Legacy: "missing required fields: name, cron, description", Fields: []Field{
+		req("name", KindString), {Name: "cron", Kind: KindString, Required: true, MaxLen: 128},
+		{Name: "timezone", Kind: KindString, MaxLen: 64}, req("description", KindString), opt("priority", KindAny),
+		opt("metadata", KindObject), opt("max_retries", KindInteger), opt("needed_capabilities", KindStringArray),
+		opt("target_agent", KindString).withFormat(FormatAgentID)}},
 	BodyOnboardRegister: {Description: "register a new agent", Legacy: "missing or invalid field: agent_id", Fields: []Field{
 		req("agent_id", KindString).withFormat(FormatAgentID), opt("join_secret", KindString), opt("capabilities", KindStringArray)}},
 	BodyPutDefaultRepo: {Description: "set the default repository", Legacy: "missing or invalid field: url", Fields: []Field{req("url", KindString)}},

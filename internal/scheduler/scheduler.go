@@ -122,7 +122,11 @@ func (s *Scheduler) Run(ctx context.Context) {
 		case <-s.kick:
 			s.Pass()
 		case <-backoff.C:
-			if s.q.PromoteDue() > 0 {
+			n, err := s.q.PromoteDue()
+			if err != nil {
+				s.log.Error("promoting due tasks failed", "event", "promote_failed", "err", err)
+			}
+			if n > 0 {
 				s.Pass()
 			}
 		case <-sweep.C:
@@ -131,11 +135,17 @@ func (s *Scheduler) Run(ctx context.Context) {
 	}
 }
 
+// maxTimerWait caps the wait for the next due time. Timers run on the
+// monotonic clock while run_at times and schedule ticks are wall-clock
+// times: waking at least this often bounds how late a wall-clock jump
+// forward can make them.
+const maxTimerWait = time.Second
+
 func (s *Scheduler) armBackoff(t *time.Timer) {
 	next := s.q.NextDue()
 	d := time.Hour
 	if !next.IsZero() {
-		d = max(time.Until(next), time.Millisecond)
+		d = min(max(time.Until(next), time.Millisecond), maxTimerWait)
 	}
 	t.Reset(d)
 }
@@ -231,6 +241,7 @@ func (s *Scheduler) deliver(t *tasks.Task, conn uint64) {
 	p := s.push
 	s.pushMu.RUnlock()
 	agent := t.Holder()
+	t.Upstream = s.q.UpstreamOf(t)
 	if p != nil && p.PushAssign(agent, t) {
 		s.log.Debug("task assigned", "event", "task_assigned", "task_id", t.ID, "agent_id", agent, "generation", t.Generation)
 		return
@@ -460,12 +471,57 @@ func (s *Scheduler) Cancel(taskID, by string, canAny bool, reason string) (*task
 
 // Submit queues a task and kicks a pass.
 func (s *Scheduler) Submit(p tasks.SubmitParams) (*tasks.Task, error) {
-	t, err := s.q.Submit(p)
+	t, _, err := s.SubmitTask(p)
+	return t, err
+}
+
+// SubmitTask queues a task and kicks a pass; dup reports that a task
+// holding the same unique key was returned instead.
+func (s *Scheduler) SubmitTask(p tasks.SubmitParams) (*tasks.Task, bool, error) {
+	t, dup, err := s.q.SubmitTask(p)
+	if err != nil {
+		return nil, false, err
+	}
+	if !dup {
+		s.Kick()
+	}
+	return t, dup, nil
+}
+
+// SubmitBatch queues a batch of tasks and kicks a pass.
+func (s *Scheduler) SubmitBatch(items []tasks.BatchItem) ([]*tasks.Task, error) {
+	ts, err := s.q.SubmitBatch(items)
 	if err != nil {
 		return nil, err
 	}
 	s.Kick()
-	return t, nil
+	return ts, nil
+}
+
+// Pause stops assignment from a lane or capability.
+func (s *Scheduler) Pause(kind tasks.PauseKind, name, by string) (bool, error) {
+	return s.q.Pause(kind, name, by)
+}
+
+// Resume restarts assignment from a lane or capability at once.
+func (s *Scheduler) Resume(kind tasks.PauseKind, name, by string) (bool, error) {
+	changed, err := s.q.Resume(kind, name, by)
+	if changed {
+		s.Kick()
+	}
+	return changed, err
+}
+
+// Wake re-arms the timers (a schedule or run_at was added).
+func (s *Scheduler) Wake() { s.Kick() }
+
+// RunScheduleNow enqueues a schedule's task at once and kicks a pass.
+func (s *Scheduler) RunScheduleNow(name, by string) (*tasks.Task, error) {
+	t, err := s.q.RunScheduleNow(name, by)
+	if err == nil {
+		s.Kick()
+	}
+	return t, err
 }
 
 // RetryDeadLetter requeues a dead-letter task and kicks a pass.
@@ -500,3 +556,16 @@ func (s *Scheduler) Reconcile() error {
 func isGone(err error) bool {
 	return errors.Is(err, tasks.ErrNotFound) || errors.Is(err, tasks.ErrInvalidState) || errors.Is(err, tasks.ErrNotHolder)
 }
+
+// SetSchedulePaused pauses or resumes a periodic schedule and re-arms
+// the timers.
+func (s *Scheduler) SetSchedulePaused(name string, paused bool, by string) (tasks.Schedule, error) {
+	sc, err := s.q.SetSchedulePaused(name, paused, by)
+	if err == nil {
+		s.Kick()
+	}
+	return sc, err
+}
+
+// RemoveSchedule deletes a periodic schedule.
+func (s *Scheduler) RemoveSchedule(name, by string) error { return s.q.RemoveSchedule(name, by) }

@@ -3,12 +3,12 @@ package scheduler_test
 import (
 	"errors"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/agentcom/agentcom/internal/agents"
 	"github.com/agentcom/agentcom/internal/tasks"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 func TestCapabilityMatching(t *testing.T) {
@@ -507,23 +507,20 @@ func TestFullLeaseAfterRestart(t *testing.T) {
 	w.close() // the hub stops; the agent never disconnected cleanly
 
 	restart := time.UnixMilli(held.UpdatedAt).Add(10 * time.Minute)
-	var mu sync.Mutex
-	now := restart
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	set := func(t time.Time) { mu.Lock(); now = t; mu.Unlock() }
+	clk := testenv.NewClock(restart)
 	cfg := leaseCfg(5 * time.Minute /* README */)
-	cfg.Now = clock
+	cfg.Now = clk.Now
 	w2 := newWorld(t, config{dataDir: dir, sched: cfg})
 	w2.S.Sweep()
 	if got := w2.get(task.ID); got.Status != tasks.StatusAssigned || got.Holder() != "a" {
 		t.Fatalf("right after the restart: %+v", got)
 	}
-	set(restart.Add(5 * time.Minute))
+	clk.Set(restart.Add(5 * time.Minute))
 	w2.S.Sweep()
 	if got := w2.get(task.ID); got.Status != tasks.StatusAssigned {
 		t.Fatalf("5 min after the restart (a full lease): %+v", got)
 	}
-	set(restart.Add(5*time.Minute + time.Millisecond))
+	clk.Set(restart.Add(5*time.Minute + time.Millisecond))
 	w2.S.Sweep()
 	got := w2.get(task.ID)
 	if got.Status != tasks.StatusQueued || got.History[0].Details != tasks.ReasonLeaseExpired {

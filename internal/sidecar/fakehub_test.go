@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -232,6 +233,24 @@ func (h *fakeHub) next(typ string) rx {
 			}
 		case <-deadline.C:
 			h.t.Fatalf("no %s frame within %s", typ, wait)
+			return rx{}
+		}
+	}
+}
+
+// nextOf returns the next received frame of any of types, skipping others.
+func (h *fakeHub) nextOf(types ...string) rx {
+	h.t.Helper()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		select {
+		case f := <-h.frames:
+			if slices.Contains(types, f.str("type")) {
+				return f
+			}
+		case <-deadline.C:
+			h.t.Fatalf("none of %v within %s", types, wait)
 			return rx{}
 		}
 	}

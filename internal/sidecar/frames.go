@@ -26,6 +26,9 @@ type inFrame struct {
 	Generation int64
 	AssignedAt int64
 	CompleteBy int64
+	// Dependencies is task_assign's list of upstream task outcomes (a
+	// JSON array), passed on in TASK_FILE.
+	Dependencies json.RawMessage
 }
 
 // errFrame is a hub frame the sidecar cannot use.
@@ -76,6 +79,12 @@ func decodeFrame(data []byte) (inFrame, error) {
 	}
 	if v, ok := raw["metadata"]; ok && string(v) != "null" {
 		f.Metadata = append(json.RawMessage(nil), v...)
+	}
+	if v, ok := raw["dependencies"]; ok && string(v) != "null" {
+		if b := bytes.TrimSpace(v); len(b) == 0 || b[0] != '[' {
+			return f, fmt.Errorf("%w: dependencies is not an array", errFrame)
+		}
+		f.Dependencies = append(json.RawMessage(nil), v...)
 	}
 	var err error
 	if f.Generation, err = strictInt(raw, "generation", -1); err != nil {

@@ -468,7 +468,7 @@ func (s *Sidecar) onAssign(f inFrame) {
 		assigned = time.Now().UnixMilli()
 	}
 	t := &Task{TaskID: f.TaskID, Description: f.Description, Metadata: meta, Status: StatusAccepted, AssignedAt: assigned, Generation: gen,
-		CompleteBy: max(f.CompleteBy, 0), LogSent: fileSize(s.TaskLogPath(f.TaskID))}
+		CompleteBy: max(f.CompleteBy, 0), LogSent: fileSize(s.TaskLogPath(f.TaskID)), Dependencies: f.Dependencies}
 	s.st.Active = t
 	if err := SaveState(s.cfg.StateFile, s.st); err != nil {
 		// Without a durable record the task must not be accepted.

@@ -57,6 +57,8 @@ type Task struct {
 	Confirmed  bool   `json:"confirmed,omitempty"`
 	Branch     string `json:"branch,omitempty"`
 	GitWarning string `json:"git_warning,omitempty"`
+	// Dependencies are the upstream tasks' outcomes from task_assign.
+	Dependencies json.RawMessage `json:"dependencies,omitempty"`
 	// CompleteBy is the task's deadline (Unix ms, 0: none).
 	CompleteBy int64 `json:"complete_by,omitempty"`
 

@@ -196,7 +196,12 @@ func TestDecodeFrame(t *testing.T) {
 	if err != nil || f.Error != `{"field":"x"}` {
 		t.Fatalf("structured error = %+v, %v", f, err)
 	}
-	for _, bad := range []string{`[]`, `{}`, `{"type":1}`, `{"type":"x","generation":1.0}`, `{"type":"x","generation":"1"}`,
+	f, err = decodeFrame([]byte(`{"type":"task_assign","task_id":"t","dependencies":[{"task_id":"a","result":{"ok":true}}]}`))
+	if err != nil || !jsonEq(f.Dependencies, `[{"task_id":"a","result":{"ok":true}}]`) {
+		t.Fatalf("dependencies = %+v, %v", f, err)
+	}
+	for _, bad := range []string{`{"type":"task_assign","dependencies":{"a":1}}`, `{"type":"task_assign","dependencies":"a"}`,
+		`[]`, `{}`, `{"type":1}`, `{"type":"x","generation":1.0}`, `{"type":"x","generation":"1"}`,
 		`{"type":"x","task_id":"../../etc"}`, `{"type":"x","task_id":5}`, `nope`, `null`} {
 		if _, err := decodeFrame([]byte(bad)); !errors.Is(err, errFrame) {
 			t.Errorf("decodeFrame(%s) err = %v", bad, err)
@@ -380,5 +385,20 @@ func TestWakeEnvKeepsHugeTasksInTheFileOnly(t *testing.T) {
 	}
 	if strings.Contains(env, "secret-token") {
 		t.Fatal("the token reached the wake command")
+	}
+}
+
+func TestTaskFileCarriesDependencies(t *testing.T) {
+	dir := t.TempDir()
+	s := &Sidecar{cfg: Config{StateFile: filepath.Join(dir, "state.json"), ResultsDir: filepath.Join(dir, "results")}}
+	p, err := s.writeTaskFile(Task{TaskID: "t1", Metadata: json.RawMessage(`{}`),
+		Dependencies: json.RawMessage(`[{"task_id":"a","status":"completed","result":{"n":1}}]`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	var tf TaskFile
+	if err := json.Unmarshal(b, &tf); err != nil || !jsonEq(tf.Dependencies, `[{"task_id":"a","status":"completed","result":{"n":1}}]`) {
+		t.Fatalf("task file = %s (%v)", b, err)
 	}
 }

@@ -34,6 +34,9 @@ type TaskFile struct {
 	ResultFile  string          `json:"result_file"`
 	StartedFile string          `json:"started_file"`
 	HubURL      string          `json:"hub_url"`
+	// Dependencies lists the outcomes of the tasks this one depends on:
+	// [{"task_id", "description", "status", "result", "result_truncated"}].
+	Dependencies json.RawMessage `json:"dependencies,omitempty"`
 }
 
 func (s *Sidecar) resultPath(id string) string { return filepath.Join(s.cfg.ResultsDir, id+".json") }
@@ -50,7 +53,7 @@ func (s *Sidecar) writeTaskFile(t Task) (string, error) {
 		TaskID: t.TaskID, Description: t.Description, Metadata: t.Metadata, Generation: t.Generation,
 		AssignedAt: t.AssignedAt, AgentID: s.cfg.AgentID, Branch: t.Branch, RepoDir: s.cfg.RepoDir,
 		ResultsDir: s.cfg.ResultsDir, ResultFile: s.resultPath(t.TaskID), StartedFile: s.startedPath(t.TaskID),
-		HubURL: s.cfg.HubAPIURL,
+		HubURL: s.cfg.HubAPIURL, Dependencies: t.Dependencies,
 	}
 	b, err := json.MarshalIndent(tf, "", "  ")
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,11 +112,28 @@ func runAndKill(t *testing.T, dir string, n int) ackState {
 		t.Fatal(err)
 	}
 	st := ackState{keys: map[string]string{}, last: map[int]int{}}
-	sc := bufio.NewScanner(out)
-	killed, lines := false, 0
+	killed := false
+	scanAcks(out, st, func(lines int) {
+		if !killed && lines >= n {
+			killed = true
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+		}
+	})
+	err = cmd.Wait()
+	if !killed {
+		t.Fatalf("child ended before %d acknowledgements: %v", n, err)
+	}
+	return st
+}
+
+// scanAcks reads the child's lines "ack <writer> <op index>" (printed
+// after Update returned nil) into st until EOF, calling each after every
+// acknowledgement with the count so far. A line cut by a kill does not
+// parse and is ignored.
+func scanAcks(r io.Reader, st ackState, each func(lines int)) {
+	sc := bufio.NewScanner(r)
+	lines := 0
 	for sc.Scan() {
-		// Lines "ack <writer> <op index>", printed after Update returned
-		// nil. A line cut by the kill does not parse and is ignored.
 		f := strings.Fields(sc.Text())
 		if len(f) != 3 || f[0] != "ack" {
 			continue
@@ -129,16 +147,8 @@ func runAndKill(t *testing.T, dir string, n int) ackState {
 		st.keys[k] = want
 		st.last[w] = max(st.last[w], i)
 		lines++
-		if !killed && lines >= n {
-			killed = true
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-		}
+		each(lines)
 	}
-	err = cmd.Wait()
-	if !killed {
-		t.Fatalf("child ended before %d acknowledgements: %v", n, err)
-	}
-	return st
 }
 
 // crashWriterChild writes until killed. Each writer runs its operations in

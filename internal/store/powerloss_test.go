@@ -1,18 +1,13 @@
 package store
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/agentcom/agentcom/internal/powerloss"
-	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 // TestPowerLossKeepsAcknowledgedWrites runs the crash writer child (see
@@ -33,44 +28,26 @@ func TestPowerLossKeepsAcknowledgedWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := powerloss.Start(cmd, dir)
-	if errors.Is(err, powerloss.ErrUnsupported) {
-		testenv.Missing(t, "the power-loss tracer", err.Error())
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Kill)
+	p := powerloss.StartT(t, cmd, dir)
 
 	acked := ackState{keys: map[string]string{}, last: map[int]int{}}
-	sc := bufio.NewScanner(out)
-	crashed, lines := false, 0
+	crashed, total := false, 0
 	var st powerloss.Stats
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) != 3 || f[0] != "ack" {
-			continue
-		}
-		w, err1 := strconv.Atoi(f[1])
-		i, err2 := strconv.Atoi(f[2])
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		k, want := childOp(w, i)
-		acked.keys[k] = want
-		acked.last[w] = max(acked.last[w], i)
-		lines++
+	var crashErr error
+	scanAcks(out, acked, func(lines int) {
+		total = lines
 		if !crashed && lines >= 400 {
 			crashed = true
-			if st, err = p.Crash(); err != nil {
-				t.Fatal(err)
-			}
+			st, crashErr = p.Crash()
 		}
+	})
+	if crashErr != nil {
+		t.Fatal(crashErr)
 	}
 	if !crashed {
-		t.Fatalf("child ended after %d acknowledgements", lines)
+		t.Fatalf("child ended after %d acknowledgements", total)
 	}
-	t.Logf("power cut after %d acknowledgements: %+v", lines, st)
+	t.Logf("power cut after %d acknowledgements: %+v", total, st)
 	if st.Syncs == 0 {
 		t.Errorf("no fsync seen in %d writes: acknowledged commits are not synced", st.Writes)
 	}

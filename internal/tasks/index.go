@@ -34,6 +34,7 @@ type entry struct {
 // and target): any agent either matches all of them or none.
 type group struct {
 	sig    string
+	pri    int
 	needed []string
 	target string
 	items  entryHeap
@@ -112,7 +113,7 @@ func (ix *index) add(t *Task, now int64) {
 	sig := t.signature()
 	g, ok := ix.groups[sig]
 	if !ok {
-		g = &group{sig: sig, needed: t.NeededCapabilities, target: t.Target()}
+		g = &group{sig: sig, pri: t.Priority, needed: t.NeededCapabilities, target: t.Target()}
 		ix.groups[sig] = g
 	}
 	heap.Push(&g.items, entry{key: keyOf(t), token: tok})

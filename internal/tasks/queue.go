@@ -186,6 +186,21 @@ type Queue struct {
 	// dead letter never interleaves with the two writes of a dead-letter
 	// move, and two retries of one task never both succeed.
 	moveMu sync.Mutex
+
+	// Workflow state (workflow.go, schedules.go), guarded by mu.
+	dependents map[string][]string // dependency id -> ids of tasks naming it
+	uniq       map[string]uniqEntry
+	paused     map[pauseID]pauseRecord
+	timers     delayedHeap // scheduled tasks by run_at
+	// schedules is guarded by wfMu.
+	schedules map[string]*Schedule
+
+	// uniqMu serializes submissions that carry a unique key, from the
+	// check to the task being in memory, so concurrent duplicates find
+	// the first one. wfMu serializes pause and schedule changes (each is
+	// stored, then applied in memory). Lock order: uniqMu, wfMu, mu.
+	uniqMu sync.Mutex
+	wfMu   sync.Mutex
 }
 
 // New opens the queue and loads its state from the tables.
@@ -228,8 +243,13 @@ func (q *Queue) Reload() error {
 	}
 	live := map[string]*Task{}
 	var staleActive, staleDead []string
+	wf := workflowState{pauses: map[pauseID]pauseRecord{}, schedules: map[string]*Schedule{}}
+	var withDeps, withKeys []*Task
 	err = q.active.View(func(tx *store.Tx) error {
 		return tx.ForEach(func(k, v []byte) error {
+			if isWorkflowKey(k) {
+				return loadWorkflowRecord(&wf, k, v)
+			}
 			t, err := decode(v)
 			if err != nil {
 				return fmt.Errorf("task %s: %w", k, err)
@@ -245,8 +265,14 @@ func (q *Queue) Reload() error {
 				counts[StatusDeadLetter] = c
 			}
 			bump(t.Status, t.Priority)
-			if t.Status == StatusQueued || t.Status == StatusAssigned {
+			if t.Status.Active() {
 				live[t.ID] = t
+			}
+			if len(t.DependsOn) > 0 {
+				withDeps = append(withDeps, t)
+			}
+			if t.UniqueKey != "" {
+				withKeys = append(withKeys, t)
 			}
 			return nil
 		})
@@ -263,23 +289,50 @@ func (q *Queue) Reload() error {
 	now := q.now().UnixMilli()
 	idx := newIndex()
 	held := map[string]map[string]*Task{}
+	var timers delayedHeap
+	var waiting []string
 	for _, t := range live {
 		switch t.Status {
 		case StatusQueued:
 			idx.add(t, now)
 		case StatusAssigned:
 			addHeld(held, t)
+		case StatusScheduled:
+			timers = append(timers, delayed{due: t.RunAt, id: t.ID})
+		case StatusWaiting:
+			waiting = append(waiting, t.ID)
 		}
+	}
+	heap.Init(&timers)
+	dependents := map[string][]string{}
+	sortTasks(withDeps)
+	for _, t := range withDeps {
+		for _, d := range t.DependsOn {
+			dependents[d] = append(dependents[d], t.ID)
+		}
+	}
+	// The newest task of a key holds it (dead-letter tasks never do).
+	uniq := map[string]uniqEntry{}
+	sort.Slice(withKeys, func(i, j int) bool { return withKeys[i].CreatedAt < withKeys[j].CreatedAt })
+	for _, t := range withKeys {
+		uniq[t.UniqueKey] = uniqEntry{id: t.ID, until: t.UniqueUntil}
 	}
 	perSubmitter := make(map[string]int)
 	for _, t := range live {
 		perSubmitter[t.SubmittedBy]++
 	}
+	q.wfMu.Lock()
 	q.mu.Lock()
 	q.live, q.held, q.idx, q.counts, q.tombs = live, held, idx, counts, map[string]uint64{}
 	q.perSubmitter = perSubmitter
+	q.dependents, q.uniq, q.paused, q.timers = dependents, uniq, wf.pauses, timers
+	q.schedules = wf.schedules
 	q.mu.Unlock()
-	return nil
+	q.wfMu.Unlock()
+	// Waiting tasks whose dependencies ended while the hub was down (or
+	// between a dependency's write and its dependents' release) move on.
+	slices.Sort(waiting)
+	return q.resolve(waiting...)
 }
 
 // SubmitParams describe a new task.
@@ -292,16 +345,148 @@ type SubmitParams struct {
 	NeededCapabilities []string
 	TargetAgent        string
 	SubmittedBy        string
+
+	// Workflow parameters (see workflow.go). Callers validate formats;
+	// the queue checks what needs its state (dependencies).
+	UniqueKey string
+	// UniqueFor is the key's window from submission; zero with a key:
+	// while the task is active.
+	UniqueFor           time.Duration
+	RunAt               int64 // Unix ms; in the past or zero: at once
+	DependsOn           []string
+	OnDependencyFailure string
+	Schedule            string
+	ScheduleTick        int64
 }
 
-// Submit stores a new queued task. When it returns, the task is on disk.
+// Submit stores a new task. When it returns, the task is on disk.
 func (q *Queue) Submit(p SubmitParams) (*Task, error) {
+	t, _, err := q.SubmitTask(p)
+	return t, err
+}
+
+// SubmitTask stores a new task and returns it. When p carries a unique key
+// held by another task (see uniqueHolder), nothing is stored and that task
+// is returned with dup set. A dependency list naming unknown tasks is
+// refused with an InputError.
+func (q *Queue) SubmitTask(p SubmitParams) (t *Task, dup bool, err error) {
+	if p.UniqueKey != "" {
+		q.uniqMu.Lock()
+		defer q.uniqMu.Unlock()
+		held, err := q.uniqueHolder(p.UniqueKey, q.now().UnixMilli())
+		if err != nil {
+			return nil, false, fmt.Errorf("submit: %w", err)
+		}
+		if held != nil {
+			return held, true, nil
+		}
+	}
+	p.DependsOn = dedupe(p.DependsOn)
+	statuses, err := q.checkDependencies("depends_on", p.DependsOn, nil)
+	if err != nil {
+		return nil, false, err
+	}
 	now := q.now().UnixMilli()
+	t = q.newTask(p, now)
+	st, reason := initialStatus(t, func(d string) Status { return statuses[d] }, now)
+	if st == StatusCancelled {
+		return nil, false, inputErr("depends_on", "%s: nothing would run (set on_dependency_failure to \"run\" to run anyway)", reason)
+	}
+	t.Status = st
+	snaps, err := q.store(now, t)
+	if err != nil {
+		return nil, false, err
+	}
+	return snaps[0], false, nil
+}
+
+// dedupe drops repeated ids, keeping the first of each.
+func dedupe(ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// store writes new tasks in one transaction, then puts them in memory,
+// announces them and resolves those that wait on dependencies.
+func (q *Queue) store(now int64, ts ...*Task) ([]*Task, error) {
+	snaps := make([]*Task, len(ts))
+	for i, t := range ts {
+		if err := q.checkSize(t); err != nil {
+			return nil, err
+		}
+		t.History = []Event{{Event: string(t.Status), Timestamp: now, Details: "submitted"}}
+		t.Version = 1
+		snaps[i] = t.Clone()
+	}
+	// The submitters' slots are taken before the write, so concurrent
+	// submissions cannot overrun the quota, and given back if it fails.
+	if err := q.reserveSubmitters(ts); err != nil {
+		return nil, err
+	}
+	if err := q.persist(q.active, snaps...); err != nil {
+		q.mu.Lock()
+		for _, t := range ts {
+			q.dropSubmitter(t)
+		}
+		q.mu.Unlock()
+		return nil, fmt.Errorf("submit: %w", err)
+	}
+	var waiting []string
+	q.mu.Lock()
+	for _, t := range ts {
+		q.insertLocked(t, now)
+		if t.Status == StatusWaiting {
+			waiting = append(waiting, t.ID)
+		}
+	}
+	q.mu.Unlock()
+	for _, t := range snaps {
+		q.emit(EventSubmitted, t, "", 0, 0)
+	}
+	// A dependency that ended between the check and the insert did not
+	// see this task's edge: look again.
+	_ = q.resolve(waiting...)
+	return snaps, nil
+}
+
+// reserveSubmitters takes one quota slot per task for its submitter, all
+// or none.
+func (q *Queue) reserveSubmitters(ts []*Task) error {
+	need := map[string]int{}
+	for _, t := range ts {
+		need[t.SubmittedBy]++
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if limit := q.cfg.MaxQueuedPerSubmitter; limit > 0 {
+		for who, n := range need {
+			if q.perSubmitter[who]+n > limit {
+				return fmt.Errorf("%w: %s already holds %d unfinished tasks (limit %d)", ErrQuota, who, q.perSubmitter[who], limit)
+			}
+		}
+	}
+	for who, n := range need {
+		q.perSubmitter[who] += n
+	}
+	return nil
+}
+
+// newTask builds a task from p (status and history are set by the caller).
+func (q *Queue) newTask(p SubmitParams, now int64) *Task {
 	t := &Task{
 		ID: NewID(), Description: p.Description, Metadata: p.Metadata, Priority: p.Priority,
 		Status: StatusQueued, MaxRetries: DefaultMaxRetries, NeededCapabilities: p.NeededCapabilities,
 		CompleteBy: p.CompleteBy, SubmittedBy: p.SubmittedBy, CreatedAt: now, UpdatedAt: now,
-		History: []Event{{Event: "queued", Timestamp: now, Details: "submitted"}}, Attempts: []Attempt{},
+		Attempts: []Attempt{}, UniqueKey: p.UniqueKey, RunAt: p.RunAt, DependsOn: p.DependsOn,
+		OnDependencyFailure: p.OnDependencyFailure, Schedule: p.Schedule, ScheduleTick: p.ScheduleTick,
+	}
+	if p.UniqueKey != "" && p.UniqueFor > 0 {
+		t.UniqueUntil = now + p.UniqueFor.Milliseconds()
 	}
 	if t.Metadata == nil {
 		t.Metadata = map[string]any{}
@@ -319,33 +504,7 @@ func (q *Queue) Submit(p SubmitParams) (*Task, error) {
 		ta := p.TargetAgent
 		t.TargetAgent = &ta
 	}
-	if err := q.checkSize(t); err != nil {
-		return nil, err
-	}
-	// The submitter's slot is taken before the write, so concurrent
-	// submissions cannot overrun the quota, and given back if it fails.
-	q.mu.Lock()
-	if limit := q.cfg.MaxQueuedPerSubmitter; limit > 0 && q.perSubmitter[t.SubmittedBy] >= limit {
-		q.mu.Unlock()
-		return nil, fmt.Errorf("%w: %s already holds %d unfinished tasks", ErrQuota, t.SubmittedBy, limit)
-	}
-	q.perSubmitter[t.SubmittedBy]++
-	q.mu.Unlock()
-	t.Version = 1
-	snap := t.Clone()
-	if err := q.persist(q.active, snap); err != nil {
-		q.mu.Lock()
-		q.dropSubmitter(t)
-		q.mu.Unlock()
-		return nil, fmt.Errorf("submit: %w", err)
-	}
-	q.mu.Lock()
-	q.live[t.ID] = t
-	q.idx.add(t, now)
-	q.count(StatusQueued, t.Priority, +1)
-	q.mu.Unlock()
-	q.emit(EventSubmitted, snap, "", 0, 0)
-	return snap, nil
+	return t
 }
 
 // checkSize refuses a submission whose metadata or capability list is over
@@ -386,6 +545,7 @@ func (q *Queue) Get(id string) (*Task, error) {
 	q.mu.Lock()
 	if t, ok := q.live[id]; ok {
 		cp := t.Clone()
+		cp.Paused = cp.Status == StatusQueued && q.pausedLocked(cp.Priority, cp.NeededCapabilities)
 		q.mu.Unlock()
 		return cp, nil
 	}
@@ -430,11 +590,13 @@ type Filter struct {
 // statuses need a table scan.
 func (q *Queue) List(f Filter) ([]*Task, int, error) {
 	var out []*Task
-	if f.Status == StatusQueued || f.Status == StatusAssigned {
+	if f.Status.Active() {
 		q.mu.Lock()
 		for _, t := range q.live {
 			if f.match(t) {
-				out = append(out, t.Clone())
+				cp := t.Clone()
+				cp.Paused = cp.Status == StatusQueued && q.pausedLocked(cp.Priority, cp.NeededCapabilities)
+				out = append(out, cp)
 			}
 		}
 		q.mu.Unlock()
@@ -462,6 +624,9 @@ func scan(tbl *store.Table, f Filter) ([]*Task, error) {
 	var out []*Task
 	err := tbl.View(func(tx *store.Tx) error {
 		return tx.ForEach(func(k, v []byte) error {
+			if isWorkflowKey(k) {
+				return nil
+			}
 			t, err := decode(v)
 			if err != nil {
 				return fmt.Errorf("task %s: %w", k, err)
@@ -492,6 +657,7 @@ func (q *Queue) Queued(limit int) []*Task {
 	}
 	for i, t := range out {
 		out[i] = t.Clone()
+		out[i].Paused = q.pausedLocked(t.Priority, t.NeededCapabilities)
 	}
 	return out
 }
@@ -646,7 +812,9 @@ func (q *Queue) AssignBatch(pick Pick, max int) ([]*Task, error) {
 	var gh groupHeap
 	for sig, g := range q.idx.groups {
 		if q.idx.head(g) {
-			gh = append(gh, g)
+			if !q.pausedLocked(g.pri, g.needed) {
+				gh = append(gh, g)
+			}
 		} else {
 			delete(q.idx.groups, sig)
 		}
@@ -815,6 +983,7 @@ func (q *Queue) CompleteWithUsage(id, agent string, gen int64, result any, token
 		return nil, false, fmt.Errorf("complete %s: %w", id, err)
 	}
 	q.emitUsage(EventCompleted, snap, agent, runMs(snap, now), usage)
+	q.wake(id)
 	return snap, false, nil
 }
 
@@ -874,6 +1043,7 @@ func (q *Queue) FailWithUsage(id, agent string, gen int64, errText string, outpu
 		}
 		q.emitUsage(EventFailed, snap, agent, runMs(snap, now), usage)
 		q.emit(EventDeadLetter, snap, agent, 0, 0)
+		q.wake(id)
 		return snap, OutcomeDeadLetter, false, nil
 	}
 	q.requeueLocked(lt, now)
@@ -1204,6 +1374,19 @@ func (q *Queue) cancel(id, by string, canAny bool, reason string) (*Task, string
 		q.mu.Unlock()
 		return nil, "", ErrForbidden
 	}
+	holder := q.cancelLocked(t, by, reason, now)
+	snap := t.Clone()
+	q.mu.Unlock()
+	if err := q.persist(q.active, snap); err != nil {
+		return nil, "", fmt.Errorf("cancel %s: %w", id, err)
+	}
+	q.emitReason(EventCancelled, snap, holder, reason)
+	q.wake(id)
+	return snap, holder, nil
+}
+
+// cancelLocked ends a live task as cancelled and returns its holder.
+func (q *Queue) cancelLocked(t *Task, by, reason string, now int64) string {
 	holder := t.Holder()
 	if t.Status == StatusAssigned {
 		t.endAttempt(t.Generation, now, "cancelled", reason)
@@ -1211,47 +1394,53 @@ func (q *Queue) cancel(id, by string, canAny bool, reason string) (*Task, string
 	}
 	q.count(t.Status, t.Priority, -1)
 	q.count(StatusCancelled, t.Priority, +1)
-	delete(q.live, id)
+	delete(q.live, t.ID)
 	q.dropSubmitter(t)
-	q.idx.remove(id)
+	q.idx.remove(t.ID)
 	t.Status = StatusCancelled
 	t.CancelledBy = by
 	t.UpdatedAt = now
 	t.Generation++ // fences out the holder's late reports
 	t.addHistory("cancelled", now, map[string]any{"by": by, "reason": reason})
 	t.Version++
-	snap := t.Clone()
-	q.mu.Unlock()
-	if err := q.persist(q.active, snap); err != nil {
-		return nil, "", fmt.Errorf("cancel %s: %w", id, err)
-	}
-	q.emitReason(EventCancelled, snap, holder, reason)
-	return snap, holder, nil
+	return holder
 }
 
-// PromoteDue moves tasks whose backoff ended into the ready set and
-// reports how many moved.
-func (q *Queue) PromoteDue() int {
+// PromoteDue moves tasks whose backoff ended into the ready set, queues
+// scheduled tasks whose run_at has come, enqueues the periodic schedules'
+// due ticks, and reports how many tasks became ready.
+func (q *Queue) PromoteDue() (int, error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.idx.due(now, func(id string) *Task {
+	n := len(q.idx.due(now, func(id string) *Task {
 		t := q.live[id]
 		if t == nil || t.Status != StatusQueued {
 			return nil
 		}
 		return t
 	}))
+	q.mu.Unlock()
+	m, err := q.promoteScheduled(now)
+	k, err2 := q.fireSchedules(q.now())
+	return n + m + k, errors.Join(err, err2)
 }
 
-// NextDue is when the next backoff ends (zero time: none pending).
+// NextDue is when the next backoff ends, scheduled task is due or
+// schedule ticks (zero time: none pending).
 func (q *Queue) NextDue() time.Time {
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	if d := q.idx.nextDue(); d != 0 {
-		return time.UnixMilli(d)
+	next := q.idx.nextDue()
+	if d := q.nextTimerLocked(); d != 0 && (next == 0 || d < next) {
+		next = d
 	}
-	return time.Time{}
+	q.mu.Unlock()
+	if d := q.nextTick(); d != 0 && (next == 0 || d < next) {
+		next = d
+	}
+	if next == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(next)
 }
 
 // Overdue returns live tasks whose complete_by has passed.
@@ -1287,7 +1476,7 @@ func (q *Queue) Expire(id string) (*Task, string, error) {
 	delete(q.live, id)
 	q.dropSubmitter(t)
 	q.idx.remove(id)
-	q.count(StatusQueued, t.Priority, -1)
+	q.count(t.Status, t.Priority, -1)
 	q.count(StatusDeadLetter, t.Priority, +1)
 	t.Status = StatusDeadLetter
 	t.LastError = "deadline exceeded"
@@ -1304,6 +1493,7 @@ func (q *Queue) Expire(id string) (*Task, string, error) {
 		q.emitReason(EventReclaimed, snap, holder, ReasonDeadline)
 	}
 	q.emitReason(EventDeadLetter, snap, holder, "deadline exceeded")
+	q.wake(id)
 	return snap, holder, nil
 }
 
@@ -1375,6 +1565,12 @@ func runMs(t *Task, now int64) int64 {
 // task back. The tombstones are read inside the transaction, so a write
 // committed after the move's delete always sees the move's tombstone.
 func (q *Queue) persist(tbl *store.Table, ts ...*Task) error {
+	return q.write(tbl, nil, ts)
+}
+
+// write is persist plus workflow records (task_queue only), in one
+// transaction.
+func (q *Queue) write(tbl *store.Table, recs []wfRecord, ts []*Task) error {
 	vals := make([][]byte, len(ts))
 	for i, t := range ts {
 		v, err := encode(t)
@@ -1400,7 +1596,7 @@ func (q *Queue) persist(tbl *store.Table, ts ...*Task) error {
 				return err
 			}
 		}
-		return nil
+		return putRecords(tx, recs)
 	})
 }
 

@@ -310,7 +310,7 @@ func TestBackoffExponential(t *testing.T) {
 		// While it waits, the scheduler sees only the other task; the
 		// waiting one still counts as queued.
 		e.clk.Advance(wait - time.Millisecond)
-		if n := e.Q.PromoteDue(); n != 0 {
+		if n, _ := e.Q.PromoteDue(); n != 0 {
 			t.Fatalf("promoted %d early", n)
 		}
 		var offered []string
@@ -324,7 +324,7 @@ func TestBackoffExponential(t *testing.T) {
 			t.Fatalf("stats during backoff: %+v", s)
 		}
 		e.clk.Advance(time.Millisecond)
-		if n := e.Q.PromoteDue(); n != 1 {
+		if n, _ := e.Q.PromoteDue(); n != 1 {
 			t.Fatalf("promoted %d when due", n)
 		}
 		if !e.Q.NextDue().IsZero() {
@@ -341,7 +341,7 @@ func TestBackoffExponential(t *testing.T) {
 		t.Fatal("backoff lost across restart")
 	}
 	e.clk.Advance(4 * time.Second)
-	if n := e.Q.PromoteDue(); n != 1 {
+	if n, _ := e.Q.PromoteDue(); n != 1 {
 		t.Fatalf("promoted %d after restart", n)
 	}
 }

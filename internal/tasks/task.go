@@ -28,7 +28,20 @@ const (
 	StatusCompleted  Status = "completed"
 	StatusDeadLetter Status = "dead_letter"
 	StatusCancelled  Status = "cancelled"
+	// StatusWaiting: the task waits for its dependencies to complete.
+	StatusWaiting Status = "waiting"
+	// StatusScheduled: the task waits for its run_at time.
+	StatusScheduled Status = "scheduled"
 )
+
+// Pending reports whether a task in status s has not started yet and is
+// held back (waiting or scheduled).
+func (s Status) Pending() bool { return s == StatusWaiting || s == StatusScheduled }
+
+// Active reports whether a task in status s has not ended.
+func (s Status) Active() bool {
+	return s == StatusQueued || s == StatusAssigned || s.Pending()
+}
 
 // Priority lanes, lower runs first.
 const (
@@ -166,6 +179,29 @@ type Task struct {
 	// attempt (run mode: usage lines or result-file fields).
 	Usage *protocol.Usage `json:"usage,omitempty"`
 
+	// Workflow fields (see workflow.go).
+	UniqueKey string `json:"unique_key,omitempty"`
+	// UniqueUntil ends the key's window (Unix ms); 0 with a key: the key
+	// is held while the task is active.
+	UniqueUntil int64 `json:"unique_until,omitempty"`
+	// RunAt holds the task as scheduled until then (Unix ms).
+	RunAt     int64    `json:"run_at,omitempty"`
+	DependsOn []string `json:"depends_on,omitempty"`
+	// OnDependencyFailure is "cancel" (default, stored as "") or "run".
+	OnDependencyFailure string `json:"on_dependency_failure,omitempty"`
+	// Schedule and ScheduleTick name the periodic schedule and the tick
+	// (Unix ms) that enqueued the task; a run-now task has tick 0.
+	Schedule     string `json:"schedule,omitempty"`
+	ScheduleTick int64  `json:"schedule_tick,omitempty"`
+
+	// Upstream carries the dependencies' results to the agent with an
+	// assignment; the scheduler fills it on the snapshot it delivers and
+	// it is never stored.
+	Upstream []Upstream `json:"-"`
+	// Paused marks a queued task held by a paused lane or capability in
+	// listings; never stored (stored copies never have it set).
+	Paused bool `json:"paused,omitempty"`
+
 	// version orders writes of this task to disk; see Queue.persist.
 	Version uint64 `json:"-"`
 }
@@ -193,16 +229,23 @@ func (t *Task) Clone() *Task {
 	cp.Attempts = slices.Clone(t.Attempts)
 	cp.NeededCapabilities = slices.Clone(t.NeededCapabilities)
 	cp.RejectedBy = slices.Clone(t.RejectedBy)
+	cp.DependsOn = slices.Clone(t.DependsOn)
+	cp.Upstream = slices.Clone(t.Upstream)
 	return &cp
 }
 
 // signature identifies tasks that every agent matches alike: the same
 // needed capabilities and target. Scheduling groups tasks by it.
+//
+// The lane is part of the signature so that a paused lane blocks whole
+// groups at once.
 func (t *Task) signature() string {
 	caps := slices.Clone(t.NeededCapabilities)
 	slices.Sort(caps)
 	caps = slices.Compact(caps)
 	var b strings.Builder
+	b.WriteString(strconv.Itoa(t.Priority))
+	b.WriteByte(0)
 	b.WriteString(t.Target())
 	b.WriteByte(0)
 	for _, c := range caps {

@@ -226,6 +226,7 @@
     renderHeader(s);
     renderAgents(s);
     renderQueue(s);
+    renderWorkflows(s);
     renderRunning(s);
     renderThroughput(s);
     renderRecent(s);
@@ -296,7 +297,8 @@
     const rows = (s.queued_tasks || []).map((t, i) => taskRow(t.id,
       cell(String(i + 1), { cls: 'num' }),
       descCell(t.id, t.description, t.not_before && t.not_before > Date.now() ? el('span', { class: 'tag warn', text: 'backoff' }) : null),
-      el('td', null, el('span', { class: 'tag ' + laneTag(t.priority), text: t.lane })),
+      el('td', null, el('span', { class: 'tag ' + laneTag(t.priority), text: t.lane }),
+        t.paused ? el('span', { class: 'tag warn', text: 'paused', title: 'held by a paused lane or capability' }) : null),
       cell(t.submitted_by || '--'),
       el('td', { title: when(t.created_at) }, rel(t.created_at)),
       el('td', null, cancelButton(t.id))));
@@ -323,6 +325,75 @@
   function openTask(id) { location.hash = '#/tasks/' + encodeURIComponent(id); }
 
   function laneTag(p) { return ['bad', 'warn', 'info', ''][p] || ''; }
+
+  // Workflows: what is paused, tasks waiting for dependencies or a
+  // run_at time, and the periodic schedules.
+  function renderWorkflows(s) {
+    const p = s.paused || {};
+    const held = (p.lanes || []).map((l) => 'lane ' + l).concat((p.capabilities || []).map((c) => 'capability ' + c));
+    $('paused-list').textContent = held.length ? held.join(', ') : 'nothing';
+    const lanes = LANES.map((l) => {
+      const paused = (p.lanes || []).includes(l);
+      return pauseButton(paused ? 'resume' : 'pause', { lane: l }, (paused ? 'Resume ' : 'Pause ') + l);
+    }).concat((p.capabilities || []).map((c) => pauseButton('resume', { capability: c }, 'Resume ' + c)));
+    $('lane-pause-buttons').replaceChildren(...lanes);
+    const pending = s.pending_tasks || [];
+    $('pending-count').textContent = pending.length;
+    const rows = pending.map((t) => taskRow(t.id,
+      descCell(t.id, t.description),
+      el('td', null, el('span', { class: 'tag ' + (t.status === 'waiting' ? 'info' : ''), text: t.status })),
+      cell(t.lane),
+      t.status === 'scheduled'
+        ? el('td', { title: when(t.run_at) }, when(t.run_at))
+        : el('td', { title: (t.depends_on || []).join('\n') }, (t.depends_on || []).length + ' task(s)'),
+      el('td', null, cancelButton(t.id))));
+    fill('pending-body', 'pending-empty', rows);
+    const sched = (s.schedules || []).map((x) => el('tr', null,
+      cell(x.name),
+      el('td', { title: x.timezone }, x.cron + ' (' + x.timezone + ')'),
+      el('td', null, el('span', { class: 'tag ' + (x.error ? 'bad' : x.paused ? 'warn' : 'good'),
+        text: x.error ? 'error' : x.paused ? 'paused' : 'active', title: x.error || '' })),
+      el('td', { title: x.next_run ? when(x.next_run) : '' }, x.next_run ? when(x.next_run) : '--'),
+      cell(x.last_task_id || '--'),
+      el('td', { class: 'act' },
+        scheduleButton(x.name, x.paused ? 'resume' : 'pause', x.paused ? 'Resume' : 'Pause'),
+        scheduleButton(x.name, 'run', 'Run now'))));
+    fill('schedules-body', 'schedules-empty', sched);
+  }
+
+  function pauseButton(type, target, label) {
+    return el('button', {
+      type: 'button', class: 'btn btn-small ' + type, dataset: target, text: label,
+      onclick: (ev) => {
+        ev.currentTarget.disabled = true;
+        act(Object.assign({ type }, target), (r) => {
+          if (r.type === 'pause_result' && (r.status === 'paused' || r.status === 'resumed' || r.status === 'unchanged')) {
+            toast(r.kind + ' ' + r.name + ' ' + r.status, 'good');
+          } else {
+            toast(label + ': ' + (r.error || r.status) + (r.detail ? ' -- ' + r.detail : ''), 'bad');
+          }
+          requestSnapshot();
+        });
+      },
+    });
+  }
+
+  function scheduleButton(name, action, label) {
+    return el('button', {
+      type: 'button', class: 'btn btn-small sched-' + action, dataset: { schedule: name }, text: label,
+      onclick: (ev) => {
+        ev.currentTarget.disabled = true;
+        act({ type: 'schedule_action', name, action }, (r) => {
+          if (r.type === 'schedule_result' && r.status === 'ok') {
+            toast('Schedule ' + name + ': ' + action + (r.task_id ? ' (task ' + r.task_id + ')' : '') + ' done', 'good');
+          } else {
+            toast('Schedule ' + name + ': ' + (r.error || r.status) + (r.detail ? ' -- ' + r.detail : ''), 'bad');
+          }
+          requestSnapshot();
+        });
+      },
+    });
+  }
 
   function renderRunning(s) {
     const list = s.running_tasks || [];
@@ -1469,11 +1540,24 @@
       ['Usage', usageText(t.usage)],
       ['Cancelled by', t.cancelled_by || null],
       ['Declined by', (t.rejected_by || []).join(', ') || null],
+      ['Runs at', t.run_at, 'time'],
+      ['Unique key', t.unique_key || null],
+      ['Schedule', t.schedule ? t.schedule + (t.schedule_tick ? ' (tick ' + utc(t.schedule_tick) + ')' : ' (run now)') : null],
+      ['Paused', t.paused ? 'held by a paused lane or capability' : null],
+      ['Upstream', (t.depends_on || []).length ? t.depends_on : null, 'tasks'],
+      ['Downstream', (t.dependents || []).length ? t.dependents : null, 'tasks'],
     ];
     const dl = [];
     for (const [k, v, kind] of meta) {
       if (v === null || (kind === 'time' && !v)) continue;
       dl.push(el('dt', null, k));
+      if (kind === 'tasks') {
+        // Links to the upstream (depends_on) or downstream tasks.
+        const links = [];
+        v.forEach((id, i) => links.push(i ? ', ' : '', el('a', { href: '#/tasks/' + encodeURIComponent(id), class: 'mono task-link' }, id)));
+        dl.push(el('dd', null, ...links));
+        continue;
+      }
       dl.push(kind === 'time' ? el('dd', { title: utc(v) }, stamp(v) + ' · ' + rel(v)) : el('dd', { class: k === 'Task id' ? 'mono' : '' }, v));
     }
     $('task-meta').replaceChildren(...dl);
@@ -1502,7 +1586,7 @@
     loadTaskTimeline(t);
     if (!S.log || S.log.id !== t.id) startLog(t.id);
     $('task-retry').hidden = t.status !== 'dead_letter';
-    $('task-cancel').hidden = t.status !== 'queued' && t.status !== 'assigned';
+    $('task-cancel').hidden = !['queued', 'assigned', 'waiting', 'scheduled'].includes(t.status);
   }
 
   // loadTaskTimeline shows what the agents that ran the task did with it
@@ -1866,6 +1950,16 @@
       for (const tr of document.querySelectorAll('#agents-body tr')) tr.classList.remove('selected');
     });
     $('btn-backup').addEventListener('click', backupNow);
+    $('pause-cap-btn').addEventListener('click', () => {
+      const cap = $('pause-cap').value.trim();
+      if (!cap) return;
+      act({ type: 'pause', capability: cap }, (r) => {
+        const ok = r.type === 'pause_result' && r.status !== 'error';
+        toast(ok ? 'capability ' + cap + ' ' + r.status : 'Pause ' + cap + ': ' + (r.error || r.status), ok ? 'good' : 'bad');
+        $('pause-cap').value = '';
+        requestSnapshot();
+      });
+    });
     $('btn-compact-all').addEventListener('click', () => compact(''));
     window.addEventListener('resize', () => drawCharts());
     // The chart history moves on by the minute.
