@@ -475,7 +475,7 @@ func taskRetry(in *inv) runFunc {
 			// dead-lettered (409); the original answered 404 for it.
 			if st, ok := refusedState(ctx, c, pos[0], err); ok {
 				refusal := fmt.Errorf("task %s is %s, not dead-lettered: only dead-lettered tasks can be retried", pos[0], safe(st.Status))
-				if st.Status == string(tasks.StatusQueued) || st.Status == string(tasks.StatusAssigned) {
+				if tasks.Status(st.Status).Active() {
 					return withHint(refusal, "it has not ended yet; agentcom task logs -f %s follows it", pos[0])
 				}
 				return withHint(refusal, "submit it again to run it once more (agentcom task show %s has its description)", pos[0])

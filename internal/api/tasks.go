@@ -451,7 +451,7 @@ func (t *Tasks) cancel(r *Request) Response {
 	case errors.Is(err, tasks.ErrForbidden):
 		return Err(http.StatusForbidden, "forbidden", "detail", "only the submitter or an admin may cancel this task")
 	case errors.As(err, &se):
-		return stateRefusal(protocol.CodeTaskNotCancellable, se, "only a queued or assigned task can be cancelled")
+		return stateRefusal(protocol.CodeTaskNotCancellable, se, "the task already ended")
 	case err != nil:
 		return storageErr(err)
 	}

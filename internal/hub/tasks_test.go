@@ -576,7 +576,7 @@ func TestTaskCancel(t *testing.T) {
 	// A second cancel names the state and who cancelled it.
 	if st, body := e.Do("POST", "/api/tasks/"+id+"/cancel", e.AdminToken, nil); st != 409 || !reflect.DeepEqual(body, map[string]any{
 		"error": "task_not_cancellable", "task_id": id, "status": "cancelled", "cancelled_by": "alice",
-		"detail": "only a queued or assigned task can be cancelled"}) {
+		"detail": "the task already ended"}) {
 		t.Fatalf("second cancel: %d %v", st, body)
 	}
 	if st, _ := e.Do("POST", "/api/tasks/task-0123456789abcdef/cancel", e.AdminToken, nil); st != 404 {

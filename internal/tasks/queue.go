@@ -1340,14 +1340,15 @@ func (q *Queue) RetryDeadLetter(id string) (*Task, error) {
 	return snap, nil
 }
 
-// Cancel ends a queued or assigned task. by is who asked; canAny says
-// whether they may cancel tasks they did not submit (admins). A task that
-// already ended is refused with a *StateError naming its state.
+// Cancel ends a task that has not ended (queued, assigned, waiting or
+// scheduled). by is who asked; canAny says whether they may cancel tasks
+// they did not submit (admins). A task that already ended is refused
+// with a *StateError naming its state.
 func (q *Queue) Cancel(id, by string, canAny bool, reason string) (*Task, string, error) {
 	for range cancelLookups - 1 {
 		t, holder, err := q.cancel(id, by, canAny, reason)
 		var se *StateError
-		if errors.As(err, &se) && (se.Status == StatusQueued || se.Status == StatusAssigned) {
+		if errors.As(err, &se) && se.Status.Active() {
 			// The task moved between the live set and the tables while
 			// we looked (a retry from the dead letter, a dead-letter
 			// move in progress): look again.
