@@ -24,6 +24,7 @@ func serveCommand() *command {
 
 func runServe(in *inv) runFunc {
 	env, fs := in.env, in.fs
+	cfg := hub.DefaultConfig()
 	addr := fs.String("addr", defaultAddr(env), "listen address (env PORT sets the port of the default :4000)")
 	data := fs.String("data", envOr(env, "AGENTCOM_DATA_DIR", "data"), "data directory (env AGENTCOM_DATA_DIR)")
 	logFormat := fs.String("log-format", envOr(env, "AGENTCOM_LOG_FORMAT", "auto"), "log format: auto, text or json (env AGENTCOM_LOG_FORMAT)")
@@ -41,13 +42,23 @@ func runServe(in *inv) runFunc {
 		"largest task metadata accepted, in bytes of JSON (1024 to 4194304; env AGENTCOM_MAX_TASK_METADATA)")
 	maxQueued := fs.String("max-queued-per-submitter", envOr(env, "AGENTCOM_MAX_QUEUED_PER_SUBMITTER", strconv.Itoa(tasks.DefaultMaxQueuedPerSubmitter)),
 		"unfinished tasks one submitter may hold (1 to 1000000; env AGENTCOM_MAX_QUEUED_PER_SUBMITTER)")
-	rateSpec := fs.String("rate-limits", env.getenv("AGENTCOM_RATE_LIMITS"), "rate limits over the defaults, class=per_second:burst,... classes: messages, tasks, channels, other, http; 0:0 disables one; \"off\" disables all (env AGENTCOM_RATE_LIMITS)")
+	rateSpec := fs.String("rate-limits", env.getenv("AGENTCOM_RATE_LIMITS"), "rate limits over the defaults, class=per_second:burst,... classes: messages, tasks, channels, other, http, public, register; 0:0 disables one; \"off\" disables all (env AGENTCOM_RATE_LIMITS)")
+	allowedHosts := fs.String("allowed-hosts", env.getenv("AGENTCOM_ALLOWED_HOSTS"), "comma-separated host names the hub answers to besides IP literals and localhost; a loopback hub refuses every other Host (DNS rebinding), any hub does once this is set (env AGENTCOM_ALLOWED_HOSTS)")
+	pushPrivate := fs.Bool("push-allow-private", envBool(env, "AGENTCOM_PUSH_ALLOW_PRIVATE"), "accept web push endpoints over http or on loopback/private/link-local addresses (tests, closed networks; env AGENTCOM_PUSH_ALLOW_PRIVATE)")
+	fs.DurationVar(&cfg.Socket.IdentifyTimeout, "identify-timeout", cfg.Socket.IdentifyTimeout, "close an agent socket that has not identified within this time")
+	fs.IntVar(&cfg.Socket.MaxUnidentified, "max-unidentified", cfg.Socket.MaxUnidentified, "agent sockets waiting to identify, in all")
+	fs.IntVar(&cfg.Socket.MaxUnidentifiedPerAddr, "max-unidentified-per-addr", cfg.Socket.MaxUnidentifiedPerAddr, "agent sockets waiting to identify, per remote address")
+	fs.Int64Var(&cfg.Socket.ReportLimit, "max-report-bytes", cfg.Socket.ReportLimit, "largest task_complete/task_failed frame from an identified agent (other frames: 1 MiB)")
+	fs.Int64Var(&cfg.Socket.SendBytes, "send-queue-bytes", cfg.Socket.SendBytes, "bytes that may wait for an agent that does not read before it is disconnected (4005)")
+	fs.IntVar(&cfg.Queue.MaxDisconnectReclaims, "max-disconnect-reclaims", cfg.Queue.MaxDisconnectReclaims, "dead-letter a task reclaimed this many times because its agent disconnected (0: never)")
+	fs.DurationVar(&cfg.HTTP.ReadHeaderTimeout, "http-read-header-timeout", cfg.HTTP.ReadHeaderTimeout, "time a client has to send request headers")
+	fs.DurationVar(&cfg.HTTP.ReadTimeout, "http-read-timeout", cfg.HTTP.ReadTimeout, "time a client has to send a whole request, body included")
+	fs.DurationVar(&cfg.HTTP.IdleTimeout, "http-idle-timeout", cfg.HTTP.IdleTimeout, "how long an idle keep-alive connection is kept")
 	logKB := fs.String("task-log-kb", envOr(env, "AGENTCOM_TASK_LOG_KB", strconv.Itoa(tasklog.DefaultMaxBytes>>10)),
 		"live agent output kept per task, in KiB (1 to 16384; env AGENTCOM_TASK_LOG_KB)")
 	logTasks := fs.String("task-log-tasks", envOr(env, "AGENTCOM_TASK_LOG_TASKS", strconv.Itoa(tasklog.DefaultMaxTasks)),
 		"tasks whose live output is kept, the most recently written (1 to 1000000; env AGENTCOM_TASK_LOG_TASKS)")
 	return func(ctx context.Context, _ []string) error {
-		cfg := hub.DefaultConfig()
 		if err := checkServeBounds(*firstBackup, *backupEvery, *compactEvery, *retention); err != nil {
 			return in.usagef("%v", err)
 		}
@@ -65,6 +76,29 @@ func runServe(in *inv) runFunc {
 		if cfg.TaskLogs.MaxTasks, err = intInRange("task-log-tasks", *logTasks, 1, 1_000_000); err != nil {
 			return in.usagef("%v", err)
 		}
+		for _, n := range []struct {
+			name string
+			bad  bool
+		}{
+			{"identify-timeout", cfg.Socket.IdentifyTimeout <= 0}, {"max-unidentified", cfg.Socket.MaxUnidentified <= 0},
+			{"max-unidentified-per-addr", cfg.Socket.MaxUnidentifiedPerAddr <= 0}, {"max-report-bytes", cfg.Socket.ReportLimit <= 0},
+			{"send-queue-bytes", cfg.Socket.SendBytes <= 0},
+			{"http-read-header-timeout", cfg.HTTP.ReadHeaderTimeout <= 0}, {"http-read-timeout", cfg.HTTP.ReadTimeout <= 0},
+			{"http-idle-timeout", cfg.HTTP.IdleTimeout <= 0},
+		} {
+			if n.bad {
+				return in.usagef("--%s must be positive", n.name)
+			}
+		}
+		if cfg.Queue.MaxDisconnectReclaims < 0 {
+			return in.usagef("--max-disconnect-reclaims must be 0 (never) or more")
+		}
+		for _, h := range strings.Split(*allowedHosts, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				cfg.AllowedHosts = append(cfg.AllowedHosts, h)
+			}
+		}
+		cfg.Dashboard.PushAllowPrivate = *pushPrivate
 		if *rateSpec == "off" {
 			cfg.RateLimits = nil
 		} else {

@@ -8,7 +8,9 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/protocol"
+	"github.com/agentcom/agentcom/internal/sendq"
 )
 
 // conn is one agent socket. Frames are read and handled one at a time in
@@ -20,11 +22,16 @@ type conn struct {
 	ws     *websocket.Conn
 	id     uint64
 	remote string
-	out    chan []byte
+	addr   string // remote IP, for the unidentified caps
+	out    *sendq.Queue
+
+	counted bool        // taken off the unidentified count; guarded by srv.mu
+	pinging atomic.Bool // a hub ping is in flight
 
 	agent     atomic.Pointer[string]
-	lastIn    atomic.Int64 // unix ms of the last inbound frame
-	lastPingT atomic.Int64 // unix ms of the last ping (or identify)
+	identity  atomic.Pointer[auth.Identity] // the token identify verified
+	lastIn    atomic.Int64                  // unix ms of the last inbound frame
+	lastPingT atomic.Int64                  // unix ms of the last ping (or identify)
 
 	closeOnce sync.Once
 	done      chan struct{} // closed when the socket starts closing
@@ -36,7 +43,7 @@ type conn struct {
 }
 
 func newConn(s *Server, ws *websocket.Conn, id uint64, remote string) *conn {
-	c := &conn{srv: s, ws: ws, id: id, remote: remote, out: make(chan []byte, s.cfg.SendBuffer),
+	c := &conn{srv: s, ws: ws, id: id, remote: remote, out: sendq.New(s.cfg.SendBuffer, s.cfg.SendBytes),
 		done: make(chan struct{}), closed: make(chan struct{})}
 	now := s.now().UnixMilli()
 	c.lastIn.Store(now)
@@ -49,6 +56,21 @@ func (c *conn) agentID() string {
 		return *p
 	}
 	return ""
+}
+
+// heard records a pong to the hub's ping: the client is alive, as a ping
+// frame would show.
+func (c *conn) heard() {
+	if c == nil {
+		return
+	}
+	now := c.srv.now().UnixMilli()
+	c.lastIn.Store(now)
+	if agent := c.agentID(); agent != "" {
+		c.lastPingT.Store(now)
+		c.srv.presence.Touch(agent)
+		c.srv.sched.Heard(agent)
+	}
 }
 
 func (c *conn) lastFrame() time.Time { return time.UnixMilli(c.lastIn.Load()) }
@@ -99,10 +121,11 @@ func (c *conn) writeLoop(ctx context.Context) {
 		select {
 		case <-c.done:
 			return
-		case b := <-c.out:
+		case b := <-c.out.C():
 			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			err := c.ws.Write(wctx, websocket.MessageText, b)
 			cancel()
+			c.out.Done(b)
 			if err != nil {
 				c.close(protocol.CloseNormal, "")
 				return
@@ -120,14 +143,13 @@ func (c *conn) enqueue(b []byte) bool {
 		return false
 	default:
 	}
-	select {
-	case c.out <- b:
+	if c.out.Push(b) {
 		return true
-	default:
-		c.srv.log.Warn("client not reading, disconnecting", "event", "slow_consumer", "agent_id", c.agentID())
-		c.close(protocol.CloseSlowConsumer, "client too slow to read its frames")
-		return false
 	}
+	c.srv.log.Warn("client not reading, disconnecting", "event", "slow_consumer", "agent_id", c.agentID(),
+		"queued_frames", c.out.Len(), "queued_bytes", c.out.Bytes())
+	c.close(protocol.CloseSlowConsumer, "client too slow to read its frames")
+	return false
 }
 
 // reply sends a frame to this socket only.
@@ -146,7 +168,7 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 	c.closeOnce.Do(func() {
 		go func() {
 			deadline := time.Now().Add(time.Second)
-			for len(c.out) > 0 && time.Now().Before(deadline) {
+			for c.out.Len() > 0 && time.Now().Before(deadline) {
 				time.Sleep(5 * time.Millisecond)
 			}
 			close(c.done)

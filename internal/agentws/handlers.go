@@ -39,6 +39,17 @@ func (c *conn) handle(ctx context.Context, data []byte) bool {
 			MessageType: ve.MessageType, Errors: ve.Errors})
 		return false
 	}
+	if int64(len(data)) > c.srv.cfg.ReadLimit && typ != protocol.FrameTaskComplete && typ != protocol.FrameTaskFailed {
+		// Only reports may carry a whole result; every other frame stays small.
+		if c.violation() {
+			return true
+		}
+		c.reply(protocol.ValidationFrame{Type: protocol.OutError, Error: protocol.CodeValidationFailed,
+			MessageType: typ, Errors: []protocol.FieldError{{Field: "message", Error: protocol.ErrTooLong,
+				Detail: fmt.Sprintf("frame of %d bytes; the limit is %d bytes (%d for task_complete and task_failed)",
+					len(data), c.srv.cfg.ReadLimit, c.srv.cfg.ReportLimit)}}})
+		return false
+	}
 	if typ == protocol.FrameIdentify {
 		return c.identify(obj)
 	}
@@ -104,6 +115,17 @@ func (c *conn) dispatch(agent, typ string, obj protocol.Object) {
 func (c *conn) identify(obj protocol.Object) bool {
 	s := c.srv
 	agent := obj.String("agent_id")
+	if agent == "" {
+		// An admin token may act as any agent, but not as nobody: an empty
+		// id would be an agent no one can address or remove.
+		if c.violation() {
+			return true
+		}
+		c.reply(protocol.ValidationFrame{Type: protocol.OutError, Error: protocol.CodeValidationFailed,
+			MessageType: protocol.FrameIdentify, Errors: []protocol.FieldError{{Field: "agent_id",
+				Error: protocol.ErrInvalidValue, Detail: "must not be empty", Value: ""}}})
+		return false
+	}
 	if wait := s.cooldown.remaining(agent, s.now()); wait > 0 {
 		secs := (wait.Milliseconds() + 999) / 1000 // rounded up: 30 s left says 30
 		c.close(protocol.ClosePolicy, fmt.Sprintf("cooldown active: retry in %ds", secs))
@@ -118,25 +140,48 @@ func (c *conn) identify(obj protocol.Object) bool {
 		c.reply(protocol.ErrorFrame{Type: protocol.OutError, Error: protocol.CodeTokenAgentMismatch})
 		return false
 	}
+	caps := obj.Strings("capabilities")
+	entry := s.takeOver(c, agent, id, presence.Entry{AgentID: agent, Name: obj.String("name"),
+		Status: obj.String("status"), Capabilities: caps})
+	if !s.tokens.Live(id) {
+		// Revoked while identifying, before CloseRevoked could see the
+		// socket's identity.
+		c.close(protocol.CloseRevoked, "token revoked")
+		return true
+	}
+	s.log.Info("agent identified", "event", "agent_identified", "agent_id", entry.AgentID, "remote", c.remote)
+	return false
+}
+
+// takeOver makes c the socket of agent. Concurrent identifies of one agent
+// (and the releases of the sockets they replace) run one at a time, so the
+// socket left in byAgent is always the one the scheduler and presence know:
+// no agent is left connected in the scheduler, holding a task, without a
+// socket.
+func (s *Server) takeOver(c *conn, agent string, id auth.Identity, e presence.Entry) presence.Entry {
+	s.identifyMu.Lock()
+	defer s.identifyMu.Unlock()
 	if prev := c.agentID(); prev != "" && prev != agent {
 		// Re-identifying as another agent: the old identity goes away
 		// first, so one socket never holds two agents.
-		s.release(c)
+		s.releaseLocked(c)
 	}
-	caps := obj.Strings("capabilities")
+	c.identity.Store(&id)
 	c.agent.Store(&agent)
+	s.identified(c)
+	// An identified agent may send its results; before identify every
+	// frame stays under ReadLimit.
+	c.ws.SetReadLimit(s.cfg.ReportLimit)
 	c.lastPingT.Store(s.now().UnixMilli())
 	s.bind(agent, c)
-	entry := s.presence.Register(presence.Entry{AgentID: agent, Name: obj.String("name"),
-		Status: obj.String("status"), Capabilities: caps})
+	entry := s.presence.Register(e)
 	s.messaging.Analytics.RecordConnect(agent)
 	c.reply(map[string]any{"type": protocol.OutIdentified, "agent_id": agent})
 	s.broadcastExcept(agent, map[string]any{"type": protocol.OutAgentJoined, "agent": agentInfo(entry)})
 	// After identified is queued: any task_assign the scheduler pushes now
 	// reaches the client after it.
-	s.sched.Connect(agent, entry.Name, caps, c.id)
-	s.log.Info("agent identified", "event", "agent_identified", "agent_id", agent, "remote", c.remote)
-	return false
+	s.sched.Connect(agent, entry.Name, e.Capabilities, c.id)
+	return entry
 }
 
 func (c *conn) message(agent string, obj protocol.Object) {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
 	"sort"
 	"sync"
@@ -38,8 +39,28 @@ type Config struct {
 	// SendBuffer is how many frames may wait for a slow client before it
 	// is disconnected.
 	SendBuffer int
-	// ReadLimit caps one inbound frame, in bytes.
+	// SendBytes caps the bytes waiting for a slow client the same way (one
+	// larger frame still goes to a client with nothing waiting).
+	SendBytes int64
+	// ReadLimit caps one inbound frame, in bytes; a larger frame of another
+	// type is refused with a validation error.
 	ReadLimit int64
+	// ReportLimit caps task_complete and task_failed frames of an
+	// identified agent: the original sidecar sends the whole result file.
+	// A frame over it closes the socket (1009).
+	ReportLimit int64
+	// IdentifyTimeout closes a socket that has not identified this long
+	// after it opened; pings before identify do not extend it.
+	IdentifyTimeout time.Duration
+	// MaxUnidentified caps sockets not yet identified, in all and per
+	// remote address; a handshake over either cap is refused with 503.
+	MaxUnidentified        int
+	MaxUnidentifiedPerAddr int
+	// PingInterval is how long an identified socket may go without a ping
+	// before the hub sends it a WebSocket ping; its pong counts as the
+	// agent's ping (clients that never send ping frames stay connected
+	// while their socket is alive).
+	PingInterval time.Duration
 	// ViolationLimit validation failures within ViolationWindow close the
 	// socket; the agent then waits a cooldown before identifying again.
 	ViolationLimit  int
@@ -55,15 +76,19 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		IdleTimeout: 60 * time.Second, StaleAfter: 60 * time.Second, ReapInterval: 30 * time.Second,
-		SendBuffer: 256, ReadLimit: 1 << 20,
+		SendBuffer: 256, SendBytes: 4 << 20, ReadLimit: 1 << 20, ReportLimit: 16 << 20,
+		IdentifyTimeout: 10 * time.Second, MaxUnidentified: 2048, MaxUnidentifiedPerAddr: 128,
+		// Past the sidecars' 30 s pings (they need none), well before StaleAfter.
+		PingInterval:   35 * time.Second,
 		ViolationLimit: 10, ViolationWindow: time.Minute,
 		Cooldowns: []time.Duration{30 * time.Second, 60 * time.Second, 300 * time.Second},
 	}
 }
 
-// Verifier checks tokens.
+// Verifier checks tokens, and whether a verified one still holds.
 type Verifier interface {
 	Verify(token string) (auth.Identity, error)
+	Live(id auth.Identity) bool
 }
 
 // Limiter decides whether a frame from an agent may go through now. It
@@ -94,12 +119,17 @@ type Server struct {
 
 	nextID atomic.Uint64
 
-	mu       sync.RWMutex
-	byAgent  map[string]*conn // identified sockets
-	all      map[*conn]struct{}
-	closed   bool
-	wg       sync.WaitGroup
-	cooldown *cooldowns
+	// identifyMu orders identifies and releases (see takeOver).
+	identifyMu sync.Mutex
+
+	mu          sync.RWMutex
+	byAgent     map[string]*conn // identified sockets
+	all         map[*conn]struct{}
+	unident     int            // sockets never identified
+	unidentAddr map[string]int // the same, per remote address
+	closed      bool
+	wg          sync.WaitGroup
+	cooldown    *cooldowns
 }
 
 // Deps are what the server calls into.
@@ -123,7 +153,13 @@ func New(cfg Config, d Deps) *Server {
 	cfg.StaleAfter = cmp.Or(cfg.StaleAfter, def.StaleAfter)
 	cfg.ReapInterval = cmp.Or(cfg.ReapInterval, def.ReapInterval)
 	cfg.SendBuffer = cmp.Or(cfg.SendBuffer, def.SendBuffer)
+	cfg.SendBytes = cmp.Or(cfg.SendBytes, def.SendBytes)
 	cfg.ReadLimit = cmp.Or(cfg.ReadLimit, def.ReadLimit)
+	cfg.ReportLimit = max(cmp.Or(cfg.ReportLimit, def.ReportLimit), cfg.ReadLimit)
+	cfg.IdentifyTimeout = cmp.Or(cfg.IdentifyTimeout, def.IdentifyTimeout)
+	cfg.MaxUnidentified = cmp.Or(cfg.MaxUnidentified, def.MaxUnidentified)
+	cfg.MaxUnidentifiedPerAddr = cmp.Or(cfg.MaxUnidentifiedPerAddr, def.MaxUnidentifiedPerAddr)
+	cfg.PingInterval = cmp.Or(cfg.PingInterval, def.PingInterval)
 	cfg.ViolationLimit = cmp.Or(cfg.ViolationLimit, def.ViolationLimit)
 	cfg.ViolationWindow = cmp.Or(cfg.ViolationWindow, def.ViolationWindow)
 	if cfg.Cooldowns == nil {
@@ -135,7 +171,7 @@ func New(cfg Config, d Deps) *Server {
 	return &Server{cfg: cfg, tokens: d.Tokens, presence: d.Presence, messaging: d.Messaging,
 		sched: d.Scheduler, limiter: d.Limiter, obs: d.Observer, logs: d.TaskLogs,
 		log: d.Log.With("component", "agentws"), now: cfg.Now,
-		byAgent: map[string]*conn{}, all: map[*conn]struct{}{}, cooldown: newCooldowns(cfg.Cooldowns)}
+		byAgent: map[string]*conn{}, all: map[*conn]struct{}{}, unidentAddr: map[string]int{}, cooldown: newCooldowns(cfg.Cooldowns)}
 }
 
 // SetMessaging sets the messaging service (built after the server, since
@@ -144,21 +180,78 @@ func (s *Server) SetMessaging(m *messaging.Service) { s.messaging = m }
 
 // ServeHTTP upgrades the request and runs the socket until it closes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	addr := remoteIP(r.RemoteAddr)
+	if !s.admit(addr) {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":"too_many_connections","detail":"too many sockets waiting to identify"}` + "\n"))
+		return
+	}
+	var c *conn
 	// Agents are not browsers; the original accepted any origin, and the
-	// token inside identify is what authenticates.
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	// token inside identify is what authenticates. A pong (to the hub's
+	// pings) is proof of life like a ping frame.
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true,
+		OnPongReceived: func(context.Context, []byte) { c.heard() }})
 	if err != nil {
+		s.unadmit(addr)
 		return
 	}
 	ws.SetReadLimit(s.cfg.ReadLimit)
-	c := newConn(s, ws, s.nextID.Add(1), r.RemoteAddr)
+	c = newConn(s, ws, s.nextID.Add(1), r.RemoteAddr)
+	c.addr = addr
 	if !s.add(c) {
+		s.unadmit(addr)
 		ws.Close(protocol.CloseGoingAway, "hub shutting down")
 		return
 	}
+	deadline := time.AfterFunc(s.cfg.IdentifyTimeout, func() {
+		if c.agentID() == "" {
+			s.log.Info("closing socket that did not identify", "event", "identify_timeout", "remote", c.remote)
+			c.close(protocol.CloseIdentifyTimeout, "identify timeout")
+		}
+	})
 	defer s.wg.Done()
 	c.run(r.Context())
+	deadline.Stop()
 	s.remove(c)
+}
+
+// admit counts a new unidentified socket from addr, unless a cap is
+// reached or the server is closed.
+func (s *Server) admit(addr string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.unident >= s.cfg.MaxUnidentified || s.unidentAddr[addr] >= s.cfg.MaxUnidentifiedPerAddr {
+		return false
+	}
+	s.unident++
+	s.unidentAddr[addr]++
+	return true
+}
+
+func (s *Server) unadmit(addr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unadmitLocked(addr)
+}
+
+func (s *Server) unadmitLocked(addr string) {
+	s.unident--
+	if s.unidentAddr[addr]--; s.unidentAddr[addr] <= 0 {
+		delete(s.unidentAddr, addr)
+	}
+}
+
+// identified takes c off the unidentified count (once).
+func (s *Server) identified(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !c.counted {
+		c.counted = true
+		s.unadmitLocked(c.addr)
+	}
 }
 
 func (s *Server) add(c *conn) bool {
@@ -176,11 +269,23 @@ func (s *Server) add(c *conn) bool {
 	return true
 }
 
+// remoteIP is the address part of a RemoteAddr.
+func remoteIP(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
+}
+
 // remove runs the cleanup of a closed socket: presence, analytics, and the
 // tasks its agent held, unless a newer socket took the agent over.
 func (s *Server) remove(c *conn) {
 	s.mu.Lock()
 	delete(s.all, c)
+	if !c.counted {
+		c.counted = true
+		s.unadmitLocked(c.addr)
+	}
 	s.observeLocked()
 	s.mu.Unlock()
 	s.release(c)
@@ -189,6 +294,12 @@ func (s *Server) remove(c *conn) {
 // release ends c's hold on its agent: presence, analytics and the tasks
 // the agent held, unless a newer socket already took the agent over.
 func (s *Server) release(c *conn) {
+	s.identifyMu.Lock()
+	defer s.identifyMu.Unlock()
+	s.releaseLocked(c)
+}
+
+func (s *Server) releaseLocked(c *conn) {
 	s.mu.Lock()
 	agent := c.agentID()
 	owner := agent != "" && s.byAgent[agent] == c
@@ -240,14 +351,49 @@ func (s *Server) conn(agent string) *conn {
 func (s *Server) Run(ctx context.Context) {
 	t := time.NewTicker(s.cfg.ReapInterval)
 	defer t.Stop()
+	p := time.NewTicker(max(s.cfg.PingInterval/2, time.Millisecond))
+	defer p.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			s.Reap()
+		case <-p.C:
+			s.pingSilent()
 		}
 	}
+}
+
+// pingSilent sends a WebSocket ping to every identified socket that has
+// not pinged (nor answered a ping) for PingInterval, one ping in flight
+// per socket. A client that sends other frames but never pings needs them
+// too: the stale reaper goes by pings.
+func (s *Server) pingSilent() {
+	now := s.now()
+	s.mu.RLock()
+	var silent []*conn
+	for c := range s.all {
+		if c.agentID() != "" && now.Sub(c.lastPing()) >= s.cfg.PingInterval && c.pinging.CompareAndSwap(false, true) {
+			silent = append(silent, c)
+		}
+	}
+	if s.closed {
+		silent = nil
+	}
+	for _, c := range silent {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer c.pinging.Store(false)
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PingInterval)
+			defer cancel()
+			// The pong is handled by OnPongReceived; a missing one is left
+			// to the stale and idle reapers.
+			_ = c.ws.Ping(ctx)
+		}()
+	}
+	s.mu.RUnlock()
 }
 
 // Reap closes sockets that sent nothing for the idle timeout and
@@ -311,11 +457,23 @@ func (s *Server) CloseAll(code websocket.StatusCode, reason string) int {
 	return len(conns)
 }
 
-// Kick closes the socket of an agent whose tokens were revoked.
-func (s *Server) Kick(agent string) {
-	if c := s.conn(agent); c != nil {
+// CloseRevoked closes every socket identified with a token that no
+// longer holds (revoked, or gone with a restore of the token table),
+// whatever agent it identified as, and returns how many.
+func (s *Server) CloseRevoked() int {
+	s.mu.RLock()
+	var revoked []*conn
+	for c := range s.all {
+		if id := c.identity.Load(); id != nil && !s.tokens.Live(*id) {
+			revoked = append(revoked, c)
+		}
+	}
+	s.mu.RUnlock()
+	for _, c := range revoked {
+		s.log.Info("closing socket of a revoked token", "event", "socket_revoked", "agent_id", c.agentID())
 		c.close(protocol.CloseRevoked, "token revoked")
 	}
+	return len(revoked)
 }
 
 // Connected returns the number of open sockets.

@@ -12,6 +12,7 @@ import (
 	"github.com/agentcom/agentcom/internal/messaging"
 	"github.com/agentcom/agentcom/internal/presence"
 	"github.com/agentcom/agentcom/internal/protocol"
+	"github.com/agentcom/agentcom/internal/ratelimit"
 	"github.com/agentcom/agentcom/internal/settings"
 )
 
@@ -23,8 +24,8 @@ type Core struct {
 	Agents    *agents.Registry
 	Messaging *messaging.Service
 	Settings  *settings.Store
-	// Kick closes the socket of an agent whose tokens were revoked.
-	Kick func(agentID string)
+	// Revoked closes every socket opened with a token that was revoked.
+	Revoked func()
 	// OpenRegistration lets anyone register an agent; otherwise the
 	// request must carry JoinSecret (when set).
 	OpenRegistration bool
@@ -65,11 +66,11 @@ func (c *Core) Routes() []Route {
 		{Method: "GET", Path: "/api/messages", Access: AnyTokenB, Handler: c.messages},
 		{Method: "POST", Path: "/admin/tokens", Access: Admin, Handler: c.createToken},
 		{Method: "GET", Path: "/admin/tokens", Access: Admin, Handler: c.listTokens},
-		{Method: "DELETE", Path: "/admin/tokens/{agent_id}", Access: Admin, Handler: c.revokeTokens},
+		{Method: "DELETE", Path: "/admin/tokens/{agent_id}", Access: AnyToken, Handler: c.revokeTokens},
 		{Method: "GET", Path: "/api/analytics/summary", Access: Public, Handler: c.analyticsSummary},
 		{Method: "GET", Path: "/api/analytics/agents", Access: Public, Handler: c.analyticsAgents},
 		{Method: "GET", Path: "/api/analytics/agents/{agent_id}/hourly", Access: Public, Handler: c.analyticsHourly},
-		{Method: "POST", Path: "/api/onboard/register", Access: Public, Handler: c.register},
+		{Method: "POST", Path: "/api/onboard/register", Access: Public, Handler: c.register, Class: ratelimit.ClassRegister},
 		{Method: "GET", Path: "/api/schemas", Access: Public, Handler: c.schemas},
 		{Method: "GET", Path: "/api/whoami", Access: AnyToken, Handler: c.whoami},
 	}
@@ -442,14 +443,19 @@ func (c *Core) listTokens(*Request) Response {
 	return JSON(http.StatusOK, map[string]any{"tokens": c.Tokens.List()})
 }
 
+// revokeTokens revokes every token of an agent: an admin's call, or an
+// agent giving up its own (remove-agent.js revokes with the agent's token).
 func (c *Core) revokeTokens(r *Request) Response {
 	agent := r.PathValue("agent_id")
+	if !r.ID.IsAdmin() && r.ID.AgentID != agent {
+		return Err(http.StatusForbidden, "forbidden", "detail", "this route needs an admin token, or the token of the agent revoked")
+	}
 	n, err := c.Tokens.Revoke(agent)
 	if err != nil {
 		return storageErr(err)
 	}
-	if n > 0 && c.Kick != nil {
-		c.Kick(agent)
+	if n > 0 && c.Revoked != nil {
+		c.Revoked()
 	}
 	return JSON(http.StatusOK, map[string]any{"status": "revoked", "agent_id": agent, "revoked": n})
 }

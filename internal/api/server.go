@@ -36,8 +36,11 @@ type Route struct {
 	// Raw handlers write their own response (WebSocket upgrades, assets).
 	Raw http.Handler
 	// Class, when set, is a rate-limit class applied per caller on top of
-	// the HTTP limit (task submissions).
+	// the HTTP limit (task submissions, registrations).
 	Class string
+	// Unlimited routes skip the HTTP rate limits: the agent socket's
+	// handshake, bounded by its own caps and limited frame by frame.
+	Unlimited bool
 }
 
 // Access says who may call a route.
@@ -96,6 +99,7 @@ type Server struct {
 	mux      *http.ServeMux
 	tokens   Verifier
 	loopback bool
+	hosts    Hosts
 	log      *slog.Logger
 	routes   []Route
 	limiter  Limiter
@@ -105,7 +109,7 @@ type Server struct {
 
 // Limiter rate-limits HTTP callers by key (token or client IP).
 type Limiter interface {
-	AllowHTTP(key string) (ok bool, retryAfterMs int64)
+	AllowHTTP(key string, public bool) (ok bool, retryAfterMs int64)
 	AllowClass(class, key string) (ok bool, wait time.Duration)
 }
 
@@ -116,10 +120,15 @@ type Observer interface {
 	RateLimited(route string)
 }
 
+// LocalOperator is who a tokenless dashboard caller on a loopback-only
+// hub speaks for.
+var LocalOperator = auth.Identity{Role: auth.RoleAdmin, AgentID: "local-operator"}
+
 // NewServer builds the router. loopbackOnly says the hub listens only on
-// loopback, which lets the dashboard go without a token.
-func NewServer(tokens Verifier, loopbackOnly bool, log *slog.Logger) *Server {
-	return &Server{mux: http.NewServeMux(), tokens: tokens, loopback: loopbackOnly, log: log.With("component", "api"),
+// loopback, which lets the dashboard go without a token; hosts says which
+// Host headers are served at all.
+func NewServer(tokens Verifier, loopbackOnly bool, hosts Hosts, log *slog.Logger) *Server {
+	return &Server{mux: http.NewServeMux(), tokens: tokens, loopback: loopbackOnly, hosts: hosts, log: log.With("component", "api"),
 		maxBody: DefaultMaxBody}
 }
 
@@ -147,6 +156,12 @@ func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
 // ignored, as in the original) and answers unknown routes, and known paths
 // with another method, with 404 {"error":"not_found"}.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.hosts.Allowed(r.Host) {
+		// A name the hub does not serve: most likely DNS rebinding.
+		writeJSON(w, http.StatusMisdirectedRequest, map[string]string{"error": "host_not_allowed",
+			"detail": "this hub does not answer to that host name; the operator can add it with --allowed-hosts"})
+		return
+	}
 	if p := cleanPath(r.URL.Path); p != r.URL.Path {
 		r.URL.Path = p
 		r.URL.RawPath = ""
@@ -184,12 +199,14 @@ func (s *Server) wrap(rt Route) http.Handler {
 			return
 		}
 		req.ID = id
-		if s.limiter != nil && rt.Access != Public {
-			key := "ip:" + clientIP(r)
-			if id.AgentID != "" {
+		if s.limiter != nil && !rt.Unlimited {
+			// Callers with a token are limited per agent; everyone else
+			// (public routes, wrong join secrets) per address.
+			key, public := "ip:"+clientIP(r), id.AgentID == ""
+			if !public {
 				key = "agent:" + id.AgentID
 			}
-			allowed, wait := s.limiter.AllowHTTP(key)
+			allowed, wait := s.limiter.AllowHTTP(key, public)
 			if allowed && rt.Class != "" {
 				var d time.Duration
 				allowed, d = s.limiter.AllowClass(rt.Class, key)
@@ -205,7 +222,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 			}
 		}
 		if rt.Raw != nil {
-			rt.Raw.ServeHTTP(w, r)
+			rt.Raw.ServeHTTP(w, withCaller(r, id))
 			return
 		}
 		s.write(w, rt, rt.Handler(req))
@@ -278,8 +295,11 @@ func (s *Server) authorize(a Access, req *Request) (auth.Identity, Response, boo
 	case Public:
 		return auth.Identity{}, Response{}, true
 	case Dashboard, DashboardAdmin:
-		if s.loopback {
-			return auth.Identity{Role: auth.RoleAdmin, AgentID: "local-operator"}, Response{}, true
+		if s.loopback && sameOrigin(req.Request) {
+			// The tokenless local operator: only for requests addressed to
+			// a name this hub serves (checked for every request above) and
+			// sent by no browser page, or by a page of this hub itself.
+			return LocalOperator, Response{}, true
 		}
 		tok, ok := bearerOrParam(req)
 		if !ok {

@@ -3,10 +3,12 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,11 +26,16 @@ func (f fakeTokens) Verify(tok string) (auth.Identity, error) {
 	return auth.Identity{}, errors.New("unknown token")
 }
 
-// denyAll refuses every request after the first n.
-type denyAll struct{ n int }
+// denyAll refuses every request after the first n, and remembers the
+// keys it was asked about and whether they were public.
+type denyAll struct {
+	n    int
+	keys []string
+}
 
-func (d *denyAll) AllowHTTP(string) (bool, int64) {
+func (d *denyAll) AllowHTTP(key string, public bool) (bool, int64) {
 	d.n--
+	d.keys = append(d.keys, fmt.Sprint(key, " public=", public))
 	return d.n >= 0, 1500
 }
 func (d *denyAll) AllowClass(string, string) (bool, time.Duration) { return true, 0 }
@@ -39,7 +46,7 @@ func newTestServer(t *testing.T) (*Server, *int) {
 		"admin-tok": {AgentID: "ops", Role: auth.RoleAdmin},
 		"agent-tok": {AgentID: "a1", Role: auth.RoleAgent},
 		"view-tok":  {AgentID: "v", Role: auth.RoleViewer},
-	}, false, slog.New(slog.DiscardHandler))
+	}, false, NewHosts(false, nil), slog.New(slog.DiscardHandler))
 	calls := new(int)
 	h := func(r *Request) Response {
 		*calls++
@@ -121,10 +128,13 @@ func TestAccessAndBodyRefusalsAreStructured(t *testing.T) {
 }
 
 // A rate-limited request gets 429 with Retry-After in whole seconds,
-// rounded up, and its handler does not run; public routes are not limited.
+// rounded up, and its handler does not run; callers without a token are
+// limited by address in the public class; unlimited routes are not.
 func TestRateLimitedRequest(t *testing.T) {
 	s, calls := newTestServer(t)
-	s.SetLimiter(&denyAll{n: 1})
+	s.Handle(Route{Method: "GET", Path: "/socket", Access: Public, Unlimited: true, Handler: func(*Request) Response { return JSON(200, map[string]any{}) }})
+	lim := &denyAll{n: 1}
+	s.SetLimiter(lim)
 	if st, _, _ := do(t, s, "GET", "/admin", "admin-tok", "", ""); st != 200 {
 		t.Fatalf("first: %d", st)
 	}
@@ -132,10 +142,16 @@ func TestRateLimitedRequest(t *testing.T) {
 	if st != 429 || body["error"] != "rate_limited" || body["retry_after_ms"] != float64(1500) || hdr.Get("Retry-After") != "2" {
 		t.Fatalf("limited: %d %v Retry-After=%q", st, body, hdr.Get("Retry-After"))
 	}
-	if st, _, _ := do(t, s, "GET", "/open", "", "", ""); st != 200 {
-		t.Fatalf("public route limited: %d", st)
+	if st, _, _ := do(t, s, "GET", "/open", "", "", ""); st != 429 {
+		t.Fatalf("public route not limited: %d", st)
 	}
-	if *calls != 2 {
-		t.Fatalf("handler ran %d times, want 2", *calls)
+	if st, _, _ := do(t, s, "GET", "/socket", "", "", ""); st != 200 {
+		t.Fatalf("unlimited route limited: %d", st)
+	}
+	if *calls != 1 {
+		t.Fatalf("handler ran %d times, want 1", *calls)
+	}
+	if want := []string{"agent:ops public=false", "agent:ops public=false", "ip:192.0.2.1 public=true"}; !slices.Equal(lim.keys, want) {
+		t.Fatalf("limiter asked %q, want %q", lim.keys, want)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/agentcom/agentcom/internal/presence"
 	"github.com/agentcom/agentcom/internal/protocol"
+	"github.com/agentcom/agentcom/internal/ratelimit"
 	"github.com/agentcom/agentcom/internal/scheduler"
 	"github.com/agentcom/agentcom/internal/tasklog"
 	"github.com/agentcom/agentcom/internal/tasks"
@@ -32,7 +33,7 @@ type Tasks struct {
 // Routes returns the task route table.
 func (t *Tasks) Routes() []Route {
 	return []Route{
-		{Method: "POST", Path: "/api/tasks", Access: Agent, Handler: t.submit, Class: "tasks"},
+		{Method: "POST", Path: "/api/tasks", Access: Agent, Handler: t.submit, Class: ratelimit.ClassTasks},
 		{Method: "GET", Path: "/api/tasks", Access: AnyToken, Handler: t.list},
 		{Method: "GET", Path: "/api/tasks/dead-letter", Access: AnyToken, Handler: t.deadLetter},
 		{Method: "GET", Path: "/api/tasks/stats", Access: AnyToken, Handler: t.stats},

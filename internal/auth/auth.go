@@ -59,6 +59,10 @@ const PrefixLen = 8
 type Identity struct {
 	AgentID string `json:"agent_id"`
 	Role    Role   `json:"role"`
+	// TokenHash names the token the identity was verified from (never the
+	// token itself), so whatever it opened can be closed when that token
+	// is revoked; empty for an identity that needs no token.
+	TokenHash string `json:"-"`
 }
 
 // IsAdmin reports whether the identity holds the admin role.
@@ -179,7 +183,19 @@ func (t *Tokens) Verify(tok string) (Identity, error) {
 	if !ok {
 		return Identity{}, ErrUnknownToken
 	}
-	return Identity{AgentID: r.AgentID, Role: r.Role}, nil
+	return Identity{AgentID: r.AgentID, Role: r.Role, TokenHash: h}, nil
+}
+
+// Live reports whether id still holds: it needs no token, or its token
+// has not been revoked (nor lost to a restore of the token table).
+func (t *Tokens) Live(id Identity) bool {
+	if id.TokenHash == "" {
+		return true
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	r, ok := t.byHash[id.TokenHash]
+	return ok && r.AgentID == id.AgentID && r.Role == id.Role
 }
 
 // Revoke removes every token of agent and returns how many there were.

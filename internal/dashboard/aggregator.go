@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/agentcom/agentcom/internal/agents"
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/messaging"
@@ -904,6 +906,22 @@ func (a *Aggregator) broadcast(frame []byte) {
 	for _, c := range targets {
 		c.enqueue(frame)
 	}
+}
+
+// closeClientsIf closes the sockets match selects and returns how many.
+func (a *Aggregator) closeClientsIf(match func(*client) bool, code websocket.StatusCode, reason string) int {
+	a.cmu.Lock()
+	var targets []*client
+	for c := range a.clients {
+		if match(c) {
+			targets = append(targets, c)
+		}
+	}
+	a.cmu.Unlock()
+	for _, c := range targets {
+		c.kill(code, reason)
+	}
+	return len(targets)
 }
 
 func (a *Aggregator) closeClients() {

@@ -7,6 +7,7 @@ import (
 	"github.com/agentcom/agentcom/internal/agents"
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/presence"
+	"github.com/agentcom/agentcom/internal/sendq"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
@@ -84,7 +85,7 @@ func BenchmarkFlush100Clients(b *testing.B) {
 	a := benchAggregator(b)
 	var cs []*client
 	for range 100 {
-		c := &client{d: &Dashboard{log: discard()}, out: make(chan []byte, 1), done: make(chan struct{})}
+		c := &client{d: &Dashboard{log: discard()}, out: sendq.New(1, 1<<20), done: make(chan struct{})}
 		cs = append(cs, c)
 		a.addClient(c)
 	}
@@ -96,7 +97,7 @@ func BenchmarkFlush100Clients(b *testing.B) {
 		}
 		a.Flush()
 		for _, c := range cs {
-			<-c.out
+			c.out.Done(<-c.out.C())
 		}
 	}
 }

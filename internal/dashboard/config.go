@@ -25,9 +25,10 @@ type Config struct {
 	// that does not answer within PongTimeout is closed.
 	PingInterval time.Duration
 	PongTimeout  time.Duration
-	// SendBuffer is how many frames may wait for a slow browser before
-	// its socket is closed.
+	// SendBuffer is how many frames, and SendBytes how many bytes, may
+	// wait for a slow browser before its socket is closed.
 	SendBuffer int
+	SendBytes  int64
 	// StorageRefresh is how often the storage health view is refreshed
 	// (it is also refreshed after every storage event and action);
 	// StorageTimeout bounds one refresh.
@@ -72,13 +73,17 @@ type Config struct {
 	VAPIDPrivateKey string
 	// PushClient sends push messages; nil means webpush's default client.
 	PushClient *http.Client
+	// PushAllowPrivate accepts push endpoints over http and on loopback,
+	// private or link-local addresses (tests, closed networks); by default
+	// only https endpoints on public addresses are used.
+	PushAllowPrivate bool
 }
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
 		FlushInterval: 100 * time.Millisecond, SnapshotInterval: 250 * time.Millisecond,
-		PingInterval: 25 * time.Second, PongTimeout: 15 * time.Second, SendBuffer: 256,
+		PingInterval: 25 * time.Second, PongTimeout: 15 * time.Second, SendBuffer: 256, SendBytes: 8 << 20,
 		StorageRefresh: 30 * time.Second, StorageTimeout: 5 * time.Second, ActionTimeout: 5 * time.Minute,
 		DepthSample: 5 * time.Second, QueueSample: time.Minute, HistoryPersist: 15 * time.Second,
 		OfflineGrace: 10 * time.Minute, StuckAfter: 5 * time.Minute,
@@ -112,6 +117,9 @@ func (c Config) withDefaults() Config {
 	set(&c.HealthPoll, d.HealthPoll)
 	if c.SendBuffer <= 0 {
 		c.SendBuffer = d.SendBuffer
+	}
+	if c.SendBytes <= 0 {
+		c.SendBytes = d.SendBytes
 	}
 	if c.FailureMinSample <= 0 {
 		c.FailureMinSample = d.FailureMinSample
@@ -158,9 +166,9 @@ type Presence interface {
 	List() []presence.Entry
 }
 
-// Verifier checks tokens.
+// Verifier tells whether the token a socket was opened with still holds.
 type Verifier interface {
-	Verify(token string) (auth.Identity, error)
+	Live(id auth.Identity) bool
 }
 
 // Deps are what the dashboard reads and drives.
@@ -170,10 +178,9 @@ type Deps struct {
 	Scheduler Scheduler
 	Agents    Agents
 	Presence  Presence
-	// Tokens and LoopbackOnly decide what a socket may do; the routes'
-	// access levels have already let the caller in.
-	Tokens       Verifier
-	LoopbackOnly bool
+	// Tokens tells when a socket's token was revoked; the routes' access
+	// levels have already let the caller in (api.Caller).
+	Tokens Verifier
 	// Storage may be nil: the storage panel then says unavailable.
 	Storage Storage
 	// NotifyCancel tells an agent its task was cancelled (optional).

@@ -30,7 +30,6 @@ type Dashboard struct {
 	sched        Scheduler
 	storage      Storage
 	tokens       Verifier
-	loopback     bool
 	notifyCancel func(agentID, taskID string) bool
 	messagesSrc  MessageSource
 	log          *slog.Logger
@@ -63,7 +62,7 @@ func New(cfg Config, d Deps) (*Dashboard, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dashboard assets: %w", err)
 	}
-	db := &Dashboard{cfg: cfg, sched: d.Scheduler, storage: d.Storage, tokens: d.Tokens, loopback: d.LoopbackOnly,
+	db := &Dashboard{cfg: cfg, sched: d.Scheduler, storage: d.Storage, tokens: d.Tokens,
 		notifyCancel: d.NotifyCancel, messagesSrc: d.Messages, log: log, assets: assets}
 	// Until Run starts, actions run against a context that never ends.
 	db.runCtx, db.stop = context.WithCancel(context.Background())
@@ -75,13 +74,14 @@ func New(cfg Config, d Deps) (*Dashboard, error) {
 			db.agg.sub.Close()
 			return nil, fmt.Errorf("dashboard push keys: %w", err)
 		}
-		s, err := webpush.NewSender(keys, webpush.SenderOptions{Client: cfg.PushClient})
+		policy := webpush.EndpointPolicy{AllowPrivate: cfg.PushAllowPrivate}
+		s, err := webpush.NewSender(keys, webpush.SenderOptions{Client: cfg.PushClient, Endpoints: policy})
 		if err != nil {
 			db.agg.sub.Close()
 			return nil, fmt.Errorf("dashboard push sender: %w", err)
 		}
 		db.keys = keys
-		db.subs = webpush.NewSubscriptions(d.PushSubscriptions)
+		db.subs = webpush.NewSubscriptions(d.PushSubscriptions, policy)
 		sender = webpush.NewNotifier(s, db.subs, webpush.NotifierOptions{})
 	}
 	db.notifier = NewNotifier(cfg, d.Bus, sender, db.agg.Health, log)
@@ -122,7 +122,7 @@ func (d *Dashboard) Routes() []api.Route {
 		{Method: "GET", Path: "/api/dashboard/series", Access: api.Dashboard, Handler: d.series},
 		{Method: "GET", Path: "/api/dashboard/messages", Access: api.Dashboard, Handler: d.messages},
 		{Method: "GET", Path: "/api/dashboard/vapid-key", Access: api.Public, Handler: d.vapidKey},
-		{Method: "POST", Path: "/api/dashboard/push-subscribe", Access: api.Dashboard, Handler: d.pushSubscribe},
+		{Method: "POST", Path: "/api/dashboard/push-subscribe", Access: api.DashboardAdmin, Handler: d.pushSubscribe},
 		{Method: "GET", Path: "/ws/dashboard", Access: api.Dashboard, Raw: d},
 	}
 }
@@ -183,7 +183,7 @@ func (d *Dashboard) pushSubscribe(r *api.Request) api.Response {
 	}
 	sub, err := webpush.ParseSubscription(raw)
 	if err == nil {
-		err = d.subs.Add(sub)
+		err = d.subs.Add(r.Context(), sub)
 	}
 	var se *webpush.SubscriptionError
 	switch {

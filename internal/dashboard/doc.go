@@ -62,8 +62,11 @@
 //
 // # Access
 //
-// On a hub that listens only on loopback everyone is the local operator
-// and may act. Otherwise the page's data routes and the socket need a
+// On a hub that listens only on loopback a caller without a token is the
+// local operator and may act, provided the request is addressed to a name
+// the hub serves and, from a browser, comes from a page the hub served
+// (api.Hosts and the same-origin check; DNS rebinding and other sites'
+// pages get neither). Otherwise the page's data routes and the socket need a
 // token (Bearer header or ?token=): a viewer token may watch, an admin
 // token may also act; a viewer's action frames get an error frame
 // "forbidden" and change nothing.

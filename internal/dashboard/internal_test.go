@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agentcom/agentcom/internal/bus"
+	"github.com/agentcom/agentcom/internal/sendq"
 	"github.com/agentcom/agentcom/internal/tasks"
 	"github.com/agentcom/agentcom/internal/webpush"
 )
@@ -139,7 +140,7 @@ func TestNotifierSendsInOrder(t *testing.T) {
 }
 
 func TestSlowClientIsClosed(t *testing.T) {
-	c := &client{d: &Dashboard{log: discard()}, out: make(chan []byte, 2), done: make(chan struct{})}
+	c := &client{d: &Dashboard{log: discard()}, out: sendq.New(2, 1<<20), done: make(chan struct{})}
 	if !c.enqueue([]byte("1")) || !c.enqueue([]byte("2")) {
 		t.Fatal("frames within the buffer refused")
 	}
@@ -156,6 +157,18 @@ func TestSlowClientIsClosed(t *testing.T) {
 	}
 	if c.enqueue([]byte("4")) {
 		t.Fatal("a closed client accepted a frame")
+	}
+
+	// Bounded in bytes as well: few large frames close it too.
+	c = &client{d: &Dashboard{log: discard()}, out: sendq.New(100, 10), done: make(chan struct{})}
+	if !c.enqueue([]byte("123456789012")) {
+		t.Fatal("one frame over the byte cap refused by an empty queue")
+	}
+	if c.enqueue([]byte("1")) {
+		t.Fatal("a frame beyond the byte cap was accepted")
+	}
+	if c.code != closeSlowConsumer {
+		t.Fatalf("close code %d", c.code)
 	}
 }
 

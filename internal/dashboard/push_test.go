@@ -12,7 +12,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"github.com/agentcom/agentcom/internal/resilience"
 	"io"
 	"math/big"
 	"net/http"
@@ -21,8 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/dashboard"
+	"github.com/agentcom/agentcom/internal/hub"
+	"github.com/agentcom/agentcom/internal/resilience"
 	"github.com/agentcom/agentcom/internal/webpush"
 )
 
@@ -195,7 +197,7 @@ func verifyVAPID(t *testing.T, header, vapidKey, aud string) {
 // TestPushEndToEnd: real hub, real events, a local push service that
 // decrypts what it receives.
 func TestPushEndToEnd(t *testing.T) {
-	h, _ := startHub(t)
+	h, _ := startHub(t, allowPrivatePush)
 	srv, got := pushService(t)
 	_, k := h.Do("GET", "/api/dashboard/vapid-key", "", nil)
 	vapid := k["vapid_public_key"].(string)
@@ -205,7 +207,7 @@ func TestPushEndToEnd(t *testing.T) {
 			t.Fatalf("subscribe: %d %v", st, resp)
 		}
 	}
-	subs := webpush.NewSubscriptions(h.DB.MustTable("push_subscriptions"))
+	subs := webpush.NewSubscriptions(h.DB.MustTable("push_subscriptions"), webpush.EndpointPolicy{})
 
 	// A completed task is silent; a dead-lettered one notifies.
 	a := h.Agent("worker-1", "code")
@@ -257,5 +259,36 @@ func TestPushEndToEnd(t *testing.T) {
 	if n := nextPush(t, got, "/ok/1", ua, vapid, srv.URL); n.Title != dashboard.TitleCritical ||
 		n.Body != "Storage degraded: agent_channels running empty after data loss" {
 		t.Fatalf("degraded push: %+v", n)
+	}
+}
+
+// allowPrivatePush lets the hub push to the local fake push service.
+func allowPrivatePush(c *hub.Config) { c.Dashboard.PushAllowPrivate = true }
+
+// TestPushSubscribePolicy: only admins subscribe (a subscription makes the
+// hub send requests); by default only https endpoints on public addresses
+// are accepted, so a subscription cannot aim the hub at itself or the
+// local network.
+func TestPushSubscribePolicy(t *testing.T) {
+	h := startRemoteHub(t)
+	viewer := h.Token("screen", auth.RoleViewer)
+	ua := newUserAgent(t)
+	sub := func(ep string) map[string]any { return map[string]any{"endpoint": ep, "keys": ua.keys()} }
+	if st, resp := h.Do("POST", "/api/dashboard/push-subscribe", viewer, sub("https://push.example.com/v")); st != 403 {
+		t.Fatalf("viewer subscribes: %d %v", st, resp)
+	}
+	for _, ep := range []string{"http://127.0.0.1:9/x", "https://127.0.0.1/x", "https://localhost/x", "https://10.0.0.7/x",
+		"https://[fd00::1]/x", "https://169.254.169.254/latest", "https://metadata.localhost/x"} {
+		st, resp := h.Do("POST", "/api/dashboard/push-subscribe", h.AdminToken, sub(ep))
+		if st != 400 || resp["error"] != "validation_failed" {
+			t.Errorf("subscribe %s: %d %v", ep, st, resp)
+		}
+	}
+	if st, resp := h.Do("POST", "/api/dashboard/push-subscribe", h.AdminToken, sub("https://push.example.com/ok")); st != 200 {
+		t.Fatalf("public endpoint: %d %v", st, resp)
+	}
+	subs, err := webpush.NewSubscriptions(h.DB.MustTable("push_subscriptions"), webpush.EndpointPolicy{}).List()
+	if err != nil || len(subs) != 1 {
+		t.Fatalf("stored: %v %v", subs, err)
 	}
 }

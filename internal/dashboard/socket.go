@@ -4,15 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/agentcom/agentcom/internal/api"
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/protocol"
+	"github.com/agentcom/agentcom/internal/sendq"
 )
 
 // Close codes of dashboard sockets.
@@ -20,6 +21,7 @@ const (
 	closeNormal       = websocket.StatusCode(protocol.CloseNormal)
 	closeGoingAway    = websocket.StatusCode(protocol.CloseGoingAway)
 	closeSlowConsumer = websocket.StatusCode(protocol.CloseSlowConsumer)
+	closeRevoked      = websocket.StatusCode(protocol.CloseRevoked)
 )
 
 // client is one browser socket. Everything sent to it goes through out
@@ -27,7 +29,7 @@ const (
 type client struct {
 	d      *Dashboard
 	ws     *websocket.Conn
-	out    chan []byte
+	out    *sendq.Queue
 	done   chan struct{}
 	id     auth.Identity
 	canAct bool
@@ -51,7 +53,7 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(maxFrameBytes)
-	c := &client{d: d, ws: ws, out: make(chan []byte, d.cfg.SendBuffer), done: make(chan struct{}), id: id,
+	c := &client{d: d, ws: ws, out: sendq.New(d.cfg.SendBuffer, d.cfg.SendBytes), done: make(chan struct{}), id: id,
 		canAct: id.IsAdmin()}
 	if !d.sockets.add() {
 		ws.Close(closeGoingAway, "hub shutting down")
@@ -61,25 +63,19 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.run(r.Context())
 }
 
-// identity is who the socket speaks for: the local operator (admin) on a
-// loopback-only hub, else the token's identity.
+// CloseRevoked closes every socket whose token no longer holds (revoked,
+// or gone with a restore of the token table) and returns how many.
+func (d *Dashboard) CloseRevoked() int {
+	return d.agg.closeClientsIf(func(c *client) bool { return !d.live(c.id) }, closeRevoked, "token revoked")
+}
+
+func (d *Dashboard) live(id auth.Identity) bool { return d.tokens == nil || d.tokens.Live(id) }
+
+// identity is who the socket speaks for: what the route's access check
+// let in (the local operator on a loopback-only hub, else the token's
+// identity). A request that did not come through that check may not act.
 func (d *Dashboard) identity(r *http.Request) auth.Identity {
-	if d.loopback {
-		return auth.Identity{Role: auth.RoleAdmin, AgentID: "local-operator"}
-	}
-	tok := ""
-	if h := r.Header.Values("Authorization"); len(h) == 1 && strings.HasPrefix(h[0], "Bearer ") {
-		tok = strings.TrimSpace(h[0][len("Bearer "):])
-	} else {
-		tok = r.URL.Query().Get("token")
-	}
-	if tok == "" || d.tokens == nil {
-		return auth.Identity{}
-	}
-	id, err := d.tokens.Verify(tok)
-	if err != nil {
-		return auth.Identity{}
-	}
+	id, _ := api.Caller(r)
 	return id
 }
 
@@ -96,6 +92,10 @@ func (c *client) run(ctx context.Context) {
 	c.send(map[string]any{"type": "hello", "role": role, "can_act": c.canAct, "server_time": time.Now().UnixMilli()})
 	if !c.d.agg.addClient(c) {
 		c.kill(closeGoingAway, "hub shutting down")
+	} else if !c.d.live(c.id) {
+		// Revoked between the access check and addClient, where
+		// CloseRevoked could not see this socket yet.
+		c.kill(closeRevoked, "token revoked")
 	}
 	wg.Go(func() { c.writeLoop() })
 	wg.Go(func() { c.pingLoop(ctx) })
@@ -123,6 +123,17 @@ func (c *client) run(ctx context.Context) {
 }
 
 func (c *client) sendSnapshot(ctx context.Context) {
+	// A socket closed while it waits (revoked, shut down) stops waiting:
+	// the aggregator may already have stopped answering.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	s, err := c.d.agg.Snapshot(ctx)
 	if err != nil {
 		return
@@ -137,18 +148,21 @@ func (c *client) writeLoop() {
 		select {
 		case <-c.done:
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			for len(c.out) > 0 && ctx.Err() == nil {
+			for c.out.Len() > 0 && ctx.Err() == nil {
 				// Flush what was queued before the close (a reply sent just
 				// before a policy close still reaches the page).
-				_ = c.ws.Write(ctx, websocket.MessageText, <-c.out)
+				b := <-c.out.C()
+				_ = c.ws.Write(ctx, websocket.MessageText, b)
+				c.out.Done(b)
 			}
 			cancel()
 			_ = c.ws.Close(c.code, c.reason)
 			return
-		case b := <-c.out:
+		case b := <-c.out.C():
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			err := c.ws.Write(ctx, websocket.MessageText, b)
 			cancel()
+			c.out.Done(b)
 			if err != nil {
 				c.kill(closeNormal, "")
 				c.ws.CloseNow()
@@ -189,14 +203,13 @@ func (c *client) enqueue(b []byte) bool {
 		return false
 	default:
 	}
-	select {
-	case c.out <- b:
+	if c.out.Push(b) {
 		return true
-	default:
-		c.d.log.Warn("dashboard client not reading, disconnecting", "event", "slow_consumer")
-		c.kill(closeSlowConsumer, "client too slow to read its frames")
-		return false
 	}
+	c.d.log.Warn("dashboard client not reading, disconnecting", "event", "slow_consumer",
+		"queued_frames", c.out.Len(), "queued_bytes", c.out.Bytes())
+	c.kill(closeSlowConsumer, "client too slow to read its frames")
+	return false
 }
 
 func (c *client) send(frame any) {

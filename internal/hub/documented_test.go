@@ -35,6 +35,20 @@ func TestDocumentedDefaults(t *testing.T) {
 	check("mailbox eviction interval", c.MailboxEvictInterval, time.Hour)
 	check("mailbox retention", time.Duration(settings.DefaultMailboxTTLMs)*time.Millisecond, 7*24*time.Hour)
 	check("refused frames before close", c.Socket.ViolationLimit, 10)
+	check("identify timeout", c.Socket.IdentifyTimeout, 10*time.Second)
+	check("unidentified sockets", c.Socket.MaxUnidentified, 2048)
+	check("unidentified sockets per address", c.Socket.MaxUnidentifiedPerAddr, 128)
+	check("hub ping after", c.Socket.PingInterval, 35*time.Second)
+	check("frame limit", c.Socket.ReadLimit, int64(1<<20))
+	check("report limit", c.Socket.ReportLimit, int64(16<<20))
+	check("send queue frames", c.Socket.SendBuffer, 256)
+	check("send queue bytes", c.Socket.SendBytes, int64(4<<20))
+	check("dashboard send queue bytes", c.Dashboard.SendBytes, int64(8<<20))
+	check("disconnect reclaims before dead letter", c.Queue.MaxDisconnectReclaims, 5)
+	check("HTTP header timeout", c.HTTP.ReadHeaderTimeout, 10*time.Second)
+	check("HTTP read timeout", c.HTTP.ReadTimeout, time.Minute)
+	check("HTTP idle timeout", c.HTTP.IdleTimeout, 2*time.Minute)
+	check("HTTP header bytes", c.HTTP.MaxHeaderBytes, 64<<10)
 	check("refused-frame window", c.Socket.ViolationWindow, time.Minute)
 	if want := []time.Duration{30 * time.Second, 60 * time.Second, 300 * time.Second}; !slices.Equal(c.Socket.Cooldowns, want) {
 		t.Errorf("cooldowns = %v, README says %v", c.Socket.Cooldowns, want)
@@ -45,6 +59,8 @@ func TestDocumentedDefaults(t *testing.T) {
 		ratelimit.ClassOther:    {PerSecond: 50, Burst: 100},
 		ratelimit.ClassHTTP:     {PerSecond: 50, Burst: 100},
 		ratelimit.ClassTasks:    {PerSecond: 20, Burst: 50},
+		ratelimit.ClassPublic:   {PerSecond: 20, Burst: 50},
+		ratelimit.ClassRegister: {PerSecond: 1, Burst: 10},
 	}
 	if len(c.RateLimits) != len(want) {
 		t.Errorf("rate classes %v, README documents %v", c.RateLimits, want)

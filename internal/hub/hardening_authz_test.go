@@ -85,7 +85,7 @@ var allowed = map[string][]string{
 	"GET /api/dashboard/vapid-key":                      everyone,
 	"GET /api/dashboard/state":                          {viewer, admin},
 	"GET /api/dashboard/agents/{agent_id}/timeline":     {viewer, admin},
-	"POST /api/dashboard/push-subscribe":                {viewer, admin},
+	"POST /api/dashboard/push-subscribe":                {admin}, // a subscription makes the hub send requests
 	"POST /api/admin/backup":                            {admin},
 	"GET /api/admin/dets-health":                        {admin},
 	"GET /api/admin/storage-health":                     {admin},

@@ -4,6 +4,7 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,8 +49,13 @@ type Config struct {
 	// DashboardToken makes the dashboard, its socket and the metrics need
 	// a token even when the hub listens on loopback only.
 	DashboardToken bool
+	// AllowedHosts are the host names (besides IP literals and localhost)
+	// the hub answers to; requests to any other Host are refused. A
+	// loopback-only hub always checks; others check once this is set.
+	AllowedHosts []string
 
 	Socket    agentws.Config
+	HTTP      HTTPConfig
 	Scheduler scheduler.Config
 	Queue     tasks.Config
 	// Messaging bounds channels and analytics (zero fields: defaults).
@@ -74,12 +80,28 @@ type Config struct {
 	Storage dashboard.Storage
 }
 
+// HTTPConfig bounds what one HTTP connection may hold. WebSocket
+// connections leave these limits once upgraded (they have their own).
+type HTTPConfig struct {
+	ReadHeaderTimeout time.Duration // time to send the request headers
+	ReadTimeout       time.Duration // time to send a whole request, body included
+	IdleTimeout       time.Duration // how long an idle keep-alive connection stays open
+	MaxHeaderBytes    int
+}
+
+// DefaultHTTPConfig holds the documented defaults: generous for an 8 MiB
+// body on a slow link, short enough that held connections are released.
+func DefaultHTTPConfig() HTTPConfig {
+	return HTTPConfig{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+		IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+}
+
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
 		Addr: ":4000", DataDir: "data", Version: "dev",
 		RateLimits: ratelimit.DefaultLimits(),
-		Socket:     agentws.DefaultConfig(), Scheduler: scheduler.DefaultConfig(), Queue: tasks.DefaultConfig(),
+		Socket:     agentws.DefaultConfig(), HTTP: DefaultHTTPConfig(), Scheduler: scheduler.DefaultConfig(), Queue: tasks.DefaultConfig(),
 		AcceptTimeout: 60 * time.Second, AlertInterval: 30 * time.Second, BusyHold: 60 * time.Second, MailboxEvictInterval: time.Hour,
 		Dashboard: dashboard.DefaultConfig(),
 	}
@@ -160,7 +182,11 @@ type reloader struct {
 // restore of one of the tables, and an admin reset, rebuild it.
 func (h *Hub) reloaders() []reloader {
 	return []reloader{
-		{[]string{store.Tokens}, h.Tokens.Reload},
+		{[]string{store.Tokens}, func() error {
+			err := h.Tokens.Reload()
+			h.closeRevoked()
+			return err
+		}},
 		{[]string{store.Config}, h.Settings.Reload},
 		{[]string{store.AgentChannels}, h.Messaging.Channels.Reload},
 		{[]string{store.MessageHistory}, h.Messaging.History.Reload},
@@ -227,7 +253,7 @@ func (h *Hub) build() error {
 	h.Sockets.SetMessaging(h.Messaging)
 	sched.SetPusher(h.Sockets)
 
-	h.API = api.NewServer(h.Tokens, isLoopback(h.cfg.Addr) && !h.cfg.DashboardToken, h.log)
+	h.API = api.NewServer(h.Tokens, h.LoopbackOnly(), api.NewHosts(isLoopback(h.cfg.Addr), h.cfg.AllowedHosts), h.log)
 	if h.Limiter != nil {
 		h.API.SetLimiter(h.Limiter)
 	}
@@ -236,7 +262,7 @@ func (h *Hub) build() error {
 	// description and the other fields.
 	h.API.SetMaxBody(max(api.DefaultMaxBody, int64(h.cfg.Queue.MaxMetadataBytes)+128<<10))
 	core := &api.Core{Server: h.API, Tokens: h.Tokens, Presence: h.Presence, Agents: h.Agents, Messaging: h.Messaging,
-		Settings: h.Settings, Kick: h.Sockets.Kick, OpenRegistration: h.cfg.OpenRegistration, JoinSecret: h.cfg.JoinSecret,
+		Settings: h.Settings, Revoked: h.closeRevoked, OpenRegistration: h.cfg.OpenRegistration, JoinSecret: h.cfg.JoinSecret,
 		EvictMailboxes: h.evictMailboxes, Version: h.cfg.Version}
 	taskRoutes := &api.Tasks{Server: h.API, Queue: h.Queue, Scheduler: sched, Presence: h.Presence, NotifyCancel: h.Sockets.PushCancel, Logs: h.TaskLogs}
 	h.Alerts = alerts.New(h.Settings, h.Queue, idleCounter{h.Agents}, protection{h.Storage}, h.Bus)
@@ -246,7 +272,7 @@ func (h *Hub) build() error {
 	h.API.Handle(core.Routes()...)
 	h.API.Handle(taskRoutes.Routes()...)
 	h.API.Handle(
-		api.Route{Method: "GET", Path: "/ws", Access: api.Public, Raw: h.Sockets},
+		api.Route{Method: "GET", Path: "/ws", Access: api.Public, Raw: h.Sockets, Unlimited: true},
 		api.Route{Method: "GET", Path: "/metrics", Access: api.Dashboard, Raw: h.Metrics.Handler()},
 		api.Route{Method: "GET", Path: "/api/metrics", Access: api.Dashboard, Handler: func(*api.Request) api.Response {
 			return api.JSON(http.StatusOK, h.Metrics.Summary())
@@ -254,7 +280,7 @@ func (h *Hub) build() error {
 	)
 
 	h.Dashboard, err = dashboard.New(h.cfg.Dashboard, dashboard.Deps{Bus: h.Bus, Queue: h.Queue, Scheduler: sched,
-		Agents: h.Agents, Presence: h.Presence, Tokens: h.Tokens, LoopbackOnly: isLoopback(h.cfg.Addr) && !h.cfg.DashboardToken,
+		Agents: h.Agents, Presence: h.Presence, Tokens: h.Tokens,
 		Storage: storageFor(h), NotifyCancel: h.Sockets.PushCancel,
 		Series: db.MustTable(store.DashboardSeries), Alerts: h.Alerts, Messages: dashboard.ServiceMessages{S: h.Messaging},
 		PushSubscriptions: db.MustTable(store.PushSubscriptions), DataDir: h.cfg.DataDir, Log: h.log})
@@ -283,8 +309,13 @@ func (h *Hub) Serve(ln net.Listener) error {
 	h.listener = ln
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
-	h.http = &http.Server{Handler: h.API, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(h.log.Handler(), slog.LevelWarn)}
+	hc, def := h.cfg.HTTP, DefaultHTTPConfig()
+	h.http = &http.Server{Handler: h.API,
+		ReadHeaderTimeout: cmp.Or(hc.ReadHeaderTimeout, def.ReadHeaderTimeout),
+		ReadTimeout:       cmp.Or(hc.ReadTimeout, def.ReadTimeout),
+		IdleTimeout:       cmp.Or(hc.IdleTimeout, def.IdleTimeout),
+		MaxHeaderBytes:    cmp.Or(hc.MaxHeaderBytes, def.MaxHeaderBytes),
+		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelWarn)}
 	h.loop(func() { h.Metrics.Run(ctx) })
 	h.loop(func() { h.Alerts.Run(ctx, h.cfg.AlertInterval) })
 	h.loop(func() { h.Scheduler.Run(ctx) })
@@ -328,6 +359,18 @@ func (h *Hub) Reset() {
 	}
 	h.Messaging.Analytics.Reset()
 	h.log.Warn("hub reset", "component", "hub", "event", "hub_reset", "sockets_closed", n, "err", errors.Join(errs...))
+}
+
+// closeRevoked closes every agent and dashboard socket whose token no
+// longer holds.
+func (h *Hub) closeRevoked() {
+	n := h.Sockets.CloseRevoked()
+	if h.Dashboard != nil {
+		n += h.Dashboard.CloseRevoked()
+	}
+	if n > 0 {
+		h.log.Info("sockets of revoked tokens closed", "component", "hub", "event", "revoked_sockets_closed", "count", n)
+	}
 }
 
 // LoopbackOnly reports whether the dashboard is open without a token.

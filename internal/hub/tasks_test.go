@@ -345,7 +345,7 @@ func TestTaskDisconnectReclaimAnotherAgentCompletes(t *testing.T) {
 	expectAck(t, complete(b, id, g2), id, "complete")
 	// The first agent comes back and reports its stale work: refused.
 	a2 := e.Connect("worker-1", e.Token("worker-1", auth.RoleAgent), "code")
-	expectRefused(t, complete(a2, id, g), id, "task_complete_failed: not_found")
+	expectRefused(t, complete(a2, id, g), id, "task_complete_failed: invalid_state")
 	task = e.task(id)
 	if task["assigned_to"] != "worker-2" || count(historyEvents(task), "completed") != 1 {
 		t.Fatalf("completed task: %v", task)
@@ -378,7 +378,7 @@ func TestTaskFencing(t *testing.T) {
 	if after := e.task(id); !reflect.DeepEqual(before, after) {
 		t.Fatalf("resent completion changed the task:\n%v\n%v", before, after)
 	}
-	expectRefused(t, report(a, "task_failed", id, g, nil), id, "task_fail_failed: not_found")
+	expectRefused(t, report(a, "task_failed", id, g, nil), id, "task_fail_failed: invalid_state")
 	// A resent failure gets its outcome again.
 	id2 := e.submit(map[string]any{"description": "y", "max_retries": 1, "target_agent": "worker-1"})
 	_, g2 := assignment(a)
@@ -567,7 +567,7 @@ func TestTaskCancel(t *testing.T) {
 	if f := a.Expect("task_cancelled"); !reflect.DeepEqual(f, map[string]any{"type": "task_cancelled", "task_id": id}) {
 		t.Fatalf("cancel frame: %v", f)
 	}
-	expectRefused(t, complete(a, id, g), id, "task_complete_failed: not_found")
+	expectRefused(t, complete(a, id, g), id, "task_complete_failed: invalid_state")
 	task := e.task(id)
 	if task["status"] != "cancelled" || task["cancelled_by"] != "alice" {
 		t.Fatalf("cancelled task: %v", task)

@@ -195,12 +195,23 @@ type Client struct {
 // Dial opens a socket without identifying.
 func Dial(t testing.TB, url string) *Client {
 	t.Helper()
+	c, resp, err := DialWith(url, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v (%v)", url, err, resp)
+	}
+	return NewClient(t, c)
+}
+
+// DialWith opens a socket with options (Host, headers such as Origin);
+// the response tells why a refused handshake was refused.
+func DialWith(url string, opts *websocket.DialOptions) (*websocket.Conn, *http.Response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, url, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
-	}
+	return websocket.Dial(ctx, url, opts)
+}
+
+// NewClient reads frames from an open socket, closing it when the test ends.
+func NewClient(t testing.TB, c *websocket.Conn) *Client {
 	c.SetReadLimit(8 << 20)
 	cl := &Client{T: t, Conn: c, in: make(chan map[string]any, 4096), done: make(chan struct{}), quit: make(chan struct{})}
 	go cl.read()

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
 	"github.com/agentcom/agentcom/internal/sidecar"
@@ -95,9 +96,11 @@ func TestOnboardOpenRegistrationEndToEnd(t *testing.T) {
 		t.Fatalf("second onboard: %v", err)
 	}
 
-	// Offboard: a wrong admin token keeps everything.
-	if err := Offboard(context.Background(), OffboardOptions{Name: res.Name, AdminToken: cfg.Token, Home: o.Home, UnitDir: o.UnitDir}); err == nil {
-		t.Fatal("offboard with an agent token succeeded")
+	// Offboard: a token that is neither an admin's nor this agent's own
+	// keeps everything.
+	stranger := h.Token("stranger", auth.RoleAgent)
+	if err := Offboard(context.Background(), OffboardOptions{Name: res.Name, AdminToken: stranger, Home: o.Home, UnitDir: o.UnitDir}); err == nil {
+		t.Fatal("offboard with another agent's token succeeded")
 	}
 	if _, err := os.Stat(res.ConfigPath); err != nil {
 		t.Fatal("files removed after a failed revoke")

@@ -66,6 +66,8 @@ const (
 	CloseIdle         = 4003 // no frame at all within the idle timeout
 	CloseRevoked      = 4004 // the agent's tokens were revoked
 	CloseSlowConsumer = 4005 // the client did not read its frames
+
+	CloseIdentifyTimeout = 4006 // no identify within the identify timeout
 )
 
 // ErrorFrame is a simple error reply.

@@ -21,6 +21,8 @@ const (
 	ClassChannels = "channels" // channel subscribe/unsubscribe/history/list
 	ClassOther    = "other"    // everything else (task reports, status...)
 	ClassHTTP     = "http"     // every authenticated HTTP request, per token or IP
+	ClassPublic   = "public"   // every HTTP request without a token, per client address
+	ClassRegister = "register" // agent registrations (join secret guesses), per client address
 )
 
 // Limit is a sustained rate and a burst.
@@ -45,6 +47,8 @@ func DefaultLimits() Limits {
 		ClassChannels: {PerSecond: 20, Burst: 40},
 		ClassOther:    {PerSecond: 50, Burst: 100},
 		ClassHTTP:     {PerSecond: 50, Burst: 100},
+		ClassPublic:   {PerSecond: 20, Burst: 50},
+		ClassRegister: {PerSecond: 1, Burst: 10},
 	}
 }
 
@@ -68,7 +72,7 @@ func Parse(spec string) (Limits, error) {
 			return nil, fmt.Errorf("rate limit %q: want class=rate:burst", part)
 		}
 		if _, known := l[k]; !known {
-			return nil, fmt.Errorf("rate limit %q: unknown class (known: messages, tasks, channels, other, http)", k)
+			return nil, fmt.Errorf("rate limit %q: unknown class (known: %s)", k, knownClasses())
 		}
 		rs, bs, ok := strings.Cut(v, ":")
 		r, err1 := strconv.ParseFloat(rs, 64)
@@ -79,6 +83,16 @@ func Parse(spec string) (Limits, error) {
 		l[k] = Limit{PerSecond: r, Burst: b}
 	}
 	return l, nil
+}
+
+// knownClasses lists the classes of DefaultLimits, sorted.
+func knownClasses() string {
+	var names []string
+	for k := range DefaultLimits() {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
 }
 
 // String renders limits in Parse's format, sorted by class.
@@ -138,9 +152,15 @@ func (l *Limiter) Allow(agent, frameType string) (bool, time.Duration) {
 // AllowClass is Allow for an explicit class.
 func (l *Limiter) AllowClass(class, key string) (bool, time.Duration) { return l.take(class, key) }
 
-// AllowHTTP limits an HTTP caller by key (api.Limiter).
-func (l *Limiter) AllowHTTP(key string) (bool, int64) {
-	ok, wait := l.take(ClassHTTP, key)
+// AllowHTTP limits an HTTP caller by key (api.Limiter): a token's agent
+// in the http class, a caller without a token by address in the public
+// class.
+func (l *Limiter) AllowHTTP(key string, public bool) (bool, int64) {
+	class := ClassHTTP
+	if public {
+		class = ClassPublic
+	}
+	ok, wait := l.take(class, key)
 	return ok, wait.Milliseconds()
 }
 

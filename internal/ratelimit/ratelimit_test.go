@@ -41,7 +41,7 @@ func TestParse(t *testing.T) {
 	if l[ClassMessages] != (Limit{100, 200}) || l[ClassHTTP] != (Limit{}) || l[ClassTasks] != DefaultLimits()[ClassTasks] {
 		t.Fatalf("parsed %v", l)
 	}
-	if ok, _ := New(l).AllowHTTP("x"); !ok {
+	if ok, _ := New(l).AllowHTTP("x", false); !ok {
 		t.Fatal("disabled class limited")
 	}
 	for _, bad := range []string{"messages", "nope=1:1", "messages=a:1", "messages=1:-1"} {

@@ -131,6 +131,10 @@ type Config struct {
 	// later failure doubles it, up to BackoffMax. Zero disables backoff.
 	BackoffBase time.Duration
 	BackoffMax  time.Duration
+	// MaxDisconnectReclaims dead-letters a task reclaimed this many times
+	// because its holder disconnected: a task that kills or cuts off
+	// every agent that runs it must not loop forever. Zero disables.
+	MaxDisconnectReclaims int
 	// MaxMetadataBytes bounds a submitted task's metadata, as JSON.
 	MaxMetadataBytes int
 	// MaxCapabilities bounds how many needed capabilities a task lists
@@ -152,7 +156,7 @@ const (
 
 // DefaultConfig is the documented default.
 func DefaultConfig() Config {
-	return Config{BackoffBase: 5 * time.Second, BackoffMax: 5 * time.Minute,
+	return Config{BackoffBase: 5 * time.Second, BackoffMax: 5 * time.Minute, MaxDisconnectReclaims: 5,
 		MaxMetadataBytes: DefaultMaxMetadataBytes, MaxCapabilities: DefaultMaxCapabilities,
 		MaxQueuedPerSubmitter: DefaultMaxQueuedPerSubmitter}
 }
@@ -961,7 +965,7 @@ func (q *Queue) CompleteWithUsage(id, agent string, gen int64, result any, token
 		if d, ok := q.duplicate(id, agent, gen, "completed"); ok {
 			return d, true, nil
 		}
-		return nil, false, err
+		return nil, false, q.refineNotFound(id, err)
 	}
 	delete(q.live, id)
 	q.dropSubmitter(lt)
@@ -1016,7 +1020,7 @@ func (q *Queue) FailWithUsage(id, agent string, gen int64, errText string, outpu
 			}
 			return d, oc, true, nil
 		}
-		return nil, "", false, err
+		return nil, "", false, q.refineNotFound(id, err)
 	}
 	lt.RetryCount++
 	lt.addUsage(usage)
@@ -1071,6 +1075,19 @@ func (q *Queue) duplicate(id, agent string, gen int64, outcome string) (*Task, b
 		return nil, false
 	}
 	return t, true
+}
+
+// refineNotFound turns "not live" into the original's answer: a task
+// that ended but is still in the active table (completed, cancelled) is in
+// the wrong state; an unknown or dead-lettered one is not found.
+func (q *Queue) refineNotFound(id string, err error) error {
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if t, lerr := load(q.active, id); lerr == nil && t != nil {
+		return ErrInvalidState
+	}
+	return err
 }
 
 // requeueLocked returns an assigned task to queued with a new generation.
@@ -1160,26 +1177,47 @@ func (q *Queue) reclaimLocked(t *Task, reason string, now int64) {
 	q.idx.add(t, now)
 }
 
-// ReclaimAgent returns every task agent holds to the queue.
+// ReclaimAgent returns every task agent holds to the queue. A task
+// reclaimed on disconnect once too often goes to the dead letter instead.
 func (q *Queue) ReclaimAgent(agent, reason string) ([]*Task, error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
-	var snaps []*Task
+	var snaps, dead []*Task
 	for _, t := range sortedHeld(q.held[agent]) {
 		q.reclaimLocked(t, reason, now)
+		if reason == ReasonDisconnect {
+			t.DisconnectReclaims++
+			if n := q.cfg.MaxDisconnectReclaims; n > 0 && t.DisconnectReclaims >= n {
+				q.deadLetterLocked(t, fmt.Sprintf("%s: reclaimed %d times after its agent disconnected", ReasonPoison, t.DisconnectReclaims), now)
+				dead = append(dead, t.Clone())
+				continue
+			}
+		}
 		snaps = append(snaps, t.Clone())
 	}
 	q.mu.Unlock()
-	if len(snaps) == 0 {
-		return nil, nil
+	var errs []error
+	if len(snaps) > 0 {
+		if err := q.persist(q.active, snaps...); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if err := q.persist(q.active, snaps...); err != nil {
-		return snaps, fmt.Errorf("reclaim tasks of %s: %w", agent, err)
+	for _, t := range dead {
+		if err := q.moveToDeadLetter(t); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return append(snaps, dead...), fmt.Errorf("reclaim tasks of %s: %w", agent, err)
 	}
 	for _, t := range snaps {
 		q.emitReason(EventReclaimed, t, agent, reason)
 	}
-	return snaps, nil
+	for _, t := range dead {
+		q.emitReason(EventReclaimed, t, agent, reason)
+		q.emitReason(EventDeadLetter, t, agent, fmt.Sprint(t.LastError))
+	}
+	return append(snaps, dead...), nil
 }
 
 // Recover answers a sidecar's task_recovering: the task's generation and
@@ -1308,6 +1346,7 @@ func (q *Queue) RetryDeadLetter(id string) (*Task, error) {
 	now := q.now().UnixMilli()
 	t.Status = StatusQueued
 	t.RetryCount = 0
+	t.DisconnectReclaims = 0
 	t.AssignedTo, t.AssignedAt = nil, nil
 	t.Generation++
 	t.LastError = nil
@@ -1474,17 +1513,7 @@ func (q *Queue) Expire(id string) (*Task, string, error) {
 		q.requeueLocked(t, now)
 		t.addHistory("reclaimed", now, ReasonDeadline)
 	}
-	delete(q.live, id)
-	q.dropSubmitter(t)
-	q.idx.remove(id)
-	q.count(t.Status, t.Priority, -1)
-	q.count(StatusDeadLetter, t.Priority, +1)
-	t.Status = StatusDeadLetter
-	t.LastError = "deadline exceeded"
-	t.UpdatedAt = now
-	t.addHistory("dead_letter", now, "deadline exceeded")
-	t.Version++
-	q.tombs[id] = t.Version
+	q.deadLetterLocked(t, "deadline exceeded", now)
 	snap := t.Clone()
 	q.mu.Unlock()
 	if err := q.moveToDeadLetter(snap); err != nil {
@@ -1496,6 +1525,22 @@ func (q *Queue) Expire(id string) (*Task, string, error) {
 	q.emitReason(EventDeadLetter, snap, holder, "deadline exceeded")
 	q.wake(id)
 	return snap, holder, nil
+}
+
+// deadLetterLocked moves a queued task to the dead-letter status in
+// memory; the caller persists it with moveToDeadLetter. Caller holds q.mu.
+func (q *Queue) deadLetterLocked(t *Task, reason string, now int64) {
+	delete(q.live, t.ID)
+	q.dropSubmitter(t)
+	q.idx.remove(t.ID)
+	q.count(t.Status, t.Priority, -1)
+	q.count(StatusDeadLetter, t.Priority, +1)
+	t.Status = StatusDeadLetter
+	t.LastError = reason
+	t.UpdatedAt = now
+	t.addHistory("dead_letter", now, reason)
+	t.Version++
+	q.tombs[t.ID] = t.Version
 }
 
 // moveToDeadLetter writes the dead-letter copy, then deletes the queue

@@ -169,7 +169,7 @@ func TestGenerationFencing(t *testing.T) {
 	if err != nil || dup || done.Generation != gen || done.Status != tasks.StatusCompleted {
 		t.Fatalf("complete: %+v %v %v", done, dup, err)
 	}
-	if _, _, _, err := e.Q.Fail(task.ID, "c", gen, "late", nil); !errors.Is(err, tasks.ErrNotFound) {
+	if _, _, _, err := e.Q.Fail(task.ID, "c", gen, "late", nil); !errors.Is(err, tasks.ErrInvalidState) {
 		t.Fatalf("fail after complete: %v", err)
 	}
 	// The attempts record every assignment and how it ended.
@@ -383,7 +383,7 @@ func TestDuplicateReports(t *testing.T) {
 	if !reflect.DeepEqual(before, after) || after.UpdatedAt != done.UpdatedAt || countEvent(after, "completed") != 1 {
 		t.Fatalf("resent completion changed the task:\n%+v\n%+v", before, after)
 	}
-	if _, _, err := e.Q.Complete(task.ID, "a", a.Generation, nil, nil); !errors.Is(err, tasks.ErrNotFound) {
+	if _, _, err := e.Q.Complete(task.ID, "a", a.Generation, nil, nil); !errors.Is(err, tasks.ErrInvalidState) {
 		t.Fatalf("failed attempt's holder completing: %v", err)
 	}
 	if s := e.Q.Stats(); s.ByStatus["completed"] != 1 || len(s.ByStatus) != 1 {
@@ -410,7 +410,7 @@ func TestCancel(t *testing.T) {
 	if err != nil || holder != "worker" || got.Generation != a.Generation+1 {
 		t.Fatalf("admin cancel of a held task: %+v %q %v", got, holder, err)
 	}
-	if _, _, err := e.Q.Complete(held.ID, "worker", a.Generation, nil, nil); !errors.Is(err, tasks.ErrNotFound) {
+	if _, _, err := e.Q.Complete(held.ID, "worker", a.Generation, nil, nil); !errors.Is(err, tasks.ErrInvalidState) {
 		t.Fatalf("complete after cancel: %v", err)
 	}
 	// A second cancel names the state and who cancelled it.

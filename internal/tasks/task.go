@@ -66,6 +66,7 @@ const AttemptsCap = 50
 // Reclaim reasons, written to history and events.
 const (
 	ReasonDisconnect   = "agent_disconnect"
+	ReasonPoison       = "poison_task"
 	ReasonLeaseExpired = "lease_expired"
 	ReasonDeadline     = "deadline"
 	ReasonAcceptTimout = "acceptance_timeout"
@@ -148,25 +149,29 @@ type Attempt struct {
 
 // Task is one unit of work. JSON field names are the wire names.
 type Task struct {
-	ID                 string         `json:"id"`
-	Description        string         `json:"description"`
-	Metadata           map[string]any `json:"metadata"`
-	Priority           int            `json:"priority"`
-	Status             Status         `json:"status"`
-	AssignedTo         *string        `json:"assigned_to"`
-	AssignedAt         *int64         `json:"assigned_at"`
-	Generation         int64          `json:"generation"`
-	RetryCount         int            `json:"retry_count"`
-	MaxRetries         int            `json:"max_retries"`
-	NeededCapabilities []string       `json:"needed_capabilities"`
-	LastError          any            `json:"last_error"`
-	CompleteBy         *int64         `json:"complete_by"`
-	Result             any            `json:"result"`
-	TokensUsed         *int64         `json:"tokens_used"`
-	SubmittedBy        string         `json:"submitted_by"`
-	CreatedAt          int64          `json:"created_at"`
-	UpdatedAt          int64          `json:"updated_at"`
-	History            []Event        `json:"history"`
+	ID          string         `json:"id"`
+	Description string         `json:"description"`
+	Metadata    map[string]any `json:"metadata"`
+	Priority    int            `json:"priority"`
+	Status      Status         `json:"status"`
+	AssignedTo  *string        `json:"assigned_to"`
+	AssignedAt  *int64         `json:"assigned_at"`
+	Generation  int64          `json:"generation"`
+	RetryCount  int            `json:"retry_count"`
+	// DisconnectReclaims counts the times the task went back to the queue
+	// because its holder disconnected (not attempts: the agent never
+	// reported). Too many dead-letter it as a poison task.
+	DisconnectReclaims int      `json:"disconnect_reclaims,omitempty"`
+	MaxRetries         int      `json:"max_retries"`
+	NeededCapabilities []string `json:"needed_capabilities"`
+	LastError          any      `json:"last_error"`
+	CompleteBy         *int64   `json:"complete_by"`
+	Result             any      `json:"result"`
+	TokensUsed         *int64   `json:"tokens_used"`
+	SubmittedBy        string   `json:"submitted_by"`
+	CreatedAt          int64    `json:"created_at"`
+	UpdatedAt          int64    `json:"updated_at"`
+	History            []Event  `json:"history"`
 
 	// Additions over the original.
 	TargetAgent *string   `json:"target_agent"`

@@ -142,5 +142,5 @@ func newSubscriptions(t testing.TB) *Subscriptions {
 	t.Helper()
 	db := openStore(t, t.TempDir())
 	t.Cleanup(func() { db.Close() })
-	return NewSubscriptions(db.MustTable(store.PushSubscriptions))
+	return NewSubscriptions(db.MustTable(store.PushSubscriptions), EndpointPolicy{AllowPrivate: true})
 }

@@ -36,7 +36,7 @@ func TestBroadcastDropsGone(t *testing.T) {
 	for _, name := range []string{"ok1", "ok2", "gone", "flaky"} {
 		ua := newUserAgent(t)
 		agents["/"+name] = ua
-		if err := subs.Add(ua.subscription(ps.URL + "/" + name)); err != nil {
+		if err := subs.Add(t.Context(), ua.subscription(ps.URL+"/"+name)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -207,7 +207,7 @@ func TestBroadcastErrorIsBounded(t *testing.T) {
 func TestBroadcastRemovesUnreadableRecords(t *testing.T) {
 	subs := newSubscriptions(t)
 	good := newUserAgent(t).subscription("https://push.example/good")
-	if err := subs.Add(good); err != nil {
+	if err := subs.Add(t.Context(), good); err != nil {
 		t.Fatal(err)
 	}
 	err := subs.t.Update(func(tx *store.Tx) error {

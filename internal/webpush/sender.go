@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -57,6 +58,10 @@ type SenderOptions struct {
 	TTL time.Duration
 	// Urgency, when set, is sent as the Urgency header.
 	Urgency Urgency
+	// Endpoints says which endpoints may be sent to; the default client
+	// also refuses to connect to a non-public address (checked per
+	// connection, so a DNS answer changed after subscribing is caught).
+	Endpoints EndpointPolicy
 }
 
 // Sender encrypts payloads and delivers them to push services. It is safe
@@ -67,6 +72,7 @@ type Sender struct {
 	subject string
 	ttl     string // TTL header value
 	urgency Urgency
+	policy  EndpointPolicy
 }
 
 // StatusError is a push service's refusal other than 404/410 (those give
@@ -91,10 +97,14 @@ func NewSender(keys *Keys, opts SenderOptions) (*Sender, error) {
 	if keys == nil {
 		return nil, errors.New("webpush sender: nil keys")
 	}
-	s := &Sender{keys: keys, client: opts.Client, subject: opts.Subject, urgency: opts.Urgency}
+	s := &Sender{keys: keys, client: opts.Client, subject: opts.Subject, urgency: opts.Urgency, policy: opts.Endpoints}
 	if s.client == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.Proxy = nil // a proxy would connect on the hub's behalf, past the address check
+		tr.DialContext = (&net.Dialer{Timeout: DefaultTimeout, Control: opts.Endpoints.dialControl}).DialContext
 		s.client = &http.Client{
-			Timeout: DefaultTimeout,
+			Transport: tr,
+			Timeout:   DefaultTimeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error {
 				return http.ErrUseLastResponse
 			},
@@ -135,6 +145,9 @@ func (s *Sender) Send(ctx context.Context, sub Subscription, payload []byte) err
 func (s *Sender) send(ctx context.Context, sub Subscription, payload []byte, p encryptParams) error {
 	ps, err := sub.parse()
 	if err != nil {
+		return err
+	}
+	if err := s.policy.checkStatic(ps.endpoint); err != nil {
 		return err
 	}
 	host := ps.endpoint.Host

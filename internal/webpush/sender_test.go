@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -80,6 +81,7 @@ func newTestSender(t *testing.T, ps *pushService, opts SenderOptions) (*Sender, 
 	if opts.Client == nil {
 		opts.Client = ps.Client()
 	}
+	opts.Endpoints.AllowPrivate = true // the fake push service is on loopback
 	s, err := NewSender(keys, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -202,8 +204,9 @@ func TestSendDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// No options at all: the default client, subject and TTL.
-	sender, err := NewSender(keys, SenderOptions{})
+	// The default client, subject and TTL (the fake push service is on
+	// loopback, which only this policy lets the default client reach).
+	sender, err := NewSender(keys, SenderOptions{Endpoints: EndpointPolicy{AllowPrivate: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,6 +374,53 @@ func BenchmarkSendBody(b *testing.B) {
 		}
 		if _, err := vapidAuthorization(keys, sub.endpoint, DefaultSubject, time.Now()); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestDefaultClientRefusesPrivateAddresses: by default the sender
+// refuses endpoints that are not https on a public address, and its
+// client refuses to connect to a non-public address whatever name led
+// there (a DNS answer changed after subscribing).
+func TestDefaultClientRefusesPrivateAddresses(t *testing.T) {
+	ps := newPushService(t)
+	keys, err := GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender, err := NewSender(keys, SenderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ua := newUserAgent(t)
+	for _, ep := range []string{ps.URL + "/d", "https://127.0.0.1:1/d", "https://[::1]:1/d", "https://10.0.0.7/d", "https://169.254.169.254/d"} {
+		var se *SubscriptionError
+		if err := sender.Send(t.Context(), ua.subscription(ep), []byte("hi")); !errors.As(err, &se) {
+			t.Errorf("send to %s: %v, want a refused endpoint", ep, err)
+		}
+	}
+	// Past the URL check, the dialer itself refuses: "localhost" stands
+	// for a public-looking name that resolves to this machine.
+	u := strings.Replace(ps.URL, "127.0.0.1", "localhost", 1)
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", u+"/d", nil)
+	if resp, err := sender.client.Do(req); err == nil || !strings.Contains(err.Error(), "not public") {
+		if resp != nil {
+			resp.Body.Close()
+		}
+		t.Fatalf("default client reached %s: %v", u, err)
+	}
+	if n := len(ps.requests()); n != 0 {
+		t.Fatalf("push service got %d requests", n)
+	}
+	for _, a := range []string{"8.8.8.8", "2606:4700::1111"} {
+		if !PublicAddr(netip.MustParseAddr(a)) {
+			t.Errorf("%s counted as non-public", a)
+		}
+	}
+	for _, a := range []string{"127.0.0.1", "10.1.1.1", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "::1", "fe80::1",
+		"fc00::1", "::ffff:127.0.0.1", "0.0.0.0", "224.0.0.1", "64:ff9b::a00:1"} {
+		if PublicAddr(netip.MustParseAddr(a)) {
+			t.Errorf("%s counted as public", a)
 		}
 	}
 }

@@ -88,7 +88,8 @@ func ParseSubscription(data []byte) (Subscription, error) {
 }
 
 // Validate checks that the endpoint is an absolute https URL (http is
-// allowed only for a loopback host, which tests use) and that the keys
+// allowed only for a loopback host; EndpointPolicy then decides whether
+// such a host may be used at all) and that the keys
 // decode to a valid P-256 point and a 16-byte secret. The error is a
 // *SubscriptionError.
 func (s Subscription) Validate() error {

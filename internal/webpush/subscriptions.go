@@ -2,6 +2,7 @@ package webpush
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,12 +23,14 @@ var ErrTooManySubscriptions = errors.New("too many push subscriptions")
 // per endpoint in a store table (store.PushSubscriptions in the hub). The
 // value is the subscription's JSON. It is safe for concurrent use.
 type Subscriptions struct {
-	t *store.Table
+	t      *store.Table
+	policy EndpointPolicy
 }
 
-// NewSubscriptions keeps subscriptions in t, which must be open.
-func NewSubscriptions(t *store.Table) *Subscriptions {
-	return &Subscriptions{t: t}
+// NewSubscriptions keeps subscriptions in t, which must be open, and
+// accepts new ones whose endpoint policy allows.
+func NewSubscriptions(t *store.Table, policy EndpointPolicy) *Subscriptions {
+	return &Subscriptions{t: t, policy: policy}
 }
 
 // Add validates sub and stores it, replacing any subscription with the
@@ -35,8 +38,12 @@ func NewSubscriptions(t *store.Table) *Subscriptions {
 // same endpoint). Storing an identical subscription again writes nothing.
 // The error is a *SubscriptionError, ErrTooManySubscriptions, or a storage
 // error.
-func (s *Subscriptions) Add(sub Subscription) error {
-	if err := sub.Validate(); err != nil {
+func (s *Subscriptions) Add(ctx context.Context, sub Subscription) error {
+	ps, err := sub.parse()
+	if err != nil {
+		return err
+	}
+	if err := s.policy.check(ctx, ps.endpoint); err != nil {
 		return err
 	}
 	value, err := json.Marshal(sub)

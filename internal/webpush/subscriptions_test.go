@@ -14,7 +14,7 @@ func TestSubscriptionsAddListRemove(t *testing.T) {
 	a := newUserAgent(t).subscription("https://push.example/a")
 	b := newUserAgent(t).subscription("https://push.example/b")
 	for _, s := range []Subscription{b, a, a} { // a twice: stored once
-		if err := subs.Add(s); err != nil {
+		if err := subs.Add(t.Context(), s); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -28,7 +28,7 @@ func TestSubscriptionsAddListRemove(t *testing.T) {
 
 	// Same endpoint, new keys: replaced, not duplicated.
 	a2 := newUserAgent(t).subscription(a.Endpoint)
-	if err := subs.Add(a2); err != nil {
+	if err := subs.Add(t.Context(), a2); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = subs.List()
@@ -57,7 +57,7 @@ func TestSubscriptionsAddListRemove(t *testing.T) {
 func TestSubscriptionsRejectInvalid(t *testing.T) {
 	subs := newSubscriptions(t)
 	bad := newUserAgent(t).subscription("http://push.example/a") // http, not loopback
-	err := subs.Add(bad)
+	err := subs.Add(t.Context(), bad)
 	var se *SubscriptionError
 	if !errors.As(err, &se) || se.Field != "endpoint" {
 		t.Fatalf("err = %v, want a SubscriptionError on endpoint", err)
@@ -72,13 +72,13 @@ func TestSubscriptionsRejectInvalid(t *testing.T) {
 func TestSubscriptionsSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
 	db := openStore(t, dir)
-	subs := NewSubscriptions(db.MustTable(store.PushSubscriptions))
+	subs := NewSubscriptions(db.MustTable(store.PushSubscriptions), EndpointPolicy{AllowPrivate: true})
 	want := []Subscription{
 		newUserAgent(t).subscription("https://fcm.googleapis.com/fcm/send/one"),
 		newUserAgent(t).subscription("https://updates.push.services.mozilla.com/wpush/v2/two"),
 	}
 	for _, s := range want {
-		if err := subs.Add(s); err != nil {
+		if err := subs.Add(t.Context(), s); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -88,7 +88,7 @@ func TestSubscriptionsSurviveRestart(t *testing.T) {
 
 	db = openStore(t, dir)
 	defer db.Close()
-	got, err := NewSubscriptions(db.MustTable(store.PushSubscriptions)).List()
+	got, err := NewSubscriptions(db.MustTable(store.PushSubscriptions), EndpointPolicy{AllowPrivate: true}).List()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,11 +113,11 @@ func TestSubscriptionsCap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := subs.Add(ua.subscription("https://push.example/one-too-many")); !errors.Is(err, ErrTooManySubscriptions) {
+	if err := subs.Add(t.Context(), ua.subscription("https://push.example/one-too-many")); !errors.Is(err, ErrTooManySubscriptions) {
 		t.Fatalf("err = %v, want ErrTooManySubscriptions", err)
 	}
 	// Replacing an existing endpoint is still allowed at the cap.
-	if err := subs.Add(newUserAgent(t).subscription("https://push.example/0007")); err != nil {
+	if err := subs.Add(t.Context(), newUserAgent(t).subscription("https://push.example/0007")); err != nil {
 		t.Fatalf("replace at cap: %v", err)
 	}
 }
@@ -125,11 +125,11 @@ func TestSubscriptionsCap(t *testing.T) {
 func TestRemoveIfUnchanged(t *testing.T) {
 	subs := newSubscriptions(t)
 	old := newUserAgent(t).subscription("https://push.example/a")
-	if err := subs.Add(old); err != nil {
+	if err := subs.Add(t.Context(), old); err != nil {
 		t.Fatal(err)
 	}
 	replaced := newUserAgent(t).subscription(old.Endpoint)
-	if err := subs.Add(replaced); err != nil {
+	if err := subs.Add(t.Context(), replaced); err != nil {
 		t.Fatal(err)
 	}
 	if removed, err := subs.removeIfUnchanged(old); err != nil || removed {
