@@ -264,9 +264,9 @@ func TestMessageCommands(t *testing.T) {
 	}
 	contains(t, "broadcast", r.ok("message", "send", "--broadcast", "deploy at 5"), "to everyone")
 
-	// bob reads his inbox with his own token.
+	// bob reads his inbox with his own token: no --agent needed, the
+	// hub names the token's agent.
 	bob := newCLI(t, h, bobTok)
-	bob.env["AGENTCOM_AGENT"] = "bob"
 	out := bob.ok("message", "inbox")
 	contains(t, "inbox", out, "SEQ", "FROM", "admin", "Please update the changelog", `{"pr":12,"task":"review"}`, "deploy at 5", "agentcom message ack")
 	var mb client.Mailbox
@@ -293,9 +293,14 @@ func TestMessageCommands(t *testing.T) {
 
 	// Someone else's mailbox: refused, with the token hint.
 	contains(t, "foreign inbox", bob.fail(1, "message", "inbox", "--agent", "admin"), "401", "--token")
-	// Usage and missing agent.
-	delete(bob.env, "AGENTCOM_AGENT")
-	contains(t, "no agent", bob.fail(1, "message", "inbox"), "--agent is missing", "AGENTCOM_AGENT")
+	// AGENTCOM_AGENT picks the mailbox over the token's agent.
+	bob.env["AGENTCOM_AGENT"] = "admin"
+	contains(t, "AGENTCOM_AGENT", bob.fail(1, "message", "ack", "1"), "401", "/api/mailbox/admin/ack")
+	// A viewer token has no mailbox; without a token the hint says so.
+	watcher := newCLI(t, h, h.Token("watcher", auth.RoleViewer))
+	contains(t, "viewer inbox", watcher.fail(1, "message", "inbox"), "viewer token (of watcher)", "no mailbox", "hint: use the agent's own token")
+	contains(t, "no token", newCLI(t, h, "").fail(1, "message", "inbox"), "401", "none was given")
+	// Usage errors.
 	contains(t, "no text", r.fail(2, "message", "send", "bob"), "missing the message TEXT")
 	contains(t, "unknown recipient", r.fail(1, "message", "send", "nobody-here", "hi"), `no agent "nobody-here" holds a token or is connected`, "hint: agentcom agents")
 	contains(t, "no recipient", r.fail(2, "message", "send"), "--broadcast")

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/client"
 	"github.com/agentcom/agentcom/internal/messaging"
 )
@@ -93,18 +94,33 @@ func messageSend(in *inv) runFunc {
 	}
 }
 
-// mailboxAgent declares --agent for the mailbox commands.
-func (in *inv) mailboxAgent() func() string {
-	a := in.fs.String("agent", "", "whose mailbox: an `AGENT` id (env AGENTCOM_AGENT); the token must be that agent's or an admin token")
-	return func() string {
+// mailboxAgent declares --agent for the mailbox commands. Without it
+// (nor AGENTCOM_AGENT) the mailbox is the token's own agent, which the
+// hub names at GET /api/whoami.
+func (in *inv) mailboxAgent() func(context.Context, *client.Client) (string, error) {
+	a := in.fs.String("agent", "", "whose mailbox: an `AGENT` id (env AGENTCOM_AGENT; default: the token's agent); the token must be that agent's or an admin token")
+	return func(ctx context.Context, c *client.Client) (string, error) {
 		if *a != "" {
-			return *a
+			return *a, nil
 		}
-		return in.env.getenv("AGENTCOM_AGENT")
+		if id := in.env.getenv("AGENTCOM_AGENT"); id != "" {
+			return id, nil
+		}
+		me, err := c.WhoAmI(ctx)
+		switch {
+		case client.IsNotFound(err):
+			return "", errNoAgent // a hub without /api/whoami
+		case err != nil:
+			return "", err
+		case me.Role == string(auth.RoleViewer):
+			return "", withHint(fmt.Errorf("the token is a viewer token (of %s), which has no mailbox", safe(me.AgentID)),
+				"use the agent's own token, or an admin token with --agent NAME")
+		}
+		return me.AgentID, nil
 	}
 }
 
-var errNoAgent = withHint(errors.New("which agent's mailbox? --agent is missing"),
+var errNoAgent = withHint(errors.New("which agent's mailbox? --agent is missing and the hub does not say whose the token is"),
 	"pass --agent NAME or set AGENTCOM_AGENT (the agent your token belongs to)")
 
 func messageInbox(in *inv) runFunc {
@@ -113,11 +129,11 @@ func messageInbox(in *inv) runFunc {
 	since := in.fs.Uint64("since", 0, "only messages with a sequence number above `SEQ`")
 	ack := in.fs.Bool("ack", false, "delete the messages shown from the mailbox")
 	return func(ctx context.Context, _ []string) error {
-		id := agent()
-		if id == "" {
-			return errNoAgent
-		}
 		c := api.client()
+		id, err := agent(ctx, c)
+		if err != nil {
+			return err
+		}
 		mb, err := c.Mailbox(ctx, id, *since)
 		if err != nil {
 			return err
@@ -172,11 +188,12 @@ func messageAck(in *inv) runFunc {
 		if err != nil {
 			return in.usagef("SEQ must be a message sequence number (see agentcom message inbox)")
 		}
-		id := agent()
-		if id == "" {
-			return errNoAgent
+		c := api.client()
+		id, err := agent(ctx, c)
+		if err != nil {
+			return err
 		}
-		r, err := api.client().AckMailbox(ctx, id, seq)
+		r, err := c.AckMailbox(ctx, id, seq)
 		if err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agentcom/agentcom/internal/client"
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
@@ -469,13 +470,18 @@ func taskRetry(in *inv) runFunc {
 	return func(ctx context.Context, pos []string) error {
 		c := api.client()
 		r, err := c.RetryTask(ctx, pos[0])
-		if client.IsNotFound(err) {
-			// The hub answers task_not_found for a task that exists but
-			// is not dead-lettered: say what it is.
-			if t, gerr := c.Task(ctx, pos[0]); gerr == nil {
-				return withHint(fmt.Errorf("task %s is %s, not dead-lettered: only dead-lettered tasks can be retried", t.ID, t.Status),
-					"submit it again to run it once more: agentcom task submit %q", oneLine(t.DescriptionText(), 60))
+		if client.IsNotFound(err) || client.IsConflict(err) {
+			// The hub names the state of a task that is not
+			// dead-lettered (409); the original answered 404 for it.
+			if st, ok := refusedState(ctx, c, pos[0], err); ok {
+				refusal := fmt.Errorf("task %s is %s, not dead-lettered: only dead-lettered tasks can be retried", pos[0], safe(st.Status))
+				if tasks.Status(st.Status).Active() {
+					return withHint(refusal, "it has not ended yet; agentcom task logs -f %s follows it", pos[0])
+				}
+				return withHint(refusal, "submit it again to run it once more (agentcom task show %s has its description)", pos[0])
 			}
+		}
+		if client.IsNotFound(err) {
 			return withHint(fmt.Errorf("no task %s on the hub", pos[0]), "agentcom task list --status dead_letter lists what can be retried")
 		}
 		if err != nil {
@@ -491,6 +497,21 @@ func taskRetry(in *inv) runFunc {
 	}
 }
 
+// refusedState is the state of a task whose retry or cancel the hub
+// refused: from the refusal's body, or else (an older hub, or the
+// original, which answers a retry outside the dead letter with 404) by
+// fetching the task. ok is false when the task cannot be found.
+func refusedState(ctx context.Context, c *client.Client, id string, err error) (protocol.TaskStateRefusal, bool) {
+	if st, ok := client.StateRefusal(err); ok {
+		return st, true
+	}
+	t, gerr := c.Task(ctx, id)
+	if gerr != nil {
+		return protocol.TaskStateRefusal{}, false
+	}
+	return protocol.TaskStateRefusal{TaskID: t.ID, Status: t.Status, CancelledBy: t.CancelledBy}, true
+}
+
 func taskCancel(in *inv) runFunc {
 	api := in.api()
 	reason := in.fs.String("reason", "", "`WHY`, kept in the task's history")
@@ -498,12 +519,11 @@ func taskCancel(in *inv) runFunc {
 		c := api.client()
 		r, err := c.CancelTask(ctx, pos[0], *reason)
 		if client.IsConflict(err) {
-			if t, gerr := c.Task(ctx, pos[0]); gerr == nil {
-				msg := fmt.Sprintf("task %s is already %s (since %s): nothing to cancel", t.ID, t.Status, (&printer{now: time.Now()}).ago(t.UpdatedAt))
-				if t.CancelledBy != "" {
-					msg = fmt.Sprintf("task %s was already cancelled by %s: nothing to cancel", t.ID, t.CancelledBy)
+			if st, ok := refusedState(ctx, c, pos[0], err); ok {
+				if st.CancelledBy != "" {
+					return fmt.Errorf("task %s was already cancelled by %s: nothing to cancel", pos[0], safe(st.CancelledBy))
 				}
-				return errors.New(msg)
+				return fmt.Errorf("task %s is already %s: nothing to cancel", pos[0], safe(st.Status))
 			}
 		}
 		if client.IsNotFound(err) {

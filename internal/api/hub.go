@@ -72,6 +72,7 @@ func (c *Core) Routes() []Route {
 		{Method: "GET", Path: "/api/analytics/agents/{agent_id}/hourly", Access: Public, Handler: c.analyticsHourly},
 		{Method: "POST", Path: "/api/onboard/register", Access: Public, Handler: c.register, Class: ratelimit.ClassRegister},
 		{Method: "GET", Path: "/api/schemas", Access: Public, Handler: c.schemas},
+		{Method: "GET", Path: "/api/whoami", Access: AnyToken, Handler: c.whoami},
 	}
 }
 
@@ -529,6 +530,12 @@ func (c *Core) register(r *Request) Response {
 }
 
 func (c *Core) schemas(*Request) Response { return JSON(http.StatusOK, protocol.Discovery()) }
+
+// whoami names the agent and role of the request's token, so a client
+// holding only a token can default to acting as its agent.
+func (c *Core) whoami(r *Request) Response {
+	return JSON(http.StatusOK, protocol.WhoAmI{AgentID: r.ID.AgentID, Role: string(r.ID.Role)})
+}
 
 // payloadRefusal answers a message whose payload is over
 // messaging.MaxPayloadBytes.

@@ -151,7 +151,7 @@ func (t *Tasks) logs(r *Request) Response {
 		}
 		task, err := t.Queue.Get(id)
 		if errors.Is(err, tasks.ErrNotFound) {
-			return Err(http.StatusNotFound, "task_not_found", "task_id", id)
+			return Err(http.StatusNotFound, protocol.CodeTaskNotFound, "task_id", id)
 		}
 		if err != nil {
 			return storageErr(err)
@@ -387,18 +387,14 @@ func (t *Tasks) bulk(r *Request) Response {
 		}
 		if err != nil {
 			res.Status = "storage_error"
+			var se *tasks.StateError
 			switch {
-			case errors.Is(err, tasks.ErrNotFound) && action == "retry":
-				res.Status = "task_not_retryable"
 			case errors.Is(err, tasks.ErrNotFound):
-				res.Status = "task_not_found"
-			case errors.Is(err, tasks.ErrInvalidState):
-				res.Status = "task_not_cancellable"
-			}
-			if task, gerr := t.Queue.Get(id); gerr == nil {
-				res.State = string(task.Status)
-			} else if errors.Is(gerr, tasks.ErrNotFound) {
-				res.Status = "task_not_found"
+				res.Status = protocol.CodeTaskNotFound
+			case errors.As(err, &se) && action == "retry":
+				res.Status, res.State = protocol.CodeTaskNotRetryable, string(se.Status)
+			case errors.As(err, &se):
+				res.Status, res.State = protocol.CodeTaskNotCancellable, string(se.Status)
 			}
 			out.Failed++
 		} else {
@@ -415,7 +411,7 @@ func (t *Tasks) get(r *Request) Response {
 	id := r.PathValue("task_id")
 	task, err := t.Queue.Get(id)
 	if errors.Is(err, tasks.ErrNotFound) {
-		return Err(http.StatusNotFound, "task_not_found", "task_id", id)
+		return Err(http.StatusNotFound, protocol.CodeTaskNotFound, "task_id", id)
 	}
 	if err != nil {
 		return storageErr(err)
@@ -431,10 +427,13 @@ func (t *Tasks) retry(r *Request) Response {
 		}
 	}
 	task, err := t.Scheduler.RetryDeadLetter(id)
-	if errors.Is(err, tasks.ErrNotFound) {
-		return Err(http.StatusNotFound, "task_not_found", "task_id", id)
-	}
-	if err != nil {
+	var se *tasks.StateError
+	switch {
+	case errors.Is(err, tasks.ErrNotFound):
+		return Err(http.StatusNotFound, protocol.CodeTaskNotFound, "task_id", id)
+	case errors.As(err, &se):
+		return stateRefusal(protocol.CodeTaskNotRetryable, se, "only a dead-lettered task can be retried")
+	case err != nil:
 		return storageErr(err)
 	}
 	return JSON(http.StatusOK, map[string]any{"status": "requeued", "task_id": id, "priority": task.Priority})
@@ -446,13 +445,14 @@ func (t *Tasks) cancel(r *Request) Response {
 	}
 	id := r.PathValue("task_id")
 	task, holder, err := t.Scheduler.Cancel(id, r.ID.AgentID, r.ID.IsAdmin(), r.Body.String("reason"))
+	var se *tasks.StateError
 	switch {
 	case errors.Is(err, tasks.ErrNotFound):
-		return Err(http.StatusNotFound, "task_not_found", "task_id", id)
+		return Err(http.StatusNotFound, protocol.CodeTaskNotFound, "task_id", id)
 	case errors.Is(err, tasks.ErrForbidden):
 		return Err(http.StatusForbidden, "forbidden", "detail", "only the submitter or an admin may cancel this task")
-	case errors.Is(err, tasks.ErrInvalidState):
-		return Err(http.StatusConflict, "task_not_cancellable", "task_id", id, "detail", "the task already ended")
+	case errors.As(err, &se):
+		return stateRefusal(protocol.CodeTaskNotCancellable, se, "the task already ended")
 	case err != nil:
 		return storageErr(err)
 	}
@@ -484,6 +484,13 @@ func (t *Tasks) pushTask(r *Request) Response {
 	}
 	t.Scheduler.Pass()
 	return JSON(http.StatusOK, map[string]any{"status": "pushed", "task_id": task.ID, "agent_id": agent})
+}
+
+// stateRefusal is the 409 of a retry or cancel refused by the task's
+// state, naming that state (and who cancelled it).
+func stateRefusal(code string, se *tasks.StateError, detail string) Response {
+	return JSON(http.StatusConflict, protocol.TaskStateRefusal{Error: code, TaskID: se.TaskID, Status: string(se.Status),
+		CancelledBy: se.CancelledBy, Detail: detail})
 }
 
 func nullable(s string) any {

@@ -73,6 +73,10 @@ func TestRoutes(t *testing.T) {
 		"GET /api/tasks/stats":               {200, `{"by_status":{"queued":1},"by_priority":{"2":1},"dead_letter":0,"queued_index_size":1}`},
 		"POST /api/tasks/task-1/retry":       {200, `{"status":"requeued","task_id":"task-1","priority":2}`},
 		"POST /api/tasks/task-1/cancel":      {200, `{"status":"cancelled","task_id":"task-1"}`},
+		"POST /api/tasks/task-2/cancel":      {409, `{"error":"task_not_cancellable","task_id":"task-2","status":"cancelled","cancelled_by":"ops","detail":"d"}`},
+		"POST /api/tasks/task-3/cancel":      {409, `{"error":"task_not_cancellable","task_id":"task-3","detail":"the task already ended"}`},
+		"POST /api/tasks/task-4/retry":       {404, `{"error":"task_not_found","task_id":"task-4"}`},
+		"GET /api/whoami":                    {200, `{"agent_id":"a1","role":"agent"}`},
 		"POST /admin/tokens":                 {201, `{"agent_id":"a1","token":"abc","role":"agent"}`},
 		"GET /admin/tokens":                  {200, `{"tokens":[{"agent_id":"a1","token_prefix":"abcd1234..."}]}`},
 		"DELETE /admin/tokens/a b":           {200, `{"status":"revoked","agent_id":"a b"}`},
@@ -135,6 +139,22 @@ func TestRoutes(t *testing.T) {
 	}
 	if r, err := c.CancelTask(ctx, "task-1", ""); err != nil || r.Status != "cancelled" {
 		t.Fatalf("CancelTask = %+v, %v", r, err)
+	}
+	// A refusal that names the state; one from an older hub that does not.
+	_, err = c.CancelTask(ctx, "task-2", "")
+	if r, ok := StateRefusal(err); !ok || r.Status != "cancelled" || r.CancelledBy != "ops" || r.TaskID != "task-2" || r.Error != "task_not_cancellable" {
+		t.Fatalf("StateRefusal = %+v, %v (%v)", r, ok, err)
+	}
+	_, err = c.CancelTask(ctx, "task-3", "")
+	if r, ok := StateRefusal(err); ok || !IsConflict(err) {
+		t.Fatalf("StateRefusal without a status = %+v, %v", r, ok)
+	}
+	_, err = c.RetryTask(ctx, "task-4")
+	if _, ok := StateRefusal(err); ok || !IsNotFound(err) {
+		t.Fatalf("StateRefusal of a 404 = %v", ok)
+	}
+	if me, err := c.WhoAmI(ctx); err != nil || me.AgentID != "a1" || me.Role != "agent" {
+		t.Fatalf("WhoAmI = %+v, %v", me, err)
 	}
 	if r, err := c.CreateToken(ctx, "a1", "agent"); err != nil || r.Token != "abc" {
 		t.Fatalf("CreateToken = %+v, %v", r, err)

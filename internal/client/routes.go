@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -313,6 +314,27 @@ func (c *Client) CancelTask(ctx context.Context, id, reason string) (TaskAction,
 	}
 	var r TaskAction
 	err := c.post(ctx, "/api/tasks/"+seg(id)+"/cancel", body, &r)
+	return r, err
+}
+
+// StateRefusal returns the body of a 409 that refused a retry or cancel
+// because of the task's state, when err is one and names that state.
+// Hubs before this field, and the original (which answers a retry of a
+// task outside the dead letter with 404), do not: callers then fetch the
+// task.
+func StateRefusal(err error) (protocol.TaskStateRefusal, bool) {
+	var e *Error
+	var r protocol.TaskStateRefusal
+	if !errors.As(err, &e) || e.Status != http.StatusConflict || json.Unmarshal(e.Body, &r) != nil || r.Status == "" {
+		return protocol.TaskStateRefusal{}, false
+	}
+	return r, true
+}
+
+// WhoAmI calls GET /api/whoami: the agent and role of the client's token.
+func (c *Client) WhoAmI(ctx context.Context) (protocol.WhoAmI, error) {
+	var r protocol.WhoAmI
+	err := c.get(ctx, "/api/whoami", &r)
 	return r, err
 }
 

@@ -112,7 +112,9 @@ func (d *Dashboard) retryTask(id string) map[string]any {
 	switch {
 	case err == nil:
 		r["status"] = "requeued"
-	case errors.Is(err, tasks.ErrNotFound):
+	case errors.Is(err, tasks.ErrNotFound), errors.Is(err, tasks.ErrInvalidState):
+		// The original answers not_found for a task that exists but is
+		// not dead-lettered; its dashboard client knows only that.
 		r["status"] = "not_found"
 	default:
 		r["status"], r["error"] = "error", err.Error()

@@ -206,8 +206,14 @@ func TestSocketSnapshotEventsAndActions(t *testing.T) {
 	if r := c.Expect("retry_result"); r["status"] != "not_found" || r["ref"] != "x1" {
 		t.Fatalf("retry_result for unknown task: %v", r)
 	}
-	// The retried task goes to the agent again; cancel it while running.
+	// The retried task goes to the agent again; a retry of it now answers
+	// not_found, as the original's did for a task not in the dead letter.
 	as := a.Expect("task_assign")
+	c.Send(map[string]any{"type": "retry_task", "task_id": id, "ref": "x2"})
+	if r := c.Expect("retry_result"); r["status"] != "not_found" || r["ref"] != "x2" || r["error"] != nil {
+		t.Fatalf("retry_result for an assigned task: %v", r)
+	}
+	// Cancel it while running.
 	c.Send(map[string]any{"type": "cancel_task", "task_id": as["task_id"]})
 	if r := c.Expect("cancel_result"); r["status"] != "cancelled" || r["was_assigned_to"] != "worker-1" {
 		t.Fatalf("cancel_result: %v", r)

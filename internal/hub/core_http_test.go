@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"os"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/store"
 )
 
@@ -207,4 +209,33 @@ func TestAdminReset(t *testing.T) {
 		t.Fatalf("socket closed with %d, want 1012", code)
 	}
 	h.Agent("worker") // agents reconnect and identify again
+}
+
+// TestWhoAmI: GET /api/whoami names the token's agent and role, for
+// every role; without a valid Bearer token it is 401 (no ?token=).
+func TestWhoAmI(t *testing.T) {
+	h := hubtest.Start(t, "")
+	for agent, role := range map[string]auth.Role{"worker": auth.RoleAgent, "watcher": auth.RoleViewer, "ops": auth.RoleAdmin} {
+		tok := h.Token(agent, role)
+		st, raw := h.DoRaw("GET", "/api/whoami", tok, nil)
+		var got protocol.WhoAmI
+		if err := json.Unmarshal(raw, &got); st != 200 || err != nil || got != (protocol.WhoAmI{AgentID: agent, Role: string(role)}) {
+			t.Fatalf("%s: %d %s", agent, st, raw)
+		}
+		if !bytes.Equal(bytes.TrimSpace(raw), []byte(`{"agent_id":"`+agent+`","role":"`+string(role)+`"}`)) {
+			t.Fatalf("%s: body %s", agent, raw)
+		}
+	}
+	revoked := h.Token("gone", auth.RoleAgent)
+	if _, err := h.Tokens.Revoke("gone"); err != nil {
+		t.Fatal(err)
+	}
+	for name, tok := range map[string]string{"none": "", "wrong": strings.Repeat("0", 64), "revoked": revoked} {
+		if st, body := h.Do("GET", "/api/whoami", tok, nil); st != 401 || body["error"] != "unauthorized" {
+			t.Fatalf("%s token: %d %v", name, st, body)
+		}
+	}
+	if st, body := h.Do("GET", "/api/whoami?token="+h.AdminToken, "", nil); st != 401 {
+		t.Fatalf("token in the query: %d %v", st, body)
+	}
 }

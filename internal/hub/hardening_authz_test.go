@@ -38,6 +38,7 @@ var allowed = map[string][]string{
 	"GET /api/config/default-repo":                      everyone,
 	"POST /api/onboard/register":                        everyone, // gated by open registration / join secret instead
 	"GET /api/schemas":                                  everyone,
+	"GET /api/whoami":                                   {other, agentTok, viewer, admin},
 	"GET /ws":                                           everyone, // authenticated in-band by identify
 	"POST /api/message":                                 {other, agentTok, admin},
 	"GET /api/config/heartbeat-interval":                {other, agentTok, viewer, admin},

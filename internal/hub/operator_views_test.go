@@ -136,9 +136,12 @@ func TestTaskListFiltersAndPaging(t *testing.T) {
 	// Unknown values are refused, naming the field; nothing else changes.
 	for q, field := range map[string]string{"status=bogus": "status", "lane=critical": "lane", "order=random": "order",
 		"limit=abc": "limit", "limit=0": "limit", "q=" + url.QueryEscape(strings.Repeat("x", 201)): "q"} {
-		st, body := e.Do("GET", "/api/tasks?"+q, e.AdminToken, nil)
-		if st != 400 || !strings.Contains(fmt.Sprint(body), field) {
-			t.Errorf("%s: %d %v", q, st, body)
+		for _, route := range []string{"/api/tasks?", "/api/tasks/dead-letter?"} {
+			st, body := e.Do("GET", route+q, e.AdminToken, nil)
+			errs, _ := body["errors"].([]any)
+			if st != 400 || body["error"] != "validation_failed" || len(errs) != 1 || errs[0].(map[string]any)["field"] != field {
+				t.Errorf("%s%s: %d %v", route, q, st, body)
+			}
 		}
 	}
 }

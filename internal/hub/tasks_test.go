@@ -293,8 +293,20 @@ func TestTaskFailureRetryDeadLetterManualRetry(t *testing.T) {
 	if st != 200 || !reflect.DeepEqual(body, map[string]any{"status": "requeued", "task_id": id, "priority": float64(2)}) {
 		t.Fatalf("retry: %d %v", st, body)
 	}
-	if st, body := e.Do("POST", "/api/tasks/"+id+"/retry", alice, nil); st != 404 || body["error"] != "task_not_found" {
+	// A retry of a task that is not dead-lettered is a conflict naming
+	// its state (queued, or already assigned to the idle agent); a task
+	// that does not exist is not found.
+	st, body = e.Do("POST", "/api/tasks/"+id+"/retry", alice, nil)
+	if state := body["status"]; state != "queued" && state != "assigned" {
 		t.Fatalf("second retry: %d %v", st, body)
+	}
+	if delete(body, "status"); st != 409 || !reflect.DeepEqual(body, map[string]any{
+		"error": "task_not_retryable", "task_id": id, "detail": "only a dead-lettered task can be retried"}) {
+		t.Fatalf("second retry: %d %v", st, body)
+	}
+	if st, body := e.Do("POST", "/api/tasks/task-0123456789abcdef/retry", alice, nil); st != 404 ||
+		!reflect.DeepEqual(body, map[string]any{"error": "task_not_found", "task_id": "task-0123456789abcdef"}) {
+		t.Fatalf("retry of a missing task: %d %v", st, body)
 	}
 	_, g3 := assignment(a)
 	if g3 != g2+2 {
@@ -304,6 +316,13 @@ func TestTaskFailureRetryDeadLetterManualRetry(t *testing.T) {
 	task = e.task(id)
 	if task["status"] != "completed" || task["retry_count"] != float64(0) || task["last_error"] != nil {
 		t.Fatalf("after manual retry: %v", task)
+	}
+	// Neither a retry nor a cancel applies to a completed task; both say so.
+	for action, code := range map[string]string{"retry": "task_not_retryable", "cancel": "task_not_cancellable"} {
+		st, body := e.Do("POST", "/api/tasks/"+id+"/"+action, alice, nil)
+		if st != 409 || body["error"] != code || body["status"] != "completed" || body["task_id"] != id || body["cancelled_by"] != nil {
+			t.Fatalf("%s of a completed task: %d %v", action, st, body)
+		}
 	}
 }
 
@@ -554,7 +573,10 @@ func TestTaskCancel(t *testing.T) {
 		t.Fatalf("cancelled task: %v", task)
 	}
 	e.waitAgentState("worker-1", "idle")
-	if st, body := e.Do("POST", "/api/tasks/"+id+"/cancel", alice, nil); st != 409 {
+	// A second cancel names the state and who cancelled it.
+	if st, body := e.Do("POST", "/api/tasks/"+id+"/cancel", e.AdminToken, nil); st != 409 || !reflect.DeepEqual(body, map[string]any{
+		"error": "task_not_cancellable", "task_id": id, "status": "cancelled", "cancelled_by": "alice",
+		"detail": "the task already ended"}) {
 		t.Fatalf("second cancel: %d %v", st, body)
 	}
 	if st, _ := e.Do("POST", "/api/tasks/task-0123456789abcdef/cancel", e.AdminToken, nil); st != 404 {

@@ -47,6 +47,34 @@ func (e *LimitError) Error() string {
 // Unwrap makes errors.Is(err, ErrTooLarge) hold.
 func (e *LimitError) Unwrap() error { return ErrTooLarge }
 
+// StateError refuses an action on a task that exists but is not in a
+// state the action applies to (a retry of a task that is not
+// dead-lettered, a cancel of one that already ended). It names the state
+// the task was found in, so the refusal can say it without a second
+// lookup that might see a later state.
+type StateError struct {
+	TaskID string
+	Status Status
+	// CancelledBy is who cancelled the task, when it is cancelled.
+	CancelledBy string
+}
+
+func (e *StateError) Error() string { return fmt.Sprintf("task %s is %s", e.TaskID, e.Status) }
+
+// Unwrap makes errors.Is(err, ErrInvalidState) hold.
+func (e *StateError) Unwrap() error { return ErrInvalidState }
+
+// stateError builds the refusal for an action on id that is not live
+// (queued or assigned) and not where the action looked: ErrNotFound when
+// the task does not exist, else a *StateError with its state.
+func (q *Queue) stateError(id string) error {
+	t, err := q.Get(id)
+	if err != nil {
+		return err
+	}
+	return &StateError{TaskID: id, Status: t.Status, CancelledBy: t.CancelledBy}
+}
+
 // WireReason maps an error onto the reason text the original protocol
 // puts after "task_complete_failed: ". A report from an agent that does
 // not hold the task is stale from that agent's point of view.
@@ -1300,7 +1328,9 @@ func sortedHeld(m map[string]*Task) []*Task {
 // RetryDeadLetter moves a dead-letter task back to the queue with its
 // failures forgotten. A deadline that has passed is cleared: the operator
 // asked for the work again. Of two concurrent retries of one task, one
-// succeeds and the other finds nothing to retry.
+// succeeds and the other finds it queued. A task that is not in the dead
+// letter is refused with a *StateError naming its state (ErrNotFound
+// when there is no such task).
 func (q *Queue) RetryDeadLetter(id string) (*Task, error) {
 	q.moveMu.Lock()
 	defer q.moveMu.Unlock()
@@ -1309,7 +1339,9 @@ func (q *Queue) RetryDeadLetter(id string) (*Task, error) {
 		return nil, err
 	}
 	if t == nil {
-		return nil, ErrNotFound
+		// Under moveMu nothing enters or leaves the dead letter, so
+		// the state found is not dead_letter.
+		return nil, q.stateError(id)
 	}
 	now := q.now().UnixMilli()
 	t.Status = StatusQueued
@@ -1347,18 +1379,36 @@ func (q *Queue) RetryDeadLetter(id string) (*Task, error) {
 	return snap, nil
 }
 
-// Cancel ends a queued or assigned task. by is who asked; canAny says
-// whether they may cancel tasks they did not submit (admins).
+// Cancel ends a task that has not ended (queued, assigned, waiting or
+// scheduled). by is who asked; canAny says whether they may cancel tasks
+// they did not submit (admins). A task that already ended is refused
+// with a *StateError naming its state.
 func (q *Queue) Cancel(id, by string, canAny bool, reason string) (*Task, string, error) {
+	for range cancelLookups - 1 {
+		t, holder, err := q.cancel(id, by, canAny, reason)
+		var se *StateError
+		if errors.As(err, &se) && se.Status.Active() {
+			// The task moved between the live set and the tables while
+			// we looked (a retry from the dead letter, a dead-letter
+			// move in progress): look again.
+			continue
+		}
+		return t, holder, err
+	}
+	return q.cancel(id, by, canAny, reason)
+}
+
+// cancelLookups bounds how often Cancel looks again at a task that moved
+// while it looked.
+const cancelLookups = 3
+
+func (q *Queue) cancel(id, by string, canAny bool, reason string) (*Task, string, error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
 	t, ok := q.live[id]
 	if !ok {
 		q.mu.Unlock()
-		if _, err := q.Get(id); err == nil {
-			return nil, "", ErrInvalidState
-		}
-		return nil, "", ErrNotFound
+		return nil, "", q.stateError(id)
 	}
 	if !canAny && t.SubmittedBy != by {
 		q.mu.Unlock()

@@ -254,6 +254,11 @@ func TestDeadLetterAndManualRetry(t *testing.T) {
 	if got := e.get(task.ID); got.Status != tasks.StatusDeadLetter {
 		t.Fatalf("after reopen: %+v", got)
 	}
+	// It cannot be cancelled there; the refusal names the dead letter.
+	var dse *tasks.StateError
+	if _, _, err := e.Q.Cancel(task.ID, "root", true, ""); !errors.As(err, &dse) || dse.Status != tasks.StatusDeadLetter {
+		t.Fatalf("cancel in the dead letter: %v", err)
+	}
 	e.clk.Advance(2 * time.Second) // the deadline passes while it sits there
 	back, err := e.Q.RetryDeadLetter(task.ID)
 	if err != nil {
@@ -264,8 +269,15 @@ func TestDeadLetterAndManualRetry(t *testing.T) {
 		len(back.Attempts) != 1 || back.CreatedAt != task.CreatedAt {
 		t.Fatalf("retried: %+v", back)
 	}
-	if _, err := e.Q.RetryDeadLetter(task.ID); !errors.Is(err, tasks.ErrNotFound) {
+	// A second retry finds it queued and says so; a task that does not
+	// exist is not found.
+	var se *tasks.StateError
+	if _, err := e.Q.RetryDeadLetter(task.ID); !errors.As(err, &se) || !errors.Is(err, tasks.ErrInvalidState) ||
+		se.Status != tasks.StatusQueued || se.TaskID != task.ID {
 		t.Fatalf("second retry: %v", err)
+	}
+	if _, err := e.Q.RetryDeadLetter("task-ffffffffffffffff"); !errors.Is(err, tasks.ErrNotFound) {
+		t.Fatalf("retry of a missing task: %v", err)
 	}
 	if s := e.Q.Stats(); s.DeadLetter != 0 || s.ByStatus["queued"] != 1 || s.QueuedIndexSize != 1 {
 		t.Fatalf("stats after retry: %+v", s)
@@ -401,7 +413,10 @@ func TestCancel(t *testing.T) {
 	if _, _, err := e.Q.Complete(held.ID, "worker", a.Generation, nil, nil); !errors.Is(err, tasks.ErrInvalidState) {
 		t.Fatalf("complete after cancel: %v", err)
 	}
-	if _, _, err := e.Q.Cancel(held.ID, "root", true, ""); !errors.Is(err, tasks.ErrInvalidState) {
+	// A second cancel names the state and who cancelled it.
+	var se *tasks.StateError
+	if _, _, err := e.Q.Cancel(held.ID, "alice", true, ""); !errors.As(err, &se) || !errors.Is(err, tasks.ErrInvalidState) ||
+		se.Status != tasks.StatusCancelled || se.CancelledBy != "root" {
 		t.Fatalf("second cancel: %v", err)
 	}
 	if _, _, err := e.Q.Cancel("task-ffffffffffffffff", "root", true, ""); !errors.Is(err, tasks.ErrNotFound) {
