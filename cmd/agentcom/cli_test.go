@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -398,19 +399,16 @@ func TestCompletion(t *testing.T) {
 	}
 }
 
-// buildBinary builds the agentcom binary once per test run.
-var buildBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "agentcom-cli-test")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "agentcom")
+// buildBinary builds the agentcom binary into the test's own directory
+// (one per run, so that -count=N runs each have theirs).
+func buildBinary(t *testing.T) (string, error) {
+	bin := filepath.Join(t.TempDir(), "agentcom")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {
-		return "", &exec.ExitError{Stderr: out}
+		return "", fmt.Errorf("%w: %s", err, out)
 	}
 	return bin, nil
-})
+}
 
 // TestRealBinary runs the built binary: exit codes, help on stdout, no
 // colour when piped, and the bash completion script driving it.
@@ -418,11 +416,10 @@ func TestRealBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin, err := buildBinary()
+	bin, err := buildBinary(t)
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(bin)) })
 	h := hubtest.Start(t, "")
 	if st, _ := h.Do("POST", "/api/tasks", h.AdminToken, map[string]any{"description": "from the binary"}); st != 201 {
 		t.Fatal(st)
