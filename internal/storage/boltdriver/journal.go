@@ -1,0 +1,208 @@
+package boltdriver
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/agentcom/agentcom/internal/store"
+)
+
+// A write is one record change of a multi-table operation.
+type write struct {
+	table string
+	key   []byte
+	value []byte // nil with del
+	del   bool
+	// versioned: the value starts with an 8-byte big-endian version, and
+	// the put is skipped when the stored record's version is at or above
+	// it (a newer snapshot already landed). Checked at apply and at
+	// replay alike, which makes replaying a put harmless.
+	versioned bool
+}
+
+// journalPrefix keys the journal's records in the meta table: the prefix
+// and an 8-byte sequence number.
+var journalPrefix = []byte("journal\x00")
+
+// commitAcross applies writes that may span several tables atomically:
+// the set is first made durable as one journal record, then applied to
+// each table, then the record is removed. Writes to a single table skip
+// the journal (a table's own transaction is atomic already).
+//
+// The record is removed durably before commitAcross returns, so a replay
+// at the next open only ever sees operations whose application may be
+// incomplete: no later operation has yet written over their keys.
+func (d *Driver) commitAcross(ctx context.Context, ws []write) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tables := tablesOf(ws)
+	if len(tables) == 0 {
+		return nil
+	}
+	if len(tables) == 1 {
+		return d.apply(tables[0], ws)
+	}
+	meta := d.table(store.Meta)
+	d.journalMu.Lock()
+	d.journalNext++
+	key := binary.BigEndian.AppendUint64(slices.Clone(journalPrefix), d.journalNext)
+	d.journalMu.Unlock()
+	if err := meta.Update(func(tx *store.Tx) error { return tx.Put(key, encodeWrites(ws)) }); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if err := d.applyAll(tables, ws); err != nil {
+		// The record stays: the next open finishes the operation.
+		return err
+	}
+	if err := meta.Update(func(tx *store.Tx) error { return tx.Delete(key) }); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+func (d *Driver) applyAll(tables []string, ws []write) error {
+	for _, name := range tables {
+		if err := d.apply(name, ws); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply commits the writes of ws that go to table name, in one
+// transaction.
+func (d *Driver) apply(name string, ws []write) error {
+	err := d.table(name).Update(func(tx *store.Tx) error {
+		for _, w := range ws {
+			if w.table != name {
+				continue
+			}
+			if err := applyOne(tx, w); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+func applyOne(tx *store.Tx, w write) error {
+	if w.del {
+		return tx.Delete(w.key)
+	}
+	if w.versioned && len(w.value) >= 8 {
+		if old := tx.Get(w.key); len(old) >= 8 && binary.BigEndian.Uint64(old) >= binary.BigEndian.Uint64(w.value) {
+			return nil
+		}
+	}
+	return tx.Put(w.key, w.value)
+}
+
+// recoverJournal finishes the operations a crash interrupted, oldest
+// first, and continues the sequence after the last one.
+func (d *Driver) recoverJournal() error {
+	meta := d.table(store.Meta)
+	type entry struct {
+		key []byte
+		ws  []write
+	}
+	var pending []entry
+	err := meta.View(func(tx *store.Tx) error {
+		return tx.Scan(journalPrefix, func(k, v []byte) error {
+			ws, err := decodeWrites(v)
+			if err != nil {
+				return fmt.Errorf("journal record %x: %w", k, err)
+			}
+			pending = append(pending, entry{slices.Clone(k), ws})
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("read journal: %w", err)
+	}
+	for _, e := range pending {
+		if err := d.applyAll(tablesOf(e.ws), e.ws); err != nil {
+			return fmt.Errorf("replay journal: %w", err)
+		}
+		if err := meta.Update(func(tx *store.Tx) error { return tx.Delete(e.key) }); err != nil {
+			return fmt.Errorf("replay journal: %w", err)
+		}
+		d.journalNext = max(d.journalNext, binary.BigEndian.Uint64(e.key[len(journalPrefix):]))
+	}
+	return nil
+}
+
+func tablesOf(ws []write) []string {
+	var out []string
+	for _, w := range ws {
+		if !slices.Contains(out, w.table) {
+			out = append(out, w.table)
+		}
+	}
+	return out
+}
+
+// Journal record: uvarint count, then per write a flags byte (1 delete, 2
+// versioned) and the table, key and value as uvarint-length-prefixed
+// bytes.
+func encodeWrites(ws []write) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(ws)))
+	for _, w := range ws {
+		var flags byte
+		if w.del {
+			flags |= 1
+		}
+		if w.versioned {
+			flags |= 2
+		}
+		b = append(b, flags)
+		for _, f := range [][]byte{[]byte(w.table), w.key, w.value} {
+			b = binary.AppendUvarint(b, uint64(len(f)))
+			b = append(b, f...)
+		}
+	}
+	return b
+}
+
+var errJournalRecord = errors.New("malformed journal record")
+
+func decodeWrites(b []byte) ([]write, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)) {
+		return nil, errJournalRecord
+	}
+	b = b[k:]
+	ws := make([]write, 0, n)
+	for range n {
+		if len(b) < 1 {
+			return nil, errJournalRecord
+		}
+		w := write{del: b[0]&1 != 0, versioned: b[0]&2 != 0}
+		b = b[1:]
+		var fields [3][]byte
+		for i := range fields {
+			l, k := binary.Uvarint(b)
+			if k <= 0 || l > uint64(len(b)-k) {
+				return nil, errJournalRecord
+			}
+			fields[i] = slices.Clone(b[k : k+int(l)])
+			b = b[k+int(l):]
+		}
+		w.table, w.key, w.value = string(fields[0]), fields[1], fields[2]
+		if w.del {
+			w.value = nil
+		}
+		ws = append(ws, w)
+	}
+	if len(b) != 0 {
+		return nil, errJournalRecord
+	}
+	return ws, nil
+}

@@ -1,0 +1,8 @@
+package boltdriver
+
+import "github.com/agentcom/agentcom/internal/storage"
+
+// PushSubscriptions implements storage.Driver.
+func (d *Driver) PushSubscriptions() storage.PushSubscriptionStore { return pushStore{d} }
+
+type pushStore struct{ d *Driver }
