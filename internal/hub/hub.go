@@ -29,6 +29,8 @@ import (
 	"github.com/agentcom/agentcom/internal/resilience"
 	"github.com/agentcom/agentcom/internal/scheduler"
 	"github.com/agentcom/agentcom/internal/settings"
+	"github.com/agentcom/agentcom/internal/storage"
+	"github.com/agentcom/agentcom/internal/storage/boltdriver"
 	"github.com/agentcom/agentcom/internal/store"
 	"github.com/agentcom/agentcom/internal/tasklog"
 	"github.com/agentcom/agentcom/internal/tasks"
@@ -112,7 +114,10 @@ type Hub struct {
 	cfg Config
 	log *slog.Logger
 
-	DB        *store.DB
+	DB *store.DB
+	// Driver is the storage the domain packages use (the bolt driver over
+	// DB today; PostgreSQL with --store postgres://).
+	Driver    storage.Driver
 	Bus       *bus.Bus
 	Tokens    *auth.Tokens
 	Presence  *presence.Directory
@@ -153,6 +158,10 @@ func New(cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	h.DB, h.startup = db, rep
+	if h.Driver, err = boltdriver.New(db); err != nil {
+		db.Close()
+		return nil, err
+	}
 	h.Storage = resilience.New(db, h.Bus, cfg.Resilience, h.log)
 	if err := h.build(); err != nil {
 		db.Close()
