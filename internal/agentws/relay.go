@@ -1,0 +1,305 @@
+package agentws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/agentcom/agentcom/internal/cluster"
+	"github.com/agentcom/agentcom/internal/protocol"
+	"github.com/agentcom/agentcom/internal/sendq"
+)
+
+// The leader's side of the relay: sockets that follower hubs hold run here
+// as conns whose transport is the cluster bus, through the same code as
+// local sockets (identify, limits, dispatch, send queue, close codes,
+// revocation, reaping). Nothing in the domain can tell them apart.
+
+// relayKey names a relayed socket: the follower holding it and its number
+// there.
+type relayKey struct {
+	hub  string
+	conn uint64
+}
+
+type relay struct {
+	srv   *Server
+	bus   cluster.Bus
+	epoch int64
+	ctx   context.Context
+
+	mu      sync.Mutex
+	conns   map[relayKey]*conn
+	seen    map[string]time.Time // last message from each follower
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+// errRelayGone is what a relayed socket's Read returns once it is closed.
+var errRelayGone = errors.New("agentws: relayed socket closed")
+
+// publishTimeout bounds one relay publish: a bus that cannot take a
+// message for this long counts as down for that socket.
+const publishTimeout = 10 * time.Second
+
+// ServeRelay runs, until ctx ends, the sockets that followers relay to
+// this hub while it leads in term epoch. A follower not heard from for
+// silence (no heartbeat, no frame) loses its sockets: its agents count as
+// disconnected, exactly as when a local socket drops.
+func (s *Server) ServeRelay(ctx context.Context, b cluster.Bus, epoch int64, silence time.Duration) error {
+	r := &relay{srv: s, bus: b, epoch: epoch, ctx: ctx, conns: map[relayKey]*conn{}, seen: map[string]time.Time{}}
+	unsub, err := b.Subscribe(cluster.SubjectLeaderIn, r.receive)
+	if err != nil {
+		return fmt.Errorf("relay: subscribe %s: %w", cluster.SubjectLeaderIn, err)
+	}
+	t := time.NewTicker(max(silence/5, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			unsub()
+			r.stop()
+			return nil
+		case <-t.C:
+			r.dropSilent(silence)
+		}
+	}
+}
+
+// stop ends every relayed socket still open (the hub stops relaying) and
+// waits for their cleanup.
+func (r *relay) stop() {
+	r.mu.Lock()
+	r.stopped = true
+	conns := make([]*conn, 0, len(r.conns))
+	for _, c := range r.conns {
+		conns = append(conns, c)
+	}
+	r.mu.Unlock()
+	for _, c := range conns {
+		c.ws.(*remote).gone()
+	}
+	r.wg.Wait()
+}
+
+func (r *relay) receive(payload []byte) {
+	e, err := cluster.DecodeRelay(payload)
+	if err != nil {
+		r.srv.log.Debug("relay message dropped", "event", "relay_bad_envelope", "err", err)
+		return
+	}
+	key := relayKey{e.Hub, e.Conn}
+	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		return
+	}
+	r.seen[e.Hub] = time.Now()
+	c := r.conns[key]
+	r.mu.Unlock()
+	if e.Kind == cluster.RelayHeartbeat {
+		return
+	}
+	if e.Epoch != r.epoch {
+		// Meant for another term: the follower is about to learn of this
+		// leader and reconnect its sockets.
+		return
+	}
+	switch e.Kind {
+	case cluster.RelayOpen:
+		if c == nil {
+			r.open(key, e.Remote)
+		}
+	case cluster.RelayFrame:
+		if c == nil {
+			// A socket this leader does not know (it dropped the follower
+			// as silent, or took over since): the agent must reconnect.
+			r.send(cluster.RelayEnvelope{Kind: cluster.RelayClose, Hub: e.Hub, Conn: e.Conn,
+				Code: int(protocol.CloseRestart), Reason: "relay lost: reconnect"})
+			return
+		}
+		c.ws.(*remote).push(e.Data, e.Binary)
+	case cluster.RelayPong:
+		if c != nil {
+			c.heard()
+		}
+	case cluster.RelayClosed:
+		if c != nil {
+			c.ws.(*remote).gone()
+		}
+	}
+}
+
+// open admits a relayed socket as ServeHTTP admits a local one, and tells
+// the follower whether to upgrade it.
+func (r *relay) open(key relayKey, remoteAddr string) {
+	s := r.srv
+	if !s.admit(remoteIP(remoteAddr)) {
+		r.send(cluster.RelayEnvelope{Kind: cluster.RelayRefuse, Hub: key.hub, Conn: key.conn})
+		return
+	}
+	rt := &remote{r: r, key: key, in: sendq.New(s.cfg.SendBuffer, 2*s.cfg.ReportLimit), goneCh: make(chan struct{})}
+	rt.limit.Store(s.cfg.ReadLimit)
+	c := newConn(s, rt, s.nextID.Add(1), remoteAddr)
+	rt.c = c
+	r.mu.Lock()
+	r.conns[key] = c
+	r.wg.Add(1)
+	r.mu.Unlock()
+	r.send(cluster.RelayEnvelope{Kind: cluster.RelayAccept, Hub: key.hub, Conn: key.conn})
+	go func() {
+		defer r.wg.Done()
+		s.serve(r.ctx, c)
+		r.mu.Lock()
+		if r.conns[key] == c {
+			delete(r.conns, key)
+		}
+		r.mu.Unlock()
+	}()
+}
+
+// dropSilent ends the sockets of every follower not heard from for
+// silence: the hub holding them is gone or cut off.
+func (r *relay) dropSilent(silence time.Duration) {
+	now := time.Now()
+	r.mu.Lock()
+	var lost []*conn
+	for hub, t := range r.seen {
+		if now.Sub(t) <= silence {
+			continue
+		}
+		delete(r.seen, hub)
+		for k, c := range r.conns {
+			if k.hub == hub {
+				lost = append(lost, c)
+			}
+		}
+		r.srv.log.Warn("follower hub silent: its agents are disconnected", "event", "relay_hub_silent", "hub_id", hub)
+	}
+	r.mu.Unlock()
+	for _, c := range lost {
+		c.ws.(*remote).gone()
+	}
+}
+
+// send publishes one envelope to the follower it names.
+func (r *relay) send(e cluster.RelayEnvelope) error {
+	e.Epoch = r.epoch
+	b, err := e.Encode()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	if err := r.bus.Publish(ctx, cluster.SubjectHub(e.Hub), b); err != nil {
+		return fmt.Errorf("relay: publish to hub %s: %w", e.Hub, err)
+	}
+	return nil
+}
+
+// remote is the transport of a socket a follower holds.
+type remote struct {
+	r   *relay
+	key relayKey
+	c   *conn
+	// in holds the frames the follower relayed, not yet read; the first
+	// byte of each says text (0) or binary (1).
+	in       *sendq.Queue
+	limit    atomic.Int64
+	goneOnce sync.Once
+	goneCh   chan struct{}
+}
+
+// push queues a frame from the client. The bus cannot push back as TCP
+// does, so a client whose frames pile up faster than the hub handles
+// them is closed.
+func (rt *remote) push(data []byte, binary bool) {
+	b := make([]byte, 1+len(data))
+	if binary {
+		b[0] = 1
+	}
+	copy(b[1:], data)
+	if !rt.in.Push(b) {
+		rt.r.srv.log.Warn("relayed client sends faster than the hub handles", "event", "relay_inbound_full",
+			"agent_id", rt.c.agentID(), "hub_id", rt.key.hub)
+		rt.c.close(protocol.ClosePolicy, "too many frames in flight")
+	}
+}
+
+func (rt *remote) gone() { rt.goneOnce.Do(func() { close(rt.goneCh) }) }
+
+// Read returns the next relayed frame. Frames the client sent before it
+// closed are still read, as TCP delivers them before the close.
+func (rt *remote) Read(ctx context.Context) (websocket.MessageType, []byte, error) {
+	var b []byte
+	select {
+	case b = <-rt.in.C():
+	default:
+		select {
+		case b = <-rt.in.C():
+		case <-rt.goneCh:
+			select {
+			case b = <-rt.in.C():
+			default:
+				return 0, nil, errRelayGone
+			}
+		case <-ctx.Done():
+			return 0, nil, ctx.Err()
+		}
+	}
+	rt.in.Done(b)
+	if int64(len(b)-1) > rt.limit.Load() {
+		// The follower enforces the limit on the socket itself; this
+		// covers a frame that crossed a limit change.
+		_ = rt.Close(websocket.StatusMessageTooBig, fmt.Sprintf("read limited at %d bytes", rt.limit.Load()))
+		return 0, nil, errRelayGone
+	}
+	typ := websocket.MessageText
+	if b[0] == 1 {
+		typ = websocket.MessageBinary
+	}
+	return typ, b[1:], nil
+}
+
+func (rt *remote) Write(ctx context.Context, _ websocket.MessageType, p []byte) error {
+	select {
+	case <-rt.goneCh:
+		return errRelayGone
+	default:
+	}
+	e := cluster.RelayEnvelope{Kind: cluster.RelayWrite, Hub: rt.key.hub, Conn: rt.key.conn, Epoch: rt.r.epoch, Data: p}
+	b, err := e.Encode()
+	if err != nil {
+		return err
+	}
+	if err := rt.r.bus.Publish(ctx, cluster.SubjectHub(rt.key.hub), b); err != nil {
+		return fmt.Errorf("relay: write to hub %s: %w", rt.key.hub, err)
+	}
+	return nil
+}
+
+// Ping asks the follower to ping the client; the pong comes back as a
+// RelayPong and counts like a local one.
+func (rt *remote) Ping(context.Context) error {
+	return rt.r.send(cluster.RelayEnvelope{Kind: cluster.RelayPing, Hub: rt.key.hub, Conn: rt.key.conn})
+}
+
+// Close tells the follower to close the socket once the frames written
+// before are out, and ends reading.
+func (rt *remote) Close(code websocket.StatusCode, reason string) error {
+	defer rt.gone()
+	return rt.r.send(cluster.RelayEnvelope{Kind: cluster.RelayClose, Hub: rt.key.hub, Conn: rt.key.conn,
+		Code: int(code), Reason: reason})
+}
+
+func (rt *remote) SetReadLimit(n int64) {
+	rt.limit.Store(n)
+	if err := rt.r.send(cluster.RelayEnvelope{Kind: cluster.RelayLimit, Hub: rt.key.hub, Conn: rt.key.conn, Limit: n}); err != nil {
+		rt.r.srv.log.Warn("relay limit not sent", "event", "relay_publish_failed", "hub_id", rt.key.hub, "err", err)
+	}
+}
