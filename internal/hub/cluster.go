@@ -374,7 +374,7 @@ func (h *Hub) clusterHealth(w http.ResponseWriter, r *http.Request) {
 		body = map[string]any{"status": "no_leader", "service": "agent_com", "version": h.cfg.Version}
 	}
 	body["cluster"] = map[string]any{"role": h.role(), "hub_id": m.cfg.HubID,
-		"leader": map[string]any{"hub_id": l.HubID, "url": l.URL, "epoch": l.Epoch},
+		"leader":          map[string]any{"hub_id": l.HubID, "url": l.URL, "epoch": l.Epoch},
 		"relayed_sockets": m.follower.Connected()}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
@@ -417,7 +417,7 @@ type recorder struct {
 	body   bytes.Buffer
 }
 
-func (r *recorder) Header() http.Header { return r.header }
+func (r *recorder) Header() http.Header  { return r.header }
 func (r *recorder) WriteHeader(code int) { r.code = code }
 func (r *recorder) Write(b []byte) (int, error) {
 	if r.body.Len()+len(b) > healthLimit {

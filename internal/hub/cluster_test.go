@@ -1,0 +1,300 @@
+package hub_test
+
+import (
+	"context"
+	"net"
+	"reflect"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/agentcom/agentcom/internal/auth"
+	"github.com/agentcom/agentcom/internal/cluster"
+	"github.com/agentcom/agentcom/internal/hub"
+	"github.com/agentcom/agentcom/internal/hubtest"
+	"github.com/agentcom/agentcom/internal/protocol"
+)
+
+// testCluster is hubs on one in-memory bus with an election the test
+// controls. Each hub has its own data directory; only the leader opens
+// its own.
+type testCluster struct {
+	t    *testing.T
+	bus  *memBus
+	el   *election
+	hubs map[string]*clusterHub
+}
+
+type clusterHub struct {
+	*hubtest.Hub
+	id   string
+	link *memLink
+	ln   net.Listener
+	url  string
+}
+
+func newTestCluster(t *testing.T, ids ...string) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, bus: newMemBus(), el: &election{}, hubs: map[string]*clusterHub{}}
+	for _, id := range ids {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.hubs[id] = &clusterHub{id: id, ln: ln, url: "http://" + ln.Addr().String(), link: c.bus.link()}
+	}
+	return c
+}
+
+// start boots every hub with ids[0]'s first term as leader.
+func (c *testCluster) start(leader string) {
+	c.t.Helper()
+	c.el.mu.Lock()
+	c.el.cur = cluster.Leader{HubID: leader, URL: c.hubs[leader].url, Epoch: 1}
+	c.el.mu.Unlock()
+	ids := make([]string, 0, len(c.hubs))
+	for id := range c.hubs {
+		ids = append(ids, id)
+	}
+	// The leader first: followers relay to it from their first socket.
+	sort.Slice(ids, func(i, j int) bool { return ids[i] == leader || (ids[j] != leader && ids[i] < ids[j]) })
+	for _, id := range ids {
+		ch := c.hubs[id]
+		cfg := hub.DefaultConfig()
+		cfg.Addr = ch.ln.Addr().String()
+		cfg.DataDir = c.t.TempDir()
+		cfg.RateLimits = nil
+		hubtest.FastTimers(&cfg)
+		cfg.Cluster = &hub.ClusterConfig{Bus: ch.link, Elector: c.el.elector(id), HubID: id, AdvertiseURL: ch.url,
+			Silence: 500 * time.Millisecond, Heartbeat: 50 * time.Millisecond}
+		hb, err := hub.New(cfg)
+		if err != nil {
+			c.t.Fatalf("hub %s: %v", id, err)
+		}
+		if err := hb.Serve(ch.ln); err != nil {
+			c.t.Fatalf("serve %s: %v", id, err)
+		}
+		ch.Hub = &hubtest.Hub{Hub: hb, T: c.t, Dir: cfg.DataDir}
+		c.t.Cleanup(func() { ch.stop(); _ = ch.link.Close() })
+	}
+	c.adminToken()
+}
+
+func (ch *clusterHub) stop() {
+	if ch.Hub == nil || ch.Hub.Hub == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ch.Shutdown(ctx); err != nil {
+		ch.T.Errorf("shutdown %s: %v", ch.id, err)
+	}
+	ch.Hub.Hub = nil
+}
+
+// leader is the hub whose domain runs (waiting for it).
+func (c *testCluster) leader() *clusterHub {
+	c.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, ch := range c.hubs {
+			if ch.Hub != nil && ch.Hub.Hub != nil && ch.Domain() != nil {
+				return ch
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.t.Fatal("no hub leads")
+	return nil
+}
+
+// adminToken creates an admin token on the leader for every hub's helpers.
+func (c *testCluster) adminToken() {
+	c.t.Helper()
+	tok := c.token("admin", auth.RoleAdmin)
+	for _, ch := range c.hubs {
+		ch.AdminToken = tok
+	}
+}
+
+func (c *testCluster) token(agent string, role auth.Role) string {
+	c.t.Helper()
+	tok, err := c.leader().Domain().Tokens.Create(agent, role)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return tok
+}
+
+// agent connects agent on hub ch (any hub).
+func (c *testCluster) agent(ch *clusterHub, agent string, caps ...string) *hubtest.Client {
+	c.t.Helper()
+	return ch.Connect(agent, c.token(agent, auth.RoleAgent), caps...)
+}
+
+func agentIDs(t *testing.T, h *clusterHub) []string {
+	t.Helper()
+	st, body := h.Do("GET", "/api/agents", "", nil)
+	if st != 200 {
+		t.Fatalf("agents on %s: %d %v", h.id, st, body)
+	}
+	var ids []string
+	for _, a := range body["agents"].([]any) {
+		ids = append(ids, a.(map[string]any)["agent_id"].(string))
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func TestClusterFollowerRelaysAgentsAndHTTP(t *testing.T) {
+	c := newTestCluster(t, "hub-a", "hub-b")
+	c.start("hub-a")
+	a, b := c.hubs["hub-a"], c.hubs["hub-b"]
+
+	far := c.agent(b, "far", "code")
+	near := c.agent(a, "near")
+	far.Expect("agent_joined")
+	// Both hubs list the whole fleet.
+	for _, h := range []*clusterHub{a, b} {
+		if got := agentIDs(t, h); !reflect.DeepEqual(got, []string{"far", "near"}) {
+			t.Fatalf("/api/agents on %s = %v", h.id, got)
+		}
+	}
+
+	// A task submitted on the leader reaches the agent on the follower,
+	// which completes it.
+	st, body := a.Do("POST", "/api/tasks", a.AdminToken, map[string]any{"description": "relayed", "needed_capabilities": []string{"code"}})
+	if st != 201 {
+		t.Fatalf("submit: %d %v", st, body)
+	}
+	id := body["task_id"].(string)
+	if as := far.Expect("task_assign"); as["task_id"] != id {
+		t.Fatalf("assign: %v", as)
+	}
+	far.Send(map[string]any{"type": "task_accepted", "task_id": id, "protocol_version": 1})
+	if ack := far.Expect("task_ack"); ack["status"] != "accepted" {
+		t.Fatalf("accept ack: %v", ack)
+	}
+	far.Send(map[string]any{"type": "task_complete", "task_id": id, "generation": 1, "result": map[string]any{"status": "success"}})
+	if ack := far.Expect("task_ack"); ack["status"] != "complete" {
+		t.Fatalf("complete ack: %v", ack)
+	}
+	// Read through the follower: forwarded to the leader.
+	if st, task := b.Do("GET", "/api/tasks/"+id, b.AdminToken, nil); st != 200 || task["status"] != "completed" {
+		t.Fatalf("task through the follower: %d %v", st, task)
+	}
+
+	// Direct messages both ways, live.
+	near.Send(map[string]any{"type": "message", "to": "far", "payload": map[string]any{"q": 1}})
+	sent := near.Expect("message_sent")
+	if m := far.Expect("message"); m["id"] != sent["id"] || m["from"] != "near" {
+		t.Fatalf("dm to the follower's agent: %v", m)
+	}
+	far.Send(map[string]any{"type": "message", "to": "near", "payload": map[string]any{"a": 2}})
+	sent = far.Expect("message_sent")
+	if m := near.Expect("message"); m["id"] != sent["id"] || m["from"] != "far" {
+		t.Fatalf("dm from the follower's agent: %v", m)
+	}
+	// A broadcast reaches agents on both hubs.
+	third := c.agent(b, "third")
+	near.Send(map[string]any{"type": "message", "payload": map[string]any{"all": true}})
+	sent = near.Expect("message_sent")
+	for _, cl := range []*hubtest.Client{far, third} {
+		if m := cl.Expect("message"); m["id"] != sent["id"] {
+			t.Fatalf("broadcast: %v", m)
+		}
+	}
+
+	// HTTP on the follower answers as the leader does.
+	for _, req := range []struct{ method, path, token string }{
+		{"GET", "/api/agents", ""},
+		{"GET", "/api/tasks/" + id, a.AdminToken},
+		{"GET", "/api/tasks", ""},
+		{"GET", "/api/tasks/nope", a.AdminToken},
+		{"GET", "/api/no-such-route", ""},
+		{"GET", "/api/metrics", ""},
+	} {
+		sa, ba := a.DoRaw(req.method, req.path, req.token, nil)
+		sb, bb := b.DoRaw(req.method, req.path, req.token, nil)
+		if sa != sb || (req.path != "/api/metrics" && string(ba) != string(bb)) {
+			t.Fatalf("%s %s: leader %d %s, follower %d %s", req.method, req.path, sa, ba, sb, bb)
+		}
+	}
+	// No hub treats a caller as the local operator in a cluster.
+	if st, _ := b.DoRaw("GET", "/api/metrics", "", nil); st != 401 {
+		t.Fatalf("tokenless metrics through the follower: %d", st)
+	}
+
+	// Health answers on every hub with its role.
+	for _, h := range []*clusterHub{a, b} {
+		st, body := h.Do("GET", "/health", "", nil)
+		cl, _ := body["cluster"].(map[string]any)
+		role := map[string]string{"hub-a": "leader", "hub-b": "follower"}[h.id]
+		if st != 200 || body["status"] != "ok" || cl["role"] != role || cl["hub_id"] != h.id ||
+			cl["leader"].(map[string]any)["hub_id"] != "hub-a" || body["agents_connected"] != float64(3) {
+			t.Fatalf("health on %s: %d %v", h.id, st, body)
+		}
+	}
+}
+
+func TestClusterLeaderChangeClosesWith1012(t *testing.T) {
+	c := newTestCluster(t, "hub-a", "hub-b")
+	c.start("hub-a")
+	a, b := c.hubs["hub-a"], c.hubs["hub-b"]
+	onA := c.agent(a, "on-a")
+	onB := c.agent(b, "on-b")
+
+	c.el.elect(t, cluster.Leader{HubID: "hub-b", URL: b.url, Epoch: 2})
+	for _, cl := range []*hubtest.Client{onA, onB} {
+		if code, reason := cl.Closed(10 * time.Second); code != protocol.CloseRestart {
+			t.Fatalf("close on a change of leader: %d %q", code, reason)
+		}
+	}
+	if l := c.leader(); l.id != "hub-b" {
+		t.Fatalf("leader = %s", l.id)
+	}
+	// The old leader follows now: an agent connecting to it reaches the new one.
+	again := c.agent(a, "on-a")
+	again.Send(map[string]any{"type": "ping"})
+	again.Expect("pong")
+	if got := agentIDs(t, a); !reflect.DeepEqual(got, []string{"on-a"}) {
+		t.Fatalf("agents through the old leader = %v", got)
+	}
+	st, body := a.Do("GET", "/health", "", nil)
+	if cl := body["cluster"].(map[string]any); st != 200 || cl["role"] != "follower" {
+		t.Fatalf("old leader's health: %d %v", st, body)
+	}
+}
+
+func TestClusterSilentFollowerAgentsDisconnected(t *testing.T) {
+	c := newTestCluster(t, "hub-a", "hub-b")
+	c.start("hub-a")
+	a, b := c.hubs["hub-a"], c.hubs["hub-b"]
+	watcher := c.agent(a, "watcher")
+	far := c.agent(b, "far", "code")
+	watcher.Expect("agent_joined")
+	st, body := a.Do("POST", "/api/tasks", a.AdminToken, map[string]any{"description": "held", "needed_capabilities": []string{"code"}})
+	if st != 201 {
+		t.Fatalf("submit: %d %v", st, body)
+	}
+	id := body["task_id"].(string)
+	far.Expect("task_assign")
+	far.Send(map[string]any{"type": "task_accepted", "task_id": id, "protocol_version": 1})
+	far.Expect("task_ack")
+
+	// The follower dies: not a word more from it on the bus.
+	b.link.kill()
+	if left := watcher.ExpectWithin("agent_left", 10*time.Second); left["agent_id"] != "far" {
+		t.Fatalf("agent_left: %v", left)
+	}
+	if got := agentIDs(t, a); !reflect.DeepEqual(got, []string{"watcher"}) {
+		t.Fatalf("agents after the follower died = %v", got)
+	}
+	// Its task went back to the queue, as on any disconnect.
+	_, task := a.Do("GET", "/api/tasks/"+id, a.AdminToken, nil)
+	if !slices.Contains(historyEvents(task), "reclaimed:agent_disconnect") {
+		t.Fatalf("task after the follower died: %v", task)
+	}
+}
+
