@@ -108,3 +108,25 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+func TestHealth(t *testing.T) {
+	d, err := pgdriver.Open(context.Background(), testenv.Postgres(t), pgdriver.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	h, err := d.Health(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Driver != "postgres" || h.SchemaVersion != h.LatestSchema || h.Server == "" || h.DatabaseBytes <= 0 {
+		t.Fatalf("health: %+v", h)
+	}
+	found := false
+	for _, tb := range h.Tables {
+		found = found || tb.Table == "agentcom_migrations"
+	}
+	if !found {
+		t.Fatalf("health lists no agentcom_migrations table: %+v", h.Tables)
+	}
+}
