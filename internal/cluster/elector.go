@@ -1,0 +1,397 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ElectorConfig configures a PostgreSQL elector.
+type ElectorConfig struct {
+	// HubID names this hub; unique in the cluster.
+	HubID string
+	// URL is where this hub answers HTTP (its advertised address).
+	URL string
+	// Interval is how often a follower tries to take the lead and reads
+	// the leader, and how often the leader checks its session. 0 means
+	// 500 ms. A follower also hears a takeover at once (NOTIFY).
+	Interval time.Duration
+	// CheckTimeout bounds the leader's check of its session: a leader
+	// whose check does not answer in time steps down. 0 means 2 s.
+	CheckTimeout time.Duration
+	// Logger receives the elector's transitions. nil discards.
+	Logger *slog.Logger
+}
+
+// Session keepalives asked of the server on the lock session, so that a
+// leader whose machine vanished (no FIN, no RST) loses its session, and
+// the lock, in about 5+3×1 s. The leader itself steps down sooner (after
+// Interval+CheckTimeout without an answer), so two leaders never overlap.
+const sessionKeepalives = "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 3"
+
+// leaderLockClass is the high half of the advisory lock key ("aclr");
+// the low half is the oid of this schema's cluster_leader table, so
+// clusters in different schemas of one database elect separately and the
+// key never meets the migration lock's.
+const leaderLockClass int64 = 0x61636c72
+
+// heartbeatEvery is how many Intervals pass between two refreshes of
+// this hub's cluster_hubs row.
+const heartbeatEvery = 4
+
+// PGElector elects the leader with a session-level advisory lock on a
+// connection of its own: whoever holds the lock leads, and the lock goes
+// with the session, so a leader whose process dies (or whose session the
+// server ends) frees it at once. The taker bumps the epoch in the one
+// cluster_leader row and notifies; followers read the row on the
+// notification and every Interval.
+//
+// Takeover bound: a follower tries the lock every Interval, so after a
+// leader's process dies another leads within about Interval (plus the
+// server's noticing the dead session: at once for a dead process, up to
+// ~8 s of keepalives for a vanished machine).
+type PGElector struct {
+	pool *pgxpool.Pool
+	cfg  ElectorConfig
+	log  *slog.Logger
+
+	changes chan Leader
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	// Owned by the campaign goroutine (and Start before it).
+	conn    *pgx.Conn
+	key     int64
+	channel string
+	leading bool
+	steps   int
+
+	mu      sync.Mutex
+	leader  Leader
+	started bool
+	stopped bool
+}
+
+var _ Elector = (*PGElector)(nil)
+
+// NewPGElector returns an elector over the database of pool; Start joins
+// the election. The cluster tables (migration 0005) must exist.
+func NewPGElector(pool *pgxpool.Pool, cfg ElectorConfig) (*PGElector, error) {
+	if cfg.HubID == "" {
+		return nil, errors.New("cluster: elector: empty hub id")
+	}
+	if len(cfg.HubID) > 200 || len(cfg.URL) > 2048 {
+		return nil, errors.New("cluster: elector: hub id or URL too long")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 500 * time.Millisecond
+	}
+	if cfg.CheckTimeout <= 0 {
+		cfg.CheckTimeout = 2 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &PGElector{pool: pool, cfg: cfg, log: log, changes: make(chan Leader, 64)}, nil
+}
+
+// Self implements Elector.
+func (e *PGElector) Self() string { return e.cfg.HubID }
+
+// Leader implements Elector. Its HubID is empty while no leader is known
+// (before Start, and from losing the lead until the next is known).
+func (e *PGElector) Leader() Leader {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.leader
+}
+
+// Changes implements Elector. The first change is the leader Start
+// found. A Leader with an empty HubID means none is known: this hub lost
+// the lead (its session is gone) or stopped leading at Stop. The channel
+// is closed when Stop returns. A reader more than 64 changes behind loses
+// the oldest.
+func (e *PGElector) Changes() <-chan Leader { return e.changes }
+
+// Start implements Elector: it connects, tries to take the lead, and
+// otherwise waits until the leader's row is readable.
+func (e *PGElector) Start(ctx context.Context) error {
+	e.mu.Lock()
+	if e.started {
+		e.mu.Unlock()
+		return errors.New("cluster: elector started twice")
+	}
+	e.started = true
+	e.mu.Unlock()
+	if err := e.connect(ctx); err != nil {
+		return fmt.Errorf("cluster: elector: %w", err)
+	}
+	for {
+		err := e.step(ctx)
+		if err != nil {
+			e.closeConn()
+			return fmt.Errorf("cluster: elector: %w", err)
+		}
+		if e.Leader().HubID != "" {
+			break
+		}
+		// Someone holds the lock but has not written its row yet.
+		if _, err := e.wait(ctx); err != nil && ctx.Err() != nil {
+			e.closeConn()
+			return fmt.Errorf("cluster: elector: %w", ctx.Err())
+		}
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.wg.Add(1)
+	go e.run()
+	return nil
+}
+
+// Stop implements Elector: a leader releases the lock and notifies, so a
+// follower takes over at once.
+func (e *PGElector) Stop() {
+	e.mu.Lock()
+	if e.stopped {
+		e.mu.Unlock()
+		return
+	}
+	e.stopped = true
+	running := e.cancel != nil
+	e.mu.Unlock()
+	if running {
+		e.cancel()
+		e.wg.Wait()
+	}
+	close(e.changes)
+}
+
+func (e *PGElector) connect(ctx context.Context) error {
+	c, err := pgx.ConnectConfig(ctx, e.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	var oid int64
+	if _, err = c.Exec(ctx, sessionKeepalives); err == nil {
+		err = c.QueryRow(ctx, "SELECT 'cluster_leader'::regclass::oid::bigint").Scan(&oid)
+	}
+	if err == nil {
+		e.key = leaderLockClass<<32 | oid
+		e.channel = "agentcom_leader_" + strconv.FormatInt(oid, 10)
+		_, err = c.Exec(ctx, "LISTEN "+pgx.Identifier{e.channel}.Sanitize())
+	}
+	if err != nil {
+		c.Close(context.Background())
+		return fmt.Errorf("prepare the election session: %w", err)
+	}
+	e.conn, e.leading = c, false
+	return nil
+}
+
+func (e *PGElector) closeConn() {
+	if e.conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		e.conn.Close(ctx)
+		cancel()
+		e.conn = nil
+	}
+}
+
+// step is one round: a follower tries the lock (taking the lead when it
+// gets it) or reads the leader; the leader checks its session.
+func (e *PGElector) step(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.CheckTimeout)
+	defer cancel()
+	e.steps++
+	if e.steps%heartbeatEvery == 1 {
+		if _, err := e.conn.Exec(ctx, `INSERT INTO cluster_hubs (hub_id, url) VALUES ($1, $2)
+			ON CONFLICT (hub_id) DO UPDATE SET url = EXCLUDED.url, seen_at = now()`, e.cfg.HubID, e.cfg.URL); err != nil {
+			return fmt.Errorf("heartbeat: %w", err)
+		}
+	}
+	if e.leading {
+		if err := e.conn.Ping(ctx); err != nil {
+			return fmt.Errorf("leader session check: %w", err)
+		}
+		return nil
+	}
+	var got bool
+	if err := e.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", e.key).Scan(&got); err != nil {
+		return fmt.Errorf("try the leader lock: %w", err)
+	}
+	if got {
+		var epoch int64
+		err := e.conn.QueryRow(ctx, `WITH u AS (
+				INSERT INTO cluster_leader (id, hub_id, url, epoch) VALUES (1, $1, $2, 1)
+				ON CONFLICT (id) DO UPDATE SET hub_id = EXCLUDED.hub_id, url = EXCLUDED.url,
+					epoch = cluster_leader.epoch + 1, since = now()
+				RETURNING epoch)
+			SELECT epoch FROM u, pg_notify($3, u.epoch::text)`, e.cfg.HubID, e.cfg.URL, e.channel).Scan(&epoch)
+		if err != nil {
+			// The lock is ours but the row is not: give the lock back (the
+			// caller closes the session) rather than lead unannounced.
+			return fmt.Errorf("take the lead: %w", err)
+		}
+		e.leading = true
+		e.log.Info("cluster: this hub leads", "hub", e.cfg.HubID, "epoch", epoch)
+		e.set(Leader{HubID: e.cfg.HubID, URL: e.cfg.URL, Epoch: epoch})
+		return nil
+	}
+	var l Leader
+	err := e.conn.QueryRow(ctx, "SELECT hub_id, url, epoch FROM cluster_leader WHERE id = 1").Scan(&l.HubID, &l.URL, &l.Epoch)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the leader: %w", err)
+	}
+	if l.HubID == e.cfg.HubID {
+		// The row names this hub from an earlier session that is gone (the
+		// lock was free to others but not taken yet): not a leader to follow.
+		return nil
+	}
+	if cur := e.Leader(); l.Epoch > cur.Epoch || cur.HubID == "" {
+		e.set(l)
+	}
+	return nil
+}
+
+// set records a change of leader and delivers it.
+func (e *PGElector) set(l Leader) {
+	e.mu.Lock()
+	if e.leader == l {
+		e.mu.Unlock()
+		return
+	}
+	e.leader = l
+	e.mu.Unlock()
+	for {
+		select {
+		case e.changes <- l:
+			return
+		default:
+		}
+		// Full: the reader is far behind; drop its oldest change.
+		select {
+		case <-e.changes:
+		default:
+		}
+	}
+}
+
+// wait blocks until a notification on the leader channel, or Interval;
+// it reports whether a notification came.
+func (e *PGElector) wait(ctx context.Context) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Interval)
+	defer cancel()
+	_, err := e.conn.WaitForNotification(ctx)
+	if err == nil {
+		return true, nil
+	}
+	if !e.conn.IsClosed() && ctx.Err() != nil {
+		return false, nil
+	}
+	return false, err
+}
+
+// run campaigns until Stop.
+func (e *PGElector) run() {
+	defer e.wg.Done()
+	backoff := e.cfg.Interval
+	for e.ctx.Err() == nil {
+		if e.conn == nil {
+			if err := e.connect(e.ctx); err != nil {
+				if e.ctx.Err() == nil {
+					e.log.Warn("cluster: elector reconnect failed", "err", err, "retry_in", backoff)
+				}
+				if !sleepCtx(e.ctx, backoff) {
+					break
+				}
+				backoff = min(2*backoff, 5*time.Second)
+				continue
+			}
+			backoff = e.cfg.Interval
+		}
+		_, err := e.wait(e.ctx)
+		if err == nil && e.ctx.Err() == nil {
+			err = e.step(e.ctx)
+		}
+		if e.ctx.Err() != nil {
+			break
+		}
+		if err != nil {
+			e.lost(err)
+		}
+	}
+	e.resign()
+}
+
+// lost handles a failed session: a leader reports the loss before
+// anything else, then the session is replaced.
+func (e *PGElector) lost(err error) {
+	if e.leading {
+		e.log.Error("cluster: this hub lost the lead", "hub", e.cfg.HubID, "err", err)
+		e.leading = false
+		e.set(Leader{})
+	} else {
+		e.log.Warn("cluster: elector session lost", "err", err)
+	}
+	e.closeConn()
+}
+
+// resign ends the session at Stop: a leader unlocks and notifies first,
+// so a follower need not wait for its next round.
+func (e *PGElector) resign() {
+	if e.conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.CheckTimeout)
+	defer cancel()
+	if e.leading {
+		if _, err := e.conn.Exec(ctx, "SELECT pg_advisory_unlock($1), pg_notify($2, 'resigned')", e.key, e.channel); err != nil {
+			e.log.Warn("cluster: resign", "err", err)
+		}
+		e.leading = false
+		e.log.Info("cluster: this hub stepped down", "hub", e.cfg.HubID)
+		e.set(Leader{})
+	}
+	if _, err := e.conn.Exec(ctx, "DELETE FROM cluster_hubs WHERE hub_id = $1", e.cfg.HubID); err != nil {
+		e.log.Warn("cluster: leave the hub list", "err", err)
+	}
+	e.closeConn()
+}
+
+// Hub is one hub of the cluster as its heartbeat row shows it.
+type Hub struct {
+	ID        string
+	URL       string
+	StartedAt time.Time
+	SeenAt    time.Time
+}
+
+// Hubs lists the hubs whose heartbeat is recent (a few Intervals), by id.
+func (e *PGElector) Hubs(ctx context.Context) ([]Hub, error) {
+	stale := 3 * heartbeatEvery * e.cfg.Interval
+	rows, err := e.pool.Query(ctx, `SELECT hub_id, url, started_at, seen_at FROM cluster_hubs
+		WHERE seen_at > now() - make_interval(secs => $1) ORDER BY hub_id LIMIT 10000`, stale.Seconds())
+	if err != nil {
+		return nil, fmt.Errorf("cluster: list hubs: %w", err)
+	}
+	hubs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Hub, error) {
+		var h Hub
+		err := r.Scan(&h.ID, &h.URL, &h.StartedAt, &h.SeenAt)
+		return h, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: list hubs: %w", err)
+	}
+	return hubs, nil
+}
