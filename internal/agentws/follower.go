@@ -171,6 +171,18 @@ func (f *Follower) receive(payload []byte) {
 	if c == nil {
 		return
 	}
+	if e.Seq != c.recvSeq+1 {
+		if e.Seq == 0 && e.Kind == cluster.RelayClose {
+			// A leader that does not know the socket closes it.
+			c.close(websocket.StatusCode(e.Code), e.Reason)
+			return
+		}
+		f.log.Warn("relay lost messages: closing the socket", "event", "relay_gap", "conn", c.id,
+			"want_seq", c.recvSeq+1, "got_seq", e.Seq)
+		c.close(protocol.CloseRestart, "hub relay lost frames: reconnect")
+		return
+	}
+	c.recvSeq = e.Seq
 	switch e.Kind {
 	case cluster.RelayAccept, cluster.RelayRefuse:
 		select {
@@ -293,6 +305,13 @@ type fconn struct {
 	limit  atomic.Int64
 	out    *sendq.Queue
 
+	// recvSeq is the last envelope's Seq from the leader; only receive
+	// touches it.
+	recvSeq uint64
+	// sendMu orders numbering and publishing of this socket's envelopes.
+	sendMu  sync.Mutex
+	sendSeq uint64
+
 	pinging   atomic.Bool
 	closeOnce sync.Once
 	code      websocket.StatusCode // set once by close, before done
@@ -304,6 +323,10 @@ type fconn struct {
 // send publishes an envelope about this socket to the leader.
 func (c *fconn) send(e cluster.RelayEnvelope) error {
 	e.Conn, e.Epoch = c.id, c.epoch
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	c.sendSeq++
+	e.Seq = c.sendSeq
 	return c.f.publish(e)
 }
 

@@ -110,16 +110,29 @@ func (r *relay) receive(payload []byte) {
 		// leader and reconnect its sockets.
 		return
 	}
+	if c != nil && e.Kind != cluster.RelayOpen {
+		rt := c.ws.(*remote)
+		if e.Seq != rt.recvSeq+1 {
+			r.srv.log.Warn("relay lost messages: closing the socket", "event", "relay_gap", "hub_id", e.Hub,
+				"agent_id", c.agentID(), "want_seq", rt.recvSeq+1, "got_seq", e.Seq)
+			c.close(protocol.CloseRestart, "hub relay lost frames: reconnect")
+			rt.gone()
+			return
+		}
+		rt.recvSeq = e.Seq
+	}
 	switch e.Kind {
 	case cluster.RelayOpen:
-		if c == nil {
+		if c == nil && e.Seq == 1 {
 			r.open(key, e.Remote)
 		}
 	case cluster.RelayFrame:
 		if c == nil {
 			// A socket this leader does not know (it dropped the follower
 			// as silent, or took over since): the agent must reconnect.
-			r.send(cluster.RelayEnvelope{Kind: cluster.RelayClose, Hub: e.Hub, Conn: e.Conn,
+			// Seq 0: outside the socket's sequence, which this leader
+			// never saw.
+			_ = r.send(cluster.RelayEnvelope{Kind: cluster.RelayClose, Hub: e.Hub, Conn: e.Conn,
 				Code: int(protocol.CloseRestart), Reason: "relay lost: reconnect"})
 			return
 		}
@@ -140,10 +153,10 @@ func (r *relay) receive(payload []byte) {
 func (r *relay) open(key relayKey, remoteAddr string) {
 	s := r.srv
 	if !s.admit(remoteIP(remoteAddr)) {
-		r.send(cluster.RelayEnvelope{Kind: cluster.RelayRefuse, Hub: key.hub, Conn: key.conn})
+		_ = r.send(cluster.RelayEnvelope{Kind: cluster.RelayRefuse, Hub: key.hub, Conn: key.conn, Seq: 1})
 		return
 	}
-	rt := &remote{r: r, key: key, in: sendq.New(s.cfg.SendBuffer, 2*s.cfg.ReportLimit), goneCh: make(chan struct{})}
+	rt := &remote{r: r, key: key, in: sendq.New(s.cfg.SendBuffer, 2*s.cfg.ReportLimit), goneCh: make(chan struct{}), recvSeq: 1}
 	rt.limit.Store(s.cfg.ReadLimit)
 	c := newConn(s, rt, s.nextID.Add(1), remoteAddr)
 	rt.c = c
@@ -151,7 +164,7 @@ func (r *relay) open(key relayKey, remoteAddr string) {
 	r.conns[key] = c
 	r.wg.Add(1)
 	r.mu.Unlock()
-	r.send(cluster.RelayEnvelope{Kind: cluster.RelayAccept, Hub: key.hub, Conn: key.conn})
+	_ = rt.send(cluster.RelayEnvelope{Kind: cluster.RelayAccept})
 	go func() {
 		defer r.wg.Done()
 		s.serve(r.ctx, c)
@@ -213,6 +226,22 @@ type remote struct {
 	limit    atomic.Int64
 	goneOnce sync.Once
 	goneCh   chan struct{}
+	// recvSeq is the last envelope's Seq from the follower; only the
+	// relay's receive touches it.
+	recvSeq uint64
+	// sendMu orders numbering and publishing of this socket's envelopes.
+	sendMu  sync.Mutex
+	sendSeq uint64
+}
+
+// send numbers and publishes an envelope about this socket.
+func (rt *remote) send(e cluster.RelayEnvelope) error {
+	e.Hub, e.Conn = rt.key.hub, rt.key.conn
+	rt.sendMu.Lock()
+	defer rt.sendMu.Unlock()
+	rt.sendSeq++
+	e.Seq = rt.sendSeq
+	return rt.r.send(e)
 }
 
 // push queues a frame from the client. The bus cannot push back as TCP
@@ -272,34 +301,25 @@ func (rt *remote) Write(ctx context.Context, _ websocket.MessageType, p []byte) 
 		return errRelayGone
 	default:
 	}
-	e := cluster.RelayEnvelope{Kind: cluster.RelayWrite, Hub: rt.key.hub, Conn: rt.key.conn, Epoch: rt.r.epoch, Data: p}
-	b, err := e.Encode()
-	if err != nil {
-		return err
-	}
-	if err := rt.r.bus.Publish(ctx, cluster.SubjectHub(rt.key.hub), b); err != nil {
-		return fmt.Errorf("relay: write to hub %s: %w", rt.key.hub, err)
-	}
-	return nil
+	return rt.send(cluster.RelayEnvelope{Kind: cluster.RelayWrite, Data: p})
 }
 
 // Ping asks the follower to ping the client; the pong comes back as a
 // RelayPong and counts like a local one.
 func (rt *remote) Ping(context.Context) error {
-	return rt.r.send(cluster.RelayEnvelope{Kind: cluster.RelayPing, Hub: rt.key.hub, Conn: rt.key.conn})
+	return rt.send(cluster.RelayEnvelope{Kind: cluster.RelayPing})
 }
 
 // Close tells the follower to close the socket once the frames written
 // before are out, and ends reading.
 func (rt *remote) Close(code websocket.StatusCode, reason string) error {
 	defer rt.gone()
-	return rt.r.send(cluster.RelayEnvelope{Kind: cluster.RelayClose, Hub: rt.key.hub, Conn: rt.key.conn,
-		Code: int(code), Reason: reason})
+	return rt.send(cluster.RelayEnvelope{Kind: cluster.RelayClose, Code: int(code), Reason: reason})
 }
 
 func (rt *remote) SetReadLimit(n int64) {
 	rt.limit.Store(n)
-	if err := rt.r.send(cluster.RelayEnvelope{Kind: cluster.RelayLimit, Hub: rt.key.hub, Conn: rt.key.conn, Limit: n}); err != nil {
+	if err := rt.send(cluster.RelayEnvelope{Kind: cluster.RelayLimit, Limit: n}); err != nil {
 		rt.r.srv.log.Warn("relay limit not sent", "event", "relay_publish_failed", "hub_id", rt.key.hub, "err", err)
 	}
 }

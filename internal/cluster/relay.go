@@ -73,6 +73,11 @@ type RelayEnvelope struct {
 	Hub string `json:"h"`
 	// Conn numbers the socket among the follower's.
 	Conn uint64 `json:"c,omitempty"`
+	// Seq numbers one side's envelopes about one socket from 1 (the open,
+	// the accept or refusal); the bus delivers at most once, so a gap
+	// means a lost frame and the socket is closed for its agent to
+	// reconnect rather than run on with a hole.
+	Seq uint64 `json:"s,omitempty"`
 	// Epoch is the leadership term the follower relays to; a leader
 	// ignores envelopes meant for another term.
 	Epoch int64 `json:"e,omitempty"`
