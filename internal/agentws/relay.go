@@ -311,9 +311,14 @@ func (rt *remote) Ping(context.Context) error {
 }
 
 // Close tells the follower to close the socket once the frames written
-// before are out, and ends reading.
+// before are out, and ends reading. The hub holding the socket is not the
+// one going away when the leader shuts down: for the agent that is a
+// change of leader, so 1001 becomes 1012 (reconnect at once).
 func (rt *remote) Close(code websocket.StatusCode, reason string) error {
 	defer rt.gone()
+	if code == protocol.CloseGoingAway {
+		code, reason = protocol.CloseRestart, "hub leader changed: reconnect"
+	}
 	return rt.send(cluster.RelayEnvelope{Kind: cluster.RelayClose, Code: int(code), Reason: reason})
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,7 +148,10 @@ func (h *Hub) serveCluster(ln net.Listener) error {
 			select {
 			case <-ctx.Done():
 				return
-			case l := <-m.cfg.Elector.Changes():
+			case l, ok := <-m.cfg.Elector.Changes():
+				if !ok {
+					return
+				}
 				h.onLeader(l)
 			}
 		}
@@ -270,15 +274,19 @@ func (h *Hub) shutdownCluster(ctx context.Context) error {
 		}
 	}
 	if m.cancel != nil {
-		m.cfg.Elector.Stop()
 		m.cancel()
 		m.wg.Wait()
 	}
+	// The domain stops before the lead is released: another hub must not
+	// load the state while this one may still write it.
 	m.mu.Lock()
 	if d := m.domain.Load(); d != nil {
 		h.stepDown(d, protocol.CloseGoingAway, "hub shutting down")
 	}
 	m.mu.Unlock()
+	if m.cancel != nil {
+		m.cfg.Elector.Stop()
+	}
 	if m.follower != nil {
 		m.follower.Stop(ctx)
 	}
@@ -386,7 +394,7 @@ func (h *Hub) clusterHealth(w http.ResponseWriter, r *http.Request) {
 func (m *clusterMode) leaderHealth(ctx context.Context, base string, into *map[string]any) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/health", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/health", nil)
 	if err != nil {
 		return fmt.Errorf("leader health: %w", err)
 	}

@@ -297,4 +297,3 @@ func TestClusterSilentFollowerAgentsDisconnected(t *testing.T) {
 		t.Fatalf("task after the follower died: %v", task)
 	}
 }
-
