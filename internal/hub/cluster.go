@@ -372,7 +372,10 @@ func (h *Hub) clusterHealth(w http.ResponseWriter, r *http.Request) {
 		m.domain.Load().API.ServeHTTP(rec, r)
 		status = rec.code
 		_ = json.Unmarshal(rec.body.Bytes(), &body)
-	case l.URL != "" && l.HubID != m.cfg.HubID:
+	case l.HubID == m.cfg.HubID:
+		status = http.StatusServiceUnavailable
+		body = map[string]any{"status": "domain_unavailable", "service": "agent_com", "version": h.cfg.Version}
+	case l.URL != "":
 		if err := m.leaderHealth(r.Context(), l.URL, &body); err != nil {
 			status = http.StatusServiceUnavailable
 			body = map[string]any{"status": "leader_unreachable", "service": "agent_com", "version": h.cfg.Version}

@@ -115,5 +115,8 @@ func AdvertiseFor(addr string) (string, error) {
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		return "", fmt.Errorf("--addr %s listens on every interface, so other hubs cannot tell where to reach this one: give --advertise http://HOST:PORT (env AGENTCOM_ADVERTISE)", addr)
 	}
+	if port == "0" {
+		return "", fmt.Errorf("--addr %s takes any free port, which other hubs cannot know in advance: give a port, or --advertise http://HOST:PORT (env AGENTCOM_ADVERTISE)", addr)
+	}
 	return "http://" + net.JoinHostPort(host, port), nil
 }
