@@ -47,28 +47,40 @@ var errRelayGone = errors.New("agentws: relayed socket closed")
 // message for this long counts as down for that socket.
 const publishTimeout = 10 * time.Second
 
-// ServeRelay runs, until ctx ends, the sockets that followers relay to
-// this hub while it leads in term epoch. A follower not heard from for
-// silence (no heartbeat, no frame) loses its sockets: its agents count as
-// disconnected, exactly as when a local socket drops.
-func (s *Server) ServeRelay(ctx context.Context, b cluster.Bus, epoch int64, silence time.Duration) error {
+// Relay starts running the sockets that followers relay to this hub
+// while it leads in term epoch; it is subscribed when Relay returns. A
+// follower not heard from for silence (no heartbeat, no frame) loses its
+// sockets: its agents count as disconnected, exactly as when a local
+// socket drops. stop ends the relay and every relayed socket still open,
+// and waits for them.
+func (s *Server) Relay(b cluster.Bus, epoch int64, silence time.Duration) (stop func(), err error) {
+	ctx, cancel := context.WithCancel(context.Background())
 	r := &relay{srv: s, bus: b, epoch: epoch, ctx: ctx, conns: map[relayKey]*conn{}, seen: map[string]time.Time{}}
 	unsub, err := b.Subscribe(cluster.SubjectLeaderIn, r.receive)
 	if err != nil {
-		return fmt.Errorf("relay: subscribe %s: %w", cluster.SubjectLeaderIn, err)
+		cancel()
+		return nil, fmt.Errorf("relay: subscribe %s: %w", cluster.SubjectLeaderIn, err)
 	}
-	t := time.NewTicker(max(silence/5, 10*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			unsub()
-			r.stop()
-			return nil
-		case <-t.C:
-			r.dropSilent(silence)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(max(silence/5, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				r.dropSilent(silence)
+			}
 		}
-	}
+	}()
+	return func() {
+		cancel()
+		<-done
+		unsub()
+		r.stop()
+	}, nil
 }
 
 // stop ends every relayed socket still open (the hub stops relaying) and

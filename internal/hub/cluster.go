@@ -237,15 +237,14 @@ func (h *Hub) buildDomain() (*Hub, error) {
 
 func (h *Hub) startRelay(d *Hub, epoch int64) {
 	m := h.clu
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := d.Sockets.ServeRelay(ctx, m.cfg.Bus, epoch, m.cfg.Silence); err != nil {
-			h.log.Error("relay of the followers' sockets failed", "component", "cluster", "event", "relay_failed", "err", err)
-		}
-	}()
-	m.relayStop = func() { cancel(); <-done }
+	stop, err := d.Sockets.Relay(m.cfg.Bus, epoch, m.cfg.Silence)
+	if err != nil {
+		// Followers' sockets then time out at their handshake (503) and
+		// their agents retry; this hub's own sockets work.
+		h.log.Error("relay of the followers' sockets failed", "component", "cluster", "event", "relay_failed", "err", err)
+		stop = func() {}
+	}
+	m.relayStop = stop
 }
 
 // stepDown stops the domain at once: timers first, then every socket

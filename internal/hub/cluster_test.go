@@ -47,8 +47,9 @@ func newTestCluster(t *testing.T, ids ...string) *testCluster {
 	return c
 }
 
-// start boots every hub with ids[0]'s first term as leader.
-func (c *testCluster) start(leader string) {
+// start boots every hub with leader leading its first term; opts change
+// every hub's config.
+func (c *testCluster) start(leader string, opts ...hubtest.Option) {
 	c.t.Helper()
 	c.el.mu.Lock()
 	c.el.cur = cluster.Leader{HubID: leader, URL: c.hubs[leader].url, Epoch: 1}
@@ -66,6 +67,9 @@ func (c *testCluster) start(leader string) {
 		cfg.DataDir = c.t.TempDir()
 		cfg.RateLimits = nil
 		hubtest.FastTimers(&cfg)
+		for _, o := range opts {
+			o(&cfg)
+		}
 		cfg.Cluster = &hub.ClusterConfig{Bus: ch.link, Elector: c.el.elector(id), HubID: id, AdvertiseURL: ch.url,
 			Silence: 500 * time.Millisecond, Heartbeat: 50 * time.Millisecond}
 		hb, err := hub.New(cfg)

@@ -1,0 +1,138 @@
+package hub_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/agentcom/agentcom/internal/hub"
+	"github.com/agentcom/agentcom/internal/hubtest"
+	"github.com/agentcom/agentcom/internal/protocol"
+)
+
+// The follower's sockets run through the leader's connection code: every
+// close a local socket gets, a relayed one gets too, with the same code.
+func TestClusterRelayedSocketsCloseAsLocalOnes(t *testing.T) {
+	t.Run("identify timeout", func(t *testing.T) {
+		c := newTestCluster(t, "hub-a", "hub-b")
+		c.start("hub-a", func(cfg *hub.Config) { cfg.Socket.IdentifyTimeout = 200 * time.Millisecond })
+		cl := hubtest.Dial(t, c.hubs["hub-b"].WSURL())
+		if code, reason := cl.Closed(10 * time.Second); code != protocol.CloseIdentifyTimeout {
+			t.Fatalf("closed %d %q", code, reason)
+		}
+	})
+	t.Run("validation flood", func(t *testing.T) {
+		c := newTestCluster(t, "hub-a", "hub-b")
+		c.start("hub-a", func(cfg *hub.Config) { cfg.Socket.ViolationLimit = 3 })
+		cl := c.agent(c.hubs["hub-b"], "noisy")
+		for range 3 {
+			_ = cl.TrySend(`{"type":"message"}`)
+		}
+		if code, reason := cl.Closed(10 * time.Second); code != protocol.ClosePolicy {
+			t.Fatalf("closed %d %q", code, reason)
+		}
+	})
+	t.Run("revoked token", func(t *testing.T) {
+		c := newTestCluster(t, "hub-a", "hub-b")
+		c.start("hub-a")
+		b := c.hubs["hub-b"]
+		cl := c.agent(b, "gone")
+		if st, body := b.Do("DELETE", "/admin/tokens/gone", b.AdminToken, nil); st != 200 {
+			t.Fatalf("revoke through the follower: %d %v", st, body)
+		}
+		if code, reason := cl.Closed(10 * time.Second); code != protocol.CloseRevoked {
+			t.Fatalf("closed %d %q", code, reason)
+		}
+	})
+	t.Run("frame over the read limit before identify", func(t *testing.T) {
+		c := newTestCluster(t, "hub-a", "hub-b")
+		c.start("hub-a", func(cfg *hub.Config) { cfg.Socket.ReadLimit = 4 << 10 })
+		cl := hubtest.Dial(t, c.hubs["hub-b"].WSURL())
+		_ = cl.TrySend(`{"type":"ping","pad":"` + strings.Repeat("x", 8<<10) + `"}`)
+		if code, reason := cl.Closed(10 * time.Second); code != websocket.StatusMessageTooBig {
+			t.Fatalf("closed %d %q", code, reason)
+		}
+	})
+	t.Run("report over the read limit after identify", func(t *testing.T) {
+		c := newTestCluster(t, "hub-a", "hub-b")
+		c.start("hub-a", func(cfg *hub.Config) { cfg.Socket.ReadLimit = 4 << 10 })
+		cl := c.agent(c.hubs["hub-b"], "reporter")
+		// The leader raised the follower's limit at identify: a large
+		// report reaches the leader (refused there for its unknown task).
+		big := map[string]any{"type": "task_complete", "task_id": "task-0000000000000000", "generation": 1,
+			"result": map[string]any{"status": "success", "output": strings.Repeat("y", 64<<10)}}
+		cl.Send(big)
+		if e := cl.Expect("error"); !strings.Contains(e["error"].(string), "not_found") {
+			t.Fatalf("reply: %v", e)
+		}
+	})
+	t.Run("too many unidentified", func(t *testing.T) {
+		c := newTestCluster(t, "hub-a", "hub-b")
+		c.start("hub-a", func(cfg *hub.Config) { cfg.Socket.MaxUnidentified = 1 })
+		b := c.hubs["hub-b"]
+		hubtest.Dial(t, b.WSURL())
+		ws, resp, err := hubtest.DialWith(b.WSURL(), nil)
+		if err == nil {
+			ws.CloseNow()
+			t.Fatal("second unidentified socket accepted")
+		}
+		if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("refusal: %v %v", resp, err)
+		}
+	})
+	t.Run("pings relayed", func(t *testing.T) {
+		c := newTestCluster(t, "hub-a", "hub-b")
+		c.start("hub-a", func(cfg *hub.Config) {
+			cfg.Socket.PingInterval = 50 * time.Millisecond
+			cfg.Socket.StaleAfter = 300 * time.Millisecond
+			cfg.Socket.ReapInterval = 20 * time.Millisecond
+		})
+		// A client that never sends a ping frame stays: its pongs to the
+		// hub's pings cross the relay. Six stale periods prove it.
+		cl := c.agent(c.hubs["hub-b"], "quiet")
+		cl.NoFrame("never", 6*300*time.Millisecond)
+		cl.Send(map[string]any{"type": "status", "status": "still here"})
+		cl.Expect("status_updated")
+	})
+	t.Run("follower stops", func(t *testing.T) {
+		c := newTestCluster(t, "hub-a", "hub-b")
+		c.start("hub-a", func(cfg *hub.Config) { cfg.Socket.StaleAfter = time.Hour })
+		a, b := c.hubs["hub-a"], c.hubs["hub-b"]
+		watcher := c.agent(a, "watcher")
+		far := c.agent(b, "far")
+		watcher.Expect("agent_joined")
+		b.stop()
+		if code, reason := far.Closed(10 * time.Second); code != protocol.CloseGoingAway {
+			t.Fatalf("closed %d %q", code, reason)
+		}
+		if left := watcher.Expect("agent_left"); left["agent_id"] != "far" {
+			t.Fatalf("agent_left: %v", left)
+		}
+	})
+}
+
+// A browser's dashboard socket opened on a follower is forwarded to the
+// leader and gets its live events.
+func TestClusterDashboardSocketThroughFollower(t *testing.T) {
+	c := newTestCluster(t, "hub-a", "hub-b")
+	c.start("hub-a")
+	b := c.hubs["hub-b"]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, resp, err := websocket.Dial(ctx, "ws://"+b.Addr()+"/ws/dashboard?token="+b.AdminToken, nil)
+	if err != nil {
+		t.Fatalf("dashboard socket through the follower: %v %v", err, resp)
+	}
+	defer ws.CloseNow()
+	if _, _, err := ws.Read(ctx); err != nil {
+		t.Fatalf("first dashboard frame: %v", err)
+	}
+	// Without a token the follower forwards the refusal.
+	if _, resp, err := websocket.Dial(ctx, "ws://"+b.Addr()+"/ws/dashboard", nil); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("tokenless dashboard socket: %v %v", err, resp)
+	}
+}
