@@ -272,6 +272,20 @@ func (h *fakeHub) setDown(down bool) {
 	}
 }
 
+// closeConns closes the current connections with a close frame of code,
+// the hub staying up (a restart notice, a cluster leader change).
+func (h *fakeHub) closeConns(code websocket.StatusCode, reason string) {
+	h.mu.Lock()
+	var cs []*websocket.Conn
+	for _, c := range h.conns {
+		cs = append(cs, c)
+	}
+	h.mu.Unlock()
+	for _, c := range cs {
+		_ = c.Close(code, reason)
+	}
+}
+
 // dropConns closes the current connections abruptly (network loss).
 func (h *fakeHub) dropConns() { h.setDown(true); h.setDown(false) }
 
