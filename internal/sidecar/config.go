@@ -99,7 +99,7 @@ func ConfigFields() []ConfigField {
 		strF("agent_id", "", "required. The agent's identity, sent in identify and used as its name", func(c *Config) *string { return &c.AgentID }),
 		strF("token", "", "required. The agent's hub token (sent in identify; never logged)", func(c *Config) *string { return &c.Token }),
 		strF("hub_url", "", "required unless hub_urls is given. The hub's agent socket, e.g. ws://hub:4000/ws (http:// is turned into ws://, a missing path into /ws)", func(c *Config) *string { return &c.HubURL }),
-		listF("hub_urls", "[hub_url]", fmt.Sprintf("the agent sockets of several hubs of one cluster (at most %d), written like hub_url: the sidecar moves to the next when one is unreachable or goes away (closed, restarting, shutting down), at once, and backs off only after a full round failed. With hub_url too, hub_url must be one of them and is tried first (env: comma-separated)", maxHubURLs), func(c *Config) *[]string { return &c.HubURLs }),
+		listF("hub_urls", "[hub_url]", fmt.Sprintf("the agent sockets of several hubs of one cluster (at most %d), written like hub_url: the sidecar moves to the next when one is unreachable or goes away (closed, restarting, shutting down), at once, and backs off only after a full round failed. With hub_url too, hub_url must be one of them and is tried first (env: comma-separated)", MaxHubURLs), func(c *Config) *[]string { return &c.HubURLs }),
 		strF("hub_api_url", "derived from hub_url (the first of hub_urls)", "the hub's HTTP base URL, given to the wake command as HUB_URL and used in PR links", func(c *Config) *string { return &c.HubAPIURL }),
 		listF("capabilities", "[]", "capabilities sent in identify (env: comma-separated)", func(c *Config) *[]string { return &c.Capabilities }),
 		cmdF("wake_command", "command that wakes the agent and returns (the agent then works in the background and writes <task_id>.json): a string runs through /bin/sh -c, an array runs as an argument vector. The task reaches it through TASK_ID, TASK_FILE, TASK_DESCRIPTION, TASK_JSON, TASK_GENERATION, RESULTS_DIR, RESULT_FILE, STARTED_FILE, HUB_URL, HUB_WS_URL, AGENT_ID; never by text substitution",
@@ -333,15 +333,20 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// maxHubURLs bounds hub_urls: a cluster is a handful of hubs, and every
+// MaxHubURLs bounds hub_urls: a cluster is a handful of hubs, and every
 // one is tried before the sidecar backs off.
-const maxHubURLs = 32
+const MaxHubURLs = 32
+
+// NormalizeHubURL turns a hub address as an operator writes it (ws://,
+// wss://, http:// or https://, with or without the /ws path) into the
+// agent socket URL the sidecar dials.
+func NormalizeHubURL(s string) (string, error) { return normalizeWSURL(s) }
 
 // validateHubs checks hub_url and every entry of hub_urls, and that the
 // two agree when both are given.
 func (c *Config) validateHubs() error {
-	if len(c.HubURLs) > maxHubURLs {
-		return fmt.Errorf("%w: hub_urls lists %d hubs, at most %d", ErrConfig, len(c.HubURLs), maxHubURLs)
+	if len(c.HubURLs) > MaxHubURLs {
+		return fmt.Errorf("%w: hub_urls lists %d hubs, at most %d", ErrConfig, len(c.HubURLs), MaxHubURLs)
 	}
 	seen := make(map[string]bool, len(c.HubURLs))
 	for i, h := range c.HubURLs {

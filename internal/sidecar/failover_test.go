@@ -195,7 +195,7 @@ func TestHubURLsConfig(t *testing.T) {
 	if err != nil || strings.Join(c.Hubs(), " ") != "ws://e1/ws ws://e2/ws" {
 		t.Fatalf("env: %v %v", c.Hubs(), err)
 	}
-	many := make([]string, maxHubURLs+1)
+	many := make([]string, MaxHubURLs+1)
 	for i := range many {
 		many[i] = `"ws://h` + strings.Repeat("x", i) + `/ws"`
 	}
