@@ -156,11 +156,11 @@ func TestHubRing(t *testing.T) {
 	}
 	r.miss()
 	r.hit()
-	if r.miss() || r.miss() || !r.miss() {
-		t.Fatal("an identified session does not start a new round")
+	if after := []bool{r.miss(), r.miss(), r.miss()}; !slices.Equal(after, []bool{false, false, true}) {
+		t.Fatalf("after an identified session: %v, want a new round", after)
 	}
 	one := newHubRing(Config{HubURL: "ws://a/ws"})
-	if !one.miss() || !one.miss() || one.url() != "ws://a/ws" || one.several() {
+	if m := []bool{one.miss(), one.miss()}; !slices.Equal(m, []bool{true, true}) || one.url() != "ws://a/ws" || one.several() {
 		t.Fatal("one hub: every failure is a full round")
 	}
 	for code, want := range map[int32]bool{-1: true, 1001: true, 1006: true, 1011: true, 1012: true, 1013: true,
