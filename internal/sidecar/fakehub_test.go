@@ -339,15 +339,26 @@ func (l *logBuf) has(event string) bool {
 // testConfig is a config with short timers for tests.
 func testConfig(t *testing.T, h *fakeHub) Config {
 	t.Helper()
+	return testConfigFor(t, "agent-1", "tok-1", h.wsURL())
+}
+
+// testConfigFor is testConfig for any hub (a real one, several).
+func testConfigFor(t *testing.T, agent, token string, hubs ...string) Config {
+	t.Helper()
 	dir := t.TempDir()
 	c := Config{
-		AgentID: "agent-1", Token: "tok-1", HubURL: h.wsURL(), Capabilities: []string{"code"},
+		AgentID: agent, Token: token, Capabilities: []string{"code"},
 		ResultsDir: filepath.Join(dir, "results"), StateFile: filepath.Join(dir, "state", "queue.json"),
 		WakeRetryDelays: []time.Duration{}, WakeTimeout: 10 * time.Second, ConfirmationTimeout: 10 * time.Second,
 		PingInterval: 5 * time.Second, PongTimeout: 5 * time.Second,
 		ReconnectMin: 10 * time.Millisecond, ReconnectMax: 200 * time.Millisecond, AuthRetry: 10 * time.Second,
 		ProgressInterval: time.Hour, PollInterval: 10 * time.Millisecond, ResultSettle: 20 * time.Millisecond,
 		ShutdownTimeout: 2 * time.Second, LogLevel: "debug",
+	}
+	if len(hubs) == 1 {
+		c.HubURL = hubs[0] // one hub: the original's hub_url
+	} else {
+		c.HubURLs = hubs
 	}
 	c.applyDefaults()
 	return c
