@@ -1,7 +1,6 @@
 package sidecar
 
 import (
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -18,14 +17,7 @@ import (
 // B lets it continue, and the task completes on B, once.
 func TestE2EFailoverToAnotherRealHub(t *testing.T) {
 	a := hubtest.Start(t, "", hubtest.FastTimers)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addrB := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
+	addrB := freeAddr(t) // hub B starts there once A is gone
 	urlB := "ws://" + addrB + "/ws"
 	tok := a.Token("roamer", auth.RoleAgent)
 	cfg := testConfigFor(t, "roamer", tok, a.WSURL(), urlB)

@@ -11,8 +11,8 @@ import (
 	"github.com/coder/websocket"
 )
 
-// deadHubURL is the agent socket of a port nothing listens on.
-func deadHubURL(t *testing.T) string {
+// freeAddr is a loopback address nothing listens on (right now).
+func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -22,8 +22,11 @@ func deadHubURL(t *testing.T) string {
 	if err := ln.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return "ws://" + addr + "/ws"
+	return addr
 }
+
+// deadHubURL is the agent socket of a port nothing listens on.
+func deadHubURL(t *testing.T) string { return "ws://" + freeAddr(t) + "/ws" }
 
 // slowBackoff makes any backoff longer than a test waits, so a test that
 // passes proves the sidecar did not back off.
