@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"container/heap"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -300,7 +301,7 @@ func (q *Queue) resolve(ids ...string) error {
 		}
 		snap := t.Clone()
 		q.mu.Unlock()
-		if err := q.persist(q.active, snap); err != nil {
+		if err := q.persist(context.Background(), snap); err != nil {
 			errs = append(errs, fmt.Errorf("resolve %s: %w", id, err))
 			continue
 		}
@@ -352,7 +353,7 @@ func (q *Queue) promoteScheduled(now int64) (int, error) {
 	if len(snaps) == 0 {
 		return 0, nil
 	}
-	if err := q.persist(q.active, snaps...); err != nil {
+	if err := q.persist(context.Background(), snaps...); err != nil {
 		return 0, fmt.Errorf("release scheduled tasks: %w", err)
 	}
 	for _, t := range snaps {
