@@ -29,7 +29,8 @@ func (t TaskTable) String() string {
 
 // TaskRow is one stored task: the columns a driver may index, and Body,
 // the domain's encoding of the whole task (JSON), which is the truth.
-// The domain fills every column on writes; reads fill them all too.
+// The domain fills every column on writes; Get and List fill them all
+// on reads (Load: see TaskLoad).
 type TaskRow struct {
 	ID string
 	// Version orders the writes of one task: a row is only ever replaced
@@ -82,7 +83,10 @@ func (f TaskFilter) Matches(r *TaskRow) bool {
 
 // TaskLoad receives the whole state at Load. Rows and records handed to
 // the functions (their Body and Value slices included) are valid only
-// during the call: a driver may hand out its own buffers.
+// during the call: a driver may hand out its own buffers. Load's rows
+// carry ID, Version and Body only (the other columns may be zero): the
+// domain decodes every body at load anyway, and a driver that keeps no
+// separate columns would otherwise decode each body twice.
 type TaskLoad struct {
 	Task     func(table TaskTable, r TaskRow) error
 	Workflow func(r WorkflowRecord) error

@@ -235,14 +235,14 @@ func (q *Queue) reload(ctx context.Context) error {
 	err := q.st.Load(ctx, storage.TaskLoad{
 		Workflow: func(r storage.WorkflowRecord) error { return loadWorkflowRecord(&wf, r.Key, r.Value) },
 		Task: func(table storage.TaskTable, r storage.TaskRow) error {
-			if table == storage.TasksDeadLetter {
-				// Only counted: dead-letter tasks are read on demand.
-				bump(StatusDeadLetter, r.Priority)
-				return nil
-			}
 			t, err := taskOf(r)
 			if err != nil {
 				return err
+			}
+			if table == storage.TasksDeadLetter {
+				// Only counted: dead-letter tasks are read on demand.
+				bump(StatusDeadLetter, t.Priority)
+				return nil
 			}
 			bump(t.Status, t.Priority)
 			if t.Status.Active() {

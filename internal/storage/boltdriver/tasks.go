@@ -66,12 +66,22 @@ type taskColumns struct {
 	UpdatedAt   int64   `json:"updated_at"`
 }
 
-// decodeTask turns a stored record into a row. The body aliases v.
-func decodeTask(k, v []byte) (storage.TaskRow, error) {
+// splitTask turns a stored record into a row without its columns. The
+// body aliases v.
+func splitTask(k, v []byte) (storage.TaskRow, error) {
 	if len(v) < 8 {
 		return storage.TaskRow{}, fmt.Errorf("task %.64q: record too short", k)
 	}
-	r := storage.TaskRow{ID: string(k), Version: binary.BigEndian.Uint64(v), Body: v[8:]}
+	return storage.TaskRow{ID: string(k), Version: binary.BigEndian.Uint64(v), Body: v[8:]}, nil
+}
+
+// decodeTask turns a stored record into a row, columns read from the
+// body. The body aliases v.
+func decodeTask(k, v []byte) (storage.TaskRow, error) {
+	r, err := splitTask(k, v)
+	if err != nil {
+		return r, err
+	}
 	var c taskColumns
 	if err := json.Unmarshal(r.Body, &c); err != nil {
 		return storage.TaskRow{}, fmt.Errorf("task %.64q: %w", k, err)
@@ -121,7 +131,7 @@ func (s taskStore) Load(ctx context.Context, l storage.TaskLoad) error {
 				}
 				return l.Workflow(storage.WorkflowRecord{Key: string(k[len(wfPrefix):]), Value: v})
 			}
-			r, err := decodeTask(k, v)
+			r, err := splitTask(k, v)
 			if err != nil {
 				return err
 			}
@@ -146,7 +156,7 @@ func (s taskStore) Load(ctx context.Context, l storage.TaskLoad) error {
 			if staleDead[string(k)] {
 				return nil
 			}
-			r, err := decodeTask(k, v)
+			r, err := splitTask(k, v)
 			if err != nil {
 				return err
 			}
