@@ -134,3 +134,37 @@ func TestLoadSettlesTaskInBothTables(t *testing.T) {
 		t.Fatal("the stale copies were kept")
 	}
 }
+
+// TestTaskRetryFinishedAfterCrash: a retry from the dead letter cut short
+// after its first table (the task back in task_queue, the dead-letter
+// copy still there) is finished at the next open: replaying the whole
+// record is harmless, the versioned put skips the row already written.
+func TestTaskRetryFinishedAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, dir)
+	back := record(5, `{"id":"task-2","status":"queued"}`)
+	put(t, db, store.TaskQueue, "task-2", back)
+	put(t, db, store.TaskDeadLetter, "task-2", record(4, `{"id":"task-2","status":"dead_letter"}`))
+	ws := []write{
+		{table: store.TaskQueue, key: []byte("task-2"), value: back, versioned: true},
+		{table: store.TaskDeadLetter, key: []byte("task-2"), del: true},
+	}
+	put(t, db, store.Meta, string(binary.BigEndian.AppendUint64(slices.Clone(journalPrefix), 1)), encodeWrites(ws))
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db = openDB(t, dir)
+	defer db.Close()
+	d, err := New(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := get(t, db, store.TaskDeadLetter, "task-2"); v != nil {
+		t.Fatalf("the dead letter still holds the retried task: %q", v)
+	}
+	r, table, err := d.Tasks().Get(context.Background(), "task-2")
+	if err != nil || table != storage.TasksLive || r.Version != 5 || r.Status != "queued" {
+		t.Fatalf("get: %+v %v %v", r, table, err)
+	}
+}
