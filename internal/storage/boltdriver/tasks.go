@@ -200,15 +200,30 @@ func (s taskStore) Put(ctx context.Context, rows []storage.TaskRow, recs []stora
 	}
 	dead := s.dead()
 	err := s.live().Update(func(tx *store.Tx) error {
-		// The dead letter is read inside this transaction: a move
-		// commits the dead letter before it deletes from task_queue, so
-		// a Put that commits after the delete sees the moved row here.
-		var deadVer []uint64
-		if len(rows) > 0 {
-			deadVer = make([]uint64, len(rows))
+		// A row goes in when the live table holds no newer version and
+		// the dead letter holds no version at or above it. The dead
+		// letter is read inside this transaction, and only for tasks the
+		// live table lacks: a move commits the dead letter before it
+		// deletes from task_queue, so a Put that commits after the
+		// delete finds the moved row there, and one that commits before
+		// it is undone by the delete.
+		skip := make([]bool, len(rows))
+		var absent []int
+		for i := range rows {
+			old, ok := storedVersion(tx.Get([]byte(rows[i].ID)))
+			switch {
+			case !ok:
+				absent = append(absent, i)
+			case old >= rows[i].Version:
+				skip[i] = true
+			}
+		}
+		if len(absent) > 0 {
 			err := dead.View(func(dtx *store.Tx) error {
-				for i := range rows {
-					deadVer[i], _ = storedVersion(dtx.Get([]byte(rows[i].ID)))
+				for _, i := range absent {
+					if ver, ok := storedVersion(dtx.Get([]byte(rows[i].ID))); ok && ver >= rows[i].Version {
+						skip[i] = true
+					}
 				}
 				return nil
 			})
@@ -218,9 +233,10 @@ func (s taskStore) Put(ctx context.Context, rows []storage.TaskRow, recs []stora
 		}
 		for i := range rows {
 			k := []byte(rows[i].ID)
-			if deadVer[i] >= rows[i].Version {
+			if skip[i] {
 				continue
 			}
+			// Again, for a task twice in rows.
 			if old, ok := storedVersion(tx.Get(k)); ok && old >= rows[i].Version {
 				continue
 			}

@@ -163,6 +163,13 @@ func runTasks(t *testing.T, open Opener) {
 		}
 		r, _ = where(t, s, "task-a")
 		sameRow(t, r, v6)
+		// So does one for a task not stored yet.
+		n2 := taskRow(t, "task-n", 2, "assigned", 0, "alice", "x", 100)
+		if err := s.Put(ctx, []storage.TaskRow{n2, taskRow(t, "task-n", 1, "queued", 0, "alice", "", 100)}, nil); err != nil {
+			t.Fatal(err)
+		}
+		r, _ = where(t, s, "task-n")
+		sameRow(t, r, n2)
 	})
 
 	t.Run("WorkflowRecords", func(t *testing.T) {
