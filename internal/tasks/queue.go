@@ -385,7 +385,7 @@ func dedupe(ids []string) []string {
 	return out
 }
 
-// store writes new tasks in one transaction, then puts them in memory,
+// store writes new tasks in one store operation, then puts them in memory,
 // announces them and resolves those that wait on dependencies.
 func (q *Queue) store(now int64, ts ...*Task) ([]*Task, error) {
 	snaps := make([]*Task, len(ts))

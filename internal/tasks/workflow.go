@@ -336,7 +336,7 @@ func (q *Queue) releaseLocked(t *Task, to Status, now int64) {
 }
 
 // promoteScheduled queues the scheduled tasks whose run_at has come, in
-// one transaction, and reports how many.
+// one store operation, and reports how many.
 func (q *Queue) promoteScheduled(now int64) (int, error) {
 	q.mu.Lock()
 	var snaps []*Task
@@ -530,7 +530,7 @@ type BatchItem struct {
 // MaxBatchKeyLen bounds a batch item's key.
 const MaxBatchKeyLen = 128
 
-// SubmitBatch stores a batch of tasks in one transaction, dependencies
+// SubmitBatch stores a batch of tasks in one store operation, dependencies
 // between them given by key. It refuses the whole batch, storing nothing,
 // on an unknown dependency, a cycle or a unique key (not supported in a
 // batch). The tasks are returned in the items' order.
