@@ -173,6 +173,12 @@ func (r *relay) open(key relayKey, remoteAddr string) {
 	c := newConn(s, rt, s.nextID.Add(1), remoteAddr)
 	rt.c = c
 	r.mu.Lock()
+	if r.stopped {
+		// Stopped since receive looked: stop's Wait must not race an Add.
+		r.mu.Unlock()
+		s.unadmit(remoteIP(remoteAddr))
+		return
+	}
 	r.conns[key] = c
 	r.wg.Add(1)
 	r.mu.Unlock()

@@ -190,7 +190,7 @@ func (h *Hub) onLeader(l cluster.Leader) {
 		if d := m.domain.Load(); d != nil {
 			h.stepDown(d, protocol.CloseRestart, "hub leader changed: reconnect")
 		}
-		m.proxy.Store(m.newProxy(l.URL))
+		m.proxy.Store(m.newProxy(l.URL, h.log))
 		n := m.follower.SetLeader(l.Epoch)
 		h.log.Info("following", "component", "cluster", "event", "leader_changed", "hub_id", m.cfg.HubID,
 			"leader", l.HubID, "leader_url", l.URL, "epoch", l.Epoch, "sockets_closed", n)
@@ -332,7 +332,7 @@ func clusterUnavailable(w http.ResponseWriter, status int, detail string) {
 }
 
 // newProxy forwards to the leader at raw (nil when it is no http URL).
-func (m *clusterMode) newProxy(raw string) *httputil.ReverseProxy {
+func (m *clusterMode) newProxy(raw string, log *slog.Logger) *httputil.ReverseProxy {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil
@@ -347,10 +347,12 @@ func (m *clusterMode) newProxy(raw string) *httputil.ReverseProxy {
 			pr.SetXForwarded()
 		},
 		Transport: m.transport,
-		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			log.Warn("forward to the leader failed", "component", "cluster", "event", "forward_failed",
+				"path", r.URL.Path, "err", err)
 			clusterUnavailable(w, http.StatusBadGateway, "leader unreachable")
 		},
-		ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug),
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }
 
