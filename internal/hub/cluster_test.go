@@ -2,10 +2,12 @@ package hub_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"reflect"
 	"slices"
 	"sort"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -299,5 +301,122 @@ func TestClusterSilentFollowerAgentsDisconnected(t *testing.T) {
 	_, task := a.Do("GET", "/api/tasks/"+id, a.AdminToken, nil)
 	if !slices.Contains(historyEvents(task), "reclaimed:agent_disconnect") {
 		t.Fatalf("task after the follower died: %v", task)
+	}
+}
+
+// The same hub elected again (a new term) restarts its relay under the
+// new term: the followers' sockets reconnect and work.
+func TestClusterSameLeaderNewTerm(t *testing.T) {
+	c := newTestCluster(t, "hub-a", "hub-b")
+	c.start("hub-a")
+	a, b := c.hubs["hub-a"], c.hubs["hub-b"]
+	local := c.agent(a, "local")
+	far := c.agent(b, "far")
+	c.el.elect(t, cluster.Leader{HubID: "hub-a", URL: a.url, Epoch: 2})
+	if code, reason := far.Closed(10 * time.Second); code != protocol.CloseRestart {
+		t.Fatalf("relayed socket on a new term: %d %q", code, reason)
+	}
+	again := c.agent(b, "far")
+	local.Send(map[string]any{"type": "message", "to": "far", "payload": map[string]any{"term": 2}})
+	sent := local.Expect("message_sent")
+	if m := again.Expect("message"); m["id"] != sent["id"] {
+		t.Fatalf("dm after the new term: %v", m)
+	}
+}
+
+// Many agents on both hubs: every task completes exactly once and every
+// direct message arrives, through the relay's per-socket ordering.
+func TestClusterRelayUnderLoad(t *testing.T) {
+	c := newTestCluster(t, "hub-a", "hub-b")
+	c.start("hub-a")
+	a, b := c.hubs["hub-a"], c.hubs["hub-b"]
+	const workers, tasks = 8, 80
+	var clients []*hubtest.Client
+	for i := range workers {
+		h := b
+		if i%4 == 0 {
+			h = a
+		}
+		clients = append(clients, c.agent(h, fmt.Sprintf("w%d", i), "code"))
+	}
+	ids := map[string]bool{}
+	for i := range tasks {
+		st, body := b.Do("POST", "/api/tasks", b.AdminToken, map[string]any{"description": fmt.Sprintf("t%d", i), "needed_capabilities": []string{"code"}})
+		if st != 201 {
+			t.Fatalf("submit: %d %v", st, body)
+		}
+		ids[body["task_id"].(string)] = true
+	}
+	done := make(chan string, tasks)
+	errs := make(chan error, workers)
+	quit := make(chan struct{})
+	var messages atomic.Int64
+	for i, cl := range clients {
+		go func() {
+			// Each worker works its assignments and messages its
+			// neighbour after each one.
+			next := fmt.Sprintf("w%d", (i+1)%workers)
+			for {
+				m := cl.Next(50 * time.Millisecond)
+				if m == nil {
+					select {
+					case <-quit:
+						errs <- nil
+						return
+					default:
+						continue
+					}
+				}
+				if m["type"] == "message" {
+					messages.Add(1)
+				}
+				if m["type"] != "task_assign" {
+					continue
+				}
+				id := m["task_id"].(string)
+				for _, f := range []map[string]any{
+					{"type": "task_accepted", "task_id": id, "protocol_version": 1},
+					{"type": "task_complete", "task_id": id, "generation": m["generation"], "result": map[string]any{"status": "success"}},
+					{"type": "message", "to": next, "payload": map[string]any{"after": id}},
+				} {
+					if err := cl.TrySend(f); err != nil {
+						errs <- err
+						return
+					}
+				}
+				done <- id
+			}
+		}()
+	}
+	seen := map[string]int{}
+	for range tasks {
+		select {
+		case id := <-done:
+			seen[id]++
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d of %d tasks worked", len(seen), tasks)
+		}
+	}
+	// Every completion sent one message to an agent online throughout.
+	deadline := time.Now().Add(30 * time.Second)
+	for messages.Load() < tasks && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(quit)
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := messages.Load(); n != tasks {
+		t.Fatalf("%d messages arrived, want %d", n, tasks)
+	}
+	for id := range ids {
+		if seen[id] != 1 {
+			t.Fatalf("task %s worked %d times", id, seen[id])
+		}
+		if _, task := a.Do("GET", "/api/tasks/"+id, a.AdminToken, nil); task["status"] != "completed" {
+			t.Fatalf("task %s: %v", id, task)
+		}
 	}
 }
