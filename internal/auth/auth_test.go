@@ -4,20 +4,84 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"path/filepath"
 	"testing"
 
+	"github.com/agentcom/agentcom/internal/storage"
+	"github.com/agentcom/agentcom/internal/storage/boltdriver"
+	"github.com/agentcom/agentcom/internal/storage/pgdriver"
 	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
-func TestTokens(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "tokens.db")
-	tbl, err := store.OpenTable(store.Tokens, path, store.Options{})
+// openBolt opens the bolt driver over dir; closing is the caller's.
+func openBolt(t *testing.T, dir string) (*store.DB, storage.Driver) {
+	t.Helper()
+	db, err := store.Open(dir, store.AllTables(), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	toks, err := New(tbl)
+	d, err := boltdriver.New(db)
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	return db, d
+}
+
+func TestTokensBolt(t *testing.T) {
+	dir := t.TempDir()
+	db, d := openBolt(t, dir)
+	adm := exerciseTokens(t, d.Tokens())
+	db.Close()
+	raw, _ := os.ReadFile(store.TablePath(dir, store.Tokens))
+	if len(raw) == 0 || bytes.Contains(raw, []byte(adm)) {
+		t.Fatal("token table file missing, or the plaintext token in it")
+	}
+	// Tokens survive a reopen.
+	db, d = openBolt(t, dir)
+	defer db.Close()
+	toks, err := New(d.Tokens())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := toks.Verify(adm); err != nil {
+		t.Fatalf("after reopen: %v", err)
+	}
+}
+
+func TestTokensPostgres(t *testing.T) {
+	url := testenv.Postgres(t)
+	d, err := pgdriver.Open(t.Context(), url, pgdriver.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	adm := exerciseTokens(t, d.Tokens())
+
+	// A second registry over the same database (another hub) knows the
+	// tokens the first issued, at load and after it.
+	other, err := New(d.Tokens())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Verify(adm); err != nil {
+		t.Fatalf("other hub: %v", err)
+	}
+	first, _ := New(d.Tokens())
+	late, err := other.Create("late", RoleAgent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := first.Verify(late); err != nil || id.AgentID != "late" {
+		t.Fatalf("a token issued by another hub: %+v, %v", id, err)
+	}
+}
+
+// exerciseTokens runs the registry's behaviour on s and returns the admin
+// token it created.
+func exerciseTokens(t *testing.T, s storage.TokenStore) string {
+	t.Helper()
+	toks, err := New(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,6 +101,9 @@ func TestTokens(t *testing.T) {
 	if _, err := toks.Verify("nope"); !errors.Is(err, ErrUnknownToken) {
 		t.Fatalf("unknown: %v", err)
 	}
+	if _, err := toks.Create("bad id!", RoleAgent); err == nil {
+		t.Fatal("a token for a non-conforming agent id")
+	}
 	if got := toks.Agents(); len(got) != 1 || got[0] != "a" {
 		t.Fatalf("agents (once per agent, agent role only): %v", got)
 	}
@@ -48,22 +115,15 @@ func TestTokens(t *testing.T) {
 	if n, _ := toks.Revoke("a"); n != 2 {
 		t.Fatalf("revoked %d", n)
 	}
-	if _, err := toks.Verify(a1); err == nil {
+	if _, err := toks.Verify(a1); err == nil || toks.Live(id) {
 		t.Fatal("revoked token still valid")
 	}
-	tbl.Close()
-	raw, _ := os.ReadFile(path)
-	if bytes.Contains(raw, []byte(adm)) {
-		t.Fatal("plaintext token in the table file")
-	}
-	// Tokens survive a reopen.
-	tbl, _ = store.OpenTable(store.Tokens, path, store.Options{})
-	defer tbl.Close()
-	toks, _ = New(tbl)
-	if _, err := toks.Verify(adm); err != nil {
-		t.Fatalf("after reopen: %v", err)
+	rows, err := s.All(t.Context())
+	if err != nil || len(rows) != 1 || rows[0].Hash != storage.TokenHash(adm) || rows[0].Prefix != adm[:PrefixLen] {
+		t.Fatalf("stored rows %+v, %v", rows, err)
 	}
 	if _, err := ParseRole("root"); err == nil {
 		t.Fatal("unknown role accepted")
 	}
+	return adm
 }
