@@ -208,14 +208,14 @@ func (h *Hub) reloaders() []reloader {
 func (h *Hub) build() error {
 	var err error
 	db := h.DB
-	if h.Tokens, err = auth.New(db.MustTable(store.Tokens)); err != nil {
+	if h.Tokens, err = auth.New(h.Driver.Tokens()); err != nil {
 		return err
 	}
 	if bad := h.Tokens.NonConforming(); len(bad) > 0 {
 		h.log.Warn("tokens bound to agent ids that break the agent-id rule can no longer identify; revoke them and create new ones",
 			"component", "auth", "event", "nonconforming_agent_ids", "agent_ids", bad, "rule", protocol.AgentIDRule)
 	}
-	if h.Settings, err = settings.New(db.MustTable(store.Config)); err != nil {
+	if h.Settings, err = settings.New(h.Driver.Settings()); err != nil {
 		return err
 	}
 	h.Presence = presence.New(h.Bus)
@@ -291,8 +291,8 @@ func (h *Hub) build() error {
 	h.Dashboard, err = dashboard.New(h.cfg.Dashboard, dashboard.Deps{Bus: h.Bus, Queue: h.Queue, Scheduler: sched,
 		Agents: h.Agents, Presence: h.Presence, Tokens: h.Tokens,
 		Storage: storageFor(h), NotifyCancel: h.Sockets.PushCancel,
-		Series: db.MustTable(store.DashboardSeries), Alerts: h.Alerts, Messages: dashboard.ServiceMessages{S: h.Messaging},
-		PushSubscriptions: db.MustTable(store.PushSubscriptions), DataDir: h.cfg.DataDir, Log: h.log})
+		Series: h.Driver.Series(), Alerts: h.Alerts, Messages: dashboard.ServiceMessages{S: h.Messaging},
+		PushSubscriptions: h.Driver.PushSubscriptions(), DataDir: h.cfg.DataDir, Log: h.log})
 	if err != nil {
 		return err
 	}
