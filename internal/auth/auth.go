@@ -96,6 +96,10 @@ type Tokens struct {
 
 	mu     sync.RWMutex
 	byHash map[string]record
+	// gen counts this registry's own writes, so Refresh does not install
+	// a store snapshot read before a write it would undo (a token revoked
+	// here while the snapshot was read must not come back).
+	gen uint64
 }
 
 // New loads the registry from its store.
@@ -107,21 +111,56 @@ func New(s storage.TokenStore) (*Tokens, error) {
 	return t, nil
 }
 
-// Reload rebuilds the in-memory registry from the store (after a restore,
-// or to pick up what other hubs sharing the store changed).
+// Reload rebuilds the in-memory registry from the store (after a restore).
 func (t *Tokens) Reload() error {
-	rows, err := t.store.All(context.Background())
-	if err != nil {
-		return fmt.Errorf("load tokens: %w", err)
+	_, err := t.Refresh(context.Background())
+	return err
+}
+
+// Refresh rebuilds the in-memory registry from the store and returns how
+// many tokens it held are gone from it: on a store several hubs share,
+// tokens another hub (or the token command) revoked. The caller then
+// closes what those tokens opened (Live turns false for them).
+func (t *Tokens) Refresh(ctx context.Context) (revoked int, err error) {
+	for range refreshAttempts {
+		t.mu.RLock()
+		gen := t.gen
+		t.mu.RUnlock()
+		rows, err := t.store.All(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("load tokens: %w", err)
+		}
+		m := make(map[string]record, len(rows))
+		for _, r := range rows {
+			m[r.Hash] = record{AgentID: r.AgentID, Role: Role(r.Role), Prefix: r.Prefix, CreatedAt: r.CreatedAt}
+		}
+		if n, ok := t.install(m, gen); ok {
+			return n, nil
+		}
+		// A write here raced the read: read again.
 	}
-	m := make(map[string]record, len(rows))
-	for _, r := range rows {
-		m[r.Hash] = record{AgentID: r.AgentID, Role: Role(r.Role), Prefix: r.Prefix, CreatedAt: r.CreatedAt}
-	}
+	return 0, errors.New("load tokens: tokens kept changing while they were read; try again")
+}
+
+// refreshAttempts bounds how often Refresh reads again when writes race it.
+const refreshAttempts = 5
+
+// install replaces the registry by m, read from the store when the
+// registry was at gen, unless a write has happened since. It returns how
+// many held tokens m drops or changes.
+func (t *Tokens) install(m map[string]record, gen uint64) (revoked int, ok bool) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.gen != gen {
+		return 0, false
+	}
+	for h, old := range t.byHash {
+		if cur, ok := m[h]; !ok || cur.AgentID != old.AgentID || cur.Role != old.Role {
+			revoked++
+		}
+	}
 	t.byHash = m
-	t.mu.Unlock()
-	return nil
+	return revoked, true
 }
 
 // Create issues a new token for agent with role and returns its plaintext.
@@ -156,6 +195,7 @@ func (t *Tokens) put(tok, agent string, role Role) error {
 	}
 	t.mu.Lock()
 	t.byHash[h] = r
+	t.gen++
 	t.mu.Unlock()
 	return nil
 }
@@ -189,18 +229,37 @@ const lookupTimeout = 5 * time.Second
 func (t *Tokens) lookup(h string) (record, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
 	defer cancel()
-	row, err := t.store.Get(ctx, h)
-	if errors.Is(err, storage.ErrNotFound) {
-		return record{}, ErrUnknownToken
+	for range refreshAttempts {
+		t.mu.RLock()
+		gen := t.gen
+		t.mu.RUnlock()
+		row, err := t.store.Get(ctx, h)
+		if errors.Is(err, storage.ErrNotFound) {
+			return record{}, ErrUnknownToken
+		}
+		if err != nil {
+			return record{}, fmt.Errorf("verify token: %w", err)
+		}
+		r := record{AgentID: row.AgentID, Role: Role(row.Role), Prefix: row.Prefix, CreatedAt: row.CreatedAt}
+		if t.remember(h, r, gen) {
+			return r, nil
+		}
+		// A write here (perhaps revoking this very token) raced the
+		// read: read again.
 	}
-	if err != nil {
-		return record{}, fmt.Errorf("verify token: %w", err)
-	}
-	r := record{AgentID: row.AgentID, Role: Role(row.Role), Prefix: row.Prefix, CreatedAt: row.CreatedAt}
+	return record{}, ErrUnknownToken
+}
+
+// remember keeps r, read from the store when the registry was at gen,
+// unless a write has happened since.
+func (t *Tokens) remember(h string, r record, gen uint64) bool {
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.gen != gen {
+		return false
+	}
 	t.byHash[h] = r
-	t.mu.Unlock()
-	return r, nil
+	return true
 }
 
 // Live reports whether id still holds: it needs no token, or its token
@@ -229,6 +288,7 @@ func (t *Tokens) Revoke(agent string) (int, error) {
 			delete(t.byHash, h)
 		}
 	}
+	t.gen++
 	t.mu.Unlock()
 	return n, nil
 }

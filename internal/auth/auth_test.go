@@ -72,8 +72,29 @@ func TestTokensPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id, err := first.Verify(late); err != nil || id.AgentID != "late" {
+	id, err := first.Verify(late)
+	if err != nil || id.AgentID != "late" {
 		t.Fatalf("a token issued by another hub: %+v, %v", id, err)
+	}
+	// Revoked by the other hub: gone here at the next refresh, which
+	// counts it so the hub closes what it opened.
+	if n, err := other.Revoke("late"); err != nil || n != 1 {
+		t.Fatalf("revoke: %d, %v", n, err)
+	}
+	if !first.Live(id) {
+		t.Fatal("not live before the refresh: the refresh below proves nothing")
+	}
+	if n, err := first.Refresh(t.Context()); err != nil || n != 1 {
+		t.Fatalf("Refresh = %d, %v; want 1 revoked", n, err)
+	}
+	if first.Live(id) {
+		t.Fatal("a token revoked by another hub is still live after a refresh")
+	}
+	if _, err := first.Verify(late); !errors.Is(err, ErrUnknownToken) {
+		t.Fatalf("revoked elsewhere, verify: %v", err)
+	}
+	if n, err := first.Refresh(t.Context()); err != nil || n != 0 {
+		t.Fatalf("second Refresh = %d, %v", n, err)
 	}
 }
 

@@ -335,6 +335,9 @@ func (h *Hub) Serve(ln net.Listener) error {
 		h.loop(func() { every(ctx, time.Minute, func() { h.Limiter.Sweep(time.Minute) }) })
 	}
 	h.loop(func() { h.Dashboard.Run(ctx) })
+	if h.Driver.Name() != "bolt" {
+		h.loop(func() { every(ctx, sharedRefreshInterval, func() { h.refreshShared(ctx) }) })
+	}
 	// Everyone who reports storage events has subscribed: tell them what
 	// the startup check found, then run the schedules.
 	h.Storage.NoteStartup(h.startup)
@@ -368,6 +371,25 @@ func (h *Hub) Reset() {
 	}
 	h.Messaging.Analytics.Reset()
 	h.log.Warn("hub reset", "component", "hub", "event", "hub_reset", "sockets_closed", n, "err", errors.Join(errs...))
+}
+
+// sharedRefreshInterval is how soon a hub on a shared store follows the
+// token revocations and setting changes made through another hub.
+const sharedRefreshInterval = 5 * time.Second
+
+// refreshShared reloads the tokens and settings from a store other hubs
+// write too, and closes the sockets of tokens revoked elsewhere.
+func (h *Hub) refreshShared(ctx context.Context) {
+	n, err := h.Tokens.Refresh(ctx)
+	if err == nil {
+		err = h.Settings.Reload()
+	}
+	if err != nil {
+		h.log.Warn("refresh tokens and settings from the shared store", "component", "hub", "event", "shared_refresh_failed", "err", err)
+	}
+	if n > 0 {
+		h.closeRevoked()
+	}
 }
 
 // closeRevoked closes every agent and dashboard socket whose token no
