@@ -27,8 +27,8 @@ func tokenCommand() *command {
 	return &command{name: "token", summary: "manage auth tokens offline in the store (data directory: hub stopped)",
 		about: "All work on --store (env AGENTCOM_STORE): bolt, the default, is the data directory --data\n" +
 			"(env AGENTCOM_DATA_DIR, default ./data): stop the hub first. postgres://... is a PostgreSQL\n" +
-			"database, usable while hubs run on it (a revoked token stays valid on a running hub until it\n" +
-			"reloads its tokens: revoke over HTTP to close it at once).\n" +
+			"database, usable while hubs run on it: they accept a new token at once and drop a revoked\n" +
+			"one within seconds.\n" +
 			"With the hub running, an admin token manages tokens over HTTP (POST/GET/DELETE /admin/tokens).",
 		subs: []*command{
 			{name: "create", summary: "issue a token and print it once", setup: tokenCreate},

@@ -85,14 +85,14 @@ func (s seriesStore) Trim(ctx context.Context, before int64) (int, error) {
 	err := s.table().Update(func(tx *store.Tx) error {
 		n = 0 // fn may run more than once
 		var stale [][]byte
+		// Every key is looked at (a week of minutes at most): keys that
+		// are not a minute are junk and go too, wherever they sort.
 		if err := tx.ForEach(func(k, _ []byte) error {
-			// Keys that are not a minute are junk; they go too.
 			if len(k) != 8 || int64(binary.BigEndian.Uint64(k)) < before {
 				stale = append(stale, slices.Clone(k))
-				return nil
 			}
-			return errStopScan
-		}); err != nil && !errors.Is(err, errStopScan) {
+			return nil
+		}); err != nil {
 			return err
 		}
 		for _, k := range stale {
