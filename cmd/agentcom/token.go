@@ -75,16 +75,11 @@ func openStorage(ctx context.Context, env *cmdEnv, loc storeLocation) (d storage
 	switch {
 	case url == "bolt":
 		dir := dataDir(env, *loc.data)
-		db, err := store.Open(dir, store.AllTables(), store.Options{})
+		bd, db, err := boltdriver.OpenDir(dir, store.Options{})
 		if errors.Is(err, store.ErrLocked) {
 			return nil, nil, heldBy(dir, err, "stop that hub first, or, with the hub running, manage tokens over HTTP with an admin token (POST/GET/DELETE /admin/tokens)")
 		}
 		if err != nil {
-			return nil, nil, err
-		}
-		bd, err := boltdriver.New(db)
-		if err != nil {
-			db.Close()
 			return nil, nil, err
 		}
 		return bd, db.Close, nil

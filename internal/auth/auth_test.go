@@ -16,13 +16,8 @@ import (
 // openBolt opens the bolt driver over dir; closing is the caller's.
 func openBolt(t *testing.T, dir string) (*store.DB, storage.Driver) {
 	t.Helper()
-	db, err := store.Open(dir, store.AllTables(), store.Options{})
+	d, db, err := boltdriver.OpenDir(dir, store.Options{})
 	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := boltdriver.New(db)
-	if err != nil {
-		db.Close()
 		t.Fatal(err)
 	}
 	return db, d

@@ -127,15 +127,11 @@ func childTarget(ctx context.Context, o *Options, ids []string) (*target, error)
 }
 
 func startChild(ctx context.Context, o *Options, dir string, ids []string) (*target, error) {
-	db, err := store.Open(dir, store.AllTables(), store.Options{})
+	d, db, err := boltdriver.OpenDir(dir, store.Options{})
 	if err != nil {
 		return nil, err
 	}
-	var toks *auth.Tokens
-	d, err := boltdriver.New(db)
-	if err == nil {
-		toks, err = auth.New(d.Tokens())
-	}
+	toks, err := auth.New(d.Tokens())
 	if err != nil {
 		db.Close()
 		return nil, err

@@ -18,13 +18,8 @@ func (p fixedPresence) List() []presence.Entry { return p }
 
 func openSeries(t *testing.T, dir string) (*store.DB, storage.SeriesStore) {
 	t.Helper()
-	db, err := store.Open(dir, store.AllTables(), store.Options{})
+	d, db, err := boltdriver.OpenDir(dir, store.Options{})
 	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := boltdriver.New(db)
-	if err != nil {
-		db.Close()
 		t.Fatal(err)
 	}
 	return db, d.Series()

@@ -10,15 +10,11 @@ import (
 
 func TestDefaultsPutReloadAndBadValues(t *testing.T) {
 	dir := t.TempDir()
-	db, err := store.Open(dir, store.AllTables(), store.Options{})
+	d, db, err := boltdriver.OpenDir(dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	d, err := boltdriver.New(db)
-	if err != nil {
-		t.Fatal(err)
-	}
 	s, err := New(d.Settings())
 	if err != nil {
 		t.Fatal(err)

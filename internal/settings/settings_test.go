@@ -22,15 +22,11 @@ func FuzzSettingValue(f *testing.F) {
 		f.Add(v, true)
 		f.Add(v, false)
 	}
-	db, err := store.Open(f.TempDir(), store.AllTables(), store.Options{})
+	d, db, err := boltdriver.OpenDir(f.TempDir(), store.Options{})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { _ = db.Close() })
-	d, err := boltdriver.New(db)
-	if err != nil {
-		f.Fatal(err)
-	}
 	s, err := settings.New(d.Settings())
 	if err != nil {
 		f.Fatal(err)

@@ -131,13 +131,8 @@ func (ua *userAgent) decrypt(body []byte) ([]byte, error) {
 // openStore opens a data directory and the bolt driver over it.
 func openStore(t testing.TB, dir string) (*store.DB, storage.Driver) {
 	t.Helper()
-	db, err := store.Open(dir, store.AllTables(), store.Options{})
+	d, db, err := boltdriver.OpenDir(dir, store.Options{})
 	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := boltdriver.New(db)
-	if err != nil {
-		db.Close()
 		t.Fatal(err)
 	}
 	return db, d
