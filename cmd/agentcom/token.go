@@ -53,61 +53,46 @@ func dataDir(env *cmdEnv, flagValue string) string {
 // storeLocation is where a command finds the hub's storage: --store (env
 // AGENTCOM_STORE) and, for the bolt store, --data.
 type storeLocation struct {
-	store *string
+	store func() (storeSpec, error)
 	data  *string
 }
 
 // storeFlags declares --store and --data.
 func (in *inv) storeFlags() storeLocation {
-	return storeLocation{
-		store: in.fs.String("store", "", "the store `URL`: bolt (the data directory, the default) or postgres://... (env AGENTCOM_STORE)"),
-		data:  in.dataFlag(),
-	}
+	return storeLocation{store: in.storeFlag(), data: in.dataFlag()}
 }
 
 // openStorage opens the storage driver loc names; close releases it. On
 // the data directory it holds every table file until close.
-func openStorage(ctx context.Context, env *cmdEnv, loc storeLocation) (d storage.Driver, closeFn func() error, err error) {
-	url := *loc.store
-	if url == "" {
-		url = envOr(env, "AGENTCOM_STORE", "bolt")
+func openStorage(ctx context.Context, in *inv, loc storeLocation) (d storage.Driver, closeFn func() error, err error) {
+	spec, err := loc.store()
+	if err != nil {
+		return nil, nil, in.usagef("%v", err)
 	}
-	switch {
-	case url == "bolt":
-		dir := dataDir(env, *loc.data)
-		bd, db, err := boltdriver.OpenDir(dir, store.Options{})
-		if errors.Is(err, store.ErrLocked) {
-			return nil, nil, heldBy(dir, err, "stop that hub first, or, with the hub running, manage tokens over HTTP with an admin token (POST/GET/DELETE /admin/tokens)")
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		return bd, db.Close, nil
-	case strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://"):
+	if spec.isPostgres() {
 		if *loc.data != "" {
-			return nil, nil, errors.New("--data applies to the bolt store only, not to --store " + pgdriver.Redact(url))
+			return nil, nil, in.usagef("--data applies to the bolt store only, not to --store %s", spec)
 		}
-		pd, err := pgdriver.Open(ctx, url, pgdriver.Config{MaxConns: 2})
+		pd, err := pgdriver.Open(ctx, spec.postgres, pgdriver.Config{MaxConns: 2})
 		if err != nil {
 			return nil, nil, err
 		}
 		return pd, pd.Close, nil
 	}
-	return nil, nil, withHint(fmt.Errorf("unknown store %q", redactStore(url)), "--store takes bolt (the data directory) or a postgres:// URL")
-}
-
-// redactStore shows an unrecognized --store value without what could be a
-// password in it.
-func redactStore(url string) string {
-	if strings.Contains(url, "://") {
-		return pgdriver.Redact(url)
+	dir := dataDir(in.env, *loc.data)
+	bd, db, err := boltdriver.OpenDir(dir, store.Options{})
+	if errors.Is(err, store.ErrLocked) {
+		return nil, nil, heldBy(dir, err, "stop that hub first, or, with the hub running, manage tokens over HTTP with an admin token (POST/GET/DELETE /admin/tokens)")
 	}
-	return url
+	if err != nil {
+		return nil, nil, err
+	}
+	return bd, db.Close, nil
 }
 
 // openTokens opens the token store at loc and runs fn on it.
-func openTokens(ctx context.Context, env *cmdEnv, loc storeLocation, fn func(*auth.Tokens) error) error {
-	d, closeFn, err := openStorage(ctx, env, loc)
+func openTokens(ctx context.Context, in *inv, loc storeLocation, fn func(*auth.Tokens) error) error {
+	d, closeFn, err := openStorage(ctx, in, loc)
 	if err != nil {
 		return err
 	}
@@ -161,7 +146,7 @@ func tokenCreate(in *inv) runFunc {
 		if err != nil {
 			return in.usagef("%v", err)
 		}
-		return openTokens(ctx, in.env, loc, func(toks *auth.Tokens) error {
+		return openTokens(ctx, in, loc, func(toks *auth.Tokens) error {
 			tok, err := toks.Create(*agent, r)
 			if err != nil {
 				return err
@@ -180,7 +165,7 @@ func tokenCreate(in *inv) runFunc {
 func tokenList(in *inv) runFunc {
 	loc := in.storeFlags()
 	return func(ctx context.Context, _ []string) error {
-		return openTokens(ctx, in.env, loc, func(toks *auth.Tokens) error {
+		return openTokens(ctx, in, loc, func(toks *auth.Tokens) error {
 			list := toks.List()
 			if list == nil {
 				list = []auth.Listed{}
@@ -207,7 +192,7 @@ func tokenRevoke(in *inv) runFunc {
 		if *agent == "" {
 			return in.usagef("--agent is required")
 		}
-		return openTokens(ctx, in.env, loc, func(toks *auth.Tokens) error {
+		return openTokens(ctx, in, loc, func(toks *auth.Tokens) error {
 			n, err := toks.Revoke(*agent)
 			if err != nil {
 				return err
@@ -256,7 +241,7 @@ func tokenImport(in *inv) runFunc {
 		if len(bad) > 0 {
 			return fmt.Errorf("%s: nothing imported: agent ids break the rule (%s): %s", *file, protocol.AgentIDRule, strings.Join(bad, ", "))
 		}
-		return openTokens(ctx, in.env, loc, func(toks *auth.Tokens) error {
+		return openTokens(ctx, in, loc, func(toks *auth.Tokens) error {
 			for _, k := range keys {
 				if err := toks.Import(k, m[k], r); err != nil {
 					return err

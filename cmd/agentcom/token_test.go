@@ -106,7 +106,7 @@ func TestTokenCommandsPostgres(t *testing.T) {
 	// --data names a data directory: with a PostgreSQL store it is a
 	// mistake, said without the password.
 	code, _, errs = run(nil, "token", "list", "--store", pg, "--data", t.TempDir())
-	if code != 1 || !strings.Contains(errs, "--data applies to the bolt store only") {
+	if code != 2 || !strings.Contains(errs, "--data applies to the bolt store only") {
 		t.Fatalf("--data with postgres: %d %q", code, errs)
 	}
 	// An unreachable database and an unknown kind of store fail clearly.
@@ -115,7 +115,7 @@ func TestTokenCommandsPostgres(t *testing.T) {
 		t.Fatalf("unreachable store: %d %q", code, errs)
 	}
 	code, _, errs = run(nil, "token", "list", "--store", "mysql://ops:"+password+"@db/x")
-	if code != 1 || !strings.Contains(errs, "unknown store") || !strings.Contains(errs, "hint: --store takes bolt") {
+	if code != 2 || !strings.Contains(errs, "want bolt or a postgres:// URL") {
 		t.Fatalf("unknown store: %d %q", code, errs)
 	}
 	for _, o := range outputs {
