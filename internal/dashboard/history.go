@@ -230,7 +230,12 @@ func (a *Aggregator) persistHistory() error {
 	// Minutes before 1970 (a clock far off) cannot be stored; they stay
 	// in memory only.
 	rows = slices.DeleteFunc(rows, func(r storage.SeriesRow) bool { return r.Minute < 0 })
-	err := a.series.Put(ctx, rows)
+	var err error
+	for chunk := range slices.Chunk(rows, storage.MaxSeriesPut) {
+		if err = a.series.Put(ctx, chunk); err != nil {
+			break
+		}
+	}
 	if err == nil {
 		_, err = a.series.Trim(ctx, oldest)
 	}

@@ -8,8 +8,10 @@ import (
 	"github.com/agentcom/agentcom/internal/presence"
 	"github.com/agentcom/agentcom/internal/storage"
 	"github.com/agentcom/agentcom/internal/storage/boltdriver"
+	"github.com/agentcom/agentcom/internal/storage/pgdriver"
 	"github.com/agentcom/agentcom/internal/store"
 	"github.com/agentcom/agentcom/internal/tasks"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 type fixedPresence []presence.Entry
@@ -31,7 +33,28 @@ func openSeries(t *testing.T, dir string) (*store.DB, storage.SeriesStore) {
 // the percentiles are of the minute's samples.
 func TestHistoryPersistsPrunesAndDownsamples(t *testing.T) {
 	dir := t.TempDir()
-	db, tbl := openSeries(t, dir)
+	testHistory(t, func() (storage.SeriesStore, func() error) {
+		db, s := openSeries(t, dir)
+		return s, db.Close
+	})
+}
+
+// TestHistoryPostgres: the same on PostgreSQL.
+func TestHistoryPostgres(t *testing.T) {
+	url := testenv.Postgres(t)
+	testHistory(t, func() (storage.SeriesStore, func() error) {
+		d, err := pgdriver.Open(t.Context(), url, pgdriver.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Series(), d.Close
+	})
+}
+
+// testHistory runs the history test on the store open returns; the store
+// is closed and opened again in the middle (a restart).
+func testHistory(t *testing.T, open func() (storage.SeriesStore, func() error)) {
+	tbl, closeStore := open()
 	now := time.Date(2026, 12, 2, 10, 30, 0, 0, time.UTC)
 	clock := now
 	newAgg := func(tbl storage.SeriesStore) *Aggregator {
@@ -69,12 +92,12 @@ func TestHistoryPersistsPrunesAndDownsamples(t *testing.T) {
 	if rows, _ := tbl.Range(t.Context(), 0, 1<<62); len(rows) != 3 {
 		t.Fatalf("stored minutes: %d, want 3", len(rows))
 	}
-	if err := db.Close(); err != nil {
+	if err := closeStore(); err != nil {
 		t.Fatal(err)
 	}
 
-	db, tbl = openSeries(t, dir)
-	defer db.Close()
+	tbl, closeStore = open()
+	defer closeStore()
 	b := newAgg(tbl)
 	r := b.History(10, 1)
 	if len(r.Points) != 10 || r.StepMs != 60000 || r.End != now.UnixMilli() {

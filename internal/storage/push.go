@@ -14,10 +14,12 @@ type PushSubscriptionRow struct {
 	Body     []byte
 }
 
-// Bounds of one push subscription row.
+// Bounds of one push subscription row: above what the push domain
+// accepts (an endpoint of 2,048 bytes whose JSON escaping may grow it
+// sixfold, and two short keys).
 const (
 	MaxPushEndpoint = 2048
-	MaxPushBody     = 8 << 10
+	MaxPushBody     = 32 << 10
 )
 
 // ErrLimit is returned by a write that would take a store past the limit

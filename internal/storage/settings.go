@@ -7,10 +7,11 @@ import (
 )
 
 // MaxSettingKey and MaxSettingValue bound one setting: the keys are the
-// hub's own names, the values small JSON documents.
+// hub's own names, the values JSON documents no larger than the request
+// body that may set them (api.DefaultMaxBody).
 const (
 	MaxSettingKey   = 128
-	MaxSettingValue = 64 << 10
+	MaxSettingValue = 1 << 20
 )
 
 // SettingsStore keeps the hub's runtime settings: JSON values by key. The
