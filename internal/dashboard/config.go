@@ -196,5 +196,9 @@ type Deps struct {
 	PushSubscriptions storage.PushSubscriptionStore
 	// DataDir holds the VAPID key file.
 	DataDir string
+	// SharedKeys, when set, keeps the VAPID keys in these settings
+	// instead of DataDir: on a store several hubs share, so that they all
+	// push with the key pair browsers subscribed with.
+	SharedKeys storage.SettingsStore
 	Log     *slog.Logger
 }

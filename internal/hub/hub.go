@@ -298,7 +298,7 @@ func (h *Hub) build() error {
 		Agents: h.Agents, Presence: h.Presence, Tokens: h.Tokens,
 		Storage: storageFor(h), NotifyCancel: h.Sockets.PushCancel,
 		Series: h.Driver.Series(), Alerts: h.Alerts, Messages: dashboard.ServiceMessages{S: h.Messaging},
-		PushSubscriptions: h.Driver.PushSubscriptions(), DataDir: h.cfg.DataDir, Log: h.log})
+		PushSubscriptions: h.Driver.PushSubscriptions(), DataDir: h.cfg.DataDir, SharedKeys: h.sharedSettings(), Log: h.log})
 	if err != nil {
 		return err
 	}
@@ -398,6 +398,15 @@ func (h *Hub) refreshShared(ctx context.Context) {
 	if n > 0 {
 		h.closeRevoked()
 	}
+}
+
+// sharedSettings is the settings store when other hubs may share it, nil
+// for the embedded store (whose data directory is this hub's alone).
+func (h *Hub) sharedSettings() storage.SettingsStore {
+	if h.Driver.Name() == "bolt" {
+		return nil
+	}
+	return h.Driver.Settings()
 }
 
 // closeRevoked closes every agent and dashboard socket whose token no

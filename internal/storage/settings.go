@@ -22,6 +22,11 @@ type SettingsStore interface {
 	// Put stores value (valid JSON, at most MaxSettingValue bytes) under
 	// key (1 to MaxSettingKey bytes), replacing what was there.
 	Put(ctx context.Context, key string, value []byte) error
+	// PutIfAbsent stores value under key unless key is set, and returns
+	// the value key holds afterwards: value, or the one that was there.
+	// Hubs starting together on a shared store agree on one value this
+	// way (the first writer's).
+	PutIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error)
 }
 
 // CheckSetting refuses a setting no driver may store.

@@ -33,6 +33,28 @@ func (s settingsStore) All(ctx context.Context) (map[string][]byte, error) {
 	return m, nil
 }
 
+func (s settingsStore) PutIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := storage.CheckSetting(key, value); err != nil {
+		return nil, err
+	}
+	var cur []byte
+	err := s.d.table(store.Config).Update(func(tx *store.Tx) error {
+		if old := tx.Get([]byte(key)); old != nil {
+			cur = slices.Clone(old)
+			return nil
+		}
+		cur = value
+		return tx.Put([]byte(key), value)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("save setting %s: %w", key, err)
+	}
+	return cur, nil
+}
+
 func (s settingsStore) Put(ctx context.Context, key string, value []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -35,6 +36,43 @@ func runSettings(t *testing.T, open Opener) {
 			if !sameJSON(t, m[k], []byte(v)) {
 				t.Errorf("%s = %s, want %s", k, m[k], v)
 			}
+		}
+	})
+
+	t.Run("PutIfAbsentFirstWriterWins", func(t *testing.T) {
+		s := open(t).Settings()
+		ctx := t.Context()
+		const racers = 8
+		got := make(chan []byte, racers)
+		errs := make(chan error, racers)
+		for i := range racers {
+			go func() {
+				v, err := s.PutIfAbsent(ctx, "shared", fmt.Appendf(nil, `{"writer":%d}`, i))
+				got <- v
+				errs <- err
+			}()
+		}
+		var first []byte
+		for range racers {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+			v := <-got
+			if first == nil {
+				first = v
+			} else if !sameJSON(t, v, first) {
+				t.Fatalf("racers disagree: %s and %s", v, first)
+			}
+		}
+		m, err := s.All(ctx)
+		if err != nil || !sameJSON(t, m["shared"], first) {
+			t.Fatalf("stored %s, racers got %s (%v)", m["shared"], first, err)
+		}
+		if v, err := s.PutIfAbsent(ctx, "shared", []byte(`"later"`)); err != nil || !sameJSON(t, v, first) {
+			t.Fatalf("PutIfAbsent over a set key = %s, %v", v, err)
+		}
+		if _, err := s.PutIfAbsent(ctx, "bad", []byte("{")); !errors.Is(err, storage.ErrInvalidRow) {
+			t.Fatalf("PutIfAbsent of junk: %v", err)
 		}
 	})
 
