@@ -200,5 +200,5 @@ type Deps struct {
 	// instead of DataDir: on a store several hubs share, so that they all
 	// push with the key pair browsers subscribed with.
 	SharedKeys storage.SettingsStore
-	Log     *slog.Logger
+	Log        *slog.Logger
 }
