@@ -235,7 +235,7 @@ func (h *Hub) build() error {
 		return err
 	}
 	threads := messaging.NewThreads(db.MustTable(store.ThreadMessages), db.MustTable(store.ThreadReplies))
-	if h.Queue, err = tasks.New(db.MustTable(store.TaskQueue), db.MustTable(store.TaskDeadLetter), h.Bus, h.cfg.Queue); err != nil {
+	if h.Queue, err = tasks.New(h.Driver.Tasks(), h.Bus, h.cfg.Queue); err != nil {
 		return err
 	}
 	var sched *scheduler.Scheduler
