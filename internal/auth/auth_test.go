@@ -2,8 +2,10 @@ package auth
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
+	"sync"
 	"testing"
 
 	"github.com/agentcom/agentcom/internal/storage"
@@ -142,4 +144,58 @@ func exerciseTokens(t *testing.T, s storage.TokenStore) string {
 		t.Fatal("unknown role accepted")
 	}
 	return adm
+}
+
+// pausingStore is a real token store whose next All, once armed, reads
+// its rows and then waits for release before returning them: a refresh
+// caught between its read and its install.
+type pausingStore struct {
+	storage.TokenStore
+	armed   chan struct{} // closed by All after the read
+	release chan struct{}
+	once    sync.Once
+}
+
+func (p *pausingStore) All(ctx context.Context) ([]storage.TokenRow, error) {
+	rows, err := p.TokenStore.All(ctx)
+	paused := false
+	p.once.Do(func() { paused = true })
+	if paused && p.armed != nil {
+		close(p.armed)
+		<-p.release
+	}
+	return rows, err
+}
+
+// TestRefreshDoesNotUndoARevocation: a refresh that read the tokens just
+// before this registry revoked one does not bring it back.
+func TestRefreshDoesNotUndoARevocation(t *testing.T) {
+	db, d := openBolt(t, t.TempDir())
+	defer db.Close()
+	ps := &pausingStore{TokenStore: d.Tokens()}
+	toks, err := New(ps) // the first All (the load) passes: not armed
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := toks.Create("a", RoleAgent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps.armed, ps.release, ps.once = make(chan struct{}), make(chan struct{}), sync.Once{}
+	done := make(chan error, 1)
+	go func() {
+		_, err := toks.Refresh(t.Context())
+		done <- err
+	}()
+	<-ps.armed // the refresh holds a snapshot with the token
+	if n, err := toks.Revoke("a"); err != nil || n != 1 {
+		t.Fatalf("revoke: %d, %v", n, err)
+	}
+	close(ps.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := toks.Verify(tok); !errors.Is(err, ErrUnknownToken) {
+		t.Fatalf("a revoked token came back with a refresh that raced the revocation: %v", err)
+	}
 }
