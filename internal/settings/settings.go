@@ -76,6 +76,9 @@ type Store struct {
 
 	mu    sync.RWMutex
 	cache map[string]json.RawMessage
+	// gen counts this store's own writes, so Reload does not install a
+	// snapshot read before a write it would undo.
+	gen uint64
 }
 
 // New loads every setting from s.
@@ -90,18 +93,39 @@ func New(s storage.SettingsStore) (*Store, error) {
 // Reload re-reads the store (after a restore, or to pick up what other
 // hubs sharing the store changed).
 func (s *Store) Reload() error {
-	all, err := s.store.All(context.Background())
-	if err != nil {
-		return fmt.Errorf("load settings: %w", err)
+	for range reloadAttempts {
+		s.mu.RLock()
+		gen := s.gen
+		s.mu.RUnlock()
+		all, err := s.store.All(context.Background())
+		if err != nil {
+			return fmt.Errorf("load settings: %w", err)
+		}
+		m := make(map[string]json.RawMessage, len(all))
+		for k, v := range all {
+			m[k] = v
+		}
+		if s.install(m, gen) {
+			return nil
+		}
+		// A write here raced the read: read again.
 	}
-	m := make(map[string]json.RawMessage, len(all))
-	for k, v := range all {
-		m[k] = v
-	}
+	return errors.New("load settings: settings kept changing while they were read; try again")
+}
+
+// reloadAttempts bounds how often Reload reads again when writes race it.
+const reloadAttempts = 5
+
+// install replaces the cache by m, read when the store was at gen, unless
+// a write has happened since.
+func (s *Store) install(m map[string]json.RawMessage, gen uint64) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gen != gen {
+		return false
+	}
 	s.cache = m
-	s.mu.Unlock()
-	return nil
+	return true
 }
 
 // Get decodes the setting into dst and reports whether it was set.
@@ -138,6 +162,7 @@ func (s *Store) Put(key string, v any) error {
 	}
 	s.mu.Lock()
 	s.cache[key] = raw
+	s.gen++
 	s.mu.Unlock()
 	return nil
 }
