@@ -59,6 +59,10 @@ type ClusterConfig struct {
 	Silence time.Duration
 	// Heartbeat is how often a follower says it is alive (default 1 s).
 	Heartbeat time.Duration
+	// OpenTimeout is how long a follower's agent handshake waits for the
+	// leader to take the socket before it is refused with 503 (default
+	// 5 s).
+	OpenTimeout time.Duration
 }
 
 // clusterMode is a cluster hub's state.
@@ -128,7 +132,7 @@ func (h *Hub) serveCluster(ln net.Listener) error {
 	m := h.clu
 	h.listener = ln
 	f, err := agentws.NewFollower(agentws.FollowerConfig{Socket: h.cfg.Socket, Bus: m.cfg.Bus, HubID: m.cfg.HubID,
-		Heartbeat: m.cfg.Heartbeat, Log: h.log})
+		Heartbeat: m.cfg.Heartbeat, OpenTimeout: m.cfg.OpenTimeout, Log: h.log})
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/agentcom/agentcom/internal/cluster"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
 	"github.com/agentcom/agentcom/internal/protocol"
@@ -134,5 +136,77 @@ func TestClusterDashboardSocketThroughFollower(t *testing.T) {
 	// Without a token the follower forwards the refusal.
 	if _, resp, err := websocket.Dial(ctx, "ws://"+b.Addr()+"/ws/dashboard", nil); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("tokenless dashboard socket: %v %v", err, resp)
+	}
+}
+
+// The bus delivers at most once: a relayed socket whose envelopes show a
+// gap is closed with 1012 (its agent reconnects and resumes) rather than
+// run on with a frame missing, in either direction.
+func TestClusterRelayGapClosesWith1012(t *testing.T) {
+	for _, dir := range []string{"to the leader", "to the follower"} {
+		t.Run(dir, func(t *testing.T) {
+			c := newTestCluster(t, "hub-a", "hub-b")
+			c.start("hub-a")
+			b := c.hubs["hub-b"]
+			cl := c.agent(b, "holey") // the follower's first socket: conn 1
+			e := cluster.RelayEnvelope{Kind: cluster.RelayFrame, Hub: "hub-b", Conn: 1, Epoch: 1, Seq: 1000,
+				Data: []byte(`{"type":"ping"}`)}
+			subject := cluster.SubjectLeaderIn
+			if dir == "to the follower" {
+				e.Kind, subject = cluster.RelayWrite, cluster.SubjectHub("hub-b")
+			}
+			payload, err := e.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.bus.link().Publish(context.Background(), subject, payload); err != nil {
+				t.Fatal(err)
+			}
+			if code, reason := cl.Closed(10 * time.Second); code != protocol.CloseRestart {
+				t.Fatalf("closed %d %q", code, reason)
+			}
+			// The agent reconnects through the same follower.
+			again := c.agent(b, "holey")
+			again.Send(map[string]any{"type": "ping"})
+			again.Expect("pong")
+		})
+	}
+}
+
+// A follower whose leader does not answer says so: agent handshakes and
+// forwarded requests get 503/502 with leader_unavailable, /health 503.
+func TestClusterFollowerWithoutLeader(t *testing.T) {
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "http://" + dead.Addr().String()
+	dead.Close()
+	c := newTestCluster(t, "hub-b")
+	ch := c.hubs["hub-b"]
+	c.el.cur = cluster.Leader{HubID: "hub-gone", URL: deadURL, Epoch: 4}
+	cfg := hub.DefaultConfig()
+	cfg.Addr, cfg.DataDir = ch.ln.Addr().String(), t.TempDir()
+	cfg.Cluster = &hub.ClusterConfig{Bus: ch.link, Elector: c.el.elector("hub-b"), OpenTimeout: 100 * time.Millisecond}
+	hb, err := hub.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hb.Serve(ch.ln); err != nil {
+		t.Fatal(err)
+	}
+	ch.Hub = &hubtest.Hub{Hub: hb, T: t, Dir: cfg.DataDir}
+	t.Cleanup(func() { ch.stop(); _ = ch.link.Close() })
+
+	if _, resp, err := hubtest.DialWith(ch.WSURL(), nil); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("handshake without a leader: %v %v", err, resp)
+	}
+	if st, body := ch.Do("GET", "/api/agents", "", nil); st != http.StatusBadGateway || body["error"] != "leader_unavailable" {
+		t.Fatalf("forward without a leader: %d %v", st, body)
+	}
+	st, body := ch.Do("GET", "/health", "", nil)
+	cl, _ := body["cluster"].(map[string]any)
+	if st != http.StatusServiceUnavailable || body["status"] != "leader_unreachable" || cl["role"] != "follower" || cl["hub_id"] != "hub-b" {
+		t.Fatalf("health without a leader: %d %v", st, body)
 	}
 }
