@@ -3,6 +3,8 @@ package agentws
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,6 +44,7 @@ type Follower struct {
 	cfg   FollowerConfig
 	log   *slog.Logger
 	epoch atomic.Int64 // the leader's term sockets are relayed to; 0: no leader
+	inst  string       // this process, among the lives of the hub id
 	next  atomic.Uint64
 
 	mu     sync.Mutex
@@ -68,7 +71,10 @@ func NewFollower(cfg FollowerConfig) (*Follower, error) {
 	if err := cluster.CheckHubID(cfg.HubID); err != nil {
 		return nil, err
 	}
-	f := &Follower{cfg: cfg, log: cfg.Log.With("component", "relay"), conns: map[uint64]*fconn{}, stop: make(chan struct{})}
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:])
+	f := &Follower{cfg: cfg, log: cfg.Log.With("component", "relay"), inst: hex.EncodeToString(nonce[:]),
+		conns: map[uint64]*fconn{}, stop: make(chan struct{})}
 	unsub, err := cfg.Bus.Subscribe(cluster.SubjectHub(cfg.HubID), f.receive)
 	if err != nil {
 		return nil, fmt.Errorf("relay: subscribe %s: %w", cluster.SubjectHub(cfg.HubID), err)
@@ -146,7 +152,7 @@ func (f *Follower) Stop(ctx context.Context) {
 }
 
 func (f *Follower) publish(e cluster.RelayEnvelope) error {
-	e.Hub = f.cfg.HubID
+	e.Hub, e.Inst = f.cfg.HubID, f.inst
 	b, err := e.Encode()
 	if err != nil {
 		return err
@@ -162,7 +168,8 @@ func (f *Follower) publish(e cluster.RelayEnvelope) error {
 // receive handles what the leader sends about this hub's sockets.
 func (f *Follower) receive(payload []byte) {
 	e, err := cluster.DecodeRelay(payload)
-	if err != nil || e.Hub != f.cfg.HubID {
+	if err != nil || e.Hub != f.cfg.HubID || e.Inst != f.inst {
+		// Another process's (an earlier life of this hub id).
 		return
 	}
 	f.mu.Lock()

@@ -20,11 +20,18 @@ import (
 // local sockets (identify, limits, dispatch, send queue, close codes,
 // revocation, reaping). Nothing in the domain can tell them apart.
 
-// relayKey names a relayed socket: the follower holding it and its number
-// there.
+// relayKey names a relayed socket: the follower holding it (its id and
+// process) and its number there.
 type relayKey struct {
 	hub  string
+	inst string
 	conn uint64
+}
+
+// follower is what the leader last heard from one follower hub.
+type follower struct {
+	inst string
+	at   time.Time
 }
 
 type relay struct {
@@ -35,7 +42,7 @@ type relay struct {
 
 	mu      sync.Mutex
 	conns   map[relayKey]*conn
-	seen    map[string]time.Time // last message from each follower
+	seen    map[string]follower // by hub id
 	stopped bool
 	wg      sync.WaitGroup
 }
@@ -55,7 +62,7 @@ const publishTimeout = 10 * time.Second
 // and waits for them.
 func (s *Server) Relay(b cluster.Bus, epoch int64, silence time.Duration) (stop func(), err error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &relay{srv: s, bus: b, epoch: epoch, ctx: ctx, conns: map[relayKey]*conn{}, seen: map[string]time.Time{}}
+	r := &relay{srv: s, bus: b, epoch: epoch, ctx: ctx, conns: map[relayKey]*conn{}, seen: map[string]follower{}}
 	unsub, err := b.Subscribe(cluster.SubjectLeaderIn, r.receive)
 	if err != nil {
 		cancel()
@@ -105,15 +112,26 @@ func (r *relay) receive(payload []byte) {
 		r.srv.log.Debug("relay message dropped", "event", "relay_bad_envelope", "err", err)
 		return
 	}
-	key := relayKey{e.Hub, e.Conn}
+	key := relayKey{e.Hub, e.Inst, e.Conn}
 	r.mu.Lock()
 	if r.stopped {
 		r.mu.Unlock()
 		return
 	}
-	r.seen[e.Hub] = time.Now()
+	var replaced []*conn
+	if prev, ok := r.seen[e.Hub]; ok && prev.inst != e.Inst {
+		// The hub restarted (or, misconfigured, two hubs share an id):
+		// the sockets of the process it replaced are gone.
+		replaced = r.connsOfLocked(e.Hub, prev.inst)
+		r.srv.log.Warn("follower hub restarted: the sockets of its previous process are disconnected",
+			"event", "relay_hub_restarted", "hub_id", e.Hub, "sockets", len(replaced))
+	}
+	r.seen[e.Hub] = follower{inst: e.Inst, at: time.Now()}
 	c := r.conns[key]
 	r.mu.Unlock()
+	for _, old := range replaced {
+		old.ws.(*remote).gone()
+	}
 	if e.Kind == cluster.RelayHeartbeat {
 		return
 	}
@@ -144,7 +162,7 @@ func (r *relay) receive(payload []byte) {
 			// as silent, or took over since): the agent must reconnect.
 			// Seq 0: outside the socket's sequence, which this leader
 			// never saw.
-			_ = r.send(cluster.RelayEnvelope{Kind: cluster.RelayClose, Hub: e.Hub, Conn: e.Conn,
+			_ = r.send(cluster.RelayEnvelope{Kind: cluster.RelayClose, Hub: e.Hub, Inst: e.Inst, Conn: e.Conn,
 				Code: int(protocol.CloseRestart), Reason: "relay lost: reconnect"})
 			return
 		}
@@ -165,7 +183,7 @@ func (r *relay) receive(payload []byte) {
 func (r *relay) open(key relayKey, remoteAddr string) {
 	s := r.srv
 	if !s.admit(remoteIP(remoteAddr)) {
-		_ = r.send(cluster.RelayEnvelope{Kind: cluster.RelayRefuse, Hub: key.hub, Conn: key.conn, Seq: 1})
+		_ = r.send(cluster.RelayEnvelope{Kind: cluster.RelayRefuse, Hub: key.hub, Inst: key.inst, Conn: key.conn, Seq: 1})
 		return
 	}
 	rt := &remote{r: r, key: key, in: sendq.New(s.cfg.SendBuffer, 2*s.cfg.ReportLimit), goneCh: make(chan struct{}), recvSeq: 1}
@@ -200,22 +218,29 @@ func (r *relay) dropSilent(silence time.Duration) {
 	now := time.Now()
 	r.mu.Lock()
 	var lost []*conn
-	for hub, t := range r.seen {
-		if now.Sub(t) <= silence {
+	for hub, f := range r.seen {
+		if now.Sub(f.at) <= silence {
 			continue
 		}
 		delete(r.seen, hub)
-		for k, c := range r.conns {
-			if k.hub == hub {
-				lost = append(lost, c)
-			}
-		}
+		lost = append(lost, r.connsOfLocked(hub, f.inst)...)
 		r.srv.log.Warn("follower hub silent: its agents are disconnected", "event", "relay_hub_silent", "hub_id", hub)
 	}
 	r.mu.Unlock()
 	for _, c := range lost {
 		c.ws.(*remote).gone()
 	}
+}
+
+// connsOfLocked lists the relayed sockets of one follower process.
+func (r *relay) connsOfLocked(hub, inst string) []*conn {
+	var out []*conn
+	for k, c := range r.conns {
+		if k.hub == hub && k.inst == inst {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // send publishes one envelope to the follower it names.
@@ -254,7 +279,7 @@ type remote struct {
 
 // send numbers and publishes an envelope about this socket.
 func (rt *remote) send(e cluster.RelayEnvelope) error {
-	e.Hub, e.Conn = rt.key.hub, rt.key.conn
+	e.Hub, e.Inst, e.Conn = rt.key.hub, rt.key.inst, rt.key.conn
 	rt.sendMu.Lock()
 	defer rt.sendMu.Unlock()
 	rt.sendSeq++

@@ -60,6 +60,7 @@ const (
 	MaxHubID        = 64
 	maxRelayHeader  = 1 << 10
 	maxRelayRemote  = 256
+	maxRelayInst    = 32
 	maxRelayReason  = 123 // a WebSocket close reason's limit
 	relayHeaderSize = 4   // the big-endian length of the JSON header
 )
@@ -71,6 +72,10 @@ type RelayEnvelope struct {
 	Kind RelayKind `json:"k"`
 	// Hub is the follower the socket is on (both directions).
 	Hub string `json:"h"`
+	// Inst names the follower's process: a hub restarted under the same
+	// id numbers its sockets from 1 again, and the leader drops the
+	// sockets of the instance it replaced.
+	Inst string `json:"i,omitempty"`
 	// Conn numbers the socket among the follower's.
 	Conn uint64 `json:"c,omitempty"`
 	// Seq numbers one side's envelopes about one socket from 1 (the open,
@@ -150,7 +155,7 @@ func (e RelayEnvelope) check() error {
 	if err := CheckHubID(e.Hub); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadEnvelope, err)
 	}
-	if len(e.Remote) > maxRelayRemote || len(e.Reason) > maxRelayReason || e.Limit < 0 {
+	if len(e.Remote) > maxRelayRemote || len(e.Reason) > maxRelayReason || len(e.Inst) > maxRelayInst || e.Limit < 0 {
 		return fmt.Errorf("%w: field out of bounds", ErrBadEnvelope)
 	}
 	return nil

@@ -149,8 +149,8 @@ func TestClusterRelayGapClosesWith1012(t *testing.T) {
 			c.start("hub-a")
 			b := c.hubs["hub-b"]
 			cl := c.agent(b, "holey") // the follower's first socket: conn 1
-			e := cluster.RelayEnvelope{Kind: cluster.RelayFrame, Hub: "hub-b", Conn: 1, Epoch: 1, Seq: 1000,
-				Data: []byte(`{"type":"ping"}`)}
+			e := cluster.RelayEnvelope{Kind: cluster.RelayFrame, Hub: "hub-b", Inst: followerInst(t, c, "hub-b"),
+				Conn: 1, Epoch: 1, Seq: 1000, Data: []byte(`{"type":"ping"}`)}
 			subject := cluster.SubjectLeaderIn
 			if dir == "to the follower" {
 				e.Kind, subject = cluster.RelayWrite, cluster.SubjectHub("hub-b")
@@ -208,5 +208,33 @@ func TestClusterFollowerWithoutLeader(t *testing.T) {
 	cl, _ := body["cluster"].(map[string]any)
 	if st != http.StatusServiceUnavailable || body["status"] != "leader_unreachable" || cl["role"] != "follower" || cl["hub_id"] != "hub-b" {
 		t.Fatalf("health without a leader: %d %v", st, body)
+	}
+}
+
+// followerInst is the process id the follower hub puts on its envelopes,
+// read off its next heartbeat.
+func followerInst(t *testing.T, c *testCluster, hubID string) string {
+	t.Helper()
+	got := make(chan string, 1)
+	link := c.bus.link()
+	defer link.Close()
+	unsub, err := link.Subscribe(cluster.SubjectLeaderIn, func(p []byte) {
+		if e, err := cluster.DecodeRelay(p); err == nil && e.Hub == hubID {
+			select {
+			case got <- e.Inst:
+			default:
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	select {
+	case inst := <-got:
+		return inst
+	case <-time.After(10 * time.Second):
+		t.Fatal("no heartbeat from " + hubID)
+		return ""
 	}
 }

@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -26,6 +27,8 @@ type testCluster struct {
 	bus  *memBus
 	el   *election
 	hubs map[string]*clusterHub
+	// silence overrides the leader's wait for a silent follower.
+	silence time.Duration
 }
 
 type clusterHub struct {
@@ -63,28 +66,34 @@ func (c *testCluster) start(leader string, opts ...hubtest.Option) {
 	// The leader first: followers relay to it from their first socket.
 	sort.Slice(ids, func(i, j int) bool { return ids[i] == leader || (ids[j] != leader && ids[i] < ids[j]) })
 	for _, id := range ids {
-		ch := c.hubs[id]
-		cfg := hub.DefaultConfig()
-		cfg.Addr = ch.ln.Addr().String()
-		cfg.DataDir = c.t.TempDir()
-		cfg.RateLimits = nil
-		hubtest.FastTimers(&cfg)
-		for _, o := range opts {
-			o(&cfg)
-		}
-		cfg.Cluster = &hub.ClusterConfig{Bus: ch.link, Elector: c.el.elector(id), HubID: id, AdvertiseURL: ch.url,
-			Silence: 500 * time.Millisecond, Heartbeat: 50 * time.Millisecond}
-		hb, err := hub.New(cfg)
-		if err != nil {
-			c.t.Fatalf("hub %s: %v", id, err)
-		}
-		if err := hb.Serve(ch.ln); err != nil {
-			c.t.Fatalf("serve %s: %v", id, err)
-		}
-		ch.Hub = &hubtest.Hub{Hub: hb, T: c.t, Dir: cfg.DataDir}
-		c.t.Cleanup(func() { ch.stop(); _ = ch.link.Close() })
+		c.boot(c.hubs[id], opts...)
 	}
 	c.adminToken()
+}
+
+// boot starts hub ch (a new process, as far as the cluster can tell).
+func (c *testCluster) boot(ch *clusterHub, opts ...hubtest.Option) {
+	c.t.Helper()
+	cfg := hub.DefaultConfig()
+	cfg.Addr = ch.ln.Addr().String()
+	cfg.DataDir = c.t.TempDir()
+	cfg.RateLimits = nil
+	hubtest.FastTimers(&cfg)
+	for _, o := range opts {
+		o(&cfg)
+	}
+	cfg.Cluster = &hub.ClusterConfig{Bus: ch.link, Elector: c.el.elector(ch.id), HubID: ch.id, AdvertiseURL: ch.url,
+		Silence: cmp.Or(c.silence, 500*time.Millisecond), Heartbeat: 50 * time.Millisecond}
+	hb, err := hub.New(cfg)
+	if err != nil {
+		c.t.Fatalf("hub %s: %v", ch.id, err)
+	}
+	if err := hb.Serve(ch.ln); err != nil {
+		c.t.Fatalf("serve %s: %v", ch.id, err)
+	}
+	ch.Hub = &hubtest.Hub{Hub: hb, T: c.t, Dir: cfg.DataDir}
+	link := ch.link
+	c.t.Cleanup(func() { ch.stop(); _ = link.Close() })
 }
 
 func (ch *clusterHub) stop() {
@@ -419,4 +428,34 @@ func TestClusterRelayUnderLoad(t *testing.T) {
 			t.Fatalf("task %s: %v", id, task)
 		}
 	}
+}
+
+// A follower that restarts under the same hub id (its process died and
+// came back before the leader noticed the silence): the leader drops the
+// old process's sockets at the first word of the new one.
+func TestClusterFollowerRestartSameID(t *testing.T) {
+	c := newTestCluster(t, "hub-a", "hub-b")
+	c.silence = time.Hour
+	c.start("hub-a", func(cfg *hub.Config) { cfg.Socket.StaleAfter = time.Hour })
+	a, b := c.hubs["hub-a"], c.hubs["hub-b"]
+	watcher := c.agent(a, "watcher")
+	c.agent(b, "far")
+	watcher.Expect("agent_joined")
+
+	// The old process goes deaf and mute at once, and a new one with the
+	// same id comes up on a new port.
+	b.link.kill()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reborn := &clusterHub{id: "hub-b", ln: ln, url: "http://" + ln.Addr().String(), link: c.bus.link()}
+	c.boot(reborn)
+	reborn.AdminToken = a.AdminToken
+	if left := watcher.Expect("agent_left"); left["agent_id"] != "far" {
+		t.Fatalf("agent_left: %v", left)
+	}
+	again := c.agent(reborn, "far")
+	again.Send(map[string]any{"type": "ping"})
+	again.Expect("pong")
 }
