@@ -12,7 +12,7 @@ import (
 func TestRelayEnvelopeRoundTrip(t *testing.T) {
 	frame := []byte(`{"type":"task_complete","result":"` + strings.Repeat("é", 1000) + `"}`)
 	for _, e := range []RelayEnvelope{
-		{Kind: RelayOpen, Hub: "hub-b", Conn: 7, Seq: 1, Epoch: 3, Remote: "[::1]:5555"},
+		{Kind: RelayOpen, Hub: "hub-b", Inst: "0123456789abcdef", Conn: 7, Seq: 1, Epoch: 3, Remote: "[::1]:5555"},
 		{Kind: RelayFrame, Hub: "hub-b", Conn: 7, Seq: 2, Epoch: 3, Data: frame},
 		{Kind: RelayFrame, Hub: "hub-b", Conn: 7, Seq: 3, Epoch: 3, Binary: true, Data: []byte{0, 1, 2, 0xff}},
 		{Kind: RelayClose, Hub: "hub_b", Conn: 1 << 60, Seq: 9, Code: 4004, Reason: "token revoked"},
@@ -69,6 +69,7 @@ func TestDecodeRelayRefusesBadInput(t *testing.T) {
 		"hub wildcard":     header(`{"k":"hb","h":"*"}`),
 		"long hub":         header(`{"k":"hb","h":"` + strings.Repeat("a", MaxHubID+1) + `"}`),
 		"long reason":      header(`{"k":"close","h":"a","reason":"` + strings.Repeat("r", 200) + `"}`),
+		"long instance":    header(`{"k":"hb","h":"a","i":"` + strings.Repeat("i", 33) + `"}`),
 		"negative limit":   header(`{"k":"limit","h":"a","limit":-1}`),
 		"oversized header": header(`{"k":"hb","h":"a","r":"` + strings.Repeat("x", 2000) + `"}`),
 	} {
