@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -237,6 +238,12 @@ func (f *Follower) remove(c *fconn) {
 // leader has, and relays it until it closes. The leader applies the same
 // caps as to its own sockets: over them, the handshake gets the same 503.
 func (f *Follower) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		// Not a handshake: the library's own refusal, as on the leader,
+		// without troubling the leader.
+		_, _ = websocket.Accept(w, r, nil)
+		return
+	}
 	epoch := f.epoch.Load()
 	c := &fconn{f: f, id: f.next.Add(1), epoch: epoch, answer: make(chan bool, 1),
 		out: sendq.New(f.cfg.Socket.SendBuffer, f.cfg.Socket.SendBytes), done: make(chan struct{}), closed: make(chan struct{})}

@@ -238,3 +238,15 @@ func followerInst(t *testing.T, c *testCluster, hubID string) string {
 		return ""
 	}
 }
+
+// A plain GET of /ws (no handshake) is refused by a follower as by the
+// leader.
+func TestClusterFollowerRefusesNonHandshake(t *testing.T) {
+	c := newTestCluster(t, "hub-a", "hub-b")
+	c.start("hub-a")
+	sa, ba := c.hubs["hub-a"].DoRaw("GET", "/ws", "", nil)
+	sb, bb := c.hubs["hub-b"].DoRaw("GET", "/ws", "", nil)
+	if sa != sb || string(ba) != string(bb) || sa < 400 {
+		t.Fatalf("leader %d %q, follower %d %q", sa, ba, sb, bb)
+	}
+}
