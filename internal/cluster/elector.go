@@ -50,6 +50,10 @@ const holdOffIntervals = 5
 // this hub's cluster_hubs row.
 const heartbeatEvery = 4
 
+// forgetEvery is how many Intervals pass between two deletions, by the
+// leader, of cluster_hubs rows not refreshed for an hour.
+const forgetEvery = 600
+
 // PGElector elects the leader with a session-level advisory lock on a
 // connection of its own: whoever holds the lock leads, and the lock goes
 // with the session, so a leader whose process dies (or whose session the
@@ -227,6 +231,12 @@ func (e *PGElector) step(ctx context.Context) error {
 	if e.leading {
 		if err := e.conn.Ping(ctx); err != nil {
 			return fmt.Errorf("leader session check: %w", err)
+		}
+		if e.steps%forgetEvery == 1 {
+			// Rows of hubs gone for long are history, not members.
+			if _, err := e.conn.Exec(ctx, "DELETE FROM cluster_hubs WHERE seen_at < now() - interval '1 hour'"); err != nil {
+				e.log.Warn("cluster: forget departed hubs", "err", err)
+			}
 		}
 		return nil
 	}

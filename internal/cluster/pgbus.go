@@ -60,7 +60,10 @@ type PGBus struct {
 	pool  *pgxpool.Pool
 	cfg   PGBusConfig
 	scope string
-	d     *dispatcher
+	// utf8 is whether the database's encoding is UTF-8: otherwise only
+	// ASCII travels as text (the server would convert, or refuse, the rest).
+	utf8 bool
+	d    *dispatcher
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -92,9 +95,11 @@ func NewPGBus(ctx context.Context, pool *pgxpool.Pool, cfg PGBusConfig) (*PGBus,
 	}
 	b := &PGBus{pool: pool, cfg: cfg, channels: map[string]string{}, pubQ: make(chan *pubReq, pubQueue)}
 	var scope *string
-	if err := pool.QueryRow(ctx, "SELECT current_schema()").Scan(&scope); err != nil {
+	var encoding string
+	if err := pool.QueryRow(ctx, "SELECT current_schema(), current_setting('server_encoding')").Scan(&scope, &encoding); err != nil {
 		return nil, fmt.Errorf("postgres bus: %w", err)
 	}
+	b.utf8 = encoding == "UTF8"
 	if scope != nil {
 		b.scope = *scope
 	}
@@ -152,7 +157,7 @@ func (b *PGBus) Publish(ctx context.Context, subject string, payload []byte) err
 	}
 	r := &pubReq{channel: b.channel(subject), done: make(chan error, 1)}
 	switch {
-	case 1+len(payload) <= notifyLimit && utf8.Valid(payload) && !hasNUL(payload):
+	case 1+len(payload) <= notifyLimit && b.isText(payload):
 		r.notify = string(kindText) + string(payload)
 	case 1+base64.StdEncoding.EncodedLen(len(payload)) <= notifyLimit:
 		r.notify = string(kindBase64) + base64.StdEncoding.EncodeToString(payload)
@@ -265,13 +270,15 @@ func (b *PGBus) send(batch []*pubReq) error {
 	return b.pub.SendBatch(ctx, &q).Close()
 }
 
-func hasNUL(p []byte) bool {
+// isText reports whether p can travel as a notification's text as is:
+// no NUL, and UTF-8 the database keeps unchanged.
+func (b *PGBus) isText(p []byte) bool {
 	for _, c := range p {
-		if c == 0 {
-			return true
+		if c == 0 || (c >= 0x80 && !b.utf8) {
+			return false
 		}
 	}
-	return false
+	return !b.utf8 || utf8.Valid(p)
 }
 
 // Subscribe implements Bus. It returns once the listening session
