@@ -14,6 +14,7 @@ import (
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/messaging"
+	"github.com/agentcom/agentcom/internal/storage/boltdriver"
 	"github.com/agentcom/agentcom/internal/store"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
@@ -101,7 +102,12 @@ func (r *runner) fillRecords(ctx context.Context, dir string) error {
 	var put func(i int) error
 	switch o.RecordKind {
 	case RecordTasks:
-		q, err := tasks.New(db.MustTable(store.TaskQueue), db.MustTable(store.TaskDeadLetter), bus.New(), tasks.DefaultConfig())
+		d, err := boltdriver.New(db)
+		if err != nil {
+			db.Close()
+			return err
+		}
+		q, err := tasks.New(d.Tasks(), bus.New(), tasks.DefaultConfig())
 		if err != nil {
 			db.Close()
 			return err
