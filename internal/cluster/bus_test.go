@@ -27,17 +27,17 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type busKind struct {
 	name string
 	// open returns a new bus for one more hub of the test's cluster.
-	open func(t *testing.T) func() cluster.Bus
+	open func(t testing.TB) func() cluster.Bus
 }
 
 func busKinds() []busKind {
 	return []busKind{
-		{"local", func(t *testing.T) func() cluster.Bus {
+		{"local", func(t testing.TB) func() cluster.Bus {
 			b := cluster.NewLocalBus()
 			t.Cleanup(func() { b.Close() })
 			return func() cluster.Bus { return b }
 		}},
-		{"postgres", func(t *testing.T) func() cluster.Bus {
+		{"postgres", func(t testing.TB) func() cluster.Bus {
 			pool := migratedPool(t)
 			return func() cluster.Bus {
 				b, err := cluster.NewPGBus(context.Background(), pool, cluster.PGBusConfig{})
@@ -48,7 +48,7 @@ func busKinds() []busKind {
 				return b
 			}
 		}},
-		{"nats", func(t *testing.T) func() cluster.Bus {
+		{"nats", func(t testing.TB) func() cluster.Bus {
 			url := testenv.NATS(t)
 			return func() cluster.Bus {
 				b, err := cluster.NewNATSBus(url, cluster.NATSBusConfig{Name: t.Name()})
@@ -63,7 +63,7 @@ func busKinds() []busKind {
 }
 
 // migratedPool opens a pool on a fresh schema with the cluster tables.
-func migratedPool(t *testing.T) *pgxpool.Pool {
+func migratedPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, testenv.Postgres(t))
@@ -154,6 +154,7 @@ func TestBus(t *testing.T) {
 		t.Run(k.name, func(t *testing.T) {
 			t.Run("Order", func(t *testing.T) { testOrder(t, k.open(t)) })
 			t.Run("FanOut", func(t *testing.T) { testFanOut(t, k.open(t)) })
+			t.Run("Identical", func(t *testing.T) { testIdentical(t, k.open(t)) })
 			t.Run("Large", func(t *testing.T) { testLarge(t, k.open(t)) })
 			t.Run("Unsubscribe", func(t *testing.T) { testUnsubscribe(t, k.open(t)) })
 			t.Run("Close", func(t *testing.T) { testClose(t, k.open(t)) })
@@ -214,6 +215,32 @@ func testFanOut(t *testing.T, open func() cluster.Bus) {
 			t.Fatalf("got %q", got)
 		}
 	}
+}
+
+// testIdentical: identical messages published at once are each
+// delivered (PostgreSQL folds identical notifications of a transaction;
+// the bus must not let that show).
+func testIdentical(t *testing.T, open func() cluster.Bus) {
+	a, b := open(), open()
+	p := prefix(t)
+	c := newCollector()
+	subscribe(t, b, p+"same", c)
+	const publishers, each = 8, 50
+	var wg sync.WaitGroup
+	for range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				if err := a.Publish(context.Background(), p+"same", []byte("same")); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	c.wait(t, publishers*each)
 }
 
 // testLarge: payloads of every size up to MaxPayload, binary and text,

@@ -286,18 +286,6 @@ func (d *dispatcher) isClosed() bool {
 	return d.closed
 }
 
-// subjectList is the subjects with subscribers (the PostgreSQL bus
-// listens to them again after a reconnect).
-func (d *dispatcher) subjectList() []string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make([]string, 0, len(d.subjects))
-	for s := range d.subjects {
-		out = append(out, s)
-	}
-	return out
-}
-
 // checkPublish validates a publish common to the buses.
 func checkPublish(subject string, payload []byte) error {
 	if err := checkSubject(subject); err != nil {

@@ -42,9 +42,17 @@ const sessionKeepalives = "SET tcp_keepalives_idle = 5; SET tcp_keepalives_inter
 // key never meets the migration lock's.
 const leaderLockClass int64 = 0x61636c72
 
+// holdOffIntervals is how many Intervals a hub that lost the lead leaves
+// the lock to the others.
+const holdOffIntervals = 5
+
 // heartbeatEvery is how many Intervals pass between two refreshes of
 // this hub's cluster_hubs row.
 const heartbeatEvery = 4
+
+// forgetEvery is how many Intervals pass between two deletions, by the
+// leader, of cluster_hubs rows not refreshed for an hour.
+const forgetEvery = 600
 
 // PGElector elects the leader with a session-level advisory lock on a
 // connection of its own: whoever holds the lock leads, and the lock goes
@@ -73,6 +81,9 @@ type PGElector struct {
 	channel string
 	leading bool
 	steps   int
+	// holdOff: after losing the lead this hub does not try the lock again
+	// before then, leaving the lead to a hub whose session is healthy.
+	holdOff time.Time
 
 	mu      sync.Mutex
 	leader  Leader
@@ -221,11 +232,19 @@ func (e *PGElector) step(ctx context.Context) error {
 		if err := e.conn.Ping(ctx); err != nil {
 			return fmt.Errorf("leader session check: %w", err)
 		}
+		if e.steps%forgetEvery == 1 {
+			// Rows of hubs gone for long are history, not members.
+			if _, err := e.conn.Exec(ctx, "DELETE FROM cluster_hubs WHERE seen_at < now() - interval '1 hour'"); err != nil {
+				e.log.Warn("cluster: forget departed hubs", "err", err)
+			}
+		}
 		return nil
 	}
 	var got bool
-	if err := e.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", e.key).Scan(&got); err != nil {
-		return fmt.Errorf("try the leader lock: %w", err)
+	if time.Now().After(e.holdOff) {
+		if err := e.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", e.key).Scan(&got); err != nil {
+			return fmt.Errorf("try the leader lock: %w", err)
+		}
 	}
 	if got {
 		var epoch int64
@@ -264,15 +283,15 @@ func (e *PGElector) step(ctx context.Context) error {
 	return nil
 }
 
-// set records a change of leader and delivers it.
+// set records a change of leader and delivers it. The send happens under
+// mu (it never blocks), so a change Leader() shows is already on Changes.
 func (e *PGElector) set(l Leader) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	if e.leader == l {
-		e.mu.Unlock()
 		return
 	}
 	e.leader = l
-	e.mu.Unlock()
 	for {
 		select {
 		case e.changes <- l:
@@ -340,6 +359,7 @@ func (e *PGElector) lost(err error) {
 	if e.leading {
 		e.log.Error("cluster: this hub lost the lead", "hub", e.cfg.HubID, "err", err)
 		e.leading = false
+		e.holdOff = time.Now().Add(holdOffIntervals * e.cfg.Interval)
 		e.set(Leader{})
 	} else {
 		e.log.Warn("cluster: elector session lost", "err", err)

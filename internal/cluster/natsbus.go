@@ -19,6 +19,11 @@ type NATSBusConfig struct {
 	Name string
 	// ConnectTimeout bounds the first connection; 0 means 5 s.
 	ConnectTimeout time.Duration
+	// Namespace, when set, prefixes every subject on the server
+	// (Namespace.subject), so that clusters sharing a NATS server keep
+	// apart: give every hub of a cluster the same one, ClusterID's.
+	// It follows the rules of a subject.
+	Namespace string
 }
 
 // NATS frames. A message that fits the server's max_payload travels whole
@@ -41,9 +46,10 @@ const (
 )
 
 // NATSBus is the Bus over a NATS server, for large fan-out. Subjects are
-// used as NATS subjects unchanged.
+// used as NATS subjects, after the namespace when there is one.
 type NATSBus struct {
 	nc     *nats.Conn
+	ns     string // "" or the namespace and a dot
 	d      *dispatcher
 	sender [8]byte
 
@@ -63,6 +69,12 @@ func NewNATSBus(url string, cfg NATSBusConfig) (*NATSBus, error) {
 		cfg.ConnectTimeout = 5 * time.Second
 	}
 	b := &NATSBus{subs: map[string]*nats.Subscription{}}
+	if cfg.Namespace != "" {
+		if err := checkSubject(cfg.Namespace); err != nil || len(cfg.Namespace) > 100 {
+			return nil, fmt.Errorf("nats bus: namespace %q: want up to 100 bytes of letters, digits, '-', '_' and '.'", cfg.Namespace)
+		}
+		b.ns = cfg.Namespace + "."
+	}
 	if _, err := rand.Read(b.sender[:]); err != nil {
 		return nil, fmt.Errorf("nats bus: %w", err)
 	}
@@ -117,7 +129,7 @@ func (b *NATSBus) Publish(ctx context.Context, subject string, payload []byte) e
 		frame := make([]byte, 1+len(payload))
 		frame[0] = frameWhole
 		copy(frame[1:], payload)
-		if err := b.nc.Publish(subject, frame); err != nil {
+		if err := b.nc.Publish(b.ns+subject, frame); err != nil {
 			return fmt.Errorf("nats bus: publish %s: %w", subject, err)
 		}
 		return nil
@@ -138,7 +150,7 @@ func (b *NATSBus) Publish(ctx context.Context, subject string, payload []byte) e
 		binary.BigEndian.PutUint32(frame[21:25], uint32(count))
 		binary.BigEndian.PutUint32(frame[25:29], uint32(len(payload)))
 		copy(frame[chunkHeader:], part)
-		if err := b.nc.Publish(subject, frame); err != nil {
+		if err := b.nc.Publish(b.ns+subject, frame); err != nil {
 			return fmt.Errorf("nats bus: publish %s (part %d of %d): %w", subject, i+1, count, err)
 		}
 		if err := ctx.Err(); err != nil && i < count-1 {
@@ -174,7 +186,7 @@ func (b *NATSBus) Close() error {
 
 func (b *NATSBus) watch(subject string) error {
 	a := &assembler{}
-	sub, err := b.nc.Subscribe(subject, func(m *nats.Msg) {
+	sub, err := b.nc.Subscribe(b.ns+subject, func(m *nats.Msg) {
 		if p, ok := a.add(m.Data); ok {
 			b.d.deliver(subject, message{payload: p, size: len(p)})
 		}

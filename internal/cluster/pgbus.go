@@ -60,14 +60,21 @@ type PGBus struct {
 	pool  *pgxpool.Pool
 	cfg   PGBusConfig
 	scope string
-	d     *dispatcher
+	// utf8 is whether the database's encoding is UTF-8: otherwise only
+	// ASCII travels as text (the server would convert, or refuse, the rest).
+	utf8 bool
+	d    *dispatcher
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	pubMu sync.Mutex
-	pub   *pgx.Conn
+	// Publishing: Publish queues a request and waits; one goroutine owns
+	// the publishing session and sends what is queued in one round trip.
+	pubQ      chan *pubReq
+	pub       *pgx.Conn // owned by the publishing goroutine
+	closeMu   sync.RWMutex
+	pubClosed bool
 
 	mu         sync.Mutex
 	channels   map[string]string // channel → subject, what the listener must LISTEN to
@@ -86,11 +93,13 @@ func NewPGBus(ctx context.Context, pool *pgxpool.Pool, cfg PGBusConfig) (*PGBus,
 	if cfg.HealthInterval <= 0 {
 		cfg.HealthInterval = 15 * time.Second
 	}
-	b := &PGBus{pool: pool, cfg: cfg, channels: map[string]string{}}
+	b := &PGBus{pool: pool, cfg: cfg, channels: map[string]string{}, pubQ: make(chan *pubReq, pubQueue)}
 	var scope *string
-	if err := pool.QueryRow(ctx, "SELECT current_schema()").Scan(&scope); err != nil {
+	var encoding string
+	if err := pool.QueryRow(ctx, "SELECT current_schema(), current_setting('server_encoding')").Scan(&scope, &encoding); err != nil {
 		return nil, fmt.Errorf("postgres bus: %w", err)
 	}
+	b.utf8 = encoding == "UTF8"
 	if scope != nil {
 		b.scope = *scope
 	}
@@ -104,8 +113,9 @@ func NewPGBus(ctx context.Context, pool *pgxpool.Pool, cfg PGBusConfig) (*PGBus,
 	}
 	b.d = newDispatcher(cfg.BusConfig, b.watch, b.unwatch)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
-	b.wg.Add(2)
+	b.wg.Add(3)
 	go b.listen(listenConn)
+	go b.publisher()
 	go b.janitor()
 	return b, nil
 }
@@ -120,51 +130,155 @@ func (b *PGBus) channel(subject string) string {
 	return "agentcom_bus_" + hex.EncodeToString(h[:16])
 }
 
+// Publishing in batches: the requests queued while a round trip is under
+// way go together in the next one (pipelined statements, one implicit
+// transaction), so concurrent publishers share round trips; a lone one
+// waits for nothing.
+const (
+	pubQueue         = 1024
+	pubBatch         = 128
+	pubBatchStored   = 8 << 20 // stored bytes in one batch (a larger payload goes alone)
+	pubRoundTripTime = 30 * time.Second
+)
+
+type pubReq struct {
+	channel string
+	notify  string // the notification payload; empty when stored is set
+	stored  []byte
+	done    chan error
+}
+
 // Publish implements Bus. A payload that fits a NOTIFY travels in it;
 // a larger one is stored and its id travels, in the same statement.
+// Publish returns once the message is committed (or has failed).
 func (b *PGBus) Publish(ctx context.Context, subject string, payload []byte) error {
 	if err := checkPublish(subject, payload); err != nil {
 		return err
 	}
-	ch := b.channel(subject)
-	b.pubMu.Lock()
-	defer b.pubMu.Unlock()
-	if b.d.isClosed() || b.pub == nil {
+	r := &pubReq{channel: b.channel(subject), done: make(chan error, 1)}
+	switch {
+	case 1+len(payload) <= notifyLimit && b.isText(payload):
+		r.notify = string(kindText) + string(payload)
+	case 1+base64.StdEncoding.EncodedLen(len(payload)) <= notifyLimit:
+		r.notify = string(kindBase64) + base64.StdEncoding.EncodeToString(payload)
+	default:
+		r.stored = payload
+	}
+	b.closeMu.RLock()
+	if b.pubClosed {
+		b.closeMu.RUnlock()
 		return ErrBusClosed
 	}
-	if b.pub.IsClosed() {
-		// The session broke on an earlier publish: a new one, still the
-		// only one publishing, keeps the order.
-		b.pub.Close(ctx)
+	select {
+	case b.pubQ <- r:
+	case <-ctx.Done():
+		b.closeMu.RUnlock()
+		return ctx.Err()
+	}
+	b.closeMu.RUnlock()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			return fmt.Errorf("postgres bus: publish %s: %w", subject, err)
+		}
+		return nil
+	case <-ctx.Done():
+		// The message may still go out: the bus is at most once.
+		return ctx.Err()
+	}
+}
+
+// publisher owns the publishing session.
+func (b *PGBus) publisher() {
+	defer b.wg.Done()
+	for {
+		var batch []*pubReq
+		select {
+		case <-b.ctx.Done():
+			return
+		case r := <-b.pubQ:
+			batch = append(batch, r)
+		}
+		stored := len(batch[0].stored)
+	more:
+		for len(batch) < pubBatch {
+			select {
+			case r := <-b.pubQ:
+				batch = append(batch, r)
+				stored += len(r.stored)
+				if stored >= pubBatchStored {
+					break more
+				}
+			default:
+				break more
+			}
+		}
+		// A batch is one transaction, and PostgreSQL folds identical
+		// notifications of one transaction into one: a repeat starts the
+		// next batch.
+		for len(batch) > 0 {
+			n := distinctPrefix(batch)
+			err := b.send(batch[:n])
+			for _, r := range batch[:n] {
+				r.done <- err
+			}
+			batch = batch[n:]
+		}
+	}
+}
+
+func distinctPrefix(batch []*pubReq) int {
+	seen := make(map[string]bool, len(batch))
+	for i, r := range batch {
+		if r.stored != nil {
+			continue
+		}
+		k := r.channel + "\x00" + r.notify
+		if seen[k] {
+			return i
+		}
+		seen[k] = true
+	}
+	return len(batch)
+}
+
+// send publishes a batch in one round trip, reconnecting a session that
+// broke (a new one, still the only one publishing, keeps the order).
+func (b *PGBus) send(batch []*pubReq) error {
+	ctx, cancel := context.WithTimeout(b.ctx, pubRoundTripTime)
+	defer cancel()
+	if b.pub == nil || b.pub.IsClosed() {
+		if b.pub != nil {
+			b.pub.Close(ctx)
+			b.pub = nil
+		}
 		c, err := b.connect(ctx)
 		if err != nil {
-			return fmt.Errorf("postgres bus: publish %s: reconnect: %w", subject, err)
+			return fmt.Errorf("reconnect: %w", err)
 		}
 		b.pub = c
 	}
-	var err error
-	switch {
-	case 1+len(payload) <= notifyLimit && utf8.Valid(payload) && !hasNUL(payload):
-		_, err = b.pub.Exec(ctx, "SELECT pg_notify($1, $2)", ch, string(kindText)+string(payload))
-	case 1+base64.StdEncoding.EncodedLen(len(payload)) <= notifyLimit:
-		_, err = b.pub.Exec(ctx, "SELECT pg_notify($1, $2)", ch, string(kindBase64)+base64.StdEncoding.EncodeToString(payload))
-	default:
-		_, err = b.pub.Exec(ctx, `WITH r AS (INSERT INTO cluster_bus_payloads (payload) VALUES ($2) RETURNING id)
-			SELECT pg_notify($1, $3 || r.id::text) FROM r`, ch, payload, string(kindStored))
-	}
-	if err != nil {
-		return fmt.Errorf("postgres bus: publish %s: %w", subject, err)
-	}
-	return nil
-}
-
-func hasNUL(p []byte) bool {
-	for _, c := range p {
-		if c == 0 {
-			return true
+	var q pgx.Batch
+	for _, r := range batch {
+		if r.stored == nil {
+			q.Queue("SELECT pg_notify($1, $2)", r.channel, r.notify)
+		} else {
+			q.Queue(`WITH r AS (INSERT INTO cluster_bus_payloads (payload) VALUES ($2) RETURNING id)
+				SELECT pg_notify($1, $3 || r.id::text) FROM r`, r.channel, r.stored, string(kindStored))
 		}
 	}
-	return false
+	return b.pub.SendBatch(ctx, &q).Close()
+}
+
+// isText reports whether p can travel as a notification's text as is:
+// no NUL, and UTF-8 the database keeps unchanged.
+func (b *PGBus) isText(p []byte) bool {
+	for _, c := range p {
+		if c == 0 || (c >= 0x80 && !b.utf8) {
+			return false
+		}
+	}
+	return !b.utf8 || utf8.Valid(p)
 }
 
 // Subscribe implements Bus. It returns once the listening session
@@ -181,10 +295,19 @@ func (b *PGBus) Close() error {
 	if !b.d.close() {
 		return nil
 	}
+	b.closeMu.Lock()
+	b.pubClosed = true
+	b.closeMu.Unlock()
 	b.cancel()
 	b.wg.Wait()
-	b.pubMu.Lock()
-	defer b.pubMu.Unlock()
+	for drained := false; !drained; {
+		select {
+		case r := <-b.pubQ:
+			r.done <- ErrBusClosed
+		default:
+			drained = true
+		}
+	}
 	if b.pub != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

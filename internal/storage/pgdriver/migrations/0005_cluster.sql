@@ -30,3 +30,12 @@ CREATE TABLE cluster_hubs (
 	seen_at    timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX cluster_hubs_seen_at ON cluster_hubs (seen_at);
+
+-- The cluster's identity: a random id made once, which names the cluster
+-- where the database does not (the NATS subjects of the hubs, so that
+-- clusters sharing a NATS server keep apart).
+CREATE TABLE cluster_meta (
+	id         smallint PRIMARY KEY CHECK (id = 1),
+	cluster_id text     NOT NULL
+);
+INSERT INTO cluster_meta (id, cluster_id) VALUES (1, replace(gen_random_uuid()::text, '-', ''));
