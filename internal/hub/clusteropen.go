@@ -64,7 +64,12 @@ func OpenCluster(ctx context.Context, storeURL string, bus cluster.BusSpec, hubI
 	busCfg := cluster.BusConfig{Logger: log.With("component", "bus")}
 	switch spec.Kind {
 	case cluster.BusNATS:
-		cfg.Bus, err = cluster.NewNATSBus(spec.URL, cluster.NATSBusConfig{BusConfig: busCfg, Name: hubID})
+		// Clusters sharing a NATS server keep apart by the id their
+		// database holds.
+		var ns string
+		if ns, err = cluster.ClusterID(ctx, d.Pool()); err == nil {
+			cfg.Bus, err = cluster.NewNATSBus(spec.URL, cluster.NATSBusConfig{BusConfig: busCfg, Name: hubID, Namespace: ns})
+		}
 	default:
 		cfg.Bus, err = cluster.NewPGBus(ctx, d.Pool(), cluster.PGBusConfig{BusConfig: busCfg})
 	}
