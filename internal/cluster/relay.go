@@ -25,7 +25,10 @@ type RelayKind string
 // Follower to leader.
 const (
 	// RelayOpen asks the leader to take a new socket; it answers
-	// RelayAccept or RelayRefuse before the follower upgrades it.
+	// RelayAccept or RelayRefuse before the follower upgrades it. It
+	// carries only the client's address: the agent socket reads no token
+	// or origin from the handshake (identify carries the token, and any
+	// origin is accepted, as by the original hub).
 	RelayOpen RelayKind = "open"
 	// RelayFrame is a frame the client sent.
 	RelayFrame RelayKind = "frame"
