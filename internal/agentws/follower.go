@@ -21,6 +21,9 @@ import (
 	"github.com/agentcom/agentcom/internal/sendq"
 )
 
+// openRetry is how often an unanswered open is sent again.
+const openRetry = 250 * time.Millisecond
+
 // FollowerConfig configures a follower's relay.
 type FollowerConfig struct {
 	// Socket supplies the socket limits the follower applies itself: the
@@ -177,6 +180,12 @@ func (f *Follower) receive(payload []byte) {
 	c := f.conns[e.Conn]
 	f.mu.Unlock()
 	if c == nil {
+		if e.Kind != cluster.RelayClose && e.Kind != cluster.RelayRefuse {
+			// The leader holds a socket this hub no longer has (an open
+			// it answered after the handshake gave up): end it there.
+			// Seq 0 is outside the socket's sequence: the leader closes.
+			_ = f.publish(cluster.RelayEnvelope{Kind: cluster.RelayClosed, Conn: e.Conn, Epoch: e.Epoch})
+		}
 		return
 	}
 	if e.Seq != c.recvSeq+1 {
@@ -253,22 +262,40 @@ func (f *Follower) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.remove(c)
-	if err := c.send(cluster.RelayEnvelope{Kind: cluster.RelayOpen, Remote: r.RemoteAddr}); err != nil {
+	open := cluster.RelayEnvelope{Kind: cluster.RelayOpen, Remote: r.RemoteAddr}
+	if err := c.send(open); err != nil {
 		f.log.Warn("relay open failed", "event", "relay_publish_failed", "err", err)
 		unavailable(w, "leader unreachable")
 		return
 	}
 	t := time.NewTimer(f.cfg.OpenTimeout)
 	defer t.Stop()
+	// A leader that has not started its relay for the term yet (it learns
+	// of its election as the followers do) drops the open: it is sent
+	// again, unchanged (the leader ignores a second open of a socket it
+	// knows), until an answer comes.
+	retry := time.NewTicker(openRetry)
+	defer retry.Stop()
+	open.Hub, open.Inst, open.Conn, open.Epoch, open.Seq = f.cfg.HubID, f.inst, c.id, c.epoch, 1
 	var accepted, answered bool
-	select {
-	case accepted = <-c.answer:
-		answered = true
-	case <-t.C:
-	case <-r.Context().Done():
-	case <-c.done:
-		// Closed while waiting (a leader change, a stop).
-		answered = false
+wait:
+	for {
+		select {
+		case accepted = <-c.answer:
+			answered = true
+			break wait
+		case <-retry.C:
+			if err := f.publish(open); err != nil {
+				f.log.Warn("relay open failed", "event", "relay_publish_failed", "err", err)
+			}
+		case <-t.C:
+			break wait
+		case <-r.Context().Done():
+			break wait
+		case <-c.done:
+			// Closed while waiting (a leader change, a stop).
+			break wait
+		}
 	}
 	if !accepted {
 		if !answered {
