@@ -25,6 +25,8 @@ type Driver struct {
 	// journalMu orders journal sequence numbers.
 	journalMu   sync.Mutex
 	journalNext uint64
+
+	msg messageState // the message store's counters and write lock
 }
 
 var _ storage.Driver = (*Driver)(nil)
