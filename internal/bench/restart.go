@@ -14,6 +14,7 @@ import (
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/messaging"
+	"github.com/agentcom/agentcom/internal/storage/boltdriver"
 	"github.com/agentcom/agentcom/internal/store"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
@@ -112,11 +113,12 @@ func (r *runner) fillRecords(ctx context.Context, dir string) error {
 			return err
 		}
 	case RecordMailbox:
-		mbox, err := messaging.NewMailbox(db.MustTable(store.AgentMailbox), db.MustTable(store.Meta))
+		d, err := boltdriver.New(db)
 		if err != nil {
 			db.Close()
 			return err
 		}
+		mbox := messaging.NewMailbox(d.Messages())
 		agents := max(o.Records/messaging.MailboxCap, 1)
 		now := time.Now().UnixMilli()
 		put = func(i int) error {

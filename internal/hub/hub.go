@@ -197,8 +197,9 @@ func (h *Hub) reloaders() []reloader {
 			return err
 		}},
 		{[]string{store.Config}, h.Settings.Reload},
+		// The channel cache; the other message tables back no memory
+		// (the bolt driver's sequences only ever move forward).
 		{[]string{store.AgentChannels}, h.Messaging.Channels.Reload},
-		{[]string{store.MessageHistory}, h.Messaging.History.Reload},
 		// Tasks held by connected agents that the restored queue no longer
 		// shows as theirs are released; the queue's indexes are rebuilt.
 		{[]string{store.TaskQueue, store.TaskDeadLetter}, h.Scheduler.Reconcile},
@@ -219,20 +220,12 @@ func (h *Hub) build() error {
 		return err
 	}
 	h.Presence = presence.New(h.Bus)
-	meta := db.MustTable(store.Meta)
-	mb, err := messaging.NewMailbox(db.MustTable(store.AgentMailbox), meta)
+	msgs := h.Driver.Messages()
+	chans, err := messaging.NewChannels(msgs, h.cfg.Messaging)
 	if err != nil {
 		return err
 	}
-	hist, err := messaging.NewHistory(db.MustTable(store.MessageHistory), meta)
-	if err != nil {
-		return err
-	}
-	chans, err := messaging.NewChannels(db.MustTable(store.AgentChannels), db.MustTable(store.ChannelHistory), meta, h.cfg.Messaging)
-	if err != nil {
-		return err
-	}
-	threads := messaging.NewThreads(db.MustTable(store.ThreadMessages), db.MustTable(store.ThreadReplies))
+	mb, hist, threads := messaging.NewMailbox(msgs), messaging.NewHistory(msgs), messaging.NewThreads(msgs)
 	if h.Queue, err = tasks.New(db.MustTable(store.TaskQueue), db.MustTable(store.TaskDeadLetter), h.Bus, h.cfg.Queue); err != nil {
 		return err
 	}

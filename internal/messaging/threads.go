@@ -1,140 +1,50 @@
 package messaging
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"slices"
 	"sort"
 
-	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/storage"
 )
 
 // Threads indexes messages by their reply_to links. It holds the messages
-// still kept in the global history or a channel history: the stores that
-// trim those histories hand the trimmed ids to Forget.
+// still kept in the global history or a channel history: the stores index
+// a message when they record it and drop it when they trim it.
 type Threads struct {
-	messages *store.Table // id -> message
-	replies  *store.Table // parent id -> [child ids] in arrival order
+	store storage.MessageStore
 }
 
-// NewThreads opens the thread index.
-func NewThreads(messages, replies *store.Table) *Threads {
-	return &Threads{messages: messages, replies: replies}
-}
-
-// Index records m and links it under its parent.
-func (t *Threads) Index(m Message) error {
-	v, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	if err := t.messages.Update(func(tx *store.Tx) error { return tx.Put([]byte(m.ID), v) }); err != nil {
-		return fmt.Errorf("thread index %s: %w", m.ID, err)
-	}
-	parent := m.ReplyToID()
-	if parent == "" || parent == m.ID {
-		return nil
-	}
-	err = t.replies.Update(func(tx *store.Tx) error {
-		var kids []string
-		if raw := tx.Get([]byte(parent)); raw != nil {
-			if err := json.Unmarshal(raw, &kids); err != nil {
-				return fmt.Errorf("decode replies of %s: %w", parent, err)
-			}
-		}
-		if slices.Contains(kids, m.ID) {
-			return nil
-		}
-		b, err := json.Marshal(append(kids, m.ID))
-		if err != nil {
-			return err
-		}
-		return tx.Put([]byte(parent), b)
-	})
-	if err != nil {
-		return fmt.Errorf("thread link %s: %w", m.ID, err)
-	}
-	return nil
+// NewThreads returns the thread index kept in ms.
+func NewThreads(ms storage.MessageStore) *Threads {
+	return &Threads{store: ms}
 }
 
 // Forget removes messages from the index and unlinks each from its
 // parent's replies.
 func (t *Threads) Forget(ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	parents := make(map[string][]string)
-	err := t.messages.Update(func(tx *store.Tx) error {
-		for _, id := range ids {
-			raw := tx.Get([]byte(id))
-			if raw == nil {
-				continue
-			}
-			var m Message
-			if json.Unmarshal(raw, &m) == nil && m.ReplyToID() != "" {
-				parents[m.ReplyToID()] = append(parents[m.ReplyToID()], id)
-			}
-			if err := tx.Delete([]byte(id)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil || len(parents) == 0 {
-		return err
-	}
-	return t.replies.Update(func(tx *store.Tx) error {
-		for parent, gone := range parents {
-			raw := tx.Get([]byte(parent))
-			if raw == nil {
-				continue
-			}
-			var kids []string
-			if err := json.Unmarshal(raw, &kids); err != nil {
-				return fmt.Errorf("decode replies of %s: %w", parent, err)
-			}
-			kids = slices.DeleteFunc(kids, func(k string) bool { return slices.Contains(gone, k) })
-			if len(kids) == 0 {
-				if err := tx.Delete([]byte(parent)); err != nil {
-					return err
-				}
-				continue
-			}
-			b, err := json.Marshal(kids)
-			if err != nil {
-				return err
-			}
-			if err := tx.Put([]byte(parent), b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return t.store.ForgetThread(context.Background(), ids)
 }
 
 func (t *Threads) message(id string) (Message, bool, error) {
+	b, err := t.store.ThreadMessage(context.Background(), id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return Message{}, false, nil
+	}
+	if err != nil {
+		return Message{}, false, err
+	}
 	var m Message
-	found := false
-	err := t.messages.View(func(tx *store.Tx) error {
-		raw := tx.Get([]byte(id))
-		if raw == nil {
-			return nil
-		}
-		found = true
-		return json.Unmarshal(raw, &m)
-	})
-	return m, found, err
+	if err := json.Unmarshal(b, &m); err != nil {
+		return Message{}, false, fmt.Errorf("decode thread message: %w", err)
+	}
+	return m, true, nil
 }
 
 func (t *Threads) children(id string) ([]string, error) {
-	var kids []string
-	err := t.replies.View(func(tx *store.Tx) error {
-		if raw := tx.Get([]byte(id)); raw != nil {
-			return json.Unmarshal(raw, &kids)
-		}
-		return nil
-	})
-	return kids, err
+	return t.store.ThreadChildren(context.Background(), id)
 }
 
 // Root follows reply_to links upward from id while the current message is

@@ -4,7 +4,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/agentcom/agentcom/internal/store"
 )
 
 // TestReplyLoopWithRealParents: the stored threads hold a real loop (m1
@@ -13,15 +12,15 @@ import (
 // message replying to itself. Root, Thread and Replies end, and each
 // message appears once.
 func TestReplyLoopWithRealParents(t *testing.T) {
-	db := openDB(t)
-	th := NewThreads(db.MustTable(store.ThreadMessages), db.MustTable(store.ThreadReplies))
+	ms := openStore(t)
+	th, h := NewThreads(ms), NewHistory(ms)
 	mk := func(id, parent string, ts int64) Message {
 		m := msg(0)
 		m.ID, m.ReplyTo, m.Timestamp = id, StrPtr(parent), ts
 		return m
 	}
 	for _, m := range []Message{mk("m1", "m3", 1), mk("m2", "m1", 2), mk("m3", "m2", 3), mk("self", "self", 4)} {
-		if err := th.Index(m); err != nil {
+		if _, err := h.Append(m, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
