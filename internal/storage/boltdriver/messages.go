@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"sync"
 
 	"github.com/agentcom/agentcom/internal/seq"
 	"github.com/agentcom/agentcom/internal/storage"
@@ -33,18 +32,6 @@ import (
 // Records written before the agent-id rule under ids holding NUL sort
 // inside a valid owner's prefix range; scanOwned skips them because their
 // key is longer than prefix + 8 bytes.
-
-// messageState is the message store's share of the driver.
-type messageState struct {
-	// mu serializes the writes that read before they commit: an append
-	// computes its trims and thread-list changes from the tables, then
-	// commits them across tables; a second append in between would
-	// compute from a stale view (and lose a reply link).
-	mu       sync.Mutex
-	mailbox  *seq.Counter
-	history  *seq.Counter
-	channels map[string]*seq.Counter
-}
 
 // Messages implements storage.Driver.
 func (d *Driver) Messages() storage.MessageStore { return messageStore{d} }
@@ -90,72 +77,19 @@ func scanOwned(tx *store.Tx, prefix []byte, fn func(k, v []byte) error) error {
 	})
 }
 
-// counters opens the sequence counters on first use; the caller holds mu.
-func (s messageStore) counters() (*messageState, error) {
-	st := &s.d.msg
-	meta := s.d.table(store.Meta)
-	if st.mailbox == nil {
-		var floor uint64
-		err := s.d.table(store.AgentMailbox).View(func(tx *store.Tx) error {
-			return tx.ForEach(func(k, _ []byte) error {
-				floor = max(floor, seq.Decode(k))
-				return nil
-			})
-		})
-		if err != nil {
-			return nil, fmt.Errorf("open mailbox sequence: %w", err)
-		}
-		if st.mailbox, err = seq.Open(meta, "mailbox", floor); err != nil {
-			return nil, err
-		}
-	}
-	if st.history == nil {
-		var floor uint64
-		err := s.d.table(store.MessageHistory).View(func(tx *store.Tx) error {
-			if k, _ := tx.Last(nil); k != nil {
-				floor = seq.Decode(k)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("open history sequence: %w", err)
-		}
-		if st.history, err = seq.Open(meta, "history", floor); err != nil {
-			return nil, err
-		}
-	}
-	if st.channels == nil {
-		st.channels = make(map[string]*seq.Counter)
-	}
-	return st, nil
-}
-
-// channelCounter returns channel's sequence; the caller holds mu.
-func (s messageStore) channelCounter(st *messageState, channel string) (*seq.Counter, error) {
-	if c, ok := st.channels[channel]; ok {
-		return c, nil
-	}
-	var floor uint64
-	err := s.d.table(store.ChannelHistory).View(func(tx *store.Tx) error {
-		return scanOwned(tx, ownerPrefix(channel), func(k, _ []byte) error {
-			floor = max(floor, seq.Decode(k))
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open channel sequence %s: %w", channel, err)
-	}
-	c, err := seq.Open(s.d.table(store.Meta), "channel:"+channel, floor)
-	if err != nil {
-		return nil, err
-	}
-	st.channels[channel] = c
-	return c, nil
-}
-
 // AppendMessage implements storage.MessageStore.
 func (s messageStore) AppendMessage(ctx context.Context, a storage.Append) (storage.AppendResult, error) {
-	return s.append(ctx, "", a)
+	// Everything is checked before the journal: bbolt refuses keys over
+	// 32 KiB, and a refused key in the middle of a journaled write would
+	// fail every replay.
+	if err := storage.CheckAppend(a); err != nil {
+		return storage.AppendResult{}, fmt.Errorf("append message: %w", err)
+	}
+	op := &msgOp{kind: opAppend, a: a}
+	if err := s.submit(ctx, op); err != nil {
+		return storage.AppendResult{}, fmt.Errorf("append message %s: %w", a.Message.ID, err)
+	}
+	return op.res, nil
 }
 
 // PublishChannel implements storage.MessageStore.
@@ -163,301 +97,38 @@ func (s messageStore) PublishChannel(ctx context.Context, channel string, a stor
 	if err := storage.CheckName(channel); err != nil {
 		return storage.AppendResult{}, fmt.Errorf("publish: %w", err)
 	}
-	return s.append(ctx, channel, a)
-}
-
-// append records a in the global history (channel "") or in channel's
-// history, with its thread entry and mailbox copies, as one journaled
-// write.
-func (s messageStore) append(ctx context.Context, channel string, a storage.Append) (storage.AppendResult, error) {
-	var res storage.AppendResult
-	// Everything is checked before the journal: bbolt refuses keys over
-	// 32 KiB, and a refused key in the middle of a journaled write would
-	// fail every replay.
 	if err := storage.CheckAppend(a); err != nil {
-		return res, fmt.Errorf("append message: %w", err)
+		return storage.AppendResult{}, fmt.Errorf("publish: %w", err)
 	}
-	if err := ctx.Err(); err != nil {
-		return res, err
+	op := &msgOp{kind: opPublish, channel: channel, a: a}
+	if err := s.submit(ctx, op); err != nil {
+		return storage.AppendResult{}, fmt.Errorf("publish %s on %s: %w", a.Message.ID, channel, err)
 	}
-	s.d.msg.mu.Lock()
-	defer s.d.msg.mu.Unlock()
-	st, err := s.counters()
-	if err != nil {
-		return res, err
-	}
-	var ws []write
-	var trimmed [][]byte
-	if channel == "" {
-		if res.Seq, err = st.history.Next(); err != nil {
-			return res, err
-		}
-		ws, trimmed, err = s.historyWrites(res.Seq, a)
-	} else {
-		var ctr *seq.Counter
-		if ctr, err = s.channelCounter(st, channel); err != nil {
-			return res, err
-		}
-		if res.Seq, err = ctr.Next(); err != nil {
-			return res, err
-		}
-		ws, trimmed, err = s.channelWrites(channel, res.Seq, a)
-	}
-	if err != nil {
-		return res, err
-	}
-	res.Trimmed = trimmedIDs(trimmed)
-	tw, err := s.threadWrites(a.Message, res.Trimmed)
-	if err != nil {
-		return res, err
-	}
-	ws = append(ws, tw...)
-	mw, seqs, err := s.mailboxWrites(st, a.Copies, a.StoredAt)
-	if err != nil {
-		return res, err
-	}
-	ws = append(ws, mw...)
-	if err := s.d.commitAcross(ctx, ws); err != nil {
-		return storage.AppendResult{}, fmt.Errorf("append message %s: %w", a.Message.ID, err)
-	}
-	res.MailboxSeqs = seqs
-	return res, nil
-}
-
-// historyWrites stores the entry and trims the oldest beyond the cap,
-// returning the trimmed records.
-func (s messageStore) historyWrites(n uint64, a storage.Append) ([]write, [][]byte, error) {
-	v, err := json.Marshal(historyRecord{Seq: n, Message: a.Message.Body, StoredAt: a.StoredAt})
-	if err != nil {
-		return nil, nil, err
-	}
-	ws := []write{{table: store.MessageHistory, key: seq.Key(n), value: v}}
-	var trimmed [][]byte
-	err = s.d.table(store.MessageHistory).View(func(tx *store.Tx) error {
-		excess := tx.Count() + 1 - storage.HistoryCap
-		if excess <= 0 {
-			return nil
-		}
-		return tx.ForEach(func(k, v []byte) error {
-			if len(trimmed) >= excess {
-				return errEnough
-			}
-			ws = append(ws, write{table: store.MessageHistory, key: slices.Clone(k), del: true})
-			trimmed = append(trimmed, slices.Clone(v))
-			return nil
-		})
-	})
-	if err != nil && !errors.Is(err, errEnough) {
-		return nil, nil, fmt.Errorf("history: %w", err)
-	}
-	return ws, trimmed, nil
-}
-
-func (s messageStore) channelWrites(channel string, n uint64, a storage.Append) ([]write, [][]byte, error) {
-	v, err := json.Marshal(historyRecord{Seq: n, Message: a.Message.Body, StoredAt: a.StoredAt})
-	if err != nil {
-		return nil, nil, err
-	}
-	prefix := ownerPrefix(channel)
-	ws, trimmed, err := cappedWrites(s.d.table(store.ChannelHistory), prefix, seq.AppendKey(prefix, n), v, storage.ChannelHistoryCap)
-	if err != nil {
-		return nil, nil, fmt.Errorf("channel history %s: %w", channel, err)
-	}
-	return ws, trimmed, nil
-}
-
-// cappedWrites puts v under key (prefix + sequence) and deletes the
-// oldest records under prefix beyond limit, returning their values.
-func cappedWrites(t *store.Table, prefix, key, v []byte, limit int) ([]write, [][]byte, error) {
-	ws := []write{{table: t.Name(), key: key, value: v}}
-	var keys, vals [][]byte
-	err := t.View(func(tx *store.Tx) error {
-		return scanOwned(tx, prefix, func(k, v []byte) error {
-			keys = append(keys, slices.Clone(k))
-			vals = append(vals, slices.Clone(v))
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	var removed [][]byte
-	for i := 0; i < len(keys)+1-limit && i < len(keys); i++ {
-		ws = append(ws, write{table: t.Name(), key: keys[i], del: true})
-		removed = append(removed, vals[i])
-	}
-	return ws, removed, nil
-}
-
-// mailboxWrites numbers the copies and trims each mailbox to its cap.
-func (s messageStore) mailboxWrites(st *messageState, cs []storage.MailboxCopy, storedAt int64) ([]write, []uint64, error) {
-	var ws []write
-	seqs := make([]uint64, 0, len(cs))
-	added := map[string]int{}
-	// Several copies for one agent in one append are trimmed together:
-	// the records of earlier copies are not yet in the table.
-	byAgent := map[string][]write{}
-	var order []string
-	for _, c := range cs {
-		n, err := st.mailbox.Next()
-		if err != nil {
-			return nil, nil, err
-		}
-		v, err := json.Marshal(mailboxRecord{Seq: n, AgentID: c.Agent, Message: c.Body, StoredAt: storedAt})
-		if err != nil {
-			return nil, nil, err
-		}
-		if _, ok := byAgent[c.Agent]; !ok {
-			order = append(order, c.Agent)
-		}
-		byAgent[c.Agent] = append(byAgent[c.Agent], write{table: store.AgentMailbox, key: seq.AppendKey(ownerPrefix(c.Agent), n), value: v})
-		added[c.Agent]++
-		seqs = append(seqs, n)
-	}
-	t := s.d.table(store.AgentMailbox)
-	err := t.View(func(tx *store.Tx) error {
-		for _, agent := range order {
-			var keys [][]byte
-			if err := scanOwned(tx, ownerPrefix(agent), func(k, _ []byte) error {
-				keys = append(keys, slices.Clone(k))
-				return nil
-			}); err != nil {
-				return err
-			}
-			puts := byAgent[agent]
-			// Copies beyond the cap within this append never land.
-			if extra := len(puts) - storage.MailboxCap; extra > 0 {
-				puts = puts[extra:]
-			}
-			ws = append(ws, puts...)
-			for i := 0; i < len(keys)+len(puts)-storage.MailboxCap && i < len(keys); i++ {
-				ws = append(ws, write{table: store.AgentMailbox, key: keys[i], del: true})
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("mailbox: %w", err)
-	}
-	return ws, seqs, nil
-}
-
-// threadWrites forgets the trimmed ids, then indexes m under its parent.
-func (s messageStore) threadWrites(m storage.MessageRow, trimmed []string) ([]write, error) {
-	kids := map[string][]string{} // parent -> replies after this write
-	var changed []string
-	var ws []write
-	load := func(tx *store.Tx, parent string) ([]string, error) {
-		if l, ok := kids[parent]; ok {
-			return l, nil
-		}
-		var l []string
-		if raw := tx.Get([]byte(parent)); raw != nil {
-			if err := json.Unmarshal(raw, &l); err != nil {
-				return nil, fmt.Errorf("decode replies of %s: %w", parent, err)
-			}
-		}
-		kids[parent] = l
-		changed = append(changed, parent)
-		return l, nil
-	}
-	parents := map[string][]string{}
-	err := s.d.table(store.ThreadMessages).View(func(tx *store.Tx) error {
-		for _, id := range trimmed {
-			raw := tx.Get([]byte(id))
-			if raw == nil {
-				continue
-			}
-			var r struct {
-				ReplyTo *string `json:"reply_to"`
-			}
-			if json.Unmarshal(raw, &r) == nil && r.ReplyTo != nil && *r.ReplyTo != "" {
-				parents[*r.ReplyTo] = append(parents[*r.ReplyTo], id)
-			}
-			ws = append(ws, write{table: store.ThreadMessages, key: []byte(id), del: true})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("thread index: %w", err)
-	}
-	ws = append(ws, write{table: store.ThreadMessages, key: []byte(m.ID), value: m.Body})
-	link := m.ReplyTo != "" && m.ReplyTo != m.ID
-	if len(parents) == 0 && !link {
-		return ws, nil
-	}
-	err = s.d.table(store.ThreadReplies).View(func(tx *store.Tx) error {
-		for parent, gone := range parents {
-			l, err := load(tx, parent)
-			if err != nil {
-				return err
-			}
-			kids[parent] = slices.DeleteFunc(l, func(k string) bool { return slices.Contains(gone, k) })
-		}
-		if link {
-			l, err := load(tx, m.ReplyTo)
-			if err != nil {
-				return err
-			}
-			if !slices.Contains(l, m.ID) {
-				kids[m.ReplyTo] = append(l, m.ID)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("thread replies: %w", err)
-	}
-	for _, parent := range changed {
-		w := write{table: store.ThreadReplies, key: []byte(parent)}
-		if l := kids[parent]; len(l) == 0 {
-			w.del = true
-		} else if w.value, err = json.Marshal(l); err != nil {
-			return nil, err
-		}
-		ws = append(ws, w)
-	}
-	return ws, nil
-}
-
-// trimmedIDs returns the message ids of trimmed history records.
-func trimmedIDs(values [][]byte) []string {
-	ids := make([]string, 0, len(values))
-	for _, v := range values {
-		var e struct {
-			Message struct {
-				ID string `json:"id"`
-			} `json:"message"`
-		}
-		if json.Unmarshal(v, &e) == nil && e.Message.ID != "" {
-			ids = append(ids, e.Message.ID)
-		}
-	}
-	return ids
+	return op.res, nil
 }
 
 // Enqueue implements storage.MessageStore.
 func (s messageStore) Enqueue(ctx context.Context, agent string, body []byte, storedAt int64) (uint64, error) {
-	if err := storage.CheckCopies([]storage.MailboxCopy{{Agent: agent, Body: body}}); err != nil {
+	cs := []storage.MailboxCopy{{Agent: agent, Body: body}}
+	if err := storage.CheckCopies(cs); err != nil {
 		return 0, fmt.Errorf("mailbox enqueue: %w", err)
 	}
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	s.d.msg.mu.Lock()
-	defer s.d.msg.mu.Unlock()
-	st, err := s.counters()
-	if err != nil {
-		return 0, err
-	}
-	ws, seqs, err := s.mailboxWrites(st, []storage.MailboxCopy{{Agent: agent, Body: body}}, storedAt)
-	if err != nil {
-		return 0, err
-	}
-	if err := s.d.commitAcross(ctx, ws); err != nil {
+	op := &msgOp{kind: opEnqueue, a: storage.Append{Copies: cs, StoredAt: storedAt}}
+	if err := s.submit(ctx, op); err != nil {
 		return 0, fmt.Errorf("mailbox enqueue %s: %w", agent, err)
 	}
-	return seqs[0], nil
+	return op.res.MailboxSeqs[0], nil
+}
+
+// ForgetThread implements storage.MessageStore.
+func (s messageStore) ForgetThread(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return ctx.Err()
+	}
+	if err := s.submit(ctx, &msgOp{kind: opForget, forget: ids}); err != nil {
+		return fmt.Errorf("forget threads: %w", err)
+	}
+	return nil
 }
 
 func decodeEntry(v []byte) (storage.Entry, error) {
@@ -953,23 +624,4 @@ func (s messageStore) ThreadChildren(ctx context.Context, id string) ([]string, 
 		return nil, fmt.Errorf("thread replies %.40q: %w", id, err)
 	}
 	return kids, ctx.Err()
-}
-
-// ForgetThread implements storage.MessageStore.
-func (s messageStore) ForgetThread(ctx context.Context, ids []string) error {
-	if len(ids) == 0 {
-		return ctx.Err()
-	}
-	s.d.msg.mu.Lock()
-	defer s.d.msg.mu.Unlock()
-	ws, err := s.threadWrites(storage.MessageRow{}, ids)
-	if err != nil {
-		return err
-	}
-	// threadWrites also indexes its message; there is none here.
-	ws = slices.DeleteFunc(ws, func(w write) bool { return w.table == store.ThreadMessages && len(w.key) == 0 })
-	if err := s.d.commitAcross(ctx, ws); err != nil {
-		return fmt.Errorf("forget threads: %w", err)
-	}
-	return nil
 }
