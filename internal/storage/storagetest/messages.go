@@ -234,6 +234,51 @@ func runMessages(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("ConcurrentPublishesTrimConsistently", func(t *testing.T) {
+		ms := open(t).Messages()
+		ctx := t.Context()
+		if _, err := ms.AppendMessage(ctx, storage.Append{Message: msgRow("root", "a", "b", "", "", 1), StoredAt: 1}); err != nil {
+			t.Fatal(err)
+		}
+		const n = storage.ChannelHistoryCap + 30
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var trimmed []string
+		for i := range n {
+			wg.Go(func() {
+				r := msgRow(fmt.Sprintf("p%03d", i), "a", "", "busy", "root", 1)
+				res, err := ms.PublishChannel(ctx, "busy", storage.Append{Message: r, StoredAt: 1,
+					Copies: []storage.MailboxCopy{{Agent: "sub", Body: r.Body}}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				trimmed = append(trimmed, res.Trimmed...)
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		kept, err := ms.ChannelHistory(ctx, "busy", 0, 1000)
+		if err != nil || len(kept) != storage.ChannelHistoryCap {
+			t.Fatalf("kept %d, %v", len(kept), err)
+		}
+		slices.Sort(trimmed)
+		if len(slices.Compact(trimmed)) != n-storage.ChannelHistoryCap {
+			t.Fatalf("%d distinct ids trimmed, want %d", len(trimmed), n-storage.ChannelHistoryCap)
+		}
+		keptIDs := entryIDs(t, kept)
+		kids, _ := ms.ThreadChildren(ctx, "root")
+		slices.Sort(kids)
+		slices.Sort(keptIDs)
+		if !slices.Equal(kids, keptIDs) {
+			t.Fatalf("thread index holds %d replies, the history %d", len(kids), len(keptIDs))
+		}
+		if n, _ := ms.CountMailbox(ctx, "sub"); n != storage.MailboxCap {
+			t.Fatalf("subscriber mailbox holds %d", n)
+		}
+	})
+
 	t.Run("MailboxCapAckEvict", func(t *testing.T) {
 		ms := open(t).Messages()
 		ctx := t.Context()
