@@ -43,6 +43,7 @@ func commands() *command {
 		tokenCommand(),
 		adminCommand(),
 		storeCommand(),
+		migrateCommand(),
 		sidecarCommand(),
 		gitCommand(),
 		benchCommand(),

@@ -19,7 +19,7 @@ import (
 )
 
 func serveCommand() *command {
-	return &command{name: "serve", summary: "start the hub (HTTP + WebSocket, embedded storage)", noJSON: true, setup: runServe}
+	return &command{name: "serve", summary: "start the hub (HTTP + WebSocket; embedded storage, or PostgreSQL with --store)", noJSON: true, setup: runServe}
 }
 
 func runServe(in *inv) runFunc {
@@ -27,6 +27,7 @@ func runServe(in *inv) runFunc {
 	cfg := hub.DefaultConfig()
 	addr := fs.String("addr", defaultAddr(env), "listen address (env PORT sets the port of the default :4000)")
 	data := fs.String("data", envOr(env, "AGENTCOM_DATA_DIR", "data"), "data directory (env AGENTCOM_DATA_DIR)")
+	storeOpt := in.storeFlag()
 	logFormat := fs.String("log-format", envOr(env, "AGENTCOM_LOG_FORMAT", "auto"), "log format: auto, text or json (env AGENTCOM_LOG_FORMAT)")
 	logLevel := fs.String("log-level", envOr(env, "AGENTCOM_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env AGENTCOM_LOG_LEVEL)")
 	in.oneOf("log-format", "auto", "text", "json")
@@ -108,6 +109,11 @@ func runServe(in *inv) runFunc {
 			}
 			cfg.RateLimits = limits
 		}
+		spec, err := storeOpt()
+		if err != nil {
+			return in.usagef("%v", err)
+		}
+		cfg.Store = spec.postgres
 		log, err := newLogger(env, *logFormat, *logLevel)
 		if err != nil {
 			return in.usagef("%v", err)
@@ -140,7 +146,7 @@ func runServe(in *inv) runFunc {
 			}
 			return err
 		}
-		fmt.Fprintf(env.stderr, "AgentCom hub %s listening on %s (dashboard: %s/dashboard)\n", version, h.Addr(), displayURL(h.Addr()))
+		fmt.Fprintf(env.stderr, "AgentCom hub %s listening on %s (dashboard: %s/dashboard; store: %s)\n", version, h.Addr(), displayURL(h.Addr()), spec)
 		if !h.LoopbackOnly() && !h.HasOperatorToken() {
 			fmt.Fprintln(env.stderr, "The hub listens beyond this machine, so the dashboard asks for a token and there is none yet.\n"+
 				"Stop the hub and run: agentcom token create --agent ops --admin   (or --role viewer to only watch),\n"+

@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/agentcom/agentcom/internal/resilience"
 )
@@ -156,4 +158,44 @@ func queryBool(r *Request, name string) (bool, *Response) {
 		return false, &resp
 	}
 	return b, nil
+}
+
+// ExternalStorage answers the storage admin routes for a store the hub
+// does not maintain itself (PostgreSQL): health reports what applies
+// there; backup, compaction, restore, drills and degraded-table
+// acknowledgement answer 409 not_applicable with the reason, and change
+// nothing.
+type ExternalStorage struct {
+	Server *Server
+	// Driver names the store ("postgres").
+	Driver string
+	// Health reads the store's health.
+	Health func(ctx context.Context) (any, error)
+	// Reason says where maintenance is done instead.
+	Reason string
+}
+
+// Routes returns the same route table as Storage.Routes.
+func (s *ExternalStorage) Routes() []Route {
+	routes := (&Storage{}).Routes()
+	for i := range routes {
+		if strings.HasSuffix(routes[i].Path, "-health") {
+			routes[i].Handler = s.health
+		} else {
+			routes[i].Handler = s.notApplicable
+		}
+	}
+	return routes
+}
+
+func (s *ExternalStorage) health(r *Request) Response {
+	h, err := s.Health(r.Context())
+	if err != nil {
+		return Err(http.StatusServiceUnavailable, "storage_unreachable", "driver", s.Driver)
+	}
+	return JSON(http.StatusOK, h)
+}
+
+func (s *ExternalStorage) notApplicable(*Request) Response {
+	return Err(http.StatusConflict, "not_applicable", "driver", s.Driver, "reason", s.Reason)
 }

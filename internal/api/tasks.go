@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/presence"
 	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/ratelimit"
@@ -71,7 +72,7 @@ func (t *Tasks) submit(r *Request) Response {
 	if fe != nil {
 		return fieldResponse(fe)
 	}
-	if resp, ok := verifyFields(r.Body, &p, ""); !ok {
+	if resp, ok := verifyFields(r.Body, &p, r.ID, ""); !ok {
 		return resp
 	}
 	task, dup, err := t.Scheduler.SubmitTask(p)
@@ -91,7 +92,16 @@ func (t *Tasks) submit(r *Request) Response {
 // "max_verify_attempts" into the task's metadata, where sidecars read them
 // (and where agentcom-submit.js --metadata puts them). prefix goes before
 // field names in errors (a batch item's "tasks[i].").
-func verifyFields(b protocol.Object, p *tasks.SubmitParams, prefix string) (Response, bool) {
+//
+// Verification commands run on the agent's machine through a shell with no
+// model in between, so only an admin may attach them (in the body or in
+// metadata.verify): an agent token that could would run commands on every
+// other agent's machine.
+func verifyFields(b protocol.Object, p *tasks.SubmitParams, id auth.Identity, prefix string) (Response, bool) {
+	if id.Role != auth.RoleAdmin && (b.Has("verify") || hasKey(p.Metadata, "verify")) {
+		return Err(http.StatusForbidden, "verify_requires_admin", "field", prefix+"verify",
+			"message", "verification commands run a shell on the agent's machine: only an admin token may attach them"), false
+	}
 	if b.Has("verify") {
 		cmds := b.Strings("verify")
 		if len(cmds) > protocol.MaxVerifyCommands {
@@ -498,4 +508,9 @@ func nullable(s string) any {
 		return nil
 	}
 	return s
+}
+
+func hasKey(m map[string]any, k string) bool {
+	_, ok := m[k]
+	return ok
 }

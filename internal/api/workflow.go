@@ -184,7 +184,7 @@ func (t *Tasks) batch(r *Request) Response {
 		if fe != nil {
 			return fieldResponse(fe)
 		}
-		if resp, ok := verifyFields(obj, &p, prefix); !ok {
+		if resp, ok := verifyFields(obj, &p, r.ID, prefix); !ok {
 			return resp
 		}
 		items[i] = tasks.BatchItem{Key: key, Params: p}

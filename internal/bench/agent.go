@@ -172,9 +172,8 @@ type fleet struct {
 func (r *runner) connectFleet(ctx context.Context, t *target, ids []string, on handler, connected *atomic.Int64) (*fleet, error) {
 	slots := make([]atomic.Pointer[agent], len(ids))
 	stop := keepAlive(len(ids), func(i int) *agent { return slots[i].Load() }, r.o.PingInterval)
-	url := t.wsURL()
 	err := parallel(ctx, len(ids), r.o.ConnectWorkers, func(i int) error {
-		a, err := connectAgent(ctx, r.dial, url, i, ids[i], t.tokens[i], on)
+		a, err := connectAgent(ctx, r.dial, t.wsURL(i), i, ids[i], t.tokens[i], on)
 		if err != nil {
 			return err
 		}

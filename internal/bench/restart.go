@@ -102,7 +102,12 @@ func (r *runner) fillRecords(ctx context.Context, dir string) error {
 	var put func(i int) error
 	switch o.RecordKind {
 	case RecordTasks:
-		q, err := tasks.New(db.MustTable(store.TaskQueue), db.MustTable(store.TaskDeadLetter), bus.New(), tasks.DefaultConfig())
+		d, err := boltdriver.New(db)
+		if err != nil {
+			db.Close()
+			return err
+		}
+		q, err := tasks.New(d.Tasks(), bus.New(), tasks.DefaultConfig())
 		if err != nil {
 			db.Close()
 			return err

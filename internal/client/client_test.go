@@ -327,3 +327,34 @@ func FuzzMessages(f *testing.F) {
 		}
 	})
 }
+
+// Channels follows next_after through every page the hub answers.
+func TestChannelsReadsEveryPage(t *testing.T) {
+	pages := map[string]string{
+		"":   `{"channels":[{"name":"a"},{"name":"b"}],"total":5,"next_after":"b"}`,
+		"b":  `{"channels":[{"name":"c"},{"name":"d"}],"total":5,"next_after":"d"}`,
+		"d":  `{"channels":[{"name":"e"}],"total":5}`,
+		"zz": `{"channels":[],"total":0}`,
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, ok := pages[r.URL.Query().Get("after")]
+		if !ok || r.URL.Path != "/api/channels" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(body))
+	}))
+	defer srv.Close()
+	got, err := New(srv.URL, "", srv.Client()).Channels(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range got {
+		names = append(names, c.Name)
+	}
+	if strings.Join(names, ",") != "a,b,c,d,e" {
+		t.Fatalf("channels = %v", names)
+	}
+}

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strconv"
 )
@@ -119,12 +120,33 @@ type Channel struct {
 
 // Channels calls GET /api/channels.
 func (c *Client) Channels(ctx context.Context) ([]Channel, error) {
-	var r struct {
-		Channels []Channel `json:"channels"`
+	var all []Channel
+	after := ""
+	// The hub answers a page at a time; next_after names where the next
+	// page starts. maxChannelPages bounds a hub that never stops paging.
+	for range maxChannelPages {
+		var r struct {
+			Channels  []Channel `json:"channels"`
+			NextAfter string    `json:"next_after"`
+		}
+		path := "/api/channels?limit=1000"
+		if after != "" {
+			path += "&after=" + url.QueryEscape(after)
+		}
+		if err := c.get(ctx, path, &r); err != nil {
+			return all, err
+		}
+		all = append(all, r.Channels...)
+		if r.NextAfter == "" || r.NextAfter == after || len(r.Channels) == 0 {
+			return all, nil
+		}
+		after = r.NextAfter
 	}
-	err := c.get(ctx, "/api/channels", &r)
-	return r.Channels, err
+	return all, fmt.Errorf("channel list: more than %d pages", maxChannelPages)
 }
+
+// maxChannelPages bounds Channels: a thousand pages of a thousand.
+const maxChannelPages = 1000
 
 // ChannelInfo is the answer of GET /api/channels/:channel.
 type ChannelInfo struct {

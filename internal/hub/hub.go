@@ -30,7 +30,7 @@ import (
 	"github.com/agentcom/agentcom/internal/scheduler"
 	"github.com/agentcom/agentcom/internal/settings"
 	"github.com/agentcom/agentcom/internal/storage"
-	"github.com/agentcom/agentcom/internal/storage/boltdriver"
+	"github.com/agentcom/agentcom/internal/storage/pgdriver"
 	"github.com/agentcom/agentcom/internal/store"
 	"github.com/agentcom/agentcom/internal/tasklog"
 	"github.com/agentcom/agentcom/internal/tasks"
@@ -40,6 +40,9 @@ import (
 type Config struct {
 	Addr    string // listen address, e.g. ":4000"
 	DataDir string
+	// Store is where the hub keeps its state: "" or "bolt" for the
+	// embedded store in DataDir, or a postgres:// URL.
+	Store   string
 	Version string
 	Log     *slog.Logger
 
@@ -153,18 +156,11 @@ func New(cfg Config) (*Hub, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	h := &Hub{cfg: cfg, log: cfg.Log, Bus: bus.New(), started: time.Now()}
-	db, rep, err := resilience.OpenDB(context.Background(), cfg.DataDir, store.AllTables(), cfg.Resilience, h.log)
-	if err != nil {
+	if err := h.openStorage(); err != nil {
 		return nil, err
 	}
-	h.DB, h.startup = db, rep
-	if h.Driver, err = boltdriver.New(db); err != nil {
-		db.Close()
-		return nil, err
-	}
-	h.Storage = resilience.New(db, h.Bus, cfg.Resilience, h.log)
 	if err := h.build(); err != nil {
-		db.Close()
+		h.closeStorage()
 		return nil, err
 	}
 	h.registerReloaders()
@@ -174,6 +170,9 @@ func New(cfg Config) (*Hub, error) {
 // registerReloaders rebuilds in-memory state after a table is restored
 // from a backup, and reconciles the live system with the restored data.
 func (h *Hub) registerReloaders() {
+	if h.Storage == nil {
+		return
+	}
 	for _, r := range h.reloaders() {
 		for _, t := range r.tables {
 			h.Storage.RegisterReloader(t, func(context.Context) error { return r.reload() })
@@ -209,6 +208,9 @@ func (h *Hub) reloaders() []reloader {
 func (h *Hub) build() error {
 	var err error
 	db := h.DB
+	if db == nil {
+		return errors.New("the PostgreSQL store is not wired to every domain yet")
+	}
 	if h.Tokens, err = auth.New(db.MustTable(store.Tokens)); err != nil {
 		return err
 	}
@@ -226,7 +228,7 @@ func (h *Hub) build() error {
 		return err
 	}
 	mb, hist, threads := messaging.NewMailbox(msgs), messaging.NewHistory(msgs), messaging.NewThreads(msgs)
-	if h.Queue, err = tasks.New(db.MustTable(store.TaskQueue), db.MustTable(store.TaskDeadLetter), h.Bus, h.cfg.Queue); err != nil {
+	if h.Queue, err = tasks.New(h.Driver.Tasks(), h.Bus, h.cfg.Queue); err != nil {
 		return err
 	}
 	var sched *scheduler.Scheduler
@@ -240,7 +242,11 @@ func (h *Hub) build() error {
 	})
 	sched = scheduler.New(h.Queue, h.Agents, h.cfg.Scheduler, h.log)
 	h.Scheduler = sched
-	h.Metrics = metrics.New(h.Bus, metrics.Sources{Queue: h.Queue, Agents: h.Agents, DB: h.DB, Storage: h.Storage})
+	src := metrics.Sources{Queue: h.Queue, Agents: h.Agents, DB: h.DB}
+	if h.Storage != nil {
+		src.Storage = h.Storage
+	}
+	h.Metrics = metrics.New(h.Bus, src)
 	if err := seedUsage(h.Queue, h.Metrics); err != nil {
 		h.log.Warn("usage sums not seeded from the stored tasks", "component", "hub", "event", "usage_seed_failed", "err", err)
 	}
@@ -268,7 +274,7 @@ func (h *Hub) build() error {
 		EvictMailboxes: h.evictMailboxes, Version: h.cfg.Version}
 	taskRoutes := &api.Tasks{Server: h.API, Queue: h.Queue, Scheduler: sched, Presence: h.Presence, NotifyCancel: h.Sockets.PushCancel, Logs: h.TaskLogs}
 	h.Alerts = alerts.New(h.Settings, h.Queue, idleCounter{h.Agents}, protection{h.Storage}, h.Bus)
-	h.API.Handle((&api.Storage{Server: h.API, Coordinator: h.Storage}).Routes()...)
+	h.API.Handle(h.storageRoutes()...)
 	h.API.Handle((&api.Alerts{Server: h.API, Manager: h.Alerts}).Routes()...)
 	h.API.Handle((&api.Reset{AdminAgents: h.cfg.AdminAgents, Delay: 500 * time.Millisecond, Do: h.Reset}).Routes()...)
 	h.API.Handle(core.Routes()...)
@@ -330,8 +336,10 @@ func (h *Hub) Serve(ln net.Listener) error {
 	h.loop(func() { h.Dashboard.Run(ctx) })
 	// Everyone who reports storage events has subscribed: tell them what
 	// the startup check found, then run the schedules.
-	h.Storage.NoteStartup(h.startup)
-	h.Storage.Start(ctx)
+	if h.Storage != nil {
+		h.Storage.NoteStartup(h.startup)
+		h.Storage.Start(ctx)
+	}
 	h.loop(func() {
 		if err := h.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			h.log.Error("http server stopped", "event", "http_failed", "err", err)
@@ -408,9 +416,11 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		h.cancel()
 	}
 	h.wg.Wait()
-	h.Storage.Wait()
+	if h.Storage != nil {
+		h.Storage.Wait()
+	}
 	h.Agents.Stop()
-	if err := h.DB.Close(); err != nil {
+	if err := h.closeStorage(); err != nil {
 		errs = append(errs, err)
 	}
 	h.log.Info("hub stopped", "component", "hub", "event", "stopped")
@@ -434,15 +444,23 @@ func storageFor(h *Hub) dashboard.Storage {
 	if h.cfg.Storage != nil {
 		return h.cfg.Storage
 	}
+	if pg, ok := h.Driver.(*pgdriver.Driver); ok {
+		return externalStorage{pg}
+	}
 	return resilience.AnyResults{C: h.Storage}
 }
 
-// protection adapts the coordinator to the alert rules.
+// protection adapts the coordinator to the alert rules. Without one (a
+// PostgreSQL store, whose backups the hub does not make) there is nothing
+// to alert on.
 type protection struct{ c *resilience.Coordinator }
 
 // LastBackup is the oldest of the tables' last successful backups: the
 // hub is only as protected as its least recently backed-up table.
 func (p protection) LastBackup() time.Time {
+	if p.c == nil {
+		return time.Now()
+	}
 	var oldest time.Time
 	for i, t := range p.c.Protection() {
 		if t.LastBackup.IsZero() {
@@ -456,6 +474,9 @@ func (p protection) LastBackup() time.Time {
 }
 
 func (p protection) DegradedTables() []string {
+	if p.c == nil {
+		return nil
+	}
 	var out []string
 	for _, t := range p.c.Protection() {
 		if t.Degraded {

@@ -3,7 +3,6 @@ package messaging
 import (
 	"slices"
 	"testing"
-
 )
 
 // TestReplyLoopWithRealParents: the stored threads hold a real loop (m1

@@ -30,6 +30,7 @@ const (
 // blocks) and receives inbound frames as events.
 type session struct {
 	id     uint64
+	url    string // the hub's agent socket
 	conn   *websocket.Conn
 	log    *slog.Logger
 	out    chan []byte
@@ -63,7 +64,7 @@ func dial(ctx context.Context, id uint64, url string, hc *http.Client, log *slog
 	// context closes the socket abruptly, and a stop must be able to close
 	// it with a proper 1000 "shutdown" first.
 	sctx, scancel := context.WithCancel(context.Background())
-	s := &session{id: id, conn: conn, log: log.With("conn", id), out: make(chan []byte, outQueue), ctx: sctx, cancel: scancel}
+	s := &session{id: id, url: url, conn: conn, log: log.With("conn", id), out: make(chan []byte, outQueue), ctx: sctx, cancel: scancel}
 	s.lastPong.Store(time.Now().UnixNano())
 	s.closeCode.Store(-1)
 	return s, nil

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -174,7 +175,15 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	if err := s.loadState(); err != nil {
 		return err
 	}
-	s.log.Info("sidecar starting", "event", "startup", "hub_url", s.cfg.HubURL, "capabilities", s.cfg.Capabilities)
+	attrs := []any{"event", "startup", "hub_url", redactURL(s.cfg.HubURL), "capabilities", s.cfg.Capabilities}
+	if hubs := s.cfg.Hubs(); len(hubs) > 1 {
+		redacted := make([]string, len(hubs))
+		for i, h := range hubs {
+			redacted[i] = redactURL(h)
+		}
+		attrs = append(attrs, "hub_urls", redacted)
+	}
+	s.log.Info("sidecar starting", attrs...)
 
 	s.wg.Add(1)
 	go s.connLoop(ctx)
@@ -222,26 +231,37 @@ func (s *Sidecar) loadState() error {
 }
 
 // connLoop dials the hub, hands each session to the event loop and
-// reconnects with backoff. The delay resets only after a session was
-// identified; a rejected token waits at least AuthRetry.
+// reconnects with backoff. With several hubs (hub_urls) it moves to the
+// next one when a hub is unreachable or goes away, at once: the backoff
+// only runs after a full round of hubs failed. The delay resets only after
+// a session was identified; a rejected token waits at least AuthRetry.
 func (s *Sidecar) connLoop(ctx context.Context) {
 	defer s.wg.Done()
 	bo := newBackoff(s.cfg.ReconnectMin, s.cfg.ReconnectMax)
+	ring := newHubRing(s.cfg)
 	var id uint64
 	for ctx.Err() == nil {
 		id++
-		s.log.Debug("connecting", "event", "ws_connecting", "url", s.cfg.HubURL)
-		sess, err := dial(ctx, id, s.cfg.HubURL, s.hc, s.log)
+		url := ring.url()
+		s.log.Debug("connecting", "event", "ws_connecting", "hub_url", redactURL(url))
+		sess, err := dial(ctx, id, url, s.hc, s.log)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			d := bo.next()
-			s.log.Warn("cannot reach the hub", "event", "ws_connect_error", "error", err, "retry_in_ms", d.Milliseconds())
+			var d time.Duration
+			if ring.miss() {
+				d = bo.next()
+			}
+			attrs := []any{"event", "ws_connect_error", "hub_url", redactURL(url), "error", err, "retry_in_ms", d.Milliseconds()}
+			if ring.several() {
+				attrs = append(attrs, "next_hub_url", redactURL(ring.url()))
+			}
+			s.log.Warn("cannot reach the hub", attrs...)
 			sleepCtx(ctx, d)
 			continue
 		}
-		s.log.Info("connected", "event", "ws_open", "conn", id)
+		s.log.Info("connected", "event", "ws_open", "conn", id, "hub_url", redactURL(url))
 		// The loop adopts the session before its reader runs, so no frame
 		// of it can arrive first and be taken for a stale connection's.
 		if !s.emit(ctx, evConnected{sess: sess}) {
@@ -262,12 +282,27 @@ func (s *Sidecar) connLoop(ctx context.Context) {
 		s.emit(ctx, evDisconnect{sess: sess})
 		if sess.identified.Load() {
 			bo.reset()
+			ring.hit()
 		}
-		d := bo.next()
+		code := sess.closeCode.Load()
+		var d time.Duration
+		if hubGone(code) && !sess.authRejected.Load() {
+			// This hub is gone or going: the next one is tried at once,
+			// unless every hub failed in a row.
+			if ring.miss() {
+				d = bo.next()
+			}
+			if ring.several() {
+				s.log.Warn("moving to the next hub", "event", "hub_failover", "from_hub_url", redactURL(url),
+					"to_hub_url", redactURL(ring.url()), "code", code, "delay_ms", d.Milliseconds())
+			}
+		} else {
+			d = bo.next()
+		}
 		if sess.authRejected.Load() {
 			d = max(d, s.cfg.AuthRetry)
 		}
-		switch sess.closeCode.Load() {
+		switch code {
 		case closeReplaced:
 			// Only a second live connection for this agent id does this:
 			// fighting over the slot every second helps no one.
@@ -277,9 +312,57 @@ func (s *Sidecar) connLoop(ctx context.Context) {
 		case closeRevoked:
 			s.log.Error("the hub closed this connection because the agent's tokens were revoked", "event", "token_revoked")
 		}
-		s.log.Info("reconnecting", "event", "reconnect_scheduled", "delay_ms", d.Milliseconds())
+		s.log.Info("reconnecting", "event", "reconnect_scheduled", "delay_ms", d.Milliseconds(), "hub_url", redactURL(ring.url()))
 		sleepCtx(ctx, d)
 	}
+}
+
+// hubGone reports whether a close code says the hub itself is gone or
+// going (so another hub of the cluster should be tried): the connection
+// was lost without a close frame (-1, 1006), or the hub is shutting down
+// (1001), failed (1011), restarting (1012, also sent by a cluster hub when
+// the leader changes), overloaded (1013) or behind a failing gateway
+// (1014). Other codes are about this agent (replaced, revoked, policy) and
+// would be the same on any hub.
+func hubGone(code int32) bool {
+	switch code {
+	case -1, 1001, 1006, 1011, 1012, 1013, 1014:
+		return true
+	}
+	return false
+}
+
+// hubRing is the order the sidecar tries its hubs in. It stays on a hub
+// while that hub serves, and moves on when it fails.
+type hubRing struct {
+	urls []string
+	cur  int
+	// misses counts hubs that failed in a row since the last identified
+	// session; every len(urls) of them is a full round.
+	misses int
+}
+
+// newHubRing starts at hub_url, the first of hub_urls unless it names
+// another.
+func newHubRing(cfg Config) *hubRing {
+	r := &hubRing{urls: cfg.Hubs()}
+	if i := slices.Index(r.urls, cfg.HubURL); i >= 0 {
+		r.cur = i
+	}
+	return r
+}
+
+func (r *hubRing) url() string   { return r.urls[r.cur] }
+func (r *hubRing) several() bool { return len(r.urls) > 1 }
+func (r *hubRing) hit()          { r.misses = 0 }
+
+// miss records that the current hub failed and moves to the next. It
+// reports whether a full round of hubs has now failed in a row, the point
+// where the caller backs off (with one hub: every failure).
+func (r *hubRing) miss() bool {
+	r.misses++
+	r.cur = (r.cur + 1) % len(r.urls)
+	return r.misses%len(r.urls) == 0
 }
 
 // deliver passes an inbound frame to the loop; false when stopping.
@@ -367,7 +450,7 @@ func (s *Sidecar) onFrame(f inFrame) {
 	case "identified":
 		s.identified = true
 		s.sess.identified.Store(true)
-		s.log.Info("identified by the hub", "event", "identified")
+		s.log.Info("identified by the hub", "event", "identified", "hub_url", redactURL(s.sess.url))
 		// A report held for a recovery answer that never came is sent as
 		// is on the new connection; only an active task is re-announced.
 		s.recoverPending = ""

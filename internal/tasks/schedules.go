@@ -13,7 +13,7 @@ import (
 
 // Periodic schedules: a stored cron expression and a task template. Each
 // tick enqueues one task; the schedule record, with the tick it last
-// enqueued, is written in the same transaction as that task, so a crash
+// enqueued, is written in the same store operation as that task, so a crash
 // (even kill -9) either keeps both or neither and no tick runs twice. A
 // tick missed while the hub was down is enqueued once at start (only the
 // latest of several).
@@ -300,7 +300,7 @@ func (q *Queue) fireSchedules(now time.Time) (int, error) {
 		upd := *s
 		upd.LastTick, upd.LastTaskID, upd.UpdatedAt = tick.UnixMilli(), t.ID, ms
 		snap := t.Clone()
-		// One transaction: the task and the tick it stands for.
+		// One store operation: the task and the tick it stands for.
 		if err := q.saveScheduleLocked(&upd, snap); err != nil {
 			errs = append(errs, err)
 			continue

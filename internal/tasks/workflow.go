@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"container/heap"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -300,7 +301,7 @@ func (q *Queue) resolve(ids ...string) error {
 		}
 		snap := t.Clone()
 		q.mu.Unlock()
-		if err := q.persist(q.active, snap); err != nil {
+		if err := q.persist(context.Background(), snap); err != nil {
 			errs = append(errs, fmt.Errorf("resolve %s: %w", id, err))
 			continue
 		}
@@ -335,7 +336,7 @@ func (q *Queue) releaseLocked(t *Task, to Status, now int64) {
 }
 
 // promoteScheduled queues the scheduled tasks whose run_at has come, in
-// one transaction, and reports how many.
+// one store operation, and reports how many.
 func (q *Queue) promoteScheduled(now int64) (int, error) {
 	q.mu.Lock()
 	var snaps []*Task
@@ -352,7 +353,7 @@ func (q *Queue) promoteScheduled(now int64) (int, error) {
 	if len(snaps) == 0 {
 		return 0, nil
 	}
-	if err := q.persist(q.active, snaps...); err != nil {
+	if err := q.persist(context.Background(), snaps...); err != nil {
 		return 0, fmt.Errorf("release scheduled tasks: %w", err)
 	}
 	for _, t := range snaps {
@@ -529,7 +530,7 @@ type BatchItem struct {
 // MaxBatchKeyLen bounds a batch item's key.
 const MaxBatchKeyLen = 128
 
-// SubmitBatch stores a batch of tasks in one transaction, dependencies
+// SubmitBatch stores a batch of tasks in one store operation, dependencies
 // between them given by key. It refuses the whole batch, storing nothing,
 // on an unknown dependency, a cycle or a unique key (not supported in a
 // batch). The tasks are returned in the items' order.

@@ -24,6 +24,9 @@ type Config struct {
 	// SkipMigrate opens without applying pending migrations; Open then
 	// fails if the schema is not current (agentcom migrate applies it).
 	SkipMigrate bool
+	// AllowStale, with SkipMigrate, opens whatever the schema's version
+	// (agentcom migrate, which reports and applies it).
+	AllowStale bool
 }
 
 // Driver is the PostgreSQL driver.
@@ -51,9 +54,11 @@ func Open(ctx context.Context, rawURL string, cfg Config) (*Driver, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres store %s: cannot connect: %w", Redact(rawURL), err)
 	}
-	if cfg.SkipMigrate {
+	switch {
+	case cfg.SkipMigrate && cfg.AllowStale:
+	case cfg.SkipMigrate:
 		err = checkCurrent(ctx, pool)
-	} else {
+	default:
 		_, err = Migrate(ctx, pool)
 	}
 	if err != nil {
