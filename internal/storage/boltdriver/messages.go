@@ -366,7 +366,7 @@ func (s messageStore) RecentHistory(ctx context.Context, limit int) ([]storage.E
 			return nil
 		}
 		last := seq.Decode(k)
-		for window := uint64(limit); ; window *= 2 {
+		for window := uint64(limit); ; window = min(window*2, last) {
 			from := uint64(0)
 			if last > window {
 				from = last - window + 1

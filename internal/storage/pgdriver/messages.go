@@ -35,8 +35,8 @@ func (s messageStore) msgTx(ctx context.Context, fn func(pgx.Tx) error) error {
 // order and a rollback returns them.
 func nextSeqs(ctx context.Context, tx pgx.Tx, name string, n int) (uint64, error) {
 	var last int64
-	err := tx.QueryRow(ctx, `INSERT INTO message_counters (name, value) VALUES ($1, $2)
-		ON CONFLICT (name) DO UPDATE SET value = message_counters.value + EXCLUDED.value
+	err := tx.QueryRow(ctx, `INSERT INTO agentcom_message_counters (name, value) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET value = agentcom_message_counters.value + EXCLUDED.value
 		RETURNING value`, name, n).Scan(&last)
 	if err != nil {
 		return 0, fmt.Errorf("sequence %s: %w", name, err)
@@ -73,7 +73,7 @@ func (s messageStore) AppendMessage(ctx context.Context, a storage.Append) (stor
 			return err
 		}
 		res.Seq = n
-		if _, err := tx.Exec(ctx, `INSERT INTO message_history (seq, id, from_agent, to_agent, channel, ts, stored_at, body)
+		if _, err := tx.Exec(ctx, `INSERT INTO agentcom_message_history (seq, id, from_agent, to_agent, channel, ts, stored_at, body)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 			int64(n), m.ID, column(m.From), column(m.To), column(m.Channel), ts, a.StoredAt, m.Body); err != nil {
 			return fmt.Errorf("history: %w", err)
@@ -81,7 +81,7 @@ func (s messageStore) AppendMessage(ctx context.Context, a storage.Append) (stor
 		// The counter is gapless (see nextSeqs), so the entries beyond the
 		// cap are exactly those numbered up to n - cap.
 		if res.Trimmed, err = collectIDs(tx.Query(ctx,
-			`DELETE FROM message_history WHERE seq <= $1 RETURNING id`, int64(n)-storage.HistoryCap)); err != nil {
+			`DELETE FROM agentcom_message_history WHERE seq <= $1 RETURNING id`, int64(n)-storage.HistoryCap)); err != nil {
 			return fmt.Errorf("trim history: %w", err)
 		}
 		return s.appendRest(ctx, tx, a, &res)
@@ -107,12 +107,12 @@ func (s messageStore) PublishChannel(ctx context.Context, channel string, a stor
 			return err
 		}
 		res.Seq = n
-		if _, err := tx.Exec(ctx, `INSERT INTO channel_history (channel, seq, id, stored_at, body) VALUES ($1, $2, $3, $4, $5)`,
+		if _, err := tx.Exec(ctx, `INSERT INTO agentcom_channel_history (channel, seq, id, stored_at, body) VALUES ($1, $2, $3, $4, $5)`,
 			channel, int64(n), a.Message.ID, a.StoredAt, a.Message.Body); err != nil {
 			return fmt.Errorf("channel history: %w", err)
 		}
 		if res.Trimmed, err = collectIDs(tx.Query(ctx,
-			`DELETE FROM channel_history WHERE channel = $1 AND seq <= $2 RETURNING id`,
+			`DELETE FROM agentcom_channel_history WHERE channel = $1 AND seq <= $2 RETURNING id`,
 			channel, int64(n)-storage.ChannelHistoryCap)); err != nil {
 			return fmt.Errorf("trim channel history: %w", err)
 		}
@@ -128,12 +128,12 @@ func (s messageStore) PublishChannel(ctx context.Context, channel string, a stor
 // (trimmed entries out, the message in) and the mailbox copies.
 func (s messageStore) appendRest(ctx context.Context, tx pgx.Tx, a storage.Append, res *storage.AppendResult) error {
 	if len(res.Trimmed) > 0 {
-		if _, err := tx.Exec(ctx, `DELETE FROM thread_messages WHERE id = ANY($1)`, res.Trimmed); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM agentcom_thread_messages WHERE id = ANY($1)`, res.Trimmed); err != nil {
 			return fmt.Errorf("thread index: %w", err)
 		}
 	}
 	m := a.Message
-	if _, err := tx.Exec(ctx, `INSERT INTO thread_messages (id, parent, body) VALUES ($1, $2, $3)
+	if _, err := tx.Exec(ctx, `INSERT INTO agentcom_thread_messages (id, parent, body) VALUES ($1, $2, $3)
 		ON CONFLICT (id) DO UPDATE SET parent = EXCLUDED.parent, body = EXCLUDED.body`,
 		m.ID, m.ReplyTo, m.Body); err != nil {
 		return fmt.Errorf("thread index: %w", err)
@@ -163,15 +163,15 @@ func insertCopies(ctx context.Context, tx pgx.Tx, cs []storage.MailboxCopy, stor
 	for i, c := range cs {
 		agents[i], seqs[i], ids[i], bodies[i] = c.Agent, first+uint64(i), int64(first)+int64(i), c.Body
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO mailbox_messages (agent, seq, stored_at, body)
+	if _, err := tx.Exec(ctx, `INSERT INTO agentcom_mailbox_messages (agent, seq, stored_at, body)
 		SELECT a, s, $3, b FROM unnest($1::text[], $2::bigint[], $4::bytea[]) AS c(a, s, b)`,
 		agents, ids, storedAt, bodies); err != nil {
 		return nil, fmt.Errorf("mailbox: %w", err)
 	}
 	slices.Sort(agents)
-	if _, err := tx.Exec(ctx, `DELETE FROM mailbox_messages m USING (
+	if _, err := tx.Exec(ctx, `DELETE FROM agentcom_mailbox_messages m USING (
 			SELECT agent, seq, row_number() OVER (PARTITION BY agent ORDER BY seq DESC) AS rn
-			FROM mailbox_messages WHERE agent = ANY($1)) x
+			FROM agentcom_mailbox_messages WHERE agent = ANY($1)) x
 		WHERE x.rn > $2 AND m.agent = x.agent AND m.seq = x.seq`,
 		slices.Compact(agents), storage.MailboxCap); err != nil {
 		return nil, fmt.Errorf("trim mailbox: %w", err)
@@ -229,7 +229,7 @@ func (s messageStore) PollMailbox(ctx context.Context, agent string, after uint6
 	if limit <= 0 {
 		return []storage.Entry{}, nil
 	}
-	out, err := collectEntries(s.d.pool.Query(ctx, `SELECT seq, stored_at, body FROM mailbox_messages
+	out, err := collectEntries(s.d.pool.Query(ctx, `SELECT seq, stored_at, body FROM agentcom_mailbox_messages
 		WHERE agent = $1 AND seq > $2 ORDER BY seq LIMIT $3`, agent, clampSeq(after), limit))
 	if err != nil {
 		return nil, fmt.Errorf("mailbox poll %s: %w", agent, err)
@@ -241,7 +241,7 @@ func (s messageStore) AckMailbox(ctx context.Context, agent string, upTo uint64)
 	if err := storage.CheckName(agent); err != nil {
 		return 0, fmt.Errorf("mailbox ack: %w", err)
 	}
-	tag, err := s.d.pool.Exec(ctx, `DELETE FROM mailbox_messages WHERE agent = $1 AND seq <= $2`, agent, clampSeq(upTo))
+	tag, err := s.d.pool.Exec(ctx, `DELETE FROM agentcom_mailbox_messages WHERE agent = $1 AND seq <= $2`, agent, clampSeq(upTo))
 	if err != nil {
 		return 0, fmt.Errorf("mailbox ack %s: %w", agent, err)
 	}
@@ -253,14 +253,14 @@ func (s messageStore) CountMailbox(ctx context.Context, agent string) (int, erro
 		return 0, fmt.Errorf("mailbox count: %w", err)
 	}
 	var n int
-	if err := s.d.pool.QueryRow(ctx, `SELECT count(*) FROM mailbox_messages WHERE agent = $1`, agent).Scan(&n); err != nil {
+	if err := s.d.pool.QueryRow(ctx, `SELECT count(*) FROM agentcom_mailbox_messages WHERE agent = $1`, agent).Scan(&n); err != nil {
 		return 0, fmt.Errorf("mailbox count %s: %w", agent, err)
 	}
 	return n, nil
 }
 
 func (s messageStore) MailboxDepths(ctx context.Context) (map[string]int, error) {
-	rows, err := s.d.pool.Query(ctx, `SELECT agent, count(*) FROM mailbox_messages GROUP BY agent`)
+	rows, err := s.d.pool.Query(ctx, `SELECT agent, count(*) FROM agentcom_mailbox_messages GROUP BY agent`)
 	if err != nil {
 		return nil, fmt.Errorf("mailbox depths: %w", err)
 	}
@@ -274,7 +274,7 @@ func (s messageStore) MailboxDepths(ctx context.Context) (map[string]int, error)
 }
 
 func (s messageStore) EvictMailboxes(ctx context.Context, before int64) (int, error) {
-	tag, err := s.d.pool.Exec(ctx, `DELETE FROM mailbox_messages WHERE stored_at < $1`, before)
+	tag, err := s.d.pool.Exec(ctx, `DELETE FROM agentcom_mailbox_messages WHERE stored_at < $1`, before)
 	if err != nil {
 		return 0, fmt.Errorf("mailbox evict: %w", err)
 	}
@@ -285,7 +285,7 @@ func (s messageStore) FindHistory(ctx context.Context, f storage.HistoryFilter) 
 	if f.Limit <= 0 || f.After >= math.MaxInt64 || unstorable(f.From+f.To+f.Channel) {
 		return []storage.Entry{}, nil
 	}
-	out, err := collectEntries(s.d.pool.Query(ctx, `SELECT seq, stored_at, body FROM message_history
+	out, err := collectEntries(s.d.pool.Query(ctx, `SELECT seq, stored_at, body FROM agentcom_message_history
 		WHERE seq > $1 AND ($2 = '' OR from_agent = $2) AND ($3 = '' OR to_agent = $3)
 		AND ($4 = '' OR channel = $4) AND ts >= $5 AND ($6 = 0 OR ts <= $6)
 		ORDER BY seq LIMIT $7`,
@@ -301,7 +301,7 @@ func (s messageStore) RecentHistory(ctx context.Context, limit int) ([]storage.E
 		return []storage.Entry{}, nil
 	}
 	out, err := collectEntries(s.d.pool.Query(ctx, `SELECT seq, stored_at, body FROM (
-		SELECT seq, stored_at, body FROM message_history ORDER BY seq DESC LIMIT $1) r ORDER BY seq`, limit))
+		SELECT seq, stored_at, body FROM agentcom_message_history ORDER BY seq DESC LIMIT $1) r ORDER BY seq`, limit))
 	if err != nil {
 		return nil, fmt.Errorf("recent history: %w", err)
 	}
@@ -310,7 +310,7 @@ func (s messageStore) RecentHistory(ctx context.Context, limit int) ([]storage.E
 
 func (s messageStore) CountHistory(ctx context.Context) (int, error) {
 	var n int
-	if err := s.d.pool.QueryRow(ctx, `SELECT count(*) FROM message_history`).Scan(&n); err != nil {
+	if err := s.d.pool.QueryRow(ctx, `SELECT count(*) FROM agentcom_message_history`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count history: %w", err)
 	}
 	return n, nil
@@ -329,8 +329,8 @@ func (s messageStore) CreateChannel(ctx context.Context, ch storage.ChannelRow, 
 		}
 		var exists bool
 		var count int
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM message_channels WHERE name = $1),
-			(SELECT count(*) FROM message_channels)`, ch.Name).Scan(&exists, &count); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM agentcom_message_channels WHERE name = $1),
+			(SELECT count(*) FROM agentcom_message_channels)`, ch.Name).Scan(&exists, &count); err != nil {
 			return err
 		}
 		if exists {
@@ -339,7 +339,7 @@ func (s messageStore) CreateChannel(ctx context.Context, ch storage.ChannelRow, 
 		if count >= maxChannels {
 			return fmt.Errorf("%w: at most %d channels", storage.ErrChannelLimit, maxChannels)
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO message_channels (name, description, created_at, created_by, subscribers)
+		_, err := tx.Exec(ctx, `INSERT INTO agentcom_message_channels (name, description, created_at, created_by, subscribers)
 			VALUES ($1, $2, $3, $4, $5)`, ch.Name, ch.Description, ch.CreatedAt, ch.CreatedBy, ch.Subscribers)
 		return err
 	})
@@ -367,7 +367,7 @@ func (s messageStore) GetChannel(ctx context.Context, name string) (storage.Chan
 	if unstorable(name) {
 		return storage.ChannelRow{}, storage.ErrNotFound
 	}
-	c, err := scanChannel(s.d.pool.QueryRow(ctx, `SELECT `+channelColumns+` FROM message_channels WHERE name = $1`, name))
+	c, err := scanChannel(s.d.pool.QueryRow(ctx, `SELECT `+channelColumns+` FROM agentcom_message_channels WHERE name = $1`, name))
 	if errors.Is(err, storage.ErrNotFound) {
 		return c, err
 	}
@@ -378,7 +378,7 @@ func (s messageStore) GetChannel(ctx context.Context, name string) (storage.Chan
 }
 
 func (s messageStore) ListChannels(ctx context.Context) ([]storage.ChannelRow, error) {
-	rows, err := s.d.pool.Query(ctx, `SELECT `+channelColumns+` FROM message_channels ORDER BY name COLLATE "C"`)
+	rows, err := s.d.pool.Query(ctx, `SELECT `+channelColumns+` FROM agentcom_message_channels ORDER BY name COLLATE "C"`)
 	if err != nil {
 		return nil, fmt.Errorf("list channels: %w", err)
 	}
@@ -401,7 +401,7 @@ func (s messageStore) changeChannel(ctx context.Context, name string, change fun
 	}
 	err := s.msgTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		c, err = scanChannel(tx.QueryRow(ctx, `SELECT `+channelColumns+` FROM message_channels WHERE name = $1 FOR UPDATE`, name))
+		c, err = scanChannel(tx.QueryRow(ctx, `SELECT `+channelColumns+` FROM agentcom_message_channels WHERE name = $1 FOR UPDATE`, name))
 		if err != nil {
 			return err
 		}
@@ -409,7 +409,7 @@ func (s messageStore) changeChannel(ctx context.Context, name string, change fun
 		if err != nil || !changed {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE message_channels SET subscribers = $2 WHERE name = $1`, name, c.Subscribers)
+		_, err = tx.Exec(ctx, `UPDATE agentcom_message_channels SET subscribers = $2 WHERE name = $1`, name, c.Subscribers)
 		return err
 	})
 	return c, err
@@ -456,7 +456,7 @@ func (s messageStore) ChannelHistory(ctx context.Context, channel string, after 
 		return []storage.Entry{}, nil // no such channel can exist
 	}
 	out, err := collectEntries(s.d.pool.Query(ctx, `SELECT seq, stored_at, body FROM (
-		SELECT seq, stored_at, body FROM channel_history WHERE channel = $1 AND seq > $2
+		SELECT seq, stored_at, body FROM agentcom_channel_history WHERE channel = $1 AND seq > $2
 		ORDER BY seq DESC LIMIT $3) r ORDER BY seq`, channel, int64(after), limit))
 	if err != nil {
 		return nil, fmt.Errorf("channel history %s: %w", channel, err)
@@ -469,7 +469,7 @@ func (s messageStore) ThreadMessage(ctx context.Context, id string) ([]byte, err
 		return nil, storage.ErrNotFound
 	}
 	var body []byte
-	err := s.d.pool.QueryRow(ctx, `SELECT body FROM thread_messages WHERE id = $1`, id).Scan(&body)
+	err := s.d.pool.QueryRow(ctx, `SELECT body FROM agentcom_thread_messages WHERE id = $1`, id).Scan(&body)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, storage.ErrNotFound
 	}
@@ -484,7 +484,7 @@ func (s messageStore) ThreadChildren(ctx context.Context, id string) ([]string, 
 		return []string{}, nil
 	}
 	ids, err := collectIDs(s.d.pool.Query(ctx,
-		`SELECT id FROM thread_messages WHERE parent = $1 AND id <> parent ORDER BY arrival`, id))
+		`SELECT id FROM agentcom_thread_messages WHERE parent = $1 AND id <> parent ORDER BY arrival`, id))
 	if err != nil {
 		return nil, fmt.Errorf("thread replies %.40q: %w", id, err)
 	}
@@ -496,7 +496,7 @@ func (s messageStore) ForgetThread(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := s.d.pool.Exec(ctx, `DELETE FROM thread_messages WHERE id = ANY($1)`, ids); err != nil {
+	if _, err := s.d.pool.Exec(ctx, `DELETE FROM agentcom_thread_messages WHERE id = ANY($1)`, ids); err != nil {
 		return fmt.Errorf("forget threads: %w", err)
 	}
 	return nil

@@ -23,11 +23,11 @@ func TestHistoryCap(t *testing.T) {
 	}
 	defer d.Close()
 	for _, q := range []string{
-		`INSERT INTO message_history (seq, id, from_agent, to_agent, channel, ts, stored_at, body)
+		`INSERT INTO agentcom_message_history (seq, id, from_agent, to_agent, channel, ts, stored_at, body)
 		SELECT n, 'g' || n, 'a', 'b', '', 1, 1, convert_to(format('{"id":"g%s"}', n), 'UTF8')
 		FROM generate_series(1, $1::bigint) AS n`,
-		`INSERT INTO thread_messages (id, parent, body) SELECT 'g' || n, '', '\x7b7d' FROM generate_series(1, $1::bigint) AS n`,
-		`INSERT INTO message_counters (name, value) VALUES ('history', $1)`,
+		`INSERT INTO agentcom_thread_messages (id, parent, body) SELECT 'g' || n, '', '\x7b7d' FROM generate_series(1, $1::bigint) AS n`,
+		`INSERT INTO agentcom_message_counters (name, value) VALUES ('history', $1)`,
 	} {
 		if _, err := d.Pool().Exec(ctx, q, storage.HistoryCap); err != nil {
 			t.Fatal(err)

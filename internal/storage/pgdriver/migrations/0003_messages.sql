@@ -7,12 +7,12 @@
 -- numbers are gapless and commit in order (a poller that saw seq n never
 -- later finds an n-1 committing behind it), and a rolled-back append
 -- takes its numbers back with it.
-CREATE TABLE message_counters (
+CREATE TABLE agentcom_message_counters (
 	name  text PRIMARY KEY,
 	value bigint NOT NULL
 );
 
-CREATE TABLE mailbox_messages (
+CREATE TABLE agentcom_mailbox_messages (
 	agent     text   NOT NULL,
 	seq       bigint NOT NULL,
 	stored_at bigint NOT NULL,
@@ -20,9 +20,9 @@ CREATE TABLE mailbox_messages (
 	PRIMARY KEY (agent, seq)
 );
 -- Eviction by age.
-CREATE INDEX mailbox_messages_stored_at ON mailbox_messages (stored_at);
+CREATE INDEX agentcom_mailbox_messages_stored_at ON agentcom_mailbox_messages (stored_at);
 
-CREATE TABLE message_history (
+CREATE TABLE agentcom_message_history (
 	seq        bigint PRIMARY KEY,
 	id         text   NOT NULL,
 	from_agent text   NOT NULL,
@@ -35,7 +35,7 @@ CREATE TABLE message_history (
 	body       bytea  NOT NULL
 );
 
-CREATE TABLE message_channels (
+CREATE TABLE agentcom_message_channels (
 	name        text   PRIMARY KEY,
 	description text   NOT NULL,
 	created_at  bigint NOT NULL,
@@ -44,7 +44,7 @@ CREATE TABLE message_channels (
 	subscribers text[] NOT NULL
 );
 
-CREATE TABLE channel_history (
+CREATE TABLE agentcom_channel_history (
 	channel   text   NOT NULL,
 	seq       bigint NOT NULL,
 	id        text   NOT NULL,
@@ -55,10 +55,10 @@ CREATE TABLE channel_history (
 
 -- The reply-thread index: the messages the histories still keep, linked
 -- to their parent. arrival orders a parent's replies.
-CREATE TABLE thread_messages (
+CREATE TABLE agentcom_thread_messages (
 	id      text      PRIMARY KEY,
 	parent  text      NOT NULL,
 	arrival bigserial NOT NULL,
 	body    bytea     NOT NULL
 );
-CREATE INDEX thread_messages_parent ON thread_messages (parent, arrival);
+CREATE INDEX agentcom_thread_messages_parent ON agentcom_thread_messages (parent, arrival);
