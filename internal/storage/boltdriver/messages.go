@@ -366,7 +366,7 @@ func (s messageStore) RecentHistory(ctx context.Context, limit int) ([]storage.E
 			return nil
 		}
 		last := seq.Decode(k)
-		for window := uint64(limit); ; window = min(window*2, last) {
+		for window := uint64(limit); ; {
 			from := uint64(0)
 			if last > window {
 				from = last - window + 1
@@ -384,6 +384,12 @@ func (s messageStore) RecentHistory(ctx context.Context, limit int) ([]storage.E
 			}
 			if len(out) >= limit || from == 0 {
 				return nil
+			}
+			// Doubling, up to the whole table (window last: from 0).
+			if window > last/2 {
+				window = last
+			} else {
+				window *= 2
 			}
 		}
 	})
