@@ -20,7 +20,7 @@ const (
 	ChannelHistoryCap = 200
 	// MaxNameLen bounds agent ids and channel names as the stores accept
 	// them (the domain applies its own, stricter rules first).
-	MaxNameLen = 256
+	MaxNameLen = 1024
 	// MaxMessageIDLen bounds message ids and reply_to links, which key the
 	// thread index.
 	MaxMessageIDLen = 1024
