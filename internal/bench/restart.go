@@ -128,7 +128,7 @@ func (r *runner) fillRecords(ctx context.Context, dir string) error {
 		now := time.Now().UnixMilli()
 		put = func(i int) error {
 			to := "bench-restart-agent-" + strconv.Itoa(i%agents)
-			_, err := mbox.Enqueue(to, messaging.Message{ID: messaging.NewID(), From: "bench", To: to, Type: "chat",
+			_, err := mbox.Enqueue(ctx, to, messaging.Message{ID: messaging.NewID(), From: "bench", To: to, Type: "chat",
 				Payload: map[string]any{"n": i, "text": "restart benchmark message"}, Timestamp: now})
 			return err
 		}

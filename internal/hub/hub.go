@@ -428,7 +428,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 }
 
 func (h *Hub) evictMailboxes() {
-	n, err := h.Messaging.Mailbox.Evict(h.Settings.MailboxTTL())
+	n, err := h.Messaging.Mailbox.Evict(context.Background(), h.Settings.MailboxTTL())
 	if err != nil {
 		h.log.Error("mailbox eviction failed", "component", "messaging", "event", "mailbox_evict_failed", "err", err)
 		return

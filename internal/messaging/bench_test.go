@@ -118,7 +118,7 @@ func BenchmarkHistoryAppend(b *testing.B) {
 		for pb.Next() {
 			m := chat("a", "b", int(n.Add(1)))
 			m.ID = messaging.NewID()
-			if _, err := svc.History.Append(m, nil); err != nil {
+			if _, err := svc.History.Append(b.Context(), m, nil); err != nil {
 				b.Error(err)
 				return
 			}
@@ -138,7 +138,7 @@ func BenchmarkMailboxEnqueue(b *testing.B) {
 			to := "agent-" + strconv.Itoa(i%1000)
 			m := chat("a", to, i)
 			m.ID = messaging.NewID()
-			if _, err := svc.Mailbox.Enqueue(to, m); err != nil {
+			if _, err := svc.Mailbox.Enqueue(b.Context(), to, m); err != nil {
 				b.Error(err)
 				return
 			}
@@ -152,13 +152,13 @@ func BenchmarkMailboxPoll(b *testing.B) {
 	for i := range messaging.MailboxCap {
 		m := chat("a", "agent-1", i)
 		m.ID = messaging.NewID()
-		if _, err := svc.Mailbox.Enqueue("agent-1", m); err != nil {
+		if _, err := svc.Mailbox.Enqueue(b.Context(), "agent-1", m); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		msgs, _, err := svc.Mailbox.Poll("agent-1", 0, messaging.MailboxCap)
+		msgs, _, err := svc.Mailbox.Poll(b.Context(), "agent-1", 0, messaging.MailboxCap)
 		if err != nil || len(msgs) != messaging.MailboxCap {
 			b.Fatalf("poll: %d messages, %v", len(msgs), err)
 		}

@@ -89,7 +89,7 @@ func TestServiceOnEveryDriver(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			bob, last, err := s.Mailbox.Poll("bob", 0, messaging.MailboxCap)
+			bob, last, err := s.Mailbox.Poll(t.Context(), "bob", 0, messaging.MailboxCap)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,20 +102,20 @@ func TestServiceOnEveryDriver(t *testing.T) {
 			}
 			// Online carol: no copy of direct or broadcast messages; a
 			// channel message is copied to every subscriber.
-			if carol, _, _ := s.Mailbox.Poll("carol", 0, 10); len(carol) != 1 || carol[0].ID != "c1" {
+			if carol, _, _ := s.Mailbox.Poll(t.Context(), "carol", 0, 10); len(carol) != 1 || carol[0].ID != "c1" {
 				t.Fatalf("online carol's mailbox: %v", carol)
 			}
-			if n, _ := s.Mailbox.Count("alice"); n != 1 { // bob's reply
+			if n, _ := s.Mailbox.Count(t.Context(), "alice"); n != 1 { // bob's reply
 				t.Fatalf("alice's mailbox holds %d", n)
 			}
 			if !slices.Contains(sockets.pushed, "carol:b1") || !slices.Contains(sockets.pushed, "carol:c1") {
 				t.Fatalf("pushed %v", sockets.pushed)
 			}
-			hist, _, err := s.History.Find(messaging.Query{})
+			hist, _, err := s.History.Find(t.Context(), messaging.Query{})
 			if err != nil || len(hist) != 4 {
 				t.Fatalf("history: %d, %v", len(hist), err)
 			}
-			root, thread, err := s.Threads.Thread("r1")
+			root, thread, err := s.Threads.Thread(t.Context(), "r1")
 			if err != nil || root != "d1" || len(thread) != 2 {
 				t.Fatalf("thread of r1: %q %v %v", root, thread, err)
 			}
@@ -127,7 +127,7 @@ func TestServiceOnEveryDriver(t *testing.T) {
 			d = open()
 			defer d.Close()
 			s = service(t, d, sockets)
-			again, _, err := s.Mailbox.Poll("bob", 0, messaging.MailboxCap)
+			again, _, err := s.Mailbox.Poll(t.Context(), "bob", 0, messaging.MailboxCap)
 			if err != nil || len(again) != 3 {
 				t.Fatalf("bob's mailbox after restart: %d, %v", len(again), err)
 			}
@@ -135,13 +135,13 @@ func TestServiceOnEveryDriver(t *testing.T) {
 			if err != nil || !slices.Equal(ch.Subscribers, []string{"alice", "carol", "bob"}) {
 				t.Fatalf("channel after restart: %+v %v", ch, err)
 			}
-			if err := s.Mailbox.Ack("bob", last); err != nil {
+			if err := s.Mailbox.Ack(t.Context(), "bob", last); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := s.Send(messaging.Message{ID: "d3", From: "alice", To: "bob"}, nil); err != nil {
 				t.Fatal(err)
 			}
-			after, _, _ := s.Mailbox.Poll("bob", 0, messaging.MailboxCap)
+			after, _, _ := s.Mailbox.Poll(t.Context(), "bob", 0, messaging.MailboxCap)
 			if len(after) != 1 || after[0].Seq <= last {
 				t.Fatalf("after restart and ack: %v, last seq before %d", after, last)
 			}

@@ -29,7 +29,7 @@ func NewHistory(ms storage.MessageStore) *History {
 // Append records m with a mailbox copy for each of copies and its thread
 // index entry, in one commit, and returns its sequence number. Entries
 // trimmed beyond the cap leave the thread index in the same commit.
-func (h *History) Append(m Message, copies []string) (uint64, error) {
+func (h *History) Append(ctx context.Context, m Message, copies []string) (uint64, error) {
 	row, err := toRow(m)
 	if err != nil {
 		return 0, err
@@ -38,7 +38,7 @@ func (h *History) Append(m Message, copies []string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	res, err := h.store.AppendMessage(context.Background(), storage.Append{Message: row, Copies: cs, StoredAt: h.now().UnixMilli()})
+	res, err := h.store.AppendMessage(ctx, storage.Append{Message: row, Copies: cs, StoredAt: h.now().UnixMilli()})
 	if err != nil {
 		return 0, err
 	}
@@ -55,7 +55,7 @@ type Query struct {
 
 // Find returns matching entries with seq > q.Cursor in ascending order, at
 // most q.Limit (default 50, max 200), and the cursor to continue from.
-func (h *History) Find(q Query) ([]WithSeq, uint64, error) {
+func (h *History) Find(ctx context.Context, q Query) ([]WithSeq, uint64, error) {
 	limit := q.Limit
 	if limit == 0 {
 		limit = HistoryDefaultLimit
@@ -64,7 +64,7 @@ func (h *History) Find(q Query) ([]WithSeq, uint64, error) {
 	if limit <= 0 {
 		return []WithSeq{}, q.Cursor, nil
 	}
-	es, err := h.store.FindHistory(context.Background(), storage.HistoryFilter{From: q.From, To: q.To, Channel: q.Channel,
+	es, err := h.store.FindHistory(ctx, storage.HistoryFilter{From: q.From, To: q.To, Channel: q.Channel,
 		Start: q.StartTime, End: q.EndTime, After: q.Cursor, Limit: limit})
 	if err != nil {
 		return nil, q.Cursor, err
@@ -82,8 +82,8 @@ func (h *History) Find(q Query) ([]WithSeq, uint64, error) {
 
 // Recent returns the newest limit messages (at most HistoryMaxLimit),
 // oldest first.
-func (h *History) Recent(limit int) ([]WithSeq, error) {
-	es, err := h.store.RecentHistory(context.Background(), min(max(limit, 1), HistoryMaxLimit))
+func (h *History) Recent(ctx context.Context, limit int) ([]WithSeq, error) {
+	es, err := h.store.RecentHistory(ctx, min(max(limit, 1), HistoryMaxLimit))
 	if err != nil {
 		return nil, err
 	}

@@ -39,33 +39,33 @@ func TestMailboxCapIs100(t *testing.T) {
 		t.Fatalf("MailboxCap = %d, README says 100", MailboxCap)
 	}
 	mb := NewMailbox(openStore(t))
-	if _, err := mb.Enqueue("other", msg(-1)); err != nil {
+	if _, err := mb.Enqueue(t.Context(), "other", msg(-1)); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 100 {
-		if _, err := mb.Enqueue("b", msg(i)); err != nil {
+		if _, err := mb.Enqueue(t.Context(), "b", msg(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n, _ := mb.Count("b"); n != 100 {
+	if n, _ := mb.Count(t.Context(), "b"); n != 100 {
 		t.Fatalf("100 enqueued, %d kept", n)
 	}
 	for i := 100; i < 103; i++ {
-		if _, err := mb.Enqueue("b", msg(i)); err != nil {
+		if _, err := mb.Enqueue(t.Context(), "b", msg(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, last, err := mb.Poll("b", 0, MailboxCap)
+	got, last, err := mb.Poll(t.Context(), "b", 0, MailboxCap)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 100 || got[0].ID != "m3" || got[99].ID != "m102" || last != got[99].Seq {
 		t.Fatalf("after 103: %d kept, first %s, last %s; want 100, m3..m102", len(got), got[0].ID, got[len(got)-1].ID)
 	}
-	if n, _ := mb.Count("other"); n != 1 {
+	if n, _ := mb.Count(t.Context(), "other"); n != 1 {
 		t.Fatalf("another agent's mailbox holds %d", n)
 	}
-	if _, err := mb.Enqueue("bad\x00id", msg(0)); err == nil {
+	if _, err := mb.Enqueue(t.Context(), "bad\x00id", msg(0)); err == nil {
 		t.Fatal("an id breaking the agent-id rule got a mailbox")
 	}
 }
@@ -79,22 +79,22 @@ func TestMailboxRetentionIs7Days(t *testing.T) {
 	mb := NewMailbox(openStore(t))
 	clk := testenv.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	mb.now = clk.Now
-	if _, err := mb.Enqueue("b", msg(1)); err != nil {
+	if _, err := mb.Enqueue(t.Context(), "b", msg(1)); err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(time.Hour)
-	if _, err := mb.Enqueue("b", msg(2)); err != nil {
+	if _, err := mb.Enqueue(t.Context(), "b", msg(2)); err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(DefaultMailboxTTL - time.Hour) // the first is exactly 7 days old
-	if n, err := mb.Evict(DefaultMailboxTTL); err != nil || n != 0 {
+	if n, err := mb.Evict(t.Context(), DefaultMailboxTTL); err != nil || n != 0 {
 		t.Fatalf("at exactly 7 days: evicted %d, %v", n, err)
 	}
 	clk.Advance(time.Millisecond)
-	if n, err := mb.Evict(DefaultMailboxTTL); err != nil || n != 1 {
+	if n, err := mb.Evict(t.Context(), DefaultMailboxTTL); err != nil || n != 1 {
 		t.Fatalf("7 days + 1 ms: evicted %d, %v; want 1", n, err)
 	}
-	got, _, _ := mb.Poll("b", 0, MailboxCap)
+	got, _, _ := mb.Poll(t.Context(), "b", 0, MailboxCap)
 	if len(got) != 1 || got[0].ID != "m2" {
 		t.Fatalf("left %v", got)
 	}
@@ -110,21 +110,21 @@ func TestHistoryCapIs10000(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range HistoryMaxLimit + 5 {
 		wg.Go(func() {
-			if _, err := h.Append(msg(i), nil); err != nil {
+			if _, err := h.Append(t.Context(), msg(i), nil); err != nil {
 				t.Error(err)
 			}
 		})
 	}
 	wg.Wait()
-	got, next, err := h.Find(Query{Limit: 1000})
+	got, next, err := h.Find(t.Context(), Query{Limit: 1000})
 	if err != nil || len(got) != HistoryMaxLimit || next != got[len(got)-1].Seq {
 		t.Fatalf("find: %d entries, %v", len(got), err)
 	}
-	rest, _, err := h.Find(Query{Cursor: next, Limit: 1000})
+	rest, _, err := h.Find(t.Context(), Query{Cursor: next, Limit: 1000})
 	if err != nil || len(rest) != 5 {
 		t.Fatalf("second page: %d entries, %v", len(rest), err)
 	}
-	recent, err := h.Recent(3)
+	recent, err := h.Recent(t.Context(), 3)
 	if err != nil || len(recent) != 3 || recent[2].Seq != rest[4].Seq {
 		t.Fatalf("recent: %v %v", recent, err)
 	}

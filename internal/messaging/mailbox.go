@@ -29,7 +29,7 @@ func NewMailbox(ms storage.MessageStore) *Mailbox {
 
 // Enqueue stores m for agent, trims the mailbox to its cap and returns the
 // message's sequence number.
-func (mb *Mailbox) Enqueue(agent string, m Message) (uint64, error) {
+func (mb *Mailbox) Enqueue(ctx context.Context, agent string, m Message) (uint64, error) {
 	if err := checkAgent(agent); err != nil {
 		return 0, fmt.Errorf("mailbox enqueue: %w", err)
 	}
@@ -37,17 +37,17 @@ func (mb *Mailbox) Enqueue(agent string, m Message) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("mailbox enqueue: %w", err)
 	}
-	return mb.store.Enqueue(context.Background(), agent, b, mb.now().UnixMilli())
+	return mb.store.Enqueue(ctx, agent, b, mb.now().UnixMilli())
 }
 
 // Poll returns agent's first limit messages with seq > since in order, and
 // the seq of the last one returned (since when there are none). A mailbox
 // holds at most MailboxCap messages, so limit MailboxCap returns them all.
-func (mb *Mailbox) Poll(agent string, since uint64, limit int) ([]WithSeq, uint64, error) {
+func (mb *Mailbox) Poll(ctx context.Context, agent string, since uint64, limit int) ([]WithSeq, uint64, error) {
 	if err := checkAgent(agent); err != nil {
 		return nil, since, fmt.Errorf("mailbox poll: %w", err)
 	}
-	es, err := mb.store.PollMailbox(context.Background(), agent, since, limit)
+	es, err := mb.store.PollMailbox(ctx, agent, since, limit)
 	if err != nil {
 		return nil, since, err
 	}
@@ -63,29 +63,29 @@ func (mb *Mailbox) Poll(agent string, since uint64, limit int) ([]WithSeq, uint6
 }
 
 // Ack deletes agent's messages with seq <= upTo.
-func (mb *Mailbox) Ack(agent string, upTo uint64) error {
+func (mb *Mailbox) Ack(ctx context.Context, agent string, upTo uint64) error {
 	if err := checkAgent(agent); err != nil {
 		return fmt.Errorf("mailbox ack: %w", err)
 	}
-	_, err := mb.store.AckMailbox(context.Background(), agent, upTo)
+	_, err := mb.store.AckMailbox(ctx, agent, upTo)
 	return err
 }
 
 // Count returns how many messages wait for agent.
-func (mb *Mailbox) Count(agent string) (int, error) {
+func (mb *Mailbox) Count(ctx context.Context, agent string) (int, error) {
 	if err := checkAgent(agent); err != nil {
 		return 0, fmt.Errorf("mailbox count: %w", err)
 	}
-	return mb.store.CountMailbox(context.Background(), agent)
+	return mb.store.CountMailbox(ctx, agent)
 }
 
 // Depths returns how many messages wait per agent, for every agent with
 // a non-empty mailbox.
-func (mb *Mailbox) Depths() (map[string]int, error) {
-	return mb.store.MailboxDepths(context.Background())
+func (mb *Mailbox) Depths(ctx context.Context) (map[string]int, error) {
+	return mb.store.MailboxDepths(ctx)
 }
 
 // Evict deletes every message stored before now - ttl and returns how many.
-func (mb *Mailbox) Evict(ttl time.Duration) (int, error) {
-	return mb.store.EvictMailboxes(context.Background(), mb.now().Add(-ttl).UnixMilli())
+func (mb *Mailbox) Evict(ctx context.Context, ttl time.Duration) (int, error) {
+	return mb.store.EvictMailboxes(ctx, mb.now().Add(-ttl).UnixMilli())
 }

@@ -1,6 +1,7 @@
 package messaging
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,7 +136,10 @@ func (s *Service) Send(m Message, recorded func()) (string, error) {
 	} else if directOnline = s.pusher.Online(to); !directOnline {
 		copies = []string{to}
 	}
-	if _, err := s.History.Append(m, copies); err != nil {
+	// Routing is not cancelled with the sender's request: once stored, a
+	// message is delivered or queued whatever happens to the sender.
+	ctx := context.Background()
+	if _, err := s.History.Append(ctx, m, copies); err != nil {
 		return "", fmt.Errorf("send %s: %w", m.ID, err)
 	}
 	s.Analytics.RecordMessage(m.From, to)
@@ -157,7 +161,7 @@ func (s *Service) Send(m Message, recorded func()) (string, error) {
 			break
 		}
 		// The socket went away between the check and the push.
-		if _, err := s.Mailbox.Enqueue(to, m); err != nil {
+		if _, err := s.Mailbox.Enqueue(ctx, to, m); err != nil {
 			return "", fmt.Errorf("send %s: %w", m.ID, err)
 		}
 	}

@@ -24,12 +24,12 @@ func NewThreads(ms storage.MessageStore) *Threads {
 
 // Forget removes messages from the index and unlinks each from its
 // parent's replies.
-func (t *Threads) Forget(ids []string) error {
-	return t.store.ForgetThread(context.Background(), ids)
+func (t *Threads) Forget(ctx context.Context, ids []string) error {
+	return t.store.ForgetThread(ctx, ids)
 }
 
-func (t *Threads) message(id string) (Message, bool, error) {
-	b, err := t.store.ThreadMessage(context.Background(), id)
+func (t *Threads) message(ctx context.Context, id string) (Message, bool, error) {
+	b, err := t.store.ThreadMessage(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return Message{}, false, nil
 	}
@@ -43,18 +43,18 @@ func (t *Threads) message(id string) (Message, bool, error) {
 	return m, true, nil
 }
 
-func (t *Threads) children(id string) ([]string, error) {
-	return t.store.ThreadChildren(context.Background(), id)
+func (t *Threads) children(ctx context.Context, id string) ([]string, error) {
+	return t.store.ThreadChildren(ctx, id)
 }
 
 // Root follows reply_to links upward from id while the current message is
 // indexed and has a parent. A cycle stops at the first repeated id.
-func (t *Threads) Root(id string) (string, error) {
+func (t *Threads) Root(ctx context.Context, id string) (string, error) {
 	seen := map[string]bool{}
 	cur := id
 	for !seen[cur] {
 		seen[cur] = true
-		m, ok, err := t.message(cur)
+		m, ok, err := t.message(ctx, cur)
 		if err != nil {
 			return "", fmt.Errorf("thread root %s: %w", id, err)
 		}
@@ -68,8 +68,8 @@ func (t *Threads) Root(id string) (string, error) {
 
 // Thread returns the root of id's thread and every indexed message in it,
 // sorted by timestamp.
-func (t *Threads) Thread(id string) (string, []Message, error) {
-	root, err := t.Root(id)
+func (t *Threads) Thread(ctx context.Context, id string) (string, []Message, error) {
+	root, err := t.Root(ctx, id)
 	if err != nil {
 		return "", nil, err
 	}
@@ -81,14 +81,14 @@ func (t *Threads) Thread(id string) (string, []Message, error) {
 			return nil
 		}
 		seen[cur] = true
-		m, ok, err := t.message(cur)
+		m, ok, err := t.message(ctx, cur)
 		if err != nil {
 			return err
 		}
 		if ok {
 			out = append(out, m)
 		}
-		kids, err := t.children(cur)
+		kids, err := t.children(ctx, cur)
 		if err != nil {
 			return err
 		}
@@ -107,14 +107,14 @@ func (t *Threads) Thread(id string) (string, []Message, error) {
 }
 
 // Replies returns the indexed direct replies to id, sorted by timestamp.
-func (t *Threads) Replies(id string) ([]Message, error) {
-	kids, err := t.children(id)
+func (t *Threads) Replies(ctx context.Context, id string) ([]Message, error) {
+	kids, err := t.children(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("replies %s: %w", id, err)
 	}
 	out := []Message{}
 	for _, k := range kids {
-		m, ok, err := t.message(k)
+		m, ok, err := t.message(ctx, k)
 		if err != nil {
 			return nil, fmt.Errorf("replies %s: %w", id, err)
 		}
