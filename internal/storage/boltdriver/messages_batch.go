@@ -25,9 +25,15 @@ import (
 // its outcome; then the first caller that arrived meanwhile leads the next
 // batch.
 
-// maxBatch bounds the operations of one commit (and so one journal
-// record).
-const maxBatch = 128
+// maxBatch and maxBatchBytes bound one commit (and so one journal
+// record, held in memory while it is written): at most maxBatch
+// operations, and no more operations once their bodies reach
+// maxBatchBytes (one operation always goes, whatever its size: a
+// broadcast's copies must commit together).
+const (
+	maxBatch      = 128
+	maxBatchBytes = 4 << 20
+)
 
 // messageState is the message store's share of the driver.
 type messageState struct {
@@ -64,6 +70,18 @@ type msgOp struct {
 	lead bool
 }
 
+// size is about how many bytes op adds to a journal record.
+func (op *msgOp) size() int {
+	n := len(op.a.Message.Body)
+	for _, c := range op.a.Copies {
+		n += len(c.Body)
+	}
+	for _, id := range op.forget {
+		n += len(id)
+	}
+	return n
+}
+
 // submit runs op in a batch and returns its error; op.res holds its
 // result. ctx is checked before op joins a batch: once in, op commits or
 // fails with its batch.
@@ -86,7 +104,11 @@ func (s messageStore) submit(ctx context.Context, op *msgOp) error {
 		st.qmu.Unlock()
 	}
 	st.qmu.Lock()
-	n := min(len(st.pending), maxBatch)
+	n, size := 0, 0
+	for n < len(st.pending) && n < maxBatch && (n == 0 || size < maxBatchBytes) {
+		size += st.pending[n].size()
+		n++
+	}
 	batch := st.pending[:n:n]
 	st.pending = slices.Clone(st.pending[n:])
 	st.qmu.Unlock()
@@ -113,8 +135,7 @@ func (s messageStore) submit(ctx context.Context, op *msgOp) error {
 // runBatch plans and commits batch, setting each op's result. A failure
 // to plan or commit fails every op of the batch: nothing of it is written.
 func (s messageStore) runBatch(batch []*msgOp) {
-	p := &planner{s: s, st: &s.d.msg, owned: map[string]*ownedList{},
-		threads: map[string][]byte{}, replies: map[string][]string{}}
+	p := newPlanner(s)
 	err := p.open(batch)
 	for _, op := range batch {
 		if err != nil {
@@ -152,6 +173,11 @@ type planner struct {
 	threads map[string][]byte     // thread message overlay; nil value: deleted
 	replies map[string][]string   // parent -> replies, as of the batch so far
 	changed []string              // parents whose replies changed, in order
+}
+
+func newPlanner(s messageStore) *planner {
+	return &planner{s: s, st: &s.d.msg, owned: map[string]*ownedList{},
+		threads: map[string][]byte{}, replies: map[string][]string{}}
 }
 
 // ownedList is one owner's records (a mailbox, a channel history) in

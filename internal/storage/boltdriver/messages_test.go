@@ -1,7 +1,9 @@
 package boltdriver
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -146,5 +148,64 @@ func TestExistingDataAndSequencesAcrossReopen(t *testing.T) {
 	h2, err := ms.AppendMessage(ctx, storage.Append{Message: row("h2"), StoredAt: 7})
 	if err != nil || h2.Seq <= h.Seq {
 		t.Fatalf("history seq after reopen: %d, before %d, %v", h2.Seq, h.Seq, err)
+	}
+}
+
+// An append interrupted after its journal record was written, before any
+// table saw it, is finished at the next open: history entry, thread link
+// and mailbox copy together.
+func TestInterruptedAppendFinishesAtOpen(t *testing.T) {
+	dir := t.TempDir()
+	db, d := openMsgDB(t, dir)
+	ms := d.Messages().(messageStore)
+	ctx := t.Context()
+	if _, err := ms.AppendMessage(ctx, storage.Append{Message: row("m0"), StoredAt: 1}); err != nil {
+		t.Fatal(err)
+	}
+	reply := row("m1")
+	reply.ReplyTo = "m0"
+	op := &msgOp{kind: opAppend, a: storage.Append{Message: reply, StoredAt: 2,
+		Copies: []storage.MailboxCopy{{Agent: "bob", Body: reply.Body}}}}
+	p := newPlanner(ms)
+	if err := p.open([]*msgOp{op}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.add(op); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := p.writes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The journal record only, as a crash right after it leaves it.
+	key := binary.BigEndian.AppendUint64(slices.Clone(journalPrefix), 1<<40)
+	if err := db.MustTable(store.Meta).Update(func(tx *store.Tx) error { return tx.Put(key, encodeWrites(ws)) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ms.ThreadMessage(ctx, "m1"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("before the replay: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, d = openMsgDB(t, dir)
+	defer db.Close()
+	ms = d.Messages().(messageStore)
+	if kids, err := ms.ThreadChildren(ctx, "m0"); err != nil || !slices.Equal(kids, []string{"m1"}) {
+		t.Fatalf("thread link after replay: %v %v", kids, err)
+	}
+	got, err := ms.PollMailbox(ctx, "bob", 0, 10)
+	if err != nil || len(got) != 1 || got[0].Seq != op.res.MailboxSeqs[0] {
+		t.Fatalf("mailbox after replay: %+v %v", got, err)
+	}
+	hist, err := ms.FindHistory(ctx, storage.HistoryFilter{Limit: 10})
+	if err != nil || len(hist) != 2 || hist[1].Seq != op.res.Seq {
+		t.Fatalf("history after replay: %+v %v", hist, err)
+	}
+	// Numbering continues above the replayed append.
+	res, err := ms.AppendMessage(ctx, storage.Append{Message: row("m2"), StoredAt: 3,
+		Copies: []storage.MailboxCopy{{Agent: "bob", Body: row("m2").Body}}})
+	if err != nil || res.Seq <= op.res.Seq || res.MailboxSeqs[0] <= op.res.MailboxSeqs[0] {
+		t.Fatalf("after replay: %+v %v", res, err)
 	}
 }
