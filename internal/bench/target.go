@@ -16,6 +16,7 @@ import (
 
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/hub"
+	"github.com/agentcom/agentcom/internal/storage/boltdriver"
 	"github.com/agentcom/agentcom/internal/store"
 )
 
@@ -139,17 +140,17 @@ func childTarget(ctx context.Context, o *Options, ids []string) (*target, error)
 }
 
 func startChild(ctx context.Context, o *Options, dir string, ids []string) (*target, error) {
-	tbl, err := store.OpenTable(store.Tokens, store.TablePath(dir, store.Tokens), store.Options{})
+	d, db, err := boltdriver.OpenDir(dir, store.Options{})
 	if err != nil {
 		return nil, err
 	}
-	toks, err := auth.New(tbl)
+	toks, err := auth.New(d.Tokens())
 	if err != nil {
-		tbl.Close()
+		db.Close()
 		return nil, err
 	}
 	admin, agentToks, err := issueTokens(ctx, toks, ids)
-	if cerr := tbl.Close(); err == nil {
+	if cerr := db.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 	"github.com/agentcom/agentcom/internal/messaging"
 	"github.com/agentcom/agentcom/internal/presence"
 	"github.com/agentcom/agentcom/internal/resilience"
-	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/storage"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
@@ -44,8 +44,8 @@ type Aggregator struct {
 	agents   Agents
 	pres     Presence
 	storage  Storage
-	series   *store.Table // nil: chart history in memory only
-	alertSrc AlertSource  // nil: no alerter
+	series   storage.SeriesStore // nil: chart history in memory only
+	alertSrc AlertSource         // nil: no alerter
 	log      *slog.Logger
 	now      func() time.Time
 	started  time.Time

@@ -207,7 +207,7 @@ func TestPushEndToEnd(t *testing.T) {
 			t.Fatalf("subscribe: %d %v", st, resp)
 		}
 	}
-	subs := webpush.NewSubscriptions(h.DB.MustTable("push_subscriptions"), webpush.EndpointPolicy{})
+	subs := webpush.NewSubscriptions(h.Driver.PushSubscriptions(), webpush.EndpointPolicy{})
 
 	// A completed task is silent; a dead-lettered one notifies.
 	a := h.Agent("worker-1", "code")
@@ -221,7 +221,7 @@ func TestPushEndToEnd(t *testing.T) {
 	}
 	// The push service said 410 for the other subscription: it is dropped.
 	eventually(t, "gone subscription dropped", func() bool {
-		n, err := subs.Count()
+		n, err := subs.Count(t.Context())
 		return err == nil && n == 1
 	})
 
@@ -287,7 +287,7 @@ func TestPushSubscribePolicy(t *testing.T) {
 	if st, resp := h.Do("POST", "/api/dashboard/push-subscribe", h.AdminToken, sub("https://push.example.com/ok")); st != 200 {
 		t.Fatalf("public endpoint: %d %v", st, resp)
 	}
-	subs, err := webpush.NewSubscriptions(h.DB.MustTable("push_subscriptions"), webpush.EndpointPolicy{}).List()
+	subs, err := webpush.NewSubscriptions(h.Driver.PushSubscriptions(), webpush.EndpointPolicy{}).List(t.Context())
 	if err != nil || len(subs) != 1 {
 		t.Fatalf("stored: %v %v", subs, err)
 	}

@@ -211,14 +211,14 @@ func (h *Hub) build() error {
 	if db == nil {
 		return errors.New("the PostgreSQL store is not wired to every domain yet")
 	}
-	if h.Tokens, err = auth.New(db.MustTable(store.Tokens)); err != nil {
+	if h.Tokens, err = auth.New(h.Driver.Tokens()); err != nil {
 		return err
 	}
 	if bad := h.Tokens.NonConforming(); len(bad) > 0 {
 		h.log.Warn("tokens bound to agent ids that break the agent-id rule can no longer identify; revoke them and create new ones",
 			"component", "auth", "event", "nonconforming_agent_ids", "agent_ids", bad, "rule", protocol.AgentIDRule)
 	}
-	if h.Settings, err = settings.New(db.MustTable(store.Config)); err != nil {
+	if h.Settings, err = settings.New(h.Driver.Settings()); err != nil {
 		return err
 	}
 	h.Presence = presence.New(h.Bus)
@@ -290,8 +290,8 @@ func (h *Hub) build() error {
 	h.Dashboard, err = dashboard.New(h.cfg.Dashboard, dashboard.Deps{Bus: h.Bus, Queue: h.Queue, Scheduler: sched,
 		Agents: h.Agents, Presence: h.Presence, Tokens: h.Tokens,
 		Storage: storageFor(h), NotifyCancel: h.Sockets.PushCancel,
-		Series: db.MustTable(store.DashboardSeries), Alerts: h.Alerts, Messages: dashboard.ServiceMessages{S: h.Messaging},
-		PushSubscriptions: db.MustTable(store.PushSubscriptions), DataDir: h.cfg.DataDir, Log: h.log})
+		Series: h.Driver.Series(), Alerts: h.Alerts, Messages: dashboard.ServiceMessages{S: h.Messaging},
+		PushSubscriptions: h.Driver.PushSubscriptions(), DataDir: h.cfg.DataDir, SharedKeys: h.sharedSettings(), Log: h.log})
 	if err != nil {
 		return err
 	}
@@ -334,6 +334,9 @@ func (h *Hub) Serve(ln net.Listener) error {
 		h.loop(func() { every(ctx, time.Minute, func() { h.Limiter.Sweep(time.Minute) }) })
 	}
 	h.loop(func() { h.Dashboard.Run(ctx) })
+	if h.Driver.Name() != "bolt" {
+		h.loop(func() { every(ctx, sharedRefreshInterval, func() { h.refreshShared(ctx) }) })
+	}
 	// Everyone who reports storage events has subscribed: tell them what
 	// the startup check found, then run the schedules.
 	if h.Storage != nil {
@@ -369,6 +372,34 @@ func (h *Hub) Reset() {
 	}
 	h.Messaging.Analytics.Reset()
 	h.log.Warn("hub reset", "component", "hub", "event", "hub_reset", "sockets_closed", n, "err", errors.Join(errs...))
+}
+
+// sharedRefreshInterval is how soon a hub on a shared store follows the
+// token revocations and setting changes made through another hub.
+const sharedRefreshInterval = 5 * time.Second
+
+// refreshShared reloads the tokens and settings from a store other hubs
+// write too, and closes the sockets of tokens revoked elsewhere.
+func (h *Hub) refreshShared(ctx context.Context) {
+	n, err := h.Tokens.Refresh(ctx)
+	if err == nil {
+		err = h.Settings.Reload()
+	}
+	if err != nil {
+		h.log.Warn("refresh tokens and settings from the shared store", "component", "hub", "event", "shared_refresh_failed", "err", err)
+	}
+	if n > 0 {
+		h.closeRevoked()
+	}
+}
+
+// sharedSettings is the settings store when other hubs may share it, nil
+// for the embedded store (whose data directory is this hub's alone).
+func (h *Hub) sharedSettings() storage.SettingsStore {
+	if h.Driver.Name() == "bolt" {
+		return nil
+	}
+	return h.Driver.Settings()
 }
 
 // closeRevoked closes every agent and dashboard socket whose token no
