@@ -16,15 +16,11 @@ import (
 // directory.
 func openStore(t *testing.T) storage.MessageStore {
 	t.Helper()
-	db, err := store.Open(t.TempDir(), store.AllTables(), store.Options{})
+	d, db, err := boltdriver.OpenDir(t.TempDir(), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	d, err := boltdriver.New(db)
-	if err != nil {
-		t.Fatal(err)
-	}
 	return d.Messages()
 }
 

@@ -27,13 +27,8 @@ func Drivers() []DriverKind {
 		{"bolt", func(t *testing.T) func() storage.Driver {
 			dir := t.TempDir()
 			return func() storage.Driver {
-				db, err := store.Open(dir, store.AllTables(), store.Options{})
+				d, db, err := boltdriver.OpenDir(dir, store.Options{})
 				if err != nil {
-					t.Fatal(err)
-				}
-				d, err := boltdriver.New(db)
-				if err != nil {
-					db.Close()
 					t.Fatal(err)
 				}
 				return boltAndTables{d, db}
