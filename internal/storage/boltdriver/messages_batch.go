@@ -113,7 +113,10 @@ func (s messageStore) submit(ctx context.Context, op *msgOp) error {
 	st.pending = slices.Clone(st.pending[n:])
 	st.qmu.Unlock()
 
-	s.runBatch(batch)
+	// A panic while the batch runs must not leave its waiters (and every
+	// later writer) blocked: they fail, the next leader takes over, and
+	// the panic goes on in this caller.
+	panicked := s.runBatchGuarded(batch)
 
 	st.qmu.Lock()
 	if len(st.pending) > 0 {
@@ -129,7 +132,24 @@ func (s messageStore) submit(ctx context.Context, op *msgOp) error {
 			close(o.wake)
 		}
 	}
+	if panicked != nil {
+		panic(panicked)
+	}
 	return op.err
+}
+
+// runBatchGuarded runs the batch and returns what it panicked with, if
+// it did, after failing every op of it.
+func (s messageStore) runBatchGuarded(batch []*msgOp) (panicked any) {
+	defer func() {
+		if panicked = recover(); panicked != nil {
+			for _, o := range batch {
+				o.res, o.err = storage.AppendResult{}, fmt.Errorf("message store: panic: %v", panicked)
+			}
+		}
+	}()
+	s.runBatch(batch)
+	return nil
 }
 
 // runBatch plans and commits batch, setting each op's result. A failure

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/agentcom/agentcom/internal/storage"
 )
@@ -25,9 +26,24 @@ var _ storage.MessageStore = messageStore{}
 // the cap ("agchan" in ASCII).
 const channelCreateLock int64 = 0x61676368616e
 
-// msgTx runs fn in one transaction and commits it.
+// msgTxAttempts bounds the retries of a transaction PostgreSQL aborted as
+// a deadlock victim or a serialization failure.
+const msgTxAttempts = 3
+
+// msgTx runs fn in one transaction and commits it. A transaction the
+// server aborted because it deadlocked (an append trimming a mailbox while
+// an ack or an eviction deletes from it, locking rows in another order) is
+// run again: fn must compute everything inside the transaction.
 func (s messageStore) msgTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.d.pool, fn)
+	var err error
+	for range msgTxAttempts {
+		err = pgx.BeginFunc(ctx, s.d.pool, fn)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || (pe.Code != "40P01" && pe.Code != "40001") {
+			return err
+		}
+	}
+	return err
 }
 
 // nextSeqs takes n numbers from counter name inside tx and returns the
@@ -241,11 +257,11 @@ func (s messageStore) AckMailbox(ctx context.Context, agent string, upTo uint64)
 	if err := storage.CheckName(agent); err != nil {
 		return 0, fmt.Errorf("mailbox ack: %w", err)
 	}
-	tag, err := s.d.pool.Exec(ctx, `DELETE FROM agentcom_mailbox_messages WHERE agent = $1 AND seq <= $2`, agent, clampSeq(upTo))
+	n, err := s.deleteMailbox(ctx, `DELETE FROM agentcom_mailbox_messages WHERE agent = $1 AND seq <= $2`, agent, clampSeq(upTo))
 	if err != nil {
 		return 0, fmt.Errorf("mailbox ack %s: %w", agent, err)
 	}
-	return int(tag.RowsAffected()), nil
+	return n, nil
 }
 
 func (s messageStore) CountMailbox(ctx context.Context, agent string) (int, error) {
@@ -274,11 +290,23 @@ func (s messageStore) MailboxDepths(ctx context.Context) (map[string]int, error)
 }
 
 func (s messageStore) EvictMailboxes(ctx context.Context, before int64) (int, error) {
-	tag, err := s.d.pool.Exec(ctx, `DELETE FROM agentcom_mailbox_messages WHERE stored_at < $1`, before)
+	n, err := s.deleteMailbox(ctx, `DELETE FROM agentcom_mailbox_messages WHERE stored_at < $1`, before)
 	if err != nil {
 		return 0, fmt.Errorf("mailbox evict: %w", err)
 	}
-	return int(tag.RowsAffected()), nil
+	return n, nil
+}
+
+// deleteMailbox runs one DELETE on the mailboxes (retried as msgTx does)
+// and returns how many messages it removed.
+func (s messageStore) deleteMailbox(ctx context.Context, sql string, args ...any) (int, error) {
+	var n int
+	err := s.msgTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, sql, args...)
+		n = int(tag.RowsAffected())
+		return err
+	})
+	return n, err
 }
 
 func (s messageStore) FindHistory(ctx context.Context, f storage.HistoryFilter) ([]storage.Entry, error) {

@@ -279,6 +279,55 @@ func runMessages(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("AppendsRaceAcksAndEvictions", func(t *testing.T) {
+		ms := open(t).Messages()
+		ctx := t.Context()
+		agents := []string{"x", "y", "z"}
+		var wg sync.WaitGroup
+		for w := range 3 {
+			wg.Go(func() {
+				for i := range 60 {
+					r := msgRow(fmt.Sprintf("w%d-%d", w, i), "a", "broadcast", "", "", 1)
+					cs := make([]storage.MailboxCopy, 0, len(agents))
+					for _, a := range agents {
+						cs = append(cs, storage.MailboxCopy{Agent: a, Body: r.Body})
+					}
+					if _, err := ms.AppendMessage(ctx, storage.Append{Message: r, Copies: cs, StoredAt: int64(i)}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		for _, a := range agents {
+			wg.Go(func() {
+				for i := range 30 {
+					got, err := ms.PollMailbox(ctx, a, 0, 5)
+					if err == nil && len(got) > 0 {
+						_, err = ms.AckMailbox(ctx, a, got[len(got)-1].Seq)
+					}
+					if err == nil && i%10 == 0 {
+						_, err = ms.EvictMailboxes(ctx, int64(i))
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		for _, a := range agents {
+			got, err := ms.PollMailbox(ctx, a, 0, 1000)
+			if err != nil || len(got) > storage.MailboxCap {
+				t.Fatalf("%s: %d messages, %v", a, len(got), err)
+			}
+			if !slices.IsSortedFunc(got, func(a, b storage.Entry) int { return cmp.Compare(a.Seq, b.Seq) }) {
+				t.Fatalf("%s: out of order", a)
+			}
+		}
+	})
+
 	t.Run("MailboxCapAckEvict", func(t *testing.T) {
 		ms := open(t).Messages()
 		ctx := t.Context()
