@@ -207,10 +207,6 @@ func (h *Hub) reloaders() []reloader {
 
 func (h *Hub) build() error {
 	var err error
-	db := h.DB
-	if db == nil {
-		return errors.New("the PostgreSQL store is not wired to every domain yet")
-	}
 	if h.Tokens, err = auth.New(h.Driver.Tokens()); err != nil {
 		return err
 	}
