@@ -345,7 +345,7 @@ func (h *Hub) Serve(ln net.Listener) error {
 		}
 	})
 	h.log.Info("hub listening", "component", "hub", "event", "listening", "addr", ln.Addr().String(),
-		"data_dir", h.cfg.DataDir, "version", h.cfg.Version)
+		"store", h.storeName(), "version", h.cfg.Version)
 	return nil
 }
 
