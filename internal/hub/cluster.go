@@ -70,6 +70,7 @@ type clusterMode struct {
 	cfg       ClusterConfig
 	follower  *agentws.Follower
 	transport *http.Transport
+	ctx       context.Context // until Shutdown
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 
@@ -138,7 +139,7 @@ func (h *Hub) serveCluster(ln net.Listener) error {
 	}
 	m.follower = f
 	ctx, cancel := context.WithCancel(context.Background())
-	m.cancel = cancel
+	m.ctx, m.cancel = ctx, cancel
 	if err := m.cfg.Elector.Start(ctx); err != nil {
 		cancel()
 		f.Stop(context.Background())
@@ -212,14 +213,66 @@ func (h *Hub) onLeader(l cluster.Leader) {
 	n := m.follower.CloseAll(protocol.CloseRestart, "hub leader changed: reconnect")
 	d, err := h.buildDomain()
 	if err != nil {
-		h.log.Error("elected but the domain did not start: this hub answers 503 until the lead moves",
+		// The election goes on regardless (the database answers it), so
+		// the lead would never move: keep trying while this term lasts.
+		h.log.Error("elected but the domain did not start: this hub answers 503 and retries while it leads",
 			"component", "cluster", "event", "lead_failed", "hub_id", m.cfg.HubID, "err", err)
+		h.retryLead(l)
 		return
 	}
+	h.lead(d, l, n)
+}
+
+// lead installs the running domain for term l. m.mu is held.
+func (h *Hub) lead(d *Hub, l cluster.Leader, socketsClosed int) {
+	m := h.clu
 	m.domain.Store(d)
 	h.startRelay(d, l.Epoch)
 	h.log.Info("leading", "component", "cluster", "event", "leading", "hub_id", m.cfg.HubID, "epoch", l.Epoch,
-		"sockets_closed", n)
+		"sockets_closed", socketsClosed)
+}
+
+// leadRetry is how often a leader whose domain did not start tries again.
+const leadRetry = time.Second
+
+// retryLead builds the domain again every leadRetry while term l lasts.
+func (h *Hub) retryLead(l cluster.Leader) {
+	m := h.clu
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		t := time.NewTicker(leadRetry)
+		defer t.Stop()
+		for {
+			select {
+			case <-m.ctx.Done():
+				return
+			case <-t.C:
+			}
+			if h.tryLead(l) {
+				return
+			}
+		}
+	}()
+}
+
+// tryLead builds the domain for term l unless the term is over; it
+// reports whether to stop trying.
+func (h *Hub) tryLead(l cluster.Leader) bool {
+	m := h.clu
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur := m.leader.Load(); cur == nil || *cur != l || m.domain.Load() != nil || m.ctx.Err() != nil {
+		return true
+	}
+	d, err := h.buildDomain()
+	if err != nil {
+		h.log.Warn("the domain still does not start", "component", "cluster", "event", "lead_failed",
+			"hub_id", m.cfg.HubID, "err", err)
+		return false
+	}
+	h.lead(d, l, 0)
+	return true
 }
 
 // buildDomain opens the storage and starts the domain, as a single hub

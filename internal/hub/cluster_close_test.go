@@ -250,3 +250,26 @@ func TestClusterFollowerRefusesNonHandshake(t *testing.T) {
 		t.Fatalf("leader %d %q, follower %d %q", sa, ba, sb, bb)
 	}
 }
+
+// An elected hub whose domain cannot start (here its data directory is
+// held by another hub) answers 503 and keeps trying while it leads: the
+// election alone would never move the lead.
+func TestClusterLeaderRetriesItsDomain(t *testing.T) {
+	dir := t.TempDir()
+	holder := hubtest.Start(t, dir)
+	c := newTestCluster(t, "hub-a")
+	c.el.cur = cluster.Leader{HubID: "hub-a", URL: c.hubs["hub-a"].url, Epoch: 1}
+	a := c.hubs["hub-a"]
+	c.boot(a, func(cfg *hub.Config) { cfg.DataDir = dir })
+	if st, body := a.Do("GET", "/health", "", nil); st != http.StatusServiceUnavailable || body["status"] != "domain_unavailable" {
+		t.Fatalf("health while the domain cannot start: %d %v", st, body)
+	}
+	if st, body := a.Do("GET", "/api/agents", "", nil); st != http.StatusServiceUnavailable || body["error"] != "leader_unavailable" {
+		t.Fatalf("API while the domain cannot start: %d %v", st, body)
+	}
+	holder.Stop()
+	c.leader() // waits for the domain
+	if st, body := a.Do("GET", "/health", "", nil); st != http.StatusOK || body["status"] != "ok" {
+		t.Fatalf("health once the domain started: %d %v", st, body)
+	}
+}

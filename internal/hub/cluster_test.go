@@ -111,7 +111,7 @@ func (ch *clusterHub) stop() {
 // leader is the hub whose domain runs (waiting for it).
 func (c *testCluster) leader() *clusterHub {
 	c.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, ch := range c.hubs {
 			if ch.Hub != nil && ch.Hub.Hub != nil && ch.Domain() != nil {
