@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/url"
 	"testing"
 	"time"
@@ -278,5 +279,55 @@ func TestStaticElector(t *testing.T) {
 	}
 	if _, open := <-e.Changes(); open {
 		t.Fatal("changes open after Stop")
+	}
+}
+
+// TestElectorFrozenLeader: the leader's path to the database goes silent
+// while its session lives on (the server sees a client that answers TCP
+// but sends nothing, as a frozen process). The leader steps down by
+// itself (its renewal times out), the follower ends the stale session
+// once the lease lapsed, and takes over.
+func TestElectorFrozenLeader(t *testing.T) {
+	ctx := context.Background()
+	pools, _ := testPools(t, 2)
+	direct := pools[0].Config().ConnConfig
+	proxy := newFreezer(t, net.JoinHostPort(direct.Host, fmt.Sprint(direct.Port)))
+	pc := pools[0].Config().Copy()
+	host, port, _ := net.SplitHostPort(proxy.addr())
+	pc.ConnConfig.Host = host
+	fmt.Sscan(port, &pc.ConnConfig.Port)
+	pc.ConnConfig.Fallbacks = nil
+	frozenPool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(frozenPool.Close)
+	var es []*cluster.PGElector
+	for i, pool := range []*pgxpool.Pool{frozenPool, pools[1]} {
+		e, err := cluster.NewPGElector(pool, cluster.ElectorConfig{HubID: fmt.Sprintf("hub%d", i), URL: "http://x",
+			Interval: 200 * time.Millisecond, CheckTimeout: 500 * time.Millisecond, Lease: 1500 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.Stop)
+		es = append(es, e)
+	}
+	old := agree(t, es, 0)
+	if old.HubID != "hub0" {
+		t.Fatalf("leader %+v, want hub0 (started first)", old)
+	}
+	start := time.Now()
+	proxy.freeze()
+	if l := next(t, es[0], func(cluster.Leader) bool { return true }); l.HubID != "" {
+		t.Fatalf("frozen leader's first change %+v, want the loss", l)
+	}
+	t.Logf("the frozen leader stepped down after %s", time.Since(start))
+	l := next(t, es[1], func(l cluster.Leader) bool { return l.Epoch > old.Epoch })
+	t.Logf("takeover by %s at epoch %d after %s", l.HubID, l.Epoch, time.Since(start))
+	if l.HubID != "hub1" {
+		t.Fatalf("after the freeze: %+v, want hub1", l)
 	}
 }

@@ -121,6 +121,8 @@ func NewPGBus(ctx context.Context, pool *pgxpool.Pool, cfg PGBusConfig) (*PGBus,
 }
 
 func (b *PGBus) connect(ctx context.Context) (*pgx.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
 	return pgx.ConnectConfig(ctx, b.pool.Config().ConnConfig.Copy())
 }
 
