@@ -20,7 +20,8 @@ type BusConfig struct {
 	// subject's subscribers; once it is reached further messages on that
 	// subject are dropped (and logged), as the bus is at most once and a
 	// stuck subscriber must not grow the hub's memory without bound.
-	// 0 means 4096.
+	// 0 means 65536 (the leader's inbound subject carries every
+	// follower's frames; bursts must fit).
 	QueueLimit int
 	// QueueBytes bounds the bytes waiting for one subject's subscribers,
 	// alongside QueueLimit. 0 means 4 × MaxPayload.
@@ -91,7 +92,7 @@ func newDispatcher(cfg BusConfig, watch func(string) error, unwatch func(string)
 		subjects:   map[string]*subjectQueue{},
 	}
 	if d.queueLimit <= 0 {
-		d.queueLimit = 4096
+		d.queueLimit = 65536
 	}
 	if d.queueBytes <= 0 {
 		d.queueBytes = 4 * MaxPayload

@@ -453,6 +453,17 @@ func (e *PGElector) resign() {
 	e.closeConn()
 }
 
+// Members lists the hubs of a cluster that are alive; both electors
+// implement it (for the dashboard and /api/cluster).
+type Members interface {
+	Hubs(ctx context.Context) ([]Hub, error)
+}
+
+var (
+	_ Members = (*PGElector)(nil)
+	_ Members = (*StaticElector)(nil)
+)
+
 // Hub is one hub of the cluster as its heartbeat row shows it.
 type Hub struct {
 	ID        string

@@ -272,6 +272,9 @@ func TestStaticElector(t *testing.T) {
 	if l := <-e.Changes(); l != want || e.Leader() != want || e.Self() != "solo" {
 		t.Fatalf("static elector: %+v", l)
 	}
+	if hubs, err := e.Hubs(context.Background()); err != nil || len(hubs) != 1 || hubs[0].ID != "solo" {
+		t.Fatalf("static hubs: %+v, %v", hubs, err)
+	}
 	e.Stop()
 	e.Stop()
 	if l := <-e.Changes(); l.HubID != "" {
