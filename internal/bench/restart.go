@@ -118,16 +118,17 @@ func (r *runner) fillRecords(ctx context.Context, dir string) error {
 			return err
 		}
 	case RecordMailbox:
-		mbox, err := messaging.NewMailbox(db.MustTable(store.AgentMailbox), db.MustTable(store.Meta))
+		d, err := boltdriver.New(db)
 		if err != nil {
 			db.Close()
 			return err
 		}
+		mbox := messaging.NewMailbox(d.Messages())
 		agents := max(o.Records/messaging.MailboxCap, 1)
 		now := time.Now().UnixMilli()
 		put = func(i int) error {
 			to := "bench-restart-agent-" + strconv.Itoa(i%agents)
-			_, err := mbox.Enqueue(to, messaging.Message{ID: messaging.NewID(), From: "bench", To: to, Type: "chat",
+			_, err := mbox.Enqueue(ctx, to, messaging.Message{ID: messaging.NewID(), From: "bench", To: to, Type: "chat",
 				Payload: map[string]any{"n": i, "text": "restart benchmark message"}, Timestamp: now})
 			return err
 		}

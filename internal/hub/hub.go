@@ -196,8 +196,9 @@ func (h *Hub) reloaders() []reloader {
 			return err
 		}},
 		{[]string{store.Config}, h.Settings.Reload},
+		// The channel cache; the other message tables back no memory
+		// (the bolt driver's sequences only ever move forward).
 		{[]string{store.AgentChannels}, h.Messaging.Channels.Reload},
-		{[]string{store.MessageHistory}, h.Messaging.History.Reload},
 		// Tasks held by connected agents that the restored queue no longer
 		// shows as theirs are released; the queue's indexes are rebuilt.
 		{[]string{store.TaskQueue, store.TaskDeadLetter}, h.Scheduler.Reconcile},
@@ -206,10 +207,6 @@ func (h *Hub) reloaders() []reloader {
 
 func (h *Hub) build() error {
 	var err error
-	db := h.DB
-	if db == nil {
-		return errors.New("the PostgreSQL store is not wired to every domain yet")
-	}
 	if h.Tokens, err = auth.New(h.Driver.Tokens()); err != nil {
 		return err
 	}
@@ -221,20 +218,12 @@ func (h *Hub) build() error {
 		return err
 	}
 	h.Presence = presence.New(h.Bus)
-	meta := db.MustTable(store.Meta)
-	mb, err := messaging.NewMailbox(db.MustTable(store.AgentMailbox), meta)
+	msgs := h.Driver.Messages()
+	chans, err := messaging.NewChannels(msgs, h.cfg.Messaging)
 	if err != nil {
 		return err
 	}
-	hist, err := messaging.NewHistory(db.MustTable(store.MessageHistory), meta)
-	if err != nil {
-		return err
-	}
-	chans, err := messaging.NewChannels(db.MustTable(store.AgentChannels), db.MustTable(store.ChannelHistory), meta, h.cfg.Messaging)
-	if err != nil {
-		return err
-	}
-	threads := messaging.NewThreads(db.MustTable(store.ThreadMessages), db.MustTable(store.ThreadReplies))
+	mb, hist, threads := messaging.NewMailbox(msgs), messaging.NewHistory(msgs), messaging.NewThreads(msgs)
 	if h.Queue, err = tasks.New(h.Driver.Tasks(), h.Bus, h.cfg.Queue); err != nil {
 		return err
 	}
@@ -356,7 +345,7 @@ func (h *Hub) Serve(ln net.Listener) error {
 		}
 	})
 	h.log.Info("hub listening", "component", "hub", "event", "listening", "addr", ln.Addr().String(),
-		"data_dir", h.cfg.DataDir, "version", h.cfg.Version)
+		"store", h.storeName(), "version", h.cfg.Version)
 	return nil
 }
 
@@ -466,7 +455,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 }
 
 func (h *Hub) evictMailboxes() {
-	n, err := h.Messaging.Mailbox.Evict(h.Settings.MailboxTTL())
+	n, err := h.Messaging.Mailbox.Evict(context.Background(), h.Settings.MailboxTTL())
 	if err != nil {
 		h.log.Error("mailbox eviction failed", "component", "messaging", "event", "mailbox_evict_failed", "err", err)
 		return

@@ -1,72 +1,22 @@
 package tasks_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/storage"
-	"github.com/agentcom/agentcom/internal/storage/boltdriver"
-	"github.com/agentcom/agentcom/internal/storage/pgdriver"
-	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/storage/storagetest"
 	"github.com/agentcom/agentcom/internal/tasks"
-	"github.com/agentcom/agentcom/internal/testenv"
 )
-
-// driverKind opens the queue's storage for TestQueueOnEveryDriver: each
-// call of the function open returns is a restart over the same data (the
-// driver before it is closed by then).
-type driverKind struct {
-	name string
-	open func(t *testing.T) func() storage.Driver
-}
-
-func drivers() []driverKind {
-	return []driverKind{
-		{"bolt", func(t *testing.T) func() storage.Driver {
-			dir := t.TempDir()
-			return func() storage.Driver {
-				db, err := store.Open(dir, store.AllTables(), store.Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				d, err := boltdriver.New(db)
-				if err != nil {
-					db.Close()
-					t.Fatal(err)
-				}
-				return closeBoth{d, db}
-			}
-		}},
-		{"postgres", func(t *testing.T) func() storage.Driver {
-			url := testenv.Postgres(t)
-			return func() storage.Driver {
-				d, err := pgdriver.Open(context.Background(), url, pgdriver.Config{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return d
-			}
-		}},
-	}
-}
-
-// closeBoth closes the bolt driver and its tables.
-type closeBoth struct {
-	*boltdriver.Driver
-	db *store.DB
-}
-
-func (c closeBoth) Close() error { c.Driver.Close(); return c.db.Close() }
 
 // TestQueueOnEveryDriver runs a task's life (dependencies, completion,
 // failure into the dead letter, retry, deadline expiry, pauses,
 // schedules) on each storage driver, restarting in between, and checks
 // that every restart finds the state the queue left.
 func TestQueueOnEveryDriver(t *testing.T) {
-	for _, drv := range drivers() {
-		t.Run(drv.name, func(t *testing.T) {
-			open := drv.open(t)
+	for _, drv := range storagetest.Drivers() {
+		t.Run(drv.Name, func(t *testing.T) {
+			open := drv.Open(t)
 			var d storage.Driver
 			restart := func() *tasks.Queue {
 				t.Helper()

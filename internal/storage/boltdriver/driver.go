@@ -26,6 +26,8 @@ type Driver struct {
 	journalMu   sync.Mutex
 	journalNext uint64
 
+	msg messageState // the message store's counters and write batches
+
 	// taskMoves serializes the tasks domain's moves between task_queue
 	// and the dead letter (tasks.go), so a retry's check of the dead
 	// letter and its move are one step.
