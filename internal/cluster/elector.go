@@ -108,6 +108,7 @@ type PGElector struct {
 	leader  Leader
 	started bool
 	stopped bool
+	closed  bool // changes is closed
 }
 
 var _ Elector = (*PGElector)(nil)
@@ -186,8 +187,18 @@ func (e *PGElector) Start(ctx context.Context) error {
 			return fmt.Errorf("cluster: elector: %w", ctx.Err())
 		}
 	}
-	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.wg.Add(1)
+	e.mu.Lock()
+	stopped := e.stopped
+	if !stopped {
+		e.ctx, e.cancel = context.WithCancel(context.Background())
+		e.wg.Add(1)
+	}
+	e.mu.Unlock()
+	if stopped {
+		// Stop came while Start was campaigning.
+		e.resign()
+		return errors.New("cluster: elector stopped while starting")
+	}
 	go e.run()
 	return nil
 }
@@ -201,12 +212,15 @@ func (e *PGElector) Stop() {
 		return
 	}
 	e.stopped = true
-	running := e.cancel != nil
+	cancel := e.cancel
 	e.mu.Unlock()
-	if running {
-		e.cancel()
+	if cancel != nil {
+		cancel()
 		e.wg.Wait()
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closed = true
 	close(e.changes)
 }
 
@@ -305,12 +319,11 @@ func (e *PGElector) step(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read the leader: %w", err)
 	}
-	if err := e.checkLease(ctx, l, lapsed); err != nil {
-		return err
-	}
+	e.checkLease(ctx, l, lapsed)
 	if l.HubID == e.cfg.HubID {
-		// The row names this hub from an earlier session that is gone (the
-		// lock was free to others but not taken yet): not a leader to follow.
+		// The row names this hub from an earlier session, gone (the lock
+		// was free but another took it first) or cut off (its lease is left
+		// to lapse): not a leader to follow.
 		return nil
 	}
 	if cur := e.Leader(); l.Epoch > cur.Epoch || cur.HubID == "" {
@@ -324,14 +337,14 @@ func (e *PGElector) step(ctx context.Context) error {
 // session lives on, and the lock with it. Once that session is gone the
 // lock is free for the next round. Ending another session of the same
 // role needs no privilege beyond the hubs' own.
-func (e *PGElector) checkLease(ctx context.Context, l Leader, lapsed bool) error {
+func (e *PGElector) checkLease(ctx context.Context, l Leader, lapsed bool) {
 	if !lapsed || !time.Now().After(e.holdOff) {
 		e.lapsed = 0
-		return nil
+		return
 	}
 	if e.lapsed != l.Epoch {
 		e.lapsed = l.Epoch
-		return nil
+		return
 	}
 	e.lapsed = 0
 	var ended int
@@ -340,11 +353,10 @@ func (e *PGElector) checkLease(ctx context.Context, l Leader, lapsed bool) error
 		e.key>>32, e.key&0xffffffff).Scan(&ended)
 	if err != nil {
 		e.log.Warn("cluster: end the session of a leader whose lease lapsed", "leader", l.HubID, "epoch", l.Epoch, "err", err)
-		return nil
+		return
 	}
 	e.log.Warn("cluster: the leader's lease lapsed: its session was ended", "leader", l.HubID, "epoch", l.Epoch,
 		"lease", e.cfg.Lease, "sessions_ended", ended)
-	return nil
 }
 
 // set records a change of leader and delivers it. The send happens under
@@ -356,7 +368,7 @@ func (e *PGElector) set(l Leader) {
 		return
 	}
 	e.leader = l
-	for {
+	for !e.closed {
 		select {
 		case e.changes <- l:
 			return

@@ -334,3 +334,25 @@ func TestElectorFrozenLeader(t *testing.T) {
 		t.Fatalf("after the freeze: %+v, want hub1", l)
 	}
 }
+
+// TestElectorStopBeforeStart: Stop before (or during) Start leaves no
+// goroutine, no session and no lead behind.
+func TestElectorStopBeforeStart(t *testing.T) {
+	pools, _ := testPools(t, 2)
+	e, err := cluster.NewPGElector(pools[0], cluster.ElectorConfig{HubID: "early", Interval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Stop()
+	if err := e.Start(context.Background()); err == nil {
+		t.Fatal("Start after Stop succeeded")
+	}
+	if _, open := <-e.Changes(); open {
+		t.Fatal("changes open after Stop")
+	}
+	// The lock was given back: another elector leads at once.
+	es := startElectors(t, pools[1:])
+	if l := es[0].Leader(); l.HubID != es[0].Self() {
+		t.Fatalf("leader %+v, want %s", l, es[0].Self())
+	}
+}
