@@ -77,6 +77,9 @@ const forgetEvery = 600
 // renewing its lease while its session lives on (a frozen process, a cut
 // path whose far end still answers) has it ended by the followers after
 // Lease plus one Interval, and is replaced in the round after.
+//
+// The lock is a session's: as for the PostgreSQL bus, the database must
+// be reached directly or through a session-mode pooler.
 type PGElector struct {
 	pool *pgxpool.Pool
 	cfg  ElectorConfig

@@ -56,6 +56,11 @@ const subscribeWait = 10 * time.Second
 // subject's channel is named from a hash of the schema and the subject:
 // clusters in different schemas of one database never hear each other,
 // and any subject fits the 63-byte identifier limit.
+//
+// LISTEN needs a session of its own: the database URL must reach
+// PostgreSQL directly or through a session-mode pooler, never a
+// transaction-mode one (PgBouncer's default), which would hand the
+// listening session's notifications to nobody.
 type PGBus struct {
 	pool  *pgxpool.Pool
 	cfg   PGBusConfig
