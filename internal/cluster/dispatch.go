@@ -59,6 +59,10 @@ type dispatcher struct {
 	unwatch func(subject string)
 	watchMu sync.Mutex
 
+	// dropped counts the messages dropped for slow subscribers, all
+	// subjects together (for metrics).
+	dropped atomic.Uint64
+
 	mu       sync.Mutex
 	closed   bool
 	subjects map[string]*subjectQueue
@@ -185,6 +189,7 @@ func (d *dispatcher) deliver(subject string, m message) {
 	}
 	if len(q.queue) >= d.queueLimit || q.bytes+m.size > d.queueBytes {
 		q.dropped++
+		d.dropped.Add(1)
 		// Log the first drop and then every thousandth, not each one: a
 		// stuck subscriber would otherwise flood the log.
 		if q.dropped%1000 == 1 {

@@ -34,6 +34,9 @@ func TestQueueBound(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if n := b.Dropped(); n != 40 {
+		t.Fatalf("%d dropped, want 40", n)
+	}
 	close(release)
 	c.wait(t, 11)
 	publish(t, b, "q", []byte("last"))

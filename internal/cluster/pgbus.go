@@ -550,3 +550,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// Dropped is how many messages this hub dropped because a subscriber
+// did not keep up (see BusConfig.QueueLimit).
+func (b *PGBus) Dropped() uint64 { return b.d.dropped.Load() }
