@@ -117,3 +117,52 @@ func TestPGBusSchemas(t *testing.T) {
 		t.Fatalf("got %q from the other schema's cluster", got[0])
 	}
 }
+
+// TestPGBusStoredGone: a hub so far behind that a stored payload was
+// deleted before it fetched it loses that message (at most once) and
+// goes on with the next.
+func TestPGBusStoredGone(t *testing.T) {
+	pool := migratedPool(t)
+	a := pgBus(t, pool, cluster.PGBusConfig{PayloadTTL: time.Second})
+	b := pgBus(t, pool, cluster.PGBusConfig{})
+	p := prefix(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	c := newCollector()
+	first := true
+	subscribe(t, b, p+"g", c)
+	// A second handler, after c, holds the subject up.
+	unsub, err := b.Subscribe(p+"g", func([]byte) {
+		if first {
+			first = false
+			close(entered)
+			<-release
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	publish(t, a, p+"g", []byte("small"))
+	<-entered
+	publish(t, a, p+"g", make([]byte, 100<<10))
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var n int
+		if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM cluster_bus_payloads").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stored payload was never deleted")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(release)
+	publish(t, a, p+"g", []byte("next"))
+	got := c.wait(t, 2)
+	if string(got[0]) != "small" || string(got[1]) != "next" {
+		t.Fatalf("got %q, %q; want small, next (the stored one lost)", got[0], got[1][:min(len(got[1]), 10)])
+	}
+}
