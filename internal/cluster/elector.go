@@ -20,7 +20,7 @@ type ElectorConfig struct {
 	// URL is where this hub answers HTTP (its advertised address).
 	URL string
 	// Interval is how often a follower tries to take the lead and reads
-	// the leader, and how often the leader checks its session. 0 means
+	// the leader, and how often the leader renews its lease. 0 means
 	// 500 ms. A follower also hears a takeover at once (NOTIFY).
 	Interval time.Duration
 	// CheckTimeout bounds the leader's renewal of its lease: a leader
@@ -37,8 +37,10 @@ type ElectorConfig struct {
 
 // Session keepalives asked of the server on the lock session, so that a
 // leader whose machine vanished (no FIN, no RST) loses its session, and
-// the lock, in about 5+3×1 s. The leader itself steps down sooner (after
-// Interval+CheckTimeout without an answer), so two leaders never overlap.
+// the lock, in about 5+3×1 s. A leader that can still run steps down
+// sooner (after Interval+CheckTimeout without an answer); a frozen one
+// finds its session ended when it thaws, and the epoch fences whatever it
+// does before it notices.
 const sessionKeepalives = "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 3"
 
 // leaderLockClass is the high half of the advisory lock key ("aclr");
