@@ -114,3 +114,14 @@ func (f *freezer) close() {
 	f.ln.Close()
 	f.wg.Wait()
 }
+
+// cut closes every connection made so far (as a restarted server or a
+// reset path would); new ones go through.
+func (f *freezer) cut() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.conns {
+		c.Close()
+	}
+	f.conns = nil
+}
