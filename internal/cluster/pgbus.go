@@ -101,8 +101,13 @@ func NewPGBus(ctx context.Context, pool *pgxpool.Pool, cfg PGBusConfig) (*PGBus,
 	b := &PGBus{pool: pool, cfg: cfg, channels: map[string]string{}, pubQ: make(chan *pubReq, pubQueue)}
 	var scope *string
 	var encoding string
-	if err := pool.QueryRow(ctx, "SELECT current_schema(), current_setting('server_encoding')").Scan(&scope, &encoding); err != nil {
+	var tables bool
+	if err := pool.QueryRow(ctx, "SELECT current_schema(), current_setting('server_encoding'), to_regclass('cluster_bus_payloads') IS NOT NULL").
+		Scan(&scope, &encoding, &tables); err != nil {
 		return nil, fmt.Errorf("postgres bus: %w", err)
+	}
+	if !tables {
+		return nil, errors.New("postgres bus: the cluster tables are missing: run agentcom migrate --store URL")
 	}
 	b.utf8 = encoding == "UTF8"
 	if scope != nil {

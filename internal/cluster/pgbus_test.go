@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/agentcom/agentcom/internal/cluster"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 func pgBus(t *testing.T, pool *pgxpool.Pool, cfg cluster.PGBusConfig) *cluster.PGBus {
@@ -182,5 +184,18 @@ func TestPGBusStoredGone(t *testing.T) {
 	got := c.wait(t, 2)
 	if string(got[0]) != "small" || string(got[1]) != "next" {
 		t.Fatalf("got %q, %q; want small, next (the stored one lost)", got[0], got[1][:min(len(got[1]), 10)])
+	}
+}
+
+// TestPGBusUnmigrated: a database without the cluster tables is refused
+// with what to do.
+func TestPGBusUnmigrated(t *testing.T) {
+	pool, err := pgxpool.New(context.Background(), testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := cluster.NewPGBus(context.Background(), pool, cluster.PGBusConfig{}); err == nil || !strings.Contains(err.Error(), "migrate") {
+		t.Fatalf("bus on an unmigrated database: %v", err)
 	}
 }
