@@ -44,7 +44,8 @@ func benchPublish(b *testing.B, k busKind, size, publishers int) {
 		b.Fatal(err)
 	}
 	defer unsub()
-	b.SetBytes(int64(size))
+	// One op is one message from each publisher.
+	b.SetBytes(int64(size * publishers))
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for range publishers {

@@ -21,12 +21,12 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// hubs returns a function making the buses of n hubs of one cluster
-// (each its own connection; the local bus has only one hub, so every
-// "hub" shares it), and a subject prefix no other test uses.
+// busKind is one Bus implementation under test.
 type busKind struct {
 	name string
-	// open returns a new bus for one more hub of the test's cluster.
+	// open sets up a cluster for t and returns what makes the bus of one
+	// more of its hubs (each with connections of its own; the local bus
+	// has only one hub, so every "hub" shares it).
 	open func(t testing.TB) func() cluster.Bus
 }
 

@@ -20,7 +20,8 @@ type BusConfig struct {
 	// subject's subscribers; once it is reached further messages on that
 	// subject are dropped (and logged), as the bus is at most once and a
 	// stuck subscriber must not grow the hub's memory without bound.
-	// 0 means 4096.
+	// 0 means 65536 (the leader's inbound subject carries every
+	// follower's frames; bursts must fit).
 	QueueLimit int
 	// QueueBytes bounds the bytes waiting for one subject's subscribers,
 	// alongside QueueLimit. 0 means 4 × MaxPayload.
@@ -58,6 +59,10 @@ type dispatcher struct {
 	unwatch func(subject string)
 	watchMu sync.Mutex
 
+	// dropped counts the messages dropped for slow subscribers, all
+	// subjects together (for metrics).
+	dropped atomic.Uint64
+
 	mu       sync.Mutex
 	closed   bool
 	subjects map[string]*subjectQueue
@@ -91,7 +96,7 @@ func newDispatcher(cfg BusConfig, watch func(string) error, unwatch func(string)
 		subjects:   map[string]*subjectQueue{},
 	}
 	if d.queueLimit <= 0 {
-		d.queueLimit = 4096
+		d.queueLimit = 65536
 	}
 	if d.queueBytes <= 0 {
 		d.queueBytes = 4 * MaxPayload
@@ -184,6 +189,7 @@ func (d *dispatcher) deliver(subject string, m message) {
 	}
 	if len(q.queue) >= d.queueLimit || q.bytes+m.size > d.queueBytes {
 		q.dropped++
+		d.dropped.Add(1)
 		// Log the first drop and then every thousandth, not each one: a
 		// stuck subscriber would otherwise flood the log.
 		if q.dropped%1000 == 1 {

@@ -20,20 +20,27 @@ type ElectorConfig struct {
 	// URL is where this hub answers HTTP (its advertised address).
 	URL string
 	// Interval is how often a follower tries to take the lead and reads
-	// the leader, and how often the leader checks its session. 0 means
+	// the leader, and how often the leader renews its lease. 0 means
 	// 500 ms. A follower also hears a takeover at once (NOTIFY).
 	Interval time.Duration
-	// CheckTimeout bounds the leader's check of its session: a leader
-	// whose check does not answer in time steps down. 0 means 2 s.
+	// CheckTimeout bounds the leader's renewal of its lease: a leader
+	// whose renewal does not answer in time steps down. 0 means 2 s.
 	CheckTimeout time.Duration
+	// Lease is how long a leader may go without renewing before the
+	// others end its session (a frozen process keeps its session, and so
+	// the lock, alive). It must exceed Interval+CheckTimeout, after which
+	// the leader has stepped down by itself. 0 means 5 s.
+	Lease time.Duration
 	// Logger receives the elector's transitions. nil discards.
 	Logger *slog.Logger
 }
 
 // Session keepalives asked of the server on the lock session, so that a
 // leader whose machine vanished (no FIN, no RST) loses its session, and
-// the lock, in about 5+3×1 s. The leader itself steps down sooner (after
-// Interval+CheckTimeout without an answer), so two leaders never overlap.
+// the lock, in about 5+3×1 s. A leader that can still run steps down
+// sooner (after Interval+CheckTimeout without an answer); a frozen one
+// finds its session ended when it thaws, and the epoch fences whatever it
+// does before it notices.
 const sessionKeepalives = "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 3"
 
 // leaderLockClass is the high half of the advisory lock key ("aclr");
@@ -41,6 +48,10 @@ const sessionKeepalives = "SET tcp_keepalives_idle = 5; SET tcp_keepalives_inter
 // clusters in different schemas of one database elect separately and the
 // key never meets the migration lock's.
 const leaderLockClass int64 = 0x61636c72
+
+// connectTimeout bounds opening the election session (a server that
+// accepts and then says nothing must not hold the elector forever).
+const connectTimeout = 10 * time.Second
 
 // holdOffIntervals is how many Intervals a hub that lost the lead leaves
 // the lock to the others.
@@ -64,7 +75,13 @@ const forgetEvery = 600
 // Takeover bound: a follower tries the lock every Interval, so after a
 // leader's process dies another leads within about Interval (plus the
 // server's noticing the dead session: at once for a dead process, up to
-// ~8 s of keepalives for a vanished machine).
+// ~8 s of keepalives for a vanished machine). A leader that stops
+// renewing its lease while its session lives on (a frozen process, a cut
+// path whose far end still answers) has it ended by the followers after
+// Lease plus one Interval, and is replaced in the round after.
+//
+// The lock is a session's: as for the PostgreSQL bus, the database must
+// be reached directly or through a session-mode pooler.
 type PGElector struct {
 	pool *pgxpool.Pool
 	cfg  ElectorConfig
@@ -84,11 +101,19 @@ type PGElector struct {
 	// holdOff: after losing the lead this hub does not try the lock again
 	// before then, leaving the lead to a hub whose session is healthy.
 	holdOff time.Time
+	// epoch is the term this hub leads (while leading).
+	epoch int64
+	// lapsed is the epoch whose lease this follower last saw lapsed: a
+	// lease seen lapsed twice in a row, a round apart, ends the holder's
+	// session (once only, a leader that took the lock a moment ago has
+	// not written its row yet).
+	lapsed int64
 
 	mu      sync.Mutex
 	leader  Leader
 	started bool
 	stopped bool
+	closed  bool // changes is closed
 }
 
 var _ Elector = (*PGElector)(nil)
@@ -107,6 +132,12 @@ func NewPGElector(pool *pgxpool.Pool, cfg ElectorConfig) (*PGElector, error) {
 	}
 	if cfg.CheckTimeout <= 0 {
 		cfg.CheckTimeout = 2 * time.Second
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 5 * time.Second
+	}
+	if cfg.Lease <= cfg.Interval+cfg.CheckTimeout {
+		return nil, fmt.Errorf("cluster: elector: the lease (%s) must exceed Interval+CheckTimeout (%s)", cfg.Lease, cfg.Interval+cfg.CheckTimeout)
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -161,8 +192,18 @@ func (e *PGElector) Start(ctx context.Context) error {
 			return fmt.Errorf("cluster: elector: %w", ctx.Err())
 		}
 	}
-	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.wg.Add(1)
+	e.mu.Lock()
+	stopped := e.stopped
+	if !stopped {
+		e.ctx, e.cancel = context.WithCancel(context.Background())
+		e.wg.Add(1)
+	}
+	e.mu.Unlock()
+	if stopped {
+		// Stop came while Start was campaigning.
+		e.resign()
+		return errors.New("cluster: elector stopped while starting")
+	}
 	go e.run()
 	return nil
 }
@@ -176,16 +217,21 @@ func (e *PGElector) Stop() {
 		return
 	}
 	e.stopped = true
-	running := e.cancel != nil
+	cancel := e.cancel
 	e.mu.Unlock()
-	if running {
-		e.cancel()
+	if cancel != nil {
+		cancel()
 		e.wg.Wait()
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closed = true
 	close(e.changes)
 }
 
 func (e *PGElector) connect(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
 	c, err := pgx.ConnectConfig(ctx, e.pool.Config().ConnConfig.Copy())
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
@@ -229,8 +275,12 @@ func (e *PGElector) step(ctx context.Context) error {
 		}
 	}
 	if e.leading {
-		if err := e.conn.Ping(ctx); err != nil {
-			return fmt.Errorf("leader session check: %w", err)
+		tag, err := e.conn.Exec(ctx, "UPDATE cluster_leader SET renewed_at = now() WHERE id = 1 AND epoch = $1", e.epoch)
+		if err != nil {
+			return fmt.Errorf("renew the lead: %w", err)
+		}
+		if tag.RowsAffected() != 1 {
+			return fmt.Errorf("renew the lead: epoch %d is over", e.epoch)
 		}
 		if e.steps%forgetEvery == 1 {
 			// Rows of hubs gone for long are history, not members.
@@ -251,7 +301,7 @@ func (e *PGElector) step(ctx context.Context) error {
 		err := e.conn.QueryRow(ctx, `WITH u AS (
 				INSERT INTO cluster_leader (id, hub_id, url, epoch) VALUES (1, $1, $2, 1)
 				ON CONFLICT (id) DO UPDATE SET hub_id = EXCLUDED.hub_id, url = EXCLUDED.url,
-					epoch = cluster_leader.epoch + 1, since = now()
+					epoch = cluster_leader.epoch + 1, since = now(), renewed_at = now()
 				RETURNING epoch)
 			SELECT epoch FROM u, pg_notify($3, u.epoch::text)`, e.cfg.HubID, e.cfg.URL, e.channel).Scan(&epoch)
 		if err != nil {
@@ -259,28 +309,59 @@ func (e *PGElector) step(ctx context.Context) error {
 			// caller closes the session) rather than lead unannounced.
 			return fmt.Errorf("take the lead: %w", err)
 		}
-		e.leading = true
+		e.leading, e.epoch = true, epoch
 		e.log.Info("cluster: this hub leads", "hub", e.cfg.HubID, "epoch", epoch)
 		e.set(Leader{HubID: e.cfg.HubID, URL: e.cfg.URL, Epoch: epoch})
 		return nil
 	}
 	var l Leader
-	err := e.conn.QueryRow(ctx, "SELECT hub_id, url, epoch FROM cluster_leader WHERE id = 1").Scan(&l.HubID, &l.URL, &l.Epoch)
+	var lapsed bool
+	err := e.conn.QueryRow(ctx, "SELECT hub_id, url, epoch, renewed_at < now() - make_interval(secs => $1) FROM cluster_leader WHERE id = 1",
+		e.cfg.Lease.Seconds()).Scan(&l.HubID, &l.URL, &l.Epoch, &lapsed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("read the leader: %w", err)
 	}
+	e.checkLease(ctx, l, lapsed)
 	if l.HubID == e.cfg.HubID {
-		// The row names this hub from an earlier session that is gone (the
-		// lock was free to others but not taken yet): not a leader to follow.
+		// The row names this hub from an earlier session, gone (the lock
+		// was free but another took it first) or cut off (its lease is left
+		// to lapse): not a leader to follow.
 		return nil
 	}
 	if cur := e.Leader(); l.Epoch > cur.Epoch || cur.HubID == "" {
 		e.set(l)
 	}
 	return nil
+}
+
+// checkLease ends the session holding the lock when the leader's lease
+// has lapsed twice in a row: its process is frozen or cut off while its
+// session lives on, and the lock with it. Once that session is gone the
+// lock is free for the next round. Ending another session of the same
+// role needs no privilege beyond the hubs' own.
+func (e *PGElector) checkLease(ctx context.Context, l Leader, lapsed bool) {
+	if !lapsed || !time.Now().After(e.holdOff) {
+		e.lapsed = 0
+		return
+	}
+	if e.lapsed != l.Epoch {
+		e.lapsed = l.Epoch
+		return
+	}
+	e.lapsed = 0
+	var ended int
+	err := e.conn.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1) t`,
+		e.key>>32, e.key&0xffffffff).Scan(&ended)
+	if err != nil {
+		e.log.Warn("cluster: end the session of a leader whose lease lapsed", "leader", l.HubID, "epoch", l.Epoch, "err", err)
+		return
+	}
+	e.log.Warn("cluster: the leader's lease lapsed: its session was ended", "leader", l.HubID, "epoch", l.Epoch,
+		"lease", e.cfg.Lease, "sessions_ended", ended)
 }
 
 // set records a change of leader and delivers it. The send happens under
@@ -292,7 +373,7 @@ func (e *PGElector) set(l Leader) {
 		return
 	}
 	e.leader = l
-	for {
+	for !e.closed {
 		select {
 		case e.changes <- l:
 			return
@@ -388,6 +469,17 @@ func (e *PGElector) resign() {
 	}
 	e.closeConn()
 }
+
+// Members lists the hubs of a cluster that are alive; both electors
+// implement it (for the dashboard and /api/cluster).
+type Members interface {
+	Hubs(ctx context.Context) ([]Hub, error)
+}
+
+var (
+	_ Members = (*PGElector)(nil)
+	_ Members = (*StaticElector)(nil)
+)
 
 // Hub is one hub of the cluster as its heartbeat row shows it.
 type Hub struct {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/url"
 	"testing"
 	"time"
@@ -271,6 +272,9 @@ func TestStaticElector(t *testing.T) {
 	if l := <-e.Changes(); l != want || e.Leader() != want || e.Self() != "solo" {
 		t.Fatalf("static elector: %+v", l)
 	}
+	if hubs, err := e.Hubs(context.Background()); err != nil || len(hubs) != 1 || hubs[0].ID != "solo" {
+		t.Fatalf("static hubs: %+v, %v", hubs, err)
+	}
 	e.Stop()
 	e.Stop()
 	if l := <-e.Changes(); l.HubID != "" {
@@ -278,5 +282,77 @@ func TestStaticElector(t *testing.T) {
 	}
 	if _, open := <-e.Changes(); open {
 		t.Fatal("changes open after Stop")
+	}
+}
+
+// TestElectorFrozenLeader: the leader's path to the database goes silent
+// while its session lives on (the server sees a client that answers TCP
+// but sends nothing, as a frozen process). The leader steps down by
+// itself (its renewal times out), the follower ends the stale session
+// once the lease lapsed, and takes over.
+func TestElectorFrozenLeader(t *testing.T) {
+	ctx := context.Background()
+	pools, _ := testPools(t, 2)
+	direct := pools[0].Config().ConnConfig
+	proxy := newFreezer(t, net.JoinHostPort(direct.Host, fmt.Sprint(direct.Port)))
+	pc := pools[0].Config().Copy()
+	host, port, _ := net.SplitHostPort(proxy.addr())
+	pc.ConnConfig.Host = host
+	fmt.Sscan(port, &pc.ConnConfig.Port)
+	pc.ConnConfig.Fallbacks = nil
+	frozenPool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(frozenPool.Close)
+	var es []*cluster.PGElector
+	for i, pool := range []*pgxpool.Pool{frozenPool, pools[1]} {
+		e, err := cluster.NewPGElector(pool, cluster.ElectorConfig{HubID: fmt.Sprintf("hub%d", i), URL: "http://x",
+			Interval: 200 * time.Millisecond, CheckTimeout: 500 * time.Millisecond, Lease: 1500 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.Stop)
+		es = append(es, e)
+	}
+	old := agree(t, es, 0)
+	if old.HubID != "hub0" {
+		t.Fatalf("leader %+v, want hub0 (started first)", old)
+	}
+	start := time.Now()
+	proxy.freeze()
+	if l := next(t, es[0], func(cluster.Leader) bool { return true }); l.HubID != "" {
+		t.Fatalf("frozen leader's first change %+v, want the loss", l)
+	}
+	t.Logf("the frozen leader stepped down after %s", time.Since(start))
+	l := next(t, es[1], func(l cluster.Leader) bool { return l.Epoch > old.Epoch })
+	t.Logf("takeover by %s at epoch %d after %s", l.HubID, l.Epoch, time.Since(start))
+	if l.HubID != "hub1" {
+		t.Fatalf("after the freeze: %+v, want hub1", l)
+	}
+}
+
+// TestElectorStopBeforeStart: Stop before (or during) Start leaves no
+// goroutine, no session and no lead behind.
+func TestElectorStopBeforeStart(t *testing.T) {
+	pools, _ := testPools(t, 2)
+	e, err := cluster.NewPGElector(pools[0], cluster.ElectorConfig{HubID: "early", Interval: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Stop()
+	if err := e.Start(context.Background()); err == nil {
+		t.Fatal("Start after Stop succeeded")
+	}
+	if _, open := <-e.Changes(); open {
+		t.Fatal("changes open after Stop")
+	}
+	// The lock was given back: another elector leads at once.
+	es := startElectors(t, pools[1:])
+	if l := es[0].Leader(); l.HubID != es[0].Self() {
+		t.Fatalf("leader %+v, want %s", l, es[0].Self())
 	}
 }

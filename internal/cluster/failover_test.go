@@ -77,10 +77,9 @@ func buildCluster(t *testing.T) string {
 	if out, err := exec.Command(gobin, "build", "-o", bin, "github.com/agentcom/agentcom/cmd/agentcom").CombinedOutput(); err != nil {
 		t.Fatalf("build agentcom: %v\n%s", err, out)
 	}
-	help, _ := exec.Command(bin, "serve", "--help").CombinedOutput()
 	var missing []string
-	for _, flag := range []string{"--store", "--bus", "--advertise"} {
-		if !bytes.Contains(help, []byte(flag+" ")) {
+	for _, flag := range []string{"--store", "--bus", "--advertise", "--hub-id"} {
+		if !serveAccepts(bin, flag) {
 			missing = append(missing, flag)
 		}
 	}
@@ -88,6 +87,12 @@ func buildCluster(t *testing.T) string {
 		t.Skipf("agentcom serve does not accept %s yet (the hub's cluster mode is not merged): skipped", strings.Join(missing, ", "))
 	}
 	return bin
+}
+
+// serveAccepts reports whether `agentcom serve --help` lists flag.
+func serveAccepts(bin, flag string) bool {
+	help, _ := exec.Command(bin, "serve", "--help").CombinedOutput()
+	return bytes.Contains(help, []byte(flag+" "))
 }
 
 // freePort returns a loopback port nothing listens on now. A hub needs
@@ -112,7 +117,7 @@ func startClusterHub(t *testing.T, bin, name, store, bus string) *clusterHub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.cmd = exec.Command(bin, "serve", "--store", store, "--bus", bus,
+	h.cmd = exec.Command(bin, "serve", "--store", store, "--bus", bus, "--hub-id", name,
 		"--addr", fmt.Sprintf("127.0.0.1:%d", port), "--advertise", h.url,
 		"--data", filepath.Join(dir, "data"), "--log-format", "text")
 	// The flags say everything: nothing inherited may point the hub
@@ -147,19 +152,24 @@ func waitHealthy(t *testing.T, h *clusterHub) {
 	t.Helper()
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(60 * time.Second)
+	last := "no answer"
 	for {
 		if h.exited() {
 			t.Fatalf("%s exited (%v) before answering:\n%s", h.name, h.err, h.output())
 		}
 		req, _ := http.NewRequestWithContext(context.Background(), "GET", h.url+"/health", nil)
-		if resp, err := client.Do(req); err == nil {
+		resp, err := client.Do(req)
+		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return
 			}
+			last = resp.Status
+		} else {
+			last = err.Error()
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not answer /health within 60 s:\n%s", h.name, h.output())
+			t.Fatalf("%s did not answer /health with 200 within 60 s (last: %s):\n%s", h.name, last, h.output())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -50,3 +50,7 @@ func (b *LocalBus) Close() error {
 	b.d.close()
 	return nil
 }
+
+// Dropped is how many messages this hub dropped because a subscriber
+// did not keep up (see BusConfig.QueueLimit).
+func (b *LocalBus) Dropped() uint64 { return b.d.dropped.Load() }

@@ -309,3 +309,7 @@ func (a *assembler) drop(p *partialMsg) {
 		}
 	}
 }
+
+// Dropped is how many messages this hub dropped because a subscriber
+// did not keep up (see BusConfig.QueueLimit).
+func (b *NATSBus) Dropped() uint64 { return b.d.dropped.Load() }

@@ -2,6 +2,8 @@ package cluster_test
 
 import (
 	"context"
+	"fmt"
+	"net/url"
 	"testing"
 
 	"github.com/agentcom/agentcom/internal/cluster"
@@ -52,4 +54,37 @@ func TestNATSNamespace(t *testing.T) {
 	if _, err := cluster.NewNATSBus(url, cluster.NATSBusConfig{Namespace: "a.*"}); err == nil {
 		t.Fatal("namespace with a wildcard accepted")
 	}
+}
+
+// TestNATSBusReconnect: a bus whose connection to the server breaks
+// reconnects and subscribes again by itself.
+func TestNATSBusReconnect(t *testing.T) {
+	raw := testenv.NATS(t)
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newFreezer(t, u.Host)
+	a, err := cluster.NewNATSBus(raw, cluster.NATSBusConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	b, err := cluster.NewNATSBus("nats://"+proxy.addr(), cluster.NATSBusConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	p := prefix(t)
+	c := newCollector()
+	subscribe(t, b, p+"r", c)
+	proxy.cut()
+	c = newCollector()
+	unsub := subscribe(t, b, p+"r", c)
+	defer unsub()
+	until(t, a, p+"r", c)
+	for j := range 20 {
+		publish(t, a, p+"r", fmt.Appendf(nil, "m%d", j))
+	}
+	checkAfterProbes(t, c, 20)
 }

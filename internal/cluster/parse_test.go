@@ -47,6 +47,24 @@ func TestParseBus(t *testing.T) {
 	}
 }
 
+func TestBusSpecString(t *testing.T) {
+	for in, want := range map[string]string{
+		"nats://u:secret@h:4222":          "nats://u:xxxxx@h:4222",
+		"nats://secrettoken@h:4222":       "nats://xxxxx@h:4222",
+		"nats://a:4222,nats://u:secret@b": "nats://a:4222,nats://u:xxxxx@b",
+		"postgres":                        "postgres",
+		"":                                "default",
+	} {
+		s, err := cluster.ParseBus(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.String(); got != want {
+			t.Errorf("%q shows as %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestBusSpecResolve(t *testing.T) {
 	def, _ := cluster.ParseBus("")
 	if s, err := def.Resolve(true); err != nil || s.Kind != cluster.BusPostgres {

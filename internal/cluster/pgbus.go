@@ -56,6 +56,11 @@ const subscribeWait = 10 * time.Second
 // subject's channel is named from a hash of the schema and the subject:
 // clusters in different schemas of one database never hear each other,
 // and any subject fits the 63-byte identifier limit.
+//
+// LISTEN needs a session of its own: the database URL must reach
+// PostgreSQL directly or through a session-mode pooler, never a
+// transaction-mode one (PgBouncer's default), which would hand the
+// listening session's notifications to nobody.
 type PGBus struct {
 	pool  *pgxpool.Pool
 	cfg   PGBusConfig
@@ -96,8 +101,13 @@ func NewPGBus(ctx context.Context, pool *pgxpool.Pool, cfg PGBusConfig) (*PGBus,
 	b := &PGBus{pool: pool, cfg: cfg, channels: map[string]string{}, pubQ: make(chan *pubReq, pubQueue)}
 	var scope *string
 	var encoding string
-	if err := pool.QueryRow(ctx, "SELECT current_schema(), current_setting('server_encoding')").Scan(&scope, &encoding); err != nil {
+	var tables bool
+	if err := pool.QueryRow(ctx, "SELECT current_schema(), current_setting('server_encoding'), to_regclass('cluster_bus_payloads') IS NOT NULL").
+		Scan(&scope, &encoding, &tables); err != nil {
 		return nil, fmt.Errorf("postgres bus: %w", err)
+	}
+	if !tables {
+		return nil, errors.New("postgres bus: the cluster tables are missing: run agentcom migrate --store URL")
 	}
 	b.utf8 = encoding == "UTF8"
 	if scope != nil {
@@ -121,6 +131,8 @@ func NewPGBus(ctx context.Context, pool *pgxpool.Pool, cfg PGBusConfig) (*PGBus,
 }
 
 func (b *PGBus) connect(ctx context.Context) (*pgx.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
 	return pgx.ConnectConfig(ctx, b.pool.Config().ConnConfig.Copy())
 }
 
@@ -543,3 +555,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// Dropped is how many messages this hub dropped because a subscriber
+// did not keep up (see BusConfig.QueueLimit).
+func (b *PGBus) Dropped() uint64 { return b.d.dropped.Load() }

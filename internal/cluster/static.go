@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // StaticElector is the Elector of a hub that runs alone: it always leads,
@@ -15,6 +16,8 @@ type StaticElector struct {
 	leader  Leader
 	started bool
 	stopped bool
+	// startedAt is when Start ran.
+	startedAt time.Time
 }
 
 var _ Elector = (*StaticElector)(nil)
@@ -31,7 +34,7 @@ func (e *StaticElector) Start(context.Context) error {
 	if e.started || e.stopped {
 		return nil
 	}
-	e.started = true
+	e.started, e.startedAt = true, time.Now()
 	e.leader = e.self
 	e.changes <- e.self
 	return nil
@@ -65,3 +68,14 @@ func (e *StaticElector) Changes() <-chan Leader { return e.changes }
 
 // Self implements Elector.
 func (e *StaticElector) Self() string { return e.self.HubID }
+
+// Hubs lists this one hub while it runs (as PGElector.Hubs lists a
+// cluster's).
+func (e *StaticElector) Hubs(context.Context) ([]Hub, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.started || e.stopped {
+		return nil, nil
+	}
+	return []Hub{{ID: e.self.HubID, URL: e.self.URL, StartedAt: e.startedAt, SeenAt: time.Now()}}, nil
+}

@@ -12,13 +12,16 @@ CREATE INDEX cluster_bus_payloads_created_at ON cluster_bus_payloads (created_at
 
 -- The leader: one row, written by the hub that holds the leader advisory
 -- lock when it takes over. epoch grows with every takeover and fences the
--- work of earlier leaders.
+-- work of earlier leaders. The leader renews renewed_at while it runs; a
+-- lease left to lapse (a frozen process whose session stays up) lets the
+-- others end its session.
 CREATE TABLE cluster_leader (
-	id     smallint    PRIMARY KEY CHECK (id = 1),
-	hub_id text        NOT NULL,
-	url    text        NOT NULL,
-	epoch  bigint      NOT NULL,
-	since  timestamptz NOT NULL DEFAULT now()
+	id         smallint    PRIMARY KEY CHECK (id = 1),
+	hub_id     text        NOT NULL,
+	url        text        NOT NULL,
+	epoch      bigint      NOT NULL,
+	since      timestamptz NOT NULL DEFAULT now(),
+	renewed_at timestamptz NOT NULL DEFAULT now()
 );
 
 -- The hubs: each refreshes its row while it runs; a row not refreshed
