@@ -417,8 +417,9 @@ func (m *clusterMode) newProxy(raw string, log *slog.Logger) *httputil.ReversePr
 const healthLimit = 64 << 10
 
 // clusterHealth answers /health on every hub: the leader's own health
-// (the domain's answer, fetched from the leader on a follower) plus the
-// cluster's view from here. With no reachable leader it is 503.
+// (the domain's answer, fetched from the leader on a follower) with this
+// hub's role, id, leader and relayed sockets at the top level. With no
+// reachable leader it is 503.
 func (h *Hub) clusterHealth(w http.ResponseWriter, r *http.Request) {
 	m := h.clu
 	l := h.Leader()
@@ -442,9 +443,10 @@ func (h *Hub) clusterHealth(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusServiceUnavailable
 		body = map[string]any{"status": "no_leader", "service": "agent_com", "version": h.cfg.Version}
 	}
-	body["cluster"] = map[string]any{"role": h.role(), "hub_id": m.cfg.HubID,
-		"leader":          map[string]any{"hub_id": l.HubID, "url": l.URL, "epoch": l.Epoch},
-		"relayed_sockets": m.follower.Connected()}
+	// This hub's view, over whatever the leader's answer said of itself.
+	body["role"], body["hub_id"] = h.role(), m.cfg.HubID
+	body["leader"] = map[string]any{"hub_id": l.HubID, "url": l.URL, "epoch": l.Epoch}
+	body["relayed_sockets"] = m.follower.Connected()
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
@@ -474,8 +476,6 @@ func (m *clusterMode) leaderHealth(ctx context.Context, base string, into *map[s
 	if err := json.Unmarshal(b, into); err != nil {
 		return fmt.Errorf("leader health: %w", err)
 	}
-	// The leader's own cluster block describes it, not this hub.
-	delete(*into, "cluster")
 	return nil
 }
 
