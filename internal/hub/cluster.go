@@ -81,6 +81,10 @@ type clusterMode struct {
 	proxy  atomic.Pointer[httputil.ReverseProxy]
 	// relay stops the leader's relay of the followers' sockets.
 	relayStop func()
+	// changed is closed (and replaced) at every change of leader and
+	// every new domain, for requests waiting for a leader.
+	changedMu sync.Mutex
+	changed   chan struct{}
 }
 
 func newClustered(cfg Config) (*Hub, error) {
@@ -190,6 +194,7 @@ func (h *Hub) onLeader(l cluster.Leader) {
 	if prev := m.leader.Load(); prev != nil && *prev == l {
 		return
 	}
+	defer m.announce()
 	m.leader.Store(&l)
 	if l.HubID != m.cfg.HubID {
 		if d := m.domain.Load(); d != nil {
@@ -228,6 +233,7 @@ func (h *Hub) lead(d *Hub, l cluster.Leader, socketsClosed int) {
 	m := h.clu
 	m.domain.Store(d)
 	h.startRelay(d, l.Epoch)
+	m.announce()
 	h.log.Info("leading", "component", "cluster", "event", "leading", "hub_id", m.cfg.HubID, "epoch", l.Epoch,
 		"sockets_closed", socketsClosed)
 }
@@ -361,24 +367,111 @@ func (h *Hub) serveClusterHTTP(w http.ResponseWriter, r *http.Request) {
 		h.clusterHealth(w, r)
 		return
 	}
-	if d := m.domain.Load(); d != nil {
-		d.API.ServeHTTP(w, r)
-		return
+	// During a change of leader (the old one dead, the next building its
+	// domain) a request waits for the next leader rather than fail.
+	// Resent is only what never reached a leader: a refused connection
+	// (nothing sent) with a body small enough to keep.
+	var body []byte
+	resend := r.Body == nil || r.Body == http.NoBody
+	if !resend && r.ContentLength >= 0 && r.ContentLength <= maxResendBody {
+		b, err := io.ReadAll(io.LimitReader(r.Body, maxResendBody+1))
+		if err != nil {
+			clusterUnavailable(w, http.StatusBadRequest, "request body unreadable")
+			return
+		}
+		body, resend = b, len(b) <= maxResendBody
+		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
-	if h.Leader().HubID == m.cfg.HubID {
-		clusterUnavailable(w, http.StatusServiceUnavailable, "this hub leads but its domain is not running")
-		return
+	deadline := time.Now().Add(forwardWait)
+	for {
+		changed := m.changes()
+		if d := m.domain.Load(); d != nil {
+			d.API.ServeHTTP(w, r)
+			return
+		}
+		if r.Method == http.MethodGet && r.URL.Path == "/ws" && h.Leader().HubID != m.cfg.HubID {
+			m.follower.ServeHTTP(w, r)
+			return
+		}
+		detail := "no leader to forward to"
+		if h.Leader().HubID == m.cfg.HubID {
+			detail = "this hub leads but its domain is not running"
+		} else if p := m.proxy.Load(); p != nil {
+			if h.forward(p, w, r, resend) {
+				return
+			}
+			detail = "leader unreachable"
+			if body != nil {
+				r.Body = io.NopCloser(bytes.NewReader(body))
+			}
+		}
+		if resend {
+			h.log.Debug("request waits for a leader", "component", "cluster", "event", "forward_waiting",
+				"path", r.URL.Path, "detail", detail)
+		}
+		if !resend || !waitChange(r.Context(), changed, deadline) {
+			clusterUnavailable(w, http.StatusServiceUnavailable, detail)
+			return
+		}
 	}
-	if r.Method == http.MethodGet && r.URL.Path == "/ws" {
-		m.follower.ServeHTTP(w, r)
-		return
+}
+
+// forwardWait bounds how long a request waits for a leader; maxResendBody
+// bounds the body kept to send it again.
+const (
+	forwardWait   = 10 * time.Second
+	maxResendBody = 1 << 20
+)
+
+// resendKey marks a forwarded request whose refused connection may be
+// retried: the proxy's error handler then records the refusal instead of
+// answering.
+type resendKey struct{}
+
+// forward sends r to the leader. It reports false, having written
+// nothing, when the leader refused the connection and resend allows
+// another try.
+func (h *Hub) forward(p *httputil.ReverseProxy, w http.ResponseWriter, r *http.Request, resend bool) bool {
+	if !resend {
+		p.ServeHTTP(w, r)
+		return true
 	}
-	p := m.proxy.Load()
-	if p == nil {
-		clusterUnavailable(w, http.StatusServiceUnavailable, "no leader to forward to")
-		return
+	refused := new(bool)
+	p.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), resendKey{}, refused)))
+	return !*refused
+}
+
+// waitChange waits for a change of leader until deadline.
+func waitChange(ctx context.Context, changed <-chan struct{}, deadline time.Time) bool {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-changed:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
 	}
-	p.ServeHTTP(w, r)
+	return false
+}
+
+// changes is closed at the next change of leader.
+func (m *clusterMode) changes() <-chan struct{} {
+	m.changedMu.Lock()
+	defer m.changedMu.Unlock()
+	if m.changed == nil {
+		m.changed = make(chan struct{})
+	}
+	return m.changed
+}
+
+// announce wakes the requests waiting for a leader.
+func (m *clusterMode) announce() {
+	m.changedMu.Lock()
+	defer m.changedMu.Unlock()
+	if m.changed != nil {
+		close(m.changed)
+	}
+	m.changed = make(chan struct{})
 }
 
 func clusterUnavailable(w http.ResponseWriter, status int, detail string) {
@@ -405,6 +498,13 @@ func (m *clusterMode) newProxy(raw string, log *slog.Logger) *httputil.ReversePr
 		},
 		Transport: m.transport,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			var op *net.OpError
+			if refused, ok := r.Context().Value(resendKey{}).(*bool); ok && errors.As(err, &op) && op.Op == "dial" {
+				// Nothing reached the leader: the caller waits for the
+				// next one and sends again.
+				*refused = true
+				return
+			}
 			log.Warn("forward to the leader failed", "component", "cluster", "event", "forward_failed",
 				"path", r.URL.Path, "err", err)
 			clusterUnavailable(w, http.StatusBadGateway, "leader unreachable")

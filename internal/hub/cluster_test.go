@@ -458,3 +458,38 @@ func TestClusterFollowerRestartSameID(t *testing.T) {
 	again.Send(map[string]any{"type": "ping"})
 	again.Expect("pong")
 }
+
+// A request a follower gets while the leader is dead waits for the next
+// leader instead of failing: here the follower itself is elected.
+func TestClusterForwardWaitsThroughFailover(t *testing.T) {
+	logs := &signalWriter{want: `"event":"forward_waiting"`, seen: make(chan struct{})}
+	c := newTestCluster(t, "hub-a", "hub-b")
+	c.start("hub-a", hubtest.WithJSONLog(logs))
+	a, b := c.hubs["hub-a"], c.hubs["hub-b"]
+	admin := b.AdminToken
+	a.stop() // the leader is gone; the election has not noticed yet
+	type answer struct {
+		st   int
+		body map[string]any
+	}
+	got := make(chan answer, 1)
+	go func() {
+		st, body := b.Do("POST", "/api/tasks", admin, map[string]any{"description": "across the failover"})
+		got <- answer{st, body}
+	}()
+	select {
+	case <-logs.seen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request never waited for a leader")
+	}
+	c.el.elect(t, cluster.Leader{HubID: "hub-b", URL: b.url, Epoch: 2})
+	// The new leader's domain answers it: 401, as hub-b's own data
+	// directory (each test hub has one) does not hold hub-a's admin token.
+	// Not a 502 or 503.
+	if res := <-got; res.st != 401 || res.body["error"] != "unauthorized" {
+		t.Fatalf("request across the failover: %d %v", res.st, res.body)
+	}
+	if st, body := b.Do("GET", "/api/agents", "", nil); st != 200 {
+		t.Fatalf("after the failover: %d %v", st, body)
+	}
+}
