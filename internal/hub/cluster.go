@@ -63,6 +63,10 @@ type ClusterConfig struct {
 	// leader to take the socket before it is refused with 503 (default
 	// 5 s).
 	OpenTimeout time.Duration
+	// ForwardWait is how long a request waits for a leader to forward it
+	// to, through a change of leader, before it is answered 503 (default
+	// 10 s).
+	ForwardWait time.Duration
 }
 
 // clusterMode is a cluster hub's state.
@@ -98,6 +102,7 @@ func newClustered(cfg Config) (*Hub, error) {
 	}
 	c.Silence = cmp.Or(c.Silence, 5*time.Second)
 	c.Heartbeat = cmp.Or(c.Heartbeat, time.Second)
+	c.ForwardWait = cmp.Or(c.ForwardWait, 10*time.Second)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
 	return &Hub{cfg: cfg, log: cfg.Log, started: time.Now(),
@@ -382,7 +387,7 @@ func (h *Hub) serveClusterHTTP(w http.ResponseWriter, r *http.Request) {
 		body, resend = b, len(b) <= maxResendBody
 		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
-	deadline := time.Now().Add(forwardWait)
+	deadline := time.Now().Add(m.cfg.ForwardWait)
 	for {
 		changed := m.changes()
 		if d := m.domain.Load(); d != nil {
@@ -416,12 +421,8 @@ func (h *Hub) serveClusterHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// forwardWait bounds how long a request waits for a leader; maxResendBody
-// bounds the body kept to send it again.
-const (
-	forwardWait   = 10 * time.Second
-	maxResendBody = 1 << 20
-)
+// maxResendBody bounds the body kept to send a request again.
+const maxResendBody = 1 << 20
 
 // resendKey marks a forwarded request whose refused connection may be
 // retried: the proxy's error handler then records the refusal instead of

@@ -174,7 +174,8 @@ func TestClusterRelayGapClosesWith1012(t *testing.T) {
 }
 
 // A follower whose leader does not answer says so: agent handshakes and
-// forwarded requests get 503/502 with leader_unavailable, /health 503.
+// forwarded requests get 503 leader_unavailable (after waiting for a new
+// leader), /health 503.
 func TestClusterFollowerWithoutLeader(t *testing.T) {
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -187,7 +188,8 @@ func TestClusterFollowerWithoutLeader(t *testing.T) {
 	c.el.cur = cluster.Leader{HubID: "hub-gone", URL: deadURL, Epoch: 4}
 	cfg := hub.DefaultConfig()
 	cfg.Addr, cfg.DataDir = ch.ln.Addr().String(), t.TempDir()
-	cfg.Cluster = &hub.ClusterConfig{Bus: ch.link, Elector: c.el.elector("hub-b"), OpenTimeout: 100 * time.Millisecond}
+	cfg.Cluster = &hub.ClusterConfig{Bus: ch.link, Elector: c.el.elector("hub-b"), OpenTimeout: 100 * time.Millisecond,
+		ForwardWait: 100 * time.Millisecond}
 	hb, err := hub.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +203,7 @@ func TestClusterFollowerWithoutLeader(t *testing.T) {
 	if _, resp, err := hubtest.DialWith(ch.WSURL(), nil); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("handshake without a leader: %v %v", err, resp)
 	}
-	if st, body := ch.Do("GET", "/api/agents", "", nil); st != http.StatusBadGateway || body["error"] != "leader_unavailable" {
+	if st, body := ch.Do("GET", "/api/agents", "", nil); st != http.StatusServiceUnavailable || body["error"] != "leader_unavailable" {
 		t.Fatalf("forward without a leader: %d %v", st, body)
 	}
 	st, body := ch.Do("GET", "/health", "", nil)
