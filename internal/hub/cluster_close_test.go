@@ -259,6 +259,7 @@ func TestClusterLeaderRetriesItsDomain(t *testing.T) {
 	dir := t.TempDir()
 	holder := hubtest.Start(t, dir)
 	c := newTestCluster(t, "hub-a")
+	c.forwardWait = 100 * time.Millisecond
 	c.el.cur = cluster.Leader{HubID: "hub-a", URL: c.hubs["hub-a"].url, Epoch: 1}
 	a := c.hubs["hub-a"]
 	c.boot(a, func(cfg *hub.Config) { cfg.DataDir = dir })

@@ -27,8 +27,9 @@ type testCluster struct {
 	bus  *memBus
 	el   *election
 	hubs map[string]*clusterHub
-	// silence overrides the leader's wait for a silent follower.
-	silence time.Duration
+	// silence overrides the leader's wait for a silent follower, and
+	// forwardWait a request's wait for a leader.
+	silence, forwardWait time.Duration
 }
 
 type clusterHub struct {
@@ -83,7 +84,7 @@ func (c *testCluster) boot(ch *clusterHub, opts ...hubtest.Option) {
 		o(&cfg)
 	}
 	cfg.Cluster = &hub.ClusterConfig{Bus: ch.link, Elector: c.el.elector(ch.id), HubID: ch.id, AdvertiseURL: ch.url,
-		Silence: cmp.Or(c.silence, 500*time.Millisecond), Heartbeat: 50 * time.Millisecond}
+		Silence: cmp.Or(c.silence, 500*time.Millisecond), Heartbeat: 50 * time.Millisecond, ForwardWait: c.forwardWait}
 	hb, err := hub.New(cfg)
 	if err != nil {
 		c.t.Fatalf("hub %s: %v", ch.id, err)
