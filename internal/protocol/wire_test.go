@@ -37,7 +37,7 @@ func agentSamples() []Frame {
 		ListChannels{Type: FrameListChannels, ProtocolVersion: num("1")},
 		TaskAccepted{Type: FrameTaskAccepted, TaskID: "task-1", ProtocolVersion: num("1")},
 		TaskProgress{Type: FrameTaskProgress, TaskID: "task-1", Progress: i64(50), Output: "step 1\n",
-			Check: &VerifyCheck{Attempt: 1, Command: "go test", ExitCode: 1, DurationMs: 20, TimedOut: true, OutputTail: "FAIL"},
+			Check:           &VerifyCheck{Attempt: 1, Command: "go test", ExitCode: 1, DurationMs: 20, TimedOut: true, OutputTail: "FAIL"},
 			ProtocolVersion: num("1")},
 		TaskComplete{Type: FrameTaskComplete, TaskID: "task-1", Result: json.RawMessage(`{"output":"done","status":"success"}`),
 			Generation: 3, TokensUsed: i64(30), Usage: usage, ProtocolVersion: num("1")},
