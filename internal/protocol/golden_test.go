@@ -2,9 +2,11 @@ package protocol
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -166,7 +168,7 @@ func goldenInputs() []validationCase {
 // every answer, byte for byte, with the one captured before the schemas
 // were derived from the wire types.
 func TestValidationGolden(t *testing.T) {
-	path := filepath.Join("testdata", "validation.golden.json")
+	path := filepath.Join("testdata", "validation.golden.json.gz")
 	if updateGolden() {
 		cases := goldenInputs()
 		for i := range cases {
@@ -195,7 +197,17 @@ func writeGolden(t *testing.T, path string, v any) {
 	if err := enc.Encode(v); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+	data := buf.Bytes()
+	if strings.HasSuffix(path, ".gz") {
+		var z bytes.Buffer
+		zw := gzip.NewWriter(&z)
+		_, _ = zw.Write(data)
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		data = z.Bytes()
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -205,6 +217,15 @@ func readGolden(t *testing.T, path string, v any) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if strings.HasSuffix(path, ".gz") {
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, err = io.ReadAll(zr); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatal(err)

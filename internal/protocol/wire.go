@@ -19,6 +19,13 @@ import "encoding/json"
 // Field order is the order encoders emit, which for the agent frames is
 // the order of the original sidecar and of the schemas' documentation.
 //
+// To add an agent frame: its Frame* constant (schema.go), its struct and
+// FrameType here, a wireDef line in agentFrames, a sample in wire_test.go
+// (TestEveryFrameRoundTrips fails until there is one), and its handler in
+// agentws. A hub frame: its Out* constant (frames.go and OutFrameTypes),
+// its struct, constructor and sample. A body: its Body* constant, struct,
+// BodyName, wireDef line in httpBodies and sample.
+//
 // Fields the hub always tolerated but never checked (protocol_version,
 // client_type, timestamp, task_failed output, task_recovering's
 // description, metadata, last_status and generation) have Go type any or
