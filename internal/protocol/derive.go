@@ -206,6 +206,17 @@ func DecodeBody[T Body](obj Object) (T, error) {
 	return v.(T), err
 }
 
+// DecodeBodyNamed is DecodeBody for a body known by name only (a route
+// table's): the value's dynamic type is the body's struct. It panics on
+// an unknown name, as ValidateBody does.
+func DecodeBodyNamed(name string, obj Object) (Body, error) {
+	if err := ValidateBody(name, obj); err != nil {
+		return nil, err
+	}
+	v, err := decodeInto(httpBodies[name], obj)
+	return v.(Body), err
+}
+
 // decodeInto fills a new value of s's type from a validated object, field
 // by field: only the schema's exact names are read (encoding/json would
 // match keys case-insensitively, letting an unvalidated "AGENT_ID"
