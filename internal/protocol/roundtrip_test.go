@@ -18,14 +18,7 @@ import (
 func TestEveryFrameRoundTrips(t *testing.T) {
 	seen := map[string]bool{}
 	for _, f := range protocoltest.AgentFrames() {
-		data, err := json.Marshal(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		obj, err := protocol.DecodeObject(data)
-		if err != nil {
-			t.Fatalf("%s: %v", data, err)
-		}
+		data, obj := encode(t, f)
 		if typ, err := protocol.ValidateFrame(obj); err != nil || typ != f.FrameType() {
 			t.Errorf("%s: validate: %q, %v", data, typ, err)
 			continue
@@ -35,27 +28,15 @@ func TestEveryFrameRoundTrips(t *testing.T) {
 			t.Errorf("%s: decode: %q, %v", data, typ, err)
 			continue
 		}
-		if !reflect.DeepEqual(got, f) {
-			t.Errorf("%s round trip:\n got %#v\nwant %#v", f.FrameType(), got, f)
-		}
-		seen[f.FrameType()] = true
+		seen[f.FrameType()] = same(t, f.FrameType(), got, f)
 	}
-	if missing := missingFrom(protocol.AgentFrameTypes(), seen); len(missing) > 0 {
-		t.Errorf("agent frames without a sample: %v", missing)
-	}
+	covered(t, "agent frames", protocol.AgentFrameTypes(), seen)
 
 	seen = map[string]bool{}
 	for _, f := range protocoltest.HubFrames() {
-		data, err := json.Marshal(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var head struct{ Type string }
-		if err := json.Unmarshal(data, &head); err != nil || head.Type != f.FrameType() {
-			t.Errorf("%s: type %q, FrameType %q", data, head.Type, f.FrameType())
-		}
-		if !slices.Contains(protocol.OutFrameTypes(), f.FrameType()) {
-			t.Errorf("%s: %q is not an Out* type", data, f.FrameType())
+		data, obj := encode(t, f)
+		if obj.String("type") != f.FrameType() || !slices.Contains(protocol.OutFrameTypes(), f.FrameType()) {
+			t.Errorf("%s: FrameType %q is not its type or not an Out* type", data, f.FrameType())
 		}
 		p := reflect.New(reflect.TypeOf(f))
 		dec := json.NewDecoder(bytes.NewReader(data))
@@ -63,26 +44,14 @@ func TestEveryFrameRoundTrips(t *testing.T) {
 		if err := dec.Decode(p.Interface()); err != nil {
 			t.Fatalf("%s: %v", data, err)
 		}
-		if got := p.Elem().Interface(); !reflect.DeepEqual(got, f) {
-			t.Errorf("%s round trip:\n got %#v\nwant %#v", f.FrameType(), got, f)
-		}
-		seen[f.FrameType()] = true
+		seen[f.FrameType()] = same(t, f.FrameType(), p.Elem().Interface(), f)
 	}
-	if missing := missingFrom(protocol.OutFrameTypes(), seen); len(missing) > 0 {
-		t.Errorf("hub frames without a sample: %v", missing)
-	}
+	covered(t, "hub frames", protocol.OutFrameTypes(), seen)
 
 	seen = map[string]bool{}
 	for _, b := range protocoltest.Bodies() {
 		name := b.BodyName()
-		data, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		obj, err := protocol.DecodeObject(data)
-		if err != nil {
-			t.Fatalf("%s: %v", data, err)
-		}
+		data, obj := encode(t, b)
 		if err := protocol.ValidateBody(name, obj); err != nil {
 			t.Errorf("%s %s: validate: %v", name, data, err)
 			continue
@@ -92,23 +61,45 @@ func TestEveryFrameRoundTrips(t *testing.T) {
 			t.Errorf("%s %s: decode: %v", name, data, err)
 			continue
 		}
-		if !reflect.DeepEqual(got, b) {
-			t.Errorf("%s round trip:\n got %#v\nwant %#v", name, got, b)
-		}
-		seen[name] = true
+		seen[name] = same(t, name, got, b)
 	}
-	if missing := missingFrom(protocol.BodyNames(), seen); len(missing) > 0 {
-		t.Errorf("bodies without a sample: %v", missing)
-	}
+	covered(t, "bodies", protocol.BodyNames(), seen)
 }
 
-func missingFrom(all []string, seen map[string]bool) []string {
-	var out []string
+func encode(t *testing.T, v any) ([]byte, protocol.Object) {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := protocol.DecodeObject(data)
+	if err != nil {
+		t.Fatalf("%s: %v", data, err)
+	}
+	return data, obj
+}
+
+// same reports (and records a failure unless) got equals want.
+func same(t *testing.T, name string, got, want any) bool {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s round trip:\n got %#v\nwant %#v", name, got, want)
+		return false
+	}
+	return true
+}
+
+// covered fails for every name in all that no sample went through.
+func covered(t *testing.T, what string, all []string, seen map[string]bool) {
+	t.Helper()
+	var missing []string
 	for _, n := range all {
 		if !seen[n] {
-			out = append(out, n)
+			missing = append(missing, n)
 		}
 	}
-	sort.Strings(out)
-	return out
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Errorf("%s without a good sample: %v", what, missing)
+	}
 }
