@@ -292,6 +292,21 @@ func setField(v reflect.Value, raw any) error {
 		}
 		v.Set(reflect.ValueOf(m))
 		return nil
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
+		arr, ok := raw.([]any)
+		if !ok {
+			return errFieldType
+		}
+		out := reflect.MakeSlice(t, len(arr), len(arr))
+		for i, el := range arr {
+			s, ok := el.(string)
+			if !ok {
+				return errFieldType
+			}
+			out.Index(i).SetString(s)
+		}
+		v.Set(out)
+		return nil
 	case t.Kind() == reflect.Pointer && t.Elem().Kind() != reflect.Struct:
 		p := reflect.New(t.Elem())
 		if err := setField(p.Elem(), raw); err != nil {
@@ -300,7 +315,7 @@ func setField(v reflect.Value, raw any) error {
 		v.Set(p)
 		return nil
 	}
-	// Nested shapes ([]string, structs, slices of structs) go through
+	// Nested shapes (structs, slices of structs) go through
 	// encoding/json, as Object.Into does.
 	b, err := json.Marshal(raw)
 	if err != nil {
