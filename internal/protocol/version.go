@@ -18,6 +18,24 @@ const (
 // when the client asked for a newer version than it speaks.
 const CodeVersionUnsupported = "protocol_version_unsupported"
 
+// VersionUnsupportedError tells a client that asked for a newer protocol
+// version what the hub supports ([MinVersion, Version]) and the version
+// it uses with the client. Clients that do not know the code ignore it.
+type VersionUnsupportedError struct {
+	Type      string `json:"type"`
+	Error     string `json:"error"`
+	Supported [2]int `json:"supported"`
+	Using     int    `json:"using"`
+}
+
+// FrameType is OutError.
+func (VersionUnsupportedError) FrameType() string { return OutError }
+
+// NewVersionUnsupportedError is the frame for a client told to use v.
+func NewVersionUnsupportedError(v int) VersionUnsupportedError {
+	return VersionUnsupportedError{Type: OutError, Error: CodeVersionUnsupported, Supported: [2]int{MinVersion, Version}, Using: v}
+}
+
 // Negotiate picks the version to speak with a client that sent v as its
 // protocol_version (any JSON value, as decoded). An absent, malformed or
 // too old value is tolerated as version 1, as the original hub, which

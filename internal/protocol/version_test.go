@@ -45,3 +45,13 @@ func TestNegotiateFromFrame(t *testing.T) {
 		t.Fatalf("got %d, %v", v, tooNew)
 	}
 }
+
+func TestVersionUnsupportedFrame(t *testing.T) {
+	b, err := json.Marshal(NewVersionUnsupportedError(Version))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != `{"type":"error","error":"protocol_version_unsupported","supported":[1,1],"using":1}` {
+		t.Fatalf("got %s", b)
+	}
+}

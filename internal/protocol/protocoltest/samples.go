@@ -64,6 +64,7 @@ func HubFrames() []protocol.Frame {
 		protocol.RateLimitedFrame{Type: protocol.OutError, Error: protocol.CodeRateLimited, MessageType: protocol.FrameMessage, RetryAfterMs: 250},
 		protocol.NewUnknownRecipientError("ghost"),
 		protocol.NewPayloadTooLargeError(65536),
+		protocol.NewVersionUnsupportedError(protocol.Version),
 		protocol.NewTaskReportError(protocol.CodeTaskCompleteFailed, "stale_generation", "task-1"),
 		protocol.NewPong(1700000000000),
 		protocol.NewMessageSent("0123456789abcdef"),
