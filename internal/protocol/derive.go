@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,11 +57,17 @@ type wireField struct {
 
 func schemaOf(name string, d def) Schema {
 	t := reflect.TypeOf(d.v)
-	s := Schema{Description: d.description, Legacy: d.legacy, goType: t}
+	s := Schema{Description: d.description, Legacy: d.legacy, goType: t, typeField: -1}
 	for i := range t.NumField() {
 		sf := t.Field(i)
 		tag := sf.Tag.Get("protocol")
-		if tag == "-" || !sf.IsExported() {
+		if tag == "-" {
+			if sf.Tag.Get("json") == "type" && sf.Type.Kind() == reflect.String {
+				s.typeField = i // a frame's own type, set by decoding
+			}
+			continue
+		}
+		if !sf.IsExported() {
 			continue
 		}
 		jname, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
@@ -169,12 +176,7 @@ func (e *MalformedError) Error() string {
 
 // Has reports whether field is among the malformed ones.
 func (e *MalformedError) Has(field string) bool {
-	for _, f := range e.Fields {
-		if f == field {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(e.Fields, field)
 }
 
 // DecodeFrame parses and validates one agent frame (DecodeObject, then
@@ -233,10 +235,8 @@ func decodeInto(s Schema, obj Object) (any, error) {
 			bad = append(bad, wf.name)
 		}
 	}
-	if ft := p.Elem().FieldByName("Type"); ft.IsValid() && ft.Kind() == reflect.String {
-		if _, isFrame := p.Elem().Interface().(Frame); isFrame {
-			ft.SetString(obj.String("type"))
-		}
+	if s.typeField >= 0 {
+		p.Elem().Field(s.typeField).SetString(obj.String("type"))
 	}
 	if len(bad) > 0 {
 		return p.Elem().Interface(), &MalformedError{Fields: bad}

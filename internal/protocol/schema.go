@@ -79,9 +79,11 @@ type Schema struct {
 	Legacy string
 
 	// goType is the wire type the schema was derived from, wire the
-	// struct field behind each of Fields.
-	goType reflect.Type
-	wire   []wireField
+	// struct field behind each of Fields, typeField the index of a
+	// frame's "type" field (-1: none, a body).
+	goType    reflect.Type
+	wire      []wireField
+	typeField int
 }
 
 // lengthLimits are keyed by field name, whatever the schema, as in the
