@@ -10,7 +10,13 @@ import (
 	"github.com/agentcom/agentcom/internal/protocol"
 )
 
-// inFrame is a decoded hub frame: only the fields the sidecar reads.
+// inFrame is a decoded hub frame: only the fields the sidecar reads, of
+// protocol.Identified, TaskAssign, TaskAck, TaskContinue, TaskRevoked,
+// TaskReassignReply, ErrorFrame and TaskReportError (frames_test.go
+// encodes each with the hub's type and decodes it here). It is flat and
+// decoded leniently rather than into those types: metadata and
+// dependencies stay the hub's exact bytes for the task file, and a
+// description may be any JSON, as the original hub allowed.
 type inFrame struct {
 	Type        string
 	TaskID      string
