@@ -621,6 +621,14 @@ func normalizeFailures(m map[string]any) []map[string]any {
 // Flush sends the events gathered since the last flush to every socket as
 // one frame, encoded once.
 func (a *Aggregator) Flush() {
+	if frame := a.eventsFrame(); frame != nil {
+		a.broadcast(frame)
+	}
+}
+
+// eventsFrame takes the events gathered since the last call and encodes
+// them as one events frame; nil when there is nothing to send.
+func (a *Aggregator) eventsFrame() []byte {
 	a.mu.Lock()
 	pending := a.pending
 	a.pending = nil
@@ -631,7 +639,7 @@ func (a *Aggregator) Flush() {
 		pending = append(pending, json.RawMessage(`{"type":"resync"}`))
 	}
 	if len(pending) == 0 {
-		return
+		return nil
 	}
 	var buf bytes.Buffer
 	buf.WriteString(`{"type":"events","data":[`)
@@ -642,7 +650,7 @@ func (a *Aggregator) Flush() {
 		buf.Write(p)
 	}
 	buf.WriteString(`]}`)
-	a.broadcast(buf.Bytes())
+	return buf.Bytes()
 }
 
 // sampleDepth records the queue depth for the chart and, every
