@@ -28,9 +28,9 @@ func ptr[T any](v T) *T { return &v }
 // payloads their producers publish, including empty lists and zero values.
 func goldenEvents() []bus.Event {
 	at := goldenAt.UnixMilli()
-	ev := func(topic, typ string, d any) bus.Event { return bus.Event{Topic: topic, Type: typ, Time: at, Data: d} }
-	task := func(typ string, d tasks.EventData) bus.Event { return ev(bus.TopicTasks, typ, d) }
-	store := func(typ string, d any) bus.Event { return ev(bus.TopicStorage, typ, d) }
+	ev := func(d bus.Payload) bus.Event { return bus.Event{Time: at, Data: d} }
+	task := func(typ string, d tasks.EventData) bus.Event { d.Type = typ; return ev(d) }
+	store := func(d bus.Payload) bus.Event { return ev(d) }
 	alert := alerts.Alert{Rule: alerts.RuleQueueGrowing, Severity: "warning", Message: "Queue growing <fast> & \"loud\"", RaisedAt: at - 5, Notify: true}
 	acked := alert
 	acked.AckedAt, acked.AckedBy, acked.AckNote = at, "ops", "seen"
@@ -44,40 +44,40 @@ func goldenEvents() []bus.Event {
 		task(tasks.EventDeadLetter, tasks.EventData{TaskID: "t3", Status: tasks.StatusDeadLetter, Description: "late", Reason: "deadline exceeded"}),
 		task(tasks.EventReclaimed, tasks.EventData{TaskID: "t4", AgentID: "a2", Generation: 3, Status: tasks.StatusQueued, Reason: tasks.ReasonDisconnect}),
 		task(tasks.EventRetried, tasks.EventData{TaskID: "t5", Status: tasks.StatusQueued}),
-		ev(bus.TopicTasks, tasks.EventPaused, tasks.PauseEvent{Kind: tasks.PauseLane, Name: "urgent", By: "ops"}),
-		ev(bus.TopicTasks, tasks.EventResumed, tasks.PauseEvent{Kind: tasks.PauseLane, Name: "urgent"}),
-		ev(bus.TopicTasks, tasks.EventSchedule, tasks.ScheduleEvent{Name: "nightly", Change: "run", TaskID: "t6"}),
-		ev(bus.TopicAgents, presence.EventJoined, presence.Entry{AgentID: "a1", Name: "Agent One", Status: "connected", Capabilities: []string{"code", "go"}}),
-		ev(bus.TopicAgents, presence.EventJoined, presence.Entry{AgentID: "a3", Name: "a3"}),
-		ev(bus.TopicAgents, presence.EventStatusChanged, presence.Entry{AgentID: "a1", Status: "busy <now>"}),
-		ev(bus.TopicAgents, agents.EventStateChanged, agents.StateChange{AgentID: "a1", From: agents.Idle, To: agents.Assigned, TaskID: "t1", Flags: []string{agents.FlagBusy}}),
-		ev(bus.TopicAgents, agents.EventStateChanged, agents.StateChange{AgentID: "a1", From: agents.Assigned, To: agents.Idle}),
-		ev(bus.TopicAgents, presence.EventLeft, map[string]string{"agent_id": "a3"}),
-		ev(bus.TopicMessages, messaging.EventMessageRouted, map[string]any{"id": "m1", "from": "a1", "to": ptr("a2"), "type": "chat", "outcome": messaging.Delivered, "kind": "direct"}),
-		ev(bus.TopicMessages, messaging.EventChannelPublished, map[string]any{"id": "m2", "from": "a1", "channel": "dev", "seq": uint64(3), "kind": "channel"}),
-		store(resilience.EventBackupComplete, resilience.BackupCompleteEvent{Timestamp: at, TablesBackedUp: []string{"task_queue"}, BackupDir: "/b", Trigger: resilience.TriggerManual,
+		ev(tasks.PauseEvent{Type: tasks.EventPaused, Kind: tasks.PauseLane, Name: "urgent", By: "ops"}),
+		ev(tasks.PauseEvent{Type: tasks.EventResumed, Kind: tasks.PauseLane, Name: "urgent"}),
+		ev(tasks.ScheduleEvent{Name: "nightly", Change: "run", TaskID: "t6"}),
+		ev(presence.Joined{Entry: presence.Entry{AgentID: "a1", Name: "Agent One", Status: "connected", Capabilities: []string{"code", "go"}}}),
+		ev(presence.Joined{Entry: presence.Entry{AgentID: "a3", Name: "a3"}}),
+		ev(presence.StatusChanged{Entry: presence.Entry{AgentID: "a1", Status: "busy <now>"}}),
+		ev(agents.StateChange{AgentID: "a1", From: agents.Idle, To: agents.Assigned, TaskID: "t1", Flags: []string{agents.FlagBusy}}),
+		ev(agents.StateChange{AgentID: "a1", From: agents.Assigned, To: agents.Idle}),
+		ev(presence.Left{AgentID: "a3"}),
+		ev(messaging.Routed{ID: "m1", From: "a1", To: "a2", Type: "chat", Outcome: messaging.Delivered, Kind: "direct"}),
+		ev(messaging.ChannelPublished{ID: "m2", From: "a1", Channel: "dev", Seq: 3, Kind: "channel"}),
+		store(resilience.BackupCompleteEvent{Timestamp: at, TablesBackedUp: []string{"task_queue"}, BackupDir: "/b", Trigger: resilience.TriggerManual,
 			Results: []resilience.BackupResult{{Table: "task_queue", Status: "ok", Path: "/b/tq", Size: 4096, Records: ptr(3), Verified: true, Pruned: []string{"old"}}, {Table: "agent_mailbox", Status: "error", Reason: "disk full"}}}),
-		store(resilience.EventBackupComplete, resilience.BackupCompleteEvent{Timestamp: at, Trigger: resilience.TriggerScheduled}),
-		store(resilience.EventBackupFailed, resilience.BackupFailedEvent{Timestamp: at, Failures: []resilience.Failure{{Table: "agent_mailbox", Reason: "disk full"}}, Reason: "agent_mailbox: disk full", Trigger: resilience.TriggerScheduled}),
-		store(resilience.EventBackupFailed, resilience.BackupFailedEvent{Timestamp: at, Reason: "no tables", Trigger: resilience.TriggerManual}),
-		store(resilience.EventCompactionComplete, resilience.CompactionCompleteEvent{Timestamp: at, Trigger: resilience.TriggerManual,
+		store(resilience.BackupCompleteEvent{Timestamp: at, Trigger: resilience.TriggerScheduled}),
+		store(resilience.BackupFailedEvent{Timestamp: at, Failures: []resilience.Failure{{Table: "agent_mailbox", Reason: "disk full"}}, Reason: "agent_mailbox: disk full", Trigger: resilience.TriggerScheduled}),
+		store(resilience.BackupFailedEvent{Timestamp: at, Reason: "no tables", Trigger: resilience.TriggerManual}),
+		store(resilience.CompactionCompleteEvent{Timestamp: at, Trigger: resilience.TriggerManual,
 			Results: []resilience.CompactResult{{Table: "task_queue", Status: "compacted", DurationMs: ptr(int64(12)), BytesBefore: 10, BytesAfter: 4, BytesSaved: 6, Fragmentation: ptr(0.25), PauseMs: ptr(int64(3)), Retried: true},
 				{Table: "config", Status: "skipped", Reason: "below threshold"}}}),
-		store(resilience.EventCompactionComplete, resilience.CompactionCompleteEvent{Timestamp: at}),
-		store(resilience.EventCompactionFailed, resilience.CompactionFailedEvent{Timestamp: at, Failures: []resilience.Failure{{Table: "task_queue", Reason: "locked"}, {Table: "config"}}, Reason: "task_queue: locked", Trigger: resilience.TriggerScheduled}),
-		store(resilience.EventCompactionFailed, resilience.CompactionFailedEvent{Timestamp: at}),
-		store(resilience.EventDrillComplete, resilience.DrillCompleteEvent{Timestamp: at, Results: []resilience.DrillResult{{Table: "task_queue", Status: "ok", BackupUsed: "tq.bak", Records: 3, DurationMs: 9}, {Table: "config", Status: "error", Reason: "checksum", DurationMs: 1}}}),
-		store(resilience.EventDrillComplete, resilience.DrillCompleteEvent{Timestamp: at}),
-		store(resilience.EventDrillFailed, resilience.DrillFailedEvent{Timestamp: at, Failures: []resilience.Failure{{Table: "config", Reason: "checksum"}}, Reason: "config: checksum"}),
-		store(resilience.EventDegradedMode, resilience.DegradedModeEvent{Timestamp: at - 1000, Table: "agent_mailbox", Reason: "no usable backup", AsidePath: "/d/x.damaged", Trigger: resilience.TriggerAuto, Startup: true, DataLost: true}),
-		store(resilience.EventDegradedMode, resilience.DegradedModeEvent{Timestamp: at, Table: "thread_messages", Trigger: resilience.TriggerAuto}),
-		store(resilience.EventRecoveryComplete, resilience.RecoveryCompleteEvent{Timestamp: at, Table: "thread_messages", BackupUsed: "tm.bak", BackupTime: at - 60000, RecordCount: 12, Trigger: resilience.TriggerAuto,
+		store(resilience.CompactionCompleteEvent{Timestamp: at}),
+		store(resilience.CompactionFailedEvent{Timestamp: at, Failures: []resilience.Failure{{Table: "task_queue", Reason: "locked"}, {Table: "config"}}, Reason: "task_queue: locked", Trigger: resilience.TriggerScheduled}),
+		store(resilience.CompactionFailedEvent{Timestamp: at}),
+		store(resilience.DrillCompleteEvent{Timestamp: at, Results: []resilience.DrillResult{{Table: "task_queue", Status: "ok", BackupUsed: "tq.bak", Records: 3, DurationMs: 9}, {Table: "config", Status: "error", Reason: "checksum", DurationMs: 1}}}),
+		store(resilience.DrillCompleteEvent{Timestamp: at}),
+		store(resilience.DrillFailedEvent{Timestamp: at, Failures: []resilience.Failure{{Table: "config", Reason: "checksum"}}, Reason: "config: checksum"}),
+		store(resilience.DegradedModeEvent{Timestamp: at - 1000, Table: "agent_mailbox", Reason: "no usable backup", AsidePath: "/d/x.damaged", Trigger: resilience.TriggerAuto, Startup: true, DataLost: true}),
+		store(resilience.DegradedModeEvent{Timestamp: at, Table: "thread_messages", Trigger: resilience.TriggerAuto}),
+		store(resilience.RecoveryCompleteEvent{Timestamp: at, Table: "thread_messages", BackupUsed: "tm.bak", BackupTime: at - 60000, RecordCount: 12, Trigger: resilience.TriggerAuto,
 			Startup: true, Reason: "checksum mismatch", AsidePath: "/d/tm.damaged", ReloadErrors: []string{"x"}}),
-		store(resilience.EventRecoveryComplete, resilience.RecoveryCompleteEvent{Timestamp: at, Table: "config", Trigger: resilience.TriggerManual}),
-		store(resilience.EventRecoveryFailed, resilience.RecoveryFailedEvent{Timestamp: at, Table: "config", Reason: "no backup", Trigger: resilience.TriggerManual}),
-		ev(bus.TopicAlerts, alerts.EventRaised, alert),
-		ev(bus.TopicAlerts, alerts.EventAcknowledged, acked),
-		ev(bus.TopicAlerts, alerts.EventCleared, cleared),
+		store(resilience.RecoveryCompleteEvent{Timestamp: at, Table: "config", Trigger: resilience.TriggerManual}),
+		store(resilience.RecoveryFailedEvent{Timestamp: at, Table: "config", Reason: "no backup", Trigger: resilience.TriggerManual}),
+		ev(alerts.Raised{Alert: alert}),
+		ev(alerts.Acknowledged{Alert: acked}),
+		ev(alerts.Cleared{Alert: cleared}),
 	}
 }
 
