@@ -1,6 +1,9 @@
 package bus
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 // A typed subscription gets only its type, as that type; the ordered
 // subscription beside it sees every type in publish order.
@@ -28,7 +31,7 @@ func TestSubscribeToFiltersAndKeepsOrder(t *testing.T) {
 	for range 4 {
 		order = append(order, (<-all.C).Type())
 	}
-	if want := []string{"a", "b", "c", "a"}; !equal(order, want) {
+	if want := []string{"a", "b", "c", "a"}; !slices.Equal(order, want) {
 		t.Fatalf("order %v want %v", order, want)
 	}
 }
@@ -51,16 +54,4 @@ func TestTypedDropsAndClose(t *testing.T) {
 	if _, open := <-s.C; open {
 		t.Fatal("closed typed subscription still receives")
 	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

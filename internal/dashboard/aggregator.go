@@ -66,9 +66,9 @@ type Aggregator struct {
 	storageView   storageView
 	storageEvents ring[map[string]any] // storageEntry objects, as the snapshot lists them
 	compactions   ring[compactionEntry]
-	degraded      map[string]int64  // table → since
-	backupFailed  map[string]string // table → reason, until a later backup succeeds
-	drillFailed   map[string]string // table → reason, until a later drill succeeds
+	degraded      map[string]int64     // table → since
+	backupFailed  map[string]string    // table → reason, until a later backup succeeds
+	drillFailed   map[string]string    // table → reason, until a later drill succeeds
 	alerts        ring[map[string]any] // alertEntry objects, as the snapshot lists them
 	dlTasks       []deadLetterView
 	dlTotal       int

@@ -64,7 +64,10 @@ func TestChangedWakesOnOutputTouchAndFollow(t *testing.T) {
 	b := bus.New()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); s.Follow(ctx, b, func(e bus.Event) string { return string(e.Data.(taskEvent)) }) }()
+	go func() {
+		defer close(done)
+		s.Follow(ctx, b, func(e bus.Event) string { return string(e.Data.(taskEvent)) })
+	}()
 	deadline := time.After(10 * time.Second)
 	for woke := false; !woke; {
 		bus.Publish(b, taskEvent("a")) // until Follow has subscribed
