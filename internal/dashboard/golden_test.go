@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -112,5 +113,33 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("%s changed:\n got %s\nwant %s", name, got, want)
+	}
+}
+
+// Message events reach both agents' timelines through their Go fields;
+// a broadcast only the sender's.
+func TestMessageTimelines(t *testing.T) {
+	a := NewAggregator(Config{}, Deps{Bus: bus.New(), Queue: newBenchQueue(0), Agents: benchAgents{}, Presence: benchPresence{}})
+	t.Cleanup(a.sub.Close)
+	a.Apply(bus.Event{Time: 1, Data: messaging.Routed{ID: "m1", From: "a1", To: "a2", Outcome: messaging.Queued, Kind: "direct"}})
+	a.Apply(bus.Event{Time: 2, Data: messaging.Routed{ID: "m2", From: "a1", Kind: "broadcast"}})
+	a.Apply(bus.Event{Time: 3, Data: messaging.ChannelPublished{ID: "m3", From: "a2", Channel: "dev", Seq: 1, Kind: "channel"}})
+	want := map[string][]timelineEntry{
+		"a1": {
+			{Timestamp: 2, Kind: "message", Event: "broadcast sent", Detail: "m2"},
+			{Timestamp: 1, Kind: "message", Event: "sent to a2", Detail: "chat message, queued, id m1"},
+		},
+		"a2": {
+			{Timestamp: 3, Kind: "message", Event: "posted to #dev", Detail: "m3"},
+			{Timestamp: 1, Kind: "message", Event: "received from a1", Detail: "chat message, queued, id m1"},
+		},
+	}
+	for agent, w := range want {
+		if got := a.Timeline(agent); !slices.Equal(got, w) {
+			t.Errorf("%s timeline %+v, want %+v", agent, got, w)
+		}
+	}
+	if frame := a.eventsFrame(); frame != nil {
+		t.Errorf("message events reached the browsers: %s", frame)
 	}
 }
