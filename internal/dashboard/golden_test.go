@@ -139,6 +139,7 @@ func TestMessageTimelines(t *testing.T) {
 			t.Errorf("%s timeline %+v, want %+v", agent, got, w)
 		}
 	}
+	a.Apply(bus.Event{}) // no payload: ignored
 	if frame := a.eventsFrame(); frame != nil {
 		t.Errorf("message events reached the browsers: %s", frame)
 	}

@@ -167,7 +167,7 @@ type drillResultEntry struct {
 
 // storageEntryOf renders a storage event; false for any other payload.
 func storageEntryOf(p bus.Payload) (storageEntry, bool) {
-	e := storageEntry{Type: p.EventType()}
+	var e storageEntry
 	switch d := p.(type) {
 	case resilience.BackupCompleteEvent:
 		rs := make([]backupResultEntry, 0, len(d.Results))
@@ -220,6 +220,7 @@ func storageEntryOf(p bus.Payload) (storageEntry, bool) {
 	default:
 		return storageEntry{}, false
 	}
+	e.Type = p.EventType()
 	return e, true
 }
 
