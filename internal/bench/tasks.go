@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/agentcom/agentcom/internal/protocol"
 )
 
 // runTasks: T tasks are submitted over HTTP by concurrent clients while
@@ -36,7 +38,7 @@ func runTasks(ctx context.Context, r *runner, res *Result) error {
 	var firstErr atomic.Pointer[string]
 	on := func(a *agent, typ string, data []byte, at time.Time) {
 		switch typ {
-		case "task_assign":
+		case protocol.OutTaskAssign:
 			f, err := decodeFrame(data)
 			if err != nil {
 				failures.Add(1)
@@ -46,15 +48,13 @@ func runTasks(ctx context.Context, r *runner, res *Result) error {
 				a.sets[f.Metadata.N].add(r.since(f.Metadata.T0, at))
 			}
 			assigned.Add(1)
-			id := quote(f.TaskID)
-			err1 := a.send(fmt.Appendf(nil, `{"type":"task_accepted","task_id":%s,"protocol_version":1}`, id))
-			err2 := a.send(fmt.Appendf(nil, `{"type":"task_complete","task_id":%s,"generation":%d,`+
-				`"result":{"status":"success","output":"bench"},"protocol_version":1}`, id, f.Generation))
+			err1 := a.send(acceptedFrame(f.TaskID))
+			err2 := a.send(completeFrame(f.TaskID, f.Generation))
 			if err1 != nil || err2 != nil {
 				failures.Add(1)
 			}
-		case "task_ack":
-			if bytes.Contains(data, []byte(`"status":"complete"`)) {
+		case protocol.OutTaskAck:
+			if bytes.Contains(data, []byte(`"status":"`+protocol.AckComplete+`"`)) {
 				lastDone.Store(r.now())
 				completed.Add(1)
 				select {
@@ -62,7 +62,7 @@ func runTasks(ctx context.Context, r *runner, res *Result) error {
 				default:
 				}
 			}
-		case "error":
+		case protocol.OutError:
 			failures.Add(1)
 			s := string(data)
 			firstErr.CompareAndSwap(nil, &s)

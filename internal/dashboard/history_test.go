@@ -67,7 +67,8 @@ func testHistory(t *testing.T, open func() (storage.SeriesStore, func() error)) 
 	a := newAgg(tbl)
 	ms := func(d time.Duration) int64 { return clock.Add(d).UnixMilli() }
 	ev := func(typ string, at int64, d tasks.EventData) {
-		a.Apply(bus.Event{Topic: bus.TopicTasks, Type: typ, Time: at, Data: d})
+		d.Type = typ
+		a.Apply(bus.Event{Time: at, Data: d})
 	}
 	// An old minute, eight days back, and two recent ones.
 	ev(tasks.EventCompleted, ms(-8*24*time.Hour), tasks.EventData{TaskID: "old", RunMs: 5})

@@ -19,6 +19,39 @@ const (
 	EventChannelPublished = "channel_published"
 )
 
+// Routed is published for every message sent (EventMessageRouted). The
+// JSON keys are those the event had as a map.
+type Routed struct {
+	ID      string `json:"id"`
+	From    string `json:"from"`
+	To      string `json:"to,omitempty"` // the recipient; "" for a broadcast
+	Type    string `json:"type"`
+	Outcome string `json:"outcome"`
+	Kind    string `json:"kind"` // direct or broadcast
+}
+
+// ChannelPublished is published for every channel post
+// (EventChannelPublished).
+type ChannelPublished struct {
+	ID      string `json:"id"`
+	From    string `json:"from"`
+	Channel string `json:"channel"`
+	Seq     uint64 `json:"seq"`
+	Kind    string `json:"kind"` // always "channel"
+}
+
+// Topic is bus.TopicMessages.
+func (Routed) Topic() string { return bus.TopicMessages }
+
+// EventType is EventMessageRouted.
+func (Routed) EventType() string { return EventMessageRouted }
+
+// Topic is bus.TopicMessages.
+func (ChannelPublished) Topic() string { return bus.TopicMessages }
+
+// EventType is EventChannelPublished.
+func (ChannelPublished) EventType() string { return EventChannelPublished }
+
 // ErrUnknownRecipient is a direct message to an id the hub does not know.
 var ErrUnknownRecipient = errors.New("unknown_recipient")
 
@@ -165,8 +198,7 @@ func (s *Service) Send(m Message, recorded func()) (string, error) {
 			return "", fmt.Errorf("send %s: %w", m.ID, err)
 		}
 	}
-	s.bus.Publish(bus.Event{Topic: bus.TopicMessages, Type: EventMessageRouted, Data: map[string]any{
-		"id": m.ID, "from": m.From, "to": m.To, "type": m.Type, "outcome": outcome, "kind": kindOf(m)}})
+	bus.Publish(s.bus, Routed{ID: m.ID, From: m.From, To: m.Recipient(), Type: m.Type, Outcome: outcome, Kind: kindOf(m)})
 	return outcome, nil
 }
 
@@ -213,8 +245,7 @@ func (s *Service) Publish(channel string, m Message) (uint64, error) {
 	for _, sub := range subs {
 		s.pusher.PushChannelMessage(sub, ch.Name, m)
 	}
-	s.bus.Publish(bus.Event{Topic: bus.TopicMessages, Type: EventChannelPublished, Data: map[string]any{
-		"id": m.ID, "from": m.From, "channel": ch.Name, "seq": n, "kind": "channel"}})
+	bus.Publish(s.bus, ChannelPublished{ID: m.ID, From: m.From, Channel: ch.Name, Seq: n, Kind: "channel"})
 	return n, nil
 }
 

@@ -540,7 +540,7 @@ func verify(ctx context.Context, hub *client.Client, cfg sidecar.Config, service
 			<-done
 		}()
 	}
-	one := 1
+	one := int64(1)
 	sub, err := hub.SubmitTask(ctx, client.TaskSubmit{
 		Description: "Onboarding test: agent " + cfg.AgentID + " online",
 		Priority:    "urgent",

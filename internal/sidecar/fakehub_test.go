@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/coder/websocket"
 )
 
@@ -152,11 +153,11 @@ func (h *fakeHub) serve(w http.ResponseWriter, r *http.Request) {
 			if !silent {
 				reply = map[string]any{"type": "pong", "timestamp": time.Now().UnixMilli()}
 			}
-		case "task_accepted":
+		case protocol.FrameTaskAccepted:
 			reply = map[string]any{"type": "task_ack", "task_id": f.str("task_id"), "status": "accepted"}
-		case "task_rejected":
+		case protocol.FrameTaskRejected:
 			reply = map[string]any{"type": "task_ack", "task_id": f.str("task_id"), "status": "rejected"}
-		case "task_complete", "task_failed":
+		case protocol.FrameTaskComplete, protocol.FrameTaskFailed:
 			if onRep != nil {
 				reply = onRep(f)
 			} else if f.str("type") == "task_complete" {
@@ -164,7 +165,7 @@ func (h *fakeHub) serve(w http.ResponseWriter, r *http.Request) {
 			} else {
 				reply = map[string]any{"type": "task_ack", "task_id": f.str("task_id"), "status": "retried"}
 			}
-		case "task_recovering":
+		case protocol.FrameTaskRecovering:
 			if onRec != nil {
 				reply = onRec(f)
 			}

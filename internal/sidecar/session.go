@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/coder/websocket"
 )
 
@@ -123,11 +124,13 @@ func (s *session) reader(deliver func(*session, []byte) bool) {
 		}
 		_ = json.Unmarshal(data, &head)
 		switch head.Type {
-		case "pong":
+		case protocol.OutPong:
 			s.lastPong.Store(time.Now().UnixNano())
 			continue
-		case "ping":
-			s.send(pingFrame{Type: "pong", Timestamp: time.Now().UnixMilli(), ProtocolVersion: protocolVersion})
+		case protocol.FramePing:
+			// The original sidecar answers a ping with the ping frame's
+			// shape, typed pong.
+			s.send(protocol.Ping{Type: protocol.OutPong, Timestamp: time.Now().UnixMilli(), ProtocolVersion: protocol.Version})
 			continue
 		}
 		if !deliver(s, data) {
@@ -185,7 +188,7 @@ func (s *session) heartbeat(interval, pongTimeout time.Duration) {
 				continue // the previous ping is still waiting for its pong
 			}
 			sent, pending = time.Now(), true
-			if !s.send(pingFrame{Type: "ping", ProtocolVersion: protocolVersion}) {
+			if !s.send(protocol.Ping{Type: protocol.FramePing, ProtocolVersion: protocol.Version}) {
 				return
 			}
 			wait.Reset(pongTimeout)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/agentcom/agentcom/internal/gitflow"
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/coder/websocket"
 )
 
@@ -407,9 +408,9 @@ func (s *Sidecar) handle(ev event) {
 	switch ev := ev.(type) {
 	case evConnected:
 		s.sess, s.identified, s.inflight = ev.sess, false, nil
-		ev.sess.send(identifyFrame{
-			Type: "identify", AgentID: s.cfg.AgentID, Token: s.cfg.Token, Name: s.cfg.AgentID,
-			Status: "idle", Capabilities: s.cfg.Capabilities, ClientType: "sidecar", ProtocolVersion: protocolVersion,
+		ev.sess.send(protocol.Identify{
+			Type: protocol.FrameIdentify, AgentID: s.cfg.AgentID, Token: s.cfg.Token, Name: s.cfg.AgentID,
+			Status: "idle", Capabilities: s.cfg.Capabilities, ClientType: "sidecar", ProtocolVersion: protocol.Version,
 		})
 		s.log.Debug("identify sent", "event", "identify_sent")
 	case evDisconnect:
@@ -447,7 +448,7 @@ func (s *Sidecar) handle(ev event) {
 
 func (s *Sidecar) onFrame(f inFrame) {
 	switch f.Type {
-	case "identified":
+	case protocol.OutIdentified:
 		s.identified = true
 		s.sess.identified.Store(true)
 		s.log.Info("identified by the hub", "event", "identified", "hub_url", redactURL(s.sess.url))
@@ -456,22 +457,21 @@ func (s *Sidecar) onFrame(f inFrame) {
 		s.recoverPending = ""
 		if t := s.st.Active; t != nil && s.run != nil && s.run.sess != s.sess {
 			s.recoverPending = t.TaskID
-			s.sess.send(recoveringFrame{Type: "task_recovering", TaskID: t.TaskID, Description: t.Description, Metadata: t.Metadata,
-				LastStatus: t.Status, Generation: t.Generation, ProtocolVersion: protocolVersion})
+			s.sess.send(recoveringFrame(t))
 			s.log.Info("announcing unfinished task", "event", "recovery_reporting", "task_id", t.TaskID, "last_status", t.Status)
 		}
 		s.flushOutbox()
-	case "error":
+	case protocol.OutError:
 		s.onHubError(f)
-	case "task_assign":
+	case protocol.OutTaskAssign:
 		s.onAssign(f)
-	case "task_ack":
+	case protocol.OutTaskAck:
 		s.onAck(f)
-	case "task_continue":
+	case protocol.OutTaskContinue:
 		s.onContinue(f)
-	case "task_reassign":
+	case protocol.OutTaskReassign:
 		s.onReassign(f)
-	case "task_cancelled":
+	case protocol.OutTaskCancelled:
 		s.onCancelled(f)
 	default:
 		s.log.Debug("unhandled hub frame", "event", "unhandled_message", "type", f.Type)
@@ -481,14 +481,14 @@ func (s *Sidecar) onFrame(f inFrame) {
 func (s *Sidecar) onHubError(f inFrame) {
 	code := f.Error
 	switch {
-	case !s.identified && (code == "invalid_token" || code == "token_agent_mismatch" || code == "unauthorized"):
+	case !s.identified && (code == protocol.CodeInvalidToken || code == protocol.CodeTokenAgentMismatch || code == protocol.CodeUnauthorized):
 		s.log.Error("the hub rejected this agent's token: check agent_id and token in the config (or re-run agentcom onboard)",
 			"event", "auth_rejected", "error", code, "retry_in_ms", s.cfg.AuthRetry.Milliseconds())
 		s.sess.authRejected.Store(true)
 		s.sess.closeGraceful(websocket.StatusNormalClosure, "auth rejected", s.cfg.ShutdownTimeout)
-	case strings.HasPrefix(code, "task_complete_failed:") || strings.HasPrefix(code, "task_fail_failed:"):
+	case strings.HasPrefix(code, protocol.CodeTaskCompleteFailed+":") || strings.HasPrefix(code, protocol.CodeTaskFailFailed+":"):
 		typ := reportComplete
-		if strings.HasPrefix(code, "task_fail_failed:") {
+		if strings.HasPrefix(code, protocol.CodeTaskFailFailed+":") {
 			typ = reportFailed
 		}
 		id := f.TaskID
@@ -501,7 +501,7 @@ func (s *Sidecar) onHubError(f inFrame) {
 			s.log.Warn("hub rejected a report", "event", "hub_error", "error", code)
 			return
 		}
-		if strings.HasSuffix(code, "internal_error") {
+		if strings.HasSuffix(code, protocol.CodeInternal) {
 			// The hub could not store it: keep it for the next connection.
 			s.log.Warn("hub could not record the report; will resend after the next identify", "event", "report_deferred", "task_id", id, "error", code)
 			return
@@ -528,7 +528,7 @@ func (s *Sidecar) onAssign(f inFrame) {
 				t.Generation = f.Generation
 			}
 			s.save()
-			s.sess.send(taskFrame{Type: "task_accepted", TaskID: t.TaskID, ProtocolVersion: protocolVersion})
+			s.sess.send(protocol.TaskAccepted{Type: protocol.FrameTaskAccepted, TaskID: t.TaskID, ProtocolVersion: protocol.Version})
 			s.run.sess = s.sess
 			s.log.Info("task delivered again; still working on it", "event", "task_redelivered", "task_id", t.TaskID, "generation", t.Generation)
 			if s.recoverPending == t.TaskID {
@@ -537,7 +537,7 @@ func (s *Sidecar) onAssign(f inFrame) {
 			}
 			return
 		}
-		s.sess.send(taskFrame{Type: "task_rejected", TaskID: f.TaskID, Reason: "busy", Generation: genPtr(f.Generation), ProtocolVersion: protocolVersion})
+		s.sess.send(protocol.TaskRejected{Type: protocol.FrameTaskRejected, TaskID: f.TaskID, Reason: "busy", Generation: genPtr(f.Generation), ProtocolVersion: protocol.Version})
 		s.log.Info("busy: task rejected", "event", "task_rejected", "task_id", f.TaskID, "active_task_id", t.TaskID)
 		return
 	}
@@ -557,10 +557,11 @@ func (s *Sidecar) onAssign(f inFrame) {
 		// Without a durable record the task must not be accepted.
 		s.st.Active = nil
 		s.log.Error("cannot save the task; rejecting it", "event", "state_write_error", "task_id", f.TaskID, "error", err)
-		s.sess.send(taskFrame{Type: "task_rejected", TaskID: f.TaskID, Reason: "state_write_failed", Generation: genPtr(f.Generation), ProtocolVersion: protocolVersion})
+		s.sess.send(protocol.TaskRejected{Type: protocol.FrameTaskRejected, TaskID: f.TaskID, Reason: "state_write_failed", Generation: genPtr(f.Generation),
+			ProtocolVersion: protocol.Version})
 		return
 	}
-	s.sess.send(taskFrame{Type: "task_accepted", TaskID: t.TaskID, ProtocolVersion: protocolVersion})
+	s.sess.send(protocol.TaskAccepted{Type: protocol.FrameTaskAccepted, TaskID: t.TaskID, ProtocolVersion: protocol.Version})
 	s.log.Info("task accepted", "event", "task_received", "task_id", t.TaskID, "generation", gen)
 	s.run = s.newRun(t.TaskID)
 	s.run.sess = s.sess
@@ -670,7 +671,7 @@ func (s *Sidecar) onWakeDone(ev evWakeDone) {
 
 func (s *Sidecar) onAck(f inFrame) {
 	switch f.Status {
-	case "accepted", "rejected", "progress":
+	case protocol.AckAccepted, protocol.AckRejected, protocol.AckProgress:
 		s.log.Debug("hub acknowledged", "event", "task_ack", "task_id", f.TaskID, "status", f.Status)
 		return
 	}
@@ -681,9 +682,9 @@ func (s *Sidecar) onAck(f inFrame) {
 	// An ack answers one report: the oldest of its kind for the task.
 	typ := ""
 	switch f.Status {
-	case "complete":
+	case protocol.AckComplete:
 		typ = reportComplete
-	case "retried", "dead_letter":
+	case protocol.AckRetried, protocol.AckDeadLetter:
 		typ = reportFailed
 	}
 	s.removeInflight(typ, f.TaskID)
@@ -832,7 +833,7 @@ func (s *Sidecar) tick(now time.Time) {
 	}
 	if s.identified && s.recoverPending != t.TaskID && now.Sub(run.lastProgress) >= s.cfg.ProgressInterval {
 		run.lastProgress = now
-		s.sess.send(taskFrame{Type: "task_progress", TaskID: t.TaskID, ProtocolVersion: protocolVersion})
+		s.sess.send(protocol.TaskProgress{Type: protocol.FrameTaskProgress, TaskID: t.TaskID, ProtocolVersion: protocol.Version})
 		s.log.Debug("progress sent", "event", "task_progress", "task_id", t.TaskID)
 	}
 }

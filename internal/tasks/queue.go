@@ -107,8 +107,11 @@ const (
 	EventVerified   = "task_verified" // a verification check was recorded
 )
 
-// EventData is the payload of every task event.
+// EventData is the payload of every task event. One struct serves every
+// kind, so it carries its kind in Type (not encoded: the kind is the
+// event's type).
 type EventData struct {
+	Type        string `json:"-"` // EventSubmitted, EventAssigned, ...
 	TaskID      string `json:"task_id"`
 	AgentID     string `json:"agent_id,omitempty"`
 	Generation  int64  `json:"generation"`
@@ -124,6 +127,12 @@ type EventData struct {
 	// Usage is what the agent reported with this completion or failure.
 	Usage *protocol.Usage `json:"usage,omitempty"`
 }
+
+// Topic is bus.TopicTasks.
+func (EventData) Topic() string { return bus.TopicTasks }
+
+// EventType is the kind the queue published it as.
+func (d EventData) EventType() string { return d.Type }
 
 // Config tunes the queue.
 type Config struct {
@@ -1528,22 +1537,22 @@ func (q *Queue) count(s Status, p, d int) {
 }
 
 func (q *Queue) emit(typ string, t *Task, agent string, waitMs, runMs int64) {
-	q.bus.Publish(bus.Event{Topic: bus.TopicTasks, Type: typ, Data: EventData{
+	bus.Publish(q.bus, EventData{Type: typ,
 		TaskID: t.ID, AgentID: agent, Generation: t.Generation, Priority: t.Priority, Status: t.Status,
-		Description: t.Description, WaitMs: waitMs, RunMs: runMs, TokensUsed: t.TokensUsed}})
+		Description: t.Description, WaitMs: waitMs, RunMs: runMs, TokensUsed: t.TokensUsed})
 }
 
 // emitUsage publishes a completion or failure with the usage of that
 // report (not the task's running total), so sums over events count each
 // report once.
 func (q *Queue) emitUsage(typ string, t *Task, agent string, runMs int64, usage *protocol.Usage) {
-	d := EventData{TaskID: t.ID, AgentID: agent, Generation: t.Generation, Priority: t.Priority, Status: t.Status,
+	d := EventData{Type: typ, TaskID: t.ID, AgentID: agent, Generation: t.Generation, Priority: t.Priority, Status: t.Status,
 		Description: t.Description, RunMs: runMs, TokensUsed: t.TokensUsed}
 	if usage != nil {
 		u := usage.Normalize()
 		d.Usage = &u
 	}
-	q.bus.Publish(bus.Event{Topic: bus.TopicTasks, Type: typ, Data: d})
+	bus.Publish(q.bus, d)
 }
 
 // RecordCheck adds a verification check reported by the task's holder to
@@ -1555,9 +1564,9 @@ func (q *Queue) RecordCheck(id, agent string, c protocol.VerifyCheck) (*Task, er
 }
 
 func (q *Queue) emitReason(typ string, t *Task, agent, reason string) {
-	q.bus.Publish(bus.Event{Topic: bus.TopicTasks, Type: typ, Data: EventData{
+	bus.Publish(q.bus, EventData{Type: typ,
 		TaskID: t.ID, AgentID: agent, Generation: t.Generation, Priority: t.Priority, Status: t.Status,
-		Description: t.Description, Reason: reason}})
+		Description: t.Description, Reason: reason})
 }
 
 func runMs(t *Task, now int64) int64 {

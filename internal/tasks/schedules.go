@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/cron"
 )
 
@@ -142,7 +143,7 @@ func (q *Queue) AddSchedule(s Schedule, by string) (Schedule, error) {
 	if err := q.saveScheduleLocked(&s); err != nil {
 		return Schedule{}, err
 	}
-	q.publish(EventSchedule, ScheduleEvent{Name: s.Name, Change: "added", By: by})
+	q.publish(ScheduleEvent{Name: s.Name, Change: "added", By: by})
 	return s.view(), nil
 }
 
@@ -153,6 +154,12 @@ type ScheduleEvent struct {
 	By     string `json:"by,omitempty"`
 	TaskID string `json:"task_id,omitempty"`
 }
+
+// Topic is bus.TopicTasks.
+func (ScheduleEvent) Topic() string { return bus.TopicTasks }
+
+// EventType is EventSchedule.
+func (ScheduleEvent) EventType() string { return EventSchedule }
 
 // saveScheduleLocked stores s and then keeps it in memory. Caller holds
 // wfMu.
@@ -216,7 +223,7 @@ func (q *Queue) SetSchedulePaused(name string, paused bool, by string) (Schedule
 	if paused {
 		change = "paused"
 	}
-	q.publish(EventSchedule, ScheduleEvent{Name: name, Change: change, By: by})
+	q.publish(ScheduleEvent{Name: name, Change: change, By: by})
 	return s.view(), nil
 }
 
@@ -231,7 +238,7 @@ func (q *Queue) RemoveSchedule(name, by string) error {
 		return fmt.Errorf("remove schedule %s: %w", name, err)
 	}
 	delete(q.schedules, name)
-	q.publish(EventSchedule, ScheduleEvent{Name: name, Change: "removed", By: by})
+	q.publish(ScheduleEvent{Name: name, Change: "removed", By: by})
 	return nil
 }
 
@@ -252,7 +259,7 @@ func (q *Queue) RunScheduleNow(name, by string) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	q.publish(EventSchedule, ScheduleEvent{Name: name, Change: "run", By: by, TaskID: t.ID})
+	q.publish(ScheduleEvent{Name: name, Change: "run", By: by, TaskID: t.ID})
 	return t, nil
 }
 

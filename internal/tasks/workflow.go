@@ -97,12 +97,20 @@ type pauseID struct {
 	Name string
 }
 
-// PauseEvent is the payload of EventPaused and EventResumed.
+// PauseEvent is the payload of EventPaused and EventResumed; Type says
+// which (not encoded: it is the event's type).
 type PauseEvent struct {
+	Type string    `json:"-"`
 	Kind PauseKind `json:"kind"`
 	Name string    `json:"name"`
 	By   string    `json:"by,omitempty"`
 }
+
+// Topic is bus.TopicTasks.
+func (PauseEvent) Topic() string { return bus.TopicTasks }
+
+// EventType is EventPaused or EventResumed.
+func (e PauseEvent) EventType() string { return e.Type }
 
 // Paused lists what is paused.
 type Paused struct {
@@ -439,7 +447,7 @@ func (q *Queue) Pause(kind PauseKind, name, by string) (bool, error) {
 	q.mu.Lock()
 	q.paused[id] = rec
 	q.mu.Unlock()
-	q.publish(EventPaused, PauseEvent{Kind: kind, Name: name, By: by})
+	q.publish(PauseEvent{Type: EventPaused, Kind: kind, Name: name, By: by})
 	return true, nil
 }
 
@@ -461,7 +469,7 @@ func (q *Queue) Resume(kind PauseKind, name, by string) (bool, error) {
 	q.mu.Lock()
 	delete(q.paused, id)
 	q.mu.Unlock()
-	q.publish(EventResumed, PauseEvent{Kind: kind, Name: name, By: by})
+	q.publish(PauseEvent{Type: EventResumed, Kind: kind, Name: name, By: by})
 	return true, nil
 }
 
@@ -516,8 +524,8 @@ func jsonSize(v any) (int, error) {
 }
 
 // publish sends a workflow event that is not about one task.
-func (q *Queue) publish(typ string, data any) {
-	q.bus.Publish(bus.Event{Topic: bus.TopicTasks, Type: typ, Data: data})
+func (q *Queue) publish(p bus.Payload) {
+	bus.Publish(q.bus, p)
 }
 
 // BatchItem is one task of a batch submit. Params.DependsOn may name
