@@ -142,6 +142,12 @@ func (r *relay) receive(payload []byte) {
 	}
 	if c != nil && e.Kind != cluster.RelayOpen {
 		rt := c.ws.(*remote)
+		if e.Kind == cluster.RelayClosed && e.Seq == 0 {
+			// The follower no longer has the socket (it gave up on the
+			// handshake before this leader's answer came).
+			rt.gone()
+			return
+		}
 		if e.Seq != rt.recvSeq+1 {
 			r.srv.log.Warn("relay lost messages: closing the socket", "event", "relay_gap", "hub_id", e.Hub,
 				"agent_id", c.agentID(), "want_seq", rt.recvSeq+1, "got_seq", e.Seq)
