@@ -212,3 +212,32 @@ func TestOnboardAndOffboardCommands(t *testing.T) {
 		t.Fatalf("offboard --json: %d\n%s\n%s", code, out, errs)
 	}
 }
+
+// --hub takes several hubs, comma-separated and repeated; the sidecar
+// config then lists them all.
+func TestOnboardSeveralHubsCommand(t *testing.T) {
+	a := hubtest.Start(t, "", func(c *hub.Config) { c.OpenRegistration = true })
+	b := hubtest.Start(t, "")
+	c := hubtest.Start(t, "")
+	home, units := filepath.Join(t.TempDir(), "home"), filepath.Join(t.TempDir(), "units")
+	code, out, errs := runCmd(t, nil, "onboard", "--hub", a.URL()+", "+b.URL(), "--hub", c.URL(), "--name", "multi",
+		"--home", home, "--unit-dir", units, "--no-verify", "--json")
+	var res onboarded
+	mustJSON(t, "onboard --json", out, &res)
+	if code != 0 || !strings.Contains(errs, "checking the 3 hubs") {
+		t.Fatalf("onboard: %d\n%s\n%s", code, out, errs)
+	}
+	cfg, err := sidecar.LoadConfig(res.ConfigPath, nil)
+	if err != nil || strings.Join(cfg.Hubs(), " ") != a.WSURL()+" "+b.WSURL()+" "+c.WSURL() || cfg.HubURL != a.WSURL() {
+		t.Fatalf("config hubs %v (%v)", cfg.Hubs(), err)
+	}
+	var l urlList
+	for range maxURLs {
+		if err := l.Set("http://h"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Set("http://one-too-many"); err == nil {
+		t.Fatal("the URL list is not bounded")
+	}
+}

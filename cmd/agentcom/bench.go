@@ -35,7 +35,8 @@ func runBench(in *inv) runFunc {
 	fs.DurationVar(&o.StoragePhase, "storage-phase", o.StoragePhase, "storage: writers alone before the backup (half of it between and after)")
 	fs.IntVar(&o.Records, "records", o.Records, "restart: records stored before the restart")
 	fs.StringVar(&o.RecordKind, "record-kind", o.RecordKind, "restart: tasks or mailbox")
-	fs.StringVar(&o.HubURL, "hub", "", "drive a running hub at this URL instead of starting one")
+	var hubs urlList
+	fs.Var(&hubs, "hub", "drive a running hub at this `URL` instead of starting one; for a cluster, every hub (comma-separated or --hub repeated): agents and task submits are spread over them in turn")
 	token := in.secret("token", "AGENTCOM_TOKEN", "admin `TOKEN` for --hub")
 	hubProc := fs.String("hub-process", "auto", "auto: hub in-process, but the idle scenario runs it as a child 'agentcom serve'; child: every scenario; in: never")
 	fs.StringVar(&o.TempDir, "tmp", "", "directory for the scenarios' data (default: the OS temp dir)")
@@ -47,7 +48,7 @@ func runBench(in *inv) runFunc {
 	fs.StringVar(&o.HeapProfile, "memprofile", "", "idle: write a heap profile of this process at the end of the hold (use --hub-process in to see the hub's connections)")
 	quiet := fs.Bool("quiet", false, "no progress line")
 	return func(ctx context.Context, _ []string) error {
-		o.Token = token()
+		o.Token, o.HubURLs = token(), hubs
 		return benchRun(ctx, in, o, *hubProc, prof, *quiet)
 	}
 }

@@ -36,7 +36,8 @@ type onboarded struct {
 // runOnboard registers this machine's agent with a hub and sets up its
 // sidecar.
 func runOnboard(in *inv) runFunc {
-	hub := in.fs.String("hub", "", "hub HTTP URL, e.g. http://hub:4000 (env AGENTCOM_HUB; required)")
+	var hubs urlList
+	in.fs.Var(&hubs, "hub", "hub HTTP `URL`, e.g. http://hub:4000 (env AGENTCOM_HUB; required); for a cluster, every hub: comma-separated or --hub repeated (the sidecar config gets hub_urls and fails over between them)")
 	name := in.fs.String("name", "", "agent id (default: a free Culture ship name, gcu-...)")
 	caps := in.fs.String("capabilities", "code", "comma-separated capabilities")
 	secret := in.secret("join-secret", "AGENTCOM_JOIN_SECRET", "the hub's join `SECRET`")
@@ -50,10 +51,12 @@ func runOnboard(in *inv) runFunc {
 	noVerify := in.fs.Bool("no-verify", false, "skip the end-to-end test task")
 	timeout := in.fs.Duration("verify-timeout", time.Minute, "how long the test task may take")
 	return func(ctx context.Context, _ []string) error {
-		if *hub == "" {
-			*hub = in.env.getenv("AGENTCOM_HUB")
+		if len(hubs) == 0 {
+			if err := hubs.Set(in.env.getenv("AGENTCOM_HUB")); err != nil {
+				return in.usagef("AGENTCOM_HUB: %v", err)
+			}
 		}
-		if *hub == "" {
+		if len(hubs) == 0 {
 			return in.usagef("--hub is required (or AGENTCOM_HUB)")
 		}
 		if *start && *noStart {
@@ -64,7 +67,7 @@ func runOnboard(in *inv) runFunc {
 			progress = in.env.stderr
 		}
 		o := onboard.Options{
-			HubURL: *hub, Name: *name, Capabilities: splitComma(*caps), JoinSecret: secret(), WakeCommand: *wake, RunCommand: *run,
+			HubURLs: hubs, Name: *name, Capabilities: splitComma(*caps), JoinSecret: secret(), WakeCommand: *wake, RunCommand: *run,
 			RepoDir: *repo, Home: *home, UnitDir: *unitDir, SkipVerify: *noVerify, VerifyTimeout: *timeout,
 			HTTPClient: &http.Client{Timeout: 15 * time.Second}, Out: progress,
 		}

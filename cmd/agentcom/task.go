@@ -98,14 +98,12 @@ func taskSubmit(in *inv) runFunc {
 		if !slices.Contains(laneNames, *prio) {
 			return in.usagef("--priority %q: use one of %s", *prio, strings.Join(laneNames, ", "))
 		}
-		req := client.TaskSubmit{Description: pos[0], Priority: *prio, NeededCapabilities: splitComma(*caps), TargetAgent: *target, Verify: verify}
+		req := client.TaskSubmit{Description: pos[0], Priority: optPriority(*prio), NeededCapabilities: splitComma(*caps), TargetAgent: *target, Verify: verify}
 		var err error
 		if req.MaxVerifyAttempts, err = parseAttempts(*verifyAttempts); err != nil {
 			return in.usagef("%v", err)
 		}
-		if *maxRetries >= 0 {
-			req.MaxRetries = maxRetries
-		}
+		req.MaxRetries = optRetries(*maxRetries)
 		if *completeBy != "" {
 			ms, err := parseDeadline(*completeBy, time.Now())
 			if err != nil {

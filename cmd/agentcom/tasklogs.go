@@ -102,7 +102,7 @@ func (v *verifyFlag) Set(s string) error {
 	return nil
 }
 
-func parseAttempts(s string) (*int, error) {
+func parseAttempts(s string) (*int64, error) {
 	if s == "" {
 		return nil, nil
 	}
@@ -110,5 +110,6 @@ func parseAttempts(s string) (*int, error) {
 	if err != nil || n < 1 || n > 10 {
 		return nil, fmt.Errorf("--max-verify-attempts %q: use an integer from 1 to 10", s)
 	}
-	return &n, nil
+	n64 := int64(n)
+	return &n64, nil
 }

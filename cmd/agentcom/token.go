@@ -12,16 +12,23 @@ import (
 
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/protocol"
+	"github.com/agentcom/agentcom/internal/storage"
+	"github.com/agentcom/agentcom/internal/storage/boltdriver"
+	"github.com/agentcom/agentcom/internal/storage/pgdriver"
 	"github.com/agentcom/agentcom/internal/store"
 )
 
-// tokenCommand manages tokens directly in the data directory. It works
-// while the hub is stopped (the tables are locked while it runs); it is how
-// the first admin token is made. With the hub running, use the
-// /admin/tokens routes with an admin token.
+// tokenCommand manages tokens directly in the hub's store. On the data
+// directory it works while the hub is stopped (the tables are locked while
+// it runs); it is how the first admin token is made. On PostgreSQL it works
+// while hubs run: they verify a new token from the database. With a hub
+// running, the /admin/tokens routes do the same with an admin token.
 func tokenCommand() *command {
-	return &command{name: "token", summary: "manage auth tokens offline on the data directory (hub stopped)",
-		about: "All work offline on --data (env AGENTCOM_DATA_DIR, default ./data); stop the hub first.\n" +
+	return &command{name: "token", summary: "manage auth tokens offline in the store (data directory: hub stopped)",
+		about: "All work on --store (env AGENTCOM_STORE): bolt, the default, is the data directory --data\n" +
+			"(env AGENTCOM_DATA_DIR, default ./data): stop the hub first. postgres://... is a PostgreSQL\n" +
+			"database, usable while hubs run on it: they accept a new token at once and drop a revoked\n" +
+			"one within seconds.\n" +
 			"With the hub running, an admin token manages tokens over HTTP (POST/GET/DELETE /admin/tokens).",
 		subs: []*command{
 			{name: "create", summary: "issue a token and print it once", setup: tokenCreate},
@@ -43,21 +50,57 @@ func dataDir(env *cmdEnv, flagValue string) string {
 	return envOr(env, "AGENTCOM_DATA_DIR", "data")
 }
 
-// openTokens opens the token table of a stopped hub and runs fn on it.
-func openTokens(env *cmdEnv, data string, fn func(*auth.Tokens) error) error {
-	dir := dataDir(env, data)
-	tbl, err := store.OpenTable(store.Tokens, store.TablePath(dir, store.Tokens), store.Options{})
-	if errors.Is(err, store.ErrLocked) {
-		return heldBy(dir, err, "stop that hub first, or, with the hub running, manage tokens over HTTP with an admin token (POST/GET/DELETE /admin/tokens)")
+// storeLocation is where a command finds the hub's storage: --store (env
+// AGENTCOM_STORE) and, for the bolt store, --data.
+type storeLocation struct {
+	store func() (storeSpec, error)
+	data  *string
+}
+
+// storeFlags declares --store and --data.
+func (in *inv) storeFlags() storeLocation {
+	return storeLocation{store: in.storeFlag(), data: in.dataFlag()}
+}
+
+// openStorage opens the storage driver loc names; close releases it. On
+// the data directory it holds every table file until close.
+func openStorage(ctx context.Context, in *inv, loc storeLocation) (d storage.Driver, closeFn func() error, err error) {
+	spec, err := loc.store()
+	if err != nil {
+		return nil, nil, in.usagef("%v", err)
 	}
+	if spec.isPostgres() {
+		if *loc.data != "" {
+			return nil, nil, in.usagef("--data applies to the bolt store only, not to --store %s", spec)
+		}
+		pd, err := pgdriver.Open(ctx, spec.postgres, pgdriver.Config{MaxConns: 2})
+		if err != nil {
+			return nil, nil, err
+		}
+		return pd, pd.Close, nil
+	}
+	dir := dataDir(in.env, *loc.data)
+	bd, db, err := boltdriver.OpenDir(dir, store.Options{})
+	if errors.Is(err, store.ErrLocked) {
+		return nil, nil, heldBy(dir, err, "stop that hub first, or, with the hub running, manage tokens over HTTP with an admin token (POST/GET/DELETE /admin/tokens)")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return bd, db.Close, nil
+}
+
+// openTokens opens the token store at loc and runs fn on it.
+func openTokens(ctx context.Context, in *inv, loc storeLocation, fn func(*auth.Tokens) error) error {
+	d, closeFn, err := openStorage(ctx, in, loc)
 	if err != nil {
 		return err
 	}
-	toks, err := auth.New(tbl)
+	toks, err := auth.New(d.Tokens())
 	if err == nil {
 		err = fn(toks)
 	}
-	if cerr := tbl.Close(); err == nil {
+	if cerr := closeFn(); err == nil {
 		err = cerr
 	}
 	return err
@@ -92,10 +135,10 @@ type createdToken struct {
 }
 
 func tokenCreate(in *inv) runFunc {
-	data := in.dataFlag()
+	loc := in.storeFlags()
 	agent := in.fs.String("agent", "", "`AGENT` id the token acts as (required)")
 	role := roleFlags(in)
-	return func(_ context.Context, _ []string) error {
+	return func(ctx context.Context, _ []string) error {
 		if *agent == "" {
 			return in.usagef("--agent is required")
 		}
@@ -103,7 +146,7 @@ func tokenCreate(in *inv) runFunc {
 		if err != nil {
 			return in.usagef("%v", err)
 		}
-		return openTokens(in.env, *data, func(toks *auth.Tokens) error {
+		return openTokens(ctx, in, loc, func(toks *auth.Tokens) error {
 			tok, err := toks.Create(*agent, r)
 			if err != nil {
 				return err
@@ -120,9 +163,9 @@ func tokenCreate(in *inv) runFunc {
 }
 
 func tokenList(in *inv) runFunc {
-	data := in.dataFlag()
-	return func(_ context.Context, _ []string) error {
-		return openTokens(in.env, *data, func(toks *auth.Tokens) error {
+	loc := in.storeFlags()
+	return func(ctx context.Context, _ []string) error {
+		return openTokens(ctx, in, loc, func(toks *auth.Tokens) error {
 			list := toks.List()
 			if list == nil {
 				list = []auth.Listed{}
@@ -143,13 +186,13 @@ func tokenList(in *inv) runFunc {
 }
 
 func tokenRevoke(in *inv) runFunc {
-	data := in.dataFlag()
+	loc := in.storeFlags()
 	agent := in.fs.String("agent", "", "`AGENT` id whose tokens to revoke (required)")
-	return func(_ context.Context, _ []string) error {
+	return func(ctx context.Context, _ []string) error {
 		if *agent == "" {
 			return in.usagef("--agent is required")
 		}
-		return openTokens(in.env, *data, func(toks *auth.Tokens) error {
+		return openTokens(ctx, in, loc, func(toks *auth.Tokens) error {
 			n, err := toks.Revoke(*agent)
 			if err != nil {
 				return err
@@ -163,10 +206,10 @@ func tokenRevoke(in *inv) runFunc {
 }
 
 func tokenImport(in *inv) runFunc {
-	data := in.dataFlag()
+	loc := in.storeFlags()
 	file := in.fs.String("file", "", "the original hub's tokens.json `FILE`: a JSON object of token -> agent id (required)")
 	role := roleFlags(in)
-	return func(_ context.Context, _ []string) error {
+	return func(ctx context.Context, _ []string) error {
 		if *file == "" {
 			return in.usagef("--file is required")
 		}
@@ -198,7 +241,7 @@ func tokenImport(in *inv) runFunc {
 		if len(bad) > 0 {
 			return fmt.Errorf("%s: nothing imported: agent ids break the rule (%s): %s", *file, protocol.AgentIDRule, strings.Join(bad, ", "))
 		}
-		return openTokens(in.env, *data, func(toks *auth.Tokens) error {
+		return openTokens(ctx, in, loc, func(toks *auth.Tokens) error {
 			for _, k := range keys {
 				if err := toks.Import(k, m[k], r); err != nil {
 					return err

@@ -34,6 +34,25 @@ func addTaskWorkflowFlags(fs *flag.FlagSet) taskWorkflowFlags {
 	}
 }
 
+// optPriority is a lane flag as the task body's priority: an empty one is
+// left out (nil), so the hub applies its default.
+func optPriority(lane string) any {
+	if lane == "" {
+		return nil
+	}
+	return lane
+}
+
+// optRetries is a --max-retries flag as the body's max_retries: negative
+// (the flag's default) is left out, so the hub applies its default.
+func optRetries(n int) *int64 {
+	if n < 0 {
+		return nil
+	}
+	v := int64(n)
+	return &v
+}
+
 // apply copies the flags into the request.
 func (f taskWorkflowFlags) apply(req *client.TaskSubmit) error {
 	req.UniqueKey, req.UniqueFor, req.RunIn = *f.uniqueKey, *f.uniqueFor, *f.runIn
@@ -41,10 +60,9 @@ func (f taskWorkflowFlags) apply(req *client.TaskSubmit) error {
 	req.OnDependencyFailure = *f.onDepFailure
 	if *f.runAt != "" {
 		if t, err := time.Parse(time.RFC3339, *f.runAt); err == nil {
-			ms := t.UnixMilli()
-			req.RunAt = &ms
+			req.RunAt = t.UnixMilli()
 		} else if ms, err := parseUnixMs(*f.runAt); err == nil {
-			req.RunAt = &ms
+			req.RunAt = ms
 		} else {
 			return fmt.Errorf("--run-at %q: use an RFC 3339 time or Unix milliseconds", *f.runAt)
 		}
@@ -245,11 +263,9 @@ func scheduleAdd(in *inv) runFunc {
 		if *expr == "" || strings.TrimSpace(*desc) == "" {
 			return in.usagef("--cron and --description are required")
 		}
-		req := client.ScheduleAdd{Name: pos[0], Cron: *expr, TimeZone: *tz, Description: *desc, Priority: *prio,
+		req := client.ScheduleAdd{Name: pos[0], Cron: *expr, Timezone: *tz, Description: *desc, Priority: optPriority(*prio),
 			NeededCapabilities: splitComma(*caps), TargetAgent: *target}
-		if *maxRetries >= 0 {
-			req.MaxRetries = maxRetries
-		}
+		req.MaxRetries = optRetries(*maxRetries)
 		if *meta != "" {
 			if err := json.Unmarshal([]byte(*meta), &req.Metadata); err != nil || req.Metadata == nil {
 				return in.usagef("--metadata must be a JSON object")

@@ -51,6 +51,12 @@ type StateChange struct {
 	Flags   []string `json:"flags"`
 }
 
+// Topic is bus.TopicAgents.
+func (StateChange) Topic() string { return bus.TopicAgents }
+
+// EventType is EventStateChanged.
+func (StateChange) EventType() string { return EventStateChanged }
+
 // Agent is a snapshot of one agent's state.
 type Agent struct {
 	ID              string   `json:"agent_id"`
@@ -386,7 +392,7 @@ func (r *Registry) publish(ch *StateChange) {
 	if ch == nil || r.bus == nil {
 		return
 	}
-	r.bus.Publish(bus.Event{Topic: bus.TopicAgents, Type: EventStateChanged, Data: *ch})
+	bus.Publish(r.bus, *ch)
 }
 
 func (r *Registry) mirror(id string, s State) {

@@ -28,6 +28,32 @@ const (
 	EventAcknowledged = "alert_acknowledged"
 )
 
+// Raised, Cleared and Acknowledged are the alert events; each is the
+// alert as it is after the change (encoded as the Alert itself).
+type (
+	Raised       struct{ Alert }
+	Cleared      struct{ Alert }
+	Acknowledged struct{ Alert }
+)
+
+// Topic is bus.TopicAlerts.
+func (Raised) Topic() string { return bus.TopicAlerts }
+
+// EventType is EventRaised.
+func (Raised) EventType() string { return EventRaised }
+
+// Topic is bus.TopicAlerts.
+func (Cleared) Topic() string { return bus.TopicAlerts }
+
+// EventType is EventCleared.
+func (Cleared) EventType() string { return EventCleared }
+
+// Topic is bus.TopicAlerts.
+func (Acknowledged) Topic() string { return bus.TopicAlerts }
+
+// EventType is EventAcknowledged.
+func (Acknowledged) EventType() string { return EventAcknowledged }
+
 // ErrNotActive: the rule has no active alert to acknowledge.
 var ErrNotActive = errors.New("alert_not_active")
 
@@ -165,7 +191,7 @@ func (m *Manager) Acknowledge(rule, by, note string) (Alert, error) {
 	}
 	out := *a
 	m.mu.Unlock()
-	m.bus.Publish(bus.Event{Topic: bus.TopicAlerts, Type: EventAcknowledged, Time: out.AckedAt, Data: out})
+	bus.PublishAt(m.bus, out.AckedAt, Acknowledged{out})
 	return out, nil
 }
 
@@ -259,7 +285,7 @@ func (m *Manager) SetConfig(c Config) (Config, error) {
 
 // Run checks every interval and counts task outcomes until ctx ends.
 func (m *Manager) Run(ctx context.Context, interval time.Duration) {
-	sub := m.bus.Subscribe(4096, bus.TopicTasks)
+	sub := bus.SubscribeTo[tasks.EventData](m.bus, 4096)
 	defer sub.Close()
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -268,10 +294,10 @@ func (m *Manager) Run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case e := <-sub.C:
-			switch e.Type {
+			switch e.V.Type {
 			case tasks.EventCompleted, tasks.EventFailed:
 				m.mu.Lock()
-				m.outcomes = append(m.outcomes, outcome{at: time.UnixMilli(e.Time), failed: e.Type == tasks.EventFailed})
+				m.outcomes = append(m.outcomes, outcome{at: time.UnixMilli(e.Time), failed: e.V.Type == tasks.EventFailed})
 				m.mu.Unlock()
 			}
 		case <-t.C:
@@ -428,7 +454,7 @@ func (m *Manager) failureRate(now time.Time, r Rule) (string, bool) {
 
 // apply raises new alerts and clears ended ones.
 func (m *Manager) apply(cfg Config, conds map[string]string, now time.Time) {
-	var events []bus.Event
+	var events []bus.Payload
 	m.mu.Lock()
 	for rule, msg := range conds {
 		if a, ok := m.active[rule]; ok {
@@ -442,7 +468,7 @@ func (m *Manager) apply(cfg Config, conds map[string]string, now time.Time) {
 		}
 		a := &Alert{Rule: rule, Severity: cfg.Rules[rule].Severity, Message: msg, RaisedAt: now.UnixMilli(), Notify: notify}
 		m.active[rule] = a
-		events = append(events, bus.Event{Topic: bus.TopicAlerts, Type: EventRaised, Time: now.UnixMilli(), Data: *a})
+		events = append(events, Raised{*a})
 	}
 	for rule, a := range m.active {
 		if _, holds := conds[rule]; holds {
@@ -454,10 +480,10 @@ func (m *Manager) apply(cfg Config, conds map[string]string, now time.Time) {
 		if len(m.history) > historyCap {
 			m.history = m.history[:historyCap]
 		}
-		events = append(events, bus.Event{Topic: bus.TopicAlerts, Type: EventCleared, Time: now.UnixMilli(), Data: *a})
+		events = append(events, Cleared{*a})
 	}
 	m.mu.Unlock()
 	for _, e := range events {
-		m.bus.Publish(e)
+		bus.PublishAt(m.bus, now.UnixMilli(), e)
 	}
 }

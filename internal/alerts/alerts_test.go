@@ -137,8 +137,8 @@ func TestEveryRuleFiresAndClears(t *testing.T) {
 				t.Fatalf("%s did not fire: %v", tc.rule, r.m.Active())
 			}
 			e := <-r.sub.C
-			a := e.Data.(Alert)
-			if e.Type != EventRaised || a.Rule != tc.rule || !strings.Contains(a.Message, tc.expect) || !a.Notify {
+			a := e.Data.(Raised).Alert
+			if e.Type() != EventRaised || a.Rule != tc.rule || !strings.Contains(a.Message, tc.expect) || !a.Notify {
 				t.Fatalf("raised event = %+v", e)
 			}
 			tc.clear(r)
@@ -176,8 +176,8 @@ func TestConfigChangesApplyAtNextCheckAndCooldown(t *testing.T) {
 	r.step(time.Second)
 	var last Alert
 	for len(r.sub.C) > 0 {
-		if e := <-r.sub.C; e.Type == EventRaised {
-			last = e.Data.(Alert)
+		if raised, ok := (<-r.sub.C).Data.(Raised); ok {
+			last = raised.Alert
 		}
 	}
 	if last.Notify {

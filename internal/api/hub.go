@@ -188,7 +188,7 @@ func (c *Core) pollMailbox(r *Request) Response {
 	if bad != nil {
 		return *bad
 	}
-	msgs, last, err := c.Messaging.Mailbox.Poll(agent, uint64(max(since, 0)), limit)
+	msgs, last, err := c.Messaging.Mailbox.Poll(r.Context(), agent, uint64(max(since, 0)), limit)
 	if err != nil {
 		return storageErr(err)
 	}
@@ -205,7 +205,7 @@ func (c *Core) ackMailbox(r *Request) Response {
 	}
 	seq := r.Body.Int("seq")
 	if seq > 0 {
-		if err := c.Messaging.Mailbox.Ack(agent, uint64(seq)); err != nil {
+		if err := c.Messaging.Mailbox.Ack(r.Context(), agent, uint64(seq)); err != nil {
 			return storageErr(err)
 		}
 	}
@@ -213,7 +213,7 @@ func (c *Core) ackMailbox(r *Request) Response {
 }
 
 func (c *Core) thread(r *Request) Response {
-	root, msgs, err := c.Messaging.Threads.Thread(r.PathValue("message_id"))
+	root, msgs, err := c.Messaging.Threads.Thread(r.Context(), r.PathValue("message_id"))
 	if err != nil {
 		return storageErr(err)
 	}
@@ -222,7 +222,7 @@ func (c *Core) thread(r *Request) Response {
 
 func (c *Core) replies(r *Request) Response {
 	id := r.PathValue("message_id")
-	msgs, err := c.Messaging.Threads.Replies(id)
+	msgs, err := c.Messaging.Threads.Replies(r.Context(), id)
 	if err != nil {
 		return storageErr(err)
 	}
@@ -231,7 +231,7 @@ func (c *Core) replies(r *Request) Response {
 
 func (c *Core) root(r *Request) Response {
 	id := r.PathValue("message_id")
-	root, err := c.Messaging.Threads.Root(id)
+	root, err := c.Messaging.Threads.Root(r.Context(), id)
 	if err != nil {
 		return storageErr(err)
 	}
@@ -416,7 +416,7 @@ func (c *Core) messages(r *Request) Response {
 	if limit <= 0 {
 		q.Limit = -1
 	}
-	msgs, next, err := c.Messaging.History.Find(q)
+	msgs, next, err := c.Messaging.History.Find(r.Context(), q)
 	if err != nil {
 		return storageErr(err)
 	}

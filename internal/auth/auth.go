@@ -6,10 +6,9 @@
 package auth
 
 import (
+	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -19,7 +18,7 @@ import (
 	"time"
 
 	"github.com/agentcom/agentcom/internal/protocol"
-	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/storage"
 )
 
 // Role says what a token may do.
@@ -74,12 +73,12 @@ func (id Identity) CanActAs(agent string) bool {
 	return id.Role == RoleAdmin || (id.Role == RoleAgent && id.AgentID == agent)
 }
 
-// record is the stored form of a token. The key is the hash.
+// record is a token as the registry keeps it in memory, by hash.
 type record struct {
-	AgentID   string `json:"agent_id"`
-	Role      Role   `json:"role"`
-	Prefix    string `json:"prefix"`
-	CreatedAt int64  `json:"created_at"`
+	AgentID   string
+	Role      Role
+	Prefix    string
+	CreatedAt int64
 }
 
 // Listed is one token as listings show it.
@@ -91,43 +90,77 @@ type Listed struct {
 }
 
 // Tokens is the token registry. It keeps every record in memory (tokens
-// are few) and writes through to its table.
+// are few) and writes through to its store, store first.
 type Tokens struct {
-	table *store.Table
+	store storage.TokenStore
 
 	mu     sync.RWMutex
 	byHash map[string]record
+	// gen counts this registry's own writes, so Refresh does not install
+	// a store snapshot read before a write it would undo (a token revoked
+	// here while the snapshot was read must not come back).
+	gen uint64
 }
 
-// New loads the registry from its table.
-func New(table *store.Table) (*Tokens, error) {
-	t := &Tokens{table: table}
+// New loads the registry from its store.
+func New(s storage.TokenStore) (*Tokens, error) {
+	t := &Tokens{store: s}
 	if err := t.Reload(); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
-// Reload rebuilds the in-memory registry from the table (after a restore).
+// Reload rebuilds the in-memory registry from the store (after a restore).
 func (t *Tokens) Reload() error {
-	m := make(map[string]record)
-	err := t.table.View(func(tx *store.Tx) error {
-		return tx.ForEach(func(k, v []byte) error {
-			var r record
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("token record %.8s: %w", k, err)
-			}
-			m[string(k)] = r
-			return nil
-		})
-	})
-	if err != nil {
-		return fmt.Errorf("load tokens: %w", err)
+	_, err := t.Refresh(context.Background())
+	return err
+}
+
+// Refresh rebuilds the in-memory registry from the store and returns how
+// many tokens it held are gone from it: on a store several hubs share,
+// tokens another hub (or the token command) revoked. The caller then
+// closes what those tokens opened (Live turns false for them).
+func (t *Tokens) Refresh(ctx context.Context) (revoked int, err error) {
+	for range refreshAttempts {
+		t.mu.RLock()
+		gen := t.gen
+		t.mu.RUnlock()
+		rows, err := t.store.All(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("load tokens: %w", err)
+		}
+		m := make(map[string]record, len(rows))
+		for _, r := range rows {
+			m[r.Hash] = record{AgentID: r.AgentID, Role: Role(r.Role), Prefix: r.Prefix, CreatedAt: r.CreatedAt}
+		}
+		if n, ok := t.install(m, gen); ok {
+			return n, nil
+		}
+		// A write here raced the read: read again.
 	}
+	return 0, errors.New("load tokens: tokens kept changing while they were read; try again")
+}
+
+// refreshAttempts bounds how often Refresh reads again when writes race it.
+const refreshAttempts = 5
+
+// install replaces the registry by m, read from the store when the
+// registry was at gen, unless a write has happened since. It returns how
+// many held tokens m drops or changes.
+func (t *Tokens) install(m map[string]record, gen uint64) (revoked int, ok bool) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.gen != gen {
+		return 0, false
+	}
+	for h, old := range t.byHash {
+		if cur, ok := m[h]; !ok || cur.AgentID != old.AgentID || cur.Role != old.Role {
+			revoked++
+		}
+	}
 	t.byHash = m
-	t.mu.Unlock()
-	return nil
+	return revoked, true
 }
 
 // Create issues a new token for agent with role and returns its plaintext.
@@ -154,17 +187,15 @@ func (t *Tokens) put(tok, agent string, role Role) error {
 	if err := protocol.CheckAgentID(agent); err != nil {
 		return fmt.Errorf("token for %q: %w", agent, err)
 	}
-	h := hash(tok)
+	h := storage.TokenHash(tok)
 	r := record{AgentID: agent, Role: role, Prefix: prefix(tok), CreatedAt: time.Now().UnixMilli()}
-	v, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	if err := t.table.Update(func(tx *store.Tx) error { return tx.Put([]byte(h), v) }); err != nil {
-		return fmt.Errorf("store token: %w", err)
+	row := storage.TokenRow{Hash: h, AgentID: r.AgentID, Role: string(r.Role), Prefix: r.Prefix, CreatedAt: r.CreatedAt}
+	if err := t.store.Put(context.Background(), row); err != nil {
+		return fmt.Errorf("token for %q: %w", agent, err)
 	}
 	t.mu.Lock()
 	t.byHash[h] = r
+	t.gen++
 	t.mu.Unlock()
 	return nil
 }
@@ -174,16 +205,61 @@ func (t *Tokens) Verify(tok string) (Identity, error) {
 	if tok == "" {
 		return Identity{}, ErrUnknownToken
 	}
-	h := hash(tok)
+	h := storage.TokenHash(tok)
 	t.mu.RLock()
 	r, ok := t.byHash[h]
 	t.mu.RUnlock()
 	// The lookup is keyed by a hash of the secret, so its timing reveals
 	// nothing useful about the secret itself.
 	if !ok {
-		return Identity{}, ErrUnknownToken
+		var err error
+		if r, err = t.lookup(h); err != nil {
+			return Identity{}, err
+		}
 	}
 	return Identity{AgentID: r.AgentID, Role: r.Role, TokenHash: h}, nil
+}
+
+// lookupTimeout bounds the store read of a token memory does not know.
+const lookupTimeout = 5 * time.Second
+
+// lookup reads a token memory does not hold from the store: one another
+// hub sharing the store issued (or an offline command, on PostgreSQL,
+// while this hub runs). Found, it is kept in memory.
+func (t *Tokens) lookup(h string) (record, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+	defer cancel()
+	for range refreshAttempts {
+		t.mu.RLock()
+		gen := t.gen
+		t.mu.RUnlock()
+		row, err := t.store.Get(ctx, h)
+		if errors.Is(err, storage.ErrNotFound) {
+			return record{}, ErrUnknownToken
+		}
+		if err != nil {
+			return record{}, fmt.Errorf("verify token: %w", err)
+		}
+		r := record{AgentID: row.AgentID, Role: Role(row.Role), Prefix: row.Prefix, CreatedAt: row.CreatedAt}
+		if t.remember(h, r, gen) {
+			return r, nil
+		}
+		// A write here (perhaps revoking this very token) raced the
+		// read: read again.
+	}
+	return record{}, ErrUnknownToken
+}
+
+// remember keeps r, read from the store when the registry was at gen,
+// unless a write has happened since.
+func (t *Tokens) remember(h string, r record, gen uint64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.gen != gen {
+		return false
+	}
+	t.byHash[h] = r
+	return true
 }
 
 // Live reports whether id still holds: it needs no token, or its token
@@ -199,35 +275,22 @@ func (t *Tokens) Live(id Identity) bool {
 }
 
 // Revoke removes every token of agent and returns how many there were.
+// The count is the store's: it includes tokens another hub sharing the
+// store issued since this one last loaded.
 func (t *Tokens) Revoke(agent string) (int, error) {
-	t.mu.RLock()
-	var hashes []string
-	for h, r := range t.byHash {
-		if r.AgentID == agent {
-			hashes = append(hashes, h)
-		}
-	}
-	t.mu.RUnlock()
-	if len(hashes) == 0 {
-		return 0, nil
-	}
-	err := t.table.Update(func(tx *store.Tx) error {
-		for _, h := range hashes {
-			if err := tx.Delete([]byte(h)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	n, err := t.store.RevokeAgent(context.Background(), agent)
 	if err != nil {
 		return 0, fmt.Errorf("revoke %s: %w", agent, err)
 	}
 	t.mu.Lock()
-	for _, h := range hashes {
-		delete(t.byHash, h)
+	for h, r := range t.byHash {
+		if r.AgentID == agent {
+			delete(t.byHash, h)
+		}
 	}
+	t.gen++
 	t.mu.Unlock()
-	return len(hashes), nil
+	return n, nil
 }
 
 // List returns every token, prefix only, ordered by agent then creation.
@@ -285,11 +348,6 @@ func (t *Tokens) HasAgent(agent string) bool {
 		}
 	}
 	return false
-}
-
-func hash(tok string) string {
-	sum := sha256.Sum256([]byte(tok))
-	return hex.EncodeToString(sum[:])
 }
 
 func prefix(tok string) string {

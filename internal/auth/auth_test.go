@@ -2,22 +2,104 @@ package auth
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
-	"path/filepath"
+	"sync"
 	"testing"
 
+	"github.com/agentcom/agentcom/internal/storage"
+	"github.com/agentcom/agentcom/internal/storage/boltdriver"
+	"github.com/agentcom/agentcom/internal/storage/pgdriver"
 	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
-func TestTokens(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "tokens.db")
-	tbl, err := store.OpenTable(store.Tokens, path, store.Options{})
+// openBolt opens the bolt driver over dir; closing is the caller's.
+func openBolt(t *testing.T, dir string) (*store.DB, storage.Driver) {
+	t.Helper()
+	d, db, err := boltdriver.OpenDir(dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	toks, err := New(tbl)
+	return db, d
+}
+
+func TestTokensBolt(t *testing.T) {
+	dir := t.TempDir()
+	db, d := openBolt(t, dir)
+	adm := exerciseTokens(t, d.Tokens())
+	db.Close()
+	raw, _ := os.ReadFile(store.TablePath(dir, store.Tokens))
+	if len(raw) == 0 || bytes.Contains(raw, []byte(adm)) {
+		t.Fatal("token table file missing, or the plaintext token in it")
+	}
+	// Tokens survive a reopen.
+	db, d = openBolt(t, dir)
+	defer db.Close()
+	toks, err := New(d.Tokens())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := toks.Verify(adm); err != nil {
+		t.Fatalf("after reopen: %v", err)
+	}
+}
+
+func TestTokensPostgres(t *testing.T) {
+	url := testenv.Postgres(t)
+	d, err := pgdriver.Open(t.Context(), url, pgdriver.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	adm := exerciseTokens(t, d.Tokens())
+
+	// A second registry over the same database (another hub) knows the
+	// tokens the first issued, at load and after it.
+	other, err := New(d.Tokens())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Verify(adm); err != nil {
+		t.Fatalf("other hub: %v", err)
+	}
+	first, _ := New(d.Tokens())
+	late, err := other.Create("late", RoleAgent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := first.Verify(late)
+	if err != nil || id.AgentID != "late" {
+		t.Fatalf("a token issued by another hub: %+v, %v", id, err)
+	}
+	// Revoked by the other hub: gone here at the next refresh, which
+	// counts it so the hub closes what it opened.
+	if n, err := other.Revoke("late"); err != nil || n != 1 {
+		t.Fatalf("revoke: %d, %v", n, err)
+	}
+	if !first.Live(id) {
+		t.Fatal("not live before the refresh: the refresh below proves nothing")
+	}
+	if n, err := first.Refresh(t.Context()); err != nil || n != 1 {
+		t.Fatalf("Refresh = %d, %v; want 1 revoked", n, err)
+	}
+	if first.Live(id) {
+		t.Fatal("a token revoked by another hub is still live after a refresh")
+	}
+	if _, err := first.Verify(late); !errors.Is(err, ErrUnknownToken) {
+		t.Fatalf("revoked elsewhere, verify: %v", err)
+	}
+	if n, err := first.Refresh(t.Context()); err != nil || n != 0 {
+		t.Fatalf("second Refresh = %d, %v", n, err)
+	}
+}
+
+// exerciseTokens runs the registry's behaviour on s and returns the admin
+// token it created.
+func exerciseTokens(t *testing.T, s storage.TokenStore) string {
+	t.Helper()
+	toks, err := New(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,6 +119,9 @@ func TestTokens(t *testing.T) {
 	if _, err := toks.Verify("nope"); !errors.Is(err, ErrUnknownToken) {
 		t.Fatalf("unknown: %v", err)
 	}
+	if _, err := toks.Create("bad id!", RoleAgent); err == nil {
+		t.Fatal("a token for a non-conforming agent id")
+	}
 	if got := toks.Agents(); len(got) != 1 || got[0] != "a" {
 		t.Fatalf("agents (once per agent, agent role only): %v", got)
 	}
@@ -48,22 +133,69 @@ func TestTokens(t *testing.T) {
 	if n, _ := toks.Revoke("a"); n != 2 {
 		t.Fatalf("revoked %d", n)
 	}
-	if _, err := toks.Verify(a1); err == nil {
+	if _, err := toks.Verify(a1); err == nil || toks.Live(id) {
 		t.Fatal("revoked token still valid")
 	}
-	tbl.Close()
-	raw, _ := os.ReadFile(path)
-	if bytes.Contains(raw, []byte(adm)) {
-		t.Fatal("plaintext token in the table file")
-	}
-	// Tokens survive a reopen.
-	tbl, _ = store.OpenTable(store.Tokens, path, store.Options{})
-	defer tbl.Close()
-	toks, _ = New(tbl)
-	if _, err := toks.Verify(adm); err != nil {
-		t.Fatalf("after reopen: %v", err)
+	rows, err := s.All(t.Context())
+	if err != nil || len(rows) != 1 || rows[0].Hash != storage.TokenHash(adm) || rows[0].Prefix != adm[:PrefixLen] {
+		t.Fatalf("stored rows %+v, %v", rows, err)
 	}
 	if _, err := ParseRole("root"); err == nil {
 		t.Fatal("unknown role accepted")
+	}
+	return adm
+}
+
+// pausingStore is a real token store whose next All, once armed, reads
+// its rows and then waits for release before returning them: a refresh
+// caught between its read and its install.
+type pausingStore struct {
+	storage.TokenStore
+	armed   chan struct{} // closed by All after the read
+	release chan struct{}
+	once    sync.Once
+}
+
+func (p *pausingStore) All(ctx context.Context) ([]storage.TokenRow, error) {
+	rows, err := p.TokenStore.All(ctx)
+	paused := false
+	p.once.Do(func() { paused = true })
+	if paused && p.armed != nil {
+		close(p.armed)
+		<-p.release
+	}
+	return rows, err
+}
+
+// TestRefreshDoesNotUndoARevocation: a refresh that read the tokens just
+// before this registry revoked one does not bring it back.
+func TestRefreshDoesNotUndoARevocation(t *testing.T) {
+	db, d := openBolt(t, t.TempDir())
+	defer db.Close()
+	ps := &pausingStore{TokenStore: d.Tokens()}
+	toks, err := New(ps) // the first All (the load) passes: not armed
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := toks.Create("a", RoleAgent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps.armed, ps.release, ps.once = make(chan struct{}), make(chan struct{}), sync.Once{}
+	done := make(chan error, 1)
+	go func() {
+		_, err := toks.Refresh(t.Context())
+		done <- err
+	}()
+	<-ps.armed // the refresh holds a snapshot with the token
+	if n, err := toks.Revoke("a"); err != nil || n != 1 {
+		t.Fatalf("revoke: %d, %v", n, err)
+	}
+	close(ps.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := toks.Verify(tok); !errors.Is(err, ErrUnknownToken) {
+		t.Fatalf("a revoked token came back with a refresh that raced the revocation: %v", err)
 	}
 }

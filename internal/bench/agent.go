@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/coder/websocket"
 )
 
@@ -69,8 +70,7 @@ func connectAgent(ctx context.Context, client *http.Client, url string, idx int,
 	ws.SetReadLimit(16 << 20)
 	a := &agent{id: id, idx: idx, ws: ws, on: on, done: make(chan struct{})}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
-	ident := fmt.Appendf(nil, `{"type":"identify","agent_id":%s,"token":%s,"name":%s,"status":"idle",`+
-		`"capabilities":[],"client_type":"sidecar","protocol_version":1}`, quote(id), quote(token), quote(id))
+	ident := identifyFrame(id, token)
 	if err := ws.Write(dctx, websocket.MessageText, ident); err != nil {
 		a.abort()
 		return nil, fmt.Errorf("identify %s: %w", id, err)
@@ -82,10 +82,10 @@ func connectAgent(ctx context.Context, client *http.Client, url string, idx int,
 			return nil, fmt.Errorf("identify %s: %w", id, err)
 		}
 		typ := frameType(data)
-		if typ == "identified" {
+		if typ == protocol.OutIdentified {
 			break
 		}
-		if typ == "error" {
+		if typ == protocol.OutError {
 			a.abort()
 			return nil, fmt.Errorf("identify %s: hub answered %s", id, data)
 		}
@@ -172,9 +172,8 @@ type fleet struct {
 func (r *runner) connectFleet(ctx context.Context, t *target, ids []string, on handler, connected *atomic.Int64) (*fleet, error) {
 	slots := make([]atomic.Pointer[agent], len(ids))
 	stop := keepAlive(len(ids), func(i int) *agent { return slots[i].Load() }, r.o.PingInterval)
-	url := t.wsURL()
 	err := parallel(ctx, len(ids), r.o.ConnectWorkers, func(i int) error {
-		a, err := connectAgent(ctx, r.dial, url, i, ids[i], t.tokens[i], on)
+		a, err := connectAgent(ctx, r.dial, t.wsURL(i), i, ids[i], t.tokens[i], on)
 		if err != nil {
 			return err
 		}

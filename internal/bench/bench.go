@@ -90,10 +90,12 @@ type Options struct {
 	// tasks, loaded into memory at start) or "mailbox" (mailbox messages).
 	RecordKind string
 
-	// HubURL targets a running hub instead of starting one; Token is an
-	// admin token for it.
-	HubURL string
-	Token  string
+	// HubURLs target running hubs instead of starting one: one hub, or
+	// the hubs of one cluster, over which the agents are spread
+	// round-robin, and so are the task submits. Token is an admin token
+	// every one of them accepts.
+	HubURLs []string
+	Token   string
 	// HubCommand starts a hub process; with it the idle scenario measures
 	// a hub of its own (not sharing memory with the load generator), and
 	// ChildHub makes every hub scenario use one.
@@ -170,15 +172,18 @@ func (o *Options) tempDir(prefix string) (string, error) {
 // Report is the outcome of a run: the machine, how the hub ran, and one
 // Result per scenario.
 type Report struct {
-	Started     time.Time `json:"started"`
-	GoVersion   string    `json:"go_version"`
-	Platform    string    `json:"platform"`
-	NumCPU      int       `json:"num_cpu"`
-	GOMAXPROCS  int       `json:"gomaxprocs"`
-	OpenFiles   uint64    `json:"open_file_limit"`
-	LoadAvg     string    `json:"load_avg_start"`
-	LoadAvgEnd  string    `json:"load_avg_end"`
-	HubURL      string    `json:"hub_url,omitempty"`
+	Started    time.Time `json:"started"`
+	GoVersion  string    `json:"go_version"`
+	Platform   string    `json:"platform"`
+	NumCPU     int       `json:"num_cpu"`
+	GOMAXPROCS int       `json:"gomaxprocs"`
+	OpenFiles  uint64    `json:"open_file_limit"`
+	LoadAvg    string    `json:"load_avg_start"`
+	LoadAvgEnd string    `json:"load_avg_end"`
+	HubURL     string    `json:"hub_url,omitempty"`
+	// HubURLs and Hubs are set when the run drove several hubs.
+	HubURLs     []string  `json:"hub_urls,omitempty"`
+	Hubs        int       `json:"hubs,omitempty"`
 	Notes       []string  `json:"notes"`
 	Scenarios   []*Result `json:"scenarios"`
 	ElapsedSecs float64   `json:"elapsed_s"`
@@ -268,16 +273,22 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, fmt.Errorf("%w %q (want %s or all)", ErrUnknownScenario, n, strings.Join(Scenarios(), ", "))
 		}
 	}
-	if o.HubURL != "" && slices.Contains(names, ScenarioRestart) && o.Scenario != ScenarioAll {
+	if o.remote() && slices.Contains(names, ScenarioRestart) && o.Scenario != ScenarioAll {
 		return nil, errors.New("the restart scenario starts its own hub; it cannot use --hub")
 	}
 	rep := &Report{Started: time.Now(), GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH,
-		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), LoadAvg: loadAvg(), HubURL: o.HubURL}
+		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), LoadAvg: loadAvg()}
+	switch n := len(o.HubURLs); {
+	case n == 1:
+		rep.HubURL = o.HubURLs[0]
+	case n > 1:
+		rep.HubURLs, rep.Hubs = o.HubURLs, n
+	}
 	// Every agent holds a socket here, and its peer end too when the hub
 	// runs in this process (the idle scenario runs it as a child when it
 	// can).
 	want := uint64(o.Agents) + 1024
-	inProcess := o.HubURL == "" && (o.HubCommand == nil || !o.ChildHub &&
+	inProcess := !o.remote() && (o.HubCommand == nil || !o.ChildHub &&
 		slices.ContainsFunc(names, func(n string) bool { return n != ScenarioIdle && n != ScenarioStorage && n != ScenarioRestart }))
 	if inProcess {
 		want += uint64(o.Agents)
@@ -302,7 +313,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	var errs []error
 	for _, n := range names {
 		res := &Result{Scenario: n, Params: map[string]any{}}
-		if o.HubURL != "" && n == ScenarioRestart {
+		if o.remote() && n == ScenarioRestart {
 			res.Error = "skipped: the restart scenario starts its own hub and cannot use --hub"
 			rep.Scenarios = append(rep.Scenarios, res)
 			continue
@@ -311,6 +322,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		sctx, cancel := context.WithTimeout(ctx, o.Timeout)
 		err := funcs[n](sctx, r, res)
 		cancel()
+		if len(o.HubURLs) > 1 && res.Hub == KindRemote {
+			res.Params["hubs"] = len(o.HubURLs)
+		}
 		r.prog.end()
 		res.Elapsed = time.Since(start).Seconds()
 		res.LoadAvg = loadAvg()
@@ -330,8 +344,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 func hubNote(o *Options) string {
 	switch {
-	case o.HubURL != "":
-		return "hub: remote " + o.HubURL + " (its rate limits apply; agents identify with the admin token); storage runs on a local store, restart is skipped"
+	case len(o.HubURLs) > 1:
+		return fmt.Sprintf("hub: remote cluster of %d hubs, %s (their rate limits apply; agents identify with the admin token); agents are spread round-robin over the hubs, and so are task submits; storage runs on a local store, restart is skipped",
+			len(o.HubURLs), strings.Join(o.HubURLs, ", "))
+	case o.remote():
+		return "hub: remote " + o.HubURLs[0] + " (its rate limits apply; agents identify with the admin token); storage runs on a local store, restart is skipped"
 	case o.ChildHub && o.HubCommand != nil:
 		return "hub: child process per scenario on a temp data directory, rate limits off; hub and load generator share the machine's CPUs"
 	default:
@@ -342,5 +359,8 @@ func hubNote(o *Options) string {
 		return s
 	}
 }
+
+// remote reports whether the run drives running hubs.
+func (o *Options) remote() bool { return len(o.HubURLs) > 0 }
 
 func selfPID() int { return os.Getpid() }

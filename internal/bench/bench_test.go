@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
 )
@@ -126,7 +127,7 @@ func TestRestartScenarioMailbox(t *testing.T) {
 func TestRemoteHub(t *testing.T) {
 	h := hubtest.Start(t, "")
 	o := tiny(t, ScenarioTasks)
-	o.HubURL, o.Token = h.URL(), h.AdminToken
+	o.HubURLs, o.Token = []string{h.URL()}, h.AdminToken
 	res := runOne(t, o)
 	if res.Hub != KindRemote {
 		t.Errorf("hub = %q", res.Hub)
@@ -139,7 +140,7 @@ func TestRemoteHub(t *testing.T) {
 func TestRemoteHubNeedsToken(t *testing.T) {
 	h := hubtest.Start(t, "")
 	o := tiny(t, ScenarioTasks)
-	o.HubURL = h.URL()
+	o.HubURLs = []string{h.URL()}
 	rep, err := Run(context.Background(), o)
 	if err == nil || !strings.Contains(rep.Scenarios[0].Error, "--token") {
 		t.Fatalf("err = %v", err)
@@ -247,7 +248,7 @@ func TestRemoteHubDown(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	o := tiny(t, ScenarioTasks)
-	o.HubURL, o.Token = "http://"+addr, "x"
+	o.HubURLs, o.Token = []string{"http://" + addr}, "x"
 	rep, err := Run(context.Background(), o)
 	if err == nil || !strings.Contains(rep.Scenarios[0].Error, "connection refused") {
 		t.Fatalf("err = %v", err)
@@ -355,5 +356,54 @@ func TestReadCPUFollowsWork(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("cpu time did not grow while spinning (%d)", x)
 		}
+	}
+}
+
+// The bench drives several hubs: agents go to the hubs in turn, and so do
+// the task submits. Two single hubs that share nothing stand in for a
+// cluster: each one's tasks are done by the agents connected to it, so
+// the tasks each hub completed show which agents it had.
+func TestRemoteClusterSpreadsAgentsAndSubmits(t *testing.T) {
+	a, b := hubtest.Start(t, ""), hubtest.Start(t, "")
+	if err := b.Tokens.Import(a.AdminToken, "admin", auth.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	o := tiny(t, ScenarioTasks)
+	o.HubURLs, o.Token = []string{a.URL(), b.URL() + "/"}, a.AdminToken
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := rep.Scenarios[0]
+	if res.Hub != KindRemote || res.Params["hubs"] != 2 || rep.Hubs != 2 || len(rep.HubURLs) != 2 || rep.HubURL != "" ||
+		!strings.Contains(strings.Join(rep.Notes, " "), "cluster of 2 hubs") {
+		t.Fatalf("report: hub %q params %v hubs %d %v %q notes %q", res.Hub, res.Params, rep.Hubs, rep.HubURLs, rep.HubURL, rep.Notes)
+	}
+	total := 0
+	for i, h := range []*hubtest.Hub{a, b} {
+		_, body := h.Do("GET", "/api/tasks?status=completed&limit=1000", h.AdminToken, nil)
+		tasks, _ := body["tasks"].([]any)
+		agents := map[string]bool{}
+		for _, x := range tasks {
+			agents[x.(map[string]any)["assigned_to"].(string)] = true
+		}
+		// Agents 0 and 2 went to the first hub, 1 and 3 to the second;
+		// tasks 0..39 and samples 40..44 alternate likewise.
+		for name := range agents {
+			if n := name[len(name)-1] - '0'; int(n)%2 != i {
+				t.Errorf("hub %d completed a task of agent %s", i, name)
+			}
+		}
+		if want := (o.Tasks + o.Samples + 1 - i) / 2; len(tasks) != want || len(agents) == 0 {
+			t.Errorf("hub %d completed %d tasks by %d agents, want %d tasks", i, len(tasks), len(agents), want)
+		}
+		total += len(tasks)
+	}
+	if total != o.Tasks+o.Samples {
+		t.Errorf("%d tasks completed in all", total)
+	}
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil || !strings.Contains(table.String(), "hubs=2") {
+		t.Errorf("table does not say how many hubs (%v):\n%s", err, table.String())
 	}
 }

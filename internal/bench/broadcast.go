@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/agentcom/agentcom/internal/protocol"
 )
 
 // runBroadcast: one extra agent broadcasts, one message at a time; the
@@ -30,7 +32,7 @@ func runBroadcast(ctx context.Context, r *runner, res *Result) error {
 	notify := make(chan struct{}, 1)
 	on := func(a *agent, typ string, data []byte, at time.Time) {
 		switch typ {
-		case "message":
+		case protocol.OutMessage:
 			if a.idx == sender {
 				return // the sender's own echo
 			}
@@ -46,7 +48,7 @@ func runBroadcast(ctx context.Context, r *runner, res *Result) error {
 				default:
 				}
 			}
-		case "error":
+		case protocol.OutError:
 			failures.Add(1)
 		}
 	}
@@ -68,7 +70,7 @@ func runBroadcast(ctx context.Context, r *runner, res *Result) error {
 	for b := range o.Broadcasts {
 		current.Store(int64(b))
 		t0 := r.now()
-		msg := fmt.Appendf(nil, `{"type":"message","message_type":"chat","payload":{"bench_t0":%d,"bench_n":%d},"protocol_version":1}`, t0, b)
+		msg := broadcastFrame(t0, b)
 		if err := f.agents[sender].send(msg); err != nil {
 			return f.explain(err)
 		}

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
+
+	"github.com/agentcom/agentcom/internal/protocol"
 )
 
 // runIdle: N agents connect and then only ping, each every PingInterval,
@@ -40,7 +42,7 @@ func runIdle(ctx context.Context, r *runner, res *Result) error {
 	on := func(a *agent, typ string, _ []byte, at time.Time) {
 		// Only pongs to the measured pings count, not those to the pings
 		// that kept the agents alive while the fleet connected.
-		if typ == "pong" {
+		if typ == protocol.OutPong {
 			if t0 := pingAt[a.idx].Swap(0); t0 > 0 {
 				a.sets[0].add(r.since(t0, at))
 				pongs.Add(1)

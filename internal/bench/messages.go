@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/agentcom/agentcom/internal/protocol"
 )
 
 // runMessages: every agent sends its share of M direct messages to other
@@ -35,7 +37,7 @@ func runMessages(ctx context.Context, r *runner, res *Result) error {
 	var firstErr atomic.Pointer[string]
 	on := func(a *agent, typ string, data []byte, at time.Time) {
 		switch typ {
-		case "message":
+		case protocol.OutMessage:
 			f, err := decodeFrame(data)
 			if err != nil || f.Payload.T0 == 0 {
 				return
@@ -47,12 +49,12 @@ func runMessages(ctx context.Context, r *runner, res *Result) error {
 			case notify <- struct{}{}:
 			default:
 			}
-		case "message_sent":
+		case protocol.OutMessageSent:
 			select {
 			case <-credits[a.idx]:
 			default:
 			}
-		case "error":
+		case protocol.OutError:
 			failures.Add(1)
 			s := string(data)
 			firstErr.CompareAndSwap(nil, &s)
@@ -87,8 +89,7 @@ func runMessages(ctx context.Context, r *runner, res *Result) error {
 				return ctx.Err()
 			}
 			to := ids[(i+1+k%(o.Agents-1))%o.Agents]
-			msg := fmt.Appendf(nil, `{"type":"message","to":%s,"message_type":"chat","payload":{"bench_t0":%d,"bench_n":%d},"protocol_version":1}`,
-				quote(to), r.now(), k)
+			msg := directFrame(to, r.now(), k)
 			if err := a.send(msg); err != nil {
 				return err
 			}

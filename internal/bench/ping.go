@@ -6,9 +6,6 @@ import (
 	"time"
 )
 
-// pingFrame is the sidecar's heartbeat.
-const pingFrame = `{"type":"ping","protocol_version":1}`
-
 // pingLoop pings agents 0..n-1 round robin for d, spreading one interval's
 // pings evenly over it, as a fleet of sidecars each pinging every interval
 // would. get returns nil for an agent to skip (not connected, or gone).

@@ -14,6 +14,7 @@ import (
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/messaging"
+	"github.com/agentcom/agentcom/internal/storage/boltdriver"
 	"github.com/agentcom/agentcom/internal/store"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
@@ -101,7 +102,12 @@ func (r *runner) fillRecords(ctx context.Context, dir string) error {
 	var put func(i int) error
 	switch o.RecordKind {
 	case RecordTasks:
-		q, err := tasks.New(db.MustTable(store.TaskQueue), db.MustTable(store.TaskDeadLetter), bus.New(), tasks.DefaultConfig())
+		d, err := boltdriver.New(db)
+		if err != nil {
+			db.Close()
+			return err
+		}
+		q, err := tasks.New(d.Tasks(), bus.New(), tasks.DefaultConfig())
 		if err != nil {
 			db.Close()
 			return err
@@ -112,16 +118,17 @@ func (r *runner) fillRecords(ctx context.Context, dir string) error {
 			return err
 		}
 	case RecordMailbox:
-		mbox, err := messaging.NewMailbox(db.MustTable(store.AgentMailbox), db.MustTable(store.Meta))
+		d, err := boltdriver.New(db)
 		if err != nil {
 			db.Close()
 			return err
 		}
+		mbox := messaging.NewMailbox(d.Messages())
 		agents := max(o.Records/messaging.MailboxCap, 1)
 		now := time.Now().UnixMilli()
 		put = func(i int) error {
 			to := "bench-restart-agent-" + strconv.Itoa(i%agents)
-			_, err := mbox.Enqueue(to, messaging.Message{ID: messaging.NewID(), From: "bench", To: to, Type: "chat",
+			_, err := mbox.Enqueue(ctx, to, messaging.Message{ID: messaging.NewID(), From: "bench", To: to, Type: "chat",
 				Payload: map[string]any{"n": i, "text": "restart benchmark message"}, Timestamp: now})
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/hub"
+	"github.com/agentcom/agentcom/internal/storage/boltdriver"
 	"github.com/agentcom/agentcom/internal/store"
 )
 
@@ -33,8 +34,11 @@ type HubCommand func(addr, dataDir string) *exec.Cmd
 
 // target is a hub the scenarios drive over HTTP and WebSocket.
 type target struct {
-	kind  string
-	base  string // http://host:port
+	kind string
+	base string // http://host:port
+	// bases are every hub's base URL when the target is several hubs of
+	// one cluster (base is the first); nil for one hub.
+	bases []string
 	admin string // admin token
 	pid   int    // process to measure; 0 when unknown (remote)
 	// tokens[i] is the token agent ids[i] identifies with.
@@ -42,7 +46,17 @@ type target struct {
 	stop   func() error
 }
 
-func (t *target) wsURL() string { return "ws" + strings.TrimPrefix(t.base, "http") + "/ws" }
+// hub returns the base URL for the i-th agent or request: the hubs in
+// turn.
+func (t *target) hub(i int) string {
+	if len(t.bases) == 0 {
+		return t.base
+	}
+	return t.bases[i%len(t.bases)]
+}
+
+// wsURL is the agent socket of the i-th agent's hub.
+func (t *target) wsURL(i int) string { return "ws" + strings.TrimPrefix(t.hub(i), "http") + "/ws" }
 
 // tokenCreator issues tokens; auth.Tokens satisfies it.
 type tokenCreator interface {
@@ -53,7 +67,7 @@ type tokenCreator interface {
 // token for each of ids.
 func startTarget(ctx context.Context, o *Options, child bool, ids []string) (*target, error) {
 	switch {
-	case o.HubURL != "":
+	case o.remote():
 		return remoteTarget(ctx, o, ids)
 	case child && o.HubCommand != nil:
 		return childTarget(ctx, o, ids)
@@ -126,17 +140,17 @@ func childTarget(ctx context.Context, o *Options, ids []string) (*target, error)
 }
 
 func startChild(ctx context.Context, o *Options, dir string, ids []string) (*target, error) {
-	tbl, err := store.OpenTable(store.Tokens, store.TablePath(dir, store.Tokens), store.Options{})
+	d, db, err := boltdriver.OpenDir(dir, store.Options{})
 	if err != nil {
 		return nil, err
 	}
-	toks, err := auth.New(tbl)
+	toks, err := auth.New(d.Tokens())
 	if err != nil {
-		tbl.Close()
+		db.Close()
 		return nil, err
 	}
 	admin, agentToks, err := issueTokens(ctx, toks, ids)
-	if cerr := tbl.Close(); err == nil {
+	if cerr := db.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -178,17 +192,23 @@ func startChild(ctx context.Context, o *Options, dir string, ids []string) (*tar
 	return t, nil
 }
 
-// remoteTarget uses a running hub. Agents identify with the admin token
+// remoteTarget uses running hubs. Agents identify with the admin token
 // (an admin may act as any agent), so the run leaves no tokens behind.
 func remoteTarget(ctx context.Context, o *Options, ids []string) (*target, error) {
 	if o.Token == "" {
 		return nil, errors.New("--hub needs --token (an admin token)")
 	}
-	base := strings.TrimRight(o.HubURL, "/")
-	if err := checkHealthy(ctx, base); err != nil {
-		return nil, err
+	bases := make([]string, len(o.HubURLs))
+	for i, u := range o.HubURLs {
+		bases[i] = strings.TrimRight(u, "/")
+		if err := checkHealthy(ctx, bases[i]); err != nil {
+			return nil, err
+		}
 	}
-	t := &target{kind: KindRemote, base: base, admin: o.Token, stop: func() error { return nil }}
+	t := &target{kind: KindRemote, base: bases[0], admin: o.Token, stop: func() error { return nil }}
+	if len(bases) > 1 {
+		t.bases = bases
+	}
 	t.tokens = make([]string, len(ids))
 	for i := range ids {
 		t.tokens[i] = o.Token

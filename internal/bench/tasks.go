@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/agentcom/agentcom/internal/protocol"
 )
 
 // runTasks: T tasks are submitted over HTTP by concurrent clients while
@@ -36,7 +38,7 @@ func runTasks(ctx context.Context, r *runner, res *Result) error {
 	var firstErr atomic.Pointer[string]
 	on := func(a *agent, typ string, data []byte, at time.Time) {
 		switch typ {
-		case "task_assign":
+		case protocol.OutTaskAssign:
 			f, err := decodeFrame(data)
 			if err != nil {
 				failures.Add(1)
@@ -46,15 +48,13 @@ func runTasks(ctx context.Context, r *runner, res *Result) error {
 				a.sets[f.Metadata.N].add(r.since(f.Metadata.T0, at))
 			}
 			assigned.Add(1)
-			id := quote(f.TaskID)
-			err1 := a.send(fmt.Appendf(nil, `{"type":"task_accepted","task_id":%s,"protocol_version":1}`, id))
-			err2 := a.send(fmt.Appendf(nil, `{"type":"task_complete","task_id":%s,"generation":%d,`+
-				`"result":{"status":"success","output":"bench"},"protocol_version":1}`, id, f.Generation))
+			err1 := a.send(acceptedFrame(f.TaskID))
+			err2 := a.send(completeFrame(f.TaskID, f.Generation))
 			if err1 != nil || err2 != nil {
 				failures.Add(1)
 			}
-		case "task_ack":
-			if bytes.Contains(data, []byte(`"status":"complete"`)) {
+		case protocol.OutTaskAck:
+			if bytes.Contains(data, []byte(`"status":"`+protocol.AckComplete+`"`)) {
 				lastDone.Store(r.now())
 				completed.Add(1)
 				select {
@@ -62,7 +62,7 @@ func runTasks(ctx context.Context, r *runner, res *Result) error {
 				default:
 				}
 			}
-		case "error":
+		case protocol.OutError:
 			failures.Add(1)
 			s := string(data)
 			firstErr.CompareAndSwap(nil, &s)
@@ -137,10 +137,11 @@ func runTasks(ctx context.Context, r *runner, res *Result) error {
 	return nil
 }
 
-// submitTask posts one task stamped with t0 and the phase.
+// submitTask posts task i, stamped with t0 and the phase, to the i-th hub
+// (of several, they take turns).
 func (r *runner) submitTask(ctx context.Context, t *target, i int, t0 int64, phase int) error {
 	body := fmt.Appendf(nil, `{"description":"bench task %d","priority":"normal","metadata":{"bench_t0":%d,"bench_n":%d}}`, i, t0, phase)
-	status, raw, err := r.call(ctx, t, http.MethodPost, "/api/tasks", body)
+	status, raw, err := r.call(ctx, t.hub(i), t.admin, http.MethodPost, "/api/tasks", body)
 	if err != nil {
 		return err
 	}
@@ -150,13 +151,13 @@ func (r *runner) submitTask(ctx context.Context, t *target, i int, t0 int64, pha
 	return nil
 }
 
-// call makes one API request with the admin token.
-func (r *runner) call(ctx context.Context, t *target, method, path string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, t.base+path, bytes.NewReader(body))
+// call makes one API request to the hub at base with token.
+func (r *runner) call(ctx context.Context, base, token, method, path string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+t.admin)
+	req.Header.Set("Authorization", "Bearer "+token)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -196,7 +197,7 @@ func waitCount(ctx context.Context, c *atomic.Int64, want int64, notify <-chan s
 // run tag so they clash neither with real agents nor with earlier runs.
 func (r *runner) agentIDs(prefix string, n int) []string {
 	tag := ""
-	if r.o.HubURL != "" {
+	if r.o.remote() {
 		var b [3]byte
 		_, _ = rand.Read(b[:])
 		tag = hex.EncodeToString(b[:]) + "-"

@@ -101,7 +101,7 @@ func TestRoutes(t *testing.T) {
 	if a, err := c.Agents(ctx); err != nil || len(a) != 1 || a[0].AgentID != "a1" {
 		t.Fatalf("Agents = %+v, %v", a, err)
 	}
-	mr := 0
+	mr := int64(0)
 	cb := int64(99)
 	sub, err := c.SubmitTask(ctx, TaskSubmit{Description: "x", Priority: "urgent", MaxRetries: &mr, CompleteBy: &cb, TargetAgent: "a1", NeededCapabilities: []string{"code"}})
 	if err != nil || sub.TaskID != "task-0123456789abcdef" {

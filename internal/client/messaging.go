@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/url"
 	"strconv"
+
+	"github.com/agentcom/agentcom/internal/protocol"
 )
 
 // Message is the hub's stored message (MessageJSON): in mailboxes,
@@ -55,14 +58,9 @@ func (m Message) Text() string {
 	return rawText(m.Payload)
 }
 
-// OutgoingMessage is the body of POST /api/message. An empty To is a
-// broadcast.
-type OutgoingMessage struct {
-	To      string         `json:"to,omitempty"`
-	Type    string         `json:"type,omitempty"`
-	Payload map[string]any `json:"payload"`
-	ReplyTo string         `json:"reply_to,omitempty"`
-}
+// OutgoingMessage is the body of POST /api/message, the hub's own type.
+// An empty To is a broadcast.
+type OutgoingMessage = protocol.PostMessage
 
 // Sent is the answer of POST /api/message.
 type Sent struct {
@@ -106,7 +104,11 @@ type Acked struct {
 // seq <= upTo are deleted.
 func (c *Client) AckMailbox(ctx context.Context, agentID string, upTo uint64) (Acked, error) {
 	var r Acked
-	err := c.post(ctx, "/api/mailbox/"+seg(agentID)+"/ack", map[string]uint64{"seq": upTo}, &r)
+	if upTo > math.MaxInt64 {
+		// The hub reads seq as an int64 and would refuse it.
+		return r, fmt.Errorf("ack mailbox: seq %d is out of range", upTo)
+	}
+	err := c.post(ctx, "/api/mailbox/"+seg(agentID)+"/ack", protocol.PostMailboxAck{Seq: int64(upTo)}, &r)
 	return r, err
 }
 
@@ -175,10 +177,7 @@ type ChannelResult struct {
 
 // CreateChannel calls POST /api/channels. A taken name answers 409.
 func (c *Client) CreateChannel(ctx context.Context, name, description string) (ChannelResult, error) {
-	body := map[string]string{"name": name}
-	if description != "" {
-		body["description"] = description
-	}
+	body := protocol.PostChannel{Name: name, Description: description}
 	var r ChannelResult
 	err := c.post(ctx, "/api/channels", body, &r)
 	return r, err
@@ -199,12 +198,9 @@ func (c *Client) Unsubscribe(ctx context.Context, name string) (ChannelResult, e
 	return r, err
 }
 
-// ChannelPost is the body of POST /api/channels/:channel/publish.
-type ChannelPost struct {
-	Type    string         `json:"type,omitempty"`
-	Payload map[string]any `json:"payload"`
-	ReplyTo string         `json:"reply_to,omitempty"`
-}
+// ChannelPost is the body of POST /api/channels/:channel/publish, the
+// hub's own type.
+type ChannelPost = protocol.PostChannelPublish
 
 // Publish calls POST /api/channels/:channel/publish.
 func (c *Client) Publish(ctx context.Context, name string, p ChannelPost) (ChannelResult, error) {

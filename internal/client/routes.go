@@ -61,10 +61,9 @@ type Registration struct {
 // X-Join-Secret header, so hubs that read either accept it. A taken name
 // answers 409 (IsConflict).
 func (c *Client) Register(ctx context.Context, agentID, joinSecret string) (Registration, error) {
-	body := map[string]string{"agent_id": agentID}
+	body := protocol.PostOnboardRegister{AgentID: agentID, JoinSecret: joinSecret}
 	var h http.Header
 	if joinSecret != "" {
-		body["join_secret"] = joinSecret
 		h = http.Header{"X-Join-Secret": {joinSecret}}
 	}
 	var r Registration
@@ -72,32 +71,11 @@ func (c *Client) Register(ctx context.Context, agentID, joinSecret string) (Regi
 	return r, err
 }
 
-// TaskSubmit is the body of POST /api/tasks. Zero-valued optional fields
-// are left out so the hub applies its defaults.
-type TaskSubmit struct {
-	Description        string         `json:"description"`
-	Priority           string         `json:"priority,omitempty"`
-	Metadata           map[string]any `json:"metadata,omitempty"`
-	NeededCapabilities []string       `json:"needed_capabilities,omitempty"`
-	// MaxRetries is a pointer so an explicit 0 can be sent.
-	MaxRetries *int `json:"max_retries,omitempty"`
-	// CompleteBy is an absolute deadline in Unix milliseconds.
-	CompleteBy *int64 `json:"complete_by,omitempty"`
-	// TargetAgent restricts the task to one agent.
-	TargetAgent string `json:"target_agent,omitempty"`
-	// Workflow fields: see the README's Tasks section.
-	UniqueKey           string   `json:"unique_key,omitempty"`
-	UniqueFor           string   `json:"unique_for,omitempty"`
-	RunAt               *int64   `json:"run_at,omitempty"` // Unix ms
-	RunIn               string   `json:"run_in,omitempty"`
-	DependsOn           []string `json:"depends_on,omitempty"`
-	OnDependencyFailure string   `json:"on_dependency_failure,omitempty"`
-	// Verify are commands the sidecar runs after the agent succeeded; a
-	// failing one sends the agent back with the failure as feedback.
-	Verify []string `json:"verify,omitempty"`
-	// MaxVerifyAttempts bounds the agent runs of a verified task (1-10).
-	MaxVerifyAttempts *int `json:"max_verify_attempts,omitempty"`
-}
+// TaskSubmit is the body of POST /api/tasks, the hub's own type. Zero
+// optional fields are left out so the hub applies its defaults; pointers
+// let an explicit 0 be sent. Priority is a lane name or number, RunAt
+// Unix milliseconds.
+type TaskSubmit = protocol.PostTask
 
 // Submitted is the answer of POST /api/tasks.
 type Submitted struct {
@@ -308,9 +286,9 @@ func (c *Client) RetryTask(ctx context.Context, id string) (TaskAction, error) {
 // CancelTask calls POST /api/tasks/:id/cancel. A non-empty reason is kept
 // in the task's history. A task that already ended answers 409.
 func (c *Client) CancelTask(ctx context.Context, id, reason string) (TaskAction, error) {
-	var body any
+	var body any // no reason: no body, as before
 	if reason != "" {
-		body = map[string]string{"reason": reason}
+		body = protocol.PostTaskCancel{Reason: reason}
 	}
 	var r TaskAction
 	err := c.post(ctx, "/api/tasks/"+seg(id)+"/cancel", body, &r)
@@ -348,10 +326,7 @@ type NewToken struct {
 // CreateToken calls POST /admin/tokens. role ("agent" or "admin") is left
 // out when empty.
 func (c *Client) CreateToken(ctx context.Context, agentID, role string) (NewToken, error) {
-	body := map[string]string{"agent_id": agentID}
-	if role != "" {
-		body["role"] = role
-	}
+	body := protocol.PostToken{AgentID: agentID, Role: role}
 	var r NewToken
 	err := c.post(ctx, "/admin/tokens", body, &r)
 	return r, err
@@ -432,7 +407,7 @@ func (c *Client) HeartbeatInterval(ctx context.Context) (int64, error) {
 
 // SetHeartbeatInterval calls PUT /api/config/heartbeat-interval.
 func (c *Client) SetHeartbeatInterval(ctx context.Context, ms int64) error {
-	return c.put(ctx, "/api/config/heartbeat-interval", map[string]int64{"heartbeat_interval_ms": ms}, nil)
+	return c.put(ctx, "/api/config/heartbeat-interval", protocol.PutHeartbeat{HeartbeatIntervalMs: ms}, nil)
 }
 
 // MailboxRetention calls GET /api/config/mailbox-retention.
@@ -446,7 +421,7 @@ func (c *Client) MailboxRetention(ctx context.Context) (int64, error) {
 
 // SetMailboxRetention calls PUT /api/config/mailbox-retention.
 func (c *Client) SetMailboxRetention(ctx context.Context, ms int64) error {
-	return c.put(ctx, "/api/config/mailbox-retention", map[string]int64{"mailbox_ttl_ms": ms}, nil)
+	return c.put(ctx, "/api/config/mailbox-retention", protocol.PutMailboxTTL{MailboxTTLMs: ms}, nil)
 }
 
 // DefaultRepo calls GET /api/config/default-repo; "" when none is set.
@@ -465,5 +440,5 @@ func (c *Client) DefaultRepo(ctx context.Context) (string, error) {
 
 // SetDefaultRepo calls PUT /api/config/default-repo.
 func (c *Client) SetDefaultRepo(ctx context.Context, repoURL string) error {
-	return c.put(ctx, "/api/config/default-repo", map[string]string{"url": repoURL}, nil)
+	return c.put(ctx, "/api/config/default-repo", protocol.PutDefaultRepo{URL: repoURL}, nil)
 }

@@ -3,16 +3,16 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
+
+	"github.com/agentcom/agentcom/internal/protocol"
 )
 
 // BatchTask is one task of POST /api/tasks/batch: a client-chosen key and
 // the task fields; DependsOn may name other keys of the batch.
-type BatchTask struct {
-	Key string `json:"key"`
-	TaskSubmit
-}
+type BatchTask = protocol.BatchTask
 
 // SubmitBatch calls POST /api/tasks/batch. The answer lists the tasks in
 // order, each with its key.
@@ -20,7 +20,7 @@ func (c *Client) SubmitBatch(ctx context.Context, ts []BatchTask) ([]BatchSubmit
 	var r struct {
 		Tasks []BatchSubmitted `json:"tasks"`
 	}
-	err := c.post(ctx, "/api/tasks/batch", map[string]any{"tasks": ts}, &r)
+	err := c.post(ctx, "/api/tasks/batch", protocol.PostTaskBatch{Tasks: ts}, &r)
 	return r.Tasks, err
 }
 
@@ -66,7 +66,16 @@ func (c *Client) SetPaused(ctx context.Context, kind, name string, pause bool) (
 		path = "/api/tasks/pause"
 	}
 	var r PauseResult
-	err := c.post(ctx, path, map[string]string{kind: name}, &r)
+	var body protocol.PostPause
+	switch kind {
+	case "lane":
+		body.Lane = name
+	case "capability":
+		body.Capability = name
+	default:
+		return r, fmt.Errorf("pause: kind %q is neither lane nor capability", kind)
+	}
+	err := c.post(ctx, path, body, &r)
 	return r, err
 }
 
@@ -84,18 +93,8 @@ type Schedule struct {
 	NextRun    int64           `json:"next_run"`
 }
 
-// ScheduleAdd is the body of POST /api/schedules.
-type ScheduleAdd struct {
-	Name               string         `json:"name"`
-	Cron               string         `json:"cron"`
-	TimeZone           string         `json:"timezone,omitempty"`
-	Description        string         `json:"description"`
-	Priority           string         `json:"priority,omitempty"`
-	Metadata           map[string]any `json:"metadata,omitempty"`
-	NeededCapabilities []string       `json:"needed_capabilities,omitempty"`
-	TargetAgent        string         `json:"target_agent,omitempty"`
-	MaxRetries         *int           `json:"max_retries,omitempty"`
-}
+// ScheduleAdd is the body of POST /api/schedules, the hub's own type.
+type ScheduleAdd = protocol.PostSchedule
 
 // AddSchedule calls POST /api/schedules.
 func (c *Client) AddSchedule(ctx context.Context, s ScheduleAdd) (Schedule, error) {
@@ -117,14 +116,14 @@ func (c *Client) Schedules(ctx context.Context) ([]Schedule, error) {
 // and returns the schedule.
 func (c *Client) ScheduleAction(ctx context.Context, name, action string) (Schedule, error) {
 	var out Schedule
-	err := c.post(ctx, "/api/schedules/"+url.PathEscape(name)+"/"+action, map[string]any{}, &out)
+	err := c.post(ctx, "/api/schedules/"+url.PathEscape(name)+"/"+action, protocol.Empty{}, &out)
 	return out, err
 }
 
 // RunSchedule calls POST /api/schedules/NAME/run: one task at once.
 func (c *Client) RunSchedule(ctx context.Context, name string) (Submitted, error) {
 	var out Submitted
-	err := c.post(ctx, "/api/schedules/"+url.PathEscape(name)+"/run", map[string]any{}, &out)
+	err := c.post(ctx, "/api/schedules/"+url.PathEscape(name)+"/run", protocol.Empty{}, &out)
 	return out, err
 }
 

@@ -15,11 +15,12 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/agentcom/agentcom/internal/agents"
+	"github.com/agentcom/agentcom/internal/alerts"
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/messaging"
 	"github.com/agentcom/agentcom/internal/presence"
 	"github.com/agentcom/agentcom/internal/resilience"
-	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/storage"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
@@ -44,8 +45,8 @@ type Aggregator struct {
 	agents   Agents
 	pres     Presence
 	storage  Storage
-	series   *store.Table // nil: chart history in memory only
-	alertSrc AlertSource  // nil: no alerter
+	series   storage.SeriesStore // nil: chart history in memory only
+	alertSrc AlertSource         // nil: no alerter
 	log      *slog.Logger
 	now      func() time.Time
 	started  time.Time
@@ -63,12 +64,12 @@ type Aggregator struct {
 	left          map[string]int64 // agent → when it left (offline condition)
 	queueSamples  []int
 	storageView   storageView
-	storageEvents ring[map[string]any]
-	compactions   ring[map[string]any]
-	degraded      map[string]int64  // table → since
-	backupFailed  map[string]string // table → reason, until a later backup succeeds
-	drillFailed   map[string]string // table → reason, until a later drill succeeds
-	alerts        ring[map[string]any]
+	storageEvents ring[map[string]any] // storageEntry objects, as the snapshot lists them
+	compactions   ring[compactionEntry]
+	degraded      map[string]int64     // table → since
+	backupFailed  map[string]string    // table → reason, until a later backup succeeds
+	drillFailed   map[string]string    // table → reason, until a later drill succeeds
+	alerts        ring[map[string]any] // alertEntry objects, as the snapshot lists them
 	dlTasks       []deadLetterView
 	dlTotal       int
 	dlDirty       bool
@@ -147,7 +148,7 @@ func NewAggregator(cfg Config, d Deps) *Aggregator {
 		storageKick: make(chan struct{}, 1),
 		completions: newRing[completion](RecentCap), failures: newRing[failure](RecentCap),
 		timelines: map[string]*timeline{}, left: map[string]int64{},
-		storageEvents: newRing[map[string]any](StorageEventsCap), compactions: newRing[map[string]any](CompactionCap),
+		storageEvents: newRing[map[string]any](StorageEventsCap), compactions: newRing[compactionEntry](CompactionCap),
 		degraded: map[string]int64{}, backupFailed: map[string]string{}, drillFailed: map[string]string{},
 		alerts: newRing[map[string]any](AlertsCap), dlDirty: true,
 		clients: map[*client]struct{}{},
@@ -264,40 +265,102 @@ func (a *Aggregator) Apply(e bus.Event) {
 		e.Time = a.now().UnixMilli()
 	}
 	var out any
-	switch e.Topic {
-	case bus.TopicTasks:
-		out = a.applyTask(e)
-	case bus.TopicAgents:
-		out = a.applyAgent(e)
-	case bus.TopicMessages:
-		a.applyMessage(e)
-	case bus.TopicStorage:
-		out = a.applyStorage(e)
-	case bus.TopicAlerts:
-		m := toMap(e.Data)
-		m["alert"] = e.Type
-		m["timestamp"] = e.Time
-		a.mu.Lock()
-		a.alerts.push(m)
-		a.mu.Unlock()
-		ev := map[string]any{"type": "alert"}
-		for k, v := range m {
-			ev[k] = v
+	switch d := e.Data.(type) {
+	case tasks.EventData:
+		out = a.applyTask(d, e.Time)
+	case tasks.PauseEvent:
+		out = workflowEvent{Type: "workflow_event", Event: d.Type, Timestamp: e.Time, Pause: &d}
+	case tasks.ScheduleEvent:
+		out = workflowEvent{Type: "workflow_event", Event: d.EventType(), Timestamp: e.Time, Schedule: &d}
+	case presence.Joined:
+		out = a.applyJoined(d.Entry, e.Time)
+	case presence.Left:
+		out = a.applyLeft(d, e.Time)
+	case presence.StatusChanged:
+		out = a.applyStatus(d.Entry, e.Time)
+	case agents.StateChange:
+		out = a.applyState(d, e.Time)
+	case messaging.Routed:
+		a.applyRouted(d, e.Time)
+	case messaging.ChannelPublished:
+		a.applyChannelPost(d, e.Time)
+	case alerts.Raised:
+		out = a.applyAlert(d.EventType(), d.Alert, e.Time)
+	case alerts.Cleared:
+		out = a.applyAlert(d.EventType(), d.Alert, e.Time)
+	case alerts.Acknowledged:
+		out = a.applyAlert(d.EventType(), d.Alert, e.Time)
+	default:
+		if entry, ok := a.applyStorage(e.Data); ok {
+			out = entry
 		}
-		ev["type"] = "alert"
-		out = ev
 	}
 	if out == nil {
 		return
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
-		a.log.Error("encode dashboard event", "event", "encode_failed", "type", e.Type, "err", err)
+		a.log.Error("encode dashboard event", "event", "encode_failed", "type", e.Type(), "err", err)
 		return
 	}
 	a.mu.Lock()
 	a.pending = append(a.pending, b)
 	a.mu.Unlock()
+}
+
+// The events frame and the snapshot once encoded the entries below from
+// maps, whose keys encoding/json sorts; the structs declare their fields
+// in that order so the bytes stay the same (TestGoldenFrames,
+// TestOutgoingKeysSorted).
+
+// agentJoined, agentLeft, statusChanged and stateChanged are the presence
+// and agent state entries of the events frame.
+type agentJoined struct {
+	AgentID      string   `json:"agent_id"`
+	Capabilities []string `json:"capabilities"`
+	Name         string   `json:"name"`
+	Timestamp    int64    `json:"timestamp"`
+	Type         string   `json:"type"`
+}
+
+type agentLeft struct {
+	AgentID   string `json:"agent_id"`
+	Timestamp int64  `json:"timestamp"`
+	Type      string `json:"type"`
+}
+
+type statusChanged struct {
+	AgentID   string `json:"agent_id"`
+	Status    string `json:"status"`
+	Timestamp int64  `json:"timestamp"`
+	Type      string `json:"type"`
+}
+
+type stateChanged struct {
+	AgentID   string       `json:"agent_id"`
+	Flags     []string     `json:"flags"`
+	From      agents.State `json:"from"`
+	TaskID    *string      `json:"task_id"`
+	Timestamp int64        `json:"timestamp"`
+	To        agents.State `json:"to"`
+	Type      string       `json:"type"`
+}
+
+// alertEntry is an alert event: in the snapshot's alert list, and with
+// Type "alert" in the events frame. Alert is the event type.
+type alertEntry struct {
+	AckNote   string `json:"ack_note,omitempty"`
+	AckedAt   int64  `json:"acked_at,omitempty"`
+	AckedBy   string `json:"acked_by,omitempty"`
+	Alert     string `json:"alert"`
+	ClearedAt int64  `json:"cleared_at,omitempty"`
+	Message   string `json:"message"`
+	Notify    bool   `json:"notify"`
+	RaisedAt  int64  `json:"raised_at"`
+	Rule      string `json:"rule"`
+	Severity  string `json:"severity"`
+	Timestamp int64  `json:"timestamp"`
+	Type      string `json:"type,omitempty"`
 }
 
 // taskEvent is a task_event of the events frame: the original's fields
@@ -327,39 +390,17 @@ type workflowEvent struct {
 	Schedule  *tasks.ScheduleEvent `json:"schedule,omitempty"`
 }
 
-func taskData(data any) (tasks.EventData, bool) {
-	switch d := data.(type) {
-	case tasks.EventData:
-		return d, true
-	case *tasks.EventData:
-		if d != nil {
-			return *d, true
-		}
-	}
-	return tasks.EventData{}, false
-}
-
-func (a *Aggregator) applyTask(e bus.Event) any {
-	switch w := e.Data.(type) {
-	case tasks.PauseEvent:
-		return workflowEvent{Type: "workflow_event", Event: e.Type, Timestamp: e.Time, Pause: &w}
-	case tasks.ScheduleEvent:
-		return workflowEvent{Type: "workflow_event", Event: e.Type, Timestamp: e.Time, Schedule: &w}
-	}
-	d, ok := taskData(e.Data)
-	if !ok {
-		return nil
-	}
+func (a *Aggregator) applyTask(d tasks.EventData, at int64) any {
 	// A failure's error text is on the task, not in the event.
 	var errText string
-	if e.Type == tasks.EventFailed {
+	if d.Type == tasks.EventFailed {
 		if t, err := a.queue.Get(d.TaskID); err == nil && t.LastError != nil {
 			errText = fmt.Sprint(t.LastError)
 		}
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	switch e.Type {
+	switch d.Type {
 	case tasks.EventCompleted:
 		// Completions are counted from the queue's event only: the
 		// original also counted the socket's task_complete, twice.
@@ -368,8 +409,8 @@ func (a *Aggregator) applyTask(e bus.Event) any {
 			tok = *d.TokensUsed
 		}
 		a.completions.push(completion{TaskID: d.TaskID, AgentID: d.AgentID, Description: d.Description,
-			DurationMs: d.RunMs, TokensUsed: tok, CompletedAt: e.Time})
-		b := a.bucketAt(e.Time)
+			DurationMs: d.RunMs, TokensUsed: tok, CompletedAt: at})
+		b := a.bucketAt(at)
 		b.completed++
 		b.durSum += d.RunMs
 		b.tokens += tok
@@ -382,23 +423,23 @@ func (a *Aggregator) applyTask(e bus.Event) any {
 			outcome = "dead_letter"
 		}
 		a.failures.push(failure{TaskID: d.TaskID, AgentID: d.AgentID, Description: d.Description,
-			DurationMs: d.RunMs, Error: errText, Outcome: outcome, FailedAt: e.Time})
-		b := a.bucketAt(e.Time)
+			DurationMs: d.RunMs, Error: errText, Outcome: outcome, FailedAt: at})
+		b := a.bucketAt(at)
 		b.failed++
 		if d.RunMs > 0 {
 			b.runs.add(d.RunMs)
 		}
 	case tasks.EventAssigned:
 		if d.WaitMs > 0 {
-			a.bucketAt(e.Time).waits.add(d.WaitMs)
+			a.bucketAt(at).waits.add(d.WaitMs)
 		}
 	case tasks.EventDeadLetter:
 		a.dlDirty = true
 		if d.Reason != "" {
 			// A deadline expiry: no task_failed came before it.
 			a.failures.push(failure{TaskID: d.TaskID, AgentID: d.AgentID, Description: d.Description,
-				Error: d.Reason, Outcome: "expired", FailedAt: e.Time})
-			a.bucketAt(e.Time).failed++
+				Error: d.Reason, Outcome: "expired", FailedAt: at})
+			a.bucketAt(at).failed++
 		}
 	case tasks.EventRetried:
 		a.dlDirty = true
@@ -411,9 +452,9 @@ func (a *Aggregator) applyTask(e bus.Event) any {
 		if errText != "" {
 			detail = errText
 		}
-		a.timelineLocked(d.AgentID, timelineEntry{Timestamp: e.Time, Kind: "task", Event: e.Type, TaskID: d.TaskID, Detail: clip(detail, 200)})
+		a.timelineLocked(d.AgentID, timelineEntry{Timestamp: at, Kind: "task", Event: d.Type, TaskID: d.TaskID, Detail: clip(detail, 200)})
 	}
-	ev := taskEvent{Type: "task_event", TaskID: d.TaskID, Event: e.Type, Timestamp: e.Time, Status: string(d.Status),
+	ev := taskEvent{Type: "task_event", TaskID: d.TaskID, Event: d.Type, Timestamp: at, Status: string(d.Status),
 		Priority: d.Priority, Description: clip(d.Description, 200), Reason: d.Reason, RunMs: d.RunMs, WaitMs: d.WaitMs,
 		Generation: d.Generation}
 	if d.AgentID != "" {
@@ -423,204 +464,146 @@ func (a *Aggregator) applyTask(e bus.Event) any {
 	return ev
 }
 
-func (a *Aggregator) applyAgent(e bus.Event) any {
+func (a *Aggregator) applyJoined(p presence.Entry, at int64) any {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	switch e.Type {
-	case presence.EventJoined:
-		p, ok := e.Data.(presence.Entry)
-		if !ok {
-			return nil
-		}
-		delete(a.left, p.AgentID)
-		a.timelineLocked(p.AgentID, timelineEntry{Timestamp: e.Time, Kind: "presence", Event: "connected",
-			Detail: "capabilities: " + joinOr(p.Capabilities, "none")})
-		return map[string]any{"type": "agent_joined", "agent_id": p.AgentID, "name": p.Name,
-			"capabilities": nonNil(p.Capabilities), "timestamp": e.Time}
-	case presence.EventLeft:
-		id := str(asMap(e.Data), "agent_id")
-		if id == "" {
-			return nil
-		}
-		a.left[id] = e.Time
-		a.timelineLocked(id, timelineEntry{Timestamp: e.Time, Kind: "presence", Event: "disconnected"})
-		return map[string]any{"type": "agent_left", "agent_id": id, "timestamp": e.Time}
-	case presence.EventStatusChanged:
-		p, ok := e.Data.(presence.Entry)
-		if !ok {
-			return nil
-		}
-		a.timelineLocked(p.AgentID, timelineEntry{Timestamp: e.Time, Kind: "presence", Event: "status", Detail: clip(p.Status, 200)})
-		return map[string]any{"type": "status_changed", "agent_id": p.AgentID, "status": p.Status, "timestamp": e.Time}
-	case agents.EventStateChanged:
-		ch, ok := e.Data.(agents.StateChange)
-		if !ok {
-			return nil
-		}
-		a.timelineLocked(ch.AgentID, timelineEntry{Timestamp: e.Time, Kind: "state",
-			Event: string(ch.From) + " → " + string(ch.To), TaskID: ch.TaskID})
-		return map[string]any{"type": "agent_state_changed", "agent_id": ch.AgentID, "from": ch.From, "to": ch.To,
-			"task_id": nullable(ch.TaskID), "flags": nonNil(ch.Flags), "timestamp": e.Time}
-	}
-	return nil
+	delete(a.left, p.AgentID)
+	a.timelineLocked(p.AgentID, timelineEntry{Timestamp: at, Kind: "presence", Event: "connected",
+		Detail: "capabilities: " + joinOr(p.Capabilities, "none")})
+	return agentJoined{Type: presence.EventJoined, AgentID: p.AgentID, Name: p.Name, Capabilities: nonNil(p.Capabilities), Timestamp: at}
 }
 
-// applyMessage records messages in the agents' timelines only: message
-// traffic can be heavy and the page does not need it live.
-func (a *Aggregator) applyMessage(e bus.Event) {
-	m := asMap(e.Data)
-	from, id := str(m, "from"), str(m, "id")
+func (a *Aggregator) applyLeft(l presence.Left, at int64) any {
+	if l.AgentID == "" {
+		return nil
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	switch e.Type {
-	case messaging.EventMessageRouted:
-		to := str(m, "to")
-		if str(m, "kind") == "broadcast" || to == "" || to == "null" {
-			a.timelineLocked(from, timelineEntry{Timestamp: e.Time, Kind: "message", Event: "broadcast sent", Detail: id})
-			return
-		}
-		// The detail says what kind of message and what became of it; the
-		// id finds it in the messages view.
-		detail := cmp.Or(str(m, "type"), messaging.DefaultType) + " message, " + str(m, "outcome") + ", id " + id
-		a.timelineLocked(from, timelineEntry{Timestamp: e.Time, Kind: "message", Event: "sent to " + to, Detail: detail})
-		a.timelineLocked(to, timelineEntry{Timestamp: e.Time, Kind: "message", Event: "received from " + from, Detail: detail})
-	case messaging.EventChannelPublished:
-		a.timelineLocked(from, timelineEntry{Timestamp: e.Time, Kind: "message", Event: "posted to #" + str(m, "channel"), Detail: id})
-	}
+	a.left[l.AgentID] = at
+	a.timelineLocked(l.AgentID, timelineEntry{Timestamp: at, Kind: "presence", Event: "disconnected"})
+	return agentLeft{Type: presence.EventLeft, AgentID: l.AgentID, Timestamp: at}
 }
 
-func (a *Aggregator) applyStorage(e bus.Event) any {
-	m := toMap(e.Data)
-	if _, ok := m["timestamp"]; !ok {
-		m["timestamp"] = e.Time
-	}
-	tables := tablesOf(m)
+func (a *Aggregator) applyStatus(p presence.Entry, at int64) any {
 	a.mu.Lock()
-	switch e.Type {
-	case resilience.EventCompactionComplete, resilience.EventCompactionFailed:
+	defer a.mu.Unlock()
+	a.timelineLocked(p.AgentID, timelineEntry{Timestamp: at, Kind: "presence", Event: "status", Detail: clip(p.Status, 200)})
+	return statusChanged{Type: presence.EventStatusChanged, AgentID: p.AgentID, Status: p.Status, Timestamp: at}
+}
+
+func (a *Aggregator) applyState(ch agents.StateChange, at int64) any {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.timelineLocked(ch.AgentID, timelineEntry{Timestamp: at, Kind: "state",
+		Event: string(ch.From) + " → " + string(ch.To), TaskID: ch.TaskID})
+	return stateChanged{Type: agents.EventStateChanged, AgentID: ch.AgentID, From: ch.From, To: ch.To,
+		TaskID: nullable(ch.TaskID), Flags: nonNil(ch.Flags), Timestamp: at}
+}
+
+// applyRouted and applyChannelPost record messages in the agents'
+// timelines only: message traffic can be heavy and the page does not need
+// it live.
+func (a *Aggregator) applyRouted(m messaging.Routed, at int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if m.Kind == "broadcast" || m.To == "" {
+		a.timelineLocked(m.From, timelineEntry{Timestamp: at, Kind: "message", Event: "broadcast sent", Detail: m.ID})
+		return
+	}
+	// The detail says what kind of message and what became of it; the id
+	// finds it in the messages view.
+	detail := cmp.Or(m.Type, messaging.DefaultType) + " message, " + m.Outcome + ", id " + m.ID
+	a.timelineLocked(m.From, timelineEntry{Timestamp: at, Kind: "message", Event: "sent to " + m.To, Detail: detail})
+	a.timelineLocked(m.To, timelineEntry{Timestamp: at, Kind: "message", Event: "received from " + m.From, Detail: detail})
+}
+
+func (a *Aggregator) applyChannelPost(m messaging.ChannelPublished, at int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.timelineLocked(m.From, timelineEntry{Timestamp: at, Kind: "message", Event: "posted to #" + m.Channel, Detail: m.ID})
+}
+
+// applyAlert keeps the alert in the snapshot's list and returns its
+// events frame entry.
+func (a *Aggregator) applyAlert(kind string, al alerts.Alert, at int64) any {
+	entry := alertEntry{Alert: kind, Rule: al.Rule, Severity: al.Severity, Message: al.Message, RaisedAt: al.RaisedAt,
+		ClearedAt: al.ClearedAt, Notify: al.Notify, AckedAt: al.AckedAt, AckedBy: al.AckedBy, AckNote: al.AckNote, Timestamp: at}
+	a.mu.Lock()
+	a.alerts.push(objectOf(entry))
+	a.mu.Unlock()
+	entry.Type = "alert"
+	return entry
+}
+
+// applyStorage folds a storage event into the storage state and returns
+// its events frame entry; false for a payload that is not a storage
+// event.
+func (a *Aggregator) applyStorage(p bus.Payload) (storageEntry, bool) {
+	entry, ok := storageEntryOf(p)
+	if !ok {
+		return storageEntry{}, false
+	}
+	a.mu.Lock()
+	switch d := p.(type) {
+	case resilience.CompactionCompleteEvent:
 		// One history entry per run: a failed run publishes both events,
 		// the second only adds its failures.
-		if e.Type == resilience.EventCompactionComplete || len(list(m, "results")) > 0 {
-			entry := map[string]any{"timestamp": m["timestamp"], "results": normalizeResults(list(m, "results"))}
-			if t := str(m, "trigger"); t != "" {
-				entry["trigger"] = t
-			}
-			a.compactions.push(entry)
-		}
-		if e.Type == resilience.EventCompactionComplete {
-			m["results"] = normalizeResults(list(m, "results"))
-		} else {
-			m["failures"] = normalizeFailures(m)
-		}
-	case resilience.EventBackupComplete:
-		for _, t := range stringsOf(m["tables_backed_up"]) {
+		a.compactions.push(compactionEntry{Results: entry.Results, Timestamp: d.Timestamp, Trigger: d.Trigger})
+	case resilience.BackupCompleteEvent:
+		for _, t := range d.TablesBackedUp {
 			delete(a.backupFailed, t)
 		}
-		if len(stringsOf(m["tables_backed_up"])) == 0 && len(tables) == 0 {
+		if len(d.TablesBackedUp) == 0 && len(backupErrorTables(d.Results)) == 0 {
 			clear(a.backupFailed)
 		}
-	case resilience.EventBackupFailed:
-		reason := str(m, "reason")
-		if len(tables) == 0 {
-			tables = []string{"all"}
+	case resilience.BackupFailedEvent:
+		for _, t := range tablesOrAll(failedTables(d.Failures)) {
+			a.backupFailed[t] = d.Reason
 		}
-		for _, t := range tables {
-			a.backupFailed[t] = reason
-		}
-	case resilience.EventDrillComplete:
+	case resilience.DrillCompleteEvent:
+		tables := drillErrorTables(d.Results)
 		for _, t := range tables {
 			delete(a.drillFailed, t)
 		}
 		if len(tables) == 0 {
 			clear(a.drillFailed)
 		}
-	case resilience.EventDrillFailed:
-		if len(tables) == 0 {
-			tables = []string{"all"}
+	case resilience.DrillFailedEvent:
+		for _, t := range tablesOrAll(failedTables(d.Failures)) {
+			a.drillFailed[t] = d.Reason
 		}
-		for _, t := range tables {
-			a.drillFailed[t] = str(m, "reason")
+	case resilience.DegradedModeEvent:
+		if d.Table != "" {
+			a.degraded[d.Table] = d.Timestamp
 		}
-	case resilience.EventDegradedMode:
-		for _, t := range tables {
-			a.degraded[t] = num(m, "timestamp")
-		}
-	case resilience.EventRecoveryComplete:
+	case resilience.RecoveryCompleteEvent:
 		a.dlDirty = true
-		if str(m, "status") != "degraded" {
-			for _, t := range tables {
-				delete(a.degraded, t)
-			}
-		}
+		delete(a.degraded, d.Table)
 	}
-	switch e.Type {
-	case resilience.EventCompactionComplete, resilience.EventDrillComplete:
+	switch p.(type) {
+	case resilience.CompactionCompleteEvent, resilience.DrillCompleteEvent:
 		// Routine successes stay out of the event log; history shows them.
 	default:
-		log := map[string]any{"type": e.Type}
-		for k, v := range m {
-			if k != "results" {
-				log[k] = v
-			}
-		}
-		a.storageEvents.push(log)
+		log := entry
+		log.Results = nil
+		a.storageEvents.push(objectOf(log))
 	}
 	a.mu.Unlock()
 	a.KickStorage()
-	out := map[string]any{}
-	for k, v := range m {
-		out[k] = v
-	}
-	out["type"] = e.Type
-	return out
-}
-
-// normalizeResults keeps every key of a compaction result and makes the
-// original's fields dependable: a table, a status and duration_ms (0 if
-// absent); reasons are strings.
-func normalizeResults(rs []map[string]any) []map[string]any {
-	out := make([]map[string]any, 0, len(rs))
-	for _, r := range rs {
-		c := map[string]any{}
-		for k, v := range r {
-			c[k] = v
-		}
-		c["table"] = str(r, "table")
-		c["status"] = str(r, "status")
-		c["duration_ms"] = num(r, "duration_ms")
-		if _, ok := r["reason"]; ok {
-			c["reason"] = str(r, "reason")
-		}
-		out = append(out, c)
-	}
-	return out
-}
-
-// normalizeFailures is the failures list of compaction_failed: given, or
-// the error results.
-func normalizeFailures(m map[string]any) []map[string]any {
-	src := list(m, "failures")
-	if len(src) == 0 {
-		for _, r := range list(m, "results") {
-			if s := str(r, "status"); s == "error" || s == "failed" {
-				src = append(src, r)
-			}
-		}
-	}
-	out := make([]map[string]any, 0, len(src))
-	for _, f := range src {
-		reason := str(f, "reason")
-		if reason == "" {
-			reason = "unknown"
-		}
-		out = append(out, map[string]any{"table": str(f, "table"), "reason": reason})
-	}
-	return out
+	return entry, true
 }
 
 // Flush sends the events gathered since the last flush to every socket as
 // one frame, encoded once.
 func (a *Aggregator) Flush() {
+	if frame := a.eventsFrame(); frame != nil {
+		a.broadcast(frame)
+	}
+}
+
+// eventsFrame takes the events gathered since the last call and encodes
+// them as one events frame; nil when there is nothing to send.
+func (a *Aggregator) eventsFrame() []byte {
 	a.mu.Lock()
 	pending := a.pending
 	a.pending = nil
@@ -631,7 +614,7 @@ func (a *Aggregator) Flush() {
 		pending = append(pending, json.RawMessage(`{"type":"resync"}`))
 	}
 	if len(pending) == 0 {
-		return
+		return nil
 	}
 	var buf bytes.Buffer
 	buf.WriteString(`{"type":"events","data":[`)
@@ -642,7 +625,7 @@ func (a *Aggregator) Flush() {
 		buf.Write(p)
 	}
 	buf.WriteString(`]}`)
-	a.broadcast(buf.Bytes())
+	return buf.Bytes()
 }
 
 // sampleDepth records the queue depth for the chart and, every
@@ -993,17 +976,6 @@ func joinOr(s []string, def string) string {
 	out := s[0]
 	for _, x := range s[1:] {
 		out += ", " + x
-	}
-	return out
-}
-
-func stringsOf(v any) []string {
-	arr, _ := v.([]any)
-	var out []string
-	for _, e := range arr {
-		if s, ok := e.(string); ok {
-			out = append(out, s)
-		}
 	}
 	return out
 }

@@ -154,7 +154,7 @@ func TestHealthConditions(t *testing.T) {
 	waitState(t, h, "agent back", func(s map[string]any) bool { return obj(s, "health")["status"] == "ok" })
 
 	// Degraded mode is critical until the table is restored.
-	h.Bus.Publish(bus.Event{Topic: bus.TopicStorage, Type: resilience.EventDegradedMode, Data: map[string]any{"table": "agent_mailbox"}})
+	bus.Publish(h.Bus, resilience.DegradedModeEvent{Table: "agent_mailbox"})
 	s = waitState(t, h, "degraded", func(s map[string]any) bool { return obj(s, "health")["status"] == "critical" })
 	if d := describe(obj(s, "storage")["degraded_tables"]); d != `["agent_mailbox"]` {
 		t.Fatalf("degraded tables: %s", d)
@@ -364,8 +364,7 @@ func TestBatching(t *testing.T) {
 	eventually(t, "client registered", func() bool { return agg.Clients() == 1 })
 	const n = 25
 	for i := range n {
-		agg.Apply(bus.Event{Topic: bus.TopicStorage, Type: resilience.EventBackupComplete,
-			Data: map[string]any{"tables_backed_up": []string{fmt.Sprint("t", i)}}})
+		agg.Apply(bus.Event{Data: resilience.BackupCompleteEvent{TablesBackedUp: []string{fmt.Sprint("t", i)}}})
 	}
 	agg.Flush()
 	f := c.Expect("events")

@@ -64,7 +64,7 @@ func benchAggregator(b *testing.B) *Aggregator {
 	a := NewAggregator(Config{}, Deps{Bus: bb, Queue: newBenchQueue(1000), Agents: ags, Presence: benchPresence{}})
 	b.Cleanup(a.sub.Close)
 	for i := range 200 {
-		a.Apply(bus.Event{Topic: bus.TopicTasks, Type: tasks.EventCompleted, Data: tasks.EventData{TaskID: fmt.Sprint(i), AgentID: "agent-1", RunMs: 1000}})
+		a.Apply(bus.Event{Data: tasks.EventData{Type: tasks.EventCompleted, TaskID: fmt.Sprint(i), AgentID: "agent-1", RunMs: 1000}})
 	}
 	return a
 }
@@ -89,7 +89,7 @@ func BenchmarkFlush100Clients(b *testing.B) {
 		cs = append(cs, c)
 		a.addClient(c)
 	}
-	ev := bus.Event{Topic: bus.TopicTasks, Type: tasks.EventSubmitted, Data: tasks.EventData{TaskID: "task-1", Description: "x"}}
+	ev := bus.Event{Data: tasks.EventData{Type: tasks.EventSubmitted, TaskID: "task-1", Description: "x"}}
 	b.ReportAllocs()
 	for b.Loop() {
 		for range 20 {

@@ -9,7 +9,7 @@ import (
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/presence"
-	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/storage"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
@@ -187,14 +187,18 @@ type Deps struct {
 	NotifyCancel func(agentID, taskID string) bool
 	// Series keeps the chart history across restarts; nil keeps it in
 	// memory only.
-	Series *store.Table
+	Series storage.SeriesStore
 	// Alerts lists the alerter's active and past alerts (optional).
 	Alerts AlertSource
 	// Messages reads messaging for the messages view (optional).
 	Messages MessageSource
 	// PushSubscriptions holds web push subscriptions; nil disables push.
-	PushSubscriptions *store.Table
+	PushSubscriptions storage.PushSubscriptionStore
 	// DataDir holds the VAPID key file.
 	DataDir string
-	Log     *slog.Logger
+	// SharedKeys, when set, keeps the VAPID keys in these settings
+	// instead of DataDir: on a store several hubs share, so that they all
+	// push with the key pair browsers subscribed with.
+	SharedKeys storage.SettingsStore
+	Log        *slog.Logger
 }

@@ -69,7 +69,7 @@ func New(cfg Config, d Deps) (*Dashboard, error) {
 	db.agg = NewAggregator(cfg, d)
 	var sender PushSender
 	if d.PushSubscriptions != nil {
-		keys, err := webpush.ResolveKeys(cfg.VAPIDPublicKey, cfg.VAPIDPrivateKey, filepath.Join(d.DataDir, webpush.KeysFileName))
+		keys, err := resolveKeys(cfg, d)
 		if err != nil {
 			db.agg.sub.Close()
 			return nil, fmt.Errorf("dashboard push keys: %w", err)
@@ -86,6 +86,20 @@ func New(cfg Config, d Deps) (*Dashboard, error) {
 	}
 	db.notifier = NewNotifier(cfg, d.Bus, sender, db.agg.Health, log)
 	return db, nil
+}
+
+// keysTimeout bounds reading (or creating) the shared VAPID keys.
+const keysTimeout = 30 * time.Second
+
+// resolveKeys finds the VAPID keys: the configuration's, else the shared
+// store's, else the data directory's file.
+func resolveKeys(cfg Config, d Deps) (*webpush.Keys, error) {
+	if d.SharedKeys != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), keysTimeout)
+		defer cancel()
+		return webpush.ResolveSharedKeys(ctx, cfg.VAPIDPublicKey, cfg.VAPIDPrivateKey, d.SharedKeys)
+	}
+	return webpush.ResolveKeys(cfg.VAPIDPublicKey, cfg.VAPIDPrivateKey, filepath.Join(d.DataDir, webpush.KeysFileName))
 }
 
 // Aggregator returns the dashboard's aggregator.

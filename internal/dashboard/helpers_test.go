@@ -33,9 +33,9 @@ type fakeStorage struct {
 	failCompact bool
 }
 
-func (f *fakeStorage) publish(typ string, data map[string]any) {
+func (f *fakeStorage) publish(p bus.Payload) {
 	if b := f.bus.Load(); b != nil {
-		b.Publish(bus.Event{Topic: bus.TopicStorage, Type: typ, Data: data})
+		bus.Publish(b, p)
 	}
 }
 
@@ -57,7 +57,7 @@ func (f *fakeStorage) Backup(context.Context) (any, error) {
 	f.mu.Lock()
 	f.lastBackup = &now
 	f.mu.Unlock()
-	f.publish(resilience.EventBackupComplete, map[string]any{"timestamp": now, "tables_backed_up": store.AdminTables()})
+	f.publish(resilience.BackupCompleteEvent{Timestamp: now, TablesBackedUp: store.AdminTables()})
 	return map[string]any{"status": "complete", "tables_total": 9, "tables_success": 9}, nil
 }
 
@@ -70,19 +70,26 @@ func (f *fakeStorage) Compact(_ context.Context, table string, force bool) (any,
 	f.compactions++
 	fail := f.failCompact
 	var results []map[string]any
+	var typed []resilience.CompactResult
+	var failures []resilience.Failure
 	for _, t := range tables {
 		r := map[string]any{"table": t, "status": "compacted", "duration_ms": 12, "bytes_saved": 8192}
+		tr := resilience.CompactResult{Table: t, Status: "compacted", DurationMs: ptr(int64(12)), BytesSaved: 8192}
 		if fail {
 			r = map[string]any{"table": t, "status": "error", "reason": "disk full", "duration_ms": 3}
+			tr = resilience.CompactResult{Table: t, Status: "error", Reason: "disk full", DurationMs: ptr(int64(3))}
+			failures = append(failures, resilience.Failure{Table: t, Reason: "disk full"})
 		}
 		results = append(results, r)
+		typed = append(typed, tr)
 	}
-	entry := map[string]any{"timestamp": time.Now().UnixMilli(), "results": results, "trigger": "manual"}
+	at := time.Now().UnixMilli()
+	entry := map[string]any{"timestamp": at, "results": results, "trigger": "manual"}
 	f.history = append([]map[string]any{entry}, f.history...)
 	f.mu.Unlock()
-	f.publish(resilience.EventCompactionComplete, entry)
+	f.publish(resilience.CompactionCompleteEvent{Timestamp: at, Results: typed, Trigger: resilience.TriggerManual})
 	if fail {
-		f.publish(resilience.EventCompactionFailed, map[string]any{"timestamp": entry["timestamp"], "failures": results})
+		f.publish(resilience.CompactionFailedEvent{Timestamp: at, Failures: failures, Trigger: resilience.TriggerManual})
 		return map[string]any{"results": results}, errors.New("compaction failed: disk full")
 	}
 	return map[string]any{"status": "complete", "results": results, "force": force}, nil
@@ -99,7 +106,7 @@ func (f *fakeStorage) Restore(_ context.Context, table, backup string, dryRun bo
 	f.mu.Lock()
 	f.restores = append(f.restores, table+"@"+backup)
 	f.mu.Unlock()
-	f.publish(resilience.EventRecoveryComplete, map[string]any{"table": table, "trigger": "manual", "backup_used": backup, "record_count": 7})
+	f.publish(resilience.RecoveryCompleteEvent{Table: table, Trigger: resilience.TriggerManual, BackupUsed: backup, RecordCount: 7})
 	return res, nil
 }
 
@@ -205,3 +212,5 @@ func describe(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+func ptr[T any](v T) *T { return &v }

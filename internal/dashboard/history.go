@@ -1,19 +1,19 @@
 package dashboard
 
 import (
-	"encoding/binary"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"time"
 
-	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/storage"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
 // Chart history bounds: one point per minute for seven days, kept in
-// memory and in the dashboard_series table so the charts survive a
-// restart.
+// memory and in the series store so the charts survive a restart.
 const (
 	HistoryMinutes = 7 * 24 * 60
 	// sampleCap bounds the wait and run samples of one minute; beyond it
@@ -160,7 +160,8 @@ func (a *Aggregator) sealLocked(nowMs int64) {
 	}
 }
 
-func seriesKey(minute int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(minute)) }
+// historyTimeout bounds one read or write of the chart history.
+const historyTimeout = 30 * time.Second
 
 // loadHistory reads the stored minutes of the last HistoryMinutes.
 // Undecodable records are skipped (and overwritten or pruned later): the
@@ -169,20 +170,23 @@ func (a *Aggregator) loadHistory() error {
 	if a.series == nil {
 		return nil
 	}
-	oldest := a.now().UnixMilli()/minuteMs - HistoryMinutes + 1
-	loaded := map[int64]*bucket{}
-	err := a.series.View(func(tx *store.Tx) error {
-		return tx.ScanFrom(seriesKey(oldest), func(k, v []byte) error {
-			var p SeriesPoint
-			if len(k) != 8 || json.Unmarshal(v, &p) != nil || p.T/minuteMs != int64(binary.BigEndian.Uint64(k)) {
-				return nil
-			}
-			loaded[p.T/minuteMs] = bucketFrom(p)
-			return nil
-		})
-	})
+	nowMin := a.now().UnixMilli() / minuteMs
+	oldest := nowMin - HistoryMinutes + 1
+	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
+	defer cancel()
+	// Up to the end of time: minutes a clock set back left ahead of now
+	// are loaded as before.
+	rows, err := a.series.Range(ctx, max(oldest, 0), 1<<62)
 	if err != nil {
 		return fmt.Errorf("load chart history: %w", err)
+	}
+	loaded := map[int64]*bucket{}
+	for _, r := range rows {
+		var p SeriesPoint
+		if json.Unmarshal(r.Body, &p) != nil || p.T/minuteMs != r.Minute {
+			continue
+		}
+		loaded[r.Minute] = bucketFrom(p)
 	}
 	a.mu.Lock()
 	for m, b := range loaded {
@@ -194,13 +198,9 @@ func (a *Aggregator) loadHistory() error {
 	return nil
 }
 
-// persistHistory writes the minutes changed since the last call and
-// deletes stored minutes older than the history, in one commit.
+// persistHistory writes the minutes changed since the last call, then
+// deletes stored minutes older than the history.
 func (a *Aggregator) persistHistory() error {
-	type rec struct {
-		key []byte
-		val []byte
-	}
 	a.mu.Lock()
 	nowMs := a.now().UnixMilli()
 	oldest := a.pruneLocked(nowMs)
@@ -209,7 +209,7 @@ func (a *Aggregator) persistHistory() error {
 		a.mu.Unlock()
 		return nil
 	}
-	var recs []rec
+	var rows []storage.SeriesRow
 	var written []*bucket
 	for _, b := range a.hist {
 		if !b.dirty {
@@ -220,34 +220,25 @@ func (a *Aggregator) persistHistory() error {
 			a.mu.Unlock()
 			return fmt.Errorf("encode chart minute: %w", err)
 		}
-		recs = append(recs, rec{seriesKey(b.minute), v})
+		rows = append(rows, storage.SeriesRow{Minute: b.minute, Body: v})
 		written = append(written, b)
 		b.dirty = false
 	}
 	a.mu.Unlock()
-	err := a.series.Update(func(tx *store.Tx) error {
-		for _, r := range recs {
-			if err := tx.Put(r.key, r.val); err != nil {
-				return err
-			}
+	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
+	defer cancel()
+	// Minutes before 1970 (a clock far off) cannot be stored; they stay
+	// in memory only.
+	rows = slices.DeleteFunc(rows, func(r storage.SeriesRow) bool { return r.Minute < 0 })
+	var err error
+	for chunk := range slices.Chunk(rows, storage.MaxSeriesPut) {
+		if err = a.series.Put(ctx, chunk); err != nil {
+			break
 		}
-		var stale [][]byte
-		if err := tx.Scan(nil, func(k, _ []byte) error {
-			if len(k) != 8 || int64(binary.BigEndian.Uint64(k)) < oldest {
-				stale = append(stale, slices.Clone(k))
-				return nil
-			}
-			return errStopScan
-		}); err != nil && err != errStopScan {
-			return err
-		}
-		for _, k := range stale {
-			if err := tx.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	if err == nil {
+		_, err = a.series.Trim(ctx, oldest)
+	}
 	if err != nil {
 		a.mu.Lock()
 		for _, b := range written {
@@ -258,8 +249,6 @@ func (a *Aggregator) persistHistory() error {
 	}
 	return nil
 }
-
-var errStopScan = fmt.Errorf("stop scan")
 
 // SeriesRange is the answer of GET /api/dashboard/series: points of
 // StepMs each, oldest first, from Start to End (the current step).

@@ -6,21 +6,25 @@ import (
 
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/presence"
+	"github.com/agentcom/agentcom/internal/storage"
+	"github.com/agentcom/agentcom/internal/storage/boltdriver"
+	"github.com/agentcom/agentcom/internal/storage/pgdriver"
 	"github.com/agentcom/agentcom/internal/store"
 	"github.com/agentcom/agentcom/internal/tasks"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 type fixedPresence []presence.Entry
 
 func (p fixedPresence) List() []presence.Entry { return p }
 
-func openSeries(t *testing.T, dir string) (*store.DB, *store.Table) {
+func openSeries(t *testing.T, dir string) (*store.DB, storage.SeriesStore) {
 	t.Helper()
-	db, err := store.Open(dir, []string{store.DashboardSeries}, store.Options{})
+	d, db, err := boltdriver.OpenDir(dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return db, db.MustTable(store.DashboardSeries)
+	return db, d.Series()
 }
 
 // TestHistoryPersistsPrunesAndDownsamples: minutes written to the table
@@ -29,10 +33,31 @@ func openSeries(t *testing.T, dir string) (*store.DB, *store.Table) {
 // the percentiles are of the minute's samples.
 func TestHistoryPersistsPrunesAndDownsamples(t *testing.T) {
 	dir := t.TempDir()
-	db, tbl := openSeries(t, dir)
+	testHistory(t, func() (storage.SeriesStore, func() error) {
+		db, s := openSeries(t, dir)
+		return s, db.Close
+	})
+}
+
+// TestHistoryPostgres: the same on PostgreSQL.
+func TestHistoryPostgres(t *testing.T) {
+	url := testenv.Postgres(t)
+	testHistory(t, func() (storage.SeriesStore, func() error) {
+		d, err := pgdriver.Open(t.Context(), url, pgdriver.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Series(), d.Close
+	})
+}
+
+// testHistory runs the history test on the store open returns; the store
+// is closed and opened again in the middle (a restart).
+func testHistory(t *testing.T, open func() (storage.SeriesStore, func() error)) {
+	tbl, closeStore := open()
 	now := time.Date(2026, 12, 2, 10, 30, 0, 0, time.UTC)
 	clock := now
-	newAgg := func(tbl *store.Table) *Aggregator {
+	newAgg := func(tbl storage.SeriesStore) *Aggregator {
 		a := NewAggregator(Config{}, Deps{Bus: bus.New(), Queue: newBenchQueue(0), Agents: benchAgents{},
 			Presence: fixedPresence{{AgentID: "a1"}, {AgentID: "a2"}}, Series: tbl})
 		a.now = func() time.Time { return clock }
@@ -42,7 +67,8 @@ func TestHistoryPersistsPrunesAndDownsamples(t *testing.T) {
 	a := newAgg(tbl)
 	ms := func(d time.Duration) int64 { return clock.Add(d).UnixMilli() }
 	ev := func(typ string, at int64, d tasks.EventData) {
-		a.Apply(bus.Event{Topic: bus.TopicTasks, Type: typ, Time: at, Data: d})
+		d.Type = typ
+		a.Apply(bus.Event{Time: at, Data: d})
 	}
 	// An old minute, eight days back, and two recent ones.
 	ev(tasks.EventCompleted, ms(-8*24*time.Hour), tasks.EventData{TaskID: "old", RunMs: 5})
@@ -64,15 +90,15 @@ func TestHistoryPersistsPrunesAndDownsamples(t *testing.T) {
 	}
 	a.mu.Unlock()
 	// The eight-day-old minute was pruned, in memory and on disk.
-	if n, _ := tbl.Count(); n != 3 {
-		t.Fatalf("stored minutes: %d, want 3", n)
+	if rows, _ := tbl.Range(t.Context(), 0, 1<<62); len(rows) != 3 {
+		t.Fatalf("stored minutes: %d, want 3", len(rows))
 	}
-	if err := db.Close(); err != nil {
+	if err := closeStore(); err != nil {
 		t.Fatal(err)
 	}
 
-	db, tbl = openSeries(t, dir)
-	defer db.Close()
+	tbl, closeStore = open()
+	defer closeStore()
 	b := newAgg(tbl)
 	r := b.History(10, 1)
 	if len(r.Points) != 10 || r.StepMs != 60000 || r.End != now.UnixMilli() {

@@ -186,7 +186,7 @@ func TestAssetsAndPushRoutes(t *testing.T) {
 	if _, k := h.Do("GET", "/api/dashboard/vapid-key", "", nil); k["vapid_public_key"] != key {
 		t.Fatalf("VAPID key changed across a restart")
 	}
-	subs, err := webpush.NewSubscriptions(h.DB.MustTable("push_subscriptions"), webpush.EndpointPolicy{}).List()
+	subs, err := webpush.NewSubscriptions(h.Driver.PushSubscriptions(), webpush.EndpointPolicy{}).List(t.Context())
 	if err != nil || len(subs) != 1 || subs[0].Endpoint != "https://push.example.com/send/abc" {
 		t.Fatalf("subscriptions after restart: %v %v", subs, err)
 	}

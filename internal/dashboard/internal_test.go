@@ -2,13 +2,14 @@ package dashboard
 
 import (
 	"context"
-	"github.com/agentcom/agentcom/internal/resilience"
 	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/agentcom/agentcom/internal/bus"
+	"github.com/agentcom/agentcom/internal/messaging"
+	"github.com/agentcom/agentcom/internal/resilience"
 	"github.com/agentcom/agentcom/internal/sendq"
 	"github.com/agentcom/agentcom/internal/tasks"
 	"github.com/agentcom/agentcom/internal/webpush"
@@ -28,11 +29,16 @@ func (f *fakePush) Notify(_ context.Context, n webpush.Notification) (webpush.Br
 
 func TestRules(t *testing.T) {
 	task := func(typ, agent, reason string) bus.Event {
-		return bus.Event{Topic: bus.TopicTasks, Type: typ, Data: tasks.EventData{TaskID: "task-1", AgentID: agent,
+		return bus.Event{Data: tasks.EventData{Type: typ, TaskID: "task-1", AgentID: agent,
 			Description: "build it", Reason: reason}}
 	}
-	storage := func(typ string, data map[string]any) bus.Event {
-		return bus.Event{Topic: bus.TopicStorage, Type: typ, Data: data}
+	storage := func(p bus.Payload) bus.Event { return bus.Event{Data: p} }
+	fail := func(tables ...string) []resilience.Failure {
+		var fs []resilience.Failure
+		for _, t := range tables {
+			fs = append(fs, resilience.Failure{Table: t})
+		}
+		return fs
 	}
 	cases := []struct {
 		name  string
@@ -46,17 +52,17 @@ func TestRules(t *testing.T) {
 		{"deadline dead letter", task(tasks.EventDeadLetter, "", "deadline exceeded"), TitleAlert, "Task dead-lettered: build it (task-1) -- deadline exceeded"},
 		{"offline with a task", task(tasks.EventReclaimed, "a", tasks.ReasonDisconnect), TitleAlert, "Agent offline: a (task task-1 returned to the queue)"},
 		{"other reclaims are silent", task(tasks.EventReclaimed, "a", tasks.ReasonLeaseExpired), "", ""},
-		{"backup ok", storage(resilience.EventBackupComplete, nil), "", ""},
-		{"backup failed", storage(resilience.EventBackupFailed, map[string]any{"reason": "disk full"}), TitleAlert, "Backup failed: all tables -- disk full"},
-		{"compaction ok", storage(resilience.EventCompactionComplete, nil), "", ""},
-		{"compaction failed", storage(resilience.EventCompactionFailed, map[string]any{"failures": []any{map[string]any{"table": "a"}, map[string]any{"table": "b"}}}), TitleAlert, "Compaction failed: a, b"},
-		{"drill ok", storage(resilience.EventDrillComplete, map[string]any{"table": "t"}), "", ""},
-		{"drill failed", storage(resilience.EventDrillFailed, map[string]any{"table": "t", "reason": "checksum"}), TitleAlert, "Restore drill failed: t -- checksum"},
-		{"manual restore ok", storage(resilience.EventRecoveryComplete, map[string]any{"table": "t", "trigger": "manual"}), "", ""},
-		{"auto restore", storage(resilience.EventRecoveryComplete, map[string]any{"table": "t", "trigger": "auto"}), TitleAlert, "Auto-restore: t restored from backup"},
-		{"restore failed", storage(resilience.EventRecoveryFailed, map[string]any{"table": "t", "trigger": "manual", "reason": "no backup"}), TitleCritical, "Storage recovery FAILED: t -- no backup"},
-		{"degraded", storage(resilience.EventDegradedMode, map[string]any{"table": "t"}), TitleCritical, "Storage degraded: t running empty after data loss"},
-		{"messages are silent", bus.Event{Topic: bus.TopicMessages, Type: "message_routed"}, "", ""},
+		{"backup ok", storage(resilience.BackupCompleteEvent{}), "", ""},
+		{"backup failed", storage(resilience.BackupFailedEvent{Reason: "disk full"}), TitleAlert, "Backup failed: all tables -- disk full"},
+		{"compaction ok", storage(resilience.CompactionCompleteEvent{}), "", ""},
+		{"compaction failed", storage(resilience.CompactionFailedEvent{Failures: fail("a", "b")}), TitleAlert, "Compaction failed: a, b"},
+		{"drill ok", storage(resilience.DrillCompleteEvent{}), "", ""},
+		{"drill failed", storage(resilience.DrillFailedEvent{Failures: fail("t"), Reason: "checksum"}), TitleAlert, "Restore drill failed: t -- checksum"},
+		{"manual restore ok", storage(resilience.RecoveryCompleteEvent{Table: "t", Trigger: resilience.TriggerManual}), "", ""},
+		{"auto restore", storage(resilience.RecoveryCompleteEvent{Table: "t", Trigger: resilience.TriggerAuto}), TitleAlert, "Auto-restore: t restored from backup"},
+		{"restore failed", storage(resilience.RecoveryFailedEvent{Table: "t", Trigger: resilience.TriggerManual, Reason: "no backup"}), TitleCritical, "Storage recovery FAILED: t -- no backup"},
+		{"degraded", storage(resilience.DegradedModeEvent{Table: "t"}), TitleCritical, "Storage degraded: t running empty after data loss"},
+		{"messages are silent", bus.Event{Data: messaging.Routed{ID: "m1"}}, "", ""},
 	}
 	for _, c := range cases {
 		_, n, ok := Rule(c.e)
@@ -74,7 +80,7 @@ func TestCooldownAndHealthTransitions(t *testing.T) {
 	defer n.sub.Close()
 	now := time.Unix(1_000_000, 0)
 	n.now = func() time.Time { return now }
-	dl := bus.Event{Topic: bus.TopicTasks, Type: tasks.EventDeadLetter, Data: tasks.EventData{TaskID: "task-1"}}
+	dl := bus.Event{Data: tasks.EventData{Type: tasks.EventDeadLetter, TaskID: "task-1"}}
 
 	n.Consider(dl)
 	n.Consider(dl) // within the cooldown
@@ -118,7 +124,7 @@ func TestNotifierSendsInOrder(t *testing.T) {
 	done := make(chan struct{})
 	go func() { n.Run(ctx); close(done) }()
 	for _, id := range []string{"a", "b", "c"} {
-		b.Publish(bus.Event{Topic: bus.TopicTasks, Type: tasks.EventDeadLetter, Data: tasks.EventData{TaskID: id, Description: id}})
+		bus.Publish(b, tasks.EventData{Type: tasks.EventDeadLetter, TaskID: id, Description: id})
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {

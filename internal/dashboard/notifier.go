@@ -2,13 +2,13 @@ package dashboard
 
 import (
 	"context"
-	"github.com/agentcom/agentcom/internal/resilience"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/agentcom/agentcom/internal/bus"
+	"github.com/agentcom/agentcom/internal/resilience"
 	"github.com/agentcom/agentcom/internal/tasks"
 	"github.com/agentcom/agentcom/internal/webpush"
 )
@@ -170,52 +170,48 @@ func (n *Notifier) sendLoop(ctx context.Context) {
 }
 
 // Rule maps an event onto its notification: a cooldown key, the
-// notification, and whether the event notifies at all.
+// notification, and whether the event notifies at all. It is the hub's
+// only push rule set; it reads the events' Go fields, so their JSON tags
+// can change without silencing a notification.
 func Rule(e bus.Event) (string, webpush.Notification, bool) {
-	switch e.Topic {
-	case bus.TopicTasks:
-		d, ok := taskData(e.Data)
-		if !ok {
-			return "", webpush.Notification{}, false
+	withReason := func(s, reason string) string {
+		if reason != "" {
+			return s + " -- " + clip(reason, 160)
 		}
+		return s
+	}
+	switch d := e.Data.(type) {
+	case tasks.EventData:
 		switch {
-		case e.Type == tasks.EventReclaimed && d.Reason == tasks.ReasonDisconnect && d.AgentID != "":
+		case d.Type == tasks.EventReclaimed && d.Reason == tasks.ReasonDisconnect && d.AgentID != "":
 			return "agent_offline:" + d.AgentID, webpush.NewNotification(TitleAlert,
 				"Agent offline: "+d.AgentID+" (task "+d.TaskID+" returned to the queue)"), true
-		case e.Type == tasks.EventDeadLetter:
+		case d.Type == tasks.EventDeadLetter:
 			body := "Task dead-lettered: " + clip(d.Description, 80) + " (" + d.TaskID + ")"
 			if d.Reason != "" {
 				body += " -- " + d.Reason
 			}
 			return "dead_letter:" + d.TaskID, webpush.NewNotification(TitleAlert, body), true
 		}
-	case bus.TopicStorage:
-		m := toMap(e.Data)
-		tables := strings.Join(tablesOf(m), ", ")
-		reason := str(m, "reason")
-		withReason := func(s string) string {
-			if reason != "" {
-				return s + " -- " + clip(reason, 160)
-			}
-			return s
+	case resilience.BackupFailedEvent:
+		tables := strings.Join(failedTables(d.Failures), ", ")
+		return "backup_failed:" + tables, webpush.NewNotification(TitleAlert, withReason("Backup failed: "+orAll(tables), d.Reason)), true
+	case resilience.CompactionFailedEvent:
+		tables := strings.Join(failedTables(d.Failures), ", ")
+		return "compaction_failed:" + tables, webpush.NewNotification(TitleAlert, "Compaction failed: "+orAll(tables)), true
+	case resilience.DrillFailedEvent:
+		tables := strings.Join(failedTables(d.Failures), ", ")
+		return "drill_failed:" + tables, webpush.NewNotification(TitleAlert, withReason("Restore drill failed: "+orAll(tables), d.Reason)), true
+	case resilience.RecoveryCompleteEvent:
+		// Restores an operator asked for are silent; the hub's own are not.
+		if d.Trigger != resilience.TriggerAuto {
+			break
 		}
-		switch e.Type {
-		case resilience.EventBackupFailed:
-			return "backup_failed:" + tables, webpush.NewNotification(TitleAlert, withReason("Backup failed: "+orAll(tables))), true
-		case resilience.EventCompactionFailed:
-			return "compaction_failed:" + tables, webpush.NewNotification(TitleAlert, "Compaction failed: "+orAll(tables)), true
-		case resilience.EventDrillFailed:
-			return "drill_failed:" + tables, webpush.NewNotification(TitleAlert, withReason("Restore drill failed: "+orAll(tables))), true
-		case resilience.EventRecoveryComplete:
-			if str(m, "trigger") != "auto" || str(m, "status") == "degraded" {
-				return "", webpush.Notification{}, false
-			}
-			return "recovery_auto:" + tables, webpush.NewNotification(TitleAlert, "Auto-restore: "+tables+" restored from backup"), true
-		case resilience.EventRecoveryFailed:
-			return "recovery_failed:" + tables, webpush.NewNotification(TitleCritical, withReason("Storage recovery FAILED: "+orAll(tables))), true
-		case resilience.EventDegradedMode:
-			return "degraded:" + tables, webpush.NewNotification(TitleCritical, "Storage degraded: "+orAll(tables)+" running empty after data loss"), true
-		}
+		return "recovery_auto:" + d.Table, webpush.NewNotification(TitleAlert, "Auto-restore: "+d.Table+" restored from backup"), true
+	case resilience.RecoveryFailedEvent:
+		return "recovery_failed:" + d.Table, webpush.NewNotification(TitleCritical, withReason("Storage recovery FAILED: "+orAll(d.Table), d.Reason)), true
+	case resilience.DegradedModeEvent:
+		return "degraded:" + d.Table, webpush.NewNotification(TitleCritical, "Storage degraded: "+orAll(d.Table)+" running empty after data loss"), true
 	}
 	return "", webpush.Notification{}, false
 }

@@ -207,7 +207,7 @@ func TestPushEndToEnd(t *testing.T) {
 			t.Fatalf("subscribe: %d %v", st, resp)
 		}
 	}
-	subs := webpush.NewSubscriptions(h.DB.MustTable("push_subscriptions"), webpush.EndpointPolicy{})
+	subs := webpush.NewSubscriptions(h.Driver.PushSubscriptions(), webpush.EndpointPolicy{})
 
 	// A completed task is silent; a dead-lettered one notifies.
 	a := h.Agent("worker-1", "code")
@@ -221,7 +221,7 @@ func TestPushEndToEnd(t *testing.T) {
 	}
 	// The push service said 410 for the other subscription: it is dropped.
 	eventually(t, "gone subscription dropped", func() bool {
-		n, err := subs.Count()
+		n, err := subs.Count(t.Context())
 		return err == nil && n == 1
 	})
 
@@ -239,23 +239,22 @@ func TestPushEndToEnd(t *testing.T) {
 	// Storage: successes are silent, failures loud, repeats held back by
 	// the cooldown. Pushes leave in event order, so the next push after
 	// silent events is the next loud one.
-	pub := func(typ string, data map[string]any) {
-		h.Bus.Publish(bus.Event{Topic: bus.TopicStorage, Type: typ, Data: data})
-	}
-	pub(resilience.EventBackupComplete, map[string]any{"tables_backed_up": []string{"task_queue"}})
-	pub(resilience.EventCompactionComplete, map[string]any{"results": []map[string]any{{"table": "task_queue", "status": "compacted"}}})
-	pub(resilience.EventRecoveryComplete, map[string]any{"table": "task_queue", "trigger": "manual"})
-	pub(resilience.EventDrillComplete, map[string]any{"table": "task_queue"})
-	pub(resilience.EventBackupFailed, map[string]any{"table": "agent_mailbox", "reason": "disk full"})
+	pub := func(p bus.Payload) { bus.Publish(h.Bus, p) }
+	mailboxFull := resilience.BackupFailedEvent{Failures: []resilience.Failure{{Table: "agent_mailbox", Reason: "disk full"}}, Reason: "disk full"}
+	pub(resilience.BackupCompleteEvent{TablesBackedUp: []string{"task_queue"}})
+	pub(resilience.CompactionCompleteEvent{Results: []resilience.CompactResult{{Table: "task_queue", Status: "compacted"}}})
+	pub(resilience.RecoveryCompleteEvent{Table: "task_queue", Trigger: resilience.TriggerManual})
+	pub(resilience.DrillCompleteEvent{Results: []resilience.DrillResult{{Table: "task_queue", Status: "ok"}}})
+	pub(mailboxFull)
 	if n := nextPush(t, got, "/ok/1", ua, vapid, srv.URL); n.Body != "Backup failed: agent_mailbox -- disk full" {
 		t.Fatalf("backup failure push: %+v", n)
 	}
-	pub(resilience.EventBackupFailed, map[string]any{"table": "agent_mailbox", "reason": "disk full"})
-	pub(resilience.EventRecoveryComplete, map[string]any{"table": "thread_messages", "trigger": "auto"})
+	pub(mailboxFull)
+	pub(resilience.RecoveryCompleteEvent{Table: "thread_messages", Trigger: resilience.TriggerAuto})
 	if n := nextPush(t, got, "/ok/1", ua, vapid, srv.URL); n.Body != "Auto-restore: thread_messages restored from backup" {
 		t.Fatalf("after a repeat within the cooldown: %+v", n)
 	}
-	pub(resilience.EventDegradedMode, map[string]any{"table": "agent_channels"})
+	pub(resilience.DegradedModeEvent{Table: "agent_channels"})
 	if n := nextPush(t, got, "/ok/1", ua, vapid, srv.URL); n.Title != dashboard.TitleCritical ||
 		n.Body != "Storage degraded: agent_channels running empty after data loss" {
 		t.Fatalf("degraded push: %+v", n)
@@ -287,7 +286,7 @@ func TestPushSubscribePolicy(t *testing.T) {
 	if st, resp := h.Do("POST", "/api/dashboard/push-subscribe", h.AdminToken, sub("https://push.example.com/ok")); st != 200 {
 		t.Fatalf("public endpoint: %d %v", st, resp)
 	}
-	subs, err := webpush.NewSubscriptions(h.DB.MustTable("push_subscriptions"), webpush.EndpointPolicy{}).List()
+	subs, err := webpush.NewSubscriptions(h.Driver.PushSubscriptions(), webpush.EndpointPolicy{}).List(t.Context())
 	if err != nil || len(subs) != 1 {
 		t.Fatalf("stored: %v %v", subs, err)
 	}

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/agentcom/agentcom/internal/bus"
+	"github.com/agentcom/agentcom/internal/resilience"
 )
 
 // Storage is what the dashboard needs from the storage coordinator
@@ -33,11 +36,6 @@ type Storage interface {
 // ErrStorageUnavailable is returned for storage actions when the hub has
 // no storage coordinator.
 var ErrStorageUnavailable = errors.New("storage_unavailable")
-
-// Storage events are the resilience package's (bus.TopicStorage); their
-// payloads are read as JSON maps: table, tables, reason, trigger, results,
-// failures, backup_used, record_count, duration_ms, bytes_saved and
-// timestamp; any other key is forwarded to the browser untouched.
 
 // storageHealth is what the dashboard reads out of Storage.Health to
 // compute health conditions. Unknown keys are ignored.
@@ -93,129 +91,214 @@ func fetchStorage(ctx context.Context, s Storage, timeout time.Duration) storage
 	return v
 }
 
-// toMap turns a bus payload into a JSON map (storage payloads may be maps
-// or structs). A payload that is not an object becomes {"value": ...}.
-func toMap(data any) map[string]any {
-	if m, ok := data.(map[string]any); ok {
-		cp := make(map[string]any, len(m))
-		for k, v := range m {
-			cp[k] = v
+// Storage events are the resilience package's *Event payloads
+// (bus.TopicStorage). The aggregator and the push rules read their Go
+// fields; storageEntryOf renders them for the browsers.
+
+// storageEntry is a storage event in the events frame and, without
+// Results, in the snapshot's storage log. One struct serves every kind:
+// a nil pointer leaves out a key the kind does not have, a non-nil one
+// keeps it even when zero, as each kind's payload encodes it.
+type storageEntry struct {
+	AsidePath      *string         `json:"aside_path,omitempty"`
+	BackupDir      *string         `json:"backup_dir,omitempty"`
+	BackupTime     *int64          `json:"backup_time,omitempty"`
+	BackupUsed     *string         `json:"backup_used,omitempty"`
+	DataLost       *bool           `json:"data_lost,omitempty"`
+	Failures       *[]failureEntry `json:"failures,omitempty"`
+	Reason         *string         `json:"reason,omitempty"`
+	RecordCount    *int            `json:"record_count,omitempty"`
+	ReloadErrors   []string        `json:"reload_errors,omitempty"`
+	Results        any             `json:"results,omitempty"` // a typed slice of result entries (nil: null)
+	Startup        bool            `json:"startup,omitempty"`
+	Table          *string         `json:"table,omitempty"`
+	TablesBackedUp *[]string       `json:"tables_backed_up,omitempty"`
+	Timestamp      int64           `json:"timestamp"`
+	Trigger        *string         `json:"trigger,omitempty"`
+	Type           string          `json:"type"`
+}
+
+// compactionEntry is one run of the compaction history gathered from
+// events.
+type compactionEntry struct {
+	Results   any    `json:"results"`
+	Timestamp int64  `json:"timestamp"`
+	Trigger   string `json:"trigger,omitempty"`
+}
+
+type failureEntry struct {
+	Reason string `json:"reason"`
+	Table  string `json:"table"`
+}
+
+type backupResultEntry struct {
+	Path     string   `json:"path,omitempty"`
+	Pruned   []string `json:"pruned,omitempty"`
+	Reason   string   `json:"reason,omitempty"`
+	Records  *int     `json:"records,omitempty"`
+	Size     int64    `json:"size,omitempty"`
+	Status   string   `json:"status"`
+	Table    string   `json:"table"`
+	Verified bool     `json:"verified,omitempty"`
+}
+
+// compactResultEntry always has duration_ms (0 when not measured).
+type compactResultEntry struct {
+	BytesAfter    int64    `json:"bytes_after,omitempty"`
+	BytesBefore   int64    `json:"bytes_before,omitempty"`
+	BytesSaved    int64    `json:"bytes_saved,omitempty"`
+	DurationMs    int64    `json:"duration_ms"`
+	Fragmentation *float64 `json:"fragmentation_ratio,omitempty"`
+	PauseMs       *int64   `json:"pause_ms,omitempty"`
+	Reason        string   `json:"reason,omitempty"`
+	Retried       bool     `json:"retried,omitempty"`
+	Status        string   `json:"status"`
+	Table         string   `json:"table"`
+}
+
+type drillResultEntry struct {
+	BackupUsed string `json:"backup_used,omitempty"`
+	DurationMs int64  `json:"duration_ms"`
+	Reason     string `json:"reason,omitempty"`
+	Records    int    `json:"records"`
+	Status     string `json:"status"`
+	Table      string `json:"table"`
+}
+
+// storageEntryOf renders a storage event; false for any other payload.
+func storageEntryOf(p bus.Payload) (storageEntry, bool) {
+	var e storageEntry
+	switch d := p.(type) {
+	case resilience.BackupCompleteEvent:
+		rs := make([]backupResultEntry, 0, len(d.Results))
+		for _, r := range d.Results {
+			rs = append(rs, backupResultEntry{Path: r.Path, Pruned: r.Pruned, Reason: r.Reason, Records: r.Records, Size: r.Size,
+				Status: r.Status, Table: r.Table, Verified: r.Verified})
 		}
-		return roundTrip(cp)
+		if d.Results == nil {
+			rs = nil
+		}
+		e.Timestamp, e.BackupDir, e.TablesBackedUp, e.Trigger, e.Results = d.Timestamp, &d.BackupDir, &d.TablesBackedUp, &d.Trigger, rs
+	case resilience.BackupFailedEvent:
+		e.Timestamp, e.Failures, e.Reason, e.Trigger = d.Timestamp, failureEntries(d.Failures, false), &d.Reason, &d.Trigger
+	case resilience.CompactionCompleteEvent:
+		// Every result has a table, a status and a duration; an absent
+		// list is an empty one.
+		rs := make([]compactResultEntry, 0, len(d.Results))
+		for _, r := range d.Results {
+			c := compactResultEntry{BytesAfter: r.BytesAfter, BytesBefore: r.BytesBefore, BytesSaved: r.BytesSaved,
+				Fragmentation: r.Fragmentation, PauseMs: r.PauseMs, Reason: r.Reason, Retried: r.Retried, Status: r.Status, Table: r.Table}
+			if r.DurationMs != nil {
+				c.DurationMs = *r.DurationMs
+			}
+			rs = append(rs, c)
+		}
+		e.Timestamp, e.Trigger, e.Results = d.Timestamp, &d.Trigger, rs
+	case resilience.CompactionFailedEvent:
+		// Always a list, every failure with a reason.
+		e.Timestamp, e.Failures, e.Reason, e.Trigger = d.Timestamp, failureEntries(d.Failures, true), &d.Reason, &d.Trigger
+	case resilience.DrillCompleteEvent:
+		var rs []drillResultEntry
+		if d.Results != nil {
+			rs = make([]drillResultEntry, 0, len(d.Results))
+		}
+		for _, r := range d.Results {
+			rs = append(rs, drillResultEntry{BackupUsed: r.BackupUsed, DurationMs: r.DurationMs, Reason: r.Reason, Records: r.Records,
+				Status: r.Status, Table: r.Table})
+		}
+		e.Timestamp, e.Results = d.Timestamp, rs
+	case resilience.DrillFailedEvent:
+		e.Timestamp, e.Failures, e.Reason = d.Timestamp, failureEntries(d.Failures, false), &d.Reason
+	case resilience.RecoveryCompleteEvent:
+		e.Timestamp, e.Table, e.BackupUsed, e.BackupTime, e.RecordCount, e.Trigger = d.Timestamp, &d.Table, &d.BackupUsed, &d.BackupTime, &d.RecordCount, &d.Trigger
+		e.Startup, e.Reason, e.AsidePath, e.ReloadErrors = d.Startup, nonEmpty(d.Reason), nonEmpty(d.AsidePath), d.ReloadErrors
+	case resilience.RecoveryFailedEvent:
+		e.Timestamp, e.Table, e.Reason, e.Trigger = d.Timestamp, &d.Table, &d.Reason, &d.Trigger
+	case resilience.DegradedModeEvent:
+		e.Timestamp, e.Table, e.Reason, e.Trigger, e.DataLost = d.Timestamp, &d.Table, &d.Reason, &d.Trigger, &d.DataLost
+		e.AsidePath, e.Startup = nonEmpty(d.AsidePath), d.Startup
+	default:
+		return storageEntry{}, false
 	}
-	if data == nil {
-		return map[string]any{}
+	e.Type = p.EventType()
+	return e, true
+}
+
+// failureEntries renders failures. normalized (compaction): never null,
+// and a failure without a reason says "unknown".
+func failureEntries(fs []resilience.Failure, normalized bool) *[]failureEntry {
+	var out []failureEntry
+	if fs != nil || normalized {
+		out = make([]failureEntry, 0, len(fs))
 	}
-	b, err := json.Marshal(data)
+	for _, f := range fs {
+		if normalized && f.Reason == "" {
+			f.Reason = "unknown"
+		}
+		out = append(out, failureEntry{Reason: f.Reason, Table: f.Table})
+	}
+	return &out
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// failedTables names the tables of failures.
+func failedTables(fs []resilience.Failure) []string {
+	var out []string
+	for _, f := range fs {
+		if f.Table != "" {
+			out = append(out, f.Table)
+		}
+	}
+	return out
+}
+
+func failedStatus(s string) bool { return s == "error" || s == "failed" }
+
+// backupErrorTables and drillErrorTables name the tables whose result
+// failed.
+func backupErrorTables(rs []resilience.BackupResult) []string {
+	var out []string
+	for _, r := range rs {
+		if failedStatus(r.Status) && r.Table != "" {
+			out = append(out, r.Table)
+		}
+	}
+	return out
+}
+
+func drillErrorTables(rs []resilience.DrillResult) []string {
+	var out []string
+	for _, r := range rs {
+		if failedStatus(r.Status) && r.Table != "" {
+			out = append(out, r.Table)
+		}
+	}
+	return out
+}
+
+// tablesOrAll is tables, or "all" when a failure names none.
+func tablesOrAll(tables []string) []string {
+	if len(tables) == 0 {
+		return []string{"all"}
+	}
+	return tables
+}
+
+// objectOf is v as a JSON object, for the snapshot's lists that hold
+// objects (Snapshot.Alerts, storagePanel.Events); v is one of the entry
+// structs above, which always encode.
+func objectOf(v any) map[string]any {
+	b, err := json.Marshal(v)
 	if err != nil {
-		return map[string]any{"value": fmt.Sprint(data)}
+		return map[string]any{"error": err.Error()}
 	}
 	var m map[string]any
-	if json.Unmarshal(b, &m) != nil || m == nil {
-		var v any
-		_ = json.Unmarshal(b, &v)
-		return map[string]any{"value": v}
-	}
+	_ = json.Unmarshal(b, &m)
 	return m
-}
-
-// asMap is toMap without the copy, for payloads that are only read.
-func asMap(data any) map[string]any {
-	if m, ok := data.(map[string]any); ok {
-		return m
-	}
-	if m, ok := data.(map[string]string); ok {
-		out := make(map[string]any, len(m))
-		for k, v := range m {
-			out[k] = v
-		}
-		return out
-	}
-	return toMap(data)
-}
-
-// roundTrip makes a map JSON-safe (values the encoder cannot take become
-// their printed form) so one bad value never breaks a snapshot.
-func roundTrip(m map[string]any) map[string]any {
-	b, err := json.Marshal(m)
-	if err != nil {
-		out := make(map[string]any, len(m))
-		for k, v := range m {
-			if _, err := json.Marshal(v); err != nil {
-				out[k] = fmt.Sprint(v)
-				continue
-			}
-			out[k] = v
-		}
-		return out
-	}
-	var out map[string]any
-	_ = json.Unmarshal(b, &out)
-	return out
-}
-
-// str reads a string field; non-strings are printed.
-func str(m map[string]any, key string) string {
-	switch v := m[key].(type) {
-	case nil:
-		return ""
-	case string:
-		return v
-	default:
-		b, err := json.Marshal(v)
-		if err != nil {
-			return fmt.Sprint(v)
-		}
-		return string(b)
-	}
-}
-
-// num reads a numeric field as int64 (0 when absent or not a number).
-func num(m map[string]any, key string) int64 {
-	if f, ok := m[key].(float64); ok {
-		return int64(f)
-	}
-	return 0
-}
-
-// list reads an array of objects.
-func list(m map[string]any, key string) []map[string]any {
-	arr, _ := m[key].([]any)
-	out := make([]map[string]any, 0, len(arr))
-	for _, e := range arr {
-		if o, ok := e.(map[string]any); ok {
-			out = append(out, o)
-		}
-	}
-	return out
-}
-
-// tablesOf names the tables a storage event is about: "table", "tables",
-// or the tables of its results/failures.
-func tablesOf(m map[string]any) []string {
-	if t := str(m, "table"); t != "" {
-		return []string{t}
-	}
-	var out []string
-	if arr, ok := m["tables"].([]any); ok {
-		for _, e := range arr {
-			if s, ok := e.(string); ok {
-				out = append(out, s)
-			}
-		}
-	}
-	for _, key := range []string{"failures", "results"} {
-		if len(out) > 0 {
-			break
-		}
-		for _, r := range list(m, key) {
-			if key == "results" && str(r, "status") != "error" && str(r, "status") != "failed" {
-				continue
-			}
-			if t := str(r, "table"); t != "" {
-				out = append(out, t)
-			}
-		}
-	}
-	return out
 }

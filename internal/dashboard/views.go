@@ -1,6 +1,8 @@
 package dashboard
 
 import (
+	"context"
+
 	"net/http"
 	"sort"
 
@@ -69,7 +71,7 @@ type ServiceMessages struct{ S *messaging.Service }
 
 // RecentMessages implements MessageSource.
 func (m ServiceMessages) RecentMessages(limit int) ([]messaging.WithSeq, error) {
-	return m.S.History.Recent(limit)
+	return m.S.History.Recent(context.Background(), limit)
 }
 
 // Channels implements MessageSource.
@@ -89,7 +91,9 @@ func (m ServiceMessages) ChannelHistory(name string, limit int) ([]messaging.Cha
 }
 
 // MailboxDepths implements MessageSource.
-func (m ServiceMessages) MailboxDepths() (map[string]int, error) { return m.S.Mailbox.Depths() }
+func (m ServiceMessages) MailboxDepths() (map[string]int, error) {
+	return m.S.Mailbox.Depths(context.Background())
+}
 
 func (d *Dashboard) messages(*api.Request) api.Response {
 	src := d.messagesSrc

@@ -196,8 +196,9 @@ func (h *Hub) reloaders() []reloader {
 			return err
 		}},
 		{[]string{store.Config}, h.Settings.Reload},
+		// The channel cache; the other message tables back no memory
+		// (the bolt driver's sequences only ever move forward).
 		{[]string{store.AgentChannels}, h.Messaging.Channels.Reload},
-		{[]string{store.MessageHistory}, h.Messaging.History.Reload},
 		// Tasks held by connected agents that the restored queue no longer
 		// shows as theirs are released; the queue's indexes are rebuilt.
 		{[]string{store.TaskQueue, store.TaskDeadLetter}, h.Scheduler.Reconcile},
@@ -206,36 +207,24 @@ func (h *Hub) reloaders() []reloader {
 
 func (h *Hub) build() error {
 	var err error
-	db := h.DB
-	if db == nil {
-		return errors.New("the PostgreSQL store is not wired to every domain yet")
-	}
-	if h.Tokens, err = auth.New(db.MustTable(store.Tokens)); err != nil {
+	if h.Tokens, err = auth.New(h.Driver.Tokens()); err != nil {
 		return err
 	}
 	if bad := h.Tokens.NonConforming(); len(bad) > 0 {
 		h.log.Warn("tokens bound to agent ids that break the agent-id rule can no longer identify; revoke them and create new ones",
 			"component", "auth", "event", "nonconforming_agent_ids", "agent_ids", bad, "rule", protocol.AgentIDRule)
 	}
-	if h.Settings, err = settings.New(db.MustTable(store.Config)); err != nil {
+	if h.Settings, err = settings.New(h.Driver.Settings()); err != nil {
 		return err
 	}
 	h.Presence = presence.New(h.Bus)
-	meta := db.MustTable(store.Meta)
-	mb, err := messaging.NewMailbox(db.MustTable(store.AgentMailbox), meta)
+	msgs := h.Driver.Messages()
+	chans, err := messaging.NewChannels(msgs, h.cfg.Messaging)
 	if err != nil {
 		return err
 	}
-	hist, err := messaging.NewHistory(db.MustTable(store.MessageHistory), meta)
-	if err != nil {
-		return err
-	}
-	chans, err := messaging.NewChannels(db.MustTable(store.AgentChannels), db.MustTable(store.ChannelHistory), meta, h.cfg.Messaging)
-	if err != nil {
-		return err
-	}
-	threads := messaging.NewThreads(db.MustTable(store.ThreadMessages), db.MustTable(store.ThreadReplies))
-	if h.Queue, err = tasks.New(db.MustTable(store.TaskQueue), db.MustTable(store.TaskDeadLetter), h.Bus, h.cfg.Queue); err != nil {
+	mb, hist, threads := messaging.NewMailbox(msgs), messaging.NewHistory(msgs), messaging.NewThreads(msgs)
+	if h.Queue, err = tasks.New(h.Driver.Tasks(), h.Bus, h.cfg.Queue); err != nil {
 		return err
 	}
 	var sched *scheduler.Scheduler
@@ -297,8 +286,8 @@ func (h *Hub) build() error {
 	h.Dashboard, err = dashboard.New(h.cfg.Dashboard, dashboard.Deps{Bus: h.Bus, Queue: h.Queue, Scheduler: sched,
 		Agents: h.Agents, Presence: h.Presence, Tokens: h.Tokens,
 		Storage: storageFor(h), NotifyCancel: h.Sockets.PushCancel,
-		Series: db.MustTable(store.DashboardSeries), Alerts: h.Alerts, Messages: dashboard.ServiceMessages{S: h.Messaging},
-		PushSubscriptions: db.MustTable(store.PushSubscriptions), DataDir: h.cfg.DataDir, Log: h.log})
+		Series: h.Driver.Series(), Alerts: h.Alerts, Messages: dashboard.ServiceMessages{S: h.Messaging},
+		PushSubscriptions: h.Driver.PushSubscriptions(), DataDir: h.cfg.DataDir, SharedKeys: h.sharedSettings(), Log: h.log})
 	if err != nil {
 		return err
 	}
@@ -341,6 +330,9 @@ func (h *Hub) Serve(ln net.Listener) error {
 		h.loop(func() { every(ctx, time.Minute, func() { h.Limiter.Sweep(time.Minute) }) })
 	}
 	h.loop(func() { h.Dashboard.Run(ctx) })
+	if h.Driver.Name() != "bolt" {
+		h.loop(func() { every(ctx, sharedRefreshInterval, func() { h.refreshShared(ctx) }) })
+	}
 	// Everyone who reports storage events has subscribed: tell them what
 	// the startup check found, then run the schedules.
 	if h.Storage != nil {
@@ -353,7 +345,7 @@ func (h *Hub) Serve(ln net.Listener) error {
 		}
 	})
 	h.log.Info("hub listening", "component", "hub", "event", "listening", "addr", ln.Addr().String(),
-		"data_dir", h.cfg.DataDir, "version", h.cfg.Version)
+		"store", h.storeName(), "version", h.cfg.Version)
 	return nil
 }
 
@@ -376,6 +368,34 @@ func (h *Hub) Reset() {
 	}
 	h.Messaging.Analytics.Reset()
 	h.log.Warn("hub reset", "component", "hub", "event", "hub_reset", "sockets_closed", n, "err", errors.Join(errs...))
+}
+
+// sharedRefreshInterval is how soon a hub on a shared store follows the
+// token revocations and setting changes made through another hub.
+const sharedRefreshInterval = 5 * time.Second
+
+// refreshShared reloads the tokens and settings from a store other hubs
+// write too, and closes the sockets of tokens revoked elsewhere.
+func (h *Hub) refreshShared(ctx context.Context) {
+	n, err := h.Tokens.Refresh(ctx)
+	if err == nil {
+		err = h.Settings.Reload()
+	}
+	if err != nil {
+		h.log.Warn("refresh tokens and settings from the shared store", "component", "hub", "event", "shared_refresh_failed", "err", err)
+	}
+	if n > 0 {
+		h.closeRevoked()
+	}
+}
+
+// sharedSettings is the settings store when other hubs may share it, nil
+// for the embedded store (whose data directory is this hub's alone).
+func (h *Hub) sharedSettings() storage.SettingsStore {
+	if h.Driver.Name() == "bolt" {
+		return nil
+	}
+	return h.Driver.Settings()
 }
 
 // closeRevoked closes every agent and dashboard socket whose token no
@@ -435,7 +455,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 }
 
 func (h *Hub) evictMailboxes() {
-	n, err := h.Messaging.Mailbox.Evict(h.Settings.MailboxTTL())
+	n, err := h.Messaging.Mailbox.Evict(context.Background(), h.Settings.MailboxTTL())
 	if err != nil {
 		h.log.Error("mailbox eviction failed", "component", "messaging", "event", "mailbox_evict_failed", "err", err)
 		return

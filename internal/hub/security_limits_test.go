@@ -53,7 +53,7 @@ func TestSettingsOutOfRangeRefused(t *testing.T) {
 	if status, body := h.Do("PUT", "/api/config/mailbox-retention", h.AdminToken, map[string]any{"mailbox_ttl_ms": int64(365 * 86_400_000)}); status != http.StatusOK {
 		t.Fatalf("PUT the maximum: %d %v", status, body)
 	}
-	if n, err := h.Messaging.Mailbox.Evict(h.Settings.MailboxTTL()); err != nil || n != 0 {
+	if n, err := h.Messaging.Mailbox.Evict(t.Context(), h.Settings.MailboxTTL()); err != nil || n != 0 {
 		t.Fatalf("evict at the maximum retention: %d %v", n, err)
 	}
 	// A value stored out of range (by an older version) reads as its bound.
@@ -63,7 +63,7 @@ func TestSettingsOutOfRangeRefused(t *testing.T) {
 	if ttl := h.Settings.MailboxTTL(); ttl <= 0 {
 		t.Fatalf("stored MaxInt64 retention reads as %v", ttl)
 	}
-	if n, err := h.Messaging.Mailbox.Evict(h.Settings.MailboxTTL()); err != nil || n != 0 {
+	if n, err := h.Messaging.Mailbox.Evict(t.Context(), h.Settings.MailboxTTL()); err != nil || n != 0 {
 		t.Fatalf("evict after a stored MaxInt64 retention: %d %v", n, err)
 	}
 	// Alert thresholds are bounded too.

@@ -88,3 +88,12 @@ func (externalStorage) Compact(context.Context, string, bool) (any, error) {
 func (externalStorage) Restore(context.Context, string, string, bool) (any, error) {
 	return nil, errNotApplicable
 }
+
+// storeName says where the hub's state is, for logs: the data directory,
+// or the PostgreSQL URL without its password.
+func (h *Hub) storeName() string {
+	if IsPostgres(h.cfg.Store) {
+		return pgdriver.Redact(h.cfg.Store)
+	}
+	return "bolt:" + h.cfg.DataDir
+}

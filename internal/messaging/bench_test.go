@@ -10,6 +10,7 @@ import (
 
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/messaging"
+	"github.com/agentcom/agentcom/internal/storage/boltdriver"
 	"github.com/agentcom/agentcom/internal/store"
 )
 
@@ -44,20 +45,16 @@ func newBenchService(b *testing.B, agents int) (*messaging.Service, *benchPusher
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	meta := db.MustTable(store.Meta)
-	mb, err := messaging.NewMailbox(db.MustTable(store.AgentMailbox), meta)
+	d, err := boltdriver.New(db)
 	if err != nil {
 		b.Fatal(err)
 	}
-	hist, err := messaging.NewHistory(db.MustTable(store.MessageHistory), meta)
+	ms := d.Messages()
+	chans, err := messaging.NewChannels(ms, messaging.Limits{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	chans, err := messaging.NewChannels(db.MustTable(store.AgentChannels), db.MustTable(store.ChannelHistory), meta, messaging.Limits{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	threads := messaging.NewThreads(db.MustTable(store.ThreadMessages), db.MustTable(store.ThreadReplies))
+	mb, hist, threads := messaging.NewMailbox(ms), messaging.NewHistory(ms), messaging.NewThreads(ms)
 	ids := make([]string, agents)
 	for i := range ids {
 		ids[i] = "agent-" + strconv.Itoa(i)
@@ -121,7 +118,7 @@ func BenchmarkHistoryAppend(b *testing.B) {
 		for pb.Next() {
 			m := chat("a", "b", int(n.Add(1)))
 			m.ID = messaging.NewID()
-			if _, _, err := svc.History.Append(m); err != nil {
+			if _, err := svc.History.Append(b.Context(), m, nil); err != nil {
 				b.Error(err)
 				return
 			}
@@ -141,7 +138,7 @@ func BenchmarkMailboxEnqueue(b *testing.B) {
 			to := "agent-" + strconv.Itoa(i%1000)
 			m := chat("a", to, i)
 			m.ID = messaging.NewID()
-			if _, err := svc.Mailbox.Enqueue(to, m); err != nil {
+			if _, err := svc.Mailbox.Enqueue(b.Context(), to, m); err != nil {
 				b.Error(err)
 				return
 			}
@@ -155,13 +152,13 @@ func BenchmarkMailboxPoll(b *testing.B) {
 	for i := range messaging.MailboxCap {
 		m := chat("a", "agent-1", i)
 		m.ID = messaging.NewID()
-		if _, err := svc.Mailbox.Enqueue("agent-1", m); err != nil {
+		if _, err := svc.Mailbox.Enqueue(b.Context(), "agent-1", m); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		msgs, _, err := svc.Mailbox.Poll("agent-1", 0, messaging.MailboxCap)
+		msgs, _, err := svc.Mailbox.Poll(b.Context(), "agent-1", 0, messaging.MailboxCap)
 		if err != nil || len(msgs) != messaging.MailboxCap {
 			b.Fatalf("poll: %d messages, %v", len(msgs), err)
 		}

@@ -2,6 +2,7 @@ package messaging
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,13 +12,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agentcom/agentcom/internal/seq"
-	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/storage"
 )
 
 // Channel limits.
 const (
-	ChannelHistoryCap          = 200
+	ChannelHistoryCap          = storage.ChannelHistoryCap
 	ChannelHistoryDefaultLimit = 50
 	// MaxChannelNameLen is the longest channel name, after normalization.
 	MaxChannelNameLen = 64
@@ -66,18 +66,15 @@ type ChannelEntry struct {
 	StoredAt int64   `json:"stored_at"`
 }
 
-// Channels holds channel records (cached in memory) and their history.
+// Channels holds channel records (cached in memory: every publish reads
+// its channel) and their history.
 type Channels struct {
-	channels *store.Table
-	history  *store.Table
-	meta     *store.Table
-	now      func() time.Time
-	limits   Limits
+	store  storage.MessageStore
+	now    func() time.Time
+	limits Limits
 
-	mu       sync.Mutex // guards byName and seqs, serializes writes
-	byName   map[string]*Channel
-	seqs     map[string]*seq.Counter
-	histLock sync.Mutex // serializes history append+trim
+	mu     sync.Mutex // guards byName, serializes writes
+	byName map[string]*Channel
 }
 
 // NormalizeChannel strips leading '#', lowercases, and drops every
@@ -109,41 +106,38 @@ func (l Limits) WithDefaults() Limits {
 	return l
 }
 
-// NewChannels opens the channel tables.
-func NewChannels(channels, history, meta *store.Table, limits Limits) (*Channels, error) {
-	c := &Channels{channels: channels, history: history, meta: meta, now: time.Now, limits: limits.WithDefaults()}
+// NewChannels loads the channels kept in ms.
+func NewChannels(ms storage.MessageStore, limits Limits) (*Channels, error) {
+	c := &Channels{store: ms, now: time.Now, limits: limits.WithDefaults()}
 	if err := c.Reload(); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// Reload rebuilds the cache from the tables (after a restore).
+// Reload rebuilds the cache from the store (after a restore).
 func (c *Channels) Reload() error {
-	m := make(map[string]*Channel)
-	err := c.channels.View(func(tx *store.Tx) error {
-		return tx.ForEach(func(k, v []byte) error {
-			var ch Channel
-			if err := json.Unmarshal(v, &ch); err != nil {
-				return fmt.Errorf("decode channel %q: %w", k, err)
-			}
-			if ch.Subscribers == nil {
-				ch.Subscribers = []string{}
-			}
-			m[string(k)] = &ch
-			return nil
-		})
-	})
+	rows, err := c.store.ListChannels(context.Background())
 	if err != nil {
 		return fmt.Errorf("load channels: %w", err)
 	}
+	m := make(map[string]*Channel, len(rows))
+	for _, r := range rows {
+		ch := fromChannelRow(r)
+		m[ch.Name] = &ch
+	}
 	c.mu.Lock()
 	c.byName = m
-	if c.seqs == nil {
-		c.seqs = make(map[string]*seq.Counter)
-	}
 	c.mu.Unlock()
 	return nil
+}
+
+func fromChannelRow(r storage.ChannelRow) Channel {
+	ch := Channel(r)
+	if ch.Subscribers == nil {
+		ch.Subscribers = []string{}
+	}
+	return ch
 }
 
 // Create makes a channel; the name is normalized and must then be a valid
@@ -158,18 +152,18 @@ func (c *Channels) Create(name, description, by string) (Channel, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.byName[n]; ok {
+	ch := Channel{Name: n, Description: description, CreatedAt: c.now().UnixMilli(), CreatedBy: by, Subscribers: []string{}}
+	err := c.store.CreateChannel(context.Background(), storage.ChannelRow(ch), c.limits.MaxChannels)
+	switch {
+	case errors.Is(err, storage.ErrChannelExists):
 		return Channel{}, ErrChannelExists
-	}
-	if len(c.byName) >= c.limits.MaxChannels {
+	case errors.Is(err, storage.ErrChannelLimit):
 		return Channel{}, fmt.Errorf("%w: at most %d channels", ErrChannelLimit, c.limits.MaxChannels)
-	}
-	ch := &Channel{Name: n, Description: description, CreatedAt: c.now().UnixMilli(), CreatedBy: by, Subscribers: []string{}}
-	if err := c.save(ch); err != nil {
+	case err != nil:
 		return Channel{}, err
 	}
-	c.byName[n] = ch
-	return cloneChannel(ch), nil
+	c.byName[n] = &ch
+	return cloneChannel(&ch), nil
 }
 
 // Get returns a channel by (unnormalized) name.
@@ -211,43 +205,49 @@ func (c *Channels) List(after string, limit int) ([]ChannelSummary, int, bool) {
 func (c *Channels) Subscribe(name, agent string) (already bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ch, ok := c.byName[NormalizeChannel(name)]
-	if !ok {
+	n := NormalizeChannel(name)
+	if _, ok := c.byName[n]; !ok {
 		return false, ErrChannelNotFound
 	}
-	if slices.Contains(ch.Subscribers, agent) {
-		return true, nil
+	row, already, err := c.store.Subscribe(context.Background(), n, agent, c.limits.MaxChannelSubscribers)
+	if err != nil {
+		return false, c.storeErr(err)
 	}
-	if len(ch.Subscribers) >= c.limits.MaxChannelSubscribers {
-		return false, fmt.Errorf("%w: at most %d subscribers per channel", ErrChannelLimit, c.limits.MaxChannelSubscribers)
-	}
-	next := cloneChannel(ch)
-	next.Subscribers = append([]string{agent}, next.Subscribers...)
-	if err := c.save(&next); err != nil {
-		return false, err
-	}
-	c.byName[next.Name] = &next
-	return false, nil
+	ch := fromChannelRow(row)
+	c.byName[n] = &ch
+	return already, nil
 }
 
 // Unsubscribe removes agent from the channel (fine if it was not there).
 func (c *Channels) Unsubscribe(name, agent string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ch, ok := c.byName[NormalizeChannel(name)]
+	n := NormalizeChannel(name)
+	ch, ok := c.byName[n]
 	if !ok {
 		return ErrChannelNotFound
 	}
 	if !slices.Contains(ch.Subscribers, agent) {
 		return nil
 	}
-	next := cloneChannel(ch)
-	next.Subscribers = slices.DeleteFunc(next.Subscribers, func(s string) bool { return s == agent })
-	if err := c.save(&next); err != nil {
-		return err
+	row, err := c.store.Unsubscribe(context.Background(), n, agent)
+	if err != nil {
+		return c.storeErr(err)
 	}
-	c.byName[next.Name] = &next
+	next := fromChannelRow(row)
+	c.byName[n] = &next
 	return nil
+}
+
+// storeErr maps the store's channel errors onto the domain's.
+func (c *Channels) storeErr(err error) error {
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return ErrChannelNotFound
+	case errors.Is(err, storage.ErrChannelLimit):
+		return fmt.Errorf("%w: at most %d subscribers per channel", ErrChannelLimit, c.limits.MaxChannelSubscribers)
+	}
+	return err
 }
 
 // Subscriptions returns the channels agent is subscribed to, sorted.
@@ -264,128 +264,44 @@ func (c *Channels) Subscriptions(agent string) []string {
 	return out
 }
 
-// AppendHistory stores m in the channel's history, trims it to the cap, and
-// returns the entry's per-channel sequence number and the ids of the
-// messages trimmed away.
-func (c *Channels) AppendHistory(channel string, m Message) (uint64, []string, error) {
-	prefix, err := channelPrefix(channel)
+// publish stores m in the channel's history, with a mailbox copy (cps)
+// per subscriber and its thread index entry, in one commit, trims the
+// history to its cap, and returns the entry's per-channel sequence number.
+func (c *Channels) publish(channel string, m Message, cps []storage.MailboxCopy) (uint64, error) {
+	if err := checkChannelName(channel); err != nil {
+		return 0, err
+	}
+	row, err := toRow(m)
 	if err != nil {
-		return 0, nil, err
+		return 0, err
 	}
-	c.histLock.Lock()
-	defer c.histLock.Unlock()
-	ctr, err := c.counter(channel)
+	res, err := c.store.PublishChannel(context.Background(), channel, storage.Append{Message: row, Copies: cps, StoredAt: c.now().UnixMilli()})
 	if err != nil {
-		return 0, nil, err
+		return 0, err
 	}
-	n, err := ctr.Next()
-	if err != nil {
-		return 0, nil, err
-	}
-	v, err := json.Marshal(ChannelEntry{Seq: n, Message: m, StoredAt: c.now().UnixMilli()})
-	if err != nil {
-		return 0, nil, err
-	}
-	var removed [][]byte
-	err = c.history.Update(func(tx *store.Tx) error {
-		var err error
-		removed, err = appendCapped(tx, prefix, n, v, ChannelHistoryCap)
-		return err
-	})
-	if err != nil {
-		return 0, nil, fmt.Errorf("channel history %s: %w", channel, err)
-	}
-	return n, trimmedIDs(removed), nil
-}
-
-// trimmedIDs returns the message ids of trimmed history or channel
-// records (both carry the message under "message").
-func trimmedIDs(values [][]byte) []string {
-	ids := make([]string, 0, len(values))
-	for _, v := range values {
-		var e struct {
-			Message struct {
-				ID string `json:"id"`
-			} `json:"message"`
-		}
-		if json.Unmarshal(v, &e) == nil && e.Message.ID != "" {
-			ids = append(ids, e.Message.ID)
-		}
-	}
-	return ids
+	return res.Seq, nil
 }
 
 // History returns the newest limit entries with seq > since, ascending.
 // An unknown channel has an empty history.
 func (c *Channels) History(name string, limit int, since uint64) ([]ChannelEntry, error) {
 	out := []ChannelEntry{}
-	if limit <= 0 {
-		return out, nil
-	}
-	prefix, err := channelPrefix(NormalizeChannel(name))
-	if err != nil {
+	n := NormalizeChannel(name)
+	if limit <= 0 || checkChannelName(n) != nil {
 		return out, nil // no such channel can exist
 	}
-	err = c.history.View(func(tx *store.Tx) error {
-		return scanOwned(tx, prefix, func(k, v []byte) error {
-			if seq.Decode(k) <= since {
-				return nil
-			}
-			var e ChannelEntry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("decode channel entry: %w", err)
-			}
-			out = append(out, e)
-			return nil
-		})
-	})
+	es, err := c.store.ChannelHistory(context.Background(), n, since, limit)
 	if err != nil {
-		return nil, fmt.Errorf("channel history %s: %w", name, err)
+		return nil, err
 	}
-	if len(out) > limit {
-		out = out[len(out)-limit:]
+	for _, e := range es {
+		var m Message
+		if err := json.Unmarshal(e.Body, &m); err != nil {
+			return nil, fmt.Errorf("channel history %s: decode entry %d: %w", n, e.Seq, err)
+		}
+		out = append(out, ChannelEntry{Seq: e.Seq, Message: m, StoredAt: e.StoredAt})
 	}
 	return out, nil
-}
-
-func (c *Channels) counter(channel string) (*seq.Counter, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if ctr, ok := c.seqs[channel]; ok {
-		return ctr, nil
-	}
-	prefix, err := channelPrefix(channel)
-	if err != nil {
-		return nil, err
-	}
-	var floor uint64
-	err = c.history.View(func(tx *store.Tx) error {
-		return scanOwned(tx, prefix, func(k, _ []byte) error {
-			floor = max(floor, seq.Decode(k))
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	ctr, err := seq.Open(c.meta, "channel:"+channel, floor)
-	if err != nil {
-		return nil, err
-	}
-	c.seqs[channel] = ctr
-	return ctr, nil
-}
-
-// save writes a channel record; the caller holds c.mu.
-func (c *Channels) save(ch *Channel) error {
-	v, err := json.Marshal(ch)
-	if err != nil {
-		return err
-	}
-	if err := c.channels.Update(func(tx *store.Tx) error { return tx.Put([]byte(ch.Name), v) }); err != nil {
-		return fmt.Errorf("save channel %s: %w", ch.Name, err)
-	}
-	return nil
 }
 
 func cloneChannel(ch *Channel) Channel {

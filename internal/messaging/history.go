@@ -1,108 +1,48 @@
 package messaging
 
 import (
-	"encoding/json"
-	"errors"
+	"context"
 	"fmt"
-	"sync"
 	"time"
 
-	"github.com/agentcom/agentcom/internal/seq"
-	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/storage"
 )
 
 // History limits.
 const (
-	HistoryCap          = 10000
+	HistoryCap          = storage.HistoryCap
 	HistoryDefaultLimit = 50
 	HistoryMaxLimit     = 200
 )
 
 // History is the global log of routed messages, newest HistoryCap kept.
 type History struct {
-	table *store.Table
-	seq   *seq.Counter
+	store storage.MessageStore
 	now   func() time.Time
-
-	mu    sync.Mutex // guards count
-	count int        // records in the table, as of the last commit
 }
 
-type historyEntry struct {
-	Seq      uint64  `json:"seq"`
-	Message  Message `json:"message"`
-	StoredAt int64   `json:"stored_at"`
+// NewHistory returns the history kept in ms.
+func NewHistory(ms storage.MessageStore) *History {
+	return &History{store: ms, now: time.Now}
 }
 
-// NewHistory opens the history over its table.
-func NewHistory(table, meta *store.Table) (*History, error) {
-	h := &History{table: table, now: time.Now}
-	var floor uint64
-	err := table.View(func(tx *store.Tx) error {
-		h.count = tx.Count()
-		if k, _ := tx.Last(nil); k != nil {
-			floor = seq.Decode(k)
-		}
-		return nil
-	})
+// Append records m with a mailbox copy for each of copies and its thread
+// index entry, in one commit, and returns its sequence number. Entries
+// trimmed beyond the cap leave the thread index in the same commit.
+func (h *History) Append(ctx context.Context, m Message, copies []string) (uint64, error) {
+	row, err := toRow(m)
 	if err != nil {
-		return nil, fmt.Errorf("open history: %w", err)
+		return 0, err
 	}
-	if h.seq, err = seq.Open(meta, "history", floor); err != nil {
-		return nil, err
-	}
-	return h, nil
-}
-
-// Reload recounts after the table was restored.
-func (h *History) Reload() error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.table.View(func(tx *store.Tx) error { h.count = tx.Count(); return nil })
-}
-
-// Append stores m and trims the oldest entries beyond the cap, returning
-// the ids of the trimmed messages. Appends
-// from many senders share commits: no lock is held across the durable
-// write. Concurrent appends may leave the log a few entries over the cap
-// for a moment; the next append trims it back.
-func (h *History) Append(m Message) (uint64, []string, error) {
-	n, err := h.seq.Next()
+	cs, err := copiesOf(m, copies)
 	if err != nil {
-		return 0, nil, err
+		return 0, err
 	}
-	v, err := json.Marshal(historyEntry{Seq: n, Message: m, StoredAt: h.now().UnixMilli()})
+	res, err := h.store.AppendMessage(ctx, storage.Append{Message: row, Copies: cs, StoredAt: h.now().UnixMilli()})
 	if err != nil {
-		return 0, nil, err
+		return 0, err
 	}
-	var removed [][]byte
-	err = h.table.Update(func(tx *store.Tx) error {
-		removed = removed[:0]
-		if err := tx.Put(seq.Key(n), v); err != nil {
-			return err
-		}
-		h.mu.Lock()
-		excess := h.count + 1 - HistoryCap
-		h.mu.Unlock()
-		for len(removed) < excess {
-			k, old := tx.First(nil)
-			if k == nil {
-				break
-			}
-			removed = append(removed, append([]byte(nil), old...))
-			if err := tx.Delete(append([]byte(nil), k...)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, nil, fmt.Errorf("history append: %w", err)
-	}
-	h.mu.Lock()
-	h.count += 1 - len(removed)
-	h.mu.Unlock()
-	return n, trimmedIDs(removed), nil
+	return res.Seq, nil
 }
 
 // Query filters the history. Zero values mean "no filter".
@@ -113,86 +53,43 @@ type Query struct {
 	Limit              int
 }
 
-var errEnough = errors.New("enough")
-
 // Find returns matching entries with seq > q.Cursor in ascending order, at
 // most q.Limit (default 50, max 200), and the cursor to continue from.
-func (h *History) Find(q Query) ([]WithSeq, uint64, error) {
+func (h *History) Find(ctx context.Context, q Query) ([]WithSeq, uint64, error) {
 	limit := q.Limit
 	if limit == 0 {
 		limit = HistoryDefaultLimit
 	}
 	limit = min(limit, HistoryMaxLimit)
-	out := []WithSeq{}
-	cursor := q.Cursor
 	if limit <= 0 {
-		return out, cursor, nil
+		return []WithSeq{}, q.Cursor, nil
 	}
-	err := h.table.View(func(tx *store.Tx) error {
-		return tx.ScanFrom(seq.Key(q.Cursor+1), func(_, v []byte) error {
-			var e historyEntry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("decode history entry: %w", err)
-			}
-			if !q.matches(e) {
-				return nil
-			}
-			out = append(out, WithSeq{Message: e.Message, Seq: e.Seq})
-			cursor = e.Seq
-			if len(out) >= limit {
-				return errEnough
-			}
-			return nil
-		})
-	})
-	if err != nil && !errors.Is(err, errEnough) {
+	es, err := h.store.FindHistory(ctx, storage.HistoryFilter{From: q.From, To: q.To, Channel: q.Channel,
+		Start: q.StartTime, End: q.EndTime, After: q.Cursor, Limit: limit})
+	if err != nil {
+		return nil, q.Cursor, err
+	}
+	out, err := decodeEntries(es)
+	if err != nil {
 		return nil, q.Cursor, fmt.Errorf("history query: %w", err)
+	}
+	cursor := q.Cursor
+	if len(out) > 0 {
+		cursor = out[len(out)-1].Seq
 	}
 	return out, cursor, nil
 }
 
 // Recent returns the newest limit messages (at most HistoryMaxLimit),
 // oldest first.
-func (h *History) Recent(limit int) ([]WithSeq, error) {
-	limit = min(max(limit, 1), HistoryMaxLimit)
-	var last uint64
-	if err := h.table.View(func(tx *store.Tx) error {
-		if k, _ := tx.Last(nil); k != nil {
-			last = seq.Decode(k)
-		}
-		return nil
-	}); err != nil {
+func (h *History) Recent(ctx context.Context, limit int) ([]WithSeq, error) {
+	es, err := h.store.RecentHistory(ctx, min(max(limit, 1), HistoryMaxLimit))
+	if err != nil {
+		return nil, err
+	}
+	out, err := decodeEntries(es)
+	if err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}
-	var cursor uint64
-	if last > uint64(limit) {
-		cursor = last - uint64(limit)
-	}
-	out, _, err := h.Find(Query{Cursor: cursor, Limit: limit})
-	return out, err
-}
-
-func (q Query) matches(e historyEntry) bool {
-	m := e.Message
-	if q.From != "" && m.From != q.From {
-		return false
-	}
-	if q.To != "" {
-		if s, _ := m.To.(string); s != q.To {
-			return false
-		}
-	}
-	if q.Channel != "" {
-		if c, _ := m.Payload["channel"].(string); c != q.Channel {
-			return false
-		}
-	}
-	ts := m.Timestamp
-	if ts == 0 {
-		ts = e.StoredAt
-	}
-	if ts < q.StartTime || (q.EndTime != 0 && ts > q.EndTime) {
-		return false
-	}
-	return true
+	return out, nil
 }

@@ -1,50 +1,21 @@
 package messaging
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/agentcom/agentcom/internal/protocol"
-	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/storage"
 )
 
-// Composite keys. A mailbox record's key is the agent id, one NUL byte and
-// the 8-byte sequence number; a channel history record's key is the
-// channel name, NUL and the sequence number. Neither agent ids
-// (protocol.CheckAgentID) nor channel names (NormalizeChannel) may contain
-// NUL, and both are checked here, at the key layer, so the range of one
-// owner's keys never contains another owner's: "a2" owns exactly the keys
-// "a2\x00" + 8 bytes. Records written before the rule, by ids that did
-// contain NUL (for example "a2\x00", whose keys start "a2\x00\x00"), still
-// sort inside a valid owner's prefix range; scanOwned skips them because
-// their key is longer than prefix + 8 bytes. The format is the one earlier
-// versions wrote, so existing mailboxes and histories read unchanged.
+// Agent ids (protocol.CheckAgentID) and channel names (NormalizeChannel)
+// key mailboxes and channel histories in the stores; both are checked
+// here before any store sees them, so an id breaking the rule never gets
+// a mailbox. (The bolt driver's key layout relies on neither holding NUL;
+// records written before the rule by ids that did are skipped there.)
 
-// mailboxPrefix is agent's key prefix; an id breaking the rule has none.
-func mailboxPrefix(agent string) ([]byte, error) {
-	if err := protocol.CheckAgentID(agent); err != nil {
-		return nil, err
-	}
-	return append([]byte(agent), 0), nil
-}
-
-// channelPrefix is a normalized channel name's key prefix.
-func channelPrefix(name string) ([]byte, error) {
-	if err := checkChannelName(name); err != nil {
-		return nil, err
-	}
-	return append([]byte(name), 0), nil
-}
-
-// scanOwned calls fn for every record whose key is prefix followed by one
-// sequence number, in sequence order.
-func scanOwned(tx *store.Tx, prefix []byte, fn func(k, v []byte) error) error {
-	return tx.Scan(prefix, func(k, v []byte) error {
-		if len(k) != len(prefix)+8 {
-			return nil
-		}
-		return fn(k, v)
-	})
-}
+// checkAgent refuses an id breaking the agent-id rule.
+func checkAgent(agent string) error { return protocol.CheckAgentID(agent) }
 
 // checkChannelName accepts a name as NormalizeChannel leaves it, non-empty:
 // only a-z 0-9 _ -, so never NUL. Channels made before names were limited
@@ -54,4 +25,46 @@ func checkChannelName(name string) error {
 		return fmt.Errorf("%w: %q (want 1 to %d characters from a-z 0-9 _ -)", ErrInvalidChannel, name, MaxChannelNameLen)
 	}
 	return nil
+}
+
+// toRow converts a message to the stores' row: its JSON encoding and the
+// columns history filters read.
+func toRow(m Message) (storage.MessageRow, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return storage.MessageRow{}, fmt.Errorf("encode message %s: %w", m.ID, err)
+	}
+	to, _ := m.To.(string)
+	channel, _ := m.Payload["channel"].(string)
+	return storage.MessageRow{ID: m.ID, From: m.From, To: to, Channel: channel, ReplyTo: m.ReplyToID(),
+		Timestamp: m.Timestamp, Body: b}, nil
+}
+
+// copiesOf encodes one mailbox copy of m per agent.
+func copiesOf(m Message, agents []string) ([]storage.MailboxCopy, error) {
+	if len(agents) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode message %s: %w", m.ID, err)
+	}
+	out := make([]storage.MailboxCopy, len(agents))
+	for i, a := range agents {
+		out[i] = storage.MailboxCopy{Agent: a, Body: b}
+	}
+	return out, nil
+}
+
+// decodeEntries turns stored entries into messages with their numbers.
+func decodeEntries(es []storage.Entry) ([]WithSeq, error) {
+	out := make([]WithSeq, 0, len(es))
+	for _, e := range es {
+		var m Message
+		if err := json.Unmarshal(e.Body, &m); err != nil {
+			return nil, fmt.Errorf("decode stored message %d: %w", e.Seq, err)
+		}
+		out = append(out, WithSeq{Message: m, Seq: e.Seq})
+	}
+	return out, nil
 }

@@ -1,24 +1,27 @@
 package messaging
 
 import (
-	"encoding/json"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/agentcom/agentcom/internal/seq"
+	"github.com/agentcom/agentcom/internal/storage"
+	"github.com/agentcom/agentcom/internal/storage/boltdriver"
 	"github.com/agentcom/agentcom/internal/store"
 	"github.com/agentcom/agentcom/internal/testenv"
 )
 
-func openDB(t *testing.T) *store.DB {
+// openStore returns the message store of a bolt driver over a fresh data
+// directory.
+func openStore(t *testing.T) storage.MessageStore {
 	t.Helper()
-	db, err := store.Open(t.TempDir(), store.AllTables(), store.Options{})
+	d, db, err := boltdriver.OpenDir(t.TempDir(), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return db
+	return d.Messages()
 }
 
 func msg(i int) Message {
@@ -31,36 +34,35 @@ func TestMailboxCapIs100(t *testing.T) {
 	if MailboxCap != 100 {
 		t.Fatalf("MailboxCap = %d, README says 100", MailboxCap)
 	}
-	db := openDB(t)
-	mb, err := NewMailbox(db.MustTable(store.AgentMailbox), db.MustTable(store.Meta))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := mb.Enqueue("other", msg(-1)); err != nil {
+	mb := NewMailbox(openStore(t))
+	if _, err := mb.Enqueue(t.Context(), "other", msg(-1)); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 100 {
-		if _, err := mb.Enqueue("b", msg(i)); err != nil {
+		if _, err := mb.Enqueue(t.Context(), "b", msg(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n, _ := mb.Count("b"); n != 100 {
+	if n, _ := mb.Count(t.Context(), "b"); n != 100 {
 		t.Fatalf("100 enqueued, %d kept", n)
 	}
 	for i := 100; i < 103; i++ {
-		if _, err := mb.Enqueue("b", msg(i)); err != nil {
+		if _, err := mb.Enqueue(t.Context(), "b", msg(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, _, err := mb.Poll("b", 0, MailboxCap)
+	got, last, err := mb.Poll(t.Context(), "b", 0, MailboxCap)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 100 || got[0].ID != "m3" || got[99].ID != "m102" {
+	if len(got) != 100 || got[0].ID != "m3" || got[99].ID != "m102" || last != got[99].Seq {
 		t.Fatalf("after 103: %d kept, first %s, last %s; want 100, m3..m102", len(got), got[0].ID, got[len(got)-1].ID)
 	}
-	if n, _ := mb.Count("other"); n != 1 {
+	if n, _ := mb.Count(t.Context(), "other"); n != 1 {
 		t.Fatalf("another agent's mailbox holds %d", n)
+	}
+	if _, err := mb.Enqueue(t.Context(), "bad\x00id", msg(0)); err == nil {
+		t.Fatal("an id breaking the agent-id rule got a mailbox")
 	}
 }
 
@@ -70,79 +72,57 @@ func TestMailboxRetentionIs7Days(t *testing.T) {
 	if DefaultMailboxTTL != 7*24*time.Hour {
 		t.Fatalf("DefaultMailboxTTL = %v, README says 7 days", DefaultMailboxTTL)
 	}
-	db := openDB(t)
-	mb, err := NewMailbox(db.MustTable(store.AgentMailbox), db.MustTable(store.Meta))
-	if err != nil {
-		t.Fatal(err)
-	}
+	mb := NewMailbox(openStore(t))
 	clk := testenv.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	mb.now = clk.Now
-	if _, err := mb.Enqueue("b", msg(1)); err != nil {
+	if _, err := mb.Enqueue(t.Context(), "b", msg(1)); err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(time.Hour)
-	if _, err := mb.Enqueue("b", msg(2)); err != nil {
+	if _, err := mb.Enqueue(t.Context(), "b", msg(2)); err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(DefaultMailboxTTL - time.Hour) // the first is exactly 7 days old
-	if n, err := mb.Evict(DefaultMailboxTTL); err != nil || n != 0 {
+	if n, err := mb.Evict(t.Context(), DefaultMailboxTTL); err != nil || n != 0 {
 		t.Fatalf("at exactly 7 days: evicted %d, %v", n, err)
 	}
 	clk.Advance(time.Millisecond)
-	if n, err := mb.Evict(DefaultMailboxTTL); err != nil || n != 1 {
+	if n, err := mb.Evict(t.Context(), DefaultMailboxTTL); err != nil || n != 1 {
 		t.Fatalf("7 days + 1 ms: evicted %d, %v; want 1", n, err)
 	}
-	got, _, _ := mb.Poll("b", 0, MailboxCap)
+	got, _, _ := mb.Poll(t.Context(), "b", 0, MailboxCap)
 	if len(got) != 1 || got[0].ID != "m2" {
 		t.Fatalf("left %v", got)
 	}
 }
 
-// README: "history 10,000 messages". The store is filled to the cap in one
-// transaction; the next appends each push out exactly the oldest.
+// README: "history 10,000 messages" (the drivers' tests prove the
+// trimming); one page of Find is at most 200.
 func TestHistoryCapIs10000(t *testing.T) {
 	if HistoryCap != 10000 {
 		t.Fatalf("HistoryCap = %d, README says 10,000", HistoryCap)
 	}
-	db := openDB(t)
-	tb := db.MustTable(store.MessageHistory)
-	err := tb.Update(func(tx *store.Tx) error {
-		for n := uint64(1); n <= HistoryCap; n++ {
-			v, _ := json.Marshal(historyEntry{Seq: n, Message: msg(int(n)), StoredAt: 1})
-			if err := tx.Put(seq.Key(n), v); err != nil {
-				return err
+	h := NewHistory(openStore(t))
+	var wg sync.WaitGroup
+	for i := range HistoryMaxLimit + 5 {
+		wg.Go(func() {
+			if _, err := h.Append(t.Context(), msg(i), nil); err != nil {
+				t.Error(err)
 			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+		})
 	}
-	h, err := NewHistory(tb, db.MustTable(store.Meta))
-	if err != nil {
-		t.Fatal(err)
+	wg.Wait()
+	got, next, err := h.Find(t.Context(), Query{Limit: 1000})
+	if err != nil || len(got) != HistoryMaxLimit || next != got[len(got)-1].Seq {
+		t.Fatalf("find: %d entries, %v", len(got), err)
 	}
-	for i := range 3 {
-		n, _, err := h.Append(msg(HistoryCap + 1 + i))
-		if err != nil || n != uint64(HistoryCap+1+i) {
-			t.Fatalf("append: seq %d, %v", n, err)
-		}
+	rest, _, err := h.Find(t.Context(), Query{Cursor: next, Limit: 1000})
+	if err != nil || len(rest) != 5 {
+		t.Fatalf("second page: %d entries, %v", len(rest), err)
 	}
-	var count int
-	var first []byte
-	_ = tb.View(func(tx *store.Tx) error {
-		count = tx.Count()
-		first, _ = tx.First(nil)
-		first = append([]byte(nil), first...)
-		return nil
-	})
-	if count != HistoryCap || seq.Decode(first) != 4 {
-		t.Fatalf("history holds %d, oldest seq %d; want %d from seq 4", count, seq.Decode(first), HistoryCap)
-	}
-	// Find caps one page at 200.
-	got, _, err := h.Find(Query{Limit: 1000})
-	if err != nil || len(got) != HistoryMaxLimit || got[0].Seq != 4 {
-		t.Fatalf("find: %d entries from %v, %v", len(got), got[0].Seq, err)
+	recent, err := h.Recent(t.Context(), 3)
+	if err != nil || len(recent) != 3 || recent[2].Seq != rest[4].Seq {
+		t.Fatalf("recent: %v %v", recent, err)
 	}
 }
 
@@ -151,17 +131,16 @@ func TestChannelHistoryCapIs200(t *testing.T) {
 	if ChannelHistoryCap != 200 {
 		t.Fatalf("ChannelHistoryCap = %d, README says 200", ChannelHistoryCap)
 	}
-	db := openDB(t)
-	ch, err := NewChannels(db.MustTable(store.AgentChannels), db.MustTable(store.ChannelHistory), db.MustTable(store.Meta), Limits{})
+	ch, err := NewChannels(openStore(t), Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 203 {
-		if _, _, err := ch.AppendHistory("busy", msg(i)); err != nil {
+		if _, err := ch.publish("busy", msg(i), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := ch.AppendHistory("quiet", msg(-1)); err != nil {
+	if _, err := ch.publish("quiet", msg(-1), nil); err != nil {
 		t.Fatal(err)
 	}
 	got, err := ch.History("busy", 1000, 0)

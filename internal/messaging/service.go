@@ -1,6 +1,7 @@
 package messaging
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,39 @@ const (
 	EventMessageRouted    = "message_routed"
 	EventChannelPublished = "channel_published"
 )
+
+// Routed is published for every message sent (EventMessageRouted). The
+// JSON keys are those the event had as a map.
+type Routed struct {
+	ID      string `json:"id"`
+	From    string `json:"from"`
+	To      string `json:"to,omitempty"` // the recipient; "" for a broadcast
+	Type    string `json:"type"`
+	Outcome string `json:"outcome"`
+	Kind    string `json:"kind"` // direct or broadcast
+}
+
+// ChannelPublished is published for every channel post
+// (EventChannelPublished).
+type ChannelPublished struct {
+	ID      string `json:"id"`
+	From    string `json:"from"`
+	Channel string `json:"channel"`
+	Seq     uint64 `json:"seq"`
+	Kind    string `json:"kind"` // always "channel"
+}
+
+// Topic is bus.TopicMessages.
+func (Routed) Topic() string { return bus.TopicMessages }
+
+// EventType is EventMessageRouted.
+func (Routed) EventType() string { return EventMessageRouted }
+
+// Topic is bus.TopicMessages.
+func (ChannelPublished) Topic() string { return bus.TopicMessages }
+
+// EventType is EventChannelPublished.
+func (ChannelPublished) EventType() string { return EventChannelPublished }
 
 // ErrUnknownRecipient is a direct message to an id the hub does not know.
 var ErrUnknownRecipient = errors.New("unknown_recipient")
@@ -89,8 +123,8 @@ func (s *Service) Stamp(m *Message) {
 }
 
 // Send routes a direct or broadcast message: it is recorded in the history
-// and the thread index, counted, then pushed to live sockets or put in
-// mailboxes. It returns the outcome (Delivered, Queued or Broadcasted).
+// and the thread index with the mailbox copies of recipients that are not
+// connected (one commit), counted, then pushed to live sockets. It returns the outcome (Delivered, Queued or Broadcasted).
 // recorded, when not nil, runs once the message is stored (history and
 // any mailbox copies) and before any live delivery: the socket layer
 // acknowledges the sender there, so the acknowledgement precedes the
@@ -114,32 +148,12 @@ func (s *Service) Send(m Message, recorded func()) (string, error) {
 			return "", fmt.Errorf("%w: %s", ErrUnknownRecipient, to)
 		}
 	}
-	// History and thread index are separate tables with their own commit
-	// loops: write both at once.
-	indexed := make(chan error, 1)
-	go func() { indexed <- s.Threads.Index(m) }()
-	_, trimmed, err := s.History.Append(m)
-	if ierr := <-indexed; ierr != nil {
-		// The thread index is derived data: a failure must not lose the
-		// message, which is in the history.
-		s.log.Error("thread index failed", "event", "thread_index_failed", "message_id", m.ID, "err", ierr)
-	}
-	if err != nil {
-		return "", fmt.Errorf("send %s: %w", m.ID, err)
-	}
-	s.forget(trimmed)
-	s.Analytics.RecordMessage(m.From, to)
-	ack := func() {
-		if recorded != nil {
-			recorded()
-		}
-	}
-	outcome := Broadcasted
-	switch {
-	case m.IsBroadcast():
-		// Offline agents' copies are stored before anyone is told, so a
-		// reader woken by the live push finds them too.
-		online := s.pusher.OnlineAgents()
+	// Who gets a mailbox copy is known before anything is stored, so the
+	// history entry, the thread index and the copies commit together.
+	var copies, online []string
+	directOnline := false
+	if m.IsBroadcast() {
+		online = s.pusher.OnlineAgents()
 		isOnline := make(map[string]bool, len(online))
 		for _, a := range online {
 			isOnline[a] = true
@@ -150,43 +164,42 @@ func (s *Service) Send(m Message, recorded func()) (string, error) {
 			if a == m.From || isOnline[a] || protocol.CheckAgentID(a) != nil {
 				continue
 			}
-			if _, err := s.Mailbox.Enqueue(a, m); err != nil {
-				return "", fmt.Errorf("broadcast %s: %w", m.ID, err)
-			}
+			copies = append(copies, a)
 		}
-		ack()
+	} else if directOnline = s.pusher.Online(to); !directOnline {
+		copies = []string{to}
+	}
+	// Routing is not cancelled with the sender's request: once stored, a
+	// message is delivered or queued whatever happens to the sender.
+	ctx := context.Background()
+	if _, err := s.History.Append(ctx, m, copies); err != nil {
+		return "", fmt.Errorf("send %s: %w", m.ID, err)
+	}
+	s.Analytics.RecordMessage(m.From, to)
+	if recorded != nil {
+		// Offline agents' copies are stored before anyone is told, so a
+		// reader woken by a live push finds them too.
+		recorded()
+	}
+	outcome := Queued
+	switch {
+	case m.IsBroadcast():
+		outcome = Broadcasted
 		for _, a := range online {
 			s.pusher.PushMessage(a, m)
 		}
-	case s.pusher.Online(to):
-		ack()
+	case directOnline:
 		if s.pusher.PushMessage(to, m) {
 			outcome = Delivered
 			break
 		}
 		// The socket went away between the check and the push.
-		if _, err := s.Mailbox.Enqueue(to, m); err != nil {
+		if _, err := s.Mailbox.Enqueue(ctx, to, m); err != nil {
 			return "", fmt.Errorf("send %s: %w", m.ID, err)
 		}
-		outcome = Queued
-	default:
-		if _, err := s.Mailbox.Enqueue(to, m); err != nil {
-			return "", fmt.Errorf("send %s: %w", m.ID, err)
-		}
-		ack()
-		outcome = Queued
 	}
-	s.bus.Publish(bus.Event{Topic: bus.TopicMessages, Type: EventMessageRouted, Data: map[string]any{
-		"id": m.ID, "from": m.From, "to": m.To, "type": m.Type, "outcome": outcome, "kind": kindOf(m)}})
+	bus.Publish(s.bus, Routed{ID: m.ID, From: m.From, To: m.Recipient(), Type: m.Type, Outcome: outcome, Kind: kindOf(m)})
 	return outcome, nil
-}
-
-// forget drops trimmed history entries from the thread index, which holds
-// only what the histories still keep.
-func (s *Service) forget(ids []string) {
-	if err := s.Threads.Forget(ids); err != nil {
-		s.log.Error("thread index trim failed", "event", "thread_trim_failed", "count", len(ids), "err", err)
-	}
 }
 
 func kindOf(m Message) string {
@@ -209,29 +222,30 @@ func (s *Service) Publish(channel string, m Message) (uint64, error) {
 		return 0, err
 	}
 	m.To = nil
-	n, trimmed, err := s.Channels.AppendHistory(ch.Name, m)
+	// Each subscriber's copy is tagged with the channel; the history
+	// entry and the thread index keep the message as sent.
+	tagged := m
+	tagged.Payload = maps.Clone(m.Payload)
+	tagged.Payload["channel"] = ch.Name
+	var subs []string
+	for _, sub := range ch.Subscribers {
+		if sub != m.From && protocol.CheckAgentID(sub) == nil {
+			subs = append(subs, sub)
+		}
+	}
+	copies, err := copiesOf(tagged, subs)
 	if err != nil {
 		return 0, err
 	}
-	if err := s.Threads.Index(m); err != nil {
-		s.log.Error("thread index failed", "event", "thread_index_failed", "message_id", m.ID, "err", err)
+	n, err := s.Channels.publish(ch.Name, m, copies)
+	if err != nil {
+		return 0, fmt.Errorf("publish %s: %w", ch.Name, err)
 	}
-	s.forget(trimmed)
 	s.Analytics.RecordMessage(m.From, "")
-	for _, sub := range ch.Subscribers {
-		if sub == m.From || protocol.CheckAgentID(sub) != nil {
-			continue
-		}
-		cp := m
-		cp.Payload = maps.Clone(m.Payload)
-		cp.Payload["channel"] = ch.Name
-		if _, err := s.Mailbox.Enqueue(sub, cp); err != nil {
-			return n, fmt.Errorf("publish %s: %w", ch.Name, err)
-		}
+	for _, sub := range subs {
 		s.pusher.PushChannelMessage(sub, ch.Name, m)
 	}
-	s.bus.Publish(bus.Event{Topic: bus.TopicMessages, Type: EventChannelPublished, Data: map[string]any{
-		"id": m.ID, "from": m.From, "channel": ch.Name, "seq": n, "kind": "channel"}})
+	bus.Publish(s.bus, ChannelPublished{ID: m.ID, From: m.From, Channel: ch.Name, Seq: n, Kind: "channel"})
 	return n, nil
 }
 

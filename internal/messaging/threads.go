@@ -1,150 +1,60 @@
 package messaging
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"slices"
 	"sort"
 
-	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/storage"
 )
 
 // Threads indexes messages by their reply_to links. It holds the messages
-// still kept in the global history or a channel history: the stores that
-// trim those histories hand the trimmed ids to Forget.
+// still kept in the global history or a channel history: the stores index
+// a message when they record it and drop it when they trim it.
 type Threads struct {
-	messages *store.Table // id -> message
-	replies  *store.Table // parent id -> [child ids] in arrival order
+	store storage.MessageStore
 }
 
-// NewThreads opens the thread index.
-func NewThreads(messages, replies *store.Table) *Threads {
-	return &Threads{messages: messages, replies: replies}
-}
-
-// Index records m and links it under its parent.
-func (t *Threads) Index(m Message) error {
-	v, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	if err := t.messages.Update(func(tx *store.Tx) error { return tx.Put([]byte(m.ID), v) }); err != nil {
-		return fmt.Errorf("thread index %s: %w", m.ID, err)
-	}
-	parent := m.ReplyToID()
-	if parent == "" || parent == m.ID {
-		return nil
-	}
-	err = t.replies.Update(func(tx *store.Tx) error {
-		var kids []string
-		if raw := tx.Get([]byte(parent)); raw != nil {
-			if err := json.Unmarshal(raw, &kids); err != nil {
-				return fmt.Errorf("decode replies of %s: %w", parent, err)
-			}
-		}
-		if slices.Contains(kids, m.ID) {
-			return nil
-		}
-		b, err := json.Marshal(append(kids, m.ID))
-		if err != nil {
-			return err
-		}
-		return tx.Put([]byte(parent), b)
-	})
-	if err != nil {
-		return fmt.Errorf("thread link %s: %w", m.ID, err)
-	}
-	return nil
+// NewThreads returns the thread index kept in ms.
+func NewThreads(ms storage.MessageStore) *Threads {
+	return &Threads{store: ms}
 }
 
 // Forget removes messages from the index and unlinks each from its
 // parent's replies.
-func (t *Threads) Forget(ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	parents := make(map[string][]string)
-	err := t.messages.Update(func(tx *store.Tx) error {
-		for _, id := range ids {
-			raw := tx.Get([]byte(id))
-			if raw == nil {
-				continue
-			}
-			var m Message
-			if json.Unmarshal(raw, &m) == nil && m.ReplyToID() != "" {
-				parents[m.ReplyToID()] = append(parents[m.ReplyToID()], id)
-			}
-			if err := tx.Delete([]byte(id)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil || len(parents) == 0 {
-		return err
-	}
-	return t.replies.Update(func(tx *store.Tx) error {
-		for parent, gone := range parents {
-			raw := tx.Get([]byte(parent))
-			if raw == nil {
-				continue
-			}
-			var kids []string
-			if err := json.Unmarshal(raw, &kids); err != nil {
-				return fmt.Errorf("decode replies of %s: %w", parent, err)
-			}
-			kids = slices.DeleteFunc(kids, func(k string) bool { return slices.Contains(gone, k) })
-			if len(kids) == 0 {
-				if err := tx.Delete([]byte(parent)); err != nil {
-					return err
-				}
-				continue
-			}
-			b, err := json.Marshal(kids)
-			if err != nil {
-				return err
-			}
-			if err := tx.Put([]byte(parent), b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+func (t *Threads) Forget(ctx context.Context, ids []string) error {
+	return t.store.ForgetThread(ctx, ids)
 }
 
-func (t *Threads) message(id string) (Message, bool, error) {
+func (t *Threads) message(ctx context.Context, id string) (Message, bool, error) {
+	b, err := t.store.ThreadMessage(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return Message{}, false, nil
+	}
+	if err != nil {
+		return Message{}, false, err
+	}
 	var m Message
-	found := false
-	err := t.messages.View(func(tx *store.Tx) error {
-		raw := tx.Get([]byte(id))
-		if raw == nil {
-			return nil
-		}
-		found = true
-		return json.Unmarshal(raw, &m)
-	})
-	return m, found, err
+	if err := json.Unmarshal(b, &m); err != nil {
+		return Message{}, false, fmt.Errorf("decode thread message: %w", err)
+	}
+	return m, true, nil
 }
 
-func (t *Threads) children(id string) ([]string, error) {
-	var kids []string
-	err := t.replies.View(func(tx *store.Tx) error {
-		if raw := tx.Get([]byte(id)); raw != nil {
-			return json.Unmarshal(raw, &kids)
-		}
-		return nil
-	})
-	return kids, err
+func (t *Threads) children(ctx context.Context, id string) ([]string, error) {
+	return t.store.ThreadChildren(ctx, id)
 }
 
 // Root follows reply_to links upward from id while the current message is
 // indexed and has a parent. A cycle stops at the first repeated id.
-func (t *Threads) Root(id string) (string, error) {
+func (t *Threads) Root(ctx context.Context, id string) (string, error) {
 	seen := map[string]bool{}
 	cur := id
 	for !seen[cur] {
 		seen[cur] = true
-		m, ok, err := t.message(cur)
+		m, ok, err := t.message(ctx, cur)
 		if err != nil {
 			return "", fmt.Errorf("thread root %s: %w", id, err)
 		}
@@ -158,8 +68,8 @@ func (t *Threads) Root(id string) (string, error) {
 
 // Thread returns the root of id's thread and every indexed message in it,
 // sorted by timestamp.
-func (t *Threads) Thread(id string) (string, []Message, error) {
-	root, err := t.Root(id)
+func (t *Threads) Thread(ctx context.Context, id string) (string, []Message, error) {
+	root, err := t.Root(ctx, id)
 	if err != nil {
 		return "", nil, err
 	}
@@ -171,14 +81,14 @@ func (t *Threads) Thread(id string) (string, []Message, error) {
 			return nil
 		}
 		seen[cur] = true
-		m, ok, err := t.message(cur)
+		m, ok, err := t.message(ctx, cur)
 		if err != nil {
 			return err
 		}
 		if ok {
 			out = append(out, m)
 		}
-		kids, err := t.children(cur)
+		kids, err := t.children(ctx, cur)
 		if err != nil {
 			return err
 		}
@@ -197,14 +107,14 @@ func (t *Threads) Thread(id string) (string, []Message, error) {
 }
 
 // Replies returns the indexed direct replies to id, sorted by timestamp.
-func (t *Threads) Replies(id string) ([]Message, error) {
-	kids, err := t.children(id)
+func (t *Threads) Replies(ctx context.Context, id string) ([]Message, error) {
+	kids, err := t.children(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("replies %s: %w", id, err)
 	}
 	out := []Message{}
 	for _, k := range kids {
-		m, ok, err := t.message(k)
+		m, ok, err := t.message(ctx, k)
 		if err != nil {
 			return nil, fmt.Errorf("replies %s: %w", id, err)
 		}

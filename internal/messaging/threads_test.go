@@ -3,8 +3,6 @@ package messaging
 import (
 	"slices"
 	"testing"
-
-	"github.com/agentcom/agentcom/internal/store"
 )
 
 // TestReplyLoopWithRealParents: the stored threads hold a real loop (m1
@@ -13,24 +11,24 @@ import (
 // message replying to itself. Root, Thread and Replies end, and each
 // message appears once.
 func TestReplyLoopWithRealParents(t *testing.T) {
-	db := openDB(t)
-	th := NewThreads(db.MustTable(store.ThreadMessages), db.MustTable(store.ThreadReplies))
+	ms := openStore(t)
+	th, h := NewThreads(ms), NewHistory(ms)
 	mk := func(id, parent string, ts int64) Message {
 		m := msg(0)
 		m.ID, m.ReplyTo, m.Timestamp = id, StrPtr(parent), ts
 		return m
 	}
 	for _, m := range []Message{mk("m1", "m3", 1), mk("m2", "m1", 2), mk("m3", "m2", 3), mk("self", "self", 4)} {
-		if err := th.Index(m); err != nil {
+		if _, err := h.Append(t.Context(), m, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, id := range []string{"m1", "m2", "m3"} {
-		root, err := th.Root(id)
+		root, err := th.Root(t.Context(), id)
 		if err != nil || !slices.Contains([]string{"m1", "m2", "m3"}, root) {
 			t.Fatalf("root of %s: %q, %v", id, root, err)
 		}
-		_, msgs, err := th.Thread(id)
+		_, msgs, err := th.Thread(t.Context(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -42,10 +40,10 @@ func TestReplyLoopWithRealParents(t *testing.T) {
 			t.Fatalf("thread of %s: %v, want each of the loop once, by time", id, ids)
 		}
 	}
-	if r, err := th.Replies("m1"); err != nil || len(r) != 1 || r[0].ID != "m2" {
+	if r, err := th.Replies(t.Context(), "m1"); err != nil || len(r) != 1 || r[0].ID != "m2" {
 		t.Fatalf("replies to m1: %v %v", r, err)
 	}
-	root, msgs, err := th.Thread("self")
+	root, msgs, err := th.Thread(t.Context(), "self")
 	if err != nil || root != "self" || len(msgs) != 1 {
 		t.Fatalf("self-reply: %q %v %v", root, msgs, err)
 	}

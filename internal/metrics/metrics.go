@@ -19,6 +19,7 @@ import (
 
 	"github.com/agentcom/agentcom/internal/agents"
 	"github.com/agentcom/agentcom/internal/bus"
+	"github.com/agentcom/agentcom/internal/messaging"
 	"github.com/agentcom/agentcom/internal/resilience"
 	"github.com/agentcom/agentcom/internal/store"
 	"github.com/agentcom/agentcom/internal/tasks"
@@ -124,41 +125,41 @@ func (m *Metrics) Run(ctx context.Context) {
 }
 
 func (m *Metrics) observe(e bus.Event) {
-	switch e.Topic {
+	switch e.Topic() {
 	case bus.TopicTasks:
-		m.taskEvents.WithLabelValues(e.Type).Inc()
-		d, ok := e.Data.(tasks.EventData)
-		if !ok {
-			return
-		}
-		now := time.UnixMilli(e.Time)
-		switch e.Type {
-		case tasks.EventAssigned:
-			m.waitSeconds.Observe(float64(d.WaitMs) / 1000)
-			m.mu.Lock()
-			m.waits.add(d.WaitMs)
-			m.mu.Unlock()
-		case tasks.EventCompleted, tasks.EventFailed:
-			if d.Usage != nil {
-				m.AddUsage(d.AgentID, now, *d.Usage)
-			}
-			m.runSeconds.Observe(float64(d.RunMs) / 1000)
-			m.mu.Lock()
-			m.runs.add(d.RunMs)
-			m.outcomes = append(m.outcomes, outcome{at: now, failed: e.Type == tasks.EventFailed})
-			m.pruneLocked(now)
-			m.mu.Unlock()
-		case tasks.EventReclaimed:
-			m.reclaims.WithLabelValues(d.Reason).Inc()
-		}
-	case bus.TopicMessages:
-		if d, ok := e.Data.(map[string]any); ok {
-			if k, ok := d["kind"].(string); ok {
-				m.messages.WithLabelValues(k).Inc()
-			}
-		}
+		m.taskEvents.WithLabelValues(e.Type()).Inc()
 	case bus.TopicStorage:
-		m.storageEvts.WithLabelValues(e.Type).Inc()
+		m.storageEvts.WithLabelValues(e.Type()).Inc()
+	}
+	switch d := e.Data.(type) {
+	case tasks.EventData:
+		m.observeTask(d, time.UnixMilli(e.Time))
+	case messaging.Routed:
+		m.messages.WithLabelValues(d.Kind).Inc()
+	case messaging.ChannelPublished:
+		m.messages.WithLabelValues(d.Kind).Inc()
+	}
+}
+
+func (m *Metrics) observeTask(d tasks.EventData, now time.Time) {
+	switch d.Type {
+	case tasks.EventAssigned:
+		m.waitSeconds.Observe(float64(d.WaitMs) / 1000)
+		m.mu.Lock()
+		m.waits.add(d.WaitMs)
+		m.mu.Unlock()
+	case tasks.EventCompleted, tasks.EventFailed:
+		if d.Usage != nil {
+			m.AddUsage(d.AgentID, now, *d.Usage)
+		}
+		m.runSeconds.Observe(float64(d.RunMs) / 1000)
+		m.mu.Lock()
+		m.runs.add(d.RunMs)
+		m.outcomes = append(m.outcomes, outcome{at: now, failed: d.Type == tasks.EventFailed})
+		m.pruneLocked(now)
+		m.mu.Unlock()
+	case tasks.EventReclaimed:
+		m.reclaims.WithLabelValues(d.Reason).Inc()
 	}
 }
 

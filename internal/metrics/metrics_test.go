@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/agentcom/agentcom/internal/bus"
+	"github.com/agentcom/agentcom/internal/messaging"
+	"github.com/agentcom/agentcom/internal/resilience"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
@@ -14,7 +16,8 @@ func TestObserveCountsAndSummary(t *testing.T) {
 	m := New(bus.New(), Sources{})
 	now := time.Now()
 	ev := func(typ string, d tasks.EventData, at time.Time) bus.Event {
-		return bus.Event{Topic: bus.TopicTasks, Type: typ, Time: at.UnixMilli(), Data: d}
+		d.Type = typ
+		return bus.Event{Time: at.UnixMilli(), Data: d}
 	}
 	// Events come in time order; the first is outside the last hour.
 	m.observe(ev(tasks.EventCompleted, tasks.EventData{RunMs: 10}, now.Add(-2*time.Hour)))
@@ -23,9 +26,9 @@ func TestObserveCountsAndSummary(t *testing.T) {
 	m.observe(ev(tasks.EventCompleted, tasks.EventData{RunMs: 1000}, now))
 	m.observe(ev(tasks.EventFailed, tasks.EventData{RunMs: 3000}, now))
 	m.observe(ev(tasks.EventReclaimed, tasks.EventData{Reason: tasks.ReasonLeaseExpired}, now))
-	m.observe(bus.Event{Topic: bus.TopicMessages, Type: "message", Data: map[string]any{"kind": "direct"}})
-	m.observe(bus.Event{Topic: bus.TopicMessages, Type: "message", Data: "not a map"}) // ignored
-	m.observe(bus.Event{Topic: bus.TopicStorage, Type: "backup_complete"})
+	m.observe(bus.Event{Data: messaging.Routed{ID: "m1", Kind: "direct"}})
+	m.observe(bus.Event{Data: messaging.ChannelPublished{ID: "m2", Kind: "channel"}})
+	m.observe(bus.Event{Data: resilience.BackupCompleteEvent{}})
 	m.ValidationFailed("")
 	m.ValidationFailed("status")
 	m.RateLimited("message")
@@ -38,6 +41,7 @@ func TestObserveCountsAndSummary(t *testing.T) {
 		`agentcom_task_events_total{event="task_completed"}`:           2,
 		`agentcom_task_reclaims_total{reason="lease_expired"}`:         1,
 		`agentcom_messages_total{kind="direct"}`:                       1,
+		`agentcom_messages_total{kind="channel"}`:                      1,
 		`agentcom_validation_errors_total{schema="unknown"}`:           1,
 		`agentcom_validation_errors_total{schema="status"}`:            1,
 		`agentcom_rate_limited_total{kind="message"}`:                  1,
@@ -57,8 +61,8 @@ func TestObserveCountsAndSummary(t *testing.T) {
 			n++
 		}
 	}
-	if n != 1 {
-		t.Errorf("%d message series; the event without a kind made one", n)
+	if n != 2 {
+		t.Errorf("%d message series, want direct and channel", n)
 	}
 	s := m.Summary()
 	if s.CompletedHour != 1 || s.FailedHour != 1 || s.FailureRate != 0.5 {

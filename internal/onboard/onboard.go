@@ -100,8 +100,11 @@ func within(root, name string) (string, error) {
 
 // Options drive Onboard. Zero values get defaults.
 type Options struct {
-	// HubURL is the hub's HTTP base URL (required).
-	HubURL string
+	// HubURLs are the HTTP base URLs of the hub, or of the hubs of one
+	// cluster (at least one). The agent registers with the first that
+	// answers; with several, the sidecar config lists them all (hub_urls)
+	// so the sidecar fails over between them.
+	HubURLs []string
 	// Name is the agent id; empty picks a free Culture ship name.
 	Name         string
 	Capabilities []string
@@ -161,20 +164,23 @@ func Onboard(ctx context.Context, o Options) (Result, error) {
 	var res Result
 	o.fill()
 	out := o.Out
-	if o.HubURL == "" {
+	if len(o.HubURLs) == 0 {
 		return res, errors.New("onboard: --hub is required")
+	}
+	if len(o.HubURLs) > sidecar.MaxHubURLs {
+		return res, fmt.Errorf("onboard: %d hubs given, at most %d", len(o.HubURLs), sidecar.MaxHubURLs)
 	}
 	if o.WakeCommand != "" && o.RunCommand != "" {
 		return res, errors.New("onboard: give --wake-command (it wakes the agent and returns) or --run-command (it is the agent), not both")
 	}
-	hub := client.New(o.HubURL, "", o.HTTPClient)
-
-	fmt.Fprintf(out, "[1/5] checking the hub at %s... ", hub.BaseURL())
-	if _, err := hub.Health(ctx); err != nil {
-		fmt.Fprintln(out, "FAILED")
-		return res, fmt.Errorf("onboard: hub not reachable: %w", err)
+	hubWS, err := hubSockets(o.HubURLs)
+	if err != nil {
+		return res, err
 	}
-	fmt.Fprintln(out, "ok")
+	hub, err := firstHealthy(ctx, o, out)
+	if err != nil {
+		return res, err
+	}
 
 	fmt.Fprint(out, "[2/5] registering the agent... ")
 	reg, err := register(ctx, hub, o)
@@ -191,7 +197,7 @@ func Onboard(ctx context.Context, o Options) (Result, error) {
 		return res, err
 	}
 	res.ConfigPath = filepath.Join(res.Dir, "config.json")
-	cfg, err := writeConfig(res.Dir, res.ConfigPath, hub.BaseURL(), reg, o)
+	cfg, err := writeConfig(res.Dir, res.ConfigPath, hub.BaseURL(), hubWS, reg, o)
 	if err != nil {
 		fmt.Fprintln(out, "FAILED")
 		return res, fmt.Errorf("onboard: %w (the agent is registered; run 'agentcom offboard --name %s' to undo)", err, res.Name)
@@ -296,6 +302,68 @@ func (o *Options) fill() {
 	}
 }
 
+// hubSockets returns the agent socket of every hub when there are several
+// (the sidecar's hub_urls), nil for one hub. A URL the sidecar would refuse
+// is refused here, before anything is registered.
+func hubSockets(hubs []string) ([]string, error) {
+	if len(hubs) < 2 {
+		return nil, nil
+	}
+	out := make([]string, len(hubs))
+	seen := make(map[string]bool, len(hubs))
+	for i, h := range hubs {
+		u, err := sidecar.NormalizeHubURL(h)
+		if err != nil {
+			return nil, fmt.Errorf("onboard: --hub: %w", err)
+		}
+		if seen[u] {
+			return nil, fmt.Errorf("onboard: --hub lists the hub %s twice", redact(u))
+		}
+		seen[u] = true
+		out[i] = u
+	}
+	return out, nil
+}
+
+// firstHealthy returns a client of the first hub that answers its health
+// check: in a cluster the agent can register with any of them, and one
+// hub being down must not stop onboarding.
+func firstHealthy(ctx context.Context, o Options, out io.Writer) (*client.Client, error) {
+	if len(o.HubURLs) == 1 {
+		hub := client.New(o.HubURLs[0], "", o.HTTPClient)
+		fmt.Fprintf(out, "[1/5] checking the hub at %s... ", redact(hub.BaseURL()))
+		if _, err := hub.Health(ctx); err != nil {
+			fmt.Fprintln(out, "FAILED")
+			return nil, fmt.Errorf("onboard: hub not reachable: %w", err)
+		}
+		fmt.Fprintln(out, "ok")
+		return hub, nil
+	}
+	fmt.Fprintf(out, "[1/5] checking the %d hubs...\n", len(o.HubURLs))
+	var errs []error
+	for _, u := range o.HubURLs {
+		hub := client.New(u, "", o.HTTPClient)
+		fmt.Fprintf(out, "      %s... ", redact(hub.BaseURL()))
+		if _, err := hub.Health(ctx); err != nil {
+			fmt.Fprintln(out, "not reachable")
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintln(out, "ok, registering here")
+		return hub, nil
+	}
+	return nil, fmt.Errorf("onboard: no hub reachable: %w", errors.Join(errs...))
+}
+
+// redact hides a password a URL may carry.
+func redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
 // register registers o.Name, or the first free generated name.
 func register(ctx context.Context, hub *client.Client, o Options) (client.Registration, error) {
 	try := func(name string) (client.Registration, error) {
@@ -360,6 +428,7 @@ type configFile struct {
 	AgentID      string   `json:"agent_id"`
 	Token        string   `json:"token"`
 	HubURL       string   `json:"hub_url"`
+	HubURLs      []string `json:"hub_urls,omitempty"`
 	HubAPIURL    string   `json:"hub_api_url"`
 	Capabilities []string `json:"capabilities"`
 	WakeCommand  string   `json:"wake_command,omitempty"`
@@ -369,12 +438,19 @@ type configFile struct {
 	StateFile    string   `json:"state_file"`
 }
 
-func writeConfig(dir, path, apiURL string, reg client.Registration, o Options) (sidecar.Config, error) {
+// writeConfig writes the sidecar config. With one hub it has the shape the
+// original sidecar reads (hub_url). With several, hub_urls lists them all
+// and hub_url is the first, so the original sidecar, which ignores keys it
+// does not know, still runs on that one.
+func writeConfig(dir, path, apiURL string, hubWS []string, reg client.Registration, o Options) (sidecar.Config, error) {
 	ws := reg.HubWSURL
 	if ws == "" {
 		ws = apiURL
 	}
-	cf := configFile{AgentID: reg.AgentID, Token: reg.Token, HubURL: ws, HubAPIURL: apiURL, Capabilities: o.Capabilities,
+	if len(hubWS) > 1 {
+		ws = hubWS[0]
+	}
+	cf := configFile{AgentID: reg.AgentID, Token: reg.Token, HubURL: ws, HubURLs: hubWS, HubAPIURL: apiURL, Capabilities: o.Capabilities,
 		WakeCommand: o.WakeCommand, RunCommand: o.RunCommand, ResultsDir: "./results", StateFile: "./queue.json"}
 	if o.RepoDir != "" {
 		abs, err := filepath.Abs(o.RepoDir)
@@ -464,7 +540,7 @@ func verify(ctx context.Context, hub *client.Client, cfg sidecar.Config, service
 			<-done
 		}()
 	}
-	one := 1
+	one := int64(1)
 	sub, err := hub.SubmitTask(ctx, client.TaskSubmit{
 		Description: "Onboarding test: agent " + cfg.AgentID + " online",
 		Priority:    "urgent",

@@ -3,7 +3,9 @@ package onboard
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,7 +27,7 @@ func openReg(c *hub.Config) { c.OpenRegistration = true }
 func localOpts(t *testing.T, hubURL string) Options {
 	t.Helper()
 	dir := t.TempDir()
-	return Options{HubURL: hubURL, Home: filepath.Join(dir, "home"), UnitDir: filepath.Join(dir, "units"),
+	return Options{HubURLs: []string{hubURL}, Home: filepath.Join(dir, "home"), UnitDir: filepath.Join(dir, "units"),
 		Binary: "/opt/agent com/agentcom", VerifyTimeout: 20 * time.Second, Out: &bytes.Buffer{}}
 }
 
@@ -75,6 +77,10 @@ func TestOnboardOpenRegistrationEndToEnd(t *testing.T) {
 	if err != nil || cfg.AgentID != res.Name || len(cfg.Token) != 64 || cfg.HubURL != h.WSURL() || cfg.HubAPIURL != h.URL() ||
 		strings.Join(cfg.Capabilities, ",") != "code,review" {
 		t.Fatalf("config = %+v, %v", cfg, err)
+	}
+	// One hub: the config has the original sidecar's shape.
+	if raw, err := os.ReadFile(res.ConfigPath); err != nil || strings.Contains(string(raw), "hub_urls") {
+		t.Fatalf("one hub wrote hub_urls: %s %v", raw, err)
 	}
 	unit, err := os.ReadFile(res.UnitPath)
 	if err != nil || !strings.Contains(string(unit), `ExecStart="/opt/agent com/agentcom" sidecar --config "`+res.ConfigPath+`"`) {
@@ -225,5 +231,62 @@ func TestOnboardVerificationRunsTheConfiguredCommand(t *testing.T) {
 	o2.WakeCommand, o2.RunCommand = "x", "y"
 	if _, err := Onboard(context.Background(), o2); err == nil || !strings.Contains(err.Error(), "not both") {
 		t.Fatalf("both commands: %v", err)
+	}
+}
+
+// Onboarding onto several hubs of a cluster, the first of them down:
+// the agent registers with the one that answers, the config lists every
+// hub (hub_urls, hub_url the first for the original sidecar), and the
+// test task completes through a sidecar that skipped the dead hub.
+func TestOnboardSeveralHubs(t *testing.T) {
+	h := hubtest.Start(t, "", openReg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	o := localOpts(t, dead)
+	o.HubURLs = append(o.HubURLs, h.URL())
+	res, err := Onboard(context.Background(), o)
+	if err != nil {
+		t.Fatalf("onboard: %v\n%s", err, o.Out)
+	}
+	out := o.Out.(*bytes.Buffer).String()
+	if !strings.Contains(out, "checking the 2 hubs") || !strings.Contains(out, dead+"... not reachable") || !strings.Contains(out, h.URL()+"... ok, registering here") {
+		t.Errorf("output:\n%s", out)
+	}
+	raw, err := os.ReadFile(res.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		HubURL    string   `json:"hub_url"`
+		HubURLs   []string `json:"hub_urls"`
+		HubAPIURL string   `json:"hub_api_url"`
+	}
+	if err := json.Unmarshal(raw, &file); err != nil {
+		t.Fatal(err)
+	}
+	deadWS := "ws" + strings.TrimPrefix(dead, "http") + "/ws"
+	if file.HubURL != deadWS || strings.Join(file.HubURLs, " ") != deadWS+" "+h.WSURL() || file.HubAPIURL != h.URL() {
+		t.Fatalf("config = %s", raw)
+	}
+	if st, task := h.Do("GET", "/api/tasks/"+res.VerifyTaskID, h.AdminToken, nil); st != 200 || task["status"] != "completed" || task["assigned_to"] != res.Name {
+		t.Fatalf("test task = %d %v", st, task)
+	}
+
+	for name, hubs := range map[string][]string{
+		"twice":   {h.URL(), h.URL() + "/"},
+		"bad URL": {h.URL(), "ftp://x"},
+	} {
+		o := localOpts(t, hubs[0])
+		o.HubURLs, o.Name = hubs, "never-"+strings.ReplaceAll(name, " ", "-")
+		if _, err := Onboard(context.Background(), o); err == nil || !strings.Contains(err.Error(), "--hub") {
+			t.Errorf("%s: %v", name, err)
+		}
+		if out := o.Out.(*bytes.Buffer).String(); out != "" {
+			t.Errorf("%s: went on to the hub although the hub list is refused:\n%s", name, out)
+		}
 	}
 }

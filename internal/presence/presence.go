@@ -32,6 +32,36 @@ type Entry struct {
 	State string `json:"fsm_state"`
 }
 
+// Joined is published when an agent registers (EventJoined).
+type Joined struct{ Entry }
+
+// StatusChanged is published when an agent changes its free-text status
+// (EventStatusChanged); Entry is the agent after the change.
+type StatusChanged struct{ Entry }
+
+// Left is published when an agent is removed (EventLeft).
+type Left struct {
+	AgentID string `json:"agent_id"`
+}
+
+// Topic is bus.TopicAgents.
+func (Joined) Topic() string { return bus.TopicAgents }
+
+// EventType is EventJoined.
+func (Joined) EventType() string { return EventJoined }
+
+// Topic is bus.TopicAgents.
+func (StatusChanged) Topic() string { return bus.TopicAgents }
+
+// EventType is EventStatusChanged.
+func (StatusChanged) EventType() string { return EventStatusChanged }
+
+// Topic is bus.TopicAgents.
+func (Left) Topic() string { return bus.TopicAgents }
+
+// EventType is EventLeft.
+func (Left) EventType() string { return EventLeft }
+
 // Directory holds the connected agents.
 type Directory struct {
 	bus *bus.Bus
@@ -66,7 +96,7 @@ func (d *Directory) Register(e Entry) Entry {
 	cp := e
 	d.entries[e.AgentID] = &cp
 	d.mu.Unlock()
-	d.bus.Publish(bus.Event{Topic: bus.TopicAgents, Type: EventJoined, Time: now, Data: e})
+	bus.PublishAt(d.bus, now, Joined{e})
 	return e
 }
 
@@ -78,7 +108,7 @@ func (d *Directory) Unregister(agentID string) bool {
 	delete(d.entries, agentID)
 	d.mu.Unlock()
 	if ok {
-		d.bus.Publish(bus.Event{Topic: bus.TopicAgents, Type: EventLeft, Data: map[string]string{"agent_id": agentID}})
+		bus.Publish(d.bus, Left{AgentID: agentID})
 	}
 	return ok
 }
@@ -96,7 +126,7 @@ func (d *Directory) SetStatus(agentID, status string) (Entry, bool) {
 	}
 	d.mu.Unlock()
 	if ok {
-		d.bus.Publish(bus.Event{Topic: bus.TopicAgents, Type: EventStatusChanged, Data: cp})
+		bus.Publish(d.bus, StatusChanged{cp})
 	}
 	return cp, ok
 }

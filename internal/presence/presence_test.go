@@ -30,7 +30,7 @@ func TestRegisterDefaultsAndAnnounces(t *testing.T) {
 	if e.Name != "a1" || e.Status != "connected" || e.Capabilities == nil || e.ConnectedAt != at.UnixMilli() || e.LastSeen != at.UnixMilli() {
 		t.Fatalf("registered %+v", e)
 	}
-	if ev := next(t, sub); ev.Type != EventJoined || ev.Data.(Entry).AgentID != "a1" {
+	if ev := next(t, sub); ev.Type() != EventJoined || ev.Data.(Joined).AgentID != "a1" {
 		t.Fatalf("event %+v", ev)
 	}
 	// A re-register (reconnect) keeps the scheduling state unless given.
@@ -61,7 +61,7 @@ func TestStatusTouchStaleAndUnregister(t *testing.T) {
 	if e, ok := d.SetStatus("a", "busy"); !ok || e.Status != "busy" {
 		t.Fatalf("status %+v", e)
 	}
-	if ev := next(t, sub); ev.Type != EventStatusChanged || ev.Data.(Entry).Status != "busy" {
+	if ev := next(t, sub); ev.Type() != EventStatusChanged || ev.Data.(StatusChanged).Status != "busy" {
 		t.Fatalf("event %+v", ev)
 	}
 
@@ -83,7 +83,7 @@ func TestStatusTouchStaleAndUnregister(t *testing.T) {
 	if !d.Unregister("a") || d.Unregister("a") {
 		t.Fatal("unregister reports")
 	}
-	if ev := next(t, sub); ev.Type != EventLeft {
+	if ev := next(t, sub); ev.Data != (Left{AgentID: "a"}) {
 		t.Fatalf("event %+v", ev)
 	}
 	select {

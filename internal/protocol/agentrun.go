@@ -108,13 +108,14 @@ type TaskRevoked struct {
 
 // TaskProgress is the task_progress frame: the original's task_id and
 // progress, plus the optional output chunk and verification check.
+// Output's limit is MaxProgressOutput (a test holds the tag to it).
 type TaskProgress struct {
-	Type            string       `json:"type"`
-	TaskID          string       `json:"task_id"`
+	Type            string       `json:"type" protocol:"-"`
+	TaskID          string       `json:"task_id" protocol:"required"`
 	Progress        *int64       `json:"progress,omitempty"`
-	Output          string       `json:"output,omitempty"`
+	Output          string       `json:"output,omitempty" protocol:"max=65536"`
 	Check           *VerifyCheck `json:"check,omitempty"`
-	ProtocolVersion int          `json:"protocol_version,omitempty"`
+	ProtocolVersion any          `json:"protocol_version,omitempty"`
 }
 
 // Into decodes the object field k into dst (a typed struct). An absent

@@ -52,7 +52,12 @@ func Discovery() DiscoveryDoc {
 func describe(s Schema) DiscoveryEntry {
 	e := DiscoveryEntry{Description: s.Description, Required: []DiscoveryField{}, Optional: []DiscoveryField{}}
 	for _, f := range s.Fields {
-		df := DiscoveryField{Name: f.Name, Type: f.Kind.String(), MaxLength: f.limit(), Format: f.Format}
+		df := DiscoveryField{Name: f.Name, Type: f.Kind.String(), Format: f.Format}
+		if f.Kind == KindString {
+			// Only strings are held to a length (a task_recovering
+			// "description" may be any JSON).
+			df.MaxLength = f.limit()
+		}
 		if f.Required {
 			e.Required = append(e.Required, df)
 		} else {

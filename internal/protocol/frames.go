@@ -40,6 +40,9 @@ const (
 	CodeRateLimited        = "rate_limited"
 	CodeForbidden          = "forbidden"
 	CodeInternal           = "internal_error"
+	// CodeUnauthorized is the original hub's refusal of an identify; this
+	// hub answers CodeInvalidToken, but clients still recognise both.
+	CodeUnauthorized = "unauthorized"
 	// Task report failures are "<prefix>: <reason>".
 	CodeTaskCompleteFailed = "task_complete_failed"
 	CodeTaskFailFailed     = "task_fail_failed"
@@ -53,6 +56,9 @@ const (
 	AckRetried    = "retried"
 	AckDeadLetter = "dead_letter"
 	AckRejected   = "rejected"
+	// AckProgress is the original hub's ack of task_progress; this hub
+	// sends none, but clients still accept it.
+	AckProgress = "progress"
 )
 
 // WebSocket close codes the hub uses. 4000-4999 are application codes.

@@ -8,7 +8,10 @@
 // of validation errors) and extend them to every HTTP body.
 package protocol
 
-import "sort"
+import (
+	"reflect"
+	"sort"
+)
 
 // Kind is the JSON type a field must have.
 type Kind int
@@ -74,6 +77,13 @@ type Schema struct {
 	// route; HTTP error replies carry it as "error" so old clients keep
 	// matching on it. Empty for frames.
 	Legacy string
+
+	// goType is the wire type the schema was derived from, wire the
+	// struct field behind each of Fields, typeField the index of a
+	// frame's "type" field (-1: none, a body).
+	goType    reflect.Type
+	wire      []wireField
+	typeField int
 }
 
 // lengthLimits are keyed by field name, whatever the schema, as in the
@@ -104,12 +114,6 @@ func (f Field) limit() int {
 	return lengthLimits[f.Name]
 }
 
-func req(name string, k Kind) Field { return Field{Name: name, Kind: k, Required: true} }
-func opt(name string, k Kind) Field { return Field{Name: name, Kind: k} }
-
-// withFormat returns f restricted to format.
-func (f Field) withFormat(format Format) Field { f.Format = format; return f }
-
 // Frame types the agent sends.
 const (
 	FrameIdentify           = "identify"
@@ -132,37 +136,26 @@ const (
 	FrameTaskRejected = "task_rejected"
 )
 
-// agentFrames are the schemas of every frame an agent may send.
-var agentFrames = map[string]Schema{
-	FrameIdentify: {Description: "authenticate the socket as an agent", Fields: []Field{
-		req("agent_id", KindString).withFormat(FormatAgentID), req("token", KindString),
-		opt("name", KindString), opt("status", KindString), opt("capabilities", KindStringArray)}},
-	FrameMessage: {Description: "send a direct or broadcast message", Fields: []Field{
-		req("payload", KindObject), opt("to", KindString).withFormat(FormatRecipient), opt("message_type", KindString), opt("reply_to", KindString)}},
-	FrameStatus:             {Description: "update presence status", Fields: []Field{req("status", KindString)}},
-	FrameListAgents:         {Description: "list connected agents"},
-	FramePing:               {Description: "application heartbeat"},
-	FrameChannelSubscribe:   {Description: "subscribe to a channel", Fields: []Field{req("channel", KindString)}},
-	FrameChannelUnsubscribe: {Description: "unsubscribe from a channel", Fields: []Field{req("channel", KindString)}},
-	FrameChannelPublish: {Description: "publish to a channel", Fields: []Field{
-		req("channel", KindString), req("payload", KindObject), opt("message_type", KindString), opt("reply_to", KindString)}},
-	FrameChannelHistory: {Description: "read a channel's history", Fields: []Field{
-		req("channel", KindString), opt("limit", KindInteger), opt("since", KindInteger)}},
-	FrameListChannels: {Description: "list channels"},
-	FrameTaskAccepted: {Description: "accept an assigned task", Fields: []Field{req("task_id", KindString)}},
-	FrameTaskProgress: {Description: "report progress; extends the task's lease. output (a chunk of the agent's live output) and check (a verification result) are additions", Fields: []Field{
-		req("task_id", KindString), opt("progress", KindInteger),
-		{Name: "output", Kind: KindString, MaxLen: MaxProgressOutput}, opt("check", KindObject)}},
-	FrameTaskComplete: {Description: "report a task done", Fields: []Field{
-		req("task_id", KindString), req("generation", KindInteger), opt("result", KindObject), opt("tokens_used", KindInteger),
-		opt("usage", KindObject)}},
-	FrameTaskFailed: {Description: "report a task failed", Fields: []Field{
-		req("task_id", KindString), req("generation", KindInteger), opt("error", KindString), opt("reason", KindString),
-		opt("usage", KindObject)}},
-	FrameTaskRecovering: {Description: "ask whether to continue a task after a restart or reconnect", Fields: []Field{req("task_id", KindString)}},
-	FrameTaskRejected: {Description: "decline an assigned task", Fields: []Field{
-		req("task_id", KindString), opt("reason", KindString), opt("generation", KindInteger)}},
-}
+// agentFrames are the schemas of every frame an agent may send, derived
+// from the wire types (wire.go).
+var agentFrames = frameSchemas(
+	wireDef(Identify{}, "authenticate the socket as an agent", ""),
+	wireDef(Message{}, "send a direct or broadcast message", ""),
+	wireDef(Status{}, "update presence status", ""),
+	wireDef(ListAgents{}, "list connected agents", ""),
+	wireDef(Ping{}, "application heartbeat", ""),
+	wireDef(ChannelSubscribe{}, "subscribe to a channel", ""),
+	wireDef(ChannelUnsubscribe{}, "unsubscribe from a channel", ""),
+	wireDef(ChannelPublish{}, "publish to a channel", ""),
+	wireDef(ChannelHistory{}, "read a channel's history", ""),
+	wireDef(ListChannels{}, "list channels", ""),
+	wireDef(TaskAccepted{}, "accept an assigned task", ""),
+	wireDef(TaskProgress{}, "report progress; extends the task's lease. output (a chunk of the agent's live output) and check (a verification result) are additions", ""),
+	wireDef(TaskComplete{}, "report a task done", ""),
+	wireDef(TaskFailed{}, "report a task failed", ""),
+	wireDef(TaskRecovering{}, "ask whether to continue a task after a restart or reconnect", ""),
+	wireDef(TaskRejected{}, "decline an assigned task", ""),
+)
 
 // KnownFrameTypes lists the agent frame types, sorted, as validation
 // errors report them.
@@ -199,51 +192,30 @@ const (
 	BodyPostSchedule    = "post_schedule"
 )
 
-// httpBodies are the schemas of every HTTP request body.
-var httpBodies = map[string]Schema{
-	BodyPostMessage: {Description: "send a message", Legacy: "missing required field: payload", Fields: []Field{
-		req("payload", KindObject), opt("to", KindString).withFormat(FormatRecipient), opt("type", KindString), opt("reply_to", KindString)}},
-	BodyPutHeartbeat: {Description: "set the heartbeat interval", Legacy: "missing or invalid field: heartbeat_interval_ms (positive integer)",
-		Fields: []Field{req("heartbeat_interval_ms", KindPositiveInteger)}},
-	BodyPutMailboxTTL: {Description: "set the mailbox retention", Legacy: "missing or invalid field: mailbox_ttl_ms (positive integer)",
-		Fields: []Field{req("mailbox_ttl_ms", KindPositiveInteger)}},
-	BodyPostChannel: {Description: "create a channel", Legacy: "missing required field: name", Fields: []Field{
-		req("name", KindString), opt("description", KindString)}},
-	BodyChannelPublish: {Description: "publish to a channel", Legacy: "missing required field: payload", Fields: []Field{
-		req("payload", KindObject), opt("type", KindString), opt("reply_to", KindString)}},
-	BodyMailboxAck: {Description: "acknowledge mailbox messages up to seq", Legacy: "missing required field: seq", Fields: []Field{
-		req("seq", KindInteger), opt("token", KindString)}},
-	BodyPostToken: {Description: "create a token", Legacy: "missing required field: agent_id", Fields: []Field{
-		req("agent_id", KindString).withFormat(FormatAgentID), opt("role", KindString)}},
-	BodyPushTask: {Description: "push a task straight to a connected agent", Legacy: "missing required fields: agent_id, description", Fields: []Field{
-		req("agent_id", KindString).withFormat(FormatAgentID), req("description", KindString), opt("metadata", KindObject)}},
-	BodyPostTask: {Description: "submit a task", Legacy: "missing required field: description", Fields: []Field{
-		req("description", KindString), opt("priority", KindAny), opt("metadata", KindObject),
-		opt("max_retries", KindInteger), opt("complete_by", KindInteger),
-		opt("needed_capabilities", KindStringArray), opt("target_agent", KindString).withFormat(FormatAgentID),
-		{Name: "unique_key", Kind: KindString, MaxLen: 256}, {Name: "unique_for", Kind: KindString, MaxLen: 64},
-		opt("run_at", KindAny), {Name: "run_in", Kind: KindString, MaxLen: 64},
-		opt("depends_on", KindStringArray), {Name: "on_dependency_failure", Kind: KindString, MaxLen: 16},
-		opt("verify", KindStringArray), opt("max_verify_attempts", KindInteger)}},
-	BodyPostTaskBatch: {Description: "submit tasks that depend on each other by key", Legacy: "missing required field: tasks", Fields: []Field{req("tasks", KindAny)}},
-	BodyPause: {Description: "pause or resume a lane or a capability", Fields: []Field{
-		{Name: "lane", Kind: KindString, MaxLen: 16}, {Name: "capability", Kind: KindString, MaxLen: 256}}},
-	BodyPostSchedule: {Description: "add a periodic schedule", Legacy: "missing required fields: name, cron, description", Fields: []Field{
-		req("name", KindString), {Name: "cron", Kind: KindString, Required: true, MaxLen: 128},
-		{Name: "timezone", Kind: KindString, MaxLen: 64}, req("description", KindString), opt("priority", KindAny),
-		opt("metadata", KindObject), opt("max_retries", KindInteger), opt("needed_capabilities", KindStringArray),
-		opt("target_agent", KindString).withFormat(FormatAgentID)}},
-	BodyOnboardRegister: {Description: "register a new agent", Legacy: "missing or invalid field: agent_id", Fields: []Field{
-		req("agent_id", KindString).withFormat(FormatAgentID), opt("join_secret", KindString), opt("capabilities", KindStringArray)}},
-	BodyPutDefaultRepo: {Description: "set the default repository", Legacy: "missing or invalid field: url", Fields: []Field{req("url", KindString)}},
-	BodyPushSubscribe: {Description: "store a web push subscription", Legacy: "invalid push subscription", Fields: []Field{
-		req("endpoint", KindString), req("keys", KindObject)}},
-	BodyPutAlerts:  {Description: "replace alert rule thresholds", Legacy: "invalid alert configuration", Fields: []Field{req("rules", KindObject)}},
-	BodyTaskCancel: {Description: "cancel a task", Fields: []Field{opt("reason", KindString)}},
+// httpBodies are the schemas of every HTTP request body, derived from the
+// body types (wire.go). Legacy is the original hub's error string for a
+// bad body of the route.
+var httpBodies = bodySchemas(
+	wireDef(PostMessage{}, "send a message", "missing required field: payload"),
+	wireDef(PutHeartbeat{}, "set the heartbeat interval", "missing or invalid field: heartbeat_interval_ms (positive integer)"),
+	wireDef(PutMailboxTTL{}, "set the mailbox retention", "missing or invalid field: mailbox_ttl_ms (positive integer)"),
+	wireDef(PostChannel{}, "create a channel", "missing required field: name"),
+	wireDef(PostChannelPublish{}, "publish to a channel", "missing required field: payload"),
+	wireDef(PostMailboxAck{}, "acknowledge mailbox messages up to seq", "missing required field: seq"),
+	wireDef(PostToken{}, "create a token", "missing required field: agent_id"),
+	wireDef(PostPushTask{}, "push a task straight to a connected agent", "missing required fields: agent_id, description"),
+	wireDef(PostTask{}, "submit a task", "missing required field: description"),
+	wireDef(PostTaskBatch{}, "submit tasks that depend on each other by key", "missing required field: tasks"),
+	wireDef(PostPause{}, "pause or resume a lane or a capability", ""),
+	wireDef(PostSchedule{}, "add a periodic schedule", "missing required fields: name, cron, description"),
+	wireDef(PostOnboardRegister{}, "register a new agent", "missing or invalid field: agent_id"),
+	wireDef(PutDefaultRepo{}, "set the default repository", "missing or invalid field: url"),
+	wireDef(PostPushSubscribe{}, "store a web push subscription", "invalid push subscription"),
+	wireDef(PutAlerts{}, "replace alert rule thresholds", "invalid alert configuration"),
+	wireDef(PostTaskCancel{}, "cancel a task", ""),
 	// New route, no original error string: presence and values of
 	// action and task_ids are checked by the handler.
-	BodyTaskBulk: {Description: "retry or cancel many tasks (action and task_ids are required)", Fields: []Field{
-		opt("action", KindString), opt("task_ids", KindStringArray), opt("reason", KindString)}},
-	BodyAlertAck: {Description: "acknowledge an active alert", Fields: []Field{opt("note", KindString)}},
-	BodyEmpty:    {Description: "no body"},
-}
+	wireDef(PostTasksBulk{}, "retry or cancel many tasks (action and task_ids are required)", ""),
+	wireDef(PostAlertAck{}, "acknowledge an active alert", ""),
+	wireDef(Empty{}, "no body", ""),
+)

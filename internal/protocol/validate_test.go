@@ -88,6 +88,16 @@ func FuzzAgentFrame(f *testing.F) {
 				t.Fatalf("validated unknown type %q", typ)
 			}
 		}
+		// Decoding accepts whatever validation accepts: at worst a nested
+		// object of the wrong shape, reported with the frame.
+		dtyp, f, derr := DecodeFrame(data)
+		var me *MalformedError
+		switch {
+		case err != nil && (derr == nil || f != nil || derr.Error() != err.Error()):
+			t.Fatalf("validation said %v, decode %v (frame %v)", err, derr, f)
+		case err == nil && (f == nil || dtyp != typ || f.FrameType() != typ || (derr != nil && !errors.As(derr, &me))):
+			t.Fatalf("valid %s frame decoded as %q %v, %v", typ, dtyp, f, derr)
+		}
 	})
 }
 
@@ -107,7 +117,12 @@ func FuzzHTTPBody(f *testing.F) {
 			return
 		}
 		for name := range httpBodies {
-			_ = ValidateBody(name, obj)
+			verr := ValidateBody(name, obj)
+			b, derr := DecodeBodyNamed(name, obj)
+			var me *MalformedError
+			if (verr == nil) != (b != nil) || (verr == nil && derr != nil && !errors.As(derr, &me)) {
+				t.Fatalf("%s: validate %v, decode %v, %v", name, verr, b, derr)
+			}
 		}
 	})
 }

@@ -40,7 +40,7 @@ func TestBackupAllTablesVerifiedWithRetention(t *testing.T) {
 		}
 		ev := e.waitEvent(EventBackupComplete, nil)
 		d := ev.Data.(BackupCompleteEvent)
-		if len(d.TablesBackedUp) != len(store.AllTables()) || d.Trigger != TriggerManual || ev.Topic != bus.TopicStorage {
+		if len(d.TablesBackedUp) != len(store.AllTables()) || d.Trigger != TriggerManual || ev.Topic() != bus.TopicStorage {
 			t.Fatalf("event %+v", d)
 		}
 		last = resp
@@ -117,8 +117,8 @@ func TestBackupFailureIsReportedAndNotCounted(t *testing.T) {
 	if f := ev.Data.(BackupFailedEvent).Failures; len(f) != 1 || f[0].Table != store.AgentMailbox || f[0].Reason == "" {
 		t.Fatalf("failures %+v", f)
 	}
-	if p, ok := PushFor(ev); !ok || !strings.Contains(p.Body, store.AgentMailbox) {
-		t.Fatalf("push %+v %v", p, ok)
+	if d := ev.Data.(BackupFailedEvent); d.Trigger == "" || !strings.Contains(d.Reason, store.AgentMailbox) {
+		t.Fatalf("event %+v", d)
 	}
 	h := e.c.Health()
 	if got := h.Tables[2].LastBackupAt; got == nil || *got != *before {
@@ -176,8 +176,8 @@ func TestDrillProvesBackupsAndReportsBadOnes(t *testing.T) {
 		t.Fatalf("drill of damaged backup: %+v", r)
 	}
 	ev := e.waitEvent(EventDrillFailed, nil)
-	if p, ok := PushFor(ev); !ok || !strings.Contains(p.Body, store.Config) {
-		t.Fatalf("push %+v", p)
+	if d := ev.Data.(DrillFailedEvent); len(d.Failures) != 1 || d.Failures[0].Table != store.Config || !strings.Contains(d.Reason, store.Config) {
+		t.Fatalf("event %+v", d)
 	}
 	h = e.c.Health()
 	if h.Status != StatusWarning || h.Tables[6].LastDrillError == "" {

@@ -121,48 +121,39 @@ type DrillFailedEvent struct {
 	Reason    string    `json:"reason"`
 }
 
-// Push is a web push notification for a storage event.
-type Push struct {
-	Title string `json:"title"`
-	Body  string `json:"body"`
-}
+// Every event is a bus.Payload on bus.TopicStorage; the push texts they
+// call for are dashboard.Rule's.
+var (
+	_ bus.Payload = BackupCompleteEvent{}
+	_ bus.Payload = BackupFailedEvent{}
+	_ bus.Payload = CompactionCompleteEvent{}
+	_ bus.Payload = CompactionFailedEvent{}
+	_ bus.Payload = RecoveryCompleteEvent{}
+	_ bus.Payload = RecoveryFailedEvent{}
+	_ bus.Payload = DegradedModeEvent{}
+	_ bus.Payload = DrillCompleteEvent{}
+	_ bus.Payload = DrillFailedEvent{}
+)
 
-// PushFor returns the notification an event calls for. Failures, automatic
-// restores and degraded mode notify; successful backups, compactions,
-// drills and manual restores are silent. The texts of the original hub's
-// triggers are kept as they were.
-func PushFor(e bus.Event) (Push, bool) {
-	if e.Topic != bus.TopicStorage {
-		return Push{}, false
-	}
-	const alert, critical = "AgentCom Alert", "AgentCom Critical"
-	switch d := e.Data.(type) {
-	case CompactionFailedEvent:
-		return Push{alert, "DETS compaction failed: " + tables(d.Failures)}, true
-	case RecoveryCompleteEvent:
-		if d.Trigger == TriggerManual {
-			return Push{}, false
-		}
-		return Push{alert, "DETS auto-restore: " + d.Table + " restored from backup"}, true
-	case RecoveryFailedEvent:
-		return Push{critical, "DETS recovery FAILED: " + d.Table + " -- " + d.Reason}, true
-	case DegradedModeEvent:
-		return Push{critical, "Storage DEGRADED: " + d.Table + " running empty after data loss -- " + d.Reason}, true
-	case BackupFailedEvent:
-		return Push{alert, "Storage backup failed: " + tables(d.Failures)}, true
-	case DrillFailedEvent:
-		return Push{alert, "Restore drill failed: " + tables(d.Failures)}, true
-	}
-	return Push{}, false
-}
+func (BackupCompleteEvent) Topic() string     { return bus.TopicStorage }
+func (BackupFailedEvent) Topic() string       { return bus.TopicStorage }
+func (CompactionCompleteEvent) Topic() string { return bus.TopicStorage }
+func (CompactionFailedEvent) Topic() string   { return bus.TopicStorage }
+func (RecoveryCompleteEvent) Topic() string   { return bus.TopicStorage }
+func (RecoveryFailedEvent) Topic() string     { return bus.TopicStorage }
+func (DegradedModeEvent) Topic() string       { return bus.TopicStorage }
+func (DrillCompleteEvent) Topic() string      { return bus.TopicStorage }
+func (DrillFailedEvent) Topic() string        { return bus.TopicStorage }
 
-func tables(fs []Failure) string {
-	names := make([]string, len(fs))
-	for i, f := range fs {
-		names[i] = f.Table
-	}
-	return strings.Join(names, ", ")
-}
+func (BackupCompleteEvent) EventType() string     { return EventBackupComplete }
+func (BackupFailedEvent) EventType() string       { return EventBackupFailed }
+func (CompactionCompleteEvent) EventType() string { return EventCompactionComplete }
+func (CompactionFailedEvent) EventType() string   { return EventCompactionFailed }
+func (RecoveryCompleteEvent) EventType() string   { return EventRecoveryComplete }
+func (RecoveryFailedEvent) EventType() string     { return EventRecoveryFailed }
+func (DegradedModeEvent) EventType() string       { return EventDegradedMode }
+func (DrillCompleteEvent) EventType() string      { return EventDrillComplete }
+func (DrillFailedEvent) EventType() string        { return EventDrillFailed }
 
 // summary renders failures as one line: "t1: reason; t2: reason".
 func summary(fs []Failure) string {
@@ -174,10 +165,12 @@ func summary(fs []Failure) string {
 }
 
 // publish sends an event on the storage topic; a nil bus (offline tools)
-// drops it.
-func (c *Coordinator) publish(typ string, data any) {
+// drops it. The payload names its own type; typ only keeps the call sites
+// reading as a list of what is announced (the tests wait for events by
+// their type, so a payload published under the wrong name fails them).
+func (c *Coordinator) publish(typ string, data bus.Payload) {
 	if c.bus == nil {
 		return
 	}
-	c.bus.Publish(bus.Event{Topic: bus.TopicStorage, Type: typ, Time: c.now().UnixMilli(), Data: data})
+	bus.PublishAt(c.bus, c.now().UnixMilli(), data)
 }

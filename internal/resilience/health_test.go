@@ -150,21 +150,22 @@ func TestMetricsCollector(t *testing.T) {
 	}
 }
 
-func TestPushForIgnoresOtherEvents(t *testing.T) {
-	for _, ev := range []bus.Event{
-		{Topic: bus.TopicTasks, Type: EventCompactionFailed, Data: CompactionFailedEvent{}},
-		{Topic: bus.TopicStorage, Type: EventBackupComplete, Data: BackupCompleteEvent{}},
-		{Topic: bus.TopicStorage, Type: EventDrillComplete, Data: DrillCompleteEvent{}},
-		{Topic: bus.TopicStorage, Type: EventCompactionComplete, Data: CompactionCompleteEvent{}},
-		{Topic: bus.TopicStorage, Type: EventRecoveryComplete, Data: RecoveryCompleteEvent{Trigger: TriggerManual}},
+// Every storage event names the storage topic and its own type constant.
+func TestStorageEventTypes(t *testing.T) {
+	for want, p := range map[string]bus.Payload{
+		EventBackupComplete:     BackupCompleteEvent{},
+		EventBackupFailed:       BackupFailedEvent{},
+		EventCompactionComplete: CompactionCompleteEvent{},
+		EventCompactionFailed:   CompactionFailedEvent{},
+		EventRecoveryComplete:   RecoveryCompleteEvent{},
+		EventRecoveryFailed:     RecoveryFailedEvent{},
+		EventDegradedMode:       DegradedModeEvent{},
+		EventDrillComplete:      DrillCompleteEvent{},
+		EventDrillFailed:        DrillFailedEvent{},
 	} {
-		if p, ok := PushFor(ev); ok {
-			t.Fatalf("%s pushed %+v", ev.Type, p)
+		if p.Topic() != bus.TopicStorage || p.EventType() != want {
+			t.Errorf("%T: topic %q type %q, want %q", p, p.Topic(), p.EventType(), want)
 		}
-	}
-	p, ok := PushFor(bus.Event{Topic: bus.TopicStorage, Type: EventRecoveryFailed, Data: RecoveryFailedEvent{Table: "x", Reason: "y"}})
-	if !ok || p.Title != "AgentCom Critical" || p.Body != "DETS recovery FAILED: x -- y" {
-		t.Fatalf("recovery_failed push %+v", p)
 	}
 }
 

@@ -128,7 +128,7 @@ func (e *env) waitEvent(typ string, pred func(bus.Event) bool) bus.Event {
 	for {
 		select {
 		case ev := <-e.sub.C:
-			if ev.Type == typ && (pred == nil || pred(ev)) {
+			if ev.Type() == typ && (pred == nil || pred(ev)) {
 				return ev
 			}
 		case <-timeout:

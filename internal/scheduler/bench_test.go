@@ -10,6 +10,7 @@ import (
 	"github.com/agentcom/agentcom/internal/agents"
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/scheduler"
+	"github.com/agentcom/agentcom/internal/storage/boltdriver"
 	"github.com/agentcom/agentcom/internal/store"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
@@ -28,12 +29,16 @@ func (okPusher) PushAssign(string, *tasks.Task) bool { return true }
 // every pass sees 100k queued tasks.
 func BenchmarkPass100kx1k(b *testing.B) {
 	const nTasks, nAgents = 100_000, 1_000
-	db, err := store.Open(b.TempDir(), []string{store.TaskQueue, store.TaskDeadLetter}, store.Options{})
+	db, err := store.Open(b.TempDir(), store.AllTables(), store.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	q, err := tasks.New(db.MustTable(store.TaskQueue), db.MustTable(store.TaskDeadLetter), bus.New(), tasks.Config{})
+	d, err := boltdriver.New(db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	q, err := tasks.New(d.Tasks(), bus.New(), tasks.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}

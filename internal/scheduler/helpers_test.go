@@ -12,6 +12,7 @@ import (
 	"github.com/agentcom/agentcom/internal/agents"
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/scheduler"
+	"github.com/agentcom/agentcom/internal/storage/boltdriver"
 	"github.com/agentcom/agentcom/internal/store"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
@@ -114,12 +115,16 @@ func newWorld(t testing.TB, c config) *world {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	db, err := store.Open(dir, []string{store.TaskQueue, store.TaskDeadLetter}, store.Options{})
+	db, err := store.Open(dir, store.AllTables(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := boltdriver.New(db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := bus.New()
-	q, err := tasks.New(db.MustTable(store.TaskQueue), db.MustTable(store.TaskDeadLetter), b, c.queue)
+	q, err := tasks.New(d.Tasks(), b, c.queue)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,16 +1,17 @@
 // Package settings is the hub's runtime configuration: values an operator
 // changes through the API while the hub runs, kept in the config table so
-// they survive restarts.
+// they survive restarts (and, on a shared store, every hub agrees).
 package settings
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
-	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/storage"
 )
 
 // Keys and their defaults.
@@ -71,37 +72,60 @@ func CheckInt(key string, v int64) error {
 
 // Store reads and writes settings. Reads are served from memory.
 type Store struct {
-	table *store.Table
+	store storage.SettingsStore
 
 	mu    sync.RWMutex
 	cache map[string]json.RawMessage
+	// gen counts this store's own writes, so Reload does not install a
+	// snapshot read before a write it would undo.
+	gen uint64
 }
 
-// New loads every setting from the table.
-func New(table *store.Table) (*Store, error) {
-	s := &Store{table: table}
-	if err := s.Reload(); err != nil {
+// New loads every setting from s.
+func New(s storage.SettingsStore) (*Store, error) {
+	st := &Store{store: s}
+	if err := st.Reload(); err != nil {
 		return nil, err
 	}
-	return s, nil
+	return st, nil
 }
 
-// Reload re-reads the table (after a restore).
+// Reload re-reads the store (after a restore, or to pick up what other
+// hubs sharing the store changed).
 func (s *Store) Reload() error {
-	m := make(map[string]json.RawMessage)
-	err := s.table.View(func(tx *store.Tx) error {
-		return tx.ForEach(func(k, v []byte) error {
-			m[string(k)] = append(json.RawMessage(nil), v...)
+	for range reloadAttempts {
+		s.mu.RLock()
+		gen := s.gen
+		s.mu.RUnlock()
+		all, err := s.store.All(context.Background())
+		if err != nil {
+			return fmt.Errorf("load settings: %w", err)
+		}
+		m := make(map[string]json.RawMessage, len(all))
+		for k, v := range all {
+			m[k] = v
+		}
+		if s.install(m, gen) {
 			return nil
-		})
-	})
-	if err != nil {
-		return fmt.Errorf("load settings: %w", err)
+		}
+		// A write here raced the read: read again.
 	}
+	return errors.New("load settings: settings kept changing while they were read; try again")
+}
+
+// reloadAttempts bounds how often Reload reads again when writes race it.
+const reloadAttempts = 5
+
+// install replaces the cache by m, read when the store was at gen, unless
+// a write has happened since.
+func (s *Store) install(m map[string]json.RawMessage, gen uint64) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gen != gen {
+		return false
+	}
 	s.cache = m
-	s.mu.Unlock()
-	return nil
+	return true
 }
 
 // Get decodes the setting into dst and reports whether it was set.
@@ -133,11 +157,12 @@ func (s *Store) Put(key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("setting %s: %w", key, err)
 	}
-	if err := s.table.Update(func(tx *store.Tx) error { return tx.Put([]byte(key), raw) }); err != nil {
+	if err := s.store.Put(context.Background(), key, raw); err != nil {
 		return fmt.Errorf("save setting %s: %w", key, err)
 	}
 	s.mu.Lock()
 	s.cache[key] = raw
+	s.gen++
 	s.mu.Unlock()
 	return nil
 }

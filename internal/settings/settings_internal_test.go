@@ -4,17 +4,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentcom/agentcom/internal/storage/boltdriver"
 	"github.com/agentcom/agentcom/internal/store"
 )
 
 func TestDefaultsPutReloadAndBadValues(t *testing.T) {
 	dir := t.TempDir()
-	db, err := store.Open(dir, []string{store.Config}, store.Options{})
+	d, db, err := boltdriver.OpenDir(dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	s, err := New(db.MustTable(store.Config))
+	s, err := New(d.Settings())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func TestDefaultsPutReloadAndBadValues(t *testing.T) {
 	}
 
 	// Durable: a new store over the same table sees the values.
-	s2, err := New(db.MustTable(store.Config))
+	s2, err := New(d.Settings())
 	if err != nil {
 		t.Fatal(err)
 	}

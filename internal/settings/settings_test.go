@@ -7,7 +7,10 @@ import (
 	"time"
 
 	"github.com/agentcom/agentcom/internal/settings"
+	"github.com/agentcom/agentcom/internal/storage/boltdriver"
+	"github.com/agentcom/agentcom/internal/storage/pgdriver"
 	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 // FuzzSettingValue: every integer setting refuses exactly the values
@@ -19,12 +22,12 @@ func FuzzSettingValue(f *testing.F) {
 		f.Add(v, true)
 		f.Add(v, false)
 	}
-	db, err := store.Open(f.TempDir(), []string{store.Config}, store.Options{})
+	d, db, err := boltdriver.OpenDir(f.TempDir(), store.Options{})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { _ = db.Close() })
-	s, err := settings.New(db.MustTable(store.Config))
+	s, err := settings.New(d.Settings())
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -56,4 +59,47 @@ func FuzzSettingValue(f *testing.F) {
 			t.Fatalf("mailbox TTL %v after storing %d", ttl, v)
 		}
 	})
+}
+
+// TestPostgres: settings written by one hub are read by another sharing
+// the database, and bounds hold there as on bolt.
+func TestPostgres(t *testing.T) {
+	d, err := pgdriver.Open(t.Context(), testenv.Postgres(t), pgdriver.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	a, err := settings.New(d.Settings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PutInt(settings.KeyMailboxTTL, 3_600_000); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Put(settings.KeyDefaultRepo, "git@example.com:r.git"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PutInt(settings.KeyHeartbeatInterval, 1); !errors.Is(err, settings.ErrOutOfRange) {
+		t.Fatalf("out of range: %v", err)
+	}
+	b, err := settings.New(d.Settings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.MailboxTTL() != time.Hour || b.HeartbeatIntervalMs() != settings.DefaultHeartbeatIntervalMs {
+		t.Fatalf("other hub reads %v, %d", b.MailboxTTL(), b.HeartbeatIntervalMs())
+	}
+	if r, ok := b.DefaultRepo(); !ok || r != "git@example.com:r.git" {
+		t.Fatalf("repo %q %v", r, ok)
+	}
+	// A change made by the other hub shows after a reload.
+	if err := b.PutInt(settings.KeyMailboxTTL, 7_200_000); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if a.MailboxTTL() != 2*time.Hour {
+		t.Fatalf("after reload %v", a.MailboxTTL())
+	}
 }

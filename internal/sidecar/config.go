@@ -25,9 +25,13 @@ var ErrConfig = errors.New("invalid sidecar config")
 // (ConfigFields lists them with their meaning and default). Relative paths
 // are resolved against the directory of the config file, once.
 type Config struct {
-	AgentID      string
-	Token        string
-	HubURL       string // WebSocket URL of the hub's /ws
+	AgentID string
+	Token   string
+	HubURL  string // WebSocket URL of the hub's /ws (the first hub tried)
+	// HubURLs are the agent sockets of the hubs of one cluster, tried in
+	// turn: when one is unreachable or goes away, the next. Empty means
+	// HubURL alone.
+	HubURLs      []string
 	HubAPIURL    string // HTTP base URL of the hub
 	Capabilities []string
 
@@ -94,8 +98,9 @@ func ConfigFields() []ConfigField {
 	fs := []ConfigField{
 		strF("agent_id", "", "required. The agent's identity, sent in identify and used as its name", func(c *Config) *string { return &c.AgentID }),
 		strF("token", "", "required. The agent's hub token (sent in identify; never logged)", func(c *Config) *string { return &c.Token }),
-		strF("hub_url", "", "required. The hub's agent socket, e.g. ws://hub:4000/ws (http:// is turned into ws://, a missing path into /ws)", func(c *Config) *string { return &c.HubURL }),
-		strF("hub_api_url", "derived from hub_url", "the hub's HTTP base URL, given to the wake command as HUB_URL and used in PR links", func(c *Config) *string { return &c.HubAPIURL }),
+		strF("hub_url", "", "required unless hub_urls is given. The hub's agent socket, e.g. ws://hub:4000/ws (http:// is turned into ws://, a missing path into /ws)", func(c *Config) *string { return &c.HubURL }),
+		listF("hub_urls", "[hub_url]", fmt.Sprintf("the agent sockets of several hubs of one cluster (at most %d), written like hub_url: the sidecar moves to the next when one is unreachable or goes away (closed, restarting, shutting down), at once, and backs off only after a full round failed. With hub_url too, hub_url must be one of them and is tried first (env: comma-separated)", MaxHubURLs), func(c *Config) *[]string { return &c.HubURLs }),
+		strF("hub_api_url", "derived from hub_url (the first of hub_urls)", "the hub's HTTP base URL, given to the wake command as HUB_URL and used in PR links", func(c *Config) *string { return &c.HubAPIURL }),
 		listF("capabilities", "[]", "capabilities sent in identify (env: comma-separated)", func(c *Config) *[]string { return &c.Capabilities }),
 		cmdF("wake_command", "command that wakes the agent and returns (the agent then works in the background and writes <task_id>.json): a string runs through /bin/sh -c, an array runs as an argument vector. The task reaches it through TASK_ID, TASK_FILE, TASK_DESCRIPTION, TASK_JSON, TASK_GENERATION, RESULTS_DIR, RESULT_FILE, STARTED_FILE, HUB_URL, HUB_WS_URL, AGENT_ID; never by text substitution",
 			func(c *Config) (*[]string, *bool) { return &c.WakeCommand, &c.WakeShell }),
@@ -263,6 +268,20 @@ func (c *Config) applyDefaults() {
 	if c.Capabilities == nil {
 		c.Capabilities = []string{}
 	}
+	if len(c.HubURLs) > 0 {
+		// A new slice: the caller's stays as it gave it.
+		hubs := make([]string, len(c.HubURLs))
+		for i, h := range c.HubURLs {
+			hubs[i] = h
+			if u, err := normalizeWSURL(h); err == nil {
+				hubs[i] = u
+			}
+		}
+		c.HubURLs = hubs
+	}
+	if strings.TrimSpace(c.HubURL) == "" && len(c.HubURLs) > 0 {
+		c.HubURL = c.HubURLs[0]
+	}
 	if u, err := normalizeWSURL(c.HubURL); err == nil {
 		c.HubURL = u
 	}
@@ -274,16 +293,19 @@ func (c *Config) applyDefaults() {
 
 // Validate reports the first problem that makes the config unusable.
 func (c *Config) Validate() error {
-	for _, r := range []struct{ k, v string }{{"agent_id", c.AgentID}, {"token", c.Token}, {"hub_url", c.HubURL}} {
+	for _, r := range []struct{ k, v string }{{"agent_id", c.AgentID}, {"token", c.Token}} {
 		if strings.TrimSpace(r.v) == "" {
 			return fmt.Errorf("%w: missing required field %s", ErrConfig, r.k)
 		}
 	}
+	if strings.TrimSpace(c.HubURL) == "" && len(c.HubURLs) == 0 {
+		return fmt.Errorf("%w: missing required field hub_url (or hub_urls)", ErrConfig)
+	}
 	if err := protocol.CheckAgentID(c.AgentID); err != nil {
 		return fmt.Errorf("%w: agent_id: %v", ErrConfig, err)
 	}
-	if _, err := normalizeWSURL(c.HubURL); err != nil {
-		return fmt.Errorf("%w: hub_url: %v", ErrConfig, err)
+	if err := c.validateHubs(); err != nil {
+		return err
 	}
 	if c.ReconnectMax < c.ReconnectMin {
 		return fmt.Errorf("%w: reconnect_max_ms is below reconnect_min_ms", ErrConfig)
@@ -309,6 +331,62 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: max_verify_attempts is above 10", ErrConfig)
 	}
 	return nil
+}
+
+// MaxHubURLs bounds hub_urls: a cluster is a handful of hubs, and every
+// one is tried before the sidecar backs off.
+const MaxHubURLs = 32
+
+// NormalizeHubURL turns a hub address as an operator writes it (ws://,
+// wss://, http:// or https://, with or without the /ws path) into the
+// agent socket URL the sidecar dials.
+func NormalizeHubURL(s string) (string, error) { return normalizeWSURL(s) }
+
+// validateHubs checks hub_url and every entry of hub_urls, and that the
+// two agree when both are given.
+func (c *Config) validateHubs() error {
+	if len(c.HubURLs) > MaxHubURLs {
+		return fmt.Errorf("%w: hub_urls lists %d hubs, at most %d", ErrConfig, len(c.HubURLs), MaxHubURLs)
+	}
+	seen := make(map[string]bool, len(c.HubURLs))
+	for i, h := range c.HubURLs {
+		u, err := normalizeWSURL(h)
+		if err != nil {
+			return fmt.Errorf("%w: hub_urls[%d]: %v", ErrConfig, i, err)
+		}
+		if seen[u] {
+			return fmt.Errorf("%w: hub_urls lists %s twice", ErrConfig, redactURL(u))
+		}
+		seen[u] = true
+	}
+	u, err := normalizeWSURL(c.HubURL)
+	if err != nil {
+		return fmt.Errorf("%w: hub_url: %v", ErrConfig, err)
+	}
+	if len(c.HubURLs) > 0 && !seen[u] {
+		// Two lists of where the hub is that disagree: guessing which one
+		// the operator meant would connect the agent to the wrong place.
+		return fmt.Errorf("%w: hub_url %s is not one of hub_urls; give only hub_urls, or a hub_url that is one of them", ErrConfig, redactURL(u))
+	}
+	return nil
+}
+
+// Hubs returns the agent sockets the sidecar connects to, in the order it
+// tries them: hub_urls, or hub_url alone.
+func (c *Config) Hubs() []string {
+	if len(c.HubURLs) == 0 {
+		return []string{c.HubURL}
+	}
+	return c.HubURLs
+}
+
+// redactURL hides a password a URL may carry, for logs and errors.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 func (c *Config) resolvePaths(dir string) {

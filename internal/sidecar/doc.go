@@ -27,6 +27,12 @@
 // (AGENTCOM_SIDECAR_<KEY>, which overrides the file). Relative paths are
 // resolved against the config file's directory. Unknown keys are logged.
 //
+// hub_urls lists the hubs of a cluster. The sidecar stays on a hub while it
+// serves and moves to the next at once when the hub is unreachable or the
+// connection ends because of the hub (lost, 1001, 1011, 1012, 1013, 1014);
+// it backs off only after every hub failed in a row. Recovery on the new
+// hub is the same as after any reconnect.
+//
 // # Talking to the agent
 //
 // The wake command receives the task only through its environment, never

@@ -476,7 +476,7 @@ func TestE2EFailureReachesTheDeadLetterWithItsOutput(t *testing.T) {
 	s := newE2E(t, h.WSURL(), "failer", agentTok,
 		`: > "$STARTED_FILE"; echo '{"status":"failed","reason":"tests fail","log":"3 failures"}' > "$RESULT_FILE"`)
 	r := start(t, s.cfg, Options{})
-	one := 1
+	one := int64(1)
 	sub, err := admin.SubmitTask(context.Background(), client.TaskSubmit{Description: "doomed", MaxRetries: &one})
 	if err != nil {
 		t.Fatal(err)

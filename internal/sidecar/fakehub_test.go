@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/coder/websocket"
 )
 
@@ -152,11 +153,11 @@ func (h *fakeHub) serve(w http.ResponseWriter, r *http.Request) {
 			if !silent {
 				reply = map[string]any{"type": "pong", "timestamp": time.Now().UnixMilli()}
 			}
-		case "task_accepted":
+		case protocol.FrameTaskAccepted:
 			reply = map[string]any{"type": "task_ack", "task_id": f.str("task_id"), "status": "accepted"}
-		case "task_rejected":
+		case protocol.FrameTaskRejected:
 			reply = map[string]any{"type": "task_ack", "task_id": f.str("task_id"), "status": "rejected"}
-		case "task_complete", "task_failed":
+		case protocol.FrameTaskComplete, protocol.FrameTaskFailed:
 			if onRep != nil {
 				reply = onRep(f)
 			} else if f.str("type") == "task_complete" {
@@ -164,7 +165,7 @@ func (h *fakeHub) serve(w http.ResponseWriter, r *http.Request) {
 			} else {
 				reply = map[string]any{"type": "task_ack", "task_id": f.str("task_id"), "status": "retried"}
 			}
-		case "task_recovering":
+		case protocol.FrameTaskRecovering:
 			if onRec != nil {
 				reply = onRec(f)
 			}
@@ -272,6 +273,20 @@ func (h *fakeHub) setDown(down bool) {
 	}
 }
 
+// closeConns closes the current connections with a close frame of code,
+// the hub staying up (a restart notice, a cluster leader change).
+func (h *fakeHub) closeConns(code websocket.StatusCode, reason string) {
+	h.mu.Lock()
+	var cs []*websocket.Conn
+	for _, c := range h.conns {
+		cs = append(cs, c)
+	}
+	h.mu.Unlock()
+	for _, c := range cs {
+		_ = c.Close(code, reason)
+	}
+}
+
 // dropConns closes the current connections abruptly (network loss).
 func (h *fakeHub) dropConns() { h.setDown(true); h.setDown(false) }
 
@@ -325,15 +340,26 @@ func (l *logBuf) has(event string) bool {
 // testConfig is a config with short timers for tests.
 func testConfig(t *testing.T, h *fakeHub) Config {
 	t.Helper()
+	return testConfigFor(t, "agent-1", "tok-1", h.wsURL())
+}
+
+// testConfigFor is testConfig for any hub (a real one, several).
+func testConfigFor(t *testing.T, agent, token string, hubs ...string) Config {
+	t.Helper()
 	dir := t.TempDir()
 	c := Config{
-		AgentID: "agent-1", Token: "tok-1", HubURL: h.wsURL(), Capabilities: []string{"code"},
+		AgentID: agent, Token: token, Capabilities: []string{"code"},
 		ResultsDir: filepath.Join(dir, "results"), StateFile: filepath.Join(dir, "state", "queue.json"),
 		WakeRetryDelays: []time.Duration{}, WakeTimeout: 10 * time.Second, ConfirmationTimeout: 10 * time.Second,
 		PingInterval: 5 * time.Second, PongTimeout: 5 * time.Second,
 		ReconnectMin: 10 * time.Millisecond, ReconnectMax: 200 * time.Millisecond, AuthRetry: 10 * time.Second,
 		ProgressInterval: time.Hour, PollInterval: 10 * time.Millisecond, ResultSettle: 20 * time.Millisecond,
 		ShutdownTimeout: 2 * time.Second, LogLevel: "debug",
+	}
+	if len(hubs) == 1 {
+		c.HubURL = hubs[0] // one hub: the original's hub_url
+	} else {
+		c.HubURLs = hubs
 	}
 	c.applyDefaults()
 	return c

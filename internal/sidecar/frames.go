@@ -10,10 +10,13 @@ import (
 	"github.com/agentcom/agentcom/internal/protocol"
 )
 
-// protocolVersion is added to every frame the sidecar sends.
-const protocolVersion = 1
-
-// inFrame is a decoded hub frame: only the fields the sidecar reads.
+// inFrame is a decoded hub frame: only the fields the sidecar reads, of
+// protocol.Identified, TaskAssign, TaskAck, TaskContinue, TaskRevoked,
+// TaskReassignReply, ErrorFrame and TaskReportError (frames_test.go
+// encodes each with the hub's type and decodes it here). It is flat and
+// decoded leniently rather than into those types: metadata and
+// dependencies stay the hub's exact bytes for the task file, and a
+// description may be any JSON, as the original hub allowed.
 type inFrame struct {
 	Type        string
 	TaskID      string
@@ -115,70 +118,33 @@ func strictInt(raw map[string]json.RawMessage, k string, def int64) (int64, erro
 	return n, nil
 }
 
-// Outbound frames, with fields in the original's order.
-type (
-	identifyFrame struct {
-		Type            string   `json:"type"`
-		AgentID         string   `json:"agent_id"`
-		Token           string   `json:"token"`
-		Name            string   `json:"name"`
-		Status          string   `json:"status"`
-		Capabilities    []string `json:"capabilities"`
-		ClientType      string   `json:"client_type"`
-		ProtocolVersion int      `json:"protocol_version"`
+// Outbound frames are the protocol package's agent frame types, whose
+// fields are in the original sidecar's order; every one carries
+// protocol_version.
+
+// recoveringFrame announces an unfinished task after a (re)connect, with
+// every field the original sidecar sends, null metadata included.
+func recoveringFrame(t *Task) protocol.TaskRecovering {
+	desc, _ := json.Marshal(t.Description) // a string cannot fail
+	meta := t.Metadata
+	if len(meta) == 0 {
+		meta = json.RawMessage("null")
 	}
-	taskFrame struct {
-		Type            string `json:"type"`
-		TaskID          string `json:"task_id"`
-		Reason          string `json:"reason,omitempty"`
-		Generation      *int64 `json:"generation,omitempty"`
-		ProtocolVersion int    `json:"protocol_version"`
-	}
-	recoveringFrame struct {
-		Type            string          `json:"type"`
-		TaskID          string          `json:"task_id"`
-		Description     string          `json:"description"`
-		Metadata        json.RawMessage `json:"metadata"`
-		LastStatus      string          `json:"last_status"`
-		Generation      int64           `json:"generation"`
-		ProtocolVersion int             `json:"protocol_version"`
-	}
-	completeFrame struct {
-		Type            string          `json:"type"`
-		TaskID          string          `json:"task_id"`
-		Result          json.RawMessage `json:"result"`
-		Generation      int64           `json:"generation"`
-		TokensUsed      *int64          `json:"tokens_used,omitempty"`
-		Usage           *protocol.Usage `json:"usage,omitempty"`
-		ProtocolVersion int             `json:"protocol_version"`
-	}
-	failedFrame struct {
-		Type            string          `json:"type"`
-		TaskID          string          `json:"task_id"`
-		Reason          string          `json:"reason"`
-		Generation      int64           `json:"generation"`
-		Output          json.RawMessage `json:"output,omitempty"`
-		Usage           *protocol.Usage `json:"usage,omitempty"`
-		ProtocolVersion int             `json:"protocol_version"`
-	}
-	pingFrame struct {
-		Type            string `json:"type"`
-		Timestamp       int64  `json:"timestamp,omitempty"`
-		ProtocolVersion int    `json:"protocol_version"`
-	}
-)
+	return protocol.TaskRecovering{Type: protocol.FrameTaskRecovering, TaskID: t.TaskID, Description: desc, Metadata: meta,
+		LastStatus: t.Status, Generation: t.Generation, ProtocolVersion: protocol.Version}
+}
 
 // reportFrame renders an outbox entry as the frame sent to the hub.
-func reportFrame(r Report) any {
+func reportFrame(r Report) protocol.Frame {
 	if r.Type == reportComplete {
 		var tokens *int64
 		if r.Usage != nil && r.Usage.TotalTokens > 0 {
 			n := r.Usage.TotalTokens
 			tokens = &n
 		}
-		return completeFrame{Type: reportComplete, TaskID: r.TaskID, Result: r.Result, Generation: r.Generation,
-			TokensUsed: tokens, Usage: r.Usage, ProtocolVersion: protocolVersion}
+		return protocol.TaskComplete{Type: protocol.FrameTaskComplete, TaskID: r.TaskID, Result: r.Result, Generation: r.Generation,
+			TokensUsed: tokens, Usage: r.Usage, ProtocolVersion: protocol.Version}
 	}
-	return failedFrame{Type: reportFailed, TaskID: r.TaskID, Reason: r.Reason, Generation: r.Generation, Output: r.Output,
-		Usage: r.Usage, ProtocolVersion: protocolVersion}
+	return protocol.TaskFailed{Type: protocol.FrameTaskFailed, TaskID: r.TaskID, Reason: r.Reason, Generation: r.Generation, Output: r.Output,
+		Usage: r.Usage, ProtocolVersion: protocol.Version}
 }

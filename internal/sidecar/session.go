@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/coder/websocket"
 )
 
@@ -30,6 +31,7 @@ const (
 // blocks) and receives inbound frames as events.
 type session struct {
 	id     uint64
+	url    string // the hub's agent socket
 	conn   *websocket.Conn
 	log    *slog.Logger
 	out    chan []byte
@@ -63,7 +65,7 @@ func dial(ctx context.Context, id uint64, url string, hc *http.Client, log *slog
 	// context closes the socket abruptly, and a stop must be able to close
 	// it with a proper 1000 "shutdown" first.
 	sctx, scancel := context.WithCancel(context.Background())
-	s := &session{id: id, conn: conn, log: log.With("conn", id), out: make(chan []byte, outQueue), ctx: sctx, cancel: scancel}
+	s := &session{id: id, url: url, conn: conn, log: log.With("conn", id), out: make(chan []byte, outQueue), ctx: sctx, cancel: scancel}
 	s.lastPong.Store(time.Now().UnixNano())
 	s.closeCode.Store(-1)
 	return s, nil
@@ -122,11 +124,13 @@ func (s *session) reader(deliver func(*session, []byte) bool) {
 		}
 		_ = json.Unmarshal(data, &head)
 		switch head.Type {
-		case "pong":
+		case protocol.OutPong:
 			s.lastPong.Store(time.Now().UnixNano())
 			continue
-		case "ping":
-			s.send(pingFrame{Type: "pong", Timestamp: time.Now().UnixMilli(), ProtocolVersion: protocolVersion})
+		case protocol.FramePing:
+			// The original sidecar answers a ping with the ping frame's
+			// shape, typed pong.
+			s.send(protocol.Ping{Type: protocol.OutPong, Timestamp: time.Now().UnixMilli(), ProtocolVersion: protocol.Version})
 			continue
 		}
 		if !deliver(s, data) {
@@ -184,7 +188,7 @@ func (s *session) heartbeat(interval, pongTimeout time.Duration) {
 				continue // the previous ping is still waiting for its pong
 			}
 			sent, pending = time.Now(), true
-			if !s.send(pingFrame{Type: "ping", ProtocolVersion: protocolVersion}) {
+			if !s.send(protocol.Ping{Type: protocol.FramePing, ProtocolVersion: protocol.Version}) {
 				return
 			}
 			wait.Reset(pongTimeout)

@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/agentcom/agentcom/internal/gitflow"
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/coder/websocket"
 )
 
@@ -174,7 +176,15 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	if err := s.loadState(); err != nil {
 		return err
 	}
-	s.log.Info("sidecar starting", "event", "startup", "hub_url", s.cfg.HubURL, "capabilities", s.cfg.Capabilities)
+	attrs := []any{"event", "startup", "hub_url", redactURL(s.cfg.HubURL), "capabilities", s.cfg.Capabilities}
+	if hubs := s.cfg.Hubs(); len(hubs) > 1 {
+		redacted := make([]string, len(hubs))
+		for i, h := range hubs {
+			redacted[i] = redactURL(h)
+		}
+		attrs = append(attrs, "hub_urls", redacted)
+	}
+	s.log.Info("sidecar starting", attrs...)
 
 	s.wg.Add(1)
 	go s.connLoop(ctx)
@@ -222,26 +232,37 @@ func (s *Sidecar) loadState() error {
 }
 
 // connLoop dials the hub, hands each session to the event loop and
-// reconnects with backoff. The delay resets only after a session was
-// identified; a rejected token waits at least AuthRetry.
+// reconnects with backoff. With several hubs (hub_urls) it moves to the
+// next one when a hub is unreachable or goes away, at once: the backoff
+// only runs after a full round of hubs failed. The delay resets only after
+// a session was identified; a rejected token waits at least AuthRetry.
 func (s *Sidecar) connLoop(ctx context.Context) {
 	defer s.wg.Done()
 	bo := newBackoff(s.cfg.ReconnectMin, s.cfg.ReconnectMax)
+	ring := newHubRing(s.cfg)
 	var id uint64
 	for ctx.Err() == nil {
 		id++
-		s.log.Debug("connecting", "event", "ws_connecting", "url", s.cfg.HubURL)
-		sess, err := dial(ctx, id, s.cfg.HubURL, s.hc, s.log)
+		url := ring.url()
+		s.log.Debug("connecting", "event", "ws_connecting", "hub_url", redactURL(url))
+		sess, err := dial(ctx, id, url, s.hc, s.log)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			d := bo.next()
-			s.log.Warn("cannot reach the hub", "event", "ws_connect_error", "error", err, "retry_in_ms", d.Milliseconds())
+			var d time.Duration
+			if ring.miss() {
+				d = bo.next()
+			}
+			attrs := []any{"event", "ws_connect_error", "hub_url", redactURL(url), "error", err, "retry_in_ms", d.Milliseconds()}
+			if ring.several() {
+				attrs = append(attrs, "next_hub_url", redactURL(ring.url()))
+			}
+			s.log.Warn("cannot reach the hub", attrs...)
 			sleepCtx(ctx, d)
 			continue
 		}
-		s.log.Info("connected", "event", "ws_open", "conn", id)
+		s.log.Info("connected", "event", "ws_open", "conn", id, "hub_url", redactURL(url))
 		// The loop adopts the session before its reader runs, so no frame
 		// of it can arrive first and be taken for a stale connection's.
 		if !s.emit(ctx, evConnected{sess: sess}) {
@@ -262,12 +283,27 @@ func (s *Sidecar) connLoop(ctx context.Context) {
 		s.emit(ctx, evDisconnect{sess: sess})
 		if sess.identified.Load() {
 			bo.reset()
+			ring.hit()
 		}
-		d := bo.next()
+		code := sess.closeCode.Load()
+		var d time.Duration
+		if hubGone(code) && !sess.authRejected.Load() {
+			// This hub is gone or going: the next one is tried at once,
+			// unless every hub failed in a row.
+			if ring.miss() {
+				d = bo.next()
+			}
+			if ring.several() {
+				s.log.Warn("moving to the next hub", "event", "hub_failover", "from_hub_url", redactURL(url),
+					"to_hub_url", redactURL(ring.url()), "code", code, "delay_ms", d.Milliseconds())
+			}
+		} else {
+			d = bo.next()
+		}
 		if sess.authRejected.Load() {
 			d = max(d, s.cfg.AuthRetry)
 		}
-		switch sess.closeCode.Load() {
+		switch code {
 		case closeReplaced:
 			// Only a second live connection for this agent id does this:
 			// fighting over the slot every second helps no one.
@@ -277,9 +313,57 @@ func (s *Sidecar) connLoop(ctx context.Context) {
 		case closeRevoked:
 			s.log.Error("the hub closed this connection because the agent's tokens were revoked", "event", "token_revoked")
 		}
-		s.log.Info("reconnecting", "event", "reconnect_scheduled", "delay_ms", d.Milliseconds())
+		s.log.Info("reconnecting", "event", "reconnect_scheduled", "delay_ms", d.Milliseconds(), "hub_url", redactURL(ring.url()))
 		sleepCtx(ctx, d)
 	}
+}
+
+// hubGone reports whether a close code says the hub itself is gone or
+// going (so another hub of the cluster should be tried): the connection
+// was lost without a close frame (-1, 1006), or the hub is shutting down
+// (1001), failed (1011), restarting (1012, also sent by a cluster hub when
+// the leader changes), overloaded (1013) or behind a failing gateway
+// (1014). Other codes are about this agent (replaced, revoked, policy) and
+// would be the same on any hub.
+func hubGone(code int32) bool {
+	switch code {
+	case -1, 1001, 1006, 1011, 1012, 1013, 1014:
+		return true
+	}
+	return false
+}
+
+// hubRing is the order the sidecar tries its hubs in. It stays on a hub
+// while that hub serves, and moves on when it fails.
+type hubRing struct {
+	urls []string
+	cur  int
+	// misses counts hubs that failed in a row since the last identified
+	// session; every len(urls) of them is a full round.
+	misses int
+}
+
+// newHubRing starts at hub_url, the first of hub_urls unless it names
+// another.
+func newHubRing(cfg Config) *hubRing {
+	r := &hubRing{urls: cfg.Hubs()}
+	if i := slices.Index(r.urls, cfg.HubURL); i >= 0 {
+		r.cur = i
+	}
+	return r
+}
+
+func (r *hubRing) url() string   { return r.urls[r.cur] }
+func (r *hubRing) several() bool { return len(r.urls) > 1 }
+func (r *hubRing) hit()          { r.misses = 0 }
+
+// miss records that the current hub failed and moves to the next. It
+// reports whether a full round of hubs has now failed in a row, the point
+// where the caller backs off (with one hub: every failure).
+func (r *hubRing) miss() bool {
+	r.misses++
+	r.cur = (r.cur + 1) % len(r.urls)
+	return r.misses%len(r.urls) == 0
 }
 
 // deliver passes an inbound frame to the loop; false when stopping.
@@ -324,9 +408,9 @@ func (s *Sidecar) handle(ev event) {
 	switch ev := ev.(type) {
 	case evConnected:
 		s.sess, s.identified, s.inflight = ev.sess, false, nil
-		ev.sess.send(identifyFrame{
-			Type: "identify", AgentID: s.cfg.AgentID, Token: s.cfg.Token, Name: s.cfg.AgentID,
-			Status: "idle", Capabilities: s.cfg.Capabilities, ClientType: "sidecar", ProtocolVersion: protocolVersion,
+		ev.sess.send(protocol.Identify{
+			Type: protocol.FrameIdentify, AgentID: s.cfg.AgentID, Token: s.cfg.Token, Name: s.cfg.AgentID,
+			Status: "idle", Capabilities: s.cfg.Capabilities, ClientType: "sidecar", ProtocolVersion: protocol.Version,
 		})
 		s.log.Debug("identify sent", "event", "identify_sent")
 	case evDisconnect:
@@ -364,31 +448,30 @@ func (s *Sidecar) handle(ev event) {
 
 func (s *Sidecar) onFrame(f inFrame) {
 	switch f.Type {
-	case "identified":
+	case protocol.OutIdentified:
 		s.identified = true
 		s.sess.identified.Store(true)
-		s.log.Info("identified by the hub", "event", "identified")
+		s.log.Info("identified by the hub", "event", "identified", "hub_url", redactURL(s.sess.url))
 		// A report held for a recovery answer that never came is sent as
 		// is on the new connection; only an active task is re-announced.
 		s.recoverPending = ""
 		if t := s.st.Active; t != nil && s.run != nil && s.run.sess != s.sess {
 			s.recoverPending = t.TaskID
-			s.sess.send(recoveringFrame{Type: "task_recovering", TaskID: t.TaskID, Description: t.Description, Metadata: t.Metadata,
-				LastStatus: t.Status, Generation: t.Generation, ProtocolVersion: protocolVersion})
+			s.sess.send(recoveringFrame(t))
 			s.log.Info("announcing unfinished task", "event", "recovery_reporting", "task_id", t.TaskID, "last_status", t.Status)
 		}
 		s.flushOutbox()
-	case "error":
+	case protocol.OutError:
 		s.onHubError(f)
-	case "task_assign":
+	case protocol.OutTaskAssign:
 		s.onAssign(f)
-	case "task_ack":
+	case protocol.OutTaskAck:
 		s.onAck(f)
-	case "task_continue":
+	case protocol.OutTaskContinue:
 		s.onContinue(f)
-	case "task_reassign":
+	case protocol.OutTaskReassign:
 		s.onReassign(f)
-	case "task_cancelled":
+	case protocol.OutTaskCancelled:
 		s.onCancelled(f)
 	default:
 		s.log.Debug("unhandled hub frame", "event", "unhandled_message", "type", f.Type)
@@ -398,14 +481,14 @@ func (s *Sidecar) onFrame(f inFrame) {
 func (s *Sidecar) onHubError(f inFrame) {
 	code := f.Error
 	switch {
-	case !s.identified && (code == "invalid_token" || code == "token_agent_mismatch" || code == "unauthorized"):
+	case !s.identified && (code == protocol.CodeInvalidToken || code == protocol.CodeTokenAgentMismatch || code == protocol.CodeUnauthorized):
 		s.log.Error("the hub rejected this agent's token: check agent_id and token in the config (or re-run agentcom onboard)",
 			"event", "auth_rejected", "error", code, "retry_in_ms", s.cfg.AuthRetry.Milliseconds())
 		s.sess.authRejected.Store(true)
 		s.sess.closeGraceful(websocket.StatusNormalClosure, "auth rejected", s.cfg.ShutdownTimeout)
-	case strings.HasPrefix(code, "task_complete_failed:") || strings.HasPrefix(code, "task_fail_failed:"):
+	case strings.HasPrefix(code, protocol.CodeTaskCompleteFailed+":") || strings.HasPrefix(code, protocol.CodeTaskFailFailed+":"):
 		typ := reportComplete
-		if strings.HasPrefix(code, "task_fail_failed:") {
+		if strings.HasPrefix(code, protocol.CodeTaskFailFailed+":") {
 			typ = reportFailed
 		}
 		id := f.TaskID
@@ -418,7 +501,7 @@ func (s *Sidecar) onHubError(f inFrame) {
 			s.log.Warn("hub rejected a report", "event", "hub_error", "error", code)
 			return
 		}
-		if strings.HasSuffix(code, "internal_error") {
+		if strings.HasSuffix(code, protocol.CodeInternal) {
 			// The hub could not store it: keep it for the next connection.
 			s.log.Warn("hub could not record the report; will resend after the next identify", "event", "report_deferred", "task_id", id, "error", code)
 			return
@@ -445,7 +528,7 @@ func (s *Sidecar) onAssign(f inFrame) {
 				t.Generation = f.Generation
 			}
 			s.save()
-			s.sess.send(taskFrame{Type: "task_accepted", TaskID: t.TaskID, ProtocolVersion: protocolVersion})
+			s.sess.send(protocol.TaskAccepted{Type: protocol.FrameTaskAccepted, TaskID: t.TaskID, ProtocolVersion: protocol.Version})
 			s.run.sess = s.sess
 			s.log.Info("task delivered again; still working on it", "event", "task_redelivered", "task_id", t.TaskID, "generation", t.Generation)
 			if s.recoverPending == t.TaskID {
@@ -454,7 +537,7 @@ func (s *Sidecar) onAssign(f inFrame) {
 			}
 			return
 		}
-		s.sess.send(taskFrame{Type: "task_rejected", TaskID: f.TaskID, Reason: "busy", Generation: genPtr(f.Generation), ProtocolVersion: protocolVersion})
+		s.sess.send(protocol.TaskRejected{Type: protocol.FrameTaskRejected, TaskID: f.TaskID, Reason: "busy", Generation: genPtr(f.Generation), ProtocolVersion: protocol.Version})
 		s.log.Info("busy: task rejected", "event", "task_rejected", "task_id", f.TaskID, "active_task_id", t.TaskID)
 		return
 	}
@@ -474,10 +557,11 @@ func (s *Sidecar) onAssign(f inFrame) {
 		// Without a durable record the task must not be accepted.
 		s.st.Active = nil
 		s.log.Error("cannot save the task; rejecting it", "event", "state_write_error", "task_id", f.TaskID, "error", err)
-		s.sess.send(taskFrame{Type: "task_rejected", TaskID: f.TaskID, Reason: "state_write_failed", Generation: genPtr(f.Generation), ProtocolVersion: protocolVersion})
+		s.sess.send(protocol.TaskRejected{Type: protocol.FrameTaskRejected, TaskID: f.TaskID, Reason: "state_write_failed", Generation: genPtr(f.Generation),
+			ProtocolVersion: protocol.Version})
 		return
 	}
-	s.sess.send(taskFrame{Type: "task_accepted", TaskID: t.TaskID, ProtocolVersion: protocolVersion})
+	s.sess.send(protocol.TaskAccepted{Type: protocol.FrameTaskAccepted, TaskID: t.TaskID, ProtocolVersion: protocol.Version})
 	s.log.Info("task accepted", "event", "task_received", "task_id", t.TaskID, "generation", gen)
 	s.run = s.newRun(t.TaskID)
 	s.run.sess = s.sess
@@ -587,7 +671,7 @@ func (s *Sidecar) onWakeDone(ev evWakeDone) {
 
 func (s *Sidecar) onAck(f inFrame) {
 	switch f.Status {
-	case "accepted", "rejected", "progress":
+	case protocol.AckAccepted, protocol.AckRejected, protocol.AckProgress:
 		s.log.Debug("hub acknowledged", "event", "task_ack", "task_id", f.TaskID, "status", f.Status)
 		return
 	}
@@ -598,9 +682,9 @@ func (s *Sidecar) onAck(f inFrame) {
 	// An ack answers one report: the oldest of its kind for the task.
 	typ := ""
 	switch f.Status {
-	case "complete":
+	case protocol.AckComplete:
 		typ = reportComplete
-	case "retried", "dead_letter":
+	case protocol.AckRetried, protocol.AckDeadLetter:
 		typ = reportFailed
 	}
 	s.removeInflight(typ, f.TaskID)
@@ -749,7 +833,7 @@ func (s *Sidecar) tick(now time.Time) {
 	}
 	if s.identified && s.recoverPending != t.TaskID && now.Sub(run.lastProgress) >= s.cfg.ProgressInterval {
 		run.lastProgress = now
-		s.sess.send(taskFrame{Type: "task_progress", TaskID: t.TaskID, ProtocolVersion: protocolVersion})
+		s.sess.send(protocol.TaskProgress{Type: protocol.FrameTaskProgress, TaskID: t.TaskID, ProtocolVersion: protocol.Version})
 		s.log.Debug("progress sent", "event", "task_progress", "task_id", t.TaskID)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentcom/agentcom/internal/gitflow"
+	"github.com/agentcom/agentcom/internal/protocol"
 	"go.uber.org/goleak"
 )
 
@@ -326,7 +327,7 @@ func TestRestartRecoversAndPicksUpResultWrittenWhileDown(t *testing.T) {
 	// machine), the finished task is reported at once with the generation
 	// it had, and there is nothing left to recover.
 	switch f := h.nextOf("task_recovering", "task_complete"); f.str("type") {
-	case "task_recovering":
+	case protocol.FrameTaskRecovering:
 		if f.str("task_id") != id || f.str("description") != "recover me" {
 			t.Fatalf("recovering = %v", f.m)
 		}

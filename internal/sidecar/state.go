@@ -110,8 +110,8 @@ type Report struct {
 }
 
 const (
-	reportComplete = "task_complete"
-	reportFailed   = "task_failed"
+	reportComplete = protocol.FrameTaskComplete
+	reportFailed   = protocol.FrameTaskFailed
 	stateVersion   = 2
 )
 

@@ -64,10 +64,13 @@ func TestChangedWakesOnOutputTouchAndFollow(t *testing.T) {
 	b := bus.New()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); s.Follow(ctx, b, func(e bus.Event) string { return e.Data.(string) }) }()
+	go func() {
+		defer close(done)
+		s.Follow(ctx, b, func(e bus.Event) string { return string(e.Data.(taskEvent)) })
+	}()
 	deadline := time.After(10 * time.Second)
 	for woke := false; !woke; {
-		b.Publish(bus.Event{Topic: bus.TopicTasks, Type: "task_completed", Data: "a"}) // until Follow has subscribed
+		bus.Publish(b, taskEvent("a")) // until Follow has subscribed
 		select {
 		case <-ch:
 			woke = true
@@ -79,3 +82,9 @@ func TestChangedWakesOnOutputTouchAndFollow(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// taskEvent is a task-topic event naming a task id.
+type taskEvent string
+
+func (taskEvent) Topic() string     { return bus.TopicTasks }
+func (taskEvent) EventType() string { return "task_completed" }

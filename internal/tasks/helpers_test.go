@@ -8,6 +8,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/agentcom/agentcom/internal/bus"
+	"github.com/agentcom/agentcom/internal/storage/boltdriver"
 	"github.com/agentcom/agentcom/internal/store"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
@@ -58,7 +59,7 @@ func newEnv(t testing.TB, cfg tasks.Config) *env {
 
 func (e *env) open() {
 	e.t.Helper()
-	db, err := store.Open(e.dir, []string{store.TaskQueue, store.TaskDeadLetter}, store.Options{})
+	db, err := store.Open(e.dir, store.AllTables(), store.Options{})
 	if err != nil {
 		e.t.Fatalf("open store: %v", err)
 	}
@@ -73,7 +74,11 @@ func (e *env) open() {
 }
 
 func newQueueWithClock(db *store.DB, b *bus.Bus, cfg tasks.Config, clk *clock) (*tasks.Queue, error) {
-	q, err := tasks.New(db.MustTable(store.TaskQueue), db.MustTable(store.TaskDeadLetter), b, cfg)
+	d, err := boltdriver.New(db)
+	if err != nil {
+		return nil, err
+	}
+	q, err := tasks.New(d.Tasks(), b, cfg)
 	if err != nil {
 		return nil, err
 	}

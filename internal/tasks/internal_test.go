@@ -1,26 +1,34 @@
 package tasks
 
 import (
+	"context"
 	"testing"
 
 	"github.com/agentcom/agentcom/internal/bus"
+	"github.com/agentcom/agentcom/internal/storage"
+	"github.com/agentcom/agentcom/internal/storage/boltdriver"
 	"github.com/agentcom/agentcom/internal/store"
 )
 
 // TestLateWriteDoesNotResurrect: a write of a task snapshot taken before
 // the task was dead-lettered (an Accept or Progress whose commit was still
-// queued) must not put the task back in task_queue after the move
-// deleted it there.
+// queued) must not put the task back in the live table after the move
+// took it out.
 func TestLateWriteDoesNotResurrect(t *testing.T) {
-	db, err := store.Open(t.TempDir(), []string{store.TaskQueue, store.TaskDeadLetter}, store.Options{})
+	db, err := store.Open(t.TempDir(), store.AllTables(), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	q, err := New(db.MustTable(store.TaskQueue), db.MustTable(store.TaskDeadLetter), bus.New(), Config{})
+	d, err := boltdriver.New(db)
 	if err != nil {
 		t.Fatal(err)
 	}
+	q, err := New(d.Tasks(), bus.New(), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
 	past := int64(1)
 	task, err := q.Submit(SubmitParams{CompleteBy: &past})
 	if err != nil {
@@ -39,12 +47,12 @@ func TestLateWriteDoesNotResurrect(t *testing.T) {
 	if _, _, err := q.Expire(task.ID); err != nil {
 		t.Fatal(err)
 	}
-	// ...and then the Accept's write reaches the commit loop.
-	if err := q.persist(q.active, stale); err != nil {
+	// ...and then the Accept's write reaches the store.
+	if err := q.persist(ctx, stale); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := load(q.active, task.ID); err != nil || got != nil {
-		t.Fatalf("task_queue holds %+v (%v) after the task was dead-lettered", got, err)
+	if got, table, err := q.load(ctx, task.ID); err != nil || table != storage.TasksDeadLetter || got.Status != StatusDeadLetter {
+		t.Fatalf("after the late write the store holds %+v in %v (%v)", got, table, err)
 	}
 	got, err := q.Get(task.ID)
 	if err != nil || got.Status != StatusDeadLetter {
@@ -54,7 +62,7 @@ func TestLateWriteDoesNotResurrect(t *testing.T) {
 	if _, err := q.RetryDeadLetter(task.ID); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := load(q.active, task.ID); err != nil || got == nil || got.Status != StatusQueued {
-		t.Fatalf("after retry: %+v %v", got, err)
+	if got, table, err := q.load(ctx, task.ID); err != nil || table != storage.TasksLive || got.Status != StatusQueued {
+		t.Fatalf("after retry: %+v in %v (%v)", got, table, err)
 	}
 }

@@ -2,7 +2,7 @@ package tasks
 
 import (
 	"container/heap"
-	"encoding/binary"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +14,7 @@ import (
 
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/protocol"
-	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/storage"
 )
 
 // Errors callers test for. The wire names of the original protocol are in
@@ -107,8 +107,11 @@ const (
 	EventVerified   = "task_verified" // a verification check was recorded
 )
 
-// EventData is the payload of every task event.
+// EventData is the payload of every task event. One struct serves every
+// kind, so it carries its kind in Type (not encoded: the kind is the
+// event's type).
 type EventData struct {
+	Type        string `json:"-"` // EventSubmitted, EventAssigned, ...
 	TaskID      string `json:"task_id"`
 	AgentID     string `json:"agent_id,omitempty"`
 	Generation  int64  `json:"generation"`
@@ -124,6 +127,12 @@ type EventData struct {
 	// Usage is what the agent reported with this completion or failure.
 	Usage *protocol.Usage `json:"usage,omitempty"`
 }
+
+// Topic is bus.TopicTasks.
+func (EventData) Topic() string { return bus.TopicTasks }
+
+// EventType is the kind the queue published it as.
+func (d EventData) EventType() string { return d.Type }
 
 // Config tunes the queue.
 type Config struct {
@@ -163,11 +172,10 @@ func DefaultConfig() Config {
 
 // Queue is the task store and its indexes.
 type Queue struct {
-	active *store.Table // task_queue
-	dead   *store.Table // task_dead_letter
-	bus    *bus.Bus
-	cfg    Config
-	now    func() time.Time
+	st  storage.TaskStore
+	bus *bus.Bus
+	cfg Config
+	now func() time.Time
 
 	mu   sync.Mutex
 	live map[string]*Task // queued and assigned tasks
@@ -180,15 +188,11 @@ type Queue struct {
 	held   map[string]map[string]*Task
 	idx    *index
 	counts map[Status][Lanes]int // records per status and lane, both tables
-	// tombs holds the version at which a task left task_queue for the dead
-	// letter during this run. A write of an older snapshot of the task
-	// (taken before the move, committed after it) is dropped instead of
-	// putting the task back in task_queue.
-	tombs map[string]uint64
 
-	// moveMu serializes moves between the two tables, so a retry from the
-	// dead letter never interleaves with the two writes of a dead-letter
-	// move, and two retries of one task never both succeed.
+	// moveMu serializes moves between the live table and the dead letter
+	// (each one atomic in the store), so a retry that does not find the
+	// task in the dead letter knows it is not there (rather than on its
+	// way in) and says where it is.
 	moveMu sync.Mutex
 
 	// Workflow state (workflow.go, schedules.go), guarded by mu.
@@ -207,9 +211,9 @@ type Queue struct {
 	wfMu   sync.Mutex
 }
 
-// New opens the queue and loads its state from the tables.
-func New(active, dead *store.Table, b *bus.Bus, cfg Config) (*Queue, error) {
-	q := &Queue{active: active, dead: dead, bus: b, cfg: cfg, now: time.Now}
+// New opens the queue over st and loads its state.
+func New(st storage.TaskStore, b *bus.Bus, cfg Config) (*Queue, error) {
+	q := &Queue{st: st, bus: b, cfg: cfg, now: time.Now}
 	if err := q.Reload(); err != nil {
 		return nil, err
 	}
@@ -219,54 +223,35 @@ func New(active, dead *store.Table, b *bus.Bus, cfg Config) (*Queue, error) {
 // SetClock replaces the queue's clock (tests).
 func (q *Queue) SetClock(now func() time.Time) { q.now = now }
 
-// Reload rebuilds the in-memory state from the tables: at start and after
-// either table was restored from a backup. A task found in both tables
-// (a crash between the two writes of a dead-letter move) keeps the copy
-// with the higher version and the other is removed.
+// Reload rebuilds the in-memory state from the store: at start and after
+// either table was restored from a backup. (The store settles a task
+// found in both tables, which an older hub's crash or a restore of one
+// table leaves, by version.)
 func (q *Queue) Reload() error {
-	deadVer := map[string]uint64{}
+	return q.reload(context.Background())
+}
+
+func (q *Queue) reload(ctx context.Context) error {
 	counts := map[Status][Lanes]int{}
 	bump := func(s Status, p int) {
 		c := counts[s]
 		c[min(max(p, 0), Lanes-1)]++
 		counts[s] = c
 	}
-	err := q.dead.View(func(tx *store.Tx) error {
-		return tx.ForEach(func(k, v []byte) error {
-			t, err := decode(v)
-			if err != nil {
-				return fmt.Errorf("task %s: %w", k, err)
-			}
-			deadVer[t.ID] = t.Version
-			bump(StatusDeadLetter, t.Priority)
-			return nil
-		})
-	})
-	if err != nil {
-		return fmt.Errorf("load dead letter: %w", err)
-	}
 	live := map[string]*Task{}
-	var staleActive, staleDead []string
 	wf := workflowState{pauses: map[pauseID]pauseRecord{}, schedules: map[string]*Schedule{}}
 	var withDeps, withKeys []*Task
-	err = q.active.View(func(tx *store.Tx) error {
-		return tx.ForEach(func(k, v []byte) error {
-			if isWorkflowKey(k) {
-				return loadWorkflowRecord(&wf, k, v)
-			}
-			t, err := decode(v)
+	err := q.st.Load(ctx, storage.TaskLoad{
+		Workflow: func(r storage.WorkflowRecord) error { return loadWorkflowRecord(&wf, r.Key, r.Value) },
+		Task: func(table storage.TaskTable, r storage.TaskRow) error {
+			t, err := taskOf(r)
 			if err != nil {
-				return fmt.Errorf("task %s: %w", k, err)
+				return err
 			}
-			if dv, ok := deadVer[t.ID]; ok {
-				if dv >= t.Version {
-					staleActive = append(staleActive, t.ID)
-					return nil
-				}
-				staleDead = append(staleDead, t.ID)
-				c := counts[StatusDeadLetter]
-				c[t.Priority]--
-				counts[StatusDeadLetter] = c
+			if table == storage.TasksDeadLetter {
+				// Only counted: dead-letter tasks are read on demand.
+				bump(StatusDeadLetter, t.Priority)
+				return nil
 			}
 			bump(t.Status, t.Priority)
 			if t.Status.Active() {
@@ -279,16 +264,10 @@ func (q *Queue) Reload() error {
 				withKeys = append(withKeys, t)
 			}
 			return nil
-		})
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("load tasks: %w", err)
-	}
-	if err := deleteKeys(q.active, staleActive); err != nil {
-		return err
-	}
-	if err := deleteKeys(q.dead, staleDead); err != nil {
-		return err
 	}
 	now := q.now().UnixMilli()
 	idx := newIndex()
@@ -327,7 +306,7 @@ func (q *Queue) Reload() error {
 	}
 	q.wfMu.Lock()
 	q.mu.Lock()
-	q.live, q.held, q.idx, q.counts, q.tombs = live, held, idx, counts, map[string]uint64{}
+	q.live, q.held, q.idx, q.counts = live, held, idx, counts
 	q.perSubmitter = perSubmitter
 	q.dependents, q.uniq, q.paused, q.timers = dependents, uniq, wf.pauses, timers
 	q.schedules = wf.schedules
@@ -415,7 +394,7 @@ func dedupe(ids []string) []string {
 	return out
 }
 
-// store writes new tasks in one transaction, then puts them in memory,
+// store writes new tasks in one store operation, then puts them in memory,
 // announces them and resolves those that wait on dependencies.
 func (q *Queue) store(now int64, ts ...*Task) ([]*Task, error) {
 	snaps := make([]*Task, len(ts))
@@ -432,7 +411,7 @@ func (q *Queue) store(now int64, ts ...*Task) ([]*Task, error) {
 	if err := q.reserveSubmitters(ts); err != nil {
 		return nil, err
 	}
-	if err := q.persist(q.active, snaps...); err != nil {
+	if err := q.persist(context.Background(), snaps...); err != nil {
 		q.mu.Lock()
 		for _, t := range ts {
 			q.dropSubmitter(t)
@@ -554,16 +533,8 @@ func (q *Queue) Get(id string) (*Task, error) {
 		return cp, nil
 	}
 	q.mu.Unlock()
-	for _, tbl := range []*store.Table{q.active, q.dead} {
-		t, err := load(tbl, id)
-		if err != nil {
-			return nil, err
-		}
-		if t != nil {
-			return t, nil
-		}
-	}
-	return nil, ErrNotFound
+	t, _, err := q.load(context.Background(), id)
+	return t, err
 }
 
 // Filter selects tasks for listings. Zero values select everything.
@@ -606,7 +577,7 @@ func (q *Queue) List(f Filter) ([]*Task, int, error) {
 		q.mu.Unlock()
 	} else {
 		var err error
-		if out, err = scan(q.active, f); err != nil {
+		if out, err = q.scan(context.Background(), storage.TasksLive, f); err != nil {
 			return nil, 0, fmt.Errorf("list tasks: %w", err)
 		}
 	}
@@ -616,32 +587,34 @@ func (q *Queue) List(f Filter) ([]*Task, int, error) {
 // ListDeadLetter returns dead-letter tasks in the same order.
 func (q *Queue) ListDeadLetter(f Filter) ([]*Task, int, error) {
 	f.Status = "" // every record there is dead_letter
-	out, err := scan(q.dead, f)
+	out, err := q.scan(context.Background(), storage.TasksDeadLetter, f)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list dead letter: %w", err)
 	}
 	return paginate(order(out, f), f)
 }
 
-// scan decodes every record of tbl and keeps those f matches.
-func scan(tbl *store.Table, f Filter) ([]*Task, error) {
+// scan decodes the tasks of table the store selects by f's indexed
+// fields and keeps those f matches.
+func (q *Queue) scan(ctx context.Context, table storage.TaskTable, f Filter) ([]*Task, error) {
 	var out []*Task
-	err := tbl.View(func(tx *store.Tx) error {
-		return tx.ForEach(func(k, v []byte) error {
-			if isWorkflowKey(k) {
-				return nil
-			}
-			t, err := decode(v)
-			if err != nil {
-				return fmt.Errorf("task %s: %w", k, err)
-			}
-			if f.match(t) {
-				out = append(out, t)
-			}
-			return nil
-		})
+	err := q.st.List(ctx, table, f.columns(), func(r storage.TaskRow) error {
+		t, err := taskOf(r)
+		if err != nil {
+			return err
+		}
+		if f.match(t) {
+			out = append(out, t)
+		}
+		return nil
 	})
 	return out, err
+}
+
+// columns is the part of f the store can select on.
+func (f Filter) columns() storage.TaskFilter {
+	return storage.TaskFilter{Status: string(f.Status), Priority: f.Priority, AssignedTo: f.AssignedTo,
+		SubmittedBy: f.SubmittedBy, CreatedFrom: f.CreatedFrom, CreatedTo: f.CreatedTo}
 }
 
 // Queued returns up to limit queued tasks in scheduling order (ready ones
@@ -739,7 +712,7 @@ func (q *Queue) Search(f Filter) ([]*Task, int, error) {
 	if f.Status == "" || f.Status == StatusDeadLetter {
 		g := f
 		g.Status = ""
-		ts, err := scan(q.dead, g)
+		ts, err := q.scan(context.Background(), storage.TasksDeadLetter, g)
 		if err != nil {
 			return nil, 0, fmt.Errorf("search dead letter: %w", err)
 		}
@@ -862,7 +835,7 @@ func (q *Queue) AssignBatch(pick Pick, max int) ([]*Task, error) {
 	if len(assigned) == 0 {
 		return nil, nil
 	}
-	if err := q.persist(q.active, assigned...); err != nil {
+	if err := q.persist(context.Background(), assigned...); err != nil {
 		return assigned, fmt.Errorf("assign: %w", err)
 	}
 	for _, t := range assigned {
@@ -940,7 +913,7 @@ func (q *Queue) touch(id, agent, op, event string, change func(t *Task, now int6
 	t.Version++
 	snap := t.Clone()
 	q.mu.Unlock()
-	if err := q.persist(q.active, snap); err != nil {
+	if err := q.persist(context.Background(), snap); err != nil {
 		return nil, fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	q.emit(event, snap, agent, 0, 0)
@@ -983,7 +956,7 @@ func (q *Queue) CompleteWithUsage(id, agent string, gen int64, result any, token
 	lt.Version++
 	snap := lt.Clone()
 	q.mu.Unlock()
-	if err := q.persist(q.active, snap); err != nil {
+	if err := q.persist(context.Background(), snap); err != nil {
 		return nil, false, fmt.Errorf("complete %s: %w", id, err)
 	}
 	q.emitUsage(EventCompleted, snap, agent, runMs(snap, now), usage)
@@ -1039,10 +1012,9 @@ func (q *Queue) FailWithUsage(id, agent string, gen int64, errText string, outpu
 		lt.Status = StatusDeadLetter
 		lt.addHistory("dead_letter", now, errText)
 		lt.Version++
-		q.tombs[id] = lt.Version
 		snap := lt.Clone()
 		q.mu.Unlock()
-		if err := q.moveToDeadLetter(snap); err != nil {
+		if err := q.moveToDeadLetter(context.Background(), snap); err != nil {
 			return nil, "", false, fmt.Errorf("fail %s: %w", id, err)
 		}
 		q.emitUsage(EventFailed, snap, agent, runMs(snap, now), usage)
@@ -1056,7 +1028,7 @@ func (q *Queue) FailWithUsage(id, agent string, gen int64, errText string, outpu
 	q.idx.add(lt, now)
 	snap := lt.Clone()
 	q.mu.Unlock()
-	if err := q.persist(q.active, snap); err != nil {
+	if err := q.persist(context.Background(), snap); err != nil {
 		return nil, "", false, fmt.Errorf("fail %s: %w", id, err)
 	}
 	q.emitUsage(EventFailed, snap, agent, runMs(snap, now), usage)
@@ -1084,7 +1056,7 @@ func (q *Queue) refineNotFound(id string, err error) error {
 	if !errors.Is(err, ErrNotFound) {
 		return err
 	}
-	if t, lerr := load(q.active, id); lerr == nil && t != nil {
+	if _, table, lerr := q.load(context.Background(), id); lerr == nil && table == storage.TasksLive {
 		return ErrInvalidState
 	}
 	return err
@@ -1140,7 +1112,7 @@ func (q *Queue) Reject(id, agent string, gen int64, reason string) (*Task, error
 	q.idx.add(t, now)
 	snap := t.Clone()
 	q.mu.Unlock()
-	if err := q.persist(q.active, snap); err != nil {
+	if err := q.persist(context.Background(), snap); err != nil {
 		return nil, fmt.Errorf("reject %s: %w", id, err)
 	}
 	q.emit(EventRejected, snap, agent, 0, 0)
@@ -1163,7 +1135,7 @@ func (q *Queue) Reclaim(id, agent string, gen int64, reason string) (*Task, erro
 	q.reclaimLocked(t, reason, now)
 	snap := t.Clone()
 	q.mu.Unlock()
-	if err := q.persist(q.active, snap); err != nil {
+	if err := q.persist(context.Background(), snap); err != nil {
 		return nil, fmt.Errorf("reclaim %s: %w", id, err)
 	}
 	q.emitReason(EventReclaimed, snap, holder, reason)
@@ -1198,12 +1170,12 @@ func (q *Queue) ReclaimAgent(agent, reason string) ([]*Task, error) {
 	q.mu.Unlock()
 	var errs []error
 	if len(snaps) > 0 {
-		if err := q.persist(q.active, snaps...); err != nil {
+		if err := q.persist(context.Background(), snaps...); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	for _, t := range dead {
-		if err := q.moveToDeadLetter(t); err != nil {
+		if err := q.moveToDeadLetter(context.Background(), t); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -1260,7 +1232,7 @@ func (q *Queue) GiveBack(id, agent string, caps []string) (*Task, error) {
 	q.assignLocked(t, agent, now)
 	snap := t.Clone()
 	q.mu.Unlock()
-	if err := q.persist(q.active, snap); err != nil {
+	if err := q.persist(context.Background(), snap); err != nil {
 		return nil, fmt.Errorf("give back %s: %w", id, err)
 	}
 	q.emit(EventAssigned, snap, agent, now-snap.CreatedAt, 0)
@@ -1332,13 +1304,14 @@ func sortedHeld(m map[string]*Task) []*Task {
 // letter is refused with a *StateError naming its state (ErrNotFound
 // when there is no such task).
 func (q *Queue) RetryDeadLetter(id string) (*Task, error) {
+	ctx := context.Background()
 	q.moveMu.Lock()
 	defer q.moveMu.Unlock()
-	t, err := load(q.dead, id)
-	if err != nil {
+	t, table, err := q.load(ctx, id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	if t == nil {
+	if t == nil || table != storage.TasksDeadLetter {
 		// Under moveMu nothing enters or leaves the dead letter, so
 		// the state found is not dead_letter.
 		return nil, q.stateError(id)
@@ -1359,16 +1332,16 @@ func (q *Queue) RetryDeadLetter(id string) (*Task, error) {
 	t.addHistory("queued", now, "retried from dead-letter")
 	t.Version++
 	snap := t.Clone()
-	// Queue table first: a crash between the writes leaves the newer copy
-	// there, and Reload drops the stale dead-letter copy.
-	if err := q.persist(q.active, snap); err != nil {
-		return nil, fmt.Errorf("retry %s: %w", id, err)
+	row, err := rowOf(snap)
+	if err != nil {
+		return nil, err
 	}
-	if err := deleteKeys(q.dead, []string{id}); err != nil {
+	if err := q.st.RetryFromDeadLetter(ctx, row); errors.Is(err, storage.ErrNotFound) {
+		return nil, q.stateError(id)
+	} else if err != nil {
 		return nil, fmt.Errorf("retry %s: %w", id, err)
 	}
 	q.mu.Lock()
-	delete(q.tombs, id)
 	q.count(StatusDeadLetter, t.Priority, -1)
 	q.count(StatusQueued, t.Priority, +1)
 	q.live[id] = t
@@ -1417,7 +1390,7 @@ func (q *Queue) cancel(id, by string, canAny bool, reason string) (*Task, string
 	holder := q.cancelLocked(t, by, reason, now)
 	snap := t.Clone()
 	q.mu.Unlock()
-	if err := q.persist(q.active, snap); err != nil {
+	if err := q.persist(context.Background(), snap); err != nil {
 		return nil, "", fmt.Errorf("cancel %s: %w", id, err)
 	}
 	q.emitReason(EventCancelled, snap, holder, reason)
@@ -1516,7 +1489,7 @@ func (q *Queue) Expire(id string) (*Task, string, error) {
 	q.deadLetterLocked(t, "deadline exceeded", now)
 	snap := t.Clone()
 	q.mu.Unlock()
-	if err := q.moveToDeadLetter(snap); err != nil {
+	if err := q.moveToDeadLetter(context.Background(), snap); err != nil {
 		return nil, "", fmt.Errorf("expire %s: %w", id, err)
 	}
 	if holder != "" {
@@ -1540,18 +1513,20 @@ func (q *Queue) deadLetterLocked(t *Task, reason string, now int64) {
 	t.UpdatedAt = now
 	t.addHistory("dead_letter", now, reason)
 	t.Version++
-	q.tombs[t.ID] = t.Version
 }
 
-// moveToDeadLetter writes the dead-letter copy, then deletes the queue
-// copy; Reload settles a crash in between by version.
-func (q *Queue) moveToDeadLetter(t *Task) error {
-	q.moveMu.Lock()
-	defer q.moveMu.Unlock()
-	if err := q.persist(q.dead, t); err != nil {
+// moveToDeadLetter moves t to the dead letter in one store operation. A
+// snapshot of t taken before the move and written after it is dropped by
+// the store (the dead letter holds a newer version), so it never brings
+// the task back to the live table.
+func (q *Queue) moveToDeadLetter(ctx context.Context, t *Task) error {
+	row, err := rowOf(t)
+	if err != nil {
 		return err
 	}
-	return deleteKeys(q.active, []string{t.ID})
+	q.moveMu.Lock()
+	defer q.moveMu.Unlock()
+	return q.st.MoveToDeadLetter(ctx, []storage.TaskRow{row})
 }
 
 // count adjusts a status/lane counter; caller holds q.mu.
@@ -1562,22 +1537,22 @@ func (q *Queue) count(s Status, p, d int) {
 }
 
 func (q *Queue) emit(typ string, t *Task, agent string, waitMs, runMs int64) {
-	q.bus.Publish(bus.Event{Topic: bus.TopicTasks, Type: typ, Data: EventData{
+	bus.Publish(q.bus, EventData{Type: typ,
 		TaskID: t.ID, AgentID: agent, Generation: t.Generation, Priority: t.Priority, Status: t.Status,
-		Description: t.Description, WaitMs: waitMs, RunMs: runMs, TokensUsed: t.TokensUsed}})
+		Description: t.Description, WaitMs: waitMs, RunMs: runMs, TokensUsed: t.TokensUsed})
 }
 
 // emitUsage publishes a completion or failure with the usage of that
 // report (not the task's running total), so sums over events count each
 // report once.
 func (q *Queue) emitUsage(typ string, t *Task, agent string, runMs int64, usage *protocol.Usage) {
-	d := EventData{TaskID: t.ID, AgentID: agent, Generation: t.Generation, Priority: t.Priority, Status: t.Status,
+	d := EventData{Type: typ, TaskID: t.ID, AgentID: agent, Generation: t.Generation, Priority: t.Priority, Status: t.Status,
 		Description: t.Description, RunMs: runMs, TokensUsed: t.TokensUsed}
 	if usage != nil {
 		u := usage.Normalize()
 		d.Usage = &u
 	}
-	q.bus.Publish(bus.Event{Topic: bus.TopicTasks, Type: typ, Data: d})
+	bus.Publish(q.bus, d)
 }
 
 // RecordCheck adds a verification check reported by the task's holder to
@@ -1589,9 +1564,9 @@ func (q *Queue) RecordCheck(id, agent string, c protocol.VerifyCheck) (*Task, er
 }
 
 func (q *Queue) emitReason(typ string, t *Task, agent, reason string) {
-	q.bus.Publish(bus.Event{Topic: bus.TopicTasks, Type: typ, Data: EventData{
+	bus.Publish(q.bus, EventData{Type: typ,
 		TaskID: t.ID, AgentID: agent, Generation: t.Generation, Priority: t.Priority, Status: t.Status,
-		Description: t.Description, Reason: reason}})
+		Description: t.Description, Reason: reason})
 }
 
 func runMs(t *Task, now int64) int64 {
@@ -1603,124 +1578,78 @@ func runMs(t *Task, now int64) int64 {
 	return 0
 }
 
-// persist writes task snapshots in one transaction. A record already on
-// disk with a version at or above the snapshot's is newer (written by a
-// later change that won the race to the commit loop) and is kept. In
-// task_queue, a snapshot older than the task's move to the dead letter is
-// dropped: the move deleted the record, and writing it would bring the
-// task back. The tombstones are read inside the transaction, so a write
-// committed after the move's delete always sees the move's tombstone.
-func (q *Queue) persist(tbl *store.Table, ts ...*Task) error {
-	return q.write(tbl, nil, ts)
+// persist writes task snapshots in one store operation. A task the store
+// holds at the snapshot's version or above, in either table, is newer
+// (written by a later change that committed first, or moved to the dead
+// letter) and is kept.
+func (q *Queue) persist(ctx context.Context, ts ...*Task) error {
+	return q.write(ctx, nil, ts)
 }
 
-// write is persist plus workflow records (task_queue only), in one
-// transaction.
-func (q *Queue) write(tbl *store.Table, recs []wfRecord, ts []*Task) error {
-	vals := make([][]byte, len(ts))
+// write is persist plus workflow records, in one store operation.
+func (q *Queue) write(ctx context.Context, recs []wfRecord, ts []*Task) error {
+	rows := make([]storage.TaskRow, len(ts))
 	for i, t := range ts {
-		v, err := encode(t)
+		r, err := rowOf(t)
 		if err != nil {
 			return err
 		}
-		vals[i] = v
+		rows[i] = r
 	}
-	return tbl.Update(func(tx *store.Tx) error {
-		var tombs []uint64
-		if tbl == q.active {
-			tombs = q.tombsOf(ts)
-		}
-		for i, t := range ts {
-			if tombs != nil && tombs[i] >= t.Version {
-				continue
-			}
-			k := []byte(t.ID)
-			if old := tx.Get(k); len(old) >= 8 && binary.BigEndian.Uint64(old) >= t.Version {
-				continue
-			}
-			if err := tx.Put(k, vals[i]); err != nil {
-				return err
-			}
-		}
-		return putRecords(tx, recs)
-	})
+	var wrs []storage.WorkflowRecord
+	for _, r := range recs {
+		wrs = append(wrs, storage.WorkflowRecord{Key: r.key, Value: r.val})
+	}
+	return q.st.Put(ctx, rows, wrs)
 }
 
-// tombsOf returns the dead-letter tombstone version of each task (0:
-// none), or nil when there are no tombstones at all.
-func (q *Queue) tombsOf(ts []*Task) []uint64 {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.tombs) == 0 {
-		return nil
+// load reads a task from the store and names the table holding it;
+// ErrNotFound when neither does.
+func (q *Queue) load(ctx context.Context, id string) (*Task, storage.TaskTable, error) {
+	r, table, err := q.st.Get(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, 0, ErrNotFound
 	}
-	out := make([]uint64, len(ts))
-	for i, t := range ts {
-		out[i] = q.tombs[t.ID]
-	}
-	return out
-}
-
-func deleteKeys(tbl *store.Table, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	err := tbl.Update(func(tx *store.Tx) error {
-		for _, id := range ids {
-			if err := tx.Delete([]byte(id)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 	if err != nil {
-		return fmt.Errorf("delete from %s: %w", tbl.Name(), err)
+		return nil, 0, fmt.Errorf("load task %s: %w", id, err)
 	}
-	return nil
+	t, err := taskOf(r)
+	if err != nil {
+		return nil, 0, err
+	}
+	return t, table, nil
 }
 
-func load(tbl *store.Table, id string) (*Task, error) {
-	var t *Task
-	err := tbl.View(func(tx *store.Tx) error {
-		v := tx.Get([]byte(id))
-		if v == nil {
-			return nil
-		}
-		var err error
-		t, err = decode(v)
-		return err
-	})
+// rowOf is the stored form of t: its JSON as the body, and the columns
+// the store indexes.
+func rowOf(t *Task) (storage.TaskRow, error) {
+	b, err := json.Marshal(t)
 	if err != nil {
-		return nil, fmt.Errorf("load task %s: %w", id, err)
+		return storage.TaskRow{}, fmt.Errorf("encode task %s: %w", t.ID, err)
 	}
+	return storage.TaskRow{ID: t.ID, Version: t.Version, Status: string(t.Status), Priority: t.Priority,
+		SubmittedBy: t.SubmittedBy, AssignedTo: t.Holder(), CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Body: b}, nil
+}
+
+// taskOf decodes a stored row.
+func taskOf(r storage.TaskRow) (*Task, error) {
+	t, err := decode(r.Body)
+	if err != nil {
+		return nil, fmt.Errorf("task %.64q: %w", r.ID, err)
+	}
+	t.Version = r.Version
 	return t, nil
 }
 
-// Records are the 8-byte big-endian version followed by the task's JSON,
-// so the write-ordering check needs no decoding.
-func encode(t *Task) ([]byte, error) {
-	b, err := json.Marshal(t)
-	if err != nil {
-		return nil, fmt.Errorf("encode task %s: %w", t.ID, err)
-	}
-	return append(binary.BigEndian.AppendUint64(make([]byte, 0, len(b)+8), t.Version), b...), nil
-}
-
-// Decode parses a stored task record.
-func Decode(v []byte) (*Task, error) { return decode(v) }
-
-func decode(v []byte) (*Task, error) {
-	if len(v) < 8 {
-		return nil, errors.New("task record too short")
-	}
+// decode parses a task's JSON body.
+func decode(body []byte) (*Task, error) {
 	t := &Task{}
-	if err := json.Unmarshal(v[8:], t); err != nil {
+	if err := json.Unmarshal(body, t); err != nil {
 		return nil, fmt.Errorf("decode task: %w", err)
 	}
 	if t.ID == "" {
 		return nil, errors.New("task record without id")
 	}
-	t.Version = binary.BigEndian.Uint64(v[:8])
 	if t.Metadata == nil {
 		t.Metadata = map[string]any{}
 	}

@@ -8,12 +8,13 @@ import (
 	"sort"
 	"time"
 
+	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/cron"
 )
 
 // Periodic schedules: a stored cron expression and a task template. Each
 // tick enqueues one task; the schedule record, with the tick it last
-// enqueued, is written in the same transaction as that task, so a crash
+// enqueued, is written in the same store operation as that task, so a crash
 // (even kill -9) either keeps both or neither and no tick runs twice. A
 // tick missed while the hub was down is enqueued once at start (only the
 // latest of several).
@@ -142,7 +143,7 @@ func (q *Queue) AddSchedule(s Schedule, by string) (Schedule, error) {
 	if err := q.saveScheduleLocked(&s); err != nil {
 		return Schedule{}, err
 	}
-	q.publish(EventSchedule, ScheduleEvent{Name: s.Name, Change: "added", By: by})
+	q.publish(ScheduleEvent{Name: s.Name, Change: "added", By: by})
 	return s.view(), nil
 }
 
@@ -153,6 +154,12 @@ type ScheduleEvent struct {
 	By     string `json:"by,omitempty"`
 	TaskID string `json:"task_id,omitempty"`
 }
+
+// Topic is bus.TopicTasks.
+func (ScheduleEvent) Topic() string { return bus.TopicTasks }
+
+// EventType is EventSchedule.
+func (ScheduleEvent) EventType() string { return EventSchedule }
 
 // saveScheduleLocked stores s and then keeps it in memory. Caller holds
 // wfMu.
@@ -216,7 +223,7 @@ func (q *Queue) SetSchedulePaused(name string, paused bool, by string) (Schedule
 	if paused {
 		change = "paused"
 	}
-	q.publish(EventSchedule, ScheduleEvent{Name: name, Change: change, By: by})
+	q.publish(ScheduleEvent{Name: name, Change: change, By: by})
 	return s.view(), nil
 }
 
@@ -231,7 +238,7 @@ func (q *Queue) RemoveSchedule(name, by string) error {
 		return fmt.Errorf("remove schedule %s: %w", name, err)
 	}
 	delete(q.schedules, name)
-	q.publish(EventSchedule, ScheduleEvent{Name: name, Change: "removed", By: by})
+	q.publish(ScheduleEvent{Name: name, Change: "removed", By: by})
 	return nil
 }
 
@@ -252,7 +259,7 @@ func (q *Queue) RunScheduleNow(name, by string) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	q.publish(EventSchedule, ScheduleEvent{Name: name, Change: "run", By: by, TaskID: t.ID})
+	q.publish(ScheduleEvent{Name: name, Change: "run", By: by, TaskID: t.ID})
 	return t, nil
 }
 
@@ -300,7 +307,7 @@ func (q *Queue) fireSchedules(now time.Time) (int, error) {
 		upd := *s
 		upd.LastTick, upd.LastTaskID, upd.UpdatedAt = tick.UnixMilli(), t.ID, ms
 		snap := t.Clone()
-		// One transaction: the task and the tick it stands for.
+		// One store operation: the task and the tick it stands for.
 		if err := q.saveScheduleLocked(&upd, snap); err != nil {
 			errs = append(errs, err)
 			continue

@@ -1,10 +1,11 @@
 // Package tasks is the persistent priority queue of work.
 //
-// A task lives in the task_queue table while it is queued, assigned,
-// completed or cancelled, and moves to task_dead_letter when its failures
-// run out. Queued and assigned tasks are also held in memory with an index
-// by lane and requirement, so a scheduling pass never scans the table.
-// Every change is written to disk before the call that made it returns.
+// A task lives in the store's live table (storage.TaskStore) while it is
+// queued, assigned, completed or cancelled, and moves to the dead letter,
+// in one atomic store operation, when its failures run out. Queued and
+// assigned tasks are also held in memory with an index by lane and
+// requirement, so a scheduling pass never scans the table. Every change is
+// written to the store before the call that made it returns.
 package tasks
 
 import (

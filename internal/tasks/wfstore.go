@@ -1,35 +1,29 @@
 package tasks
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
-
-	"github.com/agentcom/agentcom/internal/store"
 )
 
 // Workflow records: the persistent state of pauses and periodic schedules.
 //
-// They live in the task_queue table next to the tasks, under keys that
-// start with "wf:" (task ids start with "task-"), so that a change that
-// touches a task and a workflow record commits in one transaction: a
-// schedule's tick is stored with the task it enqueued, and a crash can
-// never keep one without the other. Dependency edges, unique keys and
-// run_at times are fields of the task records themselves; the in-memory
-// indexes over them are rebuilt from the tasks at load.
+// They are stored with the tasks (storage.TaskStore's workflow records),
+// so that a change that touches a task and a workflow record commits in
+// one store operation: a schedule's tick is stored with the task it
+// enqueued, and a crash can never keep one without the other. Dependency
+// edges, unique keys and run_at times are fields of the task records
+// themselves; the in-memory indexes over them are rebuilt from the tasks
+// at load.
 //
 // This file is the only code that knows the record layout: everything
-// else goes through wfRecord, loadWorkflow and persistWith.
+// else goes through wfRecord, loadWorkflowRecord and persistWith.
 const (
-	wfPrefix        = "wf:"
-	wfPauseLane     = "wf:pause:lane:"
-	wfPauseCapacity = "wf:pause:cap:"
-	wfSchedule      = "wf:schedule:"
+	wfPauseLane     = "pause:lane:"
+	wfPauseCapacity = "pause:cap:"
+	wfSchedule      = "schedule:"
 )
-
-// isWorkflowKey tells workflow records from task records.
-func isWorkflowKey(k []byte) bool { return bytes.HasPrefix(k, []byte(wfPrefix)) }
 
 // wfRecord is one workflow record to write (val != nil) or delete.
 type wfRecord struct {
@@ -67,8 +61,7 @@ type workflowState struct {
 }
 
 // loadWorkflowRecord decodes one workflow record into st.
-func loadWorkflowRecord(st *workflowState, k, v []byte) error {
-	key := string(k)
+func loadWorkflowRecord(st *workflowState, key string, v []byte) error {
 	switch {
 	case strings.HasPrefix(key, wfPauseLane), strings.HasPrefix(key, wfPauseCapacity):
 		var p pauseRecord
@@ -100,23 +93,8 @@ func loadWorkflowRecord(st *workflowState, k, v []byte) error {
 	return nil
 }
 
-// persistWith writes task snapshots and workflow records in one
-// transaction (see persist for the version rules on tasks).
+// persistWith writes task snapshots and workflow records in one store
+// operation (see persist for the version rules on tasks).
 func (q *Queue) persistWith(recs []wfRecord, ts ...*Task) error {
-	return q.write(q.active, recs, ts)
-}
-
-func putRecords(tx *store.Tx, recs []wfRecord) error {
-	for _, r := range recs {
-		var err error
-		if r.val == nil {
-			err = tx.Delete([]byte(r.key))
-		} else {
-			err = tx.Put([]byte(r.key), r.val)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return q.write(context.Background(), recs, ts)
 }

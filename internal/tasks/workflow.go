@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"container/heap"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -96,12 +97,20 @@ type pauseID struct {
 	Name string
 }
 
-// PauseEvent is the payload of EventPaused and EventResumed.
+// PauseEvent is the payload of EventPaused and EventResumed; Type says
+// which (not encoded: it is the event's type).
 type PauseEvent struct {
+	Type string    `json:"-"`
 	Kind PauseKind `json:"kind"`
 	Name string    `json:"name"`
 	By   string    `json:"by,omitempty"`
 }
+
+// Topic is bus.TopicTasks.
+func (PauseEvent) Topic() string { return bus.TopicTasks }
+
+// EventType is EventPaused or EventResumed.
+func (e PauseEvent) EventType() string { return e.Type }
 
 // Paused lists what is paused.
 type Paused struct {
@@ -300,7 +309,7 @@ func (q *Queue) resolve(ids ...string) error {
 		}
 		snap := t.Clone()
 		q.mu.Unlock()
-		if err := q.persist(q.active, snap); err != nil {
+		if err := q.persist(context.Background(), snap); err != nil {
 			errs = append(errs, fmt.Errorf("resolve %s: %w", id, err))
 			continue
 		}
@@ -335,7 +344,7 @@ func (q *Queue) releaseLocked(t *Task, to Status, now int64) {
 }
 
 // promoteScheduled queues the scheduled tasks whose run_at has come, in
-// one transaction, and reports how many.
+// one store operation, and reports how many.
 func (q *Queue) promoteScheduled(now int64) (int, error) {
 	q.mu.Lock()
 	var snaps []*Task
@@ -352,7 +361,7 @@ func (q *Queue) promoteScheduled(now int64) (int, error) {
 	if len(snaps) == 0 {
 		return 0, nil
 	}
-	if err := q.persist(q.active, snaps...); err != nil {
+	if err := q.persist(context.Background(), snaps...); err != nil {
 		return 0, fmt.Errorf("release scheduled tasks: %w", err)
 	}
 	for _, t := range snaps {
@@ -438,7 +447,7 @@ func (q *Queue) Pause(kind PauseKind, name, by string) (bool, error) {
 	q.mu.Lock()
 	q.paused[id] = rec
 	q.mu.Unlock()
-	q.publish(EventPaused, PauseEvent{Kind: kind, Name: name, By: by})
+	q.publish(PauseEvent{Type: EventPaused, Kind: kind, Name: name, By: by})
 	return true, nil
 }
 
@@ -460,7 +469,7 @@ func (q *Queue) Resume(kind PauseKind, name, by string) (bool, error) {
 	q.mu.Lock()
 	delete(q.paused, id)
 	q.mu.Unlock()
-	q.publish(EventResumed, PauseEvent{Kind: kind, Name: name, By: by})
+	q.publish(PauseEvent{Type: EventResumed, Kind: kind, Name: name, By: by})
 	return true, nil
 }
 
@@ -515,8 +524,8 @@ func jsonSize(v any) (int, error) {
 }
 
 // publish sends a workflow event that is not about one task.
-func (q *Queue) publish(typ string, data any) {
-	q.bus.Publish(bus.Event{Topic: bus.TopicTasks, Type: typ, Data: data})
+func (q *Queue) publish(p bus.Payload) {
+	bus.Publish(q.bus, p)
 }
 
 // BatchItem is one task of a batch submit. Params.DependsOn may name
@@ -529,7 +538,7 @@ type BatchItem struct {
 // MaxBatchKeyLen bounds a batch item's key.
 const MaxBatchKeyLen = 128
 
-// SubmitBatch stores a batch of tasks in one transaction, dependencies
+// SubmitBatch stores a batch of tasks in one store operation, dependencies
 // between them given by key. It refuses the whole batch, storing nothing,
 // on an unknown dependency, a cycle or a unique key (not supported in a
 // batch). The tasks are returned in the items' order.

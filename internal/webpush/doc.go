@@ -15,7 +15,7 @@
 //   - Sender: encrypts one payload and POSTs it to one push service,
 //     reporting dead subscriptions as ErrGone.
 //   - Subscriptions: the persistent subscription set, in the
-//     store.PushSubscriptions table, keyed by endpoint.
+//     push subscription store (storage.PushSubscriptionStore), keyed by endpoint.
 //   - Notifier: fans one payload out to every stored subscription with a
 //     concurrency bound and drops the ones the push service says are gone.
 //

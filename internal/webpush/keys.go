@@ -1,6 +1,7 @@
 package webpush
 
 import (
+	"context"
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -15,6 +16,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/agentcom/agentcom/internal/storage"
 )
 
 // KeysFileName is the conventional name of the VAPID key file inside the
@@ -134,14 +137,68 @@ func LoadOrCreateKeys(path string) (*Keys, error) {
 // through LoadOrCreateKeys. Setting only one of the two is an error rather
 // than a silent fallback to the file.
 func ResolveKeys(envPublic, envPrivate, path string) (*Keys, error) {
+	if k, set, err := envKeys(envPublic, envPrivate); set {
+		return k, err
+	}
+	return LoadOrCreateKeys(path)
+}
+
+// ResolveSharedKeys is ResolveKeys for hubs sharing one store: without
+// the environment variables the keys live in the store's settings
+// (SharedKeysSetting), created by the first hub, so a browser subscribed
+// through any hub receives pushes from every hub.
+func ResolveSharedKeys(ctx context.Context, envPublic, envPrivate string, s storage.SettingsStore) (*Keys, error) {
+	if k, set, err := envKeys(envPublic, envPrivate); set {
+		return k, err
+	}
+	return LoadOrCreateSharedKeys(ctx, s)
+}
+
+// envKeys reads the key pair from the environment's values and reports
+// whether either was set; only one of the two is an error rather than a
+// silent fallback.
+func envKeys(envPublic, envPrivate string) (k *Keys, set bool, err error) {
 	hasPub, hasPriv := strings.TrimSpace(envPublic) != "", strings.TrimSpace(envPrivate) != ""
 	switch {
 	case hasPub && hasPriv:
-		return KeysFromBase64(envPublic, envPrivate)
+		k, err = KeysFromBase64(envPublic, envPrivate)
+		return k, true, err
 	case hasPub || hasPriv:
-		return nil, fmt.Errorf("%w: VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY must be set together", ErrBadKey)
+		return nil, true, fmt.Errorf("%w: VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY must be set together", ErrBadKey)
 	}
-	return LoadOrCreateKeys(path)
+	return nil, false, nil
+}
+
+// SharedKeysSetting is the settings key of the VAPID key pair on a shared
+// store; the value has the key file's form.
+const SharedKeysSetting = "webpush_vapid_keys"
+
+// LoadOrCreateSharedKeys returns the key pair kept in s, storing a fresh
+// one when there is none; hubs racing to create it all end up with the
+// first one stored. A stored value that is unusable wraps ErrBadKeyFile
+// and is left untouched, as a bad key file is.
+func LoadOrCreateSharedKeys(ctx context.Context, s storage.SettingsStore) (*Keys, error) {
+	fresh, err := GenerateKeys()
+	if err != nil {
+		return nil, err
+	}
+	v, err := json.Marshal(keyFile{PublicKey: fresh.PublicKeyBase64(), PrivateKey: fresh.PrivateKeyBase64()})
+	if err != nil {
+		return nil, fmt.Errorf("encode VAPID keys: %w", err)
+	}
+	stored, err := s.PutIfAbsent(ctx, SharedKeysSetting, v)
+	if err != nil {
+		return nil, fmt.Errorf("store VAPID keys: %w", err)
+	}
+	var kf keyFile
+	if err := json.Unmarshal(stored, &kf); err != nil || kf.PublicKey == "" || kf.PrivateKey == "" {
+		return nil, fmt.Errorf("%w: setting %s: want {public_key, private_key}", ErrBadKeyFile, SharedKeysSetting)
+	}
+	k, err := KeysFromBase64(kf.PublicKey, kf.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: setting %s: %v", ErrBadKeyFile, SharedKeysSetting, err)
+	}
+	return k, nil
 }
 
 // PublicKeyBase64 is the base64url (no padding) encoding of the 65-byte

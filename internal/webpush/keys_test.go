@@ -9,6 +9,10 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/agentcom/agentcom/internal/storage"
+	"github.com/agentcom/agentcom/internal/storage/pgdriver"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 func TestLoadOrCreateKeysPersists(t *testing.T) {
@@ -201,4 +205,53 @@ func TestResolveKeys(t *testing.T) {
 	if err != nil || again.PublicKeyBase64() != fromFile.PublicKeyBase64() {
 		t.Fatalf("file keys not reused: %v", err)
 	}
+}
+
+// TestSharedKeys: hubs on one store share one key pair, created by the
+// first; the environment still wins, and a damaged stored value is an
+// error, never silently replaced.
+func TestSharedKeys(t *testing.T) {
+	for name, open := range map[string]func(*testing.T) storage.SettingsStore{"bolt": boltSettings, "postgres": pgSettings} {
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			a, err := ResolveSharedKeys(t.Context(), "", "", s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := LoadOrCreateSharedKeys(t.Context(), s)
+			if err != nil || b.PublicKeyBase64() != a.PublicKeyBase64() || b.PrivateKeyBase64() != a.PrivateKeyBase64() {
+				t.Fatalf("second hub got other keys (%v)", err)
+			}
+			env, _ := GenerateKeys()
+			if k, err := ResolveSharedKeys(t.Context(), env.PublicKeyBase64(), env.PrivateKeyBase64(), s); err != nil || k.PublicKeyBase64() != env.PublicKeyBase64() {
+				t.Fatalf("environment keys: %v", err)
+			}
+			if _, err := ResolveSharedKeys(t.Context(), env.PublicKeyBase64(), "", s); !errors.Is(err, ErrBadKey) {
+				t.Fatalf("half the environment: %v", err)
+			}
+			if err := s.Put(t.Context(), SharedKeysSetting, []byte(`{"public_key":"x"}`)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := LoadOrCreateSharedKeys(t.Context(), s); !errors.Is(err, ErrBadKeyFile) {
+				t.Fatalf("damaged stored keys: %v", err)
+			}
+		})
+	}
+}
+
+func boltSettings(t *testing.T) storage.SettingsStore {
+	t.Helper()
+	db, d := openStore(t, t.TempDir())
+	t.Cleanup(func() { db.Close() })
+	return d.Settings()
+}
+
+func pgSettings(t *testing.T) storage.SettingsStore {
+	t.Helper()
+	d, err := pgdriver.Open(t.Context(), testenv.Postgres(t), pgdriver.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d.Settings()
 }

@@ -15,6 +15,8 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/agentcom/agentcom/internal/storage"
+	"github.com/agentcom/agentcom/internal/storage/boltdriver"
 	"github.com/agentcom/agentcom/internal/store"
 )
 
@@ -126,21 +128,29 @@ func (ua *userAgent) decrypt(body []byte) ([]byte, error) {
 	return plain[:i], nil
 }
 
-// openStore opens a data directory holding the subscription table.
-func openStore(t testing.TB, dir string) *store.DB {
+// openStore opens a data directory and the bolt driver over it.
+func openStore(t testing.TB, dir string) (*store.DB, storage.Driver) {
 	t.Helper()
-	db, err := store.Open(dir, []string{store.PushSubscriptions}, store.Options{})
+	d, db, err := boltdriver.OpenDir(dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return db
+	return db, d
 }
 
 // newSubscriptions returns a Subscriptions over a fresh store closed at the
 // end of the test.
 func newSubscriptions(t testing.TB) *Subscriptions {
 	t.Helper()
-	db := openStore(t, t.TempDir())
+	subs, _ := newBoltSubscriptions(t)
+	return subs
+}
+
+// newBoltSubscriptions is newSubscriptions with the bolt table underneath,
+// for tests that fill it in bulk or damage it by hand.
+func newBoltSubscriptions(t testing.TB) (*Subscriptions, *store.Table) {
+	t.Helper()
+	db, d := openStore(t, t.TempDir())
 	t.Cleanup(func() { db.Close() })
-	return NewSubscriptions(db.MustTable(store.PushSubscriptions), EndpointPolicy{AllowPrivate: true})
+	return NewSubscriptions(d.PushSubscriptions(), EndpointPolicy{AllowPrivate: true}), db.MustTable(store.PushSubscriptions)
 }

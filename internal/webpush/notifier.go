@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 const (
@@ -101,14 +102,16 @@ func (n *Notifier) Broadcast(ctx context.Context, payload []byte) (BroadcastResu
 	if len(payload) > MaxPayloadSize {
 		return res, fmt.Errorf("push broadcast: %w: %d bytes, limit %d", ErrPayloadTooLarge, len(payload), MaxPayloadSize)
 	}
-	subs, invalid, err := n.subs.list()
+	sctx, cancel := storeContext(ctx)
+	defer cancel()
+	subs, invalid, err := n.subs.list(sctx)
 	if err != nil {
 		return res, fmt.Errorf("push broadcast: %w", err)
 	}
 
 	var errs errorList
 	for _, endpoint := range invalid {
-		if err := n.subs.Remove(endpoint); err != nil {
+		if err := n.subs.Remove(sctx, endpoint); err != nil {
 			res.Failed++
 			errs.add(err)
 			continue
@@ -169,10 +172,23 @@ func (n *Notifier) deliver(ctx context.Context, sub Subscription, payload []byte
 	}
 	// A replaced record (same endpoint, new keys) is left alone; either
 	// way this subscription is no longer one we hold.
-	if _, err := n.subs.removeIfUnchanged(sub); err != nil {
+	sctx, cancel := storeContext(ctx)
+	defer cancel()
+	if _, err := n.subs.removeIfUnchanged(sctx, sub); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// storeTimeout bounds one read or write of the subscription store.
+const storeTimeout = 10 * time.Second
+
+// storeContext is the context of the notifier's store operations: they
+// run even when the broadcast's context has ended (so a canceled broadcast
+// still accounts for every subscription, and a subscription reported gone
+// is still dropped), bounded by storeTimeout instead.
+func storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 }
 
 // errorList collects errors, keeping the first few and counting the rest.

@@ -53,7 +53,7 @@ func TestBroadcastDropsGone(t *testing.T) {
 		t.Fatalf("err = %v, want the 503", err)
 	}
 
-	left, err := subs.List()
+	left, err := subs.List(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,10 +118,12 @@ func (p *countingPusher) Send(ctx context.Context, sub Subscription, _ []byte) e
 	return nil
 }
 
-func addSubscriptions(t *testing.T, subs *Subscriptions, n int) {
+// addSubscriptions stores n subscriptions in one transaction of the bolt
+// table (Add one by one would fsync n times).
+func addSubscriptions(t *testing.T, tbl *store.Table, n int) {
 	t.Helper()
 	ua := newUserAgent(t)
-	err := subs.t.Update(func(tx *store.Tx) error {
+	err := tbl.Update(func(tx *store.Tx) error {
 		for i := range n {
 			s := ua.subscription(fmt.Sprintf("https://push.example/%03d", i))
 			if err := tx.Put([]byte(s.Endpoint), mustJSON(t, s)); err != nil {
@@ -136,8 +138,8 @@ func addSubscriptions(t *testing.T, subs *Subscriptions, n int) {
 }
 
 func TestBroadcastConcurrencyBound(t *testing.T) {
-	subs := newSubscriptions(t)
-	addSubscriptions(t, subs, 40)
+	subs, tbl := newBoltSubscriptions(t)
+	addSubscriptions(t, tbl, 40)
 	// Sends block until released, so the bound is reached and held.
 	p := &countingPusher{release: make(chan struct{})}
 	n := NewNotifier(p, subs, NotifierOptions{Concurrency: 3})
@@ -165,8 +167,8 @@ func TestBroadcastConcurrencyBound(t *testing.T) {
 }
 
 func TestBroadcastCanceled(t *testing.T) {
-	subs := newSubscriptions(t)
-	addSubscriptions(t, subs, 5)
+	subs, tbl := newBoltSubscriptions(t)
+	addSubscriptions(t, tbl, 5)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	p := &countingPusher{}
@@ -187,8 +189,8 @@ func (failingPusher) Send(context.Context, Subscription, []byte) error {
 }
 
 func TestBroadcastErrorIsBounded(t *testing.T) {
-	subs := newSubscriptions(t)
-	addSubscriptions(t, subs, 20)
+	subs, tbl := newBoltSubscriptions(t)
+	addSubscriptions(t, tbl, 20)
 	res, err := NewNotifier(failingPusher{}, subs, NotifierOptions{}).Broadcast(context.Background(), []byte("x"))
 	if res != (BroadcastResult{Failed: 20}) {
 		t.Fatalf("result %+v", res)
@@ -197,7 +199,7 @@ func TestBroadcastErrorIsBounded(t *testing.T) {
 		!strings.Contains(err.Error(), "and 15 more errors") {
 		t.Fatalf("err = %v", err)
 	}
-	if n, _ := subs.Count(); n != 20 {
+	if n, _ := subs.Count(t.Context()); n != 20 {
 		t.Fatal("failed subscriptions were dropped")
 	}
 }
@@ -205,12 +207,12 @@ func TestBroadcastErrorIsBounded(t *testing.T) {
 // TestBroadcastRemovesUnreadableRecords covers a hand-damaged table: the
 // bad record is dropped and reported, the good one still gets the message.
 func TestBroadcastRemovesUnreadableRecords(t *testing.T) {
-	subs := newSubscriptions(t)
+	subs, tbl := newBoltSubscriptions(t)
 	good := newUserAgent(t).subscription("https://push.example/good")
 	if err := subs.Add(t.Context(), good); err != nil {
 		t.Fatal(err)
 	}
-	err := subs.t.Update(func(tx *store.Tx) error {
+	err := tbl.Update(func(tx *store.Tx) error {
 		if err := tx.Put([]byte("https://push.example/junk"), []byte("{not json")); err != nil {
 			return err
 		}
@@ -220,7 +222,7 @@ func TestBroadcastRemovesUnreadableRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if list, _ := subs.List(); len(list) != 1 {
+	if list, _ := subs.List(t.Context()); len(list) != 1 {
 		t.Fatalf("List returned %d, want only the good one", len(list))
 	}
 	p := &countingPusher{}
@@ -231,14 +233,14 @@ func TestBroadcastRemovesUnreadableRecords(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "unreadable") {
 		t.Fatalf("err = %v, want the unreadable records reported", err)
 	}
-	if n, _ := subs.Count(); n != 1 {
+	if n, _ := subs.Count(t.Context()); n != 1 {
 		t.Fatalf("%d records left, want 1", n)
 	}
 }
 
 func TestBroadcastRejectsLargePayload(t *testing.T) {
-	subs := newSubscriptions(t)
-	addSubscriptions(t, subs, 1)
+	subs, tbl := newBoltSubscriptions(t)
+	addSubscriptions(t, tbl, 1)
 	p := &countingPusher{}
 	_, err := NewNotifier(p, subs, NotifierOptions{}).Broadcast(context.Background(), make([]byte, MaxPayloadSize+1))
 	if !errors.Is(err, ErrPayloadTooLarge) || len(p.sent) != 0 {

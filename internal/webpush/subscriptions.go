@@ -1,13 +1,12 @@
 package webpush
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 
-	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/storage"
 )
 
 // MaxSubscriptions caps the stored subscriptions. An operator has a handful
@@ -19,18 +18,18 @@ const MaxSubscriptions = 1000
 // MaxSubscriptions are already stored.
 var ErrTooManySubscriptions = errors.New("too many push subscriptions")
 
-// Subscriptions is the persistent set of push subscriptions, one record
-// per endpoint in a store table (store.PushSubscriptions in the hub). The
-// value is the subscription's JSON. It is safe for concurrent use.
+// Subscriptions is the persistent set of push subscriptions, one row per
+// endpoint in a storage.PushSubscriptionStore; the row's body is the
+// subscription's JSON. It is safe for concurrent use.
 type Subscriptions struct {
-	t      *store.Table
+	store  storage.PushSubscriptionStore
 	policy EndpointPolicy
 }
 
-// NewSubscriptions keeps subscriptions in t, which must be open, and
-// accepts new ones whose endpoint policy allows.
-func NewSubscriptions(t *store.Table, policy EndpointPolicy) *Subscriptions {
-	return &Subscriptions{t: t, policy: policy}
+// NewSubscriptions keeps subscriptions in s and accepts new ones whose
+// endpoint policy allows.
+func NewSubscriptions(s storage.PushSubscriptionStore, policy EndpointPolicy) *Subscriptions {
+	return &Subscriptions{store: s, policy: policy}
 }
 
 // Add validates sub and stores it, replacing any subscription with the
@@ -50,29 +49,9 @@ func (s *Subscriptions) Add(ctx context.Context, sub Subscription) error {
 	if err != nil {
 		return fmt.Errorf("add push subscription: %w", err)
 	}
-	key := []byte(sub.Endpoint)
-
-	// Browsers re-post their subscription on every dashboard load; skip
-	// the durable write when nothing changed.
-	var same bool
-	if err := s.t.View(func(tx *store.Tx) error {
-		same = bytes.Equal(tx.Get(key), value)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("add push subscription: %w", err)
-	}
-	if same {
-		return nil
-	}
-
-	err = s.t.Update(func(tx *store.Tx) error {
-		if tx.Get(key) == nil && tx.Count() >= MaxSubscriptions {
-			return ErrTooManySubscriptions
-		}
-		return tx.Put(key, value)
-	})
-	if errors.Is(err, ErrTooManySubscriptions) {
-		return fmt.Errorf("add push subscription: %w (limit %d)", err, MaxSubscriptions)
+	_, err = s.store.Put(ctx, storage.PushSubscriptionRow{Endpoint: sub.Endpoint, Body: value}, MaxSubscriptions)
+	if errors.Is(err, storage.ErrLimit) {
+		return fmt.Errorf("add push subscription: %w (limit %d)", ErrTooManySubscriptions, MaxSubscriptions)
 	}
 	if err != nil {
 		return fmt.Errorf("add push subscription: %w", err)
@@ -82,13 +61,11 @@ func (s *Subscriptions) Add(ctx context.Context, sub Subscription) error {
 
 // Remove deletes the subscription with endpoint. Removing an endpoint that
 // is not stored is not an error.
-func (s *Subscriptions) Remove(endpoint string) error {
+func (s *Subscriptions) Remove(ctx context.Context, endpoint string) error {
 	if endpoint == "" {
 		return nil // never stored: Add rejects an empty endpoint
 	}
-	if err := s.t.Update(func(tx *store.Tx) error {
-		return tx.Delete([]byte(endpoint))
-	}); err != nil {
+	if err := s.store.Delete(ctx, endpoint); err != nil {
 		return fmt.Errorf("remove push subscription: %w", err)
 	}
 	return nil
@@ -98,38 +75,34 @@ func (s *Subscriptions) Remove(endpoint string) error {
 // that do not decode to a valid subscription (possible only if the file
 // was edited by hand, since Add validates) are left out; Broadcast removes
 // them.
-func (s *Subscriptions) List() ([]Subscription, error) {
-	subs, _, err := s.list()
+func (s *Subscriptions) List(ctx context.Context) ([]Subscription, error) {
+	subs, _, err := s.list(ctx)
 	return subs, err
 }
 
 // Count returns the number of stored records.
-func (s *Subscriptions) Count() (int, error) {
-	var n int
-	if err := s.t.View(func(tx *store.Tx) error {
-		n = tx.Count()
-		return nil
-	}); err != nil {
+func (s *Subscriptions) Count(ctx context.Context) (int, error) {
+	n, err := s.store.Count(ctx)
+	if err != nil {
 		return 0, fmt.Errorf("count push subscriptions: %w", err)
 	}
 	return n, nil
 }
 
-// list returns the valid subscriptions and the keys of invalid records.
-func (s *Subscriptions) list() (subs []Subscription, invalid []string, err error) {
-	err = s.t.View(func(tx *store.Tx) error {
-		return tx.ForEach(func(k, v []byte) error {
-			sub, ok := decodeRecord(k, v)
-			if !ok {
-				invalid = append(invalid, string(k))
-				return nil
-			}
-			subs = append(subs, sub)
-			return nil
-		})
-	})
+// list returns the valid subscriptions and the endpoints of invalid
+// records.
+func (s *Subscriptions) list(ctx context.Context) (subs []Subscription, invalid []string, err error) {
+	rows, err := s.store.List(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list push subscriptions: %w", err)
+	}
+	for _, r := range rows {
+		sub, ok := decodeRecord(r)
+		if !ok {
+			invalid = append(invalid, r.Endpoint)
+			continue
+		}
+		subs = append(subs, sub)
 	}
 	return subs, invalid, nil
 }
@@ -138,21 +111,12 @@ func (s *Subscriptions) list() (subs []Subscription, invalid []string, err error
 // sub, so a subscription that was replaced after it was read (new keys for
 // the same endpoint) is not dropped because the old one was gone. It
 // reports whether a record was deleted.
-func (s *Subscriptions) removeIfUnchanged(sub Subscription) (bool, error) {
+func (s *Subscriptions) removeIfUnchanged(ctx context.Context, sub Subscription) (bool, error) {
 	want, err := json.Marshal(sub)
 	if err != nil {
 		return false, fmt.Errorf("remove push subscription: %w", err)
 	}
-	key := []byte(sub.Endpoint)
-	var removed bool
-	err = s.t.Update(func(tx *store.Tx) error {
-		removed = false // fn may run more than once
-		if cur := tx.Get(key); cur == nil || !bytes.Equal(cur, want) {
-			return nil
-		}
-		removed = true
-		return tx.Delete(key)
-	})
+	removed, err := s.store.DeleteIf(ctx, storage.PushSubscriptionRow{Endpoint: sub.Endpoint, Body: want})
 	if err != nil {
 		return false, fmt.Errorf("remove push subscription: %w", err)
 	}
@@ -161,12 +125,12 @@ func (s *Subscriptions) removeIfUnchanged(sub Subscription) (bool, error) {
 
 // decodeRecord turns a stored record back into a subscription, checking
 // that it is valid and filed under its own endpoint.
-func decodeRecord(k, v []byte) (Subscription, bool) {
+func decodeRecord(r storage.PushSubscriptionRow) (Subscription, bool) {
 	var sub Subscription
-	if err := json.Unmarshal(v, &sub); err != nil {
+	if err := json.Unmarshal(r.Body, &sub); err != nil {
 		return Subscription{}, false
 	}
-	if sub.Endpoint != string(k) || sub.Validate() != nil {
+	if sub.Endpoint != r.Endpoint || sub.Validate() != nil {
 		return Subscription{}, false
 	}
 	return sub, true

@@ -6,7 +6,9 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/agentcom/agentcom/internal/storage/pgdriver"
 	"github.com/agentcom/agentcom/internal/store"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 func TestSubscriptionsAddListRemove(t *testing.T) {
@@ -18,7 +20,7 @@ func TestSubscriptionsAddListRemove(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := subs.List()
+	got, err := subs.List(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,25 +33,25 @@ func TestSubscriptionsAddListRemove(t *testing.T) {
 	if err := subs.Add(t.Context(), a2); err != nil {
 		t.Fatal(err)
 	}
-	got, _ = subs.List()
+	got, _ = subs.List(t.Context())
 	if want := []Subscription{a2, b}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("after re-subscribe List = %+v, want %+v", got, want)
 	}
 
-	if err := subs.Remove(a.Endpoint); err != nil {
+	if err := subs.Remove(t.Context(), a.Endpoint); err != nil {
 		t.Fatal(err)
 	}
-	if err := subs.Remove("https://push.example/never-stored"); err != nil {
+	if err := subs.Remove(t.Context(), "https://push.example/never-stored"); err != nil {
 		t.Fatalf("removing an unknown endpoint: %v", err)
 	}
-	if err := subs.Remove(""); err != nil {
+	if err := subs.Remove(t.Context(), ""); err != nil {
 		t.Fatal(err)
 	}
-	got, _ = subs.List()
+	got, _ = subs.List(t.Context())
 	if want := []Subscription{b}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("after Remove List = %+v, want %+v", got, want)
 	}
-	if n, err := subs.Count(); err != nil || n != 1 {
+	if n, err := subs.Count(t.Context()); err != nil || n != 1 {
 		t.Fatalf("Count = %d, %v", n, err)
 	}
 }
@@ -62,7 +64,7 @@ func TestSubscriptionsRejectInvalid(t *testing.T) {
 	if !errors.As(err, &se) || se.Field != "endpoint" {
 		t.Fatalf("err = %v, want a SubscriptionError on endpoint", err)
 	}
-	if n, _ := subs.Count(); n != 0 {
+	if n, _ := subs.Count(t.Context()); n != 0 {
 		t.Fatal("invalid subscription stored")
 	}
 }
@@ -71,8 +73,8 @@ func TestSubscriptionsRejectInvalid(t *testing.T) {
 // subscriptions are still there (the original hub lost them).
 func TestSubscriptionsSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
-	db := openStore(t, dir)
-	subs := NewSubscriptions(db.MustTable(store.PushSubscriptions), EndpointPolicy{AllowPrivate: true})
+	db, d := openStore(t, dir)
+	subs := NewSubscriptions(d.PushSubscriptions(), EndpointPolicy{AllowPrivate: true})
 	want := []Subscription{
 		newUserAgent(t).subscription("https://fcm.googleapis.com/fcm/send/one"),
 		newUserAgent(t).subscription("https://updates.push.services.mozilla.com/wpush/v2/two"),
@@ -86,9 +88,9 @@ func TestSubscriptionsSurviveRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	db = openStore(t, dir)
+	db, d = openStore(t, dir)
 	defer db.Close()
-	got, err := NewSubscriptions(db.MustTable(store.PushSubscriptions), EndpointPolicy{AllowPrivate: true}).List()
+	got, err := NewSubscriptions(d.PushSubscriptions(), EndpointPolicy{AllowPrivate: true}).List(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,10 +100,10 @@ func TestSubscriptionsSurviveRestart(t *testing.T) {
 }
 
 func TestSubscriptionsCap(t *testing.T) {
-	subs := newSubscriptions(t)
+	subs, tbl := newBoltSubscriptions(t)
 	ua := newUserAgent(t)
 	// Fill the table in one transaction; Add one by one would fsync 1000 times.
-	err := subs.t.Update(func(tx *store.Tx) error {
+	err := tbl.Update(func(tx *store.Tx) error {
 		for i := range MaxSubscriptions {
 			s := ua.subscription(fmt.Sprintf("https://push.example/%04d", i))
 			if err := tx.Put([]byte(s.Endpoint), mustJSON(t, s)); err != nil {
@@ -132,10 +134,50 @@ func TestRemoveIfUnchanged(t *testing.T) {
 	if err := subs.Add(t.Context(), replaced); err != nil {
 		t.Fatal(err)
 	}
-	if removed, err := subs.removeIfUnchanged(old); err != nil || removed {
+	if removed, err := subs.removeIfUnchanged(t.Context(), old); err != nil || removed {
 		t.Fatalf("removeIfUnchanged(old) = %v, %v; want the newer record kept", removed, err)
 	}
-	if removed, err := subs.removeIfUnchanged(replaced); err != nil || !removed {
+	if removed, err := subs.removeIfUnchanged(t.Context(), replaced); err != nil || !removed {
 		t.Fatalf("removeIfUnchanged(current) = %v, %v", removed, err)
+	}
+}
+
+// TestSubscriptionsPostgres: the same behaviour on PostgreSQL, where a
+// second hub sharing the database sees the subscriptions (the stored JSON
+// comes back in jsonb's normal form, and still decodes and matches).
+func TestSubscriptionsPostgres(t *testing.T) {
+	d, err := pgdriver.Open(t.Context(), testenv.Postgres(t), pgdriver.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	subs := NewSubscriptions(d.PushSubscriptions(), EndpointPolicy{AllowPrivate: true})
+	other := NewSubscriptions(d.PushSubscriptions(), EndpointPolicy{AllowPrivate: true})
+	a := newUserAgent(t).subscription("https://push.example/a")
+	b := newUserAgent(t).subscription("https://push.example/b")
+	for _, s := range []Subscription{b, a, a} {
+		if err := subs.Add(t.Context(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := other.List(t.Context())
+	if want := []Subscription{a, b}; err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("other hub List = %+v, %v; want %+v", got, err, want)
+	}
+	a2 := newUserAgent(t).subscription(a.Endpoint)
+	if err := other.Add(t.Context(), a2); err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := subs.removeIfUnchanged(t.Context(), a); err != nil || removed {
+		t.Fatalf("removeIfUnchanged(replaced) = %v, %v", removed, err)
+	}
+	if removed, err := subs.removeIfUnchanged(t.Context(), got[1]); err != nil || !removed {
+		t.Fatalf("removeIfUnchanged(read back) = %v, %v", removed, err)
+	}
+	if err := subs.Remove(t.Context(), a.Endpoint); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := other.Count(t.Context()); err != nil || n != 0 {
+		t.Fatalf("Count = %d, %v", n, err)
 	}
 }

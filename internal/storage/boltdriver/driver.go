@@ -25,6 +25,13 @@ type Driver struct {
 	// journalMu orders journal sequence numbers.
 	journalMu   sync.Mutex
 	journalNext uint64
+
+	msg messageState // the message store's counters and write batches
+
+	// taskMoves serializes the tasks domain's moves between task_queue
+	// and the dead letter (tasks.go), so a retry's check of the dead
+	// letter and its move are one step.
+	taskMoves sync.Mutex
 }
 
 var _ storage.Driver = (*Driver)(nil)

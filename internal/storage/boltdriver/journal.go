@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/agentcom/agentcom/internal/store"
 )
@@ -64,13 +65,18 @@ func (d *Driver) commitAcross(ctx context.Context, ws []write) error {
 	return nil
 }
 
+// applyAll applies ws to each of tables. The tables commit at once, each
+// on its own commit loop (its fsync shared with that table's other
+// writers): the journal record, not the order, makes the set atomic, so
+// an operation waits for one table commit instead of one per table.
 func (d *Driver) applyAll(tables []string, ws []write) error {
-	for _, name := range tables {
-		if err := d.apply(name, ws); err != nil {
-			return err
-		}
+	errs := make([]error, len(tables))
+	var wg sync.WaitGroup
+	for i, name := range tables {
+		wg.Go(func() { errs[i] = d.apply(name, ws) })
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // apply commits the writes of ws that go to table name, in one

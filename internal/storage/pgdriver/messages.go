@@ -1,8 +1,531 @@
 package pgdriver
 
-import "github.com/agentcom/agentcom/internal/storage"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/agentcom/agentcom/internal/storage"
+)
 
 // Messages implements storage.Driver.
 func (d *Driver) Messages() storage.MessageStore { return messageStore{d} }
 
 type messageStore struct{ d *Driver }
+
+var _ storage.MessageStore = messageStore{}
+
+// channelCreateLock is the transaction advisory lock that serializes
+// channel creation, so two hubs cannot both create the last channel under
+// the cap ("agchan" in ASCII).
+const channelCreateLock int64 = 0x61676368616e
+
+// msgTxAttempts bounds the retries of a transaction PostgreSQL aborted as
+// a deadlock victim or a serialization failure.
+const msgTxAttempts = 3
+
+// msgTx runs fn in one transaction and commits it. A transaction the
+// server aborted because it deadlocked (an append trimming a mailbox while
+// an ack or an eviction deletes from it, locking rows in another order) is
+// run again: fn must compute everything inside the transaction.
+func (s messageStore) msgTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	var err error
+	for range msgTxAttempts {
+		err = pgx.BeginFunc(ctx, s.d.pool, fn)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || (pe.Code != "40P01" && pe.Code != "40001") {
+			return err
+		}
+	}
+	return err
+}
+
+// nextSeqs takes n numbers from counter name inside tx and returns the
+// first. The counter row stays locked until tx ends, so numbers commit in
+// order and a rollback returns them.
+func nextSeqs(ctx context.Context, tx pgx.Tx, name string, n int) (uint64, error) {
+	var last int64
+	err := tx.QueryRow(ctx, `INSERT INTO agentcom_message_counters (name, value) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET value = agentcom_message_counters.value + EXCLUDED.value
+		RETURNING value`, name, n).Scan(&last)
+	if err != nil {
+		return 0, fmt.Errorf("sequence %s: %w", name, err)
+	}
+	return uint64(last) - uint64(n) + 1, nil
+}
+
+// unstorable reports whether s cannot be a stored key: PostgreSQL text
+// holds no NUL, so a lookup by such a string finds nothing (instead of
+// failing the query).
+func unstorable(s string) bool { return strings.IndexByte(s, 0) >= 0 }
+
+// column makes a filter column storable: PostgreSQL text holds no NUL,
+// and a filter holding NUL matches nothing anyway (FindHistory).
+func column(s string) string { return strings.ReplaceAll(s, "\x00", "\uFFFD") }
+
+// clampSeq maps a caller's uint64 bound onto bigint.
+func clampSeq(n uint64) int64 { return int64(min(n, math.MaxInt64)) }
+
+func (s messageStore) AppendMessage(ctx context.Context, a storage.Append) (storage.AppendResult, error) {
+	var res storage.AppendResult
+	if err := storage.CheckAppend(a); err != nil {
+		return res, fmt.Errorf("append message: %w", err)
+	}
+	m := a.Message
+	ts := m.Timestamp
+	if ts == 0 {
+		ts = a.StoredAt
+	}
+	err := s.msgTx(ctx, func(tx pgx.Tx) error {
+		res = storage.AppendResult{}
+		n, err := nextSeqs(ctx, tx, "history", 1)
+		if err != nil {
+			return err
+		}
+		res.Seq = n
+		if _, err := tx.Exec(ctx, `INSERT INTO agentcom_message_history (seq, id, from_agent, to_agent, channel, ts, stored_at, body)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			int64(n), m.ID, column(m.From), column(m.To), column(m.Channel), ts, a.StoredAt, m.Body); err != nil {
+			return fmt.Errorf("history: %w", err)
+		}
+		// The counter is gapless (see nextSeqs), so the entries beyond the
+		// cap are exactly those numbered up to n - cap.
+		if res.Trimmed, err = collectIDs(tx.Query(ctx,
+			`DELETE FROM agentcom_message_history WHERE seq <= $1 RETURNING id`, int64(n)-storage.HistoryCap)); err != nil {
+			return fmt.Errorf("trim history: %w", err)
+		}
+		return s.appendRest(ctx, tx, a, &res)
+	})
+	if err != nil {
+		return storage.AppendResult{}, fmt.Errorf("append message %s: %w", m.ID, err)
+	}
+	return res, nil
+}
+
+func (s messageStore) PublishChannel(ctx context.Context, channel string, a storage.Append) (storage.AppendResult, error) {
+	var res storage.AppendResult
+	if err := storage.CheckName(channel); err != nil {
+		return res, fmt.Errorf("publish: %w", err)
+	}
+	if err := storage.CheckAppend(a); err != nil {
+		return res, fmt.Errorf("publish: %w", err)
+	}
+	err := s.msgTx(ctx, func(tx pgx.Tx) error {
+		res = storage.AppendResult{}
+		n, err := nextSeqs(ctx, tx, "channel:"+channel, 1)
+		if err != nil {
+			return err
+		}
+		res.Seq = n
+		if _, err := tx.Exec(ctx, `INSERT INTO agentcom_channel_history (channel, seq, id, stored_at, body) VALUES ($1, $2, $3, $4, $5)`,
+			channel, int64(n), a.Message.ID, a.StoredAt, a.Message.Body); err != nil {
+			return fmt.Errorf("channel history: %w", err)
+		}
+		if res.Trimmed, err = collectIDs(tx.Query(ctx,
+			`DELETE FROM agentcom_channel_history WHERE channel = $1 AND seq <= $2 RETURNING id`,
+			channel, int64(n)-storage.ChannelHistoryCap)); err != nil {
+			return fmt.Errorf("trim channel history: %w", err)
+		}
+		return s.appendRest(ctx, tx, a, &res)
+	})
+	if err != nil {
+		return storage.AppendResult{}, fmt.Errorf("publish %s on %s: %w", a.Message.ID, channel, err)
+	}
+	return res, nil
+}
+
+// appendRest writes what both kinds of append share: the thread index
+// (trimmed entries out, the message in) and the mailbox copies.
+func (s messageStore) appendRest(ctx context.Context, tx pgx.Tx, a storage.Append, res *storage.AppendResult) error {
+	if len(res.Trimmed) > 0 {
+		if _, err := tx.Exec(ctx, `DELETE FROM agentcom_thread_messages WHERE id = ANY($1)`, res.Trimmed); err != nil {
+			return fmt.Errorf("thread index: %w", err)
+		}
+	}
+	m := a.Message
+	if _, err := tx.Exec(ctx, `INSERT INTO agentcom_thread_messages (id, parent, body) VALUES ($1, $2, $3)
+		ON CONFLICT (id) DO UPDATE SET parent = EXCLUDED.parent, body = EXCLUDED.body`,
+		m.ID, m.ReplyTo, m.Body); err != nil {
+		return fmt.Errorf("thread index: %w", err)
+	}
+	seqs, err := insertCopies(ctx, tx, a.Copies, a.StoredAt)
+	if err != nil {
+		return err
+	}
+	res.MailboxSeqs = seqs
+	return nil
+}
+
+// insertCopies numbers and stores mailbox copies, then trims each
+// recipient's mailbox to its cap.
+func insertCopies(ctx context.Context, tx pgx.Tx, cs []storage.MailboxCopy, storedAt int64) ([]uint64, error) {
+	if len(cs) == 0 {
+		return []uint64{}, nil
+	}
+	first, err := nextSeqs(ctx, tx, "mailbox", len(cs))
+	if err != nil {
+		return nil, err
+	}
+	agents := make([]string, len(cs))
+	seqs := make([]uint64, len(cs))
+	ids := make([]int64, len(cs))
+	bodies := make([][]byte, len(cs))
+	for i, c := range cs {
+		agents[i], seqs[i], ids[i], bodies[i] = c.Agent, first+uint64(i), int64(first)+int64(i), c.Body
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO agentcom_mailbox_messages (agent, seq, stored_at, body)
+		SELECT a, s, $3, b FROM unnest($1::text[], $2::bigint[], $4::bytea[]) AS c(a, s, b)`,
+		agents, ids, storedAt, bodies); err != nil {
+		return nil, fmt.Errorf("mailbox: %w", err)
+	}
+	slices.Sort(agents)
+	if _, err := tx.Exec(ctx, `DELETE FROM agentcom_mailbox_messages m USING (
+			SELECT agent, seq, row_number() OVER (PARTITION BY agent ORDER BY seq DESC) AS rn
+			FROM agentcom_mailbox_messages WHERE agent = ANY($1)) x
+		WHERE x.rn > $2 AND m.agent = x.agent AND m.seq = x.seq`,
+		slices.Compact(agents), storage.MailboxCap); err != nil {
+		return nil, fmt.Errorf("trim mailbox: %w", err)
+	}
+	return seqs, nil
+}
+
+func collectIDs(rows pgx.Rows, err error) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if ids == nil {
+		ids = []string{}
+	}
+	return ids, err
+}
+
+func (s messageStore) Enqueue(ctx context.Context, agent string, body []byte, storedAt int64) (uint64, error) {
+	cs := []storage.MailboxCopy{{Agent: agent, Body: body}}
+	if err := storage.CheckCopies(cs); err != nil {
+		return 0, fmt.Errorf("mailbox enqueue: %w", err)
+	}
+	var seqs []uint64
+	err := s.msgTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		seqs, err = insertCopies(ctx, tx, cs, storedAt)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("mailbox enqueue %s: %w", agent, err)
+	}
+	return seqs[0], nil
+}
+
+// collectEntries reads (seq, stored_at, body) rows.
+func collectEntries(rows pgx.Rows, err error) ([]storage.Entry, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := []storage.Entry{}
+	var e storage.Entry
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&n, &e.StoredAt, &e.Body}, func() error {
+		out = append(out, storage.Entry{Seq: uint64(n), StoredAt: e.StoredAt, Body: slices.Clone(e.Body)})
+		return nil
+	})
+	return out, err
+}
+
+func (s messageStore) PollMailbox(ctx context.Context, agent string, after uint64, limit int) ([]storage.Entry, error) {
+	if err := storage.CheckName(agent); err != nil {
+		return nil, fmt.Errorf("mailbox poll: %w", err)
+	}
+	if limit <= 0 {
+		return []storage.Entry{}, nil
+	}
+	out, err := collectEntries(s.d.pool.Query(ctx, `SELECT seq, stored_at, body FROM agentcom_mailbox_messages
+		WHERE agent = $1 AND seq > $2 ORDER BY seq LIMIT $3`, agent, clampSeq(after), limit))
+	if err != nil {
+		return nil, fmt.Errorf("mailbox poll %s: %w", agent, err)
+	}
+	return out, nil
+}
+
+func (s messageStore) AckMailbox(ctx context.Context, agent string, upTo uint64) (int, error) {
+	if err := storage.CheckName(agent); err != nil {
+		return 0, fmt.Errorf("mailbox ack: %w", err)
+	}
+	n, err := s.deleteMailbox(ctx, `DELETE FROM agentcom_mailbox_messages WHERE agent = $1 AND seq <= $2`, agent, clampSeq(upTo))
+	if err != nil {
+		return 0, fmt.Errorf("mailbox ack %s: %w", agent, err)
+	}
+	return n, nil
+}
+
+func (s messageStore) CountMailbox(ctx context.Context, agent string) (int, error) {
+	if err := storage.CheckName(agent); err != nil {
+		return 0, fmt.Errorf("mailbox count: %w", err)
+	}
+	var n int
+	if err := s.d.pool.QueryRow(ctx, `SELECT count(*) FROM agentcom_mailbox_messages WHERE agent = $1`, agent).Scan(&n); err != nil {
+		return 0, fmt.Errorf("mailbox count %s: %w", agent, err)
+	}
+	return n, nil
+}
+
+func (s messageStore) MailboxDepths(ctx context.Context) (map[string]int, error) {
+	rows, err := s.d.pool.Query(ctx, `SELECT agent, count(*) FROM agentcom_mailbox_messages GROUP BY agent`)
+	if err != nil {
+		return nil, fmt.Errorf("mailbox depths: %w", err)
+	}
+	out := map[string]int{}
+	var agent string
+	var n int
+	if _, err := pgx.ForEachRow(rows, []any{&agent, &n}, func() error { out[agent] = n; return nil }); err != nil {
+		return nil, fmt.Errorf("mailbox depths: %w", err)
+	}
+	return out, nil
+}
+
+func (s messageStore) EvictMailboxes(ctx context.Context, before int64) (int, error) {
+	n, err := s.deleteMailbox(ctx, `DELETE FROM agentcom_mailbox_messages WHERE stored_at < $1`, before)
+	if err != nil {
+		return 0, fmt.Errorf("mailbox evict: %w", err)
+	}
+	return n, nil
+}
+
+// deleteMailbox runs one DELETE on the mailboxes (retried as msgTx does)
+// and returns how many messages it removed.
+func (s messageStore) deleteMailbox(ctx context.Context, sql string, args ...any) (int, error) {
+	var n int
+	err := s.msgTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, sql, args...)
+		n = int(tag.RowsAffected())
+		return err
+	})
+	return n, err
+}
+
+func (s messageStore) FindHistory(ctx context.Context, f storage.HistoryFilter) ([]storage.Entry, error) {
+	if f.Limit <= 0 || f.After >= math.MaxInt64 || unstorable(f.From+f.To+f.Channel) {
+		return []storage.Entry{}, nil
+	}
+	out, err := collectEntries(s.d.pool.Query(ctx, `SELECT seq, stored_at, body FROM agentcom_message_history
+		WHERE seq > $1 AND ($2 = '' OR from_agent = $2) AND ($3 = '' OR to_agent = $3)
+		AND ($4 = '' OR channel = $4) AND ts >= $5 AND ($6 = 0 OR ts <= $6)
+		ORDER BY seq LIMIT $7`,
+		int64(f.After), f.From, f.To, f.Channel, f.Start, f.End, f.Limit))
+	if err != nil {
+		return nil, fmt.Errorf("history query: %w", err)
+	}
+	return out, nil
+}
+
+func (s messageStore) RecentHistory(ctx context.Context, limit int) ([]storage.Entry, error) {
+	if limit <= 0 {
+		return []storage.Entry{}, nil
+	}
+	out, err := collectEntries(s.d.pool.Query(ctx, `SELECT seq, stored_at, body FROM (
+		SELECT seq, stored_at, body FROM agentcom_message_history ORDER BY seq DESC LIMIT $1) r ORDER BY seq`, limit))
+	if err != nil {
+		return nil, fmt.Errorf("recent history: %w", err)
+	}
+	return out, nil
+}
+
+func (s messageStore) CountHistory(ctx context.Context) (int, error) {
+	var n int
+	if err := s.d.pool.QueryRow(ctx, `SELECT count(*) FROM agentcom_message_history`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count history: %w", err)
+	}
+	return n, nil
+}
+
+func (s messageStore) CreateChannel(ctx context.Context, ch storage.ChannelRow, maxChannels int) error {
+	if err := storage.CheckName(ch.Name); err != nil {
+		return fmt.Errorf("create channel: %w", err)
+	}
+	if ch.Subscribers == nil {
+		ch.Subscribers = []string{}
+	}
+	err := s.msgTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, channelCreateLock); err != nil {
+			return err
+		}
+		var exists bool
+		var count int
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM agentcom_message_channels WHERE name = $1),
+			(SELECT count(*) FROM agentcom_message_channels)`, ch.Name).Scan(&exists, &count); err != nil {
+			return err
+		}
+		if exists {
+			return storage.ErrChannelExists
+		}
+		if count >= maxChannels {
+			return fmt.Errorf("%w: at most %d channels", storage.ErrChannelLimit, maxChannels)
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO agentcom_message_channels (name, description, created_at, created_by, subscribers)
+			VALUES ($1, $2, $3, $4, $5)`, ch.Name, ch.Description, ch.CreatedAt, ch.CreatedBy, ch.Subscribers)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create channel %s: %w", ch.Name, err)
+	}
+	return nil
+}
+
+const channelColumns = `name, description, created_at, created_by, subscribers`
+
+func scanChannel(row pgx.Row) (storage.ChannelRow, error) {
+	var c storage.ChannelRow
+	err := row.Scan(&c.Name, &c.Description, &c.CreatedAt, &c.CreatedBy, &c.Subscribers)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, storage.ErrNotFound
+	}
+	if c.Subscribers == nil {
+		c.Subscribers = []string{}
+	}
+	return c, err
+}
+
+func (s messageStore) GetChannel(ctx context.Context, name string) (storage.ChannelRow, error) {
+	if unstorable(name) {
+		return storage.ChannelRow{}, storage.ErrNotFound
+	}
+	c, err := scanChannel(s.d.pool.QueryRow(ctx, `SELECT `+channelColumns+` FROM agentcom_message_channels WHERE name = $1`, name))
+	if errors.Is(err, storage.ErrNotFound) {
+		return c, err
+	}
+	if err != nil {
+		return c, fmt.Errorf("get channel: %w", err)
+	}
+	return c, nil
+}
+
+func (s messageStore) ListChannels(ctx context.Context) ([]storage.ChannelRow, error) {
+	rows, err := s.d.pool.Query(ctx, `SELECT `+channelColumns+` FROM agentcom_message_channels ORDER BY name COLLATE "C"`)
+	if err != nil {
+		return nil, fmt.Errorf("list channels: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.ChannelRow, error) { return scanChannel(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list channels: %w", err)
+	}
+	if out == nil {
+		out = []storage.ChannelRow{}
+	}
+	return out, nil
+}
+
+// changeChannel locks the channel's row, applies change and writes the
+// subscribers back when change reports a change.
+func (s messageStore) changeChannel(ctx context.Context, name string, change func(*storage.ChannelRow) (bool, error)) (storage.ChannelRow, error) {
+	var c storage.ChannelRow
+	if unstorable(name) {
+		return c, storage.ErrNotFound
+	}
+	err := s.msgTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		c, err = scanChannel(tx.QueryRow(ctx, `SELECT `+channelColumns+` FROM agentcom_message_channels WHERE name = $1 FOR UPDATE`, name))
+		if err != nil {
+			return err
+		}
+		changed, err := change(&c)
+		if err != nil || !changed {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE agentcom_message_channels SET subscribers = $2 WHERE name = $1`, name, c.Subscribers)
+		return err
+	})
+	return c, err
+}
+
+func (s messageStore) Subscribe(ctx context.Context, channel, agent string, maxSubscribers int) (storage.ChannelRow, bool, error) {
+	if err := storage.CheckName(agent); err != nil {
+		return storage.ChannelRow{}, false, fmt.Errorf("subscribe: %w", err)
+	}
+	already := false
+	c, err := s.changeChannel(ctx, channel, func(c *storage.ChannelRow) (bool, error) {
+		already = slices.Contains(c.Subscribers, agent)
+		if already {
+			return false, nil
+		}
+		if len(c.Subscribers) >= maxSubscribers {
+			return false, fmt.Errorf("%w: at most %d subscribers per channel", storage.ErrChannelLimit, maxSubscribers)
+		}
+		c.Subscribers = append([]string{agent}, c.Subscribers...)
+		return true, nil
+	})
+	if err != nil {
+		return storage.ChannelRow{}, false, fmt.Errorf("subscribe %s: %w", channel, err)
+	}
+	return c, already, nil
+}
+
+func (s messageStore) Unsubscribe(ctx context.Context, channel, agent string) (storage.ChannelRow, error) {
+	c, err := s.changeChannel(ctx, channel, func(c *storage.ChannelRow) (bool, error) {
+		if !slices.Contains(c.Subscribers, agent) {
+			return false, nil
+		}
+		c.Subscribers = slices.DeleteFunc(c.Subscribers, func(s string) bool { return s == agent })
+		return true, nil
+	})
+	if err != nil {
+		return storage.ChannelRow{}, fmt.Errorf("unsubscribe %s: %w", channel, err)
+	}
+	return c, nil
+}
+
+func (s messageStore) ChannelHistory(ctx context.Context, channel string, after uint64, limit int) ([]storage.Entry, error) {
+	if limit <= 0 || after >= math.MaxInt64 || storage.CheckName(channel) != nil {
+		return []storage.Entry{}, nil // no such channel can exist
+	}
+	out, err := collectEntries(s.d.pool.Query(ctx, `SELECT seq, stored_at, body FROM (
+		SELECT seq, stored_at, body FROM agentcom_channel_history WHERE channel = $1 AND seq > $2
+		ORDER BY seq DESC LIMIT $3) r ORDER BY seq`, channel, int64(after), limit))
+	if err != nil {
+		return nil, fmt.Errorf("channel history %s: %w", channel, err)
+	}
+	return out, nil
+}
+
+func (s messageStore) ThreadMessage(ctx context.Context, id string) ([]byte, error) {
+	if unstorable(id) {
+		return nil, storage.ErrNotFound
+	}
+	var body []byte
+	err := s.d.pool.QueryRow(ctx, `SELECT body FROM agentcom_thread_messages WHERE id = $1`, id).Scan(&body)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, storage.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("thread message %.40q: %w", id, err)
+	}
+	return body, nil
+}
+
+func (s messageStore) ThreadChildren(ctx context.Context, id string) ([]string, error) {
+	if unstorable(id) {
+		return []string{}, nil
+	}
+	ids, err := collectIDs(s.d.pool.Query(ctx,
+		`SELECT id FROM agentcom_thread_messages WHERE parent = $1 AND id <> parent ORDER BY arrival`, id))
+	if err != nil {
+		return nil, fmt.Errorf("thread replies %.40q: %w", id, err)
+	}
+	return ids, nil
+}
+
+func (s messageStore) ForgetThread(ctx context.Context, ids []string) error {
+	ids = slices.DeleteFunc(slices.Clone(ids), unstorable)
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := s.d.pool.Exec(ctx, `DELETE FROM agentcom_thread_messages WHERE id = ANY($1)`, ids); err != nil {
+		return fmt.Errorf("forget threads: %w", err)
+	}
+	return nil
+}

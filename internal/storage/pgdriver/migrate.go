@@ -85,16 +85,21 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]Migration, error) {
 		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	cur, err := currentVersion(ctx, conn.Conn())
+	done, err := appliedVersions(ctx, conn.Conn())
 	if err != nil {
 		return nil, err
 	}
-	if latest := all[len(all)-1].Version; cur > latest {
-		return nil, fmt.Errorf("migrate: the database schema is at version %d, newer than this agentcom knows (%d): run a newer agentcom", cur, latest)
+	latest := all[len(all)-1].Version
+	for v := range done {
+		if v > latest {
+			return nil, fmt.Errorf("migrate: the database schema is at version %d, newer than this agentcom knows (%d): run a newer agentcom", v, latest)
+		}
 	}
 	var applied []Migration
+	// Every version not yet applied is, in order: a database that got a
+	// later version first (from a branch build) still gets the earlier one.
 	for _, m := range all {
-		if m.Version <= cur {
+		if done[m.Version] {
 			continue
 		}
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
@@ -137,14 +142,47 @@ func SchemaVersion(ctx context.Context, pool *pgxpool.Pool) (current, latest int
 }
 
 func checkCurrent(ctx context.Context, pool *pgxpool.Pool) error {
-	cur, latest, err := SchemaVersion(ctx, pool)
+	all, err := Migrations()
+	if err != nil {
+		return err
+	}
+	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("schema version: %w", err)
 	}
-	if cur != latest {
-		return fmt.Errorf("the database schema is at version %d, this agentcom needs %d: run agentcom migrate --store URL", cur, latest)
+	defer conn.Release()
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('agentcom_migrations') IS NOT NULL").Scan(&exists); err != nil {
+		return fmt.Errorf("schema version: %w", err)
+	}
+	done := map[int]bool{}
+	if exists {
+		if done, err = appliedVersions(ctx, conn.Conn()); err != nil {
+			return err
+		}
+	}
+	for _, m := range all {
+		if !done[m.Version] {
+			return fmt.Errorf("the database schema lacks version %d (%s) that this agentcom needs: run agentcom migrate --store URL", m.Version, m.Name)
+		}
 	}
 	return nil
+}
+
+func appliedVersions(ctx context.Context, conn *pgx.Conn) (map[int]bool, error) {
+	rows, err := conn.Query(ctx, "SELECT version FROM agentcom_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("migrate: read versions: %w", err)
+	}
+	vs, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		return nil, fmt.Errorf("migrate: read versions: %w", err)
+	}
+	done := make(map[int]bool, len(vs))
+	for _, v := range vs {
+		done[v] = true
+	}
+	return done, nil
 }
 
 func currentVersion(ctx context.Context, conn *pgx.Conn) (int, error) {

@@ -130,3 +130,24 @@ func TestHealth(t *testing.T) {
 		t.Fatalf("health lists no agentcom_migrations table: %+v", h.Tables)
 	}
 }
+
+// A version missing below the highest applied one (a database that got a
+// later version first) is applied, and only it.
+func TestMigrateAppliesMissingVersions(t *testing.T) {
+	url := testenv.Postgres(t)
+	ctx := context.Background()
+	p := pool(t, url)
+	if _, err := pgdriver.Migrate(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Exec(ctx, "DELETE FROM agentcom_migrations WHERE version = 1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgdriver.Open(ctx, url, pgdriver.Config{SkipMigrate: true}); err == nil || !strings.Contains(err.Error(), "lacks version 1") {
+		t.Fatalf("open with a missing version: %v", err)
+	}
+	ms, err := pgdriver.Migrate(ctx, p)
+	if err != nil || len(ms) != 1 || ms[0].Version != 1 {
+		t.Fatalf("migrate applied %+v (%v), want version 1 only", ms, err)
+	}
+}

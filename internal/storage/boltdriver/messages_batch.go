@@ -1,0 +1,549 @@
+package boltdriver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/agentcom/agentcom/internal/seq"
+	"github.com/agentcom/agentcom/internal/storage"
+	"github.com/agentcom/agentcom/internal/store"
+)
+
+// The message store's writes read before they write: an append trims the
+// history and mailboxes it grows (which records are the oldest?) and edits
+// the reply list of the message's parent. Those reads and the journaled
+// commit must not interleave with another append's, or a reply link is
+// lost. Rather than holding a lock across each commit (one journal record
+// and one fsync per table for every message, one message at a time),
+// concurrent writes are gathered: one caller leads, plans every pending
+// write in order against the tables plus the batch's own earlier writes,
+// and commits the whole batch as one journaled write. The others wait for
+// its outcome; then the first caller that arrived meanwhile leads the next
+// batch.
+
+// maxBatch and maxBatchBytes bound one commit (and so one journal
+// record, held in memory while it is written): at most maxBatch
+// operations, and no more operations once their bodies reach
+// maxBatchBytes (one operation always goes, whatever its size: a
+// broadcast's copies must commit together).
+const (
+	maxBatch      = 128
+	maxBatchBytes = 4 << 20
+)
+
+// messageState is the message store's share of the driver.
+type messageState struct {
+	qmu     sync.Mutex // guards pending and leading
+	pending []*msgOp
+	leading bool
+
+	// Used by the leader only (one at a time). Counters open on first
+	// use: the mailbox one scans the table for its floor.
+	mailbox  *seq.Counter
+	history  *seq.Counter
+	channels map[string]*seq.Counter
+}
+
+type opKind int
+
+const (
+	opAppend  opKind = iota // global history, thread index, mailbox copies
+	opPublish               // channel history, thread index, mailbox copies
+	opEnqueue               // mailbox copies only
+	opForget                // thread index removals
+)
+
+// msgOp is one caller's write, waiting in a batch.
+type msgOp struct {
+	kind    opKind
+	channel string
+	a       storage.Append
+	forget  []string
+
+	res  storage.AppendResult
+	err  error
+	wake chan struct{} // closed when res/err are set, or when lead is
+	lead bool
+}
+
+// size is about how many bytes op adds to a journal record.
+func (op *msgOp) size() int {
+	n := len(op.a.Message.Body)
+	for _, c := range op.a.Copies {
+		n += len(c.Body)
+	}
+	for _, id := range op.forget {
+		n += len(id)
+	}
+	return n
+}
+
+// submit runs op in a batch and returns its error; op.res holds its
+// result. ctx is checked before op joins a batch: once in, op commits or
+// fails with its batch.
+func (s messageStore) submit(ctx context.Context, op *msgOp) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	st := &s.d.msg
+	op.wake = make(chan struct{})
+	st.qmu.Lock()
+	st.pending = append(st.pending, op)
+	if st.leading {
+		st.qmu.Unlock()
+		<-op.wake
+		if !op.lead {
+			return op.err
+		}
+	} else {
+		st.leading = true
+		st.qmu.Unlock()
+	}
+	st.qmu.Lock()
+	n, size := 0, 0
+	for n < len(st.pending) && n < maxBatch && (n == 0 || size < maxBatchBytes) {
+		size += st.pending[n].size()
+		n++
+	}
+	batch := st.pending[:n:n]
+	st.pending = slices.Clone(st.pending[n:])
+	st.qmu.Unlock()
+
+	// A panic while the batch runs must not leave its waiters (and every
+	// later writer) blocked: they fail, the next leader takes over, and
+	// the panic goes on in this caller.
+	panicked := s.runBatchGuarded(batch)
+
+	st.qmu.Lock()
+	if len(st.pending) > 0 {
+		next := st.pending[0]
+		next.lead = true
+		close(next.wake)
+	} else {
+		st.leading = false
+	}
+	st.qmu.Unlock()
+	for _, o := range batch {
+		if o != op {
+			close(o.wake)
+		}
+	}
+	if panicked != nil {
+		panic(panicked)
+	}
+	return op.err
+}
+
+// runBatchGuarded runs the batch and returns what it panicked with, if
+// it did, after failing every op of it.
+func (s messageStore) runBatchGuarded(batch []*msgOp) (panicked any) {
+	defer func() {
+		if panicked = recover(); panicked != nil {
+			for _, o := range batch {
+				o.res, o.err = storage.AppendResult{}, fmt.Errorf("message store: panic: %v", panicked)
+			}
+		}
+	}()
+	s.runBatch(batch)
+	return nil
+}
+
+// runBatch plans and commits batch, setting each op's result. A failure
+// to plan or commit fails every op of the batch: nothing of it is written.
+func (s messageStore) runBatch(batch []*msgOp) {
+	p := newPlanner(s)
+	err := p.open(batch)
+	for _, op := range batch {
+		if err != nil {
+			break
+		}
+		err = p.add(op)
+	}
+	if err == nil {
+		var ws []write
+		if ws, err = p.writes(); err == nil {
+			// The callers' contexts were checked as they joined; the batch
+			// commits for all of them.
+			err = s.d.commitAcross(context.Background(), ws)
+		}
+	}
+	for _, op := range batch {
+		if err != nil {
+			op.res, op.err = storage.AppendResult{}, err
+		}
+	}
+}
+
+// planner computes a batch's writes. Reads see the tables as committed
+// plus the batch's own earlier writes.
+type planner struct {
+	s  messageStore
+	st *messageState
+	ws []write
+
+	histCount  int         // records in the history, batch included
+	histOldest [][2][]byte // oldest history records (key, value), preloaded
+	histNext   int         // next of histOldest to trim
+
+	owned   map[string]*ownedList // by table and owner prefix
+	threads map[string][]byte     // thread message overlay; nil value: deleted
+	replies map[string][]string   // parent -> replies, as of the batch so far
+	changed []string              // parents whose replies changed, in order
+}
+
+func newPlanner(s messageStore) *planner {
+	return &planner{s: s, st: &s.d.msg, owned: map[string]*ownedList{},
+		threads: map[string][]byte{}, replies: map[string][]string{}}
+}
+
+// ownedList is one owner's records (a mailbox, a channel history) in
+// sequence order, batch included.
+type ownedList struct {
+	keys [][]byte
+	vals [][]byte // kept for channel histories only (trimmed ids)
+}
+
+// open loads the counters and, when the batch appends to the history,
+// the history's size and as many of its oldest records as the batch may
+// trim.
+func (p *planner) open(batch []*msgOp) error {
+	st, d := p.st, p.s.d
+	meta := d.table(store.Meta)
+	if st.mailbox == nil {
+		var floor uint64
+		err := d.table(store.AgentMailbox).View(func(tx *store.Tx) error {
+			return tx.ForEach(func(k, _ []byte) error {
+				floor = max(floor, seq.Decode(k))
+				return nil
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("open mailbox sequence: %w", err)
+		}
+		if st.mailbox, err = seq.Open(meta, "mailbox", floor); err != nil {
+			return err
+		}
+	}
+	if st.history == nil {
+		var floor uint64
+		err := d.table(store.MessageHistory).View(func(tx *store.Tx) error {
+			if k, _ := tx.Last(nil); k != nil {
+				floor = seq.Decode(k)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("open history sequence: %w", err)
+		}
+		if st.history, err = seq.Open(meta, "history", floor); err != nil {
+			return err
+		}
+	}
+	if st.channels == nil {
+		st.channels = make(map[string]*seq.Counter)
+	}
+	appends := 0
+	for _, op := range batch {
+		if op.kind == opAppend {
+			appends++
+		}
+	}
+	if appends == 0 {
+		return nil
+	}
+	err := d.table(store.MessageHistory).View(func(tx *store.Tx) error {
+		p.histCount = tx.Count()
+		excess := p.histCount + appends - storage.HistoryCap
+		if excess <= 0 {
+			return nil
+		}
+		return tx.ForEach(func(k, v []byte) error {
+			if len(p.histOldest) >= excess {
+				return errEnough
+			}
+			p.histOldest = append(p.histOldest, [2][]byte{slices.Clone(k), slices.Clone(v)})
+			return nil
+		})
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		return fmt.Errorf("history: %w", err)
+	}
+	return nil
+}
+
+func (p *planner) add(op *msgOp) error {
+	res := storage.AppendResult{}
+	var trimmed [][]byte
+	var err error
+	switch op.kind {
+	case opAppend:
+		res.Seq, trimmed, err = p.addHistory(op.a)
+	case opPublish:
+		res.Seq, trimmed, err = p.addChannel(op.channel, op.a)
+	case opForget:
+		op.res = res
+		return p.forget(op.forget)
+	}
+	if err != nil {
+		return err
+	}
+	if op.kind != opEnqueue {
+		res.Trimmed = trimmedIDs(trimmed)
+		if err := p.forget(res.Trimmed); err != nil {
+			return err
+		}
+		if err := p.index(op.a.Message); err != nil {
+			return err
+		}
+	}
+	if res.MailboxSeqs, err = p.addCopies(op.a); err != nil {
+		return err
+	}
+	op.res = res
+	return nil
+}
+
+func (p *planner) addHistory(a storage.Append) (uint64, [][]byte, error) {
+	n, err := p.st.history.Next()
+	if err != nil {
+		return 0, nil, err
+	}
+	v, err := json.Marshal(historyRecord{Seq: n, Message: a.Message.Body, StoredAt: a.StoredAt})
+	if err != nil {
+		return 0, nil, err
+	}
+	p.ws = append(p.ws, write{table: store.MessageHistory, key: seq.Key(n), value: v})
+	p.histCount++
+	var trimmed [][]byte
+	// The preload covers every trim of the batch: a batch is far smaller
+	// than the cap, so only records older than the batch are trimmed.
+	for p.histCount > storage.HistoryCap && p.histNext < len(p.histOldest) {
+		old := p.histOldest[p.histNext]
+		p.histNext++
+		p.histCount--
+		p.ws = append(p.ws, write{table: store.MessageHistory, key: old[0], del: true})
+		trimmed = append(trimmed, old[1])
+	}
+	return n, trimmed, nil
+}
+
+func (p *planner) addChannel(channel string, a storage.Append) (uint64, [][]byte, error) {
+	ctr, ok := p.st.channels[channel]
+	if !ok {
+		var floor uint64
+		l, err := p.ownedList(store.ChannelHistory, channel)
+		if err != nil {
+			return 0, nil, err
+		}
+		if len(l.keys) > 0 {
+			floor = seq.Decode(l.keys[len(l.keys)-1])
+		}
+		if ctr, err = seq.Open(p.s.d.table(store.Meta), "channel:"+channel, floor); err != nil {
+			return 0, nil, err
+		}
+		p.st.channels[channel] = ctr
+	}
+	n, err := ctr.Next()
+	if err != nil {
+		return 0, nil, err
+	}
+	v, err := json.Marshal(historyRecord{Seq: n, Message: a.Message.Body, StoredAt: a.StoredAt})
+	if err != nil {
+		return 0, nil, err
+	}
+	trimmed, err := p.putCapped(store.ChannelHistory, channel, n, v, storage.ChannelHistoryCap)
+	return n, trimmed, err
+}
+
+func (p *planner) addCopies(a storage.Append) ([]uint64, error) {
+	seqs := make([]uint64, 0, len(a.Copies))
+	for _, c := range a.Copies {
+		n, err := p.st.mailbox.Next()
+		if err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(mailboxRecord{Seq: n, AgentID: c.Agent, Message: c.Body, StoredAt: a.StoredAt})
+		if err != nil {
+			return nil, err
+		}
+		if _, err := p.putCapped(store.AgentMailbox, c.Agent, n, v, storage.MailboxCap); err != nil {
+			return nil, err
+		}
+		seqs = append(seqs, n)
+	}
+	return seqs, nil
+}
+
+// ownedList returns owner's records in table, loading them on first use.
+func (p *planner) ownedList(table, owner string) (*ownedList, error) {
+	id := table + "\x00" + owner
+	if l, ok := p.owned[id]; ok {
+		return l, nil
+	}
+	l := &ownedList{}
+	keepVals := table == store.ChannelHistory
+	err := p.s.d.table(table).View(func(tx *store.Tx) error {
+		return scanOwned(tx, ownerPrefix(owner), func(k, v []byte) error {
+			l.keys = append(l.keys, slices.Clone(k))
+			if keepVals {
+				l.vals = append(l.vals, slices.Clone(v))
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", table, err)
+	}
+	p.owned[id] = l
+	return l, nil
+}
+
+// putCapped stores v as owner's record n and trims owner's oldest records
+// beyond limit, returning their values (channel histories only).
+func (p *planner) putCapped(table, owner string, n uint64, v []byte, limit int) ([][]byte, error) {
+	l, err := p.ownedList(table, owner)
+	if err != nil {
+		return nil, err
+	}
+	key := seq.AppendKey(ownerPrefix(owner), n)
+	p.ws = append(p.ws, write{table: table, key: key, value: v})
+	l.keys = append(l.keys, key)
+	if table == store.ChannelHistory {
+		l.vals = append(l.vals, v)
+	}
+	var trimmed [][]byte
+	for len(l.keys) > limit {
+		p.ws = append(p.ws, write{table: table, key: l.keys[0], del: true})
+		l.keys = l.keys[1:]
+		if len(l.vals) > 0 {
+			trimmed = append(trimmed, l.vals[0])
+			l.vals = l.vals[1:]
+		}
+	}
+	return trimmed, nil
+}
+
+// threadMessage returns an indexed message as of the batch so far.
+func (p *planner) threadMessage(id string) ([]byte, error) {
+	if b, ok := p.threads[id]; ok {
+		return b, nil
+	}
+	var b []byte
+	err := p.s.d.table(store.ThreadMessages).View(func(tx *store.Tx) error {
+		b = slices.Clone(tx.Get([]byte(id)))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("thread index: %w", err)
+	}
+	return b, nil
+}
+
+// kids returns parent's replies as of the batch so far.
+func (p *planner) kids(parent string) ([]string, error) {
+	if l, ok := p.replies[parent]; ok {
+		return l, nil
+	}
+	var l []string
+	err := p.s.d.table(store.ThreadReplies).View(func(tx *store.Tx) error {
+		if raw := tx.Get([]byte(parent)); raw != nil {
+			if err := json.Unmarshal(raw, &l); err != nil {
+				return fmt.Errorf("decode replies of %s: %w", parent, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("thread replies: %w", err)
+	}
+	p.replies[parent] = l
+	return l, nil
+}
+
+func (p *planner) setKids(parent string, l []string) {
+	if !slices.Contains(p.changed, parent) {
+		p.changed = append(p.changed, parent)
+	}
+	p.replies[parent] = l
+}
+
+// forget removes messages from the thread index and their parents' lists.
+func (p *planner) forget(ids []string) error {
+	for _, id := range ids {
+		b, err := p.threadMessage(id)
+		if err != nil {
+			return err
+		}
+		if b == nil {
+			continue
+		}
+		var r struct {
+			ReplyTo *string `json:"reply_to"`
+		}
+		if json.Unmarshal(b, &r) == nil && r.ReplyTo != nil && *r.ReplyTo != "" {
+			l, err := p.kids(*r.ReplyTo)
+			if err != nil {
+				return err
+			}
+			p.setKids(*r.ReplyTo, slices.DeleteFunc(slices.Clone(l), func(k string) bool { return k == id }))
+		}
+		p.ws = append(p.ws, write{table: store.ThreadMessages, key: []byte(id), del: true})
+		p.threads[id] = nil
+	}
+	return nil
+}
+
+// index records m in the thread index under its parent.
+func (p *planner) index(m storage.MessageRow) error {
+	p.ws = append(p.ws, write{table: store.ThreadMessages, key: []byte(m.ID), value: m.Body})
+	p.threads[m.ID] = m.Body
+	if m.ReplyTo == "" || m.ReplyTo == m.ID {
+		return nil
+	}
+	l, err := p.kids(m.ReplyTo)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(l, m.ID) {
+		p.setKids(m.ReplyTo, append(slices.Clone(l), m.ID))
+	}
+	return nil
+}
+
+// writes returns the batch's writes, the reply lists last.
+func (p *planner) writes() ([]write, error) {
+	ws := p.ws
+	for _, parent := range p.changed {
+		w := write{table: store.ThreadReplies, key: []byte(parent)}
+		if l := p.replies[parent]; len(l) == 0 {
+			w.del = true
+		} else {
+			var err error
+			if w.value, err = json.Marshal(l); err != nil {
+				return nil, err
+			}
+		}
+		ws = append(ws, w)
+	}
+	return ws, nil
+}
+
+// trimmedIDs returns the message ids of trimmed history records.
+func trimmedIDs(values [][]byte) []string {
+	ids := make([]string, 0, len(values))
+	for _, v := range values {
+		var e struct {
+			Message struct {
+				ID string `json:"id"`
+			} `json:"message"`
+		}
+		if json.Unmarshal(v, &e) == nil && e.Message.ID != "" {
+			ids = append(ids, e.Message.ID)
+		}
+	}
+	return ids
+}
