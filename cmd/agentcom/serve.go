@@ -1,16 +1,19 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/agentcom/agentcom/internal/cluster"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/ratelimit"
 	"github.com/agentcom/agentcom/internal/store"
@@ -28,6 +31,9 @@ func runServe(in *inv) runFunc {
 	addr := fs.String("addr", defaultAddr(env), "listen address (env PORT sets the port of the default :4000)")
 	data := fs.String("data", envOr(env, "AGENTCOM_DATA_DIR", "data"), "data directory (env AGENTCOM_DATA_DIR)")
 	storeOpt := in.storeFlag()
+	busFlag := fs.String("bus", env.getenv("AGENTCOM_BUS"), "how the hubs of a cluster talk: local (one hub), postgres (LISTEN/NOTIFY on the store; the default with a PostgreSQL store) or nats://host:4222 (env AGENTCOM_BUS)")
+	advertise := fs.String("advertise", env.getenv("AGENTCOM_ADVERTISE"), "the http://HOST:PORT other hubs of the cluster reach this one at (default: from --addr when it names a host; env AGENTCOM_ADVERTISE)")
+	hubID := fs.String("hub-id", env.getenv("AGENTCOM_HUB_ID"), "this hub's name in the cluster: letters, digits, '-' and '_' (default: the host name and a random suffix; env AGENTCOM_HUB_ID)")
 	logFormat := fs.String("log-format", envOr(env, "AGENTCOM_LOG_FORMAT", "auto"), "log format: auto, text or json (env AGENTCOM_LOG_FORMAT)")
 	logLevel := fs.String("log-level", envOr(env, "AGENTCOM_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env AGENTCOM_LOG_LEVEL)")
 	in.oneOf("log-format", "auto", "text", "json")
@@ -114,6 +120,13 @@ func runServe(in *inv) runFunc {
 			return in.usagef("%v", err)
 		}
 		cfg.Store = spec.postgres
+		busSpec, err := cluster.ParseBus(*busFlag)
+		if err != nil {
+			return in.usagef("%v", err)
+		}
+		if spec.postgres == "" && busSpec.Kind != cluster.BusDefault && busSpec.Kind != cluster.BusLocal {
+			return in.usagef("--bus %s joins hubs on one PostgreSQL store: give --store postgres://... too", busSpec)
+		}
 		log, err := newLogger(env, *logFormat, *logLevel)
 		if err != nil {
 			return in.usagef("%v", err)
@@ -132,6 +145,27 @@ func runServe(in *inv) runFunc {
 		cfg.Resilience.CompactionInterval = *compactEvery
 		cfg.Dashboard.VAPIDPublicKey = env.getenv("VAPID_PUBLIC_KEY")
 		cfg.Dashboard.VAPIDPrivateKey = env.getenv("VAPID_PRIVATE_KEY")
+		if spec.postgres != "" {
+			// Hubs on one PostgreSQL form a cluster (see hub/cluster.go).
+			id := cmp.Or(*hubID, hub.DefaultHubID())
+			if err := cluster.CheckHubID(id); err != nil {
+				return in.usagef("--hub-id: %v", err)
+			}
+			adv := *advertise
+			if adv == "" {
+				if adv, err = hub.AdvertiseFor(*addr); err != nil {
+					return in.usagef("%v", err)
+				}
+			} else if err := checkAdvertise(adv); err != nil {
+				return in.usagef("%v", err)
+			}
+			svc, err := hub.OpenCluster(ctx, spec.postgres, busSpec, id, adv, log)
+			if err != nil {
+				return fmt.Errorf("start hub: %w", err)
+			}
+			defer svc.Close()
+			cfg.Cluster = svc.Config
+		}
 		h, err := hub.New(cfg)
 		if errors.Is(err, store.ErrLocked) {
 			return heldBy(*data, err, "stop the other hub first, or start this one with another --data")
@@ -193,6 +227,17 @@ func intInRange(name, v string, lo, hi int) (int, error) {
 		return 0, fmt.Errorf("--%s %q is out of range: want an integer from %d to %d", name, v, lo, hi)
 	}
 	return n, nil
+}
+
+// checkAdvertise accepts an http(s) URL with a host and nothing after it
+// but an optional "/".
+func checkAdvertise(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") ||
+		u.RawQuery != "" || u.User != nil {
+		return fmt.Errorf("--advertise %q: want http://HOST:PORT (or https://)", raw)
+	}
+	return nil
 }
 
 func defaultAddr(env *cmdEnv) string {

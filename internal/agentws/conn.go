@@ -13,13 +13,26 @@ import (
 	"github.com/agentcom/agentcom/internal/sendq"
 )
 
+// transport is the socket I/O under a conn: a WebSocket the hub accepted
+// (*websocket.Conn), or one a follower hub holds and relays over the
+// cluster bus (remote). Everything above it, from identify to the close
+// codes, is the same code for both.
+type transport interface {
+	Read(ctx context.Context) (websocket.MessageType, []byte, error)
+	Write(ctx context.Context, typ websocket.MessageType, p []byte) error
+	// Ping sends a WebSocket ping; the pong comes back through conn.heard.
+	Ping(ctx context.Context) error
+	Close(code websocket.StatusCode, reason string) error
+	SetReadLimit(n int64)
+}
+
 // conn is one agent socket. Frames are read and handled one at a time in
 // run; everything sent to the client goes through the out queue, written
 // by a single writer so pushes from other goroutines never block on a slow
 // client.
 type conn struct {
 	srv    *Server
-	ws     *websocket.Conn
+	ws     transport
 	id     uint64
 	remote string
 	addr   string // remote IP, for the unidentified caps
@@ -42,7 +55,7 @@ type conn struct {
 	windowStart time.Time
 }
 
-func newConn(s *Server, ws *websocket.Conn, id uint64, remote string) *conn {
+func newConn(s *Server, ws transport, id uint64, remote string) *conn {
 	c := &conn{srv: s, ws: ws, id: id, remote: remote, out: sendq.New(s.cfg.SendBuffer, s.cfg.SendBytes),
 		done: make(chan struct{}), closed: make(chan struct{})}
 	now := s.now().UnixMilli()

@@ -182,10 +182,7 @@ func (s *Server) SetMessaging(m *messaging.Service) { s.messaging = m }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	addr := remoteIP(r.RemoteAddr)
 	if !s.admit(addr) {
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		w.Header().Set("Retry-After", "1")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte(`{"error":"too_many_connections","detail":"too many sockets waiting to identify"}` + "\n"))
+		refuseTooMany(w)
 		return
 	}
 	var c *conn
@@ -200,10 +197,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(s.cfg.ReadLimit)
 	c = newConn(s, ws, s.nextID.Add(1), r.RemoteAddr)
-	c.addr = addr
+	s.serve(r.Context(), c)
+}
+
+// refuseTooMany answers a handshake over the unidentified caps.
+func refuseTooMany(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Retry-After", "1")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write([]byte(`{"error":"too_many_connections","detail":"too many sockets waiting to identify"}` + "\n"))
+}
+
+// serve runs an admitted socket until it closes, then cleans up after it.
+func (s *Server) serve(ctx context.Context, c *conn) {
+	c.addr = remoteIP(c.remote)
 	if !s.add(c) {
-		s.unadmit(addr)
-		ws.Close(protocol.CloseGoingAway, "hub shutting down")
+		s.unadmit(c.addr)
+		_ = c.ws.Close(protocol.CloseGoingAway, "hub shutting down")
 		return
 	}
 	deadline := time.AfterFunc(s.cfg.IdentifyTimeout, func() {
@@ -213,7 +223,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	})
 	defer s.wg.Done()
-	c.run(r.Context())
+	c.run(ctx)
 	deadline.Stop()
 	s.remove(c)
 }
@@ -423,6 +433,13 @@ func (s *Server) Reap() {
 
 // Shutdown closes every socket with 1001 and waits for their cleanup.
 func (s *Server) Shutdown(ctx context.Context) {
+	s.ShutdownWith(ctx, protocol.CloseGoingAway, "hub shutting down")
+}
+
+// ShutdownWith is Shutdown with another close code: a hub that stops
+// leading closes with 1012 so agents reconnect to the new leader at once.
+// As with Shutdown, the agents keep their tasks for a lease.
+func (s *Server) ShutdownWith(ctx context.Context, code websocket.StatusCode, reason string) {
 	s.mu.Lock()
 	s.closed = true
 	conns := make([]*conn, 0, len(s.all))
@@ -431,7 +448,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.close(protocol.CloseGoingAway, "hub shutting down")
+		c.close(code, reason)
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()

@@ -83,6 +83,9 @@ type Config struct {
 	// Storage overrides what the dashboard shows and drives as storage
 	// (tests); nil means the hub's own resilience coordinator.
 	Storage dashboard.Storage
+	// Cluster makes the hub one of several sharing a database (see
+	// cluster.go); nil is a single hub.
+	Cluster *ClusterConfig
 }
 
 // HTTPConfig bounds what one HTTP connection may hold. WebSocket
@@ -139,6 +142,9 @@ type Hub struct {
 	TaskLogs  *tasklog.Store
 
 	startup *resilience.StartupReport
+	// clu is set in cluster mode: the domain fields above stay nil on the
+	// hub itself and live in the domain hub built while it leads.
+	clu *clusterMode
 
 	listener net.Listener
 	http     *http.Server
@@ -154,6 +160,9 @@ type Hub struct {
 func New(cfg Config) (*Hub, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Cluster != nil {
+		return newClustered(cfg)
 	}
 	h := &Hub{cfg: cfg, log: cfg.Log, Bus: bus.New(), started: time.Now()}
 	if err := h.openStorage(); err != nil {
@@ -310,16 +319,36 @@ func (h *Hub) Start() error {
 
 // Serve runs the hub on an existing listener.
 func (h *Hub) Serve(ln net.Listener) error {
+	if h.clu != nil {
+		return h.serveCluster(ln)
+	}
 	h.listener = ln
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
+	h.http = h.newHTTPServer(h.API)
+	h.run()
+	h.loop(func() {
+		if err := h.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			h.log.Error("http server stopped", "event", "http_failed", "err", err)
+		}
+	})
+	h.log.Info("hub listening", "component", "hub", "event", "listening", "addr", ln.Addr().String(),
+		"store", h.storeName(), "version", h.cfg.Version)
+	return nil
+}
+
+func (h *Hub) newHTTPServer(handler http.Handler) *http.Server {
 	hc, def := h.cfg.HTTP, DefaultHTTPConfig()
-	h.http = &http.Server{Handler: h.API,
+	return &http.Server{Handler: handler,
 		ReadHeaderTimeout: cmp.Or(hc.ReadHeaderTimeout, def.ReadHeaderTimeout),
 		ReadTimeout:       cmp.Or(hc.ReadTimeout, def.ReadTimeout),
 		IdleTimeout:       cmp.Or(hc.IdleTimeout, def.IdleTimeout),
 		MaxHeaderBytes:    cmp.Or(hc.MaxHeaderBytes, def.MaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelWarn)}
+}
+
+// run starts the domain's background loops (until Shutdown).
+func (h *Hub) run() {
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
 	h.loop(func() { h.Metrics.Run(ctx) })
 	h.loop(func() { h.Alerts.Run(ctx, h.cfg.AlertInterval) })
 	h.loop(func() { h.Scheduler.Run(ctx) })
@@ -339,14 +368,6 @@ func (h *Hub) Serve(ln net.Listener) error {
 		h.Storage.NoteStartup(h.startup)
 		h.Storage.Start(ctx)
 	}
-	h.loop(func() {
-		if err := h.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			h.log.Error("http server stopped", "event", "http_failed", "err", err)
-		}
-	})
-	h.log.Info("hub listening", "component", "hub", "event", "listening", "addr", ln.Addr().String(),
-		"store", h.storeName(), "version", h.cfg.Version)
-	return nil
 }
 
 func (h *Hub) loop(f func()) {
@@ -411,10 +432,19 @@ func (h *Hub) closeRevoked() {
 }
 
 // LoopbackOnly reports whether the dashboard is open without a token.
-func (h *Hub) LoopbackOnly() bool { return isLoopback(h.cfg.Addr) && !h.cfg.DashboardToken }
+// In a cluster no request is local: a follower forwards every caller's
+// requests from its own address.
+func (h *Hub) LoopbackOnly() bool {
+	return isLoopback(h.cfg.Addr) && !h.cfg.DashboardToken && h.cfg.Cluster == nil
+}
 
 // HasOperatorToken reports whether an admin or viewer token exists.
 func (h *Hub) HasOperatorToken() bool {
+	if h.Tokens == nil {
+		// A cluster hub that does not lead has no token table open; the
+		// leader's own check is the one that counts.
+		return true
+	}
 	for _, t := range h.Tokens.List() {
 		if t.Role == auth.RoleAdmin || t.Role == auth.RoleViewer {
 			return true
@@ -432,6 +462,9 @@ func (h *Hub) URL() string { return "http://" + h.Addr() }
 // Shutdown stops accepting, closes every socket with 1001, waits for the
 // loops, and flushes and closes every table.
 func (h *Hub) Shutdown(ctx context.Context) error {
+	if h.clu != nil {
+		return h.shutdownCluster(ctx)
+	}
 	var errs []error
 	if h.http != nil {
 		if err := h.http.Shutdown(ctx); err != nil {
