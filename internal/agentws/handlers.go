@@ -237,8 +237,11 @@ func (s *Server) takeOver(c *conn, agent string, id auth.Identity, e presence.En
 
 func (c *conn) message(_ context.Context, r req[protocol.Message]) bool {
 	f := r.frame
-	m := messaging.Message{From: r.agent, To: f.To, Type: f.MessageType, Payload: f.Payload,
-		ReplyTo: messaging.StrPtr(f.ReplyTo)}
+	m := messaging.Message{From: r.agent, Type: f.MessageType, Payload: f.Payload, ReplyTo: messaging.StrPtr(f.ReplyTo)}
+	if f.To != "" {
+		// Absent is a broadcast (nil); validation refuses an empty "to".
+		m.To = f.To
+	}
 	c.srv.messaging.Stamp(&m)
 	// message_sent goes out once the message is stored, before the
 	// sender's own broadcast echo.
