@@ -493,9 +493,8 @@ func decodeJSON(raw json.RawMessage, dst any) error {
 }
 
 // broadcastAll sends a frame to every identified socket.
-func (s *Server) broadcastAll(frame any) { s.broadcastExcept("", frame) }
+func (s *Server) broadcastAll(frame protocol.Frame) { s.broadcastExcept("", frame) }
 
-func marshal(frame any) ([]byte, error) { return json.Marshal(frame) }
 
 // cooldowns remembers agents disconnected for validation floods. Counts
 // decay: a disconnect older than the longest cooldown times four is

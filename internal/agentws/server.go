@@ -559,7 +559,7 @@ func (s *Server) PushRevoke(agent, taskID string, gen int64, reason string) bool
 	return s.send(agent, protocol.TaskRevoked{Type: protocol.OutTaskReassign, TaskID: taskID, Generation: &gen, Reason: reason})
 }
 
-func (s *Server) send(agent string, frame any) bool {
+func (s *Server) send(agent string, frame protocol.Frame) bool {
 	c := s.conn(agent)
 	if c == nil {
 		return false
@@ -573,7 +573,7 @@ func (s *Server) send(agent string, frame any) bool {
 }
 
 // broadcastExcept sends a frame to every identified socket but agent's.
-func (s *Server) broadcastExcept(agent string, frame any) {
+func (s *Server) broadcastExcept(agent string, frame protocol.Frame) {
 	b, err := json.Marshal(frame)
 	if err != nil {
 		return
