@@ -121,6 +121,14 @@ func (c *conn) read(ctx context.Context) {
 // (closing, or closed now as too slow).
 func (c *conn) enqueue(b []byte) bool { return c.out.Send(b) }
 
+// enqueueN is enqueue that also returns the frame's number, for
+// waitWritten.
+func (c *conn) enqueueN(b []byte) (uint64, bool) { return c.out.SendN(b) }
+
+// waitWritten waits until frame n has been written (for a relayed socket:
+// handed to the bus), and reports whether it was, within d.
+func (c *conn) waitWritten(n uint64, d time.Duration) bool { return c.out.WaitWritten(n, d) }
+
 // reply sends a frame to this socket only.
 func (c *conn) reply(frame protocol.Frame) {
 	if _, err := c.out.SendJSON(frame); err != nil {

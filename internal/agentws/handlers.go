@@ -495,7 +495,6 @@ func decodeJSON(raw json.RawMessage, dst any) error {
 // broadcastAll sends a frame to every identified socket.
 func (s *Server) broadcastAll(frame protocol.Frame) { s.broadcastExcept("", frame) }
 
-
 // cooldowns remembers agents disconnected for validation floods. Counts
 // decay: a disconnect older than the longest cooldown times four is
 // forgotten, so an agent that behaved for a while starts over.

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -82,6 +83,15 @@ type Conn struct {
 	reason    string
 	closing   chan struct{} // closed when the close starts
 	closed    chan struct{} // closed when the transport is closed
+
+	// enqMu numbers frames as they enter out: queued counts them, written
+	// counts those the writer has written, and wrote is closed (and
+	// replaced) at each write, for senders that wait for their frame.
+	enqMu   sync.Mutex
+	queued  uint64
+	written atomic.Uint64
+	wroteMu sync.Mutex
+	wrote   chan struct{}
 }
 
 // New returns a Conn with nothing to write to yet: frames sent before
@@ -98,13 +108,26 @@ func New(cfg Config) *Conn {
 // hold memory or stall the sender; nothing is queued once the close
 // started.
 func (c *Conn) Send(b []byte) bool {
+	_, ok := c.SendN(b)
+	return ok
+}
+
+// SendN is Send that also returns the frame's number, for WaitWritten.
+func (c *Conn) SendN(b []byte) (uint64, bool) {
 	select {
 	case <-c.closing:
-		return false
+		return 0, false
 	default:
 	}
-	if c.out.Push(b) {
-		return true
+	c.enqMu.Lock()
+	ok := c.out.Push(b)
+	if ok {
+		c.queued++
+	}
+	n := c.queued
+	c.enqMu.Unlock()
+	if ok {
+		return n, true
 	}
 	c.closeOnce.Do(func() {
 		if c.cfg.SlowConsumer != nil {
@@ -112,7 +135,43 @@ func (c *Conn) Send(b []byte) bool {
 		}
 		c.start(protocol.CloseSlowConsumer, "client too slow to read its frames")
 	})
-	return false
+	return 0, false
+}
+
+// WaitWritten waits until frame n (SendN) has been written to the
+// transport (for a relayed socket: handed to the bus), and reports
+// whether it was, within d.
+func (c *Conn) WaitWritten(n uint64, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		c.wroteMu.Lock()
+		if c.wrote == nil {
+			c.wrote = make(chan struct{})
+		}
+		ch := c.wrote
+		c.wroteMu.Unlock()
+		if c.written.Load() >= n {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-c.closed:
+			return c.written.Load() >= n
+		case <-t.C:
+			return false
+		}
+	}
+}
+
+// wake tells WaitWritten a frame was written (or failed).
+func (c *Conn) wake() {
+	c.wroteMu.Lock()
+	defer c.wroteMu.Unlock()
+	if c.wrote != nil {
+		close(c.wrote)
+		c.wrote = nil
+	}
 }
 
 // SendJSON encodes v and queues it (Send).
@@ -206,8 +265,13 @@ func (c *Conn) write(ctx context.Context, t Transport) {
 func (c *Conn) writeOne(ctx context.Context, t Transport, b []byte) error {
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.WriteTimeout)
 	defer cancel()
-	defer c.out.Done(b)
-	return t.Write(wctx, websocket.MessageText, b)
+	err := t.Write(wctx, websocket.MessageText, b)
+	c.out.Done(b)
+	if err == nil {
+		c.written.Add(1)
+	}
+	c.wake()
+	return err
 }
 
 // flush writes what was queued before the close, starting no write after

@@ -232,3 +232,39 @@ func TestRealSocketFlushThenClose(t *testing.T) {
 		t.Fatalf("read %d frames, then %v", n, err)
 	}
 }
+
+// WaitWritten tells a sender when its frame left for the transport, and
+// that it never will once the socket closed without writing it.
+func TestWaitWritten(t *testing.T) {
+	c := wsconn.New(wsconn.Config{})
+	n1, ok1 := c.SendN([]byte("a"))
+	n2, ok2 := c.SendN([]byte("b"))
+	if !ok1 || !ok2 || n2 != n1+1 {
+		t.Fatalf("numbers %d %v, %d %v", n1, ok1, n2, ok2)
+	}
+	ws := newFake()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		c.Serve(context.Background(), ws, ws.read)
+	}()
+	if !c.WaitWritten(n2, time.Minute) {
+		t.Fatal("frame 2 not reported written")
+	}
+	c.Close(protocol.CloseNormal, "")
+	<-served
+
+	broken := wsconn.New(wsconn.Config{})
+	n, _ := broken.SendN([]byte("x"))
+	bws := newFake()
+	bws.writeErr = errors.New("bus down")
+	brokenDone := make(chan struct{})
+	go func() {
+		defer close(brokenDone)
+		broken.Serve(context.Background(), bws, bws.read)
+	}()
+	if broken.WaitWritten(n, time.Minute) {
+		t.Fatal("a frame that failed to write reported written")
+	}
+	<-brokenDone
+}
