@@ -100,7 +100,12 @@ func (c *Core) listAgents(*Request) Response {
 
 func (c *Core) postMessage(r *Request) Response {
 	b := BodyOf[protocol.PostMessage](r)
-	m := messaging.Message{From: r.ID.AgentID, Type: b.Type, Payload: b.Payload, ReplyTo: messaging.StrPtr(b.ReplyTo), To: b.To}
+	m := messaging.Message{From: r.ID.AgentID, Type: b.Type, Payload: b.Payload, ReplyTo: messaging.StrPtr(b.ReplyTo)}
+	if r.Body.Has("to") {
+		// Absent is a broadcast (To nil); present, even empty, names
+		// the recipient.
+		m.To = b.To
+	}
 	c.Messaging.Stamp(&m)
 	_, err := c.Messaging.Send(m, nil)
 	if errors.Is(err, messaging.ErrUnknownRecipient) {

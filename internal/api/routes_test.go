@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/agentcom/agentcom/internal/api"
@@ -134,4 +135,46 @@ func call(t *testing.T, s *api.Server, method, path string, body []byte) (int, [
 	s.ServeHTTP(w, req)
 	out, _ := io.ReadAll(w.Result().Body)
 	return w.Code, out
+}
+
+// TestBoltStorageRefusalsCarryNoErrorText drives the bolt storage admin
+// routes (api.Storage over the real coordinator) into refusals whose
+// causes name files: the reply holds the code, a fixed detail and an
+// error_id, and the log holds the cause under that id.
+func TestBoltStorageRefusalsCarryNoErrorText(t *testing.T) {
+	var logs lockedLog
+	h := hubtest.Start(t, "", hubtest.WithJSONLog(&logs))
+	for _, path := range []string{
+		"/api/admin/restore/task_queue",                                 // no backup yet
+		"/api/admin/restore/task_queue?backup=task_queue_missing.bbolt", // no such file
+	} {
+		st, raw := h.DoRaw("POST", path, h.AdminToken, nil)
+		var body protocol.ErrorReply
+		_ = json.Unmarshal(raw, &body)
+		if st < 400 || len(body.ErrorID) != 16 || body.Table != "task_queue" || bytes.Contains(raw, []byte(h.Dir)) ||
+			bytes.Contains(raw, []byte(".bbolt")) {
+			t.Errorf("%s: %d %s", path, st, raw)
+			continue
+		}
+		if !bytes.Contains([]byte(logs.String()), []byte(body.ErrorID)) {
+			t.Errorf("%s: error_id %s not in the log", path, body.ErrorID)
+		}
+	}
+}
+
+type lockedLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
