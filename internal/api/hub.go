@@ -31,7 +31,8 @@ type Core struct {
 	// request must carry JoinSecret (when set).
 	OpenRegistration bool
 	JoinSecret       string
-	// EvictMailboxes runs the TTL eviction now.
+	// EvictMailboxes starts the TTL eviction now. It is called in the
+	// request, so it should trigger the hub's evictor and return.
 	EvictMailboxes func()
 	Version        string
 }
@@ -164,8 +165,9 @@ func (c *Core) putDefaultRepo(r *Request) Response {
 }
 
 func (c *Core) evict(*Request) Response {
-	// EvictMailboxes only triggers the hub's evictor, which runs the
-	// eviction on its own goroutine.
+	// Called in the request, never on a goroutine of its own: the hub
+	// owns every goroutine. EvictMailboxes should only trigger the hub's
+	// evictor; a synchronous one makes this reply wait for the eviction.
 	c.EvictMailboxes()
 	return JSON(http.StatusOK, protocol.StatusReply{Status: "eviction_triggered"})
 }
