@@ -2,8 +2,8 @@ package api
 
 import (
 	"crypto/subtle"
-	"fmt"
 	"errors"
+	"fmt"
 	"net/http"
 	"sort"
 	"strings"
