@@ -339,6 +339,8 @@ type BulkResult struct {
 	Status string `json:"status"`
 	// State is the task's status when the action did not apply.
 	State string `json:"state,omitempty"`
+	// ErrorID names the hub log line of a storage_error.
+	ErrorID string `json:"error_id,omitempty"`
 }
 
 // BulkResponse answers POST /api/tasks/bulk.
@@ -391,20 +393,20 @@ func (t *Tasks) bulk(r *Request) Response {
 			}
 		}
 		if err != nil {
-			res.Status = "storage_error"
 			var se *tasks.StateError
 			switch {
-			default:
-				// The storage error stays in the log, under the id
-				// the hub's log line gives it.
-				r.logger().Error("bulk action failed", "event", "internal_error", "error_id", NewErrorID(),
-					"action", action, "task_id", id, "err", err)
 			case errors.Is(err, tasks.ErrNotFound):
 				res.Status = protocol.CodeTaskNotFound
 			case errors.As(err, &se) && action == "retry":
 				res.Status, res.State = protocol.CodeTaskNotRetryable, string(se.Status)
 			case errors.As(err, &se):
 				res.Status, res.State = protocol.CodeTaskNotCancellable, string(se.Status)
+			default:
+				// The cause stays in the log, under the id the result
+				// carries.
+				res.Status, res.ErrorID = "storage_error", NewErrorID()
+				r.logger().Error("bulk action failed", "event", "internal_error", "error_id", res.ErrorID,
+					"action", action, "task_id", id, "err", err)
 			}
 			out.Failed++
 		} else {
