@@ -1,17 +1,16 @@
 package api
 
 import (
-	"errors"
-
 	"crypto/rand"
 	"encoding/hex"
-	"github.com/agentcom/agentcom/internal/messaging"
-	"github.com/agentcom/agentcom/internal/settings"
-	"github.com/agentcom/agentcom/internal/tasks"
+	"errors"
 	"log/slog"
 	"net/http"
 
+	"github.com/agentcom/agentcom/internal/messaging"
 	"github.com/agentcom/agentcom/internal/protocol"
+	"github.com/agentcom/agentcom/internal/settings"
+	"github.com/agentcom/agentcom/internal/tasks"
 )
 
 // Error rule: an error's text never reaches a client. It may hold paths,
