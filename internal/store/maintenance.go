@@ -576,39 +576,6 @@ func (t *Table) compactCopy(dst *bolt.DB) (copied int, err error) {
 		}
 		return 0, fmt.Errorf("compact %s: %w", t.name, err)
 	}
-	defer func() { _ = guard(src.Rollback) }()
-	err = guard(func() error {
-		c := src.Bucket(bucketName).Cursor()
-		k, v := c.First()
-		for k != nil {
-			err := dst.Update(func(tx *bolt.Tx) error {
-				b := tx.Bucket(bucketName)
-				b.FillPercent = 1.0 // keys arrive in order: fill every page
-				size := 0
-				for ; k != nil && size < compactBatchBytes; k, v = c.Next() {
-					if _, err := unseal(k, v); err != nil {
-						return err
-					}
-					if err := b.Put(k, v); err != nil {
-						return fmt.Errorf("copy: %w", err)
-					}
-					size += len(k) + len(v)
-					copied++
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		if errors.Is(err, ErrCorrupt) {
-			return 0, t.fail("compact", err)
-		}
-		return 0, fmt.Errorf("compact %s: %w", t.name, err)
-	}
 	return copied, nil
 }
 
