@@ -240,28 +240,36 @@ func (q *Queue) reload(ctx context.Context) error {
 	}
 	live := map[string]*Task{}
 	wf := workflowState{pauses: map[pauseID]pauseRecord{}, schedules: map[string]*Schedule{}}
-	var withDeps, withKeys []*Task
+	var withDeps, withKeys []summary
 	err := q.st.Load(ctx, storage.TaskLoad{
 		Workflow: func(r storage.WorkflowRecord) error { return loadWorkflowRecord(&wf, r.Key, r.Value) },
 		Task: func(table storage.TaskTable, r storage.TaskRow) error {
-			t, err := taskOf(r)
-			if err != nil {
-				return err
+			// Tasks that are not active are only summarized: counted,
+			// their keys and dependencies noted. Get and List read them
+			// from storage when asked.
+			s, ok := summarize(r.Body)
+			if !ok || (table == storage.TasksLive && s.Status.Active()) {
+				t, err := taskOf(r)
+				if err != nil {
+					return err
+				}
+				s = summary{ID: t.ID, Status: t.Status, Priority: t.Priority, CreatedAt: t.CreatedAt,
+					UniqueKey: t.UniqueKey, UniqueUntil: t.UniqueUntil, DependsOn: t.DependsOn}
+				if table == storage.TasksLive && t.Status.Active() {
+					live[t.ID] = t
+				}
 			}
 			if table == storage.TasksDeadLetter {
 				// Only counted: dead-letter tasks are read on demand.
-				bump(StatusDeadLetter, t.Priority)
+				bump(StatusDeadLetter, s.Priority)
 				return nil
 			}
-			bump(t.Status, t.Priority)
-			if t.Status.Active() {
-				live[t.ID] = t
+			bump(s.Status, s.Priority)
+			if len(s.DependsOn) > 0 {
+				withDeps = append(withDeps, summary{ID: s.ID, Priority: s.Priority, CreatedAt: s.CreatedAt, DependsOn: s.DependsOn})
 			}
-			if len(t.DependsOn) > 0 {
-				withDeps = append(withDeps, t)
-			}
-			if t.UniqueKey != "" {
-				withKeys = append(withKeys, t)
+			if s.UniqueKey != "" {
+				withKeys = append(withKeys, summary{ID: s.ID, CreatedAt: s.CreatedAt, UniqueKey: s.UniqueKey, UniqueUntil: s.UniqueUntil})
 			}
 			return nil
 		},
@@ -288,7 +296,17 @@ func (q *Queue) reload(ctx context.Context) error {
 	}
 	heap.Init(&timers)
 	dependents := map[string][]string{}
-	sortTasks(withDeps)
+	// In scheduling order (lane, creation, id), as sortTasks would.
+	slices.SortFunc(withDeps, func(a, b summary) int {
+		ka, kb := key{a.Priority, a.CreatedAt, a.ID}, key{b.Priority, b.CreatedAt, b.ID}
+		switch {
+		case ka.less(kb):
+			return -1
+		case kb.less(ka):
+			return 1
+		}
+		return 0
+	})
 	for _, t := range withDeps {
 		for _, d := range t.DependsOn {
 			dependents[d] = append(dependents[d], t.ID)
