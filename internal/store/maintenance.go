@@ -193,18 +193,19 @@ func (c *chunkedFile) Write(p []byte) (int, error) {
 }
 
 // compactBackup reports whether a snapshot written record by record into
-// a fresh file would be smaller than the page copy: when free pages make
-// up more than half of the data. Copying records costs more CPU per byte
-// than copying pages, so it is only chosen where it saves real I/O.
-func compactBackup(freePages, dataBytes, pageSize int64) bool {
-	free := freePages * pageSize
-	return dataBytes > 0 && free > dataBytes/2
+// a fresh file would be smaller than the page copy: when the bytes in use
+// in the tree's pages (which a copy in key order packs into full pages)
+// are less than half of the data. That covers free pages and pages left
+// half empty by splits alike. Copying records costs more CPU per byte than
+// copying pages, so it is only chosen where it at least halves the I/O.
+func compactBackup(inUse, dataBytes int64) bool {
+	return dataBytes > 0 && 2*inUse < dataBytes
 }
 
 // snapshotFile writes a snapshot to path+".tmp", flushed in chunks as it is
-// written and fsynced at the end. The snapshot is the page image of one
-// read transaction (tx.WriteTo) or, when free pages are most of the file,
-// the same transaction's records copied into a fresh table file. Either
+// written and fsynced at the end. The snapshot is one read transaction,
+// written as its page image (tx.WriteTo) or, when that is mostly waste
+// (compactBackup), as its records copied into a fresh table file. Either
 // way it is a complete, consistent table file. Caller holds t.maint.
 func (t *Table) snapshotFile(path string) (tmp string, n int64, records int, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -213,90 +214,87 @@ func (t *Table) snapshotFile(path string) (tmp string, n int64, records int, err
 	tmp = path + ".tmp"
 	_ = os.Remove(tmp)
 	t.swap.RLock()
-	compact := false
-	if err := t.usable("backup"); err == nil {
-		// The counts are loaded with the freelist at open and updated by
-		// every write transaction; a stale answer only picks the slower
-		// of two correct copies.
-		bs := t.bolt.Stats()
-		var size int64
-		_ = guard(func() error {
-			return t.bolt.View(func(tx *bolt.Tx) error { size = tx.Size(); return nil })
+	defer t.swap.RUnlock()
+	if err := t.usable("backup"); err != nil {
+		return "", 0, 0, err
+	}
+	var werr error // the destination's error: says nothing about the table
+	err = guard(func() error {
+		if err := t.checkMetas(); err != nil {
+			return err
+		}
+		return t.bolt.View(func(tx *bolt.Tx) error {
+			bs := tx.Bucket(bucketName).Stats()
+			records = bs.KeyN
+			if compactBackup(int64(bs.LeafInuse+bs.BranchInuse), tx.Size()) {
+				var copied int
+				n, copied, werr = copyToFile(tx, tmp)
+				if werr == nil && copied != records {
+					werr = fmt.Errorf("copied %d records of %d", copied, records)
+				}
+			} else {
+				n, werr = writeToFile(tx, tmp)
+			}
+			if errors.Is(werr, ErrCorrupt) {
+				err := werr // a record failed its checksum: the table's fault
+				werr = nil
+				return err
+			}
+			return werr
 		})
-		compact = compactBackup(int64(bs.FreePageN+bs.PendingPageN), size, int64(t.pageSize))
-	}
-	t.swap.RUnlock()
-	if compact {
-		n, records, err = t.snapshotRecords(tmp)
-	} else {
-		n, records, err = t.snapshotPages(tmp)
-	}
+	})
 	if err != nil {
 		_ = os.Remove(tmp)
-		return "", 0, 0, err
+		if werr != nil && err == werr { //nolint:errorlint // identity: the destination's own error
+			return "", 0, 0, fmt.Errorf("backup %s: %w", t.name, err)
+		}
+		return "", 0, 0, t.fail("backup", err)
 	}
 	return tmp, n, records, nil
 }
 
-// snapshotPages writes the page image of a snapshot to tmp, in flushed
-// chunks, and fsyncs it.
-func (t *Table) snapshotPages(tmp string) (n int64, records int, err error) {
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+// writeToFile writes tx's page image to path in flushed chunks and fsyncs
+// it.
+func writeToFile(tx *bolt.Tx, path string) (n int64, err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
-		return 0, 0, fmt.Errorf("backup %s: %w", t.name, err)
+		return 0, err
 	}
-	n, records, err = t.snapshot(&chunkedFile{f: f})
+	n, err = tx.WriteTo(&chunkedFile{f: f})
 	if err == nil {
-		if err = f.Sync(); err != nil {
-			err = fmt.Errorf("backup %s: %w", t.name, err)
-		}
+		err = f.Sync()
 	}
-	if cerr := f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("backup %s: %w", t.name, cerr)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return n, records, err
+	return n, err
 }
 
-// snapshotRecords copies the records of one read transaction into a fresh
-// table file at tmp, in batches of backupChunkBytes each flushed before the
-// next, and fsyncs it. Every record's checksum is verified on the way.
-func (t *Table) snapshotRecords(tmp string) (n int64, records int, err error) {
-	dst, err := openBolt(tmp)
+// copyToFile copies tx's records into a fresh table file at path, in
+// batches of backupChunkBytes each flushed before the next, and fsyncs it.
+// Every record's checksum is verified on the way (an error wrapping
+// ErrCorrupt).
+func copyToFile(tx *bolt.Tx, path string) (n int64, copied int, err error) {
+	dst, err := openBolt(path)
 	if err != nil {
-		return 0, 0, fmt.Errorf("backup %s: %w", t.name, err)
+		return 0, 0, err
 	}
 	dst.NoSync = true // each batch is flushed below, the whole at the end
-	t.swap.RLock()
-	if err = t.usable("backup"); err == nil {
-		err = guard(func() error {
-			if err := t.checkMetas(); err != nil {
-				return err
-			}
-			return t.bolt.View(func(tx *bolt.Tx) error {
-				var err error
-				records, err = copyRecords(tx.Bucket(bucketName).Cursor(), dst, backupChunkBytes, dst.Sync)
-				return err
-			})
-		})
-	}
-	t.swap.RUnlock()
+	copied, err = copyRecords(tx.Bucket(bucketName).Cursor(), dst, backupChunkBytes, dst.Sync)
 	if err == nil {
-		err = guard(dst.Sync)
+		err = dst.Sync()
 	}
-	if cerr := guard(dst.Close); err == nil && cerr != nil {
+	if cerr := dst.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		if errors.Is(err, ErrCorrupt) {
-			return 0, 0, t.fail("backup", err)
-		}
-		return 0, 0, fmt.Errorf("backup %s: %w", t.name, err)
+		return 0, 0, err
 	}
-	fi, err := os.Stat(tmp)
+	fi, err := os.Stat(path)
 	if err != nil {
-		return 0, 0, fmt.Errorf("backup %s: %w", t.name, err)
+		return 0, 0, err
 	}
-	return fi.Size(), records, nil
+	return fi.Size(), copied, nil
 }
 
 // copyRecords copies every record from c into dst's bucket, in
