@@ -51,6 +51,8 @@ func FuzzSummarize(f *testing.F) {
 	f.Add([]byte(` { "id" : "x" , "status" : null , "depends_on" : null } `))
 	f.Add([]byte(`{"id":"x","metadata":{"a":[1,{"b":"]"}]}}`))
 	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"id":"x","usage":{"total_tokens":5},"USAGE":null}`))
+	f.Add([]byte(`{"id":"x","usage":null}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, ok := summarize(data)
 		if !ok {
@@ -67,7 +69,8 @@ func FuzzSummarize(f *testing.F) {
 		got := summary{ID: full.ID, Status: full.Status, Priority: full.Priority, CreatedAt: full.CreatedAt,
 			UniqueKey: full.UniqueKey, UniqueUntil: full.UniqueUntil, DependsOn: full.DependsOn}
 		if s.ID != got.ID || s.Status != got.Status || s.Priority != got.Priority || s.CreatedAt != got.CreatedAt ||
-			s.UniqueKey != got.UniqueKey || s.UniqueUntil != got.UniqueUntil || !slices.Equal(s.DependsOn, got.DependsOn) {
+			s.UniqueKey != got.UniqueKey || s.UniqueUntil != got.UniqueUntil || !slices.Equal(s.DependsOn, got.DependsOn) ||
+			s.HasUsage != (full.Usage != nil) {
 			t.Fatalf("summary %+v, decoder %+v", s, got)
 		}
 	})

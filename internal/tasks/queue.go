@@ -203,6 +203,10 @@ type Queue struct {
 	// schedules is guarded by wfMu.
 	schedules map[string]*Schedule
 
+	// loadedUsage holds the usage reports of the last load until
+	// StoredUsage takes them.
+	loadedUsage []StoredUsage
+
 	// uniqMu serializes submissions that carry a unique key, from the
 	// check to the task being in memory, so concurrent duplicates find
 	// the first one. wfMu serializes pause and schedule changes (each is
@@ -241,6 +245,7 @@ func (q *Queue) reload(ctx context.Context) error {
 	live := map[string]*Task{}
 	wf := workflowState{pauses: map[pauseID]pauseRecord{}, schedules: map[string]*Schedule{}}
 	var withDeps, withKeys []summary
+	var usage []StoredUsage
 	err := q.st.Load(ctx, storage.TaskLoad{
 		Workflow: func(r storage.WorkflowRecord) error { return loadWorkflowRecord(&wf, r.Key, r.Value) },
 		Task: func(table storage.TaskTable, r storage.TaskRow) error {
@@ -248,7 +253,7 @@ func (q *Queue) reload(ctx context.Context) error {
 			// their keys and dependencies noted. Get and List read them
 			// from storage when asked.
 			s, ok := summarize(r.Body)
-			if !ok || (table == storage.TasksLive && s.Status.Active()) {
+			if !ok || s.HasUsage || (table == storage.TasksLive && s.Status.Active()) {
 				t, err := taskOf(r)
 				if err != nil {
 					return err
@@ -257,6 +262,9 @@ func (q *Queue) reload(ctx context.Context) error {
 					UniqueKey: t.UniqueKey, UniqueUntil: t.UniqueUntil, DependsOn: t.DependsOn}
 				if table == storage.TasksLive && t.Status.Active() {
 					live[t.ID] = t
+				}
+				if t.Usage != nil {
+					usage = append(usage, usageOf(t))
 				}
 			}
 			if table == storage.TasksDeadLetter {
@@ -328,12 +336,41 @@ func (q *Queue) reload(ctx context.Context) error {
 	q.perSubmitter = perSubmitter
 	q.dependents, q.uniq, q.paused, q.timers = dependents, uniq, wf.pauses, timers
 	q.schedules = wf.schedules
+	q.loadedUsage = usage
 	q.mu.Unlock()
 	q.wfMu.Unlock()
 	// Waiting tasks whose dependencies ended while the hub was down (or
 	// between a dependency's write and its dependents' release) move on.
 	slices.Sort(waiting)
 	return q.resolve(waiting...)
+}
+
+// StoredUsage is the usage report of one stored task (either table), as
+// the metrics take it: the agent of its last attempt, its last update.
+type StoredUsage struct {
+	Agent string
+	At    time.Time
+	Usage protocol.Usage
+}
+
+func usageOf(t *Task) StoredUsage {
+	u := StoredUsage{At: time.UnixMilli(t.UpdatedAt), Usage: *t.Usage}
+	if n := len(t.Attempts); n > 0 {
+		u.Agent = t.Attempts[n-1].AgentID
+	}
+	return u
+}
+
+// StoredUsage returns the usage reports of every stored task, found by
+// the last load (New or Reload), and forgets them: a hub seeds its usage
+// metrics from them once at start, without listing (and decoding) every
+// stored task again.
+func (q *Queue) StoredUsage() []StoredUsage {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	u := q.loadedUsage
+	q.loadedUsage = nil
+	return u
 }
 
 // SubmitParams describe a new task.

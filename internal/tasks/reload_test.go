@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
@@ -20,14 +21,23 @@ func TestReloadKeepsEndedTasksSemantics(t *testing.T) {
 		UniqueFor: time.Hour, Metadata: map[string]any{"status": "not the status", "nested": []any{"}", map[string]any{"a": "]"}}}})
 	child := e.submit(tasks.SubmitParams{Description: "child", DependsOn: []string{dep.ID}})
 	e.assignID(keyed.ID, "w")
-	if _, _, err := e.Q.Complete(keyed.ID, "w", 1, map[string]any{"out": "done"}, nil); err != nil {
+	spent := protocol.Usage{InputTokens: 10, OutputTokens: 5, TotalTokens: 15, CostUSD: 0.25}
+	if _, _, err := e.Q.CompleteWithUsage(keyed.ID, "w", 1, map[string]any{"out": "done"}, nil, &spent); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := e.Q.Cancel(child.ID, "op", true, "not needed"); err != nil {
 		t.Fatal(err)
 	}
 	before := e.Q.Stats()
+	doneAt := e.get(keyed.ID).UpdatedAt
 	e.reopen()
+	// The start-up pass found the one usage report, for the metrics.
+	if u := e.Q.StoredUsage(); len(u) != 1 || u[0].Agent != "w" || u[0].Usage != spent || u[0].At.UnixMilli() != doneAt {
+		t.Fatalf("stored usage after restart: %+v", u)
+	}
+	if u := e.Q.StoredUsage(); u != nil {
+		t.Fatalf("stored usage handed out twice: %+v", u)
+	}
 	after := e.Q.Stats()
 	if !maps.Equal(before.ByStatus, after.ByStatus) || !maps.Equal(before.ByPriority, after.ByPriority) {
 		t.Fatalf("stats before %+v, after restart %+v", before, after)

@@ -20,6 +20,9 @@ type summary struct {
 	UniqueKey   string
 	UniqueUntil int64
 	DependsOn   []string
+	// HasUsage: the body carries a usage report, which start-up hands to
+	// the metrics (Queue.StoredUsage); such a task is decoded in full.
+	HasUsage bool
 }
 
 // summarize reads the summary fields from a task body (the JSON that
@@ -62,6 +65,11 @@ func summarize(body []byte) (s summary, ok bool) {
 			s.UniqueUntil, ok = p.intValue()
 		case bytes.Equal(k, []byte("depends_on")):
 			s.DependsOn, ok = p.stringsValue()
+		case bytes.Equal(k, []byte("usage")):
+			s.HasUsage = !p.literal("null")
+			if s.HasUsage {
+				ok = p.skip()
+			}
 		case summaryKeyFold(k):
 			// encoding/json matches keys case-insensitively: "Status"
 			// would set the status. Not our shape; decode fully.
@@ -100,7 +108,7 @@ func summaryKeyFold(k []byte) bool {
 	if plain {
 		return false
 	}
-	for _, name := range [...]string{"id", "status", "priority", "created_at", "unique_key", "unique_until", "depends_on"} {
+	for _, name := range [...]string{"id", "status", "priority", "created_at", "unique_key", "unique_until", "depends_on", "usage"} {
 		if bytes.EqualFold(k, []byte(name)) {
 			return true
 		}
