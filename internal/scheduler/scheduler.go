@@ -317,7 +317,7 @@ func (s *Scheduler) Sweep() {
 // AcceptTimeout is wired as the agent registry's timeout callback.
 func (s *Scheduler) AcceptTimeout(agentID, taskID string) {
 	s.log.Warn("task not accepted in time", "event", "accept_timeout", "task_id", taskID, "agent_id", agentID)
-	s.reclaim(taskID, agentID, -1, tasks.ReasonAcceptTimout, agents.FlagUnresponsive)
+	s.reclaim(taskID, agentID, -1, tasks.ReasonAcceptTimeout, agents.FlagUnresponsive)
 }
 
 // Connect registers an agent's new connection. A task it still holds

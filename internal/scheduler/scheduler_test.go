@@ -291,7 +291,7 @@ func TestAcceptTimeoutAndContinue(t *testing.T) {
 		t.Fatalf("re-assignment %+v after %+v", again, first)
 	}
 	got := w.get(task.ID)
-	if !slices.ContainsFunc(got.History, func(e tasks.Event) bool { return e.Details == tasks.ReasonAcceptTimout }) {
+	if !slices.ContainsFunc(got.History, func(e tasks.Event) bool { return e.Details == tasks.ReasonAcceptTimeout }) {
 		t.Fatalf("history: %+v", got.History)
 	}
 	if a := w.agent("a"); !slices.Contains(a.Flags, agents.FlagUnresponsive) {

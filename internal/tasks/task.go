@@ -70,7 +70,7 @@ const (
 	ReasonPoison       = "poison_task"
 	ReasonLeaseExpired = "lease_expired"
 	ReasonDeadline     = "deadline"
-	ReasonAcceptTimout = "acceptance_timeout"
+	ReasonAcceptTimeout = "acceptance_timeout"
 	ReasonRestore      = "storage_restore"
 )
 
