@@ -376,7 +376,7 @@ func TestDeadlineSweep(t *testing.T) {
 	if got := w.get(task.ID); got.Status != tasks.StatusAssigned {
 		t.Fatal("expired before its deadline")
 	}
-	eventually(t, 5*time.Second, "deadline", func() bool { return time.Now().UnixMilli() > soon })
+	testenv.Eventually(t, "deadline", func() bool { return time.Now().UnixMilli() > soon }, testenv.Within(5*time.Second))
 	w.S.Sweep()
 	got := w.get(task.ID)
 	if got.Status != tasks.StatusDeadLetter || got.LastError != "deadline exceeded" || got.History[1].Details != tasks.ReasonDeadline {
