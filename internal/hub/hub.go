@@ -73,12 +73,12 @@ type Config struct {
 	// disables rate limiting.
 	RateLimits ratelimit.Limits
 	// AcceptTimeout is how long an assigned task waits for task_accepted
-	// (default 60 s).
+	// (default 60 s; negative: for ever).
 	AcceptTimeout time.Duration
 	// AlertInterval is how often the alert rules run (default 30 s).
 	AlertInterval time.Duration
-	// BusyHold is how long an agent that reported busy is skipped
-	// (default 60 s).
+	// BusyHold is how long an agent that declined a task is skipped
+	// (default 60 s; negative: not at all).
 	BusyHold time.Duration
 	// MailboxEvictInterval is how often expired mailbox messages are
 	// removed (default 1 h); POST /api/admin/mailbox/evict runs it now.
