@@ -343,11 +343,13 @@ func (h *Hub) shutdownCluster(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	// The leader watch stops first, so no change of leader starts a retry
+	// after the wait below.
+	h.services.Stop()
 	if m.cancel != nil {
 		m.cancel()
 		m.wg.Wait()
 	}
-	h.services.Stop()
 	// The domain stops before the lead is released: another hub must not
 	// load the state while this one may still write it.
 	m.mu.Lock()
