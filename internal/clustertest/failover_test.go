@@ -71,7 +71,7 @@ type hubProc struct {
 	url  string // http://127.0.0.1:port
 	cmd  *exec.Cmd
 	log  string
-	dead bool
+	dead atomic.Bool // set by the producer that kills it, read by the others
 }
 
 func (h *hubProc) wsURL() string { return "ws" + strings.TrimPrefix(h.url, "http") + "/ws" }
@@ -106,7 +106,7 @@ func startHub(t *testing.T, bin, id, store, bus string) *hubProc {
 	}
 	h := &hubProc{id: id, url: url, cmd: cmd, log: logPath}
 	t.Cleanup(func() {
-		if !h.dead {
+		if !h.dead.Load() {
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			done := make(chan struct{})
 			go func() { _ = cmd.Wait(); close(done) }()
@@ -129,13 +129,15 @@ func startHub(t *testing.T, bin, id, store, bus string) *hubProc {
 	return h
 }
 
+// kill stops the hub with SIGKILL. It runs on a producer goroutine, so it
+// reports a failure with t.Error (t.Fatal must stay on the test's own).
 func (h *hubProc) kill(t *testing.T) {
-	t.Helper()
 	if err := h.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+		t.Errorf("kill %s: %v", h.id, err)
+		return
 	}
 	_ = h.cmd.Wait()
-	h.dead = true
+	h.dead.Store(true)
 }
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
@@ -331,7 +333,7 @@ func runFailover(t *testing.T, busKind string) {
 	)
 	live := func(i int) *hubProc {
 		for k := range hubCount {
-			if h := hubs[(i+k)%hubCount]; !h.dead {
+			if h := hubs[(i+k)%hubCount]; !h.dead.Load() {
 				return h
 			}
 		}
@@ -388,7 +390,7 @@ func runFailover(t *testing.T, busKind string) {
 	eventually(t, 30*time.Second, "a new leader", func() (bool, string) {
 		var why []string
 		for _, h := range hubs {
-			if h.dead {
+			if h.dead.Load() {
 				continue
 			}
 			st, err := hubHealth(h.url)
