@@ -72,40 +72,68 @@ func column(s string) string { return strings.ReplaceAll(s, "\x00", "\uFFFD") }
 // clampSeq maps a caller's uint64 bound onto bigint.
 func clampSeq(n uint64) int64 { return int64(min(n, math.MaxInt64)) }
 
+// AppendMessage implements storage.MessageStore. Concurrent appends share
+// transactions (group.go): the history counter's row lock makes appends
+// take turns anyway, and a shared turn costs one commit instead of one
+// each.
 func (s messageStore) AppendMessage(ctx context.Context, a storage.Append) (storage.AppendResult, error) {
-	var res storage.AppendResult
 	if err := storage.CheckAppend(a); err != nil {
-		return res, fmt.Errorf("append message: %w", err)
+		return storage.AppendResult{}, fmt.Errorf("append message: %w", err)
 	}
+	c := &appendCall{a: a}
+	if err := s.d.appends.do(ctx, c); err != nil {
+		return storage.AppendResult{}, fmt.Errorf("append message %s: %w", a.Message.ID, err)
+	}
+	return c.res, nil
+}
+
+// appendCall is one AppendMessage call: its argument, and its result once
+// its transaction committed.
+type appendCall struct {
+	a   storage.Append
+	res storage.AppendResult
+}
+
+// appendMessages writes calls in one transaction, one after the other in
+// their order, exactly as each would alone: the same statements, the
+// same counters, taken in the same order (history, then mailbox), so a
+// shared transaction locks nothing a lone one would not.
+func (d *Driver) appendMessages(ctx context.Context, calls []*appendCall) error {
+	return messageStore{d}.msgTx(ctx, func(tx pgx.Tx) error {
+		for _, c := range calls {
+			c.res = storage.AppendResult{}
+			if err := appendOne(ctx, tx, c.a, &c.res); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// appendOne is one message's append inside tx.
+func appendOne(ctx context.Context, tx pgx.Tx, a storage.Append, res *storage.AppendResult) error {
 	m := a.Message
 	ts := m.Timestamp
 	if ts == 0 {
 		ts = a.StoredAt
 	}
-	err := s.msgTx(ctx, func(tx pgx.Tx) error {
-		res = storage.AppendResult{}
-		n, err := nextSeqs(ctx, tx, "history", 1)
-		if err != nil {
-			return err
-		}
-		res.Seq = n
-		if _, err := tx.Exec(ctx, `INSERT INTO agentcom_message_history (seq, id, from_agent, to_agent, channel, ts, stored_at, body)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			int64(n), m.ID, column(m.From), column(m.To), column(m.Channel), ts, a.StoredAt, m.Body); err != nil {
-			return fmt.Errorf("history: %w", err)
-		}
-		// The counter is gapless (see nextSeqs), so the entries beyond the
-		// cap are exactly those numbered up to n - cap.
-		if res.Trimmed, err = collectIDs(tx.Query(ctx,
-			`DELETE FROM agentcom_message_history WHERE seq <= $1 RETURNING id`, int64(n)-storage.HistoryCap)); err != nil {
-			return fmt.Errorf("trim history: %w", err)
-		}
-		return s.appendRest(ctx, tx, a, &res)
-	})
+	n, err := nextSeqs(ctx, tx, "history", 1)
 	if err != nil {
-		return storage.AppendResult{}, fmt.Errorf("append message %s: %w", m.ID, err)
+		return err
 	}
-	return res, nil
+	res.Seq = n
+	if _, err := tx.Exec(ctx, `INSERT INTO agentcom_message_history (seq, id, from_agent, to_agent, channel, ts, stored_at, body)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		int64(n), m.ID, column(m.From), column(m.To), column(m.Channel), ts, a.StoredAt, m.Body); err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	// The counter is gapless (see nextSeqs), so the entries beyond the
+	// cap are exactly those numbered up to n - cap.
+	if res.Trimmed, err = collectIDs(tx.Query(ctx,
+		`DELETE FROM agentcom_message_history WHERE seq <= $1 RETURNING id`, int64(n)-storage.HistoryCap)); err != nil {
+		return fmt.Errorf("trim history: %w", err)
+	}
+	return appendRest(ctx, tx, a, res)
 }
 
 func (s messageStore) PublishChannel(ctx context.Context, channel string, a storage.Append) (storage.AppendResult, error) {
@@ -132,7 +160,7 @@ func (s messageStore) PublishChannel(ctx context.Context, channel string, a stor
 			channel, int64(n)-storage.ChannelHistoryCap)); err != nil {
 			return fmt.Errorf("trim channel history: %w", err)
 		}
-		return s.appendRest(ctx, tx, a, &res)
+		return appendRest(ctx, tx, a, &res)
 	})
 	if err != nil {
 		return storage.AppendResult{}, fmt.Errorf("publish %s on %s: %w", a.Message.ID, channel, err)
@@ -142,7 +170,7 @@ func (s messageStore) PublishChannel(ctx context.Context, channel string, a stor
 
 // appendRest writes what both kinds of append share: the thread index
 // (trimmed entries out, the message in) and the mailbox copies.
-func (s messageStore) appendRest(ctx context.Context, tx pgx.Tx, a storage.Append, res *storage.AppendResult) error {
+func appendRest(ctx context.Context, tx pgx.Tx, a storage.Append, res *storage.AppendResult) error {
 	if len(res.Trimmed) > 0 {
 		if _, err := tx.Exec(ctx, `DELETE FROM agentcom_thread_messages WHERE id = ANY($1)`, res.Trimmed); err != nil {
 			return fmt.Errorf("thread index: %w", err)
