@@ -1,6 +1,7 @@
 package pgdriver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -94,46 +95,137 @@ type appendCall struct {
 	res storage.AppendResult
 }
 
-// appendMessages writes calls in one transaction, one after the other in
-// their order, exactly as each would alone: the same statements, the
-// same counters, taken in the same order (history, then mailbox), so a
-// shared transaction locks nothing a lone one would not.
+// appendMessages writes calls in one transaction, with the result each
+// would have had alone, one after the other in their order: the history
+// numbers follow the order, an entry a later call pushes out is in that
+// call's Trimmed, and the thread index and the mailboxes end as the calls
+// in turn would leave them. It takes the counters as a lone append does
+// (history, then mailbox), so it locks nothing in another order, and it
+// writes each table with one statement whatever the number of calls.
 func (d *Driver) appendMessages(ctx context.Context, calls []*appendCall) error {
 	return messageStore{d}.msgTx(ctx, func(tx pgx.Tx) error {
-		for _, c := range calls {
-			c.res = storage.AppendResult{}
-			if err := appendOne(ctx, tx, c.a, &c.res); err != nil {
-				return err
+		first, err := nextSeqs(ctx, tx, "history", len(calls))
+		if err != nil {
+			return err
+		}
+		var h struct {
+			seqs, ts, storedAt        []int64
+			ids, froms, tos, channels []string
+			bodies                    [][]byte
+		}
+		for i, c := range calls {
+			c.res = storage.AppendResult{Seq: first + uint64(i), Trimmed: []string{}}
+			m := c.a.Message
+			ts := m.Timestamp
+			if ts == 0 {
+				ts = c.a.StoredAt
 			}
+			h.seqs = append(h.seqs, int64(first)+int64(i))
+			h.ts, h.storedAt = append(h.ts, ts), append(h.storedAt, c.a.StoredAt)
+			h.ids, h.froms = append(h.ids, m.ID), append(h.froms, column(m.From))
+			h.tos, h.channels = append(h.tos, column(m.To)), append(h.channels, column(m.Channel))
+			h.bodies = append(h.bodies, m.Body)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO agentcom_message_history (seq, id, from_agent, to_agent, channel, ts, stored_at, body)
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bytea[])`,
+			h.seqs, h.ids, h.froms, h.tos, h.channels, h.ts, h.storedAt, h.bodies); err != nil {
+			return fmt.Errorf("history: %w", err)
+		}
+		if err := trimHistory(ctx, tx, calls, int64(first)); err != nil {
+			return err
+		}
+		if err := indexThreads(ctx, tx, calls); err != nil {
+			return err
+		}
+		var cs []storage.MailboxCopy
+		var at []int64
+		for _, c := range calls {
+			cs = append(cs, c.a.Copies...)
+			at = append(at, repeat(c.a.StoredAt, len(c.a.Copies))...)
+		}
+		seqs, err := insertCopies(ctx, tx, cs, at)
+		if err != nil {
+			return err
+		}
+		for _, c := range calls {
+			n := len(c.a.Copies)
+			c.res.MailboxSeqs, seqs = seqs[:n:n], seqs[n:]
 		}
 		return nil
 	})
 }
 
-// appendOne is one message's append inside tx.
-func appendOne(ctx context.Context, tx pgx.Tx, a storage.Append, res *storage.AppendResult) error {
-	m := a.Message
-	ts := m.Timestamp
-	if ts == 0 {
-		ts = a.StoredAt
-	}
-	n, err := nextSeqs(ctx, tx, "history", 1)
+// trimHistory deletes the entries beyond the cap after calls (numbered
+// from first on) and gives each to the call that pushed it out: alone,
+// the call numbered n deletes every entry numbered up to n - cap (the
+// counter is gapless, see nextSeqs), so entry s falls to call s + cap, or
+// to the first call when it was left over from before.
+func trimHistory(ctx context.Context, tx pgx.Tx, calls []*appendCall, first int64) error {
+	last := first + int64(len(calls)) - 1
+	rows, err := tx.Query(ctx, `DELETE FROM agentcom_message_history WHERE seq <= $1 RETURNING seq, id`, last-storage.HistoryCap)
 	if err != nil {
-		return err
-	}
-	res.Seq = n
-	if _, err := tx.Exec(ctx, `INSERT INTO agentcom_message_history (seq, id, from_agent, to_agent, channel, ts, stored_at, body)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		int64(n), m.ID, column(m.From), column(m.To), column(m.Channel), ts, a.StoredAt, m.Body); err != nil {
-		return fmt.Errorf("history: %w", err)
-	}
-	// The counter is gapless (see nextSeqs), so the entries beyond the
-	// cap are exactly those numbered up to n - cap.
-	if res.Trimmed, err = collectIDs(tx.Query(ctx,
-		`DELETE FROM agentcom_message_history WHERE seq <= $1 RETURNING id`, int64(n)-storage.HistoryCap)); err != nil {
 		return fmt.Errorf("trim history: %w", err)
 	}
-	return appendRest(ctx, tx, a, res)
+	type gone struct {
+		Seq int64
+		ID  string
+	}
+	trimmed, err := pgx.CollectRows(rows, pgx.RowToStructByPos[gone])
+	if err != nil {
+		return fmt.Errorf("trim history: %w", err)
+	}
+	slices.SortFunc(trimmed, func(a, b gone) int { return cmp.Compare(a.Seq, b.Seq) })
+	for _, g := range trimmed {
+		c := calls[max(first, g.Seq+storage.HistoryCap)-first]
+		c.res.Trimmed = append(c.res.Trimmed, g.ID)
+	}
+	return nil
+}
+
+// indexThreads updates the thread index for calls: the trimmed entries
+// leave it, and each message enters it unless a later call of the batch
+// trims an entry of the same id (alone, that later trim would delete it
+// again). Of messages sharing an id the last wins, as the upsert would.
+// They enter in call order, which orders a parent's replies (arrival).
+func indexThreads(ctx context.Context, tx pgx.Tx, calls []*appendCall) error {
+	var trimmed []string
+	trimmedBy := map[string]int{}
+	for i, c := range calls {
+		trimmed = append(trimmed, c.res.Trimmed...)
+		for _, id := range c.res.Trimmed {
+			trimmedBy[id] = i
+		}
+	}
+	if len(trimmed) > 0 {
+		slices.Sort(trimmed)
+		if _, err := tx.Exec(ctx, `DELETE FROM agentcom_thread_messages WHERE id = ANY($1)`, slices.Compact(trimmed)); err != nil {
+			return fmt.Errorf("thread index: %w", err)
+		}
+	}
+	lastOf := map[string]int{}
+	for i, c := range calls {
+		if j, ok := trimmedBy[c.a.Message.ID]; !ok || j <= i {
+			lastOf[c.a.Message.ID] = i
+		}
+	}
+	var ids, parents []string
+	var bodies [][]byte
+	for i, c := range calls {
+		if j, ok := lastOf[c.a.Message.ID]; ok && j == i {
+			ids, parents = append(ids, c.a.Message.ID), append(parents, c.a.Message.ReplyTo)
+			bodies = append(bodies, c.a.Message.Body)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO agentcom_thread_messages (id, parent, body)
+		SELECT i, p, b FROM unnest($1::text[], $2::text[], $3::bytea[]) WITH ORDINALITY AS m(i, p, b, n) ORDER BY n
+		ON CONFLICT (id) DO UPDATE SET parent = EXCLUDED.parent, body = EXCLUDED.body`,
+		ids, parents, bodies); err != nil {
+		return fmt.Errorf("thread index: %w", err)
+	}
+	return nil
 }
 
 func (s messageStore) PublishChannel(ctx context.Context, channel string, a storage.Append) (storage.AppendResult, error) {
@@ -182,7 +274,7 @@ func appendRest(ctx context.Context, tx pgx.Tx, a storage.Append, res *storage.A
 		m.ID, m.ReplyTo, m.Body); err != nil {
 		return fmt.Errorf("thread index: %w", err)
 	}
-	seqs, err := insertCopies(ctx, tx, a.Copies, a.StoredAt)
+	seqs, err := insertCopies(ctx, tx, a.Copies, repeat(a.StoredAt, len(a.Copies)))
 	if err != nil {
 		return err
 	}
@@ -190,9 +282,9 @@ func appendRest(ctx context.Context, tx pgx.Tx, a storage.Append, res *storage.A
 	return nil
 }
 
-// insertCopies numbers and stores mailbox copies, then trims each
-// recipient's mailbox to its cap.
-func insertCopies(ctx context.Context, tx pgx.Tx, cs []storage.MailboxCopy, storedAt int64) ([]uint64, error) {
+// insertCopies numbers and stores mailbox copies (copy i stored at
+// storedAt[i]), then trims each recipient's mailbox to its cap.
+func insertCopies(ctx context.Context, tx pgx.Tx, cs []storage.MailboxCopy, storedAt []int64) ([]uint64, error) {
 	if len(cs) == 0 {
 		return []uint64{}, nil
 	}
@@ -208,19 +300,31 @@ func insertCopies(ctx context.Context, tx pgx.Tx, cs []storage.MailboxCopy, stor
 		agents[i], seqs[i], ids[i], bodies[i] = c.Agent, first+uint64(i), int64(first)+int64(i), c.Body
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO agentcom_mailbox_messages (agent, seq, stored_at, body)
-		SELECT a, s, $3, b FROM unnest($1::text[], $2::bigint[], $4::bytea[]) AS c(a, s, b)`,
+		SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bytea[])`,
 		agents, ids, storedAt, bodies); err != nil {
 		return nil, fmt.Errorf("mailbox: %w", err)
 	}
 	slices.Sort(agents)
+	// Per agent, the newest entry beyond the cap (read backwards on the
+	// primary key, no sort) and everything older goes.
 	if _, err := tx.Exec(ctx, `DELETE FROM agentcom_mailbox_messages m USING (
-			SELECT agent, seq, row_number() OVER (PARTITION BY agent ORDER BY seq DESC) AS rn
-			FROM agentcom_mailbox_messages WHERE agent = ANY($1)) x
-		WHERE x.rn > $2 AND m.agent = x.agent AND m.seq = x.seq`,
+			SELECT a.agent, (SELECT x.seq FROM agentcom_mailbox_messages x WHERE x.agent = a.agent
+				ORDER BY x.seq DESC OFFSET $2 LIMIT 1) AS cut
+			FROM unnest($1::text[]) AS a(agent)) k
+		WHERE m.agent = k.agent AND m.seq <= k.cut`,
 		slices.Compact(agents), storage.MailboxCap); err != nil {
 		return nil, fmt.Errorf("trim mailbox: %w", err)
 	}
 	return seqs, nil
+}
+
+// repeat is n copies of v.
+func repeat(v int64, n int) []int64 {
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
 }
 
 func collectIDs(rows pgx.Rows, err error) ([]string, error) {
@@ -242,7 +346,7 @@ func (s messageStore) Enqueue(ctx context.Context, agent string, body []byte, st
 	var seqs []uint64
 	err := s.msgTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		seqs, err = insertCopies(ctx, tx, cs, storedAt)
+		seqs, err = insertCopies(ctx, tx, cs, []int64{storedAt})
 		return err
 	})
 	if err != nil {
