@@ -411,7 +411,9 @@ func runFailover(t *testing.T, busKind string) {
 
 	// The dead hub's agents identified again on another hub, in time.
 	var slowest time.Duration
-	defer func() { t.Logf("the dead hub's %d agents were back within %s", len(onLeader), slowest.Round(time.Millisecond)) }()
+	defer func() {
+		t.Logf("the dead hub's %d agents were back within %s", len(onLeader), slowest.Round(time.Millisecond))
+	}()
 	for _, a := range onLeader {
 		eventually(t, 60*time.Second, a.id+" back", func() (bool, string) {
 			n, at, _ := a.snapshot()
