@@ -31,6 +31,10 @@ const groupMax = 128
 // whose outcome is unknown (the connection broke during COMMIT) is every
 // caller's error, as it would have been for each alone, unless idempotent
 // says running a call twice is harmless.
+//
+// A caller that queued waits for its transaction even if its context ends
+// meanwhile: the write may already be in a shared transaction, and what
+// became of it is what the caller must learn. The wait is one commit's.
 type group[T any] struct {
 	commit     func(ctx context.Context, items []T) error
 	idempotent bool
