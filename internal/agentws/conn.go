@@ -50,6 +50,15 @@ type conn struct {
 	done      chan struct{} // closed when the socket starts closing
 	closed    chan struct{} // closed when the close handshake ended
 
+	// enqMu numbers frames as they enter out: queued counts them, written
+	// counts those the writer has written, and wrote is closed (and
+	// replaced) at each write, for pushes that wait for their frame.
+	enqMu   sync.Mutex
+	queued  uint64
+	written atomic.Uint64
+	wroteMu sync.Mutex
+	wrote   chan struct{}
+
 	// violations in the current window; only the reader touches them.
 	violations  int
 	windowStart time.Time
@@ -139,6 +148,10 @@ func (c *conn) writeLoop(ctx context.Context) {
 			err := c.ws.Write(wctx, websocket.MessageText, b)
 			cancel()
 			c.out.Done(b)
+			if err == nil {
+				c.written.Add(1)
+			}
+			c.wake()
 			if err != nil {
 				c.close(protocol.CloseNormal, "")
 				return
@@ -151,18 +164,67 @@ func (c *conn) writeLoop(ctx context.Context) {
 // queue is disconnected rather than allowed to hold memory or stall
 // senders; the frame is reported as not delivered.
 func (c *conn) enqueue(b []byte) bool {
+	_, ok := c.enqueueN(b)
+	return ok
+}
+
+// enqueueN is enqueue that also returns the frame's number, for
+// waitWritten.
+func (c *conn) enqueueN(b []byte) (uint64, bool) {
 	select {
 	case <-c.done:
-		return false
+		return 0, false
 	default:
 	}
-	if c.out.Push(b) {
-		return true
+	c.enqMu.Lock()
+	ok := c.out.Push(b)
+	if ok {
+		c.queued++
+	}
+	n := c.queued
+	c.enqMu.Unlock()
+	if ok {
+		return n, true
 	}
 	c.srv.log.Warn("client not reading, disconnecting", "event", "slow_consumer", "agent_id", c.agentID(),
 		"queued_frames", c.out.Len(), "queued_bytes", c.out.Bytes())
 	c.close(protocol.CloseSlowConsumer, "client too slow to read its frames")
-	return false
+	return 0, false
+}
+
+// wake tells waitWritten a frame was written.
+func (c *conn) wake() {
+	c.wroteMu.Lock()
+	defer c.wroteMu.Unlock()
+	if c.wrote != nil {
+		close(c.wrote)
+		c.wrote = nil
+	}
+}
+
+// waitWritten waits until frame n has been written (for a relayed socket:
+// handed to the bus), and reports whether it was, within d.
+func (c *conn) waitWritten(n uint64, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		c.wroteMu.Lock()
+		if c.wrote == nil {
+			c.wrote = make(chan struct{})
+		}
+		ch := c.wrote
+		c.wroteMu.Unlock()
+		if c.written.Load() >= n {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-c.closed:
+			return c.written.Load() >= n
+		case <-t.C:
+			return false
+		}
+	}
 }
 
 // reply sends a frame to this socket only.

@@ -517,12 +517,12 @@ func (s *Server) Online(agent string) bool { return s.conn(agent) != nil }
 
 // PushMessage delivers a direct or broadcast message.
 func (s *Server) PushMessage(agent string, m messaging.Message) bool {
-	return s.send(agent, pushed(protocol.OutMessage, m))
+	return s.sendOut(agent, pushed(protocol.OutMessage, m))
 }
 
 // PushChannelMessage delivers a channel message to a subscriber.
 func (s *Server) PushChannelMessage(agent, channel string, m messaging.Message) bool {
-	return s.send(agent, protocol.PushedChannelMessage{PushedMessage: pushed(protocol.OutChannelMessage, m), Channel: channel})
+	return s.sendOut(agent, protocol.PushedChannelMessage{PushedMessage: pushed(protocol.OutChannelMessage, m), Channel: channel})
 }
 
 // PushChannelJoined tells a subscriber another agent joined the channel.
@@ -558,16 +558,39 @@ func (s *Server) PushRevoke(agent, taskID string, gen int64, reason string) bool
 }
 
 func (s *Server) send(agent string, frame any) bool {
+	c, b := s.encodeFor(agent, frame)
+	return c != nil && c.enqueue(b)
+}
+
+// encodeFor is agent's socket (nil when it has none) and the frame for it.
+func (s *Server) encodeFor(agent string, frame any) (*conn, []byte) {
 	c := s.conn(agent)
 	if c == nil {
-		return false
+		return nil, nil
 	}
 	b, err := json.Marshal(frame)
 	if err != nil {
 		s.log.Error("encode frame", "event", "encode_failed", "agent_id", agent, "err", err)
+		return nil, nil
+	}
+	return c, b
+}
+
+// sendOut is send for a message, which reports delivered only once it
+// left this hub when the socket is relayed: a delivered message gets no
+// mailbox copy, so one still in this hub's queue when a leader dies
+// would be lost. (A local socket's frame is in the kernel's hands within
+// microseconds of its queue; a relayed one waits for a bus round trip.)
+func (s *Server) sendOut(agent string, frame any) bool {
+	c, b := s.encodeFor(agent, frame)
+	if c == nil {
 		return false
 	}
-	return c.enqueue(b)
+	n, ok := c.enqueueN(b)
+	if _, relayed := c.ws.(*remote); !ok || !relayed {
+		return ok
+	}
+	return c.waitWritten(n, publishTimeout)
 }
 
 // broadcastExcept sends a frame to every identified socket but agent's.

@@ -168,7 +168,7 @@ func (s messageStore) runBatch(batch []*msgOp) {
 		if ws, err = p.writes(); err == nil {
 			// The callers' contexts were checked as they joined; the batch
 			// commits for all of them.
-			err = s.d.commitAcross(context.Background(), ws)
+			err = s.d.commitAcrossParallel(context.Background(), ws)
 		}
 	}
 	for _, op := range batch {

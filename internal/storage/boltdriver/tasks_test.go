@@ -168,3 +168,43 @@ func TestTaskRetryFinishedAfterCrash(t *testing.T) {
 		t.Fatalf("get: %+v %v %v", r, table, err)
 	}
 }
+
+// TestTaskMoveNeverInvisible: a reader looking a task up while it moves
+// to the dead letter finds it in one table or the other, never in
+// neither (the move puts the dead-letter copy before it deletes the live
+// one, and Get reads task_queue first).
+func TestTaskMoveNeverInvisible(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	d, err := New(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const n = 100
+	for i := range n {
+		id := "task-" + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		put(t, db, store.TaskQueue, id, record(1, `{"id":"`+id+`","status":"assigned"}`))
+	}
+	for i := range n {
+		id := "task-" + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		done := make(chan error, 1)
+		go func() {
+			done <- d.Tasks().MoveToDeadLetter(ctx, []storage.TaskRow{{ID: id, Version: 2,
+				Body: []byte(`{"id":"` + id + `","status":"dead_letter"}`)}})
+		}()
+		for moving := true; moving; {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+				moving = false
+			default:
+			}
+			if _, _, err := d.Tasks().Get(ctx, id); err != nil {
+				t.Fatalf("task %s invisible during its move: %v", id, err)
+			}
+		}
+	}
+}
