@@ -33,8 +33,9 @@ type Config struct {
 type Driver struct {
 	pool *pgxpool.Pool
 	// The hot writes share commits among concurrent callers (group.go).
-	taskPuts *group[taskPut]
-	appends  *group[*appendCall]
+	taskPuts  *group[taskPut]
+	appends   *group[*appendCall]
+	publishes *group[*appendCall]
 }
 
 var _ storage.Driver = (*Driver)(nil)
@@ -75,6 +76,7 @@ func newDriver(pool *pgxpool.Pool) *Driver {
 	d := &Driver{pool: pool}
 	d.taskPuts = &group[taskPut]{commit: d.putTasks, idempotent: true}
 	d.appends = &group[*appendCall]{commit: d.appendMessages}
+	d.publishes = &group[*appendCall]{commit: d.publishMessages}
 	return d
 }
 

@@ -147,11 +147,7 @@ func waitQueue[T any](t *testing.T, g *group[T], n int, cond func() bool) {
 // version, the one PostgreSQL refuses (text with NUL) fails alone.
 func TestConcurrentPuts(t *testing.T) {
 	ctx := context.Background()
-	d, err := Open(ctx, testenv.Postgres(t), Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openDriver(t)
 	ts := d.Tasks()
 	const n = 40
 	var wg sync.WaitGroup
@@ -191,11 +187,7 @@ func TestConcurrentPuts(t *testing.T) {
 // mailbox numbers, each result naming the rows its message got.
 func TestConcurrentAppends(t *testing.T) {
 	ctx := context.Background()
-	d, err := Open(ctx, testenv.Postgres(t), Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openDriver(t)
 	ms := d.Messages()
 	const n = 40
 	var wg sync.WaitGroup
@@ -231,4 +223,79 @@ func TestConcurrentAppends(t *testing.T) {
 			t.Errorf("append %d: mailbox entry %d is %s", i, e.Seq, e.Body)
 		}
 	}
+}
+
+// Concurrent publishes on three channels, one of them full: each channel's
+// numbers are gapless, and each call's Trimmed is exactly the entry its
+// number pushed out (n - cap), as if the calls had run one by one.
+func TestConcurrentPublishes(t *testing.T) {
+	ctx := context.Background()
+	d := openDriver(t)
+	ms := d.Messages()
+	pub := func(ch string, i int) (storage.AppendResult, error) {
+		body := fmt.Appendf(nil, `{"ch":%q,"i":%d}`, ch, i)
+		return ms.PublishChannel(ctx, ch, storage.Append{StoredAt: 1,
+			Message: storage.MessageRow{ID: fmt.Sprintf("%s-%d", ch, i), From: "a", Channel: ch, Body: body},
+			Copies:  []storage.MailboxCopy{{Agent: "off", Body: body}}})
+	}
+	for i := range storage.ChannelHistoryCap {
+		if _, err := pub("full", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chans := []string{"full", "c1", "c2"}
+	const n = 60
+	var wg sync.WaitGroup
+	res := make([]storage.AppendResult, n)
+	for i := range n {
+		wg.Go(func() {
+			r, err := pub(chans[i%3], storage.ChannelHistoryCap+i)
+			if err != nil {
+				t.Error(err)
+			}
+			res[i] = r
+		})
+	}
+	wg.Wait()
+	seqs := map[string]map[uint64]bool{}
+	for i, r := range res {
+		ch := chans[i%3]
+		if seqs[ch] == nil {
+			seqs[ch] = map[uint64]bool{}
+		}
+		seqs[ch][r.Seq] = true
+		var want []string
+		if ch == "full" {
+			want = []string{fmt.Sprintf("full-%d", r.Seq-storage.ChannelHistoryCap-1)}
+		}
+		if len(r.Trimmed) != len(want) || (len(want) > 0 && r.Trimmed[0] != want[0]) || len(r.MailboxSeqs) != 1 {
+			t.Errorf("publish %d on %s: seq %d trimmed %v, want %v", i, ch, r.Seq, r.Trimmed, want)
+		}
+	}
+	for _, ch := range chans {
+		base := map[string]uint64{"full": storage.ChannelHistoryCap}[ch]
+		for k := range uint64(n / 3) {
+			if !seqs[ch][base+k+1] {
+				t.Errorf("%s: no seq %d", ch, base+k+1)
+			}
+		}
+		es, err := ms.ChannelHistory(ctx, ch, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := min(int(base)+n/3, storage.ChannelHistoryCap); len(es) != want {
+			t.Errorf("%s: %d entries, want %d", ch, len(es), want)
+		}
+	}
+}
+
+// openDriver opens the driver on a fresh schema of its own.
+func openDriver(t *testing.T) *Driver {
+	t.Helper()
+	d, err := Open(context.Background(), testenv.Postgres(t), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -91,8 +92,9 @@ func (s messageStore) AppendMessage(ctx context.Context, a storage.Append) (stor
 // appendCall is one AppendMessage call: its argument, and its result once
 // its transaction committed.
 type appendCall struct {
-	a   storage.Append
-	res storage.AppendResult
+	channel string // PublishChannel's
+	a       storage.Append
+	res     storage.AppendResult
 }
 
 // appendMessages writes calls in one transaction, with the result each
@@ -134,25 +136,32 @@ func (d *Driver) appendMessages(ctx context.Context, calls []*appendCall) error 
 		if err := trimHistory(ctx, tx, calls, int64(first)); err != nil {
 			return err
 		}
-		if err := indexThreads(ctx, tx, calls); err != nil {
-			return err
-		}
-		var cs []storage.MailboxCopy
-		var at []int64
-		for _, c := range calls {
-			cs = append(cs, c.a.Copies...)
-			at = append(at, repeat(c.a.StoredAt, len(c.a.Copies))...)
-		}
-		seqs, err := insertCopies(ctx, tx, cs, at)
-		if err != nil {
-			return err
-		}
-		for _, c := range calls {
-			n := len(c.a.Copies)
-			c.res.MailboxSeqs, seqs = seqs[:n:n], seqs[n:]
-		}
-		return nil
+		return finishAppends(ctx, tx, calls)
 	})
+}
+
+// finishAppends writes what both kinds of shared append have in common,
+// once their histories are written and trimmed: the thread index and the
+// mailbox copies, each call getting its copies' numbers.
+func finishAppends(ctx context.Context, tx pgx.Tx, calls []*appendCall) error {
+	if err := indexThreads(ctx, tx, calls); err != nil {
+		return err
+	}
+	var cs []storage.MailboxCopy
+	var at []int64
+	for _, c := range calls {
+		cs = append(cs, c.a.Copies...)
+		at = append(at, repeat(c.a.StoredAt, len(c.a.Copies))...)
+	}
+	seqs, err := insertCopies(ctx, tx, cs, at)
+	if err != nil {
+		return err
+	}
+	for _, c := range calls {
+		n := len(c.a.Copies)
+		c.res.MailboxSeqs, seqs = seqs[:n:n], seqs[n:]
+	}
+	return nil
 }
 
 // trimHistory deletes the entries beyond the cap after calls (numbered
@@ -228,58 +237,91 @@ func indexThreads(ctx context.Context, tx pgx.Tx, calls []*appendCall) error {
 	return nil
 }
 
+// PublishChannel implements storage.MessageStore. Concurrent publishes
+// share transactions as appends do (AppendMessage).
 func (s messageStore) PublishChannel(ctx context.Context, channel string, a storage.Append) (storage.AppendResult, error) {
-	var res storage.AppendResult
 	if err := storage.CheckName(channel); err != nil {
-		return res, fmt.Errorf("publish: %w", err)
+		return storage.AppendResult{}, fmt.Errorf("publish: %w", err)
 	}
 	if err := storage.CheckAppend(a); err != nil {
-		return res, fmt.Errorf("publish: %w", err)
+		return storage.AppendResult{}, fmt.Errorf("publish: %w", err)
 	}
-	err := s.msgTx(ctx, func(tx pgx.Tx) error {
-		res = storage.AppendResult{}
-		n, err := nextSeqs(ctx, tx, "channel:"+channel, 1)
-		if err != nil {
-			return err
-		}
-		res.Seq = n
-		if _, err := tx.Exec(ctx, `INSERT INTO agentcom_channel_history (channel, seq, id, stored_at, body) VALUES ($1, $2, $3, $4, $5)`,
-			channel, int64(n), a.Message.ID, a.StoredAt, a.Message.Body); err != nil {
-			return fmt.Errorf("channel history: %w", err)
-		}
-		if res.Trimmed, err = collectIDs(tx.Query(ctx,
-			`DELETE FROM agentcom_channel_history WHERE channel = $1 AND seq <= $2 RETURNING id`,
-			channel, int64(n)-storage.ChannelHistoryCap)); err != nil {
-			return fmt.Errorf("trim channel history: %w", err)
-		}
-		return appendRest(ctx, tx, a, &res)
-	})
-	if err != nil {
+	c := &appendCall{channel: channel, a: a}
+	if err := s.d.publishes.do(ctx, c); err != nil {
 		return storage.AppendResult{}, fmt.Errorf("publish %s on %s: %w", a.Message.ID, channel, err)
 	}
-	return res, nil
+	return c.res, nil
 }
 
-// appendRest writes what both kinds of append share: the thread index
-// (trimmed entries out, the message in) and the mailbox copies.
-func appendRest(ctx context.Context, tx pgx.Tx, a storage.Append, res *storage.AppendResult) error {
-	if len(res.Trimmed) > 0 {
-		if _, err := tx.Exec(ctx, `DELETE FROM agentcom_thread_messages WHERE id = ANY($1)`, res.Trimmed); err != nil {
-			return fmt.Errorf("thread index: %w", err)
+// publishMessages writes publish calls in one transaction, with the
+// result each would have had alone, as appendMessages does. The calls may
+// name several channels: their counters are taken in name order, and the
+// mailbox counter after all of them, as every lone append and publish
+// takes the mailbox counter last, so no two transactions wait on each
+// other's counters in a circle.
+func (d *Driver) publishMessages(ctx context.Context, calls []*appendCall) error {
+	return messageStore{d}.msgTx(ctx, func(tx pgx.Tx) error {
+		byChannel := map[string][]*appendCall{}
+		for _, c := range calls {
+			c.res = storage.AppendResult{Trimmed: []string{}}
+			byChannel[c.channel] = append(byChannel[c.channel], c)
 		}
-	}
-	m := a.Message
-	if _, err := tx.Exec(ctx, `INSERT INTO agentcom_thread_messages (id, parent, body) VALUES ($1, $2, $3)
-		ON CONFLICT (id) DO UPDATE SET parent = EXCLUDED.parent, body = EXCLUDED.body`,
-		m.ID, m.ReplyTo, m.Body); err != nil {
-		return fmt.Errorf("thread index: %w", err)
-	}
-	seqs, err := insertCopies(ctx, tx, a.Copies, repeat(a.StoredAt, len(a.Copies)))
-	if err != nil {
-		return err
-	}
-	res.MailboxSeqs = seqs
-	return nil
+		var h struct {
+			channels, ids  []string
+			seqs, storedAt []int64
+			bodies         [][]byte
+			cutCh          []string
+			cuts           []int64
+		}
+		firsts := map[string]int64{}
+		for _, ch := range slices.Sorted(maps.Keys(byChannel)) {
+			cs := byChannel[ch]
+			first, err := nextSeqs(ctx, tx, "channel:"+ch, len(cs))
+			if err != nil {
+				return err
+			}
+			firsts[ch] = int64(first)
+			for i, c := range cs {
+				c.res.Seq = first + uint64(i)
+				h.channels, h.ids = append(h.channels, ch), append(h.ids, c.a.Message.ID)
+				h.seqs, h.storedAt = append(h.seqs, int64(c.res.Seq)), append(h.storedAt, c.a.StoredAt)
+				h.bodies = append(h.bodies, c.a.Message.Body)
+			}
+			// Alone, the call numbered n deletes the channel's entries up
+			// to n - cap.
+			h.cutCh, h.cuts = append(h.cutCh, ch), append(h.cuts, int64(first)+int64(len(cs))-1-storage.ChannelHistoryCap)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO agentcom_channel_history (channel, seq, id, stored_at, body)
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bytea[])`,
+			h.channels, h.seqs, h.ids, h.storedAt, h.bodies); err != nil {
+			return fmt.Errorf("channel history: %w", err)
+		}
+		rows, err := tx.Query(ctx, `DELETE FROM agentcom_channel_history h USING unnest($1::text[], $2::bigint[]) AS k(channel, cut)
+			WHERE h.channel = k.channel AND h.seq <= k.cut RETURNING h.channel, h.seq, h.id`, h.cutCh, h.cuts)
+		if err != nil {
+			return fmt.Errorf("trim channel history: %w", err)
+		}
+		type gone struct {
+			Channel string
+			Seq     int64
+			ID      string
+		}
+		trimmed, err := pgx.CollectRows(rows, pgx.RowToStructByPos[gone])
+		if err != nil {
+			return fmt.Errorf("trim channel history: %w", err)
+		}
+		slices.SortFunc(trimmed, func(a, b gone) int {
+			return cmp.Or(strings.Compare(a.Channel, b.Channel), cmp.Compare(a.Seq, b.Seq))
+		})
+		// Entry s falls to the call numbered s + cap, or to the channel's
+		// first call when it was left over from before.
+		for _, g := range trimmed {
+			first := firsts[g.Channel]
+			c := byChannel[g.Channel][max(first, g.Seq+storage.ChannelHistoryCap)-first]
+			c.res.Trimmed = append(c.res.Trimmed, g.ID)
+		}
+		return finishAppends(ctx, tx, calls)
+	})
 }
 
 // insertCopies numbers and stores mailbox copies (copy i stored at
