@@ -58,3 +58,18 @@ func BenchmarkAppendMessage(b *testing.B) {
 		return err
 	})
 }
+
+// BenchmarkPublishChannel: concurrent channel posts on four channels, each
+// with one mailbox copy (a subscriber offline).
+func BenchmarkPublishChannel(b *testing.B) {
+	ctx := context.Background()
+	ms := open(b).Messages()
+	runWriters(b, func(i uint64) error {
+		ch := fmt.Sprintf("ch%d", i%4)
+		body := fmt.Appendf(nil, `{"id":"p%d","from":"a","channel":%q,"content":"hello"}`, i, ch)
+		_, err := ms.PublishChannel(ctx, ch, storage.Append{StoredAt: int64(i),
+			Message: storage.MessageRow{ID: fmt.Sprintf("p%d", i), From: "a", Channel: ch, Body: body},
+			Copies:  []storage.MailboxCopy{{Agent: fmt.Sprintf("off%d", i%50), Body: body}}})
+		return err
+	})
+}
