@@ -34,7 +34,7 @@ func runBench(in *inv) runFunc {
 	fs.IntVar(&o.StorageWriters, "storage-writers", o.StorageWriters, "storage: concurrent writers")
 	fs.DurationVar(&o.StoragePhase, "storage-phase", o.StoragePhase, "storage: writers alone before the backup (half of it between and after)")
 	fs.IntVar(&o.Records, "records", o.Records, "restart: records stored before the restart")
-	fs.StringVar(&o.RecordKind, "record-kind", o.RecordKind, "restart: tasks or mailbox")
+	fs.StringVar(&o.RecordKind, "record-kind", o.RecordKind, "restart: tasks, ended-tasks or mailbox")
 	var hubs urlList
 	fs.Var(&hubs, "hub", "drive a running hub at this `URL` instead of starting one; for a cluster, every hub (comma-separated or --hub repeated): agents and task submits are spread over them in turn")
 	token := in.secret("token", "AGENTCOM_TOKEN", "admin `TOKEN` for --hub")

@@ -2,7 +2,6 @@ package agentws
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -10,7 +9,7 @@ import (
 
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/protocol"
-	"github.com/agentcom/agentcom/internal/sendq"
+	"github.com/agentcom/agentcom/internal/wsconn"
 )
 
 // transport is the socket I/O under a conn: a WebSocket the hub accepted
@@ -27,8 +26,8 @@ type transport interface {
 }
 
 // conn is one agent socket. Frames are read and handled one at a time in
-// run; everything sent to the client goes through the out queue, written
-// by a single writer so pushes from other goroutines never block on a slow
+// run; everything sent to the client goes through out (a wsconn.Conn):
+// one writer, so pushes from other goroutines never block on a slow
 // client.
 type conn struct {
 	srv    *Server
@@ -36,7 +35,7 @@ type conn struct {
 	id     uint64
 	remote string
 	addr   string // remote IP, for the unidentified caps
-	out    *sendq.Queue
+	out    *wsconn.Conn
 
 	counted bool        // taken off the unidentified count; guarded by srv.mu
 	pinging atomic.Bool // a hub ping is in flight
@@ -46,27 +45,18 @@ type conn struct {
 	lastIn    atomic.Int64                  // unix ms of the last inbound frame
 	lastPingT atomic.Int64                  // unix ms of the last ping (or identify)
 
-	closeOnce sync.Once
-	done      chan struct{} // closed when the socket starts closing
-	closed    chan struct{} // closed when the close handshake ended
-
-	// enqMu numbers frames as they enter out: queued counts them, written
-	// counts those the writer has written, and wrote is closed (and
-	// replaced) at each write, for pushes that wait for their frame.
-	enqMu   sync.Mutex
-	queued  uint64
-	written atomic.Uint64
-	wroteMu sync.Mutex
-	wrote   chan struct{}
-
 	// violations in the current window; only the reader touches them.
 	violations  int
 	windowStart time.Time
 }
 
 func newConn(s *Server, ws transport, id uint64, remote string) *conn {
-	c := &conn{srv: s, ws: ws, id: id, remote: remote, out: sendq.New(s.cfg.SendBuffer, s.cfg.SendBytes),
-		done: make(chan struct{}), closed: make(chan struct{})}
+	c := &conn{srv: s, ws: ws, id: id, remote: remote}
+	c.out = wsconn.New(wsconn.Config{SendBuffer: s.cfg.SendBuffer, SendBytes: s.cfg.SendBytes,
+		SlowConsumer: func(frames int, bytes int64) {
+			s.log.Warn("client not reading, disconnecting", "event", "slow_consumer", "agent_id", c.agentID(),
+				"queued_frames", frames, "queued_bytes", bytes)
+		}})
 	now := s.now().UnixMilli()
 	c.lastIn.Store(now)
 	c.lastPingT.Store(now)
@@ -100,21 +90,10 @@ func (c *conn) lastPing() time.Time  { return time.UnixMilli(c.lastPingT.Load())
 
 // run reads and handles frames until the socket closes.
 func (c *conn) run(ctx context.Context) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop(ctx)
-	}()
-	defer func() {
-		c.close(protocol.CloseNormal, "")
-		// Cancelling ctx would cut the connection, so the close
-		// handshake (and the frames queued before it) goes first.
-		<-c.closed
-		cancel()
-		<-writerDone
-	}()
+	c.out.Serve(ctx, c.ws, c.read)
+}
+
+func (c *conn) read(ctx context.Context) {
 	for {
 		typ, data, err := c.ws.Read(ctx)
 		if err != nil {
@@ -138,122 +117,29 @@ func (c *conn) run(ctx context.Context) {
 	}
 }
 
-func (c *conn) writeLoop(ctx context.Context) {
-	for {
-		select {
-		case <-c.done:
-			return
-		case b := <-c.out.C():
-			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := c.ws.Write(wctx, websocket.MessageText, b)
-			cancel()
-			c.out.Done(b)
-			if err == nil {
-				c.written.Add(1)
-			}
-			c.wake()
-			if err != nil {
-				c.close(protocol.CloseNormal, "")
-				return
-			}
-		}
-	}
-}
-
-// enqueue queues a frame for the client. A client too slow to drain its
-// queue is disconnected rather than allowed to hold memory or stall
-// senders; the frame is reported as not delivered.
-func (c *conn) enqueue(b []byte) bool {
-	_, ok := c.enqueueN(b)
-	return ok
-}
+// enqueue queues an encoded frame for the client; false: not delivered
+// (closing, or closed now as too slow).
+func (c *conn) enqueue(b []byte) bool { return c.out.Send(b) }
 
 // enqueueN is enqueue that also returns the frame's number, for
 // waitWritten.
-func (c *conn) enqueueN(b []byte) (uint64, bool) {
-	select {
-	case <-c.done:
-		return 0, false
-	default:
-	}
-	c.enqMu.Lock()
-	ok := c.out.Push(b)
-	if ok {
-		c.queued++
-	}
-	n := c.queued
-	c.enqMu.Unlock()
-	if ok {
-		return n, true
-	}
-	c.srv.log.Warn("client not reading, disconnecting", "event", "slow_consumer", "agent_id", c.agentID(),
-		"queued_frames", c.out.Len(), "queued_bytes", c.out.Bytes())
-	c.close(protocol.CloseSlowConsumer, "client too slow to read its frames")
-	return 0, false
-}
-
-// wake tells waitWritten a frame was written.
-func (c *conn) wake() {
-	c.wroteMu.Lock()
-	defer c.wroteMu.Unlock()
-	if c.wrote != nil {
-		close(c.wrote)
-		c.wrote = nil
-	}
-}
+func (c *conn) enqueueN(b []byte) (uint64, bool) { return c.out.SendN(b) }
 
 // waitWritten waits until frame n has been written (for a relayed socket:
 // handed to the bus), and reports whether it was, within d.
-func (c *conn) waitWritten(n uint64, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	for {
-		c.wroteMu.Lock()
-		if c.wrote == nil {
-			c.wrote = make(chan struct{})
-		}
-		ch := c.wrote
-		c.wroteMu.Unlock()
-		if c.written.Load() >= n {
-			return true
-		}
-		select {
-		case <-ch:
-		case <-c.closed:
-			return c.written.Load() >= n
-		case <-t.C:
-			return false
-		}
-	}
-}
+func (c *conn) waitWritten(n uint64, d time.Duration) bool { return c.out.WaitWritten(n, d) }
 
 // reply sends a frame to this socket only.
-func (c *conn) reply(frame any) {
-	b, err := marshal(frame)
-	if err != nil {
-		return
+func (c *conn) reply(frame protocol.Frame) {
+	if _, err := c.out.SendJSON(frame); err != nil {
+		c.srv.log.Error("encode frame", "event", "encode_failed", "agent_id", c.agentID(), "err", err)
 	}
-	c.enqueue(b)
 }
 
 // close starts the close handshake once. Frames already queued are
 // flushed first, within a short grace period, so a reply sent just before
 // a policy close still reaches the client.
-func (c *conn) close(code websocket.StatusCode, reason string) {
-	c.closeOnce.Do(func() {
-		go func() {
-			deadline := time.Now().Add(time.Second)
-			for c.out.Len() > 0 && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
-			}
-			close(c.done)
-			// Close waits for the client's close frame; a client that
-			// never answers is cut off by the library's own timeout.
-			_ = c.ws.Close(code, reason)
-			close(c.closed)
-		}()
-	})
-}
+func (c *conn) close(code websocket.StatusCode, reason string) { c.out.Close(code, reason) }
 
 // violation counts a validation failure and reports whether the socket
 // was closed for too many.

@@ -18,7 +18,7 @@ import (
 
 	"github.com/agentcom/agentcom/internal/cluster"
 	"github.com/agentcom/agentcom/internal/protocol"
-	"github.com/agentcom/agentcom/internal/sendq"
+	"github.com/agentcom/agentcom/internal/wsconn"
 )
 
 // openRetry is how often an unanswered open is sent again.
@@ -207,12 +207,7 @@ func (f *Follower) receive(payload []byte) {
 		default:
 		}
 	case cluster.RelayWrite:
-		b := append([]byte(nil), e.Data...)
-		if !c.out.Push(b) {
-			f.log.Warn("client not reading, disconnecting", "event", "slow_consumer", "conn", c.id,
-				"queued_frames", c.out.Len(), "queued_bytes", c.out.Bytes())
-			c.close(protocol.CloseSlowConsumer, "client too slow to read its frames")
-		}
+		c.out.Send(append([]byte(nil), e.Data...))
 	case cluster.RelayClose:
 		c.close(websocket.StatusCode(e.Code), e.Reason)
 	case cluster.RelayLimit:
@@ -254,8 +249,12 @@ func (f *Follower) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	epoch := f.epoch.Load()
-	c := &fconn{f: f, id: f.next.Add(1), epoch: epoch, answer: make(chan bool, 1),
-		out: sendq.New(f.cfg.Socket.SendBuffer, f.cfg.Socket.SendBytes), done: make(chan struct{}), closed: make(chan struct{})}
+	c := &fconn{f: f, id: f.next.Add(1), epoch: epoch, answer: make(chan bool, 1)}
+	c.out = wsconn.New(wsconn.Config{SendBuffer: f.cfg.Socket.SendBuffer, SendBytes: f.cfg.Socket.SendBytes,
+		SlowConsumer: func(frames int, bytes int64) {
+			f.log.Warn("client not reading, disconnecting", "event", "slow_consumer", "conn", c.id,
+				"queued_frames", frames, "queued_bytes", bytes)
+		}})
 	c.limit.Store(f.cfg.Socket.ReadLimit)
 	if epoch == 0 || !f.add(c) {
 		unavailable(w, "no leader to relay to")
@@ -292,7 +291,7 @@ wait:
 			break wait
 		case <-r.Context().Done():
 			break wait
-		case <-c.done:
+		case <-c.out.Closing():
 			// Closed while waiting (a leader change, a stop).
 			break wait
 		}
@@ -315,17 +314,9 @@ wait:
 	}
 	c.ws.Store(ws)
 	ws.SetReadLimit(c.limit.Load())
-	select {
-	case <-c.done:
-		// Closed between the leader's answer and the upgrade: close's
-		// goroutine may have missed the socket.
-		<-c.closed
-		_ = ws.Close(c.code, c.reason)
-		_ = c.send(cluster.RelayEnvelope{Kind: cluster.RelayClosed})
-		return
-	default:
-	}
-	c.run(r.Context(), ws)
+	// Closed between the leader's answer and the upgrade, the socket
+	// closes at once with the code it was given.
+	c.out.Serve(r.Context(), ws, func(ctx context.Context) { c.relay(ctx, ws) })
 }
 
 // unavailable answers a handshake the follower cannot relay.
@@ -344,7 +335,8 @@ type fconn struct {
 	answer chan bool
 	ws     atomic.Pointer[websocket.Conn]
 	limit  atomic.Int64
-	out    *sendq.Queue
+	// out writes what the leader sends, and closes as it says.
+	out *wsconn.Conn
 
 	// recvSeq is the last envelope's Seq from the leader; only receive
 	// touches it.
@@ -353,12 +345,7 @@ type fconn struct {
 	sendMu  sync.Mutex
 	sendSeq uint64
 
-	pinging   atomic.Bool
-	closeOnce sync.Once
-	code      websocket.StatusCode // set once by close, before done
-	reason    string
-	done      chan struct{} // closed when the socket starts closing
-	closed    chan struct{} // closed when the close handshake ended
+	pinging atomic.Bool
 }
 
 // send publishes an envelope about this socket to the leader.
@@ -371,23 +358,10 @@ func (c *fconn) send(e cluster.RelayEnvelope) error {
 	return c.f.publish(e)
 }
 
-// run relays the client's frames until the socket closes, while the
-// writer writes what the leader sends.
-func (c *fconn) run(ctx context.Context, ws *websocket.Conn) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop(ctx, ws)
-	}()
-	defer func() {
-		_ = c.send(cluster.RelayEnvelope{Kind: cluster.RelayClosed})
-		c.close(protocol.CloseNormal, "")
-		<-c.closed
-		cancel()
-		<-writerDone
-	}()
+// relay sends the client's frames to the leader until the socket closes;
+// the leader then learns it is gone.
+func (c *fconn) relay(ctx context.Context, ws *websocket.Conn) {
+	defer func() { _ = c.send(cluster.RelayEnvelope{Kind: cluster.RelayClosed}) }()
 	for {
 		typ, data, err := ws.Read(ctx)
 		if err != nil {
@@ -402,24 +376,6 @@ func (c *fconn) run(ctx context.Context, ws *websocket.Conn) {
 			c.f.log.Warn("relay to leader failed: closing the socket", "event", "relay_publish_failed", "err", err)
 			c.close(protocol.CloseRestart, "hub relay failed: reconnect")
 			return
-		}
-	}
-}
-
-func (c *fconn) writeLoop(ctx context.Context, ws *websocket.Conn) {
-	for {
-		select {
-		case <-c.done:
-			return
-		case b := <-c.out.C():
-			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := ws.Write(wctx, websocket.MessageText, b)
-			cancel()
-			c.out.Done(b)
-			if err != nil {
-				c.close(protocol.CloseNormal, "")
-				return
-			}
 		}
 	}
 }
@@ -446,7 +402,7 @@ func (c *fconn) ping() {
 		defer cancel()
 		go func() {
 			select {
-			case <-c.done:
+			case <-c.out.Closing():
 				cancel()
 			case <-ctx.Done():
 			}
@@ -456,20 +412,5 @@ func (c *fconn) ping() {
 }
 
 // close starts the close handshake once, after the frames already queued
-// are written (within a second), as conn.close does on the leader.
-func (c *fconn) close(code websocket.StatusCode, reason string) {
-	c.closeOnce.Do(func() {
-		c.code, c.reason = code, reason
-		go func() {
-			deadline := time.Now().Add(time.Second)
-			for c.out.Len() > 0 && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
-			}
-			close(c.done)
-			if ws := c.ws.Load(); ws != nil {
-				_ = ws.Close(code, reason)
-			}
-			close(c.closed)
-		}()
-	})
-}
+// are written, as conn.close does on the leader.
+func (c *fconn) close(code websocket.StatusCode, reason string) { c.out.Close(code, reason) }

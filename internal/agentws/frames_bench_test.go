@@ -27,7 +27,8 @@ var inbound = map[string][]byte{
 }
 
 // BenchmarkDecodeFrame is the hub's inbound path per frame before
-// dispatch: JSON decode with exact number typing, then schema validation.
+// dispatch: JSON decode with exact number typing, schema validation, then
+// the frame's wire type.
 func BenchmarkDecodeFrame(b *testing.B) {
 	for _, name := range []string{"ping", "identify", "message", "task_accepted", "task_complete"} {
 		data := inbound[name]
@@ -35,11 +36,7 @@ func BenchmarkDecodeFrame(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
 			for b.Loop() {
-				obj, err := protocol.DecodeObject(data)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := protocol.ValidateFrame(obj); err != nil {
+				if _, _, err := protocol.DecodeFrame(data); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -54,9 +51,9 @@ func BenchmarkEncodeFrame(b *testing.B) {
 	at := int64(1739350000000)
 	frames := []struct {
 		name  string
-		frame any
+		frame protocol.Frame
 	}{
-		{"pong", map[string]any{"type": protocol.OutPong, "timestamp": at}},
+		{"pong", protocol.NewPong(at)},
 		{"task_ack", protocol.TaskAck{Type: protocol.OutTaskAck, TaskID: "task-0123456789abcdef", Status: protocol.AckComplete}},
 		{"task_assign", protocol.TaskAssign{Type: protocol.OutTaskAssign, TaskID: "task-0123456789abcdef",
 			Description: "Fix the flaky test in internal/store and open a PR", Metadata: map[string]any{"repo": "o/r", "branch": "main"},
@@ -64,8 +61,8 @@ func BenchmarkEncodeFrame(b *testing.B) {
 		{"message", protocol.PushedMessage{Type: protocol.OutMessage, ID: "0123456789abcdef", From: "agent-0001",
 			MessageType: "chat", Payload: map[string]any{"text": "hello there, can you review PR 42?", "pr": 42},
 			ReplyTo: &replyTo, Timestamp: at}},
-		{"agent_joined", map[string]any{"type": protocol.OutAgentJoined, "agent": protocol.AgentInfo{AgentID: "agent-0001",
-			Name: "agent-0001", Status: "idle", Capabilities: []string{"code", "review"}, ConnectedAt: at}}},
+		{"agent_joined", protocol.NewAgentJoined(protocol.AgentInfo{AgentID: "agent-0001",
+			Name: "agent-0001", Status: "idle", Capabilities: []string{"code", "review"}, ConnectedAt: at})},
 	}
 	for _, f := range frames {
 		b.Run(f.name, func(b *testing.B) {

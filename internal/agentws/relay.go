@@ -101,6 +101,10 @@ func (r *relay) stop() {
 	}
 	r.mu.Unlock()
 	for _, c := range conns {
+		// The agent is to reconnect to whoever leads next (this hub again,
+		// in a new term, or another): the same 1012 its follower sends
+		// when it learns of the new term, whichever reaches it first.
+		c.close(protocol.CloseRestart, "hub leader changed: reconnect")
 		c.ws.(*remote).gone()
 	}
 	r.wg.Wait()

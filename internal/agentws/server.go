@@ -91,10 +91,11 @@ type Verifier interface {
 	Live(id auth.Identity) bool
 }
 
-// Limiter decides whether a frame from an agent may go through now. It
-// returns how long to wait when it may not.
+// Limiter decides whether a frame of a rate-limit class (the frame
+// table's) from an agent may go through now. It returns how long to wait
+// when it may not.
 type Limiter interface {
-	Allow(agentID, frameType string) (ok bool, retryAfter time.Duration)
+	AllowClass(class, agentID string) (ok bool, retryAfter time.Duration)
 }
 
 // Observer is told about traffic, for metrics.
@@ -116,6 +117,7 @@ type Server struct {
 	logs      *tasklog.Store
 	log       *slog.Logger
 	now       func() time.Time
+	routes    map[string]route // the frame table
 
 	nextID atomic.Uint64
 
@@ -170,7 +172,7 @@ func New(cfg Config, d Deps) *Server {
 	}
 	return &Server{cfg: cfg, tokens: d.Tokens, presence: d.Presence, messaging: d.Messaging,
 		sched: d.Scheduler, limiter: d.Limiter, obs: d.Observer, logs: d.TaskLogs,
-		log: d.Log.With("component", "agentws"), now: cfg.Now,
+		log: d.Log.With("component", "agentws"), now: cfg.Now, routes: frameRoutes(),
 		byAgent: map[string]*conn{}, all: map[*conn]struct{}{}, unidentAddr: map[string]int{}, cooldown: newCooldowns(cfg.Cooldowns)}
 }
 
@@ -322,7 +324,7 @@ func (s *Server) releaseLocked(c *conn) {
 		return
 	}
 	s.presence.Unregister(agent)
-	s.broadcastExcept(agent, map[string]any{"type": protocol.OutAgentLeft, "agent_id": agent})
+	s.broadcastExcept(agent, protocol.NewAgentLeft(agent))
 	s.messaging.Analytics.RecordDisconnect(agent)
 	if shutdown {
 		// The hub is stopping, not the agent: its tasks stay assigned and
@@ -527,7 +529,7 @@ func (s *Server) PushChannelMessage(agent, channel string, m messaging.Message) 
 
 // PushChannelJoined tells a subscriber another agent joined the channel.
 func (s *Server) PushChannelJoined(agent, channel, joined string) bool {
-	return s.send(agent, map[string]any{"type": protocol.OutChannelAgentJoined, "channel": channel, "agent_id": joined})
+	return s.send(agent, protocol.NewChannelAgentJoined(channel, joined))
 }
 
 // PushAssign delivers a task assignment (scheduler.Pusher).
@@ -557,13 +559,13 @@ func (s *Server) PushRevoke(agent, taskID string, gen int64, reason string) bool
 	return s.send(agent, protocol.TaskRevoked{Type: protocol.OutTaskReassign, TaskID: taskID, Generation: &gen, Reason: reason})
 }
 
-func (s *Server) send(agent string, frame any) bool {
+func (s *Server) send(agent string, frame protocol.Frame) bool {
 	c, b := s.encodeFor(agent, frame)
 	return c != nil && c.enqueue(b)
 }
 
 // encodeFor is agent's socket (nil when it has none) and the frame for it.
-func (s *Server) encodeFor(agent string, frame any) (*conn, []byte) {
+func (s *Server) encodeFor(agent string, frame protocol.Frame) (*conn, []byte) {
 	c := s.conn(agent)
 	if c == nil {
 		return nil, nil
@@ -581,7 +583,7 @@ func (s *Server) encodeFor(agent string, frame any) (*conn, []byte) {
 // mailbox copy, so one still in this hub's queue when a leader dies
 // would be lost. (A local socket's frame is in the kernel's hands within
 // microseconds of its queue; a relayed one waits for a bus round trip.)
-func (s *Server) sendOut(agent string, frame any) bool {
+func (s *Server) sendOut(agent string, frame protocol.Frame) bool {
 	c, b := s.encodeFor(agent, frame)
 	if c == nil {
 		return false
@@ -594,7 +596,7 @@ func (s *Server) sendOut(agent string, frame any) bool {
 }
 
 // broadcastExcept sends a frame to every identified socket but agent's.
-func (s *Server) broadcastExcept(agent string, frame any) {
+func (s *Server) broadcastExcept(agent string, frame protocol.Frame) {
 	b, err := json.Marshal(frame)
 	if err != nil {
 		return

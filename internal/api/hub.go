@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net/http"
 	"sort"
 	"strings"
@@ -30,7 +31,8 @@ type Core struct {
 	// request must carry JoinSecret (when set).
 	OpenRegistration bool
 	JoinSecret       string
-	// EvictMailboxes runs the TTL eviction now.
+	// EvictMailboxes starts the TTL eviction now. It is called in the
+	// request, so it should trigger the hub's evictor and return.
 	EvictMailboxes func()
 	Version        string
 }
@@ -40,139 +42,134 @@ func (c *Core) Routes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/health", Access: Public, Handler: c.health},
 		{Method: "GET", Path: "/api/agents", Access: Public, Handler: c.listAgents},
-		{Method: "POST", Path: "/api/message", Access: Agent, Handler: c.postMessage},
+		{Method: "POST", Path: "/api/message", Access: Agent, Handler: c.postMessage, Body: protocol.BodyPostMessage},
 		{Method: "GET", Path: "/api/config/heartbeat-interval", Access: AnyTokenB, Handler: c.getHeartbeat},
-		{Method: "PUT", Path: "/api/config/heartbeat-interval", Access: Admin, Handler: c.putHeartbeat},
+		{Method: "PUT", Path: "/api/config/heartbeat-interval", Access: Admin, Handler: c.putHeartbeat, Body: protocol.BodyPutHeartbeat},
 		{Method: "GET", Path: "/api/config/mailbox-retention", Access: AnyTokenB, Handler: c.getRetention},
-		{Method: "PUT", Path: "/api/config/mailbox-retention", Access: Admin, Handler: c.putRetention},
+		{Method: "PUT", Path: "/api/config/mailbox-retention", Access: Admin, Handler: c.putRetention, Body: protocol.BodyPutMailboxTTL},
 		{Method: "GET", Path: "/api/config/default-repo", Access: Public, Handler: c.getDefaultRepo},
-		{Method: "PUT", Path: "/api/config/default-repo", Access: Admin, Handler: c.putDefaultRepo},
-		{Method: "POST", Path: "/api/mailbox/evict", Access: Admin, Handler: c.evict},
+		{Method: "PUT", Path: "/api/config/default-repo", Access: Admin, Handler: c.putDefaultRepo, Body: protocol.BodyPutDefaultRepo},
+		{Method: "POST", Path: "/api/mailbox/evict", Access: Admin, Handler: c.evict, Body: protocol.BodyEmpty},
 		{Method: "GET", Path: "/api/mailbox/{agent_id}", Access: OwnAgent, Handler: c.pollMailbox},
-		{Method: "POST", Path: "/api/mailbox/{agent_id}/ack", Access: OwnAgent, Handler: c.ackMailbox},
+		{Method: "POST", Path: "/api/mailbox/{agent_id}/ack", Access: OwnAgent, Handler: c.ackMailbox, Body: protocol.BodyMailboxAck},
 		{Method: "GET", Path: "/api/threads/{message_id}", Access: AnyTokenB, Handler: c.thread},
 		{Method: "GET", Path: "/api/threads/{message_id}/replies", Access: AnyTokenB, Handler: c.replies},
 		{Method: "GET", Path: "/api/threads/{message_id}/root", Access: AnyTokenB, Handler: c.root},
 		{Method: "GET", Path: "/api/channels", Access: Public, Handler: c.listChannels},
-		{Method: "POST", Path: "/api/channels", Access: Agent, Handler: c.createChannel},
+		{Method: "POST", Path: "/api/channels", Access: Agent, Handler: c.createChannel, Body: protocol.BodyPostChannel},
 		{Method: "GET", Path: "/api/channels/{channel}", Access: Public, Handler: c.channelInfo},
-		{Method: "POST", Path: "/api/channels/{channel}/subscribe", Access: Agent, Handler: c.subscribe},
-		{Method: "POST", Path: "/api/channels/{channel}/unsubscribe", Access: Agent, Handler: c.unsubscribe},
-		{Method: "POST", Path: "/api/channels/{channel}/publish", Access: Agent, Handler: c.publish},
+		{Method: "POST", Path: "/api/channels/{channel}/subscribe", Access: Agent, Handler: c.subscribe, Body: protocol.BodyEmpty},
+		{Method: "POST", Path: "/api/channels/{channel}/unsubscribe", Access: Agent, Handler: c.unsubscribe, Body: protocol.BodyEmpty},
+		{Method: "POST", Path: "/api/channels/{channel}/publish", Access: Agent, Handler: c.publish,
+			Body: protocol.BodyChannelPublish, Guard: c.channelExists},
 		{Method: "GET", Path: "/api/channels/{channel}/history", Access: Public, Handler: c.channelHistory},
 		{Method: "GET", Path: "/api/agents/states", Access: AnyToken, Handler: c.agentStates},
 		{Method: "GET", Path: "/api/agents/{agent_id}/state", Access: AnyToken, Handler: c.agentState},
 		{Method: "GET", Path: "/api/agents/{agent_id}/subscriptions", Access: Public, Handler: c.subscriptions},
 		{Method: "GET", Path: "/api/messages", Access: AnyTokenB, Handler: c.messages},
-		{Method: "POST", Path: "/admin/tokens", Access: Admin, Handler: c.createToken},
+		{Method: "POST", Path: "/admin/tokens", Access: Admin, Handler: c.createToken, Body: protocol.BodyPostToken},
 		{Method: "GET", Path: "/admin/tokens", Access: Admin, Handler: c.listTokens},
 		{Method: "DELETE", Path: "/admin/tokens/{agent_id}", Access: AnyToken, Handler: c.revokeTokens},
 		{Method: "GET", Path: "/api/analytics/summary", Access: Public, Handler: c.analyticsSummary},
 		{Method: "GET", Path: "/api/analytics/agents", Access: Public, Handler: c.analyticsAgents},
 		{Method: "GET", Path: "/api/analytics/agents/{agent_id}/hourly", Access: Public, Handler: c.analyticsHourly},
-		{Method: "POST", Path: "/api/onboard/register", Access: Public, Handler: c.register, Class: ratelimit.ClassRegister},
+		{Method: "POST", Path: "/api/onboard/register", Access: Public, Handler: c.register, Class: ratelimit.ClassRegister,
+			Body: protocol.BodyOnboardRegister, Guard: c.registrationOpen},
 		{Method: "GET", Path: "/api/schemas", Access: Public, Handler: c.schemas},
 		{Method: "GET", Path: "/api/whoami", Access: AnyToken, Handler: c.whoami},
 	}
 }
 
 func (c *Core) health(*Request) Response {
-	return JSON(http.StatusOK, map[string]any{"status": "ok", "service": "agent_com",
-		"agents_connected": c.Presence.Count(), "version": c.Version})
+	return JSON(http.StatusOK, protocol.Health{Status: "ok", Service: "agent_com",
+		AgentsConnected: c.Presence.Count(), Version: c.Version})
 }
 
 func (c *Core) listAgents(*Request) Response {
 	list := c.Presence.List()
-	out := make([]map[string]any, len(list))
+	out := make([]protocol.ConnectedAgent, len(list))
 	for i, e := range list {
 		st := e.State
 		if st == "" {
 			st = "unknown"
 		}
-		out[i] = map[string]any{"agent_id": e.AgentID, "name": e.Name, "status": e.Status,
-			"capabilities": e.Capabilities, "connected_at": e.ConnectedAt, "last_seen": e.LastSeen, "fsm_state": st}
+		out[i] = protocol.ConnectedAgent{AgentID: e.AgentID, Name: e.Name, Status: e.Status,
+			Capabilities: e.Capabilities, ConnectedAt: e.ConnectedAt, LastSeen: e.LastSeen, FsmState: st}
 	}
-	return JSON(http.StatusOK, map[string]any{"agents": out})
+	return JSON(http.StatusOK, protocol.AgentList[protocol.ConnectedAgent]{Agents: out})
 }
 
 func (c *Core) postMessage(r *Request) Response {
-	if resp, ok := c.Server.Validate(r, protocol.BodyPostMessage); !ok {
-		return resp
-	}
-	m := messaging.Message{From: r.ID.AgentID, Type: r.Body.String("type"), Payload: r.Body.Map("payload"),
-		ReplyTo: messaging.StrPtr(r.Body.String("reply_to"))}
+	b := BodyOf[protocol.PostMessage](r)
+	m := messaging.Message{From: r.ID.AgentID, Type: b.Type, Payload: b.Payload, ReplyTo: messaging.StrPtr(b.ReplyTo)}
 	if r.Body.Has("to") {
-		m.To = r.Body.String("to")
+		// Absent is a broadcast (To nil); present, even empty, names
+		// the recipient.
+		m.To = b.To
 	}
 	c.Messaging.Stamp(&m)
 	_, err := c.Messaging.Send(m, nil)
 	if errors.Is(err, messaging.ErrUnknownRecipient) {
-		return Err(http.StatusNotFound, protocol.CodeUnknownRecipient, "to", r.Body.String("to"),
+		return Err(http.StatusNotFound, protocol.CodeUnknownRecipient, "to", b.To,
 			"detail", "no agent with this id holds a token or is connected")
 	}
 	if resp, refused := payloadRefusal(err); refused {
 		return resp
 	}
 	if err != nil {
-		return storageErr(err)
+		return storageErr(r, err)
 	}
-	return JSON(http.StatusOK, map[string]any{"status": "sent", "id": m.ID})
+	return JSON(http.StatusOK, protocol.MessageAccepted{Status: "sent", ID: m.ID})
 }
 
 func (c *Core) getHeartbeat(*Request) Response {
-	return JSON(http.StatusOK, map[string]any{"heartbeat_interval_ms": c.Settings.HeartbeatIntervalMs()})
+	return JSON(http.StatusOK, protocol.HeartbeatInterval{HeartbeatIntervalMs: c.Settings.HeartbeatIntervalMs()})
 }
 
 func (c *Core) putHeartbeat(r *Request) Response {
-	if resp, ok := c.Server.Validate(r, protocol.BodyPutHeartbeat); !ok {
-		return resp
-	}
-	v := r.Body.Int(settings.KeyHeartbeatInterval)
+	v := BodyOf[protocol.PutHeartbeat](r).HeartbeatIntervalMs
 	if err := c.Settings.PutInt(settings.KeyHeartbeatInterval, v); err != nil {
-		return settingErr(err)
+		return settingErr(r, err)
 	}
-	return JSON(http.StatusOK, map[string]any{"heartbeat_interval_ms": v, "status": "updated"})
+	return JSON(http.StatusOK, protocol.HeartbeatInterval{HeartbeatIntervalMs: v, Status: "updated"})
 }
 
 func (c *Core) getRetention(*Request) Response {
-	return JSON(http.StatusOK, map[string]any{"mailbox_ttl_ms": c.Settings.MailboxTTL().Milliseconds()})
+	return JSON(http.StatusOK, protocol.MailboxRetention{MailboxTTLMs: c.Settings.MailboxTTL().Milliseconds()})
 }
 
 func (c *Core) putRetention(r *Request) Response {
-	if resp, ok := c.Server.Validate(r, protocol.BodyPutMailboxTTL); !ok {
-		return resp
-	}
-	v := r.Body.Int(settings.KeyMailboxTTL)
+	v := BodyOf[protocol.PutMailboxTTL](r).MailboxTTLMs
 	if err := c.Settings.PutInt(settings.KeyMailboxTTL, v); err != nil {
-		return settingErr(err)
+		return settingErr(r, err)
 	}
-	return JSON(http.StatusOK, map[string]any{"mailbox_ttl_ms": v, "status": "updated"})
+	return JSON(http.StatusOK, protocol.MailboxRetention{MailboxTTLMs: v, Status: "updated"})
 }
 
 func (c *Core) getDefaultRepo(*Request) Response {
 	if url, ok := c.Settings.DefaultRepo(); ok {
-		return JSON(http.StatusOK, map[string]any{"default_repo": url, "configured": true})
+		return JSON(http.StatusOK, protocol.DefaultRepo{DefaultRepo: &url, Configured: true})
 	}
-	return JSON(http.StatusOK, map[string]any{"default_repo": nil, "configured": false})
+	return JSON(http.StatusOK, protocol.DefaultRepo{})
 }
 
 func (c *Core) putDefaultRepo(r *Request) Response {
-	if resp, ok := c.Server.Validate(r, protocol.BodyPutDefaultRepo); !ok {
-		return resp
-	}
-	url := strings.TrimSpace(r.Body.String("url"))
+	url := strings.TrimSpace(BodyOf[protocol.PutDefaultRepo](r).URL)
 	if url == "" {
 		return Err(http.StatusBadRequest, "missing or invalid field: url")
 	}
 	if err := c.Settings.Put(settings.KeyDefaultRepo, url); err != nil {
-		return storageErr(err)
+		return storageErr(r, err)
 	}
-	return JSON(http.StatusOK, map[string]any{"status": "ok", "default_repo": url})
+	return JSON(http.StatusOK, protocol.DefaultRepoSet{Status: "ok", DefaultRepo: url})
 }
 
 func (c *Core) evict(*Request) Response {
-	go c.EvictMailboxes()
-	return JSON(http.StatusOK, map[string]any{"status": "eviction_triggered"})
+	// Called in the request, never on a goroutine of its own: the hub
+	// owns every goroutine. EvictMailboxes should only trigger the hub's
+	// evictor; a synchronous one makes this reply wait for the eviction.
+	c.EvictMailboxes()
+	return JSON(http.StatusOK, protocol.StatusReply{Status: "eviction_triggered"})
 }
 
 func (c *Core) pollMailbox(r *Request) Response {
@@ -190,52 +187,49 @@ func (c *Core) pollMailbox(r *Request) Response {
 	}
 	msgs, last, err := c.Messaging.Mailbox.Poll(r.Context(), agent, uint64(max(since, 0)), limit)
 	if err != nil {
-		return storageErr(err)
+		return storageErr(r, err)
 	}
-	return JSON(http.StatusOK, map[string]any{"agent_id": agent, "messages": msgs, "last_seq": last, "count": len(msgs)})
+	return JSON(http.StatusOK, protocol.Mailbox{AgentID: agent, Messages: msgs, LastSeq: last, Count: len(msgs)})
 }
 
 func (c *Core) ackMailbox(r *Request) Response {
-	if resp, ok := c.Server.Validate(r, protocol.BodyMailboxAck); !ok {
-		return resp
-	}
 	agent, bad := pathAgentID(r)
 	if bad != nil {
 		return *bad
 	}
-	seq := r.Body.Int("seq")
+	seq := BodyOf[protocol.PostMailboxAck](r).Seq
 	if seq > 0 {
 		if err := c.Messaging.Mailbox.Ack(r.Context(), agent, uint64(seq)); err != nil {
-			return storageErr(err)
+			return storageErr(r, err)
 		}
 	}
-	return JSON(http.StatusOK, map[string]any{"status": "acked", "up_to": seq})
+	return JSON(http.StatusOK, protocol.MailboxAcked{Status: "acked", UpTo: seq})
 }
 
 func (c *Core) thread(r *Request) Response {
 	root, msgs, err := c.Messaging.Threads.Thread(r.Context(), r.PathValue("message_id"))
 	if err != nil {
-		return storageErr(err)
+		return storageErr(r, err)
 	}
-	return JSON(http.StatusOK, map[string]any{"root": root, "messages": msgs, "count": len(msgs)})
+	return JSON(http.StatusOK, protocol.Thread{Root: root, Messages: msgs, Count: len(msgs)})
 }
 
 func (c *Core) replies(r *Request) Response {
 	id := r.PathValue("message_id")
 	msgs, err := c.Messaging.Threads.Replies(r.Context(), id)
 	if err != nil {
-		return storageErr(err)
+		return storageErr(r, err)
 	}
-	return JSON(http.StatusOK, map[string]any{"parent": id, "replies": msgs, "count": len(msgs)})
+	return JSON(http.StatusOK, protocol.Replies{Parent: id, Replies: msgs, Count: len(msgs)})
 }
 
 func (c *Core) root(r *Request) Response {
 	id := r.PathValue("message_id")
 	root, err := c.Messaging.Threads.Root(r.Context(), id)
 	if err != nil {
-		return storageErr(err)
+		return storageErr(r, err)
 	}
-	return JSON(http.StatusOK, map[string]any{"message_id": id, "root": root})
+	return JSON(http.StatusOK, protocol.ThreadRoot{MessageID: id, Root: root})
 }
 
 // listChannels pages the channels by name: ?after=NAME&limit=N (default
@@ -247,19 +241,17 @@ func (c *Core) listChannels(r *Request) Response {
 		return *bad
 	}
 	list, total, more := c.Messaging.Channels.List(r.URL.Query().Get("after"), limit)
-	body := map[string]any{"channels": list, "total": total}
+	body := protocol.ChannelList{Channels: list, Total: total}
 	if more {
-		body["next_after"] = list[len(list)-1].Name
+		body.NextAfter = list[len(list)-1].Name
 	}
 	return JSON(http.StatusOK, body)
 }
 
 func (c *Core) createChannel(r *Request) Response {
-	if resp, ok := c.Server.Validate(r, protocol.BodyPostChannel); !ok {
-		return resp
-	}
-	name := r.Body.String("name")
-	_, err := c.Messaging.Channels.Create(name, r.Body.String("description"), r.ID.AgentID)
+	b := BodyOf[protocol.PostChannel](r)
+	name := b.Name
+	_, err := c.Messaging.Channels.Create(name, b.Description, r.ID.AgentID)
 	if errors.Is(err, messaging.ErrChannelExists) {
 		return Err(http.StatusConflict, "channel_exists")
 	}
@@ -267,9 +259,9 @@ func (c *Core) createChannel(r *Request) Response {
 		return resp
 	}
 	if err != nil {
-		return storageErr(err)
+		return storageErr(r, err)
 	}
-	return JSON(http.StatusCreated, map[string]any{"status": "created", "channel": name})
+	return JSON(http.StatusCreated, protocol.ChannelStatus{Status: "created", Channel: name})
 }
 
 func (c *Core) channelInfo(r *Request) Response {
@@ -277,8 +269,8 @@ func (c *Core) channelInfo(r *Request) Response {
 	if errors.Is(err, messaging.ErrChannelNotFound) {
 		return Err(http.StatusNotFound, "channel_not_found")
 	}
-	return JSON(http.StatusOK, map[string]any{"name": ch.Name, "description": ch.Description, "subscribers": ch.Subscribers,
-		"subscriber_count": len(ch.Subscribers), "created_at": ch.CreatedAt, "created_by": ch.CreatedBy})
+	return JSON(http.StatusOK, protocol.ChannelInfo{Name: ch.Name, Description: ch.Description, Subscribers: ch.Subscribers,
+		SubscriberCount: len(ch.Subscribers), CreatedAt: ch.CreatedAt, CreatedBy: ch.CreatedBy})
 }
 
 func (c *Core) subscribe(r *Request) Response {
@@ -291,12 +283,12 @@ func (c *Core) subscribe(r *Request) Response {
 		return resp
 	}
 	if err != nil {
-		return storageErr(err)
+		return storageErr(r, err)
 	}
 	if already {
-		return JSON(http.StatusOK, map[string]any{"status": "already_subscribed"})
+		return JSON(http.StatusOK, protocol.ChannelStatus{Status: "already_subscribed"})
 	}
-	return JSON(http.StatusOK, map[string]any{"status": "subscribed", "channel": name})
+	return JSON(http.StatusOK, protocol.ChannelStatus{Status: "subscribed", Channel: name})
 }
 
 func (c *Core) unsubscribe(r *Request) Response {
@@ -306,21 +298,24 @@ func (c *Core) unsubscribe(r *Request) Response {
 		return Err(http.StatusNotFound, "channel_not_found")
 	}
 	if err != nil {
-		return storageErr(err)
+		return storageErr(r, err)
 	}
-	return JSON(http.StatusOK, map[string]any{"status": "unsubscribed", "channel": name})
+	return JSON(http.StatusOK, protocol.ChannelStatus{Status: "unsubscribed", Channel: name})
+}
+
+// channelExists answers an unknown channel before its publish body is
+// validated, as the original did.
+func (c *Core) channelExists(r *Request) (Response, bool) {
+	if _, err := c.Messaging.Channels.Get(r.PathValue("channel")); errors.Is(err, messaging.ErrChannelNotFound) {
+		return Err(http.StatusNotFound, "channel_not_found"), false
+	}
+	return Response{}, true
 }
 
 func (c *Core) publish(r *Request) Response {
 	name := r.PathValue("channel")
-	if _, err := c.Messaging.Channels.Get(name); errors.Is(err, messaging.ErrChannelNotFound) {
-		return Err(http.StatusNotFound, "channel_not_found")
-	}
-	if resp, ok := c.Server.Validate(r, protocol.BodyChannelPublish); !ok {
-		return resp
-	}
-	m := messaging.Message{From: r.ID.AgentID, Type: r.Body.String("type"), Payload: r.Body.Map("payload"),
-		ReplyTo: messaging.StrPtr(r.Body.String("reply_to"))}
+	b := BodyOf[protocol.PostChannelPublish](r)
+	m := messaging.Message{From: r.ID.AgentID, Type: b.Type, Payload: b.Payload, ReplyTo: messaging.StrPtr(b.ReplyTo)}
 	n, err := c.Messaging.Publish(name, m)
 	if errors.Is(err, messaging.ErrChannelNotFound) {
 		return Err(http.StatusNotFound, "channel_not_found")
@@ -329,9 +324,9 @@ func (c *Core) publish(r *Request) Response {
 		return resp
 	}
 	if err != nil {
-		return storageErr(err)
+		return storageErr(r, err)
 	}
-	return JSON(http.StatusOK, map[string]any{"status": "published", "seq": n})
+	return JSON(http.StatusOK, protocol.ChannelPublishedReply{Status: "published", Seq: n})
 }
 
 func (c *Core) channelHistory(r *Request) Response {
@@ -346,41 +341,37 @@ func (c *Core) channelHistory(r *Request) Response {
 	name := r.PathValue("channel")
 	entries, err := c.Messaging.Channels.History(name, int(min(limit, messaging.ChannelHistoryCap)), uint64(max(since, 0)))
 	if err != nil {
-		return storageErr(err)
+		return storageErr(r, err)
 	}
-	return JSON(http.StatusOK, map[string]any{"channel": name, "messages": entries, "count": len(entries)})
+	return JSON(http.StatusOK, protocol.ChannelHistoryPage{Channel: name, Messages: entries, Count: len(entries)})
 }
 
 func (c *Core) subscriptions(r *Request) Response {
 	agent := r.PathValue("agent_id")
-	return JSON(http.StatusOK, map[string]any{"agent_id": agent, "channels": c.Messaging.Channels.Subscriptions(agent)})
+	return JSON(http.StatusOK, protocol.Subscriptions{AgentID: agent, Channels: c.Messaging.Channels.Subscriptions(agent)})
 }
 
 // AgentStateJSON renders an agent's state as /api/agents/states does.
-func AgentStateJSON(a agents.Agent, withLastChange bool) map[string]any {
-	caps := make([]map[string]string, len(a.Capabilities))
+func AgentStateJSON(a agents.Agent, withLastChange bool) protocol.AgentState {
+	caps := make([]protocol.NamedCapability, len(a.Capabilities))
 	for i, cp := range a.Capabilities {
-		caps[i] = map[string]string{"name": cp}
+		caps[i] = protocol.NamedCapability{Name: cp}
 	}
-	var cur any
-	if a.CurrentTask != "" {
-		cur = a.CurrentTask
-	}
-	m := map[string]any{"agent_id": a.ID, "fsm_state": a.State, "current_task_id": cur, "capabilities": caps,
-		"flags": a.Flags, "connected_at": a.ConnectedAt, "name": a.Name, "last_heard": a.LastHeard}
+	out := protocol.AgentState{AgentID: a.ID, FsmState: string(a.State), CurrentTaskID: nullable(a.CurrentTask), Capabilities: caps,
+		Flags: a.Flags, ConnectedAt: a.ConnectedAt, Name: a.Name, LastHeard: a.LastHeard}
 	if withLastChange {
-		m["last_state_change"] = a.LastStateChange
+		out.LastStateChange = &a.LastStateChange
 	}
-	return m
+	return out
 }
 
 func (c *Core) agentStates(*Request) Response {
 	list := c.Agents.List()
-	out := make([]map[string]any, len(list))
+	out := make([]protocol.AgentState, len(list))
 	for i, a := range list {
 		out[i] = AgentStateJSON(a, true)
 	}
-	return JSON(http.StatusOK, map[string]any{"agents": out})
+	return JSON(http.StatusOK, protocol.AgentList[protocol.AgentState]{Agents: out})
 }
 
 func (c *Core) agentState(r *Request) Response {
@@ -418,29 +409,28 @@ func (c *Core) messages(r *Request) Response {
 	}
 	msgs, next, err := c.Messaging.History.Find(r.Context(), q)
 	if err != nil {
-		return storageErr(err)
+		return storageErr(r, err)
 	}
-	return JSON(http.StatusOK, map[string]any{"messages": msgs, "cursor": next, "count": len(msgs)})
+	return JSON(http.StatusOK, protocol.MessagePage{Messages: msgs, Cursor: next, Count: len(msgs)})
 }
 
 func (c *Core) createToken(r *Request) Response {
-	if resp, ok := c.Server.Validate(r, protocol.BodyPostToken); !ok {
-		return resp
-	}
-	role, err := auth.ParseRole(r.Body.String("role"))
+	b := BodyOf[protocol.PostToken](r)
+	role, err := auth.ParseRole(b.Role)
 	if err != nil {
-		return Err(http.StatusBadRequest, "invalid_role", "detail", err.Error())
+		// The detail is built from the caller's own input, not from err.
+		return JSON(http.StatusBadRequest, protocol.ErrorReply{Error: "invalid_role",
+			Detail: fmt.Sprintf("unknown role %q (want agent, admin or viewer)", b.Role)})
 	}
-	agent := r.Body.String("agent_id")
-	tok, err := c.Tokens.Create(agent, role)
+	tok, err := c.Tokens.Create(b.AgentID, role)
 	if err != nil {
-		return storageErr(err)
+		return storageErr(r, err)
 	}
-	return JSON(http.StatusCreated, map[string]any{"agent_id": agent, "token": tok, "role": role})
+	return JSON(http.StatusCreated, protocol.TokenCreated{AgentID: b.AgentID, Token: tok, Role: string(role)})
 }
 
 func (c *Core) listTokens(*Request) Response {
-	return JSON(http.StatusOK, map[string]any{"tokens": c.Tokens.List()})
+	return JSON(http.StatusOK, protocol.TokenList{Tokens: c.Tokens.List()})
 }
 
 // revokeTokens revokes every token of an agent: an admin's call, or an
@@ -452,12 +442,12 @@ func (c *Core) revokeTokens(r *Request) Response {
 	}
 	n, err := c.Tokens.Revoke(agent)
 	if err != nil {
-		return storageErr(err)
+		return storageErr(r, err)
 	}
 	if n > 0 && c.Revoked != nil {
 		c.Revoked()
 	}
-	return JSON(http.StatusOK, map[string]any{"status": "revoked", "agent_id": agent, "revoked": n})
+	return JSON(http.StatusOK, protocol.TokensRevoked{Status: "revoked", AgentID: agent, Revoked: n})
 }
 
 func (c *Core) analyticsSummary(*Request) Response {
@@ -475,22 +465,23 @@ func (c *Core) analyticsAgents(r *Request) Response {
 	after := r.URL.Query().Get("after")
 	start := sort.Search(len(all), func(i int) bool { return all[i].AgentID > after })
 	page := all[start:min(len(all), start+limit)]
-	body := map[string]any{"agents": page, "total": len(all)}
+	body := protocol.AnalyticsAgents{Agents: page, Total: len(all)}
 	if start+limit < len(all) {
-		body["next_after"] = page[len(page)-1].AgentID
+		body.NextAfter = page[len(page)-1].AgentID
 	}
 	return JSON(http.StatusOK, body)
 }
 
 func (c *Core) analyticsHourly(r *Request) Response {
 	agent := r.PathValue("agent_id")
-	return JSON(http.StatusOK, map[string]any{"agent_id": agent, "hourly": c.Messaging.Analytics.Hourly(agent)})
+	return JSON(http.StatusOK, protocol.AgentHourly{AgentID: agent, Hourly: c.Messaging.Analytics.Hourly(agent)})
 }
 
-// register is the open bootstrap route of add-agent.js. It is closed
-// unless the operator opened it or the caller has the join secret.
-func (c *Core) register(r *Request) Response {
-	secret := r.Body.String("join_secret")
+// registrationOpen refuses a registration unless the operator opened it
+// or the caller has the join secret, before the body is validated (as
+// the original did). The secret is a body string (in Params) or a header.
+func (c *Core) registrationOpen(r *Request) (Response, bool) {
+	secret, _ := r.Body["join_secret"].(string)
 	if secret == "" {
 		secret = r.Header.Get("X-Join-Secret")
 	}
@@ -500,12 +491,15 @@ func (c *Core) register(r *Request) Response {
 		if secret != "" {
 			detail = "wrong join secret"
 		}
-		return Err(http.StatusForbidden, "registration_closed", "detail", detail)
+		return Err(http.StatusForbidden, "registration_closed", "detail", detail), false
 	}
-	if resp, ok := c.Server.Validate(r, protocol.BodyOnboardRegister); !ok {
-		return resp
-	}
-	agent := r.Body.String("agent_id")
+	return Response{}, true
+}
+
+// register is the open bootstrap route of add-agent.js (registrationOpen
+// guards it).
+func (c *Core) register(r *Request) Response {
+	agent := BodyOf[protocol.PostOnboardRegister](r).AgentID
 	if agent == "" {
 		return Err(http.StatusBadRequest, "missing or invalid field: agent_id")
 	}
@@ -514,19 +508,19 @@ func (c *Core) register(r *Request) Response {
 	}
 	tok, err := c.Tokens.Create(agent, auth.RoleAgent)
 	if err != nil {
-		return storageErr(err)
+		return storageErr(r, err)
 	}
 	host := r.Host
 	scheme, ws := "http", "ws"
 	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
 		scheme, ws = "https", "wss"
 	}
-	var repo any
+	var repo *string
 	if url, ok := c.Settings.DefaultRepo(); ok {
-		repo = url
+		repo = &url
 	}
-	return JSON(http.StatusCreated, map[string]any{"agent_id": agent, "token": tok,
-		"hub_ws_url": ws + "://" + host + "/ws", "hub_api_url": scheme + "://" + host, "default_repo": repo})
+	return JSON(http.StatusCreated, protocol.Registered{AgentID: agent, Token: tok,
+		HubWSURL: ws + "://" + host + "/ws", HubAPIURL: scheme + "://" + host, DefaultRepo: repo})
 }
 
 func (c *Core) schemas(*Request) Response { return JSON(http.StatusOK, protocol.Discovery()) }
@@ -547,14 +541,14 @@ func payloadRefusal(err error) (Response, bool) {
 }
 
 // channelRefusal maps a refused channel name or a channel cap onto its
-// reply.
+// reply. Their texts are the messaging rules', built from the name and
+// the configured caps (rule errors, see errors.go).
 func channelRefusal(err error) (Response, bool) {
 	switch {
 	case errors.Is(err, messaging.ErrInvalidChannel):
-		return JSON(http.StatusBadRequest, map[string]any{"error": protocol.CodeValidationFailed, "errors": []protocol.FieldError{{
-			Field: "name", Error: protocol.ErrInvalidValue, Detail: err.Error()}}}), true
+		return fieldErrors(protocol.FieldError{Field: "name", Error: protocol.ErrInvalidValue, Detail: ruleDetail(err)}), true
 	case errors.Is(err, messaging.ErrChannelLimit):
-		return Err(http.StatusConflict, protocol.CodeChannelLimit, "detail", err.Error()), true
+		return JSON(http.StatusConflict, protocol.ErrorReply{Error: protocol.CodeChannelLimit, Detail: ruleDetail(err)}), true
 	}
 	return Response{}, false
 }
@@ -564,8 +558,7 @@ func channelRefusal(err error) (Response, bool) {
 func pathAgentID(r *Request) (string, *Response) {
 	agent := r.PathValue("agent_id")
 	if err := protocol.CheckAgentID(agent); err != nil {
-		resp := JSON(http.StatusBadRequest, map[string]any{"error": protocol.CodeValidationFailed, "errors": []protocol.FieldError{{
-			Field: "agent_id", Error: protocol.ErrInvalidValue, Detail: err.Error()}}})
+		resp := fieldErrors(protocol.FieldError{Field: "agent_id", Error: protocol.ErrInvalidValue, Detail: ruleDetail(err)})
 		return "", &resp
 	}
 	return agent, nil
@@ -573,16 +566,12 @@ func pathAgentID(r *Request) (string, *Response) {
 
 // settingErr answers a refused setting with the structured validation
 // error naming its bounds, and anything else as a storage error.
-func settingErr(err error) Response {
+func settingErr(r *Request, err error) Response {
 	var re *settings.RangeError
 	if errors.As(err, &re) {
-		return JSON(http.StatusBadRequest, map[string]any{"error": protocol.CodeValidationFailed, "errors": []protocol.FieldError{{
-			Field: re.Key, Error: protocol.ErrOutOfRange, Detail: re.Error(), Value: re.Value}},
-			"min": re.Range.Min, "max": re.Range.Max})
+		return JSON(http.StatusBadRequest, protocol.ValidationReply{Error: protocol.CodeValidationFailed, Errors: []protocol.FieldError{{
+			Field: re.Key, Error: protocol.ErrOutOfRange, Detail: ruleDetail(re), Value: re.Value}},
+			Min: re.Range.Min, Max: re.Range.Max})
 	}
-	return storageErr(err)
-}
-
-func storageErr(err error) Response {
-	return Err(http.StatusInternalServerError, "storage_error", "detail", err.Error())
+	return storageErr(r, err)
 }

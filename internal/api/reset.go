@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/agentcom/agentcom/internal/protocol"
 )
 
 // Reset serves POST /api/admin/reset: the original's "restart every
@@ -22,13 +24,13 @@ type Reset struct {
 
 // Routes returns the reset route.
 func (rs *Reset) Routes() []Route {
-	return []Route{{Method: "POST", Path: "/api/admin/reset", Access: AnyToken, Handler: rs.reset}}
+	return []Route{{Method: "POST", Path: "/api/admin/reset", Access: AnyToken, Handler: rs.reset, Body: protocol.BodyEmpty}}
 }
 
 func (rs *Reset) reset(r *Request) Response {
 	if !r.ID.IsAdmin() && !slices.Contains(rs.AdminAgents, r.ID.AgentID) {
-		return JSON(http.StatusForbidden, map[string]any{"error": "admin_only", "message": "Only admin agents can reset the hub"})
+		return JSON(http.StatusForbidden, protocol.ResetRefused{Error: "admin_only", Message: "Only admin agents can reset the hub"})
 	}
 	time.AfterFunc(rs.Delay, rs.Do)
-	return JSON(http.StatusOK, map[string]any{"status": "reset_scheduled", "triggered_by": r.ID.AgentID})
+	return JSON(http.StatusOK, protocol.ResetScheduled{Status: "reset_scheduled", TriggeredBy: r.ID.AgentID})
 }

@@ -41,6 +41,15 @@ type Route struct {
 	// Unlimited routes skip the HTTP rate limits: the agent socket's
 	// handshake, bounded by its own caps and limited frame by frame.
 	Unlimited bool
+	// Body names the route's body schema (a protocol.Body* name). The
+	// Server validates and decodes the body once, before the handler,
+	// which reads it with BodyOf. Every POST and PUT route declares one
+	// (protocol.BodyEmpty when it reads nothing).
+	Body string
+	// Guard, when set, runs before the body is validated: refusals the
+	// original gave ahead of a bad body (a closed registration, an
+	// unknown channel) keep coming first.
+	Guard func(*Request) (Response, bool)
 }
 
 // Access says who may call a route.
@@ -66,9 +75,21 @@ func (a Access) String() string {
 // sent it.
 type Request struct {
 	*http.Request
-	ID     auth.Identity // zero for public routes
+	ID auth.Identity // zero for public routes
+	// Body is the decoded JSON object, for presence checks and for
+	// routes whose body a domain parser reads (alert configuration, push
+	// subscriptions). Handlers read fields through BodyOf.
 	Body   protocol.Object
 	Params map[string]string // query string merged with body strings
+	body   protocol.Body     // the route's typed body, decoded by the Server
+	log    *slog.Logger
+}
+
+// BodyOf returns the request's body as its route declared it. It is
+// the zero T when the route declared another body.
+func BodyOf[T protocol.Body](r *Request) T {
+	b, _ := r.body.(T)
+	return b
 }
 
 // Response is a status and a JSON-encodable body.
@@ -80,7 +101,9 @@ type Response struct {
 // JSON builds a response.
 func JSON(status int, body any) Response { return Response{Status: status, Body: body} }
 
-// Err builds an {"error": code} response with optional extra fields.
+// Err builds an {"error": code} response with optional extra fields:
+// the refusals whose extra fields vary by route. Extra values are codes,
+// ids and numbers, never an error's text (see errors.go).
 func Err(status int, code string, kv ...any) Response {
 	b := map[string]any{"error": code}
 	for i := 0; i+1 < len(kv); i += 2 {
@@ -158,8 +181,8 @@ func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.hosts.Allowed(r.Host) {
 		// A name the hub does not serve: most likely DNS rebinding.
-		writeJSON(w, http.StatusMisdirectedRequest, map[string]string{"error": "host_not_allowed",
-			"detail": "this hub does not answer to that host name; the operator can add it with --allowed-hosts"})
+		writeJSON(w, http.StatusMisdirectedRequest, protocol.ErrorReply{Error: "host_not_allowed",
+			Detail: "this hub does not answer to that host name; the operator can add it with --allowed-hosts"})
 		return
 	}
 	if p := cleanPath(r.URL.Path); p != r.URL.Path {
@@ -167,7 +190,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.URL.RawPath = ""
 	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found"})
+		writeJSON(w, http.StatusNotFound, protocol.ErrorReply{Error: "not_found"})
 		return
 	}
 	s.mux.ServeHTTP(w, r)
@@ -183,7 +206,7 @@ func cleanPath(p string) string {
 
 func (s *Server) wrap(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req := &Request{Request: r, Params: map[string]string{}}
+		req := &Request{Request: r, Params: map[string]string{}, log: s.log}
 		for k, v := range r.URL.Query() {
 			if len(v) > 0 {
 				req.Params[k] = v[0]
@@ -225,8 +248,37 @@ func (s *Server) wrap(rt Route) http.Handler {
 			rt.Raw.ServeHTTP(w, withCaller(r, id))
 			return
 		}
+		if rt.Guard != nil {
+			if resp, ok := rt.Guard(req); !ok {
+				s.write(w, rt, resp)
+				return
+			}
+		}
+		if rt.Body != "" {
+			if resp, ok := s.decodeBody(req, rt.Body); !ok {
+				s.write(w, rt, resp)
+				return
+			}
+		}
 		s.write(w, rt, rt.Handler(req))
 	})
+}
+
+// decodeBody validates the body against its schema (the original's error
+// strings and order, unchanged) and keeps it decoded for BodyOf. A
+// *MalformedError still yields a usable body: the fields it names stay
+// zero and their handler refuses them as it always did.
+func (s *Server) decodeBody(req *Request, schema string) (Response, bool) {
+	b, err := protocol.DecodeBodyNamed(schema, req.Body)
+	var ve *protocol.ValidationError
+	if errors.As(err, &ve) {
+		if s.obs != nil {
+			s.obs.ValidationFailed(schema)
+		}
+		return validationResponse(ve), false
+	}
+	req.body = b
+	return Response{}, true
 }
 
 func (s *Server) write(w http.ResponseWriter, rt Route, resp Response) {
@@ -378,26 +430,12 @@ func clientIP(r *http.Request) string {
 	return strings.Trim(host, "[]")
 }
 
-// Validate checks the body against a schema and returns the error reply.
-func (s *Server) Validate(req *Request, schema string) (Response, bool) {
-	err := protocol.ValidateBody(schema, req.Body)
-	if err == nil {
-		return Response{}, true
-	}
-	if s.obs != nil {
-		s.obs.ValidationFailed(schema)
-	}
-	var ve *protocol.ValidationError
-	errors.As(err, &ve)
-	return validationResponse(ve), false
-}
-
 func validationResponse(ve *protocol.ValidationError) Response {
 	code := ve.Legacy
 	if code == "" {
 		code = protocol.CodeValidationFailed
 	}
-	return JSON(http.StatusBadRequest, map[string]any{"error": code, "errors": ve.Errors})
+	return JSON(http.StatusBadRequest, protocol.ValidationReply{Error: code, Errors: ve.Errors})
 }
 
 // QueryInt parses an integer query parameter strictly (optional sign,
@@ -409,8 +447,7 @@ func QueryInt(req *Request, name string, def int64) (int64, *Response) {
 	}
 	n, err := strconv.ParseInt(v[0], 10, 64)
 	if err != nil {
-		r := JSON(http.StatusBadRequest, map[string]any{"error": protocol.CodeValidationFailed, "errors": []protocol.FieldError{{
-			Field: name, Error: protocol.ErrWrongType, Detail: "expected integer", Value: v[0]}}})
+		r := fieldErrors(protocol.FieldError{Field: name, Error: protocol.ErrWrongType, Detail: "expected integer", Value: v[0]})
 		return 0, &r
 	}
 	return n, nil
@@ -424,11 +461,15 @@ func QueryLimit(req *Request, def, max int) (int, *Response) {
 		return 0, bad
 	}
 	if n <= 0 {
-		r := JSON(http.StatusBadRequest, map[string]any{"error": protocol.CodeValidationFailed, "errors": []protocol.FieldError{{
-			Field: "limit", Error: protocol.ErrInvalidValue, Detail: "expected a positive integer", Value: n}}})
+		r := fieldErrors(protocol.FieldError{Field: "limit", Error: protocol.ErrInvalidValue, Detail: "expected a positive integer", Value: n})
 		return 0, &r
 	}
 	return int(min(n, int64(max))), nil
+}
+
+// fieldErrors is a 400 validation_failed naming the fields at fault.
+func fieldErrors(errs ...protocol.FieldError) Response {
+	return JSON(http.StatusBadRequest, protocol.ValidationReply{Error: protocol.CodeValidationFailed, Errors: errs})
 }
 
 func writeJSON(w http.ResponseWriter, status int, body any) {

@@ -34,55 +34,53 @@ type Tasks struct {
 // Routes returns the task route table.
 func (t *Tasks) Routes() []Route {
 	return []Route{
-		{Method: "POST", Path: "/api/tasks", Access: Agent, Handler: t.submit, Class: ratelimit.ClassTasks},
+		{Method: "POST", Path: "/api/tasks", Access: Agent, Handler: t.submit, Class: ratelimit.ClassTasks, Body: protocol.BodyPostTask},
 		{Method: "GET", Path: "/api/tasks", Access: AnyToken, Handler: t.list},
 		{Method: "GET", Path: "/api/tasks/dead-letter", Access: AnyToken, Handler: t.deadLetter},
 		{Method: "GET", Path: "/api/tasks/stats", Access: AnyToken, Handler: t.stats},
 		{Method: "GET", Path: "/api/tasks/{task_id}", Access: AnyToken, Handler: t.get},
 		{Method: "GET", Path: "/api/tasks/{task_id}/logs", Access: AnyToken, Handler: t.logs},
-		{Method: "POST", Path: "/api/tasks/{task_id}/retry", Access: Agent, Handler: t.retry},
-		{Method: "POST", Path: "/api/tasks/{task_id}/cancel", Access: Agent, Handler: t.cancel},
-		{Method: "POST", Path: "/api/admin/push-task", Access: Admin, Handler: t.pushTask},
-		{Method: "POST", Path: "/api/tasks/batch", Access: Agent, Handler: t.batch, Class: "tasks"},
+		{Method: "POST", Path: "/api/tasks/{task_id}/retry", Access: Agent, Handler: t.retry, Body: protocol.BodyEmpty},
+		{Method: "POST", Path: "/api/tasks/{task_id}/cancel", Access: Agent, Handler: t.cancel, Body: protocol.BodyTaskCancel},
+		{Method: "POST", Path: "/api/admin/push-task", Access: Admin, Handler: t.pushTask, Body: protocol.BodyPushTask},
+		{Method: "POST", Path: "/api/tasks/batch", Access: Agent, Handler: t.batch, Class: ratelimit.ClassTasks, Body: protocol.BodyPostTaskBatch},
 		{Method: "GET", Path: "/api/tasks/paused", Access: AnyToken, Handler: t.paused},
-		{Method: "POST", Path: "/api/tasks/pause", Access: Admin, Handler: t.pause},
-		{Method: "POST", Path: "/api/tasks/resume", Access: Admin, Handler: t.resume},
+		{Method: "POST", Path: "/api/tasks/pause", Access: Admin, Handler: t.pause, Body: protocol.BodyPause},
+		{Method: "POST", Path: "/api/tasks/resume", Access: Admin, Handler: t.resume, Body: protocol.BodyPause},
 		{Method: "GET", Path: "/api/schedules", Access: AnyToken, Handler: t.listSchedules},
-		{Method: "POST", Path: "/api/schedules", Access: Admin, Handler: t.addSchedule},
+		{Method: "POST", Path: "/api/schedules", Access: Admin, Handler: t.addSchedule, Body: protocol.BodyPostSchedule},
 		{Method: "GET", Path: "/api/schedules/{name}", Access: AnyToken, Handler: t.getSchedule},
 		{Method: "DELETE", Path: "/api/schedules/{name}", Access: Admin, Handler: t.removeSchedule},
-		{Method: "POST", Path: "/api/schedules/{name}/pause", Access: Admin, Handler: t.pauseSchedule},
-		{Method: "POST", Path: "/api/schedules/{name}/resume", Access: Admin, Handler: t.resumeSchedule},
-		{Method: "POST", Path: "/api/schedules/{name}/run", Access: Admin, Handler: t.runSchedule},
-		{Method: "POST", Path: "/api/tasks/bulk", Access: Admin, Handler: t.bulk},
+		{Method: "POST", Path: "/api/schedules/{name}/pause", Access: Admin, Handler: t.pauseSchedule, Body: protocol.BodyEmpty},
+		{Method: "POST", Path: "/api/schedules/{name}/resume", Access: Admin, Handler: t.resumeSchedule, Body: protocol.BodyEmpty},
+		{Method: "POST", Path: "/api/schedules/{name}/run", Access: Admin, Handler: t.runSchedule, Body: protocol.BodyEmpty},
+		{Method: "POST", Path: "/api/tasks/bulk", Access: Admin, Handler: t.bulk, Body: protocol.BodyTaskBulk},
 		// The dashboard's own doors to the same handlers: open on a
 		// loopback-only hub, else a viewer (read) or admin (act) token.
 		{Method: "GET", Path: "/api/dashboard/tasks", Access: Dashboard, Handler: t.list},
 		{Method: "GET", Path: "/api/dashboard/tasks/{task_id}", Access: Dashboard, Handler: t.get},
 		{Method: "GET", Path: "/api/dashboard/tasks/{task_id}/logs", Access: Dashboard, Handler: t.logs},
-		{Method: "POST", Path: "/api/dashboard/tasks/bulk", Access: DashboardAdmin, Handler: t.bulk},
+		{Method: "POST", Path: "/api/dashboard/tasks/bulk", Access: DashboardAdmin, Handler: t.bulk, Body: protocol.BodyTaskBulk},
 	}
 }
 
 func (t *Tasks) submit(r *Request) Response {
-	if resp, ok := t.Server.Validate(r, protocol.BodyPostTask); !ok {
-		return resp
-	}
-	p, fe := taskParams(r.Body, r.ID.AgentID, time.Now(), "")
+	b := BodyOf[protocol.PostTask](r)
+	p, fe := taskParams(b, r.Body.Has, r.ID.AgentID, time.Now(), "")
 	if fe != nil {
 		return fieldResponse(fe)
 	}
-	if resp, ok := verifyFields(r.Body, &p, r.ID, ""); !ok {
+	if resp, ok := verifyFields(b, r.Body.Has, &p, r.ID, ""); !ok {
 		return resp
 	}
 	task, dup, err := t.Scheduler.SubmitTask(p)
 	if err != nil {
-		return submitErr(err)
+		return submitErr(r, err)
 	}
 	out := submitted(task)
 	if dup {
 		// The task already holding the unique key.
-		out["duplicate"] = true
+		out.Duplicate = true
 		return JSON(http.StatusOK, out)
 	}
 	return JSON(http.StatusCreated, out)
@@ -97,13 +95,13 @@ func (t *Tasks) submit(r *Request) Response {
 // model in between, so only an admin may attach them (in the body or in
 // metadata.verify): an agent token that could would run commands on every
 // other agent's machine.
-func verifyFields(b protocol.Object, p *tasks.SubmitParams, id auth.Identity, prefix string) (Response, bool) {
-	if id.Role != auth.RoleAdmin && (b.Has("verify") || hasKey(p.Metadata, "verify")) {
+func verifyFields(b protocol.PostTask, has func(string) bool, p *tasks.SubmitParams, id auth.Identity, prefix string) (Response, bool) {
+	if id.Role != auth.RoleAdmin && (has("verify") || hasKey(p.Metadata, "verify")) {
 		return Err(http.StatusForbidden, "verify_requires_admin", "field", prefix+"verify",
 			"message", "verification commands run a shell on the agent's machine: only an admin token may attach them"), false
 	}
-	if b.Has("verify") {
-		cmds := b.Strings("verify")
+	if has("verify") {
+		cmds := b.Verify
 		if len(cmds) > protocol.MaxVerifyCommands {
 			return fieldErr(prefix+"verify", fmt.Sprintf("at most %d commands", protocol.MaxVerifyCommands)), false
 		}
@@ -117,8 +115,8 @@ func verifyFields(b protocol.Object, p *tasks.SubmitParams, id auth.Identity, pr
 		}
 		p.Metadata["verify"] = cmds
 	}
-	if b.Has("max_verify_attempts") {
-		n := b.Int("max_verify_attempts")
+	if b.MaxVerifyAttempts != nil {
+		n := *b.MaxVerifyAttempts
 		if n < 1 || n > protocol.MaxVerifyAttempts {
 			return fieldErr(prefix+"max_verify_attempts", fmt.Sprintf("expected an integer from 1 to %d", protocol.MaxVerifyAttempts)), false
 		}
@@ -164,7 +162,7 @@ func (t *Tasks) logs(r *Request) Response {
 			return Err(http.StatusNotFound, protocol.CodeTaskNotFound, "task_id", id)
 		}
 		if err != nil {
-			return storageErr(err)
+			return storageErr(r, err)
 		}
 		out := protocol.TaskLogs{TaskID: id, Status: string(task.Status), Offset: since, Next: since}
 		if t.Logs != nil {
@@ -195,18 +193,17 @@ func submitRefusal(err error) (Response, bool) {
 	var le *tasks.LimitError
 	switch {
 	case errors.As(err, &le):
-		return JSON(http.StatusBadRequest, map[string]any{"error": protocol.CodeValidationFailed,
-			"errors": []protocol.FieldError{{Field: le.Field, Error: protocol.ErrTooLarge, Detail: le.Error()}},
-			"limit":  le.Limit}), true
+		return JSON(http.StatusBadRequest, protocol.ValidationReply{Error: protocol.CodeValidationFailed,
+			Errors: []protocol.FieldError{{Field: le.Field, Error: protocol.ErrTooLarge, Detail: ruleDetail(le)}},
+			Limit:  le.Limit}), true
 	case errors.Is(err, tasks.ErrQuota):
-		return Err(http.StatusTooManyRequests, tasks.ErrQuota.Error(), "detail", err.Error()), true
+		return JSON(http.StatusTooManyRequests, protocol.ErrorReply{Error: codeQueueQuota, Detail: ruleDetail(err)}), true
 	}
 	return Response{}, false
 }
 
 func fieldErr(field, detail string) Response {
-	return JSON(http.StatusBadRequest, map[string]any{"error": protocol.CodeValidationFailed,
-		"errors": []protocol.FieldError{{Field: field, Error: protocol.ErrInvalidValue, Detail: detail}}})
+	return fieldErrors(protocol.FieldError{Field: field, Error: protocol.ErrInvalidValue, Detail: detail})
 }
 
 // Listing page sizes: a request without limit gets DefaultTaskLimit
@@ -324,7 +321,7 @@ func (t *Tasks) listWith(r *Request, find func(tasks.Filter) ([]*tasks.Task, int
 	}
 	ts, total, err := find(f)
 	if err != nil {
-		return storageErr(err)
+		return storageErr(r, err)
 	}
 	out := TaskList{Tasks: ts, Count: len(ts), Total: total, Offset: f.Offset, Limit: f.Limit, Paused: t.Queue.PausedState()}
 	if next := f.Offset + len(ts); next < total {
@@ -342,6 +339,8 @@ type BulkResult struct {
 	Status string `json:"status"`
 	// State is the task's status when the action did not apply.
 	State string `json:"state,omitempty"`
+	// ErrorID names the hub log line of a storage_error.
+	ErrorID string `json:"error_id,omitempty"`
 }
 
 // BulkResponse answers POST /api/tasks/bulk.
@@ -356,14 +355,12 @@ type BulkResponse struct {
 // Each task is handled on its own: one that cannot be acted on is
 // reported and the others go on.
 func (t *Tasks) bulk(r *Request) Response {
-	if resp, ok := t.Server.Validate(r, protocol.BodyTaskBulk); !ok {
-		return resp
-	}
-	action := r.Body.String("action")
+	b := BodyOf[protocol.PostTasksBulk](r)
+	action := b.Action
 	if action != "retry" && action != "cancel" {
 		return fieldErr("action", "retry or cancel")
 	}
-	ids := r.Body.Strings("task_ids")
+	ids := b.TaskIDs
 	if len(ids) == 0 || len(ids) > MaxBulkTasks {
 		return fieldErr("task_ids", "between 1 and 500 task ids")
 	}
@@ -377,7 +374,7 @@ func (t *Tasks) bulk(r *Request) Response {
 		}
 		seen[id] = true
 	}
-	reason := r.Body.String("reason")
+	reason := b.Reason
 	out := BulkResponse{Action: action, Results: make([]BulkResult, 0, len(ids))}
 	for _, id := range ids {
 		res := BulkResult{TaskID: id}
@@ -396,7 +393,6 @@ func (t *Tasks) bulk(r *Request) Response {
 			}
 		}
 		if err != nil {
-			res.Status = "storage_error"
 			var se *tasks.StateError
 			switch {
 			case errors.Is(err, tasks.ErrNotFound):
@@ -405,6 +401,12 @@ func (t *Tasks) bulk(r *Request) Response {
 				res.Status, res.State = protocol.CodeTaskNotRetryable, string(se.Status)
 			case errors.As(err, &se):
 				res.Status, res.State = protocol.CodeTaskNotCancellable, string(se.Status)
+			default:
+				// The cause stays in the log, under the id the result
+				// carries.
+				res.Status, res.ErrorID = "storage_error", NewErrorID()
+				r.logger().Error("bulk action failed", "event", "internal_error", "error_id", res.ErrorID,
+					"action", action, "task_id", id, "err", err)
 			}
 			out.Failed++
 		} else {
@@ -424,7 +426,7 @@ func (t *Tasks) get(r *Request) Response {
 		return Err(http.StatusNotFound, protocol.CodeTaskNotFound, "task_id", id)
 	}
 	if err != nil {
-		return storageErr(err)
+		return storageErr(r, err)
 	}
 	return JSON(http.StatusOK, taskView{Task: task, Dependents: t.Queue.Dependents(id)})
 }
@@ -444,17 +446,14 @@ func (t *Tasks) retry(r *Request) Response {
 	case errors.As(err, &se):
 		return stateRefusal(protocol.CodeTaskNotRetryable, se, "only a dead-lettered task can be retried")
 	case err != nil:
-		return storageErr(err)
+		return storageErr(r, err)
 	}
-	return JSON(http.StatusOK, map[string]any{"status": "requeued", "task_id": id, "priority": task.Priority})
+	return JSON(http.StatusOK, protocol.TaskRequeued{Status: "requeued", TaskID: id, Priority: task.Priority})
 }
 
 func (t *Tasks) cancel(r *Request) Response {
-	if resp, ok := t.Server.Validate(r, protocol.BodyTaskCancel); !ok {
-		return resp
-	}
 	id := r.PathValue("task_id")
-	task, holder, err := t.Scheduler.Cancel(id, r.ID.AgentID, r.ID.IsAdmin(), r.Body.String("reason"))
+	task, holder, err := t.Scheduler.Cancel(id, r.ID.AgentID, r.ID.IsAdmin(), BodyOf[protocol.PostTaskCancel](r).Reason)
 	var se *tasks.StateError
 	switch {
 	case errors.Is(err, tasks.ErrNotFound):
@@ -464,36 +463,34 @@ func (t *Tasks) cancel(r *Request) Response {
 	case errors.As(err, &se):
 		return stateRefusal(protocol.CodeTaskNotCancellable, se, "the task already ended")
 	case err != nil:
-		return storageErr(err)
+		return storageErr(r, err)
 	}
 	if holder != "" && t.NotifyCancel != nil {
 		t.NotifyCancel(holder, id)
 	}
-	return JSON(http.StatusOK, map[string]any{"status": "cancelled", "task_id": id, "was_assigned_to": nullable(holder),
-		"generation": task.Generation})
+	return JSON(http.StatusOK, protocol.TaskCancelledReply{Status: "cancelled", TaskID: id, WasAssignedTo: nullable(holder),
+		Generation: task.Generation})
 }
 
 // pushTask is the original's test hook. Here it submits an urgent task
 // that only that agent may take, so it is tracked like any other and its
 // completion is accepted.
 func (t *Tasks) pushTask(r *Request) Response {
-	if resp, ok := t.Server.Validate(r, protocol.BodyPushTask); !ok {
-		return resp
-	}
-	agent := r.Body.String("agent_id")
+	b := BodyOf[protocol.PostPushTask](r)
+	agent := b.AgentID
 	if _, ok := t.Presence.Get(agent); !ok {
 		return Err(http.StatusNotFound, "agent_not_connected", "agent_id", agent)
 	}
-	task, err := t.Scheduler.Submit(tasks.SubmitParams{Description: r.Body.String("description"),
-		Metadata: r.Body.Map("metadata"), Priority: tasks.PriorityUrgent, TargetAgent: agent, SubmittedBy: r.ID.AgentID})
+	task, err := t.Scheduler.Submit(tasks.SubmitParams{Description: b.Description,
+		Metadata: b.Metadata, Priority: tasks.PriorityUrgent, TargetAgent: agent, SubmittedBy: r.ID.AgentID})
 	if resp, refused := submitRefusal(err); refused {
 		return resp
 	}
 	if err != nil {
-		return storageErr(err)
+		return storageErr(r, err)
 	}
 	t.Scheduler.Pass()
-	return JSON(http.StatusOK, map[string]any{"status": "pushed", "task_id": task.ID, "agent_id": agent})
+	return JSON(http.StatusOK, protocol.TaskPushed{Status: "pushed", TaskID: task.ID, AgentID: agent})
 }
 
 // stateRefusal is the 409 of a retry or cancel refused by the task's
@@ -503,11 +500,11 @@ func stateRefusal(code string, se *tasks.StateError, detail string) Response {
 		CancelledBy: se.CancelledBy, Detail: detail})
 }
 
-func nullable(s string) any {
+func nullable(s string) *string {
 	if s == "" {
 		return nil
 	}
-	return s
+	return &s
 }
 
 func hasKey(m map[string]any, k string) bool {

@@ -23,14 +23,16 @@ const UniqueWhileActive = "while_active"
 
 // taskParams reads a task submission (POST /api/tasks, or one item of a
 // batch whose field names get prefix). by is the submitter.
-func taskParams(b protocol.Object, by string, now time.Time, prefix string) (tasks.SubmitParams, *protocol.FieldError) {
+// has says whether the body held a field, for the rules that tell an
+// empty value from an absent one.
+func taskParams(b protocol.PostTask, has func(string) bool, by string, now time.Time, prefix string) (tasks.SubmitParams, *protocol.FieldError) {
 	bad := func(field, format string, a ...any) *protocol.FieldError {
 		return &protocol.FieldError{Field: prefix + field, Error: protocol.ErrInvalidValue, Detail: fmt.Sprintf(format, a...)}
 	}
 	p := tasks.SubmitParams{
-		Description: b.String("description"), Metadata: b.Map("metadata"),
-		Priority: tasks.ParsePriority(b.Raw("priority")), NeededCapabilities: b.Strings("needed_capabilities"),
-		TargetAgent: b.String("target_agent"), SubmittedBy: by,
+		Description: b.Description, Metadata: b.Metadata,
+		Priority: tasks.ParsePriority(b.Priority), NeededCapabilities: b.NeededCapabilities,
+		TargetAgent: b.TargetAgent, SubmittedBy: by,
 	}
 	if p.TargetAgent == "" {
 		// agentcom-submit.js --target puts the agent in metadata.
@@ -38,20 +40,20 @@ func taskParams(b protocol.Object, by string, now time.Time, prefix string) (tas
 			p.TargetAgent = ta
 		}
 	}
-	if b.Has("max_retries") {
-		n := int(b.Int("max_retries"))
+	if b.MaxRetries != nil {
+		n := int(*b.MaxRetries)
 		if n < 0 {
 			return p, bad("max_retries", "expected an integer >= 0")
 		}
 		p.MaxRetries = &n
 	}
-	if b.Has("complete_by") {
-		cb := b.Int("complete_by")
+	if b.CompleteBy != nil {
+		cb := *b.CompleteBy
 		p.CompleteBy = &cb
 	}
 	// Unique tasks.
-	p.UniqueKey = b.String("unique_key")
-	if uf := b.String("unique_for"); uf != "" {
+	p.UniqueKey = b.UniqueKey
+	if uf := b.UniqueFor; uf != "" {
 		if p.UniqueKey == "" {
 			return p, bad("unique_for", "needs unique_key")
 		}
@@ -63,14 +65,14 @@ func taskParams(b protocol.Object, by string, now time.Time, prefix string) (tas
 			p.UniqueFor = d
 		}
 	}
-	if b.Has("unique_key") && p.UniqueKey == "" {
+	if has("unique_key") && p.UniqueKey == "" {
 		return p, bad("unique_key", "must not be empty")
 	}
 	// Scheduled tasks.
-	if b.Has("run_at") && b.Has("run_in") {
+	if has("run_at") && has("run_in") {
 		return p, bad("run_in", "give run_at or run_in, not both")
 	}
-	switch v := b.Raw("run_at").(type) {
+	switch v := b.RunAt.(type) {
 	case nil:
 	case json.Number:
 		ms, err := v.Int64()
@@ -92,7 +94,7 @@ func taskParams(b protocol.Object, by string, now time.Time, prefix string) (tas
 			return p, bad("run_at", "must be within %s of now", days(tasks.MaxRunAhead))
 		}
 	}
-	if ri := b.String("run_in"); ri != "" {
+	if ri := b.RunIn; ri != "" {
 		d, err := time.ParseDuration(ri)
 		if err != nil || d <= 0 || d > tasks.MaxRunAhead {
 			return p, bad("run_in", "a positive duration up to %s (e.g. \"90s\", \"2h\")", days(tasks.MaxRunAhead))
@@ -100,7 +102,7 @@ func taskParams(b protocol.Object, by string, now time.Time, prefix string) (tas
 		p.RunAt = now.Add(d).UnixMilli()
 	}
 	// Dependencies.
-	p.DependsOn = b.Strings("depends_on")
+	p.DependsOn = b.DependsOn
 	if len(p.DependsOn) > tasks.MaxDependencies {
 		return p, bad("depends_on", "at most %d dependencies", tasks.MaxDependencies)
 	}
@@ -109,14 +111,14 @@ func taskParams(b protocol.Object, by string, now time.Time, prefix string) (tas
 			return p, bad(fmt.Sprintf("depends_on[%d]", i), "a task id of 1 to %d characters", maxDependencyIDLen)
 		}
 	}
-	switch f := b.String("on_dependency_failure"); f {
+	switch f := b.OnDependencyFailure; f {
 	case "", tasks.OnDepFailureCancel:
 	case tasks.OnDepFailureRun:
 		p.OnDependencyFailure = f
 	default:
 		return p, bad("on_dependency_failure", "\"cancel\" (default) or \"run\"")
 	}
-	if b.Has("on_dependency_failure") && len(p.DependsOn) == 0 {
+	if has("on_dependency_failure") && len(p.DependsOn) == 0 {
 		return p, bad("on_dependency_failure", "needs depends_on")
 	}
 	return p, nil
@@ -127,11 +129,11 @@ func days(d time.Duration) string { return fmt.Sprintf("%d days", int(d/(24*time
 
 // fieldResponse is a 400 for one field.
 func fieldResponse(fe *protocol.FieldError) Response {
-	return JSON(http.StatusBadRequest, map[string]any{"error": protocol.CodeValidationFailed, "errors": []protocol.FieldError{*fe}})
+	return fieldErrors(*fe)
 }
 
 // submitErr maps a queue error of a submission.
-func submitErr(err error) Response {
+func submitErr(r *Request, err error) Response {
 	if resp, refused := submitRefusal(err); refused {
 		return resp
 	}
@@ -139,22 +141,21 @@ func submitErr(err error) Response {
 	if errors.As(err, &ie) {
 		return fieldResponse(&protocol.FieldError{Field: ie.Field, Error: protocol.ErrInvalidValue, Detail: ie.Detail})
 	}
-	return storageErr(err)
+	return storageErr(r, err)
 }
 
 // submitted is the answer to a submission.
-func submitted(t *tasks.Task) map[string]any {
-	return map[string]any{"status": t.Status, "task_id": t.ID, "priority": t.Priority, "created_at": t.CreatedAt}
+func submitted(t *tasks.Task) protocol.TaskSubmitted {
+	return protocol.TaskSubmitted{Status: string(t.Status), TaskID: t.ID, Priority: t.Priority, CreatedAt: t.CreatedAt}
 }
 
 // batch handles POST /api/tasks/batch: {"tasks": [{"key": "a", ...task
 // fields, "depends_on": ["a", "task-..."]}]}. Either every task is stored
 // (one transaction) or none.
 func (t *Tasks) batch(r *Request) Response {
-	if resp, ok := t.Server.Validate(r, protocol.BodyPostTaskBatch); !ok {
-		return resp
-	}
-	raw, ok := r.Body.Raw("tasks").([]any)
+	// Each item is validated on its own below, so that its errors name
+	// it (tasks[i].field): the batch schema knows tasks only as present.
+	raw, ok := r.Body["tasks"].([]any)
 	if !ok || len(raw) == 0 || len(raw) > tasks.MaxBatch {
 		return fieldResponse(&protocol.FieldError{Field: "tasks", Error: protocol.ErrInvalidValue,
 			Detail: fmt.Sprintf("an array of 1 to %d task objects", tasks.MaxBatch)})
@@ -170,40 +171,40 @@ func (t *Tasks) batch(r *Request) Response {
 		obj := protocol.Object(m)
 		key, _ := obj["key"].(string)
 		delete(obj, "key")
-		if err := protocol.ValidateBody(protocol.BodyPostTask, obj); err != nil {
-			var ve *protocol.ValidationError
-			errors.As(err, &ve)
+		b, err := protocol.DecodeBody[protocol.PostTask](obj)
+		if ve := (*protocol.ValidationError)(nil); errors.As(err, &ve) {
 			errs := make([]protocol.FieldError, len(ve.Errors))
 			for j, fe := range ve.Errors {
 				fe.Field = prefix + fe.Field
 				errs[j] = fe
 			}
-			return JSON(http.StatusBadRequest, map[string]any{"error": protocol.CodeValidationFailed, "errors": errs})
+			return fieldErrors(errs...)
 		}
-		p, fe := taskParams(obj, r.ID.AgentID, now, prefix)
+		p, fe := taskParams(b, obj.Has, r.ID.AgentID, now, prefix)
 		if fe != nil {
 			return fieldResponse(fe)
 		}
-		if resp, ok := verifyFields(obj, &p, r.ID, prefix); !ok {
+		if resp, ok := verifyFields(b, obj.Has, &p, r.ID, prefix); !ok {
 			return resp
 		}
 		items[i] = tasks.BatchItem{Key: key, Params: p}
 	}
 	ts, err := t.Scheduler.SubmitBatch(items)
 	if err != nil {
-		return submitErr(err)
+		return submitErr(r, err)
 	}
-	out := make([]map[string]any, len(ts))
+	out := make([]protocol.TaskSubmitted, len(ts))
 	for i, task := range ts {
 		out[i] = submitted(task)
-		out[i]["key"] = items[i].Key
+		out[i].Key = &items[i].Key
 	}
-	return JSON(http.StatusCreated, map[string]any{"tasks": out})
+	return JSON(http.StatusCreated, protocol.BatchSubmitted{Tasks: out})
 }
 
 // pauseTarget reads {"lane": L} or {"capability": C}.
 func pauseTarget(r *Request) (tasks.PauseKind, string, *Response) {
-	lane, capName := r.Body.String("lane"), r.Body.String("capability")
+	b := BodyOf[protocol.PostPause](r)
+	lane, capName := b.Lane, b.Capability
 	switch {
 	case lane != "" && capName != "", lane == "" && capName == "":
 		resp := fieldResponse(&protocol.FieldError{Field: "lane", Error: protocol.ErrInvalidValue,
@@ -224,9 +225,6 @@ func (t *Tasks) pause(r *Request) Response  { return t.setPaused(r, true) }
 func (t *Tasks) resume(r *Request) Response { return t.setPaused(r, false) }
 
 func (t *Tasks) setPaused(r *Request, pause bool) Response {
-	if resp, ok := t.Server.Validate(r, protocol.BodyPause); !ok {
-		return resp
-	}
 	kind, name, bad := pauseTarget(r)
 	if bad != nil {
 		return *bad
@@ -239,10 +237,15 @@ func (t *Tasks) setPaused(r *Request, pause bool) Response {
 		changed, err = t.Scheduler.Resume(kind, name, r.ID.AgentID)
 	}
 	if err != nil {
-		return submitErr(err)
+		return submitErr(r, err)
 	}
-	return JSON(http.StatusOK, map[string]any{string(kind): name, "paused": pause, "changed": changed,
-		"state": t.Queue.PausedState()})
+	out := protocol.PauseChanged{Paused: pause, Changed: changed, State: t.Queue.PausedState()}
+	if kind == tasks.PauseLane {
+		out.Lane = name
+	} else {
+		out.Capability = name
+	}
+	return JSON(http.StatusOK, out)
 }
 
 func (t *Tasks) paused(*Request) Response { return JSON(http.StatusOK, t.Queue.PausedState()) }
@@ -250,15 +253,12 @@ func (t *Tasks) paused(*Request) Response { return JSON(http.StatusOK, t.Queue.P
 // Schedules routes.
 
 func (t *Tasks) addSchedule(r *Request) Response {
-	if resp, ok := t.Server.Validate(r, protocol.BodyPostSchedule); !ok {
-		return resp
-	}
-	b := r.Body
-	s := tasks.Schedule{Name: b.String("name"), Cron: b.String("cron"), TimeZone: b.String("timezone"),
-		Task: tasks.ScheduleTask{Description: b.String("description"), Priority: tasks.ParsePriority(b.Raw("priority")),
-			Metadata: b.Map("metadata"), NeededCapabilities: b.Strings("needed_capabilities"), TargetAgent: b.String("target_agent")}}
-	if b.Has("max_retries") {
-		n := int(b.Int("max_retries"))
+	b := BodyOf[protocol.PostSchedule](r)
+	s := tasks.Schedule{Name: b.Name, Cron: b.Cron, TimeZone: b.Timezone,
+		Task: tasks.ScheduleTask{Description: b.Description, Priority: tasks.ParsePriority(b.Priority),
+			Metadata: b.Metadata, NeededCapabilities: b.NeededCapabilities, TargetAgent: b.TargetAgent}}
+	if b.MaxRetries != nil {
+		n := int(*b.MaxRetries)
 		if n < 0 {
 			return fieldErr("max_retries", "expected an integer >= 0")
 		}
@@ -269,7 +269,7 @@ func (t *Tasks) addSchedule(r *Request) Response {
 		return Err(http.StatusConflict, "schedule_exists", "name", s.Name)
 	}
 	if err != nil {
-		return submitErr(err)
+		return submitErr(r, err)
 	}
 	t.Scheduler.Wake()
 	return JSON(http.StatusCreated, out)
@@ -277,13 +277,13 @@ func (t *Tasks) addSchedule(r *Request) Response {
 
 func (t *Tasks) listSchedules(*Request) Response {
 	ss := t.Queue.Schedules()
-	return JSON(http.StatusOK, map[string]any{"schedules": ss, "count": len(ss)})
+	return JSON(http.StatusOK, protocol.ScheduleList{Schedules: ss, Count: len(ss)})
 }
 
 func (t *Tasks) getSchedule(r *Request) Response {
 	s, err := t.Queue.GetSchedule(r.PathValue("name"))
 	if err != nil {
-		return scheduleErr(err, r.PathValue("name"))
+		return scheduleErr(r, err, r.PathValue("name"))
 	}
 	return JSON(http.StatusOK, s)
 }
@@ -294,7 +294,7 @@ func (t *Tasks) resumeSchedule(r *Request) Response { return t.setSchedulePaused
 func (t *Tasks) setSchedulePaused(r *Request, paused bool) Response {
 	s, err := t.Queue.SetSchedulePaused(r.PathValue("name"), paused, r.ID.AgentID)
 	if err != nil {
-		return scheduleErr(err, r.PathValue("name"))
+		return scheduleErr(r, err, r.PathValue("name"))
 	}
 	t.Scheduler.Wake()
 	return JSON(http.StatusOK, s)
@@ -303,27 +303,27 @@ func (t *Tasks) setSchedulePaused(r *Request, paused bool) Response {
 func (t *Tasks) removeSchedule(r *Request) Response {
 	name := r.PathValue("name")
 	if err := t.Queue.RemoveSchedule(name, r.ID.AgentID); err != nil {
-		return scheduleErr(err, name)
+		return scheduleErr(r, err, name)
 	}
-	return JSON(http.StatusOK, map[string]any{"status": "removed", "name": name})
+	return JSON(http.StatusOK, protocol.ScheduleRemoved{Status: "removed", Name: name})
 }
 
 func (t *Tasks) runSchedule(r *Request) Response {
 	name := r.PathValue("name")
 	task, err := t.Scheduler.RunScheduleNow(name, r.ID.AgentID)
 	if err != nil {
-		return scheduleErr(err, name)
+		return scheduleErr(r, err, name)
 	}
 	out := submitted(task)
-	out["schedule"] = name
+	out.Schedule = name
 	return JSON(http.StatusCreated, out)
 }
 
-func scheduleErr(err error, name string) Response {
+func scheduleErr(r *Request, err error, name string) Response {
 	if errors.Is(err, tasks.ErrScheduleNotFound) {
 		return Err(http.StatusNotFound, "schedule_not_found", "name", name)
 	}
-	return storageErr(err)
+	return storageErr(r, err)
 }
 
 // taskView is a task with its downstream tasks, for GET /api/tasks/:id.

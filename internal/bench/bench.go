@@ -87,7 +87,9 @@ type Options struct {
 	// Records is how many records the restart scenario stores first.
 	Records int
 	// RecordKind is what the restart scenario stores: "tasks" (queued
-	// tasks, loaded into memory at start) or "mailbox" (mailbox messages).
+	// tasks, loaded into memory at start), "ended-tasks" (submitted then
+	// cancelled: history, only summarized at start) or "mailbox" (mailbox
+	// messages).
 	RecordKind string
 
 	// HubURLs target running hubs instead of starting one: one hub, or

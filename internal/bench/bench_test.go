@@ -124,6 +124,20 @@ func TestRestartScenarioMailbox(t *testing.T) {
 	}
 }
 
+// The history kind stores ended tasks through the queue (submit, then
+// cancel) and starts a hub over them.
+func TestRestartScenarioEndedTasks(t *testing.T) {
+	o := tiny(t, ScenarioRestart)
+	o.RecordKind = RecordEndedTasks
+	res := runOne(t, o)
+	if v := figure(t, res, "until_serving").Value; v <= 0 {
+		t.Errorf("until serving = %v", v)
+	}
+	if v := figure(t, res, "records").Value; v != float64(o.Records) {
+		t.Errorf("records = %v, want %d", v, o.Records)
+	}
+}
+
 func TestRemoteHub(t *testing.T) {
 	h := hubtest.Start(t, "")
 	o := tiny(t, ScenarioTasks)

@@ -21,13 +21,16 @@ import (
 
 // Record kinds of the restart scenario.
 const (
-	RecordTasks   = "tasks"
-	RecordMailbox = "mailbox"
+	RecordTasks = "tasks"
+	// RecordEndedTasks are tasks submitted and then cancelled: a hub's
+	// history, which a start must not pay for task by task.
+	RecordEndedTasks = "ended-tasks"
+	RecordMailbox    = "mailbox"
 )
 
 // runRestart: Records records are stored through the domain packages
-// (queued tasks, or mailbox messages spread over agents at the mailbox
-// cap), the tables are closed, and then a hub is started on them: the
+// (queued tasks, ended tasks, or mailbox messages spread over agents at
+// the mailbox cap), the tables are closed, and then a hub is started on them: the
 // figure is the time from hub.New until GET /health answers 200.
 func runRestart(ctx context.Context, r *runner, res *Result) error {
 	o := r.o
@@ -101,7 +104,7 @@ func (r *runner) fillRecords(ctx context.Context, dir string) error {
 	}
 	var put func(i int) error
 	switch o.RecordKind {
-	case RecordTasks:
+	case RecordTasks, RecordEndedTasks:
 		d, err := boltdriver.New(db)
 		if err != nil {
 			db.Close()
@@ -112,9 +115,14 @@ func (r *runner) fillRecords(ctx context.Context, dir string) error {
 			db.Close()
 			return err
 		}
+		ended := o.RecordKind == RecordEndedTasks
 		put = func(i int) error {
-			_, err := q.Submit(tasks.SubmitParams{Description: "restart benchmark task " + strconv.Itoa(i),
+			t, err := q.Submit(tasks.SubmitParams{Description: "restart benchmark task " + strconv.Itoa(i),
 				Metadata: map[string]any{"n": i}, Priority: i % 4, SubmittedBy: "bench"})
+			if err != nil || !ended {
+				return err
+			}
+			_, _, err = q.Cancel(t.ID, "bench", true, "restart benchmark history")
 			return err
 		}
 	case RecordMailbox:
@@ -134,7 +142,7 @@ func (r *runner) fillRecords(ctx context.Context, dir string) error {
 		}
 	default:
 		db.Close()
-		return fmt.Errorf("unknown record kind %q (want %s or %s)", o.RecordKind, RecordTasks, RecordMailbox)
+		return fmt.Errorf("unknown record kind %q (want %s, %s or %s)", o.RecordKind, RecordTasks, RecordEndedTasks, RecordMailbox)
 	}
 	var done atomic.Int64
 	r.prog.begin("restart: fill", func() string { return fmt.Sprintf("%d/%d %s", done.Load(), o.Records, o.RecordKind) })

@@ -1,13 +1,17 @@
 package dashboard
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"testing"
 
+	"github.com/coder/websocket"
+
 	"github.com/agentcom/agentcom/internal/agents"
+	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/presence"
-	"github.com/agentcom/agentcom/internal/sendq"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
@@ -83,12 +87,20 @@ func BenchmarkBuild(b *testing.B) {
 // sockets: encoded once, queued to each.
 func BenchmarkFlush100Clients(b *testing.B) {
 	a := benchAggregator(b)
-	var cs []*client
+	var wg sync.WaitGroup
 	for range 100 {
-		c := &client{d: &Dashboard{log: discard()}, out: sendq.New(1, 1<<20), done: make(chan struct{})}
-		cs = append(cs, c)
+		// Served over a transport that takes every frame at once: the
+		// writers drain the queues as browsers that keep up would.
+		c := newClient(&Dashboard{log: discard()}, auth.Identity{}, 1024, 1<<20)
 		a.addClient(c)
+		wg.Go(func() {
+			c.conn.Serve(context.Background(), discardWS{}, func(context.Context) { <-c.conn.Closing() })
+		})
 	}
+	defer func() {
+		a.closeClients()
+		wg.Wait()
+	}()
 	ev := bus.Event{Data: tasks.EventData{Type: tasks.EventSubmitted, TaskID: "task-1", Description: "x"}}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -96,8 +108,12 @@ func BenchmarkFlush100Clients(b *testing.B) {
 			a.Apply(ev)
 		}
 		a.Flush()
-		for _, c := range cs {
-			c.out.Done(<-c.out.C())
-		}
 	}
 }
+
+// discardWS is a socket that takes every frame at once.
+type discardWS struct{}
+
+func (discardWS) Write(context.Context, websocket.MessageType, []byte) error { return nil }
+func (discardWS) Ping(context.Context) error                                 { return nil }
+func (discardWS) Close(websocket.StatusCode, string) error                   { return nil }

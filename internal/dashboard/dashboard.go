@@ -136,7 +136,10 @@ func (d *Dashboard) Routes() []api.Route {
 		{Method: "GET", Path: "/api/dashboard/series", Access: api.Dashboard, Handler: d.series},
 		{Method: "GET", Path: "/api/dashboard/messages", Access: api.Dashboard, Handler: d.messages},
 		{Method: "GET", Path: "/api/dashboard/vapid-key", Access: api.Public, Handler: d.vapidKey},
-		{Method: "POST", Path: "/api/dashboard/push-subscribe", Access: api.DashboardAdmin, Handler: d.pushSubscribe},
+		{Method: "POST", Path: "/api/dashboard/push-subscribe", Access: api.DashboardAdmin, Handler: d.pushSubscribe,
+			// webpush.ParseSubscription checks the body, with its own field
+			// errors (keys.p256dh): the server checks nothing before it.
+			Body: protocol.BodyEmpty},
 		{Method: "GET", Path: "/ws/dashboard", Access: api.Dashboard, Raw: d},
 	}
 }
@@ -175,14 +178,14 @@ func (d *Dashboard) state(r *api.Request) api.Response {
 
 func (d *Dashboard) timeline(r *api.Request) api.Response {
 	id := r.PathValue("agent_id")
-	return api.JSON(http.StatusOK, map[string]any{"agent_id": id, "entries": d.agg.Timeline(id)})
+	return api.JSON(http.StatusOK, protocol.Timeline{AgentID: id, Entries: d.agg.Timeline(id)})
 }
 
 func (d *Dashboard) vapidKey(*api.Request) api.Response {
 	if d.keys == nil {
 		return api.Err(http.StatusServiceUnavailable, "push_unavailable")
 	}
-	return api.JSON(http.StatusOK, map[string]string{"vapid_public_key": d.keys.PublicKeyBase64()})
+	return api.JSON(http.StatusOK, protocol.VAPIDKey{VAPIDPublicKey: d.keys.PublicKeyBase64()})
 }
 
 // pushSubscribe stores a browser's PushSubscription.toJSON() after
@@ -210,15 +213,14 @@ func (d *Dashboard) pushSubscribe(r *api.Request) api.Response {
 		if se.Reason == "required" {
 			code = protocol.ErrRequired
 		}
-		return api.JSON(http.StatusBadRequest, map[string]any{"error": protocol.CodeValidationFailed,
-			"errors": []protocol.FieldError{{Field: field, Error: code, Detail: se.Reason}}})
+		return api.JSON(http.StatusBadRequest, protocol.ValidationReply{Error: protocol.CodeValidationFailed,
+			Errors: []protocol.FieldError{{Field: field, Error: code, Detail: se.Reason}}})
 	case errors.Is(err, webpush.ErrTooManySubscriptions):
 		return api.Err(http.StatusConflict, "too_many_subscriptions")
 	case err != nil:
-		d.log.Error("store push subscription", "event", "push_subscribe_failed", "err", err)
-		return api.Err(http.StatusInternalServerError, "storage_error")
+		return api.Internal(r, "storage_error", err)
 	}
-	return api.JSON(http.StatusOK, map[string]string{"status": "subscribed"})
+	return api.JSON(http.StatusOK, protocol.StatusReply{Status: "subscribed"})
 }
 
 // actionGroup tracks storage actions running for sockets.

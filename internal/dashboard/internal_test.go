@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/messaging"
 	"github.com/agentcom/agentcom/internal/resilience"
-	"github.com/agentcom/agentcom/internal/sendq"
 	"github.com/agentcom/agentcom/internal/tasks"
 	"github.com/agentcom/agentcom/internal/webpush"
 )
@@ -146,7 +146,7 @@ func TestNotifierSendsInOrder(t *testing.T) {
 }
 
 func TestSlowClientIsClosed(t *testing.T) {
-	c := &client{d: &Dashboard{log: discard()}, out: sendq.New(2, 1<<20), done: make(chan struct{})}
+	c := newClient(&Dashboard{log: discard()}, auth.Identity{}, 2, 1<<20)
 	if !c.enqueue([]byte("1")) || !c.enqueue([]byte("2")) {
 		t.Fatal("frames within the buffer refused")
 	}
@@ -154,27 +154,27 @@ func TestSlowClientIsClosed(t *testing.T) {
 		t.Fatal("a frame beyond the buffer was accepted")
 	}
 	select {
-	case <-c.done:
+	case <-c.conn.Closing():
 	default:
 		t.Fatal("the slow client was not closed")
 	}
-	if c.code != closeSlowConsumer {
-		t.Fatalf("close code %d", c.code)
+	if code, _ := c.conn.CloseStatus(); code != closeSlowConsumer {
+		t.Fatalf("close code %d", code)
 	}
 	if c.enqueue([]byte("4")) {
 		t.Fatal("a closed client accepted a frame")
 	}
 
 	// Bounded in bytes as well: few large frames close it too.
-	c = &client{d: &Dashboard{log: discard()}, out: sendq.New(100, 10), done: make(chan struct{})}
+	c = newClient(&Dashboard{log: discard()}, auth.Identity{}, 100, 10)
 	if !c.enqueue([]byte("123456789012")) {
 		t.Fatal("one frame over the byte cap refused by an empty queue")
 	}
 	if c.enqueue([]byte("1")) {
 		t.Fatal("a frame beyond the byte cap was accepted")
 	}
-	if c.code != closeSlowConsumer {
-		t.Fatalf("close code %d", c.code)
+	if code, _ := c.conn.CloseStatus(); code != closeSlowConsumer {
+		t.Fatalf("close code %d", code)
 	}
 }
 

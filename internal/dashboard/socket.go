@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -13,7 +12,7 @@ import (
 	"github.com/agentcom/agentcom/internal/api"
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/protocol"
-	"github.com/agentcom/agentcom/internal/sendq"
+	"github.com/agentcom/agentcom/internal/wsconn"
 )
 
 // Close codes of dashboard sockets.
@@ -24,21 +23,28 @@ const (
 	closeRevoked      = websocket.StatusCode(protocol.CloseRevoked)
 )
 
-// client is one browser socket. Everything sent to it goes through out
-// and a single writer, so the aggregator's fan-out never waits on it.
+// client is one browser socket. Everything sent to it goes through conn
+// (a wsconn.Conn: one writer), so the aggregator's fan-out never waits on
+// it.
 type client struct {
 	d      *Dashboard
-	ws     *websocket.Conn
-	out    *sendq.Queue
-	done   chan struct{}
+	conn   *wsconn.Conn
 	id     auth.Identity
 	canAct bool
 
-	closeOnce sync.Once
-	code      websocket.StatusCode
-	reason    string
-
 	storageBusy atomic.Bool // one storage action at a time per socket
+}
+
+// newClient is a socket's state before it is served: frames sent to it
+// wait, up to frames frames and bytes bytes.
+func newClient(d *Dashboard, id auth.Identity, frames int, bytes int64) *client {
+	return &client{d: d, id: id, canAct: id.IsAdmin(), conn: wsconn.New(wsconn.Config{
+		SendBuffer: frames, SendBytes: bytes, FlushTimeout: 2 * time.Second,
+		PingInterval: d.cfg.PingInterval, PongTimeout: d.cfg.PongTimeout,
+		SlowConsumer: func(frames int, bytes int64) {
+			d.log.Warn("dashboard client not reading, disconnecting", "event", "slow_consumer",
+				"queued_frames", frames, "queued_bytes", bytes)
+		}})}
 }
 
 // ServeHTTP upgrades /ws/dashboard. The route's access level already let
@@ -53,14 +59,13 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(maxFrameBytes)
-	c := &client{d: d, ws: ws, out: sendq.New(d.cfg.SendBuffer, d.cfg.SendBytes), done: make(chan struct{}), id: id,
-		canAct: id.IsAdmin()}
+	c := newClient(d, id, d.cfg.SendBuffer, d.cfg.SendBytes)
 	if !d.sockets.add() {
 		ws.Close(closeGoingAway, "hub shutting down")
 		return
 	}
 	defer d.sockets.done()
-	c.run(r.Context())
+	c.run(r.Context(), ws)
 }
 
 // CloseRevoked closes every socket whose token no longer holds (revoked,
@@ -79,15 +84,8 @@ func (d *Dashboard) identity(r *http.Request) auth.Identity {
 	return id
 }
 
-func (c *client) run(ctx context.Context) {
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() {
-		c.kill(closeNormal, "")
-		cancel()
-		wg.Wait()
-		c.d.agg.removeClient(c)
-	}()
+func (c *client) run(ctx context.Context, ws *websocket.Conn) {
+	defer c.d.agg.removeClient(c)
 	role := string(c.id.Role)
 	c.send(map[string]any{"type": "hello", "role": role, "can_act": c.canAct, "server_time": time.Now().UnixMilli()})
 	if !c.d.agg.addClient(c) {
@@ -97,11 +95,15 @@ func (c *client) run(ctx context.Context) {
 		// CloseRevoked could not see this socket yet.
 		c.kill(closeRevoked, "token revoked")
 	}
-	wg.Go(func() { c.writeLoop() })
-	wg.Go(func() { c.pingLoop(ctx) })
-	c.sendSnapshot(ctx)
+	c.conn.Serve(ctx, ws, func(ctx context.Context) {
+		c.sendSnapshot(ctx)
+		c.read(ctx, ws)
+	})
+}
+
+func (c *client) read(ctx context.Context, ws *websocket.Conn) {
 	for {
-		typ, data, err := c.ws.Read(ctx)
+		typ, data, err := ws.Read(ctx)
 		if err != nil {
 			return
 		}
@@ -129,7 +131,7 @@ func (c *client) sendSnapshot(ctx context.Context) {
 	defer cancel()
 	go func() {
 		select {
-		case <-c.done:
+		case <-c.conn.Closing():
 			cancel()
 		case <-ctx.Done():
 		}
@@ -141,93 +143,18 @@ func (c *client) sendSnapshot(ctx context.Context) {
 	c.enqueue(s.Frame)
 }
 
-// writeLoop writes queued frames; when the client is killed it closes
-// the socket with the recorded code.
-func (c *client) writeLoop() {
-	for {
-		select {
-		case <-c.done:
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			for c.out.Len() > 0 && ctx.Err() == nil {
-				// Flush what was queued before the close (a reply sent just
-				// before a policy close still reaches the page).
-				b := <-c.out.C()
-				_ = c.ws.Write(ctx, websocket.MessageText, b)
-				c.out.Done(b)
-			}
-			cancel()
-			_ = c.ws.Close(c.code, c.reason)
-			return
-		case b := <-c.out.C():
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := c.ws.Write(ctx, websocket.MessageText, b)
-			cancel()
-			c.out.Done(b)
-			if err != nil {
-				c.kill(closeNormal, "")
-				c.ws.CloseNow()
-				return
-			}
-		}
-	}
-}
-
-// pingLoop pings at the WebSocket level; a browser that does not answer
-// in time is gone (sleeping laptop, dropped network) and is closed.
-func (c *client) pingLoop(ctx context.Context) {
-	t := time.NewTicker(c.d.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.done:
-			return
-		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, c.d.cfg.PongTimeout)
-			err := c.ws.Ping(pctx)
-			cancel()
-			if err != nil {
-				c.kill(closeNormal, "no pong")
-				return
-			}
-		}
-	}
-}
-
-// enqueue queues a frame without blocking. A client whose queue is full
-// is closed: it must not hold memory or slow the others.
-func (c *client) enqueue(b []byte) bool {
-	select {
-	case <-c.done:
-		return false
-	default:
-	}
-	if c.out.Push(b) {
-		return true
-	}
-	c.d.log.Warn("dashboard client not reading, disconnecting", "event", "slow_consumer",
-		"queued_frames", c.out.Len(), "queued_bytes", c.out.Bytes())
-	c.kill(closeSlowConsumer, "client too slow to read its frames")
-	return false
-}
+// enqueue queues an encoded frame without blocking. A client whose queue
+// is full is closed: it must not hold memory or slow the others.
+func (c *client) enqueue(b []byte) bool { return c.conn.Send(b) }
 
 func (c *client) send(frame any) {
-	b, err := json.Marshal(frame)
-	if err != nil {
+	if _, err := c.conn.SendJSON(frame); err != nil {
 		c.d.log.Error("encode dashboard frame", "event", "encode_failed", "err", err)
-		return
 	}
-	c.enqueue(b)
 }
 
-// kill starts closing the socket once; the writer sends the close frame.
-func (c *client) kill(code websocket.StatusCode, reason string) {
-	c.closeOnce.Do(func() {
-		c.code, c.reason = code, reason
-		close(c.done)
-	})
-}
+// kill starts closing the socket once; queued frames go out first.
+func (c *client) kill(code websocket.StatusCode, reason string) { c.conn.Close(code, reason) }
 
 // errorFrame builds {"type":"error",...}.
 func errorFrame(request, ref, code, detail string, errs []protocol.FieldError) map[string]any {

@@ -569,23 +569,8 @@ func every(ctx context.Context, d time.Duration, f func()) {
 // they survive a restart. Each task's usage is attributed to the agent of
 // its last attempt and the hour the task last changed.
 func seedUsage(q *tasks.Queue, m *metrics.Metrics) error {
-	live, _, err := q.List(tasks.Filter{})
-	if err != nil {
-		return err
-	}
-	dead, _, err := q.ListDeadLetter(tasks.Filter{})
-	if err != nil {
-		return err
-	}
-	for _, t := range append(live, dead...) {
-		if t.Usage == nil {
-			continue
-		}
-		agent := ""
-		if n := len(t.Attempts); n > 0 {
-			agent = t.Attempts[n-1].AgentID
-		}
-		m.AddUsage(agent, time.UnixMilli(t.UpdatedAt), *t.Usage)
+	for _, u := range q.StoredUsage() {
+		m.AddUsage(u.Agent, u.At, u.Usage)
 	}
 	return nil
 }

@@ -14,8 +14,10 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Action classes of agent frames.
+// Action classes. The agent socket's frame table (agentws) files every
+// frame type under one of the first four; ClassNone is not limited.
 const (
+	ClassNone     = ""         // not limited (identify)
 	ClassMessages = "messages" // message, channel_publish
 	ClassTasks    = "tasks"    // task submissions over HTTP
 	ClassChannels = "channels" // channel subscribe/unsubscribe/history/list
@@ -109,17 +111,6 @@ func (l Limits) String() string {
 	return strings.Join(parts, ",")
 }
 
-// ClassOf maps an agent frame type onto its class.
-func ClassOf(frameType string) string {
-	switch frameType {
-	case "message", "channel_publish":
-		return ClassMessages
-	case "channel_subscribe", "channel_unsubscribe", "channel_history", "list_channels":
-		return ClassChannels
-	}
-	return ClassOther
-}
-
 // Limiter holds the buckets. Buckets idle for longer than a minute are
 // dropped by Sweep.
 type Limiter struct {
@@ -143,13 +134,9 @@ func New(limits Limits) *Limiter {
 // Limits returns the limits in force.
 func (l *Limiter) Limits() Limits { return l.limits }
 
-// Allow reports whether a frame of frameType from agent may go through,
-// and how long to wait when it may not (agentws.Limiter).
-func (l *Limiter) Allow(agent, frameType string) (bool, time.Duration) {
-	return l.take(ClassOf(frameType), agent)
-}
-
-// AllowClass is Allow for an explicit class.
+// AllowClass reports whether one more action of class by key (an agent,
+// for the socket's frames) may go through, and how long to wait when it
+// may not (agentws.Limiter).
 func (l *Limiter) AllowClass(class, key string) (bool, time.Duration) { return l.take(class, key) }
 
 // AllowHTTP limits an HTTP caller by key (api.Limiter): a token's agent

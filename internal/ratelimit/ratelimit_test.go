@@ -10,22 +10,22 @@ func TestBucketsPerAgentAndClass(t *testing.T) {
 	now := time.Unix(1000, 0)
 	l.now = func() time.Time { return now }
 	for i := range 3 {
-		if ok, _ := l.Allow("a", "message"); !ok {
+		if ok, _ := l.AllowClass(ClassMessages, "a"); !ok {
 			t.Fatalf("message %d refused within burst", i)
 		}
 	}
-	ok, wait := l.Allow("a", "message")
+	ok, wait := l.AllowClass(ClassMessages, "a")
 	if ok || wait <= 0 || wait > time.Second {
 		t.Fatalf("4th message: ok=%v wait=%v", ok, wait)
 	}
-	if ok, _ := l.Allow("b", "message"); !ok {
+	if ok, _ := l.AllowClass(ClassMessages, "b"); !ok {
 		t.Fatal("another agent shares a's bucket")
 	}
-	if ok, _ := l.Allow("a", "status"); !ok {
+	if ok, _ := l.AllowClass(ClassOther, "a"); !ok {
 		t.Fatal("another class shares the message bucket")
 	}
 	now = now.Add(time.Second)
-	if ok, _ := l.Allow("a", "message"); !ok {
+	if ok, _ := l.AllowClass(ClassMessages, "a"); !ok {
 		t.Fatal("bucket did not refill")
 	}
 	if n := l.Sweep(time.Millisecond); n != 2 { // a/messages was just used

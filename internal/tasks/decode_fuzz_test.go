@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/agentcom/agentcom/internal/storage"
@@ -24,6 +25,53 @@ func FuzzDecode(f *testing.F) {
 		}
 		if _, err := rowOf(task); err != nil {
 			t.Fatalf("decoded task does not encode: %v", err)
+		}
+	})
+}
+
+// FuzzSummarize checks the start-up summary against the full decoder:
+// whenever summarize answers, the decoder accepts the body and agrees on
+// every summary field.
+func FuzzSummarize(f *testing.F) {
+	until := int64(1_750_000_000_000)
+	for _, t := range []*Task{
+		{ID: "task-1", Status: StatusCompleted, Priority: 3, CreatedAt: 17, Metadata: map[string]any{"a": []any{"}", "\"]"}},
+			Result: map[string]any{"x": "y\\\"z"}, History: []Event{{Event: "created", Details: map[string]any{"status": "queued"}}}},
+		{ID: "task-2", Status: StatusCancelled, UniqueKey: "k\u00e9\"y", UniqueUntil: until, DependsOn: []string{"a", "b\\c"}},
+		{ID: "task-3", Status: StatusQueued, Priority: -1},
+	} {
+		r, err := rowOf(t)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(r.Body)
+	}
+	f.Add([]byte(`{"id":"x","Status":"completed","status":"queued"}`))
+	f.Add([]byte(`{"id":"x","priority":2.5}`))
+	f.Add([]byte(` { "id" : "x" , "status" : null , "depends_on" : null } `))
+	f.Add([]byte(`{"id":"x","metadata":{"a":[1,{"b":"]"}]}}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"id":"x","usage":{"total_tokens":5},"USAGE":null}`))
+	f.Add([]byte(`{"id":"x","usage":null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, ok := summarize(data)
+		if !ok {
+			return
+		}
+		full, err := decode(data)
+		if err != nil {
+			// The summary skips values it does not need without
+			// validating every byte of them; it must still have read
+			// the fields it returns correctly, which only a decodable
+			// body can show.
+			return
+		}
+		got := summary{ID: full.ID, Status: full.Status, Priority: full.Priority, CreatedAt: full.CreatedAt,
+			UniqueKey: full.UniqueKey, UniqueUntil: full.UniqueUntil, DependsOn: full.DependsOn}
+		if s.ID != got.ID || s.Status != got.Status || s.Priority != got.Priority || s.CreatedAt != got.CreatedAt ||
+			s.UniqueKey != got.UniqueKey || s.UniqueUntil != got.UniqueUntil || !slices.Equal(s.DependsOn, got.DependsOn) ||
+			s.HasUsage != (full.Usage != nil) {
+			t.Fatalf("summary %+v, decoder %+v", s, got)
 		}
 	})
 }

@@ -203,6 +203,10 @@ type Queue struct {
 	// schedules is guarded by wfMu.
 	schedules map[string]*Schedule
 
+	// loadedUsage holds the usage reports of the last load until
+	// StoredUsage takes them.
+	loadedUsage []StoredUsage
+
 	// uniqMu serializes submissions that carry a unique key, from the
 	// check to the task being in memory, so concurrent duplicates find
 	// the first one. wfMu serializes pause and schedule changes (each is
@@ -240,28 +244,40 @@ func (q *Queue) reload(ctx context.Context) error {
 	}
 	live := map[string]*Task{}
 	wf := workflowState{pauses: map[pauseID]pauseRecord{}, schedules: map[string]*Schedule{}}
-	var withDeps, withKeys []*Task
+	var withDeps, withKeys []summary
+	var usage []StoredUsage
 	err := q.st.Load(ctx, storage.TaskLoad{
 		Workflow: func(r storage.WorkflowRecord) error { return loadWorkflowRecord(&wf, r.Key, r.Value) },
 		Task: func(table storage.TaskTable, r storage.TaskRow) error {
-			t, err := taskOf(r)
-			if err != nil {
-				return err
+			// Tasks that are not active are only summarized: counted,
+			// their keys and dependencies noted. Get and List read them
+			// from storage when asked.
+			s, ok := summarize(r.Body)
+			if !ok || s.HasUsage || (table == storage.TasksLive && s.Status.Active()) {
+				t, err := taskOf(r)
+				if err != nil {
+					return err
+				}
+				s = summary{ID: t.ID, Status: t.Status, Priority: t.Priority, CreatedAt: t.CreatedAt,
+					UniqueKey: t.UniqueKey, UniqueUntil: t.UniqueUntil, DependsOn: t.DependsOn}
+				if table == storage.TasksLive && t.Status.Active() {
+					live[t.ID] = t
+				}
+				if t.Usage != nil {
+					usage = append(usage, usageOf(t))
+				}
 			}
 			if table == storage.TasksDeadLetter {
 				// Only counted: dead-letter tasks are read on demand.
-				bump(StatusDeadLetter, t.Priority)
+				bump(StatusDeadLetter, s.Priority)
 				return nil
 			}
-			bump(t.Status, t.Priority)
-			if t.Status.Active() {
-				live[t.ID] = t
+			bump(s.Status, s.Priority)
+			if len(s.DependsOn) > 0 {
+				withDeps = append(withDeps, summary{ID: s.ID, Priority: s.Priority, CreatedAt: s.CreatedAt, DependsOn: s.DependsOn})
 			}
-			if len(t.DependsOn) > 0 {
-				withDeps = append(withDeps, t)
-			}
-			if t.UniqueKey != "" {
-				withKeys = append(withKeys, t)
+			if s.UniqueKey != "" {
+				withKeys = append(withKeys, summary{ID: s.ID, CreatedAt: s.CreatedAt, UniqueKey: s.UniqueKey, UniqueUntil: s.UniqueUntil})
 			}
 			return nil
 		},
@@ -288,7 +304,17 @@ func (q *Queue) reload(ctx context.Context) error {
 	}
 	heap.Init(&timers)
 	dependents := map[string][]string{}
-	sortTasks(withDeps)
+	// In scheduling order (lane, creation, id), as sortTasks would.
+	slices.SortFunc(withDeps, func(a, b summary) int {
+		ka, kb := key{a.Priority, a.CreatedAt, a.ID}, key{b.Priority, b.CreatedAt, b.ID}
+		switch {
+		case ka.less(kb):
+			return -1
+		case kb.less(ka):
+			return 1
+		}
+		return 0
+	})
 	for _, t := range withDeps {
 		for _, d := range t.DependsOn {
 			dependents[d] = append(dependents[d], t.ID)
@@ -310,12 +336,41 @@ func (q *Queue) reload(ctx context.Context) error {
 	q.perSubmitter = perSubmitter
 	q.dependents, q.uniq, q.paused, q.timers = dependents, uniq, wf.pauses, timers
 	q.schedules = wf.schedules
+	q.loadedUsage = usage
 	q.mu.Unlock()
 	q.wfMu.Unlock()
 	// Waiting tasks whose dependencies ended while the hub was down (or
 	// between a dependency's write and its dependents' release) move on.
 	slices.Sort(waiting)
 	return q.resolve(waiting...)
+}
+
+// StoredUsage is the usage report of one stored task (either table), as
+// the metrics take it: the agent of its last attempt, its last update.
+type StoredUsage struct {
+	Agent string
+	At    time.Time
+	Usage protocol.Usage
+}
+
+func usageOf(t *Task) StoredUsage {
+	u := StoredUsage{At: time.UnixMilli(t.UpdatedAt), Usage: *t.Usage}
+	if n := len(t.Attempts); n > 0 {
+		u.Agent = t.Attempts[n-1].AgentID
+	}
+	return u
+}
+
+// StoredUsage returns the usage reports of every stored task, found by
+// the last load (New or Reload), and forgets them: a hub seeds its usage
+// metrics from them once at start, without listing (and decoding) every
+// stored task again.
+func (q *Queue) StoredUsage() []StoredUsage {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	u := q.loadedUsage
+	q.loadedUsage = nil
+	return u
 }
 
 // SubmitParams describe a new task.

@@ -1,0 +1,270 @@
+package wsconn_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/goleak"
+
+	"github.com/agentcom/agentcom/internal/protocol"
+	"github.com/agentcom/agentcom/internal/wsconn"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeWS records what the Conn does to its transport.
+type fakeWS struct {
+	mu       sync.Mutex
+	frames   []string
+	code     websocket.StatusCode
+	reason   string
+	closes   int
+	gone     chan struct{}
+	writeErr error
+	pingErr  error
+	pinged   chan struct{}
+}
+
+func newFake() *fakeWS { return &fakeWS{gone: make(chan struct{}), pinged: make(chan struct{}, 1)} }
+
+func (f *fakeWS) Write(_ context.Context, _ websocket.MessageType, p []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.writeErr != nil {
+		return f.writeErr
+	}
+	f.frames = append(f.frames, string(p))
+	return nil
+}
+
+func (f *fakeWS) Ping(context.Context) error {
+	select {
+	case f.pinged <- struct{}{}:
+	default:
+	}
+	return f.pingErr
+}
+
+func (f *fakeWS) Close(code websocket.StatusCode, reason string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closes++
+	if f.closes == 1 {
+		f.code, f.reason = code, reason
+		close(f.gone)
+	}
+	return nil
+}
+
+// read is an owner's read loop: it ends when the transport is closed, as
+// a real Read fails then.
+func (f *fakeWS) read(context.Context) { <-f.gone }
+
+func (f *fakeWS) result() ([]string, websocket.StatusCode, string, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.frames...), f.code, f.reason, f.closes
+}
+
+// A client whose queue is full is closed with 4005, once; nothing more is
+// queued after that, and what was queued still goes out before the close.
+func TestSlowConsumerClosed4005(t *testing.T) {
+	var calls int
+	var sawFrames int
+	c := wsconn.New(wsconn.Config{SendBuffer: 2, SendBytes: 1 << 20, SlowConsumer: func(frames int, _ int64) {
+		calls++
+		sawFrames = frames
+	}})
+	if !c.Send([]byte("1")) || !c.Send([]byte("2")) {
+		t.Fatal("frames within the buffer refused")
+	}
+	if c.Send([]byte("3")) {
+		t.Fatal("a frame beyond the buffer was queued")
+	}
+	select {
+	case <-c.Closing():
+	default:
+		t.Fatal("the slow client is not closing")
+	}
+	if code, _ := c.CloseStatus(); code != protocol.CloseSlowConsumer {
+		t.Fatalf("close code %d", code)
+	}
+	if c.Send([]byte("4")) {
+		t.Fatal("a closing socket queued a frame")
+	}
+	c.Send([]byte("5"))
+	if calls != 1 || sawFrames != 2 {
+		t.Fatalf("slow consumer reported %d times with %d frames", calls, sawFrames)
+	}
+	ws := newFake()
+	c.Serve(context.Background(), ws, ws.read)
+	frames, code, _, closes := ws.result()
+	if strings.Join(frames, ",") != "1,2" || code != protocol.CloseSlowConsumer || closes != 1 {
+		t.Fatalf("wrote %v, closed %d (%d times)", frames, code, closes)
+	}
+}
+
+// Bounded in bytes as well: one frame over the cap fits an empty queue,
+// the next one closes the socket.
+func TestByteCap(t *testing.T) {
+	c := wsconn.New(wsconn.Config{SendBuffer: 100, SendBytes: 10})
+	if !c.Send([]byte("123456789012")) {
+		t.Fatal("one frame over the byte cap refused by an empty queue")
+	}
+	if c.Send([]byte("1")) {
+		t.Fatal("a frame beyond the byte cap was queued")
+	}
+	if code, _ := c.CloseStatus(); code != protocol.CloseSlowConsumer {
+		t.Fatalf("close code %d", code)
+	}
+}
+
+// Frames queued before a close are written before the close frame, in
+// order, with the close's code; a second close changes nothing.
+func TestCloseFlushesQueuedFrames(t *testing.T) {
+	c := wsconn.New(wsconn.Config{})
+	ws := newFake()
+	started := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Serve(context.Background(), ws, func(ctx context.Context) {
+			close(started)
+			ws.read(ctx)
+		})
+	}()
+	<-started
+	for _, f := range []string{"a", "b", "c"} {
+		c.Send([]byte(f))
+	}
+	c.Close(protocol.ClosePolicy, "too many validation errors")
+	c.Close(protocol.CloseNormal, "")
+	<-done
+	frames, code, reason, closes := ws.result()
+	if strings.Join(frames, ",") != "a,b,c" || code != protocol.ClosePolicy || reason != "too many validation errors" || closes != 1 {
+		t.Fatalf("wrote %v, closed %d %q (%d times)", frames, code, reason, closes)
+	}
+	select {
+	case <-c.Closed():
+	default:
+		t.Fatal("Serve returned before the transport closed")
+	}
+}
+
+// The owner's read loop ending (the client went away) closes with 1000.
+func TestReadEndClosesNormally(t *testing.T) {
+	c := wsconn.New(wsconn.Config{})
+	ws := newFake()
+	c.Serve(context.Background(), ws, func(context.Context) {})
+	if _, code, _, _ := ws.result(); code != protocol.CloseNormal {
+		t.Fatalf("closed %d", code)
+	}
+}
+
+// A write that fails ends the socket without waiting for a flush.
+func TestWriteErrorCloses(t *testing.T) {
+	c := wsconn.New(wsconn.Config{})
+	ws := newFake()
+	ws.writeErr = errors.New("broken pipe")
+	c.Send([]byte("x"))
+	c.Serve(context.Background(), ws, ws.read)
+	if _, code, _, closes := ws.result(); code != protocol.CloseNormal || closes != 1 {
+		t.Fatalf("closed %d (%d times)", code, closes)
+	}
+}
+
+// With keep-alive on, a ping that fails (no pong in time) closes the
+// socket.
+func TestKeepAliveClosesWithoutPong(t *testing.T) {
+	c := wsconn.New(wsconn.Config{PingInterval: time.Millisecond})
+	ws := newFake()
+	ws.pingErr = context.DeadlineExceeded
+	c.Serve(context.Background(), ws, ws.read)
+	if _, code, reason, _ := ws.result(); code != protocol.CloseNormal || reason != "no pong" {
+		t.Fatalf("closed %d %q", code, reason)
+	}
+}
+
+// Over a real WebSocket: the client reads every frame queued before a
+// close, then the close code.
+func TestRealSocketFlushThenClose(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		c := wsconn.New(wsconn.Config{})
+		for i := range 50 {
+			c.Send([]byte(`{"n":` + string(rune('0'+i%10)) + `}`))
+		}
+		c.Close(protocol.CloseReplaced, "replaced by a newer connection for this agent")
+		c.Serve(r.Context(), ws, func(ctx context.Context) {
+			for {
+				if _, _, err := ws.Read(ctx); err != nil {
+					return
+				}
+			}
+		})
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	n := 0
+	for {
+		if _, _, err = ws.Read(ctx); err != nil {
+			break
+		}
+		n++
+	}
+	if n != 50 || websocket.CloseStatus(err) != protocol.CloseReplaced {
+		t.Fatalf("read %d frames, then %v", n, err)
+	}
+}
+
+// WaitWritten tells a sender when its frame left for the transport, and
+// that it never will once the socket closed without writing it.
+func TestWaitWritten(t *testing.T) {
+	c := wsconn.New(wsconn.Config{})
+	n1, ok1 := c.SendN([]byte("a"))
+	n2, ok2 := c.SendN([]byte("b"))
+	if !ok1 || !ok2 || n2 != n1+1 {
+		t.Fatalf("numbers %d %v, %d %v", n1, ok1, n2, ok2)
+	}
+	ws := newFake()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		c.Serve(context.Background(), ws, ws.read)
+	}()
+	if !c.WaitWritten(n2, time.Minute) {
+		t.Fatal("frame 2 not reported written")
+	}
+	c.Close(protocol.CloseNormal, "")
+	<-served
+
+	broken := wsconn.New(wsconn.Config{})
+	n, _ := broken.SendN([]byte("x"))
+	bws := newFake()
+	bws.writeErr = errors.New("bus down")
+	brokenDone := make(chan struct{})
+	go func() {
+		defer close(brokenDone)
+		broken.Serve(context.Background(), bws, bws.read)
+	}()
+	if broken.WaitWritten(n, time.Minute) {
+		t.Fatal("a frame that failed to write reported written")
+	}
+	<-brokenDone
+}
