@@ -11,7 +11,7 @@ import (
 )
 
 // open returns a PostgreSQL driver on a fresh schema of its own.
-func open(t *testing.T) storage.Driver {
+func open(t testing.TB) storage.Driver {
 	t.Helper()
 	d, err := pgdriver.Open(context.Background(), testenv.Postgres(t), pgdriver.Config{})
 	if err != nil {
@@ -21,4 +21,6 @@ func open(t *testing.T) storage.Driver {
 	return d
 }
 
-func TestConformance(t *testing.T) { storagetest.Run(t, open) }
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Driver { return open(t) })
+}

@@ -32,6 +32,10 @@ type Config struct {
 // Driver is the PostgreSQL driver.
 type Driver struct {
 	pool *pgxpool.Pool
+	// The hot writes share commits among concurrent callers (group.go).
+	taskPuts  *group[taskPut]
+	appends   *group[*appendCall]
+	publishes *group[*appendCall]
 }
 
 var _ storage.Driver = (*Driver)(nil)
@@ -65,7 +69,15 @@ func Open(ctx context.Context, rawURL string, cfg Config) (*Driver, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Driver{pool: pool}, nil
+	return newDriver(pool), nil
+}
+
+func newDriver(pool *pgxpool.Pool) *Driver {
+	d := &Driver{pool: pool}
+	d.taskPuts = &group[taskPut]{commit: d.putTasks, idempotent: true}
+	d.appends = &group[*appendCall]{commit: d.appendMessages}
+	d.publishes = &group[*appendCall]{commit: d.publishMessages}
+	return d
 }
 
 // Name implements storage.Driver.

@@ -1,9 +1,11 @@
 package pgdriver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -72,99 +74,259 @@ func column(s string) string { return strings.ReplaceAll(s, "\x00", "\uFFFD") }
 // clampSeq maps a caller's uint64 bound onto bigint.
 func clampSeq(n uint64) int64 { return int64(min(n, math.MaxInt64)) }
 
+// AppendMessage implements storage.MessageStore. Concurrent appends share
+// transactions (group.go): the history counter's row lock makes appends
+// take turns anyway, and a shared turn costs one commit instead of one
+// each.
 func (s messageStore) AppendMessage(ctx context.Context, a storage.Append) (storage.AppendResult, error) {
-	var res storage.AppendResult
 	if err := storage.CheckAppend(a); err != nil {
-		return res, fmt.Errorf("append message: %w", err)
+		return storage.AppendResult{}, fmt.Errorf("append message: %w", err)
 	}
-	m := a.Message
-	ts := m.Timestamp
-	if ts == 0 {
-		ts = a.StoredAt
+	c := &appendCall{a: a}
+	if err := s.d.appends.do(ctx, c); err != nil {
+		return storage.AppendResult{}, fmt.Errorf("append message %s: %w", a.Message.ID, err)
 	}
-	err := s.msgTx(ctx, func(tx pgx.Tx) error {
-		res = storage.AppendResult{}
-		n, err := nextSeqs(ctx, tx, "history", 1)
+	return c.res, nil
+}
+
+// appendCall is one AppendMessage call: its argument, and its result once
+// its transaction committed.
+type appendCall struct {
+	channel string // PublishChannel's
+	a       storage.Append
+	res     storage.AppendResult
+}
+
+// appendMessages writes calls in one transaction, with the result each
+// would have had alone, one after the other in their order: the history
+// numbers follow the order, an entry a later call pushes out is in that
+// call's Trimmed, and the thread index and the mailboxes end as the calls
+// in turn would leave them. It takes the counters as a lone append does
+// (history, then mailbox), so it locks nothing in another order, and it
+// writes each table with one statement whatever the number of calls.
+func (d *Driver) appendMessages(ctx context.Context, calls []*appendCall) error {
+	return messageStore{d}.msgTx(ctx, func(tx pgx.Tx) error {
+		first, err := nextSeqs(ctx, tx, "history", len(calls))
 		if err != nil {
 			return err
 		}
-		res.Seq = n
+		var h struct {
+			seqs, ts, storedAt        []int64
+			ids, froms, tos, channels []string
+			bodies                    [][]byte
+		}
+		for i, c := range calls {
+			c.res = storage.AppendResult{Seq: first + uint64(i), Trimmed: []string{}}
+			m := c.a.Message
+			ts := m.Timestamp
+			if ts == 0 {
+				ts = c.a.StoredAt
+			}
+			h.seqs = append(h.seqs, int64(first)+int64(i))
+			h.ts, h.storedAt = append(h.ts, ts), append(h.storedAt, c.a.StoredAt)
+			h.ids, h.froms = append(h.ids, m.ID), append(h.froms, column(m.From))
+			h.tos, h.channels = append(h.tos, column(m.To)), append(h.channels, column(m.Channel))
+			h.bodies = append(h.bodies, m.Body)
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO agentcom_message_history (seq, id, from_agent, to_agent, channel, ts, stored_at, body)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			int64(n), m.ID, column(m.From), column(m.To), column(m.Channel), ts, a.StoredAt, m.Body); err != nil {
+			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bytea[])`,
+			h.seqs, h.ids, h.froms, h.tos, h.channels, h.ts, h.storedAt, h.bodies); err != nil {
 			return fmt.Errorf("history: %w", err)
 		}
-		// The counter is gapless (see nextSeqs), so the entries beyond the
-		// cap are exactly those numbered up to n - cap.
-		if res.Trimmed, err = collectIDs(tx.Query(ctx,
-			`DELETE FROM agentcom_message_history WHERE seq <= $1 RETURNING id`, int64(n)-storage.HistoryCap)); err != nil {
-			return fmt.Errorf("trim history: %w", err)
-		}
-		return s.appendRest(ctx, tx, a, &res)
-	})
-	if err != nil {
-		return storage.AppendResult{}, fmt.Errorf("append message %s: %w", m.ID, err)
-	}
-	return res, nil
-}
-
-func (s messageStore) PublishChannel(ctx context.Context, channel string, a storage.Append) (storage.AppendResult, error) {
-	var res storage.AppendResult
-	if err := storage.CheckName(channel); err != nil {
-		return res, fmt.Errorf("publish: %w", err)
-	}
-	if err := storage.CheckAppend(a); err != nil {
-		return res, fmt.Errorf("publish: %w", err)
-	}
-	err := s.msgTx(ctx, func(tx pgx.Tx) error {
-		res = storage.AppendResult{}
-		n, err := nextSeqs(ctx, tx, "channel:"+channel, 1)
-		if err != nil {
+		if err := trimHistory(ctx, tx, calls, int64(first)); err != nil {
 			return err
 		}
-		res.Seq = n
-		if _, err := tx.Exec(ctx, `INSERT INTO agentcom_channel_history (channel, seq, id, stored_at, body) VALUES ($1, $2, $3, $4, $5)`,
-			channel, int64(n), a.Message.ID, a.StoredAt, a.Message.Body); err != nil {
-			return fmt.Errorf("channel history: %w", err)
-		}
-		if res.Trimmed, err = collectIDs(tx.Query(ctx,
-			`DELETE FROM agentcom_channel_history WHERE channel = $1 AND seq <= $2 RETURNING id`,
-			channel, int64(n)-storage.ChannelHistoryCap)); err != nil {
-			return fmt.Errorf("trim channel history: %w", err)
-		}
-		return s.appendRest(ctx, tx, a, &res)
+		return finishAppends(ctx, tx, calls)
 	})
-	if err != nil {
-		return storage.AppendResult{}, fmt.Errorf("publish %s on %s: %w", a.Message.ID, channel, err)
-	}
-	return res, nil
 }
 
-// appendRest writes what both kinds of append share: the thread index
-// (trimmed entries out, the message in) and the mailbox copies.
-func (s messageStore) appendRest(ctx context.Context, tx pgx.Tx, a storage.Append, res *storage.AppendResult) error {
-	if len(res.Trimmed) > 0 {
-		if _, err := tx.Exec(ctx, `DELETE FROM agentcom_thread_messages WHERE id = ANY($1)`, res.Trimmed); err != nil {
-			return fmt.Errorf("thread index: %w", err)
-		}
+// finishAppends writes what both kinds of shared append have in common,
+// once their histories are written and trimmed: the thread index and the
+// mailbox copies, each call getting its copies' numbers.
+func finishAppends(ctx context.Context, tx pgx.Tx, calls []*appendCall) error {
+	if err := indexThreads(ctx, tx, calls); err != nil {
+		return err
 	}
-	m := a.Message
-	if _, err := tx.Exec(ctx, `INSERT INTO agentcom_thread_messages (id, parent, body) VALUES ($1, $2, $3)
-		ON CONFLICT (id) DO UPDATE SET parent = EXCLUDED.parent, body = EXCLUDED.body`,
-		m.ID, m.ReplyTo, m.Body); err != nil {
-		return fmt.Errorf("thread index: %w", err)
+	var cs []storage.MailboxCopy
+	var at []int64
+	for _, c := range calls {
+		cs = append(cs, c.a.Copies...)
+		at = append(at, repeat(c.a.StoredAt, len(c.a.Copies))...)
 	}
-	seqs, err := insertCopies(ctx, tx, a.Copies, a.StoredAt)
+	seqs, err := insertCopies(ctx, tx, cs, at)
 	if err != nil {
 		return err
 	}
-	res.MailboxSeqs = seqs
+	for _, c := range calls {
+		n := len(c.a.Copies)
+		c.res.MailboxSeqs, seqs = seqs[:n:n], seqs[n:]
+	}
 	return nil
 }
 
-// insertCopies numbers and stores mailbox copies, then trims each
-// recipient's mailbox to its cap.
-func insertCopies(ctx context.Context, tx pgx.Tx, cs []storage.MailboxCopy, storedAt int64) ([]uint64, error) {
+// trimHistory deletes the entries beyond the cap after calls (numbered
+// from first on) and gives each to the call that pushed it out: alone,
+// the call numbered n deletes every entry numbered up to n - cap (the
+// counter is gapless, see nextSeqs), so entry s falls to call s + cap, or
+// to the first call when it was left over from before.
+func trimHistory(ctx context.Context, tx pgx.Tx, calls []*appendCall, first int64) error {
+	last := first + int64(len(calls)) - 1
+	rows, err := tx.Query(ctx, `DELETE FROM agentcom_message_history WHERE seq <= $1 RETURNING seq, id`, last-storage.HistoryCap)
+	if err != nil {
+		return fmt.Errorf("trim history: %w", err)
+	}
+	type gone struct {
+		Seq int64
+		ID  string
+	}
+	trimmed, err := pgx.CollectRows(rows, pgx.RowToStructByPos[gone])
+	if err != nil {
+		return fmt.Errorf("trim history: %w", err)
+	}
+	slices.SortFunc(trimmed, func(a, b gone) int { return cmp.Compare(a.Seq, b.Seq) })
+	for _, g := range trimmed {
+		c := calls[max(first, g.Seq+storage.HistoryCap)-first]
+		c.res.Trimmed = append(c.res.Trimmed, g.ID)
+	}
+	return nil
+}
+
+// indexThreads updates the thread index for calls: the trimmed entries
+// leave it, and each message enters it unless a later call of the batch
+// trims an entry of the same id (alone, that later trim would delete it
+// again). Of messages sharing an id the last wins, as the upsert would.
+// They enter in call order, which orders a parent's replies (arrival).
+func indexThreads(ctx context.Context, tx pgx.Tx, calls []*appendCall) error {
+	var trimmed []string
+	trimmedBy := map[string]int{}
+	for i, c := range calls {
+		trimmed = append(trimmed, c.res.Trimmed...)
+		for _, id := range c.res.Trimmed {
+			trimmedBy[id] = i
+		}
+	}
+	if len(trimmed) > 0 {
+		slices.Sort(trimmed)
+		if _, err := tx.Exec(ctx, `DELETE FROM agentcom_thread_messages WHERE id = ANY($1)`, slices.Compact(trimmed)); err != nil {
+			return fmt.Errorf("thread index: %w", err)
+		}
+	}
+	lastOf := map[string]int{}
+	for i, c := range calls {
+		if j, ok := trimmedBy[c.a.Message.ID]; !ok || j <= i {
+			lastOf[c.a.Message.ID] = i
+		}
+	}
+	var ids, parents []string
+	var bodies [][]byte
+	for i, c := range calls {
+		if j, ok := lastOf[c.a.Message.ID]; ok && j == i {
+			ids, parents = append(ids, c.a.Message.ID), append(parents, c.a.Message.ReplyTo)
+			bodies = append(bodies, c.a.Message.Body)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO agentcom_thread_messages (id, parent, body)
+		SELECT i, p, b FROM unnest($1::text[], $2::text[], $3::bytea[]) WITH ORDINALITY AS m(i, p, b, n) ORDER BY n
+		ON CONFLICT (id) DO UPDATE SET parent = EXCLUDED.parent, body = EXCLUDED.body`,
+		ids, parents, bodies); err != nil {
+		return fmt.Errorf("thread index: %w", err)
+	}
+	return nil
+}
+
+// PublishChannel implements storage.MessageStore. Concurrent publishes
+// share transactions as appends do (AppendMessage).
+func (s messageStore) PublishChannel(ctx context.Context, channel string, a storage.Append) (storage.AppendResult, error) {
+	if err := storage.CheckName(channel); err != nil {
+		return storage.AppendResult{}, fmt.Errorf("publish: %w", err)
+	}
+	if err := storage.CheckAppend(a); err != nil {
+		return storage.AppendResult{}, fmt.Errorf("publish: %w", err)
+	}
+	c := &appendCall{channel: channel, a: a}
+	if err := s.d.publishes.do(ctx, c); err != nil {
+		return storage.AppendResult{}, fmt.Errorf("publish %s on %s: %w", a.Message.ID, channel, err)
+	}
+	return c.res, nil
+}
+
+// publishMessages writes publish calls in one transaction, with the
+// result each would have had alone, as appendMessages does. The calls may
+// name several channels: their counters are taken in name order, and the
+// mailbox counter after all of them, as every lone append and publish
+// takes the mailbox counter last, so no two transactions wait on each
+// other's counters in a circle.
+func (d *Driver) publishMessages(ctx context.Context, calls []*appendCall) error {
+	return messageStore{d}.msgTx(ctx, func(tx pgx.Tx) error {
+		byChannel := map[string][]*appendCall{}
+		for _, c := range calls {
+			c.res = storage.AppendResult{Trimmed: []string{}}
+			byChannel[c.channel] = append(byChannel[c.channel], c)
+		}
+		var h struct {
+			channels, ids  []string
+			seqs, storedAt []int64
+			bodies         [][]byte
+			cutCh          []string
+			cuts           []int64
+		}
+		firsts := map[string]int64{}
+		for _, ch := range slices.Sorted(maps.Keys(byChannel)) {
+			cs := byChannel[ch]
+			first, err := nextSeqs(ctx, tx, "channel:"+ch, len(cs))
+			if err != nil {
+				return err
+			}
+			firsts[ch] = int64(first)
+			for i, c := range cs {
+				c.res.Seq = first + uint64(i)
+				h.channels, h.ids = append(h.channels, ch), append(h.ids, c.a.Message.ID)
+				h.seqs, h.storedAt = append(h.seqs, int64(c.res.Seq)), append(h.storedAt, c.a.StoredAt)
+				h.bodies = append(h.bodies, c.a.Message.Body)
+			}
+			// Alone, the call numbered n deletes the channel's entries up
+			// to n - cap.
+			h.cutCh, h.cuts = append(h.cutCh, ch), append(h.cuts, int64(first)+int64(len(cs))-1-storage.ChannelHistoryCap)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO agentcom_channel_history (channel, seq, id, stored_at, body)
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bytea[])`,
+			h.channels, h.seqs, h.ids, h.storedAt, h.bodies); err != nil {
+			return fmt.Errorf("channel history: %w", err)
+		}
+		rows, err := tx.Query(ctx, `DELETE FROM agentcom_channel_history h USING unnest($1::text[], $2::bigint[]) AS k(channel, cut)
+			WHERE h.channel = k.channel AND h.seq <= k.cut RETURNING h.channel, h.seq, h.id`, h.cutCh, h.cuts)
+		if err != nil {
+			return fmt.Errorf("trim channel history: %w", err)
+		}
+		type gone struct {
+			Channel string
+			Seq     int64
+			ID      string
+		}
+		trimmed, err := pgx.CollectRows(rows, pgx.RowToStructByPos[gone])
+		if err != nil {
+			return fmt.Errorf("trim channel history: %w", err)
+		}
+		slices.SortFunc(trimmed, func(a, b gone) int {
+			return cmp.Or(strings.Compare(a.Channel, b.Channel), cmp.Compare(a.Seq, b.Seq))
+		})
+		// Entry s falls to the call numbered s + cap, or to the channel's
+		// first call when it was left over from before.
+		for _, g := range trimmed {
+			first := firsts[g.Channel]
+			c := byChannel[g.Channel][max(first, g.Seq+storage.ChannelHistoryCap)-first]
+			c.res.Trimmed = append(c.res.Trimmed, g.ID)
+		}
+		return finishAppends(ctx, tx, calls)
+	})
+}
+
+// insertCopies numbers and stores mailbox copies (copy i stored at
+// storedAt[i]), then trims each recipient's mailbox to its cap.
+func insertCopies(ctx context.Context, tx pgx.Tx, cs []storage.MailboxCopy, storedAt []int64) ([]uint64, error) {
 	if len(cs) == 0 {
 		return []uint64{}, nil
 	}
@@ -180,19 +342,31 @@ func insertCopies(ctx context.Context, tx pgx.Tx, cs []storage.MailboxCopy, stor
 		agents[i], seqs[i], ids[i], bodies[i] = c.Agent, first+uint64(i), int64(first)+int64(i), c.Body
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO agentcom_mailbox_messages (agent, seq, stored_at, body)
-		SELECT a, s, $3, b FROM unnest($1::text[], $2::bigint[], $4::bytea[]) AS c(a, s, b)`,
+		SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bytea[])`,
 		agents, ids, storedAt, bodies); err != nil {
 		return nil, fmt.Errorf("mailbox: %w", err)
 	}
 	slices.Sort(agents)
+	// Per agent, the newest entry beyond the cap (read backwards on the
+	// primary key, no sort) and everything older goes.
 	if _, err := tx.Exec(ctx, `DELETE FROM agentcom_mailbox_messages m USING (
-			SELECT agent, seq, row_number() OVER (PARTITION BY agent ORDER BY seq DESC) AS rn
-			FROM agentcom_mailbox_messages WHERE agent = ANY($1)) x
-		WHERE x.rn > $2 AND m.agent = x.agent AND m.seq = x.seq`,
+			SELECT a.agent, (SELECT x.seq FROM agentcom_mailbox_messages x WHERE x.agent = a.agent
+				ORDER BY x.seq DESC OFFSET $2 LIMIT 1) AS cut
+			FROM unnest($1::text[]) AS a(agent)) k
+		WHERE m.agent = k.agent AND m.seq <= k.cut`,
 		slices.Compact(agents), storage.MailboxCap); err != nil {
 		return nil, fmt.Errorf("trim mailbox: %w", err)
 	}
 	return seqs, nil
+}
+
+// repeat is n copies of v.
+func repeat(v int64, n int) []int64 {
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
 }
 
 func collectIDs(rows pgx.Rows, err error) ([]string, error) {
@@ -214,7 +388,7 @@ func (s messageStore) Enqueue(ctx context.Context, agent string, body []byte, st
 	var seqs []uint64
 	err := s.msgTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		seqs, err = insertCopies(ctx, tx, cs, storedAt)
+		seqs, err = insertCopies(ctx, tx, cs, []int64{storedAt})
 		return err
 	})
 	if err != nil {

@@ -69,11 +69,8 @@ func arraysOf(rows []storage.TaskRow) (*taskArrays, error) {
 	a := &taskArrays{}
 	for i := range sorted {
 		r := &sorted[i]
-		if !storage.ValidTaskID(r.ID) {
-			return nil, fmt.Errorf("task %.64q: %w", r.ID, storage.ErrReservedTaskID)
-		}
-		if r.Version > math.MaxInt64 || r.Priority > math.MaxInt32 || r.Priority < math.MinInt32 {
-			return nil, fmt.Errorf("task %s: version or priority out of range", r.ID)
+		if err := checkTaskRow(r); err != nil {
+			return nil, err
 		}
 		body := r.Body
 		if body == nil {
@@ -90,6 +87,17 @@ func arraysOf(rows []storage.TaskRow) (*taskArrays, error) {
 		a.bodies = append(a.bodies, body)
 	}
 	return a, nil
+}
+
+// checkTaskRow rejects a row the tables cannot hold.
+func checkTaskRow(r *storage.TaskRow) error {
+	if !storage.ValidTaskID(r.ID) {
+		return fmt.Errorf("task %.64q: %w", r.ID, storage.ErrReservedTaskID)
+	}
+	if r.Version > math.MaxInt64 || r.Priority > math.MaxInt32 || r.Priority < math.MinInt32 {
+		return fmt.Errorf("task %s: version or priority out of range", r.ID)
+	}
+	return nil
 }
 
 func (a *taskArrays) args() []any {
@@ -161,21 +169,51 @@ func (s taskStore) Load(ctx context.Context, l storage.TaskLoad) error {
 	return nil
 }
 
-// Put implements storage.TaskStore.
+// Put implements storage.TaskStore. Concurrent Puts share transactions
+// (group.go): rows and records are checked here, per caller, and
+// putTasks writes everyone's together.
 func (s taskStore) Put(ctx context.Context, rows []storage.TaskRow, recs []storage.WorkflowRecord) error {
 	if len(rows) == 0 && len(recs) == 0 {
 		return nil
+	}
+	for i := range rows {
+		if err := checkTaskRow(&rows[i]); err != nil {
+			return err
+		}
+	}
+	for _, r := range recs {
+		if r.Key == "" {
+			return errors.New("put tasks: workflow record without a key")
+		}
+	}
+	if err := s.d.taskPuts.do(ctx, taskPut{rows: rows, recs: recs}); err != nil {
+		return fmt.Errorf("put tasks: %w", err)
+	}
+	return nil
+}
+
+// taskPut is one Put call's arguments.
+type taskPut struct {
+	rows []storage.TaskRow
+	recs []storage.WorkflowRecord
+}
+
+// putTasks writes puts in one transaction, as if one after the other in
+// their order: a task's highest version wins (the upsert's version guard
+// makes the order of rows irrelevant), and a workflow key's last record.
+func (d *Driver) putTasks(ctx context.Context, puts []taskPut) error {
+	var rows []storage.TaskRow
+	var recs []storage.WorkflowRecord
+	for _, p := range puts {
+		rows = append(rows, p.rows...)
+		recs = append(recs, p.recs...)
 	}
 	a, err := arraysOf(rows)
 	if err != nil {
 		return err
 	}
-	// The last write of a key wins, as in a sequence of writes.
 	last := map[string]int{}
 	for i, r := range recs {
-		if r.Key == "" {
-			return errors.New("put tasks: workflow record without a key")
-		}
 		last[r.Key] = i
 	}
 	var putKeys, delKeys []string
@@ -189,7 +227,8 @@ func (s taskStore) Put(ctx context.Context, rows []storage.TaskRow, recs []stora
 			putKeys, putVals = append(putKeys, r.Key), append(putVals, r.Value)
 		}
 	}
-	err = pgx.BeginFunc(ctx, s.d.pool, func(tx pgx.Tx) error {
+	slices.Sort(delKeys)
+	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
 		if len(a.ids) > 0 {
 			if _, err := tx.Exec(ctx, putLive, a.args()...); err != nil {
 				return err
@@ -213,10 +252,6 @@ func (s taskStore) Put(ctx context.Context, rows []storage.TaskRow, recs []stora
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("put tasks: %w", err)
-	}
-	return nil
 }
 
 // Delete implements storage.TaskStore.
