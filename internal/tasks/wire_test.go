@@ -55,6 +55,13 @@ func populatedTask() *Task {
 	}
 }
 
+// emptySlicesTask has empty, not nil, slices and maps: JSON tells them
+// apart ([] and {} against null).
+func emptySlicesTask() *Task {
+	return &Task{ID: "task-2", Metadata: map[string]any{}, NeededCapabilities: []string{},
+		History: []Event{}, Attempts: []Attempt{}, RejectedBy: []string{}, DependsOn: []string{}, Usage: &protocol.Usage{}}
+}
+
 // TestPopulatedTaskIsFull: a field added to Task must be set in
 // populatedTask, or the byte comparisons would not cover it.
 func TestPopulatedTaskIsFull(t *testing.T) {
@@ -71,24 +78,30 @@ func TestPopulatedTaskIsFull(t *testing.T) {
 // near-empty ones (nil versus empty slices included).
 func TestWireJSONUnchanged(t *testing.T) {
 	cases := map[string]*Task{
-		"populated": populatedTask(),
-		"zero":      {},
-		"minimal":   {ID: "task-1", Status: StatusQueued, Priority: PriorityNormal, MaxRetries: DefaultMaxRetries},
-		"empty slices": {ID: "task-2", Metadata: map[string]any{}, NeededCapabilities: []string{},
-			History: []Event{}, Attempts: []Attempt{}, RejectedBy: []string{}, DependsOn: []string{}, Usage: &protocol.Usage{}},
+		"populated":    populatedTask(),
+		"zero":         {},
+		"minimal":      {ID: "task-1", Status: StatusQueued, Priority: PriorityNormal, MaxRetries: DefaultMaxRetries},
+		"empty slices": emptySlicesTask(),
 	}
+	sameJSONAsTask(t, cases, func(task *Task) ([]byte, error) { return json.Marshal(task.Wire()) })
+}
+
+// sameJSONAsTask fails for each case whose encoding by enc differs from
+// encoding the Task itself (the format before the separate types).
+func sameJSONAsTask(t *testing.T, cases map[string]*Task, enc func(*Task) ([]byte, error)) {
+	t.Helper()
 	for name, task := range cases {
 		t.Run(name, func(t *testing.T) {
 			want, err := json.Marshal(task)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := json.Marshal(task.Wire())
+			got, err := enc(task)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(got, want) {
-				t.Errorf("wire JSON differs\n got: %s\nwant: %s", got, want)
+				t.Errorf("JSON differs from Task's\n got: %s\nwant: %s", got, want)
 			}
 		})
 	}
@@ -98,28 +111,34 @@ func TestWireJSONUnchanged(t *testing.T) {
 // (same name in protocol.Task, converted in Wire) or listed as internal.
 // A new field fails here until someone decides which.
 func TestTaskFieldsDecided(t *testing.T) {
-	internal := map[string]bool{
+	checkFieldsDecided(t, reflect.TypeFor[protocol.Task](), map[string]bool{
 		"Upstream": true, // sent with an assignment frame, never in the task body
 		"Version":  true, // orders disk writes
-	}
-	wire := reflect.TypeFor[protocol.Task]()
+	})
+}
+
+// checkFieldsDecided fails for each Task field that is neither in other
+// (with the same JSON tag) nor in left, and for each field of other that
+// Task lacks.
+func checkFieldsDecided(t *testing.T, other reflect.Type, left map[string]bool) {
+	t.Helper()
 	dom := reflect.TypeFor[Task]()
 	for i := range dom.NumField() {
 		f := dom.Field(i)
-		wf, onWire := wire.FieldByName(f.Name)
+		of, in := other.FieldByName(f.Name)
 		switch {
-		case internal[f.Name] && onWire:
-			t.Errorf("Task.%s is listed internal but protocol.Task has it", f.Name)
-		case internal[f.Name]:
-		case !onWire:
-			t.Errorf("Task.%s is neither in protocol.Task nor listed internal: decide whether the API shows it", f.Name)
-		case wf.Tag.Get("json") != f.Tag.Get("json"):
-			t.Errorf("Task.%s json tag %q, protocol.Task has %q", f.Name, f.Tag.Get("json"), wf.Tag.Get("json"))
+		case left[f.Name] && in:
+			t.Errorf("Task.%s is listed as left out but %s has it", f.Name, other)
+		case left[f.Name]:
+		case !in:
+			t.Errorf("Task.%s is neither in %s nor listed as left out: decide", f.Name, other)
+		case of.Tag.Get("json") != f.Tag.Get("json"):
+			t.Errorf("Task.%s json tag %q, %s has %q", f.Name, f.Tag.Get("json"), other, of.Tag.Get("json"))
 		}
 	}
-	for i := range wire.NumField() {
-		if _, ok := dom.FieldByName(wire.Field(i).Name); !ok {
-			t.Errorf("protocol.Task.%s has no Task field", wire.Field(i).Name)
+	for i := range other.NumField() {
+		if _, ok := dom.FieldByName(other.Field(i).Name); !ok {
+			t.Errorf("%s.%s has no Task field", other, other.Field(i).Name)
 		}
 	}
 }
