@@ -16,6 +16,7 @@ import (
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
 	"github.com/agentcom/agentcom/internal/sidecar"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 // runCmd runs one subcommand in-process with its own streams and env.
@@ -63,13 +64,13 @@ func TestTaskSubmitWaitFollowsToTheEnd(t *testing.T) {
 	// cancelled; the wait runs in the background, the test cancels.
 	b := runBG(t, env, "task", "submit", "never", "--capabilities", "nobody-has-this", "--wait", "--wait-timeout", "60s")
 	var id string
-	eventually(t, 10*time.Second, "the queued task", func() bool {
+	testenv.Eventually(t, "the queued task", func() bool {
 		_, body := h.Do("GET", "/api/tasks?status=queued", h.AdminToken, nil)
 		if ts, _ := body["tasks"].([]any); len(ts) == 1 {
 			id, _ = ts[0].(map[string]any)["id"].(string)
 		}
 		return id != ""
-	})
+	}, testenv.Within(10*time.Second))
 	if st, _ := h.Do("POST", "/api/tasks/"+id+"/cancel", h.AdminToken, nil); st != 200 {
 		t.Fatal(st)
 	}

@@ -38,18 +38,6 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
-// eventually polls cond every 20 ms until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // bg runs a command in the background with a cancellable context; wait
 // returns its exit code once it ended (bounded).
 type bg struct {

@@ -17,6 +17,7 @@ import (
 	"github.com/agentcom/agentcom/internal/hubtest"
 	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/resilience"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 // cliRun runs commands against one hub and remembers every output, so a
@@ -224,16 +225,16 @@ func TestTaskWaitAcrossHubOutage(t *testing.T) {
 	h := hubtest.Start(t, "")
 	env := map[string]string{"AGENTCOM_HUB": h.URL(), "AGENTCOM_TOKEN": h.AdminToken}
 	b := runBG(t, env, "task", "submit", "outlive the hub", "--capabilities", "nobody", "--wait", "--wait-timeout", "2m", "--json")
-	eventually(t, 10*time.Second, "the submission", func() bool { return strings.Contains(b.err.String(), "queued (generation 0)") })
+	testenv.Eventually(t, "the submission", func() bool { return strings.Contains(b.err.String(), "queued (generation 0)") }, testenv.Within(10*time.Second))
 	id := taskIDRe.FindString(b.err.String())
 	h.Stop()
-	eventually(t, 20*time.Second, "the outage report", func() bool { return strings.Contains(b.err.String(), "hub unreachable") })
+	testenv.Eventually(t, "the outage report", func() bool { return strings.Contains(b.err.String(), "hub unreachable") }, testenv.Within(20*time.Second))
 	// Not a synchronisation: the hub stays down for a few more polls, so
 	// that a report per failed poll would show (the assertion below holds
 	// whatever the timing).
 	time.Sleep(3 * waitPoll)
 	h.Restart()
-	eventually(t, 20*time.Second, "the recovery report", func() bool { return strings.Contains(b.err.String(), "the hub answers again") })
+	testenv.Eventually(t, "the recovery report", func() bool { return strings.Contains(b.err.String(), "the hub answers again") }, testenv.Within(20*time.Second))
 	if st, _ := h.Do("POST", "/api/tasks/"+id+"/cancel", h.AdminToken, nil); st != 200 {
 		t.Fatal(st)
 	}
@@ -363,9 +364,9 @@ func TestChannelCommands(t *testing.T) {
 	// --follow prints new messages as they come, until interrupted; with
 	// --json one object per line.
 	b := runBG(t, r.env, "channel", "history", "releases", "--follow", "--json")
-	eventually(t, 10*time.Second, "the existing history", func() bool { return strings.Count(b.out.String(), "\n") == 2 })
+	testenv.Eventually(t, "the existing history", func() bool { return strings.Count(b.out.String(), "\n") == 2 }, testenv.Within(10*time.Second))
 	r.ok("channel", "publish", "releases", "live one")
-	eventually(t, 10*time.Second, "the new message", func() bool { return strings.Contains(b.out.String(), "live one") })
+	testenv.Eventually(t, "the new message", func() bool { return strings.Contains(b.out.String(), "live one") }, testenv.Within(10*time.Second))
 	b.cancel()
 	if code := b.wait(t, 10*time.Second); code != 0 {
 		t.Fatalf("follow exit %d: %s", code, b.err.String())
@@ -408,9 +409,9 @@ func TestAgentsCommands(t *testing.T) {
 	anon := newCLI(t, h, "")
 	contains(t, "anonymous", anon.ok("agents"), "worker-1", "current tasks need a token")
 
-	eventually(t, 10*time.Second, "the timeline", func() bool {
+	testenv.Eventually(t, "the timeline", func() bool {
 		return strings.Contains(r.ok("agents", "show", "worker-1"), "task_accepted")
-	})
+	}, testenv.Within(10*time.Second))
 	out = r.ok("agents", "show", "worker-1")
 	contains(t, "show", out, "agent:", "worker-1", "state:", "working", "current task:", sub.TaskID, "tasks assigned to it",
 		"document the API", "timeline (newest first)", "task_assigned")
@@ -561,7 +562,7 @@ func TestTaskWaitEndsOnRefusal(t *testing.T) {
 	h := hubtest.Start(t, "")
 	tok := h.Token("submitter", auth.RoleAgent)
 	b := runBG(t, map[string]string{"AGENTCOM_HUB": h.URL(), "AGENTCOM_TOKEN": tok}, "task", "submit", "orphan", "--capabilities", "nobody", "--wait", "--wait-timeout", "2m")
-	eventually(t, 10*time.Second, "the submission", func() bool { return strings.Contains(b.out.String(), "queued (generation 0)") })
+	testenv.Eventually(t, "the submission", func() bool { return strings.Contains(b.out.String(), "queued (generation 0)") }, testenv.Within(10*time.Second))
 	if st, _ := h.Do("DELETE", "/admin/tokens/submitter", h.AdminToken, nil); st != 200 {
 		t.Fatal(st)
 	}
@@ -579,7 +580,7 @@ func TestTaskWaitEndsOnRefusal(t *testing.T) {
 func TestServeStartsAndStops(t *testing.T) {
 	dir := t.TempDir()
 	b := runBG(t, nil, "serve", "--addr", "127.0.0.1:0", "--data", dir, "--log-format", "json", "--log-level", "error", "--first-backup", "1h")
-	eventually(t, 20*time.Second, "the listening line", func() bool { return strings.Contains(b.err.String(), "listening on 127.0.0.1:") })
+	testenv.Eventually(t, "the listening line", func() bool { return strings.Contains(b.err.String(), "listening on 127.0.0.1:") }, testenv.Within(20*time.Second))
 	b.cancel()
 	if code := b.wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit %d: %s", code, b.err.String())
@@ -644,7 +645,7 @@ func TestTaskLogsCommand(t *testing.T) {
 	a.Send(map[string]any{"type": "task_accepted", "task_id": sub.TaskID, "protocol_version": 1})
 	a.Expect("task_ack")
 	a.Send(map[string]any{"type": "task_progress", "task_id": sub.TaskID, "output": "step 1\n\x1b[32mgreen\x1b[0m \x1b]0;title\x07\n", "protocol_version": 1})
-	eventually(t, 10*time.Second, "the output", func() bool { return strings.Contains(r.ok("task", "logs", sub.TaskID), "step 1") })
+	testenv.Eventually(t, "the output", func() bool { return strings.Contains(r.ok("task", "logs", sub.TaskID), "step 1") }, testenv.Within(10*time.Second))
 	if out := r.ok("task", "logs", sub.TaskID); !strings.Contains(out, "\x1b]0;title\x07") {
 		t.Fatalf("piped output is not raw: %q", out)
 	}
@@ -662,7 +663,7 @@ func TestTaskLogsCommand(t *testing.T) {
 	// -f follows until the task ends.
 	b := runBG(t, r.env, "task", "logs", sub.TaskID, "-f", "--since", strconv.FormatInt(l.Next, 10))
 	a.Send(map[string]any{"type": "task_progress", "task_id": sub.TaskID, "output": "step 2\n", "protocol_version": 1})
-	eventually(t, 10*time.Second, "the followed output", func() bool { return strings.Contains(b.out.String(), "step 2") })
+	testenv.Eventually(t, "the followed output", func() bool { return strings.Contains(b.out.String(), "step 2") }, testenv.Within(10*time.Second))
 	a.Send(map[string]any{"type": "task_complete", "task_id": sub.TaskID, "generation": as["generation"], "result": map[string]any{"status": "success"}})
 	if code := b.wait(t, 30*time.Second); code != 0 || strings.Contains(b.out.String(), "step 1") || !strings.Contains(b.err.String(), "completed") {
 		t.Fatalf("logs -f: %d %q %q", code, b.out.String(), b.err.String())

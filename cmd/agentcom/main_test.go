@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 // TestMain runs main() itself when asMainEnv is set (serve_test.go drives
@@ -17,8 +17,5 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-	)
+	testenv.VerifyNone(m, testenv.IdleHTTPClients()...)
 }

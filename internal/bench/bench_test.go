@@ -15,11 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 // childHubEnv makes the test binary act as a hub process (the stand-in
@@ -30,7 +29,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childHubEnv) == "1" {
 		os.Exit(serveChildHub())
 	}
-	goleak.VerifyTestMain(m)
+	testenv.VerifyNone(m)
 }
 
 // serveChildHub runs a hub on $ADDR over $DIR until SIGTERM.

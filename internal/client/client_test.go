@@ -11,10 +11,10 @@ import (
 	"syscall"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testenv.VerifyNone(m) }
 
 // recorded is one request seen by the fake hub.
 type recorded struct {

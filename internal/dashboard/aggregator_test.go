@@ -10,6 +10,7 @@ import (
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 // TestSnapshotFromRealEvents drives a real hub through a task's life and
@@ -335,7 +336,7 @@ func TestManyClients(t *testing.T) {
 	for _, c := range clients {
 		c.Expect("snapshot") // first snapshots share builds too
 	}
-	eventually(t, "all clients registered", func() bool { return h.Dashboard.Aggregator().Clients() == n })
+	testenv.Eventually(t, "all clients registered", func() bool { return h.Dashboard.Aggregator().Clients() == n })
 	before := h.Dashboard.Aggregator().Builds()
 	var wg sync.WaitGroup
 	for _, c := range clients {
@@ -364,7 +365,7 @@ func TestBatching(t *testing.T) {
 	c := hubtest.Dial(t, dashURL(h))
 	c.Expect("snapshot")
 	agg := h.Dashboard.Aggregator()
-	eventually(t, "client registered", func() bool { return agg.Clients() == 1 })
+	testenv.Eventually(t, "client registered", func() bool { return agg.Clients() == 1 })
 	const n = 25
 	for i := range n {
 		agg.Apply(bus.Event{Data: resilience.BackupCompleteEvent{TablesBackedUp: []string{fmt.Sprint("t", i)}}})

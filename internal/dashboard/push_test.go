@@ -25,6 +25,7 @@ import (
 	"github.com/agentcom/agentcom/internal/dashboard"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/resilience"
+	"github.com/agentcom/agentcom/internal/testenv"
 	"github.com/agentcom/agentcom/internal/webpush"
 )
 
@@ -220,7 +221,7 @@ func TestPushEndToEnd(t *testing.T) {
 		t.Fatalf("dead-letter push: %+v", n)
 	}
 	// The push service said 410 for the other subscription: it is dropped.
-	eventually(t, "gone subscription dropped", func() bool {
+	testenv.Eventually(t, "gone subscription dropped", func() bool {
 		n, err := subs.Count(t.Context())
 		return err == nil && n == 1
 	})

@@ -3,7 +3,7 @@ package gitflow
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testenv.VerifyNone(m) }

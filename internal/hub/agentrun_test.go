@@ -11,6 +11,7 @@ import (
 	"github.com/agentcom/agentcom/internal/hubtest"
 	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/tasklog"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 // logs reads GET /api/tasks/{id}/logs with query q.
@@ -37,7 +38,7 @@ func TestTaskLogsKeepOutputAndLongPoll(t *testing.T) {
 	_, g := assignment(a)
 	accept(a, id)
 	output(a, id, "hello ")
-	eventually(t, "output kept", func() bool { _, l := e.logs(id, ""); return l.Data == "hello " })
+	testenv.Eventually(t, "output kept", func() bool { _, l := e.logs(id, ""); return l.Data == "hello " })
 
 	// A long poll from the end waits for the next output.
 	got := make(chan protocol.TaskLogs, 1)
@@ -63,7 +64,7 @@ func TestTaskLogsKeepOutputAndLongPoll(t *testing.T) {
 	output(other, id, "forged")
 	// Bounded: the oldest output goes, and a reader behind it is told.
 	output(a, id, strings.Repeat("z", 40))
-	eventually(t, "bounded", func() bool { _, l := e.logs(id, "?since=11"); return l.Truncated && l.Data == strings.Repeat("z", 32) })
+	testenv.Eventually(t, "bounded", func() bool { _, l := e.logs(id, "?since=11"); return l.Truncated && l.Data == strings.Repeat("z", 32) })
 	if _, l := e.logs(id, ""); strings.Contains(l.Data, "forged") {
 		t.Fatalf("non-holder output kept: %+v", l)
 	}
@@ -129,7 +130,7 @@ func TestTaskVerifyChecksAndUsage(t *testing.T) {
 			ByAgent map[string]protocol.Usage `json:"by_agent"`
 		} `json:"usage"`
 	}
-	eventually(t, "metrics usage", func() bool {
+	testenv.Eventually(t, "metrics usage", func() bool {
 		_, b := e.DoRaw("GET", "/api/metrics", e.AdminToken, nil)
 		_ = json.Unmarshal(b, &m)
 		return m.Usage.Total.TotalTokens == 22
@@ -189,17 +190,6 @@ func TestTaskDeadlineTellsTheHolder(t *testing.T) {
 	f := a.ExpectWithin("task_reassign", 10*time.Second)
 	if f["task_id"] != id || f["reason"] != "deadline" || f["generation"] == nil {
 		t.Fatalf("reassign = %v", f)
-	}
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

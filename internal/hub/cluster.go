@@ -23,6 +23,7 @@ import (
 	"github.com/agentcom/agentcom/internal/agentws"
 	"github.com/agentcom/agentcom/internal/cluster"
 	"github.com/agentcom/agentcom/internal/protocol"
+	"github.com/agentcom/agentcom/internal/startstop"
 )
 
 // Cluster mode. Several hubs on one database act as one: the elected
@@ -155,27 +156,26 @@ func (h *Hub) serveCluster(ln net.Listener) error {
 		return fmt.Errorf("cluster: join the election: %w", err)
 	}
 	h.onLeader(m.cfg.Elector.Leader())
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case l, ok := <-m.cfg.Elector.Changes():
-				if !ok {
-					return
-				}
-				h.onLeader(l)
-			}
-		}
-	}()
 	h.http = h.newHTTPServer(http.HandlerFunc(h.serveClusterHTTP))
-	h.loop(func() {
-		if err := h.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			h.log.Error("http server stopped", "event", "http_failed", "err", err)
-		}
-	})
+	h.services = startstop.Group{
+		startstop.Func("leader_watch", func(ctx context.Context) {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case l, ok := <-m.cfg.Elector.Changes():
+					if !ok {
+						return
+					}
+					h.onLeader(l)
+				}
+			}
+		}),
+		h.serveHTTP(ln),
+	}
+	if err := h.services.Start(ctx); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
 	l := h.Leader()
 	h.log.Info("hub listening", "component", "hub", "event", "listening", "addr", ln.Addr().String(),
 		"hub_id", m.cfg.HubID, "leader", l.HubID, "role", h.role(), "version", h.cfg.Version)
@@ -299,7 +299,10 @@ func (h *Hub) buildDomain() (*Hub, error) {
 		return nil, err
 	}
 	d.listener = h.listener
-	d.run()
+	if err := d.run(); err != nil {
+		_ = d.Shutdown(context.Background())
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -323,7 +326,7 @@ func (h *Hub) stepDown(d *Hub, code websocket.StatusCode, reason string) {
 	m.domain.Store(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	d.cancel()
+	d.services.Stop()
 	d.Sockets.ShutdownWith(ctx, code, reason)
 	m.relayStop()
 	if err := d.Shutdown(ctx); err != nil {
@@ -340,6 +343,9 @@ func (h *Hub) shutdownCluster(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	// The leader watch stops first, so no change of leader starts a retry
+	// after the wait below.
+	h.services.Stop()
 	if m.cancel != nil {
 		m.cancel()
 		m.wg.Wait()
@@ -357,7 +363,6 @@ func (h *Hub) shutdownCluster(ctx context.Context) error {
 	if m.follower != nil {
 		m.follower.Stop(ctx)
 	}
-	h.wg.Wait()
 	m.transport.CloseIdleConnections()
 	h.log.Info("hub stopped", "component", "hub", "event", "stopped", "hub_id", m.cfg.HubID)
 	return errors.Join(errs...)

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/agentcom/agentcom/internal/agents"
@@ -29,6 +28,7 @@ import (
 	"github.com/agentcom/agentcom/internal/resilience"
 	"github.com/agentcom/agentcom/internal/scheduler"
 	"github.com/agentcom/agentcom/internal/settings"
+	"github.com/agentcom/agentcom/internal/startstop"
 	"github.com/agentcom/agentcom/internal/storage"
 	"github.com/agentcom/agentcom/internal/storage/pgdriver"
 	"github.com/agentcom/agentcom/internal/store"
@@ -36,7 +36,11 @@ import (
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
-// Config is everything the hub can be told at start.
+// Config is everything the hub can be told at start. As in net/http, the
+// zero value of every field is usable: a zero duration or limit means the
+// documented default (DefaultConfig shows them), never "off"; what can be
+// switched off says so with nil or a negative value. New applies the
+// defaults once (withDefaults), so no code below it sees a zero.
 type Config struct {
 	Addr    string // listen address, e.g. ":4000"
 	DataDir string
@@ -67,10 +71,17 @@ type Config struct {
 	Messaging messaging.Limits
 	// RateLimits per agent and action class, and per HTTP caller; nil
 	// disables rate limiting.
-	RateLimits           ratelimit.Limits
-	AcceptTimeout        time.Duration
-	AlertInterval        time.Duration
-	BusyHold             time.Duration
+	RateLimits ratelimit.Limits
+	// AcceptTimeout is how long an assigned task waits for task_accepted
+	// (default 60 s; negative: for ever).
+	AcceptTimeout time.Duration
+	// AlertInterval is how often the alert rules run (default 30 s).
+	AlertInterval time.Duration
+	// BusyHold is how long an agent that declined a task is skipped
+	// (default 60 s; negative: not at all).
+	BusyHold time.Duration
+	// MailboxEvictInterval is how often expired mailbox messages are
+	// removed (default 1 h); POST /api/admin/mailbox/evict runs it now.
 	MailboxEvictInterval time.Duration
 	// TaskLogs bounds the agents' live output kept in memory.
 	TaskLogs tasklog.Config
@@ -90,6 +101,7 @@ type Config struct {
 
 // HTTPConfig bounds what one HTTP connection may hold. WebSocket
 // connections leave these limits once upgraded (they have their own).
+// Zero fields take DefaultHTTPConfig's values.
 type HTTPConfig struct {
 	ReadHeaderTimeout time.Duration // time to send the request headers
 	ReadTimeout       time.Duration // time to send a whole request, body included
@@ -102,6 +114,31 @@ type HTTPConfig struct {
 func DefaultHTTPConfig() HTTPConfig {
 	return HTTPConfig{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 		IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+}
+
+// withDefaults fills every zero field that has a default.
+func (hc HTTPConfig) withDefaults() HTTPConfig {
+	def := DefaultHTTPConfig()
+	hc.ReadHeaderTimeout = cmp.Or(hc.ReadHeaderTimeout, def.ReadHeaderTimeout)
+	hc.ReadTimeout = cmp.Or(hc.ReadTimeout, def.ReadTimeout)
+	hc.IdleTimeout = cmp.Or(hc.IdleTimeout, def.IdleTimeout)
+	hc.MaxHeaderBytes = cmp.Or(hc.MaxHeaderBytes, def.MaxHeaderBytes)
+	return hc
+}
+
+// withDefaults fills the hub's own zero fields; the components' configs
+// apply their defaults in their own New.
+func (c Config) withDefaults() Config {
+	def := DefaultConfig()
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	c.AcceptTimeout = cmp.Or(c.AcceptTimeout, def.AcceptTimeout)
+	c.AlertInterval = cmp.Or(c.AlertInterval, def.AlertInterval)
+	c.BusyHold = cmp.Or(c.BusyHold, def.BusyHold)
+	c.MailboxEvictInterval = cmp.Or(c.MailboxEvictInterval, def.MailboxEvictInterval)
+	c.HTTP = c.HTTP.withDefaults()
+	return c
 }
 
 // DefaultConfig returns the documented defaults.
@@ -148,9 +185,14 @@ type Hub struct {
 
 	listener net.Listener
 	http     *http.Server
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	started  time.Time
+	// services are every background service of the hub, started in order
+	// by run and stopped in reverse by Shutdown: nothing else starts a
+	// goroutine that outlives a call.
+	services startstop.Group
+	// evictor removes expired mailbox messages periodically and when the
+	// admin route asks (api.Core.EvictMailboxes, which never blocks).
+	evictor *startstop.Triggered
+	started time.Time
 }
 
 // New opens the data directory and builds the hub without starting it.
@@ -158,9 +200,7 @@ type Hub struct {
 // verified backup, or started empty in degraded mode, before anything
 // reads it.
 func New(cfg Config) (*Hub, error) {
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
+	cfg = cfg.withDefaults()
 	if cfg.Cluster != nil {
 		return newClustered(cfg)
 	}
@@ -216,6 +256,7 @@ func (h *Hub) reloaders() []reloader {
 
 func (h *Hub) build() error {
 	var err error
+	h.evictor = startstop.Trigger("mailbox_evict", h.cfg.MailboxEvictInterval, h.evictMailboxes)
 	if h.Tokens, err = auth.New(h.Driver.Tokens()); err != nil {
 		return err
 	}
@@ -276,7 +317,7 @@ func (h *Hub) build() error {
 	h.API.SetMaxBody(max(api.DefaultMaxBody, int64(h.cfg.Queue.MaxMetadataBytes)+128<<10))
 	core := &api.Core{Server: h.API, Tokens: h.Tokens, Presence: h.Presence, Agents: h.Agents, Messaging: h.Messaging,
 		Settings: h.Settings, Revoked: h.closeRevoked, OpenRegistration: h.cfg.OpenRegistration, JoinSecret: h.cfg.JoinSecret,
-		EvictMailboxes: h.evictMailboxes, Version: h.cfg.Version}
+		EvictMailboxes: h.evictor.Trigger, Version: h.cfg.Version}
 	taskRoutes := &api.Tasks{Server: h.API, Queue: h.Queue, Scheduler: sched, Presence: h.Presence, NotifyCancel: h.Sockets.PushCancel, Logs: h.TaskLogs}
 	h.Alerts = alerts.New(h.Settings, h.Queue, idleCounter{h.Agents}, protection{h.Storage}, h.Bus)
 	h.API.Handle(h.storageRoutes()...)
@@ -324,58 +365,81 @@ func (h *Hub) Serve(ln net.Listener) error {
 	}
 	h.listener = ln
 	h.http = h.newHTTPServer(h.API)
-	h.run()
-	h.loop(func() {
-		if err := h.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			h.log.Error("http server stopped", "event", "http_failed", "err", err)
-		}
-	})
+	if err := h.run(h.serveHTTP(ln)); err != nil {
+		return err
+	}
 	h.log.Info("hub listening", "component", "hub", "event", "listening", "addr", ln.Addr().String(),
 		"store", h.storeName(), "version", h.cfg.Version)
 	return nil
 }
 
 func (h *Hub) newHTTPServer(handler http.Handler) *http.Server {
-	hc, def := h.cfg.HTTP, DefaultHTTPConfig()
+	hc := h.cfg.HTTP
 	return &http.Server{Handler: handler,
-		ReadHeaderTimeout: cmp.Or(hc.ReadHeaderTimeout, def.ReadHeaderTimeout),
-		ReadTimeout:       cmp.Or(hc.ReadTimeout, def.ReadTimeout),
-		IdleTimeout:       cmp.Or(hc.IdleTimeout, def.IdleTimeout),
-		MaxHeaderBytes:    cmp.Or(hc.MaxHeaderBytes, def.MaxHeaderBytes),
+		ReadHeaderTimeout: hc.ReadHeaderTimeout,
+		ReadTimeout:       hc.ReadTimeout,
+		IdleTimeout:       hc.IdleTimeout,
+		MaxHeaderBytes:    hc.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelWarn)}
 }
 
-// run starts the domain's background loops (until Shutdown).
-func (h *Hub) run() {
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
-	h.loop(func() { h.Metrics.Run(ctx) })
-	h.loop(func() { h.Alerts.Run(ctx, h.cfg.AlertInterval) })
-	h.loop(func() { h.Scheduler.Run(ctx) })
-	h.loop(func() { h.TaskLogs.Follow(ctx, h.Bus, taskOfEvent) })
-	h.loop(func() { h.Sockets.Run(ctx) })
-	h.loop(func() { every(ctx, h.cfg.MailboxEvictInterval, h.evictMailboxes) })
-	if h.Limiter != nil {
-		h.loop(func() { every(ctx, time.Minute, func() { h.Limiter.Sweep(time.Minute) }) })
+// serveHTTP is the service that serves h.http on ln. Shutdown drains the
+// connections gracefully first; the service's Stop closes what is left and
+// waits for Serve to return.
+func (h *Hub) serveHTTP(ln net.Listener) startstop.Service {
+	done := make(chan struct{})
+	return startstop.Hooks("http", func(context.Context) error {
+		go func() {
+			defer close(done)
+			if err := h.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				h.log.Error("http server stopped", "event", "http_failed", "err", err)
+			}
+		}()
+		return nil
+	}, func() {
+		_ = h.http.Close()
+		<-done
+	})
+}
+
+// run starts every background service of the domain, then extra (the
+// front end: the HTTP server), as one group that Shutdown stops. The
+// components block in Run(ctx); only the hub starts them.
+func (h *Hub) run(extra ...startstop.Service) error {
+	g := startstop.Group{
+		startstop.Func("metrics", h.Metrics.Run),
+		startstop.Func("alerts", func(ctx context.Context) { h.Alerts.Run(ctx, h.cfg.AlertInterval) }),
+		startstop.Func("scheduler", h.Scheduler.Run),
+		startstop.Func("tasklog", func(ctx context.Context) { h.TaskLogs.Follow(ctx, h.Bus, taskOfEvent) }),
+		startstop.Func("agent_sockets", h.Sockets.Run),
+		h.evictor,
 	}
-	h.loop(func() { h.Dashboard.Run(ctx) })
+	if h.Limiter != nil {
+		g = append(g, startstop.Every("ratelimit_sweep", time.Minute, func(context.Context) { h.Limiter.Sweep(time.Minute) }))
+	}
+	g = append(g, startstop.Func("dashboard", h.Dashboard.Run))
 	if h.Driver.Name() != "bolt" {
-		h.loop(func() { every(ctx, sharedRefreshInterval, func() { h.refreshShared(ctx) }) })
+		g = append(g, startstop.Every("shared_refresh", sharedRefreshInterval, h.refreshShared))
 	}
 	// Everyone who reports storage events has subscribed: tell them what
 	// the startup check found, then run the schedules.
 	if h.Storage != nil {
-		h.Storage.NoteStartup(h.startup)
-		h.Storage.Start(ctx)
+		var cancel context.CancelFunc
+		g = append(g, startstop.Hooks("storage", func(ctx context.Context) error {
+			h.Storage.NoteStartup(h.startup)
+			ctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
+			h.Storage.Start(ctx)
+			return nil
+		}, func() {
+			cancel()
+			h.Storage.Wait()
+		}))
 	}
-}
-
-func (h *Hub) loop(f func()) {
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		f()
-	}()
+	h.services = append(g, extra...)
+	if err := h.services.Start(context.Background()); err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	return nil
 }
 
 // Reset closes every agent socket (code 1012: agents reconnect) and
@@ -466,19 +530,15 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		return h.shutdownCluster(ctx)
 	}
 	var errs []error
+	// Within ctx: finish the requests in flight, then close every agent
+	// socket with 1001; then stop the services (which close what is left).
 	if h.http != nil {
 		if err := h.http.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	h.Sockets.Shutdown(ctx)
-	if h.cancel != nil {
-		h.cancel()
-	}
-	h.wg.Wait()
-	if h.Storage != nil {
-		h.Storage.Wait()
-	}
+	h.services.Stop()
 	h.Agents.Stop()
 	if err := h.closeStorage(); err != nil {
 		errs = append(errs, err)
@@ -487,8 +547,8 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (h *Hub) evictMailboxes() {
-	n, err := h.Messaging.Mailbox.Evict(context.Background(), h.Settings.MailboxTTL())
+func (h *Hub) evictMailboxes(ctx context.Context) {
+	n, err := h.Messaging.Mailbox.Evict(ctx, h.Settings.MailboxTTL())
 	if err != nil {
 		h.log.Error("mailbox eviction failed", "component", "messaging", "event", "mailbox_evict_failed", "err", err)
 		return
@@ -550,20 +610,6 @@ func (p protection) DegradedTables() []string {
 type idleCounter struct{ r *agents.Registry }
 
 func (c idleCounter) IdleCount() int { return c.r.Counts()[agents.Idle] }
-
-// every runs f every d until ctx ends.
-func every(ctx context.Context, d time.Duration, f func()) {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			f()
-		}
-	}
-}
 
 // seedUsage adds the usage stored on every task to the metrics' sums, so
 // they survive a restart. Each task's usage is attributed to the agent of

@@ -3,12 +3,12 @@ package hub_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/agentcom/agentcom/internal/testenv"
 
 	"github.com/agentcom/agentcom/internal/hubtest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testenv.VerifyNone(m) }
 
 func TestTaskLifecycle(t *testing.T) {
 	h := hubtest.Start(t, "")

@@ -18,6 +18,7 @@ import (
 	"github.com/agentcom/agentcom/internal/hubtest"
 	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/ratelimit"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 // requestWithHost sends a request to the hub addressed to host, with an
@@ -171,7 +172,7 @@ func TestConcurrentIdentifiesLeaveNoGhost(t *testing.T) {
 		}
 		wg.Wait()
 		// Let every identify land, then drop every socket.
-		eventually(t, "identifies handled", func() bool {
+		testenv.Eventually(t, "identifies handled", func() bool {
 			st, body := e.Do("GET", "/api/agents/racer/state", e.AdminToken, nil)
 			return st == 200 && body["fsm_state"] != nil
 		})
@@ -180,8 +181,8 @@ func TestConcurrentIdentifiesLeaveNoGhost(t *testing.T) {
 				c.CloseNow()
 			}
 		}
-		eventually(t, "every racer socket gone", func() bool { return e.Sockets.Connected() == bystanders })
-		eventually(t, fmt.Sprint("no agent left connected, round ", round), func() bool {
+		testenv.Eventually(t, "every racer socket gone", func() bool { return e.Sockets.Connected() == bystanders })
+		testenv.Eventually(t, fmt.Sprint("no agent left connected, round ", round), func() bool {
 			st, _ := e.Do("GET", "/api/agents/racer/state", e.AdminToken, nil)
 			return st == http.StatusNotFound
 		})
@@ -259,7 +260,7 @@ func TestUnidentifiedSocketCap(t *testing.T) {
 	waiting[0].Expect("identified")
 	h.Connect("w2", h.Token("w2", auth.RoleAgent)) // dials a fresh socket: there is room again
 	waiting[1].Close()
-	eventually(t, "a closed socket frees its place", func() bool {
+	testenv.Eventually(t, "a closed socket frees its place", func() bool {
 		conn, _, err := hubtest.DialWith(h.WSURL(), nil)
 		if err != nil {
 			return false
@@ -364,7 +365,7 @@ func TestLargeResultsAndPoisonTasks(t *testing.T) {
 	}
 
 	a.Close()
-	eventually(t, "first socket gone", func() bool { return e.Sockets.Connected() == 0 })
+	testenv.Eventually(t, "first socket gone", func() bool { return e.Sockets.Connected() == 0 })
 	poison := e.submit(map[string]any{"description": "poison"})
 	huge := strings.Repeat("y", 16<<10)
 	for i := range 3 {
@@ -413,7 +414,7 @@ func TestSlowConsumerBoundedInBytes(t *testing.T) {
 	if err := slow.Write(t.Context(), websocket.MessageText, b); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "slow identified", func() bool { return h.Sockets.Online("slow") })
+	testenv.Eventually(t, "slow identified", func() bool { return h.Sockets.Online("slow") })
 	sender := h.Agent("sender")
 	payload := map[string]any{"blob": strings.Repeat("z", 32<<10)}
 	for i := 0; h.Sockets.Online("slow"); i++ {
@@ -423,7 +424,7 @@ func TestSlowConsumerBoundedInBytes(t *testing.T) {
 		sender.Send(map[string]any{"type": "message", "to": "slow", "payload": payload})
 		sender.Expect("message_sent")
 	}
-	eventually(t, "slow_consumer logged", func() bool { return strings.Contains(logs.String(), `"event":"slow_consumer"`) })
+	testenv.Eventually(t, "slow_consumer logged", func() bool { return strings.Contains(logs.String(), `"event":"slow_consumer"`) })
 	for line := range strings.SplitSeq(logs.String(), "\n") {
 		if !strings.Contains(line, `"event":"slow_consumer"`) {
 			continue

@@ -813,7 +813,7 @@ func TestTaskReidentifyKeepsWork(t *testing.T) {
 // generation (the Go sidecar sends it) does not take away the agent's
 // current assignment of the same task.
 func TestTaskRejectFencedByGeneration(t *testing.T) {
-	e := newEngine(t, func(c *hub.Config) { c.BusyHold = 0 })
+	e := newEngine(t, func(c *hub.Config) { c.BusyHold = -1 }) // no hold
 	a := e.Agent("worker-1")
 	id := e.submit(map[string]any{"description": "x"})
 	_, g := assignment(a)

@@ -92,13 +92,14 @@ func NormalizeChannel(name string) string {
 
 // Limits bound what messaging keeps in memory and in its tables. Zero
 // fields take the defaults.
+// Zero fields take the defaults (WithDefaults, applied by NewChannels).
 type Limits struct {
-	MaxChannels           int
-	MaxChannelSubscribers int
-	MaxTrackedAgents      int
+	MaxChannels           int // channels in total (zero: DefaultMaxChannels)
+	MaxChannelSubscribers int // subscribers per channel (zero: DefaultMaxChannelSubscribers)
+	MaxTrackedAgents      int // agents the analytics track (zero: MaxTrackedAgents)
 }
 
-// WithDefaults fills zero fields.
+// WithDefaults fills zero fields: the one place the defaults apply.
 func (l Limits) WithDefaults() Limits {
 	l.MaxChannels = cmp.Or(l.MaxChannels, DefaultMaxChannels)
 	l.MaxChannelSubscribers = cmp.Or(l.MaxChannelSubscribers, DefaultMaxChannelSubscribers)

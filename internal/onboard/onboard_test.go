@@ -16,10 +16,10 @@ import (
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
 	"github.com/agentcom/agentcom/internal/sidecar"
-	"go.uber.org/goleak"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testenv.VerifyNone(m) }
 
 func openReg(c *hub.Config) { c.OpenRegistration = true }
 

@@ -45,8 +45,10 @@ type Config struct {
 	// connected is measured from the later of the task's last update and
 	// the hub's start, so agents get a full lease to come back after a hub
 	// restart.
+	// Zero: 5 minutes.
 	LeaseTTL time.Duration
-	// SweepInterval is how often leases and deadlines are checked.
+	// SweepInterval is how often leases and deadlines are checked (zero:
+	// 30 s).
 	SweepInterval time.Duration
 	// Now is the clock of the leases, the hub's start included (nil:
 	// time.Now); tests inject one to check a lease to the millisecond.
@@ -56,6 +58,21 @@ type Config struct {
 // DefaultConfig holds the documented defaults.
 func DefaultConfig() Config {
 	return Config{LeaseTTL: 5 * time.Minute, SweepInterval: 30 * time.Second}
+}
+
+// withDefaults fills the zero (or negative) fields with DefaultConfig's.
+func (c Config) withDefaults() Config {
+	def := DefaultConfig()
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = def.LeaseTTL
+	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = def.SweepInterval
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
 }
 
 // Scheduler coordinates the queue and the agents.
@@ -77,16 +94,7 @@ type Scheduler struct {
 // durations in cfg take the defaults (a zero lease would reclaim every
 // task at the first sweep).
 func New(q *tasks.Queue, reg *agents.Registry, cfg Config, log *slog.Logger) *Scheduler {
-	def := DefaultConfig()
-	if cfg.LeaseTTL <= 0 {
-		cfg.LeaseTTL = def.LeaseTTL
-	}
-	if cfg.SweepInterval <= 0 {
-		cfg.SweepInterval = def.SweepInterval
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg = cfg.withDefaults()
 	return &Scheduler{q: q, agents: reg, cfg: cfg, log: log.With("component", "scheduler"),
 		start: cfg.Now().UnixMilli(), kick: make(chan struct{}, 1)}
 }
@@ -317,7 +325,7 @@ func (s *Scheduler) Sweep() {
 // AcceptTimeout is wired as the agent registry's timeout callback.
 func (s *Scheduler) AcceptTimeout(agentID, taskID string) {
 	s.log.Warn("task not accepted in time", "event", "accept_timeout", "task_id", taskID, "agent_id", agentID)
-	s.reclaim(taskID, agentID, -1, tasks.ReasonAcceptTimout, agents.FlagUnresponsive)
+	s.reclaim(taskID, agentID, -1, tasks.ReasonAcceptTimeout, agents.FlagUnresponsive)
 }
 
 // Connect registers an agent's new connection. A task it still holds

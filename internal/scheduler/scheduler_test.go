@@ -291,7 +291,7 @@ func TestAcceptTimeoutAndContinue(t *testing.T) {
 		t.Fatalf("re-assignment %+v after %+v", again, first)
 	}
 	got := w.get(task.ID)
-	if !slices.ContainsFunc(got.History, func(e tasks.Event) bool { return e.Details == tasks.ReasonAcceptTimout }) {
+	if !slices.ContainsFunc(got.History, func(e tasks.Event) bool { return e.Details == tasks.ReasonAcceptTimeout }) {
 		t.Fatalf("history: %+v", got.History)
 	}
 	if a := w.agent("a"); !slices.Contains(a.Flags, agents.FlagUnresponsive) {
@@ -376,7 +376,7 @@ func TestDeadlineSweep(t *testing.T) {
 	if got := w.get(task.ID); got.Status != tasks.StatusAssigned {
 		t.Fatal("expired before its deadline")
 	}
-	eventually(t, 5*time.Second, "deadline", func() bool { return time.Now().UnixMilli() > soon })
+	testenv.Eventually(t, "deadline", func() bool { return time.Now().UnixMilli() > soon }, testenv.Within(5*time.Second))
 	w.S.Sweep()
 	got := w.get(task.ID)
 	if got.Status != tasks.StatusDeadLetter || got.LastError != "deadline exceeded" || got.History[1].Details != tasks.ReasonDeadline {

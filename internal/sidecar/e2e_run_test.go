@@ -21,6 +21,7 @@ import (
 	"github.com/agentcom/agentcom/internal/client"
 	"github.com/agentcom/agentcom/internal/hubtest"
 	"github.com/agentcom/agentcom/internal/protocol"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 // newRunE2E writes a run-mode sidecar config for agent on hub h.
@@ -68,13 +69,13 @@ func cli(t *testing.T, bin string, h *hubtest.Hub, args ...string) string {
 func activeRun(t *testing.T, s e2eSetup, id string) *RunState {
 	t.Helper()
 	var rs *RunState
-	eventually(t, "agent process recorded", func() bool {
+	testenv.Eventually(t, "agent process recorded", func() bool {
 		st, _, err := LoadState(s.cfg.StateFile, time.Now())
 		if err == nil && st.Active != nil && st.Active.TaskID == id && st.Active.Run != nil {
 			rs = st.Active.Run
 		}
 		return rs != nil
-	})
+	}, testenv.Within(wait))
 	return rs
 }
 
@@ -148,9 +149,9 @@ echo "all done"`
 		t.Fatalf("output seen, but the task is %q (%v): not live", tk.Status, err)
 	}
 	// Keep it running past several wake timeouts before letting it end.
-	eventually(t, "running past the wake timeout", func() bool {
+	testenv.Eventually(t, "running past the wake timeout", func() bool {
 		return time.Since(time.UnixMilli(rs.StartedAt)) > 3*200*time.Millisecond && groupAlive(rs.PGID)
-	})
+	}, testenv.Within(wait))
 	goFile(t, s, id+".go")
 	tk := waitTask(t, admin, id, "completed", func(tk client.Task) bool { return tk.Status == "completed" })
 	for l := range lines { // the follower prints the rest and exits when the task ended
@@ -187,10 +188,10 @@ echo "all done"`
 			} `json:"daily"`
 		} `json:"usage"`
 	}
-	eventually(t, "usage in /api/metrics", func() bool {
+	testenv.Eventually(t, "usage in /api/metrics", func() bool {
 		_ = admin.Do(ctx, "GET", "/api/metrics", nil, &m, nil)
 		return m.Usage.Total.TotalTokens == 1800
-	})
+	}, testenv.Within(wait))
 	if u := m.Usage.ByAgent["runner"]; u.TotalTokens != 1800 || !near(u.CostUSD, 0.03) || len(m.Usage.Hourly) != 1 ||
 		m.Usage.Hourly[0].TotalTokens != 1800 || len(m.Usage.Daily) != 1 || m.Usage.Daily[0].TotalTokens != 1800 {
 		t.Fatalf("metrics usage = %+v", m.Usage)
@@ -210,10 +211,10 @@ func e2eRunCancel(t *testing.T, bin string) {
 		t.Fatal(err)
 	}
 	rs := activeRun(t, s, sub.TaskID)
-	eventually(t, "output reached the hub", func() bool {
+	testenv.Eventually(t, "output reached the hub", func() bool {
 		l, err := admin.TaskLogs(context.Background(), sub.TaskID, 0, 0)
 		return err == nil && strings.Contains(l.Data, "tick")
-	})
+	}, testenv.Within(wait))
 	if !groupAlive(rs.PGID) {
 		t.Fatal("agent not running")
 	}
@@ -221,8 +222,8 @@ func e2eRunCancel(t *testing.T, bin string) {
 	if !strings.Contains(out, "cancelled") {
 		t.Fatalf("cancel said %s", out)
 	}
-	eventually(t, "process group gone", func() bool { return !groupAlive(rs.PGID) })
-	eventually(t, "stop logged", func() bool { return strings.Contains(readLog(s), `"event":"run_stopped"`) })
+	testenv.Eventually(t, "process group gone", func() bool { return !groupAlive(rs.PGID) }, testenv.Within(wait))
+	testenv.Eventually(t, "stop logged", func() bool { return strings.Contains(readLog(s), `"event":"run_stopped"`) }, testenv.Within(wait))
 	if err := syscall.Kill(rs.PID, 0); err == nil {
 		if b, _ := os.ReadFile("/proc/" + strconv.Itoa(rs.PID) + "/stat"); len(b) > 0 && !strings.Contains(string(b), ") Z") {
 			t.Fatalf("agent pid %d still alive", rs.PID)
@@ -305,7 +306,7 @@ echo finished`
 		t.Fatal("the agent died with the sidecar")
 	}
 	startProc(t, bin, s)
-	eventually(t, "agent found again", func() bool { return strings.Contains(readLog(s), `"event":"run_adopted"`) })
+	testenv.Eventually(t, "agent found again", func() bool { return strings.Contains(readLog(s), `"event":"run_adopted"`) }, testenv.Within(wait))
 	goFile(t, s, id+".go")
 	tk := waitTask(t, admin, id, "completed", func(tk client.Task) bool { return tk.Status == "completed" })
 	if n := historyCount(tk, "completed"); n != 1 {

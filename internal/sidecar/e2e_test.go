@@ -24,6 +24,7 @@ import (
 	"github.com/agentcom/agentcom/internal/gitflow"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 // fakeAgent is the wake command of the e2e tests: it confirms at once and
@@ -122,11 +123,11 @@ func (p *proc) signal(t *testing.T, sig syscall.Signal) {
 func waitTask(t *testing.T, c *client.Client, id, what string, cond func(client.Task) bool) client.Task {
 	t.Helper()
 	var last client.Task
-	eventually(t, what, func() bool {
+	testenv.Eventually(t, what, func() bool {
 		tk, err := c.Task(context.Background(), id)
 		last = tk
 		return err == nil && cond(tk)
-	})
+	}, testenv.Within(wait))
 	return last
 }
 
@@ -198,23 +199,23 @@ func e2eTasksAndSIGKILL(t *testing.T, bin string) {
 		t.Fatal(err)
 	}
 	id := sub.TaskID
-	eventually(t, "agent working", func() bool { return fileExists(filepath.Join(s.cfg.ResultsDir, id+".started")) })
-	eventually(t, "state saved", func() bool {
+	testenv.Eventually(t, "agent working", func() bool { return fileExists(filepath.Join(s.cfg.ResultsDir, id+".started")) }, testenv.Within(wait))
+	testenv.Eventually(t, "state saved", func() bool {
 		st, _, err := LoadState(s.cfg.StateFile, time.Now())
 		return err == nil && st.Active != nil && st.Active.TaskID == id
-	})
+	}, testenv.Within(wait))
 	p.signal(t, syscall.SIGKILL)
 	p = startProc(t, bin, s)
-	eventually(t, "recovery announced", func() bool { return strings.Contains(readLog(s), `"event":"recovery_reporting"`) })
+	testenv.Eventually(t, "recovery announced", func() bool { return strings.Contains(readLog(s), `"event":"recovery_reporting"`) }, testenv.Within(wait))
 	goFile(t, s, id+".go")
 	tk := waitTask(t, admin, id, "crashed task completed", func(tk client.Task) bool { return tk.Status == "completed" })
 	if n := historyCount(tk, "completed"); n != 1 {
 		t.Fatalf("completed %d times: %+v", n, tk.History)
 	}
-	eventually(t, "outbox drained", func() bool {
+	testenv.Eventually(t, "outbox drained", func() bool {
 		st, _, err := LoadState(s.cfg.StateFile, time.Now())
 		return err == nil && st.Active == nil && len(st.Outbox) == 0
-	})
+	}, testenv.Within(wait))
 
 	// 3. SIGTERM stops cleanly: exit status 0.
 	p.signal(t, syscall.SIGTERM)
@@ -241,21 +242,21 @@ func e2eHubRestart(t *testing.T, bin string) {
 		t.Fatal(err)
 	}
 	id := sub.TaskID
-	eventually(t, "agent working", func() bool { return fileExists(filepath.Join(s.cfg.ResultsDir, id+".started")) })
+	testenv.Eventually(t, "agent working", func() bool { return fileExists(filepath.Join(s.cfg.ResultsDir, id+".started")) }, testenv.Within(wait))
 
 	// The hub restarts mid-task: the sidecar reconnects, re-announces the
 	// task and the hub lets it continue.
 	h.Restart()
-	eventually(t, "continued after hub restart", func() bool { return strings.Contains(readLog(s), `"event":"recovery_continued"`) })
+	testenv.Eventually(t, "continued after hub restart", func() bool { return strings.Contains(readLog(s), `"event":"recovery_continued"`) }, testenv.Within(wait))
 
 	// The hub goes down; the agent finishes meanwhile.
 	addr, dir := h.Addr(), h.Dir
 	h.Stop()
 	goFile(t, s, id+".go")
-	eventually(t, "report kept in the outbox", func() bool {
+	testenv.Eventually(t, "report kept in the outbox", func() bool {
 		st, _, err := LoadState(s.cfg.StateFile, time.Now())
 		return err == nil && st.Active == nil && len(st.Outbox) == 1
-	})
+	}, testenv.Within(wait))
 	// The hub comes back on the same address and data.
 	h2 := hubtest.Start(t, dir, hubtest.FastTimers, func(c *hub.Config) { c.Addr = addr })
 	admin = client.New(h2.URL(), h2.AdminToken, nil)
@@ -268,10 +269,10 @@ func e2eHubRestart(t *testing.T, bin string) {
 	if res["output"] != "did: long job" {
 		t.Fatalf("result = %v", res)
 	}
-	eventually(t, "outbox drained", func() bool {
+	testenv.Eventually(t, "outbox drained", func() bool {
 		st, _, err := LoadState(s.cfg.StateFile, time.Now())
 		return err == nil && len(st.Outbox) == 0
-	})
+	}, testenv.Within(wait))
 }
 
 // holdProxy forwards an agent socket to the hub, holding the sidecar's
@@ -379,14 +380,14 @@ func TestE2ERealHubBusyAssignIsRejected(t *testing.T) {
 	// The hub pushes the new task before it hears task_recovering: the
 	// busy sidecar rejects it; the hub then says reassign for the old
 	// task and, after its busy hold, assigns the new one again.
-	eventually(t, "busy rejection", func() bool { return r.log.has("task_rejected") })
+	testenv.Eventually(t, "busy rejection", func() bool { return r.log.has("task_rejected") }, testenv.Within(wait))
 	tk := waitTask(t, admin, sub.TaskID, "rejection recorded", func(tk client.Task) bool { return historyCount(tk, "rejected") == 1 })
 	for _, e := range tk.History {
 		if e.Event == "rejected" && !strings.Contains(string(e.Details), "busy") {
 			t.Fatalf("rejection details = %s", e.Details)
 		}
 	}
-	eventually(t, "old task dropped", func() bool { return r.log.has("recovery_reassigned") })
+	testenv.Eventually(t, "old task dropped", func() bool { return r.log.has("recovery_reassigned") }, testenv.Within(wait))
 	// The sidecar is free again: the next task is accepted and completed.
 	// (The hub offers a declined task to other agents first and back to
 	// its decliner only after the busy hold, so the next task checked here
@@ -395,10 +396,10 @@ func TestE2ERealHubBusyAssignIsRejected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "next task accepted", func() bool {
+	testenv.Eventually(t, "next task accepted", func() bool {
 		st, _, err := LoadState(s.cfg.StateFile, time.Now())
 		return err == nil && st.Active != nil && st.Active.TaskID == next.TaskID
-	})
+	}, testenv.Within(wait))
 	writeResult(t, s.cfg, next.TaskID, map[string]any{"status": "success"})
 	waitTask(t, admin, next.TaskID, "completed", func(tk client.Task) bool { return tk.Status == "completed" })
 }
@@ -490,5 +491,5 @@ func TestE2EFailureReachesTheDeadLetterWithItsOutput(t *testing.T) {
 	if b, _ := json.Marshal(full); !strings.Contains(string(b), "3 failures") {
 		t.Fatalf("the failed output is not kept: %s", raw)
 	}
-	eventually(t, "ack received", func() bool { return r.log.has("report_acked") })
+	testenv.Eventually(t, "ack received", func() bool { return r.log.has("report_acked") }, testenv.Within(wait))
 }

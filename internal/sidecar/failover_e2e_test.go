@@ -9,6 +9,7 @@ import (
 	"github.com/agentcom/agentcom/internal/client"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 // With real hubs: the sidecar works on a task from hub A; A goes away and
@@ -28,14 +29,14 @@ func TestE2EFailoverToAnotherRealHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := sub.TaskID
-	eventually(t, "task held", func() bool {
+	testenv.Eventually(t, "task held", func() bool {
 		st, _, err := LoadState(cfg.StateFile, time.Now())
 		return err == nil && st.Active != nil && st.Active.TaskID == id && st.Active.Status == StatusWorking
-	})
+	}, testenv.Within(wait))
 
 	a.Stop()
 	b := hubtest.Start(t, a.Dir, hubtest.FastTimers, func(c *hub.Config) { c.Addr = addrB })
-	eventually(t, "continued on hub B", func() bool { return r.log.has("recovery_continued") })
+	testenv.Eventually(t, "continued on hub B", func() bool { return r.log.has("recovery_continued") }, testenv.Within(wait))
 	log := r.log.String()
 	if !strings.Contains(log, `"event":"identified","hub_url":"`+urlB+`"`) || !strings.Contains(log, `"to_hub_url":"`+urlB+`"`) {
 		t.Fatalf("the log does not show the move to hub B")

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 // freeAddr is a loopback address nothing listens on (right now).
@@ -41,7 +43,7 @@ func TestHubURLsSkipADeadHubAtOnce(t *testing.T) {
 	slowBackoff(&cfg)
 	r := start(t, cfg, Options{})
 	live.next("identify")
-	eventually(t, "identified on the live hub", func() bool { return r.log.has("identified") })
+	testenv.Eventually(t, "identified on the live hub", func() bool { return r.log.has("identified") }, testenv.Within(wait))
 	log := r.log.String()
 	for _, want := range []string{`"event":"ws_connect_error"`, `"next_hub_url":"` + live.wsURL() + `"`, `"hub_url":"` + dead + `"`} {
 		if !strings.Contains(log, want) {
@@ -76,7 +78,7 @@ func TestFailoverMidTaskRecoversOnTheNextHub(t *testing.T) {
 			id := taskID(1)
 			a.assign(id, 3, map[string]any{"k": "v"}, "the task")
 			a.next("task_accepted")
-			eventually(t, "working", func() bool { st := readState(t, cfg); return st.Active != nil && st.Active.Status == StatusWorking })
+			testenv.Eventually(t, "working", func() bool { st := readState(t, cfg); return st.Active != nil && st.Active.Status == StatusWorking }, testenv.Within(wait))
 
 			leave(a)
 			b.next("identify")
@@ -84,10 +86,10 @@ func TestFailoverMidTaskRecoversOnTheNextHub(t *testing.T) {
 			if rec.str("task_id") != id || rec.str("description") != "the task" || rec.str("last_status") != StatusWorking || rec.num("generation") != 3 {
 				t.Fatalf("task_recovering on hub B = %v", rec.m)
 			}
-			eventually(t, "generation from B's task_continue saved", func() bool {
+			testenv.Eventually(t, "generation from B's task_continue saved", func() bool {
 				st := readState(t, cfg)
 				return st.Active != nil && st.Active.Generation == 4
-			})
+			}, testenv.Within(wait))
 			writeResult(t, cfg, id, map[string]any{"status": "success", "output": "done on B"})
 			if f := b.next("task_complete"); f.str("task_id") != id || f.num("generation") != 4 {
 				t.Fatalf("task_complete on B = %v", f.m)
@@ -111,7 +113,7 @@ func TestReplacedStaysOnItsHub(t *testing.T) {
 	cfg.HubURLs = []string{a.wsURL(), b.wsURL()}
 	cfg.ReconnectMax = 50 * time.Millisecond
 	start(t, cfg, Options{})
-	eventually(t, "a second connection to hub A", func() bool { return len(a.connects()) >= 2 })
+	testenv.Eventually(t, "a second connection to hub A", func() bool { return len(a.connects()) >= 2 }, testenv.Within(wait))
 	if n := len(b.connects()); n != 0 {
 		t.Fatalf("moved to hub B %d times after being replaced on A", n)
 	}
@@ -128,7 +130,7 @@ func TestFullRoundOfFailuresBacksOff(t *testing.T) {
 	cfg.HubURLs = []string{a.wsURL(), b.wsURL()}
 	cfg.ReconnectMin, cfg.ReconnectMax = 300*time.Millisecond, 300*time.Millisecond
 	start(t, cfg, Options{})
-	eventually(t, "a second round", func() bool { return len(a.connects()) >= 2 })
+	testenv.Eventually(t, "a second round", func() bool { return len(a.connects()) >= 2 }, testenv.Within(wait))
 	// B was tried between A's two attempts; the round then paused at least
 	// half the (jittered) delay.
 	bc, ac := b.connects(), a.connects()

@@ -426,18 +426,6 @@ func readState(t *testing.T, cfg Config) State {
 	return st
 }
 
-// eventually polls cond until it holds or the wait expires.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // writeResult writes a result file atomically, as agents should.
 func writeResult(t *testing.T, cfg Config, id string, v any) {
 	t.Helper()

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 func shellRun(t *testing.T, cfg *Config, script string) {
@@ -105,19 +107,19 @@ func TestRunModeCancelStopsTheProcessGroup(t *testing.T) {
 	h.assign(id, 1, nil, "long")
 	progressOutput(t, h, "child ")
 	var pgid int
-	eventually(t, "run recorded", func() bool {
+	testenv.Eventually(t, "run recorded", func() bool {
 		st := readState(t, cfg)
 		if st.Active != nil && st.Active.Run != nil {
 			pgid = st.Active.Run.PGID
 		}
 		return pgid > 0
-	})
+	}, testenv.Within(wait))
 	if !groupAlive(pgid) {
 		t.Fatal("group not alive while running")
 	}
 	h.send(map[string]any{"type": "task_cancelled", "task_id": id})
-	eventually(t, "group gone", func() bool { return !groupAlive(pgid) })
-	eventually(t, "stop logged", func() bool { return r.log.has("run_stopped") })
+	testenv.Eventually(t, "group gone", func() bool { return !groupAlive(pgid) }, testenv.Within(wait))
+	testenv.Eventually(t, "stop logged", func() bool { return r.log.has("run_stopped") }, testenv.Within(wait))
 	if st := readState(t, cfg); st.Active != nil {
 		t.Fatalf("task still held: %+v", st.Active)
 	}
@@ -136,7 +138,7 @@ func TestRunModeTimeoutStopsWithSIGKILLAfterGrace(t *testing.T) {
 	if f.str("reason") != "run_timeout_after_300ms" {
 		t.Fatalf("failed = %v", f.m)
 	}
-	eventually(t, "sigkill logged", func() bool { return strings.Contains(r.log.String(), `"sigkill":true`) })
+	testenv.Eventually(t, "sigkill logged", func() bool { return strings.Contains(r.log.String(), `"sigkill":true`) }, testenv.Within(wait))
 }
 
 func TestRunModeVerificationRetriesWithFeedback(t *testing.T) {
@@ -197,17 +199,17 @@ func TestRunModeRestartAdoptsTheRunningProcess(t *testing.T) {
 	h.next("identify")
 	id := taskID(1)
 	h.assign(id, 1, nil, "x")
-	eventually(t, "usage line read and saved", func() bool {
+	testenv.Eventually(t, "usage line read and saved", func() bool {
 		st, _, err := LoadState(cfg.StateFile, time.Now())
 		return err == nil && st.Active != nil && st.Active.Run != nil && st.Active.Run.Usage.TotalTokens == 5
-	})
+	}, testenv.Within(wait))
 	r.stop(t)
 	st := readState(t, cfg)
 	if st.Active == nil || st.Active.Run == nil || !groupAlive(st.Active.Run.PGID) {
 		t.Fatalf("state after stop = %+v", st.Active)
 	}
 	r2 := start(t, cfg, Options{})
-	eventually(t, "adopted", func() bool { return r2.log.has("run_adopted") })
+	testenv.Eventually(t, "adopted", func() bool { return r2.log.has("run_adopted") }, testenv.Within(wait))
 	if err := os.WriteFile(filepath.Join(ctl, "go"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -251,13 +253,13 @@ func TestStaleReassignIsIgnored(t *testing.T) {
 	h.assign(id, 3, nil, "x")
 	progressOutput(t, h, "started")
 	h.send(map[string]any{"type": "task_reassign", "task_id": id, "generation": 2, "reason": "lease_expired"})
-	eventually(t, "stale ignored", func() bool { return r.log.has("reassign_stale_ignored") })
+	testenv.Eventually(t, "stale ignored", func() bool { return r.log.has("reassign_stale_ignored") }, testenv.Within(wait))
 	if st := readState(t, cfg); st.Active == nil || st.Active.Run == nil || !groupAlive(st.Active.Run.PGID) {
 		t.Fatal("the agent was stopped by a stale take-back")
 	}
 	pgid := readState(t, cfg).Active.Run.PGID
 	h.send(map[string]any{"type": "task_reassign", "task_id": id, "generation": 4, "reason": "deadline"})
-	eventually(t, "group gone", func() bool { return !groupAlive(pgid) })
+	testenv.Eventually(t, "group gone", func() bool { return !groupAlive(pgid) }, testenv.Within(wait))
 }
 
 // Wake mode verifies too: a failed check wakes the agent again with the

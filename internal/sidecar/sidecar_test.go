@@ -12,10 +12,10 @@ import (
 
 	"github.com/agentcom/agentcom/internal/gitflow"
 	"github.com/agentcom/agentcom/internal/protocol"
-	"go.uber.org/goleak"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testenv.VerifyNone(m) }
 
 // shellWake sets a shell wake command.
 func shellWake(cfg *Config, script string) {
@@ -67,14 +67,14 @@ func TestCompletesTaskEndToEnd(t *testing.T) {
 	if res["status"] != "success" || res["output"] != "done "+id || res["tokens_used"] != float64(5) {
 		t.Fatalf("result = %v", res)
 	}
-	eventually(t, "outbox drained", func() bool { st := readState(t, cfg); return st.Active == nil && len(st.Outbox) == 0 })
+	testenv.Eventually(t, "outbox drained", func() bool { st := readState(t, cfg); return st.Active == nil && len(st.Outbox) == 0 }, testenv.Within(wait))
 	for _, p := range []string{r.s.resultPath(id), r.s.startedPath(id), r.s.taskFilePath(id)} {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("%s not cleaned up", p)
 		}
 	}
 	for _, ev := range []string{"task_received", "wake_attempt", "confirmation_received", "task_complete", "report_acked"} {
-		eventually(t, "log event "+ev, func() bool { return r.log.has(ev) })
+		testenv.Eventually(t, "log event "+ev, func() bool { return r.log.has(ev) }, testenv.Within(wait))
 	}
 	if strings.Contains(r.log.String(), "tok-1") {
 		t.Error("the token appears in the log")
@@ -162,10 +162,10 @@ func TestConfirmationBeforeWakeExitCounts(t *testing.T) {
 	id := taskID(1)
 	h.assign(id, 1, nil, "x")
 	h.next("task_accepted")
-	eventually(t, "wake done and working", func() bool {
+	testenv.Eventually(t, "wake done and working", func() bool {
 		st := readState(t, cfg)
 		return st.Active != nil && st.Active.Status == StatusWorking && r.log.has("wake_success")
-	})
+	}, testenv.Within(wait))
 	time.Sleep(3 * cfg.ConfirmationTimeout)
 	writeResult(t, cfg, id, map[string]any{"status": "success"})
 	h.next("task_complete")
@@ -238,11 +238,11 @@ func TestResultWhileHubDownIsDeliveredOnce(t *testing.T) {
 	id := taskID(1)
 	h.assign(id, 3, nil, "x")
 	h.next("task_accepted")
-	eventually(t, "working", func() bool { st := readState(t, cfg); return st.Active != nil && st.Active.Status == StatusWorking })
+	testenv.Eventually(t, "working", func() bool { st := readState(t, cfg); return st.Active != nil && st.Active.Status == StatusWorking }, testenv.Within(wait))
 
 	h.setDown(true)
 	writeResult(t, cfg, id, map[string]any{"status": "success", "output": "while down"})
-	eventually(t, "report in the outbox", func() bool { st := readState(t, cfg); return st.Active == nil && len(st.Outbox) == 1 })
+	testenv.Eventually(t, "report in the outbox", func() bool { st := readState(t, cfg); return st.Active == nil && len(st.Outbox) == 1 }, testenv.Within(wait))
 	if n := h.count("task_complete", id); n != 0 {
 		t.Fatalf("complete sent while down %d times", n)
 	}
@@ -251,7 +251,7 @@ func TestResultWhileHubDownIsDeliveredOnce(t *testing.T) {
 	if f.str("task_id") != id || f.num("generation") != 3 {
 		t.Fatalf("complete after reconnect = %v", f.m)
 	}
-	eventually(t, "outbox drained", func() bool { return len(readState(t, cfg).Outbox) == 0 })
+	testenv.Eventually(t, "outbox drained", func() bool { return len(readState(t, cfg).Outbox) == 0 }, testenv.Within(wait))
 
 	// Another reconnect and another task: the first report is not resent.
 	h.dropConns()
@@ -265,7 +265,7 @@ func TestResultWhileHubDownIsDeliveredOnce(t *testing.T) {
 	if n := h.count("task_complete", id); n != 1 {
 		t.Fatalf("first report sent %d times", n)
 	}
-	eventually(t, "report_acked event", func() bool { return r.log.has("report_acked") })
+	testenv.Eventually(t, "report_acked event", func() bool { return r.log.has("report_acked") }, testenv.Within(wait))
 }
 
 func TestReconnectReannouncesActiveTask(t *testing.T) {
@@ -290,10 +290,10 @@ func TestReconnectReannouncesActiveTask(t *testing.T) {
 	if md, _ := rec.m["metadata"].(map[string]any); md["a"] != "b" {
 		t.Fatalf("metadata = %v", rec.m["metadata"])
 	}
-	eventually(t, "generation from task_continue saved", func() bool {
+	testenv.Eventually(t, "generation from task_continue saved", func() bool {
 		st := readState(t, cfg)
 		return st.Active != nil && st.Active.Generation == 9
-	})
+	}, testenv.Within(wait))
 	writeResult(t, cfg, id, map[string]any{"status": "failed", "error": "nope"})
 	f := h.next("task_failed")
 	if f.str("reason") != "nope" || f.num("generation") != 9 {
@@ -314,7 +314,7 @@ func TestRestartRecoversAndPicksUpResultWrittenWhileDown(t *testing.T) {
 	id := taskID(1)
 	h.assign(id, 1, nil, "recover me")
 	h.next("task_accepted")
-	eventually(t, "working", func() bool { st := readState(t, cfg); return st.Active != nil && st.Active.Status == StatusWorking })
+	testenv.Eventually(t, "working", func() bool { st := readState(t, cfg); return st.Active != nil && st.Active.Status == StatusWorking }, testenv.Within(wait))
 	r1.stop(t)
 	// While the sidecar is down, the agent finishes.
 	writeResult(t, cfg, id, map[string]any{"status": "success", "output": "after restart"})
@@ -335,7 +335,7 @@ func TestRestartRecoversAndPicksUpResultWrittenWhileDown(t *testing.T) {
 		if c.str("task_id") != id || c.num("generation") != 5 {
 			t.Fatalf("complete = %v (must carry the generation from task_continue)", c.m)
 		}
-		eventually(t, "recovery_continued", func() bool { return r2.log.has("recovery_continued") })
+		testenv.Eventually(t, "recovery_continued", func() bool { return r2.log.has("recovery_continued") }, testenv.Within(wait))
 	default:
 		if f.str("task_id") != id || f.num("generation") != 1 {
 			t.Fatalf("complete = %v", f.m)
@@ -344,7 +344,7 @@ func TestRestartRecoversAndPicksUpResultWrittenWhileDown(t *testing.T) {
 	if !r2.log.has("recovery_found") {
 		t.Error("recovery_found missing")
 	}
-	eventually(t, "outbox drained", func() bool { return len(readState(t, cfg).Outbox) == 0 })
+	testenv.Eventually(t, "outbox drained", func() bool { return len(readState(t, cfg).Outbox) == 0 }, testenv.Within(wait))
 	if n := h.count("task_complete", id); n != 1 {
 		t.Fatalf("report sent %d times", n)
 	}
@@ -391,7 +391,7 @@ func TestReassignDropsTheTask(t *testing.T) {
 	r1.stop(t)
 	r2 := start(t, cfg, Options{})
 	h.next("task_recovering")
-	eventually(t, "task dropped", func() bool { return readState(t, cfg).Active == nil })
+	testenv.Eventually(t, "task dropped", func() bool { return readState(t, cfg).Active == nil }, testenv.Within(wait))
 	h.assign(taskID(2), 1, nil, "new")
 	if f := h.next("task_accepted"); f.str("task_id") != taskID(2) {
 		t.Fatalf("accepted = %v", f.m)
@@ -453,7 +453,7 @@ func TestRejectedTokenBacksOffLong(t *testing.T) {
 	cfg := testConfig(t, h)
 	cfg.AuthRetry = 400 * time.Millisecond
 	r := start(t, cfg, Options{})
-	eventually(t, "two attempts", func() bool { return len(h.connects()) >= 2 })
+	testenv.Eventually(t, "two attempts", func() bool { return len(h.connects()) >= 2 }, testenv.Within(wait))
 	c := h.connects()
 	if gap := c[1].Sub(c[0]); gap < cfg.AuthRetry {
 		t.Fatalf("retried after %s, want at least %s", gap, cfg.AuthRetry)
@@ -469,7 +469,7 @@ func TestBackoffGrowsUntilIdentified(t *testing.T) {
 	cfg := testConfig(t, h)
 	cfg.ReconnectMin, cfg.ReconnectMax = 20*time.Millisecond, 10*time.Second
 	start(t, cfg, Options{})
-	eventually(t, "five attempts", func() bool { return len(h.connects()) >= 5 })
+	testenv.Eventually(t, "five attempts", func() bool { return len(h.connects()) >= 5 }, testenv.Within(wait))
 	c := h.connects()
 	// Nominal delays 20, 40, 80, 160 ms; jitter keeps at least half.
 	if gap := c[4].Sub(c[3]); gap < 80*time.Millisecond {
@@ -483,7 +483,7 @@ func TestHeartbeatTimeoutReconnects(t *testing.T) {
 	cfg := testConfig(t, h)
 	cfg.PingInterval, cfg.PongTimeout = 30*time.Millisecond, 30*time.Millisecond
 	r := start(t, cfg, Options{})
-	eventually(t, "reconnect", func() bool { return len(h.connects()) >= 2 })
+	testenv.Eventually(t, "reconnect", func() bool { return len(h.connects()) >= 2 }, testenv.Within(wait))
 	if !r.log.has("heartbeat_timeout") {
 		t.Fatal("no heartbeat_timeout event")
 	}
@@ -523,13 +523,13 @@ func TestStopWhileWakingClosesCleanly(t *testing.T) {
 	h.next("identify")
 	h.assign(taskID(1), 1, nil, "x")
 	h.next("task_accepted")
-	eventually(t, "waking", func() bool { st := readState(t, cfg); return st.Active != nil && st.Active.Status == StatusWaking })
+	testenv.Eventually(t, "waking", func() bool { st := readState(t, cfg); return st.Active != nil && st.Active.Status == StatusWaking }, testenv.Within(wait))
 	r.stop(t)
-	eventually(t, "close seen by the hub", func() bool {
+	testenv.Eventually(t, "close seen by the hub", func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		return len(h.closes) > 0
-	})
+	}, testenv.Within(wait))
 	h.mu.Lock()
 	ce := h.closes[0]
 	h.mu.Unlock()
@@ -559,8 +559,8 @@ func TestRejectedReportIsDropped(t *testing.T) {
 	h.next("task_accepted")
 	writeResult(t, cfg, taskID(1), map[string]any{"status": "success"})
 	h.next("task_complete")
-	eventually(t, "outbox drained", func() bool { return len(readState(t, cfg).Outbox) == 0 })
-	eventually(t, "report_rejected event", func() bool { return r.log.has("report_rejected") })
+	testenv.Eventually(t, "outbox drained", func() bool { return len(readState(t, cfg).Outbox) == 0 }, testenv.Within(wait))
+	testenv.Eventually(t, "report_rejected event", func() bool { return r.log.has("report_rejected") }, testenv.Within(wait))
 }
 
 func TestUnsafeTaskIDIsIgnored(t *testing.T) {
@@ -653,12 +653,12 @@ func TestGitWorkflowRunsWithoutBlockingHeartbeats(t *testing.T) {
 	}
 	// git is stuck; pings keep flowing.
 	before := h.count("ping", "")
-	eventually(t, "pings during git", func() bool { return h.count("ping", "") >= before+3 })
+	testenv.Eventually(t, "pings during git", func() bool { return h.count("ping", "") >= before+3 }, testenv.Within(wait))
 	close(g.release)
-	eventually(t, "branch saved", func() bool {
+	testenv.Eventually(t, "branch saved", func() bool {
 		st := readState(t, cfg)
 		return st.Active != nil && st.Active.Branch == "agent/"+id && st.Active.Status == StatusWorking
-	})
+	}, testenv.Within(wait))
 	writeResult(t, cfg, id, map[string]any{"status": "success", "output": "ok"})
 	sub := <-g.submits
 	if sub.TaskID != id || sub.Priority != "high" {
@@ -692,10 +692,10 @@ func TestCancelledTaskStopsTheWake(t *testing.T) {
 	marker := filepath.Join(dir, id)
 	h.assign(id, 1, nil, "x")
 	h.next("task_accepted")
-	eventually(t, "waking", func() bool { st := readState(t, cfg); return st.Active != nil && st.Active.Status == StatusWaking })
+	testenv.Eventually(t, "waking", func() bool { st := readState(t, cfg); return st.Active != nil && st.Active.Status == StatusWaking }, testenv.Within(wait))
 	h.send(map[string]any{"type": "task_cancelled", "task_id": id})
-	eventually(t, "task dropped", func() bool { return readState(t, cfg).Active == nil })
-	eventually(t, "task_cancelled event", func() bool { return r.log.has("task_cancelled") })
+	testenv.Eventually(t, "task dropped", func() bool { return readState(t, cfg).Active == nil }, testenv.Within(wait))
+	testenv.Eventually(t, "task_cancelled event", func() bool { return r.log.has("task_cancelled") }, testenv.Within(wait))
 	// Idle again: the next task is accepted.
 	h.assign(taskID(2), 1, nil, "y")
 	if f := h.next("task_accepted"); f.str("task_id") != taskID(2) {
@@ -747,14 +747,14 @@ func TestInternalErrorKeepsReportForNextConnection(t *testing.T) {
 	h.next("task_accepted")
 	writeResult(t, cfg, id, map[string]any{"status": "success"})
 	h.next("task_complete")
-	eventually(t, "report_deferred", func() bool { return r.log.has("report_deferred") })
+	testenv.Eventually(t, "report_deferred", func() bool { return r.log.has("report_deferred") }, testenv.Within(wait))
 	if len(readState(t, cfg).Outbox) != 1 {
 		t.Fatal("report dropped on a transient hub error")
 	}
 	refuse.Store(false)
 	h.dropConns()
 	h.next("task_complete")
-	eventually(t, "outbox drained", func() bool { return len(readState(t, cfg).Outbox) == 0 })
+	testenv.Eventually(t, "outbox drained", func() bool { return len(readState(t, cfg).Outbox) == 0 }, testenv.Within(wait))
 }
 
 func TestWakeThatLeavesABackgroundAgentSucceeds(t *testing.T) {
@@ -780,7 +780,7 @@ func TestReplacedConnectionBacksOff(t *testing.T) {
 	cfg := testConfig(t, h)
 	cfg.ReconnectMax = 300 * time.Millisecond
 	r := start(t, cfg, Options{})
-	eventually(t, "two attempts", func() bool { return len(h.connects()) >= 2 })
+	testenv.Eventually(t, "two attempts", func() bool { return len(h.connects()) >= 2 }, testenv.Within(wait))
 	c := h.connects()
 	if gap := c[1].Sub(c[0]); gap < cfg.ReconnectMax {
 		t.Fatalf("reconnected after %s although replaced", gap)
@@ -815,14 +815,14 @@ func TestAckDropsOnlyTheReportItAnswers(t *testing.T) {
 	h.assign(id, 2, nil, "x")
 	h.next("task_accepted")
 	writeResult(t, cfg, id, map[string]any{"status": "failed", "reason": "second"})
-	eventually(t, "two reports pending", func() bool { return len(readState(t, cfg).Outbox) == 2 })
+	testenv.Eventually(t, "two reports pending", func() bool { return len(readState(t, cfg).Outbox) == 2 }, testenv.Within(wait))
 	ack.Store(true)
 	h.send(map[string]any{"type": "task_ack", "task_id": id, "status": "retried"})
 	f := h.next("task_failed")
 	if f.num("generation") != 2 || f.str("reason") != "second" {
 		t.Fatalf("second = %v", f.m)
 	}
-	eventually(t, "outbox drained", func() bool { return len(readState(t, cfg).Outbox) == 0 })
+	testenv.Eventually(t, "outbox drained", func() bool { return len(readState(t, cfg).Outbox) == 0 }, testenv.Within(wait))
 }
 
 func TestResultWithFutureModTimeIsRead(t *testing.T) {

@@ -7,11 +7,11 @@ import (
 	"path/filepath"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	testenv.VerifyNone(m)
 }
 
 // openTemp opens a fresh table in a temp dir and closes it at cleanup.

@@ -575,7 +575,7 @@ func TestRecordsStayBounded(t *testing.T) {
 	task := e.submit(tasks.SubmitParams{})
 	for range 3 * tasks.HistoryCap {
 		e.assignTo("a")
-		if _, err := e.Q.Reclaim(task.ID, "a", -1, tasks.ReasonAcceptTimout); err != nil {
+		if _, err := e.Q.Reclaim(task.ID, "a", -1, tasks.ReasonAcceptTimeout); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -66,12 +66,12 @@ const AttemptsCap = 50
 
 // Reclaim reasons, written to history and events.
 const (
-	ReasonDisconnect   = "agent_disconnect"
-	ReasonPoison       = "poison_task"
-	ReasonLeaseExpired = "lease_expired"
-	ReasonDeadline     = "deadline"
-	ReasonAcceptTimout = "acceptance_timeout"
-	ReasonRestore      = "storage_restore"
+	ReasonDisconnect    = "agent_disconnect"
+	ReasonPoison        = "poison_task"
+	ReasonLeaseExpired  = "lease_expired"
+	ReasonDeadline      = "deadline"
+	ReasonAcceptTimeout = "acceptance_timeout"
+	ReasonRestore       = "storage_restore"
 )
 
 // LaneName returns the name of a priority lane.

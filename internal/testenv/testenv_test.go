@@ -1,10 +1,13 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMissingFailsInCI runs a test that calls Missing in a child with and
@@ -32,4 +35,37 @@ func TestChildMissing(t *testing.T) {
 		t.Skip("child of TestMissingFailsInCI")
 	}
 	Missing(t, "a thing", "install it")
+}
+
+func TestEventuallyPolls(t *testing.T) {
+	n := 0
+	Eventually(t, "three looks", func() bool { n++; return n == 3 }, Every(time.Millisecond))
+	if n != 3 {
+		t.Fatalf("looked %d times", n)
+	}
+}
+
+func TestEventuallyFailsNamingWhat(t *testing.T) {
+	ft := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Eventually(ft, "never", func() bool { return false }, Within(5*time.Millisecond), Every(time.Millisecond))
+	}()
+	<-done
+	if !strings.Contains(ft.msg, "waiting for never") {
+		t.Fatalf("message %q", ft.msg)
+	}
+}
+
+// fatalRecorder records Fatalf and ends the goroutine as testing does.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalRecorder) Helper() {}
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
 }
