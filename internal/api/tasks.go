@@ -220,11 +220,11 @@ const (
 // TaskList is the answer of GET /api/tasks and /api/tasks/dead-letter:
 // the original's tasks and count, then the paging fields.
 type TaskList struct {
-	Tasks  []*tasks.Task `json:"tasks"`
-	Count  int           `json:"count"`
-	Total  int           `json:"total"`
-	Offset int           `json:"offset"`
-	Limit  int           `json:"limit"`
+	Tasks  []protocol.Task `json:"tasks"`
+	Count  int             `json:"count"`
+	Total  int             `json:"total"`
+	Offset int             `json:"offset"`
+	Limit  int             `json:"limit"`
 	// NextOffset is the offset of the next page, null on the last one.
 	NextOffset *int `json:"next_offset"`
 	// Paused is what is paused (queued tasks it holds have "paused").
@@ -323,7 +323,7 @@ func (t *Tasks) listWith(r *Request, find func(tasks.Filter) ([]*tasks.Task, int
 	if err != nil {
 		return storageErr(r, err)
 	}
-	out := TaskList{Tasks: ts, Count: len(ts), Total: total, Offset: f.Offset, Limit: f.Limit, Paused: t.Queue.PausedState()}
+	out := TaskList{Tasks: tasks.WireList(ts), Count: len(ts), Total: total, Offset: f.Offset, Limit: f.Limit, Paused: t.Queue.PausedState()}
 	if next := f.Offset + len(ts); next < total {
 		out.NextOffset = &next
 	}
@@ -428,7 +428,7 @@ func (t *Tasks) get(r *Request) Response {
 	if err != nil {
 		return storageErr(r, err)
 	}
-	return JSON(http.StatusOK, taskView{Task: task, Dependents: t.Queue.Dependents(id)})
+	return JSON(http.StatusOK, protocol.TaskDetail{Task: task.Wire(), Dependents: t.Queue.Dependents(id)})
 }
 
 func (t *Tasks) retry(r *Request) Response {

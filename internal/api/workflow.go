@@ -325,9 +325,3 @@ func scheduleErr(r *Request, err error, name string) Response {
 	}
 	return storageErr(r, err)
 }
-
-// taskView is a task with its downstream tasks, for GET /api/tasks/:id.
-type taskView struct {
-	*tasks.Task
-	Dependents []string `json:"dependents"`
-}

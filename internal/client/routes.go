@@ -139,18 +139,9 @@ type Task struct {
 	Usage *protocol.Usage `json:"usage,omitempty"`
 }
 
-// TaskAttempt is one assignment of a task and how it ended.
-type TaskAttempt struct {
-	Generation int64  `json:"generation"`
-	AgentID    string `json:"agent_id"`
-	AssignedAt int64  `json:"assigned_at"`
-	AcceptedAt int64  `json:"accepted_at,omitempty"`
-	EndedAt    int64  `json:"ended_at,omitempty"`
-	// Outcome is completed, failed, reclaimed, rejected or cancelled;
-	// empty while the attempt runs.
-	Outcome string `json:"outcome,omitempty"`
-	Reason  string `json:"reason,omitempty"`
-}
+// TaskAttempt is one assignment of a task and how it ended: the hub's
+// wire type, so the CLI and the hub cannot drift apart.
+type TaskAttempt = protocol.TaskAttempt
 
 // DescriptionText returns the description as text: the string itself when
 // it is a JSON string, the raw JSON otherwise.

@@ -1675,10 +1675,10 @@ func (q *Queue) load(ctx context.Context, id string) (*Task, storage.TaskTable, 
 	return t, table, nil
 }
 
-// rowOf is the stored form of t: its JSON as the body, and the columns
-// the store indexes.
+// rowOf is the stored form of t: its record's JSON as the body, and the
+// columns the store indexes.
 func rowOf(t *Task) (storage.TaskRow, error) {
-	b, err := json.Marshal(t)
+	b, err := json.Marshal(recordOf(t))
 	if err != nil {
 		return storage.TaskRow{}, fmt.Errorf("encode task %s: %w", t.ID, err)
 	}
@@ -1698,10 +1698,11 @@ func taskOf(r storage.TaskRow) (*Task, error) {
 
 // decode parses a task's JSON body.
 func decode(body []byte) (*Task, error) {
-	t := &Task{}
-	if err := json.Unmarshal(body, t); err != nil {
+	var r record
+	if err := json.Unmarshal(body, &r); err != nil {
 		return nil, fmt.Errorf("decode task: %w", err)
 	}
+	t := r.task()
 	if t.ID == "" {
 		return nil, errors.New("task record without id")
 	}

@@ -319,3 +319,72 @@ func MatchesCapabilities(needed, caps []string) bool {
 	}
 	return true
 }
+
+// Wire returns the API's view of the task. Its JSON is the JSON the hub
+// always served for a task; fields the API never shows (Upstream,
+// Version) are left out. wire_test.go fails when a Task field is added
+// without deciding whether the API shows it.
+func (t *Task) Wire() protocol.Task {
+	w := protocol.Task{
+		ID:                  t.ID,
+		Description:         t.Description,
+		Metadata:            t.Metadata,
+		Priority:            t.Priority,
+		Status:              string(t.Status),
+		AssignedTo:          t.AssignedTo,
+		AssignedAt:          t.AssignedAt,
+		Generation:          t.Generation,
+		RetryCount:          t.RetryCount,
+		DisconnectReclaims:  t.DisconnectReclaims,
+		MaxRetries:          t.MaxRetries,
+		NeededCapabilities:  slices.Clone(t.NeededCapabilities),
+		LastError:           t.LastError,
+		CompleteBy:          t.CompleteBy,
+		Result:              t.Result,
+		TokensUsed:          t.TokensUsed,
+		SubmittedBy:         t.SubmittedBy,
+		CreatedAt:           t.CreatedAt,
+		UpdatedAt:           t.UpdatedAt,
+		TargetAgent:         t.TargetAgent,
+		NotBefore:           t.NotBefore,
+		LastOutput:          t.LastOutput,
+		RejectedBy:          slices.Clone(t.RejectedBy),
+		CancelledBy:         t.CancelledBy,
+		Usage:               t.Usage,
+		UniqueKey:           t.UniqueKey,
+		UniqueUntil:         t.UniqueUntil,
+		RunAt:               t.RunAt,
+		DependsOn:           slices.Clone(t.DependsOn),
+		OnDependencyFailure: t.OnDependencyFailure,
+		Schedule:            t.Schedule,
+		ScheduleTick:        t.ScheduleTick,
+		Paused:              t.Paused,
+	}
+	// nil stays nil: the API writes null for a task without history or
+	// attempts, as it always did.
+	if t.History != nil {
+		w.History = make([]protocol.TaskEvent, len(t.History))
+		for i, e := range t.History {
+			w.History[i] = protocol.TaskEvent(e)
+		}
+	}
+	if t.Attempts != nil {
+		w.Attempts = make([]protocol.TaskAttempt, len(t.Attempts))
+		for i, a := range t.Attempts {
+			w.Attempts[i] = protocol.TaskAttempt(a)
+		}
+	}
+	return w
+}
+
+// WireList converts a listing's tasks; nil stays nil.
+func WireList(ts []*Task) []protocol.Task {
+	if ts == nil {
+		return nil
+	}
+	out := make([]protocol.Task, len(ts))
+	for i, t := range ts {
+		out[i] = t.Wire()
+	}
+	return out
+}
