@@ -117,7 +117,7 @@ func (c *client) handle(ctx context.Context, f clientFrame) {
 	if _, acts := frameKind(f.Type); acts && !c.canAct {
 		fr := errorFrame(f.Type, f.Ref, protocol.CodeForbidden, "this dashboard token may only watch; actions need an admin token", nil)
 		if f.TaskID != "" {
-			fr["task_id"] = f.TaskID
+			fr.TaskID = f.TaskID
 		}
 		c.send(fr)
 		return

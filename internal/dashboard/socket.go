@@ -87,7 +87,7 @@ func (d *Dashboard) identity(r *http.Request) auth.Identity {
 func (c *client) run(ctx context.Context, ws *websocket.Conn) {
 	defer c.d.agg.removeClient(c)
 	role := string(c.id.Role)
-	c.send(map[string]any{"type": "hello", "role": role, "can_act": c.canAct, "server_time": time.Now().UnixMilli()})
+	c.send(helloFrame{Type: "hello", Role: role, CanAct: c.canAct, ServerTime: time.Now().UnixMilli()})
 	if !c.d.agg.addClient(c) {
 		c.kill(closeGoingAway, "hub shutting down")
 	} else if !c.d.live(c.id) {
@@ -157,15 +157,29 @@ func (c *client) send(frame any) {
 func (c *client) kill(code websocket.StatusCode, reason string) { c.conn.Close(code, reason) }
 
 // errorFrame builds {"type":"error",...}.
-func errorFrame(request, ref, code, detail string, errs []protocol.FieldError) map[string]any {
-	f := map[string]any{"type": "error", "error": code, "request": request, "detail": detail}
-	if ref != "" {
-		f["ref"] = ref
-	}
-	if len(errs) > 0 {
-		f["errors"] = errs
-	}
-	return f
+func errorFrame(request, ref, code, detail string, errs []protocol.FieldError) errorReply {
+	return errorReply{Type: "error", Error: code, Request: request, Detail: detail, Ref: ref, Errors: errs}
+}
+
+// helloFrame is the first frame of every dashboard socket. The fields of
+// the dashboard's frames are in the order their keys sort, as the maps they
+// replaced encoded them.
+type helloFrame struct {
+	CanAct     bool   `json:"can_act"`
+	Role       string `json:"role"`
+	ServerTime int64  `json:"server_time"`
+	Type       string `json:"type"`
+}
+
+// errorReply refuses a client frame.
+type errorReply struct {
+	Detail  string                `json:"detail"`
+	Error   string                `json:"error"`
+	Errors  []protocol.FieldError `json:"errors,omitempty"`
+	Ref     string                `json:"ref,omitempty"`
+	Request string                `json:"request"`
+	TaskID  string                `json:"task_id,omitempty"`
+	Type    string                `json:"type"`
 }
 
 // socketGroup counts live socket handlers so shutdown can wait for them.

@@ -529,30 +529,31 @@ const healthLimit = 64 << 10
 func (h *Hub) clusterHealth(w http.ResponseWriter, r *http.Request) {
 	m := h.clu
 	l := h.Leader()
-	body := map[string]any{}
+	var leader protocol.Health
 	status := http.StatusOK
+	answered := true
 	switch {
 	case m.domain.Load() != nil:
 		rec := &recorder{header: http.Header{}, code: http.StatusOK}
 		m.domain.Load().API.ServeHTTP(rec, r)
 		status = rec.code
-		_ = json.Unmarshal(rec.body.Bytes(), &body)
+		_ = json.Unmarshal(rec.body.Bytes(), &leader)
 	case l.HubID == m.cfg.HubID:
-		status = http.StatusServiceUnavailable
-		body = map[string]any{"status": "domain_unavailable", "service": "agent_com", "version": h.cfg.Version}
+		status, answered, leader.Status = http.StatusServiceUnavailable, false, "domain_unavailable"
 	case l.URL != "":
-		if err := m.leaderHealth(r.Context(), l.URL, &body); err != nil {
-			status = http.StatusServiceUnavailable
-			body = map[string]any{"status": "leader_unreachable", "service": "agent_com", "version": h.cfg.Version}
+		if err := m.leaderHealth(r.Context(), l.URL, &leader); err != nil {
+			status, answered, leader = http.StatusServiceUnavailable, false, protocol.Health{Status: "leader_unreachable"}
 		}
 	default:
-		status = http.StatusServiceUnavailable
-		body = map[string]any{"status": "no_leader", "service": "agent_com", "version": h.cfg.Version}
+		status, answered, leader.Status = http.StatusServiceUnavailable, false, "no_leader"
 	}
 	// This hub's view, over whatever the leader's answer said of itself.
-	body["role"], body["hub_id"] = h.role(), m.cfg.HubID
-	body["leader"] = map[string]any{"hub_id": l.HubID, "url": l.URL, "epoch": l.Epoch}
-	body["relayed_sockets"] = m.follower.Connected()
+	body := protocol.ClusterHealth{HubID: m.cfg.HubID, Role: h.role(), RelayedSockets: m.follower.Connected(),
+		Leader:  protocol.ClusterPeer{HubID: l.HubID, URL: l.URL, Epoch: l.Epoch},
+		Service: cmp.Or(leader.Service, "agent_com"), Status: leader.Status, Version: cmp.Or(leader.Version, h.cfg.Version)}
+	if answered {
+		body.AgentsConnected = &leader.AgentsConnected
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
@@ -560,7 +561,7 @@ func (h *Hub) clusterHealth(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (m *clusterMode) leaderHealth(ctx context.Context, base string, into *map[string]any) error {
+func (m *clusterMode) leaderHealth(ctx context.Context, base string, into *protocol.Health) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/health", nil)
