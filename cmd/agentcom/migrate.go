@@ -45,7 +45,7 @@ func parseStore(raw string) (storeSpec, error) {
 	switch {
 	case raw == "" || raw == "bolt":
 		return storeSpec{}, nil
-	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
+	case pgdriver.IsURL(raw):
 		return storeSpec{postgres: raw}, nil
 	}
 	scheme, _, _ := strings.Cut(raw, "://")

@@ -15,7 +15,7 @@ import (
 
 // IsPostgres reports whether a Config.Store value names PostgreSQL.
 func IsPostgres(spec string) bool {
-	return strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://")
+	return pgdriver.IsURL(spec)
 }
 
 // openStorage opens the configured store. The embedded store is checked

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -28,6 +30,10 @@ type Config struct {
 	// (agentcom migrate, which reports and applies it).
 	AllowStale bool
 }
+
+// DefaultConnectTimeout bounds each connection attempt when the URL sets
+// no connect_timeout.
+const DefaultConnectTimeout = 15 * time.Second
 
 // Driver is the PostgreSQL driver.
 type Driver struct {
@@ -49,6 +55,12 @@ func Open(ctx context.Context, rawURL string, cfg Config) (*Driver, error) {
 	}
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
+	}
+	// An unreachable server (a dropped route, a firewall that swallows
+	// packets) must not hold a hub's start or a command forever; the URL's
+	// connect_timeout, when given, wins.
+	if pc.ConnConfig.ConnectTimeout == 0 {
+		pc.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
@@ -91,6 +103,13 @@ func (d *Driver) Pool() *pgxpool.Pool { return d.pool }
 func (d *Driver) Close() error {
 	d.pool.Close()
 	return nil
+}
+
+// IsURL reports whether a store setting names PostgreSQL: a postgres://
+// or postgresql:// URL. It is the one test of that, shared by the hub and
+// the commands.
+func IsURL(spec string) bool {
+	return strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://")
 }
 
 // Redact returns the URL with its password replaced, for messages and
