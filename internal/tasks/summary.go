@@ -158,7 +158,8 @@ func (p *scanner) end() bool {
 	return p.i == len(p.b)
 }
 
-// rawString returns a string's content and whether it holds escapes.
+// rawString returns a string's content and whether it holds escapes (or
+// non-ASCII bytes: either way encoding/json must say what it means).
 func (p *scanner) rawString() (s []byte, escaped, ok bool) {
 	if !p.byte('"') {
 		return nil, false, false
@@ -174,6 +175,11 @@ func (p *scanner) rawString() (s []byte, escaped, ok bool) {
 			p.i += 2
 		case c < 0x20:
 			return nil, false, false
+		case c >= 0x80:
+			// Non-ASCII: encoding/json replaces invalid UTF-8 with
+			// U+FFFD, so such a string goes the decoder's way too.
+			escaped = true
+			p.i++
 		default:
 			p.i++
 		}
