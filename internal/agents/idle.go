@@ -173,3 +173,23 @@ func (r *Registry) IdleCount() int {
 	defer r.mu.Unlock()
 	return r.idle.all.Len()
 }
+
+// Handover moves an agent that holds task from (assigned or working) to
+// assigned for task to, with a fresh acceptance timer: its next task,
+// given in the same write as the end of the last one, so it never goes
+// idle in between. It returns the agent's connection.
+func (r *Registry) Handover(id, from, to string) (uint64, bool) {
+	r.mu.Lock()
+	a, ok := r.agents[id]
+	if !ok || a.CurrentTask != from || (a.State != Assigned && a.State != Working) {
+		r.mu.Unlock()
+		return 0, false
+	}
+	ch := r.moveLocked(a, Assigned, to)
+	r.startTimerLocked(a, to)
+	conn := a.conn
+	r.mu.Unlock()
+	r.publish(ch)
+	r.mirror(id, Assigned)
+	return conn, true
+}

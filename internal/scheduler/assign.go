@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"slices"
+
 	"github.com/agentcom/agentcom/internal/agents"
 	"github.com/agentcom/agentcom/internal/tasks"
 )
@@ -69,5 +71,43 @@ func (s *Scheduler) settle(res *reservations, assigned []*tasks.Task) {
 	}
 	if freed {
 		s.Kick()
+	}
+}
+
+// handover picks the next task for an agent as it completes one, so the
+// completion and the next assignment are one write and the agent is
+// never idle in between (under load, an agent's cycle is then one commit,
+// not a completion's and a pass's). Only when no agent is idle: an idle
+// one has waited longer and a pass gives it the work. The task is the
+// first ready one in scheduling order the agent fits and has not
+// declined. Nil: no handover.
+func (s *Scheduler) handover(res *reservations, agentID, from string) tasks.Pick {
+	a, ok := s.agents.Get(agentID)
+	if !ok || a.CurrentTask != from || s.agents.IdleCount() > 0 {
+		return nil
+	}
+	return func(t *tasks.Task) (string, bool) {
+		if tg := t.Target(); (tg != "" && tg != agentID) || !tasks.MatchesCapabilities(t.NeededCapabilities, a.Capabilities) {
+			return "", true // it takes none of this group
+		}
+		if slices.Contains(t.RejectedBy, agentID) {
+			return "", false
+		}
+		conn, ok := s.agents.Handover(agentID, from, t.ID)
+		if !ok {
+			return "", true
+		}
+		res.add(agents.Match{ID: agentID, Conn: conn}, t.ID)
+		return agentID, false
+	}
+}
+
+// handback undoes a handover whose write failed: the agent is back on
+// the task it was completing (the queue put that task back too).
+func (s *Scheduler) handback(res *reservations, agentID, from string) {
+	for id := range res.byTask {
+		if s.agents.Release(agentID, id, "") {
+			s.agents.Continue(agentID, from)
+		}
 	}
 }

@@ -390,8 +390,9 @@ func (s *sim) complete(id string, v held) {
 	s.expect(before, id, v, err, complete)
 	if err == nil && !dup {
 		s.record(id, v)
-		if a := s.w.agent(id); a.State != agents.Idle {
-			s.fail("completed but %s", a.State)
+		// Idle, or handed its next task in the completion's write.
+		if a := s.w.agent(id); a.State != agents.Idle && (a.State != agents.Assigned || s.snapshot(a.CurrentTask).Holder() != id) {
+			s.fail("completed but %s (%s)", a.State, a.CurrentTask)
 		}
 	}
 	delete(s.views, id)

@@ -343,11 +343,17 @@ func (s *Scheduler) RecordCheck(agentID, taskID string, c protocol.VerifyCheck) 
 // already applied.
 func (s *Scheduler) Complete(agentID, taskID string, gen int64, result any, tokens *int64, usage *protocol.Usage) (dup bool, err error) {
 	s.agents.Heard(agentID)
-	_, dup, err = s.q.CompleteWithUsage(taskID, agentID, gen, result, tokens, usage)
+	var res reservations
+	_, next, dup, err := s.q.CompleteAssign(taskID, agentID, gen, result, tokens, usage, s.handover(&res, agentID, taskID))
 	if err != nil {
+		s.handback(&res, agentID, taskID)
 		return false, err
 	}
-	if !dup {
+	switch {
+	case dup:
+	case next != nil:
+		s.deliver(next, res.byTask[next.ID].conn)
+	default:
 		s.agents.Release(agentID, taskID, "")
 		s.Kick()
 	}

@@ -200,3 +200,54 @@ func TestFailedWritesLeaveMemoryAsBefore(t *testing.T) {
 		t.Fatalf("stored: %+v %v", row, err)
 	}
 }
+
+// A completion can hand the agent its next task in the same write; when
+// that write fails, both changes are undone.
+func TestCompleteAssignsNext(t *testing.T) {
+	d := storagetest.OpenDriver(t, "bolt")
+	fs := &failingStore{TaskStore: d.Tasks()}
+	q, err := tasks.New(fs, bus.New(), noBackoff())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := q.Submit(tasks.SubmitParams{Description: "first"})
+	second, _ := q.Submit(tasks.SubmitParams{Description: "second", NeededCapabilities: []string{"gpu"}})
+	third, _ := q.Submit(tasks.SubmitParams{Description: "third"})
+	as, err := q.AssignBatch(func(t *tasks.Task) (string, bool) {
+		if t.ID == first.ID {
+			return "a1", false
+		}
+		return "", false
+	}, 1)
+	if err != nil || len(as) != 1 {
+		t.Fatal(as, err)
+	}
+	// a1 has no gpu: it gets the third task, not the second.
+	next := func(t *tasks.Task) (string, bool) {
+		if len(t.NeededCapabilities) > 0 {
+			return "", true
+		}
+		return "a1", false
+	}
+	fs.fail.Store(true)
+	if _, _, _, err := q.CompleteAssign(first.ID, "a1", as[0].Generation, nil, nil, nil, next); !errors.Is(err, errDisk) {
+		t.Fatalf("failed write: %v", err)
+	}
+	if held := q.HeldBy("a1"); len(held) != 1 || held[0].ID != first.ID {
+		t.Fatalf("after a failed write a1 holds %v", held)
+	}
+	if st := q.Stats(); st.ByStatus["queued"] != 2 || st.ByStatus["assigned"] != 1 || st.ByStatus["completed"] != 0 {
+		t.Fatalf("stats after a failed write %+v", st)
+	}
+	fs.fail.Store(false)
+	done, got, dup, err := q.CompleteAssign(first.ID, "a1", as[0].Generation, nil, nil, nil, next)
+	if err != nil || dup || done.Status != tasks.StatusCompleted || got == nil || got.ID != third.ID || got.Holder() != "a1" {
+		t.Fatalf("complete+assign: %v %v %v %v", done, got, dup, err)
+	}
+	for id, want := range map[string]string{first.ID: "completed", second.ID: "queued", third.ID: "assigned"} {
+		row, _, err := d.Tasks().Get(context.Background(), id)
+		if err != nil || row.Status != want {
+			t.Fatalf("%s stored as %s (%v), want %s", id, row.Status, err, want)
+		}
+	}
+}

@@ -863,6 +863,25 @@ type Pick func(t *Task) (agent string, groupBlocked bool)
 func (q *Queue) AssignBatch(pick Pick, max int) ([]*Task, error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
+	assigned, prevHist := q.assignReadyLocked(pick, max, now)
+	q.mu.Unlock()
+	if len(assigned) == 0 {
+		return nil, nil
+	}
+	if err := q.persist(context.Background(), assigned...); err != nil {
+		q.undoAssign(assigned, prevHist, now)
+		return nil, fmt.Errorf("assign: %w", err)
+	}
+	for _, t := range assigned {
+		q.emit(EventAssigned, t, t.Holder(), now-t.CreatedAt, 0)
+	}
+	return assigned, nil
+}
+
+// assignReadyLocked is AssignBatch's walk in memory: it assigns up to max
+// ready tasks as pick says and returns their snapshots and each one's
+// history before (for undoAssign). Caller holds q.mu and writes them.
+func (q *Queue) assignReadyLocked(pick Pick, max int, now int64) (assigned []*Task, prevHist [][]Event) {
 	var gh groupHeap
 	for sig, g := range q.idx.groups {
 		if q.idx.head(g) {
@@ -874,8 +893,6 @@ func (q *Queue) AssignBatch(pick Pick, max int) ([]*Task, error) {
 		}
 	}
 	heap.Init(&gh)
-	var assigned []*Task
-	var prevHist [][]Event // for undoAssign
 	var skipped []entry
 	for gh.Len() > 0 && len(assigned) < max {
 		g := gh[0]
@@ -910,18 +927,7 @@ func (q *Queue) AssignBatch(pick Pick, max int) ([]*Task, error) {
 			heap.Push(&g.items, e)
 		}
 	}
-	q.mu.Unlock()
-	if len(assigned) == 0 {
-		return nil, nil
-	}
-	if err := q.persist(context.Background(), assigned...); err != nil {
-		q.undoAssign(assigned, prevHist, now)
-		return nil, fmt.Errorf("assign: %w", err)
-	}
-	for _, t := range assigned {
-		q.emit(EventAssigned, t, t.Holder(), now-t.CreatedAt, 0)
-	}
-	return assigned, nil
+	return assigned, prevHist
 }
 
 func (q *Queue) assignLocked(t *Task, agent string, now int64) {
@@ -1007,15 +1013,24 @@ func (q *Queue) Complete(id, agent string, gen int64, result any, tokens *int64)
 // CompleteWithUsage is Complete with what the agent reported it spent,
 // added to the task's usage.
 func (q *Queue) CompleteWithUsage(id, agent string, gen int64, result any, tokens *int64, usage *protocol.Usage) (t *Task, dup bool, err error) {
+	t, _, dup, err = q.CompleteAssign(id, agent, gen, result, tokens, usage, nil)
+	return t, dup, err
+}
+
+// CompleteAssign is CompleteWithUsage that may also hand the agent its
+// next task in the completion's write: next (nil: never) is asked as
+// AssignBatch asks a pick, for at most one ready task. assigned is that
+// task's snapshot, or nil.
+func (q *Queue) CompleteAssign(id, agent string, gen int64, result any, tokens *int64, usage *protocol.Usage, next Pick) (t, assigned *Task, dup bool, err error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
 	lt, err := q.heldLocked(id, agent, gen)
 	if err != nil {
 		q.mu.Unlock()
 		if d, ok := q.duplicate(id, agent, gen, "completed"); ok {
-			return d, true, nil
+			return d, nil, true, nil
 		}
-		return nil, false, q.refineNotFound(id, err)
+		return nil, nil, false, q.refineNotFound(id, err)
 	}
 	// The completed task is built on a copy: the live task stays as it
 	// was, out of the live set while the write runs, and comes back if
@@ -1031,14 +1046,24 @@ func (q *Queue) CompleteWithUsage(id, agent string, gen int64, result any, token
 	snap.addHistory("completed", now, map[string]any{"tokens_used": tokens})
 	snap.endAttempt(gen, now, "completed", "")
 	snap.Version++
+	var nexts []*Task
+	var prevHist [][]Event
+	if next != nil {
+		nexts, prevHist = q.assignReadyLocked(next, 1, now)
+	}
 	q.mu.Unlock()
-	if err := q.persist(context.Background(), snap); err != nil {
+	if err := q.persist(context.Background(), append([]*Task{snap}, nexts...)...); err != nil {
 		q.undoEnd(lt, StatusCompleted, snap.Version)
-		return nil, false, fmt.Errorf("complete %s: %w", id, err)
+		q.undoAssign(nexts, prevHist, now)
+		return nil, nil, false, fmt.Errorf("complete %s: %w", id, err)
 	}
 	q.emitUsage(EventCompleted, snap, agent, runMs(snap, now), usage)
+	for _, n := range nexts {
+		assigned = n
+		q.emit(EventAssigned, n, n.Holder(), now-n.CreatedAt, 0)
+	}
 	q.wake(id)
-	return snap, false, nil
+	return snap, assigned, false, nil
 }
 
 // Outcomes of Fail.
