@@ -413,7 +413,7 @@ func (q *Queue) SubmitTask(p SubmitParams) (t *Task, dup bool, err error) {
 }
 
 // SubmitAssign is SubmitTask that may also assign the new task in the
-// same store write (see assignNewLocked): t is the task as submitted
+// same store write (see assignNew): t is the task as submitted
 // (queued), assigned its snapshot as assigned, or nil. pick (nil: never
 // assign) is asked as AssignBatch asks it; on an error the agent it
 // reserved was not given the task.
