@@ -16,18 +16,23 @@
 #
 # Sizes (QUICK=1 shrinks all of them to a smoke test of a few minutes; any
 # one can be set alone):
-#   TASKS_AGENTS 100  TASKS 20000            tasks end to end (--batch 100 too
+#   TASKS_AGENTS 100  TASKS 20000  TASK_SAMPLES 500   tasks end to end (--batch 100 too
 #                                            when the binary has the flag)
-#   LAT_AGENTS 1000   LAT_SAMPLES 1000  LAT_TASKS 1000
+#   LAT_AGENTS 1000   LAT_SAMPLES 1000  LAT_TASKS 20000 (as in BENCHMARKS.md)
 #                                            submit -> task_assign, agents idle
 #   MSG_AGENTS 1000   MESSAGES 20000         direct messages, durable
 #   BC_AGENTS 1000    BROADCASTS 50          broadcast, time until all have it
 #   IDLE_AGENTS 10000 IDLE_AGENTS_BEFORE 2000 (the before binary connects
 #                     10,000 in ~12 min: quadratic) IDLE_HOLD 30s
 #   STORAGE_RECORDS 100000                   writer stall during a backup
-#   RESTART_RECORDS 1000000                  restart until serving (bolt)
+#   RESTART_RECORDS 1000000  RESTART_KIND ended-tasks
+#                                            restart until serving (bolt)
+#   RESTART_LIVE_RECORDS 10000               the same over queued (live) tasks:
+#                                            the load tool's fill submits them
+#                                            all as one submitter, whose quota
+#                                            (10,000) stops it beyond that
 # Selection:
-#   TARGETS  "tasks tasks_batch latency messages broadcast idle storage restart"
+#   TARGETS  "tasks tasks_batch latency messages broadcast idle storage restart restart_live"
 #   STORES   "bolt postgres"     BINS "before after"
 #   PEERS    1 (0: skip bench-peers.sh; its own variables apply, QUICK too)
 #   BENCH_TIMEOUT  cap per scenario [30m]
@@ -35,20 +40,22 @@
 # Storage and restart run on bolt only: the load tool builds their store
 # itself (with --hub it would still measure a local bbolt store).
 set -euo pipefail
+shopt -s inherit_errexit
 before_bin="$(realpath "${1:?usage: bench-issue14.sh BEFORE_BIN AFTER_BIN OUTDIR}")"
 after_bin="$(realpath "${2:?usage: bench-issue14.sh BEFORE_BIN AFTER_BIN OUTDIR}")"
 out="${3:?usage: bench-issue14.sh BEFORE_BIN AFTER_BIN OUTDIR}"
 here="$(cd "$(dirname "$0")" && pwd)"
 quick="${QUICK:-0}"
 q() { if [ "$quick" = 1 ]; then echo "$2"; else echo "$1"; fi; }
-TASKS_AGENTS="${TASKS_AGENTS:-100}";           TASKS="${TASKS:-$(q 20000 2000)}"
-LAT_AGENTS="${LAT_AGENTS:-$(q 1000 200)}";     LAT_SAMPLES="${LAT_SAMPLES:-$(q 1000 200)}"; LAT_TASKS="${LAT_TASKS:-$(q 1000 200)}"
+TASKS_AGENTS="${TASKS_AGENTS:-100}";           TASKS="${TASKS:-$(q 20000 2000)}"; TASK_SAMPLES="${TASK_SAMPLES:-$(q 500 100)}"
+LAT_AGENTS="${LAT_AGENTS:-$(q 1000 200)}";     LAT_SAMPLES="${LAT_SAMPLES:-$(q 1000 200)}"; LAT_TASKS="${LAT_TASKS:-$(q 20000 200)}"
 MSG_AGENTS="${MSG_AGENTS:-$(q 1000 200)}";     MESSAGES="${MESSAGES:-$(q 20000 2000)}"
 BC_AGENTS="${BC_AGENTS:-$(q 1000 200)}";       BROADCASTS="${BROADCASTS:-$(q 50 10)}"
 IDLE_AGENTS="${IDLE_AGENTS:-$(q 10000 300)}";  IDLE_AGENTS_BEFORE="${IDLE_AGENTS_BEFORE:-$(q 2000 300)}"; IDLE_HOLD="${IDLE_HOLD:-$(q 30s 5s)}"
 STORAGE_RECORDS="${STORAGE_RECORDS:-$(q 100000 10000)}"
-RESTART_RECORDS="${RESTART_RECORDS:-$(q 1000000 20000)}"
-TARGETS="${TARGETS:-tasks tasks_batch latency messages broadcast idle storage restart}"
+RESTART_RECORDS="${RESTART_RECORDS:-$(q 1000000 20000)}"; RESTART_KIND="${RESTART_KIND:-ended-tasks}"
+RESTART_LIVE_RECORDS="${RESTART_LIVE_RECORDS:-$(q 10000 5000)}"
+TARGETS="${TARGETS:-tasks tasks_batch latency messages broadcast idle storage restart restart_live}"
 STORES="${STORES:-bolt postgres}"
 BINS="${BINS:-before after}"
 PEERS="${PEERS:-1}"
@@ -77,10 +84,10 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 args() {
   local bin="$1" which="$2"
   case "$3" in
-  tasks) echo "--scenario tasks --agents $TASKS_AGENTS --tasks $TASKS --samples 100" ;;
+  tasks) echo "--scenario tasks --agents $TASKS_AGENTS --tasks $TASKS --samples $TASK_SAMPLES" ;;
   tasks_batch)
     if "$bin" bench --help 2>&1 | grep -q -- '--batch'; then
-      echo "--scenario tasks --agents $TASKS_AGENTS --tasks $TASKS --samples 100 --batch 100"
+      echo "--scenario tasks --agents $TASKS_AGENTS --tasks $TASKS --samples $TASK_SAMPLES --batch 100"
     fi ;;
   latency) echo "--scenario tasks --agents $LAT_AGENTS --tasks $LAT_TASKS --samples $LAT_SAMPLES" ;;
   messages) echo "--scenario messages --agents $MSG_AGENTS --messages $MESSAGES" ;;
@@ -90,7 +97,8 @@ args() {
     [ "$which" = before ] && n="$IDLE_AGENTS_BEFORE"
     echo "--scenario idle --agents $n --duration $IDLE_HOLD" ;;
   storage) echo "--scenario storage --storage-records $STORAGE_RECORDS" ;;
-  restart) echo "--scenario restart --records $RESTART_RECORDS" ;;
+  restart) echo "--scenario restart --records $RESTART_RECORDS --record-kind $RESTART_KIND" ;;
+  restart_live) echo "--scenario restart --records $RESTART_LIVE_RECORDS --record-kind tasks" ;;
   esac
 }
 
@@ -134,7 +142,7 @@ run_one() {
   bin="$before_bin"; [ "$which" = after ] && bin="$after_bin"
   a="$(args "$bin" "$which" "$target")"
   if [ -z "$a" ]; then log "-- $which/$store/$target: not supported by $bin (skipped)"; return 0; fi
-  if [ "$store" = postgres ] && { [ "$target" = storage ] || [ "$target" = restart ]; }; then
+  if [ "$store" = postgres ] && { [ "$target" = storage ] || [ "${target%_live}" = restart ]; }; then
     log "-- $which/$store/$target: bolt only (the load tool builds this store itself)"; return 0
   fi
   dir="$out/$which/$store"
@@ -168,7 +176,7 @@ log "== issue 14 bench, $(date -u '+%Y-%m-%d %H:%M:%S') UTC, QUICK=$quick, $(npr
 log "before: $before_bin ($("$before_bin" version 2>/dev/null | head -1 || true))"
 log "after:  $after_bin ($("$after_bin" version 2>/dev/null | head -1 || true))"
 log "targets: $TARGETS; stores: $STORES; PostgreSQL: ${pgbase%%\?*} ($(psql -Atq "$pgbase" -c 'SHOW server_version'))"
-log "sizes: tasks $TASKS_AGENTS/$TASKS; latency $LAT_AGENTS agents $LAT_SAMPLES samples; messages $MSG_AGENTS/$MESSAGES; broadcast $BC_AGENTS/$BROADCASTS; idle $IDLE_AGENTS (before: $IDLE_AGENTS_BEFORE) hold $IDLE_HOLD; storage $STORAGE_RECORDS; restart $RESTART_RECORDS"
+log "sizes: tasks $TASKS_AGENTS/$TASKS; latency $LAT_AGENTS agents $LAT_SAMPLES samples; messages $MSG_AGENTS/$MESSAGES; broadcast $BC_AGENTS/$BROADCASTS; idle $IDLE_AGENTS (before: $IDLE_AGENTS_BEFORE) hold $IDLE_HOLD; storage $STORAGE_RECORDS; restart $RESTART_RECORDS $RESTART_KIND, $RESTART_LIVE_RECORDS tasks"
 # Before and after alternate per target, so that a change in the machine's
 # load hits both sides of a pair alike.
 for store in $STORES; do

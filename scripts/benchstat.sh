@@ -17,9 +17,11 @@
 # 10 minutes on 2 cores), BENCHSTAT [/tmp/peers/benchstat, installed when
 # missing], PACKAGES (overrides the list below).
 set -euo pipefail
+shopt -s inherit_errexit
 before_rev="${1:?usage: benchstat.sh BEFORE_REV AFTER_REV [OUTDIR]}"
 after_rev="${2:?usage: benchstat.sh BEFORE_REV AFTER_REV [OUTDIR]}"
-root="$(cd "$(dirname "$0")/.." && pwd)"
+# The repository is the current directory's (the script may run from a copy).
+root="$(git rev-parse --show-toplevel 2>/dev/null || (cd "$(dirname "$0")/.." && pwd))"
 count="${COUNT:-6}"
 benchtime="${BENCHTIME:-500ms}"
 benchstat="${BENCHSTAT:-/tmp/peers/benchstat}"
@@ -91,6 +93,12 @@ build() {
 echo "== building test binaries: before $before_rev ($bdir), after $after_rev ($adir)"
 build before "$bdir"
 build after "$adir"
+if [ ! -s "$work/before.list" ] && [ ! -s "$work/after.list" ]; then
+  echo "no benchmark package builds at either revision" >&2
+  exit 1
+fi
+: >"$work/before.raw"
+: >"$work/after.raw"
 
 : >"$out/before.txt"
 : >"$out/after.txt"
