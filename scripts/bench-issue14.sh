@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# bench-issue14.sh BEFORE_BIN AFTER_BIN OUTDIR: every figure of issue 14's
+# bench-issue14.sh BEFORE AFTER OUTDIR: every figure of issue 14's
 # table, the same commands for both binaries, on the embedded store (bbolt:
 # the load tool's in-process hub) and on PostgreSQL (a child `agentcom
 # serve --store postgres://...` on a fresh schema, driven with --hub), then
 # the peers (scripts/bench-peers.sh) in the same session, then a summary.
 #
-#   scripts/build-rev.sh 085056f /tmp/agentcom-before     # the before binary
-#   go build -o /tmp/agentcom-after ./cmd/agentcom        # the after binary
-#   scripts/bench-issue14.sh /tmp/agentcom-before /tmp/agentcom-after /tmp/issue14
+#   scripts/bench-issue14.sh 085056f HEAD /tmp/issue14
+#
+# BEFORE and AFTER are agentcom binaries, or git revisions to build
+# (scripts/build-rev.sh, into OUTDIR/bin).
 #
 # OUTDIR/<before|after>/<bolt|postgres>/<target>.json is `agentcom bench
 # --json` of one run (.err its stderr); OUTDIR/runs.log has every command
@@ -41,10 +42,20 @@
 # itself (with --hub it would still measure a local bbolt store).
 set -euo pipefail
 shopt -s inherit_errexit
-before_bin="$(realpath "${1:?usage: bench-issue14.sh BEFORE_BIN AFTER_BIN OUTDIR}")"
-after_bin="$(realpath "${2:?usage: bench-issue14.sh BEFORE_BIN AFTER_BIN OUTDIR}")"
-out="${3:?usage: bench-issue14.sh BEFORE_BIN AFTER_BIN OUTDIR}"
+usage="usage: bench-issue14.sh BEFORE_BIN|REV AFTER_BIN|REV OUTDIR"
+out="${3:?$usage}"
 here="$(cd "$(dirname "$0")" && pwd)"
+mkdir -p "$out"
+# binary ARG NAME: ARG when it is an executable, else cmd/agentcom built at
+# git revision ARG into OUTDIR/bin/NAME.
+binary() {
+  if [ -f "$1" ] && [ -x "$1" ]; then realpath "$1"; return; fi
+  mkdir -p "$out/bin"
+  "$here/build-rev.sh" "$1" "$out/bin/$2" >&2
+  realpath "$out/bin/$2"
+}
+before_bin="$(binary "${1:?$usage}" agentcom-before)"
+after_bin="$(binary "${2:?$usage}" agentcom-after)"
 quick="${QUICK:-0}"
 q() { if [ "$quick" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 TASKS_AGENTS="${TASKS_AGENTS:-100}";           TASKS="${TASKS:-$(q 20000 2000)}"; TASK_SAMPLES="${TASK_SAMPLES:-$(q 500 100)}"
@@ -173,8 +184,8 @@ run_one() {
 
 start=$(date +%s)
 log "== issue 14 bench, $(date -u '+%Y-%m-%d %H:%M:%S') UTC, QUICK=$quick, $(nproc) CPUs"
-log "before: $before_bin ($("$before_bin" version 2>/dev/null | head -1 || true))"
-log "after:  $after_bin ($("$after_bin" version 2>/dev/null | head -1 || true))"
+log "before: $1 = $before_bin ($("$before_bin" version 2>/dev/null | head -1 || true))"
+log "after:  $2 = $after_bin ($("$after_bin" version 2>/dev/null | head -1 || true))"
 log "targets: $TARGETS; stores: $STORES; PostgreSQL: ${pgbase%%\?*} ($(psql -Atq "$pgbase" -c 'SHOW server_version'))"
 log "sizes: tasks $TASKS_AGENTS/$TASKS; latency $LAT_AGENTS agents $LAT_SAMPLES samples; messages $MSG_AGENTS/$MESSAGES; broadcast $BC_AGENTS/$BROADCASTS; idle $IDLE_AGENTS (before: $IDLE_AGENTS_BEFORE) hold $IDLE_HOLD; storage $STORAGE_RECORDS; restart $RESTART_RECORDS $RESTART_KIND, $RESTART_LIVE_RECORDS tasks"
 # Before and after alternate per target, so that a change in the machine's

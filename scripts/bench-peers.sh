@@ -99,8 +99,7 @@ if [ "$nats_fsync" = 1 ] && [ ! -x "$peers/nats-server" ]; then
 fi
 river_ver="$(go version -m "$peers/river" | awk '$1=="mod"{print $2"@"$3}')"
 nats_ver="natscli $("$peers/nats" --version 2>&1)"
-server_ver="$("$peers/nats" -s "$nats_url" server info --json 2>/dev/null | jq -r '"nats-server " + .server.ver' 2>/dev/null || true)"
-[ -n "$server_ver" ] || server_ver="$(nats-server --version 2>/dev/null || echo 'nats-server (version unknown)')"
+server_ver="nats-server $("$peers/nats" -s "$nats_url" account info 2>/dev/null | awk -F': ' '/Connected Server Version/{print $2}' || true)"
 log "== versions: $river_ver; $nats_ver; server at $nats_url: $server_ver"
 log "== PostgreSQL: $(psql -Atq "$pgbase" -c 'SHOW server_version') at ${pgbase%%\?*}; QUICK=$quick"
 

@@ -11,11 +11,16 @@
 # at one revision is simply absent from that side of the comparison.
 #
 # OUTDIR (default /tmp/benchstat-BEFORE-AFTER) gets before.txt, after.txt,
-# benchstat.txt and uptime.txt.
+# benchstat.txt, uptime.txt and timing.txt (seconds per package and round:
+# where to cut -benchtime or the pattern when the run is too long).
 #
-# Environment: COUNT [6], BENCHTIME [500ms] (keeps the whole run near
-# 10 minutes on 2 cores), BENCHSTAT [/tmp/peers/benchstat, installed when
-# missing], PACKAGES (overrides the list below).
+# Environment: COUNT [6], BENCHTIME [300ms] (a package's own in the list
+# below wins), BENCHSTAT [/tmp/peers/benchstat, installed when missing],
+# PACKAGES (overrides the list below). At 085056f one round (both sides) of
+# the listed packages took ~150 s at -benchtime 100ms with the load average
+# at 13, most of it the benchmarks' set-up (tables filled, hubs started):
+# COUNT 6 at 300ms is about 10 minutes on a quiet machine and twice that
+# on a busy one; timing.txt says which package to trim.
 set -euo pipefail
 shopt -s inherit_errexit
 before_rev="${1:?usage: benchstat.sh BEFORE_REV AFTER_REV [OUTDIR]}"
@@ -23,12 +28,13 @@ after_rev="${2:?usage: benchstat.sh BEFORE_REV AFTER_REV [OUTDIR]}"
 # The repository is the current directory's (the script may run from a copy).
 root="$(git rev-parse --show-toplevel 2>/dev/null || (cd "$(dirname "$0")/.." && pwd))"
 count="${COUNT:-6}"
-benchtime="${BENCHTIME:-500ms}"
+benchtime="${BENCHTIME:-300ms}"
 benchstat="${BENCHSTAT:-/tmp/peers/benchstat}"
 benchstat_version="v0.0.0-20260908200009-22c9c6c9d4da"
 
-# The hot paths' benchmark packages, with the -bench pattern of each: the
-# one place to add a package.
+# The hot paths' benchmark packages, with the -bench pattern of each and,
+# optionally, a -benchtime of its own (e.g. 3x for benchmarks of a second
+# per op): the one place to add a package.
 PACKAGES="${PACKAGES:-
 internal/tasks              .
 internal/scheduler          .
@@ -73,9 +79,9 @@ adir="$(checkout "$after_rev" after)"
 # build SIDE DIR: a test binary per package that exists there and has
 # benchmarks, listed in $work/SIDE.list as "pkgdir binary pattern".
 build() {
-  local side="$1" dir="$2" pkg pat
+  local side="$1" dir="$2" pkg pat bt
   : >"$work/$side.list"
-  while read -r pkg pat; do
+  while read -r pkg pat bt; do
     [ -n "$pkg" ] || continue
     if ! grep -qs '^func Benchmark' "$dir/$pkg"/*_test.go; then
       echo "   $side: $pkg has no benchmarks here" >&2
@@ -83,7 +89,7 @@ build() {
     fi
     local bin="$work/$side-${pkg//\//_}.test"
     if (cd "$dir" && go test -c -o "$bin" "./$pkg") >"$work/$side-build.log" 2>&1; then
-      echo "$dir/$pkg $bin $pat" >>"$work/$side.list"
+      echo "$dir/$pkg $bin $pat ${bt:-$benchtime}" >>"$work/$side.list"
     else
       echo "   $side: $pkg does not build:" >&2
       tail -5 "$work/$side-build.log" >&2
@@ -102,14 +108,17 @@ fi
 
 : >"$out/before.txt"
 : >"$out/after.txt"
-{ echo "start: $(date -u '+%F %T') UTC; $(uptime)"; echo "count $count, benchtime $benchtime"; } >"$out/uptime.txt"
+: >"$out/timing.txt"
+{ echo "start: $(date -u '+%F %T') UTC; $(uptime)"; echo "count $count, benchtime $benchtime"; cat "$work/before.list" "$work/after.list"; } >"$out/uptime.txt"
 start=$(date +%s)
 for i in $(seq "$count"); do
   for side in before after; do
-    while read -r pdir bin pat; do
+    while read -r pdir bin pat bt; do
+      local_t0=$(date +%s)
       # The package directory is the working directory, as under go test.
-      (cd "$pdir" && "$bin" -test.run '^$' -test.bench "$pat" -test.benchtime "$benchtime" -test.count 1 -test.benchmem) \
+      (cd "$pdir" && "$bin" -test.run '^$' -test.bench "$pat" -test.benchtime "$bt" -test.count 1 -test.benchmem) \
         >>"$work/$side.raw" 2>&1 || echo "   $side: $(basename "$bin") exit $? (round $i)" >&2
+      echo "round $i $side ${pdir##*/} $(( $(date +%s) - local_t0 )) s" >>"$out/timing.txt"
     done <"$work/$side.list"
   done
   echo "   round $i/$count done, $(( $(date +%s) - start )) s; $(uptime)" | tee -a "$out/uptime.txt"
