@@ -23,8 +23,11 @@
 #                                            submit -> task_assign, agents idle
 #   MSG_AGENTS 1000   MESSAGES 20000         direct messages, durable
 #   BC_AGENTS 1000    BROADCASTS 50          broadcast, time until all have it
-#   IDLE_AGENTS 10000 IDLE_AGENTS_BEFORE 2000 (the before binary connects
-#                     10,000 in ~12 min: quadratic) IDLE_HOLD 30s
+#   IDLE_SMALL 2000   idle_small: both binaries (the like-for-like pair)
+#   IDLE_AGENTS 10000 idle: the after binary only, unless IDLE_BEFORE_FULL=1
+#                     (the before binary connects 10,000 in ~12 min:
+#                     quadratic)
+#   IDLE_HOLD 30s     how long each idle run holds its connections
 #   STORAGE_RECORDS 100000                   writer stall during a backup
 #   RESTART_RECORDS 1000000  RESTART_KIND ended-tasks
 #                                            restart until serving (bolt)
@@ -33,7 +36,7 @@
 #                                            all as one submitter, whose quota
 #                                            (10,000) stops it beyond that
 # Selection:
-#   TARGETS  "tasks tasks_batch latency messages broadcast idle storage restart restart_live"
+#   TARGETS  "tasks tasks_batch latency messages broadcast idle_small idle storage restart restart_live"
 #   STORES   "bolt postgres"     BINS "before after"
 #   PEERS    1 (0: skip bench-peers.sh; its own variables apply, QUICK too)
 #   BENCH_TIMEOUT  cap per scenario [30m]
@@ -62,11 +65,12 @@ TASKS_AGENTS="${TASKS_AGENTS:-100}";           TASKS="${TASKS:-$(q 20000 2000)}"
 LAT_AGENTS="${LAT_AGENTS:-$(q 1000 200)}";     LAT_SAMPLES="${LAT_SAMPLES:-$(q 1000 200)}"; LAT_TASKS="${LAT_TASKS:-$(q 20000 200)}"
 MSG_AGENTS="${MSG_AGENTS:-$(q 1000 200)}";     MESSAGES="${MESSAGES:-$(q 20000 2000)}"
 BC_AGENTS="${BC_AGENTS:-$(q 1000 200)}";       BROADCASTS="${BROADCASTS:-$(q 50 10)}"
-IDLE_AGENTS="${IDLE_AGENTS:-$(q 10000 300)}";  IDLE_AGENTS_BEFORE="${IDLE_AGENTS_BEFORE:-$(q 2000 300)}"; IDLE_HOLD="${IDLE_HOLD:-$(q 30s 5s)}"
+IDLE_AGENTS="${IDLE_AGENTS:-$(q 10000 500)}";  IDLE_SMALL="${IDLE_SMALL:-$(q 2000 200)}"; IDLE_HOLD="${IDLE_HOLD:-$(q 30s 5s)}"
+IDLE_BEFORE_FULL="${IDLE_BEFORE_FULL:-0}"
 STORAGE_RECORDS="${STORAGE_RECORDS:-$(q 100000 10000)}"
 RESTART_RECORDS="${RESTART_RECORDS:-$(q 1000000 20000)}"; RESTART_KIND="${RESTART_KIND:-ended-tasks}"
 RESTART_LIVE_RECORDS="${RESTART_LIVE_RECORDS:-$(q 10000 5000)}"
-TARGETS="${TARGETS:-tasks tasks_batch latency messages broadcast idle storage restart restart_live}"
+TARGETS="${TARGETS:-tasks tasks_batch latency messages broadcast idle_small idle storage restart restart_live}"
 STORES="${STORES:-bolt postgres}"
 BINS="${BINS:-before after}"
 PEERS="${PEERS:-1}"
@@ -89,9 +93,9 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 log() { echo "$*" | tee -a "$runs"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# args BIN TARGET: the bench arguments of one target ("" when BIN cannot
-# run it). The same for both binaries, except the idle agent count (an
-# explicit, recorded exception) and tasks_batch (only where --batch exists).
+# args BIN WHICH TARGET: the bench arguments of one target ("" when BIN
+# does not run it: tasks_batch where there is no --batch, idle for the
+# before binary unless IDLE_BEFORE_FULL=1). The same for both binaries.
 args() {
   local bin="$1" which="$2"
   case "$3" in
@@ -103,10 +107,11 @@ args() {
   latency) echo "--scenario tasks --agents $LAT_AGENTS --tasks $LAT_TASKS --samples $LAT_SAMPLES" ;;
   messages) echo "--scenario messages --agents $MSG_AGENTS --messages $MESSAGES" ;;
   broadcast) echo "--scenario broadcast --agents $BC_AGENTS --broadcasts $BROADCASTS" ;;
+  idle_small) echo "--scenario idle --agents $IDLE_SMALL --duration $IDLE_HOLD" ;;
   idle)
-    local n="$IDLE_AGENTS"
-    [ "$which" = before ] && n="$IDLE_AGENTS_BEFORE"
-    echo "--scenario idle --agents $n --duration $IDLE_HOLD" ;;
+    if [ "$which" = after ] || [ "$IDLE_BEFORE_FULL" = 1 ]; then
+      echo "--scenario idle --agents $IDLE_AGENTS --duration $IDLE_HOLD"
+    fi ;;
   storage) echo "--scenario storage --storage-records $STORAGE_RECORDS" ;;
   restart) echo "--scenario restart --records $RESTART_RECORDS --record-kind $RESTART_KIND" ;;
   restart_live) echo "--scenario restart --records $RESTART_LIVE_RECORDS --record-kind tasks" ;;
@@ -152,7 +157,13 @@ run_one() {
   local which="$1" store="$2" target="$3" bin a dir
   bin="$before_bin"; [ "$which" = after ] && bin="$after_bin"
   a="$(args "$bin" "$which" "$target")"
-  if [ -z "$a" ]; then log "-- $which/$store/$target: not supported by $bin (skipped)"; return 0; fi
+  if [ -z "$a" ]; then
+    case "$target" in
+    tasks_batch) log "-- $which/$store/$target: skipped, $bin bench has no --batch" ;;
+    *) log "-- $which/$store/$target: skipped, the before binary's $IDLE_AGENTS-agent run is optional (IDLE_BEFORE_FULL=1)" ;;
+    esac
+    return 0
+  fi
   if [ "$store" = postgres ] && { [ "$target" = storage ] || [ "${target%_live}" = restart ]; }; then
     log "-- $which/$store/$target: bolt only (the load tool builds this store itself)"; return 0
   fi
@@ -162,7 +173,7 @@ run_one() {
   if [ "$store" = postgres ]; then
     start_pg_hub "$bin" || return 0
     hubargs=(--hub "$hub_url")
-    if [ "$target" = idle ]; then
+    if [ "${target%_small}" = idle ]; then
       rss_sampler "$hub_pid" "$dir/$target.rss.json" &
       sampler=$!
     fi
@@ -187,7 +198,7 @@ log "== issue 14 bench, $(date -u '+%Y-%m-%d %H:%M:%S') UTC, QUICK=$quick, $(npr
 log "before: $1 = $before_bin ($("$before_bin" version 2>/dev/null | head -1 || true))"
 log "after:  $2 = $after_bin ($("$after_bin" version 2>/dev/null | head -1 || true))"
 log "targets: $TARGETS; stores: $STORES; PostgreSQL: ${pgbase%%\?*} ($(psql -Atq "$pgbase" -c 'SHOW server_version'))"
-log "sizes: tasks $TASKS_AGENTS/$TASKS; latency $LAT_AGENTS agents $LAT_SAMPLES samples; messages $MSG_AGENTS/$MESSAGES; broadcast $BC_AGENTS/$BROADCASTS; idle $IDLE_AGENTS (before: $IDLE_AGENTS_BEFORE) hold $IDLE_HOLD; storage $STORAGE_RECORDS; restart $RESTART_RECORDS $RESTART_KIND, $RESTART_LIVE_RECORDS tasks"
+log "sizes: tasks $TASKS_AGENTS/$TASKS; latency $LAT_AGENTS agents $LAT_SAMPLES samples; messages $MSG_AGENTS/$MESSAGES; broadcast $BC_AGENTS/$BROADCASTS; idle $IDLE_SMALL and $IDLE_AGENTS (before too: $IDLE_BEFORE_FULL) hold $IDLE_HOLD; storage $STORAGE_RECORDS; restart $RESTART_RECORDS $RESTART_KIND, $RESTART_LIVE_RECORDS tasks"
 # Before and after alternate per target, so that a change in the machine's
 # load hits both sides of a pair alike.
 for store in $STORES; do

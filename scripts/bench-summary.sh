@@ -69,8 +69,10 @@ row "submit → task_assign p99, idle agents (ms)" "≤ 2" latency idle_submit_t
 row "direct messages delivered, durable (msg/s)" "≥ 50,000" messages delivered
 row "broadcast, time until all have it, p99 (ms)" "≤ 15" broadcast all_received_p99
 row "broadcast, per receiver p99 (ms)" "" broadcast per_receiver_p99
-row "connecting the idle agents (s)" "≤ 20 for 10,000" idle connect_all
-row "hub RSS per idle connection (KB)" "≤ 30" idle rss_per_connection rss
+row "connecting $(param idle_small agents) idle agents (s)" "linear" idle_small connect_all
+row "hub RSS per idle connection, $(param idle_small agents) agents (KB)" "≤ 30" idle_small rss_per_connection rss
+row "connecting $(param idle agents) idle agents (s)" "≤ 20 for 10,000" idle connect_all
+row "hub RSS per idle connection, $(param idle agents) agents (KB)" "≤ 30" idle rss_per_connection rss
 row "writer stall during a backup (ms)" "≤ 10" storage backup_writer_stall
 row "restart until serving, ended tasks stored (ms)" "≤ 2,000 for 1M" restart until_serving
 row "restart until serving, queued tasks stored (ms)" "≤ 2,000 for 1M" restart_live until_serving
@@ -79,7 +81,7 @@ echo "Run sizes: tasks $(param tasks agents) agents, $(param tasks tasks) tasks;
   "latency $(param latency agents) agents, $(param latency samples) samples;" \
   "messages $(param messages agents) agents, $(param messages messages) messages;" \
   "broadcast $(param broadcast receivers) receivers, $(param broadcast broadcasts) broadcasts;" \
-  "idle: before $(param idle agents before) agents, after $(param idle agents after) agents;" \
+  "idle $(param idle_small agents) and $(param idle agents) agents, hold $(param idle hold);" \
   "storage $(param storage records) records; restart $(param restart records) $(param restart kind), $(param restart_live records) $(param restart_live kind)."
 echo "Per-connection RSS on PostgreSQL: the hub's peak RSS during the hold minus its RSS before, over the connections open (sampled every 0.5 s by the script); on bolt the load tool's own figure (final RSS)."
 
