@@ -85,7 +85,8 @@ if [ ! -x "$peers/river" ]; then
     git clone -q "$river_mirror" "$work/river-src"
     git -C "$work/river-src" checkout -q "$river_ref"
     (cd "$work/river-src/cmd/river" && GOWORK=off GOFLAGS=-mod=mod go build -o "$peers/river" .) >>"$txt" 2>&1
-    log "   river source: $(git -C "$work/river-src" describe --tags --always)"
+    echo "built from $river_mirror at $(git -C "$work/river-src" describe --tags --always) ($(git -C "$work/river-src" rev-parse HEAD)), GOWORK=off" >"$peers/river.source"
+    log "   river source: $(cat "$peers/river.source")"
   fi
 fi
 if [ ! -x "$peers/nats" ]; then
@@ -97,7 +98,8 @@ if [ "$nats_fsync" = 1 ] && [ ! -x "$peers/nats-server" ]; then
   GOBIN="$peers" go install "github.com/nats-io/nats-server/v2@$nats_server_version" >>"$txt" 2>&1 || {
     log "   could not build nats-server; the fsync-always JetStream run is skipped"; nats_fsync=0; }
 fi
-river_ver="$(go version -m "$peers/river" | awk '$1=="mod"{print $2"@"$3}')"
+river_ver="$(go version -m "$peers/river" | awk '$1=="mod"{print $2"@"$3} $1=="dep" && $2=="github.com/riverqueue/river"{print "(river " $3 ")"}' | tr '\n' ' ')"
+[ -f "$peers/river.source" ] && river_ver="$river_ver$(cat "$peers/river.source")"
 nats_ver="natscli $("$peers/nats" --version 2>&1)"
 server_ver="nats-server $("$peers/nats" -s "$nats_url" account info 2>/dev/null | awk -F': ' '/Connected Server Version/{print $2}' || true)"
 log "== versions: $river_ver; $nats_ver; server at $nats_url: $server_ver"
