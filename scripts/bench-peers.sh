@@ -98,7 +98,7 @@ if [ "$nats_fsync" = 1 ] && [ ! -x "$peers/nats-server" ]; then
   GOBIN="$peers" go install "github.com/nats-io/nats-server/v2@$nats_server_version" >>"$txt" 2>&1 || {
     log "   could not build nats-server; the fsync-always JetStream run is skipped"; nats_fsync=0; }
 fi
-river_ver="$(go version -m "$peers/river" | awk '$1=="mod"{print $2"@"$3} $1=="dep" && $2=="github.com/riverqueue/river"{print "(river " $3 ")"}' | tr '\n' ' ')"
+river_ver="$(go version -m "$peers/river" 2>/dev/null | awk '$1=="mod"{print $2"@"$3} $1=="dep" && $2=="github.com/riverqueue/river"{print "(river " $3 ")"}' | tr '\n' ' ' || true)"
 [ -f "$peers/river.source" ] && river_ver="$river_ver$(cat "$peers/river.source")"
 nats_ver="natscli $("$peers/nats" --version 2>&1)"
 server_ver="nats-server $("$peers/nats" -s "$nats_url" account info 2>/dev/null | awk -F': ' '/Connected Server Version/{print $2}' || true)"
