@@ -195,8 +195,10 @@ run_one() {
 
 start=$(date +%s)
 log "== issue 14 bench, $(date -u '+%Y-%m-%d %H:%M:%S') UTC, QUICK=$quick, $(nproc) CPUs"
-log "before: $1 = $before_bin ($("$before_bin" version 2>/dev/null | head -1 || true))"
-log "after:  $2 = $after_bin ($("$after_bin" version 2>/dev/null | head -1 || true))"
+# rev ARG: the commit ARG names, when it is a revision.
+rev() { [ -f "$1" ] || git rev-parse --short "$1^{commit}" 2>/dev/null || true; }
+log "before: $1 $(rev "$1") = $before_bin ($("$before_bin" version 2>/dev/null | head -1 || true))"
+log "after:  $2 $(rev "$2") = $after_bin ($("$after_bin" version 2>/dev/null | head -1 || true))"
 log "targets: $TARGETS; stores: $STORES; PostgreSQL: ${pgbase%%\?*} ($(psql -Atq "$pgbase" -c 'SHOW server_version'))"
 log "sizes: tasks $TASKS_AGENTS/$TASKS; latency $LAT_AGENTS agents $LAT_SAMPLES samples; messages $MSG_AGENTS/$MESSAGES; broadcast $BC_AGENTS/$BROADCASTS; idle $IDLE_SMALL and $IDLE_AGENTS (before too: $IDLE_BEFORE_FULL) hold $IDLE_HOLD; storage $STORAGE_RECORDS; restart $RESTART_RECORDS $RESTART_KIND, $RESTART_LIVE_RECORDS tasks"
 # Before and after alternate per target, so that a change in the machine's
