@@ -404,12 +404,14 @@ func (c *conn) taskComplete(_ context.Context, r req[protocol.TaskComplete]) boo
 	if !ok {
 		return false
 	}
-	dup, err := c.srv.sched.Complete(r.agent, f.TaskID, f.Generation, result, tokens, usage)
+	// Acknowledged before the agent's next task (handed over in the
+	// completion's write) is pushed.
+	err := c.srv.sched.CompleteAcked(r.agent, f.TaskID, f.Generation, result, tokens, usage, func(dup bool) {
+		c.ack(f.TaskID, protocol.AckComplete, dup)
+	})
 	if err != nil {
 		c.reportFailed(r.agent, f.TaskID, protocol.CodeTaskCompleteFailed, err)
-		return false
 	}
-	c.ack(f.TaskID, protocol.AckComplete, dup)
 	return false
 }
 

@@ -234,7 +234,7 @@ func TestAllScenarios(t *testing.T) {
 	if err := rep.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range append(Scenarios(), "throughput", "≥ 3,000 tasks/s", "share the machine's CPUs") {
+	for _, want := range append(Scenarios(), "throughput", "≥ 8,000 tasks/s", "share the machine's CPUs") {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

@@ -342,12 +342,25 @@ func (s *Scheduler) RecordCheck(agentID, taskID string, c protocol.VerifyCheck) 
 // Complete handles task_complete. dup reports a resend of a completion
 // already applied.
 func (s *Scheduler) Complete(agentID, taskID string, gen int64, result any, tokens *int64, usage *protocol.Usage) (dup bool, err error) {
+	err = s.CompleteAcked(agentID, taskID, gen, result, tokens, usage, func(d bool) { dup = d })
+	return dup, err
+}
+
+// CompleteAcked is Complete that calls ack (with dup) once the completion
+// is applied and before the agent's next task, handed over in the same
+// write, is pushed: the agent sees task_ack for its report before the
+// next task_assign, as with the original hub. ack is not called on an
+// error.
+func (s *Scheduler) CompleteAcked(agentID, taskID string, gen int64, result any, tokens *int64, usage *protocol.Usage, ack func(dup bool)) error {
 	s.agents.Heard(agentID)
 	var res reservations
 	_, next, dup, err := s.q.CompleteAssign(taskID, agentID, gen, result, tokens, usage, s.handover(&res, agentID, taskID))
 	if err != nil {
 		s.handback(&res, agentID, taskID)
-		return false, err
+		return err
+	}
+	if ack != nil {
+		ack(dup)
 	}
 	switch {
 	case dup:
@@ -357,7 +370,7 @@ func (s *Scheduler) Complete(agentID, taskID string, gen int64, result any, toke
 		s.agents.Release(agentID, taskID, "")
 		s.Kick()
 	}
-	return dup, nil
+	return nil
 }
 
 // Fail handles task_failed and returns the outcome (retried or

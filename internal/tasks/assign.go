@@ -21,8 +21,8 @@ import (
 //   - Completion and failure are durable before they are acknowledged.
 //
 // A write that fails leaves memory as it was before the change
-// (undoAssign, undoEnd), with a higher version, since a failed write may
-// still have landed.
+// (undoAssign, undoEnd, undoFail), with a higher version, since a failed
+// write may still have landed.
 
 // assignTo gives t to agent at now: a new generation and attempt. The
 // caller counts it and bumps the version.
@@ -164,4 +164,32 @@ func (q *Queue) undoEnd(t *Task, to Status, ver uint64) {
 	q.perSubmitter[t.SubmittedBy]++
 	addHeld(q.held, t)
 	t.Version = max(t.Version, ver) + 1
+}
+
+// undoFail puts back a task whose failure's write failed: assigned to its
+// holder as before (a clone taken before the change), out of the queue
+// (to: StatusQueued) or back from the dead letter (StatusDeadLetter). A
+// requeued task that changed since (assigned again) keeps that change:
+// the later write carries the failure. The version goes above the failed
+// write's (ver), which may have landed all the same.
+func (q *Queue) undoFail(lt, before *Task, to Status, ver uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if lt.Version != ver {
+		return
+	}
+	if cur, ok := q.live[lt.ID]; ok != (to == StatusQueued) || (ok && cur != lt) {
+		return
+	}
+	if to == StatusDeadLetter {
+		q.live[lt.ID] = lt
+		q.perSubmitter[lt.SubmittedBy]++
+	} else {
+		q.idx.remove(lt.ID)
+	}
+	q.count(to, lt.Priority, -1)
+	q.count(StatusAssigned, lt.Priority, +1)
+	*lt = *before
+	lt.Version = ver + 1
+	addHeld(q.held, lt)
 }

@@ -129,7 +129,7 @@ func TestSubmitAssignOnlyFirstInLine(t *testing.T) {
 	}
 }
 
-// failingStore fails every Put while fail is set.
+// failingStore fails every Put and dead-letter move while fail is set.
 type failingStore struct {
 	storage.TaskStore
 	fail atomic.Bool
@@ -142,6 +142,13 @@ func (s *failingStore) Put(ctx context.Context, rows []storage.TaskRow, recs []s
 		return errDisk
 	}
 	return s.TaskStore.Put(ctx, rows, recs)
+}
+
+func (s *failingStore) MoveToDeadLetter(ctx context.Context, rows []storage.TaskRow) error {
+	if s.fail.Load() {
+		return errDisk
+	}
+	return s.TaskStore.MoveToDeadLetter(ctx, rows)
 }
 
 // A write that fails leaves memory as before the change: an assignment
@@ -249,5 +256,53 @@ func TestCompleteAssignsNext(t *testing.T) {
 		if err != nil || row.Status != want {
 			t.Fatalf("%s stored as %s (%v), want %s", id, row.Status, err, want)
 		}
+	}
+}
+
+// A failure whose write fails leaves the task assigned to its holder, at
+// its generation, whether it would have been retried or dead-lettered;
+// the holder's resend then applies.
+func TestFailedFailWriteLeavesTaskHeld(t *testing.T) {
+	d := storagetest.OpenDriver(t, "bolt")
+	fs := &failingStore{TaskStore: d.Tasks()}
+	q, err := tasks.New(fs, bus.New(), noBackoff())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, maxRetries := range []int{3, 1} {
+		task, _ := q.Submit(tasks.SubmitParams{Description: "d", MaxRetries: intp(maxRetries)})
+		as, err := q.AssignBatch(func(tk *tasks.Task) (string, bool) {
+			if tk.ID != task.ID {
+				return "", false
+			}
+			return "a1", false
+		}, 1)
+		if err != nil || len(as) != 1 {
+			t.Fatal(as, err)
+		}
+		gen := as[0].Generation
+		fs.fail.Store(true)
+		_, _, _, err = q.Fail(task.ID, "a1", gen, "boom", nil)
+		fs.fail.Store(false)
+		if !errors.Is(err, errDisk) {
+			t.Fatalf("max %d: failed write: %v", maxRetries, err)
+		}
+		got, _ := q.Get(task.ID)
+		if got.Status != tasks.StatusAssigned || got.Holder() != "a1" || got.Generation != gen || got.RetryCount != 0 || len(q.HeldBy("a1")) != 1 {
+			t.Fatalf("max %d: after a failed write: %+v", maxRetries, got)
+		}
+		want := tasks.OutcomeRetried
+		if maxRetries == 1 {
+			want = tasks.OutcomeDeadLetter
+		}
+		if _, oc, dup, err := q.Fail(task.ID, "a1", gen, "boom", nil); err != nil || dup || oc != want {
+			t.Fatalf("max %d: resent failure: %s %v %v", maxRetries, oc, dup, err)
+		}
+		if st := q.Stats(); st.ByStatus["assigned"] != 0 {
+			t.Fatalf("max %d: stats %+v", maxRetries, st)
+		}
+	}
+	if st := q.Stats(); st.ByStatus["queued"] != 1 || st.DeadLetter != 1 {
+		t.Fatalf("stats %+v", st)
 	}
 }

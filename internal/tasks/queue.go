@@ -413,7 +413,7 @@ func (q *Queue) SubmitTask(p SubmitParams) (t *Task, dup bool, err error) {
 }
 
 // SubmitAssign is SubmitTask that may also assign the new task in the
-// same store write (see assignNewLocked): t is the task as submitted
+// same store write (see assignNew): t is the task as submitted
 // (queued), assigned its snapshot as assigned, or nil. pick (nil: never
 // assign) is asked as AssignBatch asks it; on an error the agent it
 // reserved was not given the task.
@@ -1097,6 +1097,7 @@ func (q *Queue) FailWithUsage(id, agent string, gen int64, errText string, outpu
 		}
 		return nil, "", false, q.refineNotFound(id, err)
 	}
+	before := lt.Clone() // for undoFail
 	lt.RetryCount++
 	lt.addUsage(usage)
 	lt.LastError = errText
@@ -1117,6 +1118,7 @@ func (q *Queue) FailWithUsage(id, agent string, gen int64, errText string, outpu
 		snap := lt.Clone()
 		q.mu.Unlock()
 		if err := q.moveToDeadLetter(context.Background(), snap); err != nil {
+			q.undoFail(lt, before, StatusDeadLetter, snap.Version)
 			return nil, "", false, fmt.Errorf("fail %s: %w", id, err)
 		}
 		q.emitUsage(EventFailed, snap, agent, runMs(snap, now), usage)
@@ -1131,6 +1133,7 @@ func (q *Queue) FailWithUsage(id, agent string, gen int64, errText string, outpu
 	snap := lt.Clone()
 	q.mu.Unlock()
 	if err := q.persist(context.Background(), snap); err != nil {
+		q.undoFail(lt, before, StatusQueued, snap.Version)
 		return nil, "", false, fmt.Errorf("fail %s: %w", id, err)
 	}
 	q.emitUsage(EventFailed, snap, agent, runMs(snap, now), usage)
