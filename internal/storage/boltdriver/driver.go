@@ -22,9 +22,12 @@ import (
 type Driver struct {
 	db *store.DB
 
-	// journalMu orders journal sequence numbers.
+	// journalMu orders journal sequence numbers and guards lingering.
 	journalMu   sync.Mutex
 	journalNext uint64
+	// lingering holds the keys of journal records whose writes are all
+	// in their tables but that are not deleted yet (commitLinger).
+	lingering [][]byte
 
 	msg messageState // the message store's counters and write batches
 
