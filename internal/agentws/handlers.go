@@ -492,6 +492,11 @@ func decodeJSON(raw json.RawMessage, dst any) error {
 	return nil
 }
 
+// deliverWait bounds how long a direct message's push waits for its
+// frame to reach a local socket before it counts as not delivered (its
+// pending mailbox copy then stays: see sendOut).
+const deliverWait = 250 * time.Millisecond
+
 // PushMessages delivers a broadcast to agents (messaging.Pusher): one
 // encoding for all of them.
 func (s *Server) PushMessages(agents []string, m messaging.Message) int {

@@ -581,14 +581,21 @@ func (s *Server) encodeFor(agent string, frame protocol.Frame) (*conn, []byte) {
 // sendOut is send for a message, which reports delivered only once it
 // left this hub (written to the socket, or for a relayed one handed to
 // the bus): a delivered message's mailbox copy is dropped then, so one
-// still in this hub's queue when the hub dies must not count.
+// still in this hub's queue when the hub dies must not count. The wait is
+// bounded (deliverWait, publishTimeout for the bus): a recipient that
+// reads slowly keeps its copy (it may see the message twice) rather than
+// hold up its sender.
 func (s *Server) sendOut(agent string, frame protocol.Frame) bool {
 	c, b := s.encodeFor(agent, frame)
 	if c == nil {
 		return false
 	}
 	n, ok := c.enqueueN(b)
-	return ok && c.waitWritten(n, publishTimeout)
+	wait := deliverWait
+	if _, relayed := c.ws.(*remote); relayed {
+		wait = publishTimeout
+	}
+	return ok && c.waitWritten(n, wait)
 }
 
 // broadcastExcept sends a frame to every identified socket but agent's.

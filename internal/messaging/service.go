@@ -199,8 +199,9 @@ func (s *Service) Send(m Message, recorded func()) (string, error) {
 		s.pusher.PushMessages(online, m)
 	case directOnline:
 		if !s.pusher.PushMessage(to, m) {
-			// The socket went away between the check and the push: the
-			// pending copy is the queued one.
+			// The socket went away between the check and the push, or
+			// the frame did not leave the hub in time: the pending copy
+			// is the queued one.
 			break
 		}
 		outcome = Delivered
