@@ -26,9 +26,9 @@ func (d discard) Read(ctx context.Context) (websocket.MessageType, []byte, error
 	}
 }
 func (discard) Write(context.Context, websocket.MessageType, []byte) error { return nil }
-func (discard) Ping(context.Context) error                                { return nil }
-func (discard) Close(websocket.StatusCode, string) error                  { return nil }
-func (discard) SetReadLimit(int64)                                        {}
+func (discard) Ping(context.Context) error                                 { return nil }
+func (discard) Close(websocket.StatusCode, string) error                   { return nil }
+func (discard) SetReadLimit(int64)                                         {}
 
 // BenchmarkBroadcastFanOut is one broadcast to 1,000 identified sockets,
 // until every socket's writer has written it (the broadcast scenario's
