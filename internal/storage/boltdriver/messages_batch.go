@@ -116,11 +116,14 @@ func (s messageStore) submit(ctx context.Context, op *msgOp) error {
 	if op.async {
 		st.unsettled++
 	}
+	if op.async && (st.leading || st.unsettled < maxBatch) {
+		// Rides in the batch of the next write (or the next mailbox
+		// read's settle, or Close); when many are waiting, this caller
+		// runs them.
+		st.qmu.Unlock()
+		return nil
+	}
 	if st.leading {
-		if op.async {
-			st.qmu.Unlock()
-			return nil
-		}
 		st.qmu.Unlock()
 		<-op.wake
 		if !op.lead {
@@ -153,12 +156,13 @@ func (s messageStore) submit(ctx context.Context, op *msgOp) error {
 				st.unsettled--
 			}
 		}
-		// The lead goes to the first op whose caller waits; when only
-		// async ops are queued, this caller runs them itself.
+		// The lead goes to the first op whose caller waits. Async ops
+		// alone wait for the next write, unless many are queued: then
+		// this caller runs them.
 		if i := slices.IndexFunc(st.pending, func(o *msgOp) bool { return !o.async }); i >= 0 {
 			st.pending[i].lead = true
 			close(st.pending[i].wake)
-		} else if len(st.pending) > 0 && panicked == nil {
+		} else if len(st.pending) >= maxBatch && panicked == nil {
 			again = true
 		} else {
 			st.leading = false
@@ -180,7 +184,8 @@ func (s messageStore) submit(ctx context.Context, op *msgOp) error {
 
 // settle returns once every asynchronous op submitted before it is
 // committed: a mailbox read calls it so that it never sees a copy
-// DropCopies removed. Without such ops pending it costs one lock.
+// DropCopies removed, and Close so that a clean stop leaves none behind.
+// Without such ops pending it costs one lock.
 func (s messageStore) settle(ctx context.Context) error {
 	st := &s.d.msg
 	st.qmu.Lock()
