@@ -43,7 +43,7 @@ var journalPrefix = []byte("journal\x00")
 // it leaves task_queue, and Get reads task_queue first. commitLinger is
 // for writes no reader follows across tables.
 func (d *Driver) commitAcross(ctx context.Context, ws []write) error {
-	key, err := d.journalAndApply(ctx, ws, false)
+	key, err := d.journalAndApply(ctx, ws, false, false)
 	if err != nil || key == nil {
 		return err
 	}
@@ -67,8 +67,9 @@ func (d *Driver) commitAcross(ctx context.Context, ws []write) error {
 // journal has since changed one of its keys. The message tables' writes
 // outside the journal (AckMailbox, EvictMailboxes) call retireJournal
 // first; every other write to them is a batch, whose own record retires
-// the previous ones. So at most the last batch lingers, and replaying it
-// is harmless.
+// the previous ones (a batch writing one table, which needs no record,
+// gets one while a record lingers). So at most the last batch lingers,
+// and replaying it is harmless.
 //
 // Considered and not done: making the journal the only fsynced write
 // (the tables committed with bbolt's NoSync, synced and the records
@@ -80,7 +81,7 @@ func (d *Driver) commitAcross(ctx context.Context, ws []write) error {
 // cannot repair. The power-loss tracer (package powerloss) models "every
 // unsynced write lost" and would not catch it; a disk would.
 func (d *Driver) commitLinger(ctx context.Context, ws []write) error {
-	key, err := d.journalAndApply(ctx, ws, true)
+	key, err := d.journalAndApply(ctx, ws, true, true)
 	if err != nil || key == nil {
 		return err
 	}
@@ -121,8 +122,9 @@ func (d *Driver) retireJournal() error {
 // journalAndApply makes ws durable as one journal record (deleting the
 // lingering records of earlier batches in the same transaction), then
 // applies it to the tables. It returns the record's key, nil when ws
-// went to one table without a record.
-func (d *Driver) journalAndApply(ctx context.Context, ws []write, parallel bool) ([]byte, error) {
+// went to one table without a record: a single table's transaction is
+// atomic already, unless retire asks for a record whenever records linger.
+func (d *Driver) journalAndApply(ctx context.Context, ws []write, parallel, retire bool) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -131,18 +133,23 @@ func (d *Driver) journalAndApply(ctx context.Context, ws []write, parallel bool)
 		return nil, nil
 	}
 	if len(tables) == 1 {
-		return nil, d.apply(tables[0], ws)
+		d.journalMu.Lock()
+		lingering := len(d.lingering) > 0
+		d.journalMu.Unlock()
+		if !retire || !lingering {
+			return nil, d.apply(tables[0], ws)
+		}
 	}
 	meta := d.table(store.Meta)
 	d.journalMu.Lock()
 	d.journalNext++
 	key := binary.BigEndian.AppendUint64(slices.Clone(journalPrefix), d.journalNext)
-	retire := d.lingering
+	retired := d.lingering
 	d.lingering = nil
 	d.journalMu.Unlock()
 	rec := encodeWrites(ws)
 	err := meta.Update(func(tx *store.Tx) error {
-		for _, k := range retire {
+		for _, k := range retired {
 			if err := tx.Delete(k); err != nil {
 				return err
 			}
@@ -151,7 +158,7 @@ func (d *Driver) journalAndApply(ctx context.Context, ws []write, parallel bool)
 	})
 	if err != nil {
 		d.journalMu.Lock()
-		d.lingering = append(retire, d.lingering...)
+		d.lingering = append(retired, d.lingering...)
 		d.journalMu.Unlock()
 		return nil, fmt.Errorf("journal: %w", err)
 	}
