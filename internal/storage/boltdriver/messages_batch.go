@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"sync"
 
@@ -434,11 +433,9 @@ func (p *planner) addCopies(a storage.Append) ([]uint64, error) {
 		if err != nil {
 			return nil, err
 		}
-		limit := storage.MailboxCap
 		if c.Pending {
-			limit = math.MaxInt // about to be dropped: trims nothing
-		}
-		if _, err := p.putCapped(store.AgentMailbox, c.Agent, n, v, limit); err != nil {
+			p.putPending(c.Agent, n, v)
+		} else if _, err := p.putCapped(store.AgentMailbox, c.Agent, n, v, storage.MailboxCap); err != nil {
 			return nil, err
 		}
 		seqs = append(seqs, n)
@@ -446,9 +443,12 @@ func (p *planner) addCopies(a storage.Append) ([]uint64, error) {
 	return seqs, nil
 }
 
+// ownedID keys planner.owned.
+func ownedID(table, owner string) string { return table + "\x00" + owner }
+
 // ownedList returns owner's records in table, loading them on first use.
 func (p *planner) ownedList(table, owner string) (*ownedList, error) {
-	id := table + "\x00" + owner
+	id := ownedID(table, owner)
 	if l, ok := p.owned[id]; ok {
 		return l, nil
 	}
@@ -495,21 +495,31 @@ func (p *planner) putCapped(table, owner string, n uint64, v []byte, limit int) 
 	return trimmed, nil
 }
 
-// drop deletes mailbox copies still stored (an ack or a trim may have
-// taken them already).
+// putPending stores a pending copy. It trims nothing, so the mailbox is
+// not read for it (one scan per recipient less in the leader's serial
+// planning): the copy joins the owner's list only when the batch has
+// loaded it already. A list loaded later in the batch misses the copy,
+// which only makes a trim in the same batch count one record fewer; a
+// drop of the copy never shares its batch (it follows the push, which
+// follows the commit).
+func (p *planner) putPending(agent string, n uint64, v []byte) {
+	key := seq.AppendKey(ownerPrefix(agent), n)
+	p.ws = append(p.ws, write{table: store.AgentMailbox, key: key, value: v})
+	if l, ok := p.owned[ownedID(store.AgentMailbox, agent)]; ok {
+		l.keys = append(l.keys, key)
+	}
+}
+
+// drop deletes mailbox copies (an ack or a trim may have taken them
+// already: deleting an absent key changes nothing). Like putPending it
+// reads no mailbox, and keeps a list the batch loaded in step.
 func (p *planner) drop(refs []storage.CopyRef) error {
 	for _, r := range refs {
-		l, err := p.ownedList(store.AgentMailbox, r.Agent)
-		if err != nil {
-			return err
-		}
 		key := seq.AppendKey(ownerPrefix(r.Agent), r.Seq)
-		i := slices.IndexFunc(l.keys, func(k []byte) bool { return bytes.Equal(k, key) })
-		if i < 0 {
-			continue
-		}
-		l.keys = slices.Delete(l.keys, i, i+1)
 		p.ws = append(p.ws, write{table: store.AgentMailbox, key: key, del: true})
+		if l, ok := p.owned[ownedID(store.AgentMailbox, r.Agent)]; ok {
+			l.keys = slices.DeleteFunc(l.keys, func(k []byte) bool { return bytes.Equal(k, key) })
+		}
 	}
 	return nil
 }
