@@ -494,6 +494,73 @@ func decodeJSON(raw json.RawMessage, dst any) error {
 	return nil
 }
 
+// deliverWait bounds how long a direct message's push waits for its
+// frame to reach a local socket before it counts as not delivered (its
+// pending mailbox copy then stays: see sendOut).
+const deliverWait = 250 * time.Millisecond
+
+// PushMessages delivers a broadcast to agents (messaging.Pusher): one
+// encoding for all of them.
+func (s *Server) PushMessages(agents []string, m messaging.Message) int {
+	return s.fanOut(agents, pushed(protocol.OutMessage, m))
+}
+
+// PushChannelMessages delivers a channel message to subscribers.
+func (s *Server) PushChannelMessages(agents []string, channel string, m messaging.Message) int {
+	return s.fanOut(agents, protocol.PushedChannelMessage{PushedMessage: pushed(protocol.OutChannelMessage, m), Channel: channel})
+}
+
+// fanOut sends one frame to the sockets of agents and returns how many
+// took it. The frame is encoded once and every queue gets the same bytes
+// (a queue never changes a frame). The sockets are looked up under one
+// read lock, and the send queues are filled before any wait: a relayed
+// socket reports delivered only once its frame left this hub (see
+// sendOut), and waiting for each in turn would cost a bus round trip per
+// recipient; filled first, their writers publish at once and the waits
+// overlap.
+func (s *Server) fanOut(agents []string, frame protocol.Frame) int {
+	if len(agents) == 0 {
+		return 0
+	}
+	b, err := json.Marshal(frame)
+	if err != nil {
+		s.log.Error("encode frame", "event", "encode_failed", "err", err)
+		return 0
+	}
+	conns := make([]*conn, 0, len(agents))
+	s.mu.RLock()
+	for _, a := range agents {
+		if c := s.byAgent[a]; c != nil {
+			conns = append(conns, c)
+		}
+	}
+	s.mu.RUnlock()
+	type relayed struct {
+		c *conn
+		n uint64
+	}
+	var wait []relayed
+	took := 0
+	for _, c := range conns {
+		n, ok := c.enqueueN(b)
+		if !ok {
+			continue
+		}
+		if _, r := c.ws.(*remote); r {
+			wait = append(wait, relayed{c, n})
+			continue
+		}
+		took++
+	}
+	deadline := time.Now().Add(publishTimeout)
+	for _, w := range wait {
+		if w.c.waitWritten(w.n, max(time.Until(deadline), 0)) {
+			took++
+		}
+	}
+	return took
+}
+
 // broadcastAll sends a frame to every identified socket.
 func (s *Server) broadcastAll(frame protocol.Frame) { s.broadcastExcept("", frame) }
 

@@ -579,20 +579,23 @@ func (s *Server) encodeFor(agent string, frame protocol.Frame) (*conn, []byte) {
 }
 
 // sendOut is send for a message, which reports delivered only once it
-// left this hub when the socket is relayed: a delivered message gets no
-// mailbox copy, so one still in this hub's queue when a leader dies
-// would be lost. (A local socket's frame is in the kernel's hands within
-// microseconds of its queue; a relayed one waits for a bus round trip.)
+// left this hub (written to the socket, or for a relayed one handed to
+// the bus): a delivered message's mailbox copy is dropped then, so one
+// still in this hub's queue when the hub dies must not count. The wait is
+// bounded (deliverWait, publishTimeout for the bus): a recipient that
+// reads slowly keeps its copy (it may see the message twice) rather than
+// hold up its sender.
 func (s *Server) sendOut(agent string, frame protocol.Frame) bool {
 	c, b := s.encodeFor(agent, frame)
 	if c == nil {
 		return false
 	}
 	n, ok := c.enqueueN(b)
-	if _, relayed := c.ws.(*remote); !ok || !relayed {
-		return ok
+	wait := deliverWait
+	if _, relayed := c.ws.(*remote); relayed {
+		wait = publishTimeout
 	}
-	return c.waitWritten(n, publishTimeout)
+	return ok && c.waitWritten(n, wait)
 }
 
 // broadcastExcept sends a frame to every identified socket but agent's.

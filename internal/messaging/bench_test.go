@@ -26,6 +26,14 @@ func (p *benchPusher) PushChannelMessage(string, string, messaging.Message) bool
 	p.pushed.Add(1)
 	return true
 }
+func (p *benchPusher) PushMessages(to []string, _ messaging.Message) int {
+	p.pushed.Add(int64(len(to)))
+	return len(to)
+}
+func (p *benchPusher) PushChannelMessages(to []string, _ string, _ messaging.Message) int {
+	p.pushed.Add(int64(len(to)))
+	return len(to)
+}
 func (p *benchPusher) PushChannelJoined(string, string, string) bool { return true }
 func (p *benchPusher) Online(string) bool                            { return true }
 func (p *benchPusher) OnlineAgents() []string                        { return p.online }

@@ -33,6 +33,18 @@ func (f *fakeSockets) PushMessage(a string, m messaging.Message) bool { return f
 func (f *fakeSockets) PushChannelMessage(a, _ string, m messaging.Message) bool {
 	return f.push(a, m.ID)
 }
+func (f *fakeSockets) PushMessages(to []string, m messaging.Message) int {
+	n := 0
+	for _, a := range to {
+		if f.push(a, m.ID) {
+			n++
+		}
+	}
+	return n
+}
+func (f *fakeSockets) PushChannelMessages(to []string, _ string, m messaging.Message) int {
+	return f.PushMessages(to, m)
+}
 func (f *fakeSockets) PushChannelJoined(string, string, string) bool { return true }
 func (f *fakeSockets) Online(a string) bool                          { return slices.Contains(f.online, a) }
 func (f *fakeSockets) OnlineAgents() []string                        { return f.online }

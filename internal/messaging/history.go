@@ -30,19 +30,27 @@ func NewHistory(ms storage.MessageStore) *History {
 // index entry, in one commit, and returns its sequence number. Entries
 // trimmed beyond the cap leave the thread index in the same commit.
 func (h *History) Append(ctx context.Context, m Message, copies []string) (uint64, error) {
+	res, err := h.appendWith(ctx, m, copies, "")
+	return res.Seq, err
+}
+
+// appendWith is Append that also stores a pending copy (see
+// storage.MailboxCopy) for pending, unless it is "", and returns the
+// store's result: the pending copy's number is the last of MailboxSeqs.
+// The message is encoded once: its row's body is every copy's.
+func (h *History) appendWith(ctx context.Context, m Message, copies []string, pending string) (storage.AppendResult, error) {
 	row, err := toRow(m)
 	if err != nil {
-		return 0, err
+		return storage.AppendResult{}, err
 	}
-	cs, err := copiesOf(m, copies)
-	if err != nil {
-		return 0, err
+	cs := make([]storage.MailboxCopy, 0, len(copies)+1)
+	for _, a := range copies {
+		cs = append(cs, storage.MailboxCopy{Agent: a, Body: row.Body})
 	}
-	res, err := h.store.AppendMessage(ctx, storage.Append{Message: row, Copies: cs, StoredAt: h.now().UnixMilli()})
-	if err != nil {
-		return 0, err
+	if pending != "" {
+		cs = append(cs, storage.MailboxCopy{Agent: pending, Body: row.Body, Pending: true})
 	}
-	return res.Seq, nil
+	return h.store.AppendMessage(ctx, storage.Append{Message: row, Copies: cs, StoredAt: h.now().UnixMilli()})
 }
 
 // Query filters the history. Zero values mean "no filter".

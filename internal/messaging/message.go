@@ -94,8 +94,19 @@ func StrPtr(s string) *string {
 // Pusher delivers to agents that hold a live socket. Each method reports
 // whether the agent was connected and the delivery was queued.
 type Pusher interface {
+	// PushMessage delivers a direct message and reports whether it left
+	// this hub: written to the agent's socket, or handed to the cluster
+	// bus for a socket a follower holds. (The message's mailbox copy is
+	// dropped then.)
 	PushMessage(agentID string, m Message) bool
+	// PushMessages is PushMessage to many agents (a broadcast): the frame
+	// is encoded once and the same bytes go to every socket. It returns
+	// how many agents it reached.
+	PushMessages(agentIDs []string, m Message) int
 	PushChannelMessage(agentID, channel string, m Message) bool
+	// PushChannelMessages is PushChannelMessage to many subscribers, the
+	// frame encoded once.
+	PushChannelMessages(agentIDs []string, channel string, m Message) int
 	PushChannelJoined(agentID, channel, joined string) bool
 	Online(agentID string) bool
 	// OnlineAgents lists the agents with a live socket.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/protocol"
+	"github.com/agentcom/agentcom/internal/storage"
 )
 
 // Event types published on bus.TopicMessages.
@@ -172,7 +173,17 @@ func (s *Service) Send(m Message, recorded func()) (string, error) {
 	// Routing is not cancelled with the sender's request: once stored, a
 	// message is delivered or queued whatever happens to the sender.
 	ctx := context.Background()
-	if _, err := s.History.Append(ctx, m, copies); err != nil {
+	// A direct message to a connected agent gets a pending mailbox copy in
+	// the same commit: the sender hears message_sent once the commit is
+	// durable, and the push may still sit in this hub's send queue when
+	// the hub dies. The copy goes once the push left the hub; if the push
+	// fails, it stays as the queued copy.
+	pending := ""
+	if directOnline {
+		pending = to
+	}
+	res, err := s.History.appendWith(ctx, m, copies, pending)
+	if err != nil {
 		return "", fmt.Errorf("send %s: %w", m.ID, err)
 	}
 	s.Analytics.RecordMessage(m.From, to)
@@ -185,17 +196,20 @@ func (s *Service) Send(m Message, recorded func()) (string, error) {
 	switch {
 	case m.IsBroadcast():
 		outcome = Broadcasted
-		for _, a := range online {
-			s.pusher.PushMessage(a, m)
-		}
+		s.pusher.PushMessages(online, m)
 	case directOnline:
-		if s.pusher.PushMessage(to, m) {
-			outcome = Delivered
+		if !s.pusher.PushMessage(to, m) {
+			// The socket went away between the check and the push, or
+			// the frame did not leave the hub in time: the pending copy
+			// is the queued one.
 			break
 		}
-		// The socket went away between the check and the push.
-		if _, err := s.Mailbox.Enqueue(ctx, to, m); err != nil {
-			return "", fmt.Errorf("send %s: %w", m.ID, err)
+		outcome = Delivered
+		ref := storage.CopyRef{Agent: to, Seq: res.MailboxSeqs[len(res.MailboxSeqs)-1]}
+		if err := s.Mailbox.store.DropCopies(ctx, []storage.CopyRef{ref}); err != nil {
+			// The message was delivered; the copy left behind delivers it
+			// once more from the mailbox.
+			s.log.Warn("delivered message's mailbox copy kept", "event", "mailbox_copy_kept", "agent_id", to, "id", m.ID, "err", err)
 		}
 	}
 	bus.Publish(s.bus, Routed{ID: m.ID, From: m.From, To: m.Recipient(), Type: m.Type, Outcome: outcome, Kind: kindOf(m)})
@@ -242,9 +256,7 @@ func (s *Service) Publish(channel string, m Message) (uint64, error) {
 		return 0, fmt.Errorf("publish %s: %w", ch.Name, err)
 	}
 	s.Analytics.RecordMessage(m.From, "")
-	for _, sub := range subs {
-		s.pusher.PushChannelMessage(sub, ch.Name, m)
-	}
+	s.pusher.PushChannelMessages(subs, ch.Name, m)
 	bus.Publish(s.bus, ChannelPublished{ID: m.ID, From: m.From, Channel: ch.Name, Seq: n, Kind: "channel"})
 	return n, nil
 }

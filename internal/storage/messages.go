@@ -103,6 +103,19 @@ type MessageRow struct {
 type MailboxCopy struct {
 	Agent string
 	Body  []byte
+	// Pending marks the copy of a message being pushed to a live socket:
+	// stored in the same commit as the message, so that a message
+	// acknowledged to its sender outlives a crash before the push left
+	// the hub, and removed with DropCopies once it did. A pending copy
+	// does not trim its mailbox when it is stored (it is about to go);
+	// while it is there it counts toward the cap like any other.
+	Pending bool
+}
+
+// CopyRef names one stored mailbox copy.
+type CopyRef struct {
+	Agent string
+	Seq   uint64
 }
 
 // Append is a message to record with everything that goes with it, in
@@ -174,6 +187,12 @@ type MessageStore interface {
 	// which is trimmed to ChannelHistoryCap. The channel need not exist as
 	// a record (the domain checks that).
 	PublishChannel(ctx context.Context, channel string, a Append) (AppendResult, error)
+	// DropCopies deletes pending copies (MailboxCopy.Pending) whose push
+	// left the hub. A driver may apply it after it returns, with later
+	// writes, since a copy that survives a crash only delivers a message
+	// twice; but every mailbox read that starts after DropCopies returned
+	// sees the copies gone.
+	DropCopies(ctx context.Context, copies []CopyRef) error
 	// Enqueue adds one message to agent's mailbox (trimmed to MailboxCap)
 	// and returns its sequence number.
 	Enqueue(ctx context.Context, agent string, body []byte, storedAt int64) (uint64, error)

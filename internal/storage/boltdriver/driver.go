@@ -11,6 +11,7 @@
 package boltdriver
 
 import (
+	"context"
 	"fmt"
 	"sync"
 
@@ -22,9 +23,12 @@ import (
 type Driver struct {
 	db *store.DB
 
-	// journalMu orders journal sequence numbers.
+	// journalMu orders journal sequence numbers and guards lingering.
 	journalMu   sync.Mutex
 	journalNext uint64
+	// lingering holds the keys of journal records whose writes are all
+	// in their tables but that are not deleted yet (commitLinger).
+	lingering [][]byte
 
 	msg messageState // the message store's counters and write batches
 
@@ -60,8 +64,18 @@ func (d *Driver) Name() string { return "bolt" }
 // verification, compaction, restore) that work on the files themselves.
 func (d *Driver) DB() *store.DB { return d.db }
 
-// Close implements storage.Driver. The tables stay open: they belong to
-// whoever opened db.
-func (d *Driver) Close() error { return nil }
+// Close implements storage.Driver: it commits the message store's
+// deferred writes (DropCopies) and retires the journal records left to
+// linger, so a clean stop leaves nothing to replay. The tables stay open:
+// they belong to whoever opened db.
+func (d *Driver) Close() error {
+	if err := (messageStore{d}).settle(context.Background()); err != nil {
+		return fmt.Errorf("bolt driver: close: %w", err)
+	}
+	if err := d.retireJournal(); err != nil {
+		return fmt.Errorf("bolt driver: close: %w", err)
+	}
+	return nil
+}
 
 func (d *Driver) table(name string) *store.Table { return d.db.MustTable(name) }

@@ -120,6 +120,23 @@ func (s messageStore) Enqueue(ctx context.Context, agent string, body []byte, st
 	return op.res.MailboxSeqs[0], nil
 }
 
+// DropCopies implements storage.MessageStore: the deletes ride in the
+// next batch, whose leader the caller does not wait for (see settle).
+func (s messageStore) DropCopies(ctx context.Context, copies []storage.CopyRef) error {
+	if len(copies) == 0 {
+		return ctx.Err()
+	}
+	for _, c := range copies {
+		if err := storage.CheckName(c.Agent); err != nil {
+			return fmt.Errorf("drop mailbox copies: %w", err)
+		}
+	}
+	if err := s.submit(ctx, &msgOp{kind: opDrop, drops: copies, async: true}); err != nil {
+		return fmt.Errorf("drop mailbox copies: %w", err)
+	}
+	return nil
+}
+
 // ForgetThread implements storage.MessageStore.
 func (s messageStore) ForgetThread(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
@@ -147,6 +164,9 @@ func (s messageStore) PollMailbox(ctx context.Context, agent string, after uint6
 	out := []storage.Entry{}
 	if limit <= 0 || after == ^uint64(0) {
 		return out, ctx.Err()
+	}
+	if err := s.settle(ctx); err != nil {
+		return nil, fmt.Errorf("mailbox poll: %w", err)
 	}
 	prefix := ownerPrefix(agent)
 	err := s.d.table(store.AgentMailbox).View(func(tx *store.Tx) error {
@@ -182,6 +202,11 @@ func (s messageStore) AckMailbox(ctx context.Context, agent string, upTo uint64)
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	// The deletes are not journaled: no lingering journal record may
+	// put the acknowledged messages back at a replay.
+	if err := s.d.retireJournal(); err != nil {
+		return 0, fmt.Errorf("mailbox ack %s: %w", agent, err)
+	}
 	prefix := ownerPrefix(agent)
 	var n int
 	err := s.d.table(store.AgentMailbox).Update(func(tx *store.Tx) error {
@@ -214,6 +239,9 @@ func (s messageStore) CountMailbox(ctx context.Context, agent string) (int, erro
 	if err := storage.CheckName(agent); err != nil {
 		return 0, fmt.Errorf("mailbox count: %w", err)
 	}
+	if err := s.settle(ctx); err != nil {
+		return 0, fmt.Errorf("mailbox count: %w", err)
+	}
 	n := 0
 	err := s.d.table(store.AgentMailbox).View(func(tx *store.Tx) error {
 		return scanOwned(tx, ownerPrefix(agent), func(_, _ []byte) error { n++; return nil })
@@ -227,6 +255,9 @@ func (s messageStore) CountMailbox(ctx context.Context, agent string) (int, erro
 // MailboxDepths implements storage.MessageStore. Only keys of the owned
 // shape count (name, NUL, 8-byte sequence, the name without NUL).
 func (s messageStore) MailboxDepths(ctx context.Context) (map[string]int, error) {
+	if err := s.settle(ctx); err != nil {
+		return nil, fmt.Errorf("mailbox depths: %w", err)
+	}
 	out := map[string]int{}
 	err := s.d.table(store.AgentMailbox).View(func(tx *store.Tx) error {
 		return tx.ForEach(func(k, _ []byte) error {
@@ -246,6 +277,11 @@ func (s messageStore) MailboxDepths(ctx context.Context) (map[string]int, error)
 func (s messageStore) EvictMailboxes(ctx context.Context, before int64) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
+	}
+	// As in AckMailbox: no lingering record may bring evicted messages
+	// back.
+	if err := s.d.retireJournal(); err != nil {
+		return 0, fmt.Errorf("mailbox evict: %w", err)
 	}
 	n := 0
 	err := s.d.table(store.AgentMailbox).Update(func(tx *store.Tx) error {

@@ -1,6 +1,7 @@
 package boltdriver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,16 +31,24 @@ import (
 // operations, and no more operations once their bodies reach
 // maxBatchBytes (one operation always goes, whatever its size: a
 // broadcast's copies must commit together).
+//
+// maxBatch is large: a batch's cost is its fsyncs, about the same for 10
+// operations as for 1,000, so the more senders share one the better (a
+// fleet of 1,000 agents each waiting for its message_sent forms batches
+// of hundreds).
 const (
-	maxBatch      = 128
-	maxBatchBytes = 4 << 20
+	maxBatch      = 2048
+	maxBatchBytes = 8 << 20
 )
 
 // messageState is the message store's share of the driver.
 type messageState struct {
-	qmu     sync.Mutex // guards pending and leading
+	qmu     sync.Mutex // guards pending, leading and unsettled
 	pending []*msgOp
 	leading bool
+	// unsettled counts the asynchronous ops (DropCopies) submitted and
+	// not yet committed; mailbox reads wait for them (settle).
+	unsettled int
 
 	// Used by the leader only (one at a time). Counters open on first
 	// use: the mailbox one scans the table for its floor.
@@ -55,6 +64,8 @@ const (
 	opPublish               // channel history, thread index, mailbox copies
 	opEnqueue               // mailbox copies only
 	opForget                // thread index removals
+	opDrop                  // pending mailbox copies removed (asynchronous)
+	opSettle                // nothing: a barrier behind the asynchronous ops
 )
 
 // msgOp is one caller's write, waiting in a batch.
@@ -63,6 +74,10 @@ type msgOp struct {
 	channel string
 	a       storage.Append
 	forget  []string
+	drops   []storage.CopyRef
+	// async: the caller does not wait for the op (opDrop). It rides in
+	// the batch of whoever leads; when nobody does, the caller leads.
+	async bool
 
 	res  storage.AppendResult
 	err  error
@@ -79,12 +94,16 @@ func (op *msgOp) size() int {
 	for _, id := range op.forget {
 		n += len(id)
 	}
+	for _, r := range op.drops {
+		n += len(r.Agent) + 8
+	}
 	return n
 }
 
 // submit runs op in a batch and returns its error; op.res holds its
 // result. ctx is checked before op joins a batch: once in, op commits or
-// fails with its batch.
+// fails with its batch. An async op returns at once when a batch leader
+// is running (its batch will take the op); else its caller leads.
 func (s messageStore) submit(ctx context.Context, op *msgOp) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -93,6 +112,16 @@ func (s messageStore) submit(ctx context.Context, op *msgOp) error {
 	op.wake = make(chan struct{})
 	st.qmu.Lock()
 	st.pending = append(st.pending, op)
+	if op.async {
+		st.unsettled++
+	}
+	if op.async && (st.leading || st.unsettled < maxBatch) {
+		// Rides in the batch of the next write (or the next mailbox
+		// read's settle, or Close); when many are waiting, this caller
+		// runs them.
+		st.qmu.Unlock()
+		return nil
+	}
 	if st.leading {
 		st.qmu.Unlock()
 		<-op.wake
@@ -103,39 +132,69 @@ func (s messageStore) submit(ctx context.Context, op *msgOp) error {
 		st.leading = true
 		st.qmu.Unlock()
 	}
-	st.qmu.Lock()
-	n, size := 0, 0
-	for n < len(st.pending) && n < maxBatch && (n == 0 || size < maxBatchBytes) {
-		size += st.pending[n].size()
-		n++
-	}
-	batch := st.pending[:n:n]
-	st.pending = slices.Clone(st.pending[n:])
-	st.qmu.Unlock()
+	for {
+		st.qmu.Lock()
+		n, size := 0, 0
+		for n < len(st.pending) && n < maxBatch && (n == 0 || size < maxBatchBytes) {
+			size += st.pending[n].size()
+			n++
+		}
+		batch := st.pending[:n:n]
+		st.pending = slices.Clone(st.pending[n:])
+		st.qmu.Unlock()
 
-	// A panic while the batch runs must not leave its waiters (and every
-	// later writer) blocked: they fail, the next leader takes over, and
-	// the panic goes on in this caller.
-	panicked := s.runBatchGuarded(batch)
+		// A panic while the batch runs must not leave its waiters (and
+		// every later writer) blocked: they fail, the next leader takes
+		// over, and the panic goes on in this caller.
+		panicked := s.runBatchGuarded(batch)
 
-	st.qmu.Lock()
-	if len(st.pending) > 0 {
-		next := st.pending[0]
-		next.lead = true
-		close(next.wake)
-	} else {
-		st.leading = false
-	}
-	st.qmu.Unlock()
-	for _, o := range batch {
-		if o != op {
-			close(o.wake)
+		st.qmu.Lock()
+		again := false
+		for _, o := range batch {
+			if o.async {
+				st.unsettled--
+			}
+		}
+		// The lead goes to the first op whose caller waits. Async ops
+		// alone wait for the next write, unless many are queued: then
+		// this caller runs them.
+		if i := slices.IndexFunc(st.pending, func(o *msgOp) bool { return !o.async }); i >= 0 {
+			st.pending[i].lead = true
+			close(st.pending[i].wake)
+		} else if len(st.pending) >= maxBatch && panicked == nil {
+			again = true
+		} else {
+			st.leading = false
+		}
+		st.qmu.Unlock()
+		for _, o := range batch {
+			if o != op {
+				close(o.wake)
+			}
+		}
+		if panicked != nil {
+			panic(panicked)
+		}
+		if !again {
+			return op.err
 		}
 	}
-	if panicked != nil {
-		panic(panicked)
+}
+
+// settle returns once every asynchronous op submitted before it is
+// committed: a mailbox read calls it so that it never sees a copy
+// DropCopies removed, and Close so that a clean stop leaves none behind.
+// Without such ops pending it costs one lock.
+func (s messageStore) settle(ctx context.Context) error {
+	st := &s.d.msg
+	st.qmu.Lock()
+	n := st.unsettled
+	st.qmu.Unlock()
+	if n == 0 {
+		return nil
 	}
-	return op.err
+	// Batches take ops in order: this one commits after those before it.
+	return s.submit(ctx, &msgOp{kind: opSettle})
 }
 
 // runBatchGuarded runs the batch and returns what it panicked with, if
@@ -168,7 +227,7 @@ func (s messageStore) runBatch(batch []*msgOp) {
 		if ws, err = p.writes(); err == nil {
 			// The callers' contexts were checked as they joined; the batch
 			// commits for all of them.
-			err = s.d.commitAcrossParallel(context.Background(), ws)
+			err = s.d.commitLinger(context.Background(), ws)
 		}
 	}
 	for _, op := range batch {
@@ -287,6 +346,10 @@ func (p *planner) add(op *msgOp) error {
 	case opForget:
 		op.res = res
 		return p.forget(op.forget)
+	case opDrop:
+		return p.drop(op.drops)
+	case opSettle:
+		return nil
 	}
 	if err != nil {
 		return err
@@ -370,7 +433,9 @@ func (p *planner) addCopies(a storage.Append) ([]uint64, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := p.putCapped(store.AgentMailbox, c.Agent, n, v, storage.MailboxCap); err != nil {
+		if c.Pending {
+			p.putPending(c.Agent, n, v)
+		} else if _, err := p.putCapped(store.AgentMailbox, c.Agent, n, v, storage.MailboxCap); err != nil {
 			return nil, err
 		}
 		seqs = append(seqs, n)
@@ -378,9 +443,12 @@ func (p *planner) addCopies(a storage.Append) ([]uint64, error) {
 	return seqs, nil
 }
 
+// ownedID keys planner.owned.
+func ownedID(table, owner string) string { return table + "\x00" + owner }
+
 // ownedList returns owner's records in table, loading them on first use.
 func (p *planner) ownedList(table, owner string) (*ownedList, error) {
-	id := table + "\x00" + owner
+	id := ownedID(table, owner)
 	if l, ok := p.owned[id]; ok {
 		return l, nil
 	}
@@ -425,6 +493,35 @@ func (p *planner) putCapped(table, owner string, n uint64, v []byte, limit int) 
 		}
 	}
 	return trimmed, nil
+}
+
+// putPending stores a pending copy. It trims nothing, so the mailbox is
+// not read for it (one scan per recipient less in the leader's serial
+// planning): the copy joins the owner's list only when the batch has
+// loaded it already. A list loaded later in the batch misses the copy,
+// which only makes a trim in the same batch count one record fewer; a
+// drop of the copy never shares its batch (it follows the push, which
+// follows the commit).
+func (p *planner) putPending(agent string, n uint64, v []byte) {
+	key := seq.AppendKey(ownerPrefix(agent), n)
+	p.ws = append(p.ws, write{table: store.AgentMailbox, key: key, value: v})
+	if l, ok := p.owned[ownedID(store.AgentMailbox, agent)]; ok {
+		l.keys = append(l.keys, key)
+	}
+}
+
+// drop deletes mailbox copies (an ack or a trim may have taken them
+// already: deleting an absent key changes nothing). Like putPending it
+// reads no mailbox, and keeps a list the batch loaded in step.
+func (p *planner) drop(refs []storage.CopyRef) error {
+	for _, r := range refs {
+		key := seq.AppendKey(ownerPrefix(r.Agent), r.Seq)
+		p.ws = append(p.ws, write{table: store.AgentMailbox, key: key, del: true})
+		if l, ok := p.owned[ownedID(store.AgentMailbox, r.Agent)]; ok {
+			l.keys = slices.DeleteFunc(l.keys, func(k []byte) bool { return bytes.Equal(k, key) })
+		}
+	}
+	return nil
 }
 
 // threadMessage returns an indexed message as of the batch so far.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/agentcom/agentcom/internal/storage"
+	"github.com/agentcom/agentcom/internal/storage/storagetest"
 )
 
 // benchWriters is how many goroutines write at once: about what the hub
@@ -72,4 +73,16 @@ func BenchmarkPublishChannel(b *testing.B) {
 			Copies:  []storage.MailboxCopy{{Agent: fmt.Sprintf("off%d", i%50), Body: body}}})
 		return err
 	})
+}
+
+// BenchmarkAppendDirect: the bolt driver's benchmark of the same name on
+// PostgreSQL: direct-message appends from 1 sender and from many.
+func BenchmarkAppendDirect(b *testing.B) {
+	for _, senders := range []int{1, 64} {
+		for _, copies := range []bool{false, true} {
+			b.Run(fmt.Sprintf("senders=%d/copy=%v", senders, copies), func(b *testing.B) {
+				storagetest.BenchAppendDirect(b, open(b).Messages(), senders, copies)
+			})
+		}
+	}
 }

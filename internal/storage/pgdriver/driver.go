@@ -42,6 +42,7 @@ type Driver struct {
 	taskPuts  *group[taskPut]
 	appends   *group[*appendCall]
 	publishes *group[*appendCall]
+	drops     *group[[]storage.CopyRef]
 }
 
 var _ storage.Driver = (*Driver)(nil)
@@ -89,6 +90,7 @@ func newDriver(pool *pgxpool.Pool) *Driver {
 	d.taskPuts = &group[taskPut]{commit: d.putTasks, idempotent: true}
 	d.appends = &group[*appendCall]{commit: d.appendMessages}
 	d.publishes = &group[*appendCall]{commit: d.publishMessages}
+	d.drops = &group[[]storage.CopyRef]{commit: d.dropCopies, idempotent: true}
 	return d
 }
 

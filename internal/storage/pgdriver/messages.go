@@ -346,6 +346,11 @@ func insertCopies(ctx context.Context, tx pgx.Tx, cs []storage.MailboxCopy, stor
 		agents, ids, storedAt, bodies); err != nil {
 		return nil, fmt.Errorf("mailbox: %w", err)
 	}
+	// Pending copies trim nothing (storage.MailboxCopy): only the other
+	// copies' mailboxes are trimmed.
+	agents = slices.DeleteFunc(slices.Clone(agents), func(a string) bool {
+		return !slices.ContainsFunc(cs, func(c storage.MailboxCopy) bool { return c.Agent == a && !c.Pending })
+	})
 	slices.Sort(agents)
 	// Per agent, the newest entry beyond the cap (read backwards on the
 	// primary key, no sort) and everything older goes.
@@ -378,6 +383,45 @@ func collectIDs(rows pgx.Rows, err error) ([]string, error) {
 		ids = []string{}
 	}
 	return ids, err
+}
+
+// DropCopies implements storage.MessageStore. Concurrent drops share
+// transactions (group.go), committed without waiting for the WAL flush
+// (synchronous_commit off): a drop lost in a crash leaves a copy, which
+// delivers a message twice but loses nothing, and a committed drop is
+// visible to every later read at once all the same.
+func (s messageStore) DropCopies(ctx context.Context, copies []storage.CopyRef) error {
+	if len(copies) == 0 {
+		return ctx.Err()
+	}
+	for _, c := range copies {
+		if err := storage.CheckName(c.Agent); err != nil {
+			return fmt.Errorf("drop mailbox copies: %w", err)
+		}
+	}
+	if err := s.d.drops.do(ctx, copies); err != nil {
+		return fmt.Errorf("drop mailbox copies: %w", err)
+	}
+	return nil
+}
+
+// dropCopies deletes the copies of every call in one transaction.
+func (d *Driver) dropCopies(ctx context.Context, calls [][]storage.CopyRef) error {
+	var agents []string
+	var seqs []int64
+	for _, refs := range calls {
+		for _, r := range refs {
+			agents, seqs = append(agents, r.Agent), append(seqs, clampSeq(r.Seq))
+		}
+	}
+	return messageStore{d}.msgTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM agentcom_mailbox_messages m USING unnest($1::text[], $2::bigint[]) AS k(agent, seq)
+			WHERE m.agent = k.agent AND m.seq = k.seq`, agents, seqs)
+		return err
+	})
 }
 
 func (s messageStore) Enqueue(ctx context.Context, agent string, body []byte, storedAt int64) (uint64, error) {

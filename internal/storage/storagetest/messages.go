@@ -106,6 +106,50 @@ func runMessages(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("PendingCopiesDropAndTrimNothing", func(t *testing.T) {
+		ms := open(t).Messages()
+		ctx := t.Context()
+		// A full mailbox: a pending copy does not push its oldest out.
+		for i := range storage.MailboxCap {
+			direct(t, ms, fmt.Sprintf("f%d", i), "carol")
+		}
+		pend := func(id string) uint64 {
+			r := msgRow(id, "a", "carol", "", "", 1)
+			res, err := ms.AppendMessage(ctx, storage.Append{Message: r, StoredAt: 1,
+				Copies: []storage.MailboxCopy{{Agent: "carol", Body: r.Body, Pending: true}}})
+			if err != nil || len(res.MailboxSeqs) != 1 {
+				t.Fatalf("append %s: %+v %v", id, res, err)
+			}
+			return res.MailboxSeqs[0]
+		}
+		p1, p2 := pend("p1"), pend("p2")
+		if n, _ := ms.CountMailbox(ctx, "carol"); n != storage.MailboxCap+2 {
+			t.Fatalf("mailbox holds %d with two pending copies, want %d", n, storage.MailboxCap+2)
+		}
+		// Dropped: gone for every read that follows, however the driver
+		// applies it; dropping a copy no longer there changes nothing.
+		if err := ms.DropCopies(ctx, []storage.CopyRef{{Agent: "carol", Seq: p1}, {Agent: "carol", Seq: 1 << 40}}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ms.PollMailbox(ctx, "carol", 0, 2*storage.MailboxCap)
+		if err != nil || len(got) != storage.MailboxCap+1 || bodyID(t, got[0].Body) != "f0" || got[len(got)-1].Seq != p2 {
+			t.Fatalf("after the drop: %d entries (%v), first %q", len(got), err, bodyID(t, got[0].Body))
+		}
+		if err := ms.DropCopies(ctx, []storage.CopyRef{{Agent: "carol", Seq: p2}}); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := ms.MailboxDepths(ctx); err != nil || d["carol"] != storage.MailboxCap {
+			t.Fatalf("depths %v %v", d, err)
+		}
+		if err := ms.DropCopies(ctx, []storage.CopyRef{{Agent: "", Seq: 1}}); !errors.Is(err, storage.ErrInvalidName) {
+			t.Fatalf("drop for an empty name: %v", err)
+		}
+		// The history and the thread index keep the messages.
+		if _, err := ms.ThreadMessage(ctx, "p1"); err != nil {
+			t.Fatalf("thread index lost p1: %v", err)
+		}
+	})
+
 	t.Run("AppendIsAtomic", func(t *testing.T) {
 		ms := open(t).Messages()
 		ctx := t.Context()
