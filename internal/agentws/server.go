@@ -66,6 +66,19 @@ type Config struct {
 	ViolationLimit  int
 	ViolationWindow time.Duration
 	Cooldowns       []time.Duration
+	// PresenceWindow is the shortest time presence changes wait before
+	// the sockets are told, so that a burst (a fleet starting) reaches
+	// each socket in few frames; the wait grows by 20 µs per identified
+	// socket, up to 250 ms, keeping the wake-ups of all the sockets'
+	// writers a small share of the CPU.
+	PresenceWindow time.Duration
+	// PresenceBatch is the most changes one presence frame (protocol
+	// version 2) lists; more send a resync frame instead.
+	PresenceBatch int
+	// PresenceLog is how many presence changes are kept for sockets that
+	// have not been told yet; a version-1 socket further behind is closed
+	// as too slow (4005).
+	PresenceLog int
 	// Now is the server's clock (nil: time.Now): idle and stale checks,
 	// the violation window and the cooldowns. Tests inject one to check
 	// the cooldowns to the second.
@@ -80,6 +93,7 @@ func DefaultConfig() Config {
 		IdentifyTimeout: 10 * time.Second, MaxUnidentified: 2048, MaxUnidentifiedPerAddr: 128,
 		// Past the sidecars' 30 s pings (they need none), well before StaleAfter.
 		PingInterval:   35 * time.Second,
+		PresenceWindow: 5 * time.Millisecond, PresenceBatch: 64, PresenceLog: 1 << 16,
 		ViolationLimit: 10, ViolationWindow: time.Minute,
 		Cooldowns: []time.Duration{30 * time.Second, 60 * time.Second, 300 * time.Second},
 	}
@@ -132,6 +146,13 @@ type Server struct {
 	closed      bool
 	wg          sync.WaitGroup
 	cooldown    *cooldowns
+
+	// feed is the presence changes the sockets read; presMu guards the
+	// timer that tells them (one pending at a time) and presStopped.
+	feed        *presence.Feed
+	presMu      sync.Mutex
+	presTimer   *time.Timer
+	presStopped bool
 }
 
 // Deps are what the server calls into.
@@ -162,6 +183,9 @@ func New(cfg Config, d Deps) *Server {
 	cfg.MaxUnidentified = cmp.Or(cfg.MaxUnidentified, def.MaxUnidentified)
 	cfg.MaxUnidentifiedPerAddr = cmp.Or(cfg.MaxUnidentifiedPerAddr, def.MaxUnidentifiedPerAddr)
 	cfg.PingInterval = cmp.Or(cfg.PingInterval, def.PingInterval)
+	cfg.PresenceWindow = cmp.Or(cfg.PresenceWindow, def.PresenceWindow)
+	cfg.PresenceBatch = cmp.Or(cfg.PresenceBatch, def.PresenceBatch)
+	cfg.PresenceLog = cmp.Or(cfg.PresenceLog, def.PresenceLog)
 	cfg.ViolationLimit = cmp.Or(cfg.ViolationLimit, def.ViolationLimit)
 	cfg.ViolationWindow = cmp.Or(cfg.ViolationWindow, def.ViolationWindow)
 	if cfg.Cooldowns == nil {
@@ -173,7 +197,8 @@ func New(cfg Config, d Deps) *Server {
 	return &Server{cfg: cfg, tokens: d.Tokens, presence: d.Presence, messaging: d.Messaging,
 		sched: d.Scheduler, limiter: d.Limiter, obs: d.Observer, logs: d.TaskLogs,
 		log: d.Log.With("component", "agentws"), now: cfg.Now, routes: frameRoutes(),
-		byAgent: map[string]*conn{}, all: map[*conn]struct{}{}, unidentAddr: map[string]int{}, cooldown: newCooldowns(cfg.Cooldowns)}
+		byAgent: map[string]*conn{}, all: map[*conn]struct{}{}, unidentAddr: map[string]int{}, cooldown: newCooldowns(cfg.Cooldowns),
+		feed: presence.NewFeed(cfg.PresenceLog)}
 }
 
 // SetMessaging sets the messaging service (built after the server, since
@@ -324,7 +349,7 @@ func (s *Server) releaseLocked(c *conn) {
 		return
 	}
 	s.presence.Unregister(agent)
-	s.broadcastExcept(agent, protocol.NewAgentLeft(agent))
+	s.announce(presence.ChangeLeft, protocol.AgentInfo{AgentID: agent})
 	s.messaging.Analytics.RecordDisconnect(agent)
 	if shutdown {
 		// The hub is stopping, not the agent: its tasks stay assigned and
@@ -442,6 +467,12 @@ func (s *Server) Shutdown(ctx context.Context) {
 // leading closes with 1012 so agents reconnect to the new leader at once.
 // As with Shutdown, the agents keep their tasks for a lease.
 func (s *Server) ShutdownWith(ctx context.Context, code websocket.StatusCode, reason string) {
+	s.presMu.Lock()
+	s.presStopped = true
+	if s.presTimer != nil {
+		s.presTimer.Stop()
+	}
+	s.presMu.Unlock()
 	s.mu.Lock()
 	s.closed = true
 	conns := make([]*conn, 0, len(s.all))
@@ -595,22 +626,56 @@ func (s *Server) sendOut(agent string, frame protocol.Frame) bool {
 	return c.waitWritten(n, publishTimeout)
 }
 
-// broadcastExcept sends a frame to every identified socket but agent's.
-func (s *Server) broadcastExcept(agent string, frame protocol.Frame) {
-	b, err := json.Marshal(frame)
+// announce records a presence change for the sockets and makes sure they
+// are told within the presence window; it returns the change's number.
+// Each socket renders the changes it has not sent when its writer runs:
+// one frame per recipient per window (version 2), or the original frames
+// written back to back (version 1), instead of one frame per change per
+// recipient queued at once.
+func (s *Server) announce(kind presence.ChangeKind, a protocol.AgentInfo) uint64 {
+	seq, err := s.feed.Append(presence.Change{Kind: kind, Agent: a})
 	if err != nil {
+		s.log.Error("presence change not announced", "event", "encode_failed", "agent_id", a.AgentID, "err", err)
+		return s.feed.Head()
+	}
+	s.presMu.Lock()
+	defer s.presMu.Unlock()
+	if s.presTimer == nil && !s.presStopped {
+		s.presTimer = time.AfterFunc(s.presenceWindow(), s.flushPresence)
+	}
+	return seq
+}
+
+// presenceWindow is PresenceWindow plus 20 µs per identified socket, up
+// to 250 ms: telling n sockets costs n writer wake-ups, so the window
+// grows with n and a fleet start stays linear in agents.
+func (s *Server) presenceWindow() time.Duration {
+	s.mu.RLock()
+	n := len(s.byAgent)
+	s.mu.RUnlock()
+	return max(s.cfg.PresenceWindow, min(time.Duration(n)*20*time.Microsecond, 250*time.Millisecond))
+}
+
+// flushPresence wakes the writer of every socket with presence changes
+// to send. It holds presMu throughout, so Shutdown, once it has taken it,
+// knows no flush is running.
+func (s *Server) flushPresence() {
+	s.presMu.Lock()
+	defer s.presMu.Unlock()
+	s.presTimer = nil
+	if s.presStopped {
 		return
 	}
 	s.mu.RLock()
 	targets := make([]*conn, 0, len(s.byAgent))
-	for a, c := range s.byAgent {
-		if a != agent {
-			targets = append(targets, c)
-		}
+	for _, c := range s.byAgent {
+		targets = append(targets, c)
 	}
 	s.mu.RUnlock()
 	for _, c := range targets {
-		c.enqueue(b)
+		if r := c.pres.Load(); r != nil && r.Pending() {
+			c.out.Kick()
+		}
 	}
 }
 
