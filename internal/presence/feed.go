@@ -3,6 +3,7 @@ package presence
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -43,6 +44,26 @@ type Feed struct {
 	mu   sync.Mutex
 	base uint64 // sequence number of log[0]
 	log  []Change
+	// last is the presence frame rendered last: after a window every
+	// version-2 socket reads the same changes, so one renders the frame
+	// and the others send the same bytes.
+	last rendered
+
+	scratch sync.Pool // *scratch: a reader's buffers, only while it renders
+}
+
+// rendered is a presence frame of the changes [from, to); movers are the
+// agents that joined or left in them (a reader among them renders its own
+// frame, without its own join or leave).
+type rendered struct {
+	from, to uint64
+	movers   []string
+	frame    []byte
+}
+
+type scratch struct {
+	changes []Change
+	keep    []bool
 }
 
 // NewFeed returns a feed keeping the last size changes (at least 1).
@@ -133,8 +154,6 @@ type Reader struct {
 	feed *Feed
 	cfg  ReaderConfig
 	next atomic.Uint64
-	buf  []Change // the writer's scratch
-	keep []bool   // likewise
 }
 
 // NewReader reads f from sequence number from on.
@@ -160,41 +179,61 @@ func (r *Reader) Next(dst [][]byte) [][]byte {
 	if r.cfg.Version >= protocol.VersionPresence {
 		return r.nextBatched(from, dst)
 	}
-	changes, next, lost := r.feed.read(from, r.buf[:0], v1Batch)
+	sc := r.feed.getScratch()
+	defer r.feed.scratch.Put(sc)
+	changes, next, lost := r.feed.read(from, sc.changes[:0], v1Batch)
 	r.next.Store(next)
 	if lost > 0 && r.cfg.Lost != nil {
 		r.cfg.Lost()
 	}
-	r.keep = coalesce(changes, r.cfg.Self, r.keep[:0])
-	keep := r.keep
+	sc.keep = coalesce(changes, r.cfg.Self, sc.keep[:0])
 	for i, c := range changes {
-		if keep[i] {
+		if sc.keep[i] {
 			dst = append(dst, c.frame)
 		}
 	}
-	r.buf = clearChanges(changes)
+	sc.changes = clearChanges(changes)
 	return dst
+}
+
+func (f *Feed) getScratch() *scratch {
+	if sc, ok := f.scratch.Get().(*scratch); ok {
+		return sc
+	}
+	return &scratch{}
 }
 
 // nextBatched renders every pending change in one presence frame, or a
 // resync frame when more are pending than one frame lists.
 func (r *Reader) nextBatched(from uint64, dst [][]byte) [][]byte {
-	if n := r.feed.pending(from); n > uint64(r.cfg.Batch) {
+	n := r.feed.pending(from)
+	if n > uint64(r.cfg.Batch) {
 		r.next.Add(n)
 		return append(dst, r.feed.resync)
 	}
-	changes, next, lost := r.feed.read(from, r.buf[:0], r.cfg.Batch)
+	if b, to, ok := r.feed.cached(from, r.cfg.Self); ok {
+		r.next.Store(to)
+		if b == nil {
+			return dst
+		}
+		return append(dst, b)
+	}
+	sc := r.feed.getScratch()
+	defer r.feed.scratch.Put(sc)
+	changes, next, lost := r.feed.read(from, sc.changes[:0], r.cfg.Batch)
 	r.next.Store(next)
+	defer func() { sc.changes = clearChanges(changes) }()
 	if lost > 0 {
-		r.buf = clearChanges(changes)
 		return append(dst, r.feed.resync)
 	}
-	r.keep = coalesce(changes, r.cfg.Self, r.keep[:0])
-	keep := r.keep
+	sc.keep = coalesce(changes, r.cfg.Self, sc.keep[:0])
 	var joined, status []protocol.AgentInfo
-	var left []string
+	var left, movers []string
 	for i, c := range changes {
-		if !keep[i] {
+		if c.Kind != ChangeStatus {
+			movers = append(movers, c.Agent.AgentID)
+		}
+		if !sc.keep[i] {
 			continue
 		}
 		switch c.Kind {
@@ -206,17 +245,42 @@ func (r *Reader) nextBatched(from uint64, dst [][]byte) [][]byte {
 			status = append(status, c.Agent)
 		}
 	}
-	r.buf = clearChanges(changes)
-	if joined == nil && left == nil && status == nil {
+	var b []byte
+	if joined != nil || left != nil || status != nil {
+		var err error
+		if b, err = json.Marshal(protocol.NewPresence(joined, left, status)); err != nil {
+			// AgentInfo always encodes; a failure here would lose only
+			// this window's changes, so the client is told to list.
+			b = r.feed.resync
+		}
+	}
+	if !slices.Contains(movers, r.cfg.Self) {
+		// Everyone else reading this range sends the same bytes.
+		r.feed.remember(rendered{from: from, to: next, movers: movers, frame: b})
+	}
+	if b == nil {
 		return dst
 	}
-	b, err := json.Marshal(protocol.NewPresence(joined, left, status))
-	if err != nil {
-		// AgentInfo always encodes; a failure here would lose only this
-		// window's changes, so the client is told to list instead.
-		return append(dst, r.feed.resync)
-	}
 	return append(dst, b)
+}
+
+// cached is the frame rendered for the changes from from to the head, if
+// that is the range last rendered and self did not join or leave in it;
+// a nil frame means nothing to send.
+func (f *Feed) cached(from uint64, self string) ([]byte, uint64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l := f.last
+	if l.to == 0 || l.from != from || l.to != f.base+uint64(len(f.log)) || slices.Contains(l.movers, self) {
+		return nil, 0, false
+	}
+	return l.frame, l.to, true
+}
+
+func (f *Feed) remember(r rendered) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.last = r
 }
 
 // resyncJSON is NewPresenceResync encoded.
