@@ -44,10 +44,12 @@ type Feed struct {
 	mu   sync.Mutex
 	base uint64 // sequence number of log[0]
 	log  []Change
-	// last is the presence frame rendered last: after a window every
-	// version-2 socket reads the same changes, so one renders the frame
-	// and the others send the same bytes.
-	last rendered
+	// rendered holds presence frames by the sequence number they start
+	// at: after a window the version-2 sockets read the same changes (or
+	// a few different ranges, when changes come while they read), so one
+	// renders a frame and the others send the same bytes. Cleared past
+	// maxRendered entries.
+	rendered map[uint64]rendered
 
 	scratch sync.Pool // *scratch: a reader's buffers, only while it renders
 }
@@ -264,23 +266,30 @@ func (r *Reader) nextBatched(from uint64, dst [][]byte) [][]byte {
 	return append(dst, b)
 }
 
-// cached is the frame rendered for the changes from from to the head, if
-// that is the range last rendered and self did not join or leave in it;
-// a nil frame means nothing to send.
+// maxRendered bounds Feed.rendered.
+const maxRendered = 64
+
+// cached is a frame rendered for the changes from from on (to the number
+// it returns, which may be short of the head: the rest comes in the next
+// frame), unless self joined or left in them; a nil frame means nothing
+// to send.
 func (f *Feed) cached(from uint64, self string) ([]byte, uint64, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	l := f.last
-	if l.to == 0 || l.from != from || l.to != f.base+uint64(len(f.log)) || slices.Contains(l.movers, self) {
+	r, ok := f.rendered[from]
+	if !ok || slices.Contains(r.movers, self) {
 		return nil, 0, false
 	}
-	return l.frame, l.to, true
+	return r.frame, r.to, true
 }
 
 func (f *Feed) remember(r rendered) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.last = r
+	if f.rendered == nil || len(f.rendered) >= maxRendered {
+		f.rendered = make(map[uint64]rendered)
+	}
+	f.rendered[r.from] = r
 }
 
 // resyncJSON is NewPresenceResync encoded.
