@@ -68,7 +68,7 @@ type Config struct {
 	Cooldowns       []time.Duration
 	// PresenceWindow is the shortest time presence changes wait before
 	// the sockets are told, so that a burst (a fleet starting) reaches
-	// each socket in few frames; the wait grows by 50 µs per identified
+	// each socket in few frames; the wait grows by 100 µs per identified
 	// socket, up to 1 s, keeping the wake-ups of all the sockets'
 	// writers a small share of the CPU.
 	PresenceWindow time.Duration
@@ -646,14 +646,14 @@ func (s *Server) announce(kind presence.ChangeKind, a protocol.AgentInfo) uint64
 	return seq
 }
 
-// presenceWindow is PresenceWindow plus 50 µs per identified socket, up
+// presenceWindow is PresenceWindow plus 100 µs per identified socket, up
 // to 1 s: telling n sockets costs n writer wake-ups, so the window
 // grows with n and a fleet start stays linear in agents.
 func (s *Server) presenceWindow() time.Duration {
 	s.mu.RLock()
 	n := len(s.byAgent)
 	s.mu.RUnlock()
-	return max(s.cfg.PresenceWindow, min(time.Duration(n)*50*time.Microsecond, time.Second))
+	return max(s.cfg.PresenceWindow, min(time.Duration(n)*100*time.Microsecond, time.Second))
 }
 
 // flushPresence wakes the writer of every socket with presence changes
