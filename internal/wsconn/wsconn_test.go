@@ -268,3 +268,35 @@ func TestWaitWritten(t *testing.T) {
 	}
 	<-brokenDone
 }
+
+// nullWS is a transport that takes every write at once.
+type nullWS struct{ gone chan struct{} }
+
+func (nullWS) Write(context.Context, websocket.MessageType, []byte) error { return nil }
+func (nullWS) Ping(context.Context) error                                 { return nil }
+func (n nullWS) Close(websocket.StatusCode, string) error {
+	close(n.gone)
+	return nil
+}
+
+// BenchmarkSendWrite is frames sent from another goroutine and written by
+// the Conn's writer (started on demand), per frame; the transport's cost
+// is left out.
+func BenchmarkSendWrite(b *testing.B) {
+	c := wsconn.New(wsconn.Config{SendBuffer: 1 << 20, SendBytes: 1 << 40})
+	t := nullWS{gone: make(chan struct{})}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Serve(context.Background(), t, func(context.Context) { <-t.gone })
+	}()
+	frame := make([]byte, 200)
+	var last uint64
+	for b.Loop() {
+		last, _ = c.SendN(frame)
+	}
+	c.WaitWritten(last, time.Minute)
+	b.StopTimer()
+	c.Close(websocket.StatusNormalClosure, "")
+	<-done
+}
