@@ -209,6 +209,9 @@ func (f *Feed) getScratch() *scratch {
 // resync frame when more are pending than one frame lists.
 func (r *Reader) nextBatched(from uint64, dst [][]byte) [][]byte {
 	n := r.feed.pending(from)
+	if n == 0 {
+		return dst
+	}
 	if n > uint64(r.cfg.Batch) {
 		r.next.Add(n)
 		return append(dst, r.feed.resync)
@@ -256,7 +259,7 @@ func (r *Reader) nextBatched(from uint64, dst [][]byte) [][]byte {
 			b = r.feed.resync
 		}
 	}
-	if !slices.Contains(movers, r.cfg.Self) {
+	if next > from && !slices.Contains(movers, r.cfg.Self) {
 		// Everyone else reading this range sends the same bytes.
 		r.feed.remember(rendered{from: from, to: next, movers: movers, frame: b})
 	}

@@ -101,3 +101,17 @@ func TestReaderLost(t *testing.T) {
 		t.Fatalf("got %v", got)
 	}
 }
+
+// A reader that looks before anything changed still gets the changes
+// that come after (an empty look is not remembered as a rendered frame).
+func TestReaderEmptyLookFirst(t *testing.T) {
+	f := presence.NewFeed(100)
+	r := f.NewReader(f.Head(), presence.ReaderConfig{Self: "me", Version: 2})
+	if got := frames(t, r); len(got) != 0 {
+		t.Fatalf("got %v before any change", got)
+	}
+	appendAll(t, f, change(presence.ChangeJoined, "a"))
+	if got := frames(t, r); len(got) != 1 || len(got[0]["joined"].([]any)) != 1 {
+		t.Fatalf("got %v", got)
+	}
+}
