@@ -5,9 +5,13 @@
 package agentws
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -216,7 +220,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Agents are not browsers; the original accepted any origin, and the
 	// token inside identify is what authenticates. A pong (to the hub's
 	// pings) is proof of life like a ping frame.
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true,
+	ws, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{InsecureSkipVerify: true,
 		OnPongReceived: func(context.Context, []byte) { c.heard() }})
 	if err != nil {
 		s.unadmit(addr)
@@ -224,8 +228,62 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(s.cfg.ReadLimit)
 	c = newConn(s, ws, s.nextID.Add(1), r.RemoteAddr)
-	s.serve(r.Context(), c)
+	// The socket gets a goroutine of its own (counted in s.wg by start,
+	// under the lock Shutdown takes) and this one returns: net/http's
+	// connection state (its 4 KiB read and write buffers, the request)
+	// stays alive as long as the handler runs, so for the socket's whole
+	// life it would hold 8 KiB it no longer uses, and this goroutine's
+	// stack grown by the handshake. The request's context ends when the
+	// handler returns; the socket keeps its values, not its end.
+	if s.start(c) {
+		go s.serveStarted(context.WithoutCancel(r.Context()), c)
+	}
 }
+
+// Buffer sizes of an agent socket once upgraded. net/http hands a
+// hijacked connection a 4 KiB reader and a new 4 KiB writer, which the
+// socket keeps for its life: 8 KiB of a 10,000-agent hub's memory per
+// agent doing nothing. Agent frames are mostly a few hundred bytes; a
+// larger one costs a second read or write syscall, not a copy (bufio
+// reads and writes past its buffer directly).
+const (
+	socketReadBuffer  = 1 << 10
+	socketWriteBuffer = 2 << 10
+)
+
+// smallBuffers is the ResponseWriter coder/websocket upgrades: its Hijack
+// (http.Hijacker, the documented way for the library to take the
+// connection) hands over smaller buffers, keeping any bytes the client
+// sent after its handshake that net/http had already read.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, fmt.Errorf("agentws: hijack: %w", err)
+	}
+	if err := brw.Writer.Flush(); err != nil {
+		_ = conn.Close()
+		return nil, nil, fmt.Errorf("agentws: hijack: %w", err)
+	}
+	n := brw.Reader.Buffered()
+	if n == 0 {
+		return conn, bufio.NewReadWriter(bufio.NewReaderSize(conn, socketReadBuffer), bufio.NewWriterSize(conn, socketWriteBuffer)), nil
+	}
+	// The early bytes go into the new reader's buffer, not just before
+	// conn: the library keeps what is buffered and replaces the reader
+	// under it.
+	early, _ := brw.Reader.Peek(n)
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn), max(socketReadBuffer, n))
+	if _, err := br.Peek(n); err != nil {
+		_ = conn.Close()
+		return nil, nil, fmt.Errorf("agentws: hijack: keep early bytes: %w", err)
+	}
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, socketWriteBuffer)), nil
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // refuseTooMany answers a handshake over the unidentified caps.
 func refuseTooMany(w http.ResponseWriter) {
@@ -237,12 +295,25 @@ func refuseTooMany(w http.ResponseWriter) {
 
 // serve runs an admitted socket until it closes, then cleans up after it.
 func (s *Server) serve(ctx context.Context, c *conn) {
+	if s.start(c) {
+		s.serveStarted(ctx, c)
+	}
+}
+
+// start counts an admitted socket among the server's (s.wg included), or
+// closes it when the server is shutting down.
+func (s *Server) start(c *conn) bool {
 	c.addr = remoteIP(c.remote)
 	if !s.add(c) {
 		s.unadmit(c.addr)
 		_ = c.ws.Close(protocol.CloseGoingAway, "hub shutting down")
-		return
+		return false
 	}
+	return true
+}
+
+// serveStarted runs a started socket until it closes, then cleans up.
+func (s *Server) serveStarted(ctx context.Context, c *conn) {
 	deadline := time.AfterFunc(s.cfg.IdentifyTimeout, func() {
 		if c.agentID() == "" {
 			s.log.Info("closing socket that did not identify", "event", "identify_timeout", "remote", c.remote)
