@@ -8,6 +8,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/agentcom/agentcom/internal/auth"
+	"github.com/agentcom/agentcom/internal/presence"
 	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/wsconn"
 )
@@ -36,6 +37,9 @@ type conn struct {
 	remote string
 	addr   string // remote IP, for the unidentified caps
 	out    *wsconn.Conn
+
+	// pres is where the socket reads presence changes, from identify on.
+	pres atomic.Pointer[presence.Reader]
 
 	counted bool        // taken off the unidentified count; guarded by srv.mu
 	pinging atomic.Bool // a hub ping is in flight
@@ -87,6 +91,18 @@ func (c *conn) heard() {
 
 func (c *conn) lastFrame() time.Time { return time.UnixMilli(c.lastIn.Load()) }
 func (c *conn) lastPing() time.Time  { return time.UnixMilli(c.lastPingT.Load()) }
+
+// followPresence makes the socket, identified as agent in protocol
+// version v, read presence changes from sequence number from on.
+func (c *conn) followPresence(from uint64, agent string, v int) {
+	r := c.srv.feed.NewReader(from, presence.ReaderConfig{Self: agent, Version: v, Batch: c.srv.cfg.PresenceBatch,
+		Lost: func() {
+			c.srv.log.Warn("client behind on presence, disconnecting", "event", "slow_consumer", "agent_id", agent)
+			c.close(protocol.CloseSlowConsumer, "client too slow to read its frames")
+		}})
+	c.pres.Store(r)
+	c.out.SetSource(r)
+}
 
 // run reads and handles frames until the socket closes.
 func (c *conn) run(ctx context.Context) {

@@ -107,7 +107,7 @@ func (c *conn) status(_ context.Context, r req[protocol.Status]) bool {
 	s := c.srv
 	c.reply(protocol.NewStatusUpdated())
 	if e, ok := s.presence.SetStatus(r.agent, r.frame.Status); ok {
-		s.broadcastAll(protocol.NewStatusChanged(agentInfo(e)))
+		s.announce(presence.ChangeStatus, agentInfo(e))
 	}
 	return false
 }
@@ -228,7 +228,10 @@ func (s *Server) takeOver(c *conn, agent string, id auth.Identity, e presence.En
 	for _, f := range v.identifiedFrames(agent) {
 		c.reply(f)
 	}
-	s.broadcastExcept(agent, protocol.NewAgentJoined(agentInfo(entry)))
+	// The socket reads presence from just after its own join, and only
+	// after identified is queued: no presence frame goes before it.
+	own := s.announce(presence.ChangeJoined, agentInfo(entry))
+	c.followPresence(own+1, agent, v.v)
 	// After identified is queued: any task_assign the scheduler pushes now
 	// reaches the client after it.
 	s.sched.Connect(agent, entry.Name, e.Capabilities, c.id)
@@ -560,9 +563,6 @@ func (s *Server) fanOut(agents []string, frame protocol.Frame) int {
 	}
 	return took
 }
-
-// broadcastAll sends a frame to every identified socket.
-func (s *Server) broadcastAll(frame protocol.Frame) { s.broadcastExcept("", frame) }
 
 // cooldowns remembers agents disconnected for validation floods. Counts
 // decay: a disconnect older than the longest cooldown times four is

@@ -318,16 +318,13 @@ func (rt *remote) gone() { rt.goneOnce.Do(func() { close(rt.goneCh) }) }
 // Read returns the next relayed frame. Frames the client sent before it
 // closed are still read, as TCP delivers them before the close.
 func (rt *remote) Read(ctx context.Context) (websocket.MessageType, []byte, error) {
-	var b []byte
-	select {
-	case b = <-rt.in.C():
-	default:
+	b, ok := rt.in.Pop()
+	for !ok {
 		select {
-		case b = <-rt.in.C():
+		case <-rt.in.Ready():
+			b, ok = rt.in.Pop()
 		case <-rt.goneCh:
-			select {
-			case b = <-rt.in.C():
-			default:
+			if b, ok = rt.in.Pop(); !ok {
 				return 0, nil, errRelayGone
 			}
 		case <-ctx.Done():

@@ -5,9 +5,13 @@
 package agentws
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -66,6 +70,19 @@ type Config struct {
 	ViolationLimit  int
 	ViolationWindow time.Duration
 	Cooldowns       []time.Duration
+	// PresenceWindow is the shortest time presence changes wait before
+	// the sockets are told, so that a burst (a fleet starting) reaches
+	// each socket in few frames; the wait grows by 100 µs per identified
+	// socket, up to 1 s, keeping the wake-ups of all the sockets'
+	// writers a small share of the CPU.
+	PresenceWindow time.Duration
+	// PresenceBatch is the most changes one presence frame (protocol
+	// version 2) lists; more send a resync frame instead.
+	PresenceBatch int
+	// PresenceLog is how many presence changes are kept for sockets that
+	// have not been told yet; a version-1 socket further behind is closed
+	// as too slow (4005).
+	PresenceLog int
 	// Now is the server's clock (nil: time.Now): idle and stale checks,
 	// the violation window and the cooldowns. Tests inject one to check
 	// the cooldowns to the second.
@@ -80,6 +97,7 @@ func DefaultConfig() Config {
 		IdentifyTimeout: 10 * time.Second, MaxUnidentified: 2048, MaxUnidentifiedPerAddr: 128,
 		// Past the sidecars' 30 s pings (they need none), well before StaleAfter.
 		PingInterval:   35 * time.Second,
+		PresenceWindow: 5 * time.Millisecond, PresenceBatch: 64, PresenceLog: 1 << 16,
 		ViolationLimit: 10, ViolationWindow: time.Minute,
 		Cooldowns: []time.Duration{30 * time.Second, 60 * time.Second, 300 * time.Second},
 	}
@@ -132,6 +150,13 @@ type Server struct {
 	closed      bool
 	wg          sync.WaitGroup
 	cooldown    *cooldowns
+
+	// feed is the presence changes the sockets read; presMu guards the
+	// timer that tells them (one pending at a time) and presStopped.
+	feed        *presence.Feed
+	presMu      sync.Mutex
+	presTimer   *time.Timer
+	presStopped bool
 }
 
 // Deps are what the server calls into.
@@ -162,6 +187,9 @@ func New(cfg Config, d Deps) *Server {
 	cfg.MaxUnidentified = cmp.Or(cfg.MaxUnidentified, def.MaxUnidentified)
 	cfg.MaxUnidentifiedPerAddr = cmp.Or(cfg.MaxUnidentifiedPerAddr, def.MaxUnidentifiedPerAddr)
 	cfg.PingInterval = cmp.Or(cfg.PingInterval, def.PingInterval)
+	cfg.PresenceWindow = cmp.Or(cfg.PresenceWindow, def.PresenceWindow)
+	cfg.PresenceBatch = cmp.Or(cfg.PresenceBatch, def.PresenceBatch)
+	cfg.PresenceLog = cmp.Or(cfg.PresenceLog, def.PresenceLog)
 	cfg.ViolationLimit = cmp.Or(cfg.ViolationLimit, def.ViolationLimit)
 	cfg.ViolationWindow = cmp.Or(cfg.ViolationWindow, def.ViolationWindow)
 	if cfg.Cooldowns == nil {
@@ -173,7 +201,8 @@ func New(cfg Config, d Deps) *Server {
 	return &Server{cfg: cfg, tokens: d.Tokens, presence: d.Presence, messaging: d.Messaging,
 		sched: d.Scheduler, limiter: d.Limiter, obs: d.Observer, logs: d.TaskLogs,
 		log: d.Log.With("component", "agentws"), now: cfg.Now, routes: frameRoutes(),
-		byAgent: map[string]*conn{}, all: map[*conn]struct{}{}, unidentAddr: map[string]int{}, cooldown: newCooldowns(cfg.Cooldowns)}
+		byAgent: map[string]*conn{}, all: map[*conn]struct{}{}, unidentAddr: map[string]int{}, cooldown: newCooldowns(cfg.Cooldowns),
+		feed: presence.NewFeed(cfg.PresenceLog)}
 }
 
 // SetMessaging sets the messaging service (built after the server, since
@@ -191,7 +220,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Agents are not browsers; the original accepted any origin, and the
 	// token inside identify is what authenticates. A pong (to the hub's
 	// pings) is proof of life like a ping frame.
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true,
+	ws, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{InsecureSkipVerify: true,
 		OnPongReceived: func(context.Context, []byte) { c.heard() }})
 	if err != nil {
 		s.unadmit(addr)
@@ -199,8 +228,62 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(s.cfg.ReadLimit)
 	c = newConn(s, ws, s.nextID.Add(1), r.RemoteAddr)
-	s.serve(r.Context(), c)
+	// The socket gets a goroutine of its own (counted in s.wg by start,
+	// under the lock Shutdown takes) and this one returns: net/http's
+	// connection state (its 4 KiB read and write buffers, the request)
+	// stays alive as long as the handler runs, so for the socket's whole
+	// life it would hold 8 KiB it no longer uses, and this goroutine's
+	// stack grown by the handshake. The request's context ends when the
+	// handler returns; the socket keeps its values, not its end.
+	if s.start(c) {
+		go s.serveStarted(context.WithoutCancel(r.Context()), c)
+	}
 }
+
+// Buffer sizes of an agent socket once upgraded. net/http hands a
+// hijacked connection a 4 KiB reader and a new 4 KiB writer, which the
+// socket keeps for its life: 8 KiB of a 10,000-agent hub's memory per
+// agent doing nothing. Agent frames are mostly a few hundred bytes; a
+// larger one costs a second read or write syscall, not a copy (bufio
+// reads and writes past its buffer directly).
+const (
+	socketReadBuffer  = 1 << 10
+	socketWriteBuffer = 2 << 10
+)
+
+// smallBuffers is the ResponseWriter coder/websocket upgrades: its Hijack
+// (http.Hijacker, the documented way for the library to take the
+// connection) hands over smaller buffers, keeping any bytes the client
+// sent after its handshake that net/http had already read.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, fmt.Errorf("agentws: hijack: %w", err)
+	}
+	if err := brw.Writer.Flush(); err != nil {
+		_ = conn.Close()
+		return nil, nil, fmt.Errorf("agentws: hijack: %w", err)
+	}
+	n := brw.Reader.Buffered()
+	if n == 0 {
+		return conn, bufio.NewReadWriter(bufio.NewReaderSize(conn, socketReadBuffer), bufio.NewWriterSize(conn, socketWriteBuffer)), nil
+	}
+	// The early bytes go into the new reader's buffer, not just before
+	// conn: the library keeps what is buffered and replaces the reader
+	// under it.
+	early, _ := brw.Reader.Peek(n)
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn), max(socketReadBuffer, n))
+	if _, err := br.Peek(n); err != nil {
+		_ = conn.Close()
+		return nil, nil, fmt.Errorf("agentws: hijack: keep early bytes: %w", err)
+	}
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, socketWriteBuffer)), nil
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // refuseTooMany answers a handshake over the unidentified caps.
 func refuseTooMany(w http.ResponseWriter) {
@@ -212,12 +295,25 @@ func refuseTooMany(w http.ResponseWriter) {
 
 // serve runs an admitted socket until it closes, then cleans up after it.
 func (s *Server) serve(ctx context.Context, c *conn) {
+	if s.start(c) {
+		s.serveStarted(ctx, c)
+	}
+}
+
+// start counts an admitted socket among the server's (s.wg included), or
+// closes it when the server is shutting down.
+func (s *Server) start(c *conn) bool {
 	c.addr = remoteIP(c.remote)
 	if !s.add(c) {
 		s.unadmit(c.addr)
 		_ = c.ws.Close(protocol.CloseGoingAway, "hub shutting down")
-		return
+		return false
 	}
+	return true
+}
+
+// serveStarted runs a started socket until it closes, then cleans up.
+func (s *Server) serveStarted(ctx context.Context, c *conn) {
 	deadline := time.AfterFunc(s.cfg.IdentifyTimeout, func() {
 		if c.agentID() == "" {
 			s.log.Info("closing socket that did not identify", "event", "identify_timeout", "remote", c.remote)
@@ -324,7 +420,7 @@ func (s *Server) releaseLocked(c *conn) {
 		return
 	}
 	s.presence.Unregister(agent)
-	s.broadcastExcept(agent, protocol.NewAgentLeft(agent))
+	s.announce(presence.ChangeLeft, protocol.AgentInfo{AgentID: agent})
 	s.messaging.Analytics.RecordDisconnect(agent)
 	if shutdown {
 		// The hub is stopping, not the agent: its tasks stay assigned and
@@ -442,6 +538,12 @@ func (s *Server) Shutdown(ctx context.Context) {
 // leading closes with 1012 so agents reconnect to the new leader at once.
 // As with Shutdown, the agents keep their tasks for a lease.
 func (s *Server) ShutdownWith(ctx context.Context, code websocket.StatusCode, reason string) {
+	s.presMu.Lock()
+	s.presStopped = true
+	if s.presTimer != nil {
+		s.presTimer.Stop()
+	}
+	s.presMu.Unlock()
 	s.mu.Lock()
 	s.closed = true
 	conns := make([]*conn, 0, len(s.all))
@@ -598,22 +700,56 @@ func (s *Server) sendOut(agent string, frame protocol.Frame) bool {
 	return ok && c.waitWritten(n, wait)
 }
 
-// broadcastExcept sends a frame to every identified socket but agent's.
-func (s *Server) broadcastExcept(agent string, frame protocol.Frame) {
-	b, err := json.Marshal(frame)
+// announce records a presence change for the sockets and makes sure they
+// are told within the presence window; it returns the change's number.
+// Each socket renders the changes it has not sent when its writer runs:
+// one frame per recipient per window (version 2), or the original frames
+// written back to back (version 1), instead of one frame per change per
+// recipient queued at once.
+func (s *Server) announce(kind presence.ChangeKind, a protocol.AgentInfo) uint64 {
+	seq, err := s.feed.Append(presence.Change{Kind: kind, Agent: a})
 	if err != nil {
+		s.log.Error("presence change not announced", "event", "encode_failed", "agent_id", a.AgentID, "err", err)
+		return s.feed.Head()
+	}
+	s.presMu.Lock()
+	defer s.presMu.Unlock()
+	if s.presTimer == nil && !s.presStopped {
+		s.presTimer = time.AfterFunc(s.presenceWindow(), s.flushPresence)
+	}
+	return seq
+}
+
+// presenceWindow is PresenceWindow plus 100 µs per identified socket, up
+// to 1 s: telling n sockets costs n writer wake-ups, so the window
+// grows with n and a fleet start stays linear in agents.
+func (s *Server) presenceWindow() time.Duration {
+	s.mu.RLock()
+	n := len(s.byAgent)
+	s.mu.RUnlock()
+	return max(s.cfg.PresenceWindow, min(time.Duration(n)*100*time.Microsecond, time.Second))
+}
+
+// flushPresence wakes the writer of every socket with presence changes
+// to send. It holds presMu throughout, so Shutdown, once it has taken it,
+// knows no flush is running.
+func (s *Server) flushPresence() {
+	s.presMu.Lock()
+	defer s.presMu.Unlock()
+	s.presTimer = nil
+	if s.presStopped {
 		return
 	}
 	s.mu.RLock()
 	targets := make([]*conn, 0, len(s.byAgent))
-	for a, c := range s.byAgent {
-		if a != agent {
-			targets = append(targets, c)
-		}
+	for _, c := range s.byAgent {
+		targets = append(targets, c)
 	}
 	s.mu.RUnlock()
 	for _, c := range targets {
-		c.enqueue(b)
+		if r := c.pres.Load(); r != nil && r.Pending() {
+			c.out.Kick()
+		}
 	}
 }
 

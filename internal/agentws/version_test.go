@@ -29,9 +29,10 @@ func TestProtocolVersionNegotiated(t *testing.T) {
 		{"float", `1.5`, []map[string]any{plain}},
 		{"object", `{"v":2}`, []map[string]any{plain}},
 		{"zero", `0`, []map[string]any{plain}},
-		{"newer", `2`, []map[string]any{
-			{"type": "identified", "agent_id": "a1", "protocol_version": float64(1)},
-			{"type": "error", "error": "protocol_version_unsupported", "supported": []any{float64(1), float64(1)}, "using": float64(1)},
+		{"v2", `2`, []map[string]any{{"type": "identified", "agent_id": "a1", "protocol_version": float64(2)}}},
+		{"newer", `3`, []map[string]any{
+			{"type": "identified", "agent_id": "a1", "protocol_version": float64(2)},
+			{"type": "error", "error": "protocol_version_unsupported", "supported": []any{float64(1), float64(2)}, "using": float64(2)},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

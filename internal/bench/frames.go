@@ -19,10 +19,12 @@ const pv = `"protocol_version":` + "1"
 // pingFrame is the sidecar's heartbeat.
 const pingFrame = `{"type":"` + protocol.FramePing + `",` + pv + `}`
 
-// identifyFrame authenticates agent id, as the sidecar does.
+// identifyFrame authenticates agent id, as the sidecar does, but asking
+// for this hub's protocol version: a fleet of its own clients gets
+// presence changes batched (protocol.VersionPresence).
 func identifyFrame(id, token string) []byte {
 	return fmt.Appendf(nil, `{"type":"`+protocol.FrameIdentify+`","agent_id":%s,"token":%s,"name":%s,"status":"idle",`+
-		`"capabilities":[],"client_type":"sidecar",`+pv+`}`, quote(id), quote(token), quote(id))
+		`"capabilities":[],"client_type":"sidecar","protocol_version":%d}`, quote(id), quote(token), quote(id), protocol.Version)
 }
 
 // broadcastFrame is broadcast number n, sent at t0 (µs since the run began).

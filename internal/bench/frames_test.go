@@ -16,7 +16,7 @@ func TestFramesDecodeAsProtocol(t *testing.T) {
 	}{
 		{[]byte(pingFrame), protocol.Ping{Type: protocol.FramePing, ProtocolVersion: json.Number("1")}},
 		{identifyFrame("agent-0001", `tok"en`), protocol.Identify{Type: protocol.FrameIdentify, AgentID: "agent-0001", Token: `tok"en`,
-			Name: "agent-0001", Status: "idle", Capabilities: []string{}, ClientType: "sidecar", ProtocolVersion: json.Number("1")}},
+			Name: "agent-0001", Status: "idle", Capabilities: []string{}, ClientType: "sidecar", ProtocolVersion: json.Number("2")}},
 		{broadcastFrame(12, 3), protocol.Message{Type: protocol.FrameMessage, MessageType: "chat",
 			Payload: map[string]any{"bench_t0": json.Number("12"), "bench_n": json.Number("3")}, ProtocolVersion: json.Number("1")}},
 		{directFrame("agent-0002", 12, 3), protocol.Message{Type: protocol.FrameMessage, To: "agent-0002", MessageType: "chat",

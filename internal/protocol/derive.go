@@ -158,7 +158,7 @@ func BodyNames() []string {
 func OutFrameTypes() []string {
 	return []string{OutAgentJoined, OutAgentLeft, OutAgents, OutChannelAgentJoined, OutChannelHistory,
 		OutChannelMessage, OutChannelPublished, OutChannelSubscribed, OutChannelUnsubscribed, OutChannels,
-		OutError, OutIdentified, OutMessage, OutMessageSent, OutPong, OutStatusChanged, OutStatusUpdated,
+		OutError, OutIdentified, OutMessage, OutMessageSent, OutPong, OutPresence, OutStatusChanged, OutStatusUpdated,
 		OutTaskAck, OutTaskAssign, OutTaskCancelled, OutTaskContinue, OutTaskReassign}
 }
 

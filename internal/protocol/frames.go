@@ -19,6 +19,7 @@ const (
 	OutAgentJoined         = "agent_joined"
 	OutAgentLeft           = "agent_left"
 	OutStatusChanged       = "status_changed"
+	OutPresence            = "presence" // version 2 only
 	OutTaskAssign          = "task_assign"
 	OutTaskAck             = "task_ack"
 	OutTaskContinue        = "task_continue"

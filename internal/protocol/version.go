@@ -9,9 +9,14 @@ import (
 // "protocol_version"; the hub reads it at identify only.
 const (
 	// Version is the version this hub speaks.
-	Version = 1
-	// MinVersion is the oldest version it still serves.
+	Version = 2
+	// MinVersion is the oldest version it still serves: the original's
+	// clients, which send 1.
 	MinVersion = 1
+	// VersionPresence is the first version whose clients get presence
+	// changes batched in presence frames; older ones get agent_joined,
+	// agent_left and status_changed, one frame per change.
+	VersionPresence = 2
 )
 
 // CodeVersionUnsupported is the error frame the hub adds to identified

@@ -13,7 +13,8 @@ func TestNegotiate(t *testing.T) {
 	}{
 		{nil, 1, false},
 		{json.Number("1"), 1, false},
-		{json.Number("2"), Version, true},
+		{json.Number("2"), 2, false},
+		{json.Number("3"), Version, true},
 		{json.Number("99999999999999999999"), 1, false},
 		{json.Number("1.0"), 1, false},
 		{json.Number("0"), 1, false},
@@ -25,7 +26,8 @@ func TestNegotiate(t *testing.T) {
 		{1, 1, false},
 		{int64(7), Version, true},
 		{float64(1), 1, false},
-		{float64(2), Version, true},
+		{float64(2), 2, false},
+		{float64(3), Version, true},
 		{1.5, 1, false},
 	} {
 		v, tooNew := Negotiate(tc.in)
@@ -37,7 +39,7 @@ func TestNegotiate(t *testing.T) {
 
 // A version read from a real identify frame goes through DecodeFrame.
 func TestNegotiateFromFrame(t *testing.T) {
-	_, f, err := DecodeFrame([]byte(`{"type":"identify","agent_id":"a","token":"t","protocol_version":2}`))
+	_, f, err := DecodeFrame([]byte(`{"type":"identify","agent_id":"a","token":"t","protocol_version":3}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +53,7 @@ func TestVersionUnsupportedFrame(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(b) != `{"type":"error","error":"protocol_version_unsupported","supported":[1,1],"using":1}` {
+	if string(b) != `{"type":"error","error":"protocol_version_unsupported","supported":[1,2],"using":2}` {
 		t.Fatalf("got %s", b)
 	}
 }

@@ -264,6 +264,19 @@ type (
 		Agent AgentInfo `json:"agent"`
 		Type  string    `json:"type"`
 	}
+	// Presence (protocol version 2, VersionPresence) carries the presence
+	// changes of a short window in one frame, in place of agent_joined,
+	// agent_left and status_changed: a fleet start of N agents sends each
+	// agent a few frames, not N. An agent that came and went within the
+	// window is in neither list. Resync instead of the lists says more
+	// changed than one frame carries: list_agents has the directory.
+	Presence struct {
+		Joined        []AgentInfo `json:"joined,omitempty"`
+		Left          []string    `json:"left,omitempty"`
+		Resync        bool        `json:"resync,omitempty"`
+		StatusChanged []AgentInfo `json:"status_changed,omitempty"`
+		Type          string      `json:"type"`
+	}
 	// TaskContinue answers task_recovering: keep working on the task.
 	TaskContinue struct {
 		Generation int64  `json:"generation"`
@@ -323,6 +336,7 @@ func (ChannelAgentJoined) FrameType() string     { return OutChannelAgentJoined 
 func (AgentJoined) FrameType() string            { return OutAgentJoined }
 func (AgentLeft) FrameType() string              { return OutAgentLeft }
 func (StatusChanged) FrameType() string          { return OutStatusChanged }
+func (Presence) FrameType() string               { return OutPresence }
 func (TaskContinue) FrameType() string           { return OutTaskContinue }
 func (TaskReassignReply) FrameType() string      { return OutTaskReassign }
 func (UnknownRecipientError) FrameType() string  { return OutError }
@@ -390,6 +404,14 @@ func NewAgentLeft(agentID string) AgentLeft { return AgentLeft{AgentID: agentID,
 func NewStatusChanged(a AgentInfo) StatusChanged {
 	return StatusChanged{Agent: a, Type: OutStatusChanged}
 }
+
+// NewPresence carries joined, left and status-changed agents (version 2).
+func NewPresence(joined []AgentInfo, left []string, status []AgentInfo) Presence {
+	return Presence{Joined: joined, Left: left, StatusChanged: status, Type: OutPresence}
+}
+
+// NewPresenceResync says presence changed more than one frame carries.
+func NewPresenceResync() Presence { return Presence{Resync: true, Type: OutPresence} }
 
 // NewTaskContinue answers task_recovering: keep working.
 func NewTaskContinue(taskID string, gen int64) TaskContinue {

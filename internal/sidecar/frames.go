@@ -131,7 +131,7 @@ func recoveringFrame(t *Task) protocol.TaskRecovering {
 		meta = json.RawMessage("null")
 	}
 	return protocol.TaskRecovering{Type: protocol.FrameTaskRecovering, TaskID: t.TaskID, Description: desc, Metadata: meta,
-		LastStatus: t.Status, Generation: t.Generation, ProtocolVersion: protocol.Version}
+		LastStatus: t.Status, Generation: t.Generation, ProtocolVersion: protocol.MinVersion}
 }
 
 // reportFrame renders an outbox entry as the frame sent to the hub.
@@ -143,8 +143,8 @@ func reportFrame(r Report) protocol.Frame {
 			tokens = &n
 		}
 		return protocol.TaskComplete{Type: protocol.FrameTaskComplete, TaskID: r.TaskID, Result: r.Result, Generation: r.Generation,
-			TokensUsed: tokens, Usage: r.Usage, ProtocolVersion: protocol.Version}
+			TokensUsed: tokens, Usage: r.Usage, ProtocolVersion: protocol.MinVersion}
 	}
 	return protocol.TaskFailed{Type: protocol.FrameTaskFailed, TaskID: r.TaskID, Reason: r.Reason, Generation: r.Generation, Output: r.Output,
-		Usage: r.Usage, ProtocolVersion: protocol.Version}
+		Usage: r.Usage, ProtocolVersion: protocol.MinVersion}
 }

@@ -92,7 +92,34 @@ type Conn struct {
 	written atomic.Uint64
 	wroteMu sync.Mutex
 	wrote   chan struct{}
+
+	// The writer runs only while there is something to write: an idle
+	// socket holds no writer goroutine (nor its stack). wmu guards the
+	// fields below; again is set by every kick, so a writer about to stop
+	// sees work that arrived after its last look.
+	wmu      sync.Mutex
+	t        Transport
+	ctx      context.Context
+	running  bool
+	again    bool
+	finished bool        // the transport is closed: no writer starts again
+	pingT    *time.Timer // the next keep-alive ping
+	wg       sync.WaitGroup
+	src      atomic.Pointer[sourceRef]
 }
+
+// Source supplies frames that wait nowhere but are rendered when the
+// writer runs (presence changes: rendered late, a burst of them becomes
+// one frame, or a pair that cancels out none). Next appends what is due
+// to dst.
+type Source interface {
+	Next(dst [][]byte) [][]byte
+}
+
+type sourceRef struct{ Source }
+
+// maxBatch is how many queued frames the writer takes at a time.
+const maxBatch = 32
 
 // New returns a Conn with nothing to write to yet: frames sent before
 // Serve wait in its queue, and a close before Serve is carried out when
@@ -127,6 +154,7 @@ func (c *Conn) SendN(b []byte) (uint64, bool) {
 	n := c.queued
 	c.enqMu.Unlock()
 	if ok {
+		c.Kick()
 		return n, true
 	}
 	c.closeOnce.Do(func() {
@@ -193,6 +221,27 @@ func (c *Conn) Close(code websocket.StatusCode, reason string) {
 func (c *Conn) start(code websocket.StatusCode, reason string) {
 	c.code, c.reason = code, reason
 	close(c.closing)
+	c.Kick()
+}
+
+// SetSource makes src a source of frames for the writer, after the
+// queued ones; Kick tells the writer it has some.
+func (c *Conn) SetSource(src Source) { c.src.Store(&sourceRef{src}) }
+
+// Kick makes sure a writer runs: it starts one when none is running (and
+// Serve has started), and otherwise has the running one look again
+// before it stops.
+func (c *Conn) Kick() {
+	c.wmu.Lock()
+	c.again = true
+	if c.t == nil || c.running || c.finished {
+		c.wmu.Unlock()
+		return
+	}
+	c.running = true
+	c.wg.Add(1)
+	c.wmu.Unlock()
+	go c.write()
 }
 
 // Closing is closed once the close started.
@@ -216,56 +265,130 @@ func (c *Conn) CloseStatus() (websocket.StatusCode, string) {
 // Queued is what waits for the client: frames and bytes.
 func (c *Conn) Queued() (int, int64) { return c.out.Len(), c.out.Bytes() }
 
-// Serve runs the socket over t: the writer (and the pings) in the
-// background while read, the owner's read loop, runs in this goroutine.
-// When read returns the socket closes (1000 unless a close already
-// started), and Serve returns once the close handshake ended and every
-// goroutine it started has returned. read must return once its reads of
-// t fail, which they do once the writer closed t.
+// Serve runs the socket over t: the writer (started whenever there is
+// something to write) and the pings in the background while read, the
+// owner's read loop, runs in this goroutine. When read returns the socket
+// closes (1000 unless a close already started), and Serve returns once
+// the close handshake ended and every goroutine it started has returned.
+// read must return once its reads of t fail, which they do once the
+// writer closed t.
 func (c *Conn) Serve(ctx context.Context, t Transport, read func(ctx context.Context)) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	wg.Go(func() { c.write(ctx, t) })
+	c.wmu.Lock()
+	c.t, c.ctx = t, ctx
 	if c.cfg.PingInterval > 0 {
-		wg.Go(func() { c.keepAlive(ctx, t) })
+		c.pingT = time.AfterFunc(c.cfg.PingInterval, c.ping)
 	}
+	c.wmu.Unlock()
+	// Frames (or a close) that came before Serve.
+	c.Kick()
 	read(ctx)
 	c.Close(protocol.CloseNormal, "")
 	// Cancelling ctx would cut the connection: the close handshake, and
 	// the frames queued before it, go first.
 	<-c.closed
 	cancel()
-	wg.Wait()
+	c.wmu.Lock()
+	if c.pingT != nil {
+		c.pingT.Stop()
+	}
+	c.wmu.Unlock()
+	c.wg.Wait()
 }
 
-// write is the single writer: it writes queued frames until the close
-// starts, then flushes and closes t.
-func (c *Conn) write(ctx context.Context, t Transport) {
-	defer close(c.closed)
+// write is the writer: it writes queued frames, then the source's, until
+// there are none, and stops; once the close started it flushes what was
+// queued and closes t.
+//
+// coder/websocket (v1.8.15) flushes its buffered writer at the end of
+// every message (Conn.writeFrame flushes on fin) and has no call that
+// writes several messages before one flush, so each frame is still one
+// write syscall; what the batch saves is the wake-ups and the locking
+// per frame. Corking the net.Conn under the library would be a hack
+// around it, not done here.
+func (c *Conn) write() {
+	defer c.wg.Done()
+	var arr [maxBatch][]byte
 	for {
-		select {
-		case b := <-c.out.C():
-			if err := c.writeOne(ctx, t, b); err != nil {
-				// The socket is broken: nothing more can be flushed.
-				c.Close(protocol.CloseNormal, "")
-				_ = t.Close(c.code, c.reason)
+		c.wmu.Lock()
+		c.again = false
+		t, ctx := c.t, c.ctx
+		c.wmu.Unlock()
+		for {
+			if c.isClosing() {
+				c.finish(ctx, t)
 				return
 			}
-		case <-c.closing:
-			c.flush(ctx, t)
-			// Close waits for the client's close frame; a client that
-			// never answers is cut off by the transport's own timeout.
-			_ = t.Close(c.code, c.reason)
+			batch := c.out.PopBatch(arr[:0], maxBatch)
+			queued := len(batch)
+			if queued == 0 {
+				if r := c.src.Load(); r != nil {
+					batch = r.Next(batch)
+				}
+			}
+			if len(batch) == 0 {
+				break
+			}
+			for i, b := range batch {
+				err := c.writeOne(ctx, t, b, i < queued)
+				batch[i] = nil
+				if err != nil {
+					// The socket is broken: nothing more can be flushed.
+					for j := i + 1; j < queued; j++ {
+						c.out.Done(batch[j])
+					}
+					c.Close(protocol.CloseNormal, "")
+					c.finishNow(t)
+					return
+				}
+			}
+		}
+		c.wmu.Lock()
+		if !c.again {
+			c.running = false
+			c.wmu.Unlock()
 			return
 		}
+		c.wmu.Unlock()
 	}
 }
 
-func (c *Conn) writeOne(ctx context.Context, t Transport, b []byte) error {
+func (c *Conn) isClosing() bool {
+	select {
+	case <-c.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// finish flushes what was queued before the close and closes t.
+func (c *Conn) finish(ctx context.Context, t Transport) {
+	c.flush(ctx, t)
+	// Close waits for the client's close frame; a client that never
+	// answers is cut off by the transport's own timeout.
+	c.finishNow(t)
+}
+
+// finishNow closes t; no writer starts after it.
+func (c *Conn) finishNow(t Transport) {
+	c.wmu.Lock()
+	c.finished = true
+	c.wmu.Unlock()
+	_ = t.Close(c.code, c.reason)
+	close(c.closed)
+}
+
+// writeOne writes b; queued frames (not the source's) are counted for
+// WaitWritten and their bytes released.
+func (c *Conn) writeOne(ctx context.Context, t Transport, b []byte, queued bool) error {
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.WriteTimeout)
 	defer cancel()
 	err := t.Write(wctx, websocket.MessageText, b)
+	if !queued {
+		return err
+	}
 	c.out.Done(b)
 	if err == nil {
 		c.written.Add(1)
@@ -280,37 +403,36 @@ func (c *Conn) writeOne(ctx context.Context, t Transport, b []byte) error {
 func (c *Conn) flush(ctx context.Context, t Transport) {
 	deadline := time.Now().Add(c.cfg.FlushTimeout)
 	for time.Now().Before(deadline) {
-		select {
-		case b := <-c.out.C():
-			if c.writeOne(ctx, t, b) != nil {
-				return
-			}
-		default:
+		b, ok := c.out.Pop()
+		if !ok || c.writeOne(ctx, t, b, true) != nil {
 			return
 		}
 	}
 }
 
-// keepAlive pings the client every PingInterval; a client that does not
-// answer within PongTimeout (a sleeping laptop, a dropped network) is
-// closed.
-func (c *Conn) keepAlive(ctx context.Context, t Transport) {
-	tick := time.NewTicker(c.cfg.PingInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.closing:
-			return
-		case <-tick.C:
-			pctx, cancel := context.WithTimeout(ctx, c.cfg.PongTimeout)
-			err := t.Ping(pctx)
-			cancel()
-			if err != nil {
-				c.Close(protocol.CloseNormal, "no pong")
-				return
-			}
-		}
+// ping is the keep-alive, run by the socket's timer every PingInterval
+// (no goroutine waits between pings): a client that does not answer
+// within PongTimeout (a sleeping laptop, a dropped network) is closed.
+func (c *Conn) ping() {
+	c.wmu.Lock()
+	if c.finished || c.isClosing() {
+		c.wmu.Unlock()
+		return
 	}
+	c.wg.Add(1)
+	ctx, t := c.ctx, c.t
+	c.wmu.Unlock()
+	defer c.wg.Done()
+	pctx, cancel := context.WithTimeout(ctx, c.cfg.PongTimeout)
+	err := t.Ping(pctx)
+	cancel()
+	if err != nil {
+		c.Close(protocol.CloseNormal, "no pong")
+		return
+	}
+	c.wmu.Lock()
+	if !c.finished {
+		c.pingT.Reset(c.cfg.PingInterval)
+	}
+	c.wmu.Unlock()
 }

@@ -268,3 +268,86 @@ func TestWaitWritten(t *testing.T) {
 	}
 	<-brokenDone
 }
+
+// nullWS is a transport that takes every write at once.
+type nullWS struct{ gone chan struct{} }
+
+func (nullWS) Write(context.Context, websocket.MessageType, []byte) error { return nil }
+func (nullWS) Ping(context.Context) error                                 { return nil }
+func (n nullWS) Close(websocket.StatusCode, string) error {
+	close(n.gone)
+	return nil
+}
+
+// BenchmarkSendWrite is frames sent from another goroutine and written by
+// the Conn's writer (started on demand), per frame; the transport's cost
+// is left out.
+func BenchmarkSendWrite(b *testing.B) {
+	c := wsconn.New(wsconn.Config{SendBuffer: 1 << 20, SendBytes: 1 << 40})
+	t := nullWS{gone: make(chan struct{})}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Serve(context.Background(), t, func(context.Context) { <-t.gone })
+	}()
+	frame := make([]byte, 200)
+	var last uint64
+	for b.Loop() {
+		last, _ = c.SendN(frame)
+	}
+	c.WaitWritten(last, time.Minute)
+	b.StopTimer()
+	c.Close(websocket.StatusNormalClosure, "")
+	<-done
+}
+
+// onceSource hands out its frames on the first Next after Kick.
+type onceSource struct {
+	mu     sync.Mutex
+	frames [][]byte
+}
+
+func (s *onceSource) Next(dst [][]byte) [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dst = append(dst, s.frames...)
+	s.frames = nil
+	return dst
+}
+
+func (s *onceSource) add(f string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.frames = append(s.frames, []byte(f))
+}
+
+// The writer starts when there is something to write and stops when there
+// is not: queued frames go first, then the source's; frames sent after
+// the writer stopped start it again, and a Kick makes it read the source.
+func TestWriterOnDemandWithSource(t *testing.T) {
+	c := wsconn.New(wsconn.Config{})
+	ws := newFake()
+	src := &onceSource{}
+	c.SetSource(src)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Serve(context.Background(), ws, ws.read)
+	}()
+	src.add("p1")
+	n1, _ := c.SendN([]byte("a"))
+	c.WaitWritten(n1, 5*time.Second)
+	// The writer read the source after the queue, or will on this Kick.
+	c.Kick()
+	n2, _ := c.SendN([]byte("b"))
+	c.WaitWritten(n2, 5*time.Second)
+	src.add("p2")
+	c.Kick()
+	c.Close(protocol.CloseNormal, "")
+	<-done
+	frames, _, _, _ := ws.result()
+	got := strings.Join(frames, ",")
+	if got != "a,p1,b,p2" && got != "a,p1,b" {
+		t.Fatalf("wrote %s", got)
+	}
+}

@@ -81,6 +81,8 @@ func HubFrames() []protocol.Frame {
 		protocol.NewAgentJoined(sampleAgent),
 		protocol.NewAgentLeft("agent-1"),
 		protocol.NewStatusChanged(sampleAgent),
+		protocol.NewPresence([]protocol.AgentInfo{sampleAgent}, []string{"agent-2"}, []protocol.AgentInfo{sampleAgent}),
+		protocol.NewPresenceResync(),
 		protocol.TaskAssign{Type: protocol.OutTaskAssign, TaskID: "task-1", Description: "fix it", Metadata: map[string]any{"repo": "r"},
 			Generation: 2, AssignedAt: 1700000000000, CompleteBy: i64(1700000600000),
 			Dependencies: []protocol.Dependency{{TaskID: "task-0", Description: "before", Status: "completed", Result: map[string]any{"ok": true}}}},
