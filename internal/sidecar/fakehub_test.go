@@ -130,8 +130,8 @@ func (h *fakeHub) serve(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		f := rx{conn: id, m: m, at: time.Now()}
-		if pv, ok := m["protocol_version"].(float64); !ok || pv != 1 {
-			h.t.Errorf("frame without protocol_version 1: %s", data)
+		if pv, ok := m["protocol_version"].(float64); !ok || pv != clientVersion {
+			h.t.Errorf("frame without protocol_version %d: %s", clientVersion, data)
 		}
 		h.mu.Lock()
 		h.all = append(h.all, f)

@@ -122,6 +122,13 @@ func strictInt(raw map[string]json.RawMessage, k string, def int64) (int64, erro
 // fields are in the original sidecar's order; every one carries
 // protocol_version.
 
+// clientVersion is the protocol version the sidecar speaks: the one with
+// presence changes batched in presence frames, which keeps the start of
+// a large fleet linear in agents (the sidecar reads no presence). A hub
+// that speaks only version 1 answers protocol_version_unsupported and
+// carries on in version 1, which is all the sidecar needs.
+const clientVersion = protocol.VersionPresence
+
 // recoveringFrame announces an unfinished task after a (re)connect, with
 // every field the original sidecar sends, null metadata included.
 func recoveringFrame(t *Task) protocol.TaskRecovering {
@@ -131,7 +138,7 @@ func recoveringFrame(t *Task) protocol.TaskRecovering {
 		meta = json.RawMessage("null")
 	}
 	return protocol.TaskRecovering{Type: protocol.FrameTaskRecovering, TaskID: t.TaskID, Description: desc, Metadata: meta,
-		LastStatus: t.Status, Generation: t.Generation, ProtocolVersion: protocol.MinVersion}
+		LastStatus: t.Status, Generation: t.Generation, ProtocolVersion: clientVersion}
 }
 
 // reportFrame renders an outbox entry as the frame sent to the hub.
@@ -143,8 +150,8 @@ func reportFrame(r Report) protocol.Frame {
 			tokens = &n
 		}
 		return protocol.TaskComplete{Type: protocol.FrameTaskComplete, TaskID: r.TaskID, Result: r.Result, Generation: r.Generation,
-			TokensUsed: tokens, Usage: r.Usage, ProtocolVersion: protocol.MinVersion}
+			TokensUsed: tokens, Usage: r.Usage, ProtocolVersion: clientVersion}
 	}
 	return protocol.TaskFailed{Type: protocol.FrameTaskFailed, TaskID: r.TaskID, Reason: r.Reason, Generation: r.Generation, Output: r.Output,
-		Usage: r.Usage, ProtocolVersion: protocol.MinVersion}
+		Usage: r.Usage, ProtocolVersion: clientVersion}
 }

@@ -17,7 +17,7 @@ func TestDecodeFrameReadsHubTypes(t *testing.T) {
 		in   any
 		want inFrame
 	}{
-		{"identified", protocol.NewIdentified("a1", protocol.MinVersion),
+		{"identified", protocol.NewIdentified("a1", clientVersion),
 			inFrame{Type: protocol.OutIdentified, AgentID: "a1", Generation: -1}},
 		{"assign", protocol.TaskAssign{Type: protocol.OutTaskAssign, TaskID: "task-1", Description: "fix it",
 			Metadata: map[string]any{"repo": "r"}, Generation: 3, AssignedAt: 1700000000000, CompleteBy: &due,
@@ -69,25 +69,25 @@ func TestSentFramesKeepTheirBytes(t *testing.T) {
 		want string
 	}{
 		{protocol.Identify{Type: protocol.FrameIdentify, AgentID: "a1", Token: "t", Name: "a1", Status: "idle",
-			Capabilities: []string{"code"}, ClientType: "sidecar", ProtocolVersion: protocol.MinVersion},
-			`{"type":"identify","agent_id":"a1","token":"t","name":"a1","status":"idle","capabilities":["code"],"client_type":"sidecar","protocol_version":1}`},
+			Capabilities: []string{"code"}, ClientType: "sidecar", ProtocolVersion: clientVersion},
+			`{"type":"identify","agent_id":"a1","token":"t","name":"a1","status":"idle","capabilities":["code"],"client_type":"sidecar","protocol_version":2}`},
 		{recoveringFrame(&Task{TaskID: "task-1", Description: "fix", Metadata: json.RawMessage(`{"k":1}`), Status: StatusWorking, Generation: 2}),
-			`{"type":"task_recovering","task_id":"task-1","description":"fix","metadata":{"k":1},"last_status":"working","generation":2,"protocol_version":1}`},
+			`{"type":"task_recovering","task_id":"task-1","description":"fix","metadata":{"k":1},"last_status":"working","generation":2,"protocol_version":2}`},
 		{recoveringFrame(&Task{TaskID: "task-1"}),
-			`{"type":"task_recovering","task_id":"task-1","description":"","metadata":null,"last_status":"","generation":0,"protocol_version":1}`},
+			`{"type":"task_recovering","task_id":"task-1","description":"","metadata":null,"last_status":"","generation":0,"protocol_version":2}`},
 		{reportFrame(Report{Type: reportComplete, TaskID: "task-1", Generation: 2, Result: json.RawMessage(`{"ok":true}`), Usage: usage}),
-			`{"type":"task_complete","task_id":"task-1","result":{"ok":true},"generation":2,"tokens_used":30,"usage":{"input_tokens":10,"output_tokens":20,"total_tokens":30},"protocol_version":1}`},
+			`{"type":"task_complete","task_id":"task-1","result":{"ok":true},"generation":2,"tokens_used":30,"usage":{"input_tokens":10,"output_tokens":20,"total_tokens":30},"protocol_version":2}`},
 		{reportFrame(Report{Type: reportFailed, TaskID: "task-1", Generation: 2, Reason: "boom", Output: json.RawMessage(`{"x":1}`)}),
-			`{"type":"task_failed","task_id":"task-1","reason":"boom","generation":2,"output":{"x":1},"protocol_version":1}`},
-		{protocol.TaskAccepted{Type: protocol.FrameTaskAccepted, TaskID: "task-1", ProtocolVersion: protocol.MinVersion},
-			`{"type":"task_accepted","task_id":"task-1","protocol_version":1}`},
-		{protocol.TaskRejected{Type: protocol.FrameTaskRejected, TaskID: "task-1", Reason: "busy", Generation: genPtr(3), ProtocolVersion: protocol.MinVersion},
-			`{"type":"task_rejected","task_id":"task-1","reason":"busy","generation":3,"protocol_version":1}`},
-		{protocol.TaskRejected{Type: protocol.FrameTaskRejected, TaskID: "task-1", Reason: "busy", Generation: genPtr(-1), ProtocolVersion: protocol.MinVersion},
-			`{"type":"task_rejected","task_id":"task-1","reason":"busy","protocol_version":1}`},
-		{protocol.TaskProgress{Type: protocol.FrameTaskProgress, TaskID: "task-1", ProtocolVersion: protocol.MinVersion},
-			`{"type":"task_progress","task_id":"task-1","protocol_version":1}`},
-		{protocol.Ping{Type: protocol.FramePing, ProtocolVersion: protocol.MinVersion}, `{"type":"ping","protocol_version":1}`},
+			`{"type":"task_failed","task_id":"task-1","reason":"boom","generation":2,"output":{"x":1},"protocol_version":2}`},
+		{protocol.TaskAccepted{Type: protocol.FrameTaskAccepted, TaskID: "task-1", ProtocolVersion: clientVersion},
+			`{"type":"task_accepted","task_id":"task-1","protocol_version":2}`},
+		{protocol.TaskRejected{Type: protocol.FrameTaskRejected, TaskID: "task-1", Reason: "busy", Generation: genPtr(3), ProtocolVersion: clientVersion},
+			`{"type":"task_rejected","task_id":"task-1","reason":"busy","generation":3,"protocol_version":2}`},
+		{protocol.TaskRejected{Type: protocol.FrameTaskRejected, TaskID: "task-1", Reason: "busy", Generation: genPtr(-1), ProtocolVersion: clientVersion},
+			`{"type":"task_rejected","task_id":"task-1","reason":"busy","protocol_version":2}`},
+		{protocol.TaskProgress{Type: protocol.FrameTaskProgress, TaskID: "task-1", ProtocolVersion: clientVersion},
+			`{"type":"task_progress","task_id":"task-1","protocol_version":2}`},
+		{protocol.Ping{Type: protocol.FramePing, ProtocolVersion: clientVersion}, `{"type":"ping","protocol_version":2}`},
 	} {
 		data, err := json.Marshal(tc.f)
 		if err != nil {
@@ -101,8 +101,8 @@ func TestSentFramesKeepTheirBytes(t *testing.T) {
 		}
 	}
 	// The answer to a hub ping is typed pong, which no hub reads.
-	data, _ := json.Marshal(protocol.Ping{Type: protocol.OutPong, Timestamp: int64(5), ProtocolVersion: protocol.MinVersion})
-	if string(data) != `{"type":"pong","timestamp":5,"protocol_version":1}` {
+	data, _ := json.Marshal(protocol.Ping{Type: protocol.OutPong, Timestamp: int64(5), ProtocolVersion: clientVersion})
+	if string(data) != `{"type":"pong","timestamp":5,"protocol_version":2}` {
 		t.Errorf("pong: %s", data)
 	}
 }

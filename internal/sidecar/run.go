@@ -306,7 +306,7 @@ func (s *Sidecar) streamOutput(now time.Time, force bool) {
 	if text == "" {
 		return
 	}
-	if !s.sess.send(protocol.TaskProgress{Type: protocol.FrameTaskProgress, TaskID: t.TaskID, Output: text, ProtocolVersion: protocol.MinVersion}) {
+	if !s.sess.send(protocol.TaskProgress{Type: protocol.FrameTaskProgress, TaskID: t.TaskID, Output: text, ProtocolVersion: clientVersion}) {
 		return
 	}
 	run.pending = append(run.pending[:0], run.pending[len(chunk):]...)

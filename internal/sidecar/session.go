@@ -130,7 +130,7 @@ func (s *session) reader(deliver func(*session, []byte) bool) {
 		case protocol.FramePing:
 			// The original sidecar answers a ping with the ping frame's
 			// shape, typed pong.
-			s.send(protocol.Ping{Type: protocol.OutPong, Timestamp: time.Now().UnixMilli(), ProtocolVersion: protocol.MinVersion})
+			s.send(protocol.Ping{Type: protocol.OutPong, Timestamp: time.Now().UnixMilli(), ProtocolVersion: clientVersion})
 			continue
 		}
 		if !deliver(s, data) {
@@ -188,7 +188,7 @@ func (s *session) heartbeat(interval, pongTimeout time.Duration) {
 				continue // the previous ping is still waiting for its pong
 			}
 			sent, pending = time.Now(), true
-			if !s.send(protocol.Ping{Type: protocol.FramePing, ProtocolVersion: protocol.MinVersion}) {
+			if !s.send(protocol.Ping{Type: protocol.FramePing, ProtocolVersion: clientVersion}) {
 				return
 			}
 			wait.Reset(pongTimeout)

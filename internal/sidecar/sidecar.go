@@ -410,7 +410,7 @@ func (s *Sidecar) handle(ev event) {
 		s.sess, s.identified, s.inflight = ev.sess, false, nil
 		ev.sess.send(protocol.Identify{
 			Type: protocol.FrameIdentify, AgentID: s.cfg.AgentID, Token: s.cfg.Token, Name: s.cfg.AgentID,
-			Status: "idle", Capabilities: s.cfg.Capabilities, ClientType: "sidecar", ProtocolVersion: protocol.MinVersion,
+			Status: "idle", Capabilities: s.cfg.Capabilities, ClientType: "sidecar", ProtocolVersion: clientVersion,
 		})
 		s.log.Debug("identify sent", "event", "identify_sent")
 	case evDisconnect:
@@ -510,6 +510,8 @@ func (s *Sidecar) onHubError(f inFrame) {
 		// not ours): resending can never succeed.
 		s.dropReport(typ, id)
 		s.log.Error("hub refused the task report; dropped", "event", "report_rejected", "task_id", id, "error", code)
+	case code == protocol.CodeVersionUnsupported:
+		s.log.Info("the hub speaks an older protocol version; continuing in it", "event", "protocol_version_downgraded")
 	default:
 		s.log.Warn("hub error", "event", "hub_error", "error", code)
 	}
@@ -528,7 +530,7 @@ func (s *Sidecar) onAssign(f inFrame) {
 				t.Generation = f.Generation
 			}
 			s.save()
-			s.sess.send(protocol.TaskAccepted{Type: protocol.FrameTaskAccepted, TaskID: t.TaskID, ProtocolVersion: protocol.MinVersion})
+			s.sess.send(protocol.TaskAccepted{Type: protocol.FrameTaskAccepted, TaskID: t.TaskID, ProtocolVersion: clientVersion})
 			s.run.sess = s.sess
 			s.log.Info("task delivered again; still working on it", "event", "task_redelivered", "task_id", t.TaskID, "generation", t.Generation)
 			if s.recoverPending == t.TaskID {
@@ -537,7 +539,7 @@ func (s *Sidecar) onAssign(f inFrame) {
 			}
 			return
 		}
-		s.sess.send(protocol.TaskRejected{Type: protocol.FrameTaskRejected, TaskID: f.TaskID, Reason: "busy", Generation: genPtr(f.Generation), ProtocolVersion: protocol.MinVersion})
+		s.sess.send(protocol.TaskRejected{Type: protocol.FrameTaskRejected, TaskID: f.TaskID, Reason: "busy", Generation: genPtr(f.Generation), ProtocolVersion: clientVersion})
 		s.log.Info("busy: task rejected", "event", "task_rejected", "task_id", f.TaskID, "active_task_id", t.TaskID)
 		return
 	}
@@ -558,10 +560,10 @@ func (s *Sidecar) onAssign(f inFrame) {
 		s.st.Active = nil
 		s.log.Error("cannot save the task; rejecting it", "event", "state_write_error", "task_id", f.TaskID, "error", err)
 		s.sess.send(protocol.TaskRejected{Type: protocol.FrameTaskRejected, TaskID: f.TaskID, Reason: "state_write_failed", Generation: genPtr(f.Generation),
-			ProtocolVersion: protocol.MinVersion})
+			ProtocolVersion: clientVersion})
 		return
 	}
-	s.sess.send(protocol.TaskAccepted{Type: protocol.FrameTaskAccepted, TaskID: t.TaskID, ProtocolVersion: protocol.MinVersion})
+	s.sess.send(protocol.TaskAccepted{Type: protocol.FrameTaskAccepted, TaskID: t.TaskID, ProtocolVersion: clientVersion})
 	s.log.Info("task accepted", "event", "task_received", "task_id", t.TaskID, "generation", gen)
 	s.run = s.newRun(t.TaskID)
 	s.run.sess = s.sess
@@ -833,7 +835,7 @@ func (s *Sidecar) tick(now time.Time) {
 	}
 	if s.identified && s.recoverPending != t.TaskID && now.Sub(run.lastProgress) >= s.cfg.ProgressInterval {
 		run.lastProgress = now
-		s.sess.send(protocol.TaskProgress{Type: protocol.FrameTaskProgress, TaskID: t.TaskID, ProtocolVersion: protocol.MinVersion})
+		s.sess.send(protocol.TaskProgress{Type: protocol.FrameTaskProgress, TaskID: t.TaskID, ProtocolVersion: clientVersion})
 		s.log.Debug("progress sent", "event", "task_progress", "task_id", t.TaskID)
 	}
 }

@@ -134,7 +134,7 @@ func (s *Sidecar) onVerified(ev evVerified) {
 	}
 	for i := range ev.checks {
 		if s.identified && s.sess != nil && s.recoverPending != t.TaskID {
-			s.sess.send(protocol.TaskProgress{Type: protocol.FrameTaskProgress, TaskID: t.TaskID, Check: &ev.checks[i], ProtocolVersion: protocol.MinVersion})
+			s.sess.send(protocol.TaskProgress{Type: protocol.FrameTaskProgress, TaskID: t.TaskID, Check: &ev.checks[i], ProtocolVersion: clientVersion})
 		}
 	}
 	if ev.passed {
