@@ -430,6 +430,19 @@ func (s taskStore) Archive(ctx context.Context, b storage.ArchiveBatch) ([]stora
 	}
 	s.d.taskMoves.Lock()
 	defer s.d.taskMoves.Unlock()
+	ws, moved, err := s.archiveWrites(b, marks)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.d.commitAcross(ctx, ws); err != nil {
+		return nil, fmt.Errorf("archive tasks: %w", err)
+	}
+	return moved, nil
+}
+
+// archiveWrites finds Archive's batch and returns the journaled writes
+// that move it, and the moved rows. marks are the statuses' JSON fields.
+func (s taskStore) archiveWrites(b storage.ArchiveBatch, marks [][]byte) ([]write, []storage.TaskRow, error) {
 	var moved []storage.TaskRow
 	ws := make([]write, 0, 2*b.Limit)
 	errFull := errors.New("batch full")
@@ -462,13 +475,10 @@ func (s taskStore) Archive(ctx context.Context, b storage.ArchiveBatch) ([]stora
 		})
 	})
 	if err != nil && !errors.Is(err, errFull) {
-		return nil, fmt.Errorf("archive tasks: scan: %w", err)
+		return nil, nil, fmt.Errorf("archive tasks: scan: %w", err)
 	}
 	for i := range moved {
 		ws = append(ws, write{table: store.TaskQueue, key: ws[i].key, value: ws[i].value[:8], del: true, versioned: true})
 	}
-	if err := s.d.commitAcross(ctx, ws); err != nil {
-		return nil, fmt.Errorf("archive tasks: %w", err)
-	}
-	return moved, nil
+	return ws, moved, nil
 }
