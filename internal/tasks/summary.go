@@ -64,7 +64,7 @@ func summarize(body []byte) (s summary, ok bool) {
 		case bytes.Equal(k, []byte("unique_until")):
 			s.UniqueUntil, ok = p.intValue()
 		case bytes.Equal(k, []byte("depends_on")):
-			s.DependsOn, ok = p.stringsValue()
+			s.DependsOn, ok = p.strictStrings()
 		case bytes.Equal(k, []byte("usage")):
 			s.HasUsage = !p.literal("null")
 			if s.HasUsage {
@@ -212,35 +212,6 @@ func (p *scanner) stringValue() (string, bool) {
 		return "", false
 	}
 	return out, true
-}
-
-// stringsValue reads an array of strings or null.
-func (p *scanner) stringsValue() ([]string, bool) {
-	if p.literal("null") {
-		return nil, true
-	}
-	if !p.byte('[') {
-		return nil, false
-	}
-	var out []string
-	if p.peek() == ']' {
-		p.i++
-		return out, true
-	}
-	for {
-		s, ok := p.stringValue()
-		if !ok {
-			return nil, false
-		}
-		out = append(out, s)
-		switch p.next() {
-		case ',':
-		case ']':
-			return out, true
-		default:
-			return nil, false
-		}
-	}
 }
 
 // intValue reads an integer or null (0).
