@@ -27,6 +27,7 @@ func runBench(in *inv) runFunc {
 	fs.IntVar(&o.Broadcasts, "broadcasts", o.Broadcasts, "broadcast: broadcasts to send, one after the other")
 	fs.IntVar(&o.Window, "window", o.Window, "messages: unacknowledged messages per sender")
 	fs.IntVar(&o.Submitters, "submitters", o.Submitters, "tasks: concurrent HTTP clients submitting")
+	fs.IntVar(&o.Batch, "batch", 1, "tasks: tasks per submit request in the flood; above 1 they go through POST /api/tasks/batch (at most 100)")
 	fs.IntVar(&o.ConnectWorkers, "connect-workers", o.ConnectWorkers, "agents connecting at the same time")
 	fs.DurationVar(&o.Duration, "duration", o.Duration, "idle: how long to hold the connections")
 	fs.DurationVar(&o.PingInterval, "ping-interval", o.PingInterval, "idle: how often each agent pings")
@@ -48,6 +49,9 @@ func runBench(in *inv) runFunc {
 	fs.StringVar(&o.HeapProfile, "memprofile", "", "idle: write a heap profile of this process at the end of the hold (use --hub-process in to see the hub's connections)")
 	quiet := fs.Bool("quiet", false, "no progress line")
 	return func(ctx context.Context, _ []string) error {
+		if o.Batch < 1 || o.Batch > bench.MaxBatch {
+			return in.usagef("--batch must be 1 to %d", bench.MaxBatch)
+		}
 		o.Token, o.HubURLs = token(), hubs
 		return benchRun(ctx, in, o, *hubProc, prof, *quiet)
 	}

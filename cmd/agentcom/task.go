@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -56,8 +57,8 @@ func taskCommand() *command {
 		about: "Every task command takes --hub (env AGENTCOM_HUB, default http://localhost:4000),\n" +
 			"--token (env AGENTCOM_TOKEN) and --json.",
 		subs: append([]*command{
-			{name: "submit", summary: "submit a task; --wait follows it to its end", synopsis: `"description"`,
-				args: [2]int{1, 1}, setup: taskSubmit},
+			{name: "submit", summary: "submit a task; --wait follows it to its end; --file submits one task per line of a JSONL file", synopsis: `"description" | --file FILE`,
+				args: [2]int{0, 1}, setup: taskSubmit},
 			{name: "list", summary: "list tasks in scheduling order, dead-lettered ones last; filters and paging", setup: taskList},
 			{name: "show", summary: "a task in full: attempts, errors, result, history", synopsis: "TASK_ID",
 				args: [2]int{1, 1}, setup: taskShow},
@@ -88,7 +89,28 @@ func taskSubmit(in *inv) runFunc {
 	verifyAttempts := in.fs.String("max-verify-attempts", "", "agent runs allowed for a verified task, `N` from 1 to 10 (default: the sidecar's, 3)")
 	wf := addTaskWorkflowFlags(in.fs)
 	quiet := in.fs.Bool("quiet", false, "print only the task id (for scripts: id=$(agentcom task submit ... --quiet))")
+	file := in.fs.String("file", "", "submit one task per line of this JSONL `FILE` (\"-\": stdin), each a JSON object with the fields of POST /api/tasks; sent 100 at a time through the batch route; prints the ids")
 	return func(ctx context.Context, pos []string) error {
+		if *file != "" {
+			var others []string
+			in.fs.Visit(func(f *flag.Flag) {
+				switch f.Name {
+				case "file", "hub", "token", "json", "quiet":
+				default:
+					others = append(others, "--"+f.Name)
+				}
+			})
+			switch {
+			case len(pos) > 0:
+				return in.usagef("--file goes without a description (each line has its own)")
+			case len(others) > 0:
+				return in.usagef("--file goes without %s: give the fields on each line", strings.Join(others, ", "))
+			}
+			return taskSubmitFile(ctx, in, api, *file)
+		}
+		if len(pos) == 0 {
+			return in.usagef("missing argument: a description, or --file FILE")
+		}
 		if *quiet && (*wait || in.asJSON) {
 			return in.usagef("--quiet goes without --wait and --json")
 		}

@@ -100,12 +100,14 @@ type Registry struct {
 
 	mu     sync.Mutex
 	agents map[string]*agent
+	idle   idleSet // the agents whose state is Idle, in order
 }
 
 type agent struct {
 	Agent
 	conn  uint64 // connection that owns this agent
 	timer *time.Timer
+	idle  *idleRef // its place in the idle set while idle
 }
 
 // New returns an empty registry.
@@ -114,7 +116,7 @@ func New(b *bus.Bus, cfg Config) *Registry {
 	if now == nil {
 		now = time.Now
 	}
-	return &Registry{cfg: cfg, bus: b, now: now, agents: make(map[string]*agent)}
+	return &Registry{cfg: cfg, bus: b, now: now, agents: make(map[string]*agent), idle: newIdleSet()}
 }
 
 // Connect creates the agent for a new connection, replacing any earlier
@@ -128,16 +130,23 @@ func (r *Registry) Connect(id, name string, caps []string, conn uint64, task str
 	r.mu.Lock()
 	if old, ok := r.agents[id]; ok && old.conn == conn {
 		old.Name, old.Capabilities, old.LastHeard = name, slices.Clone(caps), now
+		if old.idle != nil {
+			r.idle.add(old) // file it under its new capabilities
+		}
 		snap := old.snapshot()
 		r.mu.Unlock()
 		return snap
 	}
-	if old, ok := r.agents[id]; ok && old.timer != nil {
-		old.timer.Stop()
+	if old, ok := r.agents[id]; ok {
+		if old.timer != nil {
+			old.timer.Stop()
+		}
+		r.idle.remove(old)
 	}
 	a := &agent{conn: conn, Agent: Agent{ID: id, Name: name, State: Idle, Capabilities: slices.Clone(caps),
 		Flags: []string{}, ConnectedAt: now, LastStateChange: now, LastHeard: now}}
 	r.agents[id] = a
+	r.idle.add(a)
 	var ch *StateChange
 	if task != "" {
 		ch = r.moveLocked(a, Assigned, task)
@@ -295,22 +304,15 @@ func (r *Registry) List() []Agent {
 	return out
 }
 
-// Idle returns the idle agents, longest idle first, so work spreads evenly.
+// Idle returns the idle agents, longest idle first (in the order they
+// became idle), so work spreads evenly.
 func (r *Registry) Idle() []Agent {
 	r.mu.Lock()
-	var out []Agent
-	for _, a := range r.agents {
-		if a.State == Idle {
-			out = append(out, a.snapshot())
-		}
+	defer r.mu.Unlock()
+	out := make([]Agent, 0, r.idle.all.Len())
+	for e := r.idle.all.Front(); e != nil; e = e.Next() {
+		out = append(out, e.Value.(*agent).snapshot())
 	}
-	r.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].LastStateChange != out[j].LastStateChange {
-			return out[i].LastStateChange < out[j].LastStateChange
-		}
-		return out[i].ID < out[j].ID
-	})
 	return out
 }
 
@@ -366,6 +368,11 @@ func (r *Registry) moveLocked(a *agent, to State, task string) *StateChange {
 	from := a.State
 	a.State, a.CurrentTask = to, task
 	a.LastStateChange = r.now().UnixMilli()
+	if to == Idle {
+		r.idle.add(a) // at the back, also when it was idle already
+	} else if from == Idle {
+		r.idle.remove(a)
+	}
 	return &StateChange{AgentID: a.ID, From: from, To: to, TaskID: task, Flags: slices.Clone(a.Flags)}
 }
 

@@ -70,6 +70,10 @@ type Options struct {
 	Window int
 	// Submitters is how many HTTP clients submit tasks concurrently.
 	Submitters int
+	// Batch is how many tasks each request of the tasks scenario's flood
+	// submits: 1 (or 0) posts them one by one to /api/tasks, more posts
+	// them through /api/tasks/batch (at most MaxBatch).
+	Batch int
 	// ConnectWorkers is how many agents connect at the same time.
 	ConnectWorkers int
 	// Duration is how long the idle scenario holds its connections.

@@ -170,73 +170,27 @@ func (s *Scheduler) armBackoff(t *time.Timer) {
 func (s *Scheduler) Pass() int {
 	s.passMu.Lock()
 	defer s.passMu.Unlock()
-	idle := s.agents.Idle()
-	if len(idle) == 0 {
+	free := s.agents.IdleCount()
+	if free == 0 {
 		return 0
 	}
-	taken := make([]bool, len(idle))
-	free := len(idle)
-	conns := make(map[string]uint64)
-	reserve := func(i int, taskID string) bool {
-		taken[i] = true // whether or not the reserve works, it is not idle now
-		free--
-		if s.agents.Reserve(idle[i].ID, taskID) {
-			conns[idle[i].ID] = idle[i].Conn
-			return true
-		}
-		return false
-	}
+	var res reservations
 	heldBack := false
-	pick := func(decliners bool) tasks.Pick {
-		return func(t *tasks.Task) (string, bool) {
-			fits, decliner := false, -1
-			for i, a := range idle {
-				if taken[i] {
-					continue
-				}
-				if tg := t.Target(); tg != "" && a.ID != tg {
-					continue
-				}
-				if !tasks.MatchesCapabilities(t.NeededCapabilities, a.Capabilities) {
-					continue
-				}
-				fits = true
-				if slices.Contains(t.RejectedBy, a.ID) {
-					if decliner < 0 {
-						decliner = i
-					}
-					continue
-				}
-				if reserve(i, t.ID) {
-					return a.ID, false
-				}
-			}
-			if decliner >= 0 {
-				if !decliners {
-					heldBack = true
-					return "", false // skip this task only
-				}
-				if reserve(decliner, t.ID) {
-					return idle[decliner].ID, false
-				}
-			}
-			return "", !fits
-		}
-	}
+	pick := func(decliners bool) tasks.Pick { return s.picker(&res, decliners, &heldBack) }
 	assigned, err := s.q.AssignBatch(pick(false), free)
 	if err != nil {
 		s.log.Error("assignment not persisted", "event", "assign_failed", "err", err)
 	}
-	if heldBack && free > 0 {
-		more, err := s.q.AssignBatch(pick(true), free)
-		if err != nil {
-			s.log.Error("assignment not persisted", "event", "assign_failed", "err", err)
+	if heldBack {
+		if free := s.agents.IdleCount(); free > 0 {
+			more, err := s.q.AssignBatch(pick(true), free)
+			if err != nil {
+				s.log.Error("assignment not persisted", "event", "assign_failed", "err", err)
+			}
+			assigned = append(assigned, more...)
 		}
-		assigned = append(assigned, more...)
 	}
-	for _, t := range assigned {
-		s.deliver(t, conns[t.Holder()])
-	}
+	s.settle(&res, assigned)
 	return len(assigned)
 }
 
@@ -389,11 +343,17 @@ func (s *Scheduler) RecordCheck(agentID, taskID string, c protocol.VerifyCheck) 
 // already applied.
 func (s *Scheduler) Complete(agentID, taskID string, gen int64, result any, tokens *int64, usage *protocol.Usage) (dup bool, err error) {
 	s.agents.Heard(agentID)
-	_, dup, err = s.q.CompleteWithUsage(taskID, agentID, gen, result, tokens, usage)
+	var res reservations
+	_, next, dup, err := s.q.CompleteAssign(taskID, agentID, gen, result, tokens, usage, s.handover(&res, agentID, taskID))
 	if err != nil {
+		s.handback(&res, agentID, taskID)
 		return false, err
 	}
-	if !dup {
+	switch {
+	case dup:
+	case next != nil:
+		s.deliver(next, res.byTask[next.ID].conn)
+	default:
 		s.agents.Release(agentID, taskID, "")
 		s.Kick()
 	}
@@ -494,26 +454,40 @@ func (s *Scheduler) Submit(p tasks.SubmitParams) (*tasks.Task, error) {
 	return t, err
 }
 
-// SubmitTask queues a task and kicks a pass; dup reports that a task
-// holding the same unique key was returned instead.
+// SubmitTask queues a task; dup reports that a task holding the same
+// unique key was returned instead. When an idle agent fits the task and
+// nothing is ahead of it, it is assigned in the submission's own write
+// and pushed at once; otherwise a pass is kicked. The task is returned as
+// submitted.
 func (s *Scheduler) SubmitTask(p tasks.SubmitParams) (*tasks.Task, bool, error) {
-	t, dup, err := s.q.SubmitTask(p)
+	var res reservations
+	t, as, dup, err := s.q.SubmitAssign(p, s.picker(&res, false, nil))
+	var assigned []*tasks.Task
+	if as != nil {
+		assigned = []*tasks.Task{as}
+	}
+	s.settle(&res, assigned)
 	if err != nil {
 		return nil, false, err
 	}
-	if !dup {
+	if !dup && as == nil {
 		s.Kick()
 	}
 	return t, dup, nil
 }
 
-// SubmitBatch queues a batch of tasks and kicks a pass.
+// SubmitBatch queues a batch of tasks, assigning in the batch's write
+// what SubmitTask would, and kicks a pass for the rest.
 func (s *Scheduler) SubmitBatch(items []tasks.BatchItem) ([]*tasks.Task, error) {
-	ts, err := s.q.SubmitBatch(items)
+	var res reservations
+	ts, assigned, err := s.q.SubmitBatchAssign(items, s.picker(&res, false, nil))
+	s.settle(&res, assigned)
 	if err != nil {
 		return nil, err
 	}
-	s.Kick()
+	if len(assigned) < len(ts) {
+		s.Kick()
+	}
 	return ts, nil
 }
 

@@ -9,6 +9,33 @@ import (
 	"github.com/agentcom/agentcom/internal/tasks"
 )
 
+// restarter returns a function that opens a queue on drv's storage,
+// closing the one opened before (a restart over the same data).
+func restarter(t *testing.T, drv storagetest.DriverKind) func() *tasks.Queue {
+	open := drv.Open(t)
+	var d storage.Driver
+	t.Cleanup(func() {
+		if d != nil {
+			d.Close()
+		}
+	})
+	return func() *tasks.Queue {
+		t.Helper()
+		if d != nil {
+			if err := d.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d = nil
+		d = open()
+		q, err := tasks.New(d.Tasks(), bus.New(), noBackoff())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+}
+
 // TestQueueOnEveryDriver runs a task's life (dependencies, completion,
 // failure into the dead letter, retry, deadline expiry, pauses,
 // schedules) on each storage driver, restarting in between, and checks
@@ -16,28 +43,7 @@ import (
 func TestQueueOnEveryDriver(t *testing.T) {
 	for _, drv := range storagetest.Drivers() {
 		t.Run(drv.Name, func(t *testing.T) {
-			open := drv.Open(t)
-			var d storage.Driver
-			restart := func() *tasks.Queue {
-				t.Helper()
-				if d != nil {
-					if err := d.Close(); err != nil {
-						t.Fatal(err)
-					}
-				}
-				d = nil
-				d = open()
-				q, err := tasks.New(d.Tasks(), bus.New(), noBackoff())
-				if err != nil {
-					t.Fatal(err)
-				}
-				return q
-			}
-			t.Cleanup(func() {
-				if d != nil {
-					d.Close()
-				}
-			})
+			restart := restarter(t, drv)
 			q := restart()
 			assign := func(id, agent string) *tasks.Task {
 				t.Helper()

@@ -422,34 +422,47 @@ func (q *Queue) Submit(p SubmitParams) (*Task, error) {
 // is returned with dup set. A dependency list naming unknown tasks is
 // refused with an InputError.
 func (q *Queue) SubmitTask(p SubmitParams) (t *Task, dup bool, err error) {
+	t, _, dup, err = q.SubmitAssign(p, nil)
+	return t, dup, err
+}
+
+// SubmitAssign is SubmitTask that may also assign the new task in the
+// same store write (see assignNewLocked): t is the task as submitted
+// (queued), assigned its snapshot as assigned, or nil. pick (nil: never
+// assign) is asked as AssignBatch asks it; on an error the agent it
+// reserved was not given the task.
+func (q *Queue) SubmitAssign(p SubmitParams, pick Pick) (t, assigned *Task, dup bool, err error) {
 	if p.UniqueKey != "" {
 		q.uniqMu.Lock()
 		defer q.uniqMu.Unlock()
 		held, err := q.uniqueHolder(p.UniqueKey, q.now().UnixMilli())
 		if err != nil {
-			return nil, false, fmt.Errorf("submit: %w", err)
+			return nil, nil, false, fmt.Errorf("submit: %w", err)
 		}
 		if held != nil {
-			return held, true, nil
+			return held, nil, true, nil
 		}
 	}
 	p.DependsOn = dedupe(p.DependsOn)
 	statuses, err := q.checkDependencies("depends_on", p.DependsOn, nil)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	now := q.now().UnixMilli()
 	t = q.newTask(p, now)
 	st, reason := initialStatus(t, func(d string) Status { return statuses[d] }, now)
 	if st == StatusCancelled {
-		return nil, false, inputErr("depends_on", "%s: nothing would run (set on_dependency_failure to \"run\" to run anyway)", reason)
+		return nil, nil, false, inputErr("depends_on", "%s: nothing would run (set on_dependency_failure to \"run\" to run anyway)", reason)
 	}
 	t.Status = st
-	snaps, err := q.store(now, t)
+	snaps, as, err := q.store(now, pick, t)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
-	return snaps[0], false, nil
+	if len(as) > 0 {
+		assigned = as[0]
+	}
+	return snaps[0], assigned, false, nil
 }
 
 // dedupe drops repeated ids, keeping the first of each.
@@ -464,12 +477,14 @@ func dedupe(ids []string) []string {
 }
 
 // store writes new tasks in one store operation, then puts them in memory,
-// announces them and resolves those that wait on dependencies.
-func (q *Queue) store(now int64, ts ...*Task) ([]*Task, error) {
-	snaps := make([]*Task, len(ts))
+// announces them and resolves those that wait on dependencies. With pick,
+// queued tasks may be assigned in the same write (assignNew); it returns
+// the tasks as submitted and the snapshots of those it assigned.
+func (q *Queue) store(now int64, pick Pick, ts ...*Task) (snaps, assigned []*Task, err error) {
+	snaps = make([]*Task, len(ts))
 	for i, t := range ts {
 		if err := q.checkSize(t); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		t.History = []Event{{Event: string(t.Status), Timestamp: now, Details: "submitted"}}
 		t.Version = 1
@@ -478,15 +493,19 @@ func (q *Queue) store(now int64, ts ...*Task) ([]*Task, error) {
 	// The submitters' slots are taken before the write, so concurrent
 	// submissions cannot overrun the quota, and given back if it fails.
 	if err := q.reserveSubmitters(ts); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := q.persist(context.Background(), snaps...); err != nil {
+	writes := snaps
+	if pick != nil {
+		writes, assigned = q.assignNew(pick, ts, snaps, now)
+	}
+	if err := q.persist(context.Background(), writes...); err != nil {
 		q.mu.Lock()
 		for _, t := range ts {
 			q.dropSubmitter(t)
 		}
 		q.mu.Unlock()
-		return nil, fmt.Errorf("submit: %w", err)
+		return nil, nil, fmt.Errorf("submit: %w", err)
 	}
 	var waiting []string
 	q.mu.Lock()
@@ -500,10 +519,13 @@ func (q *Queue) store(now int64, ts ...*Task) ([]*Task, error) {
 	for _, t := range snaps {
 		q.emit(EventSubmitted, t, "", 0, 0)
 	}
+	for _, t := range assigned {
+		q.emit(EventAssigned, t, t.Holder(), 0, 0)
+	}
 	// A dependency that ended between the check and the insert did not
 	// see this task's edge: look again.
 	_ = q.resolve(waiting...)
-	return snaps, nil
+	return snaps, assigned, nil
 }
 
 // reserveSubmitters takes one quota slot per task for its submitter, all
@@ -855,6 +877,25 @@ type Pick func(t *Task) (agent string, groupBlocked bool)
 func (q *Queue) AssignBatch(pick Pick, max int) ([]*Task, error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
+	assigned, prevHist := q.assignReadyLocked(pick, max, now)
+	q.mu.Unlock()
+	if len(assigned) == 0 {
+		return nil, nil
+	}
+	if err := q.persist(context.Background(), assigned...); err != nil {
+		q.undoAssign(assigned, prevHist, now)
+		return nil, fmt.Errorf("assign: %w", err)
+	}
+	for _, t := range assigned {
+		q.emit(EventAssigned, t, t.Holder(), now-t.CreatedAt, 0)
+	}
+	return assigned, nil
+}
+
+// assignReadyLocked is AssignBatch's walk in memory: it assigns up to max
+// ready tasks as pick says and returns their snapshots and each one's
+// history before (for undoAssign). Caller holds q.mu and writes them.
+func (q *Queue) assignReadyLocked(pick Pick, max int, now int64) (assigned []*Task, prevHist [][]Event) {
 	var gh groupHeap
 	for sig, g := range q.idx.groups {
 		if q.idx.head(g) {
@@ -866,7 +907,6 @@ func (q *Queue) AssignBatch(pick Pick, max int) ([]*Task, error) {
 		}
 	}
 	heap.Init(&gh)
-	var assigned []*Task
 	var skipped []entry
 	for gh.Len() > 0 && len(assigned) < max {
 		g := gh[0]
@@ -886,6 +926,7 @@ func (q *Queue) AssignBatch(pick Pick, max int) ([]*Task, error) {
 		}
 		if agent != "" {
 			q.idx.remove(t.ID)
+			prevHist = append(prevHist, t.History)
 			q.assignLocked(t, agent, now)
 			assigned = append(assigned, t.Clone())
 		}
@@ -900,33 +941,14 @@ func (q *Queue) AssignBatch(pick Pick, max int) ([]*Task, error) {
 			heap.Push(&g.items, e)
 		}
 	}
-	q.mu.Unlock()
-	if len(assigned) == 0 {
-		return nil, nil
-	}
-	if err := q.persist(context.Background(), assigned...); err != nil {
-		return assigned, fmt.Errorf("assign: %w", err)
-	}
-	for _, t := range assigned {
-		q.emit(EventAssigned, t, t.Holder(), now-t.CreatedAt, 0)
-	}
-	return assigned, nil
+	return assigned, prevHist
 }
 
 func (q *Queue) assignLocked(t *Task, agent string, now int64) {
 	q.count(StatusQueued, t.Priority, -1)
 	q.count(StatusAssigned, t.Priority, +1)
-	t.Status = StatusAssigned
-	t.AssignedTo, t.AssignedAt = &agent, &now
+	t.assignTo(agent, now)
 	addHeld(q.held, t)
-	t.Generation++
-	t.UpdatedAt = now
-	t.NotBefore = 0
-	t.addHistory("assigned", now, map[string]any{"agent_id": agent, "generation": t.Generation})
-	t.Attempts = append(t.Attempts, Attempt{Generation: t.Generation, AgentID: agent, AssignedAt: now})
-	if n := len(t.Attempts) - AttemptsCap; n > 0 {
-		t.Attempts = slices.Delete(t.Attempts, 0, n)
-	}
 	t.Version++
 }
 
@@ -949,15 +971,21 @@ func (q *Queue) heldLocked(id, agent string, gen int64) (*Task, error) {
 	return t, nil
 }
 
-// Accept records that agent started the task it holds.
+// Accept records that agent started the task it holds. It is not
+// written to the store on its own (see acceptLocked).
 func (q *Queue) Accept(id, agent string) (*Task, error) {
-	return q.touch(id, agent, "accept", EventAccepted, func(t *Task, now int64) {
-		for i := range t.Attempts {
-			if a := &t.Attempts[i]; a.Generation == t.Generation && a.AcceptedAt == 0 {
-				a.AcceptedAt = now
-			}
-		}
-	})
+	now := q.now().UnixMilli()
+	q.mu.Lock()
+	t, err := q.heldLocked(id, agent, -1)
+	if err != nil {
+		q.mu.Unlock()
+		return nil, err
+	}
+	acceptLocked(t, now)
+	snap := t.Clone()
+	q.mu.Unlock()
+	q.emit(EventAccepted, snap, agent, 0, 0)
+	return snap, nil
 }
 
 // Progress refreshes a held task's updated_at (its lease on disk).
@@ -999,38 +1027,57 @@ func (q *Queue) Complete(id, agent string, gen int64, result any, tokens *int64)
 // CompleteWithUsage is Complete with what the agent reported it spent,
 // added to the task's usage.
 func (q *Queue) CompleteWithUsage(id, agent string, gen int64, result any, tokens *int64, usage *protocol.Usage) (t *Task, dup bool, err error) {
+	t, _, dup, err = q.CompleteAssign(id, agent, gen, result, tokens, usage, nil)
+	return t, dup, err
+}
+
+// CompleteAssign is CompleteWithUsage that may also hand the agent its
+// next task in the completion's write: next (nil: never) is asked as
+// AssignBatch asks a pick, for at most one ready task. assigned is that
+// task's snapshot, or nil.
+func (q *Queue) CompleteAssign(id, agent string, gen int64, result any, tokens *int64, usage *protocol.Usage, next Pick) (t, assigned *Task, dup bool, err error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
 	lt, err := q.heldLocked(id, agent, gen)
 	if err != nil {
 		q.mu.Unlock()
 		if d, ok := q.duplicate(id, agent, gen, "completed"); ok {
-			return d, true, nil
+			return d, nil, true, nil
 		}
-		return nil, false, q.refineNotFound(id, err)
+		return nil, nil, false, q.refineNotFound(id, err)
 	}
-	delete(q.live, id)
-	q.dropSubmitter(lt)
-	q.dropHeld(lt)
-	q.count(StatusAssigned, lt.Priority, -1)
-	q.count(StatusCompleted, lt.Priority, +1)
-	lt.Status = StatusCompleted
+	// The completed task is built on a copy: the live task stays as it
+	// was, out of the live set while the write runs, and comes back if
+	// the write fails (undoEnd).
+	q.endLocked(lt, StatusCompleted)
+	snap := lt.Clone()
 	if result == nil {
 		result = map[string]any{}
 	}
-	lt.Result, lt.TokensUsed, lt.UpdatedAt = result, tokens, now
-	lt.addUsage(usage)
-	lt.addHistory("completed", now, map[string]any{"tokens_used": tokens})
-	lt.endAttempt(gen, now, "completed", "")
-	lt.Version++
-	snap := lt.Clone()
+	snap.Status = StatusCompleted
+	snap.Result, snap.TokensUsed, snap.UpdatedAt = result, tokens, now
+	snap.addUsage(usage)
+	snap.addHistory("completed", now, map[string]any{"tokens_used": tokens})
+	snap.endAttempt(gen, now, "completed", "")
+	snap.Version++
+	var nexts []*Task
+	var prevHist [][]Event
+	if next != nil {
+		nexts, prevHist = q.assignReadyLocked(next, 1, now)
+	}
 	q.mu.Unlock()
-	if err := q.persist(context.Background(), snap); err != nil {
-		return nil, false, fmt.Errorf("complete %s: %w", id, err)
+	if err := q.persist(context.Background(), append([]*Task{snap}, nexts...)...); err != nil {
+		q.undoEnd(lt, StatusCompleted, snap.Version)
+		q.undoAssign(nexts, prevHist, now)
+		return nil, nil, false, fmt.Errorf("complete %s: %w", id, err)
 	}
 	q.emitUsage(EventCompleted, snap, agent, runMs(snap, now), usage)
+	for _, n := range nexts {
+		assigned = n
+		q.emit(EventAssigned, n, n.Holder(), now-n.CreatedAt, 0)
+	}
 	q.wake(id)
-	return snap, false, nil
+	return snap, assigned, false, nil
 }
 
 // Outcomes of Fail.

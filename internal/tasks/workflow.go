@@ -202,6 +202,8 @@ func (q *Queue) insertLocked(t *Task, now int64) {
 	switch t.Status {
 	case StatusQueued:
 		q.idx.add(t, now)
+	case StatusAssigned: // assigned in its submission's write
+		addHeld(q.held, t)
 	case StatusScheduled:
 		heap.Push(&q.timers, delayed{due: t.RunAt, id: t.ID})
 	}
@@ -543,20 +545,28 @@ const MaxBatchKeyLen = 128
 // on an unknown dependency, a cycle or a unique key (not supported in a
 // batch). The tasks are returned in the items' order.
 func (q *Queue) SubmitBatch(items []BatchItem) ([]*Task, error) {
+	ts, _, err := q.SubmitBatchAssign(items, nil)
+	return ts, err
+}
+
+// SubmitBatchAssign is SubmitBatch that may also assign queued tasks of
+// the batch in the same store write, as SubmitAssign does; it returns the
+// tasks as submitted and the snapshots of those it assigned.
+func (q *Queue) SubmitBatchAssign(items []BatchItem, pick Pick) (submitted, assigned []*Task, err error) {
 	if len(items) == 0 || len(items) > MaxBatch {
-		return nil, inputErr("tasks", "1 to %d tasks", MaxBatch)
+		return nil, nil, inputErr("tasks", "1 to %d tasks", MaxBatch)
 	}
 	keys := make(map[string]int, len(items))
 	for i, it := range items {
 		field := fmt.Sprintf("tasks[%d]", i)
 		switch {
 		case it.Key == "" || len(it.Key) > MaxBatchKeyLen:
-			return nil, inputErr(field+".key", "1 to %d characters", MaxBatchKeyLen)
+			return nil, nil, inputErr(field+".key", "1 to %d characters", MaxBatchKeyLen)
 		case it.Params.UniqueKey != "":
-			return nil, inputErr(field+".unique_key", "not supported in a batch; submit unique tasks one by one")
+			return nil, nil, inputErr(field+".unique_key", "not supported in a batch; submit unique tasks one by one")
 		}
 		if _, dup := keys[it.Key]; dup {
-			return nil, inputErr(field+".key", "key %q used twice", it.Key)
+			return nil, nil, inputErr(field+".key", "key %q used twice", it.Key)
 		}
 		keys[it.Key] = i
 	}
@@ -575,7 +585,7 @@ func (q *Queue) SubmitBatch(items []BatchItem) ([]*Task, error) {
 		for j, d := range list {
 			if k, ok := keys[d]; ok {
 				if k == i {
-					return nil, inputErr(fmt.Sprintf("%s[%d]", field, j), "a task cannot depend on itself")
+					return nil, nil, inputErr(fmt.Sprintf("%s[%d]", field, j), "a task cannot depend on itself")
 				}
 				edges[i] = append(edges[i], k)
 				list[j] = ids[k]
@@ -583,7 +593,7 @@ func (q *Queue) SubmitBatch(items []BatchItem) ([]*Task, error) {
 		}
 		st, err := q.checkDependencies(field, list, known)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for d, s := range st {
 			statuses[d] = s
@@ -595,7 +605,7 @@ func (q *Queue) SubmitBatch(items []BatchItem) ([]*Task, error) {
 		for i, k := range cyc {
 			names[i] = items[k].Key
 		}
-		return nil, inputErr(fmt.Sprintf("tasks[%d].depends_on", cyc[0]), "dependency cycle: %s", strings.Join(names, " -> "))
+		return nil, nil, inputErr(fmt.Sprintf("tasks[%d].depends_on", cyc[0]), "dependency cycle: %s", strings.Join(names, " -> "))
 	}
 	now := q.now().UnixMilli()
 	ts := make([]*Task, len(items))
@@ -606,12 +616,12 @@ func (q *Queue) SubmitBatch(items []BatchItem) ([]*Task, error) {
 		t.ID = ids[i]
 		st, reason := initialStatus(t, func(d string) Status { return statuses[d] }, now)
 		if st == StatusCancelled {
-			return nil, inputErr(fmt.Sprintf("tasks[%d].depends_on", i), "%s: nothing would run (set on_dependency_failure to \"run\" to run anyway)", reason)
+			return nil, nil, inputErr(fmt.Sprintf("tasks[%d].depends_on", i), "%s: nothing would run (set on_dependency_failure to \"run\" to run anyway)", reason)
 		}
 		t.Status = st
 		ts[i] = t
 	}
-	return q.store(now, ts...)
+	return q.store(now, pick, ts...)
 }
 
 // findCycle returns the indexes of one cycle (first repeated at the end)
