@@ -52,7 +52,10 @@ func FuzzSummarize(f *testing.F) {
 	f.Add([]byte(`{"id":"x","usage":{"total_tokens":5},"USAGE":null}`))
 	f.Add([]byte(`{"id":"x","usage":null}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s, ok := summarize(data)
+		s, ok := summarize(data, false)
+		if s2, ok2 := summarize(data, true); ok2 && (!ok || !reflect.DeepEqual(s, s2)) {
+			t.Fatalf("summary stopping at active tasks %+v, full %+v (%v)", s2, s, ok)
+		}
 		if !ok {
 			return
 		}

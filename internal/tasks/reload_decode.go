@@ -116,7 +116,7 @@ func (d *loadDecoder) wait() ([]decodedRow, error) {
 // reload needs all of it (or when the summary reader cannot vouch for
 // the body: then the decoder answers, or reports the error).
 func loadRow(table storage.TaskTable, r storage.TaskRow) (decodedRow, error) {
-	s, ok := summarize(r.Body)
+	s, ok := summarize(r.Body, table == storage.TasksLive)
 	if ok && !s.HasUsage && (table != storage.TasksLive || !s.Status.Active()) {
 		return decodedRow{table: table, s: s}, nil
 	}

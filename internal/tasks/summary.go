@@ -33,7 +33,11 @@ type summary struct {
 // broken structure); the caller then decodes the body fully, which
 // either succeeds with the same answer or reports the error it always
 // did.
-func summarize(body []byte) (s summary, ok bool) {
+//
+// With stopActive, it gives up (ok false) as soon as it reads an active
+// status: the caller decodes such a task in full anyway, and the rest of
+// the scan would be wasted.
+func summarize(body []byte, stopActive bool) (s summary, ok bool) {
 	p := scanner{b: body}
 	if !p.byte('{') {
 		return s, false
@@ -53,6 +57,9 @@ func summarize(body []byte) (s summary, ok bool) {
 			var st string
 			st, ok = p.stringValue()
 			s.Status = Status(st)
+			if stopActive && s.Status.Active() {
+				return s, false
+			}
 		case bytes.Equal(k, []byte("priority")):
 			var n int64
 			n, ok = p.intValue()
