@@ -28,6 +28,10 @@ const (
 	RecordMailbox    = "mailbox"
 )
 
+// restartSubmitters is how many submitters the restart scenario's tasks
+// are spread over: 1M tasks stay under each one's quota.
+const restartSubmitters = 1000
+
 // runRestart: Records records are stored through the domain packages
 // (queued tasks, ended tasks, or mailbox messages spread over agents at
 // the mailbox cap), the tables are closed, and then a hub is started on them: the
@@ -117,12 +121,15 @@ func (r *runner) fillRecords(ctx context.Context, dir string) error {
 		}
 		ended := o.RecordKind == RecordEndedTasks
 		put = func(i int) error {
+			// Spread over submitters: one submitter may hold at most
+			// tasks.DefaultMaxQueuedPerSubmitter unfinished tasks.
+			by := "bench-" + strconv.Itoa(i%restartSubmitters)
 			t, err := q.Submit(tasks.SubmitParams{Description: "restart benchmark task " + strconv.Itoa(i),
-				Metadata: map[string]any{"n": i}, Priority: i % 4, SubmittedBy: "bench"})
+				Metadata: map[string]any{"n": i}, Priority: i % 4, SubmittedBy: by})
 			if err != nil || !ended {
 				return err
 			}
-			_, _, err = q.Cancel(t.ID, "bench", true, "restart benchmark history")
+			_, _, err = q.Cancel(t.ID, by, true, "restart benchmark history")
 			return err
 		}
 	case RecordMailbox:

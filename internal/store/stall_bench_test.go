@@ -3,6 +3,7 @@ package store
 import (
 	"io"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -70,6 +71,19 @@ func benchStall(b *testing.B, op func(*Table) error) {
 		b.Fatal(err)
 	}
 	var worstW, worstR, opTotal time.Duration
+	// grown is how far the table's file grew during one operation: a
+	// long read transaction keeps the pages writers free from being
+	// reused, so their commits allocate at the end of the file, and every
+	// growth is a truncate plus a full fsync inside bbolt's commit
+	// (DB.grow), which every writer of the table waits for.
+	var grown int64
+	size := func() int64 {
+		fi, err := os.Stat(tb.path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return fi.Size()
+	}
 	b.ResetTimer()
 	for range b.N {
 		stop := make(chan struct{})
@@ -123,9 +137,10 @@ func benchStall(b *testing.B, op func(*Table) error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 		during.Store(true)
-		t0 := time.Now()
+		t0, before := time.Now(), size()
 		err := op(tb)
 		opTotal += time.Since(t0)
+		grown = max(grown, size()-before)
 		// Let operations that started during op finish and be counted.
 		time.Sleep(50 * time.Millisecond)
 		during.Store(false)
@@ -140,4 +155,5 @@ func benchStall(b *testing.B, op func(*Table) error) {
 	b.ReportMetric(float64(worstW)/1e6, "max-write-ms")
 	b.ReportMetric(float64(worstR)/1e6, "max-read-ms")
 	b.ReportMetric(float64(opTotal)/float64(b.N)/1e6, "op-ms")
+	b.ReportMetric(float64(grown)/(1<<20), "max-grown-MiB")
 }

@@ -247,48 +247,58 @@ func (q *Queue) reload(ctx context.Context) error {
 		c[min(max(p, 0), Lanes-1)]++
 		counts[s] = c
 	}
-	live := map[string]*Task{}
+	var live map[string]*Task
 	wf := workflowState{pauses: map[pauseID]pauseRecord{}, schedules: map[string]*Schedule{}}
 	var withDeps, withKeys []summary
 	var usage []StoredUsage
+	// note counts a task and records its key and dependencies.
+	note := func(table storage.TaskTable, s summary) {
+		if table == storage.TasksDeadLetter {
+			// Only counted: dead-letter tasks are read on demand.
+			bump(StatusDeadLetter, s.Priority)
+			return
+		}
+		bump(s.Status, s.Priority)
+		if len(s.DependsOn) > 0 {
+			withDeps = append(withDeps, summary{ID: s.ID, Priority: s.Priority, CreatedAt: s.CreatedAt, DependsOn: s.DependsOn})
+		}
+		if s.UniqueKey != "" {
+			withKeys = append(withKeys, summary{ID: s.ID, CreatedAt: s.CreatedAt, UniqueKey: s.UniqueKey, UniqueUntil: s.UniqueUntil})
+		}
+	}
+	dec := startLoadDecoder()
+	defer dec.stop()
 	err := q.st.Load(ctx, storage.TaskLoad{
 		Workflow: func(r storage.WorkflowRecord) error { return loadWorkflowRecord(&wf, r.Key, r.Value) },
 		Task: func(table storage.TaskTable, r storage.TaskRow) error {
-			// Tasks that are not active are only summarized: counted,
-			// their keys and dependencies noted. Get and List read them
-			// from storage when asked.
-			s, ok := summarize(r.Body)
-			if !ok || s.HasUsage || (table == storage.TasksLive && s.Status.Active()) {
-				t, err := taskOf(r)
-				if err != nil {
-					return err
-				}
-				s = summary{ID: t.ID, Status: t.Status, Priority: t.Priority, CreatedAt: t.CreatedAt,
-					UniqueKey: t.UniqueKey, UniqueUntil: t.UniqueUntil, DependsOn: t.DependsOn}
-				if table == storage.TasksLive && t.Status.Active() {
-					live[t.ID] = t
-				}
-				if t.Usage != nil {
-					usage = append(usage, usageOf(t))
-				}
-			}
-			if table == storage.TasksDeadLetter {
-				// Only counted: dead-letter tasks are read on demand.
-				bump(StatusDeadLetter, s.Priority)
-				return nil
-			}
-			bump(s.Status, s.Priority)
-			if len(s.DependsOn) > 0 {
-				withDeps = append(withDeps, summary{ID: s.ID, Priority: s.Priority, CreatedAt: s.CreatedAt, DependsOn: s.DependsOn})
-			}
-			if s.UniqueKey != "" {
-				withKeys = append(withKeys, summary{ID: s.ID, CreatedAt: s.CreatedAt, UniqueKey: s.UniqueKey, UniqueUntil: s.UniqueUntil})
-			}
+			dec.add(table, r) // summarized or decoded on every core (reload_decode.go)
 			return nil
 		},
 	})
 	if err != nil {
 		return fmt.Errorf("load tasks: %w", err)
+	}
+	decoded, err := dec.wait()
+	if err != nil {
+		return fmt.Errorf("load tasks: %w", err)
+	}
+	active := 0
+	for _, d := range decoded {
+		if d.t != nil {
+			active++
+		}
+	}
+	live = make(map[string]*Task, active)
+	for _, d := range decoded {
+		if t := d.t; t != nil {
+			if d.table == storage.TasksLive && t.Status.Active() {
+				live[t.ID] = t
+			}
+			if t.Usage != nil {
+				usage = append(usage, usageOf(t))
+			}
+		}
+		note(d.table, d.s)
 	}
 	now := q.now().UnixMilli()
 	idx := newIndex()
@@ -327,7 +337,11 @@ func (q *Queue) reload(ctx context.Context) error {
 	}
 	// The newest task of a key holds it (dead-letter tasks never do).
 	uniq := map[string]uniqEntry{}
-	sort.Slice(withKeys, func(i, j int) bool { return withKeys[i].CreatedAt < withKeys[j].CreatedAt })
+	// By creation, then id: the decoders hand tasks back in no set order.
+	sort.Slice(withKeys, func(i, j int) bool {
+		a, b := withKeys[i], withKeys[j]
+		return a.CreatedAt < b.CreatedAt || a.CreatedAt == b.CreatedAt && a.ID < b.ID
+	})
 	for _, t := range withKeys {
 		uniq[t.UniqueKey] = uniqEntry{id: t.ID, until: t.UniqueUntil}
 	}
@@ -1756,9 +1770,12 @@ func taskOf(r storage.TaskRow) (*Task, error) {
 
 // decode parses a task's JSON body.
 func decode(body []byte) (*Task, error) {
-	var r record
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, fmt.Errorf("decode task: %w", err)
+	r, ok := decodeRecord(body)
+	if !ok {
+		r = record{}
+		if err := json.Unmarshal(body, &r); err != nil {
+			return nil, fmt.Errorf("decode task: %w", err)
+		}
 	}
 	t := r.task()
 	if t.ID == "" {

@@ -33,7 +33,11 @@ type summary struct {
 // broken structure); the caller then decodes the body fully, which
 // either succeeds with the same answer or reports the error it always
 // did.
-func summarize(body []byte) (s summary, ok bool) {
+//
+// With stopActive, it gives up (ok false) as soon as it reads an active
+// status: the caller decodes such a task in full anyway, and the rest of
+// the scan would be wasted.
+func summarize(body []byte, stopActive bool) (s summary, ok bool) {
 	p := scanner{b: body}
 	if !p.byte('{') {
 		return s, false
@@ -53,6 +57,9 @@ func summarize(body []byte) (s summary, ok bool) {
 			var st string
 			st, ok = p.stringValue()
 			s.Status = Status(st)
+			if stopActive && s.Status.Active() {
+				return s, false
+			}
 		case bytes.Equal(k, []byte("priority")):
 			var n int64
 			n, ok = p.intValue()
@@ -64,7 +71,7 @@ func summarize(body []byte) (s summary, ok bool) {
 		case bytes.Equal(k, []byte("unique_until")):
 			s.UniqueUntil, ok = p.intValue()
 		case bytes.Equal(k, []byte("depends_on")):
-			s.DependsOn, ok = p.stringsValue()
+			s.DependsOn, ok = p.strictStrings()
 		case bytes.Equal(k, []byte("usage")):
 			s.HasUsage = !p.literal("null")
 			if s.HasUsage {
@@ -212,35 +219,6 @@ func (p *scanner) stringValue() (string, bool) {
 		return "", false
 	}
 	return out, true
-}
-
-// stringsValue reads an array of strings or null.
-func (p *scanner) stringsValue() ([]string, bool) {
-	if p.literal("null") {
-		return nil, true
-	}
-	if !p.byte('[') {
-		return nil, false
-	}
-	var out []string
-	if p.peek() == ']' {
-		p.i++
-		return out, true
-	}
-	for {
-		s, ok := p.stringValue()
-		if !ok {
-			return nil, false
-		}
-		out = append(out, s)
-		switch p.next() {
-		case ',':
-		case ']':
-			return out, true
-		default:
-			return nil, false
-		}
-	}
 }
 
 // intValue reads an integer or null (0).
