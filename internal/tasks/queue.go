@@ -834,7 +834,9 @@ func paginate(ts []*Task, f Filter) ([]*Task, int, error) {
 	return ts, total, nil
 }
 
-// Stats counts tasks.
+// Stats counts tasks: those in the live table (by status and lane) and
+// the dead letter. Archived tasks (ended longer ago than the retention,
+// see archive.go) are not counted.
 type Stats struct {
 	ByStatus        map[string]int `json:"by_status"`
 	ByPriority      map[string]int `json:"by_priority"`
