@@ -51,7 +51,7 @@ type hubClock struct{ ms atomic.Int64 }
 
 func (c *hubClock) now() time.Time          { return time.UnixMilli(c.ms.Load()) }
 func (c *hubClock) advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
-func newHubClock(t time.Time) *hubClock        { c := &hubClock{}; c.ms.Store(t.UnixMilli()); return c }
+func newHubClock(t time.Time) *hubClock     { c := &hubClock{}; c.ms.Store(t.UnixMilli()); return c }
 func withArchive(c *hubClock, interval time.Duration) hubtest.Option {
 	return func(cfg *hub.Config) {
 		cfg.TaskArchive = tasks.ArchiveConfig{Retention: time.Hour, Interval: interval, BatchSize: 2, Now: c.now}
