@@ -138,8 +138,10 @@ type ArchiveResult struct {
 type Archiver struct {
 	q   *Queue
 	cfg ArchiveConfig
-	// svc runs the passes: every Interval, and once at start.
-	svc *startstop.Triggered
+	// svc runs the passes every Interval. The first comes an Interval
+	// after start, not at once: a restarting hub's CPU goes to loading
+	// and serving first.
+	svc startstop.Service
 	// passes receives every pass's result when a test listens (never
 	// blocks the service).
 	passes chan ArchiveResult
@@ -153,7 +155,7 @@ func NewArchiver(q *Queue, cfg ArchiveConfig) (*Archiver, error) {
 		return nil, err
 	}
 	a := &Archiver{q: q, cfg: cfg, passes: make(chan ArchiveResult, 1)}
-	a.svc = startstop.Trigger("task_archive", cfg.Interval, a.pass)
+	a.svc = startstop.Every("task_archive", cfg.Interval, a.pass)
 	return a, nil
 }
 
@@ -161,15 +163,8 @@ func NewArchiver(q *Queue, cfg ArchiveConfig) (*Archiver, error) {
 // one when the reader is late): the test signal.
 func (a *Archiver) Passes() <-chan ArchiveResult { return a.passes }
 
-// Start implements startstop.Service: a pass at once, then one every
-// Interval.
-func (a *Archiver) Start(ctx context.Context) error {
-	if err := a.svc.Start(ctx); err != nil {
-		return err
-	}
-	a.svc.Trigger()
-	return nil
-}
+// Start implements startstop.Service: a pass every Interval.
+func (a *Archiver) Start(ctx context.Context) error { return a.svc.Start(ctx) }
 
 // Stop implements startstop.Service; it returns once no pass runs.
 func (a *Archiver) Stop() { a.svc.Stop() }
