@@ -422,13 +422,15 @@ func (s taskStore) RetryFromDeadLetter(ctx context.Context, row storage.TaskRow)
 	return nil
 }
 
-// archiveTasks moves a batch in one statement: the live rows are picked in
-// id order and locked (SKIP LOCKED: a row a writer holds is left for the
-// next pass), deleted, and upserted into the archive by version.
+// archiveTasks moves a batch in one statement: the live rows are picked
+// (in no order: a sort would read every candidate, and LIMIT stops at the
+// batch) and locked (SKIP LOCKED: no wait, so no lock-order deadlock; a
+// row a writer holds is left for the next pass), deleted, and upserted
+// into the archive by version.
 const archiveTasks = `WITH moved AS (
 		DELETE FROM agentcom_tasks WHERE id IN (
 			SELECT id FROM agentcom_tasks WHERE status = ANY($1) AND updated_at < $2
-			ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+			LIMIT $3 FOR UPDATE SKIP LOCKED)
 		RETURNING ` + taskColumns + `),
 	ins AS (
 		INSERT INTO agentcom_task_archive AS t (` + taskColumns + `) SELECT ` + taskColumns + ` FROM moved ORDER BY id` + taskUpsert + `)
