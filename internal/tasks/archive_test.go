@@ -16,6 +16,7 @@ import (
 	"github.com/agentcom/agentcom/internal/storage/boltdriver"
 	"github.com/agentcom/agentcom/internal/store"
 	"github.com/agentcom/agentcom/internal/tasks"
+	"github.com/agentcom/agentcom/internal/testenv"
 )
 
 func TestParseRetention(t *testing.T) {
@@ -102,8 +103,13 @@ func listIDs(t *testing.T, h *hubtest.Hub, query string) []string {
 // answers, marked archived; the counts drop them; a restart keeps them
 // archived; tasks that have not ended, or ended recently, stay.
 func TestArchiveThroughHub(t *testing.T) {
+	t.Run("bolt", func(t *testing.T) { archiveThroughHub(t, "") })
+	t.Run("postgres", func(t *testing.T) { archiveThroughHub(t, testenv.Postgres(t)) })
+}
+
+func archiveThroughHub(t *testing.T, storeURL string) {
 	clk := newHubClock(time.Now())
-	h := hubtest.Start(t, "", withArchive(clk, time.Hour))
+	h := hubtest.Start(t, "", withArchive(clk, time.Hour), func(c *hub.Config) { c.Store = storeURL })
 	a := h.Agent("agent-1")
 	var done []string
 	for i := range 5 {
