@@ -65,11 +65,16 @@ func runServe(in *inv) runFunc {
 		"live agent output kept per task, in KiB (1 to 16384; env AGENTCOM_TASK_LOG_KB)")
 	logTasks := fs.String("task-log-tasks", envOr(env, "AGENTCOM_TASK_LOG_TASKS", strconv.Itoa(tasklog.DefaultMaxTasks)),
 		"tasks whose live output is kept, the most recently written (1 to 1000000; env AGENTCOM_TASK_LOG_TASKS)")
+	taskRetention := fs.String("task-retention", envOr(env, "AGENTCOM_TASK_RETENTION", "7d"),
+		"completed and cancelled tasks that ended longer ago move to the archive (still shown by task show and the dashboard): a duration such as 168h or 7d, 1h to 3650d, or forever (env AGENTCOM_TASK_RETENTION)")
 	return func(ctx context.Context, _ []string) error {
 		if err := checkServeBounds(*firstBackup, *backupEvery, *compactEvery, *retention); err != nil {
 			return in.usagef("%v", err)
 		}
 		var err error
+		if cfg.TaskArchive.Retention, err = tasks.ParseRetention(*taskRetention); err != nil {
+			return in.usagef("--task-retention: %v", err)
+		}
 		if cfg.Queue.MaxMetadataBytes, err = intInRange("max-task-metadata", *maxMeta, 1024, 4<<20); err != nil {
 			return in.usagef("%v", err)
 		}

@@ -306,6 +306,10 @@ func listTasks(in *inv, fixedStatus string) runFunc {
 	agent := in.fs.String("agent", "", "only tasks assigned to this `AGENT`")
 	limit := in.fs.Int("limit", 50, "at most `N` tasks (0: all)")
 	offset := in.fs.Int("offset", 0, "skip the first `N` tasks")
+	archived := new(bool)
+	if fixedStatus == "" {
+		archived = in.fs.Bool("archived", false, "list the archive instead: completed and cancelled tasks that ended longer ago than the hub's --task-retention")
+	}
 	return func(ctx context.Context, _ []string) error {
 		if *status != "" && !slices.Contains(taskStatuses, *status) {
 			return in.usagef("--status %q: use one of %s", *status, strings.Join(taskStatuses, ", "))
@@ -316,7 +320,7 @@ func listTasks(in *inv, fixedStatus string) runFunc {
 		if *limit < 0 || *offset < 0 {
 			return in.usagef("--limit and --offset must be >= 0")
 		}
-		f := client.TaskFilter{Status: *status, Priority: *lane, AssignedTo: *agent}
+		f := client.TaskFilter{Status: *status, Priority: *lane, AssignedTo: *agent, Archived: *archived}
 		l, err := pageTasks(ctx, api.client(), f, *offset, *limit)
 		if err != nil {
 			return err
@@ -329,8 +333,8 @@ func listTasks(in *inv, fixedStatus string) runFunc {
 // offset and keeping at most limit (0: all).
 func pageTasks(ctx context.Context, c *client.Client, f client.TaskFilter, offset, limit int) (taskListing, error) {
 	out := taskListing{Tasks: []client.Task{}, Offset: offset}
-	wantActive := f.Status != string(tasks.StatusDeadLetter)
-	wantDead := f.Status == "" || f.Status == string(tasks.StatusDeadLetter)
+	wantActive := f.Status != string(tasks.StatusDeadLetter) || f.Archived
+	wantDead := (f.Status == "" || f.Status == string(tasks.StatusDeadLetter)) && !f.Archived
 	activeTotal := 0
 	if wantActive {
 		f.Offset, f.Limit = offset, limit
@@ -412,12 +416,17 @@ func printTask(p *printer, t client.Task) {
 	pairs := []field{
 		kvs("id", t.ID, bold),
 		kvs("status", t.Status, statusStyle(t.Status)),
+	}
+	if t.Archived {
+		pairs = append(pairs, kv("archived", "yes: ended longer ago than the hub's task retention"))
+	}
+	pairs = append(pairs,
 		kvs("lane", tasks.LaneName(t.Priority), laneStyle(t.Priority)),
 		kv("description", t.DescriptionText()),
 		kv("submitted by", orDash(t.SubmittedBy)),
 		kv("created", p.when(t.CreatedAt)),
 		kv("updated", p.when(t.UpdatedAt)),
-	}
+	)
 	if t.AssignedTo != nil {
 		at := int64(0)
 		if t.AssignedAt != nil {

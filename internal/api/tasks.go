@@ -302,8 +302,16 @@ const statusAll = "all"
 
 // list lists the queue table, as the original did, when no status is
 // given; status=all adds the dead letter, status=dead_letter lists only
-// it.
+// it; archived=true lists the archive instead (ended tasks past the
+// retention, with the same filters and pages).
 func (t *Tasks) list(r *Request) Response {
+	switch r.URL.Query().Get("archived") {
+	case "", "false":
+	case "true":
+		return t.listWith(r, t.Queue.ListArchive)
+	default:
+		return fieldErr("archived", "true or false")
+	}
 	if r.URL.Query().Get("status") == "" {
 		return t.listWith(r, t.Queue.List)
 	}

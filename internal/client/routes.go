@@ -135,6 +135,9 @@ type Task struct {
 	Schedule     string   `json:"schedule,omitempty"`
 	ScheduleTick int64    `json:"schedule_tick,omitempty"`
 	Paused       bool     `json:"paused,omitempty"`
+	// Archived: the task ended longer ago than the hub's retention and
+	// is read from the archive.
+	Archived bool `json:"archived,omitempty"`
 	// Usage sums what agents reported spending on the task.
 	Usage *protocol.Usage `json:"usage,omitempty"`
 }
@@ -170,8 +173,11 @@ type TaskFilter struct {
 	// Priority is a lane name: urgent, high, normal or low.
 	Priority   string
 	AssignedTo string
-	Offset     int
-	Limit      int
+	// Archived lists the archive (ended tasks past the hub's retention)
+	// instead of the live table; ListTasks only.
+	Archived bool
+	Offset   int
+	Limit    int
 }
 
 func (f TaskFilter) query() string {
@@ -184,6 +190,9 @@ func (f TaskFilter) query() string {
 	}
 	if f.AssignedTo != "" {
 		q.Set("assigned_to", f.AssignedTo)
+	}
+	if f.Archived {
+		q.Set("archived", "true")
 	}
 	if f.Offset > 0 {
 		q.Set("offset", strconv.Itoa(f.Offset))

@@ -85,6 +85,10 @@ type Config struct {
 	MailboxEvictInterval time.Duration
 	// TaskLogs bounds the agents' live output kept in memory.
 	TaskLogs tasklog.Config
+	// TaskArchive moves ended tasks older than its Retention (default 7
+	// days; tasks.RetentionForever: never) from the live table to the
+	// archive (internal/tasks/archive.go). Zero fields: defaults.
+	TaskArchive tasks.ArchiveConfig
 
 	// Dashboard tunes the operator dashboard and web push (VAPID keys from
 	// the environment go in Dashboard.VAPIDPublicKey/VAPIDPrivateKey).
@@ -138,6 +142,9 @@ func (c Config) withDefaults() Config {
 	c.BusyHold = cmp.Or(c.BusyHold, def.BusyHold)
 	c.MailboxEvictInterval = cmp.Or(c.MailboxEvictInterval, def.MailboxEvictInterval)
 	c.HTTP = c.HTTP.withDefaults()
+	if c.TaskArchive.Log == nil {
+		c.TaskArchive.Log = c.Log
+	}
 	return c
 }
 
@@ -177,6 +184,9 @@ type Hub struct {
 	Dashboard *dashboard.Dashboard
 	Storage   *resilience.Coordinator
 	TaskLogs  *tasklog.Store
+	// Archiver archives ended tasks past the retention; it runs where the
+	// queue does (in a cluster, on the leader only).
+	Archiver *tasks.Archiver
 
 	startup *resilience.StartupReport
 	// clu is set in cluster mode: the domain fields above stay nil on the
@@ -201,6 +211,9 @@ type Hub struct {
 // reads it.
 func New(cfg Config) (*Hub, error) {
 	cfg = cfg.withDefaults()
+	if err := cfg.TaskArchive.WithDefaults().Check(); err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
 	if cfg.Cluster != nil {
 		return newClustered(cfg)
 	}
@@ -275,6 +288,9 @@ func (h *Hub) build() error {
 	}
 	mb, hist, threads := messaging.NewMailbox(msgs), messaging.NewHistory(msgs), messaging.NewThreads(msgs)
 	if h.Queue, err = tasks.New(h.Driver.Tasks(), h.Bus, h.cfg.Queue); err != nil {
+		return err
+	}
+	if h.Archiver, err = tasks.NewArchiver(h.Queue, h.cfg.TaskArchive); err != nil {
 		return err
 	}
 	var sched *scheduler.Scheduler
@@ -416,6 +432,9 @@ func (h *Hub) run(extra ...startstop.Service) error {
 	}
 	if h.Limiter != nil {
 		g = append(g, startstop.Every("ratelimit_sweep", time.Minute, func(context.Context) { h.Limiter.Sweep(time.Minute) }))
+	}
+	if h.cfg.TaskArchive.Retention != tasks.RetentionForever {
+		g = append(g, h.Archiver)
 	}
 	g = append(g, startstop.Func("dashboard", h.Dashboard.Run))
 	if h.Driver.Name() != "bolt" {

@@ -51,6 +51,10 @@ type Task struct {
 	// Paused marks a queued task held by a paused lane or capability in
 	// listings.
 	Paused bool `json:"paused,omitempty"`
+	// Archived marks a task that ended longer ago than the hub's task
+	// retention and was moved to the archive: still readable, no longer
+	// in the live listings or the counts of GET /api/stats.
+	Archived bool `json:"archived,omitempty"`
 }
 
 // TaskEvent is one entry of a task's history (newest first).

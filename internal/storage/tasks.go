@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // TaskTable names one of the tasks domain's two tables.
@@ -15,6 +16,11 @@ const (
 	TasksLive TaskTable = iota + 1
 	// TasksDeadLetter holds the dead-lettered tasks.
 	TasksDeadLetter
+	// TasksArchive holds ended tasks past their retention, moved out of
+	// the live table by Archive so that the live table (and the load at
+	// start) stays the size of recent work. Get and List still read it;
+	// Load does not.
+	TasksArchive
 )
 
 func (t TaskTable) String() string {
@@ -23,6 +29,8 @@ func (t TaskTable) String() string {
 		return "live"
 	case TasksDeadLetter:
 		return "dead letter"
+	case TasksArchive:
+		return "archive"
 	}
 	return "unknown task table"
 }
@@ -92,6 +100,22 @@ type TaskLoad struct {
 	Workflow func(r WorkflowRecord) error
 }
 
+// ArchiveBatch selects the tasks one Archive call moves.
+type ArchiveBatch struct {
+	// Statuses are the statuses that may move (the domain's ended ones
+	// that no operator still acts on).
+	Statuses []string
+	// EndedBefore: only rows whose UpdatedAt (Unix ms) is before it move.
+	// An ended task is never updated again, so UpdatedAt is its end.
+	EndedBefore int64
+	// Limit bounds the batch (positive), so one call holds the tables
+	// for a bounded time.
+	Limit int
+}
+
+// MaxArchiveBatch bounds ArchiveBatch.Limit.
+const MaxArchiveBatch = 10_000
+
 // ErrReservedTaskID refuses a task id a driver cannot store (empty, too
 // long, or colliding with the embedded driver's workflow keys).
 var ErrReservedTaskID = errors.New("storage: task id is empty, too long or reserved")
@@ -110,7 +134,8 @@ func ValidTaskID(id string) bool {
 // writers run concurrently, so the version rules below hold under
 // concurrent calls.
 type TaskStore interface {
-	// Load hands every task of both tables and every workflow record to
+	// Load hands every task of the live table and the dead letter (never
+	// the archive) and every workflow record to
 	// l, each task once. A task found in both tables (a crash in an
 	// older hub's two-step move, or one table restored from a backup)
 	// keeps the copy with the higher version, and the other is removed.
@@ -119,14 +144,16 @@ type TaskStore interface {
 	// Put writes task rows to the live table and workflow records, in
 	// one commit. A task row is skipped (and the call still succeeds)
 	// when the live table holds the task at the row's version or above
-	// (a later change committed first), or when the dead letter does (a
-	// snapshot older than the task's move there must not bring it back).
+	// (a later change committed first), or when the dead letter or the
+	// archive does (a snapshot older than the task's move there must not
+	// bring it back).
 	Put(ctx context.Context, rows []TaskRow, recs []WorkflowRecord) error
 
-	// Delete removes tasks from both tables; missing ids are ignored.
+	// Delete removes tasks from every table; missing ids are ignored.
 	Delete(ctx context.Context, ids []string) error
 
-	// Get returns a task and the table holding it, or ErrNotFound.
+	// Get returns a task and the table holding it (live first, then the
+	// dead letter, then the archive), or ErrNotFound.
 	Get(ctx context.Context, id string) (TaskRow, TaskTable, error)
 
 	// List calls fn for every row of table that f matches, in id order,
@@ -146,4 +173,24 @@ type TaskStore interface {
 	// nothing changes and it returns ErrNotFound, so of two concurrent
 	// retries of one task exactly one succeeds.
 	RetryFromDeadLetter(ctx context.Context, row TaskRow) error
+
+	// Archive moves up to b.Limit rows of the live table that b selects
+	// to the archive, in one atomic step (a crash leaves each task in
+	// exactly one table, never none), and returns the moved rows' columns
+	// (Body nil). A row is skipped in the archive when it holds the task
+	// at the row's version or above, and a live row is only removed at
+	// the version moved (a change committed meanwhile stays live, to be
+	// moved by a later call).
+	Archive(ctx context.Context, b ArchiveBatch) ([]TaskRow, error)
+}
+
+// Check refuses a batch that is not bounded.
+func (b ArchiveBatch) Check() error {
+	if b.Limit <= 0 || b.Limit > MaxArchiveBatch {
+		return fmt.Errorf("archive tasks: batch limit %d not in 1..%d", b.Limit, MaxArchiveBatch)
+	}
+	if len(b.Statuses) == 0 {
+		return errors.New("archive tasks: no status selected")
+	}
+	return nil
 }

@@ -31,6 +31,9 @@ const (
 	// DashboardSeries holds the dashboard's chart history (one record
 	// per minute, seven days).
 	DashboardSeries = "dashboard_series"
+	// TaskArchive holds ended tasks past their retention (the tasks
+	// domain's archive). A data directory without it gets it at open.
+	TaskArchive = "task_archive"
 )
 
 // AdminTables returns the nine table ids the admin API accepts, in the
@@ -45,5 +48,5 @@ func AdminTables() []string {
 // AllTables returns every table the hub opens: the admin tables followed by
 // the hub's own.
 func AllTables() []string {
-	return append(AdminTables(), Tokens, Meta, PushSubscriptions, DashboardSeries)
+	return append(AdminTables(), Tokens, Meta, PushSubscriptions, DashboardSeries, TaskArchive)
 }

@@ -152,6 +152,8 @@ type Config struct {
 	// MaxQueuedPerSubmitter bounds the unfinished (queued or assigned)
 	// tasks one submitter (the agent id of the submitting token) holds.
 	MaxQueuedPerSubmitter int
+	// Now is the queue's clock (tests); nil is time.Now.
+	Now func() time.Time
 }
 
 // Default limits of a submission. The description's limit (10,000
@@ -218,6 +220,9 @@ type Queue struct {
 // New opens the queue over st and loads its state.
 func New(st storage.TaskStore, b *bus.Bus, cfg Config) (*Queue, error) {
 	q := &Queue{st: st, bus: b, cfg: cfg, now: time.Now}
+	if cfg.Now != nil {
+		q.now = cfg.Now
+	}
 	if err := q.Reload(); err != nil {
 		return nil, err
 	}
@@ -624,7 +629,10 @@ func (q *Queue) Get(id string) (*Task, error) {
 		return cp, nil
 	}
 	q.mu.Unlock()
-	t, _, err := q.load(context.Background(), id)
+	t, table, err := q.load(context.Background(), id)
+	if t != nil {
+		t.Archived = table == storage.TasksArchive
+	}
 	return t, err
 }
 
@@ -826,7 +834,9 @@ func paginate(ts []*Task, f Filter) ([]*Task, int, error) {
 	return ts, total, nil
 }
 
-// Stats counts tasks.
+// Stats counts tasks: those in the live table (by status and lane) and
+// the dead letter. Archived tasks (ended longer ago than the retention,
+// see archive.go) are not counted.
 type Stats struct {
 	ByStatus        map[string]int `json:"by_status"`
 	ByPriority      map[string]int `json:"by_priority"`
@@ -1175,7 +1185,7 @@ func (q *Queue) refineNotFound(id string, err error) error {
 	if !errors.Is(err, ErrNotFound) {
 		return err
 	}
-	if _, table, lerr := q.load(context.Background(), id); lerr == nil && table == storage.TasksLive {
+	if _, table, lerr := q.load(context.Background(), id); lerr == nil && (table == storage.TasksLive || table == storage.TasksArchive) {
 		return ErrInvalidState
 	}
 	return err

@@ -68,9 +68,9 @@ type recordAttempt struct {
 	Reason     string `json:"reason,omitempty"`
 }
 
-// recordOf is t's stored form. Upstream, Paused and Version are not
-// stored: the first two are filled for delivery and listings, the last
-// is the row's column.
+// recordOf is t's stored form. Upstream, Paused, Archived and Version
+// are not stored: the first three are filled for delivery and reads, the
+// last is the row's column.
 func recordOf(t *Task) record {
 	r := record{
 		ID:                  t.ID,

@@ -11,6 +11,7 @@ import (
 var notStored = map[string]bool{
 	"Upstream": true, // filled on the snapshot delivered with an assignment
 	"Paused":   true, // filled on listing snapshots
+	"Archived": true, // filled when read from the archive
 	"Version":  true, // the row's own column
 }
 
@@ -19,7 +20,7 @@ var notStored = map[string]bool{
 // set and must be dropped).
 func storedSample() *Task {
 	t := populatedTask()
-	t.Paused = false
+	t.Paused, t.Archived = false, false
 	return t
 }
 

@@ -207,6 +207,9 @@ type Task struct {
 	// Paused marks a queued task held by a paused lane or capability in
 	// listings; never stored (stored copies never have it set).
 	Paused bool `json:"paused,omitempty"`
+	// Archived marks a task read from the archive (ended longer ago than
+	// the retention); never stored.
+	Archived bool `json:"archived,omitempty"`
 
 	// version orders writes of this task to disk; see Queue.persist.
 	Version uint64 `json:"-"`
@@ -359,6 +362,7 @@ func (t *Task) Wire() protocol.Task {
 		Schedule:            t.Schedule,
 		ScheduleTick:        t.ScheduleTick,
 		Paused:              t.Paused,
+		Archived:            t.Archived,
 	}
 	// nil stays nil: the API writes null for a task without history or
 	// attempts, as it always did.

@@ -51,6 +51,7 @@ func populatedTask() *Task {
 		ScheduleTick:        1700000000000,
 		Upstream:            []Upstream{{TaskID: "task-aaaaaaaaaaaaaaaa", Description: "dep", Status: StatusCompleted, Result: "ok"}},
 		Paused:              true,
+		Archived:            true,
 		Version:             9,
 	}
 }

@@ -1525,6 +1525,7 @@
     const meta = [
       ['Task id', t.id],
       ['Status', t.status],
+      ['Archived', t.archived ? 'yes: ended longer ago than the task retention' : null],
       ['Lane', LANES[t.priority] || String(t.priority)],
       ['Submitted by', t.submitted_by || '--'],
       ['Created', t.created_at, 'time'],

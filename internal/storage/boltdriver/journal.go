@@ -20,7 +20,10 @@ type write struct {
 	// versioned: the value starts with an 8-byte big-endian version, and
 	// the put is skipped when the stored record's version is at or above
 	// it (a newer snapshot already landed). Checked at apply and at
-	// replay alike, which makes replaying a put harmless.
+	// replay alike, which makes replaying a put harmless. With del, the
+	// value is just the version, and the delete is skipped when the
+	// stored record is newer (a change committed since the caller read
+	// it stays).
 	versioned bool
 }
 
@@ -213,6 +216,11 @@ func (d *Driver) apply(name string, ws []write) error {
 
 func applyOne(tx *store.Tx, w write) error {
 	if w.del {
+		if w.versioned && len(w.value) >= 8 {
+			if old := tx.Get(w.key); len(old) >= 8 && binary.BigEndian.Uint64(old) > binary.BigEndian.Uint64(w.value) {
+				return nil
+			}
+		}
 		return tx.Delete(w.key)
 	}
 	if w.versioned && len(w.value) >= 8 {
@@ -314,7 +322,7 @@ func decodeWrites(b []byte) ([]write, error) {
 			b = b[k+int(l):]
 		}
 		w.table, w.key, w.value = string(fields[0]), fields[1], fields[2]
-		if w.del {
+		if w.del && !w.versioned {
 			w.value = nil
 		}
 		ws = append(ws, w)

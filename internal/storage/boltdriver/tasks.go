@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -18,6 +19,8 @@ import (
 //     records under "wf:" and the record's key (task ids never start
 //     with "wf:");
 //   - task_dead_letter holds the dead-lettered tasks under their id;
+//   - task_archive holds the archived tasks under their id (created empty
+//     in a data directory that predates it);
 //   - a task record is its version (8 bytes, big-endian) followed by the
 //     body, the task's JSON. The columns of storage.TaskRow are read back
 //     from the body's fields of the same names.
@@ -37,6 +40,9 @@ type taskStore struct{ d *Driver }
 
 func (s taskStore) live() *store.Table { return s.d.table(store.TaskQueue) }
 func (s taskStore) dead() *store.Table { return s.d.table(store.TaskDeadLetter) }
+func (s taskStore) archive() *store.Table {
+	return s.d.table(store.TaskArchive)
+}
 
 func (s taskStore) tableOf(t storage.TaskTable) (*store.Table, error) {
 	switch t {
@@ -44,6 +50,8 @@ func (s taskStore) tableOf(t storage.TaskTable) (*store.Table, error) {
 		return s.live(), nil
 	case storage.TasksDeadLetter:
 		return s.dead(), nil
+	case storage.TasksArchive:
+		return s.archive(), nil
 	}
 	return nil, fmt.Errorf("tasks: no table %d", t)
 }
@@ -198,7 +206,7 @@ func (s taskStore) Put(ctx context.Context, rows []storage.TaskRow, recs []stora
 		}
 		vals[i] = v
 	}
-	dead := s.dead()
+	dead, archive := s.dead(), s.archive()
 	err := s.live().Update(func(tx *store.Tx) error {
 		// A row goes in when the live table holds no newer version and
 		// the dead letter holds no version at or above it. The dead
@@ -218,8 +226,13 @@ func (s taskStore) Put(ctx context.Context, rows []storage.TaskRow, recs []stora
 				skip[i] = true
 			}
 		}
-		if len(absent) > 0 {
-			err := dead.View(func(dtx *store.Tx) error {
+		// The archive likewise (Archive puts there before it deletes
+		// here).
+		for _, other := range []*store.Table{dead, archive} {
+			if len(absent) == 0 {
+				break
+			}
+			err := other.View(func(dtx *store.Tx) error {
 				for _, i := range absent {
 					if ver, ok := storedVersion(dtx.Get([]byte(rows[i].ID))); ok && ver >= rows[i].Version {
 						skip[i] = true
@@ -228,7 +241,7 @@ func (s taskStore) Put(ctx context.Context, rows []storage.TaskRow, recs []stora
 				return nil
 			})
 			if err != nil {
-				return fmt.Errorf("read dead letter: %w", err)
+				return fmt.Errorf("read dead letter or archive: %w", err)
 			}
 		}
 		for i := range rows {
@@ -267,7 +280,7 @@ func (s taskStore) Put(ctx context.Context, rows []storage.TaskRow, recs []stora
 // Delete implements storage.TaskStore.
 func (s taskStore) Delete(ctx context.Context, ids []string) error {
 	var ws []write
-	for _, table := range []string{store.TaskQueue, store.TaskDeadLetter} {
+	for _, table := range []string{store.TaskQueue, store.TaskDeadLetter, store.TaskArchive} {
 		for _, id := range ids {
 			if storage.ValidTaskID(id) {
 				ws = append(ws, write{table: table, key: []byte(id), del: true})
@@ -288,7 +301,7 @@ func (s taskStore) Get(ctx context.Context, id string) (storage.TaskRow, storage
 	if !storage.ValidTaskID(id) {
 		return storage.TaskRow{}, 0, storage.ErrNotFound
 	}
-	for _, table := range []storage.TaskTable{storage.TasksLive, storage.TasksDeadLetter} {
+	for _, table := range []storage.TaskTable{storage.TasksLive, storage.TasksDeadLetter, storage.TasksArchive} {
 		tbl, _ := s.tableOf(table)
 		var r storage.TaskRow
 		found := false
@@ -392,4 +405,80 @@ func (s taskStore) RetryFromDeadLetter(ctx context.Context, row storage.TaskRow)
 		return fmt.Errorf("retry from dead letter: %w", err)
 	}
 	return nil
+}
+
+// Archive implements storage.TaskStore. It scans task_queue for the
+// batch (a body is only decoded when it names one of the statuses), then
+// moves it as one journaled commit: the archive puts first, so Get, which
+// reads task_queue first, never misses a task in flight, and a Put that
+// commits after the deletes finds the archived row (see Put). The deletes
+// are versioned: a change committed since the scan stays live.
+func (s taskStore) Archive(ctx context.Context, b storage.ArchiveBatch) ([]storage.TaskRow, error) {
+	if err := b.Check(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	marks := make([][]byte, len(b.Statuses))
+	for i, st := range b.Statuses {
+		m, err := json.Marshal(st)
+		if err != nil {
+			return nil, fmt.Errorf("archive tasks: %w", err)
+		}
+		marks[i] = append([]byte(`"status":`), m...)
+	}
+	s.d.taskMoves.Lock()
+	defer s.d.taskMoves.Unlock()
+	ws, moved, err := s.archiveWrites(b, marks)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.d.commitAcross(ctx, ws); err != nil {
+		return nil, fmt.Errorf("archive tasks: %w", err)
+	}
+	return moved, nil
+}
+
+// archiveWrites finds Archive's batch and returns the journaled writes
+// that move it, and the moved rows. marks are the statuses' JSON fields.
+func (s taskStore) archiveWrites(b storage.ArchiveBatch, marks [][]byte) ([]write, []storage.TaskRow, error) {
+	var moved []storage.TaskRow
+	ws := make([]write, 0, 2*b.Limit)
+	errFull := errors.New("batch full")
+	err := s.live().View(func(tx *store.Tx) error {
+		return tx.ForEach(func(k, v []byte) error {
+			if isWorkflowKey(k) || len(v) < 8 {
+				return nil
+			}
+			// A cheap test first: a body of another status does not hold
+			// `"status":"<one of them>"` (in a string value the quotes
+			// would be escaped; a metadata key may match, and the decode
+			// below settles it).
+			if !slices.ContainsFunc(marks, func(m []byte) bool { return bytes.Contains(v[8:], m) }) {
+				return nil
+			}
+			r, err := decodeTask(k, v)
+			if err != nil {
+				return err
+			}
+			if r.UpdatedAt >= b.EndedBefore || !slices.Contains(b.Statuses, r.Status) {
+				return nil
+			}
+			ws = append(ws, write{table: store.TaskArchive, key: slices.Clone(k), value: slices.Clone(v), versioned: true})
+			r.Body = nil
+			moved = append(moved, r)
+			if len(moved) == b.Limit {
+				return errFull
+			}
+			return nil
+		})
+	})
+	if err != nil && !errors.Is(err, errFull) {
+		return nil, nil, fmt.Errorf("archive tasks: scan: %w", err)
+	}
+	for i := range moved {
+		ws = append(ws, write{table: store.TaskQueue, key: ws[i].key, value: ws[i].value[:8], del: true, versioned: true})
+	}
+	return ws, moved, nil
 }

@@ -14,7 +14,8 @@ import (
 )
 
 // The tasks domain's tables (migrations/0002_tasks.sql): agentcom_tasks
-// (live), agentcom_task_dead_letter, agentcom_task_workflow.
+// (live), agentcom_task_dead_letter, agentcom_task_workflow, and
+// agentcom_task_archive (0006_task_archive.sql).
 //
 // Versions: a write never replaces a row with an older one. Put's upsert
 // skips rows the dead letter holds at the same version or above, and then,
@@ -37,6 +38,8 @@ func taskTableName(t storage.TaskTable) (string, error) {
 		return "agentcom_tasks", nil
 	case storage.TasksDeadLetter:
 		return "agentcom_task_dead_letter", nil
+	case storage.TasksArchive:
+		return "agentcom_task_archive", nil
 	}
 	return "", fmt.Errorf("tasks: no table %d", t)
 }
@@ -113,10 +116,17 @@ const (
 			priority = EXCLUDED.priority, submitted_by = EXCLUDED.submitted_by, assigned_to = EXCLUDED.assigned_to,
 			created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, body = EXCLUDED.body
 		WHERE t.version < EXCLUDED.version`
-	// putLive skips rows the dead letter holds at their version or above.
+	// putLive skips rows the dead letter or the archive holds at their
+	// version or above.
 	putLive = `INSERT INTO agentcom_tasks AS t (` + taskColumns + `) ` + taskUnnest + `
 		WHERE NOT EXISTS (SELECT 1 FROM agentcom_task_dead_letter d WHERE d.id = r.id AND d.version >= r.version)
+		AND NOT EXISTS (SELECT 1 FROM agentcom_task_archive a WHERE a.id = r.id AND a.version >= r.version)
 		ORDER BY r.id` + taskUpsert
+	// dropMoved deletes, after putLive, the rows a move committed while
+	// putLive waited (see the top of the file).
+	dropMoved = `DELETE FROM agentcom_tasks t WHERE t.id = ANY($1) AND (
+		EXISTS (SELECT 1 FROM agentcom_task_dead_letter d WHERE d.id = t.id AND d.version >= t.version)
+		OR EXISTS (SELECT 1 FROM agentcom_task_archive a WHERE a.id = t.id AND a.version >= t.version))`
 	// putRetried follows the removal of the dead-letter row.
 	putRetried = `INSERT INTO agentcom_tasks AS t (` + taskColumns + `) ` + taskUnnest + ` ORDER BY r.id` + taskUpsert
 	putDead    = `INSERT INTO agentcom_task_dead_letter AS t (` + taskColumns + `) ` + taskUnnest + ` ORDER BY r.id` + taskUpsert
@@ -233,8 +243,7 @@ func (d *Driver) putTasks(ctx context.Context, puts []taskPut) error {
 			if _, err := tx.Exec(ctx, putLive, a.args()...); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, `DELETE FROM agentcom_tasks t USING agentcom_task_dead_letter d
-				WHERE t.id = ANY($1) AND d.id = t.id AND d.version >= t.version`, a.ids); err != nil {
+			if _, err := tx.Exec(ctx, dropMoved, a.ids); err != nil {
 				return err
 			}
 		}
@@ -261,7 +270,7 @@ func (s taskStore) Delete(ctx context.Context, ids []string) error {
 	}
 	ids = slices.Sorted(slices.Values(ids))
 	err := pgx.BeginFunc(ctx, s.d.pool, func(tx pgx.Tx) error {
-		for _, table := range []string{"agentcom_task_dead_letter", "agentcom_tasks"} {
+		for _, table := range []string{"agentcom_task_archive", "agentcom_task_dead_letter", "agentcom_tasks"} {
 			if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE id = ANY($1)", ids); err != nil {
 				return err
 			}
@@ -274,7 +283,7 @@ func (s taskStore) Delete(ctx context.Context, ids []string) error {
 	return nil
 }
 
-// Get implements storage.TaskStore. One statement reads both tables, so
+// Get implements storage.TaskStore. One statement reads every table, so
 // a task moving between them is found in one.
 func (s taskStore) Get(ctx context.Context, id string) (storage.TaskRow, storage.TaskTable, error) {
 	if !storage.ValidTaskID(id) {
@@ -282,6 +291,7 @@ func (s taskStore) Get(ctx context.Context, id string) (storage.TaskRow, storage
 	}
 	row := s.d.pool.QueryRow(ctx, `SELECT `+taskColumns+`, 1 FROM agentcom_tasks WHERE id = $1
 		UNION ALL SELECT `+taskColumns+`, 2 FROM agentcom_task_dead_letter WHERE id = $1
+		UNION ALL SELECT `+taskColumns+`, 3 FROM agentcom_task_archive WHERE id = $1
 		ORDER BY 10 LIMIT 1`, id)
 	var r storage.TaskRow
 	var ver int64
@@ -410,4 +420,45 @@ func (s taskStore) RetryFromDeadLetter(ctx context.Context, row storage.TaskRow)
 		return fmt.Errorf("retry from dead letter: %w", err)
 	}
 	return nil
+}
+
+// archiveTasks moves a batch in one statement: the live rows are picked
+// (in no order: a sort would read every candidate, and LIMIT stops at the
+// batch) and locked (SKIP LOCKED: no wait, so no lock-order deadlock; a
+// row a writer holds is left for the next pass), deleted, and upserted
+// into the archive by version.
+const archiveTasks = `WITH moved AS (
+		DELETE FROM agentcom_tasks WHERE id IN (
+			SELECT id FROM agentcom_tasks WHERE status = ANY($1) AND updated_at < $2
+			LIMIT $3 FOR UPDATE SKIP LOCKED)
+		RETURNING ` + taskColumns + `),
+	ins AS (
+		INSERT INTO agentcom_task_archive AS t (` + taskColumns + `) SELECT ` + taskColumns + ` FROM moved ORDER BY id` + taskUpsert + `)
+	SELECT id, version, status, priority, submitted_by, assigned_to, created_at, updated_at FROM moved ORDER BY id`
+
+// Archive implements storage.TaskStore.
+func (s taskStore) Archive(ctx context.Context, b storage.ArchiveBatch) ([]storage.TaskRow, error) {
+	if err := b.Check(); err != nil {
+		return nil, err
+	}
+	rows, err := s.d.pool.Query(ctx, archiveTasks, b.Statuses, b.EndedBefore, b.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("archive tasks: %w", err)
+	}
+	defer rows.Close()
+	var out []storage.TaskRow
+	for rows.Next() {
+		var r storage.TaskRow
+		var ver int64
+		var pri int32
+		if err := rows.Scan(&r.ID, &ver, &r.Status, &pri, &r.SubmittedBy, &r.AssignedTo, &r.CreatedAt, &r.UpdatedAt); err != nil {
+			return nil, fmt.Errorf("archive tasks: %w", err)
+		}
+		r.Version, r.Priority = uint64(ver), int(pri)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("archive tasks: %w", err)
+	}
+	return out, nil
 }

@@ -358,6 +358,130 @@ func runTasks(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("Archive", func(t *testing.T) {
+		s := open(t).Tasks()
+		// updated_at is created + version (taskRow).
+		old1 := taskRow(t, "task-a1", 2, "completed", 1, "a", "", 100)
+		old2 := taskRow(t, "task-a2", 2, "cancelled", 0, "a", "", 110)
+		old3 := taskRow(t, "task-a3", 2, "completed", 2, "b", "", 120)
+		recent := taskRow(t, "task-r", 2, "completed", 0, "a", "", 5000)
+		queued := taskRow(t, "task-q", 1, "queued", 0, "a", "", 10)
+		failed := taskRow(t, "task-f", 1, "failed", 0, "a", "", 10)
+		if err := s.Put(ctx, []storage.TaskRow{old1, old2, old3, recent, queued, failed}, nil); err != nil {
+			t.Fatal(err)
+		}
+		b := storage.ArchiveBatch{Statuses: []string{"completed", "cancelled"}, EndedBefore: 1000, Limit: 2}
+		for _, bad := range []storage.ArchiveBatch{{Statuses: b.Statuses, EndedBefore: 1}, {Statuses: b.Statuses, Limit: storage.MaxArchiveBatch + 1}, {Limit: 1}} {
+			if _, err := s.Archive(ctx, bad); err == nil {
+				t.Fatalf("unbounded batch %+v accepted", bad)
+			}
+		}
+		var moved []string
+		for {
+			rows, err := s.Archive(ctx, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) > b.Limit {
+				t.Fatalf("batch of %d over its limit", len(rows))
+			}
+			if len(rows) == 0 {
+				break
+			}
+			for _, r := range rows {
+				if r.Status == "" || r.Version != 2 {
+					t.Fatalf("moved row without its columns: %+v", r)
+				}
+				moved = append(moved, r.ID)
+			}
+		}
+		slices.Sort(moved)
+		if !slices.Equal(moved, []string{"task-a1", "task-a2", "task-a3"}) {
+			t.Fatalf("archived %v", moved)
+		}
+		r, table := where(t, s, "task-a3")
+		if table != storage.TasksArchive {
+			t.Fatalf("task-a3 in %v after archiving", table)
+		}
+		sameRow(t, r, old3)
+		if ids := list(t, s, storage.TasksArchive, storage.TaskFilter{SubmittedBy: "a"}); !slices.Equal(ids, []string{"task-a1", "task-a2"}) {
+			t.Fatalf("archive lists %v", ids)
+		}
+		if ids := list(t, s, storage.TasksLive, storage.TaskFilter{}); !slices.Equal(ids, []string{"task-f", "task-q", "task-r"}) {
+			t.Fatalf("live lists %v", ids)
+		}
+		// The archive is not loaded.
+		if l := load(t, s); len(l.live) != 3 || len(l.dead) != 0 {
+			t.Fatalf("load after archiving: %d live, %d dead", len(l.live), len(l.dead))
+		}
+		// A snapshot older than the move does not bring the task back.
+		if err := s.Put(ctx, []storage.TaskRow{taskRow(t, "task-a1", 1, "assigned", 1, "a", "agent", 100)}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, table := where(t, s, "task-a1"); table != storage.TasksArchive {
+			t.Fatalf("a late snapshot moved task-a1 to %v", table)
+		}
+		// Delete reaches the archive.
+		if err := s.Delete(ctx, []string{"task-a2"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, table := where(t, s, "task-a2"); table != 0 {
+			t.Fatalf("deleted task-a2 still in %v", table)
+		}
+	})
+
+	t.Run("ArchiveRacesWrites", func(t *testing.T) {
+		// Every task ends in exactly one table, whatever the interleaving
+		// of archive passes and writes of newer versions.
+		s := open(t).Tasks()
+		const n = 20
+		var rows []storage.TaskRow
+		for i := range n {
+			rows = append(rows, taskRow(t, fmt.Sprintf("task-%02d", i), 2, "completed", 0, "a", "", int64(i)))
+		}
+		if err := s.Put(ctx, rows, nil); err != nil {
+			t.Fatal(err)
+		}
+		b := storage.ArchiveBatch{Statuses: []string{"completed"}, EndedBefore: 1 << 40, Limit: 3}
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for range n {
+				if _, err := s.Archive(ctx, b); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+		for i := range n {
+			newer := taskRow(t, rows[i].ID, 3, "completed", 0, "a", "", int64(i))
+			wg.Go(func() {
+				if err := s.Put(ctx, []storage.TaskRow{newer}, nil); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		for {
+			rows, err := s.Archive(ctx, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) == 0 {
+				break
+			}
+		}
+		if ids := list(t, s, storage.TasksLive, storage.TaskFilter{}); len(ids) != 0 {
+			t.Fatalf("still live: %v", ids)
+		}
+		if ids := list(t, s, storage.TasksArchive, storage.TaskFilter{}); len(ids) != n {
+			t.Fatalf("%d archived, want %d", len(ids), n)
+		}
+		for i := range n {
+			if r, table := where(t, s, rows[i].ID); table != storage.TasksArchive || r.Version != 3 {
+				t.Fatalf("%s: version %d in %v", rows[i].ID, r.Version, table)
+			}
+		}
+	})
+
 	t.Run("Delete", func(t *testing.T) {
 		s := open(t).Tasks()
 		if err := s.Put(ctx, []storage.TaskRow{taskRow(t, "task-1", 1, "queued", 0, "a", "", 1), taskRow(t, "task-2", 1, "queued", 0, "a", "", 2)},
