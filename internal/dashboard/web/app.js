@@ -195,8 +195,12 @@
     const body = $(bodyId);
     const html = rows.map((r) => r.outerHTML).join('');
     if (body.dataset.rendered !== html) {
+      // A live refresh keeps the keyboard cursor on its row position, so
+      // j/k then Enter still open a row when an update lands in between.
+      const at = [...body.children].findIndex((r) => r.classList.contains('cursor'));
       body.replaceChildren(...rows);
       body.dataset.rendered = html;
+      if (at >= 0 && rows.length) rows[Math.min(at, rows.length - 1)].classList.add('cursor');
     }
     if (emptyId) $(emptyId).hidden = rows.length > 0;
   }
