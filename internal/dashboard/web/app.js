@@ -1246,11 +1246,14 @@
     const [path, query] = h.split('?');
     const params = new URLSearchParams(query || '');
     const parts = path.split('/').filter(Boolean);
-    if (parts[0] === 'tasks' && parts[1]) {
+    // #/task/ID is read as #/tasks/ID (a hand-typed or shared link), and a
+    // bare #/task, which names no task, as the task list.
+    if ((parts[0] === 'tasks' || parts[0] === 'task') && parts[1]) {
       let id = parts[1];
       try { id = decodeURIComponent(id); } catch (e) { /* a malformed escape: use it as written */ }
       return { view: 'task', id, params };
     }
+    if (parts[0] === 'task') return { view: 'tasks', params };
     if (VIEWS.includes(parts[0])) return { view: parts[0], params };
     return { view: 'overview', params };
   }
