@@ -21,9 +21,12 @@ type StartupReport struct {
 // BackupUsed) or "degraded" (damaged or missing with no usable backup: now
 // empty, the damaged file kept at AsidePath).
 type StartupTable struct {
-	Table      string   `json:"table"`
-	Action     string   `json:"action"`
-	Records    int      `json:"records"`
+	Table   string `json:"table"`
+	Action  string `json:"action"`
+	Records int    `json:"records"`
+	// Skipped: the full check did not run, because the table's clean-close
+	// marker matched its file (cleanmark.go); Records is then not counted.
+	Skipped    bool     `json:"skipped,omitempty"`
 	Reason     string   `json:"reason,omitempty"`
 	BackupUsed string   `json:"backup_used,omitempty"`
 	BackupTime int64    `json:"backup_time,omitempty"`

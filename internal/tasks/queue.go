@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentcom/agentcom/internal/bus"
@@ -154,6 +155,9 @@ type Config struct {
 	MaxQueuedPerSubmitter int
 	// Now is the queue's clock (tests); nil is time.Now.
 	Now func() time.Time
+	// Loaded, when set, counts the stored tasks a load has read so far,
+	// for a hub that serves while it loads (GET /health says how far).
+	Loaded *atomic.Int64
 }
 
 // Default limits of a submission. The description's limit (10,000
@@ -219,11 +223,17 @@ type Queue struct {
 
 // New opens the queue over st and loads its state.
 func New(st storage.TaskStore, b *bus.Bus, cfg Config) (*Queue, error) {
+	return NewContext(context.Background(), st, b, cfg)
+}
+
+// NewContext is New with a load that stops when ctx ends (a hub shut
+// down while it still loads).
+func NewContext(ctx context.Context, st storage.TaskStore, b *bus.Bus, cfg Config) (*Queue, error) {
 	q := &Queue{st: st, bus: b, cfg: cfg, now: time.Now}
 	if cfg.Now != nil {
 		q.now = cfg.Now
 	}
-	if err := q.Reload(); err != nil {
+	if err := q.reload(ctx); err != nil {
 		return nil, err
 	}
 	return q, nil
@@ -266,13 +276,12 @@ func (q *Queue) reload(ctx context.Context) error {
 			withKeys = append(withKeys, summary{ID: s.ID, CreatedAt: s.CreatedAt, UniqueKey: s.UniqueKey, UniqueUntil: s.UniqueUntil})
 		}
 	}
-	dec := startLoadDecoder()
+	dec := startLoadDecoder(q.cfg.Loaded)
 	defer dec.stop()
 	err := q.st.Load(ctx, storage.TaskLoad{
 		Workflow: func(r storage.WorkflowRecord) error { return loadWorkflowRecord(&wf, r.Key, r.Value) },
 		Task: func(table storage.TaskTable, r storage.TaskRow) error {
-			dec.add(table, r) // summarized or decoded on every core (reload_decode.go)
-			return nil
+			return dec.add(ctx, table, r) // summarized or decoded on every core (reload_decode.go)
 		},
 	})
 	if err != nil {
