@@ -166,3 +166,11 @@ func CleanMarkerMatches(path string) bool {
 	got, err := markFile(path)
 	return err == nil && got == want
 }
+
+// RemoveTableFile removes a table file and its clean-close marker (a
+// scratch copy that is done with). Errors are ignored: what is left is
+// removed with the scratch directory's next use.
+func RemoveTableFile(path string) {
+	_ = os.Remove(path)
+	_ = os.Remove(path + cleanSuffix)
+}
