@@ -28,7 +28,7 @@ func TestCleanCloseSkipsTheStartupCheck(t *testing.T) {
 	}
 	for _, name := range store.AllTables() {
 		e.expect(name, 40)
-		if _, err := os.Stat(store.TablePath(e.dir, name) + ".clean"); !errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(store.CleanMarkerPath(store.TablePath(e.dir, name))); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("%s: a clean-close marker exists while the table is open (%v)", name, err)
 		}
 	}
@@ -53,7 +53,7 @@ func TestStaleCleanMarkerRunsTheFullCheck(t *testing.T) {
 			e.close()
 			stale := map[string][]byte{}
 			for _, name := range store.AllTables() {
-				b, err := os.ReadFile(store.TablePath(e.dir, name) + ".clean")
+				b, err := os.ReadFile(store.CleanMarkerPath(store.TablePath(e.dir, name)))
 				if err != nil {
 					t.Fatalf("%s: no marker after a clean close: %v", name, err)
 				}
@@ -67,7 +67,7 @@ func TestStaleCleanMarkerRunsTheFullCheck(t *testing.T) {
 				if damaged {
 					damages["flipped bytes in a data page"](t, path, name)
 				}
-				if err := os.WriteFile(path+".clean", stale[name], 0o600); err != nil {
+				if err := os.WriteFile(store.CleanMarkerPath(path), stale[name], 0o600); err != nil {
 					t.Fatal(err)
 				}
 			}

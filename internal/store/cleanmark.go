@@ -40,6 +40,10 @@ import (
 // cleanSuffix names a table's clean-close marker.
 const cleanSuffix = ".clean"
 
+// CleanMarkerPath is where the clean-close marker of the table file at
+// path is (tools and tests that play a crash remove it).
+func CleanMarkerPath(path string) string { return path + cleanSuffix }
+
 // cleanMarker is a table file as it was when it was closed cleanly.
 type cleanMarker struct {
 	Version int    `json:"version"`
