@@ -310,14 +310,14 @@ func (q *Queue) reload(ctx context.Context) error {
 		note(d.table, d.s)
 	}
 	now := q.now().UnixMilli()
-	idx := newIndex()
 	held := map[string]map[string]*Task{}
 	var timers delayedHeap
 	var waiting []string
+	queued := make([]*Task, 0, len(live))
 	for _, t := range live {
 		switch t.Status {
 		case StatusQueued:
-			idx.add(t, now)
+			queued = append(queued, t)
 		case StatusAssigned:
 			addHeld(held, t)
 		case StatusScheduled:
@@ -327,6 +327,7 @@ func (q *Queue) reload(ctx context.Context) error {
 		}
 	}
 	heap.Init(&timers)
+	idx := loadIndex(queued, now)
 	dependents := map[string][]string{}
 	// In scheduling order (lane, creation, id), as sortTasks would.
 	slices.SortFunc(withDeps, func(a, b summary) int {
