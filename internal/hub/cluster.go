@@ -231,6 +231,9 @@ func (h *Hub) onLeader(ctx context.Context, l cluster.Leader) {
 	// Sockets relayed to the old leader reconnect, here now.
 	n := m.follower.CloseAll(protocol.CloseRestart, "hub leader changed: reconnect")
 	d, err := h.buildDomain(ctx)
+	if err != nil && ctx.Err() != nil {
+		return // shut down while it loaded: nothing to retry
+	}
 	if err != nil {
 		// The election goes on regardless (the database answers it), so
 		// the lead would never move: keep trying while this term lasts.
@@ -540,6 +543,9 @@ func (m *clusterMode) newProxy(raw string, log *slog.Logger) *httputil.ReversePr
 	}
 }
 
+// errLeaderLoading is a leader's health answer while it loads its domain.
+var errLeaderLoading = errors.New("leader health: the leader is loading")
+
 // healthLimit bounds the leader's health answer a follower reads.
 const healthLimit = 64 << 10
 
@@ -563,7 +569,11 @@ func (h *Hub) clusterHealth(w http.ResponseWriter, r *http.Request) {
 		status, answered, leader.Status = http.StatusServiceUnavailable, false, "domain_unavailable"
 	case l.URL != "":
 		if err := m.leaderHealth(r.Context(), l.URL, &leader); err != nil {
-			status, answered, leader = http.StatusServiceUnavailable, false, protocol.Health{Status: "leader_unreachable"}
+			st := "leader_unreachable"
+			if errors.Is(err, errLeaderLoading) {
+				st = protocol.StatusLoading // the leader is loading its domain
+			}
+			status, answered, leader = http.StatusServiceUnavailable, false, protocol.Health{Status: st}
 		}
 	default:
 		status, answered, leader.Status = http.StatusServiceUnavailable, false, "no_leader"
@@ -599,6 +609,10 @@ func (m *clusterMode) leaderHealth(ctx context.Context, base string, into *proto
 		return fmt.Errorf("leader health: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
+		var lh protocol.LoadingHealth
+		if resp.StatusCode == http.StatusServiceUnavailable && json.Unmarshal(b, &lh) == nil && lh.Status == protocol.StatusLoading {
+			return errLeaderLoading
+		}
 		return fmt.Errorf("leader health: status %d", resp.StatusCode)
 	}
 	if err := json.Unmarshal(b, into); err != nil {

@@ -267,7 +267,9 @@ type hubBusy struct {
 	err        error
 }
 
-func (b *hubBusy) Error() string { return fmt.Sprintf("hub busy, retry after %s: %v", b.RetryAfter, b.err) }
+func (b *hubBusy) Error() string {
+	return fmt.Sprintf("hub busy, retry after %s: %v", b.RetryAfter, b.err)
+}
 func (b *hubBusy) Unwrap() error { return b.err }
 
 // maxRetryAfter bounds the Retry-After a sidecar honours: a hub cannot
