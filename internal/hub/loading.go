@@ -236,7 +236,9 @@ func (l *Loading) load(ctx context.Context, ln net.Listener) {
 		return
 	}
 	l.hub.Store(h)
-	h.log.Info("hub ready", "component", "hub", "event", "ready", "addr", ln.Addr().String(), "store", h.storeName(),
+	// The same line as a hub that loads before it listens (Serve): it
+	// says the hub serves.
+	h.log.Info("hub listening", "component", "hub", "event", "listening", "addr", ln.Addr().String(), "store", h.storeName(),
 		"version", h.cfg.Version, "tasks_loaded", l.progress.loaded.Load(), "load_ms", time.Since(started).Milliseconds())
 }
 
