@@ -153,6 +153,28 @@ func removeCleanMarker(path string) error {
 	return nil
 }
 
+// removeCleanMarkers removes the markers of the named tables in dir with
+// one fsync of the directory for them all (a start opens every table).
+func removeCleanMarkers(dir string, names []string) error {
+	removed := false
+	for _, n := range names {
+		err := os.Remove(CleanMarkerPath(TablePath(dir, n)))
+		switch {
+		case err == nil:
+			removed = true
+		case !errors.Is(err, os.ErrNotExist):
+			return fmt.Errorf("remove clean marker of %s: %w", n, err)
+		}
+	}
+	if !removed {
+		return nil
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("remove clean markers: %w", err)
+	}
+	return nil
+}
+
 // CleanMarkerMatches reports whether the table file at path was closed
 // cleanly and not changed since: its marker names it exactly. Anything
 // unreadable or different is false (the caller runs the full check).
