@@ -242,8 +242,50 @@ func appendAny(b []byte, v any, depth int) ([]byte, error) {
 		return append(b, ']'), nil
 	case []string:
 		return appendStrings(b, v), nil
+	case json.Number:
+		// Results and outputs from agents are decoded with UseNumber.
+		if plainNumber(string(v)) {
+			return append(b, v...), nil
+		}
 	}
 	return appendMarshal(b, v)
+}
+
+// plainNumber reports whether s is a number in strict JSON grammar, which
+// encoding/json writes as is (it refuses anything else, and writes "" as
+// 0: both left to it).
+func plainNumber(s string) bool {
+	digits := func(s string) string {
+		for len(s) > 0 && '0' <= s[0] && s[0] <= '9' {
+			s = s[1:]
+		}
+		return s
+	}
+	s, _ = strings.CutPrefix(s, "-")
+	switch {
+	case s == "":
+		return false
+	case s[0] == '0':
+		s = s[1:]
+	case '1' <= s[0] && s[0] <= '9':
+		s = digits(s[1:])
+	default:
+		return false
+	}
+	if len(s) >= 2 && s[0] == '.' && '0' <= s[1] && s[1] <= '9' {
+		s = digits(s[2:])
+	}
+	if len(s) >= 2 && (s[0] == 'e' || s[0] == 'E') {
+		s = s[1:]
+		if s[0] == '+' || s[0] == '-' {
+			s = s[1:]
+		}
+		if s == "" || s[0] < '0' || s[0] > '9' {
+			return false
+		}
+		s = digits(s)
+	}
+	return s == ""
 }
 
 // appendMap writes m with its keys sorted, as json.Marshal does.

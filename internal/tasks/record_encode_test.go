@@ -66,10 +66,14 @@ func TestAppendRecordMatchesJSON(t *testing.T) {
 			UniqueKey: odd, UniqueUntil: at, RunAt: at, DependsOn: []string{"a", "b\\c"}, OnDependencyFailure: "run",
 			Schedule: "*/5 * * * *", ScheduleTick: at,
 		},
-		"nan":      {ID: "x", Result: math.NaN()},
-		"inf meta": {ID: "x", Metadata: map[string]any{"x": math.Inf(-1)}},
-		"bad json": {ID: "x", Result: json.RawMessage(`{`)},
-		"channel":  {ID: "x", LastError: make(chan int)},
+		"numbers": {ID: "x", Result: map[string]any{"a": json.Number("12"), "b": json.Number("-0.5e+07"), "c": json.Number("0"),
+			"d": json.Number("1E9"), "e": json.Number(""), "f": []any{json.Number("3.25"), json.Number("-0")}}},
+		"bad number":   {ID: "x", Result: json.Number("01")},
+		"bad exponent": {ID: "x", Result: json.Number("1e")},
+		"nan":          {ID: "x", Result: math.NaN()},
+		"inf meta":     {ID: "x", Metadata: map[string]any{"x": math.Inf(-1)}},
+		"bad json":     {ID: "x", Result: json.RawMessage(`{`)},
+		"channel":      {ID: "x", LastError: make(chan int)},
 	}
 	deep := map[string]any{}
 	cur := deep
@@ -106,6 +110,9 @@ func FuzzAppendRecord(f *testing.F) {
 	f.Add([]byte(`{"id":"x","metadata":{"a":1e400}}`))
 	f.Add([]byte(`{"id":"<\u2028>","metadata":{"b":0.0000001,"a":[1e21,-0,12.5]},"last_output":"\ud800"}`))
 	f.Add([]byte("{\"id\":\"x\\u0000\xff\",\"result\":{\"\xc3\":true}}"))
+	for _, n := range []string{"0", "-1.5e-7", "12E+3", "01", "1.", "-", "1e", ".5", "1e+", "+1"} {
+		f.Add([]byte(n))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		task, err := decode(data)
 		if err == nil {
@@ -126,6 +133,10 @@ func FuzzAppendRecord(f *testing.F) {
 			History: []Event{{Event: s, Timestamp: n, Details: map[string]any{s: &n}}}, LastOutput: fl,
 			Attempts: []Attempt{{Generation: n, AgentID: s, AcceptedAt: n, Reason: s}}, RejectedBy: []string{s},
 			CancelledBy: s, UniqueKey: s, UniqueUntil: n, DependsOn: []string{s, s}, ScheduleTick: n})
+		// The string as a json.Number (agents' results are decoded with
+		// UseNumber): written as is when valid, refused alike when not.
+		checkEncodeEqual(t, &Task{ID: "x", Result: map[string]any{"n": json.Number(s)}})
+		checkEncodeEqual(t, &Task{ID: "x", LastError: json.Number(s)})
 	})
 }
 
