@@ -598,7 +598,7 @@ func (q *Queue) checkSize(t *Task) error {
 		}
 	}
 	if max := q.cfg.MaxMetadataBytes; max > 0 {
-		b, err := json.Marshal(t.Metadata)
+		b, err := appendMap(nil, t.Metadata, 0)
 		if err != nil {
 			return fmt.Errorf("submit: metadata: %w", err)
 		}
@@ -1752,7 +1752,7 @@ func (q *Queue) load(ctx context.Context, id string) (*Task, storage.TaskTable, 
 // rowOf is the stored form of t: its record's JSON as the body, and the
 // columns the store indexes.
 func rowOf(t *Task) (storage.TaskRow, error) {
-	b, err := json.Marshal(recordOf(t))
+	b, err := encodeRecord(t)
 	if err != nil {
 		return storage.TaskRow{}, fmt.Errorf("encode task %s: %w", t.ID, err)
 	}
