@@ -99,8 +99,14 @@ func connectAgent(ctx context.Context, client *http.Client, url string, idx int,
 
 func (a *agent) read() {
 	defer close(a.done)
+	// Not a.ctx: coder/websocket registers a context.AfterFunc for every
+	// read whose context can end, allocations and locking per frame that
+	// the load tool's 1,000 readers pay on the cores the hub uses. a.ctx
+	// ends only in close and abort, which close the socket first, and
+	// that ends the read.
+	ctx := context.WithoutCancel(a.ctx)
 	for {
-		_, data, err := a.ws.Read(a.ctx)
+		_, data, err := a.ws.Read(ctx)
 		if err != nil {
 			a.err = err
 			return
