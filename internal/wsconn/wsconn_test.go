@@ -423,3 +423,55 @@ func TestServeCancelCutsBlockedWrite(t *testing.T) {
 		t.Fatal("cancelling Serve's context did not cut the blocked socket")
 	}
 }
+
+// BenchmarkSendWriteRealSocket is BenchmarkSendWrite over a real
+// WebSocket on loopback, one frame at a time (sent, then waited for, as a
+// broadcast reaches each idle socket): the transport's cost included, a
+// client reading and dropping every frame.
+func BenchmarkSendWriteRealSocket(b *testing.B) {
+	served := make(chan *wsconn.Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		c := wsconn.New(wsconn.Config{})
+		served <- c
+		c.Serve(r.Context(), ws, func(ctx context.Context) {
+			for {
+				if _, _, err := ws.Read(ctx); err != nil {
+					return
+				}
+			}
+		})
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		for {
+			if _, _, err := ws.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	c := <-served
+	frame := make([]byte, 200)
+	for i := range frame {
+		frame[i] = 'x'
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		n, _ := c.SendN(frame)
+		c.WaitWritten(n, time.Minute)
+	}
+	b.StopTimer()
+	c.Close(websocket.StatusNormalClosure, "")
+	<-read
+	<-c.Closed()
+}
