@@ -35,7 +35,9 @@ type agent struct {
 }
 
 // handler sees every frame an agent receives, with its arrival time and
-// its type read from the frame.
+// its type read from the frame. data is only valid during the call (the
+// agent reads its next frame into the same buffer): a handler copies what
+// it keeps.
 type handler func(a *agent, typ string, data []byte, at time.Time)
 
 // frame holds the parts of a hub frame the scenarios use.
@@ -105,12 +107,20 @@ func (a *agent) read() {
 	// ends only in close and abort, which close the socket first, and
 	// that ends the read.
 	ctx := context.WithoutCancel(a.ctx)
+	// One buffer for all of this agent's frames (Read allocates each
+	// anew); the handlers copy what they keep.
+	var buf bytes.Buffer
 	for {
-		_, data, err := a.ws.Read(ctx)
+		_, r, err := a.ws.Reader(ctx)
+		if err == nil {
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
 		if err != nil {
 			a.err = err
 			return
 		}
+		data := buf.Bytes()
 		if a.on != nil {
 			a.on(a, frameType(data), data, time.Now())
 		}
