@@ -245,9 +245,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // socket keeps for its life: 8 KiB of a 10,000-agent hub's memory per
 // agent doing nothing. Agent frames are mostly a few hundred bytes; a
 // larger one costs a second read or write syscall, not a copy (bufio
-// reads and writes past its buffer directly).
+// reads and writes past its buffer directly). The read side is the
+// smaller: what agents send is pings, acknowledgements and replies
+// (identify, ping and task_accepted frames are under 300 bytes), while
+// what they receive (task_assign with its description, messages) is
+// larger and goes out one write syscall a frame only if it fits.
 const (
-	socketReadBuffer  = 1 << 10
+	socketReadBuffer  = 512
 	socketWriteBuffer = 2 << 10
 )
 
