@@ -49,7 +49,8 @@ type conn struct {
 	lastIn    atomic.Int64                  // unix ms of the last inbound frame
 	lastPingT atomic.Int64                  // unix ms of the last ping (or identify)
 
-	// violations in the current window; only the reader touches them.
+	// violations in the current window; only the reader (or handleAside,
+	// which it waits for) touches them.
 	violations  int
 	windowStart time.Time
 }
