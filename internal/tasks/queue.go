@@ -1013,6 +1013,7 @@ func (q *Queue) touch(id, agent, op, event string, change func(t *Task, now int6
 		q.mu.Unlock()
 		return nil, err
 	}
+	before := t.Clone() // for undoChange
 	t.UpdatedAt = now
 	if change != nil {
 		change(t, now)
@@ -1021,6 +1022,7 @@ func (q *Queue) touch(id, agent, op, event string, change func(t *Task, now int6
 	snap := t.Clone()
 	q.mu.Unlock()
 	if err := q.persist(context.Background(), snap); err != nil {
+		q.undoChange(t, before, snap.Version, now)
 		return nil, fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	q.emit(event, snap, agent, 0, 0)
@@ -1232,6 +1234,7 @@ func (q *Queue) Reject(id, agent string, gen int64, reason string) (*Task, error
 		q.mu.Unlock()
 		return nil, err
 	}
+	before := t.Clone() // for undoChange
 	t.endAttempt(t.Generation, now, "rejected", reason)
 	q.requeueLocked(t, now)
 	if !slices.Contains(t.RejectedBy, agent) {
@@ -1242,6 +1245,7 @@ func (q *Queue) Reject(id, agent string, gen int64, reason string) (*Task, error
 	snap := t.Clone()
 	q.mu.Unlock()
 	if err := q.persist(context.Background(), snap); err != nil {
+		q.undoChange(t, before, snap.Version, now)
 		return nil, fmt.Errorf("reject %s: %w", id, err)
 	}
 	q.emit(EventRejected, snap, agent, 0, 0)
@@ -1261,10 +1265,12 @@ func (q *Queue) Reclaim(id, agent string, gen int64, reason string) (*Task, erro
 		return nil, err
 	}
 	holder := t.Holder()
+	before := t.Clone() // for undoChange
 	q.reclaimLocked(t, reason, now)
 	snap := t.Clone()
 	q.mu.Unlock()
 	if err := q.persist(context.Background(), snap); err != nil {
+		q.undoChange(t, before, snap.Version, now)
 		return nil, fmt.Errorf("reclaim %s: %w", id, err)
 	}
 	q.emitReason(EventReclaimed, snap, holder, reason)
@@ -1284,7 +1290,11 @@ func (q *Queue) ReclaimAgent(agent, reason string) ([]*Task, error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
 	var snaps, dead []*Task
+	// For undoChange: each task's live copy and its state before.
+	type change struct{ lt, before *Task }
+	changed := map[string]change{}
 	for _, t := range sortedHeld(q.held[agent]) {
+		changed[t.ID] = change{t, t.Clone()}
 		q.reclaimLocked(t, reason, now)
 		if reason == ReasonDisconnect {
 			t.DisconnectReclaims++
@@ -1298,19 +1308,40 @@ func (q *Queue) ReclaimAgent(agent, reason string) ([]*Task, error) {
 	}
 	q.mu.Unlock()
 	var errs []error
+	undo := func(ts ...*Task) {
+		for _, t := range ts {
+			c := changed[t.ID]
+			q.undoChange(c.lt, c.before, t.Version, now)
+		}
+	}
 	if len(snaps) > 0 {
 		if err := q.persist(context.Background(), snaps...); err != nil {
-			errs = append(errs, err)
+			undo(snaps...)
+			snaps, errs = nil, append(errs, err)
 		}
 	}
+	kept := dead[:0]
 	for _, t := range dead {
 		if err := q.moveToDeadLetter(context.Background(), t); err != nil {
+			undo(t)
 			errs = append(errs, err)
+			continue
 		}
+		kept = append(kept, t)
 	}
+	dead = kept
 	if err := errors.Join(errs...); err != nil {
+		// What was written stands and is announced; the rest is back
+		// with agent, as the store has it.
+		q.announceReclaimed(agent, reason, snaps, dead)
 		return append(snaps, dead...), fmt.Errorf("reclaim tasks of %s: %w", agent, err)
 	}
+	q.announceReclaimed(agent, reason, snaps, dead)
+	return append(snaps, dead...), nil
+}
+
+// announceReclaimed publishes what ReclaimAgent wrote.
+func (q *Queue) announceReclaimed(agent, reason string, snaps, dead []*Task) {
 	for _, t := range snaps {
 		q.emitReason(EventReclaimed, t, agent, reason)
 	}
@@ -1318,7 +1349,6 @@ func (q *Queue) ReclaimAgent(agent, reason string) ([]*Task, error) {
 		q.emitReason(EventReclaimed, t, agent, reason)
 		q.emitReason(EventDeadLetter, t, agent, fmt.Sprint(t.LastError))
 	}
-	return append(snaps, dead...), nil
 }
 
 // Recover answers a sidecar's task_recovering: the task's generation and
@@ -1357,11 +1387,13 @@ func (q *Queue) GiveBack(id, agent string, caps []string) (*Task, error) {
 		q.mu.Unlock()
 		return nil, ErrNotHolder
 	}
+	before := t.Clone() // for undoChange
 	q.idx.remove(t.ID)
 	q.assignLocked(t, agent, now)
 	snap := t.Clone()
 	q.mu.Unlock()
 	if err := q.persist(context.Background(), snap); err != nil {
+		q.undoChange(t, before, snap.Version, now)
 		return nil, fmt.Errorf("give back %s: %w", id, err)
 	}
 	q.emit(EventAssigned, snap, agent, now-snap.CreatedAt, 0)
@@ -1516,10 +1548,12 @@ func (q *Queue) cancel(id, by string, canAny bool, reason string) (*Task, string
 		q.mu.Unlock()
 		return nil, "", ErrForbidden
 	}
+	before := t.Clone() // for undoChange
 	holder := q.cancelLocked(t, by, reason, now)
 	snap := t.Clone()
 	q.mu.Unlock()
 	if err := q.persist(context.Background(), snap); err != nil {
+		q.undoChange(t, before, snap.Version, now)
 		return nil, "", fmt.Errorf("cancel %s: %w", id, err)
 	}
 	q.emitReason(EventCancelled, snap, holder, reason)
