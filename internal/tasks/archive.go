@@ -200,6 +200,10 @@ func (a *Archiver) RunOnce(ctx context.Context) (ArchiveResult, error) {
 		return res, nil
 	}
 	res.Cutoff = a.cfg.Now().Add(-a.cfg.Retention).UnixMilli()
+	// Keys first: no task moves without its unique key's record.
+	if _, err := a.q.recordUniques(ctx); err != nil {
+		return res, fmt.Errorf("archive tasks: %w", err)
+	}
 	for ctx.Err() == nil {
 		n, err := a.q.archive(ctx, storage.ArchiveBatch{Statuses: archivedStatuses(), EndedBefore: res.Cutoff, Limit: a.cfg.BatchSize})
 		res.Moved += n
@@ -217,8 +221,8 @@ func (a *Archiver) RunOnce(ctx context.Context) (ArchiveResult, error) {
 // archive moves one batch to the archive and drops the moved tasks from
 // the queue's counters, so Stats says what a reload would: ended tasks
 // are counted while they are in the live table. (Ended tasks are not in
-// the live set or the indexes; their dependency edges and unique keys are
-// left to expire with them.)
+// the live set or the indexes; their unique keys outlive the move in
+// their records, see archive_keys.go.)
 func (q *Queue) archive(ctx context.Context, b storage.ArchiveBatch) (int, error) {
 	rows, err := q.st.Archive(ctx, b)
 	if err != nil {

@@ -336,14 +336,17 @@ func (q *Queue) reload(ctx context.Context) error {
 		}
 	}
 	// The newest task of a key holds it (dead-letter tasks never do).
-	uniq := map[string]uniqEntry{}
+	// Archived tasks' keys come from their records; a live task of the
+	// same key is newer (it could only take the key once the archived
+	// one's window passed).
+	uniq := archivedUniques(wf)
 	// By creation, then id: the decoders hand tasks back in no set order.
 	sort.Slice(withKeys, func(i, j int) bool {
 		a, b := withKeys[i], withKeys[j]
 		return a.CreatedAt < b.CreatedAt || a.CreatedAt == b.CreatedAt && a.ID < b.ID
 	})
 	for _, t := range withKeys {
-		uniq[t.UniqueKey] = uniqEntry{id: t.ID, until: t.UniqueUntil}
+		uniq[t.UniqueKey] = uniqEntry{id: t.ID, until: t.UniqueUntil, rec: uniq[t.UniqueKey].rec}
 	}
 	perSubmitter := make(map[string]int)
 	for _, t := range live {
