@@ -70,17 +70,7 @@ func runTask(t *testing.T, h *hubtest.Hub, a *hubtest.Client, desc string) strin
 		t.Fatalf("submit: %d %v", st, resp)
 	}
 	id := resp["task_id"].(string)
-	f := a.Expect("task_assign")
-	if f["task_id"] != id {
-		t.Fatalf("assigned %v, want %s", f["task_id"], id)
-	}
-	a.Send(map[string]any{"type": "task_accepted", "task_id": id, "protocol_version": 1})
-	a.Expect("task_ack")
-	a.Send(map[string]any{"type": "task_complete", "task_id": id, "generation": f["generation"], "protocol_version": 1,
-		"result": map[string]any{"ok": true}})
-	if ack := a.Expect("task_ack"); ack["status"] != "complete" {
-		t.Fatalf("complete ack: %v", ack)
-	}
+	complete(t, a, id)
 	return id
 }
 
