@@ -235,16 +235,3 @@ func (q *Queue) archive(ctx context.Context, b storage.ArchiveBatch) (int, error
 	q.mu.Unlock()
 	return len(rows), nil
 }
-
-// ListArchive returns archived tasks matching f, in f's order, and the
-// number of matches before Offset/Limit, like List for the live table.
-func (q *Queue) ListArchive(f Filter) ([]*Task, int, error) {
-	out, err := q.scan(context.Background(), storage.TasksArchive, f)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list archived tasks: %w", err)
-	}
-	for _, t := range out {
-		t.Archived = true
-	}
-	return paginate(order(out, f), f)
-}
