@@ -30,7 +30,7 @@ import (
 // leaving the tables (a retry, a delete) stay: a false "maybe" is only a
 // read.
 type movedIndex struct {
-	seed maphash.Seed
+	seed          maphash.Seed
 	dead, archive *store.Table
 
 	mu sync.Mutex
