@@ -204,14 +204,19 @@ func (a *Archiver) RunOnce(ctx context.Context) (ArchiveResult, error) {
 	if _, err := a.q.recordUniques(ctx); err != nil {
 		return res, fmt.Errorf("archive tasks: %w", err)
 	}
+	if err := a.q.knowEnded(ctx); err != nil {
+		return res, fmt.Errorf("archive tasks: %w", err)
+	}
 	for ctx.Err() == nil {
-		n, err := a.q.archive(ctx, storage.ArchiveBatch{Statuses: archivedStatuses(), EndedBefore: res.Cutoff, Limit: a.cfg.BatchSize})
+		n, more, err := a.q.archive(ctx, storage.ArchiveBatch{Statuses: archivedStatuses(), EndedBefore: res.Cutoff, Limit: a.cfg.BatchSize})
 		res.Moved += n
-		res.Batches++
+		if more || n > 0 {
+			res.Batches++
+		}
 		if err != nil {
 			return res, fmt.Errorf("archive tasks: %w", err)
 		}
-		if n < a.cfg.BatchSize {
+		if !more {
 			return res, nil
 		}
 	}
@@ -223,15 +228,39 @@ func (a *Archiver) RunOnce(ctx context.Context) (ArchiveResult, error) {
 // are counted while they are in the live table. (Ended tasks are not in
 // the live set or the indexes; their unique keys outlive the move in
 // their records, see archive_keys.go.)
-func (q *Queue) archive(ctx context.Context, b storage.ArchiveBatch) (int, error) {
+//
+// The batch's candidates come from the queue's heap of ended tasks
+// (archive_due.go) when it is known, else from the store's own selection.
+// more says whether another batch may find more.
+func (q *Queue) archive(ctx context.Context, b storage.ArchiveBatch) (n int, more bool, err error) {
+	q.mu.Lock()
+	known := q.ended.known
+	q.mu.Unlock()
+	var due []endedEntry
+	if known {
+		due = q.dueEnded(b.EndedBefore, b.Limit)
+		if len(due) == 0 {
+			return 0, false, nil
+		}
+		b.IDs = make([]string, len(due))
+		for i, e := range due {
+			b.IDs[i] = e.id
+		}
+	}
 	rows, err := q.st.Archive(ctx, b)
 	if err != nil {
-		return 0, err
+		q.giveBackEnded(due)
+		return 0, false, err
+	}
+	if known {
+		more = len(due) == b.Limit
+	} else {
+		more = len(rows) == b.Limit
 	}
 	q.mu.Lock()
 	for _, r := range rows {
 		q.count(Status(r.Status), r.Priority, -1)
 	}
 	q.mu.Unlock()
-	return len(rows), nil
+	return len(rows), more, nil
 }

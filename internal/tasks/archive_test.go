@@ -236,9 +236,10 @@ func storeEnded(tb testing.TB, st storage.TaskStore, prefix string, n int, now i
 	}
 }
 
-// BenchmarkArchivePass measures one archive pass over 10,000 ended tasks
-// (beside 1,000 queued ones that stay) on the embedded store, in batches
-// of the default size. ns/op is the whole pass; ns/task divides it by the
+// BenchmarkArchivePass measures a hub's first archive pass over 10,000
+// ended tasks (beside 1,000 queued ones that stay) on the embedded store,
+// in batches of the default size: the listing of the ended tasks and
+// their moves. ns/op is the whole pass; ns/task divides it by the
 // tasks moved.
 //
 //	go test -run '^$' -bench ArchivePass ./internal/tasks/
@@ -268,6 +269,11 @@ func BenchmarkArchivePass(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		storeEnded(b, st, fmt.Sprintf("task-%d", i), ended, start.UnixMilli())
+		// Written behind the queue's back: a reload makes the pass list
+		// the live table's ended tasks, as a hub's first pass does.
+		if err := q.Reload(); err != nil {
+			b.Fatal(err)
+		}
 		b.StartTimer()
 		res, err := arch.RunOnce(context.Background())
 		if err != nil || res.Moved != ended {

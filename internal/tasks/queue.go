@@ -202,6 +202,7 @@ type Queue struct {
 	uniq       map[string]uniqEntry
 	paused     map[pauseID]pauseRecord
 	timers     delayedHeap // scheduled tasks by run_at
+	ended      endedState  // ended tasks by end time, for the archive (archive_due.go)
 	// schedules is guarded by wfMu.
 	schedules map[string]*Schedule
 
@@ -359,6 +360,7 @@ func (q *Queue) reload(ctx context.Context) error {
 	q.dependents, q.uniq, q.paused, q.timers = dependents, uniq, wf.pauses, timers
 	q.schedules = wf.schedules
 	q.loadedUsage = usage
+	q.forgetEnded()
 	q.mu.Unlock()
 	q.wfMu.Unlock()
 	// Waiting tasks whose dependencies ended while the hub was down (or
@@ -1086,6 +1088,7 @@ func (q *Queue) CompleteAssign(id, agent string, gen int64, result any, tokens *
 		q.undoAssign(nexts, prevHist, now)
 		return nil, nil, false, fmt.Errorf("complete %s: %w", id, err)
 	}
+	q.noteEnded(snap)
 	q.emitUsage(EventCompleted, snap, agent, runMs(snap, now), usage)
 	for _, n := range nexts {
 		assigned = n
@@ -1559,6 +1562,7 @@ func (q *Queue) cancel(id, by string, canAny bool, reason string) (*Task, string
 		q.undoChange(t, before, snap.Version, now)
 		return nil, "", fmt.Errorf("cancel %s: %w", id, err)
 	}
+	q.noteEnded(snap)
 	q.emitReason(EventCancelled, snap, holder, reason)
 	q.wake(id)
 	return snap, holder, nil

@@ -319,6 +319,7 @@ func (q *Queue) resolve(ids ...string) error {
 			errs = append(errs, fmt.Errorf("resolve %s: %w", id, err))
 			continue
 		}
+		q.noteEnded(snap)
 		if next == StatusCancelled {
 			q.emitReason(EventCancelled, snap, "", reason)
 			q.mu.Lock()

@@ -451,7 +451,27 @@ func (s taskStore) archiveWrites(b storage.ArchiveBatch, marks [][]byte) ([]writ
 	ws := make([]write, 0, 2*b.Limit)
 	errFull := errors.New("batch full")
 	err := s.live().View(func(tx *store.Tx) error {
-		return tx.ForEach(func(k, v []byte) error {
+		each := tx.ForEach
+		if b.IDs != nil {
+			// The caller's candidates: read them, not the whole table.
+			each = func(fn func(k, v []byte) error) error {
+				seen := make(map[string]bool, len(b.IDs))
+				for _, id := range b.IDs {
+					if seen[id] {
+						continue // moved once
+					}
+					seen[id] = true
+					k := []byte(id)
+					if v := tx.Get(k); v != nil {
+						if err := fn(k, v); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			}
+		}
+		return each(func(k, v []byte) error {
 			if isWorkflowKey(k) || len(v) < 8 {
 				return nil
 			}
