@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/agentcom/agentcom/internal/storage"
 )
@@ -74,14 +75,17 @@ func (q *Queue) knowEnded(ctx context.Context) error {
 	gen := q.ended.gen
 	q.mu.Unlock()
 	var found delayedHeap
-	for _, st := range archivedStatuses() {
-		err := q.st.List(ctx, storage.TasksLive, storage.TaskFilter{Status: st}, func(r storage.TaskRow) error {
+	statuses := archivedStatuses()
+	// One listing for both statuses: the embedded store reads every row
+	// of a listing whatever its filter.
+	err := q.st.List(ctx, storage.TasksLive, storage.TaskFilter{}, func(r storage.TaskRow) error {
+		if slices.Contains(statuses, r.Status) {
 			found = append(found, endedEntry{due: r.UpdatedAt, id: r.ID})
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("list ended tasks: %w", err)
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list ended tasks: %w", err)
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
