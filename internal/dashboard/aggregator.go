@@ -61,6 +61,8 @@ type Aggregator struct {
 	failures      ring[failure]
 	hist          map[int64]*bucket // minute → chart data, HistoryMinutes at most
 	timelines     map[string]*timeline
+	recent        *timeline        // the timelines' list: most recently touched
+	stalest       *timeline        // and least recently touched
 	left          map[string]int64 // agent → when it left (offline condition)
 	queueSamples  []int
 	storageView   storageView
@@ -110,7 +112,12 @@ type failure struct {
 
 type timeline struct {
 	entries ring[timelineEntry]
-	touched int64
+	// The timelines form a list, most recently touched first, so the
+	// eviction beyond TimelineAgents takes the last one without scanning
+	// them all (a fleet of more than TimelineAgents agents messaging each
+	// other evicted on nearly every message).
+	agent      string
+	prev, next *timeline
 }
 
 type timelineEntry struct {
@@ -674,22 +681,43 @@ func (a *Aggregator) timelineLocked(agent string, e timelineEntry) {
 		return
 	}
 	tl, ok := a.timelines[agent]
-	if !ok {
-		if len(a.timelines) >= TimelineAgents {
-			var oldest string
-			var at int64
-			for id, t := range a.timelines {
-				if oldest == "" || t.touched < at {
-					oldest, at = id, t.touched
-				}
-			}
-			delete(a.timelines, oldest)
-		}
-		tl = &timeline{entries: newRing[timelineEntry](TimelineCap)}
+	switch {
+	case ok:
+		a.unlinkTimeline(tl)
+	case len(a.timelines) >= TimelineAgents:
+		// The evicted timeline's ring is reused, emptied.
+		tl = a.stalest
+		a.unlinkTimeline(tl)
+		delete(a.timelines, tl.agent)
+		clear(tl.entries.buf)
+		*tl = timeline{entries: ring[timelineEntry]{buf: tl.entries.buf}, agent: agent}
+		a.timelines[agent] = tl
+	default:
+		tl = &timeline{entries: newRing[timelineEntry](TimelineCap), agent: agent}
 		a.timelines[agent] = tl
 	}
-	tl.touched = e.Timestamp
+	tl.next, a.recent = a.recent, tl
+	if tl.next != nil {
+		tl.next.prev = tl
+	} else {
+		a.stalest = tl
+	}
 	tl.entries.push(e)
+}
+
+// unlinkTimeline takes tl out of the timelines' list.
+func (a *Aggregator) unlinkTimeline(tl *timeline) {
+	if tl.prev != nil {
+		tl.prev.next = tl.next
+	} else {
+		a.recent = tl.next
+	}
+	if tl.next != nil {
+		tl.next.prev = tl.prev
+	} else {
+		a.stalest = tl.prev
+	}
+	tl.prev, tl.next = nil, nil
 }
 
 // Timeline returns an agent's recent timeline, newest first.

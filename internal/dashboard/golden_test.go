@@ -3,6 +3,7 @@ package dashboard
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -142,5 +143,34 @@ func TestMessageTimelines(t *testing.T) {
 	a.Apply(bus.Event{}) // no payload: ignored
 	if frame := a.eventsFrame(); frame != nil {
 		t.Errorf("message events reached the browsers: %s", frame)
+	}
+}
+
+// Beyond TimelineAgents agents, the least recently active agent's
+// timeline goes (touching one keeps it), and a reused timeline starts
+// empty.
+func TestTimelineEviction(t *testing.T) {
+	a := NewAggregator(Config{}, Deps{Bus: bus.New(), Queue: newBenchQueue(0), Agents: benchAgents{}, Presence: benchPresence{}})
+	t.Cleanup(a.sub.Close)
+	send := func(at int64, from string) {
+		a.Apply(bus.Event{Time: at, Data: messaging.Routed{ID: "m", From: from, Kind: "broadcast"}})
+	}
+	for i := range TimelineAgents {
+		send(int64(i+1), fmt.Sprint("a", i))
+	}
+	send(TimelineAgents+1, "a0") // a0 is now the most recent, a1 the stalest
+	send(TimelineAgents+2, "new")
+	if got := a.Timeline("a1"); len(got) != 0 {
+		t.Errorf("stalest timeline kept: %+v", got)
+	}
+	if got := a.Timeline("a0"); len(got) != 2 {
+		t.Errorf("touched timeline: %d entries, want 2", len(got))
+	}
+	want := []timelineEntry{{Timestamp: TimelineAgents + 2, Kind: "message", Event: "broadcast sent", Detail: "m"}}
+	if got := a.Timeline("new"); !slices.Equal(got, want) {
+		t.Errorf("new timeline %+v, want %+v", got, want)
+	}
+	if len(a.timelines) != TimelineAgents {
+		t.Errorf("%d timelines kept, want %d", len(a.timelines), TimelineAgents)
 	}
 }

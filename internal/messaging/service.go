@@ -145,7 +145,8 @@ func (s *Service) Send(m Message, recorded func()) (string, error) {
 		if err := protocol.CheckAgentID(to); err != nil {
 			return "", fmt.Errorf("%w: %w", ErrUnknownRecipient, err)
 		}
-		if !s.agents.HasAgent(to) && !s.pusher.Online(to) {
+		// Online first: a map lookup, where HasAgent scans every token.
+		if !s.pusher.Online(to) && !s.agents.HasAgent(to) {
 			return "", fmt.Errorf("%w: %s", ErrUnknownRecipient, to)
 		}
 	}

@@ -131,11 +131,14 @@ func (d *Driver) journalAndApply(ctx context.Context, ws []write, parallel, reti
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	tables := tablesOf(ws)
-	if len(tables) == 0 {
+	// Writes to the meta table (sequence reservations) go in the record's
+	// own transaction: durable with it, before any table is written.
+	tables := slices.DeleteFunc(tablesOf(ws), func(t string) bool { return t == store.Meta })
+	withMeta := len(tables) < len(tablesOf(ws))
+	if len(tables) == 0 && !withMeta {
 		return nil, nil
 	}
-	if len(tables) == 1 {
+	if len(tables) == 1 && !withMeta {
 		d.journalMu.Lock()
 		lingering := len(d.lingering) > 0
 		d.journalMu.Unlock()
@@ -154,6 +157,14 @@ func (d *Driver) journalAndApply(ctx context.Context, ws []write, parallel, reti
 	err := meta.Update(func(tx *store.Tx) error {
 		for _, k := range retired {
 			if err := tx.Delete(k); err != nil {
+				return err
+			}
+		}
+		for _, w := range ws {
+			if w.table != store.Meta {
+				continue
+			}
+			if err := applyOne(tx, w); err != nil {
 				return err
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 
@@ -215,6 +216,17 @@ func (s messageStore) runBatchGuarded(batch []*msgOp) (panicked any) {
 // to plan or commit fails every op of the batch: nothing of it is written.
 func (s messageStore) runBatch(batch []*msgOp) {
 	p := newPlanner(s)
+	committed := false
+	defer func() {
+		if !committed {
+			// The batch's block reservations may not be durable (a
+			// failure or a panic before its journal record): the next
+			// batch reserves again.
+			for _, c := range p.claimed {
+				c.Unreserve()
+			}
+		}
+	}()
 	err := p.open(batch)
 	for _, op := range batch {
 		if err != nil {
@@ -230,6 +242,7 @@ func (s messageStore) runBatch(batch []*msgOp) {
 			err = s.d.commitLinger(context.Background(), ws)
 		}
 	}
+	committed = err == nil
 	for _, op := range batch {
 		if err != nil {
 			op.res, op.err = storage.AppendResult{}, err
@@ -252,6 +265,28 @@ type planner struct {
 	threads map[string][]byte     // thread message overlay; nil value: deleted
 	replies map[string][]string   // parent -> replies, as of the batch so far
 	changed []string              // parents whose replies changed, in order
+
+	// Sequence numbers are claimed without a commit of their own: the
+	// block reservations ride in the journal record's transaction
+	// (writes). claimed lists the counters used, reserved their newest
+	// reservation by key.
+	claimed  []*seq.Counter
+	reserved map[string][]byte
+}
+
+// claim takes c's next number, keeping the block reservation it may need.
+func (p *planner) claim(c *seq.Counter) uint64 {
+	n, r := c.Claim()
+	if !slices.Contains(p.claimed, c) {
+		p.claimed = append(p.claimed, c)
+	}
+	if r != nil {
+		if p.reserved == nil {
+			p.reserved = map[string][]byte{}
+		}
+		p.reserved[string(r.Key)] = r.Value
+	}
+	return n
 }
 
 func newPlanner(s messageStore) *planner {
@@ -371,10 +406,7 @@ func (p *planner) add(op *msgOp) error {
 }
 
 func (p *planner) addHistory(a storage.Append) (uint64, [][]byte, error) {
-	n, err := p.st.history.Next()
-	if err != nil {
-		return 0, nil, err
-	}
+	n := p.claim(p.st.history)
 	v, err := json.Marshal(historyRecord{Seq: n, Message: a.Message.Body, StoredAt: a.StoredAt})
 	if err != nil {
 		return 0, nil, err
@@ -410,10 +442,7 @@ func (p *planner) addChannel(channel string, a storage.Append) (uint64, [][]byte
 		}
 		p.st.channels[channel] = ctr
 	}
-	n, err := ctr.Next()
-	if err != nil {
-		return 0, nil, err
-	}
+	n := p.claim(ctr)
 	v, err := json.Marshal(historyRecord{Seq: n, Message: a.Message.Body, StoredAt: a.StoredAt})
 	if err != nil {
 		return 0, nil, err
@@ -425,10 +454,7 @@ func (p *planner) addChannel(channel string, a storage.Append) (uint64, [][]byte
 func (p *planner) addCopies(a storage.Append) ([]uint64, error) {
 	seqs := make([]uint64, 0, len(a.Copies))
 	for _, c := range a.Copies {
-		n, err := p.st.mailbox.Next()
-		if err != nil {
-			return nil, err
-		}
+		n := p.claim(p.st.mailbox)
 		v, err := json.Marshal(mailboxRecord{Seq: n, AgentID: c.Agent, Message: c.Body, StoredAt: a.StoredAt})
 		if err != nil {
 			return nil, err
@@ -611,9 +637,16 @@ func (p *planner) index(m storage.MessageRow) error {
 	return nil
 }
 
-// writes returns the batch's writes, the reply lists last.
+// writes returns the batch's writes, the reply lists last, and the
+// sequence reservations: meta writes, which journalAndApply commits in the
+// journal record's own transaction, so they are durable before any table
+// holds a number of their block. Versioned (the value is the block's last
+// number, big-endian), so a replayed record never lowers a reservation.
 func (p *planner) writes() ([]write, error) {
 	ws := p.ws
+	for _, k := range slices.Sorted(maps.Keys(p.reserved)) {
+		ws = append(ws, write{table: store.Meta, key: []byte(k), value: p.reserved[k], versioned: true})
+	}
 	for _, parent := range p.changed {
 		w := write{table: store.ThreadReplies, key: []byte(parent)}
 		if l := p.replies[parent]; len(l) == 0 {

@@ -27,3 +27,15 @@ func BenchmarkAppendDirect(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDeliverDirect: direct messages to connected recipients (a
+// pending copy, dropped after the push) from a fleet's 1,000 senders at
+// once: the bolt store's share of the messages scenario.
+func BenchmarkDeliverDirect(b *testing.B) {
+	d, db, err := boltdriver.OpenDir(b.TempDir(), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	storagetest.BenchDeliverDirect(b, d.Messages(), 1000)
+}

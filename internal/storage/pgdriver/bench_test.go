@@ -86,3 +86,9 @@ func BenchmarkAppendDirect(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDeliverDirect: the bolt driver's benchmark of the same name on
+// PostgreSQL.
+func BenchmarkDeliverDirect(b *testing.B) {
+	storagetest.BenchDeliverDirect(b, open(b).Messages(), 1000)
+}
