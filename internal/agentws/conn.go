@@ -49,7 +49,8 @@ type conn struct {
 	lastIn    atomic.Int64                  // unix ms of the last inbound frame
 	lastPingT atomic.Int64                  // unix ms of the last ping (or identify)
 
-	// violations in the current window; only the reader touches them.
+	// violations in the current window; only the reader (or handleAside,
+	// which it waits for) touches them.
 	violations  int
 	windowStart time.Time
 }
@@ -110,8 +111,18 @@ func (c *conn) run(ctx context.Context) {
 }
 
 func (c *conn) read(ctx context.Context) {
+	rctx := ctx
+	if _, local := c.ws.(*websocket.Conn); local {
+		// coder/websocket registers a context.AfterFunc for each read
+		// whose context can end, held for as long as the read waits: on
+		// an idle socket, for its whole life (the registration and its
+		// entry in ctx's child map, ~0.5 KB a socket) and, on a busy one,
+		// allocations and locking per frame. ctx ends only once Serve's
+		// writer closed the socket, which fails the read anyway.
+		rctx = context.WithoutCancel(ctx)
+	}
 	for {
-		typ, data, err := c.ws.Read(ctx)
+		typ, data, err := c.ws.Read(rctx)
 		if err != nil {
 			return
 		}
@@ -127,10 +138,27 @@ func (c *conn) read(ctx context.Context) {
 					Detail: "expected a text frame holding a JSON object"}}})
 			continue
 		}
-		if stop := c.handle(ctx, data); stop {
+		handle := c.handle
+		if c.agentID() == "" {
+			handle = c.handleAside
+		}
+		if stop := handle(ctx, data); stop {
 			return
 		}
 	}
+}
+
+// handleAside handles a frame on a goroutine of its own while the reader
+// waits. Frames before identify go there: identify's work (token check,
+// registry, presence, store writes) grows a stack to 16 KiB, and the
+// reader's stack, once grown, stays that size while the socket idles (a
+// stack only shrinks at a GC, which an idle hub hardly runs); 10,000
+// idle agents held ~100 MB of stacks the reader needs a fraction of.
+// It costs one goroutine start per connection.
+func (c *conn) handleAside(ctx context.Context, data []byte) bool {
+	done := make(chan bool, 1)
+	go func() { done <- c.handle(ctx, data) }()
+	return <-done
 }
 
 // enqueue queues an encoded frame for the client; false: not delivered

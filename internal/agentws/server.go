@@ -234,9 +234,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// stays alive as long as the handler runs, so for the socket's whole
 	// life it would hold 8 KiB it no longer uses, and this goroutine's
 	// stack grown by the handshake. The request's context ends when the
-	// handler returns; the socket keeps its values, not its end.
+	// handler returns, and the socket keeps none of it: its values are
+	// net/http's own (the server, the local address), which nothing under
+	// the socket reads, and holding them kept the request's and the
+	// connection's contexts (cancel state, child map, done channel) alive
+	// for the socket's life, ~0.5 KB a socket.
 	if s.start(c) {
-		go s.serveStarted(context.WithoutCancel(r.Context()), c)
+		go s.serveStarted(context.Background(), c)
 	}
 }
 
@@ -245,9 +249,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // socket keeps for its life: 8 KiB of a 10,000-agent hub's memory per
 // agent doing nothing. Agent frames are mostly a few hundred bytes; a
 // larger one costs a second read or write syscall, not a copy (bufio
-// reads and writes past its buffer directly).
+// reads and writes past its buffer directly). The read side is the
+// smaller: what agents send is pings, acknowledgements and replies
+// (identify, ping and task_accepted frames are under 300 bytes), while
+// what they receive (task_assign with its description, messages) is
+// larger and goes out one write syscall a frame only if it fits.
 const (
-	socketReadBuffer  = 1 << 10
+	socketReadBuffer  = 512
 	socketWriteBuffer = 2 << 10
 )
 

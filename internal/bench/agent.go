@@ -35,7 +35,9 @@ type agent struct {
 }
 
 // handler sees every frame an agent receives, with its arrival time and
-// its type read from the frame.
+// its type read from the frame. data is only valid during the call (the
+// agent reads its next frame into the same buffer): a handler copies what
+// it keeps.
 type handler func(a *agent, typ string, data []byte, at time.Time)
 
 // frame holds the parts of a hub frame the scenarios use.
@@ -97,19 +99,42 @@ func connectAgent(ctx context.Context, client *http.Client, url string, idx int,
 	return a, nil
 }
 
+// read hands every frame to the handler. The frame is read into one
+// buffer the agent reuses (the handlers copy what they keep): a fresh
+// buffer per frame was a good part of the load's allocations, and the
+// load shares the CPUs with the hub it measures.
 func (a *agent) read() {
 	defer close(a.done)
+	// Not a.ctx: coder/websocket registers a context.AfterFunc for every
+	// read whose context can end, allocations and locking per frame that
+	// the load tool's 1,000 readers pay on the cores the hub uses. a.ctx
+	// ends only in close and abort, which close the socket first, and
+	// that ends the read.
+	ctx := context.WithoutCancel(a.ctx)
+	var buf bytes.Buffer
 	for {
-		_, data, err := a.ws.Read(a.ctx)
+		_, r, err := a.ws.Reader(ctx)
+		if err == nil {
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
 		if err != nil {
 			a.err = err
 			return
 		}
+		data := buf.Bytes()
 		if a.on != nil {
 			a.on(a, frameType(data), data, time.Now())
 		}
+		if buf.Cap() > maxKeptFrameBuf {
+			buf = bytes.Buffer{}
+		}
 	}
 }
+
+// maxKeptFrameBuf: a reader buffer grown past this by a large frame is
+// let go rather than held for the rest of the run.
+const maxKeptFrameBuf = 64 << 10
 
 // send writes one frame.
 func (a *agent) send(b []byte) error {

@@ -243,6 +243,7 @@ type runner struct {
 	o     *Options
 	clock time.Time    // stamps are microseconds since this
 	api   *http.Client // HTTP API calls, pooled
+	post  *poster      // the load's POSTs to plain http hubs
 	dial  *http.Client // WebSocket handshakes
 	prog  *progress
 }
@@ -313,8 +314,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		api: &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: o.Submitters + 8,
 			MaxConnsPerHost: o.Submitters + 8, IdleConnTimeout: 30 * time.Second}},
 		dial: &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}},
+		post: newPoster(o.Submitters + 8),
 	}
 	defer r.api.CloseIdleConnections()
+	defer r.post.closeIdle()
 
 	var errs []error
 	for _, n := range names {

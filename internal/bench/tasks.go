@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -162,7 +163,10 @@ func (r *runner) submitTask(ctx context.Context, t *target, i int, t0 int64, pha
 
 // create POSTs body to path and expects 201 Created.
 func (r *runner) create(ctx context.Context, base, token, path string, body []byte) error {
-	status, raw, err := r.call(ctx, base, token, http.MethodPost, path, body)
+	status, raw, err := r.post.post(ctx, base+path, token, body)
+	if errors.Is(err, errNotPlainHTTP) {
+		status, raw, err = r.call(ctx, base, token, http.MethodPost, path, body)
+	}
 	if err != nil {
 		return err
 	}

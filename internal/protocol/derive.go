@@ -101,6 +101,7 @@ func schemaOf(name string, d def) Schema {
 		s.Fields = append(s.Fields, f)
 		s.wire = append(s.wire, wireField{name: jname, index: i})
 	}
+	s.checkOrder = checkOrder(s.Fields)
 	return s
 }
 

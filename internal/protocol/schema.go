@@ -84,6 +84,9 @@ type Schema struct {
 	goType    reflect.Type
 	wire      []wireField
 	typeField int
+	// checkOrder is Fields in the order check reports them, sorted once
+	// when the schema is derived rather than on every frame and body.
+	checkOrder []Field
 }
 
 // lengthLimits are keyed by field name, whatever the schema, as in the

@@ -167,17 +167,27 @@ func isRequired(s Schema, field string) bool {
 	return false
 }
 
+// checkOrder is fields in check's order: required first, then optional,
+// each group in byte order of name.
+func checkOrder(fields []Field) []Field {
+	out := append([]Field(nil), fields...)
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Required != out[j].Required {
+			return out[i].Required
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
 // check returns the errors of obj against s: required fields first, then
 // optional ones, each group in byte order of field name, at most one error
 // per field.
 func check(s Schema, obj Object) []FieldError {
-	fields := append([]Field(nil), s.Fields...)
-	sort.SliceStable(fields, func(i, j int) bool {
-		if fields[i].Required != fields[j].Required {
-			return fields[i].Required
-		}
-		return fields[i].Name < fields[j].Name
-	})
+	fields := s.checkOrder
+	if fields == nil {
+		fields = checkOrder(s.Fields)
+	}
 	var errs []FieldError
 	for _, f := range fields {
 		v, present := obj[f.Name]

@@ -111,6 +111,13 @@ type ArchiveBatch struct {
 	// Limit bounds the batch (positive), so one call holds the tables
 	// for a bounded time.
 	Limit int
+	// IDs, when not nil (at most Limit), restrict the batch to these
+	// tasks: the caller (the tasks domain, which keeps its ended tasks
+	// and their end times in memory) names the candidates, and the driver
+	// reads those rows instead of scanning the live table. A row still
+	// moves only when Statuses and EndedBefore select it; unknown ids are
+	// ignored.
+	IDs []string
 }
 
 // MaxArchiveBatch bounds ArchiveBatch.Limit.
@@ -191,6 +198,9 @@ func (b ArchiveBatch) Check() error {
 	}
 	if len(b.Statuses) == 0 {
 		return errors.New("archive tasks: no status selected")
+	}
+	if len(b.IDs) > b.Limit {
+		return fmt.Errorf("archive tasks: %d candidates over the batch limit %d", len(b.IDs), b.Limit)
 	}
 	return nil
 }

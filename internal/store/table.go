@@ -48,6 +48,9 @@ type Table struct {
 	pageSize int          // guarded by swap
 	poisoned atomic.Bool  // bbolt panicked on this file; do not touch it again
 	failed   atomic.Bool  // a storage error was met: no clean-close marker
+	// epoch counts the files attached (open, restore, reset, reopen):
+	// see Epoch.
+	epoch atomic.Uint64
 
 	// wmu is held by the commit loop around each write transaction, so a
 	// compaction can start tracking writes at the exact point its snapshot
@@ -143,8 +146,15 @@ func (t *Table) attach() error {
 	}
 	t.bolt, t.metaFile, t.pageSize = b, f, b.Info().PageSize
 	t.poisoned.Store(false)
+	t.epoch.Add(1)
 	return nil
 }
+
+// Epoch changes whenever the table's file is replaced by one that may
+// hold other records (a restore, a reset, a reopen), not when a
+// compaction rewrites the same records. What a caller keeps about the
+// table's content in memory is stale once the epoch moved.
+func (t *Table) Epoch() uint64 { return t.epoch.Load() }
 
 // detach closes the bbolt file. A poisoned bbolt handle is abandoned
 // instead of closed: its internal locks may be held by the goroutine that

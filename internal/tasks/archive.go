@@ -200,14 +200,23 @@ func (a *Archiver) RunOnce(ctx context.Context) (ArchiveResult, error) {
 		return res, nil
 	}
 	res.Cutoff = a.cfg.Now().Add(-a.cfg.Retention).UnixMilli()
+	// Keys first: no task moves without its unique key's record.
+	if _, err := a.q.recordUniques(ctx); err != nil {
+		return res, fmt.Errorf("archive tasks: %w", err)
+	}
+	if err := a.q.knowEnded(ctx); err != nil {
+		return res, fmt.Errorf("archive tasks: %w", err)
+	}
 	for ctx.Err() == nil {
-		n, err := a.q.archive(ctx, storage.ArchiveBatch{Statuses: archivedStatuses(), EndedBefore: res.Cutoff, Limit: a.cfg.BatchSize})
+		n, more, err := a.q.archive(ctx, storage.ArchiveBatch{Statuses: archivedStatuses(), EndedBefore: res.Cutoff, Limit: a.cfg.BatchSize})
 		res.Moved += n
-		res.Batches++
+		if more || n > 0 {
+			res.Batches++
+		}
 		if err != nil {
 			return res, fmt.Errorf("archive tasks: %w", err)
 		}
-		if n < a.cfg.BatchSize {
+		if !more {
 			return res, nil
 		}
 	}
@@ -217,30 +226,41 @@ func (a *Archiver) RunOnce(ctx context.Context) (ArchiveResult, error) {
 // archive moves one batch to the archive and drops the moved tasks from
 // the queue's counters, so Stats says what a reload would: ended tasks
 // are counted while they are in the live table. (Ended tasks are not in
-// the live set or the indexes; their dependency edges and unique keys are
-// left to expire with them.)
-func (q *Queue) archive(ctx context.Context, b storage.ArchiveBatch) (int, error) {
+// the live set or the indexes; their unique keys outlive the move in
+// their records, see archive_keys.go.)
+//
+// The batch's candidates come from the queue's heap of ended tasks
+// (archive_due.go) when it is known, else from the store's own selection.
+// more says whether another batch may find more.
+func (q *Queue) archive(ctx context.Context, b storage.ArchiveBatch) (n int, more bool, err error) {
+	q.mu.Lock()
+	known := q.ended.known
+	q.mu.Unlock()
+	var due []endedEntry
+	if known {
+		due = q.dueEnded(b.EndedBefore, b.Limit)
+		if len(due) == 0 {
+			return 0, false, nil
+		}
+		b.IDs = make([]string, len(due))
+		for i, e := range due {
+			b.IDs[i] = e.id
+		}
+	}
 	rows, err := q.st.Archive(ctx, b)
 	if err != nil {
-		return 0, err
+		q.giveBackEnded(due)
+		return 0, false, err
+	}
+	if known {
+		more = len(due) == b.Limit
+	} else {
+		more = len(rows) == b.Limit
 	}
 	q.mu.Lock()
 	for _, r := range rows {
 		q.count(Status(r.Status), r.Priority, -1)
 	}
 	q.mu.Unlock()
-	return len(rows), nil
-}
-
-// ListArchive returns archived tasks matching f, in f's order, and the
-// number of matches before Offset/Limit, like List for the live table.
-func (q *Queue) ListArchive(f Filter) ([]*Task, int, error) {
-	out, err := q.scan(context.Background(), storage.TasksArchive, f)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list archived tasks: %w", err)
-	}
-	for _, t := range out {
-		t.Archived = true
-	}
-	return paginate(order(out, f), f)
+	return len(rows), more, nil
 }

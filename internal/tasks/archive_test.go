@@ -70,17 +70,7 @@ func runTask(t *testing.T, h *hubtest.Hub, a *hubtest.Client, desc string) strin
 		t.Fatalf("submit: %d %v", st, resp)
 	}
 	id := resp["task_id"].(string)
-	f := a.Expect("task_assign")
-	if f["task_id"] != id {
-		t.Fatalf("assigned %v, want %s", f["task_id"], id)
-	}
-	a.Send(map[string]any{"type": "task_accepted", "task_id": id, "protocol_version": 1})
-	a.Expect("task_ack")
-	a.Send(map[string]any{"type": "task_complete", "task_id": id, "generation": f["generation"], "protocol_version": 1,
-		"result": map[string]any{"ok": true}})
-	if ack := a.Expect("task_ack"); ack["status"] != "complete" {
-		t.Fatalf("complete ack: %v", ack)
-	}
+	complete(t, a, id)
 	return id
 }
 
@@ -246,9 +236,10 @@ func storeEnded(tb testing.TB, st storage.TaskStore, prefix string, n int, now i
 	}
 }
 
-// BenchmarkArchivePass measures one archive pass over 10,000 ended tasks
-// (beside 1,000 queued ones that stay) on the embedded store, in batches
-// of the default size. ns/op is the whole pass; ns/task divides it by the
+// BenchmarkArchivePass measures a hub's first archive pass over 10,000
+// ended tasks (beside 1,000 queued ones that stay) on the embedded store,
+// in batches of the default size: the listing of the ended tasks and
+// their moves. ns/op is the whole pass; ns/task divides it by the
 // tasks moved.
 //
 //	go test -run '^$' -bench ArchivePass ./internal/tasks/
@@ -278,6 +269,11 @@ func BenchmarkArchivePass(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		storeEnded(b, st, fmt.Sprintf("task-%d", i), ended, start.UnixMilli())
+		// Written behind the queue's back: a reload makes the pass list
+		// the live table's ended tasks, as a hub's first pass does.
+		if err := q.Reload(); err != nil {
+			b.Fatal(err)
+		}
 		b.StartTimer()
 		res, err := arch.RunOnce(context.Background())
 		if err != nil || res.Moved != ended {

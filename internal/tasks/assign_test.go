@@ -220,15 +220,7 @@ func TestCompleteAssignsNext(t *testing.T) {
 	first, _ := q.Submit(tasks.SubmitParams{Description: "first"})
 	second, _ := q.Submit(tasks.SubmitParams{Description: "second", NeededCapabilities: []string{"gpu"}})
 	third, _ := q.Submit(tasks.SubmitParams{Description: "third"})
-	as, err := q.AssignBatch(func(t *tasks.Task) (string, bool) {
-		if t.ID == first.ID {
-			return "a1", false
-		}
-		return "", false
-	}, 1)
-	if err != nil || len(as) != 1 {
-		t.Fatal(as, err)
-	}
+	as := []*tasks.Task{assignOnly(t, q, first.ID, "a1")}
 	// a1 has no gpu: it gets the third task, not the second.
 	next := func(t *tasks.Task) (string, bool) {
 		if len(t.NeededCapabilities) > 0 {
@@ -271,16 +263,7 @@ func TestFailedFailWriteLeavesTaskHeld(t *testing.T) {
 	}
 	for _, maxRetries := range []int{3, 1} {
 		task, _ := q.Submit(tasks.SubmitParams{Description: "d", MaxRetries: intp(maxRetries)})
-		as, err := q.AssignBatch(func(tk *tasks.Task) (string, bool) {
-			if tk.ID != task.ID {
-				return "", false
-			}
-			return "a1", false
-		}, 1)
-		if err != nil || len(as) != 1 {
-			t.Fatal(as, err)
-		}
-		gen := as[0].Generation
+		gen := assignOnly(t, q, task.ID, "a1").Generation
 		fs.fail.Store(true)
 		_, _, _, err = q.Fail(task.ID, "a1", gen, "boom", nil)
 		fs.fail.Store(false)

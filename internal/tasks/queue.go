@@ -206,6 +206,7 @@ type Queue struct {
 	uniq       map[string]uniqEntry
 	paused     map[pauseID]pauseRecord
 	timers     delayedHeap // scheduled tasks by run_at
+	ended      endedState  // ended tasks by end time, for the archive (archive_due.go)
 	// schedules is guarded by wfMu.
 	schedules map[string]*Schedule
 
@@ -346,14 +347,17 @@ func (q *Queue) reload(ctx context.Context) error {
 		}
 	}
 	// The newest task of a key holds it (dead-letter tasks never do).
-	uniq := map[string]uniqEntry{}
+	// Archived tasks' keys come from their records; a live task of the
+	// same key is newer (it could only take the key once the archived
+	// one's window passed).
+	uniq := archivedUniques(wf)
 	// By creation, then id: the decoders hand tasks back in no set order.
 	sort.Slice(withKeys, func(i, j int) bool {
 		a, b := withKeys[i], withKeys[j]
 		return a.CreatedAt < b.CreatedAt || a.CreatedAt == b.CreatedAt && a.ID < b.ID
 	})
 	for _, t := range withKeys {
-		uniq[t.UniqueKey] = uniqEntry{id: t.ID, until: t.UniqueUntil}
+		uniq[t.UniqueKey] = uniqEntry{id: t.ID, until: t.UniqueUntil, rec: uniq[t.UniqueKey].rec}
 	}
 	perSubmitter := make(map[string]int)
 	for _, t := range live {
@@ -366,6 +370,7 @@ func (q *Queue) reload(ctx context.Context) error {
 	q.dependents, q.uniq, q.paused, q.timers = dependents, uniq, wf.pauses, timers
 	q.schedules = wf.schedules
 	q.loadedUsage = usage
+	q.forgetEnded()
 	q.mu.Unlock()
 	q.wfMu.Unlock()
 	// Waiting tasks whose dependencies ended while the hub was down (or
@@ -608,7 +613,7 @@ func (q *Queue) checkSize(t *Task) error {
 		}
 	}
 	if max := q.cfg.MaxMetadataBytes; max > 0 {
-		b, err := json.Marshal(t.Metadata)
+		b, err := appendMap(nil, t.Metadata, 0)
 		if err != nil {
 			return fmt.Errorf("submit: metadata: %w", err)
 		}
@@ -1023,6 +1028,7 @@ func (q *Queue) touch(id, agent, op, event string, change func(t *Task, now int6
 		q.mu.Unlock()
 		return nil, err
 	}
+	before := t.Clone() // for undoChange
 	t.UpdatedAt = now
 	if change != nil {
 		change(t, now)
@@ -1031,6 +1037,7 @@ func (q *Queue) touch(id, agent, op, event string, change func(t *Task, now int6
 	snap := t.Clone()
 	q.mu.Unlock()
 	if err := q.persist(context.Background(), snap); err != nil {
+		q.undoChange(t, before, snap.Version, now)
 		return nil, fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	q.emit(event, snap, agent, 0, 0)
@@ -1091,6 +1098,7 @@ func (q *Queue) CompleteAssign(id, agent string, gen int64, result any, tokens *
 		q.undoAssign(nexts, prevHist, now)
 		return nil, nil, false, fmt.Errorf("complete %s: %w", id, err)
 	}
+	q.noteEnded(snap)
 	q.emitUsage(EventCompleted, snap, agent, runMs(snap, now), usage)
 	for _, n := range nexts {
 		assigned = n
@@ -1242,6 +1250,7 @@ func (q *Queue) Reject(id, agent string, gen int64, reason string) (*Task, error
 		q.mu.Unlock()
 		return nil, err
 	}
+	before := t.Clone() // for undoChange
 	t.endAttempt(t.Generation, now, "rejected", reason)
 	q.requeueLocked(t, now)
 	if !slices.Contains(t.RejectedBy, agent) {
@@ -1252,6 +1261,7 @@ func (q *Queue) Reject(id, agent string, gen int64, reason string) (*Task, error
 	snap := t.Clone()
 	q.mu.Unlock()
 	if err := q.persist(context.Background(), snap); err != nil {
+		q.undoChange(t, before, snap.Version, now)
 		return nil, fmt.Errorf("reject %s: %w", id, err)
 	}
 	q.emit(EventRejected, snap, agent, 0, 0)
@@ -1271,10 +1281,12 @@ func (q *Queue) Reclaim(id, agent string, gen int64, reason string) (*Task, erro
 		return nil, err
 	}
 	holder := t.Holder()
+	before := t.Clone() // for undoChange
 	q.reclaimLocked(t, reason, now)
 	snap := t.Clone()
 	q.mu.Unlock()
 	if err := q.persist(context.Background(), snap); err != nil {
+		q.undoChange(t, before, snap.Version, now)
 		return nil, fmt.Errorf("reclaim %s: %w", id, err)
 	}
 	q.emitReason(EventReclaimed, snap, holder, reason)
@@ -1294,7 +1306,11 @@ func (q *Queue) ReclaimAgent(agent, reason string) ([]*Task, error) {
 	now := q.now().UnixMilli()
 	q.mu.Lock()
 	var snaps, dead []*Task
+	// For undoChange: each task's live copy and its state before.
+	type change struct{ lt, before *Task }
+	changed := map[string]change{}
 	for _, t := range sortedHeld(q.held[agent]) {
+		changed[t.ID] = change{t, t.Clone()}
 		q.reclaimLocked(t, reason, now)
 		if reason == ReasonDisconnect {
 			t.DisconnectReclaims++
@@ -1308,19 +1324,40 @@ func (q *Queue) ReclaimAgent(agent, reason string) ([]*Task, error) {
 	}
 	q.mu.Unlock()
 	var errs []error
+	undo := func(ts ...*Task) {
+		for _, t := range ts {
+			c := changed[t.ID]
+			q.undoChange(c.lt, c.before, t.Version, now)
+		}
+	}
 	if len(snaps) > 0 {
 		if err := q.persist(context.Background(), snaps...); err != nil {
-			errs = append(errs, err)
+			undo(snaps...)
+			snaps, errs = nil, append(errs, err)
 		}
 	}
+	kept := dead[:0]
 	for _, t := range dead {
 		if err := q.moveToDeadLetter(context.Background(), t); err != nil {
+			undo(t)
 			errs = append(errs, err)
+			continue
 		}
+		kept = append(kept, t)
 	}
+	dead = kept
 	if err := errors.Join(errs...); err != nil {
+		// What was written stands and is announced; the rest is back
+		// with agent, as the store has it.
+		q.announceReclaimed(agent, reason, snaps, dead)
 		return append(snaps, dead...), fmt.Errorf("reclaim tasks of %s: %w", agent, err)
 	}
+	q.announceReclaimed(agent, reason, snaps, dead)
+	return append(snaps, dead...), nil
+}
+
+// announceReclaimed publishes what ReclaimAgent wrote.
+func (q *Queue) announceReclaimed(agent, reason string, snaps, dead []*Task) {
 	for _, t := range snaps {
 		q.emitReason(EventReclaimed, t, agent, reason)
 	}
@@ -1328,7 +1365,6 @@ func (q *Queue) ReclaimAgent(agent, reason string) ([]*Task, error) {
 		q.emitReason(EventReclaimed, t, agent, reason)
 		q.emitReason(EventDeadLetter, t, agent, fmt.Sprint(t.LastError))
 	}
-	return append(snaps, dead...), nil
 }
 
 // Recover answers a sidecar's task_recovering: the task's generation and
@@ -1367,11 +1403,13 @@ func (q *Queue) GiveBack(id, agent string, caps []string) (*Task, error) {
 		q.mu.Unlock()
 		return nil, ErrNotHolder
 	}
+	before := t.Clone() // for undoChange
 	q.idx.remove(t.ID)
 	q.assignLocked(t, agent, now)
 	snap := t.Clone()
 	q.mu.Unlock()
 	if err := q.persist(context.Background(), snap); err != nil {
+		q.undoChange(t, before, snap.Version, now)
 		return nil, fmt.Errorf("give back %s: %w", id, err)
 	}
 	q.emit(EventAssigned, snap, agent, now-snap.CreatedAt, 0)
@@ -1526,12 +1564,15 @@ func (q *Queue) cancel(id, by string, canAny bool, reason string) (*Task, string
 		q.mu.Unlock()
 		return nil, "", ErrForbidden
 	}
+	before := t.Clone() // for undoChange
 	holder := q.cancelLocked(t, by, reason, now)
 	snap := t.Clone()
 	q.mu.Unlock()
 	if err := q.persist(context.Background(), snap); err != nil {
+		q.undoChange(t, before, snap.Version, now)
 		return nil, "", fmt.Errorf("cancel %s: %w", id, err)
 	}
+	q.noteEnded(snap)
 	q.emitReason(EventCancelled, snap, holder, reason)
 	q.wake(id)
 	return snap, holder, nil
@@ -1762,7 +1803,7 @@ func (q *Queue) load(ctx context.Context, id string) (*Task, storage.TaskTable, 
 // rowOf is the stored form of t: its record's JSON as the body, and the
 // columns the store indexes.
 func rowOf(t *Task) (storage.TaskRow, error) {
-	b, err := json.Marshal(recordOf(t))
+	b, err := encodeRecord(t)
 	if err != nil {
 		return storage.TaskRow{}, fmt.Errorf("encode task %s: %w", t.ID, err)
 	}

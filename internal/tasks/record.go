@@ -68,7 +68,9 @@ type recordAttempt struct {
 	Reason     string `json:"reason,omitempty"`
 }
 
-// recordOf is t's stored form. Upstream, Paused, Archived and Version
+// recordOf is t's stored form, the reference of its encoding:
+// appendRecord (record_encode.go) writes json.Marshal(recordOf(t)) without
+// building it, and its tests hold the two equal. Upstream, Paused, Archived and Version
 // are not stored: the first three are filled for delivery and reads, the
 // last is the row's column.
 func recordOf(t *Task) record {

@@ -7,7 +7,9 @@ import (
 	"strings"
 )
 
-// Workflow records: the persistent state of pauses and periodic schedules.
+// Workflow records: the persistent state of pauses and periodic
+// schedules, and the unique keys archived tasks still hold
+// (archive_keys.go).
 //
 // They are stored with the tasks (storage.TaskStore's workflow records),
 // so that a change that touches a task and a workflow record commits in
@@ -15,7 +17,7 @@ import (
 // enqueued, and a crash can never keep one without the other. Dependency
 // edges, unique keys and run_at times are fields of the task records
 // themselves; the in-memory indexes over them are rebuilt from the tasks
-// at load.
+// at load (and from the unique key records, for archived tasks).
 //
 // This file is the only code that knows the record layout: everything
 // else goes through wfRecord, loadWorkflowRecord and persistWith.
@@ -23,6 +25,7 @@ const (
 	wfPauseLane     = "pause:lane:"
 	wfPauseCapacity = "pause:cap:"
 	wfSchedule      = "schedule:"
+	wfUnique        = "unique:"
 )
 
 // wfRecord is one workflow record to write (val != nil) or delete.
@@ -58,6 +61,8 @@ func deleteRecord(key string) wfRecord { return wfRecord{key: key} }
 type workflowState struct {
 	pauses    map[pauseID]pauseRecord
 	schedules map[string]*Schedule
+	// uniques are the unique keys kept for archived tasks, by key.
+	uniques map[string]uniqEntry
 }
 
 // loadWorkflowRecord decodes one workflow record into st.
@@ -88,6 +93,18 @@ func loadWorkflowRecord(st *workflowState, key string, v []byte) error {
 			s.Error = err.Error()
 		}
 		st.schedules[s.Name] = s
+	case strings.HasPrefix(key, wfUnique):
+		var u uniqueRecord
+		if err := json.Unmarshal(v, &u); err != nil {
+			return fmt.Errorf("unique key record %q: %w", key, err)
+		}
+		if u.ID == "" {
+			return fmt.Errorf("unique key record %q without a task id", key)
+		}
+		if st.uniques == nil {
+			st.uniques = map[string]uniqEntry{}
+		}
+		st.uniques[strings.TrimPrefix(key, wfUnique)] = uniqEntry{id: u.ID, until: u.Until, rec: u.ID}
 	}
 	// Unknown workflow records (from a newer hub) are kept and ignored.
 	return nil

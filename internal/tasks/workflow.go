@@ -81,6 +81,10 @@ const MaxUpstreamResult = 64 << 10
 type uniqEntry struct {
 	id    string
 	until int64 // 0: while the task is active
+	// rec is the task the key's workflow record names ("" when there is
+	// none): the record that keeps the key across an archive and a
+	// restart (see uniqueRecords).
+	rec string
 }
 
 // PauseKind says what a pause applies to.
@@ -193,7 +197,7 @@ func (q *Queue) insertLocked(t *Task, now int64) {
 		q.dependents[d] = append(q.dependents[d], t.ID)
 	}
 	if t.UniqueKey != "" {
-		q.uniq[t.UniqueKey] = uniqEntry{id: t.ID, until: t.UniqueUntil}
+		q.uniq[t.UniqueKey] = uniqEntry{id: t.ID, until: t.UniqueUntil, rec: q.uniq[t.UniqueKey].rec}
 	}
 	if !t.Status.Active() {
 		return
@@ -315,6 +319,7 @@ func (q *Queue) resolve(ids ...string) error {
 			errs = append(errs, fmt.Errorf("resolve %s: %w", id, err))
 			continue
 		}
+		q.noteEnded(snap)
 		if next == StatusCancelled {
 			q.emitReason(EventCancelled, snap, "", reason)
 			q.mu.Lock()

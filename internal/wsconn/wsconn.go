@@ -30,6 +30,18 @@ type Transport interface {
 	Close(code websocket.StatusCode, reason string) error
 }
 
+// cutter is a Transport that can be cut at once, with no close handshake
+// (*websocket.Conn's CloseNow). Writes to one are bounded by a timer the
+// Conn reuses for every frame, which cuts the socket if it fires, rather
+// than by a context per frame: coder/websocket registers a
+// context.AfterFunc for every write whose context can end, and with the
+// context.WithTimeout around it that was four allocations, two locked
+// registrations and a timer per frame, a third of the hub's CPU per frame
+// in a 1,000-agent broadcast beside the write syscall itself.
+type cutter interface {
+	CloseNow() error
+}
+
 // Config tunes a Conn. Zero values take the defaults documented on each
 // field.
 type Config struct {
@@ -106,6 +118,13 @@ type Conn struct {
 	pingT    *time.Timer // the next keep-alive ping
 	wg       sync.WaitGroup
 	src      atomic.Pointer[sourceRef]
+
+	// wdog bounds the write in progress to a cutter transport (see
+	// cutter), and wctx is the context such writes get: Serve's without
+	// its cancel, set by Serve before any writer starts. Only the writer
+	// touches wdog, made at its first write.
+	wdog *time.Timer
+	wctx context.Context
 }
 
 // Source supplies frames that wait nowhere but are rendered when the
@@ -272,11 +291,18 @@ func (c *Conn) Queued() (int, int64) { return c.out.Len(), c.out.Bytes() }
 // the close handshake ended and every goroutine it started has returned.
 // read must return once its reads of t fail, which they do once the
 // writer closed t.
-func (c *Conn) Serve(ctx context.Context, t Transport, read func(ctx context.Context)) {
-	ctx, cancel := context.WithCancel(ctx)
+func (c *Conn) Serve(parent context.Context, t Transport, read func(ctx context.Context)) {
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
+	if _, ok := t.(cutter); ok && parent.Done() != nil {
+		// Writes to a cutter do not watch ctx (see cutter): an owner's
+		// cancel still cuts the socket, through one registration for the
+		// socket's life instead of one per frame.
+		stop := context.AfterFunc(parent, func() { _ = t.(cutter).CloseNow() })
+		defer stop()
+	}
 	c.wmu.Lock()
-	c.t, c.ctx = t, ctx
+	c.t, c.ctx, c.wctx = t, ctx, context.WithoutCancel(ctx)
 	if c.cfg.PingInterval > 0 {
 		c.pingT = time.AfterFunc(c.cfg.PingInterval, c.ping)
 	}
@@ -383,9 +409,14 @@ func (c *Conn) finishNow(t Transport) {
 // writeOne writes b; queued frames (not the source's) are counted for
 // WaitWritten and their bytes released.
 func (c *Conn) writeOne(ctx context.Context, t Transport, b []byte, queued bool) error {
-	wctx, cancel := context.WithTimeout(ctx, c.cfg.WriteTimeout)
-	defer cancel()
-	err := t.Write(wctx, websocket.MessageText, b)
+	var err error
+	if cut, ok := t.(cutter); ok {
+		err = c.writeCut(t, cut, b)
+	} else {
+		wctx, cancel := context.WithTimeout(ctx, c.cfg.WriteTimeout)
+		err = t.Write(wctx, websocket.MessageText, b)
+		cancel()
+	}
 	if !queued {
 		return err
 	}
@@ -394,6 +425,23 @@ func (c *Conn) writeOne(ctx context.Context, t Transport, b []byte, queued bool)
 		c.written.Add(1)
 	}
 	c.wake()
+	return err
+}
+
+// writeCut writes b to a cutter under the watchdog timer: a write still
+// blocked after WriteTimeout (a client that stopped reading, its TCP
+// window full) is cut off, as an expired write context would have done.
+// The write gets ctx without its cancel, so the library registers nothing
+// for it; Serve cancels ctx only once the socket is closed, and an owner's
+// cancel cuts the socket (Serve).
+func (c *Conn) writeCut(t Transport, cut cutter, b []byte) error {
+	if c.wdog == nil {
+		c.wdog = time.AfterFunc(c.cfg.WriteTimeout, func() { _ = cut.CloseNow() })
+	} else {
+		c.wdog.Reset(c.cfg.WriteTimeout)
+	}
+	err := t.Write(c.wctx, websocket.MessageText, b)
+	c.wdog.Stop()
 	return err
 }
 

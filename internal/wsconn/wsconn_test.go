@@ -351,3 +351,127 @@ func TestWriterOnDemandWithSource(t *testing.T) {
 		t.Fatalf("wrote %s", got)
 	}
 }
+
+// stalledClient serves one socket whose client never reads: the test
+// gets the hub-side Conn's Serve outcome once Serve returned. Frames of
+// 64 KiB are queued until the loopback buffers are full, so a write
+// blocks for good; the queue is large enough that the 4005 cap is not
+// what ends it.
+func stalledClient(t *testing.T, cfg wsconn.Config, serveCtx func(r *http.Request) context.Context) <-chan struct{} {
+	t.Helper()
+	served := make(chan struct{})
+	frame := []byte(`"` + strings.Repeat("x", 64<<10) + `"`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(served)
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		c := wsconn.New(cfg)
+		for range 512 {
+			c.Send(frame)
+		}
+		c.Serve(serveCtx(r), ws, func(ctx context.Context) {
+			// As the agent socket reads: not watching ctx, so only the
+			// Conn's own handling of ctx can end the socket.
+			ctx = context.WithoutCancel(ctx)
+			for {
+				if _, _, err := ws.Read(ctx); err != nil {
+					return
+				}
+			}
+		})
+	}))
+	t.Cleanup(srv.Close)
+	ws, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	return served
+}
+
+// A client that stops reading blocks the socket's write once the TCP
+// buffers are full; WriteTimeout cuts the socket (the timer that bounds
+// writes to a real WebSocket) and Serve returns.
+func TestStalledWriteCutAfterWriteTimeout(t *testing.T) {
+	served := stalledClient(t, wsconn.Config{SendBuffer: 1024, SendBytes: 1 << 30, WriteTimeout: 50 * time.Millisecond},
+		func(r *http.Request) context.Context { return context.Background() })
+	select {
+	case <-served:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a write blocked on a client that does not read was not cut")
+	}
+}
+
+// Cancelling the context given to Serve cuts a socket whose write is
+// blocked, although the writes themselves do not watch a context.
+func TestServeCancelCutsBlockedWrite(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := stalledClient(t, wsconn.Config{SendBuffer: 1024, SendBytes: 1 << 30, WriteTimeout: time.Hour},
+		func(*http.Request) context.Context { return ctx })
+	select {
+	case <-served:
+		t.Fatal("Serve returned before its context ended")
+	case <-time.After(200 * time.Millisecond):
+	}
+	cancel()
+	select {
+	case <-served:
+	case <-time.After(30 * time.Second):
+		t.Fatal("cancelling Serve's context did not cut the blocked socket")
+	}
+}
+
+// BenchmarkSendWriteRealSocket is BenchmarkSendWrite over a real
+// WebSocket on loopback, one frame at a time (sent, then waited for, as a
+// broadcast reaches each idle socket): the transport's cost included, a
+// client reading and dropping every frame.
+func BenchmarkSendWriteRealSocket(b *testing.B) {
+	served := make(chan *wsconn.Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		c := wsconn.New(wsconn.Config{})
+		served <- c
+		c.Serve(r.Context(), ws, func(ctx context.Context) {
+			for {
+				if _, _, err := ws.Read(ctx); err != nil {
+					return
+				}
+			}
+		})
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		for {
+			if _, _, err := ws.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	c := <-served
+	frame := make([]byte, 200)
+	for i := range frame {
+		frame[i] = 'x'
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		n, _ := c.SendN(frame)
+		c.WaitWritten(n, time.Minute)
+	}
+	b.StopTimer()
+	c.Close(websocket.StatusNormalClosure, "")
+	<-read
+	<-c.Closed()
+}

@@ -1248,7 +1248,7 @@
   // address is the state: a link or a reload opens the same view.
 
   const VIEWS = ['overview', 'tasks', 'task', 'alerts', 'messages'];
-  const TASK_FILTERS = ['status', 'lane', 'agent', 'capability', 'submitted_by', 'q', 'since', 'until', 'order', 'limit', 'offset'];
+  const TASK_FILTERS = ['archived', 'status', 'lane', 'agent', 'capability', 'submitted_by', 'q', 'since', 'until', 'order', 'limit', 'offset'];
 
   function parseRoute() {
     const h = location.hash.replace(/^#/, '');
@@ -1308,7 +1308,7 @@
     const f = filtersFromParams(params);
     S.taskFilter = f;
     const form = $('task-filters');
-    for (const k of ['status', 'lane', 'agent', 'capability', 'submitted_by', 'q', 'order', 'limit']) {
+    for (const k of ['archived', 'status', 'lane', 'agent', 'capability', 'submitted_by', 'q', 'order', 'limit']) {
       const input = form.elements[k];
       if (input && document.activeElement !== input) input.value = f[k] || (k === 'order' ? 'newest' : '');
     }
@@ -1322,7 +1322,7 @@
   function setFilters(extra) {
     const form = $('task-filters');
     const p = new URLSearchParams();
-    for (const k of ['status', 'lane', 'agent', 'capability', 'submitted_by', 'q', 'order', 'limit']) {
+    for (const k of ['archived', 'status', 'lane', 'agent', 'capability', 'submitted_by', 'q', 'order', 'limit']) {
       const v = (form.elements[k].value || '').trim();
       if (v && !(k === 'order' && v === 'newest') && !(k === 'limit' && v === '50')) p.set(k, v);
     }
@@ -1360,6 +1360,7 @@
       return;
     }
     $('tasks-error').hidden = true;
+    $('tasks-title').textContent = f.archived === 'true' ? 'Archived tasks' : 'All tasks';
     S.tasks = r;
     renderTasks();
   }

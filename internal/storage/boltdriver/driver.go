@@ -36,6 +36,9 @@ type Driver struct {
 	// and the dead letter (tasks.go), so a retry's check of the dead
 	// letter and its move are one step.
 	taskMoves sync.Mutex
+	// moved spares Put its reads of the dead letter and the archive
+	// (moved.go).
+	moved *movedIndex
 }
 
 var _ storage.Driver = (*Driver)(nil)
@@ -51,6 +54,7 @@ func New(db *store.DB) (*Driver, error) {
 		}
 	}
 	d := &Driver{db: db}
+	d.moved = newMovedIndex(d.table(store.TaskDeadLetter), d.table(store.TaskArchive))
 	if err := d.recoverJournal(); err != nil {
 		return nil, err
 	}
@@ -69,6 +73,7 @@ func (d *Driver) DB() *store.DB { return d.db }
 // linger, so a clean stop leaves nothing to replay. The tables stay open:
 // they belong to whoever opened db.
 func (d *Driver) Close() error {
+	d.moved.close()
 	if err := (messageStore{d}).settle(context.Background()); err != nil {
 		return fmt.Errorf("bolt driver: close: %w", err)
 	}

@@ -220,6 +220,8 @@ func (s taskStore) Put(ctx context.Context, rows []storage.TaskRow, recs []stora
 		for i := range rows {
 			old, ok := storedVersion(tx.Get([]byte(rows[i].ID)))
 			switch {
+			case !ok && s.d.moved.absent([]byte(rows[i].ID)):
+				// In neither other table (moved.go): nothing to read.
 			case !ok:
 				absent = append(absent, i)
 			case old >= rows[i].Version:
@@ -370,6 +372,7 @@ func (s taskStore) MoveToDeadLetter(ctx context.Context, rows []storage.TaskRow)
 	}
 	s.d.taskMoves.Lock()
 	defer s.d.taskMoves.Unlock()
+	s.d.moved.add(keysOf(ws[:len(rows)])...) // before the move can be seen
 	if err := s.d.commitAcross(ctx, ws); err != nil {
 		return fmt.Errorf("move to dead letter: %w", err)
 	}
@@ -434,6 +437,7 @@ func (s taskStore) Archive(ctx context.Context, b storage.ArchiveBatch) ([]stora
 	if err != nil {
 		return nil, err
 	}
+	s.d.moved.add(keysOf(ws[:len(moved)])...) // before the move can be seen
 	if err := s.d.commitAcross(ctx, ws); err != nil {
 		return nil, fmt.Errorf("archive tasks: %w", err)
 	}
@@ -447,7 +451,27 @@ func (s taskStore) archiveWrites(b storage.ArchiveBatch, marks [][]byte) ([]writ
 	ws := make([]write, 0, 2*b.Limit)
 	errFull := errors.New("batch full")
 	err := s.live().View(func(tx *store.Tx) error {
-		return tx.ForEach(func(k, v []byte) error {
+		each := tx.ForEach
+		if b.IDs != nil {
+			// The caller's candidates: read them, not the whole table.
+			each = func(fn func(k, v []byte) error) error {
+				seen := make(map[string]bool, len(b.IDs))
+				for _, id := range b.IDs {
+					if seen[id] {
+						continue // moved once
+					}
+					seen[id] = true
+					k := []byte(id)
+					if v := tx.Get(k); v != nil {
+						if err := fn(k, v); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			}
+		}
+		return each(func(k, v []byte) error {
 			if isWorkflowKey(k) || len(v) < 8 {
 				return nil
 			}
@@ -481,4 +505,13 @@ func (s taskStore) archiveWrites(b storage.ArchiveBatch, marks [][]byte) ([]writ
 		ws = append(ws, write{table: store.TaskQueue, key: ws[i].key, value: ws[i].value[:8], del: true, versioned: true})
 	}
 	return ws, moved, nil
+}
+
+// keysOf returns the keys of ws.
+func keysOf(ws []write) [][]byte {
+	out := make([][]byte, len(ws))
+	for i, w := range ws {
+		out[i] = w.key
+	}
+	return out
 }

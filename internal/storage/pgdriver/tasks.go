@@ -423,13 +423,15 @@ func (s taskStore) RetryFromDeadLetter(ctx context.Context, row storage.TaskRow)
 }
 
 // archiveTasks moves a batch in one statement: the live rows are picked
-// (in no order: a sort would read every candidate, and LIMIT stops at the
-// batch) and locked (SKIP LOCKED: no wait, so no lock-order deadlock; a
+// by end time (agentcom_tasks_ended), or among the caller's candidates by
+// primary key ($4, when not null), in no order (a sort would read every
+// candidate, and LIMIT stops at the batch) and locked (SKIP LOCKED: no wait, so no lock-order deadlock; a
 // row a writer holds is left for the next pass), deleted, and upserted
 // into the archive by version.
 const archiveTasks = `WITH moved AS (
 		DELETE FROM agentcom_tasks WHERE id IN (
 			SELECT id FROM agentcom_tasks WHERE status = ANY($1) AND updated_at < $2
+				AND ($4::text[] IS NULL OR id = ANY($4))
 			LIMIT $3 FOR UPDATE SKIP LOCKED)
 		RETURNING ` + taskColumns + `),
 	ins AS (
@@ -441,7 +443,7 @@ func (s taskStore) Archive(ctx context.Context, b storage.ArchiveBatch) ([]stora
 	if err := b.Check(); err != nil {
 		return nil, err
 	}
-	rows, err := s.d.pool.Query(ctx, archiveTasks, b.Statuses, b.EndedBefore, b.Limit)
+	rows, err := s.d.pool.Query(ctx, archiveTasks, b.Statuses, b.EndedBefore, b.Limit, b.IDs)
 	if err != nil {
 		return nil, fmt.Errorf("archive tasks: %w", err)
 	}

@@ -430,6 +430,34 @@ func runTasks(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("ArchiveByID", func(t *testing.T) {
+		// With candidates named, only they move, still only when the
+		// batch's statuses and cutoff select them; unknown and repeated
+		// ids are ignored.
+		s := open(t).Tasks()
+		rows := []storage.TaskRow{taskRow(t, "task-1", 2, "completed", 0, "a", "", 100), taskRow(t, "task-2", 2, "completed", 0, "a", "", 100),
+			taskRow(t, "task-3", 2, "completed", 0, "a", "", 5000), taskRow(t, "task-4", 1, "queued", 0, "a", "", 100)}
+		if err := s.Put(ctx, rows, nil); err != nil {
+			t.Fatal(err)
+		}
+		b := storage.ArchiveBatch{Statuses: []string{"completed"}, EndedBefore: 1000, Limit: 5,
+			IDs: []string{"task-2", "task-3", "task-4", "task-none", "task-2"}}
+		moved, err := s.Archive(ctx, b)
+		if err != nil || len(moved) != 1 || moved[0].ID != "task-2" {
+			t.Fatalf("archive by id: %+v %v", moved, err)
+		}
+		for id, want := range map[string]storage.TaskTable{"task-1": storage.TasksLive, "task-2": storage.TasksArchive,
+			"task-3": storage.TasksLive, "task-4": storage.TasksLive} {
+			if _, table := where(t, s, id); table != want {
+				t.Fatalf("%s in %v, want %v", id, table, want)
+			}
+		}
+		b.Limit = 2
+		if _, err := s.Archive(ctx, b); err == nil {
+			t.Fatal("more candidates than the batch limit accepted")
+		}
+	})
+
 	t.Run("ArchiveRacesWrites", func(t *testing.T) {
 		// Every task ends in exactly one table, whatever the interleaving
 		// of archive passes and writes of newer versions.
