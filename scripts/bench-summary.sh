@@ -76,6 +76,8 @@ row "hub RSS per idle connection, $(param idle agents) agents (KB)" "≤ 30" idl
 row "writer stall during a backup (ms)" "≤ 10" storage backup_writer_stall
 row "restart until serving, ended tasks stored (ms)" "≤ 2,000 for 1M" restart until_serving
 row "restart until serving, queued tasks stored (ms)" "≤ 2,000 for 1M" restart_live until_serving
+row "restart until ready (/health 200), ended tasks stored (ms)" "" restart until_ready
+row "restart until ready (/health 200), queued tasks stored (ms)" "" restart_live until_ready
 echo
 echo "Run sizes: tasks $(param tasks agents) agents, $(param tasks tasks) tasks;" \
   "latency $(param latency agents) agents, $(param latency samples) samples;" \

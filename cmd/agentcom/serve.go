@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -171,20 +172,36 @@ func runServe(in *inv) runFunc {
 			defer svc.Close()
 			cfg.Cluster = svc.Config
 		}
-		h, err := hub.New(cfg)
-		if errors.Is(err, store.ErrLocked) {
-			return heldBy(*data, err, "stop the other hub first, or start this one with another --data")
-		}
+		// The listener opens first and the hub loads behind it, answering
+		// 503 (hub_loading, Retry-After) until it is ready (hub/loading.go).
+		ln, err := net.Listen("tcp", cfg.Addr)
 		if err != nil {
-			return fmt.Errorf("start hub: %w", err)
-		}
-		if err := h.Start(); err != nil {
-			h.Shutdown(context.Background())
 			if errors.Is(err, syscall.EADDRINUSE) {
-				return withHint(err, "another program listens on %s: stop it, or choose another --addr (or PORT)", *addr)
+				return withHint(fmt.Errorf("listen %s: %w", cfg.Addr, err), "another program listens on %s: stop it, or choose another --addr (or PORT)", *addr)
 			}
-			return err
+			return fmt.Errorf("listen %s: %w", cfg.Addr, err)
 		}
+		loading, err := hub.StartLoading(cfg, ln)
+		if err != nil {
+			_ = ln.Close()
+			return loadFailed(*data, err)
+		}
+		fmt.Fprintf(env.stderr, "AgentCom hub %s loading on %s: /health answers 503 until the stored state is loaded\n", version, ln.Addr())
+		select {
+		case <-loading.Done():
+		case <-ctx.Done():
+			log.Info("shutting down while loading", "component", "hub", "event", "shutdown_loading")
+			sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			return loading.Shutdown(sctx)
+		}
+		if err := loading.Err(); err != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			_ = loading.Shutdown(sctx)
+			return loadFailed(*data, err)
+		}
+		h := loading.Hub()
 		fmt.Fprintf(env.stderr, "AgentCom hub %s listening on %s (dashboard: %s/dashboard; store: %s)\n", version, h.Addr(), displayURL(h.Addr()), spec)
 		if !h.LoopbackOnly() && !h.HasOperatorToken() {
 			fmt.Fprintln(env.stderr, "The hub listens beyond this machine, so the dashboard asks for a token and there is none yet.\n"+
@@ -198,6 +215,14 @@ func runServe(in *inv) runFunc {
 		defer cancel()
 		return h.Shutdown(sctx)
 	}
+}
+
+// loadFailed is the error of a hub whose load failed.
+func loadFailed(data string, err error) error {
+	if errors.Is(err, store.ErrLocked) {
+		return heldBy(data, err, "stop the other hub first, or start this one with another --data")
+	}
+	return fmt.Errorf("start hub: %w", err)
 }
 
 // Bounds of the serve flags' durations and counts; 0 keeps the default.

@@ -190,7 +190,7 @@ func TestAllScenarios(t *testing.T) {
 	positive(ScenarioBroadcast, "all_received_p99", "per_receiver_max")
 	positive(ScenarioIdle, "rss_connected", "pings")
 	positive(ScenarioStorage, "backup_size", "compaction_after", "backup_duration", "compaction_duration")
-	positive(ScenarioRestart, "until_serving", "records")
+	positive(ScenarioRestart, "until_serving", "until_ready", "until_ready_after_crash", "records")
 	for _, s := range []string{ScenarioTasks, ScenarioMessages, ScenarioBroadcast} {
 		if v := figure(t, res[s], "errors").Value; v != 0 {
 			t.Errorf("%s: %v error frames", s, v)

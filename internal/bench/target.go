@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -248,6 +249,10 @@ func waitHealthy(ctx context.Context, base string, within time.Duration, exited 
 		}
 		resp, err := client.Do(req)
 		if err == nil {
+			// Read to the end so the connection is reused: a hub that
+			// answers 503 while it loads is polled on one connection,
+			// not a new one every few milliseconds beside its load.
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil

@@ -86,6 +86,10 @@ type clusterMode struct {
 	proxy  atomic.Pointer[httputil.ReverseProxy]
 	// relay stops the leader's relay of the followers' sockets.
 	relayStop func()
+	// loading is the load of the domain this hub builds as the new
+	// leader (nil when it builds none): requests are answered 503
+	// hub_loading meanwhile, and the relay starts only once it is built.
+	loading atomic.Pointer[loadProgress]
 	// changed is closed (and replaced) at every change of leader and
 	// every new domain, for requests waiting for a leader.
 	changedMu sync.Mutex
@@ -155,10 +159,15 @@ func (h *Hub) serveCluster(ln net.Listener) error {
 		f.Stop(context.Background())
 		return fmt.Errorf("cluster: join the election: %w", err)
 	}
-	h.onLeader(m.cfg.Elector.Leader())
 	h.http = h.newHTTPServer(http.HandlerFunc(h.serveClusterHTTP))
 	h.services = startstop.Group{
 		startstop.Func("leader_watch", func(ctx context.Context) {
+			// The first leader is followed here too, not before the
+			// listener opens: a hub elected at start loads its domain
+			// (seconds over a deep store) while it already answers, as
+			// a loading hub (503 hub_loading), rather than refuse
+			// connections meanwhile.
+			h.onLeader(ctx, m.cfg.Elector.Leader())
 			for {
 				select {
 				case <-ctx.Done():
@@ -167,7 +176,7 @@ func (h *Hub) serveCluster(ln net.Listener) error {
 					if !ok {
 						return
 					}
-					h.onLeader(l)
+					h.onLeader(ctx, l)
 				}
 			}
 		}),
@@ -192,7 +201,7 @@ func (h *Hub) role() string {
 // onLeader follows a change of leader: this hub starts leading (builds
 // and starts the domain from storage), stops leading (stops the domain at
 // once), or follows another hub (its relayed sockets reconnect).
-func (h *Hub) onLeader(l cluster.Leader) {
+func (h *Hub) onLeader(ctx context.Context, l cluster.Leader) {
 	m := h.clu
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -221,7 +230,10 @@ func (h *Hub) onLeader(l cluster.Leader) {
 	m.follower.SetLeader(l.Epoch)
 	// Sockets relayed to the old leader reconnect, here now.
 	n := m.follower.CloseAll(protocol.CloseRestart, "hub leader changed: reconnect")
-	d, err := h.buildDomain()
+	d, err := h.buildDomain(ctx)
+	if err != nil && ctx.Err() != nil {
+		return // shut down while it loaded: nothing to retry
+	}
 	if err != nil {
 		// The election goes on regardless (the database answers it), so
 		// the lead would never move: keep trying while this term lasts.
@@ -276,7 +288,7 @@ func (h *Hub) tryLead(l cluster.Leader) bool {
 	if cur := m.leader.Load(); cur == nil || *cur != l || m.domain.Load() != nil || m.ctx.Err() != nil {
 		return true
 	}
-	d, err := h.buildDomain()
+	d, err := h.buildDomain(m.ctx)
 	if err != nil {
 		h.log.Warn("the domain still does not start", "component", "cluster", "event", "lead_failed",
 			"hub_id", m.cfg.HubID, "err", err)
@@ -288,13 +300,19 @@ func (h *Hub) tryLead(l cluster.Leader) bool {
 
 // buildDomain opens the storage and starts the domain, as a single hub
 // does at start. Only the leader builds it.
-func (h *Hub) buildDomain() (*Hub, error) {
+// It stops when ctx ends (the hub shuts down while it loads). While it
+// loads, requests are answered as by a loading hub (m.loading).
+func (h *Hub) buildDomain(ctx context.Context) (*Hub, error) {
+	m := h.clu
 	cfg := h.cfg
 	cfg.Cluster = nil
 	// Forwarded requests come from the followers' addresses: none is the
 	// tokenless local operator.
 	cfg.DashboardToken = true
-	d, err := New(cfg)
+	cfg.progress = newLoadProgress()
+	m.loading.Store(cfg.progress)
+	defer m.loading.Store(nil)
+	d, err := newHub(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -373,6 +391,12 @@ func (h *Hub) shutdownCluster(ctx context.Context) error {
 // forwards everything else to the leader.
 func (h *Hub) serveClusterHTTP(w http.ResponseWriter, r *http.Request) {
 	m := h.clu
+	if p := m.loading.Load(); p != nil && m.domain.Load() == nil {
+		// This hub leads and loads its domain: nothing waits on a load
+		// of seconds; callers (and the followers' health checks) retry.
+		serveLoading(w, r, p, h.cfg.Version)
+		return
+	}
 	if r.URL.Path == "/health" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		h.clusterHealth(w, r)
 		return
@@ -519,6 +543,9 @@ func (m *clusterMode) newProxy(raw string, log *slog.Logger) *httputil.ReversePr
 	}
 }
 
+// errLeaderLoading is a leader's health answer while it loads its domain.
+var errLeaderLoading = errors.New("leader health: the leader is loading")
+
 // healthLimit bounds the leader's health answer a follower reads.
 const healthLimit = 64 << 10
 
@@ -542,7 +569,11 @@ func (h *Hub) clusterHealth(w http.ResponseWriter, r *http.Request) {
 		status, answered, leader.Status = http.StatusServiceUnavailable, false, "domain_unavailable"
 	case l.URL != "":
 		if err := m.leaderHealth(r.Context(), l.URL, &leader); err != nil {
-			status, answered, leader = http.StatusServiceUnavailable, false, protocol.Health{Status: "leader_unreachable"}
+			st := "leader_unreachable"
+			if errors.Is(err, errLeaderLoading) {
+				st = protocol.StatusLoading // the leader is loading its domain
+			}
+			status, answered, leader = http.StatusServiceUnavailable, false, protocol.Health{Status: st}
 		}
 	default:
 		status, answered, leader.Status = http.StatusServiceUnavailable, false, "no_leader"
@@ -578,6 +609,10 @@ func (m *clusterMode) leaderHealth(ctx context.Context, base string, into *proto
 		return fmt.Errorf("leader health: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
+		var lh protocol.LoadingHealth
+		if resp.StatusCode == http.StatusServiceUnavailable && json.Unmarshal(b, &lh) == nil && lh.Status == protocol.StatusLoading {
+			return errLeaderLoading
+		}
 		return fmt.Errorf("leader health: status %d", resp.StatusCode)
 	}
 	if err := json.Unmarshal(b, into); err != nil {

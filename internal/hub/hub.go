@@ -101,6 +101,15 @@ type Config struct {
 	// Cluster makes the hub one of several sharing a database (see
 	// cluster.go); nil is a single hub.
 	Cluster *ClusterConfig
+	// LoadHook, when set, runs once the storage is open and before the
+	// stored tasks load; an error fails the start. Tests block in it to
+	// hold a hub in its loading state (loading.go) for as long as they
+	// look at it.
+	LoadHook func(context.Context) error
+
+	// progress is what a hub that serves while it loads reports of its
+	// load (set by StartLoading and buildDomain; nil: nobody asks).
+	progress *loadProgress
 }
 
 // HTTPConfig bounds what one HTTP connection may hold. WebSocket
@@ -210,6 +219,11 @@ type Hub struct {
 // verified backup, or started empty in degraded mode, before anything
 // reads it.
 func New(cfg Config) (*Hub, error) {
+	return newHub(context.Background(), cfg)
+}
+
+// newHub is New with a load that stops when ctx ends.
+func newHub(ctx context.Context, cfg Config) (*Hub, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.TaskArchive.WithDefaults().Check(); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
@@ -217,11 +231,15 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.Cluster != nil {
 		return newClustered(cfg)
 	}
+	if cfg.progress == nil {
+		cfg.progress = newLoadProgress()
+	}
 	h := &Hub{cfg: cfg, log: cfg.Log, Bus: bus.New(), started: time.Now()}
-	if err := h.openStorage(); err != nil {
+	if err := h.openStorage(ctx); err != nil {
 		return nil, err
 	}
-	if err := h.build(); err != nil {
+	cfg.progress.startTasks(h.storedTasks())
+	if err := h.build(ctx); err != nil {
 		h.closeStorage()
 		return nil, err
 	}
@@ -267,8 +285,13 @@ func (h *Hub) reloaders() []reloader {
 	}
 }
 
-func (h *Hub) build() error {
+func (h *Hub) build(ctx context.Context) error {
 	var err error
+	if h.cfg.LoadHook != nil {
+		if err := h.cfg.LoadHook(ctx); err != nil {
+			return fmt.Errorf("hub: load hook: %w", err)
+		}
+	}
 	h.evictor = startstop.Trigger("mailbox_evict", h.cfg.MailboxEvictInterval, h.evictMailboxes)
 	if h.Tokens, err = auth.New(h.Driver.Tokens()); err != nil {
 		return err
@@ -287,7 +310,9 @@ func (h *Hub) build() error {
 		return err
 	}
 	mb, hist, threads := messaging.NewMailbox(msgs), messaging.NewHistory(msgs), messaging.NewThreads(msgs)
-	if h.Queue, err = tasks.New(h.Driver.Tasks(), h.Bus, h.cfg.Queue); err != nil {
+	qcfg := h.cfg.Queue
+	qcfg.Loaded = &h.cfg.progress.loaded
+	if h.Queue, err = tasks.NewContext(ctx, h.Driver.Tasks(), h.Bus, qcfg); err != nil {
 		return err
 	}
 	if h.Archiver, err = tasks.NewArchiver(h.Queue, h.cfg.TaskArchive); err != nil {

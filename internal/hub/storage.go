@@ -23,11 +23,11 @@ func IsPostgres(spec string) bool {
 // verified backup, or started empty in degraded mode) and maintained by
 // the resilience coordinator; PostgreSQL is migrated to the schema this
 // binary needs and maintained by the database's own tools.
-func (h *Hub) openStorage() error {
+func (h *Hub) openStorage(ctx context.Context) error {
 	cfg := h.cfg
 	switch {
 	case IsPostgres(cfg.Store):
-		d, err := pgdriver.Open(context.Background(), cfg.Store, pgdriver.Config{})
+		d, err := pgdriver.Open(ctx, cfg.Store, pgdriver.Config{})
 		if err != nil {
 			return err
 		}
@@ -36,7 +36,7 @@ func (h *Hub) openStorage() error {
 	case cfg.Store != "" && cfg.Store != "bolt":
 		return fmt.Errorf("store %q: want bolt or a postgres:// URL", strings.SplitN(cfg.Store, ":", 2)[0])
 	}
-	db, rep, err := resilience.OpenDB(context.Background(), cfg.DataDir, store.AllTables(), cfg.Resilience, h.log)
+	db, rep, err := resilience.OpenDB(ctx, cfg.DataDir, store.AllTables(), cfg.Resilience, h.log)
 	if err != nil {
 		return err
 	}

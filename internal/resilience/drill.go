@@ -98,7 +98,7 @@ func (c *Coordinator) drillTable(name string) DrillResult {
 	if err := os.MkdirAll(c.layout.scratch, 0o700); err != nil {
 		return fail(err)
 	}
-	defer os.Remove(scratch)
+	defer store.RemoveTableFile(scratch)
 	_ = os.Remove(scratch)
 	if _, err := store.RestoreFile(b.Path, scratch, ""); err != nil {
 		return fail(err)

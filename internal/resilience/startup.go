@@ -21,9 +21,12 @@ type StartupReport struct {
 // BackupUsed) or "degraded" (damaged or missing with no usable backup: now
 // empty, the damaged file kept at AsidePath).
 type StartupTable struct {
-	Table      string   `json:"table"`
-	Action     string   `json:"action"`
-	Records    int      `json:"records"`
+	Table   string `json:"table"`
+	Action  string `json:"action"`
+	Records int    `json:"records"`
+	// Skipped: the full check did not run, because the table's clean-close
+	// marker matched its file (cleanmark.go); Records is then not counted.
+	Skipped    bool     `json:"skipped,omitempty"`
 	Reason     string   `json:"reason,omitempty"`
 	BackupUsed string   `json:"backup_used,omitempty"`
 	BackupTime int64    `json:"backup_time,omitempty"`
@@ -43,7 +46,8 @@ func (r *StartupReport) Recovered() []string {
 }
 
 // OpenDB opens the hub's tables, before any domain package reads them.
-// Every existing table file is verified in full first; a damaged one (or a
+// Every existing table file is verified in full first, unless its
+// clean-close marker shows it unchanged since a clean close; a damaged one (or a
 // missing one that has backups) is restored from its newest backup that
 // verifies, or, with none, replaced by an empty table in degraded mode
 // (marker file written; NoteStartup announces it). Damaged files are kept
@@ -120,6 +124,12 @@ func startTable(l layout, cfg Config, name string) (StartupTable, error) {
 		return recoverFile(l, cfg, name, "table file missing"), nil
 	} else if err != nil {
 		return StartupTable{}, fmt.Errorf("start %s: %w", name, err)
+	}
+	if store.CleanMarkerMatches(path) {
+		// Closed cleanly and unchanged since (store/cleanmark.go says why
+		// a marker can never vouch for a file written after it): the
+		// check, which reads every page, would find what it found then.
+		return StartupTable{Table: name, Action: "ok", Skipped: true}, nil
 	}
 	n, err := store.CheckFile(path)
 	switch {

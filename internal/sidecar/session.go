@@ -3,9 +3,12 @@ package sidecar
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +61,10 @@ func dial(ctx context.Context, id uint64, url string, hc *http.Client, log *slog
 		_ = resp.Body.Close()
 	}
 	if err != nil {
+		if busy := busyOf(resp); busy != nil {
+			busy.err = err
+			return nil, busy
+		}
 		return nil, err
 	}
 	conn.SetReadLimit(readLimit)
@@ -248,4 +255,40 @@ func (b *backoff) next() time.Duration {
 		return d
 	}
 	return half + rand.N(d-half+1)
+}
+
+// hubBusy is a refused upgrade that says when to come back: 503 with
+// Retry-After, as a hub answers while it loads its stored state
+// (hub_loading) or a cluster hub while it has no leader. It is no failure
+// of this agent's (its token was not even looked at): the sidecar retries
+// after RetryAfter rather than after its growing backoff.
+type hubBusy struct {
+	RetryAfter time.Duration
+	err        error
+}
+
+func (b *hubBusy) Error() string {
+	return fmt.Sprintf("hub busy, retry after %s: %v", b.RetryAfter, b.err)
+}
+func (b *hubBusy) Unwrap() error { return b.err }
+
+// maxRetryAfter bounds the Retry-After a sidecar honours: a hub cannot
+// park its agents for longer than this (the backoff's own maximum also
+// applies).
+const maxRetryAfter = 5 * time.Minute
+
+// minRetryAfter keeps a "Retry-After: 0" from becoming a tight loop.
+const minRetryAfter = 250 * time.Millisecond
+
+// busyOf is the hubBusy a refused upgrade's response says, or nil: only a
+// 503 whose Retry-After is a number of seconds counts.
+func busyOf(resp *http.Response) *hubBusy {
+	if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		return nil
+	}
+	secs, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After")))
+	if err != nil || secs < 0 {
+		return nil
+	}
+	return &hubBusy{RetryAfter: min(time.Duration(secs)*time.Second, maxRetryAfter)}
 }

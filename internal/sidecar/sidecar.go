@@ -251,7 +251,17 @@ func (s *Sidecar) connLoop(ctx context.Context) {
 				return
 			}
 			var d time.Duration
-			if ring.miss() {
+			var busy *hubBusy
+			switch {
+			case errors.As(err, &busy) && !ring.several():
+				// The hub said when to come back (503 + Retry-After: it is
+				// loading): then, not after the growing backoff (a load
+				// takes seconds; the backoff may have grown to a minute),
+				// and never later than the backoff's maximum. With
+				// several hubs the next one is tried at once, as for any
+				// miss.
+				d = max(min(busy.RetryAfter, s.cfg.ReconnectMax), minRetryAfter)
+			case ring.miss():
 				d = bo.next()
 			}
 			attrs := []any{"event", "ws_connect_error", "hub_url", redactURL(url), "error", err, "retry_in_ms", d.Milliseconds()}

@@ -54,6 +54,11 @@ func Open(dir string, names []string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	db := &DB{dir: dir, tables: make(map[string]*Table, len(names)), names: slices.Clone(names)}
+	// One fsync of the directory for every table's clean-close marker,
+	// rather than one per table in OpenTable (cleanmark.go).
+	if err := removeCleanMarkers(dir, names); err != nil {
+		return nil, err
+	}
 	for _, n := range names {
 		t, err := OpenTable(n, TablePath(dir, n), opts)
 		if err != nil {

@@ -47,6 +47,7 @@ type Table struct {
 	metaFile *os.File     // second handle on the file for the meta pre-check; guarded by swap
 	pageSize int          // guarded by swap
 	poisoned atomic.Bool  // bbolt panicked on this file; do not touch it again
+	failed   atomic.Bool  // a storage error was met: no clean-close marker
 	// epoch counts the files attached (open, restore, reset, reopen):
 	// see Epoch.
 	epoch atomic.Uint64
@@ -93,12 +94,17 @@ func (p storagePanic) Unwrap() error { return ErrCorrupt }
 
 // leftoverSuffixes are the temp files maintenance operations create next
 // to a table; a crash can leave them behind and they are removed at open.
-var leftoverSuffixes = []string{".compact", ".restore", ".restore.tmp", ".empty"}
+var leftoverSuffixes = []string{".compact", ".restore", ".restore.tmp", ".empty", cleanSuffix + ".tmp"}
 
 // OpenTable opens (or creates) a single table file. An existing file whose
 // header is damaged is reported with ErrCorrupt and left untouched; a
 // missing file is created empty.
 func OpenTable(name, path string, opts Options) (*Table, error) {
+	// Before the file can be written: a crash from here on must leave no
+	// clean-close marker (cleanmark.go).
+	if err := removeCleanMarker(path); err != nil {
+		return nil, fmt.Errorf("open table %s: %w", name, err)
+	}
 	for _, s := range leftoverSuffixes {
 		_ = os.Remove(path + s)
 	}
@@ -563,6 +569,7 @@ func (t *Table) fail(op string, err error) error {
 	if errors.As(err, &sp) {
 		t.poisoned.Store(true)
 	}
+	t.failed.Store(true)
 	err = fmt.Errorf("%s %s: %w", op, t.name, err)
 	if fn := t.onError.Load(); fn != nil {
 		(*fn)(t.name, err)
@@ -586,8 +593,14 @@ func (t *Table) Close() error {
 	if t.bolt == nil {
 		return nil
 	}
+	clean := !t.poisoned.Load() && !t.failed.Load()
 	if err := t.detach(); err != nil {
 		return fmt.Errorf("close %s: %w", t.name, err)
+	}
+	if clean {
+		// Best effort: without a marker the next start checks the file in
+		// full, as after a crash.
+		_ = writeCleanMarker(t.path)
 	}
 	return nil
 }

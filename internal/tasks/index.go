@@ -96,10 +96,6 @@ type index struct {
 	next    uint64
 }
 
-func newIndex() *index {
-	return &index{groups: map[string]*group{}, tokens: map[string]uint64{}}
-}
-
 // add puts a queued task in the ready set, or the delayed set while its
 // backoff runs.
 func (ix *index) add(t *Task, now int64) {

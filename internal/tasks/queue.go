@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentcom/agentcom/internal/bus"
@@ -154,6 +155,9 @@ type Config struct {
 	MaxQueuedPerSubmitter int
 	// Now is the queue's clock (tests); nil is time.Now.
 	Now func() time.Time
+	// Loaded, when set, counts the stored tasks a load has read so far,
+	// for a hub that serves while it loads (GET /health says how far).
+	Loaded *atomic.Int64
 }
 
 // Default limits of a submission. The description's limit (10,000
@@ -220,11 +224,17 @@ type Queue struct {
 
 // New opens the queue over st and loads its state.
 func New(st storage.TaskStore, b *bus.Bus, cfg Config) (*Queue, error) {
+	return NewContext(context.Background(), st, b, cfg)
+}
+
+// NewContext is New with a load that stops when ctx ends (a hub shut
+// down while it still loads).
+func NewContext(ctx context.Context, st storage.TaskStore, b *bus.Bus, cfg Config) (*Queue, error) {
 	q := &Queue{st: st, bus: b, cfg: cfg, now: time.Now}
 	if cfg.Now != nil {
 		q.now = cfg.Now
 	}
-	if err := q.Reload(); err != nil {
+	if err := q.reload(ctx); err != nil {
 		return nil, err
 	}
 	return q, nil
@@ -267,13 +277,12 @@ func (q *Queue) reload(ctx context.Context) error {
 			withKeys = append(withKeys, summary{ID: s.ID, CreatedAt: s.CreatedAt, UniqueKey: s.UniqueKey, UniqueUntil: s.UniqueUntil})
 		}
 	}
-	dec := startLoadDecoder()
+	dec := startLoadDecoder(q.cfg.Loaded)
 	defer dec.stop()
 	err := q.st.Load(ctx, storage.TaskLoad{
 		Workflow: func(r storage.WorkflowRecord) error { return loadWorkflowRecord(&wf, r.Key, r.Value) },
 		Task: func(table storage.TaskTable, r storage.TaskRow) error {
-			dec.add(table, r) // summarized or decoded on every core (reload_decode.go)
-			return nil
+			return dec.add(ctx, table, r) // summarized or decoded on every core (reload_decode.go)
 		},
 	})
 	if err != nil {
@@ -302,14 +311,14 @@ func (q *Queue) reload(ctx context.Context) error {
 		note(d.table, d.s)
 	}
 	now := q.now().UnixMilli()
-	idx := newIndex()
 	held := map[string]map[string]*Task{}
 	var timers delayedHeap
 	var waiting []string
+	queued := make([]*Task, 0, len(live))
 	for _, t := range live {
 		switch t.Status {
 		case StatusQueued:
-			idx.add(t, now)
+			queued = append(queued, t)
 		case StatusAssigned:
 			addHeld(held, t)
 		case StatusScheduled:
@@ -319,6 +328,7 @@ func (q *Queue) reload(ctx context.Context) error {
 		}
 	}
 	heap.Init(&timers)
+	idx := loadIndex(queued, now)
 	dependents := map[string][]string{}
 	// In scheduling order (lane, creation, id), as sortTasks would.
 	slices.SortFunc(withDeps, func(a, b summary) int {

@@ -1,8 +1,10 @@
 package tasks
 
 import (
+	"context"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/agentcom/agentcom/internal/storage"
 )
@@ -22,6 +24,8 @@ type loadDecoder struct {
 	wg      sync.WaitGroup
 	results [][]decodedRow // one per worker: no lock on the hot path
 	errs    []error        // one per worker: the first decode error it met
+	// progress, when set, counts the rows decoded so far (nil: none).
+	progress *atomic.Int64
 }
 
 type pendingRow struct {
@@ -41,10 +45,12 @@ type decodedRow struct {
 // the channel is not the cost, small enough to spread a small load.
 const loadBatch = 256
 
-// startLoadDecoder starts one worker per core; wait stops them.
-func startLoadDecoder() *loadDecoder {
+// startLoadDecoder starts one worker per core; wait stops them. progress,
+// when set, counts the decoded rows (one add per batch).
+func startLoadDecoder(progress *atomic.Int64) *loadDecoder {
 	n := max(runtime.GOMAXPROCS(0), 1)
-	d := &loadDecoder{in: make(chan []pendingRow, 2*n), results: make([][]decodedRow, n), errs: make([]error, n)}
+	d := &loadDecoder{in: make(chan []pendingRow, 2*n), results: make([][]decodedRow, n), errs: make([]error, n),
+		progress: progress}
 	in := d.in // stop clears the field
 	for w := range n {
 		d.wg.Go(func() {
@@ -60,14 +66,19 @@ func startLoadDecoder() *loadDecoder {
 					}
 					d.results[w] = append(d.results[w], r)
 				}
+				if d.progress != nil {
+					d.progress.Add(int64(len(batch)))
+				}
 			}
 		})
 	}
 	return d
 }
 
-// add queues r for decoding, copying its body.
-func (d *loadDecoder) add(table storage.TaskTable, r storage.TaskRow) {
+// add queues r for decoding, copying its body. It reports ctx's error
+// once a batch is full and ctx has ended: a hub shut down while loading
+// stops here rather than read the rest of the table.
+func (d *loadDecoder) add(ctx context.Context, table storage.TaskTable, r storage.TaskRow) error {
 	// One allocation per batch rather than per row. Should append move
 	// the arena, earlier rows keep the old one, which holds their bytes.
 	start := len(d.arena)
@@ -78,7 +89,9 @@ func (d *loadDecoder) add(table storage.TaskTable, r storage.TaskRow) {
 		d.in <- d.batch
 		// The next batch is likely the size of this one.
 		d.batch, d.arena = make([]pendingRow, 0, loadBatch), make([]byte, 0, len(d.arena))
+		return ctx.Err()
 	}
+	return nil
 }
 
 // stop ends the workers (also when the load fails half way).

@@ -1114,6 +1114,15 @@
       opts.body = JSON.stringify(body);
     }
     const r = await fetch(path, opts);
+    if (r.status === 503) {
+      // The hub restarted and is still loading: its loading page says how
+      // far, and turns back into the dashboard once the hub is ready.
+      const b = await r.clone().json().catch(() => null);
+      if (b && b.error === 'hub_loading') {
+        location.reload();
+        return null;
+      }
+    }
     if (r.status === 401 || r.status === 403) {
       S.authFailures++;
       askToken(r.status === 403 ? 'This token may not open the dashboard (it needs a viewer or admin role).'
