@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 
 	"github.com/agentcom/agentcom/internal/client"
+	"github.com/agentcom/agentcom/internal/protocol"
 )
 
 // explain turns an error into the line printed for it and a hint naming
@@ -27,7 +29,13 @@ func explain(err error) (msg, hint string) {
 	}
 	var ce *client.Error
 	if errors.As(err, &ce) {
-		return hubError(ce)
+		msg, hint := hubError(ce)
+		// What the caller wrapped around the hub's answer ("lines
+		// 201-300 refused, ...") says what it was doing; keep it.
+		if outer, ok := strings.CutSuffix(err.Error(), ": "+ce.Error()); ok && outer != "" {
+			msg = outer + ": " + msg
+		}
+		return msg, hint
 	}
 	return err.Error(), ""
 }
@@ -58,7 +66,7 @@ func hubError(ce *client.Error) (string, string) {
 	}
 	msg := fmt.Sprintf("the hub refused %s %s: %s (%d)", ce.Method, ce.Path, code, ce.Status)
 	if d := ce.Field("detail"); d != "" {
-		msg += ": " + d
+		msg += ": " + strings.TrimPrefix(d, code+": ")
 	}
 	if fes := ce.FieldErrors(); fes != "" {
 		msg += ": " + fes
@@ -73,6 +81,9 @@ func hubError(ce *client.Error) (string, string) {
 	case http.StatusForbidden:
 		return msg, "this token's role may not do that: use an admin token (agentcom token create --agent ops --admin)"
 	case http.StatusTooManyRequests:
+		if ce.Code == protocol.CodeQueueQuota {
+			return msg, "this submitter holds as many unfinished tasks as the hub allows: wait for agents to work some off, cancel some, or raise the hub's limit (serve --max-queued-per-submitter)"
+		}
 		return msg, "the hub rate-limits callers; wait a moment and try again"
 	}
 	return msg, ""

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/agentcom/agentcom/internal/client"
 	"github.com/agentcom/agentcom/internal/tasks"
@@ -118,7 +119,7 @@ func submitFile(ctx context.Context, c *client.Client, ts []fileTask, name strin
 		if err != nil {
 			return out, fmt.Errorf("encode lines %d-%d: %w", chunk[0].line, chunk[len(chunk)-1].line, err)
 		}
-		got, err := c.SubmitBatchRaw(ctx, body)
+		got, err := submitChunk(ctx, c, body)
 		if err != nil {
 			return out, chunkError(err, chunk, name, len(out))
 		}
@@ -130,6 +131,37 @@ func submitFile(ctx context.Context, c *client.Client, ts []fileTask, name strin
 		}
 	}
 	return out, nil
+}
+
+// maxRateWaits bounds how many rate-limited answers in a row one chunk
+// waits out before the run stops (with the default task limit a chunk
+// passes after one wait; a hub that never lets it through is refusing).
+const maxRateWaits = 20
+
+// submitChunk posts one chunk, waiting as long as the hub asks when it
+// answers rate_limited: the limiter refuses before reading the batch, so
+// nothing of the chunk was stored and sending it again is safe. A file is
+// many chunks, and the hub's task limit (20 requests/s after a burst of
+// 50) would otherwise stop every large file part way.
+func submitChunk(ctx context.Context, c *client.Client, body json.RawMessage) ([]client.BatchSubmitted, error) {
+	for waits := 0; ; waits++ {
+		got, err := c.SubmitBatchRaw(ctx, body)
+		var ce *client.Error
+		if err == nil || !errors.As(err, &ce) || waits == maxRateWaits {
+			return got, err
+		}
+		wait, limited := ce.RetryAfter()
+		if !limited {
+			return got, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // fileSubmitted is one submitted line.

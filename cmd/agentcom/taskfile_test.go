@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/agentcom/agentcom/internal/hubtest"
+	"github.com/agentcom/agentcom/internal/ratelimit"
 )
 
 func TestTaskSubmitFile(t *testing.T) {
@@ -104,5 +105,32 @@ func TestTaskSubmitFile(t *testing.T) {
 	code, _, errs = runCmd(t, env, "task", "submit", "--file", write("empty.jsonl", []string{""}))
 	if code == 0 || !strings.Contains(errs, "no tasks") {
 		t.Fatalf("empty file: %d\n%s", code, errs)
+	}
+}
+
+// A file larger than the hub's task-submission burst is stored whole: a
+// chunk answered rate_limited is sent again after the wait the hub asks
+// for (the limiter refuses before storing anything), not reported as a
+// failure part way through the file.
+func TestTaskSubmitFileWaitsOutRateLimit(t *testing.T) {
+	h := hubtest.Start(t, "", hubtest.WithRateLimits(ratelimit.Limits{
+		ratelimit.ClassTasks: {PerSecond: 5, Burst: 1},
+	}))
+	env := map[string]string{"AGENTCOM_HUB": h.URL(), "AGENTCOM_TOKEN": h.AdminToken}
+	var lines []string
+	for i := range 350 { // four chunks against a burst of one
+		lines = append(lines, fmt.Sprintf(`{"description":"limited %d","needed_capabilities":["nobody-has-this"]}`, i))
+	}
+	p := filepath.Join(t.TempDir(), "many.jsonl")
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCmd(t, env, "task", "submit", "--file", p)
+	if ids := strings.Fields(out); code != 0 || len(ids) != 350 {
+		t.Fatalf("submit --file under a rate limit: %d, %d ids\n%s", code, len(ids), errs)
+	}
+	code, body := h.Do(http.MethodGet, "/api/tasks/stats", h.AdminToken, nil)
+	if n, _ := body["by_status"].(map[string]any)["queued"].(float64); code != http.StatusOK || n != 350 {
+		t.Fatalf("stats: %d %v", code, body)
 	}
 }

@@ -98,7 +98,7 @@ func asRule(err error) (PublicError, bool) {
 	case errors.As(err, &ie):
 		return ruleError{protocol.ErrInvalidValue, ie}, true
 	case errors.Is(err, tasks.ErrQuota):
-		return ruleError{codeQueueQuota, err}, true
+		return ruleError{protocol.CodeQueueQuota, err}, true
 	}
 	return nil, false
 }
@@ -112,7 +112,3 @@ func ruleDetail(err error) string {
 	}
 	return "invalid value"
 }
-
-// codeQueueQuota is the refusal of a submitter over its quota of
-// unfinished tasks: the text of tasks.ErrQuota (TestQuotaCode).
-const codeQueueQuota = "queue_quota_exceeded"

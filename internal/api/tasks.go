@@ -197,7 +197,7 @@ func submitRefusal(err error) (Response, bool) {
 			Errors: []protocol.FieldError{{Field: le.Field, Error: protocol.ErrTooLarge, Detail: ruleDetail(le)}},
 			Limit:  le.Limit}), true
 	case errors.Is(err, tasks.ErrQuota):
-		return JSON(http.StatusTooManyRequests, protocol.ErrorReply{Error: codeQueueQuota, Detail: ruleDetail(err)}), true
+		return JSON(http.StatusTooManyRequests, protocol.ErrorReply{Error: protocol.CodeQueueQuota, Detail: ruleDetail(err)}), true
 	}
 	return Response{}, false
 }

@@ -17,6 +17,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
+
+	"github.com/agentcom/agentcom/internal/protocol"
 )
 
 // maxBody caps how much of a response the client reads; hub answers are
@@ -92,6 +95,24 @@ func (e *Error) Error() string {
 		msg += " (" + fes + ")"
 	}
 	return fmt.Sprintf("%s %s: hub answered %d: %s", e.Method, e.Path, e.Status, msg)
+}
+
+// maxRetryAfter bounds how long RetryAfter lets a hub make a client wait.
+const maxRetryAfter = time.Minute
+
+// RetryAfter reports how long a rate-limited answer (429 rate_limited)
+// asks the caller to wait before the same request can pass: the body's
+// retry_after_ms, at least 50 ms, at most a minute (a hub's answer is
+// input like any other). ok is false for any other answer.
+func (e *Error) RetryAfter() (wait time.Duration, ok bool) {
+	if e.Status != http.StatusTooManyRequests || e.Code != protocol.CodeRateLimited {
+		return 0, false
+	}
+	var b struct {
+		RetryAfterMs int64 `json:"retry_after_ms"`
+	}
+	_ = json.Unmarshal(e.Body, &b)
+	return min(max(time.Duration(b.RetryAfterMs)*time.Millisecond, 50*time.Millisecond), maxRetryAfter), true
 }
 
 // FieldErrors renders a validation answer's "errors" list as

@@ -39,8 +39,11 @@ const (
 	CodePayloadTooLarge    = "payload_too_large"
 	CodeValidationFailed   = "validation_failed"
 	CodeRateLimited        = "rate_limited"
-	CodeForbidden          = "forbidden"
-	CodeInternal           = "internal_error"
+	// CodeQueueQuota refuses a task submission (HTTP 429) from a submitter
+	// already holding its quota of unfinished tasks (tasks.ErrQuota).
+	CodeQueueQuota = "queue_quota_exceeded"
+	CodeForbidden  = "forbidden"
+	CodeInternal   = "internal_error"
 	// CodeUnauthorized is the original hub's refusal of an identify; this
 	// hub answers CodeInvalidToken, but clients still recognise both.
 	CodeUnauthorized = "unauthorized"

@@ -31,7 +31,7 @@ var (
 	ErrTooLarge = errors.New("too_large")
 	// ErrQuota is a submission by a submitter that already holds
 	// Config.MaxQueuedPerSubmitter unfinished tasks.
-	ErrQuota = errors.New("queue_quota_exceeded")
+	ErrQuota = errors.New(protocol.CodeQueueQuota)
 )
 
 // LimitError names the field of a submission over its limit.
