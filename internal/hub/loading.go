@@ -133,7 +133,7 @@ var loadingPage = template.Must(template.New("loading").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>AgentCom: hub is loading</title>
 <style>body{font:16px system-ui,sans-serif;margin:3em;color:#222}progress{width:24em}</style></head>
 <body><h1>AgentCom</h1>
-<p id="state">Hub is loading: {{.Loaded}}{{if .Total}} of {{.Total}}{{end}} tasks ({{.Phase}}).</p>
+<p id="state">{{if eq .Phase "storage"}}Hub is loading: opening and checking its tables.{{else if eq .Phase "tasks"}}Hub is loading its tasks: {{.Loaded}}{{if .Total}} of {{.Total}}{{end}} so far.{{else}}Hub is loading: starting its services.{{end}}</p>
 <progress id="bar"{{if .Total}} max="{{.Total}}" value="{{.Loaded}}"{{end}}></progress>
 <p>The dashboard opens by itself when the hub is ready.</p>
 <script>
@@ -141,8 +141,12 @@ var loadingPage = template.Must(template.New("loading").Parse(`<!doctype html>
   fetch('/health', {cache: 'no-store'}).then(function (r) {
     if (r.ok) { location.reload(); return; }
     return r.json().then(function (h) {
-      var total = (typeof h.total === 'number') ? ' of ' + h.total : '';
-      document.getElementById('state').textContent = 'Hub is loading: ' + h.loaded + total + ' tasks (' + h.phase + ').';
+      var n = function (x) { return Number(x || 0).toLocaleString('en-US'); };
+      var total = (typeof h.total === 'number') ? ' of ' + n(h.total) : '';
+      document.getElementById('state').textContent =
+        h.phase === 'storage' ? 'Hub is loading: opening and checking its tables.' :
+        h.phase === 'tasks' ? 'Hub is loading its tasks: ' + n(h.loaded) + total + ' so far.' :
+        'Hub is loading: starting its services.';
       var bar = document.getElementById('bar');
       if (typeof h.total === 'number') { bar.max = Math.max(h.total, 1); bar.value = h.loaded; }
       setTimeout(poll, 1000);
