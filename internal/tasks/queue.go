@@ -1356,7 +1356,10 @@ func (q *Queue) ReclaimAgent(agent, reason string) ([]*Task, error) {
 	return append(snaps, dead...), nil
 }
 
-// announceReclaimed publishes what ReclaimAgent wrote.
+// announceReclaimed publishes what ReclaimAgent wrote, and moves on the
+// dependents of the tasks it dead-lettered (as a failed report's dead
+// letter does): a task that can no longer complete must not leave them
+// waiting.
 func (q *Queue) announceReclaimed(agent, reason string, snaps, dead []*Task) {
 	for _, t := range snaps {
 		q.emitReason(EventReclaimed, t, agent, reason)
@@ -1364,6 +1367,7 @@ func (q *Queue) announceReclaimed(agent, reason string, snaps, dead []*Task) {
 	for _, t := range dead {
 		q.emitReason(EventReclaimed, t, agent, reason)
 		q.emitReason(EventDeadLetter, t, agent, fmt.Sprint(t.LastError))
+		q.wake(t.ID)
 	}
 }
 

@@ -215,3 +215,23 @@ func TestPauseSurvivesReopen(t *testing.T) {
 		t.Fatalf("after resume: %v", got)
 	}
 }
+
+// TestDisconnectDeadLetterSettlesDependents: a task dead-lettered because
+// its holders kept disconnecting (ReclaimAgent) fails its dependents as a
+// dead letter from a failed report does; a dependent is not left waiting
+// on a task that can no longer complete.
+func TestDisconnectDeadLetterSettlesDependents(t *testing.T) {
+	cfg := noBackoff()
+	cfg.MaxDisconnectReclaims = 1
+	e := newEnv(t, cfg)
+	a := e.submit(tasks.SubmitParams{Description: "a"})
+	b := e.submit(tasks.SubmitParams{Description: "b", DependsOn: []string{a.ID}})
+	e.assignID(a.ID, "agent-1")
+	got, err := e.Q.ReclaimAgent("agent-1", tasks.ReasonDisconnect)
+	if err != nil || len(got) != 1 || got[0].Status != tasks.StatusDeadLetter {
+		t.Fatalf("reclaim = %+v, %v", got, err)
+	}
+	if bb := e.get(b.ID); bb.Status != tasks.StatusCancelled || bb.CancelledBy != "hub" {
+		t.Fatalf("dependent after its dependency's dead letter: %s by %q", bb.Status, bb.CancelledBy)
+	}
+}
