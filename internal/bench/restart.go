@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -111,7 +110,7 @@ func startUntilReady(ctx context.Context, dir string) (startTimes, error) {
 		return t, fmt.Errorf("start hub: %w", err)
 	}
 	base := "http://" + ln.Addr().String()
-	err = waitAnswer(ctx, base, time.Minute)
+	err = waitHealth(ctx, base, time.Minute, nil, false)
 	t.serving = time.Since(start)
 	if err == nil {
 		failed := make(chan error, 1)
@@ -121,7 +120,7 @@ func startUntilReady(ctx context.Context, dir string) (startTimes, error) {
 				failed <- err
 			}
 		}()
-		err = waitHealthy(ctx, base, 50*time.Minute, failed)
+		err = waitHealth(ctx, base, 50*time.Minute, failed, true)
 		t.ready = time.Since(start)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -130,29 +129,6 @@ func startUntilReady(ctx context.Context, dir string) (startTimes, error) {
 		err = serr
 	}
 	return t, err
-}
-
-// waitAnswer polls GET /health until the hub answers anything.
-func waitAnswer(ctx context.Context, base string, within time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, within)
-	defer cancel()
-	client := &http.Client{Timeout: 2 * time.Second}
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/health", nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s/health did not answer within %v (last error: %v)", base, within, err)
-		case <-time.After(time.Millisecond):
-		}
-	}
 }
 
 // removeCleanMarkers removes the tables' clean-close markers in dir.

@@ -186,7 +186,7 @@ func startChild(ctx context.Context, o *Options, dir string, ids []string) (*tar
 		}
 	}
 	t := &target{kind: KindChild, base: "http://" + addr, admin: admin, tokens: agentToks, pid: cmd.Process.Pid, stop: stop}
-	if err := waitHealthy(ctx, t.base, 30*time.Second, exited); err != nil {
+	if err := waitHealth(ctx, t.base, 30*time.Second, exited, true); err != nil {
 		stop()
 		return nil, fmt.Errorf("hub process: %w; its output: %s", err, stderr.tail(2000))
 	}
@@ -236,12 +236,21 @@ func issueTokens(ctx context.Context, tc tokenCreator, ids []string) (string, []
 	return admin, out, nil
 }
 
-// waitHealthy polls GET /health until it answers 200, the time is up, or
-// exited reports the process gone.
-func waitHealthy(ctx context.Context, base string, within time.Duration, exited <-chan error) error {
+// waitHealth polls GET /health until the hub answers (with 200 when
+// ready is set: anything else, a loading hub's 503 included, is "not
+// yet"), the time is up, or exited (nil: not watched) reports the process
+// gone. It polls every millisecond: the restart scenario times the first
+// answer with it. Each answer is read to the end so the connection is
+// reused: a loading hub is polled on one connection, not a new one every
+// millisecond beside its load.
+func waitHealth(ctx context.Context, base string, within time.Duration, exited <-chan error, ready bool) error {
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second}
+	want := "answer"
+	if ready {
+		want = "answer 200"
+	}
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/health", nil)
 		if err != nil {
@@ -249,21 +258,18 @@ func waitHealthy(ctx context.Context, base string, within time.Duration, exited 
 		}
 		resp, err := client.Do(req)
 		if err == nil {
-			// Read to the end so the connection is reused: a hub that
-			// answers 503 while it loads is polled on one connection,
-			// not a new one every few milliseconds beside its load.
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if !ready || resp.StatusCode == http.StatusOK {
 				return nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s/health did not answer 200 within %v (last error: %v)", base, within, err)
+			return fmt.Errorf("%s/health did not %s within %v (last error: %v)", base, want, within, err)
 		case err := <-exited:
 			return fmt.Errorf("exited before serving: %v", err)
-		case <-time.After(5 * time.Millisecond):
+		case <-time.After(time.Millisecond):
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/agentcom/agentcom/internal/cluster"
 	"github.com/agentcom/agentcom/internal/hub"
+	"github.com/agentcom/agentcom/internal/hubtest"
 	"github.com/agentcom/agentcom/internal/protocol"
 )
 
@@ -18,7 +19,7 @@ func TestClusterLeaderServesWhileItLoads(t *testing.T) {
 	c.el.cur = cluster.Leader{HubID: "hub-a", URL: c.hubs["hub-a"].url, Epoch: 1}
 	a := c.hubs["hub-a"]
 	reached, release := make(chan struct{}), make(chan struct{})
-	c.boot(a, func(cfg *hub.Config) { cfg.LoadHook = holdLoad(reached, release) })
+	c.boot(a, func(cfg *hub.Config) { cfg.LoadHook = hubtest.HoldLoad(reached, release) })
 	<-reached
 	if st, body := a.Do("GET", "/health", "", nil); st != http.StatusServiceUnavailable || body["status"] != protocol.StatusLoading {
 		t.Fatalf("health while the leader loads: %d %v", st, body)
@@ -43,7 +44,7 @@ func TestClusterShutdownWhileLoading(t *testing.T) {
 	c.el.cur = cluster.Leader{HubID: "hub-a", URL: c.hubs["hub-a"].url, Epoch: 1}
 	a := c.hubs["hub-a"]
 	reached := make(chan struct{})
-	c.boot(a, func(cfg *hub.Config) { cfg.LoadHook = holdLoad(reached, nil) })
+	c.boot(a, func(cfg *hub.Config) { cfg.LoadHook = hubtest.HoldLoad(reached, nil) })
 	<-reached
 	if err := a.Shutdown(context.Background()); err != nil {
 		t.Fatalf("shutdown while loading: %v", err)

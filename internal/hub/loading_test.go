@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -32,34 +31,6 @@ func seedTasks(t *testing.T, dir, store string, n int) string {
 	tok := h.AdminToken
 	h.Stop()
 	return tok
-}
-
-// holdLoad is a LoadHook that reports the load has reached it and holds
-// it until release is closed (or the load's context ends).
-func holdLoad(reached chan<- struct{}, release <-chan struct{}) func(context.Context) error {
-	return func(ctx context.Context) error {
-		close(reached)
-		select {
-		case <-release:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-func startLoading(t *testing.T, cfg hub.Config) (*hub.Loading, string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Addr = ln.Addr().String()
-	l, err := hub.StartLoading(cfg, ln)
-	if err != nil {
-		t.Fatalf("start loading: %v", err)
-	}
-	return l, "http://" + ln.Addr().String()
 }
 
 func get(t *testing.T, url, token string) (*http.Response, []byte) {
@@ -102,8 +73,8 @@ func TestServeWhileLoading(t *testing.T) {
 			reached, release := make(chan struct{}), make(chan struct{})
 			cfg := hub.DefaultConfig()
 			cfg.DataDir, cfg.Store, cfg.RateLimits = dir, spec, nil
-			cfg.LoadHook = holdLoad(reached, release)
-			l, base := startLoading(t, cfg)
+			cfg.LoadHook = hubtest.HoldLoad(reached, release)
+			l, base := hubtest.StartLoading(t, cfg)
 			t.Cleanup(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
@@ -178,8 +149,8 @@ func TestShutdownWhileLoading(t *testing.T) {
 	reached := make(chan struct{})
 	cfg := hub.DefaultConfig()
 	cfg.DataDir, cfg.RateLimits = dir, nil
-	cfg.LoadHook = holdLoad(reached, nil)
-	l, base := startLoading(t, cfg)
+	cfg.LoadHook = hubtest.HoldLoad(reached, nil)
+	l, base := hubtest.StartLoading(t, cfg)
 	<-reached
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -196,7 +167,7 @@ func TestShutdownWhileLoading(t *testing.T) {
 	// The data directory was released: a load that fails reports it.
 	broken := errors.New("disk on fire")
 	cfg.LoadHook = func(context.Context) error { return broken }
-	l, _ = startLoading(t, cfg)
+	l, _ = hubtest.StartLoading(t, cfg)
 	<-l.Done()
 	if !errors.Is(l.Err(), broken) || l.Hub() != nil {
 		t.Fatalf("failed load: err %v, hub %v", l.Err(), l.Hub())

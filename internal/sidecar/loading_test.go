@@ -2,7 +2,6 @@ package sidecar
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -26,24 +25,8 @@ func TestSidecarRetriesALoadingHubAfterRetryAfter(t *testing.T) {
 	reached, release := make(chan struct{}), make(chan struct{})
 	cfg := hub.DefaultConfig()
 	cfg.DataDir, cfg.RateLimits = dir, nil
-	cfg.LoadHook = func(ctx context.Context) error {
-		close(reached)
-		select {
-		case <-release:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Addr = ln.Addr().String()
-	l, err := hub.StartLoading(cfg, ln)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg.LoadHook = hubtest.HoldLoad(reached, release)
+	l, base := hubtest.StartLoading(t, cfg)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -53,7 +36,7 @@ func TestSidecarRetriesALoadingHubAfterRetryAfter(t *testing.T) {
 	})
 	<-reached
 
-	scfg := testConfigFor(t, "agent-1", token, "ws://"+ln.Addr().String()+"/ws")
+	scfg := testConfigFor(t, "agent-1", token, "ws"+strings.TrimPrefix(base, "http")+"/ws")
 	slowBackoff(&scfg)
 	r := start(t, scfg, Options{})
 	defer r.stop(t)
