@@ -44,6 +44,7 @@ func runBench(in *inv) runFunc {
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "cap on each scenario")
 	var prof bench.Profiles
 	fs.StringVar(&prof.CPU, "cpuprofile", "", "write a CPU profile of this process")
+	fs.StringVar(&prof.Trace, "trace", "", "write a runtime execution trace of this process (go tool trace)")
 	fs.StringVar(&prof.Mutex, "mutexprofile", "", "write a mutex contention profile")
 	fs.StringVar(&prof.Block, "blockprofile", "", "write a blocking profile")
 	fs.StringVar(&o.HeapProfile, "memprofile", "", "idle: write a heap profile of this process at the end of the hold (use --hub-process in to see the hub's connections)")

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 )
 
 // Profiles names the pprof files to write for a run; empty names are
@@ -17,6 +18,10 @@ type Profiles struct {
 	CPU   string
 	Mutex string
 	Block string
+	// Trace is a runtime execution trace (go tool trace): where each
+	// goroutine waited, and for what, which a CPU profile cannot show
+	// when the run is latency-bound rather than CPU-bound.
+	Trace string
 }
 
 // Start begins the profiles and returns the function that writes them.
@@ -29,6 +34,24 @@ func (p Profiles) Start() (stop func() error, err error) {
 		if err := pprof.StartCPUProfile(cpu); err != nil {
 			cpu.Close()
 			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+	}
+	var tr *os.File
+	if p.Trace != "" {
+		if tr, err = os.Create(p.Trace); err != nil {
+			if cpu != nil {
+				pprof.StopCPUProfile()
+				cpu.Close()
+			}
+			return nil, fmt.Errorf("trace: %w", err)
+		}
+		if err := trace.Start(tr); err != nil {
+			tr.Close()
+			if cpu != nil {
+				pprof.StopCPUProfile()
+				cpu.Close()
+			}
+			return nil, fmt.Errorf("trace: %w", err)
 		}
 	}
 	if p.Mutex != "" {
@@ -44,6 +67,10 @@ func (p Profiles) Start() (stop func() error, err error) {
 		if cpu != nil {
 			pprof.StopCPUProfile()
 			errs = append(errs, cpu.Close())
+		}
+		if tr != nil {
+			trace.Stop()
+			errs = append(errs, tr.Close())
 		}
 		errs = append(errs, writeProfile("mutex", p.Mutex), writeProfile("block", p.Block))
 		return errors.Join(errs...)

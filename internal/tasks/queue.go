@@ -220,6 +220,8 @@ type Queue struct {
 	// stored, then applied in memory). Lock order: uniqMu, wfMu, mu.
 	uniqMu sync.Mutex
 	wfMu   sync.Mutex
+
+	ids idGen // new tasks' ids (id.go)
 }
 
 // New opens the queue over st and loads its state.
@@ -311,6 +313,9 @@ func (q *Queue) reload(ctx context.Context) error {
 		note(d.table, d.s)
 	}
 	now := q.now().UnixMilli()
+	for _, d := range decoded {
+		q.ids.observe(d.s.ID, now)
+	}
 	held := map[string]map[string]*Task{}
 	var timers delayedHeap
 	var waiting []string
@@ -573,7 +578,7 @@ func (q *Queue) reserveSubmitters(ts []*Task) error {
 // newTask builds a task from p (status and history are set by the caller).
 func (q *Queue) newTask(p SubmitParams, now int64) *Task {
 	t := &Task{
-		ID: NewID(), Description: p.Description, Metadata: p.Metadata, Priority: p.Priority,
+		ID: q.ids.next(now), Description: p.Description, Metadata: p.Metadata, Priority: p.Priority,
 		Status: StatusQueued, MaxRetries: DefaultMaxRetries, NeededCapabilities: p.NeededCapabilities,
 		CompleteBy: p.CompleteBy, SubmittedBy: p.SubmittedBy, CreatedAt: now, UpdatedAt: now,
 		Attempts: []Attempt{}, UniqueKey: p.UniqueKey, RunAt: p.RunAt, DependsOn: p.DependsOn,

@@ -627,3 +627,20 @@ func TestGiveBack(t *testing.T) {
 		t.Fatalf("after reopen: %+v", g)
 	}
 }
+
+// A hub restarted with its clock set back (or a new leader whose clock is
+// behind the old one's) still makes ids above every stored one: the queue
+// observes the ids it loads, so a new task can never take a stored id.
+func TestNewIDsAboveStoredAfterClockGoesBack(t *testing.T) {
+	e := newEnv(t, tasks.Config{})
+	var last string
+	for range 20 {
+		last = max(last, e.submit(tasks.SubmitParams{Description: "before"}).ID)
+	}
+	e.clk.Advance(-time.Hour)
+	e.reopen()
+	next := e.submit(tasks.SubmitParams{Description: "after the clock went back"}).ID
+	if next <= last {
+		t.Fatalf("new id %s is not above the stored %s", next, last)
+	}
+}

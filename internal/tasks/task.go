@@ -9,8 +9,6 @@
 package tasks
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"slices"
 	"strconv"
 	"strings"
@@ -303,13 +301,6 @@ func (t *Task) finishedAttempt(gen int64, agent string) (Attempt, bool) {
 		}
 	}
 	return Attempt{}, false
-}
-
-// NewID returns a fresh task id: "task-" and 16 hex characters.
-func NewID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return "task-" + hex.EncodeToString(b[:])
 }
 
 // MatchesCapabilities reports whether an agent offering caps can take a

@@ -575,10 +575,11 @@ func (q *Queue) SubmitBatchAssign(items []BatchItem, pick Pick) (submitted, assi
 		}
 		keys[it.Key] = i
 	}
+	now := q.now().UnixMilli()
 	ids := make([]string, len(items))
 	known := make(map[string]bool, len(items))
 	for i := range ids {
-		ids[i] = NewID()
+		ids[i] = q.ids.next(now)
 		known[ids[i]] = true
 	}
 	edges := make([][]int, len(items)) // batch-internal dependencies by index
@@ -612,7 +613,6 @@ func (q *Queue) SubmitBatchAssign(items []BatchItem, pick Pick) (submitted, assi
 		}
 		return nil, nil, inputErr(fmt.Sprintf("tasks[%d].depends_on", cyc[0]), "dependency cycle: %s", strings.Join(names, " -> "))
 	}
-	now := q.now().UnixMilli()
 	ts := make([]*Task, len(items))
 	for i, it := range items {
 		p := it.Params
