@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -28,7 +29,12 @@ func runBroadcast(ctx context.Context, r *runner, res *Result) error {
 
 	got := make([]atomic.Int64, o.Broadcasts)
 	allAt := make([]atomic.Int64, o.Broadcasts) // stamp when the last receiver got it
-	var connected, failures atomic.Int64
+	// sentAt[n] is broadcast n's send stamp, stored before it is sent: a
+	// receiver counts a frame only when its stamp is one the sender sent,
+	// from the sender, so a frame is never taken for another broadcast.
+	sentAt := make([]atomic.Int64, o.Broadcasts)
+	senderID := []byte(ids[sender])
+	var connected, failures, strays atomic.Int64
 	notify := make(chan struct{}, 1)
 	on := func(a *agent, typ string, data []byte, at time.Time) {
 		switch typ {
@@ -36,13 +42,15 @@ func runBroadcast(ctx context.Context, r *runner, res *Result) error {
 			if a.idx == sender {
 				return // the sender's own echo
 			}
-			f, err := decodeFrame(data)
-			if err != nil || f.Payload.T0 == 0 || f.Payload.N < 0 || int(f.Payload.N) >= len(got) {
+			st, from, err := messageStamp(data)
+			if err != nil || st.T0 == 0 || st.N < 0 || int(st.N) >= len(got) ||
+				sentAt[st.N].Load() != st.T0 || !bytes.Equal(from, senderID) {
+				strays.Add(1)
 				return
 			}
-			a.sets[0].add(r.since(f.Payload.T0, at))
-			if got[f.Payload.N].Add(1) == int64(o.Agents) {
-				allAt[f.Payload.N].Store(at.Sub(r.clock).Microseconds())
+			a.sets[0].add(r.since(st.T0, at))
+			if got[st.N].Add(1) == int64(o.Agents) {
+				allAt[st.N].Store(at.Sub(r.clock).Microseconds())
 				select {
 				case notify <- struct{}{}:
 				default:
@@ -70,6 +78,7 @@ func runBroadcast(ctx context.Context, r *runner, res *Result) error {
 	for b := range o.Broadcasts {
 		current.Store(int64(b))
 		t0 := r.now()
+		sentAt[b].Store(t0)
 		msg := broadcastFrame(t0, b)
 		if err := f.agents[sender].send(msg); err != nil {
 			return f.explain(err)
@@ -101,8 +110,10 @@ func runBroadcast(ctx context.Context, r *runner, res *Result) error {
 	res.add(per.percentileFigures("per_receiver")...)
 	res.goal("per_receiver_p99", "all delivered, p99 ≤ 50 ms with 1,000 agents", o.Agents >= 1000,
 		delivered == o.Broadcasts*o.Agents && per.quantile(0.99) <= 50*time.Millisecond)
-	res.add(Figure{Name: "errors", Value: float64(failures.Load()), Unit: "frames"})
-	res.note("one sender, %d receivers; a broadcast goes once the previous one reached everyone; all_received is the time until the last receiver has it", o.Agents)
+	res.add(Figure{Name: "errors", Value: float64(failures.Load()), Unit: "frames"},
+		Figure{Name: "strays", Value: float64(strays.Load()), Unit: "frames"})
+	res.note("one sender, %d receivers; a broadcast goes once the previous one reached everyone; all_received is the time until the last receiver has it; "+
+		"a receiver counts a message frame only when its sender and stamp are those of a broadcast sent (strays: frames that were not)", o.Agents)
 	if incomplete > 0 {
 		res.note("%d broadcasts did not reach every receiver within 30 s", incomplete)
 	}
