@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -612,7 +611,9 @@ func (s *Server) Connected() int {
 	return len(s.all)
 }
 
-// OnlineAgents lists agents with an identified socket (messaging.Pusher).
+// OnlineAgents lists agents with an identified socket (messaging.Pusher),
+// in no particular order: every broadcast asks for it, and sorting 1,000
+// ids was a tenth of a millisecond before the broadcast's commit.
 func (s *Server) OnlineAgents() []string {
 	s.mu.RLock()
 	out := make([]string, 0, len(s.byAgent))
@@ -620,7 +621,6 @@ func (s *Server) OnlineAgents() []string {
 		out = append(out, a)
 	}
 	s.mu.RUnlock()
-	sort.Strings(out)
 	return out
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 
@@ -65,6 +66,9 @@ func TestTokensPostgres(t *testing.T) {
 		t.Fatalf("other hub: %v", err)
 	}
 	first, _ := New(d.Tokens())
+	if got := first.Agents(); len(got) != 0 {
+		t.Fatalf("agents: %v", got)
+	}
 	late, err := other.Create("late", RoleAgent)
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +76,9 @@ func TestTokensPostgres(t *testing.T) {
 	id, err := first.Verify(late)
 	if err != nil || id.AgentID != "late" {
 		t.Fatalf("a token issued by another hub: %+v, %v", id, err)
+	}
+	if got := first.Agents(); !slices.Equal(got, []string{"late"}) {
+		t.Fatalf("agents once another hub's token was verified: %v", got)
 	}
 	// Revoked by the other hub: gone here at the next refresh, which
 	// counts it so the hub closes what it opened.
@@ -86,6 +93,9 @@ func TestTokensPostgres(t *testing.T) {
 	}
 	if first.Live(id) {
 		t.Fatal("a token revoked by another hub is still live after a refresh")
+	}
+	if got := first.Agents(); len(got) != 0 {
+		t.Fatalf("agents after a refresh dropped the other hub's token: %v", got)
 	}
 	if _, err := first.Verify(late); !errors.Is(err, ErrUnknownToken) {
 		t.Fatalf("revoked elsewhere, verify: %v", err)
@@ -124,6 +134,18 @@ func exerciseTokens(t *testing.T, s storage.TokenStore) string {
 	}
 	if got := toks.Agents(); len(got) != 1 || got[0] != "a" {
 		t.Fatalf("agents (once per agent, agent role only): %v", got)
+	} else {
+		got[0] = "changed by the caller"
+	}
+	if got := toks.Agents(); len(got) != 1 || got[0] != "a" {
+		t.Fatalf("agents after a caller changed its copy: %v", got)
+	}
+	b, _ := toks.Create("b", RoleAgent)
+	if got := toks.Agents(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("agents after a token for b: %v", got)
+	}
+	if n, _ := toks.Revoke("b"); n != 1 || b == "" {
+		t.Fatalf("revoked %d", n)
 	}
 	for _, l := range toks.List() {
 		if len(l.TokenPrefix) != PrefixLen+3 {
@@ -132,6 +154,9 @@ func exerciseTokens(t *testing.T, s storage.TokenStore) string {
 	}
 	if n, _ := toks.Revoke("a"); n != 2 {
 		t.Fatalf("revoked %d", n)
+	}
+	if got := toks.Agents(); len(got) != 0 {
+		t.Fatalf("agents after the revocations: %v", got)
 	}
 	if _, err := toks.Verify(a1); err == nil || toks.Live(id) {
 		t.Fatal("revoked token still valid")

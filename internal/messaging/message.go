@@ -109,7 +109,7 @@ type Pusher interface {
 	PushChannelMessages(agentIDs []string, channel string, m Message) int
 	PushChannelJoined(agentID, channel, joined string) bool
 	Online(agentID string) bool
-	// OnlineAgents lists the agents with a live socket.
+	// OnlineAgents lists the agents with a live socket, in any order.
 	OnlineAgents() []string
 }
 
