@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agentcom/agentcom/internal/wsconn"
 	"sync"
 	"time"
 
@@ -520,7 +521,8 @@ func (s *Server) PushChannelMessages(agents []string, channel string, m messagin
 // socket reports delivered only once its frame left this hub (see
 // sendOut), and waiting for each in turn would cost a bus round trip per
 // recipient; filled first, their writers publish at once and the waits
-// overlap.
+// overlap. The local sockets' writers are started together
+// (wsconn.KickAll: a few goroutines write for all of them).
 func (s *Server) fanOut(agents []string, frame protocol.Frame) int {
 	if len(agents) == 0 {
 		return 0
@@ -543,18 +545,20 @@ func (s *Server) fanOut(agents []string, frame protocol.Frame) int {
 		n uint64
 	}
 	var wait []relayed
-	took := 0
+	local := make([]*wsconn.Conn, 0, len(conns))
 	for _, c := range conns {
-		n, ok := c.enqueueN(b)
-		if !ok {
-			continue
-		}
 		if _, r := c.ws.(*remote); r {
-			wait = append(wait, relayed{c, n})
+			if n, ok := c.enqueueN(b); ok {
+				wait = append(wait, relayed{c, n})
+			}
 			continue
 		}
-		took++
+		if _, ok := c.out.Enqueue(b); ok {
+			local = append(local, c.out)
+		}
 	}
+	wsconn.KickAll(local)
+	took := len(local)
 	deadline := time.Now().Add(publishTimeout)
 	for _, w := range wait {
 		if w.c.waitWritten(w.n, max(time.Until(deadline), 0)) {

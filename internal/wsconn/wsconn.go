@@ -137,8 +137,14 @@ type Source interface {
 
 type sourceRef struct{ Source }
 
-// maxBatch is how many queued frames the writer takes at a time.
-const maxBatch = 32
+// maxBatch is how many queued frames a writer takes at a time: a fan-out
+// worker (KickAll), which writes one batch per socket before it leaves a
+// longer backlog to the socket's own writer goroutine, and which then
+// writes writerBatch at a time.
+const (
+	maxBatch    = 32
+	writerBatch = 4
+)
 
 // New returns a Conn with nothing to write to yet: frames sent before
 // Serve wait in its queue, and a close before Serve is carried out when
@@ -160,6 +166,16 @@ func (c *Conn) Send(b []byte) bool {
 
 // SendN is Send that also returns the frame's number, for WaitWritten.
 func (c *Conn) SendN(b []byte) (uint64, bool) {
+	n, ok := c.Enqueue(b)
+	if ok {
+		c.Kick()
+	}
+	return n, ok
+}
+
+// Enqueue is SendN without starting the writer: the caller then calls
+// Kick, or KickAll for many sockets at once.
+func (c *Conn) Enqueue(b []byte) (uint64, bool) {
 	select {
 	case <-c.closing:
 		return 0, false
@@ -173,7 +189,6 @@ func (c *Conn) SendN(b []byte) (uint64, bool) {
 	n := c.queued
 	c.enqMu.Unlock()
 	if ok {
-		c.Kick()
 		return n, true
 	}
 	c.closeOnce.Do(func() {
@@ -251,16 +266,25 @@ func (c *Conn) SetSource(src Source) { c.src.Store(&sourceRef{src}) }
 // Serve has started), and otherwise has the running one look again
 // before it stops.
 func (c *Conn) Kick() {
+	if c.claim() {
+		go c.write()
+	}
+}
+
+// claim makes the caller the writer when none is running (and Serve has
+// started), and otherwise has the running one look again before it
+// stops. The claimant writes (drain) and calls wg.Done once it gives the
+// writer role up.
+func (c *Conn) claim() bool {
 	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.again = true
 	if c.t == nil || c.running || c.finished {
-		c.wmu.Unlock()
-		return
+		return false
 	}
 	c.running = true
 	c.wg.Add(1)
-	c.wmu.Unlock()
-	go c.write()
+	return true
 }
 
 // Closing is closed once the close started.
@@ -323,9 +347,9 @@ func (c *Conn) Serve(parent context.Context, t Transport, read func(ctx context.
 	c.wg.Wait()
 }
 
-// write is the writer: it writes queued frames, then the source's, until
-// there are none, and stops; once the close started it flushes what was
-// queued and closes t.
+// write is the writer goroutine: it writes queued frames, then the
+// source's, until there are none, and stops; once the close started it
+// flushes what was queued and closes t.
 //
 // coder/websocket (v1.8.15) flushes its buffered writer at the end of
 // every message (Conn.writeFrame flushes on fin) and has no call that
@@ -335,27 +359,51 @@ func (c *Conn) Serve(parent context.Context, t Transport, read func(ctx context.
 // around it, not done here.
 func (c *Conn) write() {
 	defer c.wg.Done()
-	var arr [maxBatch][]byte
+	// A small batch: a goroutine starts with a small stack, and a larger
+	// array on it cost a stack copy per start (more than its allocation
+	// on the heap had); a socket with a backlog still takes it a few
+	// frames a lock.
+	var arr [writerBatch][]byte
+	c.drain(arr[:0], false)
+}
+
+// drain writes as the writer (claim) until there is nothing to write,
+// then gives the role up, and reports true; the caller then calls
+// wg.Done. With shared (a goroutine writing for many sockets, KickAll) it
+// writes one batch at most and leaves what may take long, the close
+// handshake, to a writer goroutine of the socket's own: it reports false
+// when there is more to do, still holding the role, and the caller starts
+// that goroutine (write). buf is the room for a batch (empty, with the
+// batch's size as its capacity), the caller's: on the writer's stack,
+// it is no allocation per wake-up.
+func (c *Conn) drain(buf [][]byte, shared bool) bool {
+	written := 0
 	for {
 		c.wmu.Lock()
 		c.again = false
 		t, ctx := c.t, c.ctx
 		c.wmu.Unlock()
 		for {
+			if shared && (written >= maxBatch || c.isClosing()) {
+				return false
+			}
 			if c.isClosing() {
 				c.finish(ctx, t)
-				return
+				return true
 			}
-			batch := c.out.PopBatch(arr[:0], maxBatch)
+			batch := c.out.PopBatch(buf[:0], cap(buf))
 			queued := len(batch)
 			if queued == 0 {
 				if r := c.src.Load(); r != nil {
-					batch = r.Next(batch)
+					// Not into arr: it would escape through the
+					// interface, one allocation per wake-up.
+					batch = r.Next(nil)
 				}
 			}
 			if len(batch) == 0 {
 				break
 			}
+			written += len(batch)
 			for i, b := range batch {
 				err := c.writeOne(ctx, t, b, i < queued)
 				batch[i] = nil
@@ -363,10 +411,14 @@ func (c *Conn) write() {
 					// The socket is broken: nothing more can be flushed.
 					for j := i + 1; j < queued; j++ {
 						c.out.Done(batch[j])
+						batch[j] = nil
 					}
 					c.Close(protocol.CloseNormal, "")
+					if shared {
+						return false // the writer goroutine closes t
+					}
 					c.finishNow(t)
-					return
+					return true
 				}
 			}
 		}
@@ -374,10 +426,99 @@ func (c *Conn) write() {
 		if !c.again {
 			c.running = false
 			c.wmu.Unlock()
-			return
+			return true
 		}
 		c.wmu.Unlock()
 	}
+}
+
+// KickAll is Kick for many sockets at once (a broadcast's): rather than a
+// goroutine per socket whose writer is not running (its start, schedule,
+// stack growth and exit: a tenth of the hub's CPU per frame in a 1,000-
+// agent broadcast), a few goroutines take the sockets one after another
+// and write for each (drain). A socket with more to write than one batch,
+// or closing, gets a writer of its own as Kick would start.
+//
+// A write that blocks (a client that stopped reading, its TCP window
+// full) holds only the goroutine doing it: the others take the sockets
+// left. Should every one of them be held, another starts each
+// fanStall, so a few stuck clients delay the rest of a broadcast by
+// milliseconds, not by a write timeout.
+func KickAll(cs []*Conn) {
+	var claimed []*Conn
+	for _, c := range cs {
+		if c.claim() {
+			claimed = append(claimed, c)
+		}
+	}
+	switch len(claimed) {
+	case 0:
+		return
+	case 1:
+		go claimed[0].write()
+		return
+	}
+	f := &fan{cs: claimed}
+	f.seen = -1
+	for range min((len(claimed)+fanPerWorker-1)/fanPerWorker, fanWorkers) {
+		go f.work()
+	}
+	f.mu.Lock()
+	f.stall = time.AfterFunc(fanStall, f.check)
+	f.mu.Unlock()
+}
+
+// Fan-out workers (KickAll): one per fanPerWorker sockets, at most
+// fanWorkers (a few per core keep both cores writing while one waits),
+// and one more each fanStall while none of them takes a socket.
+const (
+	fanPerWorker = 64
+	fanWorkers   = 8
+	fanStall     = 5 * time.Millisecond
+)
+
+// fan is one KickAll: the sockets claimed, and the next to take.
+type fan struct {
+	cs   []*Conn
+	next atomic.Int64
+
+	mu    sync.Mutex // guards stall and seen (check runs on the timer)
+	stall *time.Timer
+	seen  int64
+}
+
+// work takes sockets and writes for each until none is left.
+func (f *fan) work() {
+	var arr [maxBatch][]byte
+	for {
+		i := f.next.Add(1) - 1
+		if i >= int64(len(f.cs)) {
+			return
+		}
+		c := f.cs[i]
+		if c.drain(arr[:0], true) {
+			c.wg.Done()
+		} else {
+			go c.write()
+		}
+	}
+}
+
+// check runs every fanStall while sockets wait to be taken: when none was
+// taken since the last look, every worker is held by a write, and one
+// more starts.
+func (f *fan) check() {
+	next := f.next.Load()
+	if next >= int64(len(f.cs)) {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if next == f.seen {
+		go f.work()
+	}
+	f.seen = next
+	f.stall.Reset(fanStall)
 }
 
 func (c *Conn) isClosing() bool {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -474,4 +475,136 @@ func BenchmarkSendWriteRealSocket(b *testing.B) {
 	c.Close(websocket.StatusNormalClosure, "")
 	<-read
 	<-c.Closed()
+}
+
+// serveAll serves n fake sockets and returns them with their transports;
+// stop closes every socket and waits for their Serve calls.
+func serveAll(t *testing.T, n int, newWS func(i int) (wsconn.Transport, func(context.Context))) (cs []*wsconn.Conn, stop func()) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := range n {
+		c := wsconn.New(wsconn.Config{SendBuffer: 1024, SendBytes: 1 << 30, WriteTimeout: time.Hour})
+		ws, read := newWS(i)
+		cs = append(cs, c)
+		wg.Go(func() { c.Serve(context.Background(), ws, read) })
+	}
+	return cs, func() {
+		for _, c := range cs {
+			c.Close(protocol.CloseNormal, "")
+		}
+		wg.Wait()
+	}
+}
+
+// KickAll writes a frame queued to many sockets (a broadcast), after what
+// each had queued before and in order: a backlog longer than one batch,
+// a source's frames, and a socket closing meanwhile (its frames, then its
+// close) included.
+func TestKickAllWritesEverySocket(t *testing.T) {
+	const n = 300
+	fakes := make([]*fakeWS, n)
+	cs, stop := serveAll(t, n, func(i int) (wsconn.Transport, func(context.Context)) {
+		fakes[i] = newFake()
+		return fakes[i], fakes[i].read
+	})
+	src := &onceSource{}
+	cs[7].SetSource(src)
+	src.add("p")
+	var want [n][]string
+	for i, c := range cs {
+		frames := 1
+		if i%50 == 3 {
+			frames = 70 // over two batches
+		}
+		for k := range frames {
+			f := "f" + strconv.Itoa(k)
+			if _, ok := c.Enqueue([]byte(f)); !ok {
+				t.Fatal("not queued")
+			}
+			want[i] = append(want[i], f)
+		}
+	}
+	cs[11].Close(protocol.ClosePolicy, "closing meanwhile")
+	last := make([]uint64, n)
+	for i, c := range cs {
+		if i == 11 {
+			continue
+		}
+		var ok bool
+		if last[i], ok = c.Enqueue([]byte("bcast")); !ok {
+			t.Fatal("broadcast not queued")
+		}
+		want[i] = append(want[i], "bcast")
+	}
+	wsconn.KickAll(cs)
+	for i, c := range cs {
+		if i != 11 && !c.WaitWritten(last[i], time.Minute) {
+			t.Fatalf("socket %d: the broadcast was not written", i)
+		}
+	}
+	<-cs[11].Closed()
+	stop()
+	for i, f := range fakes {
+		got, code, _, closes := f.result()
+		if i == 7 && len(got) == 3 && got[2] == "p" {
+			got = got[:2] // the source's frame, written after the queue
+		}
+		if strings.Join(got, ",") != strings.Join(want[i], ",") || closes != 1 {
+			t.Fatalf("socket %d wrote %v, want %v (closed %d times)", i, got, want[i], closes)
+		}
+		if i == 11 && code != protocol.ClosePolicy {
+			t.Fatalf("the closing socket closed with %d", code)
+		}
+	}
+}
+
+// stuckWS is a transport whose writes block until release is closed: a
+// client that stopped reading, its TCP window full.
+type stuckWS struct {
+	*fakeWS
+	release chan struct{}
+	blocked chan struct{}
+}
+
+func (s stuckWS) Write(ctx context.Context, typ websocket.MessageType, p []byte) error {
+	s.blocked <- struct{}{}
+	<-s.release
+	return s.fakeWS.Write(ctx, typ, p)
+}
+
+// Sockets whose writes block hold up KickAll's other sockets only until
+// the stall check starts another worker: with more stuck sockets at the
+// front than KickAll starts workers, every other socket still gets its
+// frame while they stay stuck.
+func TestKickAllPastStuckSockets(t *testing.T) {
+	const stuck, healthy = 12, 200
+	release := make(chan struct{})
+	blocked := make(chan struct{}, stuck)
+	cs, stop := serveAll(t, stuck+healthy, func(i int) (wsconn.Transport, func(context.Context)) {
+		f := newFake()
+		if i < stuck {
+			return stuckWS{fakeWS: f, release: release, blocked: blocked}, f.read
+		}
+		return f, f.read
+	})
+	defer stop()
+	defer close(release)
+	last := make([]uint64, len(cs))
+	for i, c := range cs {
+		last[i], _ = c.Enqueue([]byte("bcast"))
+	}
+	wsconn.KickAll(cs)
+	for i := stuck; i < len(cs); i++ {
+		if !cs[i].WaitWritten(last[i], time.Minute) {
+			t.Fatalf("socket %d: not written while %d others are stuck", i, stuck)
+		}
+	}
+	for range stuck {
+		<-blocked // every stuck socket's write was started, none finished
+	}
+	for i := range stuck {
+		if cs[i].WaitWritten(last[i], 0) {
+			t.Fatalf("stuck socket %d reported written", i)
+		}
+	}
 }
