@@ -120,11 +120,16 @@ type Conn struct {
 	src      atomic.Pointer[sourceRef]
 
 	// wdog bounds the write in progress to a cutter transport (see
-	// cutter), and wctx is the context such writes get: Serve's without
-	// its cancel, set by Serve before any writer starts. Only the writer
-	// touches wdog, made at its first write.
-	wdog *time.Timer
-	wctx context.Context
+	// writeCut): writeAt is when it started (since wbase, plus one; 0
+	// while none is) and wdog, armed while wdogOn, looks at it (watch).
+	// Serve makes wdog, under wmu, and sets wbase and wctx, the context
+	// such writes get (Serve's without its cancel), before any writer
+	// starts.
+	wdog    *time.Timer
+	wdogOn  atomic.Bool
+	writeAt atomic.Int64
+	wbase   time.Time
+	wctx    context.Context
 }
 
 // Source supplies frames that wait nowhere but are rendered when the
@@ -327,6 +332,11 @@ func (c *Conn) Serve(parent context.Context, t Transport, read func(ctx context.
 	}
 	c.wmu.Lock()
 	c.t, c.ctx, c.wctx = t, ctx, context.WithoutCancel(ctx)
+	if cut, ok := t.(cutter); ok {
+		c.wbase = time.Now()
+		c.wdog = time.AfterFunc(c.cfg.WriteTimeout, func() { c.watch(cut) })
+		c.wdog.Stop()
+	}
 	if c.cfg.PingInterval > 0 {
 		c.pingT = time.AfterFunc(c.cfg.PingInterval, c.ping)
 	}
@@ -345,6 +355,9 @@ func (c *Conn) Serve(parent context.Context, t Transport, read func(ctx context.
 	}
 	c.wmu.Unlock()
 	c.wg.Wait()
+	if c.wdog != nil {
+		c.wdog.Stop()
+	}
 }
 
 // write is the writer goroutine: it writes queued frames, then the
@@ -551,8 +564,8 @@ func (c *Conn) finishNow(t Transport) {
 // WaitWritten and their bytes released.
 func (c *Conn) writeOne(ctx context.Context, t Transport, b []byte, queued bool) error {
 	var err error
-	if cut, ok := t.(cutter); ok {
-		err = c.writeCut(t, cut, b)
+	if _, ok := t.(cutter); ok {
+		err = c.writeCut(t, b)
 	} else {
 		wctx, cancel := context.WithTimeout(ctx, c.cfg.WriteTimeout)
 		err = t.Write(wctx, websocket.MessageText, b)
@@ -569,21 +582,49 @@ func (c *Conn) writeOne(ctx context.Context, t Transport, b []byte, queued bool)
 	return err
 }
 
-// writeCut writes b to a cutter under the watchdog timer: a write still
+// writeCut writes b to a cutter under the watchdog: a write still
 // blocked after WriteTimeout (a client that stopped reading, its TCP
 // window full) is cut off, as an expired write context would have done.
 // The write gets ctx without its cancel, so the library registers nothing
 // for it; Serve cancels ctx only once the socket is closed, and an owner's
 // cancel cuts the socket (Serve).
-func (c *Conn) writeCut(t Transport, cut cutter, b []byte) error {
-	if c.wdog == nil {
-		c.wdog = time.AfterFunc(c.cfg.WriteTimeout, func() { _ = cut.CloseNow() })
-	} else {
+//
+// The write only notes when it started: the timer is armed when it is not
+// already, and re-arms itself while writes go on (watch), so a busy
+// socket's timer fires about once per WriteTimeout instead of being reset
+// and stopped around every frame (two locked timer-heap updates per
+// frame, a twentieth of a broadcast's CPU per socket beside the write).
+func (c *Conn) writeCut(t Transport, b []byte) error {
+	c.writeAt.Store(int64(time.Since(c.wbase)) + 1)
+	if !c.wdogOn.Load() && c.wdogOn.CompareAndSwap(false, true) {
 		c.wdog.Reset(c.cfg.WriteTimeout)
 	}
 	err := t.Write(c.wctx, websocket.MessageText, b)
-	c.wdog.Stop()
+	c.writeAt.Store(0)
 	return err
+}
+
+// watch is the watchdog's timer: it cuts the socket when the write in
+// progress started WriteTimeout ago or more, waits for the rest of its
+// time when it started later, and disarms when no write is in progress.
+// A write that starts while it disarms either sees wdogOn false and arms
+// the timer, or started before the second look here, which arms it.
+func (c *Conn) watch(cut cutter) {
+	c.wmu.Lock()
+	wdog := c.wdog
+	c.wmu.Unlock()
+	if at := c.writeAt.Load(); at != 0 {
+		if left := c.cfg.WriteTimeout - (time.Since(c.wbase) - time.Duration(at-1)); left > 0 {
+			wdog.Reset(left)
+			return
+		}
+		_ = cut.CloseNow()
+		return
+	}
+	c.wdogOn.Store(false)
+	if c.writeAt.Load() != 0 && c.wdogOn.CompareAndSwap(false, true) {
+		wdog.Reset(c.cfg.WriteTimeout)
+	}
 }
 
 // flush writes what was queued before the close, starting no write after

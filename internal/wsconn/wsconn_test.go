@@ -608,3 +608,58 @@ func TestKickAllPastStuckSockets(t *testing.T) {
 		}
 	}
 }
+
+// slowWS is a transport that can be cut: its first slow writes each take
+// a while, shorter than the write timeout, and the next blocks until the
+// socket is cut.
+type slowWS struct {
+	*fakeWS
+	slow     int
+	each     time.Duration
+	mu       sync.Mutex
+	n        int
+	cut      chan struct{}
+	cutOnce  sync.Once
+	cutAfter int // writes done when cut
+}
+
+func (s *slowWS) Write(ctx context.Context, typ websocket.MessageType, p []byte) error {
+	s.mu.Lock()
+	s.n++
+	n := s.n
+	s.mu.Unlock()
+	if n <= s.slow {
+		time.Sleep(s.each)
+		return s.fakeWS.Write(ctx, typ, p)
+	}
+	<-s.cut
+	return errors.New("cut")
+}
+
+func (s *slowWS) CloseNow() error {
+	s.cutOnce.Do(func() {
+		s.mu.Lock()
+		s.cutAfter = s.n - 1
+		s.mu.Unlock()
+		close(s.cut)
+	})
+	return nil
+}
+
+// The watchdog bounds each write, not a run of them: writes that each end
+// within WriteTimeout go on for longer than it uncut, and the one that
+// then blocks is cut.
+func TestWatchdogBoundsEachWrite(t *testing.T) {
+	ws := &slowWS{fakeWS: newFake(), slow: 40, each: 20 * time.Millisecond, cut: make(chan struct{})}
+	c := wsconn.New(wsconn.Config{SendBuffer: 100, WriteTimeout: 500 * time.Millisecond})
+	for range ws.slow + 1 {
+		c.Send([]byte("x"))
+	}
+	c.Serve(context.Background(), ws, ws.read)
+	frames, _, _, _ := ws.result()
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if len(frames) != ws.slow || ws.cutAfter != ws.slow {
+		t.Fatalf("wrote %d of %d slow frames, cut after %d", len(frames), ws.slow, ws.cutAfter)
+	}
+}
