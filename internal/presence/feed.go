@@ -41,6 +41,12 @@ type Feed struct {
 	max    int
 	resync []byte // resyncJSON, the same bytes for every socket; never written
 
+	// head is the sequence number the next change gets, base+len(log),
+	// stored under mu and read without it: every socket's writer asks
+	// for pending changes each time it runs out of queued frames (1,000
+	// of them per broadcast), and nearly always there are none.
+	head atomic.Uint64
+
 	mu   sync.Mutex
 	base uint64 // sequence number of log[0]
 	log  []Change
@@ -100,15 +106,12 @@ func (f *Feed) Append(c Change) (uint64, error) {
 		f.base += uint64(drop)
 	}
 	f.log = append(f.log, c)
+	f.head.Store(f.base + uint64(len(f.log)))
 	return f.base + uint64(len(f.log)) - 1, nil
 }
 
 // Head is the sequence number the next change gets.
-func (f *Feed) Head() uint64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.base + uint64(len(f.log))
-}
+func (f *Feed) Head() uint64 { return f.head.Load() }
 
 // read appends to dst up to n changes from sequence number from on, and
 // returns the number after the last, and how many changes from from on
@@ -127,11 +130,7 @@ func (f *Feed) read(from uint64, dst []Change, n int) ([]Change, uint64, uint64)
 }
 
 // pending is how many changes from from on are in the log or lost.
-func (f *Feed) pending(from uint64) uint64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.base + uint64(len(f.log)) - from
-}
+func (f *Feed) pending(from uint64) uint64 { return f.head.Load() - from }
 
 // ReaderConfig is how a Reader renders changes.
 type ReaderConfig struct {
@@ -178,6 +177,9 @@ const v1Batch = 64
 // Next appends the frames of the changes not yet sent to dst.
 func (r *Reader) Next(dst [][]byte) [][]byte {
 	from := r.next.Load()
+	if r.feed.pending(from) == 0 {
+		return dst
+	}
 	if r.cfg.Version >= protocol.VersionPresence {
 		return r.nextBatched(from, dst)
 	}

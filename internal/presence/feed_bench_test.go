@@ -48,3 +48,22 @@ func BenchmarkFleetStart(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkNextNothingPending is a socket's writer asking the feed for
+// changes when there are none, from many writers at once: what every
+// socket's writer does after it wrote a broadcast's frame.
+func BenchmarkNextNothingPending(b *testing.B) {
+	f := presence.NewFeed(1024)
+	if _, err := f.Append(presence.Change{Kind: presence.ChangeJoined, Agent: protocol.AgentInfo{AgentID: "a"}}); err != nil {
+		b.Fatal(err)
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		r := f.NewReader(f.Head(), presence.ReaderConfig{Self: "b", Version: protocol.VersionPresence})
+		var dst [][]byte
+		for pb.Next() {
+			if dst = r.Next(dst[:0]); len(dst) != 0 {
+				b.Fatal("a frame with nothing pending")
+			}
+		}
+	})
+}
