@@ -158,6 +158,11 @@ type Config struct {
 	// Loaded, when set, counts the stored tasks a load has read so far,
 	// for a hub that serves while it loads (GET /health says how far).
 	Loaded *atomic.Int64
+	// TrackEnded: an archive runs (ArchiveConfig.Enabled). A load then
+	// keeps the end times of the live table's ended tasks, which it reads
+	// anyway, for the archive passes (archive_due.go); without it the
+	// first pass lists the live table for them.
+	TrackEnded bool
 }
 
 // Default limits of a submission. The description's limit (10,000
@@ -264,6 +269,7 @@ func (q *Queue) reload(ctx context.Context) error {
 	wf := workflowState{pauses: map[pauseID]pauseRecord{}, schedules: map[string]*Schedule{}}
 	var withDeps, withKeys []summary
 	var usage []StoredUsage
+	var ended delayedHeap
 	// note counts a task and records its key and dependencies.
 	note := func(table storage.TaskTable, s summary) {
 		if table == storage.TasksDeadLetter {
@@ -272,6 +278,9 @@ func (q *Queue) reload(ctx context.Context) error {
 			return
 		}
 		bump(s.Status, s.Priority)
+		if q.cfg.TrackEnded && (s.Status == StatusCompleted || s.Status == StatusCancelled) {
+			ended = append(ended, endedEntry{due: s.UpdatedAt, id: s.ID})
+		}
 		if len(s.DependsOn) > 0 {
 			withDeps = append(withDeps, summary{ID: s.ID, Priority: s.Priority, CreatedAt: s.CreatedAt, DependsOn: s.DependsOn})
 		}
@@ -376,6 +385,9 @@ func (q *Queue) reload(ctx context.Context) error {
 	q.schedules = wf.schedules
 	q.loadedUsage = usage
 	q.forgetEnded()
+	if q.cfg.TrackEnded {
+		q.knowLoadedEnded(ended)
+	}
 	q.mu.Unlock()
 	q.wfMu.Unlock()
 	// Waiting tasks whose dependencies ended while the hub was down (or
