@@ -223,3 +223,69 @@ func TestArchiveFirstPassFromLoad(t *testing.T) {
 		})
 	}
 }
+
+// TestDependentsSameAfterRestart: a task's dependents listing names its
+// dependents in the live table and the dead letter, not the archived ones,
+// and the same before and after a restart, on both drivers. (Before, a
+// restart forgot the dead-lettered dependents and a running hub kept the
+// archived ones.)
+func TestDependentsSameAfterRestart(t *testing.T) {
+	for _, drv := range storagetest.Drivers() {
+		t.Run(drv.Name, func(t *testing.T) {
+			d := drv.Open(t)()
+			t.Cleanup(func() { d.Close() })
+			clk := newClock()
+			cfg := noBackoff()
+			cfg.Now = clk.Now
+			q, err := tasks.New(d.Tasks(), bus.New(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			submit := func(desc string, p tasks.SubmitParams) string {
+				t.Helper()
+				p.Description = desc
+				task, err := q.Submit(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return task.ID
+			}
+			up := submit("upstream", tasks.SubmitParams{})
+			zero := 0
+			done := submit("done", tasks.SubmitParams{DependsOn: []string{up}})
+			dead := submit("dead", tasks.SubmitParams{DependsOn: []string{up}, MaxRetries: &zero})
+			open := submit("open", tasks.SubmitParams{DependsOn: []string{up}, TargetAgent: "nobody"})
+			as := assignOnly(t, q, up, "a1")
+			if _, _, err := q.Complete(up, "a1", as.Generation, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			as = assignOnly(t, q, done, "a1")
+			if _, _, err := q.Complete(done, "a1", as.Generation, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			as = assignOnly(t, q, dead, "a1")
+			if _, oc, _, err := q.Fail(dead, "a1", as.Generation, "boom", nil); err != nil || oc != tasks.OutcomeDeadLetter {
+				t.Fatalf("fail: %s %v", oc, err)
+			}
+			arch, err := tasks.NewArchiver(q, tasks.ArchiveConfig{Retention: time.Hour, Now: clk.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			clk.Advance(2 * time.Hour)
+			if res, err := arch.RunOnce(context.Background()); err != nil || res.Moved != 2 {
+				t.Fatalf("archive pass: %+v %v", res, err) // upstream and done
+			}
+			want := sorted(dead, open)
+			if got := q.Dependents(up); !slices.Equal(got, want) {
+				t.Fatalf("dependents before a restart: %v, want %v", got, want)
+			}
+			restarted, err := tasks.New(d.Tasks(), bus.New(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := restarted.Dependents(up); !slices.Equal(got, want) {
+				t.Fatalf("dependents after a restart: %v, want %v", got, want)
+			}
+		})
+	}
+}

@@ -207,7 +207,13 @@ type Queue struct {
 	moveMu sync.Mutex
 
 	// Workflow state (workflow.go, schedules.go), guarded by mu.
-	dependents map[string][]string // dependency id -> ids of tasks naming it
+	// dependents: dependency id -> ids of the tasks naming it, and
+	// dependsOn the reverse (task id -> its depends_on), over the tasks of
+	// the live table and the dead letter: what a load finds, so Dependents
+	// answers the same before and after a restart. An archived task's
+	// edges are dropped at its move (the archive is not loaded).
+	dependents map[string][]string
+	dependsOn  map[string][]string
 	uniq       map[string]uniqEntry
 	paused     map[pauseID]pauseRecord
 	timers     delayedHeap // scheduled tasks by run_at
@@ -273,8 +279,12 @@ func (q *Queue) reload(ctx context.Context) error {
 	// note counts a task and records its key and dependencies.
 	note := func(table storage.TaskTable, s summary) {
 		if table == storage.TasksDeadLetter {
-			// Only counted: dead-letter tasks are read on demand.
+			// Counted, and their edges kept: dead-letter tasks are
+			// read on demand.
 			bump(StatusDeadLetter, s.Priority)
+			if len(s.DependsOn) > 0 {
+				withDeps = append(withDeps, summary{ID: s.ID, Priority: s.Priority, CreatedAt: s.CreatedAt, DependsOn: s.DependsOn})
+			}
 			return
 		}
 		bump(s.Status, s.Priority)
@@ -343,7 +353,7 @@ func (q *Queue) reload(ctx context.Context) error {
 	}
 	heap.Init(&timers)
 	idx := loadIndex(queued, now)
-	dependents := map[string][]string{}
+	dependents, dependsOn := map[string][]string{}, make(map[string][]string, len(withDeps))
 	// In scheduling order (lane, creation, id), as sortTasks would.
 	slices.SortFunc(withDeps, func(a, b summary) int {
 		ka, kb := key{a.Priority, a.CreatedAt, a.ID}, key{b.Priority, b.CreatedAt, b.ID}
@@ -356,6 +366,7 @@ func (q *Queue) reload(ctx context.Context) error {
 		return 0
 	})
 	for _, t := range withDeps {
+		dependsOn[t.ID] = t.DependsOn
 		for _, d := range t.DependsOn {
 			dependents[d] = append(dependents[d], t.ID)
 		}
@@ -381,7 +392,7 @@ func (q *Queue) reload(ctx context.Context) error {
 	q.mu.Lock()
 	q.live, q.held, q.idx, q.counts = live, held, idx, counts
 	q.perSubmitter = perSubmitter
-	q.dependents, q.uniq, q.paused, q.timers = dependents, uniq, wf.pauses, timers
+	q.dependents, q.dependsOn, q.uniq, q.paused, q.timers = dependents, dependsOn, uniq, wf.pauses, timers
 	q.schedules = wf.schedules
 	q.loadedUsage = usage
 	q.forgetEnded()
