@@ -302,7 +302,12 @@ func (a *Aggregator) Apply(e bus.Event) {
 			out = entry
 		}
 	}
-	if out == nil {
+	// With no socket open nobody reads the events frame, and a socket that
+	// opens later starts from a snapshot built after it registered
+	// (addClient comes before sendSnapshot), which holds every change
+	// applied above: encoding for nobody was a few percent of the hub's
+	// CPU under load.
+	if out == nil || a.Clients() == 0 {
 		return
 	}
 	b, err := json.Marshal(out)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/agentcom/agentcom/internal/agents"
 	"github.com/agentcom/agentcom/internal/alerts"
+	"github.com/agentcom/agentcom/internal/auth"
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/messaging"
 	"github.com/agentcom/agentcom/internal/presence"
@@ -92,6 +93,8 @@ func TestGoldenFrames(t *testing.T) {
 	t.Cleanup(a.sub.Close)
 	a.now = func() time.Time { return goldenAt }
 	a.started = goldenAt.Add(-time.Hour)
+	// A browser is open: without one the aggregator encodes no events.
+	a.addClient(newClient(&Dashboard{log: discard()}, auth.Identity{}, 1024, 1<<20))
 	for _, e := range goldenEvents() {
 		a.Apply(e)
 	}

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"sync"
@@ -264,3 +265,23 @@ func TestDecodeFrameErrors(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// Events are encoded only while a browser is open; a change applied with
+// none open still reaches the state that the next browser's snapshot is
+// built from.
+func TestEventsEncodedOnlyForOpenSockets(t *testing.T) {
+	a := NewAggregator(Config{}, Deps{Bus: bus.New(), Queue: newBenchQueue(0), Agents: benchAgents{}, Presence: benchPresence{}})
+	t.Cleanup(a.sub.Close)
+	a.Apply(bus.Event{Data: tasks.EventData{Type: tasks.EventCompleted, TaskID: "t1", AgentID: "a1", Status: tasks.StatusCompleted}})
+	if f := a.eventsFrame(); f != nil {
+		t.Fatalf("events frame with no socket open: %s", f)
+	}
+	if _, ok := a.timelines["a1"]; !ok {
+		t.Fatal("the change was not applied to the state while no socket was open")
+	}
+	a.addClient(newClient(&Dashboard{log: discard()}, auth.Identity{}, 1024, 1<<20))
+	a.Apply(bus.Event{Data: tasks.EventData{Type: tasks.EventSubmitted, TaskID: "t2", Status: tasks.StatusQueued}})
+	if f := a.eventsFrame(); f == nil || !bytes.Contains(f, []byte(`"t2"`)) {
+		t.Fatalf("events frame with a socket open = %s, want t2's event", f)
+	}
+}

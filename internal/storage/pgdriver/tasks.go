@@ -238,29 +238,26 @@ func (d *Driver) putTasks(ctx context.Context, puts []taskPut) error {
 		}
 	}
 	slices.Sort(delKeys)
-	return pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		if len(a.ids) > 0 {
-			if _, err := tx.Exec(ctx, putLive, a.args()...); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, dropMoved, a.ids); err != nil {
-				return err
-			}
-		}
-		if len(putKeys) > 0 {
-			if _, err := tx.Exec(ctx, `INSERT INTO agentcom_task_workflow (key, value)
-				SELECT * FROM unnest($1::text[], $2::bytea[]) ORDER BY 1
-				ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, putKeys, putVals); err != nil {
-				return err
-			}
-		}
-		if len(delKeys) > 0 {
-			if _, err := tx.Exec(ctx, "DELETE FROM agentcom_task_workflow WHERE key = ANY($1)", delKeys); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	// One round trip: the statements go as one pipelined batch, which the
+	// server runs as one implicit transaction (all or nothing, committed
+	// at the batch's end), instead of BEGIN, each statement and COMMIT
+	// waiting for the server in turn while every caller of the group
+	// waits too. The statements only write, so none needs an earlier
+	// one's answer.
+	b := &pgx.Batch{}
+	if len(a.ids) > 0 {
+		b.Queue(putLive, a.args()...)
+		b.Queue(dropMoved, a.ids)
+	}
+	if len(putKeys) > 0 {
+		b.Queue(`INSERT INTO agentcom_task_workflow (key, value)
+			SELECT * FROM unnest($1::text[], $2::bytea[]) ORDER BY 1
+			ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, putKeys, putVals)
+	}
+	if len(delKeys) > 0 {
+		b.Queue("DELETE FROM agentcom_task_workflow WHERE key = ANY($1)", delKeys)
+	}
+	return d.pool.SendBatch(ctx, b).Close()
 }
 
 // Delete implements storage.TaskStore.
