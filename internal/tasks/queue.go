@@ -662,21 +662,28 @@ func (q *Queue) dropSubmitter(t *Task) {
 	q.perSubmitter[t.SubmittedBy]--
 }
 
-// Get returns a task from the live set, the queue table or the dead letter.
+// Get returns a task from the live set, the queue table, the dead letter
+// or the archive.
 func (q *Queue) Get(id string) (*Task, error) {
+	t, _, err := q.getFrom(context.Background(), id)
+	return t, err
+}
+
+// getFrom is Get, which also says the task's table.
+func (q *Queue) getFrom(ctx context.Context, id string) (*Task, storage.TaskTable, error) {
 	q.mu.Lock()
 	if t, ok := q.live[id]; ok {
 		cp := t.Clone()
 		cp.Paused = cp.Status == StatusQueued && q.pausedLocked(cp.Priority, cp.NeededCapabilities)
 		q.mu.Unlock()
-		return cp, nil
+		return cp, storage.TasksLive, nil
 	}
 	q.mu.Unlock()
-	t, table, err := q.load(context.Background(), id)
+	t, table, err := q.load(ctx, id)
 	if t != nil {
 		t.Archived = table == storage.TasksArchive
 	}
-	return t, err
+	return t, table, err
 }
 
 // Filter selects tasks for listings. Zero values select everything.
@@ -703,54 +710,37 @@ type Filter struct {
 
 // List returns the main table's tasks (never dead letter) matching f,
 // sorted by lane, creation time and id, and the number of matches before
-// Offset/Limit. Queued and assigned tasks come from memory; the other
-// statuses need a table scan.
+// Offset/Limit. Active tasks come from memory; the other statuses page
+// through the table (listStored).
 func (q *Queue) List(f Filter) ([]*Task, int, error) {
-	var out []*Task
-	if f.Status.Active() {
-		q.mu.Lock()
-		for _, t := range q.live {
-			if f.match(t) {
-				cp := t.Clone()
-				cp.Paused = cp.Status == StatusQueued && q.pausedLocked(cp.Priority, cp.NeededCapabilities)
-				out = append(out, cp)
-			}
-		}
-		q.mu.Unlock()
-	} else {
-		var err error
-		if out, err = q.scan(context.Background(), storage.TasksLive, f); err != nil {
+	if !f.Status.Active() {
+		out, total, err := q.listStored(context.Background(), f, storage.TasksLive)
+		if err != nil {
 			return nil, 0, fmt.Errorf("list tasks: %w", err)
 		}
+		return out, total, nil
 	}
+	var out []*Task
+	q.mu.Lock()
+	for _, t := range q.live {
+		if f.match(t) {
+			cp := t.Clone()
+			cp.Paused = cp.Status == StatusQueued && q.pausedLocked(cp.Priority, cp.NeededCapabilities)
+			out = append(out, cp)
+		}
+	}
+	q.mu.Unlock()
 	return paginate(order(out, f), f)
 }
 
-// ListDeadLetter returns dead-letter tasks in the same order.
+// ListDeadLetter returns dead-letter tasks in the same order, paged
+// through the table (listStored).
 func (q *Queue) ListDeadLetter(f Filter) ([]*Task, int, error) {
-	f.Status = "" // every record there is dead_letter
-	out, err := q.scan(context.Background(), storage.TasksDeadLetter, f)
+	out, total, err := q.listStored(context.Background(), f, storage.TasksDeadLetter)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list dead letter: %w", err)
 	}
-	return paginate(order(out, f), f)
-}
-
-// scan decodes the tasks of table the store selects by f's indexed
-// fields and keeps those f matches.
-func (q *Queue) scan(ctx context.Context, table storage.TaskTable, f Filter) ([]*Task, error) {
-	var out []*Task
-	err := q.st.List(ctx, table, f.columns(), func(r storage.TaskRow) error {
-		t, err := taskOf(r)
-		if err != nil {
-			return err
-		}
-		if f.match(t) {
-			out = append(out, t)
-		}
-		return nil
-	})
-	return out, err
+	return out, total, nil
 }
 
 // columns is the part of f the store can select on.
@@ -841,26 +831,17 @@ func order(ts []*Task, f Filter) []*Task {
 // Offset/Limit. A status of dead_letter reads only the dead letter; a
 // live status only the queue table.
 func (q *Queue) Search(f Filter) ([]*Task, int, error) {
-	var out []*Task
-	if f.Status != StatusDeadLetter {
-		g := f
-		g.Offset, g.Limit = 0, 0
-		ts, _, err := q.List(g)
+	switch f.Status {
+	case StatusDeadLetter:
+		return q.ListDeadLetter(f)
+	case "":
+		out, total, err := q.listStored(context.Background(), f, storage.TasksLive, storage.TasksDeadLetter)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, fmt.Errorf("search tasks: %w", err)
 		}
-		out = ts
+		return out, total, nil
 	}
-	if f.Status == "" || f.Status == StatusDeadLetter {
-		g := f
-		g.Status = ""
-		ts, err := q.scan(context.Background(), storage.TasksDeadLetter, g)
-		if err != nil {
-			return nil, 0, fmt.Errorf("search dead letter: %w", err)
-		}
-		out = append(out, ts...)
-	}
-	return paginate(order(out, f), f)
+	return q.List(f)
 }
 
 func paginate(ts []*Task, f Filter) ([]*Task, int, error) {
