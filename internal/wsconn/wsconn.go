@@ -458,7 +458,7 @@ func (c *Conn) drain(buf [][]byte, shared bool) bool {
 // fanStall, so a few stuck clients delay the rest of a broadcast by
 // milliseconds, not by a write timeout.
 func KickAll(cs []*Conn) {
-	var claimed []*Conn
+	claimed := make([]*Conn, 0, len(cs))
 	for _, c := range cs {
 		if c.claim() {
 			claimed = append(claimed, c)

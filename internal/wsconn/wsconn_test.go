@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -546,8 +547,14 @@ func TestKickAllWritesEverySocket(t *testing.T) {
 	stop()
 	for i, f := range fakes {
 		got, code, _, closes := f.result()
-		if i == 7 && len(got) == 3 && got[2] == "p" {
-			got = got[:2] // the source's frame, written after the queue
+		if i == 7 {
+			// The source's frame goes whenever the writer finds the queue
+			// empty (Serve's first writer may have run between the
+			// frames queued here): once, anywhere.
+			n := len(got)
+			if got = slices.DeleteFunc(got, func(f string) bool { return f == "p" }); len(got) != n-1 {
+				t.Fatalf("socket 7 wrote the source's frame %d times", n-len(got))
+			}
 		}
 		if strings.Join(got, ",") != strings.Join(want[i], ",") || closes != 1 {
 			t.Fatalf("socket %d wrote %v, want %v (closed %d times)", i, got, want[i], closes)
