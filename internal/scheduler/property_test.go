@@ -127,6 +127,10 @@ func (s *sim) run(steps int) {
 				s.complete(id, v)
 			}
 		}
+		// A completion may hand its agent the next task in the same
+		// write: see that push now, as the steps above do after each
+		// action, before the next round's sweep may take it back.
+		s.observePushes()
 		s.check()
 		if st := s.w.Q.Stats(); st.ByStatus["queued"] == 0 && st.ByStatus["assigned"] == 0 {
 			break

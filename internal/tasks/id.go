@@ -33,6 +33,9 @@ const idSeqBits = 20
 // id it loads, so a leader taking over (or a hub restarted with its clock
 // set back) starts above every stored id it holds. The zero value is
 // ready to use.
+//
+// Ids are not secrets (any token lists every task), so that they reveal
+// when a task was made and are easy to guess gives nothing away.
 type idGen struct {
 	mu   sync.Mutex
 	last uint64
