@@ -413,7 +413,7 @@ func (e *PGElector) renew(ctx context.Context) error {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		e.log.Warn("cluster: "+what+" failed; the session still holds the lead", "hub", e.cfg.HubID,
-			"epoch", e.epoch, "err", err, "step_down_in", time.Until(deadline).Round(time.Millisecond))
+			"epoch", e.epoch, "err", err, "step_down_in_ms", time.Until(deadline).Milliseconds())
 		return nil
 	}
 	sent := time.Now()
@@ -434,7 +434,7 @@ func (e *PGElector) renew(ctx context.Context) error {
 	}
 	e.confirmed = sent
 	if took := time.Since(sent); took > e.cfg.Margin {
-		e.log.Warn("cluster: slow lease renewal", "hub", e.cfg.HubID, "epoch", e.epoch, "took", took.Round(time.Millisecond))
+		e.log.Warn("cluster: slow lease renewal", "hub", e.cfg.HubID, "epoch", e.epoch, "took_ms", took.Milliseconds())
 	}
 	if e.steps%forgetEvery == 1 {
 		// Rows of hubs gone for long are history, not members.
