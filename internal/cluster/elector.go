@@ -403,8 +403,10 @@ func (e *PGElector) renew(ctx context.Context) error {
 	deadline := e.stepDownAt()
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	// failed reports whether err ends the lead: the session is gone (pgx
-	// closes it on any error but a statement's own, and when ctx ends).
+	// failed is the round's outcome after a query failed with err: the
+	// end of the lead when the deadline passed or the session is gone
+	// (pgx closes it on any error but a statement's own, and when ctx
+	// ends), else nil: the session holds the lock still.
 	failed := func(what string, err error) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w: %w", what, errLeaseUnconfirmed, err)
