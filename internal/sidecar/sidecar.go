@@ -268,8 +268,8 @@ func (s *Sidecar) connLoop(ctx context.Context) {
 				// loading): then (jittered), not after the growing backoff
 				// (a load takes seconds; the backoff may have grown to a
 				// minute), and never later than the backoff's maximum.
-				// With several hubs the next one is tried at once, as for
-				// any miss.
+				// With several hubs the next one is tried at once (after
+				// the failover pause), as for any miss.
 				d = bo.retryAfter(busy.RetryAfter)
 			case ring.miss():
 				d = bo.next()
@@ -310,8 +310,9 @@ func (s *Sidecar) connLoop(ctx context.Context) {
 		code := sess.closeCode.Load()
 		var d time.Duration
 		if hubGone(code) && !sess.authRejected.Load() {
-			// This hub is gone or going: the next one is tried at once,
-			// unless every hub failed in a row.
+			// This hub is gone or going: the next one is tried at once
+			// (after the failover pause), unless every hub failed in a
+			// row.
 			if ring.miss() {
 				d = bo.next()
 			} else {
