@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -859,17 +858,16 @@ func (a *Aggregator) deadLetters() ([]deadLetterView, int) {
 	a.dlDirty = false
 	a.mu.Unlock()
 	if dirty {
-		ts, total, err := a.queue.ListDeadLetter(tasks.Filter{})
+		// Newest failures first: the operator looks at what just broke.
+		ts, total, err := a.queue.ListDeadLetter(tasks.Filter{Newest: true, Limit: a.cfg.MaxListed})
 		if err != nil {
 			a.log.Error("list dead letter", "event", "dead_letter_list_failed", "err", err)
 			a.mu.Lock()
 			a.dlDirty = true
 			a.mu.Unlock()
 		} else {
-			// Newest failures first: the operator looks at what just broke.
-			sort.SliceStable(ts, func(i, j int) bool { return ts[i].UpdatedAt > ts[j].UpdatedAt })
-			views := make([]deadLetterView, 0, min(len(ts), a.cfg.MaxListed))
-			for _, t := range ts[:min(len(ts), a.cfg.MaxListed)] {
+			views := make([]deadLetterView, 0, len(ts))
+			for _, t := range ts {
 				v := deadLetterView{ID: t.ID, Description: t.Description, RetryCount: t.RetryCount, Priority: t.Priority,
 					CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
 				if t.LastError != nil {

@@ -312,6 +312,7 @@ func (h *Hub) build(ctx context.Context) error {
 	mb, hist, threads := messaging.NewMailbox(msgs), messaging.NewHistory(msgs), messaging.NewThreads(msgs)
 	qcfg := h.cfg.Queue
 	qcfg.Loaded = &h.cfg.progress.loaded
+	qcfg.TrackEnded = h.cfg.TaskArchive.Enabled()
 	if h.Queue, err = tasks.NewContext(ctx, h.Driver.Tasks(), h.Bus, qcfg); err != nil {
 		return err
 	}

@@ -72,6 +72,11 @@ type TaskFilter struct {
 	// CreatedFrom and CreatedTo bound CreatedAt, inclusive; 0 is no
 	// bound.
 	CreatedFrom, CreatedTo int64
+	// ColumnsOnly: List leaves Body nil (a driver need not read or send
+	// the bodies). A listing that pages by the columns and reads its
+	// page back by id (Get) uses it, so a request over a deep table does
+	// not carry every body.
+	ColumnsOnly bool
 }
 
 // Matches reports whether r passes f. Drivers that cannot filter in

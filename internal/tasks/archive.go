@@ -224,7 +224,8 @@ func (a *Archiver) RunOnce(ctx context.Context) (ArchiveResult, error) {
 }
 
 // archive moves one batch to the archive and drops the moved tasks from
-// the queue's counters, so Stats says what a reload would: ended tasks
+// the queue's counters and dependency edges, so Stats and Dependents say
+// what a reload would: ended tasks
 // are counted while they are in the live table. (Ended tasks are not in
 // the live set or the indexes; their unique keys outlive the move in
 // their records, see archive_keys.go.)
@@ -257,10 +258,13 @@ func (q *Queue) archive(ctx context.Context, b storage.ArchiveBatch) (n int, mor
 	} else {
 		more = len(rows) == b.Limit
 	}
+	moved := make([]string, len(rows))
 	q.mu.Lock()
-	for _, r := range rows {
+	for i, r := range rows {
 		q.count(Status(r.Status), r.Priority, -1)
+		moved[i] = r.ID
 	}
+	q.dropEdgesLocked(moved)
 	q.mu.Unlock()
 	return len(rows), more, nil
 }

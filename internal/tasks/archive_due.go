@@ -19,10 +19,11 @@ import (
 // its candidates by id (storage.ArchiveBatch.IDs): a pass reads the rows
 // it moves and no others.
 //
-// The heap starts at the first pass (a hub that never archives keeps
-// nothing): one listing of the live table's completed and cancelled tasks
-// fills it, and from then on every end the queue writes is pushed after
-// its write. An end written before tracking started is in the listing
+// A queue told that an archive runs (Config.TrackEnded) fills the heap at
+// load, from the rows the load reads anyway. Otherwise (a hub that never
+// archives keeps nothing) the heap starts at the first pass: one listing
+// of the live table's completed and cancelled tasks fills it. From then
+// on every end the queue writes is pushed after its write. An end written before tracking started is in the listing
 // (which starts after), one written after is pushed, so the heap misses
 // none. Entries can be stale (a task undone after its end's write failed,
 // deleted, or archived already): the store moves a row only when the
@@ -62,6 +63,14 @@ func (q *Queue) noteEnded(t *Task) {
 // the queue). Caller holds q.mu.
 func (q *Queue) forgetEnded() {
 	q.ended = endedState{gen: q.ended.gen + 1}
+}
+
+// knowLoadedEnded starts the heap with the ended tasks a load found: the
+// load read the whole live table, and the queue's writes start after it.
+// Caller holds q.mu.
+func (q *Queue) knowLoadedEnded(found delayedHeap) {
+	heap.Init(&found)
+	q.ended.h, q.ended.tracking, q.ended.known = found, true, true
 }
 
 // knowEnded fills the heap from the live table the first time.

@@ -54,12 +54,7 @@ func (s *passStore) take() (lists int, ids [][]string) {
 func TestArchivePassPicksFromMemory(t *testing.T) {
 	for _, drv := range storagetest.Drivers() {
 		t.Run(drv.Name, func(t *testing.T) {
-			d := drv.Open(t)()
-			t.Cleanup(func() { d.Close() })
-			ps := &passStore{TaskStore: d.Tasks()}
-			clk := newClock()
-			cfg := noBackoff()
-			cfg.Now = clk.Now
+			ps, clk, cfg := passSetup(t, drv)
 			q, err := tasks.New(ps, bus.New(), cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -68,18 +63,7 @@ func TestArchivePassPicksFromMemory(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			run := func(desc string) string {
-				t.Helper()
-				task, err := q.Submit(tasks.SubmitParams{Description: desc})
-				if err != nil {
-					t.Fatal(err)
-				}
-				as := assignOnly(t, q, task.ID, "a1")
-				if _, _, err := q.Complete(task.ID, "a1", as.Generation, nil, nil); err != nil {
-					t.Fatal(err)
-				}
-				return task.ID
-			}
+			run := func(desc string) string { return completeOne(t, q, desc) }
 			early := []string{run("one"), run("two")}
 			// Ended before the first pass: the listing finds it.
 			res, err := arch.RunOnce(context.Background())
@@ -143,4 +127,159 @@ func assignOnly(t *testing.T, q *tasks.Queue, id, agent string) *tasks.Task {
 		t.Fatal(as, err)
 	}
 	return as[0]
+}
+
+// TestArchiveFirstPassFromLoad: a queue told that an archive runs
+// (TrackEnded) knows its ended tasks from its load, so even its first pass
+// (and the first after a reload) names its candidates without listing the
+// live table, on both drivers.
+func TestArchiveFirstPassFromLoad(t *testing.T) {
+	for _, drv := range storagetest.Drivers() {
+		t.Run(drv.Name, func(t *testing.T) {
+			ps, clk, cfg := passSetup(t, drv)
+			before, err := tasks.New(ps, bus.New(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			run := func(q *tasks.Queue, desc string) string { return completeOne(t, q, desc) }
+			early := []string{run(before, "one"), run(before, "two")}
+			cancelled, err := before.Submit(tasks.SubmitParams{Description: "cancelled", TargetAgent: "nobody"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := before.Cancel(cancelled.ID, "admin", true, ""); err != nil {
+				t.Fatal(err)
+			}
+			early = append(early, cancelled.ID)
+			queued, err := before.Submit(tasks.SubmitParams{Description: "queued", TargetAgent: "nobody"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The restart.
+			cfg.TrackEnded = true
+			q, err := tasks.New(ps, bus.New(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			arch, err := tasks.NewArchiver(q, tasks.ArchiveConfig{Retention: time.Hour, BatchSize: 10, Now: clk.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			clk.Advance(30 * time.Minute)
+			late := run(q, "three")
+			ps.take()
+			clk.Advance(45 * time.Minute) // past the loaded ones' retention only
+			res, err := arch.RunOnce(context.Background())
+			lists, ids := ps.take()
+			if err != nil || res.Moved != 3 || lists != 0 || len(ids) != 1 || !slices.Equal(ids[0], sorted(early...)) {
+				t.Fatalf("first pass: %+v %v, %d listings, candidates %v, want %v", res, err, lists, ids, early)
+			}
+			if got, _ := q.Get(queued.ID); got.Archived || got.Status != tasks.StatusQueued {
+				t.Fatalf("the queued task: %+v", got)
+			}
+			// A reload knows the ended tasks from its load too.
+			if err := q.Reload(); err != nil {
+				t.Fatal(err)
+			}
+			ps.take()
+			clk.Advance(time.Hour)
+			res, err = arch.RunOnce(context.Background())
+			lists, ids = ps.take()
+			if err != nil || res.Moved != 1 || lists != 0 || len(ids) != 1 || !slices.Equal(ids[0], []string{late}) {
+				t.Fatalf("pass after a reload: %+v %v, %d listings, candidates %v", res, err, lists, ids)
+			}
+		})
+	}
+}
+
+// TestDependentsSameAfterRestart: a task's dependents listing names its
+// dependents in the live table and the dead letter, not the archived ones,
+// and the same before and after a restart, on both drivers. (Before, a
+// restart forgot the dead-lettered dependents and a running hub kept the
+// archived ones.)
+func TestDependentsSameAfterRestart(t *testing.T) {
+	for _, drv := range storagetest.Drivers() {
+		t.Run(drv.Name, func(t *testing.T) {
+			d := drv.Open(t)()
+			t.Cleanup(func() { d.Close() })
+			clk := newClock()
+			cfg := noBackoff()
+			cfg.Now = clk.Now
+			q, err := tasks.New(d.Tasks(), bus.New(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			submit := func(desc string, p tasks.SubmitParams) string {
+				t.Helper()
+				p.Description = desc
+				task, err := q.Submit(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return task.ID
+			}
+			up := submit("upstream", tasks.SubmitParams{})
+			zero := 0
+			done := submit("done", tasks.SubmitParams{DependsOn: []string{up}})
+			dead := submit("dead", tasks.SubmitParams{DependsOn: []string{up}, MaxRetries: &zero})
+			open := submit("open", tasks.SubmitParams{DependsOn: []string{up}, TargetAgent: "nobody"})
+			as := assignOnly(t, q, up, "a1")
+			if _, _, err := q.Complete(up, "a1", as.Generation, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			as = assignOnly(t, q, done, "a1")
+			if _, _, err := q.Complete(done, "a1", as.Generation, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			as = assignOnly(t, q, dead, "a1")
+			if _, oc, _, err := q.Fail(dead, "a1", as.Generation, "boom", nil); err != nil || oc != tasks.OutcomeDeadLetter {
+				t.Fatalf("fail: %s %v", oc, err)
+			}
+			arch, err := tasks.NewArchiver(q, tasks.ArchiveConfig{Retention: time.Hour, Now: clk.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			clk.Advance(2 * time.Hour)
+			if res, err := arch.RunOnce(context.Background()); err != nil || res.Moved != 2 {
+				t.Fatalf("archive pass: %+v %v", res, err) // upstream and done
+			}
+			want := sorted(dead, open)
+			if got := q.Dependents(up); !slices.Equal(got, want) {
+				t.Fatalf("dependents before a restart: %v, want %v", got, want)
+			}
+			restarted, err := tasks.New(d.Tasks(), bus.New(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := restarted.Dependents(up); !slices.Equal(got, want) {
+				t.Fatalf("dependents after a restart: %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// passSetup opens drv with its task store counted by a passStore, and a
+// queue config on a test clock.
+func passSetup(t *testing.T, drv storagetest.DriverKind) (*passStore, *clock, tasks.Config) {
+	t.Helper()
+	d := drv.Open(t)()
+	t.Cleanup(func() { d.Close() })
+	clk := newClock()
+	cfg := noBackoff()
+	cfg.Now = clk.Now
+	return &passStore{TaskStore: d.Tasks()}, clk, cfg
+}
+
+// completeOne submits a task, assigns it to a1 and completes it; its id.
+func completeOne(t *testing.T, q *tasks.Queue, desc string) string {
+	t.Helper()
+	task, err := q.Submit(tasks.SubmitParams{Description: desc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := assignOnly(t, q, task.ID, "a1")
+	if _, _, err := q.Complete(task.ID, "a1", as.Generation, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	return task.ID
 }

@@ -32,6 +32,8 @@ import (
 // Dependencies need no index: a dependency that is not live is read from
 // the tables (statusOf, which Get serves from the archive too), and the
 // tasks that wait on a dependency are live, so their edges are loaded.
+// The edges of archived tasks are dropped at their move, so Dependents
+// names the same tasks before a restart as after it.
 
 // uniqueRecord is the stored form of an archived task's unique key.
 type uniqueRecord struct {

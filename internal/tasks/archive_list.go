@@ -5,26 +5,29 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/agentcom/agentcom/internal/storage"
 )
 
-// Listing the archive.
+// Listing the stored tables (the live table's ended tasks, the dead
+// letter, the archive).
 //
-// The archive grows without bound (every ended task past the retention),
-// so a listing never holds it in memory: the store streams the rows its
-// columns select, in id order, and the listing keeps only the sort keys of
-// the best Offset+Limit matches (a bounded heap) and counts the rest.
-// Bodies are decoded only for the page, read back by id once it is known,
-// unless the filter needs a body to match (agent, capability, text), in
-// which case each candidate is decoded once and dropped.
+// A listing never holds a table in memory: the store streams the columns
+// of the rows its filter selects (storage.TaskFilter.ColumnsOnly: no
+// bodies), in id order, and the listing keeps only the sort keys of the
+// best Offset+Limit matches (a bounded heap) and counts the rest. Bodies
+// are read back by id for the page only, unless the filter needs a body
+// to match (agent, capability, text), in which case each candidate is
+// read and decoded once and dropped.
 
 // pageKey is what orders a task in a listing.
 type pageKey struct {
 	pri              int
 	created, updated int64
 	id               string
+	table            storage.TaskTable // where the listing found it
 }
 
 func pageKeyOf(r *storage.TaskRow) pageKey {
@@ -90,45 +93,69 @@ func (h *topKeys) sorted() []pageKey {
 
 // ListArchive returns archived tasks matching f, in f's order, and the
 // number of matches before Offset/Limit, like List for the live table.
-// It holds Offset+Limit sort keys and Limit tasks at most (see above).
 func (q *Queue) ListArchive(f Filter) ([]*Task, int, error) {
-	ctx := context.Background()
-	top := &topKeys{f: f}
-	if f.Limit > 0 {
-		top.n = f.Offset + f.Limit
-	}
-	total := 0
-	err := q.st.List(ctx, storage.TasksArchive, f.columns(), func(r storage.TaskRow) error {
-		if f.needsBody() {
-			t, err := taskOf(r)
-			if err != nil {
-				return err
-			}
-			if !f.match(t) {
-				return nil
-			}
-		}
-		total++
-		top.offer(pageKeyOf(&r))
-		return nil
-	})
+	out, total, err := q.listStored(context.Background(), f, storage.TasksArchive)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list archived tasks: %w", err)
+	}
+	return out, total, nil
+}
+
+// listStored returns the tasks of tables that f matches, in f's order,
+// and the number of matches before Offset/Limit. It holds Offset+Limit
+// sort keys and Limit tasks at most (see above). f's status does not
+// apply to the dead letter, where every task is dead-lettered.
+func (q *Queue) listStored(ctx context.Context, f Filter, tables ...storage.TaskTable) ([]*Task, int, error) {
+	top := &topKeys{f: f}
+	if f.Limit > 0 {
+		// An offset so large that the sum overflows keeps every key
+		// (as many as the tables hold).
+		top.n = f.Offset + f.Limit
+		if top.n < f.Offset {
+			top.n = math.MaxInt
+		}
+	}
+	total := 0
+	for _, table := range tables {
+		g := f
+		if table == storage.TasksDeadLetter {
+			g.Status = ""
+		}
+		cols := g.columns()
+		cols.ColumnsOnly = !g.needsBody()
+		err := q.st.List(ctx, table, cols, func(r storage.TaskRow) error {
+			if g.needsBody() {
+				t, err := taskOf(r)
+				if err != nil {
+					return err
+				}
+				if !g.match(t) {
+					return nil
+				}
+			}
+			total++
+			k := pageKeyOf(&r)
+			k.table = table
+			top.offer(k)
+			return nil
+		})
+		if err != nil {
+			return nil, 0, err
+		}
 	}
 	keys := top.sorted()
 	keys = keys[min(f.Offset, len(keys)):]
 	out := make([]*Task, 0, len(keys))
 	for _, k := range keys {
-		t, table, err := q.load(ctx, k.id)
+		t, table, err := q.getFrom(ctx, k.id)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			continue // deleted since the scan
 		case err != nil:
-			return nil, 0, fmt.Errorf("list archived tasks: %w", err)
-		case table != storage.TasksArchive:
-			continue // back in another table (a restore) since the scan
+			return nil, 0, err
+		case table != k.table:
+			continue // moved to another table since the scan
 		}
-		t.Archived = true
 		out = append(out, t)
 	}
 	return out, total, nil

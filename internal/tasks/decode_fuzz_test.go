@@ -68,8 +68,9 @@ func FuzzSummarize(f *testing.F) {
 			return
 		}
 		got := summary{ID: full.ID, Status: full.Status, Priority: full.Priority, CreatedAt: full.CreatedAt,
-			UniqueKey: full.UniqueKey, UniqueUntil: full.UniqueUntil, DependsOn: full.DependsOn}
+			UpdatedAt: full.UpdatedAt, UniqueKey: full.UniqueKey, UniqueUntil: full.UniqueUntil, DependsOn: full.DependsOn}
 		if s.ID != got.ID || s.Status != got.Status || s.Priority != got.Priority || s.CreatedAt != got.CreatedAt ||
+			s.UpdatedAt != got.UpdatedAt ||
 			s.UniqueKey != got.UniqueKey || s.UniqueUntil != got.UniqueUntil || !slices.Equal(s.DependsOn, got.DependsOn) ||
 			s.HasUsage != (full.Usage != nil) {
 			t.Fatalf("summary %+v, decoder %+v", s, got)

@@ -158,6 +158,11 @@ type Config struct {
 	// Loaded, when set, counts the stored tasks a load has read so far,
 	// for a hub that serves while it loads (GET /health says how far).
 	Loaded *atomic.Int64
+	// TrackEnded: an archive runs (ArchiveConfig.Enabled). A load then
+	// keeps the end times of the live table's ended tasks, which it reads
+	// anyway, for the archive passes (archive_due.go); without it the
+	// first pass lists the live table for them.
+	TrackEnded bool
 }
 
 // Default limits of a submission. The description's limit (10,000
@@ -202,7 +207,13 @@ type Queue struct {
 	moveMu sync.Mutex
 
 	// Workflow state (workflow.go, schedules.go), guarded by mu.
-	dependents map[string][]string // dependency id -> ids of tasks naming it
+	// dependents: dependency id -> ids of the tasks naming it, and
+	// dependsOn the reverse (task id -> its depends_on), over the tasks of
+	// the live table and the dead letter: what a load finds, so Dependents
+	// answers the same before and after a restart. An archived task's
+	// edges are dropped at its move (the archive is not loaded).
+	dependents map[string][]string
+	dependsOn  map[string][]string
 	uniq       map[string]uniqEntry
 	paused     map[pauseID]pauseRecord
 	timers     delayedHeap // scheduled tasks by run_at
@@ -264,14 +275,22 @@ func (q *Queue) reload(ctx context.Context) error {
 	wf := workflowState{pauses: map[pauseID]pauseRecord{}, schedules: map[string]*Schedule{}}
 	var withDeps, withKeys []summary
 	var usage []StoredUsage
+	var ended delayedHeap
 	// note counts a task and records its key and dependencies.
 	note := func(table storage.TaskTable, s summary) {
 		if table == storage.TasksDeadLetter {
-			// Only counted: dead-letter tasks are read on demand.
+			// Counted, and their edges kept: dead-letter tasks are
+			// read on demand.
 			bump(StatusDeadLetter, s.Priority)
+			if len(s.DependsOn) > 0 {
+				withDeps = append(withDeps, summary{ID: s.ID, Priority: s.Priority, CreatedAt: s.CreatedAt, DependsOn: s.DependsOn})
+			}
 			return
 		}
 		bump(s.Status, s.Priority)
+		if q.cfg.TrackEnded && (s.Status == StatusCompleted || s.Status == StatusCancelled) {
+			ended = append(ended, endedEntry{due: s.UpdatedAt, id: s.ID})
+		}
 		if len(s.DependsOn) > 0 {
 			withDeps = append(withDeps, summary{ID: s.ID, Priority: s.Priority, CreatedAt: s.CreatedAt, DependsOn: s.DependsOn})
 		}
@@ -334,7 +353,7 @@ func (q *Queue) reload(ctx context.Context) error {
 	}
 	heap.Init(&timers)
 	idx := loadIndex(queued, now)
-	dependents := map[string][]string{}
+	dependents, dependsOn := map[string][]string{}, make(map[string][]string, len(withDeps))
 	// In scheduling order (lane, creation, id), as sortTasks would.
 	slices.SortFunc(withDeps, func(a, b summary) int {
 		ka, kb := key{a.Priority, a.CreatedAt, a.ID}, key{b.Priority, b.CreatedAt, b.ID}
@@ -347,6 +366,7 @@ func (q *Queue) reload(ctx context.Context) error {
 		return 0
 	})
 	for _, t := range withDeps {
+		dependsOn[t.ID] = t.DependsOn
 		for _, d := range t.DependsOn {
 			dependents[d] = append(dependents[d], t.ID)
 		}
@@ -372,10 +392,13 @@ func (q *Queue) reload(ctx context.Context) error {
 	q.mu.Lock()
 	q.live, q.held, q.idx, q.counts = live, held, idx, counts
 	q.perSubmitter = perSubmitter
-	q.dependents, q.uniq, q.paused, q.timers = dependents, uniq, wf.pauses, timers
+	q.dependents, q.dependsOn, q.uniq, q.paused, q.timers = dependents, dependsOn, uniq, wf.pauses, timers
 	q.schedules = wf.schedules
 	q.loadedUsage = usage
 	q.forgetEnded()
+	if q.cfg.TrackEnded {
+		q.knowLoadedEnded(ended)
+	}
 	q.mu.Unlock()
 	q.wfMu.Unlock()
 	// Waiting tasks whose dependencies ended while the hub was down (or
@@ -639,21 +662,28 @@ func (q *Queue) dropSubmitter(t *Task) {
 	q.perSubmitter[t.SubmittedBy]--
 }
 
-// Get returns a task from the live set, the queue table or the dead letter.
+// Get returns a task from the live set, the queue table, the dead letter
+// or the archive.
 func (q *Queue) Get(id string) (*Task, error) {
+	t, _, err := q.getFrom(context.Background(), id)
+	return t, err
+}
+
+// getFrom is Get, which also says the task's table.
+func (q *Queue) getFrom(ctx context.Context, id string) (*Task, storage.TaskTable, error) {
 	q.mu.Lock()
 	if t, ok := q.live[id]; ok {
 		cp := t.Clone()
 		cp.Paused = cp.Status == StatusQueued && q.pausedLocked(cp.Priority, cp.NeededCapabilities)
 		q.mu.Unlock()
-		return cp, nil
+		return cp, storage.TasksLive, nil
 	}
 	q.mu.Unlock()
-	t, table, err := q.load(context.Background(), id)
+	t, table, err := q.load(ctx, id)
 	if t != nil {
 		t.Archived = table == storage.TasksArchive
 	}
-	return t, err
+	return t, table, err
 }
 
 // Filter selects tasks for listings. Zero values select everything.
@@ -680,54 +710,37 @@ type Filter struct {
 
 // List returns the main table's tasks (never dead letter) matching f,
 // sorted by lane, creation time and id, and the number of matches before
-// Offset/Limit. Queued and assigned tasks come from memory; the other
-// statuses need a table scan.
+// Offset/Limit. Active tasks come from memory; the other statuses page
+// through the table (listStored).
 func (q *Queue) List(f Filter) ([]*Task, int, error) {
-	var out []*Task
-	if f.Status.Active() {
-		q.mu.Lock()
-		for _, t := range q.live {
-			if f.match(t) {
-				cp := t.Clone()
-				cp.Paused = cp.Status == StatusQueued && q.pausedLocked(cp.Priority, cp.NeededCapabilities)
-				out = append(out, cp)
-			}
-		}
-		q.mu.Unlock()
-	} else {
-		var err error
-		if out, err = q.scan(context.Background(), storage.TasksLive, f); err != nil {
+	if !f.Status.Active() {
+		out, total, err := q.listStored(context.Background(), f, storage.TasksLive)
+		if err != nil {
 			return nil, 0, fmt.Errorf("list tasks: %w", err)
 		}
+		return out, total, nil
 	}
+	var out []*Task
+	q.mu.Lock()
+	for _, t := range q.live {
+		if f.match(t) {
+			cp := t.Clone()
+			cp.Paused = cp.Status == StatusQueued && q.pausedLocked(cp.Priority, cp.NeededCapabilities)
+			out = append(out, cp)
+		}
+	}
+	q.mu.Unlock()
 	return paginate(order(out, f), f)
 }
 
-// ListDeadLetter returns dead-letter tasks in the same order.
+// ListDeadLetter returns dead-letter tasks in the same order, paged
+// through the table (listStored).
 func (q *Queue) ListDeadLetter(f Filter) ([]*Task, int, error) {
-	f.Status = "" // every record there is dead_letter
-	out, err := q.scan(context.Background(), storage.TasksDeadLetter, f)
+	out, total, err := q.listStored(context.Background(), f, storage.TasksDeadLetter)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list dead letter: %w", err)
 	}
-	return paginate(order(out, f), f)
-}
-
-// scan decodes the tasks of table the store selects by f's indexed
-// fields and keeps those f matches.
-func (q *Queue) scan(ctx context.Context, table storage.TaskTable, f Filter) ([]*Task, error) {
-	var out []*Task
-	err := q.st.List(ctx, table, f.columns(), func(r storage.TaskRow) error {
-		t, err := taskOf(r)
-		if err != nil {
-			return err
-		}
-		if f.match(t) {
-			out = append(out, t)
-		}
-		return nil
-	})
-	return out, err
+	return out, total, nil
 }
 
 // columns is the part of f the store can select on.
@@ -818,26 +831,17 @@ func order(ts []*Task, f Filter) []*Task {
 // Offset/Limit. A status of dead_letter reads only the dead letter; a
 // live status only the queue table.
 func (q *Queue) Search(f Filter) ([]*Task, int, error) {
-	var out []*Task
-	if f.Status != StatusDeadLetter {
-		g := f
-		g.Offset, g.Limit = 0, 0
-		ts, _, err := q.List(g)
+	switch f.Status {
+	case StatusDeadLetter:
+		return q.ListDeadLetter(f)
+	case "":
+		out, total, err := q.listStored(context.Background(), f, storage.TasksLive, storage.TasksDeadLetter)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, fmt.Errorf("search tasks: %w", err)
 		}
-		out = ts
+		return out, total, nil
 	}
-	if f.Status == "" || f.Status == StatusDeadLetter {
-		g := f
-		g.Status = ""
-		ts, err := q.scan(context.Background(), storage.TasksDeadLetter, g)
-		if err != nil {
-			return nil, 0, fmt.Errorf("search dead letter: %w", err)
-		}
-		out = append(out, ts...)
-	}
-	return paginate(order(out, f), f)
+	return q.List(f)
 }
 
 func paginate(ts []*Task, f Filter) ([]*Task, int, error) {

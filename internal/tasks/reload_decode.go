@@ -138,6 +138,6 @@ func loadRow(table storage.TaskTable, r storage.TaskRow) (decodedRow, error) {
 		return decodedRow{}, err
 	}
 	s = summary{ID: t.ID, Status: t.Status, Priority: t.Priority, CreatedAt: t.CreatedAt,
-		UniqueKey: t.UniqueKey, UniqueUntil: t.UniqueUntil, DependsOn: t.DependsOn, HasUsage: t.Usage != nil}
+		UpdatedAt: t.UpdatedAt, UniqueKey: t.UniqueKey, UniqueUntil: t.UniqueUntil, DependsOn: t.DependsOn, HasUsage: t.Usage != nil}
 	return decodedRow{table: table, s: s, t: t}, nil
 }

@@ -13,10 +13,12 @@ import (
 // metadata, result and history maps) was the bulk of a restart over a
 // long history.
 type summary struct {
-	ID          string
-	Status      Status
-	Priority    int
-	CreatedAt   int64
+	ID        string
+	Status    Status
+	Priority  int
+	CreatedAt int64
+	// UpdatedAt is an ended task's end, for the archive (archive_due.go).
+	UpdatedAt   int64
 	UniqueKey   string
 	UniqueUntil int64
 	DependsOn   []string
@@ -66,6 +68,8 @@ func summarize(body []byte, stopActive bool) (s summary, ok bool) {
 			s.Priority = int(n)
 		case bytes.Equal(k, []byte("created_at")):
 			s.CreatedAt, ok = p.intValue()
+		case bytes.Equal(k, []byte("updated_at")):
+			s.UpdatedAt, ok = p.intValue()
 		case bytes.Equal(k, []byte("unique_key")):
 			s.UniqueKey, ok = p.stringValue()
 		case bytes.Equal(k, []byte("unique_until")):
@@ -115,7 +119,7 @@ func summaryKeyFold(k []byte) bool {
 	if plain {
 		return false
 	}
-	for _, name := range [...]string{"id", "status", "priority", "created_at", "unique_key", "unique_until", "depends_on", "usage"} {
+	for _, name := range [...]string{"id", "status", "priority", "created_at", "updated_at", "unique_key", "unique_until", "depends_on", "usage"} {
 		if bytes.EqualFold(k, []byte(name)) {
 			return true
 		}

@@ -193,6 +193,9 @@ func (q *Queue) checkDependencies(field string, deps []string, known map[string]
 // lane or timer, the counters, its dependency edges and its unique key.
 func (q *Queue) insertLocked(t *Task, now int64) {
 	q.count(t.Status, t.Priority, +1)
+	if len(t.DependsOn) > 0 {
+		q.dependsOn[t.ID] = t.DependsOn
+	}
 	for _, d := range t.DependsOn {
 		q.dependents[d] = append(q.dependents[d], t.ID)
 	}
@@ -390,14 +393,44 @@ func (q *Queue) nextTimerLocked() int64 {
 	return 0
 }
 
-// Dependents returns the ids of the tasks that depend on id (every
-// status), sorted.
+// Dependents returns the ids of the tasks that depend on id, in the live
+// table or the dead letter (every status; an archived dependent is not
+// listed, as the archive is not loaded), sorted.
 func (q *Queue) Dependents(id string) []string {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	out := slices.Clone(q.dependents[id])
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// dropEdgesLocked forgets the dependency edges of tasks that left the
+// live table and the dead letter (archived), so memory and Dependents
+// match what a load would find. Caller holds q.mu.
+func (q *Queue) dropEdgesLocked(ids []string) {
+	gone := map[string]bool{}
+	for _, id := range ids {
+		if _, ok := q.dependsOn[id]; ok {
+			gone[id] = true
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	deps := map[string]bool{}
+	for id := range gone {
+		for _, d := range q.dependsOn[id] {
+			deps[d] = true
+		}
+		delete(q.dependsOn, id)
+	}
+	for d := range deps {
+		if rest := slices.DeleteFunc(q.dependents[d], func(id string) bool { return gone[id] }); len(rest) > 0 {
+			q.dependents[d] = rest
+		} else {
+			delete(q.dependents, d)
+		}
+	}
 }
 
 // UpstreamOf returns the outcome of each of t's dependencies, results

@@ -33,8 +33,9 @@ type Driver struct {
 	msg messageState // the message store's counters and write batches
 
 	// taskMoves serializes the tasks domain's moves between task_queue
-	// and the dead letter (tasks.go), so a retry's check of the dead
-	// letter and its move are one step.
+	// and the dead letter or the archive (tasks.go), so a retry's check
+	// of the dead letter and its move are one step, and the moved index
+	// knows when no move is in flight.
 	taskMoves sync.Mutex
 	// moved spares Put its reads of the dead letter and the archive
 	// (moved.go).
@@ -54,7 +55,7 @@ func New(db *store.DB) (*Driver, error) {
 		}
 	}
 	d := &Driver{db: db}
-	d.moved = newMovedIndex(d.table(store.TaskDeadLetter), d.table(store.TaskArchive))
+	d.moved = newMovedIndex(d.table(store.TaskDeadLetter), d.table(store.TaskArchive), &d.taskMoves)
 	if err := d.recoverJournal(); err != nil {
 		return nil, err
 	}

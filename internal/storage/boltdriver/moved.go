@@ -25,13 +25,27 @@ import (
 // It is built from the tables' keys in the background at open (until it
 // is ready Put reads, as it always did), and again when either file is
 // replaced (a restore: store.Table.Epoch). Every move adds its ids before
-// it commits, so an id is in the index no later than in the table; a
-// build started meanwhile takes the ids added during the scan too. Ids
+// it commits, so an id is in the index no later than in the table. Ids
 // leaving the tables (a retry, a delete) stay: a false "maybe" is only a
 // read.
+//
+// A build first waits out the move in flight (it takes moves, the lock
+// every move holds from its add to its commit), so every id added before
+// is committed and its scan finds it; the ids added from then until the
+// build ends are kept in pending, because the scan may pass an id's place
+// before its move commits. While no build runs, adds to a missing filter
+// are dropped: the next build's scan finds them. pending is bounded
+// (maxPending): past it the ids are dropped and the build's filter is
+// thrown away, since it could miss them, so the index stays without a
+// filter and answers "maybe" (Put reads) until a later build completes
+// with fewer moves during its scan.
 type movedIndex struct {
 	seed          maphash.Seed
 	dead, archive *store.Table
+	// moves is the driver's lock over moves into either table.
+	moves sync.Locker
+	// maxPending bounds pending.
+	maxPending int
 
 	mu sync.Mutex
 	// bits is the filter (nil: not ready), built for the tables at
@@ -39,16 +53,25 @@ type movedIndex struct {
 	bits   []uint64
 	epochs [2]uint64
 	n      int // ids added since the build
-	// building: a build runs. pending collects the ids added while there
-	// is no filter, for the next build to take.
+	// building: a build runs. pending collects the ids added during its
+	// scan, for it to take; lost: some were dropped (over maxPending), so
+	// its filter may miss them.
 	building bool
 	pending  []uint64
+	lost     bool
 	closed   bool
 	wg       sync.WaitGroup
 }
 
-func newMovedIndex(dead, archive *store.Table) *movedIndex {
-	return &movedIndex{seed: maphash.MakeSeed(), dead: dead, archive: archive}
+// maxMovedPending bounds the ids one build keeps from the moves during
+// its scan (8 bytes each: 8 MiB), far more than the moves of the few
+// seconds a scan of millions of ids takes.
+const maxMovedPending = 1 << 20
+
+// newMovedIndex returns an index over dead and archive; moves is held by
+// every move into them from its add to its commit.
+func newMovedIndex(dead, archive *store.Table, moves sync.Locker) *movedIndex {
+	return &movedIndex{seed: maphash.MakeSeed(), dead: dead, archive: archive, moves: moves, maxPending: maxMovedPending}
 }
 
 const movedProbes = 6
@@ -85,7 +108,8 @@ func (m *movedIndex) absent(id []byte) bool {
 	return !all
 }
 
-// add puts ids in the filter; moves call it before they commit.
+// add puts ids in the filter; moves call it before they commit, holding
+// m.moves until they have.
 func (m *movedIndex) add(ids ...[]byte) {
 	hs := make([]uint64, len(ids))
 	for i, id := range ids {
@@ -94,9 +118,14 @@ func (m *movedIndex) add(ids ...[]byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.bits == nil {
-		// The next build takes them: its scan may pass an id before
-		// the move commits it.
-		if !m.closed {
+		switch {
+		case !m.building || m.closed:
+			// The next build's scan starts after this move commits.
+		case len(m.pending)+len(hs) > m.maxPending:
+			m.pending, m.lost = nil, true
+		default:
+			// The build takes them: its scan may pass an id before
+			// the move commits it.
 			m.pending = append(m.pending, hs...)
 		}
 		return
@@ -124,22 +153,37 @@ func (m *movedIndex) startLocked() {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		hs, err := m.scan()
+		// The move in flight, if any, commits before the scan starts;
+		// the ones after are pending.
+		m.moves.Lock()
 		m.mu.Lock()
-		defer m.mu.Unlock()
-		m.building = false
-		if err != nil || m.closed || epochs != m.tableEpochs() {
-			// Put keeps reading; its next call tries again.
-			return
-		}
-		hs = append(hs, m.pending...)
-		m.pending = nil
-		f := make([]uint64, 1<<bits.Len(uint(max(len(hs), 1024)*16/64)))
-		for _, h := range hs {
-			set(f, h)
-		}
-		m.bits, m.epochs, m.n = f, epochs, 0
+		m.pending, m.lost = nil, false
+		m.mu.Unlock()
+		m.moves.Unlock()
+		hs, err := m.scan()
+		m.finish(hs, err, epochs)
 	}()
+}
+
+// finish ends a build: the filter of the scanned ids hs and the pending
+// ones, unless the scan failed, a file was replaced, or pending ids were
+// dropped (the filter could miss them).
+func (m *movedIndex) finish(hs []uint64, err error, epochs [2]uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.building = false
+	pending, lost := m.pending, m.lost
+	m.pending, m.lost = nil, false
+	if err != nil || lost || m.closed || epochs != m.tableEpochs() {
+		// Put keeps reading; its next call tries again.
+		return
+	}
+	hs = append(hs, pending...)
+	f := make([]uint64, 1<<bits.Len(uint(max(len(hs), 1024)*16/64)))
+	for _, h := range hs {
+		set(f, h)
+	}
+	m.bits, m.epochs, m.n = f, epochs, 0
 }
 
 // movedScanChunk bounds the keys one read transaction walks, so a build

@@ -3,6 +3,7 @@ package boltdriver
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -42,11 +43,7 @@ func (m *movedIndex) waitReady(t *testing.T) {
 // row are still refused by Put; a replaced archive file (a reset) drops
 // the index until it is built again for the new file.
 func TestMovedIndexKeepsPutExact(t *testing.T) {
-	d, db, err := OpenDir(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close(); db.Close() })
+	d, db := openMovedTest(t)
 	ctx := context.Background()
 	s := d.Tasks()
 	where := func(id string) (storage.TaskTable, uint64) {
@@ -116,4 +113,72 @@ func TestMovedIndexKeepsPutExact(t *testing.T) {
 	if d.moved.absent([]byte("task-dead")) {
 		t.Fatal("the rebuilt index lost the dead letter's id")
 	}
+}
+
+// TestMovedIndexBoundsPending: the ids moved during a build's scan are
+// kept for it up to a bound; past it they are dropped, the build's filter
+// (which could miss them) is thrown away, and the index answers "maybe"
+// for the moved ids until a later build completes and knows them.
+func TestMovedIndexBoundsPending(t *testing.T) {
+	d, _ := openMovedTest(t)
+	ctx := context.Background()
+	s := d.Tasks()
+	m := d.moved
+	// A build whose scan is under way (taken by the test, so no scan
+	// runs): the moves below happen during it.
+	m.mu.Lock()
+	m.maxPending = 3
+	m.building = true
+	epochs := m.tableEpochs()
+	m.mu.Unlock()
+	for i := range 5 {
+		id := fmt.Sprintf("task-%d", i)
+		if err := s.Put(ctx, []storage.TaskRow{movedRow(t, id, 1, "queued")}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MoveToDeadLetter(ctx, []storage.TaskRow{movedRow(t, id, 2, "dead_letter")}); err != nil {
+			t.Fatal(err)
+		}
+		m.mu.Lock()
+		n := len(m.pending)
+		m.mu.Unlock()
+		if n > 3 {
+			t.Fatalf("after %d moves during a build, %d ids pending (bound 3)", i+1, n)
+		}
+	}
+	// The scan, which started before the moves, found none of them.
+	m.finish(nil, nil, epochs)
+	for i := range 5 {
+		if m.absent(fmt.Appendf(nil, "task-%d", i)) {
+			t.Fatalf("task-%d, dead-lettered during a build that dropped ids, is known absent", i)
+		}
+	}
+	// The absent calls started a real build: it knows every moved id.
+	m.waitReady(t)
+	for i := range 5 {
+		if m.absent(fmt.Appendf(nil, "task-%d", i)) {
+			t.Fatalf("task-%d is known absent after a complete build", i)
+		}
+	}
+	if !m.absent([]byte("task-new")) {
+		t.Fatal("a new id is not known absent after a complete build")
+	}
+	// A late snapshot of a dead-lettered task stays out.
+	if err := s.Put(ctx, []storage.TaskRow{movedRow(t, "task-4", 1, "queued")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, table, err := s.Get(ctx, "task-4"); err != nil || table != storage.TasksDeadLetter {
+		t.Fatalf("late snapshot of task-4: %v %v", table, err)
+	}
+}
+
+// openMovedTest opens a driver over a fresh directory, closed at cleanup.
+func openMovedTest(t *testing.T) (*Driver, *store.DB) {
+	t.Helper()
+	d, db, err := OpenDir(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close(); db.Close() })
+	return d, db
 }

@@ -350,6 +350,9 @@ func (s taskStore) List(ctx context.Context, table storage.TaskTable, f storage.
 			if !f.Matches(&r) {
 				return nil
 			}
+			if f.ColumnsOnly {
+				r.Body = nil
+			}
 			return fn(r)
 		})
 	})

@@ -27,6 +27,10 @@ import (
 
 const taskColumns = "id, version, status, priority, submitted_by, assigned_to, created_at, updated_at, body"
 
+// taskColumnsOnly is taskColumns with a NULL body, for
+// TaskFilter.ColumnsOnly (scanTask reads it as a nil Body).
+const taskColumnsOnly = "id, version, status, priority, submitted_by, assigned_to, created_at, updated_at, NULL::bytea"
+
 // Tasks implements storage.Driver.
 func (d *Driver) Tasks() storage.TaskStore { return taskStore{d} }
 
@@ -350,7 +354,11 @@ func listTasks(ctx context.Context, q querier, table storage.TaskTable, f storag
 	if len(conds) > 0 {
 		where = " WHERE " + strings.Join(conds, " AND ")
 	}
-	rows, err := q.Query(ctx, "SELECT "+taskColumns+" FROM "+name+where+" ORDER BY id", args...)
+	cols := taskColumns
+	if f.ColumnsOnly {
+		cols = taskColumnsOnly
+	}
+	rows, err := q.Query(ctx, "SELECT "+cols+" FROM "+name+where+" ORDER BY id", args...)
 	if err != nil {
 		return err
 	}

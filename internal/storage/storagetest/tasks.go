@@ -564,6 +564,26 @@ func runTasks(t *testing.T, open Opener) {
 		if got := list(t, s, storage.TasksDeadLetter, storage.TaskFilter{SubmittedBy: "bob"}); got != nil {
 			t.Errorf("dead letter by another submitter: %v", got)
 		}
+		// ColumnsOnly: every column, no body, in every table.
+		for _, table := range []storage.TaskTable{storage.TasksLive, storage.TasksDeadLetter} {
+			var got []storage.TaskRow
+			err := s.List(ctx, table, storage.TaskFilter{SubmittedBy: "alice", ColumnsOnly: true}, func(r storage.TaskRow) error {
+				got = append(got, r)
+				return nil
+			})
+			want := rows[1]
+			if table == storage.TasksDeadLetter {
+				want = taskRow(t, "task-1", 2, "dead_letter", 0, "alice", "", 100)
+			}
+			if err != nil || len(got) != 1 {
+				t.Fatalf("%v, columns only: %+v %v", table, got, err)
+			}
+			if got[0].Body != nil {
+				t.Errorf("%v, columns only: body %q", table, got[0].Body)
+			}
+			want.Body = nil
+			sameRow(t, got[0], want)
+		}
 		// An error from the callback stops the listing and is returned.
 		stop := errors.New("stop")
 		calls := 0
