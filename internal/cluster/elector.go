@@ -23,31 +23,46 @@ type ElectorConfig struct {
 	// the leader, and how often the leader renews its lease. 0 means
 	// 500 ms. A follower also hears a takeover at once (NOTIFY).
 	Interval time.Duration
-	// CheckTimeout bounds the leader's renewal of its lease: a leader
-	// whose renewal does not answer in time steps down. 0 means 2 s.
-	CheckTimeout time.Duration
+	// Margin is how long before its lease could lapse a leader whose
+	// renewals go unanswered steps down (see PGElector), and bounds a
+	// follower's round. 0 means 2 s.
+	Margin time.Duration
 	// Lease is how long a leader may go without renewing before the
 	// others end its session (a frozen process keeps its session, and so
-	// the lock, alive). It must exceed Interval+CheckTimeout, after which
-	// the leader has stepped down by itself. 0 means 5 s.
+	// the lock, alive). A leader keeps the lead through renewals that are
+	// slow or fail while its session lives, until Lease-Margin after the
+	// last one that answered; it must exceed Interval+Margin so that a
+	// healthy leader renews in time. 0 means 8 s.
 	Lease time.Duration
 	// Logger receives the elector's transitions. nil discards.
 	Logger *slog.Logger
 }
 
-// Session keepalives asked of the server on the lock session, so that a
-// leader whose machine vanished (no FIN, no RST) loses its session, and
-// the lock, in about 5+3×1 s. A leader that can still run steps down
-// sooner (after Interval+CheckTimeout without an answer); a frozen one
-// finds its session ended when it thaws, and the epoch fences whatever it
-// does before it notices.
-const sessionKeepalives = "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 3"
+// keepaliveProbes is how many unanswered TCP keepalive probes, a second
+// apart, end a session whose client went silent: the server ends the
+// election session of a hub whose machine vanished (no FIN, no RST)
+// about Lease plus this many seconds after the last packet from it.
+const keepaliveProbes = 3
+
+// sessionKeepalives is asked of the server on the election session. The
+// idle time is the lease rounded up, so the server never ends a silent
+// leader's session before the followers could (see PGElector): a leader
+// that can still run has stepped down by then, a frozen one finds its
+// session ended when it thaws.
+func sessionKeepalives(lease time.Duration) string {
+	idle := int64((lease + time.Second - 1) / time.Second)
+	return fmt.Sprintf("SET tcp_keepalives_idle = %d; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = %d", idle, keepaliveProbes)
+}
 
 // leaderLockClass is the high half of the advisory lock key ("aclr");
 // the low half is the oid of this schema's cluster_leader table, so
 // clusters in different schemas of one database elect separately and the
 // key never meets the migration lock's.
 const leaderLockClass int64 = 0x61636c72
+
+// maxLease bounds ElectorConfig.Lease: a frozen leader is replaced
+// after about a lease, and the keepalive idle time follows it.
+const maxLease = 5 * time.Minute
 
 // connectTimeout bounds opening the election session (a server that
 // accepts and then says nothing must not hold the elector forever).
@@ -74,14 +89,49 @@ const forgetEvery = 600
 //
 // Takeover bound: a follower tries the lock every Interval, so after a
 // leader's process dies another leads within about Interval (plus the
-// server's noticing the dead session: at once for a dead process, up to
-// ~8 s of keepalives for a vanished machine). A leader that stops
+// server's noticing the dead session: at once for a dead process, about
+// Lease+3 s of keepalives for a vanished machine). A leader that stops
 // renewing its lease while its session lives on (a frozen process, a cut
 // path whose far end still answers) has it ended by the followers after
 // Lease plus one Interval, and is replaced in the round after.
 //
 // The lock is a session's: as for the PostgreSQL bus, the database must
 // be reached directly or through a session-mode pooler.
+//
+// Safety: at most one hub leads at a time. Why:
+//
+//  1. A hub leads only while its election session S holds the advisory
+//     lock: from the round that took the lock until it reports the loss
+//     (Leader{} on Changes), which it does when a query finds S closed,
+//     when its epoch is over, at its deadline (3.), and before it closes
+//     S itself at Stop. The hub stops its domain on that report.
+//  2. Another hub can take the lock only once S has ended.
+//  3. Let c be when this hub sent the last renewal that answered (on S,
+//     with its epoch): S was alive and held the lock then, and a session
+//     never gets a lost lock back, so it held the lock from the take
+//     until c. The leader steps down at c+Lease-Margin unless a later
+//     renewal answers. A renewal that is merely slow, or fails while S
+//     is still open, is therefore no reason to step down: it proves
+//     nothing was lost, and the deadline still holds.
+//  4. S ends without this hub closing it only (a) when the server ends a
+//     silent client by keepalives, no sooner than c+Lease+3 s, or (b)
+//     when a follower ends it after reading the row's renewed_at (set by
+//     the server at or after c) older than Lease on two rounds, so after
+//     c+Lease, or (c) by hand (pg_terminate_backend, a server restart),
+//     which this hub's pending or next query reports at once.
+//
+// So in (a) and (b) a successor takes the lock at least Margin after
+// this hub's own deadline: the Margin absorbs its timer firing late
+// under CPU starvation and its domain's stopping, and the successor then
+// loads the whole domain before it acts. Only a process stalled longer
+// than Margin past its deadline, or case (c), can overlap; the epoch
+// then fences the relay (followers relay in the new term, the old
+// leader's relay drops them) and task reports are fenced by assignment
+// generation.
+//
+// Renewals are thus never cancelled by a short timeout: pgx closes the
+// connection when a query's context ends, which would end S and give the
+// lock up, turning a slow check into a real loss.
 type PGElector struct {
 	pool *pgxpool.Pool
 	cfg  ElectorConfig
@@ -103,6 +153,10 @@ type PGElector struct {
 	holdOff time.Time
 	// epoch is the term this hub leads (while leading).
 	epoch int64
+	// confirmed is when this hub sent the last renewal (or the take) that
+	// answered, while leading: it leads until confirmed+Lease-Margin
+	// unless a later one answers (see PGElector).
+	confirmed time.Time
 	// lapsed is the epoch whose lease this follower last saw lapsed: a
 	// lease seen lapsed twice in a row, a round apart, ends the holder's
 	// session (once only, a leader that took the lock a moment ago has
@@ -130,14 +184,17 @@ func NewPGElector(pool *pgxpool.Pool, cfg ElectorConfig) (*PGElector, error) {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 500 * time.Millisecond
 	}
-	if cfg.CheckTimeout <= 0 {
-		cfg.CheckTimeout = 2 * time.Second
+	if cfg.Margin <= 0 {
+		cfg.Margin = 2 * time.Second
 	}
 	if cfg.Lease <= 0 {
-		cfg.Lease = 5 * time.Second
+		cfg.Lease = 8 * time.Second
 	}
-	if cfg.Lease <= cfg.Interval+cfg.CheckTimeout {
-		return nil, fmt.Errorf("cluster: elector: the lease (%s) must exceed Interval+CheckTimeout (%s)", cfg.Lease, cfg.Interval+cfg.CheckTimeout)
+	if cfg.Lease <= cfg.Interval+cfg.Margin {
+		return nil, fmt.Errorf("cluster: elector: the lease (%s) must exceed Interval+Margin (%s)", cfg.Lease, cfg.Interval+cfg.Margin)
+	}
+	if cfg.Lease > maxLease {
+		return nil, fmt.Errorf("cluster: elector: the lease (%s) exceeds %s", cfg.Lease, maxLease)
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -237,7 +294,7 @@ func (e *PGElector) connect(ctx context.Context) error {
 		return fmt.Errorf("connect: %w", err)
 	}
 	var oid int64
-	if _, err = c.Exec(ctx, sessionKeepalives); err == nil {
+	if _, err = c.Exec(ctx, sessionKeepalives(e.cfg.Lease)); err == nil {
 		err = c.QueryRow(ctx, "SELECT 'cluster_leader'::regclass::oid::bigint").Scan(&oid)
 	}
 	if err == nil {
@@ -262,33 +319,26 @@ func (e *PGElector) closeConn() {
 	}
 }
 
+// heartbeatSQL refreshes this hub's cluster_hubs row.
+const heartbeatSQL = `INSERT INTO cluster_hubs (hub_id, url) VALUES ($1, $2)
+	ON CONFLICT (hub_id) DO UPDATE SET url = EXCLUDED.url, seen_at = now()`
+
 // step is one round: a follower tries the lock (taking the lead when it
-// gets it) or reads the leader; the leader checks its session.
+// gets it) or reads the leader; the leader renews its lease.
 func (e *PGElector) step(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.CheckTimeout)
-	defer cancel()
 	e.steps++
+	if e.leading {
+		return e.renew(ctx)
+	}
+	// A follower holds no lock: a round cut short by its timeout (pgx then
+	// closes the session) costs a reconnection, nothing more.
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Margin)
+	defer cancel()
+	sent := time.Now()
 	if e.steps%heartbeatEvery == 1 {
-		if _, err := e.conn.Exec(ctx, `INSERT INTO cluster_hubs (hub_id, url) VALUES ($1, $2)
-			ON CONFLICT (hub_id) DO UPDATE SET url = EXCLUDED.url, seen_at = now()`, e.cfg.HubID, e.cfg.URL); err != nil {
+		if _, err := e.conn.Exec(ctx, heartbeatSQL, e.cfg.HubID, e.cfg.URL); err != nil {
 			return fmt.Errorf("heartbeat: %w", err)
 		}
-	}
-	if e.leading {
-		tag, err := e.conn.Exec(ctx, "UPDATE cluster_leader SET renewed_at = now() WHERE id = 1 AND epoch = $1", e.epoch)
-		if err != nil {
-			return fmt.Errorf("renew the lead: %w", err)
-		}
-		if tag.RowsAffected() != 1 {
-			return fmt.Errorf("renew the lead: epoch %d is over", e.epoch)
-		}
-		if e.steps%forgetEvery == 1 {
-			// Rows of hubs gone for long are history, not members.
-			if _, err := e.conn.Exec(ctx, "DELETE FROM cluster_hubs WHERE seen_at < now() - interval '1 hour'"); err != nil {
-				e.log.Warn("cluster: forget departed hubs", "err", err)
-			}
-		}
-		return nil
 	}
 	var got bool
 	if time.Now().After(e.holdOff) {
@@ -309,7 +359,7 @@ func (e *PGElector) step(ctx context.Context) error {
 			// caller closes the session) rather than lead unannounced.
 			return fmt.Errorf("take the lead: %w", err)
 		}
-		e.leading, e.epoch = true, epoch
+		e.leading, e.epoch, e.confirmed = true, epoch, sent
 		e.log.Info("cluster: this hub leads", "hub", e.cfg.HubID, "epoch", epoch)
 		e.set(Leader{HubID: e.cfg.HubID, URL: e.cfg.URL, Epoch: epoch})
 		return nil
@@ -333,6 +383,66 @@ func (e *PGElector) step(ctx context.Context) error {
 	}
 	if cur := e.Leader(); l.Epoch > cur.Epoch || cur.HubID == "" {
 		e.set(l)
+	}
+	return nil
+}
+
+// stepDownAt is when a leader whose renewals go unanswered stops
+// leading: Margin before any follower may end its session.
+func (e *PGElector) stepDownAt() time.Time { return e.confirmed.Add(e.cfg.Lease - e.cfg.Margin) }
+
+// errLeaseUnconfirmed: no renewal answered before the leader's deadline.
+var errLeaseUnconfirmed = errors.New("no renewal answered within the lease less the margin")
+
+// renew is the leader's round. Its queries are bounded by the deadline,
+// not by a timeout of their own (see PGElector): one that is slow, or
+// fails while the session stays open, leaves the lead in place (the
+// session holds the lock still) and the next round retries. Only a
+// closed session, an epoch that is over, or the deadline end the lead.
+func (e *PGElector) renew(ctx context.Context) error {
+	deadline := e.stepDownAt()
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	// failed is the round's outcome after a query failed with err: the
+	// end of the lead when the deadline passed or the session is gone
+	// (pgx closes it on any error but a statement's own, and when ctx
+	// ends), else nil: the session holds the lock still.
+	failed := func(what string, err error) error {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w: %w", what, errLeaseUnconfirmed, err)
+		}
+		if e.conn.IsClosed() {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		e.log.Warn("cluster: "+what+" failed; the session still holds the lead", "hub", e.cfg.HubID,
+			"epoch", e.epoch, "err", err, "step_down_in_ms", time.Until(deadline).Milliseconds())
+		return nil
+	}
+	sent := time.Now()
+	if !sent.Before(deadline) {
+		return fmt.Errorf("renew the lead: %w", errLeaseUnconfirmed)
+	}
+	if e.steps%heartbeatEvery == 1 {
+		if _, err := e.conn.Exec(ctx, heartbeatSQL, e.cfg.HubID, e.cfg.URL); err != nil {
+			return failed("heartbeat", err)
+		}
+	}
+	tag, err := e.conn.Exec(ctx, "UPDATE cluster_leader SET renewed_at = now() WHERE id = 1 AND epoch = $1", e.epoch)
+	if err != nil {
+		return failed("renew the lead", err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("renew the lead: epoch %d is over", e.epoch)
+	}
+	e.confirmed = sent
+	if took := time.Since(sent); took > e.cfg.Margin {
+		e.log.Warn("cluster: slow lease renewal", "hub", e.cfg.HubID, "epoch", e.epoch, "took_ms", took.Milliseconds())
+	}
+	if e.steps%forgetEvery == 1 {
+		// Rows of hubs gone for long are history, not members.
+		if _, err := e.conn.Exec(ctx, "DELETE FROM cluster_hubs WHERE seen_at < now() - interval '1 hour'"); err != nil {
+			return failed("forget departed hubs", err)
+		}
 	}
 	return nil
 }
@@ -387,10 +497,15 @@ func (e *PGElector) set(l Leader) {
 	}
 }
 
-// wait blocks until a notification on the leader channel, or Interval;
-// it reports whether a notification came.
+// wait blocks until a notification on the leader channel, or Interval
+// (a leader's deadline when sooner: it steps down on time even while
+// its renewals fail); it reports whether a notification came.
 func (e *PGElector) wait(ctx context.Context) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.Interval)
+	d := e.cfg.Interval
+	if e.leading {
+		d = max(min(d, time.Until(e.stepDownAt())), 0)
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	_, err := e.conn.WaitForNotification(ctx)
 	if err == nil {
@@ -454,7 +569,7 @@ func (e *PGElector) resign() {
 	if e.conn == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.CheckTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Margin)
 	defer cancel()
 	if e.leading {
 		if _, err := e.conn.Exec(ctx, "SELECT pg_advisory_unlock($1), pg_notify($2, 'resigned')", e.key, e.channel); err != nil {

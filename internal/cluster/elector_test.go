@@ -59,21 +59,29 @@ func testPools(t *testing.T, n int) ([]*pgxpool.Pool, []string) {
 	return pools, names
 }
 
+// sideSession opens a session of its own on pool's database, named app
+// (so it is none of the hubs'), closed at the test's end.
+func sideSession(t *testing.T, pool *pgxpool.Pool, app string) *pgx.Conn {
+	t.Helper()
+	cfg := pool.Config().ConnConfig.Copy()
+	cfg.RuntimeParams["application_name"] = app
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
 // terminate ends the sessions named app that match where (extra SQL on
 // pg_stat_activity a), through a session of its own on pool's database,
 // and returns how many it ended.
 func terminate(t *testing.T, pool *pgxpool.Pool, app, where string) int {
 	t.Helper()
 	ctx := context.Background()
-	cfg := pool.Config().ConnConfig.Copy()
-	cfg.RuntimeParams["application_name"] = "agentcom_test_terminator"
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := sideSession(t, pool, "agentcom_test_terminator")
 	var n int
-	err = conn.QueryRow(ctx,
+	err := conn.QueryRow(ctx,
 		"SELECT count(*) FROM (SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a WHERE a.application_name = $1 AND a.pid <> pg_backend_pid() AND "+where+") x",
 		app).Scan(&n)
 	if err != nil {
@@ -308,7 +316,7 @@ func TestElectorFrozenLeader(t *testing.T) {
 	var es []*cluster.PGElector
 	for i, pool := range []*pgxpool.Pool{frozenPool, pools[1]} {
 		e, err := cluster.NewPGElector(pool, cluster.ElectorConfig{HubID: fmt.Sprintf("hub%d", i), URL: "http://x",
-			Interval: 200 * time.Millisecond, CheckTimeout: 500 * time.Millisecond, Lease: 1500 * time.Millisecond})
+			Interval: 200 * time.Millisecond, Margin: 500 * time.Millisecond, Lease: 1500 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -354,5 +362,115 @@ func TestElectorStopBeforeStart(t *testing.T) {
 	es := startElectors(t, pools[1:])
 	if l := es[0].Leader(); l.HubID != es[0].Self() {
 		t.Fatalf("leader %+v, want %s", l, es[0].Self())
+	}
+}
+
+// holdLeaderRow locks the cluster_leader row from a session of its own,
+// so the leader's renewal (an UPDATE of that row) waits on the server
+// while its session, and the advisory lock, live on: a slow check, as
+// under CPU starvation. It returns once a renewal of the hub whose pool
+// is named app waits on the row; release ends the hold and returns the
+// server's time at release.
+func holdLeaderRow(t *testing.T, pool *pgxpool.Pool, app string) (release func() time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	conn := sideSession(t, pool, "agentcom_test_row_holder")
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM cluster_leader WHERE id = 1 FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, pool, "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", app)
+	return func() time.Time {
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var at time.Time
+		if err := conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+}
+
+// waitFor polls the boolean query until it is true; the bound only turns
+// a condition that never holds into a failure.
+func waitFor(t *testing.T, pool *pgxpool.Pool, query string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var ok bool
+		if err := pool.QueryRow(context.Background(), query, args...).Scan(&ok); err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never true: %s %v", query, args)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startSolo starts one elector, "solo", alone on a fresh schema, with
+// renewals every 200 ms and a lease of 6 s of which the leader may spend
+// up to 5.5 s without an answer; it returns its pool and the pool's
+// application_name.
+func startSolo(t *testing.T) (*cluster.PGElector, *pgxpool.Pool, string) {
+	t.Helper()
+	pools, apps := testPools(t, 1)
+	e, err := cluster.NewPGElector(pools[0], cluster.ElectorConfig{HubID: "solo", URL: "http://x",
+		Interval: 200 * time.Millisecond, Margin: 500 * time.Millisecond, Lease: 6 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Stop)
+	return e, pools[0], apps[0]
+}
+
+// TestElectorSlowCheckKeepsTheLead: a lone leader whose renewal waits
+// longer than the margin (here three times as long), while its session
+// and the lock live on, keeps the lead: no loss is reported and the term
+// goes on once the renewal answers. (A slow check used to time out, pgx
+// then closed the session, and the hub stepped down and closed every
+// agent socket although no other hub existed.)
+func TestElectorSlowCheckKeepsTheLead(t *testing.T) {
+	e, pool, app := startSolo(t)
+	first := next(t, e, known)
+	release := holdLeaderRow(t, pool, app)
+	time.Sleep(1500 * time.Millisecond)
+	at := release()
+	// A renewal that answered after the hold, by whichever term.
+	waitFor(t, pool, "SELECT renewed_at > $1 FROM cluster_leader WHERE id = 1", at)
+	select {
+	case l := <-e.Changes():
+		t.Fatalf("a slow renewal changed the leader to %+v (was %+v)", l, first)
+	default:
+	}
+	if l := e.Leader(); l != first {
+		t.Fatalf("leader %+v after a slow renewal, want %+v", l, first)
+	}
+}
+
+// TestElectorUnansweredCheckStepsDown: a renewal that has not answered
+// by the deadline (lease less margin after the last one that did) ends
+// the lead even though the session is open, before any follower could
+// end it; once the database answers again the hub leads in a new term.
+func TestElectorUnansweredCheckStepsDown(t *testing.T) {
+	e, pool, app := startSolo(t)
+	first := next(t, e, known)
+	release := holdLeaderRow(t, pool, app)
+	if l := next(t, e, func(cluster.Leader) bool { return true }); l.HubID != "" {
+		t.Fatalf("first change while the renewal cannot answer: %+v, want the loss", l)
+	}
+	release()
+	if l := next(t, e, known); l.HubID != "solo" || l.Epoch <= first.Epoch {
+		t.Fatalf("after the database answers again: %+v, want solo after epoch %d", l, first.Epoch)
 	}
 }

@@ -394,7 +394,11 @@ func (h *Hub) serveClusterHTTP(w http.ResponseWriter, r *http.Request) {
 	if p := m.loading.Load(); p != nil && m.domain.Load() == nil {
 		// This hub leads and loads its domain: nothing waits on a load
 		// of seconds; callers (and the followers' health checks) retry.
-		serveLoading(w, r, p, h.cfg.Version)
+		health := p.health(h.cfg.Version)
+		l := h.Leader()
+		health.HubID, health.Role = m.cfg.HubID, h.role()
+		health.Leader = &protocol.ClusterPeer{HubID: l.HubID, URL: l.URL, Epoch: l.Epoch}
+		serveLoading(w, r, health)
 		return
 	}
 	if r.URL.Path == "/health" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {

@@ -12,7 +12,7 @@ import (
 )
 
 // A hub elected at start listens while it loads its domain: /health says
-// "loading" and the API refuses with hub_loading (no request waits on the
+// "loading" (with its role, id and leader) and the API refuses with hub_loading (no request waits on the
 // load), and once loaded it serves as the leader.
 func TestClusterLeaderServesWhileItLoads(t *testing.T) {
 	c := newTestCluster(t, "hub-a")
@@ -21,7 +21,11 @@ func TestClusterLeaderServesWhileItLoads(t *testing.T) {
 	reached, release := make(chan struct{}), make(chan struct{})
 	c.boot(a, func(cfg *hub.Config) { cfg.LoadHook = hubtest.HoldLoad(reached, release) })
 	<-reached
-	if st, body := a.Do("GET", "/health", "", nil); st != http.StatusServiceUnavailable || body["status"] != protocol.StatusLoading {
+	// It says, as every hub of a cluster does, who it is and that it leads.
+	st, body := a.Do("GET", "/health", "", nil)
+	leader, _ := body["leader"].(map[string]any)
+	if st != http.StatusServiceUnavailable || body["status"] != protocol.StatusLoading || body["role"] != "leader" ||
+		body["hub_id"] != "hub-a" || leader["hub_id"] != "hub-a" || leader["epoch"] != float64(1) {
 		t.Fatalf("health while the leader loads: %d %v", st, body)
 	}
 	if st, body := a.Do("GET", "/api/agents", "", nil); st != http.StatusServiceUnavailable || body["error"] != protocol.CodeHubLoading {

@@ -96,21 +96,22 @@ func (h *Hub) storedTasks() int64 {
 	return n
 }
 
-// serveLoading answers a request to a hub that is still loading.
-func serveLoading(w http.ResponseWriter, r *http.Request, p *loadProgress, version string) {
+// serveLoading answers a request to a hub that is still loading; health
+// is how far it is (GET /health's body and the loading page's).
+func serveLoading(w http.ResponseWriter, r *http.Request, health protocol.LoadingHealth) {
 	w.Header().Set("Retry-After", strconv.Itoa(loadingRetryAfter))
 	w.Header().Set("Cache-Control", "no-store")
 	get := r.Method == http.MethodGet || r.Method == http.MethodHead
 	switch {
 	case get && r.URL.Path == "/health":
-		writeLoadingJSON(w, r, http.StatusServiceUnavailable, p.health(version))
+		writeLoadingJSON(w, r, http.StatusServiceUnavailable, health)
 	case get && (r.URL.Path == "/dashboard" || r.URL.Path == "/dashboard/"):
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		// The page's one script is inline; it only reads /health.
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'")
 		w.WriteHeader(http.StatusOK)
 		if r.Method == http.MethodGet {
-			_ = loadingPage.Execute(w, p.health(version))
+			_ = loadingPage.Execute(w, health)
 		}
 	default:
 		writeLoadingJSON(w, r, http.StatusServiceUnavailable, protocol.ErrorReply{Error: protocol.CodeHubLoading,
@@ -210,7 +211,7 @@ func (l *Loading) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		h.API.ServeHTTP(w, r)
 		return
 	}
-	serveLoading(w, r, l.progress, l.cfg.Version)
+	serveLoading(w, r, l.progress.health(l.cfg.Version))
 }
 
 // load builds the hub and starts its services behind the listening

@@ -15,7 +15,8 @@ func replies() []any {
 		ChannelInfo{}, ChannelPublishedReply{}, ChannelHistoryPage{}, Subscriptions{}, MessagePage{}, TokenCreated{},
 		TokenList{}, TokensRevoked{}, AnalyticsAgents{}, AgentHourly{}, Registered{}, TaskSubmitted{}, BatchSubmitted{},
 		TaskRequeued{}, TaskCancelledReply{}, TaskPushed{}, PauseChanged{}, ScheduleList{}, ScheduleRemoved{},
-		BackupList{}, TableStatus{}, AlertList{}, ResetRefused{}, ResetScheduled{}, Timeline{}, VAPIDKey{}}
+		BackupList{}, TableStatus{}, AlertList{}, ResetRefused{}, ResetScheduled{}, Timeline{}, VAPIDKey{},
+		LoadingHealth{}, ClusterHealth{}}
 }
 
 // TestRepliesEncodeLikeMaps: the reply structs replaced maps, whose keys

@@ -12,12 +12,18 @@ const StatusLoading = "loading"
 // state: load balancers and the cluster skip the hub until it answers 200.
 // Phase is "storage" (opening and checking the tables) or "tasks" (loading
 // the stored tasks); Loaded counts the tasks loaded so far and Total, when
-// known, the tasks there are to load.
+// known, the tasks there are to load. A hub of a cluster (a leader loading
+// its domain) adds what its ClusterHealth says of itself: HubID, Role and
+// Leader; a single hub leaves them out. Fields are in the order the keys
+// sort.
 type LoadingHealth struct {
-	Loaded  int64  `json:"loaded"`
-	Phase   string `json:"phase"`
-	Service string `json:"service"`
-	Status  string `json:"status"`
-	Total   *int64 `json:"total,omitempty"`
-	Version string `json:"version"`
+	HubID   string       `json:"hub_id,omitempty"`
+	Leader  *ClusterPeer `json:"leader,omitempty"`
+	Loaded  int64        `json:"loaded"`
+	Phase   string       `json:"phase"`
+	Role    string       `json:"role,omitempty"`
+	Service string       `json:"service"`
+	Status  string       `json:"status"`
+	Total   *int64       `json:"total,omitempty"`
+	Version string       `json:"version"`
 }

@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	cryptorand "crypto/rand"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -238,23 +239,71 @@ func (s *session) closeGraceful(code websocket.StatusCode, reason string, timeou
 }
 
 // backoff is the reconnect delay: it doubles from min to max and is
-// jittered to between half and all of the nominal value.
+// jittered to between half and all of the nominal value. It also draws
+// the jitter of the other reconnect delays (jittered), so that a fleet
+// of sidecars that lost their hub together (a hub restart, a leader
+// change, a hub loading) does not come back in lockstep. It belongs to
+// the connection loop, as does its random source.
 type backoff struct {
 	min, max, cur time.Duration
+	rand          *rand.Rand
 }
 
-func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max, cur: min} }
+func newBackoff(min, max time.Duration, r *rand.Rand) *backoff {
+	return &backoff{min: min, max: max, cur: min, rand: r}
+}
 
 func (b *backoff) reset() { b.cur = b.min }
 
 func (b *backoff) next() time.Duration {
 	d := b.cur
 	b.cur = min(b.cur*2, b.max)
-	half := d / 2
-	if half <= 0 {
-		return d
+	return b.jittered(d/2, d)
+}
+
+// jittered is a delay drawn evenly from [lo, hi].
+func (b *backoff) jittered(lo, hi time.Duration) time.Duration {
+	if hi <= lo {
+		return lo
 	}
-	return half + rand.N(d-half+1)
+	return lo + time.Duration(b.rand.Int64N(int64(hi-lo)+1))
+}
+
+// retryAfter is the delay after a hub's Retry-After: not sooner than it
+// asked (it is loading), spread over up to half as long again, and never
+// longer than the backoff's maximum. Where that maximum would narrow the
+// spread below a third of the delay (a Retry-After near or above it, when
+// the sidecar comes back sooner than asked anyway), the spread reaches
+// down to two thirds of the maximum instead: a fleet never lands on one
+// instant.
+func (b *backoff) retryAfter(after time.Duration) time.Duration {
+	d := max(after, minRetryAfter)
+	hi := max(min(d+d/2, b.max), minRetryAfter)
+	lo := min(d, hi)
+	if hi-lo < hi/3 {
+		lo = hi - hi/3
+	}
+	return b.jittered(lo, hi)
+}
+
+// failover is the delay before the next hub of hub_urls when one is
+// unreachable or goes away: short (at most maxFailoverJitter, and at most
+// the first backoff delay) but not zero, so that every agent of a hub
+// that went away does not reach the next one in the same instant.
+func (b *backoff) failover() time.Duration {
+	return b.jittered(0, min(maxFailoverJitter, b.min))
+}
+
+// maxFailoverJitter bounds the delay before moving to the next hub.
+const maxFailoverJitter = 250 * time.Millisecond
+
+// newJitterSource is the random source of a sidecar that was given none:
+// seeded from the operating system, so sidecars started together draw
+// different delays.
+func newJitterSource() rand.Source {
+	var seed [32]byte
+	_, _ = cryptorand.Read(seed[:]) // never fails (crypto/rand panics instead)
+	return rand.NewChaCha8(seed)
 }
 
 // hubBusy is a refused upgrade that says when to come back: 503 with

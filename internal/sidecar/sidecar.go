@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -40,6 +41,10 @@ type Options struct {
 	Git GitWorkflow
 	// HTTPClient is used to dial the hub; nil means http.DefaultClient.
 	HTTPClient *http.Client
+	// Jitter is the random source of the jitter of the reconnect and
+	// retry delays; nil means one of this sidecar's own, seeded from the
+	// operating system. Only the sidecar's connection loop draws from it.
+	Jitter rand.Source
 }
 
 // Sidecar is one agent's daemon. Create it with New and call Run once.
@@ -48,6 +53,7 @@ type Sidecar struct {
 	log    *slog.Logger
 	git    GitWorkflow
 	hc     *http.Client
+	jitter rand.Source // drawn from by connLoop only
 	events chan event
 	wg     sync.WaitGroup
 	// ctx is Run's context: cancelled when the sidecar stops. Task runs
@@ -148,8 +154,12 @@ func New(cfg Config, opts Options) (*Sidecar, error) {
 		log:      log.With("component", "sidecar", "agent_id", cfg.AgentID),
 		git:      opts.Git,
 		hc:       opts.HTTPClient,
+		jitter:   opts.Jitter,
 		events:   make(chan event, 64),
 		stopping: map[int]bool{},
+	}
+	if s.jitter == nil {
+		s.jitter = newJitterSource()
 	}
 	if s.git == nil && cfg.RepoDir != "" {
 		r, err := gitflow.New(cfg.RepoDir)
@@ -238,7 +248,7 @@ func (s *Sidecar) loadState() error {
 // a session was identified; a rejected token waits at least AuthRetry.
 func (s *Sidecar) connLoop(ctx context.Context) {
 	defer s.wg.Done()
-	bo := newBackoff(s.cfg.ReconnectMin, s.cfg.ReconnectMax)
+	bo := newBackoff(s.cfg.ReconnectMin, s.cfg.ReconnectMax, rand.New(s.jitter))
 	ring := newHubRing(s.cfg)
 	var id uint64
 	for ctx.Err() == nil {
@@ -255,14 +265,16 @@ func (s *Sidecar) connLoop(ctx context.Context) {
 			switch {
 			case errors.As(err, &busy) && !ring.several():
 				// The hub said when to come back (503 + Retry-After: it is
-				// loading): then, not after the growing backoff (a load
-				// takes seconds; the backoff may have grown to a minute),
-				// and never later than the backoff's maximum. With
-				// several hubs the next one is tried at once, as for any
-				// miss.
-				d = max(min(busy.RetryAfter, s.cfg.ReconnectMax), minRetryAfter)
+				// loading): then (jittered), not after the growing backoff
+				// (a load takes seconds; the backoff may have grown to a
+				// minute), and never later than the backoff's maximum.
+				// With several hubs the next one is tried at once (after
+				// the failover pause), as for any miss.
+				d = bo.retryAfter(busy.RetryAfter)
 			case ring.miss():
 				d = bo.next()
+			default:
+				d = bo.failover()
 			}
 			attrs := []any{"event", "ws_connect_error", "hub_url", redactURL(url), "error", err, "retry_in_ms", d.Milliseconds()}
 			if ring.several() {
@@ -298,10 +310,13 @@ func (s *Sidecar) connLoop(ctx context.Context) {
 		code := sess.closeCode.Load()
 		var d time.Duration
 		if hubGone(code) && !sess.authRejected.Load() {
-			// This hub is gone or going: the next one is tried at once,
-			// unless every hub failed in a row.
+			// This hub is gone or going: the next one is tried at once
+			// (after the failover pause), unless every hub failed in a
+			// row.
 			if ring.miss() {
 				d = bo.next()
+			} else {
+				d = bo.failover()
 			}
 			if ring.several() {
 				s.log.Warn("moving to the next hub", "event", "hub_failover", "from_hub_url", redactURL(url),

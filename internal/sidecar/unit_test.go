@@ -3,6 +3,7 @@ package sidecar
 import (
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -210,7 +211,7 @@ func TestDecodeFrame(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	b := newBackoff(100*time.Millisecond, time.Second)
+	b := newBackoff(100*time.Millisecond, time.Second, rand.New(rand.NewPCG(1, 2)))
 	nominal := []time.Duration{100, 200, 400, 800, 1000, 1000}
 	for i, n := range nominal {
 		n *= time.Millisecond
@@ -221,6 +222,44 @@ func TestBackoff(t *testing.T) {
 	b.reset()
 	if d := b.next(); d > 100*time.Millisecond {
 		t.Fatalf("after reset: %s", d)
+	}
+}
+
+// TestJitterBounds: every delay a sidecar draws stays in its bounds
+// (Retry-After: not sooner, at most half as long again, at most the
+// backoff's maximum, which then spreads below it; moving to the next hub: at most 250 ms and the first
+// backoff delay), and the draws spread over those bounds.
+func TestJitterBounds(t *testing.T) {
+	b := newBackoff(time.Second, 60*time.Second, rand.New(rand.NewPCG(3, 4)))
+	cases := []struct {
+		name   string
+		draw   func() time.Duration
+		lo, hi time.Duration
+	}{
+		{"retry after 2 s", func() time.Duration { return b.retryAfter(2 * time.Second) }, 2 * time.Second, 3 * time.Second},
+		{"retry after 0", func() time.Duration { return b.retryAfter(0) }, minRetryAfter, minRetryAfter * 3 / 2},
+		{"retry after 50 s", func() time.Duration { return b.retryAfter(50 * time.Second) }, 40 * time.Second, 60 * time.Second},
+		{"retry after 10 min", func() time.Duration { return b.retryAfter(10 * time.Minute) }, 40 * time.Second, 60 * time.Second},
+		{"failover", b.failover, 0, maxFailoverJitter},
+	}
+	for _, c := range cases {
+		seen := map[time.Duration]bool{}
+		for range 200 {
+			d := c.draw()
+			if d < c.lo || d > c.hi {
+				t.Fatalf("%s: %s not in [%s, %s]", c.name, d, c.lo, c.hi)
+			}
+			seen[d] = true
+		}
+		if len(seen) < 100 {
+			t.Errorf("%s: only %d distinct delays in 200 draws", c.name, len(seen))
+		}
+	}
+	small := newBackoff(10*time.Millisecond, time.Second, rand.New(rand.NewPCG(5, 6)))
+	for range 200 {
+		if d := small.failover(); d > 10*time.Millisecond {
+			t.Fatalf("failover %s with reconnect_min 10ms", d)
+		}
 	}
 }
 

@@ -54,12 +54,7 @@ func (s *passStore) take() (lists int, ids [][]string) {
 func TestArchivePassPicksFromMemory(t *testing.T) {
 	for _, drv := range storagetest.Drivers() {
 		t.Run(drv.Name, func(t *testing.T) {
-			d := drv.Open(t)()
-			t.Cleanup(func() { d.Close() })
-			ps := &passStore{TaskStore: d.Tasks()}
-			clk := newClock()
-			cfg := noBackoff()
-			cfg.Now = clk.Now
+			ps, clk, cfg := passSetup(t, drv)
 			q, err := tasks.New(ps, bus.New(), cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -68,18 +63,7 @@ func TestArchivePassPicksFromMemory(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			run := func(desc string) string {
-				t.Helper()
-				task, err := q.Submit(tasks.SubmitParams{Description: desc})
-				if err != nil {
-					t.Fatal(err)
-				}
-				as := assignOnly(t, q, task.ID, "a1")
-				if _, _, err := q.Complete(task.ID, "a1", as.Generation, nil, nil); err != nil {
-					t.Fatal(err)
-				}
-				return task.ID
-			}
+			run := func(desc string) string { return completeOne(t, q, desc) }
 			early := []string{run("one"), run("two")}
 			// Ended before the first pass: the listing finds it.
 			res, err := arch.RunOnce(context.Background())
@@ -152,28 +136,12 @@ func assignOnly(t *testing.T, q *tasks.Queue, id, agent string) *tasks.Task {
 func TestArchiveFirstPassFromLoad(t *testing.T) {
 	for _, drv := range storagetest.Drivers() {
 		t.Run(drv.Name, func(t *testing.T) {
-			d := drv.Open(t)()
-			t.Cleanup(func() { d.Close() })
-			ps := &passStore{TaskStore: d.Tasks()}
-			clk := newClock()
-			cfg := noBackoff()
-			cfg.Now = clk.Now
+			ps, clk, cfg := passSetup(t, drv)
 			before, err := tasks.New(ps, bus.New(), cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			run := func(q *tasks.Queue, desc string) string {
-				t.Helper()
-				task, err := q.Submit(tasks.SubmitParams{Description: desc})
-				if err != nil {
-					t.Fatal(err)
-				}
-				as := assignOnly(t, q, task.ID, "a1")
-				if _, _, err := q.Complete(task.ID, "a1", as.Generation, nil, nil); err != nil {
-					t.Fatal(err)
-				}
-				return task.ID
-			}
+			run := func(q *tasks.Queue, desc string) string { return completeOne(t, q, desc) }
 			early := []string{run(before, "one"), run(before, "two")}
 			cancelled, err := before.Submit(tasks.SubmitParams{Description: "cancelled", TargetAgent: "nobody"})
 			if err != nil {
@@ -288,4 +256,30 @@ func TestDependentsSameAfterRestart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// passSetup opens drv with its task store counted by a passStore, and a
+// queue config on a test clock.
+func passSetup(t *testing.T, drv storagetest.DriverKind) (*passStore, *clock, tasks.Config) {
+	t.Helper()
+	d := drv.Open(t)()
+	t.Cleanup(func() { d.Close() })
+	clk := newClock()
+	cfg := noBackoff()
+	cfg.Now = clk.Now
+	return &passStore{TaskStore: d.Tasks()}, clk, cfg
+}
+
+// completeOne submits a task, assigns it to a1 and completes it; its id.
+func completeOne(t *testing.T, q *tasks.Queue, desc string) string {
+	t.Helper()
+	task, err := q.Submit(tasks.SubmitParams{Description: desc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := assignOnly(t, q, task.ID, "a1")
+	if _, _, err := q.Complete(task.ID, "a1", as.Generation, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	return task.ID
 }

@@ -43,11 +43,7 @@ func (m *movedIndex) waitReady(t *testing.T) {
 // row are still refused by Put; a replaced archive file (a reset) drops
 // the index until it is built again for the new file.
 func TestMovedIndexKeepsPutExact(t *testing.T) {
-	d, db, err := OpenDir(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close(); db.Close() })
+	d, db := openMovedTest(t)
 	ctx := context.Background()
 	s := d.Tasks()
 	where := func(id string) (storage.TaskTable, uint64) {
@@ -124,11 +120,7 @@ func TestMovedIndexKeepsPutExact(t *testing.T) {
 // (which could miss them) is thrown away, and the index answers "maybe"
 // for the moved ids until a later build completes and knows them.
 func TestMovedIndexBoundsPending(t *testing.T) {
-	d, db, err := OpenDir(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close(); db.Close() })
+	d, _ := openMovedTest(t)
 	ctx := context.Background()
 	s := d.Tasks()
 	m := d.moved
@@ -178,4 +170,15 @@ func TestMovedIndexBoundsPending(t *testing.T) {
 	if _, table, err := s.Get(ctx, "task-4"); err != nil || table != storage.TasksDeadLetter {
 		t.Fatalf("late snapshot of task-4: %v %v", table, err)
 	}
+}
+
+// openMovedTest opens a driver over a fresh directory, closed at cleanup.
+func openMovedTest(t *testing.T) (*Driver, *store.DB) {
+	t.Helper()
+	d, db, err := OpenDir(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close(); db.Close() })
+	return d, db
 }
