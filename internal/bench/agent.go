@@ -285,24 +285,14 @@ func frameType(data []byte) string {
 	}
 	// The types the scenarios look for come back as the constants: a
 	// string made per frame was an allocation per frame for 1,000 readers.
-	switch typ := rest[:j]; string(typ) {
-	case protocol.OutMessage:
-		return protocol.OutMessage
-	case protocol.OutMessageSent:
-		return protocol.OutMessageSent
-	case protocol.OutTaskAssign:
-		return protocol.OutTaskAssign
-	case protocol.OutTaskAck:
-		return protocol.OutTaskAck
-	case protocol.OutError:
-		return protocol.OutError
-	case protocol.OutPong:
-		return protocol.OutPong
-	case protocol.OutIdentified:
-		return protocol.OutIdentified
-	default:
-		return string(typ)
+	typ := rest[:j]
+	for _, known := range [...]string{protocol.OutMessage, protocol.OutMessageSent, protocol.OutTaskAssign,
+		protocol.OutTaskAck, protocol.OutError, protocol.OutPong, protocol.OutIdentified} {
+		if string(typ) == known {
+			return known
+		}
 	}
+	return string(typ)
 }
 
 // payloadStamp reads the stamp and the sender of a message frame without
