@@ -45,6 +45,7 @@ internal/storage/pgdriver   .
 internal/sendq              .
 internal/wsconn             .
 internal/presence           .
+internal/auth               .
 }"
 
 tag() { git -C "$root" rev-parse --short "$1" 2>/dev/null || echo "$1"; }
