@@ -101,7 +101,12 @@ args() {
   case "$3" in
   tasks) echo "--scenario tasks --agents $TASKS_AGENTS --tasks $TASKS --samples $TASK_SAMPLES" ;;
   tasks_batch)
-    if "$bin" bench --help 2>&1 | grep -q -- '--batch'; then
+    # The help is read whole first: grep -q stopping at its first match
+    # would end `bench --help` with SIGPIPE, which pipefail reports as
+    # the flag missing.
+    local help
+    help="$("$bin" bench --help 2>&1 || true)"
+    if grep -q -- '--batch' <<<"$help"; then
       echo "--scenario tasks --agents $TASKS_AGENTS --tasks $TASKS --samples $TASK_SAMPLES --batch 100"
     fi ;;
   latency) echo "--scenario tasks --agents $LAT_AGENTS --tasks $LAT_TASKS --samples $LAT_SAMPLES" ;;
