@@ -29,8 +29,8 @@ const idSeqBits = 20
 // way.
 //
 // Ids are unique within a generator by construction: each is above the
-// last one handed out, whatever the clock does. A queue observes every
-// id it loads, so a leader taking over (or a hub restarted with its clock
+// last one handed out, whatever the clock does. A queue raises it above every
+// id it loads (followed), so a leader taking over (or a hub restarted with its clock
 // set back) starts above every stored id it holds. The zero value is
 // ready to use.
 //
@@ -59,22 +59,24 @@ func (g *idGen) next(now int64) string {
 	return formatID(v)
 }
 
-// observe raises the generator to id, a task id read from the store
-// (ids of another shape, such as the random ones of earlier versions,
-// are ignored: they do not sort by time, and one above the clock would
-// only make later ids count up from it).
-func (g *idGen) observe(id string, now int64) {
+// followed is what a generator must stay above once id, a task id read
+// from the store, exists: its value, or 0 when it need not be followed.
+// Ids not of this shape are not; nor is one more than a day ahead of now
+// (an id of an earlier version, made at random, can decode to any time,
+// and following one far ahead would pin every later id to counting up
+// from it).
+func followed(id string, now int64) uint64 {
 	v, ok := parseID(id)
-	if !ok {
-		return
+	if !ok || v>>idSeqBits > uint64(max(now, 0))+uint64(24*time.Hour/time.Millisecond) {
+		return 0
 	}
+	return v
+}
+
+// raise lifts the generator so that the next id is above v.
+func (g *idGen) raise(v uint64) {
 	g.mu.Lock()
-	// An id far ahead of this clock (a random id of an earlier version
-	// that happens to decode to a future time) must not pin every later
-	// id to counting: only ids at most a day ahead are followed.
-	if v > g.last && v>>idSeqBits <= uint64(max(now, 0))+uint64(24*time.Hour/time.Millisecond) {
-		g.last = v
-	}
+	g.last = max(g.last, v)
 	g.mu.Unlock()
 }
 

@@ -40,9 +40,10 @@ func TestObserveStartsAboveStoredIDs(t *testing.T) {
 	var old idGen
 	stored := old.next(ms + 10_000) // made by a hub whose clock was ahead
 	var g idGen
-	g.observe(stored, ms)
-	g.observe("task-ffffffffffffffff", ms) // an old random id: far in the future, ignored
-	g.observe("not-a-task", ms)
+	for _, id := range []string{stored, "task-ffffffffffffffff", "not-a-task"} {
+		// An old random id far in the future, and another shape: not followed.
+		g.raise(followed(id, ms))
+	}
 	next := g.next(ms)
 	if next <= stored {
 		t.Fatalf("after observing %s the next id is %s: not above it", stored, next)

@@ -320,7 +320,10 @@ func (q *Queue) reload(ctx context.Context) error {
 		}
 	}
 	live = make(map[string]*Task, active)
+	now := q.now().UnixMilli()
+	var lastID uint64 // the highest stored id new ones must stay above (id.go)
 	for _, d := range decoded {
+		lastID = max(lastID, followed(d.s.ID, now))
 		if t := d.t; t != nil {
 			if d.table == storage.TasksLive && t.Status.Active() {
 				live[t.ID] = t
@@ -331,10 +334,7 @@ func (q *Queue) reload(ctx context.Context) error {
 		}
 		note(d.table, d.s)
 	}
-	now := q.now().UnixMilli()
-	for _, d := range decoded {
-		q.ids.observe(d.s.ID, now)
-	}
+	q.ids.raise(lastID)
 	held := map[string]map[string]*Task{}
 	var timers delayedHeap
 	var waiting []string
