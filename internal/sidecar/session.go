@@ -339,5 +339,7 @@ func busyOf(resp *http.Response) *hubBusy {
 	if err != nil || secs < 0 {
 		return nil
 	}
-	return &hubBusy{RetryAfter: min(time.Duration(secs)*time.Second, maxRetryAfter)}
+	// Capped before it becomes a Duration: a huge number of seconds
+	// would overflow into a negative delay, a retry at once.
+	return &hubBusy{RetryAfter: time.Duration(min(secs, int(maxRetryAfter/time.Second))) * time.Second}
 }

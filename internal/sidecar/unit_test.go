@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -439,5 +440,31 @@ func TestTaskFileCarriesDependencies(t *testing.T) {
 	var tf TaskFile
 	if err := json.Unmarshal(b, &tf); err != nil || !jsonEq(tf.Dependencies, `[{"task_id":"a","status":"completed","result":{"n":1}}]`) {
 		t.Fatalf("task file = %s (%v)", b, err)
+	}
+}
+
+// A hub's Retry-After is honoured up to maxRetryAfter, whatever number it
+// sends: one too large for a Duration must not wrap to a retry at once.
+func TestBusyOfBoundsRetryAfter(t *testing.T) {
+	for _, c := range []struct {
+		header string
+		want   time.Duration
+	}{
+		{"2", 2 * time.Second},
+		{"0", 0},
+		{"600", maxRetryAfter},
+		{"9223372036854775807", maxRetryAfter},
+		{"99999999999", maxRetryAfter},
+	} {
+		resp := &http.Response{StatusCode: http.StatusServiceUnavailable, Header: http.Header{"Retry-After": {c.header}}}
+		b := busyOf(resp)
+		if b == nil || b.RetryAfter != c.want {
+			t.Errorf("Retry-After %s: %+v, want %v", c.header, b, c.want)
+		}
+	}
+	for _, h := range []string{"-1", "soon", "1.5"} {
+		if b := busyOf(&http.Response{StatusCode: http.StatusServiceUnavailable, Header: http.Header{"Retry-After": {h}}}); b != nil {
+			t.Errorf("Retry-After %q taken as %+v", h, b)
+		}
 	}
 }
