@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/agentcom/agentcom/internal/wsconn"
 	"sync"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/ratelimit"
 	"github.com/agentcom/agentcom/internal/tasks"
+	"github.com/agentcom/agentcom/internal/wsconn"
 )
 
 // handle processes one text frame and reports whether the socket must

@@ -2,7 +2,6 @@ package dashboard_test
 
 import (
 	"fmt"
-	"github.com/agentcom/agentcom/internal/resilience"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
+	"github.com/agentcom/agentcom/internal/resilience"
 	"github.com/agentcom/agentcom/internal/testenv"
 )
 

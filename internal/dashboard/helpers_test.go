@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/agentcom/agentcom/internal/resilience"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/hub"
 	"github.com/agentcom/agentcom/internal/hubtest"
+	"github.com/agentcom/agentcom/internal/resilience"
 	"github.com/agentcom/agentcom/internal/store"
 	"github.com/agentcom/agentcom/internal/testenv"
 )
