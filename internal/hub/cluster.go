@@ -397,7 +397,8 @@ func (h *Hub) serveClusterHTTP(w http.ResponseWriter, r *http.Request) {
 		health := p.health(h.cfg.Version)
 		l := h.Leader()
 		health.HubID, health.Role = m.cfg.HubID, h.role()
-		health.Leader = &protocol.ClusterPeer{HubID: l.HubID, URL: l.URL, Epoch: l.Epoch}
+		peer := peerOf(l)
+		health.Leader = &peer
 		serveLoading(w, r, health)
 		return
 	}
@@ -584,7 +585,7 @@ func (h *Hub) clusterHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	// This hub's view, over whatever the leader's answer said of itself.
 	body := protocol.ClusterHealth{HubID: m.cfg.HubID, Role: h.role(), RelayedSockets: m.follower.Connected(),
-		Leader:  protocol.ClusterPeer{HubID: l.HubID, URL: l.URL, Epoch: l.Epoch},
+		Leader:  peerOf(l),
 		Service: cmp.Or(leader.Service, "agent_com"), Status: leader.Status, Version: cmp.Or(leader.Version, h.cfg.Version)}
 	if answered {
 		body.AgentsConnected = &leader.AgentsConnected
@@ -594,6 +595,11 @@ func (h *Hub) clusterHealth(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodHead {
 		_ = json.NewEncoder(w).Encode(body)
 	}
+}
+
+// peerOf is the leader as a cluster hub's /health names it.
+func peerOf(l cluster.Leader) protocol.ClusterPeer {
+	return protocol.ClusterPeer{HubID: l.HubID, URL: l.URL, Epoch: l.Epoch}
 }
 
 func (m *clusterMode) leaderHealth(ctx context.Context, base string, into *protocol.Health) error {
