@@ -45,16 +45,7 @@ func TestFramesDecodeAsProtocol(t *testing.T) {
 // broadcastFrame, is read by payloadStamp without a full decode, and
 // messageStamp agrees with decodeFrame on it.
 func TestPayloadStampReadsHubFrame(t *testing.T) {
-	_, f, err := protocol.DecodeFrame(broadcastFrame(1234567890123, 42))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := f.(protocol.Message)
-	hub, err := json.Marshal(protocol.PushedMessage{Type: protocol.OutMessage, ID: "0123456789abcdef", From: "bcast-sender-0000",
-		MessageType: m.MessageType, Payload: m.Payload, Timestamp: 1739350000000})
-	if err != nil {
-		t.Fatal(err)
-	}
+	hub := hubBroadcast(t)
 	s, from, ok := payloadStamp(hub)
 	if !ok || s != (stamp{T0: 1234567890123, N: 42}) || string(from) != "bcast-sender-0000" {
 		t.Fatalf("payloadStamp(%s) = %+v, %q, %v", hub, s, from, ok)
@@ -123,16 +114,7 @@ func FuzzPayloadStamp(f *testing.F) {
 // and the sender ("scan": payloadStamp; "decode": the full decode it
 // replaced, and the fallback).
 func BenchmarkReceiveBroadcast(b *testing.B) {
-	_, f, err := protocol.DecodeFrame(broadcastFrame(1234567890123, 42))
-	if err != nil {
-		b.Fatal(err)
-	}
-	m := f.(protocol.Message)
-	hub, err := json.Marshal(protocol.PushedMessage{Type: protocol.OutMessage, ID: "0123456789abcdef", From: "bcast-sender-0000",
-		MessageType: m.MessageType, Payload: m.Payload, Timestamp: 1739350000000})
-	if err != nil {
-		b.Fatal(err)
-	}
+	hub := hubBroadcast(b)
 	for _, tc := range []struct {
 		name string
 		read func([]byte) (stamp, []byte, error)
@@ -155,4 +137,22 @@ func BenchmarkReceiveBroadcast(b *testing.B) {
 			}
 		})
 	}
+}
+
+// hubBroadcast is the frame the hub pushes for the load tool's broadcast
+// (stamp 1234567890123, 42; sender bcast-sender-0000), encoded as agentws
+// encodes it from the frame the tool sends.
+func hubBroadcast(tb testing.TB) []byte {
+	tb.Helper()
+	_, f, err := protocol.DecodeFrame(broadcastFrame(1234567890123, 42))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m := f.(protocol.Message)
+	hub, err := json.Marshal(protocol.PushedMessage{Type: protocol.OutMessage, ID: "0123456789abcdef", From: "bcast-sender-0000",
+		MessageType: m.MessageType, Payload: m.Payload, Timestamp: 1739350000000})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return hub
 }
