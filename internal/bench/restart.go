@@ -183,11 +183,12 @@ func (r *runner) fillRecords(ctx context.Context, dir string) error {
 		}
 		mbox := messaging.NewMailbox(d.Messages())
 		agents := max(o.Records/messaging.MailboxCap, 1)
-		now := time.Now().UnixMilli()
+		now := time.Now()
+		var ids messaging.IDs
 		put = func(i int) error {
 			to := "bench-restart-agent-" + strconv.Itoa(i%agents)
-			_, err := mbox.Enqueue(ctx, to, messaging.Message{ID: messaging.NewID(), From: "bench", To: to, Type: "chat",
-				Payload: map[string]any{"n": i, "text": "restart benchmark message"}, Timestamp: now})
+			_, err := mbox.Enqueue(ctx, to, messaging.Message{ID: ids.Next(now), From: "bench", To: to, Type: "chat",
+				Payload: map[string]any{"n": i, "text": "restart benchmark message"}, Timestamp: now.UnixMilli()})
 			return err
 		}
 	default:

@@ -346,6 +346,9 @@ func (h *Hub) build(ctx context.Context) error {
 	}
 	h.Sockets = agentws.New(h.cfg.Socket, deps)
 	h.Messaging = messaging.NewService(mb, hist, chans, threads, messaging.NewAnalyticsLimited(h.cfg.Messaging.WithDefaults().MaxTrackedAgents), h.Sockets, h.Tokens, h.Bus, h.log)
+	if err := h.Messaging.FollowStoredIDs(ctx); err != nil {
+		return err
+	}
 	h.Sockets.SetMessaging(h.Messaging)
 	sched.SetPusher(h.Sockets)
 

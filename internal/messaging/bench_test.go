@@ -125,7 +125,7 @@ func BenchmarkHistoryAppend(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			m := chat("a", "b", int(n.Add(1)))
-			m.ID = messaging.NewID()
+			svc.Stamp(&m)
 			if _, err := svc.History.Append(b.Context(), m, nil); err != nil {
 				b.Error(err)
 				return
@@ -145,7 +145,7 @@ func BenchmarkMailboxEnqueue(b *testing.B) {
 			i := int(n.Add(1))
 			to := "agent-" + strconv.Itoa(i%1000)
 			m := chat("a", to, i)
-			m.ID = messaging.NewID()
+			svc.Stamp(&m)
 			if _, err := svc.Mailbox.Enqueue(b.Context(), to, m); err != nil {
 				b.Error(err)
 				return
@@ -159,7 +159,7 @@ func BenchmarkMailboxPoll(b *testing.B) {
 	svc, _ := newBenchService(b, 1)
 	for i := range messaging.MailboxCap {
 		m := chat("a", "agent-1", i)
-		m.ID = messaging.NewID()
+		svc.Stamp(&m)
 		if _, err := svc.Mailbox.Enqueue(b.Context(), "agent-1", m); err != nil {
 			b.Fatal(err)
 		}

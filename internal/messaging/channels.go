@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -303,6 +304,13 @@ func (c *Channels) History(name string, limit int, since uint64) ([]ChannelEntry
 		out = append(out, ChannelEntry{Seq: e.Seq, Message: m, StoredAt: e.StoredAt})
 	}
 	return out, nil
+}
+
+// names returns every channel's name, in no order.
+func (c *Channels) names() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Collect(maps.Keys(c.byName))
 }
 
 func cloneChannel(ch *Channel) Channel {

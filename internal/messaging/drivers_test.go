@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/messaging"
@@ -163,6 +164,58 @@ func TestServiceOnEveryDriver(t *testing.T) {
 			}
 			if es, _ := s.Channels.History("dev", 10, 0); len(es) != 2 {
 				t.Fatalf("channel history after restart: %d", len(es))
+			}
+		})
+	}
+}
+
+// TestStampedIDsFollowStoredOnes: ids sort by the time they were
+// stamped, and a service that follows the stored ids (as a hub does
+// before it serves) stamps above messages a hub with a clock ahead of its
+// own stored, in the global history and in a channel.
+func TestStampedIDsFollowStoredOnes(t *testing.T) {
+	for _, k := range storagetest.Drivers() {
+		t.Run(k.Name, func(t *testing.T) {
+			d := k.Open(t)()
+			defer d.Close()
+			s := service(t, d, &fakeSockets{})
+			var ahead messaging.IDs
+			now := time.Now()
+			direct, channel := ahead.Next(now.Add(time.Hour)), ahead.Next(now.Add(2*time.Hour))
+			if _, err := s.Send(messaging.Message{ID: direct, From: "alice", To: "bob"}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Channels.Create("dev", "", "alice"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Publish("dev", messaging.Message{ID: channel, From: "alice"}); err != nil {
+				t.Fatal(err)
+			}
+
+			var stamped []string
+			stamp := func(s *messaging.Service) string {
+				m := messaging.Message{From: "alice", To: "bob"}
+				s.Stamp(&m)
+				stamped = append(stamped, m.ID)
+				return m.ID
+			}
+			// A service that has not followed them stamps below both: the
+			// case FollowStoredIDs exists for.
+			if id := stamp(service(t, d, &fakeSockets{})); id >= direct {
+				t.Fatalf("unfollowed: stamped %s, not below %s (the test's premise)", id, direct)
+			}
+			followed := service(t, d, &fakeSockets{})
+			if err := followed.FollowStoredIDs(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			stamped = stamped[:0]
+			for range 100 {
+				if id := stamp(followed); id <= channel {
+					t.Fatalf("followed: stamped %s, not above the channel's %s", id, channel)
+				}
+			}
+			if !slices.IsSorted(stamped) || len(slices.Compact(slices.Clone(stamped))) != len(stamped) {
+				t.Fatalf("stamped ids not strictly increasing: %v", stamped)
 			}
 		})
 	}

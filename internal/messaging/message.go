@@ -7,11 +7,11 @@
 package messaging
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
+	"time"
 
 	"github.com/agentcom/agentcom/internal/protocol"
+	"github.com/agentcom/agentcom/internal/timeid"
 )
 
 // Message is one message as stored and as the HTTP API shows it.
@@ -76,11 +76,23 @@ func (w WithSeq) MarshalJSON() ([]byte, error) {
 	return append(out, '}'), nil
 }
 
-// NewID returns a fresh 16-hex-character message id.
-func NewID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+// IDs hands out message ids: 16 lowercase hex digits that sort by the
+// time they were made (package timeid), so that the thread index, keyed
+// by id, grows at its right edge instead of taking a write on a random
+// page per message. Ids of earlier versions were random and keep their
+// shape. The zero value is ready to use.
+type IDs struct{ gen timeid.Gen }
+
+// Next returns a fresh message id made at now.
+func (ids *IDs) Next(now time.Time) string {
+	return timeid.Format("", ids.gen.Next(now.UnixMilli()))
+}
+
+// Follow makes every later id sort above id, a stored message's (an id
+// of an earlier version, random, or one far ahead of now is ignored: see
+// timeid.Followed).
+func (ids *IDs) Follow(id string, now time.Time) {
+	ids.gen.Raise(timeid.Followed("", id, now.UnixMilli()))
 }
 
 // StrPtr returns a pointer to s, or nil for "".

@@ -98,6 +98,7 @@ type Service struct {
 	bus    *bus.Bus
 	log    *slog.Logger
 	now    func() time.Time
+	ids    IDs // new messages' ids (Stamp)
 }
 
 // NewService wires the messaging parts together.
@@ -109,8 +110,9 @@ func NewService(mb *Mailbox, h *History, ch *Channels, th *Threads, an *Analytic
 
 // Stamp fills a message's id, type, payload and timestamp when unset.
 func (s *Service) Stamp(m *Message) {
+	now := s.now()
 	if m.ID == "" {
-		m.ID = NewID()
+		m.ID = s.ids.Next(now)
 	}
 	if m.Type == "" {
 		m.Type = DefaultType
@@ -119,8 +121,35 @@ func (s *Service) Stamp(m *Message) {
 		m.Payload = map[string]any{}
 	}
 	if m.Timestamp == 0 {
-		m.Timestamp = s.now().UnixMilli()
+		m.Timestamp = now.UnixMilli()
 	}
+}
+
+// FollowStoredIDs makes the ids Stamp hands out sort above the newest
+// stored messages' (the global history's and each channel's), which a
+// hub with a clock behind theirs made: the previous leader of a cluster,
+// or this hub before its clock was set back. Without it such a hub could
+// hand out an id again, and the thread index would take the new message
+// for the old one. The hub calls it once, before it serves.
+func (s *Service) FollowStoredIDs(ctx context.Context) error {
+	now := s.now()
+	recent, err := s.History.Recent(ctx, 1)
+	if err != nil {
+		return fmt.Errorf("follow stored message ids: %w", err)
+	}
+	for _, m := range recent {
+		s.ids.Follow(m.ID, now)
+	}
+	for _, name := range s.Channels.names() {
+		es, err := s.Channels.History(name, 1, 0)
+		if err != nil {
+			return fmt.Errorf("follow stored message ids: %w", err)
+		}
+		for _, e := range es {
+			s.ids.Follow(e.Message.ID, now)
+		}
+	}
+	return nil
 }
 
 // Send routes a direct or broadcast message: it is recorded in the history

@@ -16,6 +16,7 @@ import (
 	"github.com/agentcom/agentcom/internal/bus"
 	"github.com/agentcom/agentcom/internal/protocol"
 	"github.com/agentcom/agentcom/internal/storage"
+	"github.com/agentcom/agentcom/internal/timeid"
 )
 
 // Errors callers test for. The wire names of the original protocol are in
@@ -232,7 +233,7 @@ type Queue struct {
 	uniqMu sync.Mutex
 	wfMu   sync.Mutex
 
-	ids idGen // new tasks' ids (id.go)
+	ids timeid.Gen // new tasks' ids (id.go)
 }
 
 // New opens the queue over st and loads its state.
@@ -334,7 +335,7 @@ func (q *Queue) reload(ctx context.Context) error {
 		}
 		note(d.table, d.s)
 	}
-	q.ids.raise(lastID)
+	q.ids.Raise(lastID)
 	held := map[string]map[string]*Task{}
 	var timers delayedHeap
 	var waiting []string
@@ -601,7 +602,7 @@ func (q *Queue) reserveSubmitters(ts []*Task) error {
 // newTask builds a task from p (status and history are set by the caller).
 func (q *Queue) newTask(p SubmitParams, now int64) *Task {
 	t := &Task{
-		ID: q.ids.next(now), Description: p.Description, Metadata: p.Metadata, Priority: p.Priority,
+		ID: newID(&q.ids, now), Description: p.Description, Metadata: p.Metadata, Priority: p.Priority,
 		Status: StatusQueued, MaxRetries: DefaultMaxRetries, NeededCapabilities: p.NeededCapabilities,
 		CompleteBy: p.CompleteBy, SubmittedBy: p.SubmittedBy, CreatedAt: now, UpdatedAt: now,
 		Attempts: []Attempt{}, UniqueKey: p.UniqueKey, RunAt: p.RunAt, DependsOn: p.DependsOn,

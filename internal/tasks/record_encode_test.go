@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/agentcom/agentcom/internal/protocol"
+	"github.com/agentcom/agentcom/internal/timeid"
 )
 
 // referenceBody is the stored body as encoding/json writes it: the
@@ -142,7 +143,7 @@ func FuzzAppendRecord(f *testing.F) {
 
 func BenchmarkEncodeRecord(b *testing.B) {
 	agent, at, tok := "agent-12", int64(1_750_000_000_000), int64(42)
-	task := &Task{ID: new(idGen).next(1_780_000_000_000), Description: "bench task 12345", Metadata: map[string]any{"bench_t0": 123456.0, "bench_n": 0.0},
+	task := &Task{ID: newID(new(timeid.Gen), 1_780_000_000_000), Description: "bench task 12345", Metadata: map[string]any{"bench_t0": 123456.0, "bench_n": 0.0},
 		Priority: 2, Status: StatusCompleted, AssignedTo: &agent, AssignedAt: &at, Generation: 1, MaxRetries: 3,
 		NeededCapabilities: []string{}, Result: map[string]any{"status": "success", "output": "bench"}, TokensUsed: &tok,
 		SubmittedBy: "admin", CreatedAt: at, UpdatedAt: at,

@@ -612,7 +612,7 @@ func (q *Queue) SubmitBatchAssign(items []BatchItem, pick Pick) (submitted, assi
 	ids := make([]string, len(items))
 	known := make(map[string]bool, len(items))
 	for i := range ids {
-		ids[i] = q.ids.next(now)
+		ids[i] = newID(&q.ids, now)
 		known[ids[i]] = true
 	}
 	edges := make([][]int, len(items)) // batch-internal dependencies by index
