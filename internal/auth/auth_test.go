@@ -247,3 +247,44 @@ func BenchmarkAgents(b *testing.B) {
 		}
 	}
 }
+
+// TestAgentViewFollowsChanges: Agents and HasAgent answer from a view made
+// once per change; each create and revoke shows in the next answer.
+func TestAgentViewFollowsChanges(t *testing.T) {
+	db, d := openBolt(t, t.TempDir())
+	defer db.Close()
+	toks, err := New(d.Tokens())
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(step string, agents []string, holders ...string) {
+		t.Helper()
+		if got := toks.Agents(); !slices.Equal(got, agents) {
+			t.Fatalf("%s: Agents() = %v, want %v", step, got, agents)
+		}
+		for _, a := range []string{"ops", "w1", "w2"} {
+			if got, want := toks.HasAgent(a), slices.Contains(holders, a); got != want {
+				t.Fatalf("%s: HasAgent(%s) = %v, want %v", step, a, got, want)
+			}
+		}
+	}
+	check("empty", []string{})
+	for _, c := range []struct {
+		agent string
+		role  Role
+	}{{"w2", RoleAgent}, {"ops", RoleAdmin}, {"w1", RoleAgent}} {
+		if _, err := toks.Create(c.agent, c.role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An admin token's id holds a token but is no agent of Agents.
+	check("created", []string{"w1", "w2"}, "ops", "w1", "w2")
+	if _, err := toks.Revoke("w2"); err != nil {
+		t.Fatal(err)
+	}
+	check("revoked", []string{"w1"}, "ops", "w1")
+	// A caller's slice is its own.
+	got := toks.Agents()
+	got[0] = "changed"
+	check("after a caller wrote to its slice", []string{"w1"}, "ops", "w1")
+}
