@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 
 	"github.com/agentcom/agentcom/internal/seq"
 	"github.com/agentcom/agentcom/internal/storage"
@@ -52,6 +53,42 @@ type historyRecord struct {
 	Seq      uint64          `json:"seq"`
 	Message  json.RawMessage `json:"message"`
 	StoredAt int64           `json:"stored_at"`
+}
+
+// The two record encoders below write what json.Marshal writes for
+// historyRecord and mailboxRecord, without its second pass over the
+// message (encoding/json validates and compacts a RawMessage): they run
+// in the batch leader, serially, once per stored copy, and the bodies were
+// checked as JSON before the batch (storage.CheckAppend).
+
+// appendHistoryRecord appends a historyRecord's encoding to b.
+func appendHistoryRecord(b []byte, seq uint64, message []byte, storedAt int64) []byte {
+	b = strconv.AppendUint(append(b, `{"seq":`...), seq, 10)
+	b = append(append(b, `,"message":`...), message...)
+	b = strconv.AppendInt(append(b, `,"stored_at":`...), storedAt, 10)
+	return append(b, '}')
+}
+
+// appendMailboxRecord appends a mailboxRecord's encoding to b.
+func appendMailboxRecord(b []byte, seq uint64, agent string, message []byte, storedAt int64) []byte {
+	b = strconv.AppendUint(append(b, `{"seq":`...), seq, 10)
+	b = appendJSONString(append(b, `,"agent_id":`...), agent)
+	b = append(append(b, `,"message":`...), message...)
+	b = strconv.AppendInt(append(b, `,"stored_at":`...), storedAt, 10)
+	return append(b, '}')
+}
+
+// appendJSONString appends s as encoding/json writes a string: as it is
+// when every byte is printable ASCII that needs no escape (agent ids
+// are), else through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	return append(append(append(b, '"'), s...), '"')
 }
 
 type channelRecord struct {
