@@ -55,24 +55,19 @@ type historyRecord struct {
 	StoredAt int64           `json:"stored_at"`
 }
 
-// The two record encoders below write what json.Marshal writes for
-// historyRecord and mailboxRecord, without its second pass over the
-// message (encoding/json validates and compacts a RawMessage): they run
-// in the batch leader, serially, once per stored copy, and the bodies were
-// checked as JSON before the batch (storage.CheckAppend).
-
-// appendHistoryRecord appends a historyRecord's encoding to b.
-func appendHistoryRecord(b []byte, seq uint64, message []byte, storedAt int64) []byte {
+// encodeRecord returns what json.Marshal returns for a mailboxRecord
+// of agent, or for a historyRecord when agent is "" (no mailbox has that
+// name: storage.CheckName), without encoding/json's second pass over the
+// message (it validates and compacts a RawMessage). It runs in the batch
+// leader, serially, once per stored copy; the bodies were checked as JSON
+// before the batch (storage.CheckAppend).
+func encodeRecord(seq uint64, agent string, message []byte, storedAt int64) []byte {
+	const frame = `{"seq":,"agent_id":"","message":,"stored_at":}`
+	b := make([]byte, 0, len(frame)+2*20+len(agent)+len(message)) // 20: the longest number
 	b = strconv.AppendUint(append(b, `{"seq":`...), seq, 10)
-	b = append(append(b, `,"message":`...), message...)
-	b = strconv.AppendInt(append(b, `,"stored_at":`...), storedAt, 10)
-	return append(b, '}')
-}
-
-// appendMailboxRecord appends a mailboxRecord's encoding to b.
-func appendMailboxRecord(b []byte, seq uint64, agent string, message []byte, storedAt int64) []byte {
-	b = strconv.AppendUint(append(b, `{"seq":`...), seq, 10)
-	b = appendJSONString(append(b, `,"agent_id":`...), agent)
+	if agent != "" {
+		b = appendJSONString(append(b, `,"agent_id":`...), agent)
+	}
 	b = append(append(b, `,"message":`...), message...)
 	b = strconv.AppendInt(append(b, `,"stored_at":`...), storedAt, 10)
 	return append(b, '}')

@@ -407,7 +407,7 @@ func (p *planner) add(op *msgOp) error {
 
 func (p *planner) addHistory(a storage.Append) (uint64, [][]byte, error) {
 	n := p.claim(p.st.history)
-	v := appendHistoryRecord(nil, n, a.Message.Body, a.StoredAt)
+	v := encodeRecord(n, "", a.Message.Body, a.StoredAt)
 	p.ws = append(p.ws, write{table: store.MessageHistory, key: seq.Key(n), value: v})
 	p.histCount++
 	var trimmed [][]byte
@@ -440,7 +440,7 @@ func (p *planner) addChannel(channel string, a storage.Append) (uint64, [][]byte
 		p.st.channels[channel] = ctr
 	}
 	n := p.claim(ctr)
-	v := appendHistoryRecord(nil, n, a.Message.Body, a.StoredAt)
+	v := encodeRecord(n, "", a.Message.Body, a.StoredAt)
 	trimmed, err := p.putCapped(store.ChannelHistory, channel, n, v, storage.ChannelHistoryCap)
 	return n, trimmed, err
 }
@@ -449,7 +449,7 @@ func (p *planner) addCopies(a storage.Append) ([]uint64, error) {
 	seqs := make([]uint64, 0, len(a.Copies))
 	for _, c := range a.Copies {
 		n := p.claim(p.st.mailbox)
-		v := appendMailboxRecord(nil, n, c.Agent, c.Body, a.StoredAt)
+		v := encodeRecord(n, c.Agent, c.Body, a.StoredAt)
 		if c.Pending {
 			p.putPending(c.Agent, n, v)
 		} else if _, err := p.putCapped(store.AgentMailbox, c.Agent, n, v, storage.MailboxCap); err != nil {
