@@ -8,10 +8,10 @@ import (
 )
 
 // FuzzRecordEncoders: the hand-written encoder of history and mailbox
-// records (encodeRecord) writes what encoding/json writes for their structs: the same
-// bytes for a compact message of plain ASCII, the same decoded record for
-// any valid message (encoding/json compacts it and escapes <, > and &),
-// whatever the agent id.
+// records (encodeRecord) writes what encoding/json writes for their
+// structs: the same bytes for a compact message of plain ASCII, the same
+// decoded record for any valid message (encoding/json compacts it and
+// escapes <, > and &), whatever the agent id.
 func FuzzRecordEncoders(f *testing.F) {
 	f.Add(uint64(1), "agent-1", []byte(`{"id":"a","payload":{"text":"hi"}}`), int64(1_780_000_000_000))
 	f.Add(uint64(0), "a", []byte(`{}`), int64(0))
